@@ -1,0 +1,1363 @@
+//! The client state machine.
+
+use alloc::boxed::Box;
+use alloc::collections::VecDeque;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use crate::command::{self, check_argument, check_raw_verb, encode_line, Command};
+use crate::framing::{BodyDecoder, BodyRead, LineRead, Rx};
+use crate::parse::{self, Status};
+use crate::sasl::{Mechanism, SaslError};
+use crate::types::{
+    Capabilities, Capability, Greeting, Language, ListEntry, ServerError, Stat, UidlEntry,
+};
+use crate::{ProtocolError, Secret, Text, UsageError};
+
+/// Limits on what the server may make the client hold. Every one has a safe
+/// default; raise them only for servers you trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Limits {
+    /// Longest status or listing line, CRLF excluded. RFC 2449 allows 512 octets;
+    /// the default, 8 KiB, leaves room for servers that exceed it.
+    pub max_line_len: usize,
+    /// Most lines in a `LIST`, `UIDL` or `LANG` listing (default 1 000 000).
+    pub max_listing_lines: usize,
+    /// Most lines in a `CAPA` reply (default 1 000).
+    pub max_capa_lines: usize,
+    /// Longest line inside a message body, if limited. `None` (the default) lets
+    /// long body lines through, since the body is streamed and costs no memory.
+    pub max_body_line_len: Option<usize>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_line_len: 8 * 1024,
+            max_listing_lines: 1_000_000,
+            max_capa_lines: 1_000,
+            max_body_line_len: None,
+        }
+    }
+}
+
+/// How a [`Client`] behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// Size limits on replies.
+    pub limits: Limits,
+    /// Most commands in flight when the server offers `PIPELINING` (default 64).
+    /// It also bounds how much the client writes ahead, so that a transport that
+    /// writes everything before reading can never deadlock against the server.
+    pub pipeline_window: usize,
+    /// The connection is already encrypted (implicit TLS, port 995).
+    pub encrypted: bool,
+    /// Allow USER/PASS, APOP and credential-revealing SASL mechanisms on an
+    /// unencrypted connection. Off by default.
+    pub allow_plaintext_credentials: bool,
+    /// Free space asked of [`Client::input_buffer`] (default 64 KiB).
+    pub read_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            limits: Limits::default(),
+            pipeline_window: 64,
+            encrypted: false,
+            allow_plaintext_credentials: false,
+            read_size: 64 * 1024,
+        }
+    }
+}
+
+impl Config {
+    /// The defaults, for a connection that is already TLS (port 995).
+    pub fn encrypted() -> Config {
+        Config { encrypted: true, ..Config::default() }
+    }
+
+    /// Sets [`Config::allow_plaintext_credentials`].
+    pub fn allow_plaintext_credentials(mut self, allow: bool) -> Config {
+        self.allow_plaintext_credentials = allow;
+        self
+    }
+
+    /// Sets [`Config::limits`].
+    pub fn limits(mut self, limits: Limits) -> Config {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets [`Config::pipeline_window`] (at least 1).
+    pub fn pipeline_window(mut self, window: usize) -> Config {
+        self.pipeline_window = window.max(1);
+        self
+    }
+}
+
+/// Names one submitted command; its reply carries the same handle.
+///
+/// Handles are unique per client and never equal to a handle of another client.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Handle {
+    client: u32,
+    seq: u32,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Handle({}:{})", self.client, self.seq)
+    }
+}
+
+fn next_client_id() -> u32 {
+    #[cfg(target_has_atomic = "32")]
+    {
+        use core::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    }
+    #[cfg(not(target_has_atomic = "32"))]
+    {
+        0
+    }
+}
+
+/// The session's state (RFC 1939 section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Waiting for the server's greeting.
+    Greeting,
+    /// Connected, not logged in.
+    Authorization,
+    /// Logged in.
+    Transaction,
+    /// QUIT was answered, or the connection closed.
+    Closed,
+}
+
+/// What a command's `+OK` reply carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reply {
+    /// A one-line `+OK` with its text (USER, DELE, NOOP, RSET, QUIT, UTF8, LANG tag, raw).
+    Ok(Text),
+    /// Login succeeded (PASS, APOP, AUTH).
+    Authenticated(Text),
+    /// `STAT`.
+    Stat(Stat),
+    /// `LIST`.
+    List(Vec<ListEntry>),
+    /// `LIST n`.
+    ListOne(ListEntry),
+    /// `UIDL`.
+    Uidl(Vec<UidlEntry>),
+    /// `UIDL n`.
+    UidlOne(UidlEntry),
+    /// `CAPA`.
+    Capabilities(Capabilities),
+    /// `LANG` without an argument.
+    Languages(Vec<Language>),
+    /// The body of `RETR`, `TOP` or a multi-line raw command has ended; every
+    /// chunk came before as [`Event::Body`].
+    BodyEnd,
+    /// `STLS` was accepted: the next action is [`Action::StartTls`].
+    StartTls,
+}
+
+/// Something that happened, for the caller to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event<'a> {
+    /// The server's `+OK` greeting.
+    Greeting(Greeting),
+    /// A command succeeded.
+    Ok {
+        /// The command.
+        handle: Handle,
+        /// What the reply carried.
+        reply: Reply,
+    },
+    /// The server refused a command with `-ERR`. The session goes on.
+    Err {
+        /// The command.
+        handle: Handle,
+        /// The code and text.
+        error: ServerError,
+    },
+    /// A piece of a message body, dot-unstuffed, line endings exactly as sent.
+    /// Borrowed from the receive buffer: copy it before the next call.
+    Body {
+        /// The `RETR`, `TOP` or raw command.
+        handle: Handle,
+        /// The bytes.
+        data: &'a [u8],
+    },
+    /// The reply to a command was unusable (malformed, too long, or a SASL
+    /// exchange the client had to cancel). It was read to its end, so the
+    /// session stays in step and goes on. Chunks already given as
+    /// [`Event::Body`] for it must be discarded.
+    Failed {
+        /// The command.
+        handle: Handle,
+        /// What was wrong.
+        error: ProtocolError,
+    },
+    /// The command was never sent, because a STLS or login command queued
+    /// before it failed, or because APOP has no timestamp to use.
+    Cancelled {
+        /// The command.
+        handle: Handle,
+        /// Why.
+        reason: UsageError,
+    },
+    /// The capabilities, re-read by the client itself after TLS or login.
+    Capabilities(Capabilities),
+}
+
+/// What the caller must do next. Returned by [`Client::poll`].
+#[must_use = "the client cannot make progress unless the action is carried out"]
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action<'a> {
+    /// Handle this event, then poll again.
+    Event(Event<'a>),
+    /// Write all of these bytes to the server, then poll again.
+    Send(&'a [u8]),
+    /// Read from the server and hand the bytes to [`Client::input_written`] or
+    /// [`Client::receive`] (or call [`Client::receive_eof`]), then poll again.
+    NeedInput,
+    /// Start a TLS handshake on the connection now, then call
+    /// [`Client::tls_established`]. Do not read any plaintext before.
+    StartTls,
+    /// The session is over; close the connection.
+    Closed,
+}
+
+/// What a sent command's reply looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    Simple,
+    User,
+    Login,
+    Stat,
+    ListAll,
+    ListOne,
+    UidlAll,
+    UidlOne,
+    Capa { internal: bool },
+    Body,
+    Languages,
+    Auth,
+    Stls,
+    Quit,
+    Utf8,
+}
+
+impl Expect {
+    fn of(command: &Command) -> Expect {
+        match command {
+            Command::User(_) => Expect::User,
+            Command::Pass(_) | Command::Apop { .. } => Expect::Login,
+            Command::Auth(_) => Expect::Auth,
+            Command::Stls => Expect::Stls,
+            Command::Capa => Expect::Capa { internal: false },
+            Command::Stat => Expect::Stat,
+            Command::List(None) => Expect::ListAll,
+            Command::List(Some(_)) => Expect::ListOne,
+            Command::Uidl(None) => Expect::UidlAll,
+            Command::Uidl(Some(_)) => Expect::UidlOne,
+            Command::Retr(_) | Command::Top(..) => Expect::Body,
+            Command::Raw { multiline: true, .. } => Expect::Body,
+            Command::Lang(None) => Expect::Languages,
+            Command::Quit => Expect::Quit,
+            Command::Utf8 => Expect::Utf8,
+            _ => Expect::Simple,
+        }
+    }
+
+    /// Nothing is pipelined across these: their outcome changes what may follow.
+    fn is_barrier(self) -> bool {
+        matches!(self, Expect::Login | Expect::Auth | Expect::Stls)
+    }
+
+    fn is_multiline(self) -> bool {
+        matches!(
+            self,
+            Expect::ListAll
+                | Expect::UidlAll
+                | Expect::Capa { .. }
+                | Expect::Body
+                | Expect::Languages
+        )
+    }
+}
+
+/// A submitted command not yet sent.
+struct Queued {
+    handle: Handle,
+    command: Command,
+    expect: Expect,
+    /// AUTH only: the mechanism's initial response, computed at submission.
+    initial: Option<Secret<Vec<u8>>>,
+}
+
+/// A SASL exchange in progress.
+struct AuthExchange {
+    mechanism: Box<dyn Mechanism>,
+    /// An initial response too long for the AUTH line (RFC 5034: 255 octets),
+    /// sent instead in answer to the server's first, empty challenge.
+    deferred: Option<Secret<Vec<u8>>>,
+    /// Set when the client cancelled the exchange with `*`.
+    cancelled: Option<SaslError>,
+}
+
+/// A sent command waiting for its reply.
+struct InFlight {
+    handle: Handle,
+    expect: Expect,
+    auth: Option<AuthExchange>,
+}
+
+/// A multi-line listing being read.
+enum Items {
+    List(Vec<ListEntry>),
+    Uidl(Vec<UidlEntry>),
+    Capa(Vec<Capability>),
+    Languages(Vec<Language>),
+    /// The +OK line was too long: the listing is only skipped.
+    Skip,
+}
+
+/// Where the reply to the oldest command in flight stands.
+enum Reading {
+    Status,
+    Listing { items: Items, lines: usize, error: Option<ProtocolError> },
+    Body { decoder: BodyDecoder, error: Option<ProtocolError> },
+}
+
+/// What the session will look like once everything queued has succeeded;
+/// commands are checked against this when submitted.
+#[derive(Debug, Clone, Copy)]
+struct Projection {
+    state: State,
+    encrypted: bool,
+    tls_queued: bool,
+    user_given: bool,
+}
+
+/// One step of reading input.
+enum Step {
+    Event(Event<'static>),
+    Body(Handle, core::ops::Range<usize>),
+    Progress,
+    Idle,
+}
+
+/// The sans-IO POP3 client. See the [crate documentation](crate) for the run loop.
+pub struct Client {
+    config: Config,
+    id: u32,
+    next_seq: u32,
+    rx: Rx,
+    eof: bool,
+    tx: Vec<u8>,
+    /// `tx` was handed to the caller by the last poll and is cleared on the next call.
+    tx_handed: bool,
+    /// `tx` holds a secret: wipe it when clearing.
+    tx_secret: bool,
+    queue: VecDeque<Queued>,
+    in_flight: VecDeque<InFlight>,
+    reading: Reading,
+    events: VecDeque<Event<'static>>,
+    state: State,
+    projection: Projection,
+    encrypted: bool,
+    tls_pending: bool,
+    utf8: bool,
+    greeting: Option<Greeting>,
+    capabilities: Option<Capabilities>,
+    /// The server answered CAPA once, so it is worth asking again after login.
+    capa_answered: bool,
+    fatal: Option<ProtocolError>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("state", &self.state)
+            .field("encrypted", &self.encrypted)
+            .field("queued", &self.queue.len())
+            .field("in_flight", &self.in_flight.len())
+            .field("fatal", &self.fatal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client for a new connection, waiting for the greeting.
+    pub fn new(config: Config) -> Client {
+        let config = Config { pipeline_window: config.pipeline_window.max(1), ..config };
+        Client {
+            id: next_client_id(),
+            next_seq: 0,
+            rx: Rx::new(),
+            eof: false,
+            tx: Vec::new(),
+            tx_handed: false,
+            tx_secret: false,
+            queue: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            reading: Reading::Status,
+            events: VecDeque::new(),
+            state: State::Greeting,
+            projection: Projection {
+                state: State::Authorization,
+                encrypted: config.encrypted,
+                tls_queued: false,
+                user_given: false,
+            },
+            encrypted: config.encrypted,
+            tls_pending: false,
+            utf8: false,
+            greeting: None,
+            capabilities: None,
+            capa_answered: false,
+            fatal: None,
+            config,
+        }
+    }
+
+    // ----- state -----
+
+    /// The session's state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The greeting, once received.
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// The capabilities from the latest `CAPA` valid in the current state.
+    /// Forgotten when TLS starts and after login, since a server may change them.
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.capabilities.as_ref()
+    }
+
+    /// The connection is encrypted (implicit TLS, or STLS completed).
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted
+    }
+
+    /// `UTF8` was accepted.
+    pub fn is_utf8(&self) -> bool {
+        self.utf8
+    }
+
+    /// Commands may currently be pipelined.
+    pub fn is_pipelining(&self) -> bool {
+        self.capabilities.as_ref().is_some_and(Capabilities::pipelining)
+    }
+
+    /// Commands sent and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Commands submitted and not yet sent.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// The fatal error, once one has happened.
+    pub fn error(&self) -> Option<&ProtocolError> {
+        self.fatal.as_ref()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- input -----
+
+    /// Free space to read server bytes into, at least [`Config::read_size`]
+    /// octets. Report how many were read with [`Client::input_written`].
+    /// Reading straight into this buffer saves a copy of every message body.
+    pub fn input_buffer(&mut self) -> &mut [u8] {
+        self.rx.spare(self.config.read_size)
+    }
+
+    /// Records that `n` bytes were read into [`Client::input_buffer`].
+    pub fn input_written(&mut self, n: usize) {
+        if n == 0 || self.fatal.is_some() {
+            return;
+        }
+        if self.tls_pending {
+            self.fatal = Some(ProtocolError::DataAfterStls);
+            return;
+        }
+        self.rx.filled(n);
+    }
+
+    /// Hands bytes received from the server to the client (copies them).
+    pub fn receive(&mut self, data: &[u8]) {
+        if data.is_empty() || self.fatal.is_some() {
+            return;
+        }
+        if self.tls_pending {
+            self.fatal = Some(ProtocolError::DataAfterStls);
+            return;
+        }
+        self.rx.push(data);
+    }
+
+    /// The server closed its side of the connection.
+    pub fn receive_eof(&mut self) {
+        self.eof = true;
+    }
+
+    /// TLS is up after [`Action::StartTls`]. Capabilities learned before are
+    /// forgotten and `CAPA` is issued again.
+    pub fn tls_established(&mut self) -> Result<(), UsageError> {
+        if !self.tls_pending {
+            return Err(UsageError::WrongState {
+                command: "STLS",
+                reason: "no TLS upgrade is pending",
+            });
+        }
+        self.tls_pending = false;
+        self.encrypted = true;
+        self.capabilities = None;
+        self.queue_internal_capa();
+        self.fill_window();
+        Ok(())
+    }
+
+    // ----- commands -----
+
+    /// Submits a command. It is checked against the state the session will be
+    /// in once everything submitted before has succeeded, and refused — with
+    /// nothing sent — if it does not fit or an argument is unsafe.
+    pub fn submit(&mut self, command: Command) -> Result<Handle, UsageError> {
+        if self.fatal.is_some() || self.projection.state == State::Closed {
+            return Err(UsageError::Closed);
+        }
+        self.check(&command)?;
+        let command = match command {
+            Command::Auth(mechanism) => return self.submit_auth(mechanism),
+            other => other,
+        };
+        let expect = Expect::of(&command);
+        let handle = self.new_handle();
+        self.project(&command);
+        self.queue.push_back(Queued { handle, command, expect, initial: None });
+        self.fill_window();
+        Ok(handle)
+    }
+
+    /// `USER name`.
+    pub fn user(&mut self, name: &str) -> Result<Handle, UsageError> {
+        self.submit(Command::User(String::from(name)))
+    }
+
+    /// `PASS password`.
+    pub fn pass(&mut self, password: Secret<String>) -> Result<Handle, UsageError> {
+        self.submit(Command::Pass(password))
+    }
+
+    /// `APOP name digest`.
+    pub fn apop(&mut self, user: &str, password: Secret<String>) -> Result<Handle, UsageError> {
+        self.submit(Command::Apop { user: String::from(user), password })
+    }
+
+    /// `AUTH` with a SASL mechanism.
+    pub fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<Handle, UsageError> {
+        self.submit(Command::Auth(mechanism))
+    }
+
+    fn new_handle(&mut self) -> Handle {
+        self.next_seq = self.next_seq.wrapping_add(1);
+        Handle { client: self.id, seq: self.next_seq }
+    }
+
+    fn wrong_state(command: &Command, reason: &'static str) -> UsageError {
+        let verb = match command {
+            Command::Raw { .. } => "raw command",
+            other => match other.verb() {
+                "USER" => "USER",
+                "PASS" => "PASS",
+                "APOP" => "APOP",
+                "AUTH" => "AUTH",
+                "STLS" => "STLS",
+                "UTF8" => "UTF8",
+                "STAT" => "STAT",
+                "LIST" => "LIST",
+                "UIDL" => "UIDL",
+                "RETR" => "RETR",
+                "TOP" => "TOP",
+                "DELE" => "DELE",
+                "NOOP" => "NOOP",
+                "RSET" => "RSET",
+                _ => "command",
+            },
+        };
+        UsageError::WrongState { command: verb, reason }
+    }
+
+    /// State and argument checks; nothing is changed.
+    fn check(&self, command: &Command) -> Result<(), UsageError> {
+        let p = self.projection;
+        let authorization = p.state == State::Authorization;
+        let transaction = p.state == State::Transaction;
+        let credentials_ok = p.encrypted || self.config.allow_plaintext_credentials;
+        let need = |ok: bool, reason| {
+            if ok {
+                Ok(())
+            } else {
+                Err(Self::wrong_state(command, reason))
+            }
+        };
+        match command {
+            Command::User(name) => {
+                need(authorization, "only before login")?;
+                check_argument(name, "empty user name")?;
+                if !credentials_ok {
+                    return Err(UsageError::PlaintextCredentials);
+                }
+            }
+            Command::Pass(password) => {
+                need(authorization, "only before login")?;
+                need(p.user_given, "needs an accepted USER first")?;
+                check_argument(password.expose(), "empty password")?;
+                if !credentials_ok {
+                    return Err(UsageError::PlaintextCredentials);
+                }
+            }
+            Command::Apop { user, password } => {
+                need(authorization, "only before login")?;
+                check_argument(user, "empty user name")?;
+                check_argument(password.expose(), "empty password")?;
+                if user.contains(' ') {
+                    return Err(UsageError::InvalidArgument("APOP user name contains a space"));
+                }
+                if let Some(greeting) = &self.greeting {
+                    if greeting.apop_timestamp.is_none() {
+                        return Err(UsageError::NoApopTimestamp);
+                    }
+                }
+                if !credentials_ok {
+                    return Err(UsageError::PlaintextCredentials);
+                }
+            }
+            Command::Auth(mechanism) => {
+                need(authorization, "only before login")?;
+                let name = mechanism.name();
+                let valid_name = !name.is_empty()
+                    && name.len() <= 20
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                if !valid_name {
+                    return Err(UsageError::InvalidArgument("SASL mechanism name"));
+                }
+                if mechanism.exposes_credentials() && !credentials_ok {
+                    return Err(UsageError::PlaintextCredentials);
+                }
+            }
+            Command::Stls => {
+                need(authorization, "only before login")?;
+                need(!p.encrypted && !p.tls_queued, "TLS is already active or requested")?;
+            }
+            Command::Utf8 => need(authorization, "only before login")?,
+            Command::Stat
+            | Command::List(_)
+            | Command::Uidl(_)
+            | Command::Retr(_)
+            | Command::Top(..)
+            | Command::Dele(_)
+            | Command::Noop
+            | Command::Rset => need(transaction, "only after login")?,
+            Command::Capa | Command::Quit => {}
+            Command::Lang(tag) => {
+                if let Some(tag) = tag {
+                    let valid = !tag.is_empty()
+                        && tag.len() <= 64
+                        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*');
+                    if !valid {
+                        return Err(UsageError::InvalidArgument("language tag"));
+                    }
+                }
+            }
+            Command::Raw { verb, args, .. } => {
+                check_raw_verb(verb)?;
+                for arg in args {
+                    check_argument(arg, "empty raw argument")?;
+                }
+                let len = verb.len() + args.iter().map(|a| a.len() + 1).sum::<usize>() + 2;
+                if len > command::MAX_COMMAND_LINE {
+                    return Err(UsageError::InvalidArgument("command line longer than 255 octets"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Updates the projection for an accepted command.
+    fn project(&mut self, command: &Command) {
+        let p = &mut self.projection;
+        match command {
+            Command::User(_) => p.user_given = true,
+            Command::Pass(_) | Command::Apop { .. } | Command::Auth(_) => {
+                p.user_given = false;
+                p.state = State::Transaction;
+            }
+            Command::Stls => {
+                p.tls_queued = true;
+                p.encrypted = true;
+            }
+            Command::Quit => p.state = State::Closed,
+            _ => {}
+        }
+    }
+
+    fn submit_auth(&mut self, mut mechanism: Box<dyn Mechanism>) -> Result<Handle, UsageError> {
+        let initial = mechanism.initial_response().map_err(UsageError::Sasl)?;
+        let handle = self.new_handle();
+        self.projection.state = State::Transaction;
+        self.projection.user_given = false;
+        let command = Command::Auth(mechanism);
+        self.queue.push_back(Queued { handle, command, expect: Expect::Auth, initial });
+        self.fill_window();
+        Ok(handle)
+    }
+
+    // ----- sending -----
+
+    fn queue_internal_capa(&mut self) {
+        let handle = self.new_handle();
+        self.queue.push_front(Queued {
+            handle,
+            command: Command::Capa,
+            expect: Expect::Capa { internal: true },
+            initial: None,
+        });
+    }
+
+    /// Moves queued commands onto the wire as far as the window allows: one at a
+    /// time without PIPELINING, and never past a STLS or login command.
+    fn fill_window(&mut self) {
+        if self.state == State::Greeting || self.tls_pending || self.fatal.is_some() {
+            return;
+        }
+        let window = if self.is_pipelining() { self.config.pipeline_window } else { 1 };
+        while let Some(next) = self.queue.front() {
+            if let Some(last) = self.in_flight.back() {
+                if self.in_flight.len() >= window || last.expect.is_barrier() || next.expect.is_barrier()
+                {
+                    break;
+                }
+            }
+            let Some(queued) = self.queue.pop_front() else { break };
+            self.send(queued);
+        }
+    }
+
+    fn release_tx(&mut self) {
+        if self.tx_handed {
+            if self.tx_secret {
+                self.tx.iter_mut().for_each(|b| *b = 0);
+                self.tx_secret = false;
+            }
+            self.tx.clear();
+            self.tx_handed = false;
+        }
+    }
+
+    fn send(&mut self, queued: Queued) {
+        self.release_tx();
+        let Queued { handle, command, expect, initial } = queued;
+        let mut number = [0u8; 20];
+        let mut number2 = [0u8; 20];
+        let mut auth = None;
+        let tx = &mut self.tx;
+        match &command {
+            Command::User(name) => encode_line(tx, "USER", &[name.as_bytes()]),
+            Command::Pass(password) => {
+                encode_line(tx, "PASS", &[password.expose().as_bytes()]);
+                self.tx_secret = true;
+            }
+            Command::Apop { user, password } => {
+                let timestamp = self.greeting.as_ref().and_then(|g| g.apop_timestamp.as_deref());
+                let Some(timestamp) = timestamp else {
+                    self.events
+                        .push_back(Event::Cancelled { handle, reason: UsageError::NoApopTimestamp });
+                    return;
+                };
+                let digest = command::apop_digest(timestamp, password.expose());
+                encode_line(tx, "APOP", &[user.as_bytes(), &digest]);
+                self.tx_secret = true;
+            }
+            Command::Auth(_) => {}
+            Command::Stls => encode_line(tx, "STLS", &[]),
+            Command::Capa => encode_line(tx, "CAPA", &[]),
+            Command::Stat => encode_line(tx, "STAT", &[]),
+            Command::List(n) | Command::Uidl(n) => {
+                let verb = command.verb();
+                match n {
+                    Some(n) => encode_line(tx, verb, &[command::decimal(n.get().into(), &mut number)]),
+                    None => encode_line(tx, verb, &[]),
+                }
+            }
+            Command::Retr(n) | Command::Dele(n) => {
+                encode_line(tx, command.verb(), &[command::decimal(n.get().into(), &mut number)])
+            }
+            Command::Top(n, lines) => encode_line(
+                tx,
+                "TOP",
+                &[
+                    command::decimal(n.get().into(), &mut number),
+                    command::decimal((*lines).into(), &mut number2),
+                ],
+            ),
+            Command::Noop => encode_line(tx, "NOOP", &[]),
+            Command::Rset => encode_line(tx, "RSET", &[]),
+            Command::Quit => encode_line(tx, "QUIT", &[]),
+            Command::Utf8 => encode_line(tx, "UTF8", &[]),
+            Command::Lang(tag) => match tag {
+                Some(tag) => encode_line(tx, "LANG", &[tag.as_bytes()]),
+                None => encode_line(tx, "LANG", &[]),
+            },
+            Command::Raw { verb, args, .. } => {
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                encode_line(tx, verb, &args);
+            }
+        }
+        if let Command::Auth(mechanism) = command {
+            let name = String::from(mechanism.name());
+            let mut deferred = None;
+            match initial {
+                Some(ir) => {
+                    let encoded = if ir.expose().is_empty() {
+                        String::from("=")
+                    } else {
+                        BASE64.encode(ir.expose())
+                    };
+                    // RFC 5034: an initial response that would make the line longer
+                    // than 255 octets waits for the server's empty challenge.
+                    if 5 + name.len() + 1 + encoded.len() + 2 <= command::MAX_COMMAND_LINE {
+                        encode_line(&mut self.tx, "AUTH", &[name.as_bytes(), encoded.as_bytes()]);
+                        self.tx_secret = true;
+                    } else {
+                        encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]);
+                        deferred = Some(ir);
+                    }
+                }
+                None => encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]),
+            }
+            auth = Some(AuthExchange { mechanism, deferred, cancelled: None });
+        }
+        self.in_flight.push_back(InFlight { handle, expect, auth });
+    }
+
+    /// Sends one SASL response line (RFC 5034: base64, or empty for an empty response).
+    fn send_sasl_line(&mut self, data: &[u8]) {
+        self.release_tx();
+        if !data.is_empty() {
+            let encoded = BASE64.encode(data);
+            self.tx.extend_from_slice(encoded.as_bytes());
+        }
+        self.tx.extend_from_slice(b"\r\n");
+        self.tx_secret = true;
+    }
+
+    // ----- output -----
+
+    /// Returns the next thing to do. Call it in a loop until it returns
+    /// [`Action::NeedInput`] (then read) or [`Action::Closed`].
+    ///
+    /// An `Err` is fatal and sticky: the server broke the protocol and the
+    /// connection must be closed; every later call returns the same error.
+    pub fn poll(&mut self) -> Result<Action<'_>, ProtocolError> {
+        if let Some(error) = &self.fatal {
+            return Err(error.clone());
+        }
+        self.release_tx();
+        loop {
+            if !self.tx.is_empty() {
+                self.tx_handed = true;
+                return Ok(Action::Send(&self.tx));
+            }
+            if let Some(event) = self.events.pop_front() {
+                return Ok(Action::Event(event));
+            }
+            if self.tls_pending {
+                return Ok(Action::StartTls);
+            }
+            match self.step() {
+                Ok(Step::Event(event)) => return Ok(Action::Event(event)),
+                Ok(Step::Body(handle, range)) => {
+                    return Ok(Action::Event(Event::Body { handle, data: self.rx.bytes(range) }))
+                }
+                Ok(Step::Progress) => continue,
+                Ok(Step::Idle) => break,
+                Err(error) => {
+                    self.fail();
+                    self.fatal = Some(error.clone());
+                    return Err(error);
+                }
+            }
+        }
+        if self.state == State::Closed {
+            Ok(Action::Closed)
+        } else {
+            Ok(Action::NeedInput)
+        }
+    }
+
+    fn fail(&mut self) {
+        self.state = State::Closed;
+        self.projection.state = State::Closed;
+        self.queue.clear();
+        self.in_flight.clear();
+        self.release_tx();
+        self.tx.clear();
+    }
+
+    /// Nothing more can be read now: wait, or fail if the server hung up early.
+    fn pending(&mut self) -> Result<Step, ProtocolError> {
+        if !self.eof {
+            return Ok(Step::Idle);
+        }
+        let expecting = self.state == State::Greeting
+            || !self.in_flight.is_empty()
+            || !matches!(self.reading, Reading::Status)
+            || !self.rx.is_empty();
+        if expecting && self.state != State::Closed {
+            return Err(ProtocolError::UnexpectedEof);
+        }
+        if self.state != State::Closed {
+            self.state = State::Closed;
+            self.projection.state = State::Closed;
+            for queued in core::mem::take(&mut self.queue) {
+                self.events
+                    .push_back(Event::Cancelled { handle: queued.handle, reason: UsageError::Closed });
+            }
+            return Ok(Step::Progress);
+        }
+        Ok(Step::Idle)
+    }
+
+    fn step(&mut self) -> Result<Step, ProtocolError> {
+        if self.rx.is_empty() {
+            return self.pending();
+        }
+        if self.state == State::Closed {
+            // After QUIT the server has nothing more to say; ignore any noise.
+            self.rx = Rx::new();
+            return Ok(Step::Idle);
+        }
+        if self.state == State::Greeting {
+            return self.read_greeting();
+        }
+        match self.reading {
+            Reading::Status => self.read_status(),
+            Reading::Listing { .. } => self.read_listing(),
+            Reading::Body { .. } => self.read_body(),
+        }
+    }
+
+    fn read_greeting(&mut self) -> Result<Step, ProtocolError> {
+        let range = match self.rx.line(self.config.limits.max_line_len) {
+            LineRead::Line(range) => range,
+            LineRead::TooLong(_) => {
+                return Err(ProtocolError::LineTooLong { limit: self.config.limits.max_line_len })
+            }
+            LineRead::Pending => return self.pending(),
+        };
+        let line = self.rx.bytes(range);
+        match parse::status(line) {
+            Some(Status::Ok(text)) => {
+                let greeting = Greeting {
+                    text: Text::sanitize(text),
+                    apop_timestamp: parse::apop_timestamp(text),
+                };
+                self.greeting = Some(greeting.clone());
+                self.state = State::Authorization;
+                self.fill_window();
+                Ok(Step::Event(Event::Greeting(greeting)))
+            }
+            Some(Status::Err(text)) => Err(ProtocolError::GreetingRejected(parse::server_error(text))),
+            _ => Err(ProtocolError::InvalidGreeting(Text::sanitize(truncate(line)))),
+        }
+    }
+
+    fn read_status(&mut self) -> Result<Step, ProtocolError> {
+        let Some(front) = self.in_flight.front() else {
+            return Err(ProtocolError::UnsolicitedData);
+        };
+        let expect = front.expect;
+        let limit = self.config.limits.max_line_len;
+        let range = match self.rx.line(limit) {
+            LineRead::Line(range) => range,
+            LineRead::TooLong(prefix) => return self.status_too_long(expect, prefix.as_bytes()),
+            LineRead::Pending => return self.pending(),
+        };
+        let line = self.rx.bytes(range.clone());
+        let status = parse::status(line);
+        let text_range = match &status {
+            Some(Status::Ok(t) | Status::Err(t) | Status::Continuation(t)) => {
+                range.end - t.len()..range.end
+            }
+            None => return Err(ProtocolError::InvalidStatusLine(Text::sanitize(truncate(line)))),
+        };
+        let text = self.rx.bytes(text_range);
+        match status {
+            Some(Status::Ok(_)) => self.on_ok(expect, text.to_vec()),
+            Some(Status::Err(_)) => {
+                let error = parse::server_error(text);
+                self.on_err(error)
+            }
+            Some(Status::Continuation(_)) if expect == Expect::Auth => {
+                let challenge = text.to_vec();
+                self.on_challenge(&challenge)
+            }
+            _ => Err(ProtocolError::InvalidStatusLine(Text::sanitize(truncate(line)))),
+        }
+    }
+
+    /// An over-long status line was consumed. Where its first bytes still say
+    /// whether it was `+OK` or `-ERR`, the stream stays in step: a multi-line
+    /// reply is skipped to its end and the command reported as failed.
+    fn status_too_long(&mut self, expect: Expect, prefix: &[u8]) -> Result<Step, ProtocolError> {
+        let limit = self.config.limits.max_line_len;
+        let error = ProtocolError::LineTooLong { limit };
+        if matches!(expect, Expect::Auth | Expect::Stls | Expect::Login | Expect::Quit) {
+            return Err(error);
+        }
+        match parse::status_prefix(prefix) {
+            Some(true) if expect.is_multiline() => {
+                self.reading = if expect == Expect::Body {
+                    Reading::Body { decoder: BodyDecoder::new(), error: Some(error) }
+                } else {
+                    Reading::Listing { items: Items::Skip, lines: 0, error: Some(error) }
+                };
+                Ok(Step::Progress)
+            }
+            Some(_) => Ok(self.complete_failed(error)),
+            None => Err(error),
+        }
+    }
+
+    fn complete(&mut self, event: Event<'static>) -> Step {
+        self.in_flight.pop_front();
+        self.reading = Reading::Status;
+        self.fill_window();
+        Step::Event(event)
+    }
+
+    fn front_handle(&self) -> Handle {
+        // Only called while a reply is being read, so a command is in flight.
+        self.in_flight.front().map_or(Handle { client: self.id, seq: 0 }, |f| f.handle)
+    }
+
+    fn complete_ok(&mut self, reply: Reply) -> Step {
+        let handle = self.front_handle();
+        self.complete(Event::Ok { handle, reply })
+    }
+
+    fn complete_failed(&mut self, error: ProtocolError) -> Step {
+        let handle = self.front_handle();
+        if self.in_flight.front().is_some_and(|f| matches!(f.expect, Expect::Capa { internal: true })) {
+            self.in_flight.pop_front();
+            self.reading = Reading::Status;
+            self.fill_window();
+            return Step::Progress;
+        }
+        self.complete(Event::Failed { handle, error })
+    }
+
+    fn on_ok(&mut self, expect: Expect, text: Vec<u8>) -> Result<Step, ProtocolError> {
+        let parsed = |r: Result<Reply, parse::Invalid>| r.map_err(ProtocolError::Malformed);
+        let reply = match expect {
+            Expect::Simple => Ok(Reply::Ok(Text::sanitize(&text))),
+            Expect::User => Ok(Reply::Ok(Text::sanitize(&text))),
+            Expect::Utf8 => {
+                self.utf8 = true;
+                Ok(Reply::Ok(Text::sanitize(&text)))
+            }
+            Expect::Login => return Ok(self.authenticated(&text)),
+            Expect::Stat => parsed(parse::stat(&text).map(Reply::Stat)),
+            Expect::ListOne => parsed(parse::list_entry(&text).map(Reply::ListOne)),
+            Expect::UidlOne => parsed(parse::uidl_entry(&text).map(Reply::UidlOne)),
+            Expect::ListAll | Expect::UidlAll | Expect::Capa { .. } | Expect::Languages => {
+                let items = match expect {
+                    Expect::ListAll => Items::List(Vec::new()),
+                    Expect::UidlAll => Items::Uidl(Vec::new()),
+                    Expect::Languages => Items::Languages(Vec::new()),
+                    _ => Items::Capa(Vec::new()),
+                };
+                self.reading = Reading::Listing { items, lines: 0, error: None };
+                return Ok(Step::Progress);
+            }
+            Expect::Body => {
+                self.reading = Reading::Body { decoder: BodyDecoder::new(), error: None };
+                return Ok(Step::Progress);
+            }
+            Expect::Auth => {
+                let exchange = self.in_flight.front_mut().and_then(|f| f.auth.as_mut());
+                if let Some(exchange) = exchange {
+                    if exchange.cancelled.is_some() {
+                        return Err(ProtocolError::AuthenticationAccepted);
+                    }
+                    exchange.mechanism.finish().map_err(ProtocolError::Sasl)?;
+                }
+                return Ok(self.authenticated(&text));
+            }
+            Expect::Stls => {
+                // Anything already received after this line came before TLS:
+                // injected by someone on the path. Never process it.
+                if !self.rx.is_empty() {
+                    return Err(ProtocolError::DataAfterStls);
+                }
+                self.tls_pending = true;
+                Ok(Reply::StartTls)
+            }
+            Expect::Quit => {
+                self.state = State::Closed;
+                self.projection.state = State::Closed;
+                Ok(Reply::Ok(Text::sanitize(&text)))
+            }
+        };
+        Ok(match reply {
+            Ok(reply) => self.complete_ok(reply),
+            Err(error) => self.complete_failed(error),
+        })
+    }
+
+    fn authenticated(&mut self, text: &[u8]) -> Step {
+        self.state = State::Transaction;
+        self.capabilities = None;
+        let step = self.complete_ok(Reply::Authenticated(Text::sanitize(text)));
+        if self.capa_answered {
+            self.queue_internal_capa();
+            self.fill_window();
+        }
+        step
+    }
+
+    fn on_err(&mut self, error: ServerError) -> Result<Step, ProtocolError> {
+        let Some(front) = self.in_flight.front_mut() else {
+            return Err(ProtocolError::UnsolicitedData);
+        };
+        let handle = front.handle;
+        let expect = front.expect;
+        let cancelled = front.auth.as_mut().and_then(|a| a.cancelled.take());
+        if matches!(expect, Expect::User | Expect::Login | Expect::Auth | Expect::Stls) {
+            self.cancel_queue();
+        }
+        if let Some(sasl) = cancelled {
+            return Ok(self.complete(Event::Failed { handle, error: ProtocolError::Sasl(sasl) }));
+        }
+        if matches!(expect, Expect::Capa { internal: true }) {
+            self.in_flight.pop_front();
+            self.fill_window();
+            return Ok(Step::Progress);
+        }
+        Ok(self.complete(Event::Err { handle, error }))
+    }
+
+    /// A STLS or login step failed: what was queued behind it assumed success,
+    /// so it is dropped, unsent, and the projection starts again from the facts.
+    fn cancel_queue(&mut self) {
+        for queued in core::mem::take(&mut self.queue) {
+            self.events.push_back(Event::Cancelled { handle: queued.handle, reason: UsageError::Cancelled });
+        }
+        self.projection = Projection {
+            state: self.state,
+            encrypted: self.encrypted,
+            tls_queued: false,
+            user_given: false,
+        };
+    }
+
+    fn on_challenge(&mut self, text: &[u8]) -> Result<Step, ProtocolError> {
+        let Some(exchange) = self.in_flight.front_mut().and_then(|f| f.auth.as_mut()) else {
+            return Err(ProtocolError::InvalidStatusLine(Text::sanitize(b"+")));
+        };
+        if exchange.cancelled.is_some() {
+            return Err(ProtocolError::Malformed("SASL challenge after the client cancelled"));
+        }
+        let response = if let Some(initial) = exchange.deferred.take() {
+            Ok(initial)
+        } else {
+            let trimmed = trim_spaces(text);
+            match BASE64.decode(trimmed) {
+                Ok(challenge) => exchange.mechanism.respond(&challenge),
+                Err(_) => Err(SaslError::MalformedChallenge("challenge is not valid base64")),
+            }
+        };
+        match response {
+            Ok(data) => self.send_sasl_line(data.expose()),
+            Err(error) => {
+                // RFC 5034: "*" cancels; the server answers -ERR.
+                exchange.cancelled = Some(error);
+                self.release_tx();
+                self.tx.extend_from_slice(b"*\r\n");
+            }
+        }
+        Ok(Step::Progress)
+    }
+
+    fn read_listing(&mut self) -> Result<Step, ProtocolError> {
+        let limits = self.config.limits;
+        let range = match self.rx.line(limits.max_line_len) {
+            LineRead::Line(range) => range,
+            LineRead::TooLong(_) => {
+                if let Reading::Listing { error, lines, .. } = &mut self.reading {
+                    *lines += 1;
+                    error.get_or_insert(ProtocolError::LineTooLong { limit: limits.max_line_len });
+                }
+                return Ok(Step::Progress);
+            }
+            LineRead::Pending => return self.pending(),
+        };
+        let mut line = self.rx.bytes(range);
+        if line == b"." {
+            return Ok(self.finish_listing());
+        }
+        if line.first() == Some(&b'.') {
+            line = &line[1..];
+        }
+        let Reading::Listing { items, lines, error } = &mut self.reading else {
+            return Ok(Step::Progress);
+        };
+        *lines += 1;
+        let max = if matches!(items, Items::Capa(_)) {
+            limits.max_capa_lines
+        } else {
+            limits.max_listing_lines
+        };
+        if *lines > max {
+            error.get_or_insert(ProtocolError::TooManyLines { limit: max });
+            return Ok(Step::Progress);
+        }
+        if error.is_some() {
+            return Ok(Step::Progress);
+        }
+        let result = match items {
+            Items::List(v) => parse::list_entry(line).map(|e| v.push(e)),
+            Items::Uidl(v) => parse::uidl_entry(line).map(|e| v.push(e)),
+            Items::Languages(v) => parse::language(line).map(|e| v.push(e)),
+            Items::Capa(v) => {
+                v.push(parse::capability(line));
+                Ok(())
+            }
+            Items::Skip => Ok(()),
+        };
+        if let Err(what) = result {
+            *error = Some(ProtocolError::Malformed(what));
+        }
+        Ok(Step::Progress)
+    }
+
+    fn finish_listing(&mut self) -> Step {
+        let reading = core::mem::replace(&mut self.reading, Reading::Status);
+        let Reading::Listing { items, error, .. } = reading else {
+            return Step::Progress;
+        };
+        if let Some(error) = error {
+            return self.complete_failed(error);
+        }
+        let reply = match items {
+            Items::List(entries) => match unique_numbers(entries.iter().map(|e| e.msg.get())) {
+                true => Reply::List(entries),
+                false => return self.complete_failed(ProtocolError::Malformed("duplicate message number in LIST")),
+            },
+            Items::Uidl(entries) => {
+                let numbers_unique = unique_numbers(entries.iter().map(|e| e.msg.get()));
+                let mut uids: Vec<&str> = entries.iter().map(|e| e.uid.as_str()).collect();
+                uids.sort_unstable();
+                let uids_unique = uids.windows(2).all(|w| w[0] != w[1]);
+                if !numbers_unique {
+                    return self.complete_failed(ProtocolError::Malformed("duplicate message number in UIDL"));
+                }
+                if !uids_unique {
+                    return self.complete_failed(ProtocolError::Malformed("duplicate unique id in UIDL"));
+                }
+                Reply::Uidl(entries)
+            }
+            Items::Languages(languages) => Reply::Languages(languages),
+            Items::Capa(list) => {
+                let capabilities = Capabilities { list };
+                self.capabilities = Some(capabilities.clone());
+                self.capa_answered = true;
+                let internal = self
+                    .in_flight
+                    .front()
+                    .is_some_and(|f| matches!(f.expect, Expect::Capa { internal: true }));
+                if internal {
+                    return self.complete(Event::Capabilities(capabilities));
+                }
+                Reply::Capabilities(capabilities)
+            }
+            Items::Skip => return self.complete_failed(ProtocolError::Malformed("skipped reply")),
+        };
+        self.complete_ok(reply)
+    }
+
+    fn read_body(&mut self) -> Result<Step, ProtocolError> {
+        let max_line = self.config.limits.max_body_line_len;
+        let Reading::Body { decoder, error } = &mut self.reading else {
+            return Ok(Step::Progress);
+        };
+        match self.rx.body(decoder, max_line) {
+            BodyRead::Data(range) => {
+                if error.is_some() {
+                    return Ok(Step::Progress);
+                }
+                Ok(Step::Body(self.front_handle(), range))
+            }
+            BodyRead::LineTooLong => {
+                error.get_or_insert(ProtocolError::BodyLineTooLong { limit: max_line.unwrap_or(0) });
+                Ok(Step::Progress)
+            }
+            BodyRead::End => {
+                let error = error.take();
+                Ok(match error {
+                    Some(error) => self.complete_failed(error),
+                    None => self.complete_ok(Reply::BodyEnd),
+                })
+            }
+            BodyRead::Pending => self.pending(),
+        }
+    }
+}
+
+fn truncate(line: &[u8]) -> &[u8] {
+    &line[..line.len().min(120)]
+}
+
+fn trim_spaces(mut text: &[u8]) -> &[u8] {
+    while let [b' ', rest @ ..] = text {
+        text = rest;
+    }
+    while let [rest @ .., b' '] = text {
+        text = rest;
+    }
+    text
+}
+
+fn unique_numbers(numbers: impl Iterator<Item = u32>) -> bool {
+    let mut sorted: Vec<u32> = numbers.collect();
+    sorted.sort_unstable();
+    sorted.windows(2).all(|w| w[0] != w[1])
+}

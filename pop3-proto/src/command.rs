@@ -1,0 +1,224 @@
+//! Commands a client sends, with their validation and wire encoding.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+use crate::sasl::Mechanism;
+use crate::types::MsgNum;
+use crate::{Secret, UsageError};
+
+/// A POP3 command, as submitted to [`Client::submit`](crate::Client::submit).
+#[non_exhaustive]
+pub enum Command {
+    /// `USER name` (RFC 1939).
+    User(String),
+    /// `PASS password` (RFC 1939). Must follow an accepted `USER`.
+    Pass(Secret<String>),
+    /// `APOP name digest` (RFC 1939): the digest is computed from the greeting's
+    /// timestamp when the command is sent.
+    Apop {
+        /// The mailbox name.
+        user: String,
+        /// The shared secret.
+        password: Secret<String>,
+    },
+    /// `AUTH mechanism` with a SASL exchange (RFC 5034).
+    Auth(Box<dyn Mechanism>),
+    /// `STLS` (RFC 2595).
+    Stls,
+    /// `CAPA` (RFC 2449).
+    Capa,
+    /// `STAT`.
+    Stat,
+    /// `LIST` or `LIST n`.
+    List(Option<MsgNum>),
+    /// `UIDL` or `UIDL n`.
+    Uidl(Option<MsgNum>),
+    /// `RETR n`: the message arrives as [`Event::Body`](crate::Event::Body) chunks.
+    Retr(MsgNum),
+    /// `TOP n lines`: headers, blank line and the first `lines` body lines, as chunks.
+    Top(MsgNum, u32),
+    /// `DELE n`: marks for deletion; committed only by `QUIT` in the transaction state.
+    Dele(MsgNum),
+    /// `NOOP`.
+    Noop,
+    /// `RSET`: unmarks deleted messages.
+    Rset,
+    /// `QUIT`.
+    Quit,
+    /// `UTF8` (RFC 6856).
+    Utf8,
+    /// `LANG` (list the languages) or `LANG tag` (choose one) (RFC 6856).
+    Lang(Option<String>),
+    /// A command this library does not model (RPOP, XTND, ...). `multiline` says
+    /// whether a `+OK` reply is followed by a dot-terminated body, which then
+    /// arrives as [`Event::Body`](crate::Event::Body) chunks.
+    Raw {
+        /// The keyword: 1 to 40 ASCII letters, digits or `-`.
+        verb: String,
+        /// Arguments, sent separated by single spaces.
+        args: Vec<String>,
+        /// Whether a `+OK` reply is multi-line.
+        multiline: bool,
+    },
+}
+
+impl Command {
+    /// The keyword, for messages and traces.
+    pub fn verb(&self) -> &str {
+        match self {
+            Command::User(_) => "USER",
+            Command::Pass(_) => "PASS",
+            Command::Apop { .. } => "APOP",
+            Command::Auth(_) => "AUTH",
+            Command::Stls => "STLS",
+            Command::Capa => "CAPA",
+            Command::Stat => "STAT",
+            Command::List(_) => "LIST",
+            Command::Uidl(_) => "UIDL",
+            Command::Retr(_) => "RETR",
+            Command::Top(..) => "TOP",
+            Command::Dele(_) => "DELE",
+            Command::Noop => "NOOP",
+            Command::Rset => "RSET",
+            Command::Quit => "QUIT",
+            Command::Utf8 => "UTF8",
+            Command::Lang(_) => "LANG",
+            Command::Raw { verb, .. } => verb,
+        }
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::User(u) => f.debug_tuple("User").field(u).finish(),
+            Command::Pass(p) => f.debug_tuple("Pass").field(p).finish(),
+            Command::Apop { user, password } => f
+                .debug_struct("Apop")
+                .field("user", user)
+                .field("password", password)
+                .finish(),
+            Command::Auth(m) => f.debug_tuple("Auth").field(&m.name()).finish(),
+            Command::List(n) => f.debug_tuple("List").field(n).finish(),
+            Command::Uidl(n) => f.debug_tuple("Uidl").field(n).finish(),
+            Command::Retr(n) => f.debug_tuple("Retr").field(n).finish(),
+            Command::Top(n, l) => f.debug_tuple("Top").field(n).field(l).finish(),
+            Command::Dele(n) => f.debug_tuple("Dele").field(n).finish(),
+            Command::Lang(t) => f.debug_tuple("Lang").field(t).finish(),
+            Command::Raw { verb, args, multiline } => f
+                .debug_struct("Raw")
+                .field("verb", verb)
+                .field("args", args)
+                .field("multiline", multiline)
+                .finish(),
+            other => f.write_str(other.verb()),
+        }
+    }
+}
+
+/// The longest command line RFC 2449 allows, CRLF included.
+pub(crate) const MAX_COMMAND_LINE: usize = 255;
+
+/// Rejects empty arguments and any CR, LF or NUL, which would let a caller's
+/// string smuggle a second command onto the wire.
+pub(crate) fn check_argument(arg: &str, what: &'static str) -> Result<(), UsageError> {
+    if arg.is_empty() {
+        return Err(UsageError::InvalidArgument(what));
+    }
+    if arg.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+        return Err(UsageError::InvalidArgument("argument contains CR, LF or NUL"));
+    }
+    if arg.len() > MAX_COMMAND_LINE - 8 {
+        return Err(UsageError::InvalidArgument("argument longer than a command line allows"));
+    }
+    Ok(())
+}
+
+/// A keyword for a raw command: 1 to 40 ASCII letters, digits or `-`, and none
+/// of the commands whose state changes the core must track itself.
+pub(crate) fn check_raw_verb(verb: &str) -> Result<(), UsageError> {
+    let valid = !verb.is_empty()
+        && verb.len() <= 40
+        && verb.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !valid {
+        return Err(UsageError::InvalidArgument("raw command keyword"));
+    }
+    const TRACKED: [&str; 7] = ["USER", "PASS", "APOP", "AUTH", "STLS", "QUIT", "UTF8"];
+    if TRACKED.iter().any(|t| t.eq_ignore_ascii_case(verb)) {
+        return Err(UsageError::InvalidArgument(
+            "this keyword changes session state: use its typed command",
+        ));
+    }
+    Ok(())
+}
+
+/// Appends `VERB[ arg]*\r\n`.
+pub(crate) fn encode_line(out: &mut Vec<u8>, verb: &str, args: &[&[u8]]) {
+    out.extend_from_slice(verb.as_bytes());
+    for arg in args {
+        out.push(b' ');
+        out.extend_from_slice(arg);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The APOP digest: lower-case hex MD5 of the timestamp followed by the secret.
+pub(crate) fn apop_digest(timestamp: &str, secret: &str) -> [u8; 32] {
+    use md5::{Digest, Md5};
+    let mut hasher = Md5::new();
+    hasher.update(timestamp.as_bytes());
+    hasher.update(secret.as_bytes());
+    let hash = hasher.finalize();
+    let mut hex = [0u8; 32];
+    for (i, byte) in hash.iter().enumerate() {
+        hex[2 * i] = HEX[usize::from(byte >> 4)];
+        hex[2 * i + 1] = HEX[usize::from(byte & 0xf)];
+    }
+    hex
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Writes a decimal number without allocating.
+pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    &buf[i..]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn apop_digest_matches_rfc1939_example() {
+        let digest = apop_digest("<1896.697170952@dbc.mtview.ca.us>", "tanstaaf");
+        assert_eq!(&digest, b"c4c9334bac560ecc979e58001b3e22fb");
+    }
+
+    #[test]
+    fn arguments_with_line_breaks_are_refused() {
+        for bad in ["a\r\nDELE 1", "a\nb", "a\rb", "a\0b", ""] {
+            assert!(check_argument(bad, "x").is_err(), "{bad:?}");
+        }
+        assert!(check_argument("name with space", "x").is_ok());
+    }
+
+    #[test]
+    fn decimal_writes_numbers() {
+        let mut buf = [0; 20];
+        assert_eq!(decimal(0, &mut buf), b"0");
+        assert_eq!(decimal(u64::MAX, &mut buf), b"18446744073709551615");
+    }
+}

@@ -1,0 +1,123 @@
+//! A sans-IO POP3 client: bytes in, events out; commands in, bytes out.
+//!
+//! `pop3-proto` holds every protocol decision of a POP3 client — RFC 1939,
+//! CAPA and PIPELINING (RFC 2449), STLS (RFC 2595), SASL AUTH (RFC 5034),
+//! response codes (RFC 3206), UTF8 and LANG (RFC 6856), APOP — and no I/O at
+//! all: no sockets, no runtime, no clock. It is `no_std` with `alloc`. The
+//! transports (`pop3-blocking`, `pop3-tokio`, `pop3-smol`) are thin loops over it,
+//! and any event loop can drive it the same way.
+//!
+//! # The run loop
+//!
+//! 1. Create a [`Client`] with a [`Config`] when the connection is open.
+//! 2. Submit commands whenever you like with [`Client::submit`] (or the
+//!    shortcuts [`Client::user`], [`Client::pass`], ...). Each returns a
+//!    [`Handle`] naming the reply to come, or a [`UsageError`] — with nothing
+//!    sent — when the command does not fit the session's state or an argument
+//!    is unsafe. Commands queue and go out one at a time, or pipelined when the
+//!    server allows it.
+//! 3. Call [`Client::poll`] in a loop and do what the [`Action`] says:
+//!    - [`Action::Send`]: write all the bytes to the server;
+//!    - [`Action::Event`]: handle the [`Event`] (a greeting, a reply, a piece of
+//!      a message body, ...);
+//!    - [`Action::NeedInput`]: read from the server into
+//!      [`Client::input_buffer`] and report the count with
+//!      [`Client::input_written`] (or pass bytes to [`Client::receive`]); on
+//!      end of stream call [`Client::receive_eof`];
+//!    - [`Action::StartTls`]: run the TLS handshake, then call
+//!      [`Client::tls_established`];
+//!    - [`Action::Closed`]: the session is over; close the connection.
+//! 4. An `Err` from `poll` means the server broke the protocol. It is fatal and
+//!    sticky: close the connection.
+//!
+//! ```
+//! use pop3_proto::{Action, Client, Config, Event, MsgNum, Reply};
+//!
+//! // Bytes a server would send, as if read from a socket.
+//! let server = b"+OK POP3 ready\r\n+OK\r\n+OK logged in\r\n+OK 1 7\r\n+OK\r\nHi\r\n..\r\n.\r\n";
+//! let mut client = Client::new(Config::encrypted());
+//! client.user("alice")?;
+//! client.pass("secret".into())?;
+//! client.submit(pop3_proto::Command::Stat)?;
+//! let retr = client.submit(pop3_proto::Command::Retr(MsgNum::new(1).unwrap()))?;
+//!
+//! let mut sent = Vec::new();
+//! let mut message = Vec::new();
+//! let mut input = &server[..];
+//! loop {
+//!     match client.poll()? {
+//!         Action::Send(bytes) => sent.extend_from_slice(bytes),
+//!         Action::Event(Event::Body { handle, data }) if handle == retr => {
+//!             message.extend_from_slice(data)
+//!         }
+//!         Action::Event(Event::Ok { handle, reply: Reply::BodyEnd }) if handle == retr => break,
+//!         Action::Event(_) => {}
+//!         Action::NeedInput => {
+//!             // A real program reads from its socket here.
+//!             let n = input.len().min(5);
+//!             client.receive(&input[..n]);
+//!             input = &input[n..];
+//!         }
+//!         Action::StartTls | Action::Closed => break,
+//!     }
+//! }
+//! assert_eq!(message, b"Hi\r\n.\r\n");
+//! assert_eq!(sent, b"USER alice\r\nPASS secret\r\nSTAT\r\nRETR 1\r\n");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The `examples/` folder has a program that drives the core by hand over a
+//! `std::net::TcpStream`.
+//!
+//! # Errors
+//!
+//! - [`UsageError`]: the caller asked for something the protocol does not
+//!   allow now. Nothing was sent; the session goes on.
+//! - `-ERR` replies are not errors of this crate: they arrive as
+//!   [`Event::Err`] with their [`ResponseCode`].
+//! - [`Event::Failed`]: one reply could not be used (malformed, too long), but
+//!   it was read to its end and the session goes on.
+//! - [`ProtocolError`] from [`Client::poll`]: the server broke the protocol;
+//!   fatal and sticky.
+//!
+//! # Safety against hostile servers
+//!
+//! No input can make the client panic, hang without a `NeedInput`, or hold more
+//! memory than the [`Limits`] allow; message bodies are streamed. Server text is
+//! sanitised ([`Text`]). Secrets are wrapped in [`Secret`], whose `Debug`
+//! redacts them, and the send buffer is wiped after carrying one.
+//! Credentials are refused on an unencrypted connection unless
+//! [`Config::allow_plaintext_credentials`] is set.
+//!
+//! # Panics
+//!
+//! None are reachable from input bytes or API calls; a panic is a bug.
+
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod client;
+mod command;
+mod error;
+mod framing;
+mod parse;
+pub mod sasl;
+mod secret;
+mod text;
+mod types;
+
+pub use client::{Action, Client, Config, Event, Handle, Limits, Reply, State};
+pub use command::Command;
+pub use error::{ProtocolError, UsageError};
+pub use secret::Secret;
+pub use text::Text;
+pub use types::{
+    Capabilities, Capability, Greeting, Language, ListEntry, MsgNum, ResponseCode, ServerError,
+    Stat, UidlEntry,
+};
+

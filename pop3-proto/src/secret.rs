@@ -1,0 +1,60 @@
+//! A wrapper for credentials whose `Debug` output never shows the value.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+
+/// A password, token or SASL payload.
+///
+/// `Debug` always prints `Secret(<redacted>)`, in every build, so that secrets
+/// cannot leak into logs through `{:?}`. There is deliberately no `Display`.
+///
+/// ```
+/// use pop3_proto::Secret;
+/// let s = Secret::new(String::from("hunter2"));
+/// assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+/// assert_eq!(s.expose(), "hunter2");
+/// ```
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret<T>(T);
+
+impl<T> Secret<T> {
+    /// Wraps a value.
+    pub const fn new(value: T) -> Self {
+        Secret(value)
+    }
+
+    /// Borrows the secret value. Call this only where the value is really needed.
+    pub fn expose(&self) -> &T {
+        &self.0
+    }
+
+    /// Unwraps the secret value.
+    pub fn into_inner(self) -> T {
+        self.0
+    }
+}
+
+impl<T> fmt::Debug for Secret<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl From<String> for Secret<String> {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl From<&str> for Secret<String> {
+    fn from(value: &str) -> Self {
+        Secret(String::from(value))
+    }
+}
+
+impl From<Vec<u8>> for Secret<Vec<u8>> {
+    fn from(value: Vec<u8>) -> Self {
+        Secret(value)
+    }
+}

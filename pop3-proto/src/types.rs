@@ -1,0 +1,272 @@
+//! The values that POP3 replies carry.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::num::NonZeroU32;
+
+use crate::Text;
+
+/// A message number: a positive integer naming a message for this session (RFC 1939).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MsgNum(NonZeroU32);
+
+impl MsgNum {
+    /// Returns `None` for 0, which is never a valid message number.
+    pub const fn new(n: u32) -> Option<MsgNum> {
+        match NonZeroU32::new(n) {
+            Some(n) => Some(MsgNum(n)),
+            None => None,
+        }
+    }
+
+    /// The number as an integer.
+    pub const fn get(self) -> u32 {
+        self.0.get()
+    }
+}
+
+impl fmt::Debug for MsgNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+impl fmt::Display for MsgNum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl TryFrom<u32> for MsgNum {
+    type Error = crate::UsageError;
+    fn try_from(n: u32) -> Result<Self, Self::Error> {
+        MsgNum::new(n).ok_or(crate::UsageError::InvalidArgument("message number 0"))
+    }
+}
+
+/// The server's greeting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Greeting {
+    /// The greeting text after `+OK`, sanitised.
+    pub text: Text,
+    /// The APOP timestamp (`<...@...>`, angle brackets included) when the greeting
+    /// carries a valid one.
+    pub apop_timestamp: Option<String>,
+}
+
+/// The reply to `STAT`: the drop listing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Number of messages in the maildrop (not counting messages marked deleted).
+    pub count: u32,
+    /// Size of the maildrop in octets.
+    pub size: u64,
+}
+
+/// One scan listing from `LIST`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListEntry {
+    /// The message.
+    pub msg: MsgNum,
+    /// Its size in octets, as the server counts them (CRLF line endings).
+    pub size: u64,
+}
+
+/// One unique-id listing from `UIDL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UidlEntry {
+    /// The message.
+    pub msg: MsgNum,
+    /// Its unique id: 1 to 70 characters in 0x21..=0x7E (RFC 1939).
+    pub uid: String,
+}
+
+/// One language from the `LANG` listing (RFC 6856).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Language {
+    /// The language tag, such as `en` or `de`.
+    pub tag: String,
+    /// The server's description, sanitised.
+    pub description: Text,
+}
+
+/// An extended response code (RFC 2449 section 8, RFC 3206, RFC 6856).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ResponseCode {
+    /// `IN-USE`: the maildrop is locked by another session.
+    InUse,
+    /// `LOGIN-DELAY`: logged in too recently.
+    LoginDelay,
+    /// `SYS/TEMP`: a temporary system problem; trying again later may work.
+    SysTemp,
+    /// `SYS/PERM`: a permanent system problem.
+    SysPerm,
+    /// `AUTH`: the credentials are wrong (not a system problem).
+    Auth,
+    /// `UTF8`: the command needs UTF-8 mode (RFC 6856).
+    Utf8,
+    /// A code this library does not know, upper-cased, kept as sent (sanitised).
+    Other(String),
+}
+
+impl ResponseCode {
+    /// Parses the text between the brackets, case-insensitively.
+    pub fn from_name(name: &str) -> ResponseCode {
+        let known = [
+            ("IN-USE", ResponseCode::InUse),
+            ("LOGIN-DELAY", ResponseCode::LoginDelay),
+            ("SYS/TEMP", ResponseCode::SysTemp),
+            ("SYS/PERM", ResponseCode::SysPerm),
+            ("AUTH", ResponseCode::Auth),
+            ("UTF8", ResponseCode::Utf8),
+        ];
+        for (text, code) in known {
+            if name.eq_ignore_ascii_case(text) {
+                return code;
+            }
+        }
+        ResponseCode::Other(name.to_ascii_uppercase())
+    }
+
+    /// Whether the failure is temporary (`IN-USE`, `LOGIN-DELAY`, `SYS/TEMP`).
+    pub fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            ResponseCode::InUse | ResponseCode::LoginDelay | ResponseCode::SysTemp
+        )
+    }
+}
+
+/// A `-ERR` reply: the server refused a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    /// The response code in brackets at the start of the text, if any.
+    pub code: Option<ResponseCode>,
+    /// The rest of the text, sanitised.
+    pub text: Text,
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "server refused: [{code:?}] {}", self.text),
+            None => write!(f, "server refused: {}", self.text),
+        }
+    }
+}
+
+/// One capability from `CAPA` (RFC 2449).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capability {
+    /// `TOP`
+    Top,
+    /// `USER`: USER/PASS login is available.
+    User,
+    /// `SASL` with its mechanism names (upper-cased).
+    Sasl(Vec<String>),
+    /// `RESP-CODES`: `-ERR` replies may carry response codes.
+    RespCodes,
+    /// `AUTH-RESP-CODE` (RFC 3206).
+    AuthRespCode,
+    /// `LOGIN-DELAY seconds [USER]`.
+    LoginDelay {
+        /// Minimum seconds between logins.
+        seconds: u64,
+        /// The value may change after login.
+        per_user: bool,
+    },
+    /// `PIPELINING`: several commands may be sent without waiting.
+    Pipelining,
+    /// `EXPIRE days|NEVER [USER]`.
+    Expire {
+        /// Days the server keeps retrieved mail; `None` for `NEVER`.
+        days: Option<u64>,
+        /// The value may change after login.
+        per_user: bool,
+    },
+    /// `UIDL`
+    Uidl,
+    /// `IMPLEMENTATION text`.
+    Implementation(Text),
+    /// `STLS` (RFC 2595).
+    Stls,
+    /// `UTF8 [USER]` (RFC 6856).
+    Utf8 {
+        /// The server accepts UTF-8 user names and passwords.
+        user: bool,
+    },
+    /// `LANG` (RFC 6856).
+    Lang,
+    /// A capability this library does not know (or a known one with arguments it
+    /// cannot read), kept with its arguments, sanitised.
+    Other {
+        /// The capability name, upper-cased.
+        name: String,
+        /// Its arguments.
+        args: Vec<String>,
+    },
+}
+
+/// The capabilities a server listed in reply to `CAPA`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Capabilities {
+    /// Every capability, in the order the server listed them.
+    pub list: Vec<Capability>,
+}
+
+impl Capabilities {
+    /// `PIPELINING` is listed.
+    pub fn pipelining(&self) -> bool {
+        self.list.contains(&Capability::Pipelining)
+    }
+
+    /// `STLS` is listed.
+    pub fn stls(&self) -> bool {
+        self.list.contains(&Capability::Stls)
+    }
+
+    /// `TOP` is listed.
+    pub fn top(&self) -> bool {
+        self.list.contains(&Capability::Top)
+    }
+
+    /// `UIDL` is listed.
+    pub fn uidl(&self) -> bool {
+        self.list.contains(&Capability::Uidl)
+    }
+
+    /// `USER` is listed.
+    pub fn user(&self) -> bool {
+        self.list.contains(&Capability::User)
+    }
+
+    /// `UTF8` is listed.
+    pub fn utf8(&self) -> bool {
+        self.list.iter().any(|c| matches!(c, Capability::Utf8 { .. }))
+    }
+
+    /// `LANG` is listed.
+    pub fn lang(&self) -> bool {
+        self.list.contains(&Capability::Lang)
+    }
+
+    /// The SASL mechanisms listed, upper case; empty when there is no `SASL` line.
+    pub fn sasl_mechanisms(&self) -> impl Iterator<Item = &str> {
+        self.list
+            .iter()
+            .filter_map(|c| match c {
+                Capability::Sasl(m) => Some(m.iter().map(String::as_str)),
+                _ => None,
+            })
+            .flatten()
+    }
+
+    /// Whether a SASL mechanism is listed (case-insensitive).
+    pub fn has_sasl(&self, mechanism: &str) -> bool {
+        self.sasl_mechanisms()
+            .any(|m| m.eq_ignore_ascii_case(mechanism))
+    }
+}
