@@ -887,6 +887,13 @@ impl Client {
     /// An `Err` is fatal and sticky: the server broke the protocol and the
     /// connection must be closed; every later call returns the same error.
     pub fn poll(&mut self) -> Result<Action<'_>, ProtocolError> {
+        self.poll_body_limited(usize::MAX)
+    }
+
+    /// Like [`Client::poll`], but an [`Event::Body`] carries at most `max`
+    /// octets (at least 1); the rest stays buffered for the next poll. A
+    /// streaming reader uses this to fill exactly the caller's buffer.
+    pub fn poll_body_limited(&mut self, max: usize) -> Result<Action<'_>, ProtocolError> {
         if let Some(error) = &self.fatal {
             return Err(error.clone());
         }
@@ -902,7 +909,7 @@ impl Client {
             if self.tls_pending {
                 return Ok(Action::StartTls);
             }
-            match self.step() {
+            match self.step(max) {
                 Ok(Step::Event(event)) => return Ok(Action::Event(event)),
                 Ok(Step::Body(handle, range)) => {
                     return Ok(Action::Event(Event::Body { handle, data: self.rx.bytes(range) }))
@@ -956,7 +963,7 @@ impl Client {
         Ok(Step::Idle)
     }
 
-    fn step(&mut self) -> Result<Step, ProtocolError> {
+    fn step(&mut self, max_chunk: usize) -> Result<Step, ProtocolError> {
         if self.rx.is_empty() {
             return self.pending();
         }
@@ -971,7 +978,7 @@ impl Client {
         match self.reading {
             Reading::Status => self.read_status(),
             Reading::Listing { .. } => self.read_listing(),
-            Reading::Body { .. } => self.read_body(),
+            Reading::Body { .. } => self.read_body(max_chunk),
         }
     }
 
@@ -1314,12 +1321,12 @@ impl Client {
         self.complete_ok(reply)
     }
 
-    fn read_body(&mut self) -> Result<Step, ProtocolError> {
+    fn read_body(&mut self, max_chunk: usize) -> Result<Step, ProtocolError> {
         let max_line = self.config.limits.max_body_line_len;
         let Reading::Body { decoder, error } = &mut self.reading else {
             return Ok(Step::Progress);
         };
-        match self.rx.body(decoder, max_line) {
+        match self.rx.body(decoder, max_line, max_chunk) {
             BodyRead::Data(range) => {
                 if error.is_some() {
                     return Ok(Step::Progress);

@@ -170,7 +170,12 @@ impl Rx {
     /// found with a single `memmem` scan for `\n.`; lines that do not start with a
     /// dot cost nothing. A line ends at LF (CRLF and bare LF are both kept as
     /// data); the terminator is a line holding only `.`.
-    pub(crate) fn body(&mut self, dec: &mut BodyDecoder, max_line: Option<usize>) -> BodyRead {
+    pub(crate) fn body(
+        &mut self,
+        dec: &mut BodyDecoder,
+        max_line: Option<usize>,
+        max_chunk: usize,
+    ) -> BodyRead {
         loop {
             let data = &self.buf[self.start..self.end];
             if data.is_empty() {
@@ -204,6 +209,7 @@ impl Rx {
                 },
                 Some(_) => memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1),
             };
+            let len = len.min(max_chunk.max(1));
             let range = self.start..self.start + len;
             self.start += len;
             dec.at_line_start = data[len - 1] == b'\n';
