@@ -1153,12 +1153,12 @@ impl Client {
     fn authenticated(&mut self, text: &[u8]) -> Step {
         self.state = State::Transaction;
         self.capabilities = None;
-        let step = self.complete_ok(Reply::Authenticated(Text::sanitize(text)));
+        // A server may offer more after login (RFC 2449 section 5): ask again,
+        // before anything queued behind the login goes out.
         if self.capa_answered {
             self.queue_internal_capa();
-            self.fill_window();
         }
-        step
+        self.complete_ok(Reply::Authenticated(Text::sanitize(text)))
     }
 
     fn on_err(&mut self, error: ServerError) -> Result<Step, ProtocolError> {

@@ -110,6 +110,9 @@ pub(crate) fn apop_timestamp(text: &[u8]) -> Option<String> {
 
 /// At most 20 digits are read; more is an overflow whatever they say.
 fn number<T: TryFrom<u64>>(digits: &[u8]) -> Result<T, Invalid> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err("not a number");
+    }
     if digits.len() > 20 {
         return Err("number too large");
     }
