@@ -988,6 +988,9 @@ impl Client {
             LineRead::TooLong(_) => {
                 return Err(ProtocolError::LineTooLong { limit: self.config.limits.max_line_len })
             }
+            LineRead::Pending if self.rx.skipping().is_some() => {
+                return Err(ProtocolError::LineTooLong { limit: self.config.limits.max_line_len })
+            }
             LineRead::Pending => return self.pending(),
         };
         let line = self.rx.bytes(range);
@@ -1016,6 +1019,16 @@ impl Client {
         let range = match self.rx.line(limit) {
             LineRead::Line(range) => range,
             LineRead::TooLong(prefix) => return self.status_too_long(expect, prefix.as_bytes()),
+            // A long line that is no reply at all cannot be skipped in step:
+            // fail now rather than read garbage for ever.
+            LineRead::Pending
+                if self
+                    .rx
+                    .skipping()
+                    .is_some_and(|p| parse::status_prefix(p.as_bytes()).is_none()) =>
+            {
+                return Err(ProtocolError::LineTooLong { limit })
+            }
             LineRead::Pending => return self.pending(),
         };
         let line = self.rx.bytes(range.clone());

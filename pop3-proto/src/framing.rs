@@ -18,7 +18,7 @@ pub(crate) struct Rx {
     /// Set while discarding the rest of an over-long line: the first bytes of
     /// that line, so that the reader can still tell `+OK` from `-ERR`.
     skipping: Option<Prefix>,
-    /// Every stuffed line and the terminator start right after `\n.`.
+    /// Every stuffed line and the terminator start right after `\r\n.`.
     line_dot: memmem::Finder<'static>,
 }
 
@@ -69,6 +69,8 @@ pub(crate) enum BodyRead {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyDecoder {
     at_line_start: bool,
+    /// The last byte handed out was a CR, so an LF first in the next input ends a line.
+    prev_cr: bool,
     /// Length of the current line so far; tracked only with a line limit.
     line_len: usize,
     /// After an over-long line, the body is consumed but no longer handed out.
@@ -77,7 +79,7 @@ pub(crate) struct BodyDecoder {
 
 impl BodyDecoder {
     pub(crate) fn new() -> BodyDecoder {
-        BodyDecoder { at_line_start: true, line_len: 0, discarding: false }
+        BodyDecoder { at_line_start: true, prev_cr: false, line_len: 0, discarding: false }
     }
 }
 
@@ -88,12 +90,17 @@ impl Rx {
             start: 0,
             end: 0,
             skipping: None,
-            line_dot: memmem::Finder::new(b"\n."),
+            line_dot: memmem::Finder::new(b"\r\n."),
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.start == self.end
+    }
+
+    /// The start of the over-long line being discarded, if any.
+    pub(crate) fn skipping(&self) -> Option<Prefix> {
+        self.skipping
     }
 
     pub(crate) fn bytes(&self, range: Range<usize>) -> &[u8] {
@@ -166,10 +173,14 @@ impl Rx {
 
     /// Decodes the next piece of a dot-stuffed body (RFC 1939 section 3).
     ///
+    /// Lines end with CRLF only: a bare LF is message data, and a `.` after it
+    /// neither ends the body nor is unstuffed. That way a message whose author
+    /// planted `\n.\r\n` cannot end the body early on a server that stuffs
+    /// only CRLF lines, and inject replies of its own.
+    ///
     /// Without a line limit, bytes between stuffed lines come out as one range,
-    /// found with a single `memmem` scan for `\n.`; lines that do not start with a
-    /// dot cost nothing. A line ends at LF (CRLF and bare LF are both kept as
-    /// data); the terminator is a line holding only `.`.
+    /// found with a single `memmem` scan for `\r\n.`; lines that do not start
+    /// with a dot cost nothing.
     pub(crate) fn body(
         &mut self,
         dec: &mut BodyDecoder,
@@ -182,41 +193,44 @@ impl Rx {
                 return BodyRead::Pending;
             }
             if dec.at_line_start && data[0] == b'.' {
-                match data.get(1..3) {
-                    _ if data.len() == 1 => return BodyRead::Pending,
-                    _ if data[1] == b'\n' => {
-                        self.start += 2;
-                        return BodyRead::End;
-                    }
-                    None if data[1] == b'\r' => return BodyRead::Pending,
-                    Some(b"\r\n") => {
+                match data.get(..3) {
+                    Some(b".\r\n") => {
                         self.start += 3;
                         return BodyRead::End;
                     }
+                    None if b".\r".starts_with(data) => return BodyRead::Pending,
                     // A stuffed line: the first dot is not part of the message.
                     _ => {
                         self.start += 1;
                         dec.at_line_start = false;
+                        dec.prev_cr = false;
                         dec.line_len = 1;
                         continue;
                     }
                 }
             }
-            let len = match max_line {
-                None => match self.line_dot.find(data) {
-                    Some(i) => i + 1,
+            let mut len = if dec.prev_cr && data[0] == b'\n' {
+                // The CR ended the previous piece: this LF completes a line.
+                1
+            } else {
+                match self.line_dot.find(data) {
+                    Some(i) => i + 2,
                     None => data.len(),
-                },
-                Some(_) => memchr::memchr(b'\n', data).map_or(data.len(), |i| i + 1),
+                }
             };
-            let len = len.min(max_chunk.max(1));
+            if max_line.is_some() {
+                len = memchr::memchr(b'\n', &data[..len]).map_or(len, |i| i + 1);
+            }
+            len = len.min(max_chunk.max(1));
+            let chunk = &data[..len];
+            dec.at_line_start = chunk.ends_with(b"\r\n") || (dec.prev_cr && chunk == b"\n");
+            dec.prev_cr = chunk.last() == Some(&b'\r');
             let range = self.start..self.start + len;
             self.start += len;
-            dec.at_line_start = data[len - 1] == b'\n';
             if let Some(max) = max_line {
                 dec.line_len += len;
                 let too_long = dec.line_len > max + 2;
-                if dec.at_line_start {
+                if chunk.last() == Some(&b'\n') {
                     dec.line_len = 0;
                 }
                 if too_long && !dec.discarding {

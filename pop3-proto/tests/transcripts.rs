@@ -146,7 +146,7 @@ fn bodies_are_unstuffed_exactly() {
     let bodies = bodies(&records);
     assert_eq!(
         bodies,
-        [&b".\r\n..leading dots\r\ntext.\r\ncaf\xc3\xa9 \x00\x80\r\nbare\nLF\r\n"[..], b"Subject: x\r\n\r\n"]
+        [&b".\r\n..leading dots\r\ntext.\r\ncaf\xc3\xa9 \x00\x80\r\nbare\n.LF\r\n"[..], b"Subject: x\r\n\r\n"]
     );
     // The empty message gives an end without any body chunk.
     let events = events(&records);
