@@ -46,13 +46,18 @@ fn logged_in() -> Client {
 /// socket read would) and consumes the body chunks; returns the body length.
 fn decode(wire: &[u8]) -> usize {
     let mut c = logged_in();
-    let retr = c.submit(Command::Retr(MsgNum::new(1).expect("nonzero"))).expect("state allows RETR");
+    let retr = c
+        .submit(Command::Retr(MsgNum::new(1).expect("nonzero")))
+        .expect("state allows RETR");
     let mut rest = wire;
     let mut total = 0;
     loop {
         match c.poll().expect("valid body") {
             Action::Event(Event::Body { data, .. }) => total += black_box(data).len(),
-            Action::Event(Event::Ok { handle, reply: Reply::BodyEnd }) if handle == retr => return total,
+            Action::Event(Event::Ok {
+                handle,
+                reply: Reply::BodyEnd,
+            }) if handle == retr => return total,
             Action::NeedInput => {
                 let n = rest.len().min(READ_SIZE);
                 c.input_buffer()[..n].copy_from_slice(&rest[..n]);

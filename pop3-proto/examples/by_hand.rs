@@ -45,7 +45,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             Action::Event(Event::Greeting(g)) => eprintln!("greeting: {}", g.text),
-            Action::Event(Event::Ok { handle, reply: Reply::List(entries) }) if handle == list => {
+            Action::Event(Event::Ok {
+                handle,
+                reply: Reply::List(entries),
+            }) if handle == list => {
                 for e in &entries {
                     eprintln!("message {} is {} octets", e.msg, e.size);
                 }
@@ -57,7 +60,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             Action::Event(Event::Body { data, .. }) => stdout.write_all(data)?,
-            Action::Event(Event::Ok { handle, reply: Reply::BodyEnd }) if Some(handle) == retr => {
+            Action::Event(Event::Ok {
+                handle,
+                reply: Reply::BodyEnd,
+            }) if Some(handle) == retr => {
                 // Nothing was deleted, so QUIT commits nothing.
                 client.submit(Command::Quit)?;
             }

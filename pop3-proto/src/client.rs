@@ -80,7 +80,10 @@ impl Default for Config {
 impl Config {
     /// The defaults, for a connection that is already TLS (port 995).
     pub fn encrypted() -> Config {
-        Config { encrypted: true, ..Config::default() }
+        Config {
+            encrypted: true,
+            ..Config::default()
+        }
     }
 
     /// Sets [`Config::allow_plaintext_credentials`].
@@ -274,7 +277,9 @@ impl Expect {
             Command::Uidl(None) => Expect::UidlAll,
             Command::Uidl(Some(_)) => Expect::UidlOne,
             Command::Retr(_) | Command::Top(..) => Expect::Body,
-            Command::Raw { multiline: true, .. } => Expect::Body,
+            Command::Raw {
+                multiline: true, ..
+            } => Expect::Body,
             Command::Lang(None) => Expect::Languages,
             Command::Quit => Expect::Quit,
             Command::Utf8 => Expect::Utf8,
@@ -338,8 +343,15 @@ enum Items {
 /// Where the reply to the oldest command in flight stands.
 enum Reading {
     Status,
-    Listing { items: Items, lines: usize, error: Option<ProtocolError> },
-    Body { decoder: BodyDecoder, error: Option<ProtocolError> },
+    Listing {
+        items: Items,
+        lines: usize,
+        error: Option<ProtocolError>,
+    },
+    Body {
+        decoder: BodyDecoder,
+        error: Option<ProtocolError>,
+    },
 }
 
 /// What the session will look like once everything queued has succeeded;
@@ -403,7 +415,10 @@ impl fmt::Debug for Client {
 impl Client {
     /// A client for a new connection, waiting for the greeting.
     pub fn new(config: Config) -> Client {
-        let config = Config { pipeline_window: config.pipeline_window.max(1), ..config };
+        let config = Config {
+            pipeline_window: config.pipeline_window.max(1),
+            ..config
+        };
         Client {
             id: next_client_id(),
             next_seq: 0,
@@ -464,7 +479,9 @@ impl Client {
 
     /// Commands may currently be pipelined.
     pub fn is_pipelining(&self) -> bool {
-        self.capabilities.as_ref().is_some_and(Capabilities::pipelining)
+        self.capabilities
+            .as_ref()
+            .is_some_and(Capabilities::pipelining)
     }
 
     /// Commands sent and not yet answered.
@@ -559,7 +576,12 @@ impl Client {
         let expect = Expect::of(&command);
         let handle = self.new_handle();
         self.project(&command);
-        self.queue.push_back(Queued { handle, command, expect, initial: None });
+        self.queue.push_back(Queued {
+            handle,
+            command,
+            expect,
+            initial: None,
+        });
         self.fill_window();
         Ok(handle)
     }
@@ -576,7 +598,10 @@ impl Client {
 
     /// `APOP name digest`.
     pub fn apop(&mut self, user: &str, password: Secret<String>) -> Result<Handle, UsageError> {
-        self.submit(Command::Apop { user: String::from(user), password })
+        self.submit(Command::Apop {
+            user: String::from(user),
+            password,
+        })
     }
 
     /// `AUTH` with a SASL mechanism.
@@ -586,7 +611,10 @@ impl Client {
 
     fn new_handle(&mut self) -> Handle {
         self.next_seq = self.next_seq.wrapping_add(1);
-        Handle { client: self.id, seq: self.next_seq }
+        Handle {
+            client: self.id,
+            seq: self.next_seq,
+        }
     }
 
     fn wrong_state(command: &Command, reason: &'static str) -> UsageError {
@@ -610,7 +638,10 @@ impl Client {
                 _ => "command",
             },
         };
-        UsageError::WrongState { command: verb, reason }
+        UsageError::WrongState {
+            command: verb,
+            reason,
+        }
     }
 
     /// State and argument checks; nothing is changed.
@@ -647,7 +678,9 @@ impl Client {
                 check_argument(user, "empty user name")?;
                 check_argument(password.expose(), "empty password")?;
                 if user.contains(' ') {
-                    return Err(UsageError::InvalidArgument("APOP user name contains a space"));
+                    return Err(UsageError::InvalidArgument(
+                        "APOP user name contains a space",
+                    ));
                 }
                 if let Some(greeting) = &self.greeting {
                     if greeting.apop_timestamp.is_none() {
@@ -663,9 +696,9 @@ impl Client {
                 let name = mechanism.name();
                 let valid_name = !name.is_empty()
                     && name.len() <= 20
-                    && name
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+                    && name.bytes().all(|b| {
+                        b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    });
                 if !valid_name {
                     return Err(UsageError::InvalidArgument("SASL mechanism name"));
                 }
@@ -675,7 +708,10 @@ impl Client {
             }
             Command::Stls => {
                 need(authorization, "only before login")?;
-                need(!p.encrypted && !p.tls_queued, "TLS is already active or requested")?;
+                need(
+                    !p.encrypted && !p.tls_queued,
+                    "TLS is already active or requested",
+                )?;
             }
             Command::Utf8 => need(authorization, "only before login")?,
             Command::Stat
@@ -691,7 +727,9 @@ impl Client {
                 if let Some(tag) = tag {
                     let valid = !tag.is_empty()
                         && tag.len() <= 64
-                        && tag.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*');
+                        && tag
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'*');
                     if !valid {
                         return Err(UsageError::InvalidArgument("language tag"));
                     }
@@ -704,7 +742,9 @@ impl Client {
                 }
                 let len = verb.len() + args.iter().map(|a| a.len() + 1).sum::<usize>() + 2;
                 if len > command::MAX_COMMAND_LINE {
-                    return Err(UsageError::InvalidArgument("command line longer than 255 octets"));
+                    return Err(UsageError::InvalidArgument(
+                        "command line longer than 255 octets",
+                    ));
                 }
             }
         }
@@ -735,7 +775,12 @@ impl Client {
         self.projection.state = State::Transaction;
         self.projection.user_given = false;
         let command = Command::Auth(mechanism);
-        self.queue.push_back(Queued { handle, command, expect: Expect::Auth, initial });
+        self.queue.push_back(Queued {
+            handle,
+            command,
+            expect: Expect::Auth,
+            initial,
+        });
         self.fill_window();
         Ok(handle)
     }
@@ -758,15 +803,23 @@ impl Client {
         if self.state == State::Greeting || self.tls_pending || self.fatal.is_some() {
             return;
         }
-        let window = if self.is_pipelining() { self.config.pipeline_window } else { 1 };
+        let window = if self.is_pipelining() {
+            self.config.pipeline_window
+        } else {
+            1
+        };
         while let Some(next) = self.queue.front() {
             if let Some(last) = self.in_flight.back() {
-                if self.in_flight.len() >= window || last.expect.is_barrier() || next.expect.is_barrier()
+                if self.in_flight.len() >= window
+                    || last.expect.is_barrier()
+                    || next.expect.is_barrier()
                 {
                     break;
                 }
             }
-            let Some(queued) = self.queue.pop_front() else { break };
+            let Some(queued) = self.queue.pop_front() else {
+                break;
+            };
             self.send(queued);
         }
     }
@@ -784,7 +837,12 @@ impl Client {
 
     fn send(&mut self, queued: Queued) {
         self.release_tx();
-        let Queued { handle, command, expect, initial } = queued;
+        let Queued {
+            handle,
+            command,
+            expect,
+            initial,
+        } = queued;
         let mut number = [0u8; 20];
         let mut number2 = [0u8; 20];
         let mut auth = None;
@@ -796,10 +854,15 @@ impl Client {
                 self.tx_secret = true;
             }
             Command::Apop { user, password } => {
-                let timestamp = self.greeting.as_ref().and_then(|g| g.apop_timestamp.as_deref());
+                let timestamp = self
+                    .greeting
+                    .as_ref()
+                    .and_then(|g| g.apop_timestamp.as_deref());
                 let Some(timestamp) = timestamp else {
-                    self.events
-                        .push_back(Event::Cancelled { handle, reason: UsageError::NoApopTimestamp });
+                    self.events.push_back(Event::Cancelled {
+                        handle,
+                        reason: UsageError::NoApopTimestamp,
+                    });
                     return;
                 };
                 let digest = command::apop_digest(timestamp, password.expose());
@@ -813,13 +876,17 @@ impl Client {
             Command::List(n) | Command::Uidl(n) => {
                 let verb = command.verb();
                 match n {
-                    Some(n) => encode_line(tx, verb, &[command::decimal(n.get().into(), &mut number)]),
+                    Some(n) => {
+                        encode_line(tx, verb, &[command::decimal(n.get().into(), &mut number)])
+                    }
                     None => encode_line(tx, verb, &[]),
                 }
             }
-            Command::Retr(n) | Command::Dele(n) => {
-                encode_line(tx, command.verb(), &[command::decimal(n.get().into(), &mut number)])
-            }
+            Command::Retr(n) | Command::Dele(n) => encode_line(
+                tx,
+                command.verb(),
+                &[command::decimal(n.get().into(), &mut number)],
+            ),
             Command::Top(n, lines) => encode_line(
                 tx,
                 "TOP",
@@ -863,9 +930,17 @@ impl Client {
                 }
                 None => encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]),
             }
-            auth = Some(AuthExchange { mechanism, deferred, cancelled: None });
+            auth = Some(AuthExchange {
+                mechanism,
+                deferred,
+                cancelled: None,
+            });
         }
-        self.in_flight.push_back(InFlight { handle, expect, auth });
+        self.in_flight.push_back(InFlight {
+            handle,
+            expect,
+            auth,
+        });
     }
 
     /// Sends one SASL response line (RFC 5034: base64, or empty for an empty response).
@@ -912,7 +987,10 @@ impl Client {
             match self.step(max) {
                 Ok(Step::Event(event)) => return Ok(Action::Event(event)),
                 Ok(Step::Body(handle, range)) => {
-                    return Ok(Action::Event(Event::Body { handle, data: self.rx.bytes(range) }))
+                    return Ok(Action::Event(Event::Body {
+                        handle,
+                        data: self.rx.bytes(range),
+                    }))
                 }
                 Ok(Step::Progress) => continue,
                 Ok(Step::Idle) => break,
@@ -954,10 +1032,7 @@ impl Client {
         if self.state != State::Closed {
             self.state = State::Closed;
             self.projection.state = State::Closed;
-            for queued in core::mem::take(&mut self.queue) {
-                self.events
-                    .push_back(Event::Cancelled { handle: queued.handle, reason: UsageError::Closed });
-            }
+            self.cancel_all(UsageError::Closed);
             return Ok(Step::Progress);
         }
         Ok(Step::Idle)
@@ -986,10 +1061,14 @@ impl Client {
         let range = match self.rx.line(self.config.limits.max_line_len) {
             LineRead::Line(range) => range,
             LineRead::TooLong(_) => {
-                return Err(ProtocolError::LineTooLong { limit: self.config.limits.max_line_len })
+                return Err(ProtocolError::LineTooLong {
+                    limit: self.config.limits.max_line_len,
+                })
             }
             LineRead::Pending if self.rx.skipping().is_some() => {
-                return Err(ProtocolError::LineTooLong { limit: self.config.limits.max_line_len })
+                return Err(ProtocolError::LineTooLong {
+                    limit: self.config.limits.max_line_len,
+                })
             }
             LineRead::Pending => return self.pending(),
         };
@@ -1005,8 +1084,12 @@ impl Client {
                 self.fill_window();
                 Ok(Step::Event(Event::Greeting(greeting)))
             }
-            Some(Status::Err(text)) => Err(ProtocolError::GreetingRejected(parse::server_error(text))),
-            _ => Err(ProtocolError::InvalidGreeting(Text::sanitize(truncate(line)))),
+            Some(Status::Err(text)) => {
+                Err(ProtocolError::GreetingRejected(parse::server_error(text)))
+            }
+            _ => Err(ProtocolError::InvalidGreeting(Text::sanitize(truncate(
+                line,
+            )))),
         }
     }
 
@@ -1037,7 +1120,11 @@ impl Client {
             Some(Status::Ok(t) | Status::Err(t) | Status::Continuation(t)) => {
                 range.end - t.len()..range.end
             }
-            None => return Err(ProtocolError::InvalidStatusLine(Text::sanitize(truncate(line)))),
+            None => {
+                return Err(ProtocolError::InvalidStatusLine(Text::sanitize(truncate(
+                    line,
+                ))))
+            }
         };
         let text = self.rx.bytes(text_range);
         match status {
@@ -1050,7 +1137,9 @@ impl Client {
                 let challenge = text.to_vec();
                 self.on_challenge(&challenge)
             }
-            _ => Err(ProtocolError::InvalidStatusLine(Text::sanitize(truncate(line)))),
+            _ => Err(ProtocolError::InvalidStatusLine(Text::sanitize(truncate(
+                line,
+            )))),
         }
     }
 
@@ -1060,15 +1149,25 @@ impl Client {
     fn status_too_long(&mut self, expect: Expect, prefix: &[u8]) -> Result<Step, ProtocolError> {
         let limit = self.config.limits.max_line_len;
         let error = ProtocolError::LineTooLong { limit };
-        if matches!(expect, Expect::Auth | Expect::Stls | Expect::Login | Expect::Quit) {
+        if matches!(
+            expect,
+            Expect::Auth | Expect::Stls | Expect::Login | Expect::Quit
+        ) {
             return Err(error);
         }
         match parse::status_prefix(prefix) {
             Some(true) if expect.is_multiline() => {
                 self.reading = if expect == Expect::Body {
-                    Reading::Body { decoder: BodyDecoder::new(), error: Some(error) }
+                    Reading::Body {
+                        decoder: BodyDecoder::new(),
+                        error: Some(error),
+                    }
                 } else {
-                    Reading::Listing { items: Items::Skip, lines: 0, error: Some(error) }
+                    Reading::Listing {
+                        items: Items::Skip,
+                        lines: 0,
+                        error: Some(error),
+                    }
                 };
                 Ok(Step::Progress)
             }
@@ -1086,7 +1185,13 @@ impl Client {
 
     fn front_handle(&self) -> Handle {
         // Only called while a reply is being read, so a command is in flight.
-        self.in_flight.front().map_or(Handle { client: self.id, seq: 0 }, |f| f.handle)
+        self.in_flight.front().map_or(
+            Handle {
+                client: self.id,
+                seq: 0,
+            },
+            |f| f.handle,
+        )
     }
 
     fn complete_ok(&mut self, reply: Reply) -> Step {
@@ -1096,7 +1201,11 @@ impl Client {
 
     fn complete_failed(&mut self, error: ProtocolError) -> Step {
         let handle = self.front_handle();
-        if self.in_flight.front().is_some_and(|f| matches!(f.expect, Expect::Capa { internal: true })) {
+        if self
+            .in_flight
+            .front()
+            .is_some_and(|f| matches!(f.expect, Expect::Capa { internal: true }))
+        {
             self.in_flight.pop_front();
             self.reading = Reading::Status;
             self.fill_window();
@@ -1125,11 +1234,18 @@ impl Client {
                     Expect::Languages => Items::Languages(Vec::new()),
                     _ => Items::Capa(Vec::new()),
                 };
-                self.reading = Reading::Listing { items, lines: 0, error: None };
+                self.reading = Reading::Listing {
+                    items,
+                    lines: 0,
+                    error: None,
+                };
                 return Ok(Step::Progress);
             }
             Expect::Body => {
-                self.reading = Reading::Body { decoder: BodyDecoder::new(), error: None };
+                self.reading = Reading::Body {
+                    decoder: BodyDecoder::new(),
+                    error: None,
+                };
                 return Ok(Step::Progress);
             }
             Expect::Auth => {
@@ -1181,11 +1297,17 @@ impl Client {
         let handle = front.handle;
         let expect = front.expect;
         let cancelled = front.auth.as_mut().and_then(|a| a.cancelled.take());
-        if matches!(expect, Expect::User | Expect::Login | Expect::Auth | Expect::Stls) {
+        if matches!(
+            expect,
+            Expect::User | Expect::Login | Expect::Auth | Expect::Stls
+        ) {
             self.cancel_queue();
         }
         if let Some(sasl) = cancelled {
-            return Ok(self.complete(Event::Failed { handle, error: ProtocolError::Sasl(sasl) }));
+            return Ok(self.complete(Event::Failed {
+                handle,
+                error: ProtocolError::Sasl(sasl),
+            }));
         }
         if matches!(expect, Expect::Capa { internal: true }) {
             self.in_flight.pop_front();
@@ -1198,9 +1320,7 @@ impl Client {
     /// A STLS or login step failed: what was queued behind it assumed success,
     /// so it is dropped, unsent, and the projection starts again from the facts.
     fn cancel_queue(&mut self) {
-        for queued in core::mem::take(&mut self.queue) {
-            self.events.push_back(Event::Cancelled { handle: queued.handle, reason: UsageError::Cancelled });
-        }
+        self.cancel_all(UsageError::Cancelled);
         self.projection = Projection {
             state: self.state,
             encrypted: self.encrypted,
@@ -1209,12 +1329,27 @@ impl Client {
         };
     }
 
+    /// Drops every queued command, telling the caller about its own ones.
+    fn cancel_all(&mut self, reason: UsageError) {
+        for queued in core::mem::take(&mut self.queue) {
+            if queued.expect != (Expect::Capa { internal: true }) {
+                let handle = queued.handle;
+                self.events.push_back(Event::Cancelled {
+                    handle,
+                    reason: reason.clone(),
+                });
+            }
+        }
+    }
+
     fn on_challenge(&mut self, text: &[u8]) -> Result<Step, ProtocolError> {
         let Some(exchange) = self.in_flight.front_mut().and_then(|f| f.auth.as_mut()) else {
             return Err(ProtocolError::InvalidStatusLine(Text::sanitize(b"+")));
         };
         if exchange.cancelled.is_some() {
-            return Err(ProtocolError::Malformed("SASL challenge after the client cancelled"));
+            return Err(ProtocolError::Malformed(
+                "SASL challenge after the client cancelled",
+            ));
         }
         let response = if let Some(initial) = exchange.deferred.take() {
             Ok(initial)
@@ -1222,7 +1357,9 @@ impl Client {
             let trimmed = trim_spaces(text);
             match BASE64.decode(trimmed) {
                 Ok(challenge) => exchange.mechanism.respond(&challenge),
-                Err(_) => Err(SaslError::MalformedChallenge("challenge is not valid base64")),
+                Err(_) => Err(SaslError::MalformedChallenge(
+                    "challenge is not valid base64",
+                )),
             }
         };
         match response {
@@ -1244,7 +1381,9 @@ impl Client {
             LineRead::TooLong(_) => {
                 if let Reading::Listing { error, lines, .. } = &mut self.reading {
                     *lines += 1;
-                    error.get_or_insert(ProtocolError::LineTooLong { limit: limits.max_line_len });
+                    error.get_or_insert(ProtocolError::LineTooLong {
+                        limit: limits.max_line_len,
+                    });
                 }
                 return Ok(Step::Progress);
             }
@@ -1257,7 +1396,12 @@ impl Client {
         if line.first() == Some(&b'.') {
             line = &line[1..];
         }
-        let Reading::Listing { items, lines, error } = &mut self.reading else {
+        let Reading::Listing {
+            items,
+            lines,
+            error,
+        } = &mut self.reading
+        else {
             return Ok(Step::Progress);
         };
         *lines += 1;
@@ -1300,7 +1444,11 @@ impl Client {
         let reply = match items {
             Items::List(entries) => match unique_numbers(entries.iter().map(|e| e.msg.get())) {
                 true => Reply::List(entries),
-                false => return self.complete_failed(ProtocolError::Malformed("duplicate message number in LIST")),
+                false => {
+                    return self.complete_failed(ProtocolError::Malformed(
+                        "duplicate message number in LIST",
+                    ))
+                }
             },
             Items::Uidl(entries) => {
                 let numbers_unique = unique_numbers(entries.iter().map(|e| e.msg.get()));
@@ -1308,10 +1456,13 @@ impl Client {
                 uids.sort_unstable();
                 let uids_unique = uids.windows(2).all(|w| w[0] != w[1]);
                 if !numbers_unique {
-                    return self.complete_failed(ProtocolError::Malformed("duplicate message number in UIDL"));
+                    return self.complete_failed(ProtocolError::Malformed(
+                        "duplicate message number in UIDL",
+                    ));
                 }
                 if !uids_unique {
-                    return self.complete_failed(ProtocolError::Malformed("duplicate unique id in UIDL"));
+                    return self
+                        .complete_failed(ProtocolError::Malformed("duplicate unique id in UIDL"));
                 }
                 Reply::Uidl(entries)
             }
@@ -1347,7 +1498,9 @@ impl Client {
                 Ok(Step::Body(self.front_handle(), range))
             }
             BodyRead::LineTooLong => {
-                error.get_or_insert(ProtocolError::BodyLineTooLong { limit: max_line.unwrap_or(0) });
+                error.get_or_insert(ProtocolError::BodyLineTooLong {
+                    limit: max_line.unwrap_or(0),
+                });
                 Ok(Step::Progress)
             }
             BodyRead::End => {

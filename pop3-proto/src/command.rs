@@ -108,7 +108,11 @@ impl fmt::Debug for Command {
             Command::Top(n, l) => f.debug_tuple("Top").field(n).field(l).finish(),
             Command::Dele(n) => f.debug_tuple("Dele").field(n).finish(),
             Command::Lang(t) => f.debug_tuple("Lang").field(t).finish(),
-            Command::Raw { verb, args, multiline } => f
+            Command::Raw {
+                verb,
+                args,
+                multiline,
+            } => f
                 .debug_struct("Raw")
                 .field("verb", verb)
                 .field("args", args)
@@ -129,10 +133,14 @@ pub(crate) fn check_argument(arg: &str, what: &'static str) -> Result<(), UsageE
         return Err(UsageError::InvalidArgument(what));
     }
     if arg.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
-        return Err(UsageError::InvalidArgument("argument contains CR, LF or NUL"));
+        return Err(UsageError::InvalidArgument(
+            "argument contains CR, LF or NUL",
+        ));
     }
     if arg.len() > MAX_COMMAND_LINE - 8 {
-        return Err(UsageError::InvalidArgument("argument longer than a command line allows"));
+        return Err(UsageError::InvalidArgument(
+            "argument longer than a command line allows",
+        ));
     }
     Ok(())
 }

@@ -78,9 +78,9 @@ impl fmt::Display for ProtocolError {
                 f.write_str("server sent data after +OK to STLS before TLS (injection attempt)")
             }
             ProtocolError::Sasl(e) => write!(f, "authentication failed: {e}"),
-            ProtocolError::AuthenticationAccepted => f.write_str(
-                "server accepted an authentication exchange that was not complete",
-            ),
+            ProtocolError::AuthenticationAccepted => {
+                f.write_str("server accepted an authentication exchange that was not complete")
+            }
         }
     }
 }
@@ -119,9 +119,9 @@ impl fmt::Display for UsageError {
         match self {
             UsageError::WrongState { command, reason } => write!(f, "{command}: {reason}"),
             UsageError::InvalidArgument(what) => write!(f, "invalid argument: {what}"),
-            UsageError::PlaintextCredentials => f.write_str(
-                "refusing to send credentials over an unencrypted connection",
-            ),
+            UsageError::PlaintextCredentials => {
+                f.write_str("refusing to send credentials over an unencrypted connection")
+            }
             UsageError::NoApopTimestamp => {
                 f.write_str("the server's greeting has no APOP timestamp")
             }

@@ -79,7 +79,12 @@ pub(crate) struct BodyDecoder {
 
 impl BodyDecoder {
     pub(crate) fn new() -> BodyDecoder {
-        BodyDecoder { at_line_start: true, prev_cr: false, line_len: 0, discarding: false }
+        BodyDecoder {
+            at_line_start: true,
+            prev_cr: false,
+            line_len: 0,
+            discarding: false,
+        }
     }
 }
 

@@ -121,7 +121,6 @@ pub use types::{
     Stat, UidlEntry,
 };
 
-
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -13,7 +13,9 @@ use nom::combinator::{all_consuming, opt, rest};
 use nom::sequence::{delimited, preceded, terminated};
 use nom::{IResult, Parser};
 
-use crate::types::{Capability, Language, ListEntry, MsgNum, ResponseCode, ServerError, Stat, UidlEntry};
+use crate::types::{
+    Capability, Language, ListEntry, MsgNum, ResponseCode, ServerError, Stat, UidlEntry,
+};
 use crate::Text;
 
 /// The kind of a status line.
@@ -52,7 +54,8 @@ pub(crate) fn status(line: &[u8]) -> Option<Status<'_>> {
 /// Whether the first bytes of an over-long line say `+OK` (Some(true)),
 /// `-ERR` (Some(false)) or neither (None).
 pub(crate) fn status_prefix(prefix: &[u8]) -> Option<bool> {
-    let starts = |word: &[u8]| prefix.len() >= word.len() && prefix[..word.len()].eq_ignore_ascii_case(word);
+    let starts =
+        |word: &[u8]| prefix.len() >= word.len() && prefix[..word.len()].eq_ignore_ascii_case(word);
     if starts(b"+OK") {
         Some(true)
     } else if starts(b"-ERR") {
@@ -75,7 +78,10 @@ pub(crate) fn coded_text(text: &[u8]) -> (Option<ResponseCode>, Text) {
     match response_code(text) {
         Ok((rest, code)) => {
             let code = Text::sanitize(code);
-            (Some(ResponseCode::from_name(code.as_str())), Text::sanitize(rest))
+            (
+                Some(ResponseCode::from_name(code.as_str())),
+                Text::sanitize(rest),
+            )
         }
         Err(_) => (None, Text::sanitize(text)),
     }
@@ -105,7 +111,9 @@ pub(crate) fn apop_timestamp(text: &[u8]) -> Option<String> {
         return None;
     }
     // Every byte is printable ASCII, so this is valid UTF-8.
-    core::str::from_utf8(&text[open..=close]).ok().map(ToString::to_string)
+    core::str::from_utf8(&text[open..=close])
+        .ok()
+        .map(ToString::to_string)
 }
 
 /// At most 20 digits are read; more is an overflow whatever they say.
@@ -140,7 +148,10 @@ fn whole<'a, O>(
     what: Invalid,
     parser: impl Parser<&'a [u8], Output = O, Error = nom::error::Error<&'a [u8]>>,
 ) -> Result<O, Invalid> {
-    all_consuming(parser).parse(line).map(|(_, o)| o).map_err(|_| what)
+    all_consuming(parser)
+        .parse(line)
+        .map(|(_, o)| o)
+        .map_err(|_| what)
 }
 
 /// `+OK nn mm [anything]` — the text of a STAT reply. Extra spaces are tolerated.
@@ -155,7 +166,10 @@ pub(crate) fn stat(text: &[u8]) -> Result<Stat, Invalid> {
         )
             .map(|(c, s, _)| (c, s)),
     )?;
-    Ok(Stat { count: number(count)?, size: number(size)? })
+    Ok(Stat {
+        count: number(count)?,
+        size: number(size)?,
+    })
 }
 
 /// `msg size [anything]` — one scan listing (also the text of `+OK` to `LIST n`).
@@ -170,7 +184,10 @@ pub(crate) fn list_entry(line: &[u8]) -> Result<ListEntry, Invalid> {
         )
             .map(|(m, s, _)| (m, s)),
     )?;
-    Ok(ListEntry { msg: msg_num(msg)?, size: number(size)? })
+    Ok(ListEntry {
+        msg: msg_num(msg)?,
+        size: number(size)?,
+    })
 }
 
 /// `msg uid` — one unique-id listing. Trailing spaces are tolerated.
@@ -189,7 +206,10 @@ pub(crate) fn uidl_entry(line: &[u8]) -> Result<UidlEntry, Invalid> {
         return Err("UIDL unique id longer than 70 characters");
     }
     let uid = core::str::from_utf8(uid).map_err(|_| "UIDL unique id not ASCII")?;
-    Ok(UidlEntry { msg: msg_num(msg)?, uid: uid.to_string() })
+    Ok(UidlEntry {
+        msg: msg_num(msg)?,
+        uid: uid.to_string(),
+    })
 }
 
 fn words(line: &[u8]) -> Vec<String> {
@@ -204,7 +224,10 @@ fn words(line: &[u8]) -> Vec<String> {
 pub(crate) fn capability(line: &[u8]) -> Capability {
     let mut parts = words(line);
     if parts.is_empty() {
-        return Capability::Other { name: String::new(), args: Vec::new() };
+        return Capability::Other {
+            name: String::new(),
+            args: Vec::new(),
+        };
     }
     let name = parts.remove(0).to_ascii_uppercase();
     let args = parts;

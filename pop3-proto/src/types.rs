@@ -245,7 +245,9 @@ impl Capabilities {
 
     /// `UTF8` is listed.
     pub fn utf8(&self) -> bool {
-        self.list.iter().any(|c| matches!(c, Capability::Utf8 { .. }))
+        self.list
+            .iter()
+            .any(|c| matches!(c, Capability::Utf8 { .. }))
     }
 
     /// `LANG` is listed.

@@ -39,9 +39,15 @@ fn retrieve(wire: &[u8], chunks: &[usize], limit: usize) -> Vec<u8> {
                 assert!(data.len() <= limit);
                 body.extend_from_slice(data)
             }
-            Action::Event(Event::Ok { handle, reply: Reply::BodyEnd }) if handle == h => return body,
+            Action::Event(Event::Ok {
+                handle,
+                reply: Reply::BodyEnd,
+            }) if handle == h => return body,
             Action::NeedInput => {
-                assert!(!rest.is_empty(), "client wants more input after the terminator");
+                assert!(
+                    !rest.is_empty(),
+                    "client wants more input after the terminator"
+                );
                 let n = (*sizes.next().unwrap()).clamp(1, rest.len());
                 let buf = c.input_buffer();
                 buf[..n].copy_from_slice(&rest[..n]);

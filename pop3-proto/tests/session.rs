@@ -70,14 +70,35 @@ fn logged_in() -> (Client, Seen) {
 #[test]
 fn commands_out_of_state_are_refused_and_send_nothing() {
     let (mut c, mut seen) = greeted(Config::encrypted());
-    assert!(matches!(c.submit(Command::Retr(n(1))), Err(UsageError::WrongState { command: "RETR", .. })));
-    assert!(matches!(c.submit(Command::Stat), Err(UsageError::WrongState { .. })));
-    assert!(matches!(c.pass("p".into()), Err(UsageError::WrongState { command: "PASS", .. })));
+    assert!(matches!(
+        c.submit(Command::Retr(n(1))),
+        Err(UsageError::WrongState {
+            command: "RETR",
+            ..
+        })
+    ));
+    assert!(matches!(
+        c.submit(Command::Stat),
+        Err(UsageError::WrongState { .. })
+    ));
+    assert!(matches!(
+        c.pass("p".into()),
+        Err(UsageError::WrongState {
+            command: "PASS",
+            ..
+        })
+    ));
     drain(&mut c, &mut seen);
     assert!(seen.sent.is_empty());
 
     let (mut c, mut seen) = logged_in();
-    assert!(matches!(c.submit(Command::Stls), Err(UsageError::WrongState { command: "STLS", .. })));
+    assert!(matches!(
+        c.submit(Command::Stls),
+        Err(UsageError::WrongState {
+            command: "STLS",
+            ..
+        })
+    ));
     assert!(matches!(c.user("x"), Err(UsageError::WrongState { .. })));
     drain(&mut c, &mut seen);
     assert!(seen.sent.is_empty());
@@ -87,27 +108,57 @@ fn commands_out_of_state_are_refused_and_send_nothing() {
 fn a_second_stls_is_refused() {
     let (mut c, _) = greeted(Config::default());
     c.submit(Command::Stls).unwrap();
-    assert!(matches!(c.submit(Command::Stls), Err(UsageError::WrongState { .. })));
+    assert!(matches!(
+        c.submit(Command::Stls),
+        Err(UsageError::WrongState { .. })
+    ));
     let (mut c, _) = greeted(Config::encrypted());
-    assert!(matches!(c.submit(Command::Stls), Err(UsageError::WrongState { .. })));
+    assert!(matches!(
+        c.submit(Command::Stls),
+        Err(UsageError::WrongState { .. })
+    ));
 }
 
 #[test]
 fn caller_strings_with_line_breaks_are_refused() {
     let (mut c, mut seen) = greeted(Config::encrypted());
     for bad in ["alice\r\nDELE 1", "alice\nQUIT", "al\rice", "nul\0"] {
-        assert!(matches!(c.user(bad), Err(UsageError::InvalidArgument(_))), "{bad:?}");
-        assert!(matches!(c.apop(bad, "x".into()), Err(UsageError::InvalidArgument(_))));
+        assert!(
+            matches!(c.user(bad), Err(UsageError::InvalidArgument(_))),
+            "{bad:?}"
+        );
+        assert!(matches!(
+            c.apop(bad, "x".into()),
+            Err(UsageError::InvalidArgument(_))
+        ));
     }
-    let raw = Command::Raw { verb: "XTND".into(), args: vec!["a\r\nDELE 1".into()], multiline: false };
+    let raw = Command::Raw {
+        verb: "XTND".into(),
+        args: vec!["a\r\nDELE 1".into()],
+        multiline: false,
+    };
     assert!(matches!(c.submit(raw), Err(UsageError::InvalidArgument(_))));
-    let raw = Command::Raw { verb: "X TND".into(), args: vec![], multiline: false };
+    let raw = Command::Raw {
+        verb: "X TND".into(),
+        args: vec![],
+        multiline: false,
+    };
     assert!(matches!(c.submit(raw), Err(UsageError::InvalidArgument(_))));
-    let raw = Command::Raw { verb: "PASS".into(), args: vec!["x".into()], multiline: false };
+    let raw = Command::Raw {
+        verb: "PASS".into(),
+        args: vec!["x".into()],
+        multiline: false,
+    };
     assert!(matches!(c.submit(raw), Err(UsageError::InvalidArgument(_))));
-    assert!(matches!(c.submit(Command::Lang(Some("en\r\n".into()))), Err(UsageError::InvalidArgument(_))));
+    assert!(matches!(
+        c.submit(Command::Lang(Some("en\r\n".into()))),
+        Err(UsageError::InvalidArgument(_))
+    ));
     c.user("alice").unwrap();
-    assert!(matches!(c.pass("pw\r\nDELE 1".into()), Err(UsageError::InvalidArgument(_))));
+    assert!(matches!(
+        c.pass("pw\r\nDELE 1".into()),
+        Err(UsageError::InvalidArgument(_))
+    ));
     drain(&mut c, &mut seen);
     assert_eq!(seen.sent, b"USER alice\r\n");
 }
@@ -116,9 +167,15 @@ fn caller_strings_with_line_breaks_are_refused() {
 fn credentials_are_refused_in_the_clear_unless_allowed() {
     let (mut c, mut seen) = greeted(Config::default());
     assert_eq!(c.user("alice"), Err(UsageError::PlaintextCredentials));
-    assert_eq!(c.apop("alice", "pw".into()), Err(UsageError::PlaintextCredentials));
+    assert_eq!(
+        c.apop("alice", "pw".into()),
+        Err(UsageError::PlaintextCredentials)
+    );
     let token = XOauth2::new("alice".into(), Secret::new("tok".into())).unwrap();
-    assert_eq!(c.auth(Box::new(token)).map(|_| ()), Err(UsageError::PlaintextCredentials));
+    assert_eq!(
+        c.auth(Box::new(token)).map(|_| ()),
+        Err(UsageError::PlaintextCredentials)
+    );
     // SCRAM never reveals the password, so it is allowed.
     let scram = Scram::sha256("alice".into(), Secret::new("pw".into()), "nonce123".into()).unwrap();
     assert!(c.auth(Box::new(scram)).is_ok());
@@ -138,13 +195,24 @@ fn credentials_queued_behind_stls_wait_for_tls() {
     assert_eq!(seen.sent, b"STLS\r\n");
     c.receive(b"-ERR [SYS/TEMP] no TLS today\r\n");
     drain(&mut c, &mut seen);
-    assert_eq!(seen.sent, b"STLS\r\n", "USER must never follow a refused STLS");
-    assert!(seen.events.iter().any(|e| e.contains("Cancelled")), "{:?}", seen.events);
+    assert_eq!(
+        seen.sent, b"STLS\r\n",
+        "USER must never follow a refused STLS"
+    );
+    assert!(
+        seen.events.iter().any(|e| e.contains("Cancelled")),
+        "{:?}",
+        seen.events
+    );
 }
 
 #[test]
 fn bytes_after_stls_ok_are_an_injection() {
-    for injected in [&b"+OK injected\r\n"[..], b"+OK partial line without end", b"\x16\x03\x01"] {
+    for injected in [
+        &b"+OK injected\r\n"[..],
+        b"+OK partial line without end",
+        b"\x16\x03\x01",
+    ] {
         let (mut c, mut seen) = greeted(Config::default());
         c.submit(Command::Stls).unwrap();
         drain(&mut c, &mut seen);
@@ -152,7 +220,11 @@ fn bytes_after_stls_ok_are_an_injection() {
         reply.extend_from_slice(injected);
         c.receive(&reply);
         drain(&mut c, &mut seen);
-        assert_eq!(seen.fatal, Some(ProtocolError::DataAfterStls), "{injected:?}");
+        assert_eq!(
+            seen.fatal,
+            Some(ProtocolError::DataAfterStls),
+            "{injected:?}"
+        );
         assert!(!seen.start_tls);
         // Sticky: every later poll fails the same way; nothing is processed.
         assert_eq!(c.poll(), Err(ProtocolError::DataAfterStls));
@@ -280,8 +352,16 @@ fn over_long_lines_are_errors_that_keep_the_stream_in_step() {
     reply.extend_from_slice(b"\r\nbody\r\n.\r\n+OK 1 2\r\n");
     c.receive(&reply);
     drain(&mut c, &mut seen);
-    assert!(seen.events[0].contains("Failed") && seen.events[0].contains("LineTooLong"), "{:?}", seen.events);
-    assert!(seen.events[1].contains("Stat { count: 1, size: 2 }"), "{:?}", seen.events);
+    assert!(
+        seen.events[0].contains("Failed") && seen.events[0].contains("LineTooLong"),
+        "{:?}",
+        seen.events
+    );
+    assert!(
+        seen.events[1].contains("Stat { count: 1, size: 2 }"),
+        "{:?}",
+        seen.events
+    );
     assert!(seen.bodies.is_empty());
     assert!(seen.fatal.is_none());
 }
@@ -308,7 +388,11 @@ fn a_capa_of_a_million_lines_is_refused_without_holding_it() {
     }
     c.receive(b".\r\n+OK\r\n");
     drain(&mut c, &mut seen);
-    assert!(seen.events[0].contains("TooManyLines { limit: 1000 }"), "{:?}", seen.events);
+    assert!(
+        seen.events[0].contains("TooManyLines { limit: 1000 }"),
+        "{:?}",
+        seen.events
+    );
     assert!(seen.events[1].starts_with("Ok"), "{:?}", seen.events);
 }
 
@@ -332,7 +416,11 @@ fn body_line_limit_is_optional() {
     reply.extend_from_slice(b"\r\nafter\r\n.\r\n+OK\r\n");
     c.receive(&reply);
     drain(&mut c, &mut seen);
-    assert!(seen.events[0].contains("BodyLineTooLong"), "{:?}", seen.events);
+    assert!(
+        seen.events[0].contains("BodyLineTooLong"),
+        "{:?}",
+        seen.events
+    );
     assert!(seen.events[1].starts_with("Ok"), "{:?}", seen.events);
 }
 
@@ -401,7 +489,11 @@ fn apop_needs_a_valid_timestamp() {
         c.receive(greeting.as_bytes());
         drain(&mut c, &mut seen);
         assert_eq!(c.greeting().unwrap().apop_timestamp, None, "{greeting}");
-        assert_eq!(c.apop("u", "p".into()), Err(UsageError::NoApopTimestamp), "{greeting}");
+        assert_eq!(
+            c.apop("u", "p".into()),
+            Err(UsageError::NoApopTimestamp),
+            "{greeting}"
+        );
     }
 }
 
@@ -422,7 +514,12 @@ fn a_timestamp_in_a_huge_greeting_is_found_in_linear_time() {
 
 fn auth_scram() -> (Client, Seen) {
     let (mut c, mut seen) = greeted(Config::default());
-    let scram = Scram::sha1("user".into(), Secret::new("pencil".into()), "fyko+d2lbbFgONRv9qkxdawL".into()).unwrap();
+    let scram = Scram::sha1(
+        "user".into(),
+        Secret::new("pencil".into()),
+        "fyko+d2lbbFgONRv9qkxdawL".into(),
+    )
+    .unwrap();
     c.auth(Box::new(scram)).unwrap();
     drain(&mut c, &mut seen);
     (c, seen)
@@ -436,10 +533,18 @@ fn sasl_a_bad_challenge_is_cancelled() {
         let (mut c, mut seen) = auth_scram();
         c.receive(challenge);
         drain(&mut c, &mut seen);
-        assert!(seen.sent.ends_with(b"*\r\n"), "{:?}", String::from_utf8_lossy(&seen.sent));
+        assert!(
+            seen.sent.ends_with(b"*\r\n"),
+            "{:?}",
+            String::from_utf8_lossy(&seen.sent)
+        );
         c.receive(b"-ERR cancelled\r\n");
         drain(&mut c, &mut seen);
-        assert!(seen.events.last().unwrap().contains("Failed"), "{:?}", seen.events);
+        assert!(
+            seen.events.last().unwrap().contains("Failed"),
+            "{:?}",
+            seen.events
+        );
         assert!(seen.fatal.is_none());
     }
 }
@@ -455,7 +560,10 @@ fn sasl_a_wrong_server_signature_is_caught() {
     c.receive(b"-ERR ok\r\n");
     drain(&mut c, &mut seen);
     assert!(
-        seen.events.last().unwrap().contains(&format!("{:?}", SaslError::ServerSignatureMismatch)),
+        seen.events
+            .last()
+            .unwrap()
+            .contains(&format!("{:?}", SaslError::ServerSignatureMismatch)),
         "{:?}",
         seen.events
     );
@@ -482,7 +590,10 @@ fn sasl_ok_before_the_server_proved_itself_is_fatal() {
 fn a_long_initial_response_waits_for_the_empty_challenge() {
     let (mut c, mut seen) = greeted(Config::encrypted());
     let token = "t".repeat(400);
-    c.auth(Box::new(XOauth2::new("alice".into(), Secret::new(token)).unwrap())).unwrap();
+    c.auth(Box::new(
+        XOauth2::new("alice".into(), Secret::new(token)).unwrap(),
+    ))
+    .unwrap();
     drain(&mut c, &mut seen);
     assert_eq!(seen.sent, b"AUTH XOAUTH2\r\n");
     c.receive(b"+ \r\n");
@@ -496,8 +607,15 @@ fn a_long_initial_response_waits_for_the_empty_challenge() {
 #[test]
 fn secrets_never_show_in_debug_output() {
     let pass = Command::Pass(Secret::new("hunter2".into()));
-    let apop = Command::Apop { user: "u".into(), password: Secret::new("hunter2".into()) };
-    for text in [format!("{pass:?}"), format!("{apop:?}"), format!("{:#?}", Secret::new("hunter2"))] {
+    let apop = Command::Apop {
+        user: "u".into(),
+        password: Secret::new("hunter2".into()),
+    };
+    for text in [
+        format!("{pass:?}"),
+        format!("{apop:?}"),
+        format!("{:#?}", Secret::new("hunter2")),
+    ] {
         assert!(!text.contains("hunter2"), "{text}");
     }
 }
@@ -511,8 +629,14 @@ fn a_failed_user_cancels_the_pass_behind_it() {
     c.receive(b"-ERR [AUTH] no such user\r\n");
     drain(&mut c, &mut seen);
     assert_eq!(seen.sent, b"USER nobody\r\n");
-    assert!(seen.events.iter().any(|e| e.contains(&format!("{user:?}")) && e.starts_with("Err")));
-    assert!(seen.events.iter().any(|e| e.contains(&format!("{pass:?}")) && e.starts_with("Cancelled")));
+    assert!(seen
+        .events
+        .iter()
+        .any(|e| e.contains(&format!("{user:?}")) && e.starts_with("Err")));
+    assert!(seen
+        .events
+        .iter()
+        .any(|e| e.contains(&format!("{pass:?}")) && e.starts_with("Cancelled")));
     // The session goes on: a new login may be tried.
     assert!(c.user("somebody").is_ok());
 }
@@ -534,7 +658,10 @@ fn after_quit_nothing_more_is_accepted() {
 fn handles_name_their_client() {
     let (mut a, _) = logged_in();
     let (mut b, _) = logged_in();
-    assert_ne!(a.submit(Command::Noop).unwrap(), b.submit(Command::Noop).unwrap());
+    assert_ne!(
+        a.submit(Command::Noop).unwrap(),
+        b.submit(Command::Noop).unwrap()
+    );
 }
 
 #[test]
@@ -545,7 +672,10 @@ fn utf8_mode_is_tracked() {
     c.receive(b"+OK UTF8 enabled\r\n");
     drain(&mut c, &mut seen);
     assert!(c.is_utf8());
-    assert!(seen.events.iter().any(|e| e.contains(&format!("{:?}", Reply::Ok(pop3_proto::Text::sanitize(b"UTF8 enabled"))))));
+    assert!(seen.events.iter().any(|e| e.contains(&format!(
+        "{:?}",
+        Reply::Ok(pop3_proto::Text::sanitize(b"UTF8 enabled"))
+    ))));
 }
 
 #[test]
@@ -559,7 +689,11 @@ fn a_bare_lf_never_ends_a_body() {
     c.receive(b"+OK\r\nline\n.\r\n+OK injected\r\n.\r\n+OK real\r\n");
     drain(&mut c, &mut seen);
     assert_eq!(seen.bodies, b"line\n.\r\n+OK injected\r\n");
-    assert!(seen.events[0].contains("BodyEnd") && seen.events[1].contains("real"), "{:?}", seen.events);
+    assert!(
+        seen.events[0].contains("BodyEnd") && seen.events[1].contains("real"),
+        "{:?}",
+        seen.events
+    );
 }
 
 #[test]

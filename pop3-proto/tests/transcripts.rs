@@ -34,7 +34,10 @@ fn check(name: &str) -> Vec<Rec> {
         assert_eq!(split.sent, reference.sent, "{name}: sent, split at {k}");
     }
     let bytewise = replay(&script, |len| (1..len).collect());
-    assert_eq!(bytewise.records, reference.records, "{name}: one byte at a time");
+    assert_eq!(
+        bytewise.records, reference.records,
+        "{name}: one byte at a time"
+    );
     reference.records
 }
 
@@ -62,13 +65,24 @@ fn bodies(records: &[Rec]) -> Vec<&[u8]> {
 fn rfc1939_example_session_with_apop() {
     let records = check("rfc1939_apop.txt");
     let events = events(&records);
-    assert!(events[0].contains("<1896.697170952@dbc.mtview.ca.us>"), "{}", events[0]);
+    assert!(
+        events[0].contains("<1896.697170952@dbc.mtview.ca.us>"),
+        "{}",
+        events[0]
+    );
     assert!(events[1].contains("Authenticated"));
-    assert!(events[2].contains("Stat(Stat { count: 2, size: 320 })"), "{}", events[2]);
+    assert!(
+        events[2].contains("Stat(Stat { count: 2, size: 320 })"),
+        "{}",
+        events[2]
+    );
     assert!(events[3].contains("size: 120") && events[3].contains("size: 200"));
     assert_eq!(
         bodies(&records),
-        [&b"<the POP3 server sends message 1>\r\n"[..], b"<the POP3 server sends message 2>\r\n"]
+        [
+            &b"<the POP3 server sends message 1>\r\n"[..],
+            b"<the POP3 server sends message 2>\r\n"
+        ]
     );
     assert_eq!(records.last(), Some(&Rec::Closed));
 }
@@ -96,7 +110,11 @@ fn capabilities_unknown_ones_are_kept_and_codes_are_typed() {
     assert!(events[3].contains("code: Some(InUse)"), "{}", events[3]);
     assert!(events[5].contains("Other(\"X-NEW/CODE\")"), "{}", events[5]);
     // The terminal escape in the server text was neutralised.
-    assert!(!events[5].contains('\u{1b}') && events[5].contains('\u{fffd}'), "{}", events[5]);
+    assert!(
+        !events[5].contains('\u{1b}') && events[5].contains('\u{fffd}'),
+        "{}",
+        events[5]
+    );
 }
 
 #[test]
@@ -126,9 +144,15 @@ fn plain_with_initial_response() {
 #[test]
 fn pipelined_retrieval_matches_replies_in_order() {
     let records = check("pipelining.txt");
-    assert_eq!(bodies(&records), [&b"one\r\n"[..], b".two\r\n", b"four\xff\xfe 8-bit\r\n"]);
+    assert_eq!(
+        bodies(&records),
+        [&b"one\r\n"[..], b".two\r\n", b"four\xff\xfe 8-bit\r\n"]
+    );
     let events = events(&records);
-    assert!(events.iter().any(|e| e.starts_with("Capabilities(")), "automatic CAPA after login");
+    assert!(
+        events.iter().any(|e| e.starts_with("Capabilities(")),
+        "automatic CAPA after login"
+    );
 }
 
 #[test]
@@ -146,11 +170,18 @@ fn bodies_are_unstuffed_exactly() {
     let bodies = bodies(&records);
     assert_eq!(
         bodies,
-        [&b".\r\n..leading dots\r\ntext.\r\ncaf\xc3\xa9 \x00\x80\r\nbare\n.LF\r\n"[..], b"Subject: x\r\n\r\n"]
+        [
+            &b".\r\n..leading dots\r\ntext.\r\ncaf\xc3\xa9 \x00\x80\r\nbare\n.LF\r\n"[..],
+            b"Subject: x\r\n\r\n"
+        ]
     );
     // The empty message gives an end without any body chunk.
     let events = events(&records);
     assert!(events[3].contains("BodyEnd"), "{}", events[3]);
-    assert!(events.iter().any(|e| e.contains("ListOne(ListEntry { msg: #2, size: 120 })")));
-    assert!(events.iter().any(|e| e.contains("UidlOne(UidlEntry { msg: #2, uid: \"abc\" })")));
+    assert!(events
+        .iter()
+        .any(|e| e.contains("ListOne(ListEntry { msg: #2, size: 120 })")));
+    assert!(events
+        .iter()
+        .any(|e| e.contains("UidlOne(UidlEntry { msg: #2, uid: \"abc\" })")));
 }

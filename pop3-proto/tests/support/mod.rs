@@ -109,7 +109,10 @@ pub fn command(line: &str, password: &str, mech: &mut Option<Vec<String>>) -> Co
     match words[0] {
         "USER" => Command::User(words[1..].join(" ")),
         "PASS" => Command::Pass(Secret::new(words[1..].join(" "))),
-        "APOP" => Command::Apop { user: words[1].to_string(), password: Secret::new(password.to_string()) },
+        "APOP" => Command::Apop {
+            user: words[1].to_string(),
+            password: Secret::new(password.to_string()),
+        },
         "AUTH" => Command::Auth(mechanism(&mech.take().expect("#! mech before AUTH"))),
         "STLS" => Command::Stls,
         "CAPA" => Command::Capa,
@@ -162,8 +165,13 @@ pub fn drain(client: &mut Client, out: &mut Replay, tls_up: &mut bool) -> bool {
     loop {
         match client.poll() {
             Ok(Action::Send(bytes)) => out.sent.extend_from_slice(bytes),
-            Ok(Action::Event(Event::Body { data, .. })) => push(&mut out.records, Rec::Body(data.to_vec())),
-            Ok(Action::Event(event)) => push(&mut out.records, Rec::Event(without_client_id(&format!("{event:?}")))),
+            Ok(Action::Event(Event::Body { data, .. })) => {
+                push(&mut out.records, Rec::Body(data.to_vec()))
+            }
+            Ok(Action::Event(event)) => push(
+                &mut out.records,
+                Rec::Event(without_client_id(&format!("{event:?}"))),
+            ),
             Ok(Action::NeedInput) => return true,
             Ok(Action::StartTls) => {
                 push(&mut out.records, Rec::StartTls);
@@ -211,7 +219,12 @@ pub fn script(text: &str) -> Script {
             _ => {}
         }
     }
-    Script { segments, client_bytes, entries, positions }
+    Script {
+        segments,
+        client_bytes,
+        entries,
+        positions,
+    }
 }
 
 /// Submits the transcript's commands, keeping the directives that apply to them.
@@ -231,7 +244,9 @@ impl Submitter {
                 Entry::Mech(m) => self.mech = Some(m.clone()),
                 Entry::Submit(c) => {
                     let command = command(c, &self.password, &mut self.mech);
-                    client.submit(command).unwrap_or_else(|e| panic!("submit {c}: {e:?}"));
+                    client
+                        .submit(command)
+                        .unwrap_or_else(|e| panic!("submit {c}: {e:?}"));
                 }
                 _ => {}
             }
@@ -248,7 +263,10 @@ pub fn config() -> Config {
 /// cut where `cut(segment length)` says (and where commands are submitted).
 pub fn replay(script: &Script, cut: impl Fn(usize) -> Vec<usize>) -> Replay {
     let mut client = Client::new(config());
-    let mut out = Replay { records: Vec::new(), sent: Vec::new() };
+    let mut out = Replay {
+        records: Vec::new(),
+        sent: Vec::new(),
+    };
     let mut submitter = Submitter::default();
     let mut tls_up = false;
     for (i, segment) in script.segments.iter().enumerate() {
@@ -259,7 +277,11 @@ pub fn replay(script: &Script, cut: impl Fn(usize) -> Vec<usize>) -> Replay {
         }
         let mut points = cut(segment.len());
         points.extend(
-            script.positions.iter().filter(|(s, _)| *s == i).map(|&(_, offset)| offset),
+            script
+                .positions
+                .iter()
+                .filter(|(s, _)| *s == i)
+                .map(|&(_, offset)| offset),
         );
         points.push(segment.len());
         points.sort_unstable();
@@ -290,7 +312,10 @@ pub fn replay(script: &Script, cut: impl Fn(usize) -> Vec<usize>) -> Replay {
 /// proves the order of the exchange, including what was pipelined.
 pub fn replay_in_order(script: &Script) -> Replay {
     let mut client = Client::new(config());
-    let mut out = Replay { records: Vec::new(), sent: Vec::new() };
+    let mut out = Replay {
+        records: Vec::new(),
+        sent: Vec::new(),
+    };
     let mut submitter = Submitter::default();
     let mut expected_sent = Vec::new();
     let mut tls_up = false;
