@@ -1,1 +1,127 @@
+//! A blocking POP3 client over any `std::io::Read + Write` stream, with TLS
+//! from rustls.
+//!
+//! ```
+//! use std::collections::VecDeque;
+//! use std::io::{self, Read, Write};
+//! use pop3_blocking::{Connection, MsgNum, Options};
+//!
+//! // A pretend server that answers each command line with the next reply.
+//! struct Script { replies: VecDeque<&'static [u8]>, ready: Vec<u8> }
+//! impl Read for Script {
+//!     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+//!         let n = buf.len().min(self.ready.len());
+//!         buf[..n].copy_from_slice(&self.ready[..n]);
+//!         self.ready.drain(..n);
+//!         Ok(n)
+//!     }
+//! }
+//! impl Write for Script {
+//!     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+//!         for _ in data.iter().filter(|&&b| b == b'\n') {
+//!             self.ready.extend_from_slice(self.replies.pop_front().unwrap_or(b""));
+//!         }
+//!         Ok(data.len())
+//!     }
+//!     fn flush(&mut self) -> io::Result<()> { Ok(()) }
+//! }
+//!
+//! let server = Script {
+//!     ready: b"+OK POP3 server ready\r\n".to_vec(),
+//!     replies: VecDeque::from([
+//!         &b"+OK\r\n"[..],                                       // USER
+//!         b"+OK logged in\r\n",                                  // PASS
+//!         b"+OK 1 29\r\n",                                       // STAT
+//!         b"+OK\r\nSubject: hello\r\n\r\n..a dot\r\n.\r\n",      // RETR 1
+//!         b"+OK bye\r\n",                                        // QUIT
+//!     ]),
+//! };
+//! // An in-memory pipe cannot be sniffed: declare it encrypted, or the client
+//! // refuses to send the password.
+//! let mut pop3 = Connection::new(server, &Options::new().encrypted(true))?;
+//! pop3.login("alice", "secret")?;
+//! assert_eq!(pop3.stat()?.count, 1);
+//! let mut message = Vec::new();
+//! pop3.retr(MsgNum::new(1).unwrap())?.read_to_end(&mut message)?;
+//! assert_eq!(message, b"Subject: hello\r\n\r\n.a dot\r\n"); // dot-unstuffed
+//! pop3.quit()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Over the network, with TLS (certificates are always verified):
+//!
+//! ```no_run
+//! use pop3_blocking::{connect_tls, Options};
+//!
+//! let mut pop3 = connect_tls("pop.example.com", 995, &Options::new())?;
+//! pop3.login("alice", "secret")?;
+//! for entry in pop3.list()? {
+//!     let mut out = std::io::stdout().lock();
+//!     let size = pop3.retr_to(entry.msg, &mut out)?;
+//!     eprintln!("message {}: {size} bytes", entry.msg);
+//! }
+//! pop3.quit()?; // only QUIT commits deletions
+//! # Ok::<(), pop3_blocking::Error>(())
+//! ```
+//!
+//! # Connecting
+//!
+//! - [`connect_tls`]: implicit TLS (port 995), the recommended way.
+//! - [`connect_starttls`]: plaintext (port 110), then `STLS`; fails with
+//!   [`Error::StlsUnavailable`] rather than continue without TLS.
+//! - [`connect_plain`]: no TLS; credentials are refused unless
+//!   [`Options::allow_plaintext_auth`].
+//! - [`Connection::new`]: any stream you opened yourself.
+//!
+//! Trust anchors default to the Mozilla roots from `webpki-roots`; add your own
+//! with [`TlsOptions`].
+//!
+//! # Timeouts
+//!
+//! Every step has a time limit, from [`Timeouts`]: `connect` (30 s) for
+//! each TCP connection attempt, `tls_handshake` (30 s) for each socket read
+//! and write during a TLS handshake, and `read` / `write` (60 s each) for each
+//! socket read and write after that. They bound how long one socket
+//! operation may wait, not a whole command: a large message that keeps
+//! arriving does not time out, a server that goes silent does. A limit that
+//! runs out returns [`Error::Timeout`] with the [`Phase`], and ends the
+//! connection. The connect helpers apply the limits with
+//! `TcpStream::connect_timeout` and `set_read_timeout` / `set_write_timeout`;
+//! for a stream passed to [`Connection::new`], set them on the stream yourself
+//! (a `WouldBlock` or `TimedOut` error from your stream is reported as a
+//! timeout too).
+//!
+//! # Pipelining
+//!
+//! [`Connection::retr_many`] and [`Connection::dele_many`] hand all their
+//! commands to the core at once; when the server lists `PIPELINING` the core
+//! keeps up to [`Options::pipeline_window`] of them in flight, which saves a
+//! round trip per message.
+//!
+//! # How it works
+//!
+//! All protocol decisions are made by the sans-IO core [`pop3_proto`]; this
+//! crate only moves bytes between it and the stream, runs TLS and keeps time.
+//! Dropping a [`Connection`] without [`Connection::quit`] sends nothing, so
+//! the server commits no deletions.
 
+#![forbid(unsafe_code)]
+
+mod connect;
+mod connection;
+mod error;
+mod options;
+mod stream;
+
+pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection};
+pub use connection::{Connection, MessageReader, MessageSink};
+pub use error::{Error, Phase, Result};
+pub use options::{Options, Timeouts, TlsOptions};
+pub use stream::MaybeTls;
+
+pub use pop3_proto;
+pub use pop3_proto::{
+    Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum, ProtocolError,
+    ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
+};
+pub use rustls;

@@ -1,0 +1,48 @@
+#!/bin/sh
+# Installs the system packages the integration tests need. Idempotent: does
+# nothing when everything is present. Safe to run in CI before `cargo test`.
+#
+# * dovecot-pop3d — a real POP3 server (Dovecot 2.3 on Debian 12) that
+#   test-support's `dovecot` module starts on loopback. The tests also
+#   install it on demand when they run as root (test_support::dovecot::
+#   ensure_installed), but doing it up front keeps apt output out of the
+#   test log.
+set -eu
+
+DOVECOT=/usr/sbin/dovecot
+POP3=/usr/lib/dovecot/pop3
+PACKAGES="dovecot-pop3d"
+
+if [ -x "$DOVECOT" ] && [ -x "$POP3" ]; then
+    echo "install-test-deps: $PACKAGES already installed ($("$DOVECOT" --version))"
+    exit 0
+fi
+
+if [ "$(id -u)" -eq 0 ]; then
+    SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+    SUDO="sudo"
+else
+    echo "install-test-deps: need root (or sudo) to install $PACKAGES" >&2
+    exit 1
+fi
+
+apt_install() {
+    # shellcheck disable=SC2086 # word splitting of $SUDO/$PACKAGES is intended
+    $SUDO env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends \
+        -o DPkg::Lock::Timeout=300 $PACKAGES
+}
+
+echo "install-test-deps: installing $PACKAGES"
+if ! apt_install; then
+    echo "install-test-deps: install failed, running apt-get update and retrying" >&2
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update
+    apt_install
+fi
+
+if [ ! -x "$DOVECOT" ] || [ ! -x "$POP3" ]; then
+    echo "install-test-deps: $DOVECOT or $POP3 still missing after install" >&2
+    exit 1
+fi
+echo "install-test-deps: installed $("$DOVECOT" --version)"

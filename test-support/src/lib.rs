@@ -1,0 +1,20 @@
+//! Test support for the POP3 crates (not published).
+//!
+//! * [`pki`] — a throw-away CA and certificates (valid, wrong host, expired,
+//!   unknown CA, self-signed) plus rustls configs.
+//! * [`dovecot`] — starts a real Dovecot POP3 server (plain + STLS and
+//!   implicit TLS) on loopback with per-test users and Maildirs.
+//! * [`scripted`] — a thread-based scripted POP3 server for fault injection.
+//! * [`transcript`] — RFC-style `C:`/`S:` transcripts that can drive the
+//!   scripted server.
+
+pub mod dovecot;
+pub mod pki;
+pub mod scenarios;
+pub mod scripted;
+pub mod transcript;
+
+pub use dovecot::{unique_user, Dovecot, DovecotOptions, Mailbox};
+pub use pki::{rustls_server_config, CertKey, TestPki};
+pub use scripted::{ScriptConfig, ScriptedServer, Step};
+pub use transcript::{Dir, Transcript};
