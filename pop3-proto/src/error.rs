@@ -138,3 +138,5 @@ impl fmt::Display for UsageError {
 impl std::error::Error for ProtocolError {}
 #[cfg(feature = "std")]
 impl std::error::Error for UsageError {}
+#[cfg(feature = "std")]
+impl std::error::Error for crate::ServerError {}

@@ -1,1 +1,87 @@
+//! An async POP3 client over [`futures_io`] streams — for [smol], [async-io]
+//! and any executor — with TLS by [futures-rustls].
+//!
+//! ```no_run
+//! use futures_lite::AsyncReadExt;
+//! use pop3_smol::{connect_tls, MsgNum, Options};
+//!
+//! # fn main() -> Result<(), pop3_smol::Error> {
+//! futures_lite::future::block_on(async {
+//!     let mut conn = connect_tls("pop.example.com", 995, &Options::new()).await?;
+//!     conn.login("alice", "secret").await?;
+//!     let stat = conn.stat().await?;
+//!     println!("{} messages, {} octets", stat.count, stat.size);
+//!     if let Some(first) = MsgNum::new(1) {
+//!         let mut message = Vec::new();
+//!         conn.retr(first).await?.read_to_end(&mut message).await?;
+//!     }
+//!     conn.quit().await // commits deletions; dropping `conn` would not
+//! })
+//! # }
+//! ```
+//!
+//! This crate only moves bytes, does TLS and keeps time: every protocol
+//! decision (what may be sent when, pipelining, parsing, SASL, refusing
+//! credentials in plaintext) is made by the sans-IO core [`pop3_proto`]. The
+//! same API exists as `pop3-blocking` (std I/O) and `pop3-tokio`.
+//!
+//! # Runtimes
+//!
+//! It uses only the `futures-io` traits, sockets and timers of [async-io]
+//! (which run their own reactor thread when needed) and the `blocking` thread
+//! pool for DNS, so it works under `smol::block_on`, `async_std::task::block_on`,
+//! `futures_lite::future::block_on` or any other executor. It does not depend
+//! on async-std.
+//!
+//! # Connecting
+//!
+//! - [`connect_tls`]: implicit TLS, port 995.
+//! - [`connect_starttls`]: port 110, upgraded with `STLS` before anything else
+//!   ([`Error::StlsUnavailable`] if the server does not offer it; there is no
+//!   plaintext fallback).
+//! - [`connect_plain`]: no TLS; logins are refused unless
+//!   [`Options::allow_plaintext_auth`].
+//! - [`Connection::new`]: over any futures-io `AsyncRead + AsyncWrite + Unpin`
+//!   stream.
+//!
+//! Certificates are always verified, against the `webpki-roots` by default
+//! ([`TlsOptions`]). Each read, write, connect and handshake has a time limit
+//! ([`Timeouts`]), kept with [`async_io::Timer`].
+//!
+//! # Cancellation
+//!
+//! The protocol state lives in the [`pop3_proto::Client`] inside the
+//! [`Connection`], and the I/O code is written once as poll functions over it,
+//! so dropping a future never corrupts the stream. But a dropped operation
+//! leaves a command whose reply nobody reads, so **dropping any `Connection`
+//! method's future after its first poll poisons the connection**: later calls
+//! return [`Error::Closed`]. The [`MessageReader`] is the exception: drop it
+//! at any point and the next operation drains the rest of the message. See
+//! each method's "Cancel-safety" note.
+//!
+//! [smol]: https://docs.rs/smol
+//! [async-io]: https://docs.rs/async-io
+//! [futures-rustls]: https://docs.rs/futures-rustls
 
+#![forbid(unsafe_code)]
+
+mod connect;
+mod connection;
+mod error;
+mod options;
+mod reader;
+mod stream;
+
+pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection, TcpStream};
+pub use connection::Connection;
+pub use error::{Error, Phase, Result};
+pub use options::{Options, Timeouts, TlsOptions};
+pub use reader::{MessageReader, MessageSink};
+pub use stream::MaybeTls;
+
+pub use pop3_proto;
+pub use pop3_proto::{
+    Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum, ResponseCode, Secret,
+    ServerError, Stat, UidlEntry,
+};
+pub use rustls;
