@@ -397,6 +397,9 @@ pub struct Client {
     capabilities: Option<Capabilities>,
     /// The server answered CAPA once, so it is worth asking again after login.
     capa_answered: bool,
+    /// The message count from the latest STAT: the maildrop is locked for the
+    /// session, so no listing may name a message beyond it.
+    stat_count: Option<u32>,
     fatal: Option<ProtocolError>,
 }
 
@@ -444,6 +447,7 @@ impl Client {
             greeting: None,
             capabilities: None,
             capa_answered: false,
+            stat_count: None,
             fatal: None,
             config,
         }
@@ -487,6 +491,16 @@ impl Client {
     /// Commands sent and not yet answered.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Nothing is expected from the server: the greeting has come and no
+    /// command is queued or waiting for its reply. A `NeedInput` now means
+    /// waiting for the server to close, or for nothing at all.
+    pub fn is_idle(&self) -> bool {
+        self.state != State::Greeting
+            && self.queue.is_empty()
+            && self.in_flight.is_empty()
+            && matches!(self.reading, Reading::Status)
     }
 
     /// Commands submitted and not yet sent.
@@ -1224,7 +1238,13 @@ impl Client {
                 Ok(Reply::Ok(Text::sanitize(&text)))
             }
             Expect::Login => return Ok(self.authenticated(&text)),
-            Expect::Stat => parsed(parse::stat(&text).map(Reply::Stat)),
+            Expect::Stat => {
+                let stat = parse::stat(&text);
+                if let Ok(stat) = &stat {
+                    self.stat_count = Some(stat.count);
+                }
+                parsed(stat.map(Reply::Stat))
+            }
             Expect::ListOne => parsed(parse::list_entry(&text).map(Reply::ListOne)),
             Expect::UidlOne => parsed(parse::uidl_entry(&text).map(Reply::UidlOne)),
             Expect::ListAll | Expect::UidlAll | Expect::Capa { .. } | Expect::Languages => {
@@ -1442,25 +1462,21 @@ impl Client {
             return self.complete_failed(error);
         }
         let reply = match items {
-            Items::List(entries) => match unique_numbers(entries.iter().map(|e| e.msg.get())) {
-                true => Reply::List(entries),
-                false => {
-                    return self.complete_failed(ProtocolError::Malformed(
-                        "duplicate message number in LIST",
-                    ))
+            Items::List(entries) => {
+                let numbers = entries.iter().map(|e| e.msg.get());
+                if let Err(what) = self.check_numbers(numbers, "LIST") {
+                    return self.complete_failed(ProtocolError::Malformed(what));
                 }
-            },
+                Reply::List(entries)
+            }
             Items::Uidl(entries) => {
-                let numbers_unique = unique_numbers(entries.iter().map(|e| e.msg.get()));
+                let numbers = entries.iter().map(|e| e.msg.get());
+                if let Err(what) = self.check_numbers(numbers, "UIDL") {
+                    return self.complete_failed(ProtocolError::Malformed(what));
+                }
                 let mut uids: Vec<&str> = entries.iter().map(|e| e.uid.as_str()).collect();
                 uids.sort_unstable();
-                let uids_unique = uids.windows(2).all(|w| w[0] != w[1]);
-                if !numbers_unique {
-                    return self.complete_failed(ProtocolError::Malformed(
-                        "duplicate message number in UIDL",
-                    ));
-                }
-                if !uids_unique {
+                if uids.windows(2).any(|w| w[0] == w[1]) {
                     return self
                         .complete_failed(ProtocolError::Malformed("duplicate unique id in UIDL"));
                 }
@@ -1483,6 +1499,37 @@ impl Client {
             Items::Skip => return self.complete_failed(ProtocolError::Malformed("skipped reply")),
         };
         self.complete_ok(reply)
+    }
+
+    /// A listing names each message at most once, and none beyond the count of
+    /// the latest STAT.
+    fn check_numbers(
+        &self,
+        numbers: impl Iterator<Item = u32>,
+        verb: &str,
+    ) -> Result<(), &'static str> {
+        let mut sorted: Vec<u32> = numbers.collect();
+        sorted.sort_unstable();
+        let list = verb == "LIST";
+        if sorted.windows(2).any(|w| w[0] == w[1]) {
+            return Err(if list {
+                "duplicate message number in LIST"
+            } else {
+                "duplicate message number in UIDL"
+            });
+        }
+        let beyond = match (self.stat_count, sorted.last()) {
+            (Some(count), Some(&last)) => last > count,
+            _ => false,
+        };
+        if beyond {
+            return Err(if list {
+                "LIST names a message beyond the STAT count"
+            } else {
+                "UIDL names a message beyond the STAT count"
+            });
+        }
+        Ok(())
     }
 
     fn read_body(&mut self, max_chunk: usize) -> Result<Step, ProtocolError> {
@@ -1527,10 +1574,4 @@ fn trim_spaces(mut text: &[u8]) -> &[u8] {
         text = rest;
     }
     text
-}
-
-fn unique_numbers(numbers: impl Iterator<Item = u32>) -> bool {
-    let mut sorted: Vec<u32> = numbers.collect();
-    sorted.sort_unstable();
-    sorted.windows(2).all(|w| w[0] != w[1])
 }

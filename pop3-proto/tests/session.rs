@@ -710,3 +710,26 @@ fn the_terminator_split_across_reads() {
         assert!(seen.events.last().unwrap().contains("BodyEnd"));
     }
 }
+
+#[test]
+fn listings_may_not_name_messages_beyond_the_stat_count() {
+    let (mut c, mut seen) = logged_in();
+    c.submit(Command::Stat).unwrap();
+    c.submit(Command::List(None)).unwrap();
+    c.submit(Command::Uidl(None)).unwrap();
+    c.submit(Command::List(None)).unwrap();
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK 2 300\r\n+OK\r\n1 100\r\n2 100\r\n3 100\r\n.\r\n+OK\r\n1 a\r\n7 b\r\n.\r\n+OK\r\n1 100\r\n2 200\r\n.\r\n");
+    drain(&mut c, &mut seen);
+    assert!(
+        seen.events[1].contains("beyond the STAT count"),
+        "{:?}",
+        seen.events
+    );
+    assert!(
+        seen.events[2].contains("beyond the STAT count"),
+        "{:?}",
+        seen.events
+    );
+    assert!(seen.events[3].contains("List(["), "{:?}", seen.events);
+}
