@@ -5,9 +5,10 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::connection::Connection;
-use crate::error::{from_io, Error, Phase, Result};
-use crate::options::{Options, Timeouts};
+use crate::error::from_io;
 use crate::stream::MaybeTls;
+use crate::{Error, Phase, Result};
+use crate::{Options, Timeouts};
 
 /// A connection opened by one of the connect helpers.
 pub type TcpConnection = Connection<MaybeTls<TcpStream>>;

@@ -3,17 +3,16 @@
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use pop3_proto::sasl::{CramMd5, Login, Mechanism, OAuthBearer, Plain, Scram, XOauth2};
 use pop3_proto::{
     Action, Capabilities, Client, Command, Event, Greeting, Handle, Language, ListEntry, MsgNum,
     ProtocolError, Reply, Secret, Stat, UidlEntry, UsageError,
 };
 
-use crate::error::{from_io, from_usage, Error, Phase, Result};
-use crate::options::{Options, Timeouts};
+use crate::error::{from_io, from_usage};
 use crate::stream::MaybeTls;
+use crate::{Error, Phase, Result};
+use crate::{Options, Timeouts};
 
 /// What the driving loop hands to its callback.
 enum Step<'a> {
@@ -94,17 +93,6 @@ fn unexpected(_reply: &Reply) -> Error {
     Error::Protocol(ProtocolError::Malformed("reply of an unexpected kind"))
 }
 
-/// A fresh SCRAM client nonce: 24 bytes from the operating system's secure
-/// random generator, base64-encoded.
-fn scram_nonce() -> Result<String> {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 24];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
-    Ok(BASE64.encode(bytes))
-}
-
 fn sasl(error: pop3_proto::sasl::SaslError) -> Error {
     Error::Usage(UsageError::Sasl(error))
 }
@@ -123,7 +111,7 @@ impl<S: Read + Write> Connection<S> {
 
     pub(crate) fn start(stream: S, options: &Options, encrypted: bool) -> Result<Connection<S>> {
         let mut connection = Connection {
-            client: Client::new(options.config(encrypted)),
+            client: Client::new(options.core_config(encrypted)),
             stream,
             options: options.clone(),
             greeting: Greeting {
@@ -376,8 +364,12 @@ impl<S: Read + Write> Connection<S> {
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        let mechanism =
-            Scram::sha256(user.to_owned(), password.into(), scram_nonce()?).map_err(sasl)?;
+        let mechanism = Scram::sha256(
+            user.to_owned(),
+            password.into(),
+            pop3_transport::scram_nonce()?,
+        )
+        .map_err(sasl)?;
         self.auth(Box::new(mechanism))
     }
 
@@ -387,8 +379,12 @@ impl<S: Read + Write> Connection<S> {
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        let mechanism =
-            Scram::sha1(user.to_owned(), password.into(), scram_nonce()?).map_err(sasl)?;
+        let mechanism = Scram::sha1(
+            user.to_owned(),
+            password.into(),
+            pop3_transport::scram_nonce()?,
+        )
+        .map_err(sasl)?;
         self.auth(Box::new(mechanism))
     }
 
@@ -718,7 +714,7 @@ impl<S: Read + Write> Connection<MaybeTls<S>> {
         hook: &mut dyn FnMut(&S, bool) -> io::Result<()>,
     ) -> Result<()> {
         let config = self.options.tls.client_config()?;
-        let name = crate::options::parse_server_name(server_name)?;
+        let name = pop3_transport::parse_server_name(server_name)?;
         self.drain()?;
         let handle = self.submit(Command::Stls)?;
         self.drive(usize::MAX, Wait::Block, |step| match step {

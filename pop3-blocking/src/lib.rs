@@ -110,13 +110,11 @@
 mod connect;
 mod connection;
 mod error;
-mod options;
 mod stream;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection};
 pub use connection::{Connection, MessageReader, MessageSink};
-pub use error::{Error, Phase, Result};
-pub use options::{Options, Timeouts, TlsOptions};
+pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
 pub use stream::MaybeTls;
 
 pub use pop3_proto;

@@ -4,10 +4,11 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
-use rustls_pki_types::ServerName;
 
-use crate::error::{from_io, Error, Phase, Result};
+use crate::error::from_io;
+use crate::{Error, Phase, Result};
 
 /// A stream that is either plaintext or rustls' TLS over the same inner
 /// stream `S` (usually a [`TcpStream`](std::net::TcpStream)).

@@ -9,8 +9,8 @@ use futures_io::{AsyncRead, AsyncWrite};
 use futures_rustls::client::TlsStream;
 use futures_rustls::TlsConnector;
 use pop3_proto::{Command, Reply, UsageError};
+use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 
 use crate::connection::with_timeout;
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result};
@@ -117,7 +117,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<MaybeTls<S>> {
     /// connection.
     pub async fn stls(&mut self, server_name: &str) -> Result<()> {
         let config = self.options.tls.client_config()?;
-        let name = crate::options::server_name(server_name)?;
+        let name = pop3_transport::parse_server_name(server_name)?;
         let capabilities = match self.capabilities() {
             Some(capabilities) => capabilities.clone(),
             None => match self.capa().await {

@@ -9,8 +9,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_io::Timer;
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::AsyncWriteExt;
 use pop3_proto::sasl::{self, Mechanism, SaslError};
@@ -176,20 +174,6 @@ fn sasl_error(error: SaslError) -> Error {
     Error::Usage(UsageError::Sasl(error))
 }
 
-/// A fresh SCRAM client nonce: 24 random bytes, base64.
-fn client_nonce() -> Result<String> {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 24];
-    ring::rand::SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| {
-            Error::Io(io::Error::other(
-                "the system random number generator failed",
-            ))
-        })?;
-    Ok(BASE64.encode(bytes))
-}
-
 fn wipe(buf: &mut Vec<u8>) {
     buf.iter_mut().for_each(|b| *b = 0);
     buf.clear();
@@ -285,7 +269,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         encrypted: bool,
     ) -> Result<Connection<S>> {
         let mut conn = Connection {
-            client: Client::new(options.config(encrypted)),
+            client: Client::new(options.core_config(encrypted)),
             stream,
             options: options.clone(),
             greeting: Greeting {
@@ -587,8 +571,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        let mechanism = sasl::Scram::sha256(user.to_owned(), password.into(), client_nonce()?)
-            .map_err(sasl_error)?;
+        let mechanism = sasl::Scram::sha256(
+            user.to_owned(),
+            password.into(),
+            pop3_transport::scram_nonce()?,
+        )
+        .map_err(sasl_error)?;
         self.auth(Box::new(mechanism)).await
     }
 
@@ -600,8 +588,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        let mechanism = sasl::Scram::sha1(user.to_owned(), password.into(), client_nonce()?)
-            .map_err(sasl_error)?;
+        let mechanism = sasl::Scram::sha1(
+            user.to_owned(),
+            password.into(),
+            pop3_transport::scram_nonce()?,
+        )
+        .map_err(sasl_error)?;
         self.auth(Box::new(mechanism)).await
     }
 

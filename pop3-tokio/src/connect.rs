@@ -3,8 +3,8 @@
 use std::sync::Arc;
 
 use pop3_proto::{Command, Reply, UsageError};
+use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -87,7 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<MaybeTls<S>> {
     /// connection.
     pub async fn stls(&mut self, server_name: &str) -> Result<()> {
         let config = self.options.tls.client_config()?;
-        let name = crate::options::server_name(server_name)?;
+        let name = pop3_transport::parse_server_name(server_name)?;
         let capabilities = match self.capabilities() {
             Some(capabilities) => capabilities.clone(),
             None => match self.capa().await {

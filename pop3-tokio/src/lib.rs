@@ -54,15 +54,12 @@
 
 mod connect;
 mod connection;
-mod error;
-mod options;
 mod reader;
 mod stream;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection};
 pub use connection::Connection;
-pub use error::{Error, Phase, Result};
-pub use options::{Options, Timeouts, TlsOptions};
+pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
 pub use reader::{MessageReader, MessageSink};
 pub use stream::MaybeTls;
 

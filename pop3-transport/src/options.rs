@@ -13,11 +13,20 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::{Error, Result};
 
-/// Time limits for each I/O step; `None` waits for ever.
+/// Time limits for each I/O step; `None` waits forever.
 ///
-/// `read` and `write` apply to every single read or write (and flush), not to a
-/// whole command: a long message keeps coming as long as each read makes
-/// progress within the limit.
+/// | field | default | applies to |
+/// |---|---|---|
+/// | `connect` | 30 s | opening the TCP connection (each address tried) |
+/// | `tls_handshake` | 30 s | the TLS handshake |
+/// | `read` | 60 s | each read from the server (time without *any* byte) |
+/// | `write` | 60 s | each write (and flush) to the server |
+///
+/// `read` and `write` apply to single socket operations, not to whole
+/// commands: a 100 MiB message that keeps arriving never times out, a server
+/// that stops sending for `read` does. When a limit runs out the call returns
+/// [`Error::Timeout`] naming the [`Phase`](crate::Phase), and the connection
+/// is over (later calls return [`Error::Closed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timeouts {
     /// Opening the TCP connection (default 30 s).
@@ -42,7 +51,7 @@ impl Default for Timeouts {
 }
 
 impl Timeouts {
-    /// No limits at all: every step may wait for ever.
+    /// No limits at all: every step may wait forever.
     pub const fn none() -> Timeouts {
         Timeouts {
             connect: None,
@@ -51,13 +60,23 @@ impl Timeouts {
             write: None,
         }
     }
+
+    /// The same limit for every step.
+    pub const fn uniform(limit: Duration) -> Timeouts {
+        Timeouts {
+            connect: Some(limit),
+            tls_handshake: Some(limit),
+            read: Some(limit),
+            write: Some(limit),
+        }
+    }
 }
 
 /// How to connect and what the protocol core may do. Built with chained setters:
 ///
 /// ```
 /// use std::time::Duration;
-/// use pop3_tokio::{Options, Timeouts};
+/// use pop3_transport::{Options, Timeouts};
 ///
 /// let options = Options::new()
 ///     .server_name("mail.example.com")
@@ -67,22 +86,25 @@ impl Timeouts {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Options {
-    /// The name to verify the server certificate against (and to send as SNI);
-    /// defaults to the host passed to the connect function.
+    /// The name the server's certificate must be valid for, and the SNI sent.
+    /// Defaults to the host given to the connect function.
     pub server_name: Option<String>,
-    /// Certificate trust and client certificate.
+    /// Trust anchors and client certificate.
     pub tls: TlsOptions,
     /// Time limits.
     pub timeouts: Timeouts,
-    /// Allow sending credentials over an unencrypted connection (default
-    /// `false`: such logins fail with [`pop3_proto::UsageError::PlaintextCredentials`]
+    /// Allow passwords, digests and tokens over an unencrypted connection
+    /// (default `false`: such commands fail with
+    /// [`UsageError::PlaintextCredentials`](pop3_proto::UsageError::PlaintextCredentials)
     /// and nothing is sent).
     pub allow_plaintext_auth: bool,
-    /// For [`Connection::new`](crate::Connection::new): the stream is already
-    /// encrypted (for example a TLS stream set up by the caller, or an SSH
-    /// channel). The connect functions set this themselves.
+    /// Only for a transport's `Connection::new`: the stream passed there is
+    /// already encrypted (a TLS stream set up by the caller, an SSH channel),
+    /// so credentials may be sent over it. The connect functions ignore it and
+    /// decide themselves.
     pub encrypted: bool,
-    /// Most commands in flight when the server offers `PIPELINING` (default 64).
+    /// Most commands in flight at once when the server offers `PIPELINING`
+    /// (default 64).
     pub pipeline_window: usize,
     /// Size limits on what the server may send.
     pub limits: Limits,
@@ -158,8 +180,9 @@ impl Options {
         self
     }
 
-    /// The core configuration for a connection that is (or is not) encrypted.
-    pub(crate) fn config(&self, encrypted: bool) -> Config {
+    /// The protocol core's configuration for a connection that is (or is not)
+    /// encrypted: these options' plaintext policy, pipeline window and limits.
+    pub fn core_config(&self, encrypted: bool) -> Config {
         let config = if encrypted {
             Config::encrypted()
         } else {
@@ -171,25 +194,44 @@ impl Options {
             .limits(self.limits)
     }
 
-    /// The server name to verify: the override, or `host`.
-    pub(crate) fn tls_server_name(&self, host: &str) -> Result<ServerName<'static>> {
-        let name = self.server_name.as_deref().unwrap_or(host);
-        server_name(name)
+    /// The name to verify the server certificate against: the
+    /// [`Options::server_name`] override, else `host`.
+    ///
+    /// Fails with [`Error::Io`] (kind `InvalidInput`) if it is neither a DNS
+    /// name nor an IP address.
+    pub fn tls_server_name(&self, host: &str) -> Result<ServerName<'static>> {
+        parse_server_name(self.server_name.as_deref().unwrap_or(host))
     }
 }
 
-/// Parses a DNS name or IP address for certificate verification.
-pub(crate) fn server_name(name: &str) -> Result<ServerName<'static>> {
-    ServerName::try_from(name.to_owned())
-        .map_err(|e| Error::Io(io::Error::new(io::ErrorKind::InvalidInput, e)))
+/// Parses a DNS name or IP address for certificate verification and SNI.
+///
+/// Fails with [`Error::Io`] (kind `InvalidInput`) naming the bad name.
+pub fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(name.to_owned()).map_err(|e| {
+        Error::Io(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid TLS server name {name:?}: {e}"),
+        ))
+    })
 }
 
 /// Which servers to trust, and an optional client certificate.
 ///
-/// Certificate verification is always on; there is no way to turn it off.
-/// By default the Mozilla roots of `webpki-roots` are trusted; more roots can be
-/// added (for a private CA), or an expert can pass a complete rustls
-/// [`ClientConfig`] with [`TlsOptions::rustls_config`].
+/// Certificate verification is always on and host names are always checked;
+/// there is no way to turn that off. SNI is sent. By default the Mozilla roots
+/// of `webpki-roots` are trusted; more roots can be added (for a private CA),
+/// or an expert can pass a complete rustls [`ClientConfig`] with
+/// [`TlsOptions::rustls_config`].
+///
+/// ```
+/// use pop3_transport::TlsOptions;
+/// # let pem = test_pem();
+/// // Trust a private CA in addition to the public roots.
+/// let tls = TlsOptions::new().add_root_pem(pem.as_bytes())?;
+/// # fn test_pem() -> String { test_support::pki::TestPki::shared().ca_pem.clone() }
+/// # Ok::<(), pop3_transport::Error>(())
+/// ```
 #[derive(Clone)]
 pub struct TlsOptions {
     webpki_roots: bool,
@@ -220,12 +262,17 @@ impl fmt::Debug for TlsOptions {
     }
 }
 
-fn invalid_pem(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
-    Error::Io(io::Error::new(io::ErrorKind::InvalidData, error))
+/// An [`Error::Io`] of kind `InvalidData` about `what`.
+fn invalid_data(what: &str, error: impl fmt::Display) -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("{what}: {error}"),
+    ))
 }
 
 impl TlsOptions {
-    /// Trust the `webpki-roots` (Mozilla) roots only.
+    /// The defaults: trust the `webpki-roots` (Mozilla) roots only, no client
+    /// certificate.
     pub fn new() -> TlsOptions {
         TlsOptions::default()
     }
@@ -238,26 +285,32 @@ impl TlsOptions {
         self
     }
 
-    /// Also trusts every certificate in a PEM file.
+    /// Also trusts every certificate in the PEM file at `path`.
     ///
-    /// Fails with [`Error::Io`] if the file cannot be read or holds no certificate.
+    /// Fails with [`Error::Io`] if the file cannot be read or holds no
+    /// certificate.
     pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<TlsOptions> {
         let pem = std::fs::read(path).map_err(Error::Io)?;
-        self.add_root_pem(&pem)
+        self.add_root_pem(pem)
     }
 
-    /// Also trusts every certificate in PEM text.
+    /// Also trusts every certificate in `pem` (one or more
+    /// `-----BEGIN CERTIFICATE-----` blocks).
     ///
     /// Fails with [`Error::Io`] (kind `InvalidData`) if the text holds no
     /// certificate or a malformed one.
     pub fn add_root_pem(mut self, pem: impl AsRef<[u8]>) -> Result<TlsOptions> {
         let mut found = false;
         for cert in CertificateDer::pem_slice_iter(pem.as_ref()) {
-            self.extra_roots.push(cert.map_err(invalid_pem)?);
+            let cert = cert.map_err(|e| invalid_data("root certificate PEM", e))?;
+            self.extra_roots.push(cert);
             found = true;
         }
         if !found {
-            return Err(invalid_pem("no certificate found in PEM"));
+            return Err(invalid_data(
+                "root certificate PEM",
+                "no CERTIFICATE block found",
+            ));
         }
         Ok(self)
     }
@@ -269,32 +322,47 @@ impl TlsOptions {
         self
     }
 
-    /// Presents a client certificate: the chain (leaf first) and its private
-    /// key (PKCS#8, PKCS#1 or SEC1), both PEM.
-    pub fn client_cert(mut self, cert_chain_pem: &[u8], key_pem: &[u8]) -> Result<TlsOptions> {
-        let chain = CertificateDer::pem_slice_iter(cert_chain_pem)
+    /// Presents a client certificate: `cert_chain_pem` holds the certificate
+    /// and its intermediates (leaf first), `key_pem` its private key (PKCS#8,
+    /// PKCS#1 or SEC1).
+    ///
+    /// Fails with [`Error::Io`] (kind `InvalidData`) if either is missing or
+    /// malformed.
+    pub fn client_cert(
+        mut self,
+        cert_chain_pem: impl AsRef<[u8]>,
+        key_pem: impl AsRef<[u8]>,
+    ) -> Result<TlsOptions> {
+        let chain = CertificateDer::pem_slice_iter(cert_chain_pem.as_ref())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(invalid_pem)?;
+            .map_err(|e| invalid_data("client certificate PEM", e))?;
         if chain.is_empty() {
-            return Err(invalid_pem(
-                "no certificate found in client certificate PEM",
+            return Err(invalid_data(
+                "client certificate PEM",
+                "no CERTIFICATE block found",
             ));
         }
-        let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(invalid_pem)?;
+        let key = PrivateKeyDer::from_pem_slice(key_pem.as_ref())
+            .map_err(|e| invalid_data("client key PEM", e))?;
         self.client_auth = Some(Arc::new((chain, key)));
         Ok(self)
     }
 
-    /// Uses this rustls configuration as it is; the other settings are then
-    /// ignored.
+    /// Uses this rustls configuration as it is, instead of building one from
+    /// the other settings (which are then ignored). For experts: the
+    /// configuration decides what is verified.
     #[must_use]
     pub fn rustls_config(mut self, config: Arc<ClientConfig>) -> TlsOptions {
         self.config = Some(config);
         self
     }
 
-    /// Builds the rustls configuration: the `ring` provider, safe default
-    /// protocol versions, the chosen roots, SNI on.
+    /// Builds the rustls configuration: the `ring` provider, rustls' safe
+    /// default protocol versions (TLS 1.2 and 1.3), the chosen roots, the
+    /// client certificate if one was given, SNI on.
+    ///
+    /// Fails with [`Error::Tls`] if rustls refuses a root or the client
+    /// certificate.
     pub fn client_config(&self) -> Result<Arc<ClientConfig>> {
         if let Some(config) = &self.config {
             return Ok(Arc::clone(config));
@@ -330,11 +398,31 @@ mod tests {
         assert_eq!(t.read, Some(Duration::from_secs(60)));
         assert_eq!(t.write, Some(Duration::from_secs(60)));
         let o = Options::new();
+        assert_eq!(o.timeouts, Timeouts::default());
         assert!(!o.allow_plaintext_auth && !o.encrypted);
-        let c = o.config(false);
+        let c = o.core_config(false);
         assert!(!c.allow_plaintext_credentials && !c.encrypted);
-        assert!(o.config(true).encrypted);
+        assert_eq!(c.pipeline_window, 64);
+        assert!(o.core_config(true).encrypted);
+        assert!(
+            o.allow_plaintext_auth(true)
+                .core_config(true)
+                .allow_plaintext_credentials
+        );
         assert_eq!(Options::new().pipeline_window(0).pipeline_window, 1);
+    }
+
+    #[test]
+    fn timeouts_none_and_uniform() {
+        let t = Timeouts::none();
+        assert!(t.connect.is_none() && t.tls_handshake.is_none());
+        assert!(t.read.is_none() && t.write.is_none());
+        let second = Duration::from_secs(1);
+        let t = Timeouts::uniform(second);
+        assert_eq!(t.connect, Some(second));
+        assert_eq!(t.tls_handshake, Some(second));
+        assert_eq!(t.read, Some(second));
+        assert_eq!(t.write, Some(second));
     }
 
     #[test]
@@ -346,11 +434,12 @@ mod tests {
     fn pem_without_certificates_is_refused() {
         assert!(matches!(
             TlsOptions::new().add_root_pem(b"hello"),
-            Err(Error::Io(_))
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::InvalidData
         ));
         assert!(TlsOptions::new()
             .add_root_pem_file("/nonexistent/ca.pem")
             .is_err());
+        assert!(TlsOptions::new().client_cert(b"hello", b"hello").is_err());
     }
 
     #[test]
@@ -370,9 +459,18 @@ mod tests {
     }
 
     #[test]
-    fn server_names() {
-        assert!(server_name("mail.example.com").is_ok());
-        assert!(server_name("127.0.0.1").is_ok());
-        assert!(server_name("not a name").is_err());
+    fn server_name_override_and_ip_addresses() {
+        assert!(parse_server_name("mail.example.com").is_ok());
+        assert!(parse_server_name("127.0.0.1").is_ok());
+        assert!(parse_server_name("not a name").is_err());
+        let o = Options::new();
+        assert!(o.tls_server_name("127.0.0.1").is_ok());
+        assert!(o.tls_server_name("localhost").is_ok());
+        assert!(o.tls_server_name("not a name!").is_err());
+        let o = o.server_name("mail.example.org");
+        assert_eq!(
+            o.tls_server_name("127.0.0.1").ok(),
+            ServerName::try_from("mail.example.org").ok()
+        );
     }
 }

@@ -1,14 +1,14 @@
-//! The error type of this crate.
+//! The error type shared by the transports.
 
 use std::fmt;
 use std::io;
 
 use pop3_proto::{ProtocolError, ServerError, UsageError};
 
-/// A `Result` with this crate's [`Error`].
+/// A `Result` that fails with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The I/O step that took too long.
+/// The I/O step that took too long; see [`Timeouts`](crate::Timeouts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Phase {
     /// Opening the TCP connection.
@@ -32,37 +32,49 @@ impl fmt::Display for Phase {
     }
 }
 
-/// Everything that can go wrong on a POP3 connection.
+/// Everything that can go wrong with a POP3 connection.
 ///
-/// Whether the connection can still be used afterwards depends on the variant:
-/// [`Error::Server`], [`Error::Usage`] and a [`Error::Protocol`] reported for a
-/// single reply ([`pop3_proto::Event::Failed`]) leave it usable; the others
-/// leave it closed, and every later call returns [`Error::Closed`]
-/// ([`Connection::is_poisoned`](crate::Connection::is_poisoned) tells).
+/// Some errors end the connection and some do not:
+///
+/// | variant | the connection afterwards |
+/// |---|---|
+/// | [`Error::Server`] | usable: the server refused one command |
+/// | [`Error::Usage`] | usable: nothing was sent |
+/// | [`Error::Protocol`] from one unusable reply ([`pop3_proto::Event::Failed`]) | usable |
+/// | [`Error::Protocol`] from a broken stream, [`Error::Io`], [`Error::Tls`], [`Error::Timeout`], [`Error::Closed`] | ended: later calls return [`Error::Closed`] |
+///
+/// An [`Error::Io`] that came from a writer of *yours* (a message being
+/// copied out) does not end the connection either. Each transport's
+/// `Connection::is_poisoned` tells.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
-    /// Reading, writing or connecting failed.
+    /// Reading, writing or connecting failed (or a name could not be
+    /// resolved, or a PEM file could not be read or parsed).
     Io(io::Error),
-    /// TLS failed: certificate verification, handshake or a TLS alert. Kept
-    /// typed even when rustls reported it through an [`io::Error`].
+    /// TLS failed: the certificate could not be verified, the handshake failed,
+    /// or a TLS record was bad. Certificate errors are
+    /// `rustls::Error::InvalidCertificate(..)`. Kept typed even when rustls
+    /// reported it through an [`io::Error`].
     Tls(rustls::Error),
     /// The server broke the protocol (fatal), or one reply could not be used
     /// (not fatal: the connection stays in step).
     Protocol(ProtocolError),
-    /// The call does not fit the session's state or an argument is unsafe;
-    /// nothing was sent. Also a command dropped unsent because a login step
-    /// before it failed.
+    /// The call does not fit the session (wrong state, bad argument, credentials
+    /// over an unencrypted connection, ...). Nothing was sent. Also a command
+    /// dropped unsent because a login step before it failed.
     Usage(UsageError),
-    /// The server refused the command with `-ERR` (with its response code).
+    /// The server refused the command with `-ERR`; the response code, if any, is
+    /// in [`ServerError::code`].
     Server(ServerError),
-    /// An I/O step took longer than its [`Timeouts`](crate::Timeouts) entry.
+    /// A time limit from [`Timeouts`](crate::Timeouts) ran out.
     Timeout(Phase),
-    /// The connection has ended: the server closed it, or an earlier fatal
-    /// error or a cancelled operation poisoned it.
+    /// The session has ended: `QUIT` was answered, the server closed the
+    /// connection, or an earlier fatal error or a cancelled operation broke it.
     Closed,
-    /// `STLS` was required but the server does not list it in `CAPA`. Nothing
-    /// else was sent; there is never a fallback to plaintext.
+    /// `STLS` was required but the server does not list it in its
+    /// capabilities. Nothing but `CAPA` was sent, and there is never a fallback
+    /// to plaintext.
     StlsUnavailable,
 }
 
@@ -75,7 +87,7 @@ impl fmt::Display for Error {
             Error::Usage(e) => write!(f, "usage error: {e}"),
             Error::Server(e) => e.fmt(f),
             Error::Timeout(phase) => write!(f, "{phase} timed out"),
-            Error::Closed => f.write_str("the connection is closed"),
+            Error::Closed => f.write_str("the POP3 session has ended"),
             Error::StlsUnavailable => f.write_str("the server does not offer STLS"),
         }
     }
@@ -94,9 +106,10 @@ impl std::error::Error for Error {
 }
 
 impl From<io::Error> for Error {
-    /// Unwraps a [`rustls::Error`] (as TLS streams report it) into
+    /// Unwraps a [`rustls::Error`] (as rustls streams report it) into
     /// [`Error::Tls`], and an [`Error`] that went through an `io::Error` (as a
-    /// [`MessageReader`](crate::MessageReader) reports it) back into itself.
+    /// `MessageReader` reports it) back into itself; anything else is
+    /// [`Error::Io`].
     fn from(error: io::Error) -> Error {
         let wraps_ours = error
             .get_ref()
@@ -119,9 +132,13 @@ impl From<io::Error> for Error {
 }
 
 impl From<Error> for io::Error {
-    /// [`Error::Io`] becomes the `io::Error` it holds; every other error is
-    /// wrapped (kind `TimedOut`, `InvalidData`, `NotConnected` or `Other`) and
-    /// comes back intact through `Error::from`.
+    /// [`Error::Io`] gives back the `io::Error` it holds; every other error is
+    /// wrapped, with kind [`TimedOut`](io::ErrorKind::TimedOut) for
+    /// [`Error::Timeout`], [`InvalidData`](io::ErrorKind::InvalidData) for
+    /// [`Error::Tls`] and [`Error::Protocol`],
+    /// [`NotConnected`](io::ErrorKind::NotConnected) for [`Error::Closed`] and
+    /// [`Other`](io::ErrorKind::Other) for the rest, and comes back intact
+    /// through `Error::from` (or [`io::Error::into_inner`] and `downcast`).
     fn from(error: Error) -> io::Error {
         let kind = match error {
             Error::Io(e) => return e,
@@ -169,6 +186,16 @@ mod tests {
             Error::from(io),
             Error::Tls(rustls::Error::DecryptError)
         ));
+        let io = io::Error::new(
+            io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(rustls::CertificateError::Expired),
+        );
+        assert!(matches!(
+            Error::from(io),
+            Error::Tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::Expired
+            ))
+        ));
     }
 
     #[test]
@@ -179,11 +206,30 @@ mod tests {
         let io = io::Error::from(Error::Io(io::Error::from(io::ErrorKind::BrokenPipe)));
         assert_eq!(io.kind(), io::ErrorKind::BrokenPipe);
         assert!(matches!(Error::from(io), Error::Io(e) if e.kind() == io::ErrorKind::BrokenPipe));
+        let io = io::Error::from(Error::Tls(rustls::Error::DecryptError));
+        assert_eq!(io.kind(), io::ErrorKind::InvalidData);
+        let io = io::Error::from(Error::Closed);
+        assert_eq!(io.kind(), io::ErrorKind::NotConnected);
+        let io: io::Error = Error::StlsUnavailable.into();
+        assert_eq!(io.kind(), io::ErrorKind::Other);
+        assert!(matches!(Error::from(io), Error::StlsUnavailable));
     }
 
     #[test]
     fn other_io_errors_are_kept() {
         let io = io::Error::other("boom");
         assert!(matches!(Error::from(io), Error::Io(e) if e.to_string() == "boom"));
+    }
+
+    #[test]
+    fn display() {
+        assert_eq!(
+            Error::Timeout(Phase::TlsHandshake).to_string(),
+            "TLS handshake timed out"
+        );
+        assert_eq!(
+            Error::StlsUnavailable.to_string(),
+            "the server does not offer STLS"
+        );
     }
 }
