@@ -1,0 +1,279 @@
+//! The command line (clap derive).
+
+use std::path::PathBuf;
+
+use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+
+use crate::error::EXIT_CODES_HELP;
+
+/// A POP3 client: list, retrieve and delete messages, or fetch new ones
+/// into a Maildir, an mbox or an MDA without ever losing one.
+///
+/// The server is given as a URL (pop3s://user@host:port for implicit TLS,
+/// pop3://user@host:port for STLS) or with --host/--port/--tls/--user.
+/// The password never goes on the command line: it comes from
+/// --password-env, --password-command, or a prompt on the terminal.
+#[derive(Debug, Parser)]
+#[command(name = "pop3", version, after_help = EXIT_CODES_HELP)]
+pub(crate) struct Cli {
+    /// The server: pop3s://[user@]host[:port] (implicit TLS, port 995) or
+    /// pop3://[user@]host[:port] (STLS, port 110).
+    #[arg(value_name = "URL")]
+    pub(crate) url: Option<String>,
+
+    /// Connection and login options.
+    #[command(flatten, next_help_heading = "Connection and login")]
+    pub(crate) conn: ConnArgs,
+
+    /// Print the protocol trace to stderr (passwords and SASL exchanges are
+    /// shown as <redacted>).
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
+
+    /// Machine-readable output (JSON on stdout) for capa, stat, list, uidl
+    /// and fetch.
+    #[arg(long, global = true)]
+    pub(crate) json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+/// How to reach the server and log in.
+#[derive(Debug, Args)]
+pub(crate) struct ConnArgs {
+    /// Server host name or IP address.
+    #[arg(long, global = true)]
+    pub(crate) host: Option<String>,
+
+    /// Server port [default: 995 with --tls implicit, 110 otherwise].
+    #[arg(long, global = true)]
+    pub(crate) port: Option<u16>,
+
+    /// implicit: TLS from the start (POP3S); starttls: plain connection
+    /// upgraded with STLS (fails if the server does not offer it); none: no
+    /// TLS at all [default: implicit, or from the URL scheme].
+    #[arg(long, value_enum, global = true)]
+    pub(crate) tls: Option<TlsMode>,
+
+    /// User name to log in as.
+    #[arg(long, global = true)]
+    pub(crate) user: Option<String>,
+
+    /// Read the password (or OAuth token) from this environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        global = true,
+        conflicts_with = "password_command"
+    )]
+    pub(crate) password_env: Option<String>,
+
+    /// Run this command with `sh -c` and use the first line of its output
+    /// as the password (or OAuth token).
+    #[arg(long, value_name = "CMD", global = true)]
+    pub(crate) password_command: Option<String>,
+
+    /// Login method; auto picks the strongest the server offers:
+    /// SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, APOP, PLAIN, LOGIN, USER.
+    #[arg(long, value_enum, default_value_t = AuthChoice::Auto, global = true)]
+    pub(crate) auth: AuthChoice,
+
+    /// Allow sending credentials over a connection that is not encrypted
+    /// (refused otherwise, exit code 77).
+    #[arg(long, global = true)]
+    pub(crate) allow_plaintext_auth: bool,
+
+    /// Also trust the CA certificate(s) in this PEM file (certificates are
+    /// always verified).
+    #[arg(long, value_name = "PEM", global = true)]
+    pub(crate) ca_file: Option<PathBuf>,
+
+    /// Which transport runs the session (all behave the same).
+    #[arg(long, value_enum, default_value_t = Runtime::Blocking, global = true)]
+    pub(crate) runtime: Runtime,
+
+    /// Time limit in seconds for connecting, the TLS handshake, and each
+    /// read and write [default: 30 s to connect, 60 s per read/write].
+    #[arg(long, value_name = "SECS", global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) timeout: Option<u64>,
+}
+
+/// The TLS mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum TlsMode {
+    /// TLS from the first byte (POP3S, port 995).
+    Implicit,
+    /// Plain connection upgraded with STLS before anything else (port 110).
+    Starttls,
+    /// No TLS (credentials need --allow-plaintext-auth).
+    None,
+}
+
+/// The runtime (transport crate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Runtime {
+    /// pop3-blocking (std::net).
+    Blocking,
+    /// pop3-tokio on a current-thread tokio runtime.
+    Tokio,
+    /// pop3-smol on async-io.
+    Smol,
+}
+
+/// `--auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum AuthChoice {
+    /// The strongest method the server offers.
+    Auto,
+    /// USER and PASS.
+    User,
+    /// APOP (needs a timestamp in the greeting).
+    Apop,
+    /// SASL PLAIN.
+    Plain,
+    /// SASL LOGIN.
+    Login,
+    /// SASL CRAM-MD5.
+    #[value(name = "cram-md5")]
+    CramMd5,
+    /// SASL SCRAM-SHA-1.
+    #[value(name = "scram-sha-1")]
+    ScramSha1,
+    /// SASL SCRAM-SHA-256.
+    #[value(name = "scram-sha-256")]
+    ScramSha256,
+    /// SASL XOAUTH2 (the secret is an OAuth 2.0 access token).
+    #[value(name = "xoauth2")]
+    XOauth2,
+    /// SASL OAUTHBEARER (the secret is an OAuth 2.0 access token).
+    #[value(name = "oauthbearer")]
+    OAuthBearer,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Show the server's capabilities (CAPA, before login).
+    Capa,
+    /// Number of messages and total size (STAT).
+    Stat,
+    /// Message numbers and sizes (LIST).
+    List {
+        /// Only this message.
+        #[arg(value_parser = msg_num())]
+        msg: Option<u32>,
+    },
+    /// Message numbers and unique ids (UIDL).
+    Uidl {
+        /// Only this message.
+        #[arg(value_parser = msg_num())]
+        msg: Option<u32>,
+    },
+    /// Write message N to stdout, byte for byte (RETR).
+    Retr {
+        /// The message number.
+        #[arg(value_parser = msg_num())]
+        msg: u32,
+    },
+    /// Write the headers and the first LINES body lines of message N to
+    /// stdout (TOP).
+    Top {
+        /// The message number.
+        #[arg(value_parser = msg_num())]
+        msg: u32,
+        /// How many body lines.
+        lines: u32,
+    },
+    /// Delete messages (DELE, committed by QUIT; all or nothing).
+    Dele {
+        /// The message numbers.
+        #[arg(required = true, value_parser = msg_num())]
+        msgs: Vec<u32>,
+    },
+    /// Download the messages not downloaded before (by UIDL) into a
+    /// Maildir, an mbox or an MDA; optionally delete them from the server
+    /// once they are safely stored.
+    ///
+    /// Each message is made durable (fsync) before its UID is recorded, and
+    /// only recorded messages are deleted, after all retrievals, by QUIT. An
+    /// interrupted fetch (Ctrl-C, kill, lost connection) loses nothing; the
+    /// next one downloads exactly what was not saved. Maildir file names are
+    /// derived from the account and the UID, so nothing is stored twice.
+    #[command(after_help = EXIT_CODES_HELP)]
+    Fetch(FetchArgs),
+}
+
+/// `fetch`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("sink").required(true).args(["maildir", "mbox", "mda"])))]
+pub(crate) struct FetchArgs {
+    /// The server (instead of before the command).
+    #[arg(value_name = "URL")]
+    pub(crate) url: Option<String>,
+
+    /// Deliver into this Maildir (created if missing). State is kept in
+    /// DIR/pop3-state/.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) maildir: Option<PathBuf>,
+
+    /// Append to this mbox file (mboxrd quoting, LF line endings). State is
+    /// kept in FILE.pop3-state/.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) mbox: Option<PathBuf>,
+
+    /// Run this command with `sh -c` once per message, message on stdin
+    /// (bytes as received); exit status 0 means delivered. State is kept in
+    /// $XDG_STATE_HOME/pop3/ (~/.local/state/pop3/).
+    #[arg(long, value_name = "CMD")]
+    pub(crate) mda: Option<String>,
+
+    /// Keep the messages on the server (the default).
+    #[arg(long, conflicts_with = "delete")]
+    pub(crate) keep: bool,
+
+    /// Delete from the server the messages that are safely stored (after
+    /// all retrievals; committed by QUIT).
+    #[arg(long)]
+    pub(crate) delete: bool,
+
+    /// Keep the list of fetched UIDs in this file instead.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) state: Option<PathBuf>,
+}
+
+fn msg_num() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn url_before_or_after_the_command() {
+        let cli = Cli::try_parse_from(["pop3", "pop3s://a@h", "stat"]).expect("parses");
+        assert_eq!(cli.url.as_deref(), Some("pop3s://a@h"));
+        let cli = Cli::try_parse_from(["pop3", "fetch", "pop3s://a@h", "--maildir", "m"])
+            .expect("parses");
+        let Command::Fetch(args) = cli.command else {
+            panic!("not fetch")
+        };
+        assert_eq!(args.url.as_deref(), Some("pop3s://a@h"));
+        let cli = Cli::try_parse_from(["pop3", "--host", "h", "retr", "3", "--runtime", "tokio"])
+            .expect("parses");
+        assert!(matches!(cli.command, Command::Retr { msg: 3 }));
+        assert_eq!(cli.conn.runtime, Runtime::Tokio);
+        assert!(Cli::try_parse_from(["pop3", "retr", "0"]).is_err());
+        assert!(Cli::try_parse_from(["pop3", "fetch"]).is_err());
+        assert!(Cli::try_parse_from(["pop3", "fetch", "--maildir", "a", "--mbox", "b"]).is_err());
+    }
+}

@@ -1,0 +1,592 @@
+//! Where fetched messages go: a Maildir, an mbox, or an MDA.
+//!
+//! A message is streamed in with [`Deliver::begin`] / [`Deliver::write`],
+//! and is stored by [`Deliver::commit`], which returns only once the message
+//! is durable (or was refused by the MDA). [`Deliver::abort`] throws away a
+//! message that did not arrive completely.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::Failure;
+use crate::state::sync_dir;
+
+/// What [`Deliver::commit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// The message is now stored durably.
+    New,
+    /// The Maildir already had this message (saved by an earlier fetch that
+    /// stopped before recording its UID): nothing was written.
+    AlreadyThere,
+}
+
+/// Why a message was not stored.
+#[derive(Debug)]
+pub(crate) enum NotStored {
+    /// A local failure that stops the fetch (disk full, permissions, ...).
+    Fatal(Failure),
+    /// This message only (the MDA refused it): the fetch goes on, and the
+    /// message is fetched again next time.
+    Refused(String),
+}
+
+/// The message being delivered.
+#[derive(Debug, Clone)]
+pub(crate) struct Incoming {
+    /// Its number in this session.
+    pub(crate) msg: u32,
+    /// Its UID, when the server has UIDL.
+    pub(crate) uid: Option<String>,
+}
+
+/// A delivery target.
+pub(crate) trait Deliver {
+    /// Starts receiving a message.
+    fn begin(&mut self, incoming: Incoming) -> io::Result<()>;
+    /// The next bytes of the current message.
+    fn write(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Stores the current message durably.
+    fn commit(&mut self) -> Result<Stored, NotStored>;
+    /// Throws away the current message (incomplete).
+    fn abort(&mut self);
+    /// Whether a message with this UID is already stored (only a Maildir
+    /// can tell).
+    fn has_uid(&self, uid: &str) -> bool {
+        let _ = uid;
+        false
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// 32 hex digits of SHA-256 over the parts, each followed by a NUL.
+fn digest(parts: &[&[u8]]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+        hasher.update([0u8]);
+    }
+    hex(&hasher.finalize()[..16])
+}
+
+// ----- Maildir -----
+
+/// A Maildir (`tmp/`, `new/`, `cur/`).
+///
+/// File names are `pop3-<h>` where `<h>` is a hash of the account and the
+/// message's UID (or, without UIDL, of its content). So a message that was
+/// moved into `new/` but whose UID was not recorded yet (the process died in
+/// between) is recognised on the next fetch, in `new/` or — renamed by a
+/// mail reader to `pop3-<h>:2,FLAGS` — in `cur/`, and is not fetched twice.
+pub(crate) struct Maildir {
+    root: PathBuf,
+    account: String,
+    /// The `pop3-<h>` names present in `new/` and `cur/`.
+    present: HashSet<String>,
+    /// `pop3-<account hash>-`: this account's temporary files.
+    tmp_prefix: String,
+    seq: u64,
+    current: Option<MaildirMessage>,
+}
+
+struct MaildirMessage {
+    tmp: PathBuf,
+    file: BufWriter<File>,
+    name: Naming,
+}
+
+/// Where the final file name comes from.
+enum Naming {
+    /// The UID: the name is known from the start.
+    Uid(String),
+    /// No UIDL: the name is a hash of the content, known at the end.
+    Content(Sha256),
+}
+
+impl Maildir {
+    /// Opens (creating if needed) the Maildir at `root`, and removes the
+    /// temporary files an interrupted fetch of `account` left in `tmp/`.
+    /// The caller holds the account's state lock, so none of them is in use.
+    pub(crate) fn open(root: &Path, account: &str) -> Result<Maildir, Failure> {
+        let ctx =
+            |what: &Path, e: io::Error| Failure::io(format_args!("Maildir {}", what.display()), &e);
+        let existed = root.join("new").is_dir();
+        for sub in ["tmp", "new", "cur"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|e| ctx(&dir, e))?;
+        }
+        if !existed {
+            // A new Maildir: make its directories durable before any message.
+            sync_dir(root).map_err(|e| ctx(root, e))?;
+        }
+        let tmp_prefix = format!("pop3-{}-", &digest(&[account.as_bytes()])[..16]);
+        let tmp = root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(|e| ctx(&tmp, e))? {
+            let entry = entry.map_err(|e| ctx(&tmp, e))?;
+            if entry.file_name().to_string_lossy().starts_with(&tmp_prefix) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|e| ctx(&path, e))?;
+            }
+        }
+        let mut present = HashSet::new();
+        for sub in ["new", "cur"] {
+            let dir = root.join(sub);
+            for entry in fs::read_dir(&dir).map_err(|e| ctx(&dir, e))? {
+                let entry = entry.map_err(|e| ctx(&dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("pop3-") {
+                    let base = name.split(':').next().unwrap_or_default();
+                    present.insert(base.to_owned());
+                }
+            }
+        }
+        Ok(Maildir {
+            root: root.to_owned(),
+            account: account.to_owned(),
+            present,
+            tmp_prefix,
+            seq: 0,
+            current: None,
+        })
+    }
+
+    fn uid_name(&self, uid: &str) -> String {
+        format!(
+            "pop3-{}",
+            digest(&[self.account.as_bytes(), b"uid", uid.as_bytes()])
+        )
+    }
+}
+
+impl Deliver for Maildir {
+    fn begin(&mut self, incoming: Incoming) -> io::Result<()> {
+        self.abort();
+        self.seq += 1;
+        let tmp = self.root.join("tmp").join(format!(
+            "{}{}.{}.{}",
+            self.tmp_prefix,
+            std::process::id(),
+            self.seq,
+            incoming.msg
+        ));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let name = match incoming.uid.as_deref() {
+            Some(uid) => Naming::Uid(self.uid_name(uid)),
+            None => Naming::Content(Sha256::new()),
+        };
+        self.current = Some(MaildirMessage {
+            tmp,
+            file: BufWriter::with_capacity(64 * 1024, file),
+            name,
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let current = self
+            .current
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no message started"))?;
+        if let Naming::Content(hasher) = &mut current.name {
+            hasher.update(data);
+        }
+        current.file.write_all(data)
+    }
+
+    fn commit(&mut self) -> Result<Stored, NotStored> {
+        let Some(current) = self.current.take() else {
+            return Err(NotStored::Fatal(Failure::io(
+                "Maildir",
+                &io::Error::other("no message started"),
+            )));
+        };
+        let tmp = current.tmp.clone();
+        let fatal = |what: &str, e: io::Error| {
+            let _ = fs::remove_file(&tmp);
+            NotStored::Fatal(Failure::io(format_args!("Maildir {what}"), &e))
+        };
+        let file = current
+            .file
+            .into_inner()
+            .map_err(|e| fatal("write", e.into_error()))?;
+        file.sync_all().map_err(|e| fatal("fsync", e))?;
+        drop(file);
+        let name = match current.name {
+            Naming::Uid(name) => name,
+            Naming::Content(hasher) => format!(
+                "pop3-{}",
+                digest(&[self.account.as_bytes(), b"content", &hasher.finalize()])
+            ),
+        };
+        if self.present.contains(&name) {
+            let _ = fs::remove_file(&tmp);
+            return Ok(Stored::AlreadyThere);
+        }
+        let new_dir = self.root.join("new");
+        let target = new_dir.join(&name);
+        // link(2) never replaces an existing file (the classic Maildir
+        // delivery); fall back to rename where hard links do not work.
+        match fs::hard_link(&tmp, &target) {
+            Ok(()) => {
+                let _ = fs::remove_file(&tmp);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&tmp);
+                self.present.insert(name);
+                return Ok(Stored::AlreadyThere);
+            }
+            Err(_) => fs::rename(&tmp, &target).map_err(|e| fatal("rename into new/", e))?,
+        }
+        sync_dir(&new_dir).map_err(|e| fatal("fsync new/", e))?;
+        self.present.insert(name);
+        Ok(Stored::New)
+    }
+
+    fn abort(&mut self) {
+        if let Some(current) = self.current.take() {
+            drop(current.file);
+            let _ = fs::remove_file(&current.tmp);
+        }
+    }
+
+    fn has_uid(&self, uid: &str) -> bool {
+        self.present.contains(&self.uid_name(uid))
+    }
+}
+
+impl Drop for Maildir {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+// ----- mbox -----
+
+/// An mbox file (mboxrd): each message is appended, under an exclusive
+/// lock, after a `From ` line, with CRLF turned into LF and `>*From ` lines
+/// quoted with one more `>`, then fsynced. A failed append is cut off again.
+pub(crate) struct Mbox {
+    path: PathBuf,
+    message: Vec<u8>,
+}
+
+impl Mbox {
+    /// Appends to `path` (created when the first message comes).
+    pub(crate) fn new(path: &Path) -> Mbox {
+        Mbox {
+            path: path.to_owned(),
+            message: Vec::new(),
+        }
+    }
+}
+
+/// The envelope sender from `Return-Path:` (before the body), or
+/// `MAILER-DAEMON`.
+fn envelope_sender(message: &[u8]) -> String {
+    for line in message.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            break;
+        }
+        if line.len() > 12 && line[..12].eq_ignore_ascii_case(b"return-path:") {
+            let value = String::from_utf8_lossy(&line[12..]);
+            let addr = value
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .trim();
+            if !addr.is_empty() && !addr.contains(char::is_whitespace) {
+                return addr.to_owned();
+            }
+            break;
+        }
+    }
+    "MAILER-DAEMON".to_owned()
+}
+
+/// `Thu Jan  1 00:00:00 1970` (asctime, UTC).
+pub(crate) fn asctime(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = (days + 4).rem_euclid(7); // 1970-01-01 was a Thursday
+    const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[weekday as usize],
+        MONTHS[(month - 1) as usize],
+        day,
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        year
+    )
+}
+
+/// One mboxrd entry: `From ` line, quoted body with LF endings, blank line.
+pub(crate) fn mbox_entry(message: &[u8], received: SystemTime) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len() + 100);
+    out.extend_from_slice(
+        format!("From {} {}\n", envelope_sender(message), asctime(received)).as_bytes(),
+    );
+    let body = message.strip_suffix(b"\n").unwrap_or(message);
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let unquoted = line.iter().position(|&b| b != b'>').map(|i| &line[i..]);
+        if unquoted.is_some_and(|rest| rest.starts_with(b"From ")) {
+            out.push(b'>');
+        }
+        out.extend_from_slice(line);
+        out.push(b'\n');
+    }
+    out.push(b'\n');
+    out
+}
+
+impl Deliver for Mbox {
+    fn begin(&mut self, _incoming: Incoming) -> io::Result<()> {
+        self.message.clear();
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.message.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<Stored, NotStored> {
+        let entry = mbox_entry(&self.message, SystemTime::now());
+        self.message.clear();
+        let fatal = |e: io::Error| {
+            NotStored::Fatal(Failure::io(
+                format_args!("mbox {}", self.path.display()),
+                &e,
+            ))
+        };
+        let mut file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(fatal)?;
+        file.lock().map_err(fatal)?;
+        let before = file.metadata().map_err(fatal)?.len();
+        let appended = file.write_all(&entry).and_then(|()| file.sync_data());
+        if let Err(e) = appended {
+            // Leave no half message behind.
+            let _ = file.set_len(before);
+            let _ = file.sync_data();
+            return Err(fatal(e));
+        }
+        if before == 0 {
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                sync_dir(dir).map_err(fatal)?;
+            }
+        }
+        Ok(Stored::New)
+    }
+
+    fn abort(&mut self) {
+        self.message.clear();
+    }
+}
+
+// ----- MDA -----
+
+/// Runs a command per message (`sh -c CMD`) with the message, as received,
+/// on its stdin; exit status 0 means delivered. Its stdout and stderr go to
+/// pop3's stderr. `POP3_ACCOUNT`, `POP3_MSG` and `POP3_UID` (when known) are
+/// set in its environment.
+pub(crate) struct Mda {
+    command: String,
+    account: String,
+    message: Vec<u8>,
+    incoming: Option<Incoming>,
+}
+
+impl Mda {
+    /// An MDA running `command`.
+    pub(crate) fn new(command: &str, account: &str) -> Mda {
+        Mda {
+            command: command.to_owned(),
+            account: account.to_owned(),
+            message: Vec::new(),
+            incoming: None,
+        }
+    }
+}
+
+impl Deliver for Mda {
+    fn begin(&mut self, incoming: Incoming) -> io::Result<()> {
+        self.message.clear();
+        self.incoming = Some(incoming);
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        self.message.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<Stored, NotStored> {
+        let incoming = self.incoming.take();
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(&self.command)
+            .env("POP3_ACCOUNT", &self.account)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(io::stderr()))
+            .stderr(Stdio::inherit());
+        if let Some(incoming) = &incoming {
+            command.env("POP3_MSG", incoming.msg.to_string());
+            match &incoming.uid {
+                Some(uid) => command.env("POP3_UID", uid),
+                None => command.env_remove("POP3_UID"),
+            };
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| NotStored::Fatal(Failure::io("--mda: cannot run sh", &e)))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            // An MDA that exits without reading everything is judged by its
+            // exit status alone.
+            match stdin.write_all(&self.message) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(NotStored::Refused(format!("writing to the MDA: {e}")));
+                }
+            }
+        }
+        self.message.clear();
+        let status = child
+            .wait()
+            .map_err(|e| NotStored::Fatal(Failure::io("--mda", &e)))?;
+        if status.success() {
+            Ok(Stored::New)
+        } else {
+            Err(NotStored::Refused(format!("the MDA failed ({status})")))
+        }
+    }
+
+    fn abort(&mut self) {
+        self.message.clear();
+        self.incoming = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asctime_known_values() {
+        assert_eq!(asctime(UNIX_EPOCH), "Thu Jan  1 00:00:00 1970");
+        let t = UNIX_EPOCH + Duration::from_secs(1_709_210_096); // 2024-02-29 12:34:56
+        assert_eq!(asctime(t), "Thu Feb 29 12:34:56 2024");
+    }
+
+    #[test]
+    fn mboxrd_quoting() {
+        let msg = b"Return-Path: <a@b.example>\r\nSubject: x\r\n\r\nFrom here\r\n>From there\r\nFromage\r\n";
+        let entry = mbox_entry(msg, UNIX_EPOCH);
+        assert_eq!(
+            entry,
+            b"From a@b.example Thu Jan  1 00:00:00 1970\n\
+              Return-Path: <a@b.example>\nSubject: x\n\n>From here\n>>From there\nFromage\n\n"
+                .to_vec()
+        );
+        let entry = mbox_entry(b"Subject: y\r\n\r\nbody", UNIX_EPOCH);
+        assert!(entry.starts_with(b"From MAILER-DAEMON "));
+        assert!(entry.ends_with(b"\nbody\n\n"));
+    }
+
+    #[test]
+    fn maildir_names_are_stable_and_tmp_is_cleaned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        md.begin(Incoming {
+            msg: 1,
+            uid: Some("X1".into()),
+        })
+        .expect("begin");
+        md.write(b"hello\r\n").expect("write");
+        assert_eq!(md.commit().expect("commit"), Stored::New);
+        assert!(md.has_uid("X1"));
+        // An interrupted message leaves a tmp file; reopening removes it.
+        md.begin(Incoming {
+            msg: 2,
+            uid: Some("X2".into()),
+        })
+        .expect("begin");
+        md.write(b"partial").expect("write");
+        std::mem::forget(md.current.take());
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            1
+        );
+        let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0
+        );
+        assert!(md.has_uid("X1") && !md.has_uid("X2"));
+        // A mail reader moved it to cur/ with flags: still recognised.
+        let name = md.uid_name("X1");
+        fs::rename(
+            dir.path().join("new").join(&name),
+            dir.path().join("cur").join(format!("{name}:2,S")),
+        )
+        .expect("rename");
+        let mut md2 = Maildir::open(dir.path(), "u@h:995").expect("open");
+        assert!(md2.has_uid("X1"));
+        md2.begin(Incoming {
+            msg: 1,
+            uid: Some("X1".into()),
+        })
+        .expect("begin");
+        md2.write(b"hello\r\n").expect("write");
+        assert_eq!(md2.commit().expect("commit"), Stored::AlreadyThere);
+        // Without UIDL the content names the file.
+        for _ in 0..2 {
+            md.begin(Incoming { msg: 3, uid: None }).expect("begin");
+            md.write(b"same content").expect("write");
+            md.commit().expect("commit");
+        }
+        assert_eq!(
+            fs::read_dir(dir.path().join("new")).expect("new").count(),
+            1
+        );
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0
+        );
+    }
+}

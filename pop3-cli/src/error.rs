@@ -1,0 +1,310 @@
+//! Exit codes and the one-line error every failure ends in.
+
+use std::fmt;
+use std::io;
+
+use pop3_proto::{ProtocolError, ResponseCode, ServerError, UsageError};
+
+/// How `pop3` exits (sysexits(3) numbers). The table is repeated in
+/// `--help` and in the README; keep the three in step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Exit {
+    /// 0: everything worked.
+    Ok = 0,
+    /// 64 `EX_USAGE`: the command line is wrong.
+    Usage = 64,
+    /// 65 `EX_DATAERR`: the server broke the protocol (a malformed or
+    /// unexpected reply).
+    DataErr = 65,
+    /// 69 `EX_UNAVAILABLE`: no connection: resolving, connecting, a time
+    /// limit, or the server closed the connection.
+    Unavailable = 69,
+    /// 70 `EX_SOFTWARE`: a bug in pop3 (the library refused a call).
+    Software = 70,
+    /// 74 `EX_IOERR`: a local file or stream failed (the Maildir, the mbox,
+    /// the state file, stdout, the CA file).
+    IoErr = 74,
+    /// 75 `EX_TEMPFAIL`: try again later: some messages were not delivered
+    /// (MDA failure, a message the server would not send), the mailbox is in
+    /// use (`[IN-USE]`, `[LOGIN-DELAY]`, `[SYS/TEMP]`), or another fetch for
+    /// the same account is running.
+    TempFail = 75,
+    /// 76 `EX_PROTOCOL`: the server refused a command with `-ERR` (for
+    /// example no such message).
+    Refused = 76,
+    /// 77 `EX_NOPERM`: the credentials were refused, or pop3 refused to send
+    /// them over an unencrypted connection.
+    NoPerm = 77,
+    /// 78: TLS failed: the certificate could not be verified, the handshake
+    /// failed, or `--tls starttls` and the server does not offer STLS.
+    Tls = 78,
+}
+
+impl Exit {
+    /// The process exit status.
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The exit-code table shown at the end of `--help`.
+pub(crate) const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0   success
+  64  usage error (bad command line)
+  65  the server broke the protocol
+  69  network: cannot connect, timed out, or the connection was lost
+  70  internal error (a bug in pop3)
+  74  local I/O error (Maildir, mbox, state file, stdout, CA file)
+  75  temporary: some messages not delivered (retried next time), mailbox
+      in use, or another fetch for this account is running
+  76  the server refused a command (-ERR), e.g. no such message
+  77  credentials refused, or not sent over an unencrypted connection
+      (see --allow-plaintext-auth)
+  78  TLS failure: certificate not trusted, handshake failed, or STLS
+      not offered";
+
+/// A failure: what to print after `pop3: ` and how to exit.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    /// The exit status.
+    pub(crate) exit: Exit,
+    /// One line, without the `pop3: ` prefix.
+    pub(crate) message: String,
+}
+
+impl Failure {
+    /// A failure with this exit status and message.
+    pub(crate) fn new(exit: Exit, message: impl Into<String>) -> Failure {
+        Failure {
+            exit,
+            message: message.into(),
+        }
+    }
+
+    /// A command-line mistake (64).
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure::new(Exit::Usage, message)
+    }
+
+    /// A local I/O failure (74), with what was being done.
+    pub(crate) fn io(context: impl fmt::Display, error: &io::Error) -> Failure {
+        Failure::new(Exit::IoErr, format!("{context}: {error}"))
+    }
+
+    /// Prefixes the message with some context.
+    pub(crate) fn context(mut self, context: impl fmt::Display) -> Failure {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Always one line, whatever the server or the OS put in the text.
+        for c in self.message.chars() {
+            if c.is_control() {
+                f.write_str(" ")?;
+            } else {
+                write!(f, "{c}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// An error from any of the three transports, without its crate's type.
+#[derive(Debug)]
+pub(crate) enum NetError {
+    /// The socket (or a writer of ours) failed.
+    Io(io::Error),
+    /// TLS failed (the rustls error, as text).
+    Tls(String),
+    /// The server broke the protocol, or one reply was unusable.
+    Protocol(ProtocolError),
+    /// The library refused the call; nothing was sent.
+    Usage(UsageError),
+    /// `-ERR`.
+    Server(ServerError),
+    /// A time limit ran out (the phase, as text).
+    Timeout(String),
+    /// The connection has ended.
+    Closed,
+    /// `--tls starttls`, and the server does not list STLS.
+    StlsUnavailable,
+    /// A variant this program does not know yet.
+    Other(String),
+}
+
+impl fmt::Display for NetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NetError::Io(e) => write!(f, "{e}"),
+            NetError::Tls(e) => write!(f, "TLS: {e}"),
+            NetError::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
+            NetError::Usage(e) => write!(f, "{e}"),
+            NetError::Server(e) => match &e.code {
+                Some(code) => write!(f, "the server said -ERR [{}] {}", code_name(code), e.text),
+                None => write!(f, "the server said -ERR {}", e.text),
+            },
+            NetError::Timeout(phase) => write!(f, "timed out ({phase})"),
+            NetError::Closed => f.write_str("the server closed the connection"),
+            NetError::StlsUnavailable => {
+                f.write_str("the server does not offer STLS (refusing to continue without TLS)")
+            }
+            NetError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+/// The RFC 2449 / 3206 spelling of a response code.
+pub(crate) fn code_name(code: &ResponseCode) -> &str {
+    match code {
+        ResponseCode::InUse => "IN-USE",
+        ResponseCode::LoginDelay => "LOGIN-DELAY",
+        ResponseCode::SysTemp => "SYS/TEMP",
+        ResponseCode::SysPerm => "SYS/PERM",
+        ResponseCode::Auth => "AUTH",
+        ResponseCode::Utf8 => "UTF8",
+        ResponseCode::Other(name) => name,
+        _ => "?",
+    }
+}
+
+impl NetError {
+    /// The exit status for this error outside of authentication.
+    pub(crate) fn exit(&self) -> Exit {
+        match self {
+            NetError::Io(_) | NetError::Timeout(_) | NetError::Closed => Exit::Unavailable,
+            NetError::Protocol(ProtocolError::UnexpectedEof) => Exit::Unavailable,
+            NetError::Protocol(ProtocolError::GreetingRejected(e)) => {
+                temporary_or(e, Exit::Unavailable)
+            }
+            NetError::Protocol(_) => Exit::DataErr,
+            NetError::Tls(_) | NetError::StlsUnavailable => Exit::Tls,
+            NetError::Usage(UsageError::PlaintextCredentials) => Exit::NoPerm,
+            NetError::Usage(UsageError::Closed) => Exit::Unavailable,
+            NetError::Usage(_) | NetError::Other(_) => Exit::Software,
+            NetError::Server(e) => temporary_or(e, Exit::Refused),
+        }
+    }
+
+    /// Whether the connection is still usable after this error.
+    pub(crate) fn is_fatal(&self) -> bool {
+        !matches!(self, NetError::Server(_) | NetError::Usage(_))
+    }
+}
+
+/// `[IN-USE]`, `[LOGIN-DELAY]` and `[SYS/TEMP]` mean "later"; anything else
+/// gets `otherwise`.
+fn temporary_or(error: &ServerError, otherwise: Exit) -> Exit {
+    match &error.code {
+        Some(code) if code.is_temporary() => Exit::TempFail,
+        _ => otherwise,
+    }
+}
+
+impl From<NetError> for Failure {
+    fn from(error: NetError) -> Failure {
+        let message = match &error {
+            NetError::Usage(UsageError::PlaintextCredentials) => plaintext_message(),
+            NetError::Io(e) => format!("network: {e}"),
+            _ => error.to_string(),
+        };
+        Failure::new(error.exit(), message)
+    }
+}
+
+/// The message for credentials that would go out unencrypted.
+pub(crate) fn plaintext_message() -> String {
+    "refusing to send credentials over an unencrypted connection \
+     (use --tls implicit or --tls starttls, or pass --allow-plaintext-auth)"
+        .to_owned()
+}
+
+/// A failure of login or authentication: a plain `-ERR` means the
+/// credentials were refused (77); a temporary response code means try later
+/// (75).
+pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
+    match error {
+        NetError::Server(e) => {
+            let exit = temporary_or(&e, Exit::NoPerm);
+            let what = if exit == Exit::NoPerm {
+                format!("{mechanism}: credentials refused")
+            } else {
+                format!("{mechanism}: login not possible now")
+            };
+            Failure::new(exit, format!("{what}: {}", NetError::Server(e)))
+        }
+        NetError::Usage(UsageError::NoApopTimestamp) => Failure::new(
+            Exit::NoPerm,
+            "APOP: the server's greeting has no timestamp; choose another --auth",
+        ),
+        NetError::Usage(UsageError::Sasl(e)) => {
+            Failure::new(Exit::Usage, format!("{mechanism}: {e}"))
+        }
+        NetError::Protocol(ProtocolError::Sasl(e)) => Failure::new(
+            Exit::NoPerm,
+            format!("{mechanism}: authentication failed: {e}"),
+        ),
+        other => Failure::from(other).context(mechanism),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct() {
+        let all = [
+            Exit::Ok,
+            Exit::Usage,
+            Exit::DataErr,
+            Exit::Unavailable,
+            Exit::Software,
+            Exit::IoErr,
+            Exit::TempFail,
+            Exit::Refused,
+            Exit::NoPerm,
+            Exit::Tls,
+        ];
+        let mut codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), all.len());
+        for code in codes.iter().skip(1) {
+            assert!(EXIT_CODES_HELP.contains(&format!("  {code}  ")), "{code}");
+        }
+    }
+
+    #[test]
+    fn messages_are_one_line() {
+        let f = Failure::new(Exit::Refused, "a\r\nb\x1b[31m");
+        assert_eq!(f.to_string(), "a  b [31m");
+    }
+
+    #[test]
+    fn auth_codes() {
+        let refused = ServerError {
+            code: Some(ResponseCode::Auth),
+            text: pop3_proto::Text::sanitize(b"no"),
+        };
+        assert_eq!(
+            auth_failure(NetError::Server(refused), "PASS").exit,
+            Exit::NoPerm
+        );
+        let busy = ServerError {
+            code: Some(ResponseCode::InUse),
+            text: pop3_proto::Text::sanitize(b"locked"),
+        };
+        assert_eq!(
+            auth_failure(NetError::Server(busy), "PASS").exit,
+            Exit::TempFail
+        );
+        assert_eq!(
+            Failure::from(NetError::Usage(UsageError::PlaintextCredentials)).exit,
+            Exit::NoPerm
+        );
+    }
+}

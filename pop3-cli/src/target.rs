@@ -1,0 +1,345 @@
+//! Which server and account: the URL, the flags, and the password.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use pop3_proto::Secret;
+
+use crate::cli::{AuthChoice, ConnArgs, TlsMode};
+use crate::error::{Exit, Failure};
+use crate::transport::ConnectConfig;
+
+/// A parsed `pop3s://` or `pop3://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Url {
+    /// Implicit for `pop3s`, STLS for `pop3`.
+    pub(crate) tls: TlsMode,
+    /// The user, percent-decoded.
+    pub(crate) user: Option<String>,
+    /// The host (IPv6 without brackets).
+    pub(crate) host: String,
+    /// The port, if given.
+    pub(crate) port: Option<u16>,
+    /// `;AUTH=` from RFC 2384 (`*` is auto).
+    pub(crate) auth: Option<AuthChoice>,
+}
+
+fn percent_decode(s: &str) -> Result<String, Failure> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Failure::usage(format!("bad %-escape in URL: {s}")))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Failure::usage("URL user name is not UTF-8"))
+}
+
+fn auth_from_url(value: &str) -> Result<AuthChoice, Failure> {
+    let choice = match value.to_ascii_uppercase().as_str() {
+        "*" => AuthChoice::Auto,
+        "+APOP" => AuthChoice::Apop,
+        "USER" => AuthChoice::User,
+        "PLAIN" => AuthChoice::Plain,
+        "LOGIN" => AuthChoice::Login,
+        "CRAM-MD5" => AuthChoice::CramMd5,
+        "SCRAM-SHA-1" => AuthChoice::ScramSha1,
+        "SCRAM-SHA-256" => AuthChoice::ScramSha256,
+        "XOAUTH2" => AuthChoice::XOauth2,
+        "OAUTHBEARER" => AuthChoice::OAuthBearer,
+        _ => return Err(Failure::usage(format!("URL: unknown ;AUTH={value}"))),
+    };
+    Ok(choice)
+}
+
+impl Url {
+    /// Parses `scheme://[user[;AUTH=mech]@]host[:port][/]`.
+    pub(crate) fn parse(url: &str) -> Result<Url, Failure> {
+        let bad = |why: &str| Failure::usage(format!("bad URL {url:?}: {why}"));
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| bad("expected pop3s://host or pop3://host"))?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "pop3s" => TlsMode::Implicit,
+            "pop3" | "pop" => TlsMode::Starttls,
+            _ => return Err(bad("the scheme must be pop3s or pop3")),
+        };
+        let authority = match rest.find(['/', '?', '#']) {
+            Some(at) if rest[at..] == *"/" => &rest[..at],
+            Some(_) => return Err(bad("paths, queries and fragments are not supported")),
+            None => rest,
+        };
+        let (userinfo, hostport) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let mut user = None;
+        let mut auth = None;
+        if let Some(info) = userinfo {
+            if info.contains(':') {
+                return Err(Failure::usage(
+                    "passwords are never taken from the command line: \
+                     use --password-env VAR or --password-command CMD",
+                ));
+            }
+            let (name, params) = match info.split_once(';') {
+                Some((n, p)) => (n, Some(p)),
+                None => (info, None),
+            };
+            if let Some(params) = params {
+                let value = params
+                    .strip_prefix("AUTH=")
+                    .or_else(|| params.strip_prefix("auth="))
+                    .ok_or_else(|| bad("only ;AUTH= is understood after the user"))?;
+                auth = Some(auth_from_url(value)?);
+            }
+            if !name.is_empty() {
+                user = Some(percent_decode(name)?);
+            }
+        }
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed [ in the host"))?;
+            let port = match after {
+                "" => None,
+                p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
+            };
+            (host, port)
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            Some(p) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|&p| p != 0)
+                    .ok_or_else(|| bad("bad port"))?,
+            ),
+            None => None,
+        };
+        Ok(Url {
+            tls,
+            user,
+            host: host.to_owned(),
+            port,
+            auth,
+        })
+    }
+}
+
+/// Everything needed to connect and log in.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    /// How to connect.
+    pub(crate) connect: ConnectConfig,
+    /// Who to log in as, if known.
+    pub(crate) user: Option<String>,
+    /// The login method.
+    pub(crate) auth: AuthChoice,
+}
+
+impl Target {
+    /// `user@host:port`, naming the account in state files and Maildir names.
+    pub(crate) fn account(&self) -> Result<String, Failure> {
+        Ok(format!(
+            "{}@{}:{}",
+            self.require_user()?,
+            self.connect.host.to_ascii_lowercase(),
+            self.connect.port
+        ))
+    }
+
+    /// The user, or a usage error.
+    pub(crate) fn require_user(&self) -> Result<&str, Failure> {
+        self.user
+            .as_deref()
+            .ok_or_else(|| Failure::usage("no user name: use --user NAME or NAME@ in the URL"))
+    }
+}
+
+fn merge<T: PartialEq + std::fmt::Debug>(
+    flag: Option<T>,
+    from_url: Option<T>,
+    what: &str,
+) -> Result<Option<T>, Failure> {
+    match (flag, from_url) {
+        (Some(a), Some(b)) if a != b => Err(Failure::usage(format!(
+            "the {what} is given twice: {a:?} with --{what} and {b:?} in the URL"
+        ))),
+        (Some(a), _) => Ok(Some(a)),
+        (None, b) => Ok(b),
+    }
+}
+
+/// Combines the URL (if any) and the flags.
+pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Failure> {
+    let url = url.map(Url::parse).transpose()?;
+    let (url_host, url_port, url_user, url_tls, url_auth) = match url {
+        Some(u) => (Some(u.host), u.port, u.user, Some(u.tls), u.auth),
+        None => (None, None, None, None, None),
+    };
+    let host = merge(args.host.clone(), url_host, "host")?
+        .ok_or_else(|| Failure::usage("no server: give a URL (pop3s://user@host) or --host"))?;
+    let tls = match (args.tls, url_tls) {
+        (None, None) => TlsMode::Implicit,
+        (Some(t), None) | (None, Some(t)) => t,
+        (Some(TlsMode::Implicit), Some(TlsMode::Implicit)) => TlsMode::Implicit,
+        (Some(t @ (TlsMode::Starttls | TlsMode::None)), Some(TlsMode::Starttls)) => t,
+        (Some(flag), Some(_)) => {
+            return Err(Failure::usage(format!(
+                "--tls {} contradicts the URL scheme (pop3s:// is implicit TLS, pop3:// is STLS or none)",
+                match flag {
+                    TlsMode::Implicit => "implicit",
+                    TlsMode::Starttls => "starttls",
+                    TlsMode::None => "none",
+                }
+            )))
+        }
+    };
+    let port = merge(args.port, url_port, "port")?.unwrap_or(match tls {
+        TlsMode::Implicit => 995,
+        TlsMode::Starttls | TlsMode::None => 110,
+    });
+    let user = merge(args.user.clone(), url_user, "user")?;
+    let auth = match (args.auth, url_auth) {
+        (AuthChoice::Auto, Some(a)) => a,
+        (a, _) => a,
+    };
+    let ca_pem = match &args.ca_file {
+        Some(path) => Some(
+            std::fs::read(path)
+                .map_err(|e| Failure::io(format_args!("--ca-file {}", path.display()), &e))?,
+        ),
+        None => None,
+    };
+    Ok(Target {
+        connect: ConnectConfig {
+            host,
+            port,
+            tls,
+            ca_pem,
+            timeout: args.timeout.map(Duration::from_secs),
+            allow_plaintext_auth: args.allow_plaintext_auth,
+        },
+        user,
+        auth,
+    })
+}
+
+/// The password (or token): `--password-env`, `--password-command`, or a
+/// prompt on the terminal. Never an argument.
+pub(crate) fn password(args: &ConnArgs, account: &str) -> Result<Secret<String>, Failure> {
+    if let Some(var) = &args.password_env {
+        return match std::env::var(var) {
+            Ok(value) => Ok(Secret::new(value)),
+            Err(std::env::VarError::NotPresent) => Err(Failure::usage(format!(
+                "--password-env {var}: the variable is not set"
+            ))),
+            Err(std::env::VarError::NotUnicode(_)) => Err(Failure::usage(format!(
+                "--password-env {var}: the value is not UTF-8"
+            ))),
+        };
+    }
+    if let Some(command) = &args.password_command {
+        let mut child = Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .stdin(Stdio::inherit())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| Failure::io("--password-command: cannot run sh", &e))?;
+        let mut output = Vec::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            stdout
+                .read_to_end(&mut output)
+                .map_err(|e| Failure::io("--password-command", &e))?;
+        }
+        let status = child
+            .wait()
+            .map_err(|e| Failure::io("--password-command", &e))?;
+        let output = Secret::new(output);
+        if !status.success() {
+            return Err(Failure::new(
+                Exit::NoPerm,
+                format!("--password-command failed ({status}); no password"),
+            ));
+        }
+        let bytes = output.expose();
+        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            return Err(Failure::new(
+                Exit::NoPerm,
+                "--password-command printed no password",
+            ));
+        }
+        let text = std::str::from_utf8(line).map_err(|_| {
+            Failure::new(
+                Exit::NoPerm,
+                "--password-command: the password is not UTF-8",
+            )
+        })?;
+        return Ok(Secret::new(text.to_owned()));
+    }
+    match rpassword::prompt_password(format!("Password for {account}: ")) {
+        Ok(p) => Ok(Secret::new(p)),
+        Err(e) => Err(Failure::usage(format!(
+            "no password: use --password-env VAR or --password-command CMD \
+             (cannot prompt on a terminal: {e})"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = Url::parse("pop3s://alice@mail.example.org:1995").expect("valid");
+        assert_eq!(u.tls, TlsMode::Implicit);
+        assert_eq!(u.user.as_deref(), Some("alice"));
+        assert_eq!(u.host, "mail.example.org");
+        assert_eq!(u.port, Some(1995));
+        let u = Url::parse("pop3://bob%40example.org;AUTH=*@[::1]/").expect("valid");
+        assert_eq!(u.tls, TlsMode::Starttls);
+        assert_eq!(u.user.as_deref(), Some("bob@example.org"));
+        assert_eq!(u.host, "::1");
+        assert_eq!(u.port, None);
+        assert_eq!(u.auth, Some(AuthChoice::Auto));
+        let u = Url::parse("pop3s://carol@example.org@host").expect("valid");
+        assert_eq!(u.user.as_deref(), Some("carol@example.org"));
+        assert_eq!(u.host, "host");
+        for bad in [
+            "imap://h",
+            "pop3s://",
+            "pop3s://u:secret@h",
+            "pop3s://h:0",
+            "pop3s://h:99999",
+            "pop3s://h/INBOX",
+            "h:995",
+        ] {
+            let f = Url::parse(bad).expect_err(bad);
+            assert_eq!(f.exit, Exit::Usage, "{bad}");
+            assert!(!f.message.contains("secret"));
+        }
+    }
+}

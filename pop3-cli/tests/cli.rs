@@ -1,0 +1,682 @@
+//! The `pop3` binary against a real Dovecot and against scripted servers,
+//! on all three runtimes.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use test_support::dovecot::{unique_user, Dovecot, Mailbox};
+use test_support::scripted::{ScriptConfig, ScriptedServer, Step};
+
+const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
+const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
+
+/// The test CA, written once to a file for `--ca-file`.
+fn ca_file() -> &'static Path {
+    static CA: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = CA.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        fs::write(&path, Dovecot::shared().ca_pem()).expect("write CA");
+        (dir, path)
+    });
+    path
+}
+
+/// `pop3` with nothing inherited that could change its behaviour.
+fn pop3() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pop3"));
+    command
+        .env_remove("XDG_STATE_HOME")
+        .env_remove(PASSWORD_VAR)
+        .stdin(Stdio::null());
+    command
+}
+
+/// `pop3` logged in to Dovecot over implicit TLS as `mailbox`'s user.
+fn dovecot_pop3(mailbox: &Mailbox, runtime: &str) -> Command {
+    let dovecot = Dovecot::shared();
+    let mut command = pop3();
+    command
+        .env(PASSWORD_VAR, mailbox.password())
+        .arg(format!(
+            "pop3s://{}@127.0.0.1:{}",
+            mailbox.user(),
+            dovecot.tls_addr().port()
+        ))
+        .args([
+            "--password-env",
+            PASSWORD_VAR,
+            "--runtime",
+            runtime,
+            "--timeout",
+            "60",
+        ])
+        .arg("--ca-file")
+        .arg(ca_file());
+    command
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run pop3")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stderr: {}\nstdout: {}",
+        stderr(output),
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// A CRLF message with lines that need dot-stuffing and mbox quoting, about
+/// `size` bytes long.
+fn message(tag: &str, i: usize, size: usize) -> Vec<u8> {
+    let mut m = format!(
+        "From: sender@example.org\r\nTo: rcpt@example.org\r\nSubject: message {i} of {tag}\r\n\
+         Message-ID: <{i}.{tag}@test>\r\n\r\nbody of {i}\r\n.\r\n..two dots\r\n.leading dot\r\n\
+         From the start of a line\r\n"
+    )
+    .into_bytes();
+    let mut line = 0;
+    while m.len() < size {
+        m.extend_from_slice(format!("{tag} {i} line {line:06} {}\r\n", "x".repeat(60)).as_bytes());
+        line += 1;
+    }
+    m
+}
+
+/// A new user with these messages; returns it and the messages.
+fn mailbox_with(tag: &str, count: usize, size: usize) -> (Mailbox, Vec<Vec<u8>>) {
+    let mailbox = Dovecot::shared().add_user(&unique_user(tag), "s3cret-pw");
+    let messages: Vec<Vec<u8>> = (1..=count).map(|i| message(tag, i, size)).collect();
+    for m in &messages {
+        mailbox.add_message(m);
+    }
+    (mailbox, messages)
+}
+
+/// Contents of the files in `dir/new` and `dir/cur`, counted.
+fn maildir_contents(dir: &Path) -> BTreeMap<Vec<u8>, usize> {
+    let mut contents = BTreeMap::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries {
+            let data = fs::read(entry.expect("entry").path()).expect("read");
+            *contents.entry(data).or_insert(0) += 1;
+        }
+    }
+    contents
+}
+
+fn counted(messages: &[Vec<u8>]) -> BTreeMap<Vec<u8>, usize> {
+    let mut contents = BTreeMap::new();
+    for m in messages {
+        *contents.entry(m.clone()).or_insert(0) += 1;
+    }
+    contents
+}
+
+fn count_files(dir: &Path) -> usize {
+    fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+// ----- retr, list, uidl, stat, top, capa -----
+
+#[test]
+fn retr_is_byte_exact_and_listings_work() {
+    let (mailbox, messages) = mailbox_with("retr", 3, 20_000);
+    let files = mailbox.message_files();
+    for runtime in RUNTIMES {
+        for (i, file) in files.iter().enumerate() {
+            let out = run(dovecot_pop3(&mailbox, runtime).args(["retr", &(i + 1).to_string()]));
+            assert_code(&out, 0);
+            assert_eq!(
+                out.stdout,
+                fs::read(file).expect("read"),
+                "{runtime} RETR {}",
+                i + 1
+            );
+            assert_eq!(out.stdout, messages[i]);
+        }
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["top", "2", "1"]));
+        assert_code(&out, 0);
+        let head_end = messages[1]
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("blank line")
+            + 4;
+        assert_eq!(
+            out.stdout,
+            [&messages[1][..head_end], b"body of 2\r\n"].concat()
+        );
+
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["--json", "list"]));
+        assert_code(&out, 0);
+        let list: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        for (i, m) in messages.iter().enumerate() {
+            assert_eq!(list[i]["msg"], i + 1);
+            assert_eq!(list[i]["size"], m.len());
+        }
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["stat"]));
+        assert_code(&out, 0);
+        let total: usize = messages.iter().map(Vec::len).sum();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("3 {total}\n"));
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["uidl", "2"]));
+        assert_code(&out, 0);
+        assert!(String::from_utf8_lossy(&out.stdout).starts_with("2 "));
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["--json", "capa"]));
+        assert_code(&out, 0);
+        let capa: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        assert_eq!(capa["encrypted"], true);
+        assert!(capa["capabilities"]
+            .as_array()
+            .expect("array")
+            .iter()
+            .any(|c| c == "UIDL"));
+        // No such message: the server's -ERR.
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["retr", "99"]));
+        assert_code(&out, 76);
+        assert!(
+            stderr(&out).starts_with("pop3: RETR 99: "),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn every_login_method_and_starttls() {
+    let (mailbox, _) = mailbox_with("auth", 1, 100);
+    for (i, auth) in [
+        "auto",
+        "user",
+        "apop",
+        "plain",
+        "login",
+        "cram-md5",
+        "scram-sha-1",
+        "scram-sha-256",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let runtime = RUNTIMES[i % 3];
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["--auth", auth, "stat"]));
+        assert_code(&out, 0);
+    }
+    let dovecot = Dovecot::shared();
+    for runtime in RUNTIMES {
+        let out = run(pop3()
+            .env(PASSWORD_VAR, mailbox.password())
+            .arg(format!(
+                "pop3://{}@127.0.0.1:{}",
+                mailbox.user(),
+                dovecot.plain_addr().port()
+            ))
+            .args([
+                "--password-env",
+                PASSWORD_VAR,
+                "--runtime",
+                runtime,
+                "-v",
+                "stat",
+            ])
+            .arg("--ca-file")
+            .arg(ca_file()));
+        assert_code(&out, 0);
+        // -v: the trace, with the secret redacted.
+        let trace = stderr(&out);
+        assert!(
+            trace.contains("C: AUTH SCRAM-SHA-256 <redacted>"),
+            "{trace}"
+        );
+        assert!(trace.contains("C: STAT"), "{trace}");
+        assert!(!trace.contains(mailbox.password()), "{trace}");
+    }
+    let out = run(dovecot_pop3(&mailbox, "blocking").args(["-v", "--auth", "user", "stat"]));
+    assert_code(&out, 0);
+    assert!(stderr(&out).contains("C: PASS <redacted>"));
+    assert!(!stderr(&out).contains(mailbox.password()));
+    // The password can come from a command too.
+    let out = run(pop3()
+        .arg(format!(
+            "pop3s://{}@127.0.0.1:{}",
+            mailbox.user(),
+            dovecot.tls_addr().port()
+        ))
+        .arg("--password-command")
+        .arg(format!("echo {}; echo ignored", mailbox.password()))
+        .arg("--ca-file")
+        .arg(ca_file())
+        .arg("stat"));
+    assert_code(&out, 0);
+}
+
+// ----- exit codes -----
+
+#[test]
+fn wrong_password_is_77() {
+    let (mailbox, _) = mailbox_with("badpw", 1, 100);
+    for runtime in RUNTIMES {
+        let out = run(dovecot_pop3(&mailbox, runtime)
+            .env(PASSWORD_VAR, "not-the-password")
+            .arg("stat"));
+        assert_code(&out, 77);
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("pop3: ") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(!err.contains("not-the-password"));
+    }
+}
+
+#[test]
+fn unknown_ca_is_78() {
+    let (mailbox, _) = mailbox_with("noca", 1, 100);
+    let dovecot = Dovecot::shared();
+    for runtime in RUNTIMES {
+        let out = run(pop3()
+            .env(PASSWORD_VAR, mailbox.password())
+            .arg(format!(
+                "pop3s://{}@127.0.0.1:{}",
+                mailbox.user(),
+                dovecot.tls_addr().port()
+            ))
+            .args(["--password-env", PASSWORD_VAR, "--runtime", runtime, "stat"]));
+        assert_code(&out, 78);
+        assert!(stderr(&out).contains("certificate"), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn plaintext_credentials_are_refused_before_anything_is_sent() {
+    for runtime in RUNTIMES {
+        let server = ScriptedServer::start(vec![Step::send_line("+OK ready"), Step::ExpectClose]);
+        let out = run(pop3()
+            .env(PASSWORD_VAR, "hunter2")
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(server.addr().port().to_string())
+            .args([
+                "--tls",
+                "none",
+                "--user",
+                "alice",
+                "--password-env",
+                PASSWORD_VAR,
+            ])
+            .args(["--runtime", runtime, "stat"]));
+        assert_code(&out, 77);
+        assert!(
+            stderr(&out).contains("--allow-plaintext-auth"),
+            "{}",
+            stderr(&out)
+        );
+        let sent = server.join().expect("script followed");
+        assert!(
+            sent.is_empty(),
+            "{runtime}: sent {:?}",
+            String::from_utf8_lossy(&sent)
+        );
+    }
+}
+
+#[test]
+fn usage_errors_are_64() {
+    for args in [
+        &["stat"][..],                              // no server
+        &["retr"],                                  // no message number
+        &["--host", "h", "retr", "0"],              // message 0
+        &["pop3s://u:pw@h", "stat"],                // password in the URL
+        &["fetch", "pop3s://u@h"],                  // no sink
+        &["--host", "h", "--tls", "bogus", "stat"], // bad value
+        &[
+            "--host",
+            "h",
+            "--user",
+            "u",
+            "--password-env",
+            "POP3_UNSET_VAR",
+            "stat",
+        ],
+    ] {
+        let out = run(pop3().args(args));
+        assert_code(&out, 64);
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("pop3: ") && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    let out = run(pop3().arg("--help"));
+    assert_code(&out, 0);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for code in ["64", "65", "69", "74", "75", "76", "77", "78"] {
+        assert!(help.contains(&format!("  {code}  ")), "{code} in --help");
+    }
+}
+
+#[test]
+fn connection_refused_is_69() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    for runtime in RUNTIMES {
+        let out = run(pop3()
+            .env(PASSWORD_VAR, "x")
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--user",
+                "u",
+            ])
+            .args(["--password-env", PASSWORD_VAR, "--runtime", runtime, "stat"]));
+        assert_code(&out, 69);
+    }
+}
+
+// ----- fetch -----
+
+fn fetch(mailbox: &Mailbox, runtime: &str, maildir: &Path, extra: &[&str]) -> Output {
+    run(dovecot_pop3(mailbox, runtime)
+        .args(["--json", "fetch", "--maildir"])
+        .arg(maildir)
+        .args(extra))
+}
+
+fn summary(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).expect("json summary")
+}
+
+#[test]
+fn fetch_twice_fetches_nothing_new() {
+    for runtime in RUNTIMES {
+        let (mailbox, mut messages) = mailbox_with(&format!("twice-{runtime}"), 5, 3000);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("Mail");
+        let out = fetch(&mailbox, runtime, &maildir, &[]);
+        assert_code(&out, 0);
+        assert_eq!(summary(&out)["fetched"], 5);
+        assert_eq!(maildir_contents(&maildir), counted(&messages));
+        let out = fetch(&mailbox, runtime, &maildir, &["--keep"]);
+        assert_code(&out, 0);
+        assert_eq!(summary(&out)["fetched"], 0);
+        assert_eq!(maildir_contents(&maildir), counted(&messages));
+        assert_eq!(mailbox.count(), 5, "--keep keeps");
+        // A new message arrives: only it is fetched.
+        let extra = message("twice-new", 6, 500);
+        mailbox.add_message(&extra);
+        messages.push(extra);
+        let out = fetch(&mailbox, runtime, &maildir, &[]);
+        assert_code(&out, 0);
+        assert_eq!(summary(&out)["fetched"], 1);
+        assert_eq!(maildir_contents(&maildir), counted(&messages));
+        assert_eq!(count_files(&maildir.join("tmp")), 0);
+        // The state is lost (or the process died after storing a message
+        // but before recording its UID): the Maildir names still tell.
+        fs::remove_dir_all(maildir.join("pop3-state")).expect("rm state");
+        let out = fetch(&mailbox, runtime, &maildir, &[]);
+        assert_code(&out, 0);
+        assert_eq!(summary(&out)["fetched"], 0);
+        assert_eq!(summary(&out)["recovered"], 6);
+        assert_eq!(maildir_contents(&maildir), counted(&messages));
+    }
+}
+
+#[test]
+fn dele_is_all_or_nothing() {
+    for runtime in RUNTIMES {
+        let (mailbox, _) = mailbox_with(&format!("dele-{runtime}"), 3, 200);
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["dele", "1", "99"]));
+        assert_code(&out, 76);
+        assert!(
+            stderr(&out).contains("nothing was deleted"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(mailbox.count(), 3);
+        let out = run(dovecot_pop3(&mailbox, runtime).args(["dele", "1", "3"]));
+        assert_code(&out, 0);
+        assert_eq!(mailbox.count(), 1);
+    }
+}
+
+#[test]
+fn silent_server_times_out_with_69() {
+    for runtime in RUNTIMES {
+        let server = ScriptedServer::start(vec![Step::send_line("+OK hi"), Step::Stall]);
+        let started = Instant::now();
+        let out = run(pop3()
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(server.addr().port().to_string())
+            .args([
+                "--tls",
+                "none",
+                "--timeout",
+                "1",
+                "--runtime",
+                runtime,
+                "capa",
+            ]));
+        assert_code(&out, 69);
+        assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
+        assert!(started.elapsed() < Duration::from_secs(8));
+        let _ = server.join();
+    }
+}
+
+#[test]
+fn fetch_delete_removes_only_what_was_saved() {
+    for runtime in RUNTIMES {
+        let (mailbox, messages) = mailbox_with(&format!("del-{runtime}"), 4, 2000);
+        // The MDA refuses the third message.
+        let refused = message("refuse-me FAIL-ME", 3, 100);
+        mailbox.add_message(&refused);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out_dir = dir.path().join("delivered");
+        fs::create_dir(&out_dir).expect("mkdir");
+        let mda = r#"f=$(mktemp "$OUT/m.XXXXXX") && cat > "$f" && if grep -q FAIL-ME "$f"; then rm "$f"; exit 3; fi"#;
+        let out = run(dovecot_pop3(&mailbox, runtime)
+            .env("OUT", &out_dir)
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .args(["fetch", "--delete", "--mda", mda]));
+        assert_code(&out, 75);
+        assert!(stderr(&out).contains("not stored"), "{}", stderr(&out));
+        // Only the refused message is left on the server.
+        let left = mailbox.message_files();
+        assert_eq!(left.len(), 1, "{runtime}");
+        assert_eq!(fs::read(&left[0]).expect("read"), refused);
+        let mut delivered: Vec<Vec<u8>> = fs::read_dir(&out_dir)
+            .expect("dir")
+            .map(|e| fs::read(e.expect("entry").path()).expect("read"))
+            .collect();
+        delivered.sort();
+        let mut expected = messages.clone();
+        expected.sort();
+        assert_eq!(delivered, expected);
+
+        // Into a Maildir with --delete: everything saved, server empty.
+        let maildir = dir.path().join("Mail");
+        let out = fetch(&mailbox, runtime, &maildir, &["--delete"]);
+        assert_code(&out, 0);
+        assert_eq!(summary(&out)["deleted"], 1);
+        assert_eq!(mailbox.count(), 0);
+        assert_eq!(maildir_contents(&maildir), counted(&[refused]));
+    }
+}
+
+#[test]
+fn fetch_into_mbox() {
+    let (mailbox, messages) = mailbox_with("mbox", 2, 300);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mbox = dir.path().join("inbox.mbox");
+    for _ in 0..2 {
+        let out = run(dovecot_pop3(&mailbox, "tokio")
+            .args(["fetch", "--mbox"])
+            .arg(&mbox));
+        assert_code(&out, 0);
+    }
+    let text = fs::read_to_string(&mbox).expect("mbox");
+    assert_eq!(
+        text.matches("\nFrom ").count() + usize::from(text.starts_with("From ")),
+        2
+    );
+    assert_eq!(text.matches("\n>From the start of a line\n").count(), 2);
+    assert!(!text.contains('\r'));
+    assert!(text.contains(&String::from_utf8_lossy(&messages[1][..40]).replace("\r\n", "\n")));
+}
+
+/// The message as a server sends it after `+OK`: dot-stuffed, ending `.`.
+fn stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+fn login_steps() -> Vec<Step> {
+    vec![
+        Step::send_line("+OK scripted POP3 ready"),
+        Step::expect_line("CAPA"),
+        Step::send_line("-ERR no CAPA here"),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS hunter2"),
+        Step::send_line("+OK logged in"),
+    ]
+}
+
+#[test]
+fn server_disconnect_mid_fetch_then_resume() {
+    let messages: Vec<Vec<u8>> = (1..=3).map(|i| message("disc", i, 30_000)).collect();
+    let uidl = "+OK\r\n1 uid-one\r\n2 uid-two\r\n3 uid-three\r\n.\r\n";
+    let list = format!(
+        "+OK\r\n1 {}\r\n2 {}\r\n3 {}\r\n.\r\n",
+        messages[0].len(),
+        messages[1].len(),
+        messages[2].len()
+    );
+    let retr = |i: usize| [&b"+OK message follows\r\n"[..], &stuffed(&messages[i])].concat();
+    for runtime in RUNTIMES {
+        let mut first = login_steps();
+        first.extend([
+            Step::expect_line("UIDL"),
+            Step::Send(uidl.into()),
+            Step::expect_line("LIST"),
+            Step::Send(list.clone().into_bytes()),
+            Step::expect_line("RETR 1"),
+            Step::Send(retr(0)),
+            Step::expect_line("RETR 2"),
+            Step::Send(retr(1)[..15_000].to_vec()),
+            Step::Close,
+        ]);
+        let mut second = login_steps();
+        second.extend([
+            Step::expect_line("UIDL"),
+            Step::Send(uidl.into()),
+            Step::expect_line("LIST"),
+            Step::Send(list.clone().into_bytes()),
+            Step::expect_line("RETR 2"),
+            Step::Send(retr(1)),
+            Step::expect_line("RETR 3"),
+            Step::Send(retr(2)),
+            Step::expect_line("QUIT"),
+            Step::send_line("+OK bye"),
+            Step::ExpectClose,
+        ]);
+        let server = ScriptedServer::start_sessions(vec![first, second], ScriptConfig::default());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("Mail");
+        let fetch = || {
+            run(pop3()
+                .env(PASSWORD_VAR, "hunter2")
+                .args(["--host", "127.0.0.1", "--port"])
+                .arg(server.addr().port().to_string())
+                .args(["--tls", "none", "--allow-plaintext-auth", "--user", "alice"])
+                .args(["--password-env", PASSWORD_VAR, "--runtime", runtime])
+                .args(["fetch", "--maildir"])
+                .arg(&maildir))
+        };
+        let out = fetch();
+        assert_code(&out, 69);
+        assert_eq!(
+            maildir_contents(&maildir),
+            counted(&messages[..1]),
+            "{runtime}"
+        );
+        assert_eq!(count_files(&maildir.join("tmp")), 0);
+        let out = fetch();
+        assert_code(&out, 0);
+        server.join().expect("the client followed both scripts");
+        assert_eq!(maildir_contents(&maildir), counted(&messages), "{runtime}");
+    }
+}
+
+#[test]
+fn sigkill_mid_fetch_loses_nothing_and_duplicates_nothing() {
+    const COUNT: usize = 300;
+    const SIZE: usize = 200 * 1024;
+    for runtime in RUNTIMES {
+        let (mailbox, messages) = mailbox_with(&format!("kill-{runtime}"), COUNT, SIZE);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("Mail");
+        let mut child = dovecot_pop3(&mailbox, runtime)
+            .args(["fetch", "--maildir"])
+            .arg(&maildir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while count_files(&maildir.join("new")) < 3 {
+            assert!(Instant::now() < deadline, "{runtime}: no message arrived");
+            assert!(
+                child.try_wait().expect("wait").is_none(),
+                "{runtime}: exited early"
+            );
+            thread::sleep(Duration::from_millis(2));
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+        let saved = count_files(&maildir.join("new"));
+        assert!(
+            saved < COUNT,
+            "{runtime}: the fetch finished before the kill"
+        );
+        let out = fetch(&mailbox, runtime, &maildir, &[]);
+        assert_code(&out, 0);
+        let s = summary(&out);
+        let fetched = s["fetched"].as_u64().expect("n") as usize;
+        let recovered = s["recovered"].as_u64().expect("n") as usize;
+        eprintln!("{runtime}: killed with {saved} messages in new/; then {s}");
+        // What was in new/ is not downloaded again (at most one of those
+        // files had no UID recorded yet: it is recognised by its name).
+        assert_eq!(fetched, COUNT - saved, "{runtime}: {s}");
+        assert!(recovered <= 1, "{runtime}: {s}");
+        assert_eq!(maildir_contents(&maildir), counted(&messages), "{runtime}");
+        assert_eq!(count_files(&maildir.join("tmp")), 0);
+        assert_eq!(count_files(&maildir.join("new")), COUNT);
+    }
+}
