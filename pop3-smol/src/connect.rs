@@ -6,13 +6,12 @@ use std::sync::Arc;
 
 use async_io::Async;
 use futures_io::{AsyncRead, AsyncWrite};
-use futures_rustls::client::TlsStream;
-use futures_rustls::TlsConnector;
-use pop3_proto::{Command, Reply, UsageError};
+use futures_rustls::{Connect, TlsConnector};
+use pop3_transport::nonblocking::with_timeout;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
-use crate::connection::with_timeout;
+use crate::runtime::Sleep;
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result};
 
 /// A TCP stream registered with the `async-io` reactor.
@@ -20,6 +19,16 @@ pub type TcpStream = Async<std::net::TcpStream>;
 
 /// A connection made by the connect functions.
 pub type TcpConnection = Connection<MaybeTls<TcpStream>>;
+
+/// The TLS handshake over `stream` (for [`connect_tls`] and
+/// [`Connection::stls`]).
+pub(crate) fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    stream: S,
+) -> Connect<S> {
+    TlsConnector::from(config).connect(name, stream)
+}
 
 /// Resolves `host` (on the `blocking` thread pool unless it is an IP address)
 /// and connects to its addresses in turn.
@@ -47,25 +56,12 @@ async fn resolve_and_connect(host: &str, port: u16) -> io::Result<TcpStream> {
 }
 
 async fn tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream> {
-    let stream = with_timeout(
-        options.timeouts.connect,
-        Phase::Connect,
-        resolve_and_connect(host, port),
-    )
-    .await?;
+    let connect = resolve_and_connect(host, port);
+    let limit = options.timeouts.connect;
+    let stream = with_timeout::<Sleep, _>(limit, Phase::Connect, connect).await?;
     // Commands are small and each batch is written at once.
     stream.get_ref().set_nodelay(true).map_err(Error::Io)?;
     Ok(stream)
-}
-
-async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
-    config: Arc<ClientConfig>,
-    name: ServerName<'static>,
-    stream: S,
-    options: &Options,
-) -> Result<TlsStream<S>> {
-    let connect = TlsConnector::from(config).connect(name, stream);
-    with_timeout(options.timeouts.tls_handshake, Phase::TlsHandshake, connect).await
 }
 
 /// Connects without TLS (port 110). Credentials are then refused unless
@@ -87,7 +83,9 @@ pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Tcp
     let config = options.tls.client_config()?;
     let name = options.tls_server_name(host)?;
     let stream = tcp(host, port, options).await?;
-    let tls = handshake(config, name, stream, options).await?;
+    let handshake = tls_connect(config, name, stream);
+    let limit = options.timeouts.tls_handshake;
+    let tls = with_timeout::<Sleep, _>(limit, Phase::TlsHandshake, handshake).await?;
     Connection::start(MaybeTls::Tls(Box::new(tls)), options, true).await
 }
 
@@ -101,75 +99,4 @@ pub async fn connect_starttls(host: &str, port: u16, options: &Options) -> Resul
     let name = options.server_name.as_deref().unwrap_or(host).to_owned();
     conn.stls(&name).await?;
     Ok(conn)
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<MaybeTls<S>> {
-    /// Upgrades a plaintext connection to TLS with `STLS` (RFC 2595),
-    /// verifying the certificate against `server_name`.
-    ///
-    /// Uses the cached capabilities or asks `CAPA`; if `STLS` is not listed
-    /// (or `CAPA` is refused) this fails with [`Error::StlsUnavailable`] and
-    /// nothing else is sent. A `-ERR` to `STLS` is [`Error::Server`]. After the
-    /// handshake it waits for the core's fresh `CAPA`, so
-    /// [`Connection::capabilities`] describes the encrypted session.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
-    pub async fn stls(&mut self, server_name: &str) -> Result<()> {
-        let config = self.options.tls.client_config()?;
-        let name = pop3_transport::parse_server_name(server_name)?;
-        let capabilities = match self.capabilities() {
-            Some(capabilities) => capabilities.clone(),
-            None => match self.capa().await {
-                Ok(capabilities) => capabilities,
-                Err(Error::Server(_)) => return Err(Error::StlsUnavailable),
-                Err(error) => return Err(error),
-            },
-        };
-        if !capabilities.stls() {
-            return Err(Error::StlsUnavailable);
-        }
-        self.begin()?;
-        let result = self.stls_steps(config, name).await;
-        self.busy = false;
-        result
-    }
-
-    async fn stls_steps(
-        &mut self,
-        config: Arc<ClientConfig>,
-        name: ServerName<'static>,
-    ) -> Result<()> {
-        let handle = self.client.submit(Command::Stls)?;
-        let reply = self.drive(usize::MAX, |event| {
-            match crate::connection::outcome(event) {
-                Some((h, result)) if h == handle => result.map(Some),
-                _ => Ok(None),
-            }
-        });
-        match reply.await? {
-            Some(Reply::StartTls) => {}
-            Some(_) | None => {
-                self.poisoned = true;
-                return Err(Error::Closed);
-            }
-        }
-        // Until the handshake succeeds the connection is unusable.
-        self.poisoned = true;
-        let plain = match std::mem::replace(&mut self.stream, MaybeTls::Broken) {
-            MaybeTls::Plain(plain) => plain,
-            other => {
-                self.stream = other;
-                return Err(Error::Usage(UsageError::WrongState {
-                    command: "STLS",
-                    reason: "the stream is already TLS",
-                }));
-            }
-        };
-        let tls = handshake(config, name, plain, &self.options).await?;
-        self.stream = MaybeTls::Tls(Box::new(tls));
-        self.client.tls_established()?;
-        self.poisoned = false;
-        self.settle().await
-    }
 }

@@ -66,15 +66,11 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod connection;
-mod reader;
-mod stream;
+mod runtime;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection, TcpStream};
-pub use connection::Connection;
+pub use pop3_transport::nonblocking::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
-pub use reader::{MessageReader, MessageSink};
-pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
@@ -82,3 +78,21 @@ pub use pop3_proto::{
     ServerError, Stat, UidlEntry,
 };
 pub use rustls;
+
+use connect::tls_connect;
+use futures_rustls::client::TlsStream;
+use runtime::{Io, Sleep};
+
+// `Connection`, `MessageReader` and `MaybeTls`: the same API and documentation
+// as `pop3-tokio`, over the logic of `pop3_transport::nonblocking`.
+pop3_transport::async_api! {
+    io: Io,
+    timer: Sleep,
+    bounds: [futures_io::AsyncRead + futures_io::AsyncWrite + Unpin],
+    writer: futures_io::AsyncWrite,
+    copy: futures_lite::io::copy,
+    tls_stream: TlsStream,
+    tls_connect: tls_connect,
+    read_trait: "[`futures_io::AsyncRead`]",
+    race: "a race (`futures_lite::future::or`, `select!`) or a timeout",
+}

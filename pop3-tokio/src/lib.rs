@@ -53,15 +53,11 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod connection;
-mod reader;
-mod stream;
+mod runtime;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection};
-pub use connection::Connection;
+pub use pop3_transport::nonblocking::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
-pub use reader::{MessageReader, MessageSink};
-pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
@@ -69,3 +65,21 @@ pub use pop3_proto::{
     ServerError, Stat, UidlEntry,
 };
 pub use rustls;
+
+use connect::tls_connect;
+use runtime::{Io, Sleep};
+use tokio_rustls::client::TlsStream;
+
+// `Connection`, `MessageReader` and `MaybeTls`: the same API and documentation
+// as `pop3-smol`, over the logic of `pop3_transport::nonblocking`.
+pop3_transport::async_api! {
+    io: Io,
+    timer: Sleep,
+    bounds: [tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin],
+    writer: tokio::io::AsyncWrite,
+    copy: tokio::io::copy,
+    tls_stream: TlsStream,
+    tls_connect: tls_connect,
+    read_trait: "[`tokio::io::AsyncRead`]",
+    race: "a `tokio::select!` or a `tokio::time::timeout`",
+}

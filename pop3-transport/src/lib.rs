@@ -1,5 +1,5 @@
-//! What the POP3 transports share: configuration, TLS setup and the error
-//! type; no I/O.
+//! What the POP3 transports share: configuration, TLS setup, the error type,
+//! and the async connection logic; no runtime of its own.
 //!
 //! `pop3-blocking`, `pop3-tokio` and `pop3-smol` each move bytes with their own
 //! runtime, but configure a connection the same way and fail the same way.
@@ -11,7 +11,9 @@
 //!   core;
 //! - [`Error`], [`Phase`] and [`Result`], with the conversions to and from
 //!   [`std::io::Error`];
-//! - small helpers such as [`scram_nonce`] and [`parse_server_name`].
+//! - small helpers such as [`scram_nonce`] and [`parse_server_name`];
+//! - [`nonblocking`]: the async connection logic, written once for every
+//!   runtime.
 //!
 //! The transports re-export these items, so users never need to name this
 //! crate:
@@ -28,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod nonblocking;
 mod options;
 
 use std::io;
@@ -37,6 +40,16 @@ use base64::Engine;
 
 pub use error::{Error, Phase, Result};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
+
+/// What the `async_api!` macro names; not a public interface.
+#[doc(hidden)]
+pub mod __private {
+    pub use pop3_proto::sasl::Mechanism;
+    pub use pop3_proto::{
+        Capabilities, Client, Greeting, Language, ListEntry, MsgNum, Secret, Stat, UidlEntry,
+    };
+    pub use rustls::ClientConnection;
+}
 
 /// A fresh SCRAM client nonce: 24 bytes from the operating system's secure
 /// random generator, base64-encoded.

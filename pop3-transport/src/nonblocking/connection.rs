@@ -1,10 +1,10 @@
-//! [`Connection`]: the protocol core driven over a tokio stream.
+//! [`Connection`]: the protocol core driven over an [`IoStream`].
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
-use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -13,60 +13,45 @@ use pop3_proto::{
     Action, Capabilities, Client, Command, Event, Greeting, Handle, Language, ListEntry, MsgNum,
     ProtocolError, Reply, Secret, Stat, State, Text, UidlEntry, UsageError,
 };
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::time::{Instant, Sleep};
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
-use crate::reader::{body_event, MessageReader, MessageSink};
-use crate::{Error, Options, Phase, Result, Timeouts};
+use super::reader::{body_event, MessageReader};
+use super::{with_timeout, IoStream, MessageSink, Timer};
+use crate::{parse_server_name, Error, Options, Phase, Result, Timeouts};
 
 /// How many bytes of a message [`Connection::retr`] may read ahead while it
 /// waits for the server's `+OK` (they are handed out by the first read).
 const HEAD_MAX: usize = 256;
 
-/// A POP3 session over an async stream: the [`pop3_proto::Client`] core, the
-/// stream, and the time limits.
+/// A POP3 session over an [`IoStream`] `S`, keeping time with timers of type
+/// `T`: the [`pop3_proto::Client`] core, the stream, and the time limits.
 ///
-/// Every method returns when its reply has arrived; commands are checked by the
-/// core before anything is sent ([`Error::Usage`]), and `-ERR` replies come back
-/// as [`Error::Server`] with the connection still usable.
-///
-/// **Dropping a `Connection` without calling [`Connection::quit`] sends
-/// nothing**: without `QUIT` the server never enters the UPDATE state, so
-/// messages marked with [`Connection::dele`] are *not* deleted.
-///
-/// # Cancellation
-///
-/// All protocol state lives in the core, not in the futures, so dropping a
-/// future never corrupts memory or the byte stream, but it may leave a command
-/// sent whose reply nobody reads. The rule is therefore: **if the future of a
-/// method is dropped after its first poll and before it completes, the
-/// connection is poisoned** and every later call returns [`Error::Closed`]
-/// ([`Connection::is_poisoned`]). This holds for every `async fn` here
-/// ([`Connection::retr_to`] and [`Connection::top_to`]: until the `+OK`), and is
-/// what happens when such a future loses a `tokio::select!` or a
-/// `tokio::time::timeout`. The one exception is the [`MessageReader`] returned
-/// by [`Connection::retr`] and [`Connection::top`]: it may be dropped at any
-/// time, and the next operation first drains the rest of the message.
-/// Prefer [`Options::timeouts`] (which keep time per read and write) to
-/// wrapping calls in a timeout.
-pub struct Connection<S> {
-    pub(crate) client: Client,
-    pub(crate) stream: S,
-    pub(crate) options: Options,
+/// The runtime crates wrap it; their `Connection` documents every method,
+/// including its cancel-safety. In short: all protocol state lives in the
+/// core, so dropping a future never corrupts the stream, but dropping one
+/// after its first poll and before it completes poisons the connection
+/// ([`Connection::is_poisoned`]); later calls return [`Error::Closed`]. A
+/// [`MessageReader`] may be dropped at any time: the next operation drains
+/// the rest of its message.
+pub struct Connection<S, T> {
+    client: Client,
+    stream: S,
+    options: Options,
     greeting: Greeting,
     /// Bytes from the core not yet written; wiped once written and flushed.
     out: Vec<u8>,
     out_pos: usize,
-    deadline: Deadline,
+    deadline: Deadline<T>,
     /// The body of a dropped [`MessageReader`], still being discarded.
-    pub(crate) draining: Option<Handle>,
+    pub(super) draining: Option<Handle>,
     /// An operation is in progress (set while its future runs).
-    pub(crate) busy: bool,
+    busy: bool,
     /// A fatal error happened, or an operation was cancelled.
-    pub(crate) poisoned: bool,
+    pub(super) poisoned: bool,
 }
 
-impl<S> fmt::Debug for Connection<S> {
+impl<S, T> fmt::Debug for Connection<S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connection")
             .field("client", &self.client)
@@ -78,13 +63,12 @@ impl<S> fmt::Debug for Connection<S> {
 
 /// The timer of the I/O step in progress: armed when a read or write has to
 /// wait, disarmed whenever one makes progress.
-#[derive(Default)]
-struct Deadline {
-    sleep: Option<Pin<Box<Sleep>>>,
+struct Deadline<T> {
+    timer: T,
     armed: Option<Phase>,
 }
 
-impl Deadline {
+impl<T: Timer> Deadline<T> {
     /// The I/O step `phase` has to wait: `Ready(Err(Timeout))` once it has
     /// waited `limit` without progress, else `Pending` (with a wake-up set).
     fn poll(
@@ -97,20 +81,10 @@ impl Deadline {
             return Poll::Pending;
         };
         if self.armed != Some(phase) {
-            let Some(at) = Instant::now().checked_add(limit) else {
-                return Poll::Pending;
-            };
-            match &mut self.sleep {
-                Some(sleep) => sleep.as_mut().reset(at),
-                None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
-            }
+            self.timer.reset(limit);
             self.armed = Some(phase);
         }
-        let expired = self
-            .sleep
-            .as_mut()
-            .is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
-        if expired {
+        if self.timer.poll_elapsed(cx).is_ready() {
             self.armed = None;
             return Poll::Ready(Err(Error::Timeout(phase)));
         }
@@ -122,23 +96,8 @@ impl Deadline {
     }
 }
 
-/// Runs `future` with a time limit.
-pub(crate) async fn with_timeout<T>(
-    limit: Option<Duration>,
-    phase: Phase,
-    future: impl Future<Output = io::Result<T>>,
-) -> Result<T> {
-    match limit {
-        Some(limit) => match tokio::time::timeout(limit, future).await {
-            Ok(result) => result.map_err(Error::from),
-            Err(_) => Err(Error::Timeout(phase)),
-        },
-        None => future.await.map_err(Error::from),
-    }
-}
-
 /// The handle and outcome of an event that completes a command.
-pub(crate) fn outcome(event: Event<'_>) -> Option<(Handle, Result<Reply>)> {
+pub(super) fn outcome(event: Event<'_>) -> Option<(Handle, Result<Reply>)> {
     match event {
         Event::Ok { handle, reply } => Some((handle, Ok(reply))),
         Event::Err { handle, error } => Some((handle, Err(Error::Server(error)))),
@@ -175,20 +134,19 @@ fn wipe(buf: &mut Vec<u8>) {
     buf.clear();
 }
 
-impl<S> Connection<S> {
+impl<S, T> Connection<S, T> {
     /// The server's greeting.
     pub fn greeting(&self) -> &Greeting {
         &self.greeting
     }
 
     /// The capabilities from the latest `CAPA` valid in the current state, if
-    /// known (the core forgets them after `STLS` and login, and re-reads them
-    /// itself when the server answered `CAPA` before).
+    /// known.
     pub fn capabilities(&self) -> Option<&Capabilities> {
         self.client.capabilities()
     }
 
-    /// The protocol core, for inspection (state, encryption, pipelining).
+    /// The protocol core, for inspection.
     pub fn client(&self) -> &Client {
         &self.client
     }
@@ -208,20 +166,19 @@ impl<S> Connection<S> {
         self.options.timeouts = timeouts;
     }
 
-    /// The connection cannot be used any more: a fatal error happened, the
-    /// server closed it, or an operation was cancelled (see the type's docs).
+    /// The connection cannot be used any more.
     pub fn is_poisoned(&self) -> bool {
         self.poisoned || self.busy
     }
 
-    /// Gives the stream back, without sending anything (no `QUIT`).
+    /// Gives the stream back, without sending anything.
     pub fn into_inner(self) -> S {
         self.stream
     }
 
     /// Starts an operation: refused when the connection is poisoned or a
     /// previous operation's future was dropped half-way.
-    pub(crate) fn begin(&mut self) -> Result<()> {
+    fn begin(&mut self) -> Result<()> {
         if self.busy {
             self.poisoned = true;
         }
@@ -232,7 +189,17 @@ impl<S> Connection<S> {
         Ok(())
     }
 
-    fn fail<T>(&mut self, error: Error) -> Poll<Result<T>> {
+    /// Runs `steps` as one operation: [`Connection::begin`] before, and not
+    /// busy any more once it completes (a future dropped half-way leaves the
+    /// connection busy, which poisons it).
+    async fn operation<R>(&mut self, steps: impl AsyncFnOnce(&mut Self) -> Result<R>) -> Result<R> {
+        self.begin()?;
+        let result = steps(self).await;
+        self.busy = false;
+        result
+    }
+
+    fn fail<R>(&mut self, error: Error) -> Poll<Result<R>> {
         self.poisoned = true;
         wipe(&mut self.out);
         self.out_pos = 0;
@@ -246,24 +213,12 @@ impl<S> Connection<S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
-    /// Reads the greeting from a connected stream and returns the session.
-    ///
-    /// Use this for streams you opened yourself (an in-memory pipe, a child
-    /// process's stdio, an SSH channel). [`Options::encrypted`] says whether the
-    /// stream is already encrypted, which allows credentials to be sent. The
-    /// greeting read is bounded by the read timeout.
-    ///
-    /// Cancel-safety: the stream is dropped with the future.
-    pub async fn new(stream: S, options: &Options) -> Result<Connection<S>> {
-        Connection::start(stream, options, options.encrypted).await
-    }
-
-    pub(crate) async fn start(
-        stream: S,
-        options: &Options,
-        encrypted: bool,
-    ) -> Result<Connection<S>> {
+impl<S: IoStream, T: Timer> Connection<S, T> {
+    /// Reads the greeting from a connected stream and returns the session;
+    /// `encrypted` says whether the stream is already encrypted (which allows
+    /// credentials to be sent). The greeting read is bounded by the read
+    /// timeout.
+    pub async fn start(stream: S, options: &Options, encrypted: bool) -> Result<Self> {
         let mut conn = Connection {
             client: Client::new(options.core_config(encrypted)),
             stream,
@@ -274,7 +229,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
             },
             out: Vec::new(),
             out_pos: 0,
-            deadline: Deadline::default(),
+            deadline: Deadline {
+                timer: T::never(),
+                armed: None,
+            },
             draining: None,
             busy: false,
             poisoned: false,
@@ -295,12 +253,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// flight any more, so nothing will come.
     ///
     /// Body events carry at most `max_body` octets.
-    pub(crate) fn poll_drive<T>(
+    pub(super) fn poll_drive<R>(
         &mut self,
         cx: &mut Context<'_>,
         max_body: usize,
-        mut on_event: impl FnMut(Event<'_>) -> Result<Option<T>>,
-    ) -> Poll<Result<Option<T>>> {
+        mut on_event: impl FnMut(Event<'_>) -> Result<Option<R>>,
+    ) -> Poll<Result<Option<R>>> {
         if self.poisoned {
             return Poll::Ready(Err(Error::Closed));
         }
@@ -360,7 +318,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
         let limit = self.options.timeouts.write;
         while self.out_pos < self.out.len() {
-            match Pin::new(&mut self.stream).poll_write(cx, &self.out[self.out_pos..]) {
+            match self.stream.poll_write(cx, &self.out[self.out_pos..]) {
                 Poll::Ready(Ok(0)) => {
                     return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())))
                 }
@@ -372,7 +330,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 Poll::Pending => return self.deadline.poll(cx, Phase::Write, limit),
             }
         }
-        match Pin::new(&mut self.stream).poll_flush(cx) {
+        match self.stream.poll_flush(cx) {
             Poll::Ready(Ok(())) => {
                 self.deadline.progress();
                 wipe(&mut self.out);
@@ -386,10 +344,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Reads once into the core's input buffer.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let mut buf = ReadBuf::new(self.client.input_buffer());
-        match Pin::new(&mut self.stream).poll_read(cx, &mut buf) {
-            Poll::Ready(Ok(())) => {
-                let n = buf.filled().len();
+        match self.stream.poll_read(cx, self.client.input_buffer()) {
+            Poll::Ready(Ok(n)) => {
                 self.deadline.progress();
                 if n == 0 {
                     self.client.receive_eof();
@@ -398,6 +354,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
                 }
                 Poll::Ready(Ok(()))
             }
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
             Poll::Ready(Err(error)) => Poll::Ready(Err(error.into())),
             Poll::Pending => self
                 .deadline
@@ -405,11 +365,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    pub(crate) async fn drive<T>(
+    async fn drive<R>(
         &mut self,
         max_body: usize,
-        mut on_event: impl FnMut(Event<'_>) -> Result<Option<T>>,
-    ) -> Result<Option<T>> {
+        mut on_event: impl FnMut(Event<'_>) -> Result<Option<R>>,
+    ) -> Result<Option<R>> {
         poll_fn(|cx| self.poll_drive(cx, max_body, &mut on_event)).await
     }
 
@@ -456,18 +416,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
 
     /// Runs one command to its reply.
     async fn command(&mut self, command: Command) -> Result<Reply> {
-        self.begin()?;
-        let result = match self.client.submit(command) {
-            Ok(handle) => self.reply(handle).await,
+        self.operation(async |conn| match conn.client.submit(command) {
+            Ok(handle) => conn.reply(handle).await,
             Err(error) => Err(Error::Usage(error)),
-        };
-        self.busy = false;
-        result
+        })
+        .await
     }
 
     /// Waits until the `CAPA` the core re-issues by itself (after TLS or login)
     /// is answered, so that [`Connection::capabilities`] is current.
-    pub(crate) async fn settle(&mut self) -> Result<()> {
+    async fn settle(&mut self) -> Result<()> {
         self.drive(usize::MAX, |event| {
             Ok(matches!(event, Event::Capabilities(_)).then_some(()))
         })
@@ -475,12 +433,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         .map(drop)
     }
 
-    /// `CAPA`: asks for the server's capabilities (also cached, see
-    /// [`Connection::capabilities`]). A `-ERR` (server without `CAPA`) is
-    /// [`Error::Server`].
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `CAPA`.
     pub async fn capa(&mut self) -> Result<Capabilities> {
         match self.command(Command::Capa).await? {
             Reply::Capabilities(capabilities) => Ok(capabilities),
@@ -488,19 +441,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `USER` then `PASS` (pipelined by the core when the server allows).
-    /// Refused with [`UsageError::PlaintextCredentials`] (nothing sent) on an
-    /// unencrypted connection unless [`Options::allow_plaintext_auth`]. After
-    /// success, waits for the `CAPA` the core re-issues (if the server answered
-    /// `CAPA` before), so [`Connection::capabilities`] is current.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `USER` then `PASS`, then waits for the `CAPA` the core re-issues.
     pub async fn login(&mut self, user: &str, password: impl Into<Secret<String>>) -> Result<()> {
-        self.begin()?;
-        let result = self.login_steps(user, password.into()).await;
-        self.busy = false;
-        result
+        let password = password.into();
+        self.operation(async |conn| conn.login_steps(user, password).await)
+            .await
     }
 
     async fn login_steps(&mut self, user: &str, password: Secret<String>) -> Result<()> {
@@ -526,21 +471,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     /// Logs in with an authenticated command (APOP, AUTH) and settles.
     async fn authenticate(&mut self, command: Command) -> Result<()> {
         match self.command(command).await? {
-            Reply::Authenticated(_) => {
-                self.begin()?;
-                let settled = self.settle().await;
-                self.busy = false;
-                settled
-            }
+            Reply::Authenticated(_) => self.operation(Self::settle).await,
             other => Err(unexpected(other)),
         }
     }
 
-    /// `APOP`: login with the MD5 digest of the greeting's timestamp and the
-    /// password ([`UsageError::NoApopTimestamp`] if the greeting has none).
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `APOP`.
     pub async fn apop(&mut self, user: &str, password: impl Into<Secret<String>>) -> Result<()> {
         self.authenticate(Command::Apop {
             user: user.to_owned(),
@@ -549,67 +485,46 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         .await
     }
 
-    /// `AUTH` with any SASL mechanism (RFC 5034).
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `AUTH` with any SASL mechanism.
     pub async fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<()> {
         self.authenticate(Command::Auth(mechanism)).await
     }
 
-    /// `AUTH SCRAM-SHA-256` with a fresh random nonce; verifies the server too.
-    ///
-    /// Cancel-safety: as [`Connection::auth`].
+    /// `AUTH SCRAM-SHA-256` with a fresh random nonce.
     pub async fn auth_scram_sha256(
         &mut self,
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        let mechanism = sasl::Scram::sha256(
-            user.to_owned(),
-            password.into(),
-            pop3_transport::scram_nonce()?,
-        )
-        .map_err(sasl_error)?;
+        let nonce = crate::scram_nonce()?;
+        let mechanism =
+            sasl::Scram::sha256(user.to_owned(), password.into(), nonce).map_err(sasl_error)?;
         self.auth(Box::new(mechanism)).await
     }
 
-    /// `AUTH SCRAM-SHA-1` with a fresh random nonce; verifies the server too.
-    ///
-    /// Cancel-safety: as [`Connection::auth`].
+    /// `AUTH SCRAM-SHA-1` with a fresh random nonce.
     pub async fn auth_scram_sha1(
         &mut self,
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        let mechanism = sasl::Scram::sha1(
-            user.to_owned(),
-            password.into(),
-            pop3_transport::scram_nonce()?,
-        )
-        .map_err(sasl_error)?;
+        let nonce = crate::scram_nonce()?;
+        let mechanism =
+            sasl::Scram::sha1(user.to_owned(), password.into(), nonce).map_err(sasl_error)?;
         self.auth(Box::new(mechanism)).await
     }
 
     /// `AUTH CRAM-MD5`.
-    ///
-    /// Cancel-safety: as [`Connection::auth`].
     pub async fn auth_cram_md5(
         &mut self,
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        self.auth(Box::new(sasl::CramMd5::new(
-            user.to_owned(),
-            password.into(),
-        )))
-        .await
+        let mechanism = sasl::CramMd5::new(user.to_owned(), password.into());
+        self.auth(Box::new(mechanism)).await
     }
 
-    /// `AUTH PLAIN` (the password travels base64-encoded: TLS needed unless
-    /// [`Options::allow_plaintext_auth`]).
-    ///
-    /// Cancel-safety: as [`Connection::auth`].
+    /// `AUTH PLAIN`.
     pub async fn auth_plain(
         &mut self,
         user: &str,
@@ -620,21 +535,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.auth(Box::new(mechanism)).await
     }
 
-    /// `AUTH LOGIN` (same exposure as `PLAIN`).
-    ///
-    /// Cancel-safety: as [`Connection::auth`].
+    /// `AUTH LOGIN`.
     pub async fn auth_login(
         &mut self,
         user: &str,
         password: impl Into<Secret<String>>,
     ) -> Result<()> {
-        self.auth(Box::new(sasl::Login::new(user.to_owned(), password.into())))
-            .await
+        let mechanism = sasl::Login::new(user.to_owned(), password.into());
+        self.auth(Box::new(mechanism)).await
     }
 
-    /// `AUTH XOAUTH2` with an OAuth 2.0 access token.
-    ///
-    /// Cancel-safety: as [`Connection::auth`].
+    /// `AUTH XOAUTH2`.
     pub async fn auth_xoauth2(
         &mut self,
         user: &str,
@@ -644,9 +555,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.auth(Box::new(mechanism)).await
     }
 
-    /// `AUTH OAUTHBEARER` (RFC 7628) with an OAuth 2.0 access token.
-    ///
-    /// Cancel-safety: as [`Connection::auth`].
+    /// `AUTH OAUTHBEARER`.
     pub async fn auth_oauthbearer(
         &mut self,
         user: &str,
@@ -657,10 +566,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         self.auth(Box::new(mechanism)).await
     }
 
-    /// `STAT`: message count and maildrop size.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `STAT`.
     pub async fn stat(&mut self) -> Result<Stat> {
         match self.command(Command::Stat).await? {
             Reply::Stat(stat) => Ok(stat),
@@ -668,10 +574,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `LIST`: every message's size.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `LIST`.
     pub async fn list(&mut self) -> Result<Vec<ListEntry>> {
         match self.command(Command::List(None)).await? {
             Reply::List(entries) => Ok(entries),
@@ -679,10 +582,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `LIST n`: one message's size.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `LIST n`.
     pub async fn list_one(&mut self, msg: MsgNum) -> Result<ListEntry> {
         match self.command(Command::List(Some(msg))).await? {
             Reply::ListOne(entry) => Ok(entry),
@@ -690,10 +590,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `UIDL`: every message's unique id.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `UIDL`.
     pub async fn uidl(&mut self) -> Result<Vec<UidlEntry>> {
         match self.command(Command::Uidl(None)).await? {
             Reply::Uidl(entries) => Ok(entries),
@@ -701,10 +598,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `UIDL n`: one message's unique id.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `UIDL n`.
     pub async fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry> {
         match self.command(Command::Uidl(Some(msg))).await? {
             Reply::UidlOne(entry) => Ok(entry),
@@ -712,44 +606,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `DELE n`: marks a message for deletion, committed only by
-    /// [`Connection::quit`].
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `DELE n`.
     pub async fn dele(&mut self, msg: MsgNum) -> Result<()> {
         self.command(Command::Dele(msg)).await.map(drop)
     }
 
-    /// `RSET`: unmarks every message marked for deletion.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `RSET`.
     pub async fn rset(&mut self) -> Result<()> {
         self.command(Command::Rset).await.map(drop)
     }
 
     /// `NOOP`.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
     pub async fn noop(&mut self) -> Result<()> {
         self.command(Command::Noop).await.map(drop)
     }
 
-    /// `UTF8` (RFC 6856): user names, passwords and replies in UTF-8.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `UTF8`.
     pub async fn utf8(&mut self) -> Result<()> {
         self.command(Command::Utf8).await.map(drop)
     }
 
-    /// `LANG` (RFC 6856): with `None`, lists the server's languages; with a
-    /// tag, chooses that language (and returns an empty list).
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// `LANG`: lists the languages, or chooses one (and returns an empty
+    /// list).
     pub async fn lang(&mut self, tag: Option<&str>) -> Result<Vec<Language>> {
         match self.command(Command::Lang(tag.map(str::to_owned))).await? {
             Reply::Languages(languages) => Ok(languages),
@@ -758,28 +636,24 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `RETR n`: waits for the `+OK` (a `-ERR` is [`Error::Server`]) and
-    /// returns a reader for the message, dot-unstuffed, line endings as sent.
-    ///
-    /// Cancel-safety: dropping this future after its first poll poisons the
-    /// connection; the returned [`MessageReader`] may be dropped at any time.
-    pub async fn retr(&mut self, msg: MsgNum) -> Result<MessageReader<'_, S>> {
+    /// `RETR n`: waits for the `+OK` and returns a reader for the message.
+    pub async fn retr(&mut self, msg: MsgNum) -> Result<MessageReader<'_, S, T>> {
         self.open_body(Command::Retr(msg), msg).await
     }
 
-    /// `TOP n lines`: the headers, the blank line and the first `lines` lines
-    /// of the body, as a reader (see [`Connection::retr`]).
-    ///
-    /// Cancel-safety: as [`Connection::retr`].
-    pub async fn top(&mut self, msg: MsgNum, lines: u32) -> Result<MessageReader<'_, S>> {
+    /// `TOP n lines`, as a reader.
+    pub async fn top(&mut self, msg: MsgNum, lines: u32) -> Result<MessageReader<'_, S, T>> {
         self.open_body(Command::Top(msg, lines), msg).await
     }
 
-    async fn open_body(&mut self, command: Command, msg: MsgNum) -> Result<MessageReader<'_, S>> {
-        self.begin()?;
-        let opened = self.open_body_steps(command).await;
-        self.busy = false;
-        let (handle, head, ended) = opened?;
+    async fn open_body(
+        &mut self,
+        command: Command,
+        msg: MsgNum,
+    ) -> Result<MessageReader<'_, S, T>> {
+        let (handle, head, ended) = self
+            .operation(async |conn| conn.open_body_steps(command).await)
+            .await?;
         Ok(MessageReader::new(self, handle, msg, head, ended))
     }
 
@@ -797,50 +671,15 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         }
     }
 
-    /// `RETR n` into a writer (flushed at the end); returns the byte count.
-    ///
-    /// Cancel-safety: dropping the future before the `+OK` poisons the
-    /// connection; after it, the rest of the message is drained by the next
-    /// operation. The same holds when the writer fails: [`Error::Io`], and the
-    /// connection stays usable.
-    pub async fn retr_to<W: AsyncWrite + Unpin + ?Sized>(
-        &mut self,
-        msg: MsgNum,
-        writer: &mut W,
-    ) -> Result<u64> {
-        self.retr(msg).await?.read_to_writer(writer).await
-    }
-
-    /// `TOP n lines` into a writer; returns the byte count.
-    ///
-    /// Cancel-safety: as [`Connection::retr_to`].
-    pub async fn top_to<W: AsyncWrite + Unpin + ?Sized>(
-        &mut self,
-        msg: MsgNum,
-        lines: u32,
-        writer: &mut W,
-    ) -> Result<u64> {
-        self.top(msg, lines).await?.read_to_writer(writer).await
-    }
-
-    /// Retrieves several messages, pipelined when the server offers
-    /// `PIPELINING` (after login, the core re-reads `CAPA` by itself if the
-    /// server answered it before; otherwise call [`Connection::capa`] once).
-    /// Chunks go to `sink` as they arrive. Returns one result per message: its
-    /// size, or why it failed (`-ERR`, an unusable reply, or cancelled). An
-    /// outer `Err` is fatal.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// Retrieves several messages, pipelined when the server allows; chunks
+    /// go to `sink`. One result per message; an outer `Err` is fatal.
     pub async fn retr_many(
         &mut self,
         msgs: &[MsgNum],
         sink: &mut impl MessageSink,
     ) -> Result<Vec<Result<u64>>> {
-        self.begin()?;
-        let result = self.retr_many_steps(msgs, sink).await;
-        self.busy = false;
-        result
+        self.operation(async |conn| conn.retr_many_steps(msgs, sink).await)
+            .await
     }
 
     async fn retr_many_steps(
@@ -896,15 +735,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
     }
 
     /// Marks several messages for deletion, pipelined like
-    /// [`Connection::retr_many`]. Returns one result per message.
-    ///
-    /// Cancel-safety: dropping the future after its first poll poisons the
-    /// connection.
+    /// [`Connection::retr_many`]. One result per message.
     pub async fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<()>>> {
-        self.begin()?;
-        let result = self.dele_many_steps(msgs).await;
-        self.busy = false;
-        result
+        self.operation(async |conn| conn.dele_many_steps(msgs).await)
+            .await
     }
 
     async fn dele_many_steps(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<()>>> {
@@ -929,18 +763,79 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Connection<S> {
         Ok(results)
     }
 
-    /// `QUIT`: ends the session; the server commits the deletions. Then shuts
-    /// the stream down (TLS `close_notify`), ignoring errors there.
-    ///
-    /// Cancel-safety: consumes the connection; dropping the future drops it
-    /// (whether deletions were committed is then unknown).
+    /// `QUIT`, then shuts the stream down (within the write time limit),
+    /// ignoring errors there.
     pub async fn quit(mut self) -> Result<()> {
         let reply = self.command(Command::Quit).await?;
         let limit = self.options.timeouts.write;
-        let _ = with_timeout(limit, Phase::Write, self.stream.shutdown()).await;
+        let stream = &mut self.stream;
+        let shutdown = poll_fn(|cx| stream.poll_shutdown(cx));
+        let _ = with_timeout::<T, _>(limit, Phase::Write, shutdown).await;
         match reply {
             Reply::Ok(_) => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// `STLS` (RFC 2595), verifying the certificate against `server_name`:
+    /// refused with [`Error::StlsUnavailable`] unless the capabilities (cached,
+    /// or asked with `CAPA`) list `STLS`; after the `+OK`, `handshake` takes
+    /// the plaintext stream out of the one it is given (`None` if that is TLS
+    /// already) and returns the handshake, run within the handshake time
+    /// limit; then waits for the core's fresh `CAPA`.
+    ///
+    /// The connection is poisoned from the `+OK` until the handshake
+    /// succeeds.
+    pub async fn stls<H>(
+        &mut self,
+        server_name: &str,
+        handshake: impl FnOnce(&mut S, Arc<ClientConfig>, ServerName<'static>) -> Option<H>,
+    ) -> Result<()>
+    where
+        H: Future<Output = io::Result<S>>,
+    {
+        let config = self.options.tls.client_config()?;
+        let name = parse_server_name(server_name)?;
+        let capabilities = match self.capabilities() {
+            Some(capabilities) => capabilities.clone(),
+            None => match self.capa().await {
+                Ok(capabilities) => capabilities,
+                Err(Error::Server(_)) => return Err(Error::StlsUnavailable),
+                Err(error) => return Err(error),
+            },
+        };
+        if !capabilities.stls() {
+            return Err(Error::StlsUnavailable);
+        }
+        self.operation(async |conn| conn.stls_steps(config, name, handshake).await)
+            .await
+    }
+
+    async fn stls_steps<H>(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        handshake: impl FnOnce(&mut S, Arc<ClientConfig>, ServerName<'static>) -> Option<H>,
+    ) -> Result<()>
+    where
+        H: Future<Output = io::Result<S>>,
+    {
+        let handle = self.client.submit(Command::Stls)?;
+        if !matches!(self.reply(handle).await?, Reply::StartTls) {
+            return Err(self.lost());
+        }
+        // Until the handshake succeeds the connection is unusable.
+        self.poisoned = true;
+        let Some(handshake) = handshake(&mut self.stream, config, name) else {
+            return Err(Error::Usage(UsageError::WrongState {
+                command: "STLS",
+                reason: "the stream is already TLS",
+            }));
+        };
+        let limit = self.options.timeouts.tls_handshake;
+        self.stream = with_timeout::<T, _>(limit, Phase::TlsHandshake, handshake).await?;
+        self.client.tls_established()?;
+        self.poisoned = false;
+        self.settle().await
     }
 }

@@ -1,20 +1,20 @@
-//! Streaming message bodies: [`MessageReader`] and [`MessageSink`].
+//! [`MessageReader`]: a message body streamed out of a [`Connection`].
 
 use std::fmt;
+use std::future::poll_fn;
 use std::io;
-use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
-use futures_io::{AsyncRead, AsyncWrite};
 use pop3_proto::{Event, Handle, MsgNum};
 
-use crate::connection::outcome;
-use crate::{Connection, Error, Result};
+use super::connection::outcome;
+use super::{Connection, IoStream, Timer};
+use crate::{Error, Result};
 
 /// For the body of `handle`: passes a chunk to `chunk` and returns
 /// `Some(false)`, or `Some(true)` at its end; an error for a refusal or an
 /// unusable reply; `None` for other events.
-pub(crate) fn body_event(
+pub(super) fn body_event(
     event: Event<'_>,
     handle: Handle,
     chunk: impl FnOnce(&[u8]),
@@ -38,24 +38,19 @@ enum ReadState {
     Failed,
 }
 
-/// A message being received (`RETR` or `TOP`), read with
-/// [`futures_io::AsyncRead`]: dot-unstuffed, line endings exactly as sent.
+/// A message being received (`RETR` or `TOP`): dot-unstuffed, line endings
+/// exactly as sent.
 ///
 /// Each read asks the core for at most the free space of the caller's buffer
 /// ([`pop3_proto::Client::poll_body_limited`]), so the bytes are copied once,
 /// from the receive buffer into the caller's.
 ///
-/// It borrows the connection. **Dropping it before the end is safe** (and is
-/// how to abandon a message): the connection stays usable and its next
-/// operation first reads and discards the rest of this message. A read error
-/// is an [`io::Error`] wrapping this crate's [`Error`]; `Error::from` gets it
-/// back (for example [`Error::Protocol`] when the server's reply was
-/// unusable, in which case the bytes already read must be discarded).
-///
-/// Cancel-safety: a `read` future may be dropped at any time without losing
-/// data.
-pub struct MessageReader<'c, S> {
-    conn: &'c mut Connection<S>,
+/// It borrows the connection. Dropping it before the end is safe: the
+/// connection's next operation first reads and discards the rest of the
+/// message. A read error is an [`io::Error`] wrapping an [`Error`];
+/// `Error::from` gets it back.
+pub struct MessageReader<'c, S, T> {
+    conn: &'c mut Connection<S, T>,
     handle: Handle,
     msg: MsgNum,
     /// Bytes read while waiting for the `+OK`, handed out first.
@@ -64,7 +59,7 @@ pub struct MessageReader<'c, S> {
     state: ReadState,
 }
 
-impl<S> fmt::Debug for MessageReader<'_, S> {
+impl<S, T> fmt::Debug for MessageReader<'_, S, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageReader")
             .field("msg", &self.msg)
@@ -73,14 +68,14 @@ impl<S> fmt::Debug for MessageReader<'_, S> {
     }
 }
 
-impl<'c, S> MessageReader<'c, S> {
-    pub(crate) fn new(
-        conn: &'c mut Connection<S>,
+impl<'c, S, T> MessageReader<'c, S, T> {
+    pub(super) fn new(
+        conn: &'c mut Connection<S, T>,
         handle: Handle,
         msg: MsgNum,
         head: Vec<u8>,
         ended: bool,
-    ) -> MessageReader<'c, S> {
+    ) -> Self {
         let state = if ended {
             ReadState::Ended
         } else {
@@ -107,30 +102,7 @@ impl<'c, S> MessageReader<'c, S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> MessageReader<'_, S> {
-    /// Like `read` of the `AsyncRead` trait, with this crate's error type.
-    ///
-    /// Cancel-safety: may be dropped at any time without losing data.
-    pub async fn read_message(&mut self, buf: &mut [u8]) -> Result<usize> {
-        futures_lite::AsyncReadExt::read(self, buf)
-            .await
-            .map_err(Error::from)
-    }
-
-    /// Reads the rest of the message into `out` and flushes it; returns the
-    /// number of bytes.
-    ///
-    /// Cancel-safety: may be dropped; bytes already read from the connection
-    /// may not have reached `out`.
-    pub async fn read_to_writer<W: AsyncWrite + Unpin + ?Sized>(
-        &mut self,
-        out: &mut W,
-    ) -> Result<u64> {
-        futures_lite::io::copy(self, out).await.map_err(Error::from)
-    }
-}
-
-impl<S> Drop for MessageReader<'_, S> {
+impl<S, T> Drop for MessageReader<'_, S, T> {
     fn drop(&mut self) {
         if self.state == ReadState::Reading {
             self.conn.draining = Some(self.handle);
@@ -138,20 +110,18 @@ impl<S> Drop for MessageReader<'_, S> {
     }
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MessageReader<'_, S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut [u8],
-    ) -> Poll<io::Result<usize>> {
-        let this = self.get_mut();
-        if this.head_pos < this.head.len() {
-            let n = buf.len().min(this.head.len() - this.head_pos);
-            buf[..n].copy_from_slice(&this.head[this.head_pos..this.head_pos + n]);
-            this.head_pos += n;
+impl<S: IoStream, T: Timer> MessageReader<'_, S, T> {
+    /// Reads into `buf`, as the runtimes' `AsyncRead::poll_read` do: the
+    /// number of bytes, `0` at the end of the message (or for an empty
+    /// `buf`).
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.head_pos < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.head_pos);
+            buf[..n].copy_from_slice(&self.head[self.head_pos..self.head_pos + n]);
+            self.head_pos += n;
             return Poll::Ready(Ok(n));
         }
-        match this.state {
+        match self.state {
             ReadState::Reading => {}
             ReadState::Ended => return Poll::Ready(Ok(0)),
             ReadState::Failed => {
@@ -163,13 +133,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MessageReader<'_, S> {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let handle = this.handle;
-        this.head.clear();
-        this.head_pos = 0;
-        let head = &mut this.head;
+        let handle = self.handle;
+        self.head.clear();
+        self.head_pos = 0;
+        let head = &mut self.head;
         let mut filled = 0;
         let result = loop {
-            let result = ready!(this.conn.poll_drive(cx, buf.len(), |event| {
+            let result = ready!(self.conn.poll_drive(cx, buf.len(), |event| {
                 body_event(event, handle, |data| {
                     // The core never hands out more than asked; keep any excess anyway.
                     filled = data.len().min(buf.len());
@@ -185,38 +155,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MessageReader<'_, S> {
         match result {
             Ok(Some(false)) => Poll::Ready(Ok(filled)),
             Ok(Some(true)) => {
-                this.state = ReadState::Ended;
+                self.state = ReadState::Ended;
                 Poll::Ready(Ok(0))
             }
             Ok(None) => {
-                this.state = ReadState::Failed;
-                this.conn.poisoned = true;
+                self.state = ReadState::Failed;
+                self.conn.poisoned = true;
                 Poll::Ready(Err(Error::Closed.into()))
             }
             Err(error) => {
-                this.state = ReadState::Failed;
+                self.state = ReadState::Failed;
                 Poll::Ready(Err(error.into()))
             }
         }
     }
-}
 
-/// Receives the messages of [`Connection::retr_many`] as they arrive.
-///
-/// Any `FnMut(MsgNum, &[u8])` closure is a sink that ignores the ends.
-pub trait MessageSink {
-    /// The next piece of message `msg`.
-    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]);
-
-    /// Message `msg` is complete (`Ok` with its size), or failed: then the
-    /// chunks given for it must be discarded.
-    fn on_end(&mut self, msg: MsgNum, result: Result<u64, &Error>) {
-        let _ = (msg, result);
-    }
-}
-
-impl<F: FnMut(MsgNum, &[u8])> MessageSink for F {
-    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) {
-        self(msg, chunk)
+    /// Reads into `buf`; returns the number of bytes, `0` at the end.
+    ///
+    /// Cancel-safety: may be dropped at any time without losing data.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+        poll_fn(|cx| self.poll_read(cx, buf))
+            .await
+            .map_err(Error::from)
     }
 }

@@ -1,0 +1,239 @@
+//! The generic connection over an in-memory server and fake timers, polled
+//! with a no-op waker: no runtime at all.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use pop3_proto::MsgNum;
+
+use super::*;
+use crate::{Options, Timeouts};
+
+/// A server that answers each expected command once it has been written in
+/// full, and otherwise has nothing to say (`Pending`).
+struct Server {
+    readable: Vec<u8>,
+    steps: VecDeque<(&'static str, String)>,
+    written: Vec<u8>,
+    step_start: usize,
+}
+
+impl Server {
+    fn new(greeting: &str, steps: Vec<(&'static str, String)>) -> Server {
+        Server {
+            readable: greeting.as_bytes().to_vec(),
+            steps: steps.into(),
+            written: Vec::new(),
+            step_start: 0,
+        }
+    }
+}
+
+impl IoStream for Server {
+    fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if self.readable.is_empty() {
+            return Poll::Pending;
+        }
+        let n = buf.len().min(self.readable.len());
+        buf[..n].copy_from_slice(&self.readable[..n]);
+        self.readable.drain(..n);
+        Poll::Ready(Ok(n))
+    }
+
+    fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        self.written.extend_from_slice(buf);
+        while let Some((expect, reply)) = self.steps.front() {
+            if !self.written[self.step_start..].starts_with(expect.as_bytes()) {
+                break;
+            }
+            self.step_start += expect.len();
+            self.readable.extend_from_slice(reply.as_bytes());
+            self.steps.pop_front();
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Never fires.
+struct Never;
+
+impl Timer for Never {
+    fn never() -> Never {
+        Never
+    }
+
+    fn reset(&mut self, _: Duration) {}
+
+    fn poll_elapsed(&mut self, _: &mut Context<'_>) -> Poll<()> {
+        Poll::Pending
+    }
+}
+
+/// Fires as soon as it is armed.
+struct Instant(bool);
+
+impl Timer for Instant {
+    fn never() -> Instant {
+        Instant(false)
+    }
+
+    fn reset(&mut self, _: Duration) {
+        self.0 = true;
+    }
+
+    fn poll_elapsed(&mut self, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Polls `future` to completion; panics if it stays pending (nothing else
+/// could wake it).
+fn run<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..1000 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+    }
+    panic!("the future never completed");
+}
+
+fn options() -> Options {
+    Options::new().allow_plaintext_auth(true)
+}
+
+fn login_steps() -> Vec<(&'static str, String)> {
+    vec![
+        ("USER u\r\n", "+OK\r\n".into()),
+        ("PASS p\r\n", "+OK in\r\n".into()),
+    ]
+}
+
+fn n(msg: u32) -> MsgNum {
+    MsgNum::new(msg).expect("message numbers start at 1")
+}
+
+#[test]
+fn a_session_without_a_runtime() {
+    let mut steps = login_steps();
+    steps.push(("STAT\r\n", "+OK 2 320\r\n".into()));
+    steps.push(("QUIT\r\n", "+OK bye\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    let result = run(async {
+        let mut conn = Connection::<_, Never>::start(server, &options(), false).await?;
+        conn.login("u", "p").await?;
+        let stat = conn.stat().await?;
+        conn.quit().await?;
+        Ok::<_, Error>(stat)
+    });
+    let stat = result.expect("the session succeeds");
+    assert_eq!((stat.count, stat.size), (2, 320));
+}
+
+#[test]
+fn a_stalled_read_times_out_and_poisons() {
+    let mut steps = login_steps();
+    steps.push(("NOOP\r\n", String::new()));
+    let server = Server::new("+OK ready\r\n", steps);
+    let options = options().timeouts(Timeouts {
+        read: Some(Duration::from_secs(1)),
+        ..Timeouts::none()
+    });
+    run(async {
+        let mut conn = Connection::<_, Instant>::start(server, &options, false)
+            .await
+            .expect("greeting");
+        conn.login("u", "p").await.expect("login");
+        assert!(matches!(
+            conn.noop().await,
+            Err(Error::Timeout(Phase::Read))
+        ));
+        assert!(conn.is_poisoned());
+        assert!(matches!(conn.noop().await, Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn with_timeout_races_the_timer() {
+    let pending = std::future::pending::<io::Result<()>>();
+    let result = run(with_timeout::<Instant, _>(
+        Some(Duration::from_secs(1)),
+        Phase::Connect,
+        pending,
+    ));
+    assert!(matches!(result, Err(Error::Timeout(Phase::Connect))));
+    let ready = async { Ok(7) };
+    let result = run(with_timeout::<Instant, _>(None, Phase::Connect, ready));
+    assert!(matches!(result, Ok(7)));
+}
+
+#[test]
+fn a_dropped_reader_is_drained_by_the_next_operation() {
+    let line = "0123456789".repeat(10);
+    let body: String = (0..20).map(|_| format!("{line}\r\n")).collect();
+    let mut steps = login_steps();
+    steps.push(("RETR 1\r\n", format!("+OK\r\n{body}.\r\n")));
+    steps.push(("NOOP\r\n", "+OK\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    let server = run(async {
+        let mut conn = Connection::<_, Never>::start(server, &options(), false)
+            .await
+            .expect("greeting");
+        conn.login("u", "p").await.expect("login");
+        let mut reader = conn.retr(n(1)).await.expect("retr");
+        let mut buf = [0u8; 4];
+        assert_eq!(reader.read(&mut buf).await.expect("read"), 4);
+        assert_eq!(&buf, b"0123");
+        assert!(!reader.is_finished());
+        drop(reader);
+        conn.noop().await.expect("noop after the drained message");
+        conn.into_inner()
+    });
+    assert!(server.written.ends_with(b"RETR 1\r\nNOOP\r\n"));
+}
+
+/// Compile-time check: every future is `Send` when the stream and the timer
+/// are, so that the runtime crates' futures can be spawned on any thread.
+#[allow(dead_code)]
+fn futures_are_send<S: IoStream + Send, T: Timer + Send>(
+    stream: S,
+    mut conn: Connection<S, T>,
+    reader: &mut MessageReader<'_, S, T>,
+    mechanism: Box<dyn pop3_proto::sasl::Mechanism>,
+) {
+    fn send<F: Send>(_: F) {}
+    send(reader.read(&mut []));
+    send(Connection::<S, T>::start(stream, &Options::new(), false));
+    send(conn.capa());
+    send(conn.login("u", "p"));
+    send(conn.apop("u", "p"));
+    send(conn.auth(mechanism));
+    send(conn.auth_scram_sha256("u", "p"));
+    send(conn.auth_plain("u", "p"));
+    send(conn.stat());
+    send(conn.lang(None));
+    send(conn.retr(n(1)));
+    send(conn.retr_many(&[], &mut |_: MsgNum, _: &[u8]| {}));
+    send(conn.dele_many(&[]));
+    send(conn.stls("localhost", |_, _, _| {
+        None::<std::future::Ready<io::Result<S>>>
+    }));
+    send(conn.quit());
+}
