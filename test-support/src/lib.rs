@@ -4,11 +4,15 @@
 //!   unknown CA, self-signed) plus rustls configs.
 //! * [`dovecot`] — starts a real Dovecot POP3 server (plain + STLS and
 //!   implicit TLS) on loopback with per-test users and Maildirs.
+//! * [`scenarios`] — the scenario suite every transport runs (Dovecot and
+//!   scripted faults).
+//! * [`hostile`] — the hostile-server suite every transport runs.
 //! * [`scripted`] — a thread-based scripted POP3 server for fault injection.
 //! * [`transcript`] — RFC-style `C:`/`S:` transcripts that can drive the
 //!   scripted server.
 
 pub mod dovecot;
+pub mod hostile;
 pub mod pki;
 pub mod scenarios;
 pub mod scripted;

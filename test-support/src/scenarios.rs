@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 
 use pop3_proto::sasl::Mechanism;
 use pop3_proto::{
-    Capabilities, Greeting, Language, ListEntry, MsgNum, ProtocolError, ResponseCode, ServerError,
-    Stat, UidlEntry, UsageError,
+    Capabilities, Greeting, Language, Limits, ListEntry, MsgNum, ProtocolError, ResponseCode,
+    ServerError, Stat, UidlEntry, UsageError,
 };
 
 use crate::dovecot::{unique_user, Dovecot, Mailbox};
@@ -39,6 +39,10 @@ use crate::scripted::{show, ScriptConfig, ScriptedServer, Step};
 // ---------------------------------------------------------------------------
 
 /// A transport's error, classified so that scenarios can assert its kind.
+///
+/// A transport's classify function also hands the error to
+/// [`hostile::note_error`](crate::hostile::note_error) first, so that the
+/// hostile-server suite can check its `Display` text.
 #[derive(Debug)]
 pub enum Failure {
     /// An I/O error of the socket.
@@ -87,6 +91,8 @@ pub struct ConnectOpts {
     pub read_timeout: Duration,
     /// Write time limit.
     pub write_timeout: Duration,
+    /// Reply size limits (default: the core's defaults).
+    pub limits: Option<Limits>,
 }
 
 impl Default for ConnectOpts {
@@ -99,6 +105,7 @@ impl Default for ConnectOpts {
             tls_handshake_timeout: Duration::from_secs(20),
             read_timeout: Duration::from_secs(20),
             write_timeout: Duration::from_secs(20),
+            limits: None,
         }
     }
 }
@@ -427,7 +434,8 @@ pub fn big_message(size: usize, seed: u32) -> Vec<u8> {
         }
         let len = (60 + (line.wrapping_mul(7919) ^ seed) % 60) as usize;
         let len = len.min(remaining - 2);
-        let start = if line % 5 == 0 {
+        // Every fifth line starts with a dot.
+        let start = if line.is_multiple_of(5) {
             b'.'
         } else {
             b'a' + (line % 26) as u8
@@ -482,9 +490,10 @@ fn assert_stream_failure(failure: &Failure, what: &str) {
 }
 
 /// The connection attempt and the scripted server both end without a hang.
-fn finish(server: ScriptedServer) -> (Vec<u8>, Result<Vec<u8>, String>) {
-    let received = server.received();
-    (received, server.join())
+/// The bytes are read after the server has finished, so none that it had
+/// yet to read are missed.
+fn finish(server: ScriptedServer) -> (Vec<u8>, Result<(), String>) {
+    server.join_all()
 }
 
 // ---------------------------------------------------------------------------

@@ -244,6 +244,24 @@ impl ScriptedServer {
             .clone();
         result.map(|()| received)
     }
+
+    /// Waits for the script to finish like [`ScriptedServer::join`], and
+    /// returns every byte the client sent whether or not the script was
+    /// followed. Unlike calling [`ScriptedServer::received`] before `join`,
+    /// this cannot miss bytes that the server thread had yet to read (for
+    /// example during a [`Step::Stall`]).
+    pub fn join_all(self) -> (Vec<u8>, Result<(), String>) {
+        let result = match self.handle.join() {
+            Ok(r) => r,
+            Err(_) => Err("scripted server thread panicked".to_string()),
+        };
+        let received = self
+            .received
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        (received, result)
+    }
 }
 
 fn accept(listener: &TcpListener, timeout: Duration) -> io::Result<TcpStream> {

@@ -1,0 +1,17 @@
+//! The hostile-server suite (`test_support::hostile`), each call run with
+//! `block_on`: the whole suite once on `smol::block_on` and once on
+//! `async_std::task::block_on`.
+
+mod common;
+
+use std::marker::PhantomData;
+
+use common::{AsyncStdExec, Smol, SmolExec};
+
+test_support::hostile_tests!(Smol::<SmolExec>(PhantomData));
+
+mod on_async_std {
+    use super::*;
+
+    test_support::hostile_tests!(Smol::<AsyncStdExec>(PhantomData));
+}
