@@ -240,7 +240,18 @@ impl<S: Read + Write> Connection<S> {
         if self.poisoned {
             return Err(Error::Closed);
         }
-        self.client.submit(command).map_err(from_usage)
+        let submitted = self.client.submit(command);
+        submitted.map_err(|error| self.usage(error))
+    }
+
+    /// A refusal from the core. One that says the core failed earlier (seen
+    /// now, at the next command) leaves the connection as unusable as a failed
+    /// read does.
+    fn usage(&mut self, error: pop3_proto::UsageError) -> Error {
+        if matches!(error, pop3_proto::UsageError::Failed(_)) {
+            self.poisoned = true;
+        }
+        from_usage(error)
     }
 
     /// Waits for the reply to `handle`; body chunks for it are discarded.
@@ -327,15 +338,8 @@ impl<S: Read + Write> Connection<S> {
     /// connection unless [`Options::allow_plaintext_auth`].
     pub fn login(&mut self, user: &str, password: impl Into<Secret<String>>) -> Result<()> {
         self.drain()?;
-        let user_handle = self.submit(Command::User(user.to_owned()))?;
-        let pass_handle = match self.submit(Command::Pass(password.into())) {
-            Ok(handle) => handle,
-            Err(error) => {
-                // USER is already on its way: let it finish, then report.
-                self.wait(user_handle)?;
-                return Err(error);
-            }
-        };
+        let submitted = self.client.login(user, password.into());
+        let (user_handle, pass_handle) = submitted.map_err(|error| self.usage(error))?;
         self.wait(user_handle)?;
         self.wait(pass_handle).map(drop)
     }

@@ -20,12 +20,9 @@ pub(crate) fn from_io(error: io::Error, phase: Phase) -> Error {
     Error::from(error)
 }
 
-/// A usage error from the core; an ended session is [`Error::Closed`].
+/// A usage error from the core (see `From<UsageError> for Error`).
 pub(crate) fn from_usage(error: UsageError) -> Error {
-    match error {
-        UsageError::Closed => Error::Closed,
-        other => Error::Usage(other),
-    }
+    Error::from(error)
 }
 
 #[cfg(test)]

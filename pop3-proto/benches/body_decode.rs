@@ -19,7 +19,7 @@ fn wire() -> Vec<u8> {
     let mut out = b"+OK message follows\r\n".to_vec();
     let mut i = 0u64;
     while out.len() < BODY_SIZE {
-        if i % 50 == 0 {
+        if i.is_multiple_of(50) {
             out.extend_from_slice(b"..");
         }
         for j in 0..74u64 {
@@ -37,7 +37,11 @@ fn logged_in() -> Client {
     c.receive(b"+OK\r\n");
     c.user("u").expect("state allows USER");
     c.pass("p".into()).expect("state allows PASS");
-    c.receive(b"+OK\r\n+OK\r\n");
+    // Each reply only once the client has sent what it answers.
+    for reply in [b"+OK\r\n", b"+OK\r\n"] {
+        while !matches!(c.poll().expect("valid replies"), Action::NeedInput) {}
+        c.receive(reply);
+    }
     while !matches!(c.poll().expect("valid replies"), Action::NeedInput) {}
     c
 }

@@ -579,7 +579,10 @@ impl Client {
     /// in once everything submitted before has succeeded, and refused — with
     /// nothing sent — if it does not fit or an argument is unsafe.
     pub fn submit(&mut self, command: Command) -> Result<Handle, UsageError> {
-        if self.fatal.is_some() || self.projection.state == State::Closed {
+        if let Some(error) = &self.fatal {
+            return Err(UsageError::Failed(error.clone()));
+        }
+        if self.projection.state == State::Closed {
             return Err(UsageError::Closed);
         }
         self.check(&command)?;
@@ -608,6 +611,21 @@ impl Client {
     /// `PASS password`.
     pub fn pass(&mut self, password: Secret<String>) -> Result<Handle, UsageError> {
         self.submit(Command::Pass(password))
+    }
+
+    /// `USER name` then `PASS password`, both checked before either is
+    /// queued, so an unsafe password never lets the `USER` line go out alone.
+    /// Returns the handles of the two commands.
+    pub fn login(
+        &mut self,
+        user: &str,
+        password: Secret<String>,
+    ) -> Result<(Handle, Handle), UsageError> {
+        self.check(&Command::User(String::from(user)))?;
+        check_argument(password.expose(), "empty password")?;
+        let user = self.user(user)?;
+        let pass = self.pass(password)?;
+        Ok((user, pass))
     }
 
     /// `APOP name digest`.
@@ -988,6 +1006,9 @@ impl Client {
         }
         self.release_tx();
         loop {
+            if let Some(error) = &self.fatal {
+                return Err(error.clone());
+            }
             if !self.tx.is_empty() {
                 self.tx_handed = true;
                 return Ok(Action::Send(&self.tx));
@@ -1095,6 +1116,7 @@ impl Client {
                 };
                 self.greeting = Some(greeting.clone());
                 self.state = State::Authorization;
+                self.check_unsolicited();
                 self.fill_window();
                 Ok(Step::Event(Event::Greeting(greeting)))
             }
@@ -1191,10 +1213,25 @@ impl Client {
     }
 
     fn complete(&mut self, event: Event<'static>) -> Step {
+        self.retire_front();
+        Step::Event(event)
+    }
+
+    /// The reply to the oldest command in flight has been read in full.
+    fn retire_front(&mut self) {
         self.in_flight.pop_front();
         self.reading = Reading::Status;
+        self.check_unsolicited();
         self.fill_window();
-        Step::Event(event)
+    }
+
+    /// Bytes buffered while no command awaits a reply answer nothing. Left
+    /// alone they would be taken as the reply to the next command sent.
+    fn check_unsolicited(&mut self) {
+        if self.in_flight.is_empty() && !self.rx.is_empty() && self.state != State::Closed {
+            self.fail();
+            self.fatal = Some(ProtocolError::UnsolicitedData);
+        }
     }
 
     fn front_handle(&self) -> Handle {
@@ -1220,9 +1257,7 @@ impl Client {
             .front()
             .is_some_and(|f| matches!(f.expect, Expect::Capa { internal: true }))
         {
-            self.in_flight.pop_front();
-            self.reading = Reading::Status;
-            self.fill_window();
+            self.retire_front();
             return Step::Progress;
         }
         self.complete(Event::Failed { handle, error })
@@ -1330,8 +1365,7 @@ impl Client {
             }));
         }
         if matches!(expect, Expect::Capa { internal: true }) {
-            self.in_flight.pop_front();
-            self.fill_window();
+            self.retire_front();
             return Ok(Step::Progress);
         }
         Ok(self.complete(Event::Err { handle, error }))

@@ -107,8 +107,11 @@ pub enum UsageError {
     NoApopTimestamp,
     /// The SASL mechanism failed before anything was sent.
     Sasl(SaslError),
-    /// The session has ended (QUIT was sent, or the connection closed or failed).
+    /// The session has ended (QUIT was sent, or the connection closed).
     Closed,
+    /// The session has ended because the server broke the protocol earlier;
+    /// this is the fatal error [`Client::poll`](crate::Client::poll) reported.
+    Failed(ProtocolError),
     /// A command queued behind a failed STLS or authentication was dropped
     /// without being sent.
     Cancelled,
@@ -127,6 +130,7 @@ impl fmt::Display for UsageError {
             }
             UsageError::Sasl(e) => write!(f, "SASL: {e}"),
             UsageError::Closed => f.write_str("the session has ended"),
+            UsageError::Failed(e) => write!(f, "the session has ended: {e}"),
             UsageError::Cancelled => {
                 f.write_str("not sent: a STLS or login command before it failed")
             }

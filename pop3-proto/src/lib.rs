@@ -33,8 +33,15 @@
 //! ```
 //! use pop3_proto::{Action, Client, Config, Event, MsgNum, Reply};
 //!
-//! // Bytes a server would send, as if read from a socket.
-//! let server = b"+OK POP3 ready\r\n+OK\r\n+OK logged in\r\n+OK 1 7\r\n+OK\r\nHi\r\n..\r\n.\r\n";
+//! // What a server answers, one reply per read, as if from a socket.
+//! let mut replies = [
+//!     &b"+OK POP3 ready\r\n"[..],
+//!     b"+OK\r\n",
+//!     b"+OK logged in\r\n",
+//!     b"+OK 1 7\r\n",
+//!     b"+OK\r\nHi\r\n..\r\n.\r\n",
+//! ]
+//! .into_iter();
 //! let mut client = Client::new(Config::encrypted());
 //! client.user("alice")?;
 //! client.pass("secret".into())?;
@@ -43,7 +50,6 @@
 //!
 //! let mut sent = Vec::new();
 //! let mut message = Vec::new();
-//! let mut input = &server[..];
 //! loop {
 //!     match client.poll()? {
 //!         Action::Send(bytes) => sent.extend_from_slice(bytes),
@@ -52,12 +58,11 @@
 //!         }
 //!         Action::Event(Event::Ok { handle, reply: Reply::BodyEnd }) if handle == retr => break,
 //!         Action::Event(_) => {}
-//!         Action::NeedInput => {
+//!         Action::NeedInput => match replies.next() {
 //!             // A real program reads from its socket here.
-//!             let n = input.len().min(5);
-//!             client.receive(&input[..n]);
-//!             input = &input[n..];
-//!         }
+//!             Some(reply) => client.receive(reply),
+//!             None => client.receive_eof(),
+//!         },
 //!         Action::StartTls | Action::Closed => break,
 //!     }
 //! }

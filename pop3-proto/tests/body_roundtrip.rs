@@ -26,7 +26,7 @@ fn retrieve(wire: &[u8], chunks: &[usize], limit: usize) -> Vec<u8> {
     c.receive(b"+OK\r\n");
     c.user("u").unwrap();
     c.pass("p".into()).unwrap();
-    c.receive(b"+OK\r\n+OK\r\n");
+    settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
     let h = c.submit(Command::Retr(MsgNum::new(1).unwrap())).unwrap();
     let mut input = b"+OK\r\n".to_vec();
     input.extend_from_slice(wire);
@@ -93,4 +93,14 @@ proptest! {
 fn the_empty_message() {
     assert_eq!(retrieve(b".\r\n", &[1], usize::MAX), b"");
     assert_eq!(retrieve(b".\r\n", &[100], usize::MAX), b"");
+}
+
+/// Hands the server's replies over one at a time, each only once the client
+/// has sent what it answers (the way they arrive from a real server).
+fn settle(c: &mut Client, replies: &[&[u8]]) {
+    for reply in replies {
+        while !matches!(c.poll().unwrap(), Action::NeedInput) {}
+        c.receive(reply);
+    }
+    while !matches!(c.poll().unwrap(), Action::NeedInput) {}
 }

@@ -18,7 +18,7 @@ fn logged_in() -> Client {
     c.receive(b"+OK hi\r\n");
     c.user("u").unwrap();
     c.pass("p".into()).unwrap();
-    c.receive(b"+OK\r\n+OK\r\n");
+    settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
     while !matches!(c.poll().unwrap(), Action::NeedInput) {}
     c
 }
@@ -375,4 +375,14 @@ fn sanitised_text_has_no_control_characters() {
     };
     assert!(!text.chars().any(char::is_control), "{text:?}");
     assert!(text.ends_with("end"));
+}
+
+/// Hands the server's replies over one at a time, each only once the client
+/// has sent what it answers (the way they arrive from a real server).
+fn settle(c: &mut Client, replies: &[&[u8]]) {
+    for reply in replies {
+        while !matches!(c.poll().unwrap(), Action::NeedInput) {}
+        c.receive(reply);
+    }
+    while !matches!(c.poll().unwrap(), Action::NeedInput) {}
 }

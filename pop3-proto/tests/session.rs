@@ -228,7 +228,10 @@ fn bytes_after_stls_ok_are_an_injection() {
         assert!(!seen.start_tls);
         // Sticky: every later poll fails the same way; nothing is processed.
         assert_eq!(c.poll(), Err(ProtocolError::DataAfterStls));
-        assert_eq!(c.user("x"), Err(UsageError::Closed));
+        assert_eq!(
+            c.user("x"),
+            Err(UsageError::Failed(ProtocolError::DataAfterStls))
+        );
     }
     // Bytes arriving after StartTls was announced, before TLS is up.
     let (mut c, mut seen) = greeted(Config::default());
@@ -286,7 +289,7 @@ fn nothing_is_pipelined_without_the_capability_and_the_window_is_bounded() {
     c.user("u").unwrap();
     c.pass("p".into()).unwrap();
     drain(&mut c, &mut seen);
-    c.receive(b"+OK\r\n+OK\r\n");
+    settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
     drain(&mut c, &mut seen);
     // Login dropped the capabilities and a new CAPA went out.
     c.receive(b"+OK\r\nPIPELINING\r\n.\r\n");
@@ -320,14 +323,7 @@ fn stls_and_auth_are_never_pipelined() {
 fn over_long_lines_are_errors_that_keep_the_stream_in_step() {
     let mut limits = Limits::default();
     limits.max_line_len = 512;
-    let mut c = Client::new(Config::encrypted().limits(limits));
-    let mut seen = Seen::default();
-    c.receive(b"+OK\r\n");
-    c.user("u").unwrap();
-    c.pass("p".into()).unwrap();
-    c.receive(b"+OK\r\n+OK\r\n");
-    drain(&mut c, &mut seen);
-    seen.events.clear();
+    let (mut c, mut seen) = pipelining(Config::encrypted().limits(limits));
 
     // A 1 MiB -ERR line, fed in pieces, then a normal reply.
     c.submit(Command::Noop).unwrap();
@@ -377,7 +373,7 @@ fn an_over_long_line_that_is_not_a_reply_is_fatal() {
 
 #[test]
 fn a_capa_of_a_million_lines_is_refused_without_holding_it() {
-    let (mut c, mut seen) = logged_in();
+    let (mut c, mut seen) = pipelining(Config::encrypted());
     c.submit(Command::Capa).unwrap();
     c.submit(Command::Noop).unwrap();
     c.receive(b"+OK\r\n");
@@ -401,14 +397,7 @@ fn body_line_limit_is_optional() {
     let mut limits = Limits::default();
     limits.max_body_line_len = Some(100);
     let config = Config::encrypted().limits(limits);
-    let mut c = Client::new(config);
-    let mut seen = Seen::default();
-    c.receive(b"+OK\r\n");
-    c.user("u").unwrap();
-    c.pass("p".into()).unwrap();
-    c.receive(b"+OK\r\n+OK\r\n");
-    drain(&mut c, &mut seen);
-    seen.events.clear();
+    let (mut c, mut seen) = pipelining(config);
     c.submit(Command::Retr(n(1))).unwrap();
     c.submit(Command::Noop).unwrap();
     let mut reply = b"+OK\r\nshort\r\n".to_vec();
@@ -643,7 +632,7 @@ fn a_failed_user_cancels_the_pass_behind_it() {
 
 #[test]
 fn after_quit_nothing_more_is_accepted() {
-    let (mut c, mut seen) = logged_in();
+    let (mut c, mut seen) = pipelining(Config::encrypted());
     c.submit(Command::Dele(n(1))).unwrap();
     c.submit(Command::Quit).unwrap();
     assert_eq!(c.submit(Command::Noop), Err(UsageError::Closed));
@@ -683,7 +672,7 @@ fn a_bare_lf_never_ends_a_body() {
     // A message author plants "\n.\r\n" followed by a fake reply: on a server
     // that stuffs only CRLF lines this reaches the client unstuffed. It stays
     // message data, and the real terminator ends the body.
-    let (mut c, mut seen) = logged_in();
+    let (mut c, mut seen) = pipelining(Config::encrypted());
     c.submit(Command::Retr(n(1))).unwrap();
     c.submit(Command::Noop).unwrap();
     c.receive(b"+OK\r\nline\n.\r\n+OK injected\r\n.\r\n+OK real\r\n");
@@ -713,7 +702,7 @@ fn the_terminator_split_across_reads() {
 
 #[test]
 fn listings_may_not_name_messages_beyond_the_stat_count() {
-    let (mut c, mut seen) = logged_in();
+    let (mut c, mut seen) = pipelining(Config::encrypted());
     c.submit(Command::Stat).unwrap();
     c.submit(Command::List(None)).unwrap();
     c.submit(Command::Uidl(None)).unwrap();
@@ -732,4 +721,80 @@ fn listings_may_not_name_messages_beyond_the_stat_count() {
         seen.events
     );
     assert!(seen.events[3].contains("List(["), "{:?}", seen.events);
+}
+
+#[test]
+fn bytes_that_answer_no_command_are_fatal_before_the_next_command_goes_out() {
+    // Extra bytes in the same read as the greeting.
+    let mut c = Client::new(Config::encrypted());
+    let mut seen = Seen::default();
+    c.receive(b"+OK hi\r\n+OK forged reply\r\n");
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.fatal, Some(ProtocolError::UnsolicitedData));
+    assert_eq!(
+        c.submit(Command::Capa),
+        Err(UsageError::Failed(ProtocolError::UnsolicitedData))
+    );
+
+    // Extra bytes after the reply to the last command in flight: the reply
+    // itself is delivered, the forged one is never matched to NOOP.
+    let (mut c, mut seen) = logged_in();
+    c.submit(Command::Stat).unwrap();
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK 1 10\r\n+OK forged\r\n");
+    drain(&mut c, &mut seen);
+    assert!(seen.events[0].contains("Stat"), "{:?}", seen.events);
+    assert_eq!(seen.fatal, Some(ProtocolError::UnsolicitedData));
+    seen.sent.clear();
+    assert_eq!(
+        c.submit(Command::Noop),
+        Err(UsageError::Failed(ProtocolError::UnsolicitedData))
+    );
+    drain(&mut c, &mut seen);
+    assert!(seen.sent.is_empty());
+}
+
+#[test]
+fn login_checks_the_password_before_user_is_queued() {
+    let (mut c, mut seen) = greeted(Config::encrypted());
+    assert!(matches!(
+        c.login("alice", "pw\r\nDELE 1".into()),
+        Err(UsageError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        c.login("al\nice", "pw".into()),
+        Err(UsageError::InvalidArgument(_))
+    ));
+    drain(&mut c, &mut seen);
+    assert!(seen.sent.is_empty());
+    c.login("alice", "pw".into()).unwrap();
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.sent, b"USER alice\r\n");
+}
+
+/// Hands the server's replies over one at a time, each only once the client
+/// has sent what it answers (the way they arrive from a real server).
+fn settle(c: &mut Client, replies: &[&[u8]]) {
+    for reply in replies {
+        while !matches!(c.poll().unwrap(), Action::NeedInput) {}
+        c.receive(reply);
+    }
+    while !matches!(c.poll().unwrap(), Action::NeedInput) {}
+}
+
+/// A logged-in client whose server offers PIPELINING, so that several
+/// commands are in flight and their replies may arrive in one read.
+fn pipelining(config: Config) -> (Client, Seen) {
+    let mut c = Client::new(config);
+    let mut seen = Seen::default();
+    c.receive(b"+OK\r\n");
+    c.submit(Command::Capa).unwrap();
+    c.login("u", "p".into()).unwrap();
+    let capa: &[u8] = b"+OK\r\nPIPELINING\r\n.\r\n";
+    settle(&mut c, &[capa, b"+OK\r\n", b"+OK\r\n", capa]);
+    drain(&mut c, &mut seen);
+    assert!(c.is_pipelining());
+    seen.sent.clear();
+    seen.events.clear();
+    (c, seen)
 }

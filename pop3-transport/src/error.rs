@@ -165,7 +165,12 @@ impl From<ProtocolError> for Error {
 
 impl From<UsageError> for Error {
     fn from(error: UsageError) -> Error {
-        Error::Usage(error)
+        match error {
+            // The session ended because the server broke the protocol: report that.
+            UsageError::Failed(protocol) => Error::Protocol(protocol),
+            UsageError::Closed => Error::Closed,
+            other => Error::Usage(other),
+        }
     }
 }
 

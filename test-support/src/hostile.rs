@@ -57,9 +57,7 @@ macro_rules! hostile_tests {
             capabilities_from_before_tls_are_forgotten,
             pipelining_only_after_login,
             pipelining_lost_at_login,
-            #[ignore = "BUG: bytes after the greeting are taken as the reply to the next command (CAPA is sent, then Timeout) instead of failing with UnsolicitedData"]
             unsolicited_data_after_greeting,
-            #[ignore = "BUG: an extra reply after a complete one is taken as the answer to the next NOOP (Ok) instead of failing with UnsolicitedData"]
             unsolicited_data_after_a_reply,
             plaintext_credentials_refused_by_default,
             apop_timestamps_invalid,
@@ -88,7 +86,6 @@ macro_rules! hostile_tests {
             escapes_in_greeting,
             escapes_in_err_text,
             line_breaks_in_caller_arguments,
-            #[ignore = "BUG: login() sends USER before refusing a password with CR/LF/NUL (then fails with UnexpectedEof here, not Usage(InvalidArgument))"]
             line_breaks_in_password,
         );
     };

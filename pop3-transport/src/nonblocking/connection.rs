@@ -102,7 +102,7 @@ pub(super) fn outcome(event: Event<'_>) -> Option<(Handle, Result<Reply>)> {
         Event::Ok { handle, reply } => Some((handle, Ok(reply))),
         Event::Err { handle, error } => Some((handle, Err(Error::Server(error)))),
         Event::Failed { handle, error } => Some((handle, Err(Error::Protocol(error)))),
-        Event::Cancelled { handle, reason } => Some((handle, Err(Error::Usage(reason)))),
+        Event::Cancelled { handle, reason } => Some((handle, Err(Error::from(reason)))),
         _ => None,
     }
 }
@@ -196,6 +196,11 @@ impl<S, T> Connection<S, T> {
         self.begin()?;
         let result = steps(self).await;
         self.busy = false;
+        if result.is_err() && self.client.error().is_some() {
+            // The core failed (perhaps noticed only as this command was
+            // submitted): the connection is unusable from now on.
+            self.poisoned = true;
+        }
         result
     }
 
@@ -418,7 +423,7 @@ impl<S: IoStream, T: Timer> Connection<S, T> {
     async fn command(&mut self, command: Command) -> Result<Reply> {
         self.operation(async |conn| match conn.client.submit(command) {
             Ok(handle) => conn.reply(handle).await,
-            Err(error) => Err(Error::Usage(error)),
+            Err(error) => Err(Error::from(error)),
         })
         .await
     }
@@ -449,17 +454,11 @@ impl<S: IoStream, T: Timer> Connection<S, T> {
     }
 
     async fn login_steps(&mut self, user: &str, password: Secret<String>) -> Result<()> {
-        let user_handle = self.client.user(user)?;
-        let pass = self.client.pass(password);
-        let mut handles = vec![user_handle];
-        if let Ok(pass_handle) = &pass {
-            handles.push(*pass_handle);
-        }
-        let mut results = self.replies(&handles).await?.into_iter();
+        let (user_handle, pass_handle) = self.client.login(user, password)?;
+        let mut results = self.replies(&[user_handle, pass_handle]).await?.into_iter();
         if let Some(Err(error)) = results.next() {
             return Err(error);
         }
-        pass?;
         match results.next() {
             Some(Ok(Reply::Authenticated(_))) => self.settle().await,
             Some(Ok(other)) => Err(unexpected(other)),
@@ -700,7 +699,7 @@ impl<S: IoStream, T: Timer> Connection<S, T> {
                     index.insert(handle, i);
                     results.push(None);
                 }
-                Err(error) => results.push(Some(Err(Error::Usage(error)))),
+                Err(error) => results.push(Some(Err(Error::from(error)))),
             }
         }
         let mut sizes = vec![0u64; msgs.len()];
@@ -756,7 +755,7 @@ impl<S: IoStream, T: Timer> Connection<S, T> {
         let mut results = Vec::with_capacity(msgs.len());
         for i in 0..msgs.len() {
             match refused.next_if(|(at, _)| *at == i) {
-                Some((_, error)) => results.push(Err(Error::Usage(error))),
+                Some((_, error)) => results.push(Err(Error::from(error))),
                 None => results.push(replies.next().unwrap_or(Err(Error::Closed)).map(drop)),
             }
         }
