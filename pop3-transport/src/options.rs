@@ -104,7 +104,7 @@ pub struct Options {
     /// decide themselves.
     pub encrypted: bool,
     /// Most commands in flight at once when the server offers `PIPELINING`
-    /// (default 64).
+    /// (default 256; see `pop3_proto::Config::pipeline_window`).
     pub pipeline_window: usize,
     /// Size limits on what the server may send.
     pub limits: Limits,
@@ -402,7 +402,7 @@ mod tests {
         assert!(!o.allow_plaintext_auth && !o.encrypted);
         let c = o.core_config(false);
         assert!(!c.allow_plaintext_credentials && !c.encrypted);
-        assert_eq!(c.pipeline_window, 64);
+        assert_eq!(c.pipeline_window, 256);
         assert!(o.core_config(true).encrypted);
         assert!(
             o.allow_plaintext_auth(true)
