@@ -6,6 +6,9 @@
 //! on stderr and exits with a sysexits(3) code ([`error::Exit`]).
 
 #![forbid(unsafe_code)]
+// The doc comments of the argument types are also the `--help` text, written
+// for a terminal (`[:port]`, `<redacted>`), not for rustdoc.
+#![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
 mod cli;
 mod commands;

@@ -535,6 +535,7 @@ impl Client {
             return;
         }
         if self.tls_pending {
+            self.fail();
             self.fatal = Some(ProtocolError::DataAfterStls);
             return;
         }
@@ -547,6 +548,7 @@ impl Client {
             return;
         }
         if self.tls_pending {
+            self.fail();
             self.fatal = Some(ProtocolError::DataAfterStls);
             return;
         }
@@ -561,6 +563,9 @@ impl Client {
     /// TLS is up after [`Action::StartTls`]. Capabilities learned before are
     /// forgotten and `CAPA` is issued again.
     pub fn tls_established(&mut self) -> Result<(), UsageError> {
+        if let Some(error) = &self.fatal {
+            return Err(UsageError::Failed(error.clone()));
+        }
         if !self.tls_pending {
             return Err(UsageError::WrongState {
                 command: "STLS",
@@ -714,6 +719,12 @@ impl Client {
                 if user.contains(' ') {
                     return Err(UsageError::InvalidArgument(
                         "APOP user name contains a space",
+                    ));
+                }
+                // "APOP " + name + " " + 32 hex digits + CRLF.
+                if user.len() + 40 > command::MAX_COMMAND_LINE {
+                    return Err(UsageError::InvalidArgument(
+                        "APOP user name longer than a command line allows",
                     ));
                 }
                 if let Some(greeting) = &self.greeting {

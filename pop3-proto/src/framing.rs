@@ -235,7 +235,7 @@ impl Rx {
             if let Some(max) = max_line {
                 dec.line_len += len;
                 let too_long = dec.line_len > max + 2;
-                if chunk.last() == Some(&b'\n') {
+                if dec.at_line_start {
                     dec.line_len = 0;
                 }
                 if too_long && !dec.discarding {

@@ -798,3 +798,52 @@ fn pipelining(config: Config) -> (Client, Seen) {
     seen.events.clear();
     (c, seen)
 }
+
+#[test]
+fn data_before_tls_is_up_ends_the_session() {
+    let (mut c, mut seen) = greeted(Config::default());
+    c.submit(Command::Stls).unwrap();
+    c.user("queued").unwrap();
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK begin TLS\r\n");
+    drain(&mut c, &mut seen);
+    assert!(seen.start_tls);
+    c.receive(b"X");
+    assert_eq!(c.poll(), Err(ProtocolError::DataAfterStls));
+    assert_eq!(c.state(), State::Closed);
+    assert_eq!(c.queued(), 0);
+    assert_eq!(
+        c.tls_established(),
+        Err(UsageError::Failed(ProtocolError::DataAfterStls))
+    );
+    assert!(!c.is_encrypted());
+}
+
+#[test]
+fn an_apop_line_never_exceeds_255_octets() {
+    let (mut c, mut seen) = greeted(Config::encrypted());
+    assert!(matches!(
+        c.apop(&"a".repeat(216), "p".into()),
+        Err(UsageError::InvalidArgument(_))
+    ));
+    c.apop(&"a".repeat(215), "p".into()).unwrap();
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.sent.len(), 255);
+}
+
+#[test]
+fn the_body_line_limit_counts_crlf_lines() {
+    // Short pieces separated by bare LFs are one CRLF line, over the limit.
+    let mut limits = Limits::default();
+    limits.max_body_line_len = Some(10);
+    let (mut c, mut seen) = pipelining(Config::encrypted().limits(limits));
+    c.submit(Command::Retr(n(1))).unwrap();
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK\r\nabcdef\nabcdef\nabcdef\r\n.\r\n");
+    drain(&mut c, &mut seen);
+    assert!(
+        seen.events[0].contains("BodyLineTooLong"),
+        "{:?}",
+        seen.events
+    );
+}
