@@ -9,10 +9,10 @@ Phases (each starts its own `local-dovecot`, see test-support/src/bin):
 
 * throughput: 2000 x 50 KiB messages, each client retrieves all of them, over
   plain TCP and implicit TLS; wall time, client CPU (user+sys), peak RSS.
-  Clients: the `bench_fetch` example of pop3-blocking, pop3-tokio, pop3-smol
-  (whichever build), Python's poplib (bench/poplib_fetch.py), and one curl
-  process with the URL glob pop3://host:port/[1-N] (curl reuses the
-  connection).
+  Clients: the `pop3-bench` binary (bench/src/main.rs) with `--runtime
+  blocking`, `tokio` and `smol` (reported as pop3-blocking, pop3-tokio,
+  pop3-smol), Python's poplib (bench/poplib_fetch.py), and one curl process
+  with the URL glob pop3://host:port/[1-N] (curl reuses the connection).
 * latency: 1000 x 10 KiB through bench/latency_proxy.py (10 ms each way);
   measured time against the round-trip bound, and the speed-up over poplib.
 * memory: one 1 GiB message written to a file with `retr_to`; peak RSS.
@@ -42,11 +42,13 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 PASSWORD_ENV = "POP3_BENCH_PASSWORD"
 MiB = 1024 * 1024
 
+# Client name in the report -> `pop3-bench --runtime` value.
 RUST_CLIENTS = {
-    "pop3-blocking": "pop3-blocking",
-    "pop3-tokio": "pop3-tokio",
-    "pop3-smol": "pop3-smol",
+    "pop3-blocking": "blocking",
+    "pop3-tokio": "tokio",
+    "pop3-smol": "smol",
 }
+BENCH_EXE = os.path.join(TARGET, "release", "pop3-bench")
 
 
 def log(*args):
@@ -207,9 +209,9 @@ def client_env(server):
 
 
 def rust_argv(client, server, port, tls, extra=()):
-    exe = os.path.join(TARGET, "release", "examples", f"bench_fetch-{client}")
     return [
-        exe,
+        BENCH_EXE,
+        "--runtime", RUST_CLIENTS[client],
         "--host", server["host"],
         "--port", str(port),
         "--tls", tls,
@@ -321,16 +323,16 @@ def medians(runs):
 
 
 def build(clients, no_build):
-    """Builds local-dovecot and the bench_fetch examples; returns the Rust
-    clients that built."""
+    """Builds local-dovecot and pop3-bench (the one binary for all three
+    transports); returns the Rust clients that built."""
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
-    built = []
-    targets = [("test-support", ["--bin", "local-dovecot"])] + [
-        (RUST_CLIENTS[c], ["--example", "bench_fetch"]) for c in clients if c in RUST_CLIENTS
-    ]
+    rust = [c for c in clients if c in RUST_CLIENTS]
+    targets = [("test-support", ["--bin", "local-dovecot"])]
+    if rust:
+        targets.append(("pop3-bench", []))
     for package, what in targets:
         if not no_build:
-            log(f"building {package} {' '.join(what)} (release)")
+            log(f"building {' '.join([package, *what])} (release)")
             r = subprocess.run(
                 ["cargo", "build", "--release", "--quiet", "-p", package, *what],
                 cwd=ROOT,
@@ -341,19 +343,13 @@ def build(clients, no_build):
             if r.returncode != 0:
                 if package == "test-support":
                     raise SystemExit(f"local-dovecot does not build:\n{r.stderr}")
-                log(f"  {package} does not build; skipping it:\n{r.stderr.strip()[-1500:]}")
-                continue
+                log(f"  {package} does not build; skipping {', '.join(rust)}:\n"
+                    f"{r.stderr.strip()[-1500:]}")
+                return []
         if package == "test-support":
             if not os.path.exists(os.path.join(TARGET, "release", "local-dovecot")):
                 raise SystemExit("local-dovecot is not built (drop --no-build)")
-            continue
-        # Every package's example is called bench_fetch: keep a copy per client.
-        copy = os.path.join(TARGET, "release", "examples", f"bench_fetch-{package}")
-        if not no_build:
-            shutil.copy2(os.path.join(TARGET, "release", "examples", "bench_fetch"), copy)
-        if os.path.exists(copy):
-            built.append(package)
-    return built
+    return rust if rust and os.path.exists(BENCH_EXE) else []
 
 
 def command_text(argv):
@@ -524,7 +520,7 @@ def phase_latency(args, clients, tmp):
             # Round trips as counted by the brief: connect, greeting, CAPA,
             # USER, PASS, CAPA, LIST, + 2 (the pipelined RETRs and QUIT).
             bound_rtts = 1 + 1 + 1 + 2 + 1 + 1 + 2
-            # What bench_fetch actually waits for: greeting (half a round
+            # What pop3-bench actually waits for: greeting (half a round
             # trip: the proxy accepts locally), USER, PASS, CAPA, LIST, the
             # RETR batch, QUIT.
             tight_rtts = 0.5 + 2 + 1 + 1 + 1 + 1
@@ -697,7 +693,7 @@ def markdown(report):
             f"Round trip through the proxy, measured with NOOP: {l['measured_rtt_s'] * 1000:.1f} ms "
             f"(RTT used below: {l['rtt_s'] * 1000:.0f} ms). Bound = {l['bound_rtts']} x RTT + bytes / "
             f"bandwidth; tight bound = {l['tight_rtts']} x RTT + bytes / bandwidth (the round trips "
-            f"bench_fetch really waits for). Bandwidth = the client's own proxy-less throughput: "
+            f"pop3-bench really waits for). Bandwidth = the client's own proxy-less throughput: "
             + ", ".join(f"{c} {b / MiB:.0f} MiB/s" for c, b in l["bandwidth"].items())
             + "."
         )

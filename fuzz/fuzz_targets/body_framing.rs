@@ -34,6 +34,7 @@ fn retrieve(input: &BodyInput, wire: &[u8], cuts: &[usize]) -> Outcome {
     }
     let max = input.chunk_limit.map_or(usize::MAX, usize::from);
     let mut body = Vec::new();
+    let mut started = false;
     let mut end: Option<Result<(), ProtocolError>> = None;
     let mut pieces = cuts.iter().copied().cycle();
     let mut from = 0;
@@ -51,6 +52,7 @@ fn retrieve(input: &BodyInput, wire: &[u8], cuts: &[usize]) -> Outcome {
                 Ok(Action::NeedInput) => break,
                 Ok(Action::Event(Event::Body { handle, data })) => {
                     assert_eq!(handle, retr);
+                    assert!(started, "body before BodyStart");
                     assert!(end.is_none(), "body after the end");
                     assert!(!data.is_empty(), "empty Body event");
                     assert!(
@@ -59,6 +61,12 @@ fn retrieve(input: &BodyInput, wire: &[u8], cuts: &[usize]) -> Outcome {
                         data.len()
                     );
                     body.extend_from_slice(data);
+                }
+                Ok(Action::Event(Event::BodyStart { handle })) => {
+                    assert_eq!(handle, retr);
+                    assert!(!started, "second BodyStart");
+                    assert!(body.is_empty(), "body before BodyStart");
+                    started = true;
                 }
                 Ok(Action::Event(Event::Ok {
                     handle,

@@ -27,6 +27,8 @@ use pop3_proto::{Action, Client, Event, Handle, ProtocolError, Reply, State, Usa
 struct Info {
     command: FuzzCommand,
     done: bool,
+    /// `BodyStart` was seen: body chunks may follow.
+    started: bool,
 }
 
 #[derive(Debug)]
@@ -47,6 +49,7 @@ enum Kind {
     Err,
     Failed(ProtocolError),
     Cancelled(UsageError),
+    BodyStart,
     Body(usize),
 }
 
@@ -64,6 +67,7 @@ fn poll_owned(client: &mut Client) -> Got {
                 Event::Err { handle, .. } => (Some(handle), Kind::Err),
                 Event::Failed { handle, error } => (Some(handle), Kind::Failed(error)),
                 Event::Cancelled { handle, reason } => (Some(handle), Kind::Cancelled(reason)),
+                Event::BodyStart { handle } => (Some(handle), Kind::BodyStart),
                 Event::Body { handle, data } => (Some(handle), Kind::Body(data.len())),
                 other => panic!("unknown event {other:?}"),
             };
@@ -207,13 +211,19 @@ impl Driver {
             info.command
         );
         let command = info.command.clone();
-        if !matches!(kind, Kind::Body(_)) {
-            info.done = true;
+        match kind {
+            Kind::BodyStart => {
+                assert!(!info.started, "second BodyStart for {:?}", info.command);
+                info.started = true;
+            }
+            Kind::Body(_) => assert!(info.started, "body before BodyStart for {:?}", info.command),
+            _ => info.done = true,
         }
         if matches!(command, FuzzCommand::Auth(_)) && !matches!(kind, Kind::Cancelled(_)) {
             self.auth_in_flight = false;
         }
         match kind {
+            Kind::BodyStart => assert!(command.has_body(), "body start for {command:?}"),
             Kind::Body(n) => {
                 assert!(n > 0, "empty Body event");
                 assert!(command.has_body(), "body for {command:?}");
@@ -372,6 +382,7 @@ impl Driver {
                     Info {
                         command,
                         done: false,
+                        started: false,
                     },
                 );
             }

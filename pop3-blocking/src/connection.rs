@@ -25,8 +25,6 @@ enum Step<'a> {
 enum Wait {
     /// Read from the socket until the callback is satisfied.
     Block,
-    /// Return `None` instead of reading.
-    NoBlock,
     /// Read only while commands are outstanding; return `None` when none are.
     UntilIdle,
 }
@@ -186,10 +184,7 @@ impl<S: Read + Write> Connection<S> {
                 }
                 Action::NeedInput => {
                     match wait {
-                        Wait::NoBlock => return Ok(None),
-                        Wait::UntilIdle if client.in_flight() == 0 && client.queued() == 0 => {
-                            return Ok(None)
-                        }
+                        Wait::UntilIdle if client.is_idle() => return Ok(None),
                         _ => {}
                     }
                     if *unflushed {
@@ -506,38 +501,29 @@ impl<S: Read + Write> Connection<S> {
     fn body_reader(&mut self, msg: MsgNum, command: Command) -> Result<MessageReader<'_, S>> {
         self.drain()?;
         let handle = self.submit(command)?;
-        // Wait for the first byte (or the end): that is when a -ERR would have
-        // come. One byte is held back for the first read.
-        let first = self.drive(1, Wait::Block, |step| match step {
-            Step::Event(Event::Body { handle: h, data }) if h == handle => {
-                data.first().map(|b| Ok(Some(*b)))
-            }
-            Step::Event(Event::Ok {
-                handle: h,
-                reply: Reply::BodyEnd,
-            }) if h == handle => Some(Ok(None)),
-            Step::Event(event) => outcome(handle, event).map(|r| r.map(|_| None)),
+        // Wait for the server's +OK (the core's BodyStart), reading nothing
+        // of the body yet: a -ERR is returned here, not by the first read.
+        let started = self.drive(1, Wait::Block, |step| match step {
+            Step::Event(Event::BodyStart { handle: h }) if h == handle => Some(Ok(())),
+            Step::Event(event) => outcome(handle, event).map(|r| r.map(drop)),
             Step::StartTls => None,
         });
-        let first = match first {
-            Ok(first) => first.ok_or(Error::Closed)?,
+        match started {
+            Ok(Some(())) => {}
+            Ok(None) => return Err(Error::Closed),
             Err(error) => {
                 // Another reply to the same command may still be outstanding
                 // (a chunk, then a failure): read it next time.
                 self.draining = true;
                 return Err(error);
             }
-        };
-        let done = first.is_none();
-        if !done {
-            self.draining = true;
         }
+        self.draining = true;
         Ok(MessageReader {
             connection: self,
             handle,
             msg,
-            first,
-            done,
+            done: false,
         })
     }
 
@@ -793,8 +779,6 @@ pub struct MessageReader<'a, S: Read + Write> {
     connection: &'a mut Connection<S>,
     handle: Handle,
     msg: MsgNum,
-    /// The first byte, read to learn that the server said `+OK`.
-    first: Option<u8>,
     done: bool,
 }
 
@@ -806,7 +790,7 @@ impl<S: Read + Write> MessageReader<'_, S> {
 
     /// Every byte of the message has been read (or reading it failed).
     pub fn is_finished(&self) -> bool {
-        self.done && self.first.is_none()
+        self.done
     }
 
     /// Reads the rest of the message into `out`; returns the number of bytes.
@@ -828,26 +812,14 @@ impl<S: Read + Write> MessageReader<'_, S> {
         if self.done || buf.is_empty() {
             return Ok(0);
         }
-        let mut filled = 0;
-        if let Some(byte) = self.first.take() {
-            buf[0] = byte;
-            filled = 1;
-            if buf.len() == 1 {
-                return Ok(1);
-            }
-        }
         let handle = self.handle;
-        let room = buf.len() - filled;
-        let wait = if filled == 0 {
-            Wait::Block
-        } else {
-            Wait::NoBlock
-        };
+        let room = buf.len();
         let mut ended = false;
-        let result = self.connection.drive(room, wait, |step| match step {
+        let result = self.connection.drive(room, Wait::Block, |step| match step {
             Step::Event(Event::Body { handle: h, data }) if h == handle => {
+                // `drive` asks the core for at most `room` octets, so it fits.
                 let n = data.len().min(room);
-                buf[filled..filled + n].copy_from_slice(&data[..n]);
+                buf[..n].copy_from_slice(&data[..n]);
                 Some(Ok(n))
             }
             Step::Event(Event::Ok {
@@ -868,7 +840,7 @@ impl<S: Read + Write> MessageReader<'_, S> {
             self.connection.draining = false;
         }
         match result {
-            Ok(n) => Ok(filled + n.unwrap_or(0)),
+            Ok(n) => Ok(n.unwrap_or(0)),
             Err(error) => {
                 self.done = true;
                 Err(error)

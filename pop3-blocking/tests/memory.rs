@@ -268,7 +268,7 @@ fn message_reader_with_tiny_buffers_and_fragmented_input() {
 }
 
 #[test]
-fn empty_message_reader_ends_at_once() {
+fn empty_message_reader_ends_at_the_first_read() {
     let pipe = Pipe::new(
         GREETING,
         &with_login(&[("RETR 1", "+OK\r\n.\r\n"), ("NOOP", "+OK\r\n")]),
@@ -276,9 +276,9 @@ fn empty_message_reader_ends_at_once() {
     let mut c = Connection::new(pipe.clone(), &encrypted()).expect("greeting");
     c.login("u", "p").expect("login");
     let mut reader = c.retr(n(1)).expect("retr");
-    assert!(reader.is_finished());
     let mut buf = [0u8; 16];
     assert_eq!(reader.read(&mut buf).expect("read"), 0);
+    assert!(reader.is_finished());
     c.noop().expect("noop");
 }
 

@@ -197,6 +197,12 @@ pub enum Event<'a> {
         /// The code and text.
         error: ServerError,
     },
+    /// The server accepted a `RETR`, `TOP` or multi-line raw command: its body
+    /// follows as [`Event::Body`] chunks, then [`Reply::BodyEnd`].
+    BodyStart {
+        /// The command.
+        handle: Handle,
+    },
     /// A piece of a message body, dot-unstuffed, line endings exactly as sent.
     /// Borrowed from the receive buffer: copy it before the next call.
     Body {
@@ -1314,7 +1320,8 @@ impl Client {
                     decoder: BodyDecoder::new(),
                     error: None,
                 };
-                return Ok(Step::Progress);
+                let handle = self.front_handle();
+                return Ok(Step::Event(Event::BodyStart { handle }));
             }
             Expect::Auth => {
                 let exchange = self.in_flight.front_mut().and_then(|f| f.auth.as_mut());

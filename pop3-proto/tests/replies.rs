@@ -41,6 +41,7 @@ fn run(command: Command, reply: &[u8]) -> Option<Outcome> {
     loop {
         match c.poll().unwrap() {
             Action::Send(_) => {}
+            Action::Event(Event::BodyStart { handle: h }) if h == handle => {}
             Action::Event(Event::Body { handle: h, data }) if h == handle => {
                 body.extend_from_slice(data)
             }

@@ -18,6 +18,7 @@ struct Seen {
     events: Vec<String>,
     bodies: Vec<u8>,
     start_tls: bool,
+    body_starts: usize,
     closed: bool,
     fatal: Option<ProtocolError>,
 }
@@ -28,6 +29,7 @@ fn drain(c: &mut Client, seen: &mut Seen) {
         match c.poll() {
             Ok(Action::Send(b)) => seen.sent.extend_from_slice(b),
             Ok(Action::Event(Event::Body { data, .. })) => seen.bodies.extend_from_slice(data),
+            Ok(Action::Event(Event::BodyStart { .. })) => seen.body_starts += 1,
             Ok(Action::Event(e)) => seen.events.push(format!("{e:?}")),
             Ok(Action::NeedInput) => return,
             Ok(Action::StartTls) => {

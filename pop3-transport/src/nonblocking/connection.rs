@@ -11,7 +11,7 @@ use std::time::Duration;
 use pop3_proto::sasl::{self, Mechanism, SaslError};
 use pop3_proto::{
     Action, Capabilities, Client, Command, Event, Greeting, Handle, Language, ListEntry, MsgNum,
-    ProtocolError, Reply, Secret, Stat, State, Text, UidlEntry, UsageError,
+    ProtocolError, Reply, Secret, Stat, Text, UidlEntry, UsageError,
 };
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
@@ -19,10 +19,6 @@ use rustls::ClientConfig;
 use super::reader::{body_event, MessageReader};
 use super::{with_timeout, IoStream, MessageSink, Timer};
 use crate::{parse_server_name, Error, Options, Phase, Result, Timeouts};
-
-/// How many bytes of a message [`Connection::retr`] may read ahead while it
-/// waits for the server's `+OK` (they are handed out by the first read).
-const HEAD_MAX: usize = 256;
 
 /// A POP3 session over an [`IoStream`] `S`, keeping time with timers of type
 /// `T`: the [`pop3_proto::Client`] core, the stream, and the time limits.
@@ -297,10 +293,7 @@ impl<S: IoStream, T: Timer> Connection<S, T> {
                     }
                 }
                 Action::NeedInput => {
-                    let idle = self.client.state() != State::Greeting
-                        && self.client.in_flight() == 0
-                        && self.client.queued() == 0;
-                    if idle {
+                    if self.client.is_idle() {
                         return Poll::Ready(Ok(None));
                     }
                     match self.poll_receive(cx) {
@@ -650,22 +643,24 @@ impl<S: IoStream, T: Timer> Connection<S, T> {
         command: Command,
         msg: MsgNum,
     ) -> Result<MessageReader<'_, S, T>> {
-        let (handle, head, ended) = self
+        let handle = self
             .operation(async |conn| conn.open_body_steps(command).await)
             .await?;
-        Ok(MessageReader::new(self, handle, msg, head, ended))
+        Ok(MessageReader::new(self, handle, msg))
     }
 
-    async fn open_body_steps(&mut self, command: Command) -> Result<(Handle, Vec<u8>, bool)> {
+    /// Sends the command and waits for the server's `+OK` (the core's
+    /// `BodyStart`), reading nothing of the body yet.
+    async fn open_body_steps(&mut self, command: Command) -> Result<Handle> {
         let handle = self.client.submit(command)?;
-        let mut head = Vec::new();
-        let ended = self
-            .drive(HEAD_MAX, |event| {
-                body_event(event, handle, |data| head.extend_from_slice(data))
+        let started = self
+            .drive(1, |event| match event {
+                Event::BodyStart { handle: h } if h == handle => Ok(Some(())),
+                other => body_event(other, handle, |_| {}).map(|_| None),
             })
             .await?;
-        match ended {
-            Some(ended) => Ok((handle, head, ended)),
+        match started {
+            Some(()) => Ok(handle),
             None => Err(self.lost()),
         }
     }

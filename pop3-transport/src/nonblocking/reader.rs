@@ -53,9 +53,6 @@ pub struct MessageReader<'c, S, T> {
     conn: &'c mut Connection<S, T>,
     handle: Handle,
     msg: MsgNum,
-    /// Bytes read while waiting for the `+OK`, handed out first.
-    head: Vec<u8>,
-    head_pos: usize,
     state: ReadState,
 }
 
@@ -69,25 +66,12 @@ impl<S, T> fmt::Debug for MessageReader<'_, S, T> {
 }
 
 impl<'c, S, T> MessageReader<'c, S, T> {
-    pub(super) fn new(
-        conn: &'c mut Connection<S, T>,
-        handle: Handle,
-        msg: MsgNum,
-        head: Vec<u8>,
-        ended: bool,
-    ) -> Self {
-        let state = if ended {
-            ReadState::Ended
-        } else {
-            ReadState::Reading
-        };
+    pub(super) fn new(conn: &'c mut Connection<S, T>, handle: Handle, msg: MsgNum) -> Self {
         MessageReader {
             conn,
             handle,
             msg,
-            head,
-            head_pos: 0,
-            state,
+            state: ReadState::Reading,
         }
     }
 
@@ -98,7 +82,7 @@ impl<'c, S, T> MessageReader<'c, S, T> {
 
     /// Every byte of the message has been read.
     pub fn is_finished(&self) -> bool {
-        self.state == ReadState::Ended && self.head_pos == self.head.len()
+        self.state == ReadState::Ended
     }
 }
 
@@ -115,12 +99,6 @@ impl<S: IoStream, T: Timer> MessageReader<'_, S, T> {
     /// number of bytes, `0` at the end of the message (or for an empty
     /// `buf`).
     pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if self.head_pos < self.head.len() {
-            let n = buf.len().min(self.head.len() - self.head_pos);
-            buf[..n].copy_from_slice(&self.head[self.head_pos..self.head_pos + n]);
-            self.head_pos += n;
-            return Poll::Ready(Ok(n));
-        }
         match self.state {
             ReadState::Reading => {}
             ReadState::Ended => return Poll::Ready(Ok(0)),
@@ -134,17 +112,14 @@ impl<S: IoStream, T: Timer> MessageReader<'_, S, T> {
             return Poll::Ready(Ok(0));
         }
         let handle = self.handle;
-        self.head.clear();
-        self.head_pos = 0;
-        let head = &mut self.head;
         let mut filled = 0;
         let result = loop {
             let result = ready!(self.conn.poll_drive(cx, buf.len(), |event| {
                 body_event(event, handle, |data| {
-                    // The core never hands out more than asked; keep any excess anyway.
+                    // `poll_drive` asks the core for at most `buf.len()` octets
+                    // (`poll_body_limited`), so `data` always fits.
                     filled = data.len().min(buf.len());
                     buf[..filled].copy_from_slice(&data[..filled]);
-                    head.extend_from_slice(&data[filled..]);
                 })
             }));
             // An empty chunk must not look like the end of the message.
