@@ -23,7 +23,7 @@ fn choose(session: &mut dyn Session) -> Result<(Mechanism, bool), Failure> {
             asked = true;
             match session.capa() {
                 Ok(caps) => Some(caps),
-                Err(e) if !e.is_fatal() => None,
+                Err(e) if !e.is_fatal() || session.is_usable() => None,
                 Err(e) => return Err(Failure::from(e).context("CAPA")),
             }
         }

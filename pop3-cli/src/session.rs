@@ -73,6 +73,8 @@ pub(crate) trait Session {
     fn greeting(&self) -> &Greeting;
     /// Whether the connection is encrypted (implicit TLS or STLS done).
     fn is_encrypted(&self) -> bool;
+    /// Whether the connection can still be used (no earlier fatal error).
+    fn is_usable(&self) -> bool;
     /// The capabilities from the latest `CAPA` valid now, if known.
     fn capabilities(&self) -> Option<Capabilities>;
     /// `CAPA`.
@@ -222,6 +224,10 @@ impl Session for Traced {
 
     fn is_encrypted(&self) -> bool {
         self.inner.is_encrypted()
+    }
+
+    fn is_usable(&self) -> bool {
+        self.inner.is_usable()
     }
 
     fn capabilities(&self) -> Option<Capabilities> {

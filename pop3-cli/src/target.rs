@@ -218,6 +218,14 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
         TlsMode::Starttls | TlsMode::None => 110,
     });
     let user = merge(args.user.clone(), url_user, "user")?;
+    // Refused before connecting: a line break would end the command early.
+    if let Some(user) = &user {
+        if user.is_empty() || user.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+            return Err(Failure::usage(
+                "the user name is empty or contains CR, LF or NUL",
+            ));
+        }
+    }
     let auth = match (args.auth, url_auth) {
         (AuthChoice::Auto, Some(a)) => a,
         (a, _) => a,

@@ -208,6 +208,10 @@ impl Session for Blocking {
         self.conn.client().is_encrypted()
     }
 
+    fn is_usable(&self) -> bool {
+        !self.conn.is_poisoned()
+    }
+
     fn capabilities(&self) -> Option<Capabilities> {
         self.conn.capabilities().cloned()
     }
@@ -365,6 +369,10 @@ macro_rules! async_session {
 
             fn is_encrypted(&self) -> bool {
                 self.conn.client().is_encrypted()
+            }
+
+            fn is_usable(&self) -> bool {
+                !self.conn.is_poisoned()
             }
 
             fn capabilities(&self) -> Option<Capabilities> {
