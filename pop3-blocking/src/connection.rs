@@ -57,8 +57,6 @@ pub struct Connection<S: Read + Write> {
     unflushed: bool,
     /// The stream failed or the session ended: refuse everything.
     poisoned: bool,
-    /// The server answered `CAPA` with `-ERR` once; do not ask again.
-    capa_refused: bool,
     /// A [`MessageReader`] was dropped before the end of its body, or a
     /// multi-command call returned early: replies are outstanding that nobody
     /// waits for. The next operation reads (and discards) them first.
@@ -118,7 +116,6 @@ impl<S: Read + Write> Connection<S> {
             },
             unflushed: false,
             poisoned: false,
-            capa_refused: false,
             draining: false,
         };
         let greeting = connection.drive(usize::MAX, Wait::Block, |step| match step {
@@ -316,14 +313,9 @@ impl<S: Read + Write> Connection<S> {
     /// `CAPA`: asks for the capabilities (and caches them, see
     /// [`Connection::capabilities`]).
     pub fn capa(&mut self) -> Result<Capabilities> {
-        match self.command(Command::Capa) {
-            Ok(Reply::Capabilities(capabilities)) => Ok(capabilities),
-            Ok(other) => Err(unexpected(&other)),
-            Err(Error::Server(e)) => {
-                self.capa_refused = true;
-                Err(Error::Server(e))
-            }
-            Err(e) => Err(e),
+        match self.command(Command::Capa)? {
+            Reply::Capabilities(capabilities) => Ok(capabilities),
+            other => Err(unexpected(&other)),
         }
     }
 
@@ -580,25 +572,11 @@ impl<S: Read + Write> Connection<S> {
         Ok(())
     }
 
-    /// Asks for the capabilities once if pipelining could help and they are
-    /// not known in this state.
-    fn learn_pipelining(&mut self, commands: usize) -> Result<()> {
-        if commands > 1 && self.client.capabilities().is_none() && !self.capa_refused {
-            match self.capa() {
-                Err(error) if self.poisoned => return Err(error),
-                // A server without CAPA (or a CAPA reply we cannot use):
-                // commands go one at a time.
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
     /// `RETR` for every message in `msgs`, pipelined: all the commands are
     /// handed to the core at once, and it keeps up to
     /// [`Options::pipeline_window`] of them in flight when the server offers
     /// `PIPELINING` (one at a time otherwise). If the capabilities are not
-    /// known in this state, `CAPA` is sent first.
+    /// known in this state, the core asks `CAPA` first, once.
     ///
     /// Each message's bytes go to [`MessageSink::on_chunk`] as they arrive,
     /// then [`MessageSink::on_end`] reports how it ended. Returns one result
@@ -611,7 +589,6 @@ impl<S: Read + Write> Connection<S> {
         sink: &mut impl MessageSink,
     ) -> Result<Vec<Result<u64>>> {
         self.drain()?;
-        self.learn_pipelining(msgs.len())?;
         let mut results: Vec<Option<Result<u64>>> = Vec::with_capacity(msgs.len());
         let mut index = HashMap::with_capacity(msgs.len());
         for (i, &msg) in msgs.iter().enumerate() {
@@ -665,7 +642,6 @@ impl<S: Read + Write> Connection<S> {
     /// an outer `Err` ended the connection.
     pub fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<()>>> {
         self.drain()?;
-        self.learn_pipelining(msgs.len())?;
         let submitted: Vec<Result<Handle>> = msgs
             .iter()
             .map(|&msg| self.submit(Command::Dele(msg)))

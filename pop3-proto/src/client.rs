@@ -405,6 +405,10 @@ pub struct Client {
     capabilities: Option<Capabilities>,
     /// The server answered CAPA once, so it is worth asking again after login.
     capa_answered: bool,
+    /// CAPA was sent or queued in the current state (since TLS or login).
+    capa_asked: bool,
+    /// The server refused CAPA: it does not implement RFC 2449; never ask again.
+    capa_refused: bool,
     /// The message count from the latest STAT: the maildrop is locked for the
     /// session, so no listing may name a message beyond it.
     stat_count: Option<u32>,
@@ -455,6 +459,8 @@ impl Client {
             greeting: None,
             capabilities: None,
             capa_answered: false,
+            capa_asked: false,
+            capa_refused: false,
             stat_count: None,
             fatal: None,
             config,
@@ -613,7 +619,23 @@ impl Client {
             initial: None,
         });
         self.fill_window();
+        self.learn_pipelining();
         Ok(handle)
+    }
+
+    /// Several commands are waiting because nothing says the server
+    /// pipelines: after login, ask once (RFC 2449), so that the burst can go
+    /// out together. (One waiting command is not a burst: it is not worth a
+    /// round trip.)
+    fn learn_pipelining(&mut self) {
+        if self.state == State::Transaction
+            && self.capabilities.is_none()
+            && !self.capa_asked
+            && !self.capa_refused
+            && self.queue.len() >= 2
+        {
+            self.queue_internal_capa();
+        }
     }
 
     /// `USER name`.
@@ -839,6 +861,7 @@ impl Client {
     // ----- sending -----
 
     fn queue_internal_capa(&mut self) {
+        self.capa_asked = true;
         let handle = self.new_handle();
         self.queue.push_front(Queued {
             handle,
@@ -922,7 +945,10 @@ impl Client {
             }
             Command::Auth(_) => {}
             Command::Stls => encode_line(tx, "STLS", &[]),
-            Command::Capa => encode_line(tx, "CAPA", &[]),
+            Command::Capa => {
+                encode_line(tx, "CAPA", &[]);
+                self.capa_asked = true;
+            }
             Command::Stat => encode_line(tx, "STAT", &[]),
             Command::List(n) | Command::Uidl(n) => {
                 let verb = command.verb();
@@ -1359,6 +1385,7 @@ impl Client {
         self.capabilities = None;
         // A server may offer more after login (RFC 2449 section 5): ask again,
         // before anything queued behind the login goes out.
+        self.capa_asked = false;
         if self.capa_answered {
             self.queue_internal_capa();
         }
@@ -1372,6 +1399,9 @@ impl Client {
         let handle = front.handle;
         let expect = front.expect;
         let cancelled = front.auth.as_mut().and_then(|a| a.cancelled.take());
+        if matches!(expect, Expect::Capa { .. }) {
+            self.capa_refused = true;
+        }
         if matches!(
             expect,
             Expect::User | Expect::Login | Expect::Auth | Expect::Stls

@@ -849,3 +849,38 @@ fn the_body_line_limit_counts_crlf_lines() {
         seen.events
     );
 }
+
+#[test]
+fn a_burst_of_commands_asks_for_pipelining_once() {
+    // Logged in without a CAPA: the second waiting command makes the client
+    // ask, once, whether the server pipelines.
+    let (mut c, mut seen) = logged_in();
+    for i in 1..=4 {
+        c.submit(Command::Dele(n(i))).unwrap();
+    }
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.sent, b"DELE 1\r\n");
+    c.receive(b"+OK\r\n");
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.sent, b"DELE 1\r\nCAPA\r\n");
+    c.receive(b"+OK\r\nPIPELINING\r\n.\r\n");
+    drain(&mut c, &mut seen);
+    assert_eq!(
+        seen.sent,
+        b"DELE 1\r\nCAPA\r\nDELE 2\r\nDELE 3\r\nDELE 4\r\n"
+    );
+
+    // A server without CAPA is asked only once; commands go one at a time.
+    let (mut c, mut seen) = logged_in();
+    for i in 1..=3 {
+        c.submit(Command::Dele(n(i))).unwrap();
+    }
+    for reply in [&b"+OK\r\n"[..], b"-ERR what?\r\n", b"+OK\r\n"] {
+        drain(&mut c, &mut seen);
+        c.receive(reply);
+    }
+    drain(&mut c, &mut seen);
+    c.submit(Command::Noop).unwrap();
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.sent, b"DELE 1\r\nCAPA\r\nDELE 2\r\nDELE 3\r\n");
+}

@@ -424,8 +424,8 @@ macro_rules! async_api {
             }
 
             /// Retrieves several messages, pipelined when the server offers
-            /// `PIPELINING` (after login, the core re-reads `CAPA` by itself if the
-            /// server answered it before; otherwise call [`Connection::capa`] once).
+            /// `PIPELINING` (if the capabilities are not known after login, the
+            /// core asks `CAPA` first, once).
             /// Chunks go to `sink` as they arrive. Returns one result per message: its
             /// size, or why it failed (`-ERR`, an unusable reply, or cancelled). An
             /// outer `Err` is fatal.
