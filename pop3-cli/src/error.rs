@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use pop3_proto::{ProtocolError, ResponseCode, ServerError, UsageError};
+use pop3_proto::{ProtocolError, ServerError, UsageError};
 
 /// How `pop3` exits (sysexits(3) numbers). The table is repeated in
 /// `--help` and in the README; keep the three in step.
@@ -144,7 +144,7 @@ impl fmt::Display for NetError {
             NetError::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
             NetError::Usage(e) => write!(f, "{e}"),
             NetError::Server(e) => match &e.code {
-                Some(code) => write!(f, "the server said -ERR [{}] {}", code_name(code), e.text),
+                Some(code) => write!(f, "the server said -ERR [{code}] {}", e.text),
                 None => write!(f, "the server said -ERR {}", e.text),
             },
             NetError::Timeout(phase) => write!(f, "timed out ({phase})"),
@@ -154,20 +154,6 @@ impl fmt::Display for NetError {
             }
             NetError::Other(e) => f.write_str(e),
         }
-    }
-}
-
-/// The RFC 2449 / 3206 spelling of a response code.
-pub(crate) fn code_name(code: &ResponseCode) -> &str {
-    match code {
-        ResponseCode::InUse => "IN-USE",
-        ResponseCode::LoginDelay => "LOGIN-DELAY",
-        ResponseCode::SysTemp => "SYS/TEMP",
-        ResponseCode::SysPerm => "SYS/PERM",
-        ResponseCode::Auth => "AUTH",
-        ResponseCode::Utf8 => "UTF8",
-        ResponseCode::Other(name) => name,
-        _ => "?",
     }
 }
 
@@ -254,6 +240,7 @@ pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pop3_proto::ResponseCode;
 
     #[test]
     fn codes_are_distinct() {

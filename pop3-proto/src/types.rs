@@ -139,6 +139,21 @@ impl ResponseCode {
     }
 }
 
+/// The code as the RFCs spell it (`SYS/TEMP`, `IN-USE`, ...).
+impl fmt::Display for ResponseCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ResponseCode::InUse => "IN-USE",
+            ResponseCode::LoginDelay => "LOGIN-DELAY",
+            ResponseCode::SysTemp => "SYS/TEMP",
+            ResponseCode::SysPerm => "SYS/PERM",
+            ResponseCode::Auth => "AUTH",
+            ResponseCode::Utf8 => "UTF8",
+            ResponseCode::Other(name) => name,
+        })
+    }
+}
+
 /// A `-ERR` reply: the server refused a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerError {
@@ -151,7 +166,7 @@ pub struct ServerError {
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.code {
-            Some(code) => write!(f, "server refused: [{code:?}] {}", self.text),
+            Some(code) => write!(f, "server refused: [{code}] {}", self.text),
             None => write!(f, "server refused: {}", self.text),
         }
     }
