@@ -827,7 +827,7 @@ pub fn socks5_connect<S: Read + Write + ?Sized>(
 }
 
 /// [`socks5_connect`] for the async transports, over any
-/// [`IoStream`](crate::nonblocking::IoStream). Like it, it reads nothing past
+/// [`IoStream`]. Like it, it reads nothing past
 /// the proxy's reply; wrap it in the runtime's timeout.
 pub async fn socks5_connect_async<S: IoStream + ?Sized>(
     stream: &mut S,
