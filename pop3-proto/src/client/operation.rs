@@ -102,17 +102,6 @@ impl AuthMethod {
             AuthMethod::Mechanism(m) => m.name(),
         }
     }
-
-    /// Whether the method shows a reusable secret to anyone who can read the
-    /// connection (refused on an unencrypted connection unless allowed).
-    fn exposes_credentials(&self) -> bool {
-        match self {
-            AuthMethod::Auto | AuthMethod::Apop => true,
-            AuthMethod::CramMd5 | AuthMethod::ScramSha1 | AuthMethod::ScramSha256 => false,
-            AuthMethod::Mechanism(m) => m.exposes_credentials(),
-            _ => true,
-        }
-    }
 }
 
 /// Who logs in, for [`Client::login_with`].
@@ -235,8 +224,11 @@ pub(super) fn check_login(
             reason: "only before login",
         });
     }
+    // Stricter than single AUTH commands: even a challenge-response exchange
+    // gives an eavesdropper something to crack offline, and the mail that
+    // follows would travel in the clear too.
     let credentials_ok = client.projection.encrypted || client.config.allow_plaintext_credentials;
-    if method.exposes_credentials() && !credentials_ok {
+    if !credentials_ok {
         return Err(UsageError::PlaintextCredentials);
     }
     if matches!(method, AuthMethod::Mechanism(_)) {
