@@ -1,0 +1,485 @@
+//! `pop3._core`: the sans-IO client of `pop3-proto` as a Python class.
+//!
+//! The Python side feeds received bytes in, takes bytes to send out and reads
+//! typed events one at a time, in the style of h11. Every protocol decision
+//! stays in `pop3-proto`; this module only converts values between the two
+//! languages and keeps the handle numbers Python sees.
+
+#![forbid(unsafe_code)]
+
+mod events;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use pop3_proto::{Action, Command, Config, Event, Handle, Limits, MsgNum, State};
+use pyo3::create_exception;
+use pyo3::exceptions::PyException;
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+create_exception!(
+    pop3,
+    Error,
+    PyException,
+    "Base class of every error raised by the pop3 package."
+);
+create_exception!(
+    pop3,
+    ProtocolError,
+    Error,
+    "The server broke the POP3 protocol; the connection cannot be used any more."
+);
+create_exception!(
+    pop3,
+    UsageError,
+    Error,
+    "The caller asked for something the session does not allow now; nothing was sent."
+);
+
+fn usage(error: pop3_proto::UsageError) -> PyErr {
+    UsageError::new_err(error.to_string())
+}
+
+fn msg_num(n: u32) -> PyResult<MsgNum> {
+    MsgNum::new(n).ok_or_else(|| UsageError::new_err("message numbers start at 1"))
+}
+
+/// The sans-IO POP3 client. See the `pop3` package documentation.
+// The core holds boxed SASL mechanisms, which are not `Send`: a Client stays
+// on the thread that made it (PyO3 raises if another thread touches it).
+#[pyclass(module = "pop3._core", name = "Client", unsendable)]
+pub struct Client {
+    /// Boxed: the core's state is over-aligned (32 bytes) and Python's object
+    /// allocator only guarantees 16.
+    inner: Box<pop3_proto::Client>,
+    /// Core handles mapped to the integers Python sees. Several core handles may
+    /// share one integer (USER and PASS of one login).
+    handles: HashMap<Handle, u64>,
+    /// Steps of a composite operation whose success is not reported.
+    quiet: HashSet<Handle>,
+    next_handle: u64,
+    events: VecDeque<PyObject>,
+    out: Vec<u8>,
+    /// The fatal protocol error, once `poll` returned one.
+    fatal: Option<String>,
+    /// The handle whose `+OK` asked for TLS, reported with the StartTls event.
+    stls_handle: Option<u64>,
+    /// The core is waiting for TLS or has closed: what to repeat on each call.
+    stopped: Option<Stop>,
+}
+
+#[derive(Clone, Copy)]
+enum Stop {
+    StartTls,
+    Closed,
+}
+
+impl Client {
+    fn register(&mut self, handles: &[Handle]) -> u64 {
+        self.next_handle += 1;
+        for h in handles {
+            self.handles.insert(*h, self.next_handle);
+        }
+        self.next_handle
+    }
+
+    fn submit(&mut self, command: Command) -> PyResult<u64> {
+        let h = self.inner.submit(command).map_err(usage)?;
+        Ok(self.register(&[h]))
+    }
+
+    /// Polls the core until it waits for input, for TLS or has closed,
+    /// collecting bytes to send and events.
+    fn pump(&mut self, py: Python<'_>) -> PyResult<()> {
+        if self.fatal.is_some() {
+            return Ok(());
+        }
+        self.stopped = None;
+        let Client {
+            inner,
+            handles,
+            quiet,
+            events,
+            out,
+            fatal,
+            stls_handle,
+            stopped,
+            ..
+        } = self;
+        loop {
+            match inner.poll() {
+                Err(error) => {
+                    *fatal = Some(error.to_string());
+                    return Ok(());
+                }
+                Ok(Action::Send(bytes)) => out.extend_from_slice(bytes),
+                Ok(Action::Event(event)) => {
+                    if let Event::Ok {
+                        handle,
+                        reply: pop3_proto::Reply::StartTls,
+                    } = &event
+                    {
+                        *stls_handle = handles.remove(handle);
+                        continue;
+                    }
+                    if let Some(object) = events::convert(py, event, handles, quiet)? {
+                        events.push_back(object);
+                    }
+                }
+                Ok(Action::NeedInput) => return Ok(()),
+                Ok(Action::StartTls) => {
+                    *stopped = Some(Stop::StartTls);
+                    return Ok(());
+                }
+                Ok(Action::Closed) => {
+                    *stopped = Some(Stop::Closed);
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+#[pymethods]
+impl Client {
+    /// Creates a client for a connection that has just been opened.
+    #[new]
+    #[pyo3(signature = (*, encrypted=false, allow_plaintext_credentials=false, pipeline_window=None, max_line_len=None, max_listing_lines=None, max_body_line_len=None, read_size=None, trace=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        encrypted: bool,
+        allow_plaintext_credentials: bool,
+        pipeline_window: Option<usize>,
+        max_line_len: Option<usize>,
+        max_listing_lines: Option<usize>,
+        max_body_line_len: Option<usize>,
+        read_size: Option<usize>,
+        trace: bool,
+    ) -> Client {
+        let mut limits = Limits::default();
+        if let Some(n) = max_line_len {
+            limits.max_line_len = n;
+        }
+        if let Some(n) = max_listing_lines {
+            limits.max_listing_lines = n;
+        }
+        limits.max_body_line_len = max_body_line_len;
+        let mut config = if encrypted {
+            Config::encrypted()
+        } else {
+            Config::default()
+        }
+        .allow_plaintext_credentials(allow_plaintext_credentials)
+        .limits(limits);
+        if let Some(n) = pipeline_window {
+            config = config.pipeline_window(n);
+        }
+        if let Some(n) = read_size {
+            config.read_size = n.max(1);
+        }
+        let _ = trace; // wired to the core's wire trace where it has one
+        Client {
+            inner: Box::new(pop3_proto::Client::new(config)),
+            handles: HashMap::new(),
+            quiet: HashSet::new(),
+            next_handle: 0,
+            events: VecDeque::new(),
+            out: Vec::new(),
+            fatal: None,
+            stls_handle: None,
+            stopped: None,
+        }
+    }
+
+    /// Hands bytes received from the server to the client; `b""` means the
+    /// server closed the connection.
+    fn receive_data(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            self.inner.receive_eof();
+        } else {
+            self.inner.receive(data);
+        }
+    }
+
+    /// The next event. `NeedData` when the client must read more; `StartTls`
+    /// (repeated) until `tls_established()`; `Closed` (repeated) at the end.
+    /// Raises `ProtocolError` once the server has broken the protocol.
+    fn next_event(&mut self, py: Python<'_>) -> PyResult<PyObject> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        self.pump(py)?;
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        if let Some(error) = &self.fatal {
+            return Err(ProtocolError::new_err(error.clone()));
+        }
+        match self.stopped {
+            Some(Stop::StartTls) => events::start_tls(py, self.stls_handle),
+            Some(Stop::Closed) => events::closed(py),
+            None => events::need_data(py),
+        }
+    }
+
+    /// The bytes to write to the server now (may be empty). Events produced
+    /// while collecting them wait for `next_event()`.
+    fn data_to_send<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        self.pump(py)?;
+        let bytes = PyBytes::new(py, &self.out);
+        self.out.clear();
+        Ok(bytes)
+    }
+
+    /// Reports that the TLS handshake asked for by `StartTls` has completed.
+    fn tls_established(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.inner.tls_established().map_err(usage)?;
+        self.stopped = None;
+        // A STLS submitted on its own completes here, with the handshake.
+        if let Some(handle) = self.stls_handle.take() {
+            self.events.push_back(events::tls_established(py, handle)?);
+        }
+        Ok(())
+    }
+
+    /// The session state: "greeting", "authorization", "transaction" or "closed".
+    #[getter]
+    fn state(&self) -> &'static str {
+        match self.inner.state() {
+            State::Greeting => "greeting",
+            State::Authorization => "authorization",
+            State::Transaction => "transaction",
+            State::Closed => "closed",
+        }
+    }
+
+    /// The fatal protocol error as text, if the server broke the protocol.
+    #[getter]
+    fn error(&self) -> Option<String> {
+        self.fatal.clone()
+    }
+
+    /// The latest known capabilities as `{name: [arguments]}`, or None.
+    #[getter]
+    fn capabilities<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        match self.inner.capabilities() {
+            Some(caps) => Ok(Some(events::capability_dict(py, caps)?.into_any())),
+            None => Ok(None),
+        }
+    }
+
+    /// The greeting's APOP timestamp, if it had one.
+    #[getter]
+    fn apop_timestamp(&self) -> Option<String> {
+        self.inner.greeting()?.apop_timestamp.clone()
+    }
+
+    /// Whether the connection is encrypted (implicit TLS or after STLS).
+    #[getter]
+    fn is_encrypted(&self) -> bool {
+        self.inner.is_encrypted()
+    }
+
+    /// Whether UTF-8 mode is on (RFC 6856).
+    #[getter]
+    fn is_utf8(&self) -> bool {
+        self.inner.is_utf8()
+    }
+
+    /// Whether commands are pipelined.
+    #[getter]
+    fn is_pipelining(&self) -> bool {
+        self.inner.is_pipelining()
+    }
+
+    /// Whether no command is queued or waiting for its reply.
+    #[getter]
+    fn is_idle(&self) -> bool {
+        self.inner.is_idle()
+    }
+
+    /// The SASL or other mechanism the latest `login()` used, if known.
+    #[getter]
+    fn login_mechanism(&self) -> Option<String> {
+        None
+    }
+
+    // ----- single commands -----
+
+    /// `USER name`.
+    fn user(&mut self, name: &str) -> PyResult<u64> {
+        self.submit(Command::User(name.to_owned()))
+    }
+
+    /// `PASS password`.
+    fn pass_(&mut self, password: String) -> PyResult<u64> {
+        self.submit(Command::Pass(password.into()))
+    }
+
+    /// `APOP name digest`, computed from the greeting's timestamp.
+    fn apop(&mut self, user: &str, password: String) -> PyResult<u64> {
+        self.submit(Command::Apop {
+            user: user.to_owned(),
+            password: password.into(),
+        })
+    }
+
+    /// `CAPA`.
+    fn capa(&mut self) -> PyResult<u64> {
+        self.submit(Command::Capa)
+    }
+
+    /// `STLS` alone (see `start_tls()` for the whole upgrade).
+    fn stls(&mut self) -> PyResult<u64> {
+        self.submit(Command::Stls)
+    }
+
+    /// `STAT`.
+    fn stat(&mut self) -> PyResult<u64> {
+        self.submit(Command::Stat)
+    }
+
+    /// `LIST` or `LIST msg`.
+    #[pyo3(signature = (msg=None))]
+    fn list(&mut self, msg: Option<u32>) -> PyResult<u64> {
+        let msg = msg.map(msg_num).transpose()?;
+        self.submit(Command::List(msg))
+    }
+
+    /// `UIDL` or `UIDL msg`.
+    #[pyo3(signature = (msg=None))]
+    fn uidl(&mut self, msg: Option<u32>) -> PyResult<u64> {
+        let msg = msg.map(msg_num).transpose()?;
+        self.submit(Command::Uidl(msg))
+    }
+
+    /// `RETR msg`: BodyStart, BodyChunk..., BodyEnd.
+    fn retr(&mut self, msg: u32) -> PyResult<u64> {
+        let msg = msg_num(msg)?;
+        self.submit(Command::Retr(msg))
+    }
+
+    /// `TOP msg lines`.
+    fn top(&mut self, msg: u32, lines: u32) -> PyResult<u64> {
+        let msg = msg_num(msg)?;
+        self.submit(Command::Top(msg, lines))
+    }
+
+    /// `DELE msg`.
+    fn dele(&mut self, msg: u32) -> PyResult<u64> {
+        let msg = msg_num(msg)?;
+        self.submit(Command::Dele(msg))
+    }
+
+    /// `NOOP`.
+    fn noop(&mut self) -> PyResult<u64> {
+        self.submit(Command::Noop)
+    }
+
+    /// `RSET`.
+    fn rset(&mut self) -> PyResult<u64> {
+        self.submit(Command::Rset)
+    }
+
+    /// `QUIT`.
+    fn quit(&mut self) -> PyResult<u64> {
+        self.submit(Command::Quit)
+    }
+
+    /// `UTF8` (RFC 6856).
+    fn utf8(&mut self) -> PyResult<u64> {
+        self.submit(Command::Utf8)
+    }
+
+    /// `LANG` (list) or `LANG tag`.
+    #[pyo3(signature = (tag=None))]
+    fn lang(&mut self, tag: Option<String>) -> PyResult<u64> {
+        self.submit(Command::Lang(tag))
+    }
+
+    /// A command the core does not model (RPOP, XTND, ...).
+    #[pyo3(signature = (verb, args=Vec::new(), multiline=false))]
+    fn raw(&mut self, verb: String, args: Vec<String>, multiline: bool) -> PyResult<u64> {
+        self.submit(Command::Raw {
+            verb,
+            args,
+            multiline,
+        })
+    }
+
+    // ----- composite operations -----
+
+    /// The whole login as one handle: completes with LoggedIn, Err, Failed or
+    /// Cancelled. `method` is "auto", "user", "apop".
+    #[pyo3(signature = (user, password, method="auto", scram_nonce=None))]
+    fn login(
+        &mut self,
+        user: &str,
+        password: String,
+        method: &str,
+        scram_nonce: Option<String>,
+    ) -> PyResult<u64> {
+        let _ = scram_nonce;
+        let method = method.to_ascii_lowercase();
+        let apop = match method.as_str() {
+            "auto" => self.inner.greeting().is_some_and(|g| g.apop_timestamp.is_some()),
+            "apop" => true,
+            "user" => false,
+            other => {
+                return Err(UsageError::new_err(format!(
+                    "unknown login method {other:?}"
+                )))
+            }
+        };
+        if apop {
+            let h = self.inner.apop(user, password.into()).map_err(usage)?;
+            Ok(self.register(&[h]))
+        } else {
+            let (u, p) = self.inner.login(user, password.into()).map_err(usage)?;
+            self.quiet.insert(u);
+            Ok(self.register(&[u, p]))
+        }
+    }
+
+    /// `RETR` for each message (pipelined when the server allows): one handle
+    /// per message, in order.
+    fn retr_many(&mut self, msgs: Vec<u32>) -> PyResult<Vec<u64>> {
+        let msgs = msgs.into_iter().map(msg_num).collect::<PyResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            out.push(self.submit(Command::Retr(m))?);
+        }
+        Ok(out)
+    }
+
+    /// `DELE` for each message: one handle per message, in order.
+    fn dele_many(&mut self, msgs: Vec<u32>) -> PyResult<Vec<u64>> {
+        let msgs = msgs.into_iter().map(msg_num).collect::<PyResult<Vec<_>>>()?;
+        let mut out = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            out.push(self.submit(Command::Dele(m))?);
+        }
+        Ok(out)
+    }
+
+    /// The whole STLS upgrade as one handle.
+    fn start_tls(&mut self) -> PyResult<u64> {
+        self.submit(Command::Stls)
+    }
+
+    fn __repr__(&self) -> String {
+        format!("<pop3.Client state={}>", self.state())
+    }
+}
+
+/// The native part of the `pop3` package.
+#[pymodule]
+fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("Error", py.get_type::<Error>())?;
+    m.add("ProtocolError", py.get_type::<ProtocolError>())?;
+    m.add("UsageError", py.get_type::<UsageError>())?;
+    m.add_class::<Client>()?;
+    events::register(m)?;
+    Ok(())
+}
