@@ -10,6 +10,7 @@
 mod events;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pop3_proto::{Action, Command, Config, Event, Handle, Limits, MsgNum, State};
 use pyo3::create_exception;
@@ -45,13 +46,13 @@ fn msg_num(n: u32) -> PyResult<MsgNum> {
 }
 
 /// The sans-IO POP3 client. See the `pop3` package documentation.
-// The core holds boxed SASL mechanisms, which are not `Send`: a Client stays
-// on the thread that made it (PyO3 raises if another thread touches it).
-#[pyclass(module = "pop3._core", name = "Client", unsendable)]
+#[pyclass(module = "pop3._core", name = "Client")]
 pub struct Client {
     /// Boxed: the core's state is over-aligned (32 bytes) and Python's object
-    /// allocator only guarantees 16.
-    inner: Box<pop3_proto::Client>,
+    /// allocator only guarantees 16. In a mutex because the core is `Send` but
+    /// not `Sync` (it may hold a SASL mechanism), and Python objects may be
+    /// shared between threads; `&mut self` methods reach it without locking.
+    inner: Mutex<Box<pop3_proto::Client>>,
     /// Core handles mapped to the integers Python sees. Several core handles may
     /// share one integer (USER and PASS of one login).
     handles: HashMap<Handle, u64>,
@@ -75,6 +76,14 @@ enum Stop {
 }
 
 impl Client {
+    fn core(&mut self) -> &mut pop3_proto::Client {
+        self.inner.get_mut().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn shared(&self) -> MutexGuard<'_, Box<pop3_proto::Client>> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn register(&mut self, handles: &[Handle]) -> u64 {
         self.next_handle += 1;
         for h in handles {
@@ -84,7 +93,7 @@ impl Client {
     }
 
     fn submit(&mut self, command: Command) -> PyResult<u64> {
-        let h = self.inner.submit(command).map_err(usage)?;
+        let h = self.core().submit(command).map_err(usage)?;
         Ok(self.register(&[h]))
     }
 
@@ -106,6 +115,7 @@ impl Client {
             stopped,
             ..
         } = self;
+        let inner = inner.get_mut().unwrap_or_else(PoisonError::into_inner);
         loop {
             match inner.poll() {
                 Err(error) => {
@@ -179,7 +189,7 @@ impl Client {
         }
         let _ = trace; // wired to the core's wire trace where it has one
         Client {
-            inner: Box::new(pop3_proto::Client::new(config)),
+            inner: Mutex::new(Box::new(pop3_proto::Client::new(config))),
             handles: HashMap::new(),
             quiet: HashSet::new(),
             next_handle: 0,
@@ -195,9 +205,9 @@ impl Client {
     /// server closed the connection.
     fn receive_data(&mut self, data: &[u8]) {
         if data.is_empty() {
-            self.inner.receive_eof();
+            self.core().receive_eof();
         } else {
-            self.inner.receive(data);
+            self.core().receive(data);
         }
     }
 
@@ -233,7 +243,7 @@ impl Client {
 
     /// Reports that the TLS handshake asked for by `StartTls` has completed.
     fn tls_established(&mut self, py: Python<'_>) -> PyResult<()> {
-        self.inner.tls_established().map_err(usage)?;
+        self.core().tls_established().map_err(usage)?;
         self.stopped = None;
         // A STLS submitted on its own completes here, with the handshake.
         if let Some(handle) = self.stls_handle.take() {
@@ -245,7 +255,7 @@ impl Client {
     /// The session state: "greeting", "authorization", "transaction" or "closed".
     #[getter]
     fn state(&self) -> &'static str {
-        match self.inner.state() {
+        match self.shared().state() {
             State::Greeting => "greeting",
             State::Authorization => "authorization",
             State::Transaction => "transaction",
@@ -262,7 +272,7 @@ impl Client {
     /// The latest known capabilities as `{name: [arguments]}`, or None.
     #[getter]
     fn capabilities<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        match self.inner.capabilities() {
+        match self.shared().capabilities() {
             Some(caps) => Ok(Some(events::capability_dict(py, caps)?.into_any())),
             None => Ok(None),
         }
@@ -271,31 +281,31 @@ impl Client {
     /// The greeting's APOP timestamp, if it had one.
     #[getter]
     fn apop_timestamp(&self) -> Option<String> {
-        self.inner.greeting()?.apop_timestamp.clone()
+        self.shared().greeting()?.apop_timestamp.clone()
     }
 
     /// Whether the connection is encrypted (implicit TLS or after STLS).
     #[getter]
     fn is_encrypted(&self) -> bool {
-        self.inner.is_encrypted()
+        self.shared().is_encrypted()
     }
 
     /// Whether UTF-8 mode is on (RFC 6856).
     #[getter]
     fn is_utf8(&self) -> bool {
-        self.inner.is_utf8()
+        self.shared().is_utf8()
     }
 
     /// Whether commands are pipelined.
     #[getter]
     fn is_pipelining(&self) -> bool {
-        self.inner.is_pipelining()
+        self.shared().is_pipelining()
     }
 
     /// Whether no command is queued or waiting for its reply.
     #[getter]
     fn is_idle(&self) -> bool {
-        self.inner.is_idle()
+        self.shared().is_idle()
     }
 
     /// The SASL or other mechanism the latest `login()` used, if known.
@@ -422,7 +432,7 @@ impl Client {
         let _ = scram_nonce;
         let method = method.to_ascii_lowercase();
         let apop = match method.as_str() {
-            "auto" => self.inner.greeting().is_some_and(|g| g.apop_timestamp.is_some()),
+            "auto" => self.core().greeting().is_some_and(|g| g.apop_timestamp.is_some()),
             "apop" => true,
             "user" => false,
             other => {
@@ -432,10 +442,10 @@ impl Client {
             }
         };
         if apop {
-            let h = self.inner.apop(user, password.into()).map_err(usage)?;
+            let h = self.core().apop(user, password.into()).map_err(usage)?;
             Ok(self.register(&[h]))
         } else {
-            let (u, p) = self.inner.login(user, password.into()).map_err(usage)?;
+            let (u, p) = self.core().login(user, password.into()).map_err(usage)?;
             self.quiet.insert(u);
             Ok(self.register(&[u, p]))
         }

@@ -509,14 +509,27 @@ class Connection:
         like :meth:`retr`."""
         return _BodyIterator(self, lambda c: c.top(msg, lines))
 
+    async def _collect(self, submit, sink) -> int:
+        """Runs a RETR/TOP to its end under the lock, passing each chunk to
+        ``sink``; returns the octet count."""
+        written = 0
+        async with self._lock:
+            self._begin()
+            handle = submit(self._client)
+            while True:
+                event = await self._wait(handle)
+                if isinstance(event, BodyChunk):
+                    sink(event.data)
+                    written += len(event.data)
+                elif isinstance(event, BodyEnd):
+                    return written
+                elif not isinstance(event, BodyStart):
+                    _raise_for(event)
+
     async def retr_to(self, msg: int, file: IO[bytes]) -> int:
         """Streams message ``msg`` into a binary file object; returns the number
         of octets written."""
-        written = 0
-        async for chunk in self.retr(msg):
-            file.write(chunk)
-            written += len(chunk)
-        return written
+        return await self._collect(lambda c: c.retr(msg), file.write)
 
     async def retr_many(self, msgs: Iterable[int]) -> AsyncIterator[Tuple[int, bytes]]:
         """Retrieves several messages, pipelined when the server allows it,
@@ -616,9 +629,13 @@ class _BodyIterator:
         return await reader.__anext__()
 
     async def read(self) -> bytes:
-        """The whole message as one bytes object."""
-        reader = await self._open()
-        return await reader.read()
+        """The whole message as one bytes object. Unlike iteration, other
+        operations on the connection wait until it is complete."""
+        if self._reader is not None:
+            return await self._reader.read()
+        parts: List[bytes] = []
+        await self._conn._collect(self._submit, parts.append)
+        return b"".join(parts)
 
     async def aclose(self) -> None:
         """Abandons the rest of the message."""
@@ -638,9 +655,16 @@ async def connect(
     timeout: Optional[float] = 60.0,
     allow_plaintext_credentials: bool = False,
     trace: bool = False,
+    max_line_len: Optional[int] = None,
+    max_listing_lines: Optional[int] = None,
 ) -> Connection:
     """Opens a POP3 session and reads the greeting (and runs STLS for
-    ``tls="starttls"``). ``port`` defaults to 995 for implicit TLS, else 110."""
+    ``tls="starttls"``). ``port`` defaults to 995 for implicit TLS, else 110.
+
+    ``max_line_len`` (default 8 KiB) and ``max_listing_lines`` (default
+    1,000,000) bound what the server can make the client hold; a longer reply
+    raises :class:`pop3.ProtocolError` and the session goes on. ``trace=True``
+    records the wire lines (secrets redacted) in :attr:`Connection.trace`."""
     if tls not in ("implicit", "starttls", "none"):
         raise UsageError(f"tls must be 'implicit', 'starttls' or 'none', not {tls!r}")
     if port is None:
@@ -664,6 +688,8 @@ async def connect(
         encrypted=tls == "implicit",
         allow_plaintext_credentials=allow_plaintext_credentials,
         trace=trace,
+        max_line_len=max_line_len,
+        max_listing_lines=max_listing_lines,
     )
     conn = Connection(protocol, client, host, context, timeout)
     try:

@@ -182,7 +182,8 @@ class POP3:
         try:
             return submit(self._client)
         except UsageError as exc:
-            raise error_proto(f"-ERR {exc}") from exc
+            # Refused before sending: nothing went to the server.
+            raise error_proto(f"-ERR {exc}".encode("utf-8", "replace")) from exc
 
     def _complete(self, handle: int, sink=None) -> Any:
         self._flush()
@@ -203,7 +204,7 @@ class POP3:
             if isinstance(event, Failed):
                 raise error_proto(event.error)
             if isinstance(event, Cancelled):
-                raise error_proto(f"-ERR {event.reason}")
+                raise error_proto(f"-ERR {event.reason}".encode("utf-8", "replace"))
             if isinstance(event, _TERMINAL):
                 return event
 
