@@ -266,6 +266,16 @@ pub(crate) fn tls_established(py: Python<'_>, handle: u64) -> PyResult<PyObject>
     )
 }
 
+pub(crate) fn body_chunk(py: Python<'_>, handle: Option<u64>, data: &[u8]) -> PyResult<PyObject> {
+    object(
+        py,
+        BodyChunk {
+            handle,
+            data: PyBytes::new(py, data).unbind(),
+        },
+    )
+}
+
 pub(crate) fn start_tls(py: Python<'_>, handle: Option<u64>) -> PyResult<PyObject> {
     object(py, StartTls { handle })
 }

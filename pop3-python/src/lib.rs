@@ -116,14 +116,34 @@ impl Client {
             ..
         } = self;
         let inner = inner.get_mut().unwrap_or_else(PoisonError::into_inner);
-        loop {
-            match inner.poll() {
+        // The core hands out a body as slices of its buffer, cut at every
+        // dot-stuffed line; one Python object per slice would cost more than
+        // the bytes. Consecutive slices are joined into one BodyChunk.
+        let mut body: Option<(Handle, Vec<u8>)> = None;
+        let result = loop {
+            let action = match inner.poll() {
                 Err(error) => {
                     *fatal = Some(error.to_string());
-                    return Ok(());
+                    break Ok(());
                 }
-                Ok(Action::Send(bytes)) => out.extend_from_slice(bytes),
-                Ok(Action::Event(event)) => {
+                Ok(action) => action,
+            };
+            match action {
+                Action::Send(bytes) => out.extend_from_slice(bytes),
+                Action::Event(Event::Body { handle, data }) => {
+                    match &mut body {
+                        Some((h, buf)) if *h == handle => buf.extend_from_slice(data),
+                        _ => {
+                            flush_body(py, body.take(), handles, events)?;
+                            body = Some((handle, data.to_vec()));
+                        }
+                    }
+                    if body.as_ref().is_some_and(|(_, buf)| buf.len() >= MAX_CHUNK) {
+                        flush_body(py, body.take(), handles, events)?;
+                    }
+                }
+                Action::Event(event) => {
+                    flush_body(py, body.take(), handles, events)?;
                     if let Event::Ok {
                         handle,
                         reply: pop3_proto::Reply::StartTls,
@@ -136,18 +156,35 @@ impl Client {
                         events.push_back(object);
                     }
                 }
-                Ok(Action::NeedInput) => return Ok(()),
-                Ok(Action::StartTls) => {
+                Action::NeedInput => break Ok(()),
+                Action::StartTls => {
                     *stopped = Some(Stop::StartTls);
-                    return Ok(());
+                    break Ok(());
                 }
-                Ok(Action::Closed) => {
+                Action::Closed => {
                     *stopped = Some(Stop::Closed);
-                    return Ok(());
+                    break Ok(());
                 }
             }
-        }
+        };
+        flush_body(py, body.take(), handles, events)?;
+        result
     }
+}
+
+/// Largest joined body chunk.
+const MAX_CHUNK: usize = 1024 * 1024;
+
+fn flush_body(
+    py: Python<'_>,
+    body: Option<(Handle, Vec<u8>)>,
+    handles: &HashMap<Handle, u64>,
+    events: &mut VecDeque<PyObject>,
+) -> PyResult<()> {
+    if let Some((handle, data)) = body {
+        events.push_back(events::body_chunk(py, handles.get(&handle).copied(), &data)?);
+    }
+    Ok(())
 }
 
 #[pymethods]
