@@ -334,9 +334,8 @@ pub(crate) fn convert(
     handles: &mut HashMap<Handle, u64>,
     quiet: &mut HashSet<Handle>,
 ) -> PyResult<Option<PyObject>> {
-    let done = |handles: &mut HashMap<Handle, u64>, h: &Handle| -> Option<u64> {
-        handles.remove(h)
-    };
+    let done =
+        |handles: &mut HashMap<Handle, u64>, h: &Handle| -> Option<u64> { handles.remove(h) };
     let obj = match event {
         Event::Greeting(g) => object(
             py,
@@ -388,9 +387,7 @@ pub(crate) fn convert(
                 Reply::Languages(langs) => {
                     let items = langs
                         .iter()
-                        .map(|l| {
-                            PyTuple::new(py, [l.tag.as_str(), l.description.as_str()])
-                        })
+                        .map(|l| PyTuple::new(py, [l.tag.as_str(), l.description.as_str()]))
                         .collect::<PyResult<Vec<_>>>()?;
                     object(
                         py,

@@ -182,7 +182,11 @@ fn flush_body(
     events: &mut VecDeque<PyObject>,
 ) -> PyResult<()> {
     if let Some((handle, data)) = body {
-        events.push_back(events::body_chunk(py, handles.get(&handle).copied(), &data)?);
+        events.push_back(events::body_chunk(
+            py,
+            handles.get(&handle).copied(),
+            &data,
+        )?);
     }
     Ok(())
 }
@@ -469,7 +473,10 @@ impl Client {
         let _ = scram_nonce;
         let method = method.to_ascii_lowercase();
         let apop = match method.as_str() {
-            "auto" => self.core().greeting().is_some_and(|g| g.apop_timestamp.is_some()),
+            "auto" => self
+                .core()
+                .greeting()
+                .is_some_and(|g| g.apop_timestamp.is_some()),
             "apop" => true,
             "user" => false,
             other => {
@@ -491,7 +498,10 @@ impl Client {
     /// `RETR` for each message (pipelined when the server allows): one handle
     /// per message, in order.
     fn retr_many(&mut self, msgs: Vec<u32>) -> PyResult<Vec<u64>> {
-        let msgs = msgs.into_iter().map(msg_num).collect::<PyResult<Vec<_>>>()?;
+        let msgs = msgs
+            .into_iter()
+            .map(msg_num)
+            .collect::<PyResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
             out.push(self.submit(Command::Retr(m))?);
@@ -501,7 +511,10 @@ impl Client {
 
     /// `DELE` for each message: one handle per message, in order.
     fn dele_many(&mut self, msgs: Vec<u32>) -> PyResult<Vec<u64>> {
-        let msgs = msgs.into_iter().map(msg_num).collect::<PyResult<Vec<_>>>()?;
+        let msgs = msgs
+            .into_iter()
+            .map(msg_num)
+            .collect::<PyResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(msgs.len());
         for m in msgs {
             out.push(self.submit(Command::Dele(m))?);
