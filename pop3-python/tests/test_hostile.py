@@ -286,3 +286,25 @@ def test_silent_server_times_out(scripted):
         ours.POP3(server.host, server.port, timeout=0.5)
     with pytest.raises(asyncio.TimeoutError):
         run(pop3.aio.connect(server.host, server.port, tls="none", timeout=0.5))
+
+
+def test_odd_line_endings_split_like_the_standard_module(scripted):
+    import poplib as std
+
+    body = (
+        b"Subject: odd\r\n\r\nbare LF here\nthen CRLF\r\nlone CR \r inside\r\n"
+        b"..stuffed\r\n" + b"x" * 1500 + b"\r\n\r\nlast\r\n"
+    )
+
+    def retr(peer, line):
+        return b"+OK\r\n" + body + b".\r\n"
+
+    server = scripted(serve({**LOGIN, b"RETR": retr}), connections=2)
+    results = []
+    for mod in (std, ours):
+        conn = mod.POP3(server.host, server.port, timeout=10)
+        conn.user("u")
+        conn.pass_("p")
+        results.append(conn.retr(1))
+        conn.quit()
+    assert results[1] == results[0]

@@ -214,10 +214,9 @@ class POP3:
         return self._status(b"+OK " + text.encode("utf-8", "replace") if text else b"+OK")
 
     def _longcmd(self, what: str, submit) -> Tuple[bytes, List[bytes], int]:
-        parts: List[bytes] = []
-        self._complete(self._submit(what, submit), parts.append)
-        body = b"".join(parts)
-        return self._status(b"+OK"), _split_lines(body), len(body)
+        splitter = _LineSplitter()
+        self._complete(self._submit(what, submit), splitter.feed)
+        return self._status(b"+OK"), splitter.finish(), splitter.octets
 
     def _read_greeting(self) -> bytes:
         while True:
@@ -460,15 +459,31 @@ def _msg(which: Any) -> int:
     return n
 
 
-def _split_lines(body: bytes) -> List[bytes]:
-    """The body's lines without their endings, as the standard module returns
-    them (it splits at LF and drops a CR before it)."""
-    if not body:
-        return []
-    if body.count(b"\n") == body.count(b"\r\n"):
-        lines = body.split(b"\r\n")
-    else:
-        lines = [line[:-1] if line.endswith(b"\r") else line for line in body.split(b"\n")]
-    if lines and lines[-1] == b"":
-        lines.pop()
-    return lines
+class _LineSplitter:
+    """Splits a body into lines as it streams in, as the standard module
+    returns them: split at LF, a CR before the LF dropped. Splitting each
+    chunk while it is in the CPU cache is several times faster than joining
+    the message and splitting it once."""
+
+    def __init__(self) -> None:
+        self.lines: List[bytes] = []
+        self.octets = 0
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        self.octets += len(data)
+        buf = self._carry + data if self._carry else data
+        parts = buf.split(b"\r\n")
+        if buf.count(b"\n") != len(parts) - 1:
+            # A bare LF in this chunk: the slow, exact path.
+            parts = [p[:-1] if p.endswith(b"\r") else p for p in buf.split(b"\n")]
+            last = buf.rpartition(b"\n")[2]
+            parts[-1] = last
+        self._carry = parts.pop()
+        self.lines += parts
+
+    def finish(self) -> List[bytes]:
+        if self._carry:
+            self.lines.append(self._carry)
+            self._carry = b""
+        return self.lines
