@@ -1,9 +1,9 @@
 //! The event classes Python receives from `Client.next_event()`, and the
 //! conversion from the core's events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use pop3_proto::{Capabilities as CoreCaps, Capability, Event, Handle, Reply};
+use pop3_proto::{Capabilities as CoreCaps, Capability, Direction, Event, Handle, Reply};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -325,14 +325,11 @@ pub(crate) fn capability_dict<'py>(
 }
 
 /// Converts one core event. `handles` maps core handles to Python's
-/// integers; a completed command's entry is removed. Events of core handles
-/// listed in `quiet` (steps of a composite operation) are dropped when they
-/// succeed: only the operation's last step reports.
+/// integers; a completed command's entry is removed.
 pub(crate) fn convert(
     py: Python<'_>,
     event: Event<'_>,
     handles: &mut HashMap<Handle, u64>,
-    quiet: &mut HashSet<Handle>,
 ) -> PyResult<Option<PyObject>> {
     let done =
         |handles: &mut HashMap<Handle, u64>, h: &Handle| -> Option<u64> { handles.remove(h) };
@@ -345,10 +342,6 @@ pub(crate) fn convert(
             },
         )?,
         Event::Ok { handle, reply } => {
-            if quiet.remove(&handle) {
-                handles.remove(&handle);
-                return Ok(None);
-            }
             let h = done(handles, &handle);
             match reply {
                 Reply::Ok(text) => object(
@@ -398,6 +391,7 @@ pub(crate) fn convert(
                     )?
                 }
                 Reply::BodyEnd => object(py, BodyEnd { handle: h })?,
+                Reply::TlsEstablished => object(py, TlsEstablished { handle: h })?,
                 _ => object(
                     py,
                     Ok {
@@ -407,17 +401,14 @@ pub(crate) fn convert(
                 )?,
             }
         }
-        Event::Err { handle, error } => {
-            quiet.remove(&handle);
-            object(
-                py,
-                Err {
-                    handle: done(handles, &handle),
-                    code: error.code.map(|c| c.to_string()),
-                    text: error.text.as_str().to_owned(),
-                },
-            )?
-        }
+        Event::Err { handle, error } => object(
+            py,
+            Err {
+                handle: done(handles, &handle),
+                code: error.code.map(|c| c.to_string()),
+                text: error.text.as_str().to_owned(),
+            },
+        )?,
         Event::BodyStart { handle } => object(
             py,
             BodyStart {
@@ -431,18 +422,14 @@ pub(crate) fn convert(
                 data: PyBytes::new(py, data).unbind(),
             },
         )?,
-        Event::Failed { handle, error } => {
-            quiet.remove(&handle);
-            object(
-                py,
-                Failed {
-                    handle: done(handles, &handle),
-                    error: error.to_string(),
-                },
-            )?
-        }
+        Event::Failed { handle, error } => object(
+            py,
+            Failed {
+                handle: done(handles, &handle),
+                error: error.to_string(),
+            },
+        )?,
         Event::Cancelled { handle, reason } => {
-            quiet.remove(&handle);
             let h = done(handles, &handle);
             object(
                 py,
@@ -452,6 +439,17 @@ pub(crate) fn convert(
                 },
             )?
         }
+        Event::Trace(trace) => object(
+            py,
+            Trace {
+                direction: match trace.direction {
+                    Direction::Sent => "sent",
+                    Direction::Received => "received",
+                }
+                .to_owned(),
+                line: trace.line.as_str().to_owned(),
+            },
+        )?,
         Event::Capabilities(caps) => object(
             py,
             Capabilities {

@@ -9,10 +9,12 @@
 
 mod events;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use pop3_proto::{Action, Command, Config, Event, Handle, Limits, MsgNum, State};
+use pop3_proto::{
+    Action, AuthMethod, Command, Config, Credentials, Event, Handle, Limits, MsgNum, State,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -56,8 +58,6 @@ pub struct Client {
     /// Core handles mapped to the integers Python sees. Several core handles may
     /// share one integer (USER and PASS of one login).
     handles: HashMap<Handle, u64>,
-    /// Steps of a composite operation whose success is not reported.
-    quiet: HashSet<Handle>,
     next_handle: u64,
     events: VecDeque<PyObject>,
     out: Vec<u8>,
@@ -107,7 +107,6 @@ impl Client {
         let Client {
             inner,
             handles,
-            quiet,
             events,
             out,
             fatal,
@@ -152,7 +151,7 @@ impl Client {
                         *stls_handle = handles.remove(handle);
                         continue;
                     }
-                    if let Some(object) = events::convert(py, event, handles, quiet)? {
+                    if let Some(object) = events::convert(py, event, handles)? {
                         events.push_back(object);
                     }
                 }
@@ -228,11 +227,10 @@ impl Client {
         if let Some(n) = read_size {
             config.read_size = n.max(1);
         }
-        let _ = trace; // wired to the core's wire trace where it has one
+        config = config.trace(trace);
         Client {
             inner: Mutex::new(Box::new(pop3_proto::Client::new(config))),
             handles: HashMap::new(),
-            quiet: HashSet::new(),
             next_handle: 0,
             events: VecDeque::new(),
             out: Vec::new(),
@@ -352,7 +350,7 @@ impl Client {
     /// The SASL or other mechanism the latest `login()` used, if known.
     #[getter]
     fn login_mechanism(&self) -> Option<String> {
-        None
+        self.shared().login_mechanism().map(str::to_owned)
     }
 
     // ----- single commands -----
@@ -461,7 +459,11 @@ impl Client {
     // ----- composite operations -----
 
     /// The whole login as one handle: completes with LoggedIn, Err, Failed or
-    /// Cancelled. `method` is "auto", "user", "apop".
+    /// Cancelled. `method` is "auto" (the strongest the server offers), "user",
+    /// "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256",
+    /// "xoauth2" or "oauthbearer" (the password is then an OAuth 2.0 token).
+    /// SCRAM needs `scram_nonce`, a fresh random printable string of at least
+    /// 16 characters (without one, "auto" skips SCRAM).
     #[pyo3(signature = (user, password, method="auto", scram_nonce=None))]
     fn login(
         &mut self,
@@ -470,61 +472,59 @@ impl Client {
         method: &str,
         scram_nonce: Option<String>,
     ) -> PyResult<u64> {
-        let _ = scram_nonce;
-        let method = method.to_ascii_lowercase();
-        let apop = match method.as_str() {
-            "auto" => self
-                .core()
-                .greeting()
-                .is_some_and(|g| g.apop_timestamp.is_some()),
-            "apop" => true,
-            "user" => false,
-            other => {
-                return Err(UsageError::new_err(format!(
-                    "unknown login method {other:?}"
-                )))
-            }
-        };
-        if apop {
-            let h = self.core().apop(user, password.into()).map_err(usage)?;
-            Ok(self.register(&[h]))
-        } else {
-            let (u, p) = self.core().login(user, password.into()).map_err(usage)?;
-            self.quiet.insert(u);
-            Ok(self.register(&[u, p]))
+        let method = AuthMethod::from_name(method)
+            .ok_or_else(|| UsageError::new_err(format!("unknown login method {method:?}")))?;
+        let mut credentials = Credentials::new(user, password);
+        if let Some(nonce) = scram_nonce {
+            credentials = credentials.scram_nonce(nonce);
         }
+        let h = self.core().login_with(credentials, method).map_err(usage)?;
+        Ok(self.register(&[h]))
     }
 
     /// `RETR` for each message (pipelined when the server allows): one handle
-    /// per message, in order.
+    /// per message, in order. All are checked before any is queued.
     fn retr_many(&mut self, msgs: Vec<u32>) -> PyResult<Vec<u64>> {
         let msgs = msgs
             .into_iter()
             .map(msg_num)
             .collect::<PyResult<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            out.push(self.submit(Command::Retr(m))?);
-        }
-        Ok(out)
+        let handles = self.core().retr_many(&msgs).map_err(usage)?;
+        Ok(handles.iter().map(|h| self.register(&[*h])).collect())
     }
 
-    /// `DELE` for each message: one handle per message, in order.
+    /// `DELE` for each message, pipelined like `retr_many`.
     fn dele_many(&mut self, msgs: Vec<u32>) -> PyResult<Vec<u64>> {
         let msgs = msgs
             .into_iter()
             .map(msg_num)
             .collect::<PyResult<Vec<_>>>()?;
-        let mut out = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            out.push(self.submit(Command::Dele(m))?);
-        }
-        Ok(out)
+        let handles = self.core().dele_many(&msgs).map_err(usage)?;
+        Ok(handles.iter().map(|h| self.register(&[*h])).collect())
     }
 
-    /// The whole STLS upgrade as one handle.
+    /// The whole STLS upgrade as one handle: asks CAPA if needed (Cancelled
+    /// when STLS is not offered), sends STLS, asks for the handshake
+    /// (StartTls), and completes with TlsEstablished once the capabilities
+    /// were read again.
     fn start_tls(&mut self) -> PyResult<u64> {
-        self.submit(Command::Stls)
+        let h = self.core().start_tls().map_err(usage)?;
+        Ok(self.register(&[h]))
+    }
+
+    /// Stops reporting a command: the rest of its reply (a message body still
+    /// arriving) is read and dropped, and no more events come for it.
+    fn discard(&mut self, handle: u64) {
+        let core: Vec<Handle> = self
+            .handles
+            .iter()
+            .filter(|(_, v)| **v == handle)
+            .map(|(k, _)| *k)
+            .collect();
+        for h in core {
+            self.core().discard(h);
+            self.handles.remove(&h);
+        }
     }
 
     fn __repr__(&self) -> String {

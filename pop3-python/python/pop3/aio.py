@@ -246,7 +246,7 @@ class MessageReader:
     def abandon(self) -> None:
         """Stops reading: the rest is read and dropped later."""
         if not self._done:
-            self._conn._abandoned.add(self._handle)
+            self._conn._abandon(self._handle)
             self._finish()
 
     async def aclose(self) -> None:
@@ -299,6 +299,11 @@ class Connection:
     def capabilities(self) -> Optional[Dict[str, List[str]]]:
         """The latest capabilities the server listed, or None."""
         return self._client.capabilities
+
+    def _abandon(self, handle: int) -> None:
+        """The core reads the rest of this command's reply and drops it."""
+        self._abandoned.add(handle)
+        self._client.discard(handle)
 
     def _check_open(self) -> None:
         if self._closed_reason is not None:
@@ -400,7 +405,7 @@ class Connection:
                 if h in self._abandoned and isinstance(event, _TERMINAL):
                     self._abandoned.discard(h)
         except asyncio.CancelledError:
-            self._abandoned.add(handle)
+            self._abandon(handle)
             raise
 
     async def _complete(self, handle: int) -> object:
@@ -436,18 +441,7 @@ class Connection:
     async def starttls(self) -> None:
         """Upgrades the connection with STLS. Raises :class:`UsageError` if the
         server does not list STLS (nothing is sent but CAPA)."""
-        async with self._lock:
-            self._begin()
-            caps = self._client.capabilities
-            if caps is None:
-                try:
-                    await self._complete(self._client.capa())
-                except ServerError:
-                    pass
-                caps = self._client.capabilities or {}
-            if "STLS" not in caps:
-                raise UsageError("the server does not offer STLS")
-            await self._complete(self._client.start_tls())
+        await self._simple(lambda c: c.start_tls())
 
     async def capa(self) -> Dict[str, List[str]]:
         """``CAPA``: the capabilities as ``{name: [arguments]}``."""
@@ -561,7 +555,7 @@ class Connection:
                     yield msg, b"".join(parts)
             finally:
                 for _, handle in pending:
-                    self._abandoned.add(handle)
+                    self._abandon(handle)
 
     async def dele(self, msg: int) -> str:
         """``DELE``: marks the message deleted (committed by :meth:`quit`)."""

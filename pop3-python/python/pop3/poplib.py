@@ -122,7 +122,6 @@ class POP3:
             max_listing_lines=self.max_listing_lines,
             trace=True,
         )
-        self._secret_pending = False
         self.welcome = self._read_greeting()
 
     # ----- plumbing -----
@@ -136,12 +135,6 @@ class POP3:
         data = self._client.data_to_send()
         if not data:
             return
-        for line in data.split(CRLF)[:-1] if data.endswith(CRLF) else [data]:
-            shown = b"<redacted>" if self._secret_pending else line
-            if self._debugging > 1:
-                print("*put*", repr(shown))
-            sys.audit("poplib.putline", self, shown)
-        self._secret_pending = False
         self.sock.sendall(data)
 
     def _next(self) -> Any:
@@ -160,10 +153,17 @@ class POP3:
                 self._start_tls()
                 continue
             if isinstance(event, Trace):
-                if event.direction == "received" and event.line[:1] in "+-":
-                    self._last_status = event.line.encode("utf-8", "replace")
-                if self._debugging > 1:
-                    print("*get*" if event.direction == "received" else "*trace*", repr(event.line))
+                # The core's wire trace, secrets already redacted.
+                line = event.line.encode("utf-8", "replace")
+                if event.direction == "sent":
+                    if self._debugging > 1:
+                        print("*put*", repr(line))
+                    sys.audit("poplib.putline", self, line)
+                else:
+                    if line[:1] in (b"+", b"-"):
+                        self._last_status = line
+                    if self._debugging > 1:
+                        print("*get*", repr(line))
                 continue
             if isinstance(event, Closed):
                 raise error_proto("-ERR connection closed")
@@ -265,7 +265,6 @@ class POP3:
 
     def pass_(self, pswd: str) -> bytes:
         """``PASS``: returns the response; the maildrop is locked until :meth:`quit`."""
-        self._secret_pending = True
         return self._shortcmd("PASS <redacted>", lambda c: c.pass_(pswd))
 
     def stat(self) -> Tuple[int, int]:
@@ -349,7 +348,6 @@ class POP3:
         when the greeting has none."""
         if self._client.apop_timestamp is None:
             raise error_proto("-ERR APOP not supported by server")
-        self._secret_pending = True
         return self._shortcmd(f"APOP {user} <redacted>", lambda c: c.apop(user, password))
 
     def top(self, which: Any, howmuch: int) -> Tuple[bytes, List[bytes], int]:
@@ -396,7 +394,8 @@ class POP3:
         if "STLS" not in caps:
             raise error_proto("-ERR STLS not supported by server")
         self._stls_context = context if context is not None else ssl.create_default_context()
-        handle = self._submit("STLS", lambda c: c.start_tls())
+        # STLS alone: CAPA was just asked, as the standard module does.
+        handle = self._submit("STLS", lambda c: c.stls())
         self._complete(handle)
         return self._status(b"+OK")
 
