@@ -74,12 +74,27 @@ def test_every_operation_in_every_mode(dovecot, tls):
     run(main())
 
 
-@pytest.mark.parametrize("mechanism", ["auto", "user", "apop"])
+MECHANISMS = {
+    "auto": "SCRAM-SHA-256",
+    "user": "USER/PASS",
+    "apop": "APOP",
+    "plain": "PLAIN",
+    "login": "LOGIN",
+    "cram-md5": "CRAM-MD5",
+    "scram-sha-1": "SCRAM-SHA-1",
+    "scram-sha-256": "SCRAM-SHA-256",
+}
+
+
+@pytest.mark.parametrize("mechanism", sorted(MECHANISMS))
 def test_login_mechanisms(dovecot, mechanism):
     async def main():
-        async with await session(dovecot, "implicit") as conn:
+        async with await session(dovecot, "implicit", trace=True) as conn:
             await conn.login(dovecot.user, dovecot.password, mechanism)
+            assert conn.client.login_mechanism == MECHANISMS[mechanism]
             assert (await conn.stat())[0] == len(dovecot.messages)
+            sent = [line for direction, line in conn.trace if direction == "sent"]
+            assert sent and all(dovecot.password not in line for line in sent)
 
     run(main())
 
