@@ -46,6 +46,7 @@ from typing import (
     Set,
     Tuple,
     Union,
+    overload,
 )
 
 from . import (
@@ -472,12 +473,24 @@ class Connection:
         assert isinstance(event, Stat)
         return event.count, event.size
 
+    @overload
+    async def list(self) -> List[ListEntry]: ...
+
+    @overload
+    async def list(self, msg: int) -> ListEntry: ...
+
     async def list(self, msg: Optional[int] = None) -> Union[List[ListEntry], ListEntry]:
         """``LIST``: every message's ``ListEntry(msg, size)``; with ``msg``, that
         message's entry alone."""
         event = await self._simple(lambda c: c.list(msg))
         assert isinstance(event, Listing)
         return event.entries[0] if msg is not None else list(event.entries)
+
+    @overload
+    async def uidl(self) -> List[UidlEntry]: ...
+
+    @overload
+    async def uidl(self, msg: int) -> UidlEntry: ...
 
     async def uidl(self, msg: Optional[int] = None) -> Union[List[UidlEntry], UidlEntry]:
         """``UIDL``: every message's ``UidlEntry(msg, uid)``; with ``msg``, one."""

@@ -113,7 +113,7 @@ class POP3:
         self._debugging = 0
         self._last_status: Optional[bytes] = None
         sys.audit("poplib.connect", self, host, port)
-        self.sock = self._create_socket(timeout)
+        self.sock: Any = self._create_socket(timeout)
         self.file = None
         self._client = Client(
             encrypted=self._tls_established,
