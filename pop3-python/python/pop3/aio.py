@@ -541,7 +541,10 @@ class Connection:
     async def retr_many(self, msgs: Iterable[int]) -> AsyncIterator[Tuple[int, bytes]]:
         """Retrieves several messages, pipelined when the server allows it,
         yielding ``(msg, content)`` in order. A ``-ERR`` for one message raises
-        :class:`ServerError` (with ``.msg`` set); the rest are abandoned."""
+        :class:`ServerError` (with ``.msg`` set); the rest are abandoned.
+        Other operations on the connection wait until the iteration ends;
+        leaving the loop early abandons the rest when the generator is
+        closed (at once with ``contextlib.aclosing``)."""
         msgs = [int(m) for m in msgs]
         async with self._lock:
             self._begin()
