@@ -245,3 +245,34 @@ def test_sans_io_against_dovecot(dovecot, tls):
     events = d.until(d.client.quit())
     assert isinstance(events[0], pop3.Ok)
     d.sock.close()
+
+
+def test_discard_and_trace():
+    c = pop3.Client(encrypted=True, trace=True)
+    c.receive_data(b"+OK hi\r\n")
+    events = drain(c)
+    assert isinstance(events[0], pop3.Trace) and events[0].direction == "received"
+    c.login("a", "secret", "user")
+    c.data_to_send()
+    c.receive_data(b"+OK\r\n")
+    drain(c)
+    c.data_to_send()
+    c.receive_data(b"+OK\r\n")
+    events = drain(c)
+    c.data_to_send()
+    traces = [e for e in events if isinstance(e, pop3.Trace)]
+    sent = [e.line for e in traces if e.direction == "sent"]
+    assert all("secret" not in line for line in sent)
+    r = c.retr(1)
+    n = c.noop()
+    out = c.data_to_send()
+    assert out.startswith(b"RETR 1\r\n")
+    c.receive_data(b"+OK\r\nbody line\r\n")
+    c.discard(r)
+    c.receive_data(b"more\r\n.\r\n")
+    if b"NOOP" not in out:
+        c.data_to_send()
+    c.receive_data(b"+OK noop\r\n")
+    events = [e for e in drain(c) if not isinstance(e, (pop3.Trace, pop3.NeedData))]
+    assert not any(getattr(e, "handle", None) == r and isinstance(e, pop3.BodyEnd) for e in events)
+    assert any(isinstance(e, pop3.Ok) and e.handle == n for e in events)

@@ -308,3 +308,25 @@ def test_odd_line_endings_split_like_the_standard_module(scripted):
         results.append(conn.retr(1))
         conn.quit()
     assert results[1] == results[0]
+
+
+def test_cancelled_tls_handshake_closes_the_connection(scripted, dovecot):
+    def stall(peer, line):
+        peer.send(b"+OK begin\r\n")
+        peer.sock.recv(65536)  # the ClientHello, never answered
+        peer.line()
+        return None
+
+    server = scripted(serve({b"CAPA": CAPA_STLS, b"STLS": stall}))
+
+    async def main():
+        conn = await pop3.aio.connect(server.host, server.port, tls="none", timeout=10)
+        task = asyncio.ensure_future(conn.starttls())
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        with pytest.raises(pop3.Error, match="closed"):
+            await conn.noop()
+
+    run(main())

@@ -199,3 +199,20 @@ def test_certificate_is_verified_without_a_context(dovecot):
     unsafe = std.POP3(dovecot.host, dovecot.plain_port, timeout=10)
     unsafe.stls()  # no verification at all in the standard module
     unsafe.quit()
+
+
+def test_errors_before_login(dovecot):
+    results = {}
+    for mod in (std, ours):
+        conn = open_session(mod, dovecot, "implicit")
+        results[mod] = [
+            outcome(conn.utf8),
+            outcome(lambda: conn.rpop(dovecot.user)),
+            outcome(lambda: conn.apop(dovecot.user, "not the password")),
+            outcome(lambda: conn.pass_("no user yet")),
+        ]
+        conn.close()
+    want, got = results[std], results[ours]
+    assert got[:3] == want[:3]
+    # PASS before USER: the server's -ERR there, refused before sending here.
+    assert got[3][:2] == want[3][:2] == ("raised", "error_proto")
