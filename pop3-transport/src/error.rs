@@ -39,13 +39,12 @@ impl fmt::Display for Phase {
 /// | variant | the connection afterwards |
 /// |---|---|
 /// | [`Error::Server`] | usable: the server refused one command |
-/// | [`Error::Usage`] | usable: nothing was sent |
-/// | [`Error::Protocol`] from one unusable reply ([`pop3_proto::Event::Failed`]) | usable |
-/// | [`Error::Protocol`] from a broken stream, [`Error::Io`], [`Error::Tls`], [`Error::Timeout`], [`Error::Closed`] | ended: later calls return [`Error::Closed`] |
+/// | [`Error::Usage`], [`Error::StlsUnavailable`] | usable: nothing was sent |
+/// | [`Error::BadReply`]: one unusable reply ([`pop3_proto::Event::Failed`]) | usable |
+/// | [`Error::Sink`]: a writer or sink of yours failed | usable |
+/// | [`Error::Protocol`], [`Error::Io`], [`Error::Tls`], [`Error::Timeout`], [`Error::Closed`] | ended: later calls return [`Error::Closed`] |
 ///
-/// An [`Error::Io`] that came from a writer of *yours* (a message being
-/// copied out) does not end the connection either. Each transport's
-/// `Connection::is_poisoned` tells.
+/// [`Error::is_fatal`] tells the two apart.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -57,9 +56,15 @@ pub enum Error {
     /// `rustls::Error::InvalidCertificate(..)`. Kept typed even when rustls
     /// reported it through an [`io::Error`].
     Tls(rustls::Error),
-    /// The server broke the protocol (fatal), or one reply could not be used
-    /// (not fatal: the connection stays in step).
+    /// The server broke the protocol; the session is over.
     Protocol(ProtocolError),
+    /// One reply could not be used (malformed, too long), but it was read to
+    /// its end: the connection stays in step and usable.
+    BadReply(ProtocolError),
+    /// A writer or [`MessageSink`](crate::runtime::MessageSink) of the
+    /// caller's failed while a message was copied out. The rest of the message
+    /// is dropped by the core; the connection stays usable.
+    Sink(io::Error),
     /// The call does not fit the session (wrong state, bad argument, credentials
     /// over an unencrypted connection, ...). Nothing was sent. Also a command
     /// dropped unsent because a login step before it failed.
@@ -84,6 +89,8 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::BadReply(e) => write!(f, "unusable reply: {e}"),
+            Error::Sink(e) => write!(f, "writing the message failed: {e}"),
             Error::Usage(e) => write!(f, "usage error: {e}"),
             Error::Server(e) => e.fmt(f),
             Error::Timeout(phase) => write!(f, "{phase} timed out"),
@@ -98,7 +105,8 @@ impl std::error::Error for Error {
         match self {
             Error::Io(e) => Some(e),
             Error::Tls(e) => Some(e),
-            Error::Protocol(e) => Some(e),
+            Error::Protocol(e) | Error::BadReply(e) => Some(e),
+            Error::Sink(e) => Some(e),
             Error::Usage(e) => Some(e),
             _ => None,
         }
@@ -169,8 +177,42 @@ impl From<UsageError> for Error {
             // The session ended because the server broke the protocol: report that.
             UsageError::Failed(protocol) => Error::Protocol(protocol),
             UsageError::Closed => Error::Closed,
+            UsageError::StlsUnavailable => Error::StlsUnavailable,
             other => Error::Usage(other),
         }
+    }
+}
+
+impl Error {
+    /// Classifies an I/O error of the stream during `phase`: a socket
+    /// time-out (blocking sockets report them as `WouldBlock` or `TimedOut`)
+    /// becomes [`Error::Timeout`]; a TLS error inside stays typed
+    /// ([`Error::Tls`]); anything else is [`Error::Io`].
+    pub fn from_io(error: io::Error, phase: Phase) -> Error {
+        let ours = error.get_ref().is_some_and(|inner| inner.is::<Error>());
+        if !ours
+            && matches!(
+                error.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        {
+            return Error::Timeout(phase);
+        }
+        Error::from(error)
+    }
+
+    /// Whether the session is over after this error (see the table on
+    /// [`Error`]): `false` for a refused command, a caller's mistake, one
+    /// unusable reply or a failed writer of the caller's.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Error::Server(_)
+                | Error::Usage(_)
+                | Error::BadReply(_)
+                | Error::Sink(_)
+                | Error::StlsUnavailable
+        )
     }
 }
 
