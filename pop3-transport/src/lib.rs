@@ -6,11 +6,14 @@
 //! This crate holds that common part once:
 //!
 //! - [`Options`], [`TlsOptions`] and [`Timeouts`]: how to connect, which
-//!   certificates to trust (building the rustls [`ClientConfig`] with the
-//!   `ring` provider), the time limits, and the [`pop3_proto::Config`] of the
-//!   core;
+//!   certificates to trust (the system's roots, [`TrustRoots`], certificates
+//!   trusted by their exact bytes, [`Sha256Fingerprint`] pins; building the
+//!   rustls [`ClientConfig`] with the `ring` provider), the time limits, and
+//!   the [`pop3_proto::Config`] of the core;
+//! - [`CertificateInfo`] and [`PeerCertificates`]: what a server's
+//!   certificate says, recorded even when it is not trusted;
 //! - [`Error`], [`Phase`] and [`Result`], with the conversions to and from
-//!   [`std::io::Error`];
+//!   [`std::io::Error`], and [`Error::tls_advice`] for TLS failures in words;
 //! - small helpers such as [`scram_nonce`] and [`parse_server_name`];
 //! - [`nonblocking`]: the async connection logic, written once for every
 //!   runtime.
@@ -29,17 +32,21 @@
 
 #![forbid(unsafe_code)]
 
+mod certificate;
 mod error;
 pub mod nonblocking;
 mod options;
+mod trust;
 
 use std::io;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
+pub use certificate::{CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use error::{Error, Phase, Result};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
+pub use trust::{FingerprintMismatch, PeerCertificates, TrustRoots};
 
 /// What the `async_api!` macro names; not a public interface.
 #[doc(hidden)]
