@@ -243,7 +243,7 @@ pub fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
 /// # fn test_pem() -> String { test_support::pki::TestPki::shared().ca_pem.clone() }
 /// # Ok::<(), pop3_transport::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct TlsOptions {
     roots: TrustRoots,
     extra_roots: Vec<CertificateDer<'static>>,
@@ -251,19 +251,6 @@ pub struct TlsOptions {
     capture: Option<PeerCertificates>,
     client_auth: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
     config: Option<Arc<ClientConfig>>,
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        TlsOptions {
-            roots: TrustRoots::default(),
-            extra_roots: Vec::new(),
-            pins: Vec::new(),
-            capture: None,
-            client_auth: None,
-            config: None,
-        }
-    }
 }
 
 impl fmt::Debug for TlsOptions {

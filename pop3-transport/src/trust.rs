@@ -184,20 +184,7 @@ fn chain_verifier(
     given: &[CertificateDer<'static>],
     provider: &Arc<CryptoProvider>,
 ) -> Result<Option<Arc<WebPkiServerVerifier>>> {
-    let mut store = RootCertStore::empty();
-    match roots {
-        TrustRoots::System => {
-            // Unreadable or malformed entries are skipped, as other programs
-            // using the system store do; an empty result means "no store".
-            let loaded = rustls_native_certs::load_native_certs();
-            store.add_parsable_certificates(loaded.certs);
-            if store.is_empty() {
-                store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-            }
-        }
-        TrustRoots::Mozilla => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-        TrustRoots::OnlyGiven => {}
-    }
+    let mut store = root_store(roots, || rustls_native_certs::load_native_certs().certs);
     for cert in given {
         store.add(cert.clone())?;
     }
@@ -208,6 +195,28 @@ fn chain_verifier(
         .build()
         .map(Some)
         .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))
+}
+
+/// The chosen roots; `system` loads the operating system's store. Unreadable
+/// or malformed entries of that store are skipped, as other programs using it
+/// do; a store without any usable certificate counts as no store.
+fn root_store(
+    roots: TrustRoots,
+    system: impl FnOnce() -> Vec<CertificateDer<'static>>,
+) -> RootCertStore {
+    let mut store = RootCertStore::empty();
+    let mozilla = || webpki_roots::TLS_SERVER_ROOTS.iter().cloned();
+    match roots {
+        TrustRoots::System => {
+            store.add_parsable_certificates(system());
+            if store.is_empty() {
+                store.extend(mozilla());
+            }
+        }
+        TrustRoots::Mozilla => store.extend(mozilla()),
+        TrustRoots::OnlyGiven => {}
+    }
+    store
 }
 
 #[derive(Debug)]
@@ -419,7 +428,7 @@ mod tests {
         let pki = test_support::TestPki::shared();
         let verifier = verifier(
             TrustRoots::OnlyGiven,
-            &[pki.ca_der.clone()],
+            std::slice::from_ref(&pki.ca_der),
             &[],
             None,
             &provider(),
@@ -469,7 +478,7 @@ mod tests {
         let pin = Sha256Fingerprint::of(&pki.self_signed.cert_der);
         let verifier = verifier(
             TrustRoots::Mozilla,
-            &[pki.ca_der.clone()],
+            std::slice::from_ref(&pki.ca_der),
             &[pin],
             Some(&capture),
             &provider(),
@@ -505,5 +514,23 @@ mod tests {
                 CertificateError::UnknownIssuer
             ))
         ));
+    }
+
+    #[test]
+    fn the_system_store_is_used_and_mozilla_stands_in_for_an_empty_one() {
+        let pki = test_support::TestPki::shared();
+        let mozilla = webpki_roots::TLS_SERVER_ROOTS.len();
+        let system = root_store(TrustRoots::System, || vec![pki.ca_der.clone()]);
+        assert_eq!(system.len(), 1);
+        let empty = root_store(TrustRoots::System, Vec::new);
+        assert_eq!(empty.len(), mozilla);
+        let garbage = root_store(TrustRoots::System, || {
+            vec![CertificateDer::from(b"not a certificate".to_vec())]
+        });
+        assert_eq!(garbage.len(), mozilla);
+        let chosen = root_store(TrustRoots::Mozilla, || vec![pki.ca_der.clone()]);
+        assert_eq!(chosen.len(), mozilla);
+        let none = root_store(TrustRoots::OnlyGiven, || vec![pki.ca_der.clone()]);
+        assert!(none.is_empty());
     }
 }
