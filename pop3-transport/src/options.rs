@@ -422,8 +422,8 @@ impl TlsOptions {
     /// default protocol versions (TLS 1.2 and 1.3), the certificate
     /// verification described [above](TlsOptions), the client certificate if
     /// one was given, SNI on. [`TrustRoots::System`] reads the system's store
-    /// at each call, so a changed store or `SSL_CERT_FILE` takes effect on
-    /// the next connection.
+    /// on first use in a process, and again when `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` has changed.
     ///
     /// Fails with [`Error::Tls`] if rustls refuses a root or the client
     /// certificate.

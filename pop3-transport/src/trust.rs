@@ -18,6 +18,7 @@
 //! Signatures in the handshake are always verified with the crypto provider's
 //! algorithms, whatever the mode.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -184,7 +185,7 @@ fn chain_verifier(
     given: &[CertificateDer<'static>],
     provider: &Arc<CryptoProvider>,
 ) -> Result<Option<Arc<WebPkiServerVerifier>>> {
-    let mut store = root_store(roots, || rustls_native_certs::load_native_certs().certs);
+    let mut store = root_store(roots, system_roots);
     for cert in given {
         store.add(cert.clone())?;
     }
@@ -197,25 +198,46 @@ fn chain_verifier(
         .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))
 }
 
-/// The chosen roots; `system` loads the operating system's store. Unreadable
-/// or malformed entries of that store are skipped, as other programs using it
-/// do; a store without any usable certificate counts as no store.
-fn root_store(
-    roots: TrustRoots,
-    system: impl FnOnce() -> Vec<CertificateDer<'static>>,
-) -> RootCertStore {
-    let mut store = RootCertStore::empty();
+/// The chosen roots; `system` gives the operating system's store. A store
+/// without any usable certificate counts as no store.
+fn root_store(roots: TrustRoots, system: impl FnOnce() -> RootCertStore) -> RootCertStore {
     let mozilla = || webpki_roots::TLS_SERVER_ROOTS.iter().cloned();
     match roots {
         TrustRoots::System => {
-            store.add_parsable_certificates(system());
+            let mut store = system();
             if store.is_empty() {
                 store.extend(mozilla());
             }
+            store
         }
-        TrustRoots::Mozilla => store.extend(mozilla()),
-        TrustRoots::OnlyGiven => {}
+        TrustRoots::Mozilla => {
+            let mut store = RootCertStore::empty();
+            store.extend(mozilla());
+            store
+        }
+        TrustRoots::OnlyGiven => RootCertStore::empty(),
     }
+}
+
+/// The operating system's roots. Reading and parsing them costs milliseconds
+/// (tens in a debug build), too much for every connection, so they are read
+/// once per process, and again whenever `SSL_CERT_FILE` or `SSL_CERT_DIR`
+/// has changed. Unreadable or malformed entries are skipped, as other
+/// programs using the store do.
+fn system_roots() -> RootCertStore {
+    type Cached = (Option<OsString>, Option<OsString>, RootCertStore);
+    static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
+    let file = std::env::var_os("SSL_CERT_FILE");
+    let dir = std::env::var_os("SSL_CERT_DIR");
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((cached_file, cached_dir, store)) = cache.as_ref() {
+        if *cached_file == file && *cached_dir == dir {
+            return store.clone();
+        }
+    }
+    let mut store = RootCertStore::empty();
+    store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    *cache = Some((file, dir, store.clone()));
     store
 }
 
@@ -520,17 +542,24 @@ mod tests {
     fn the_system_store_is_used_and_mozilla_stands_in_for_an_empty_one() {
         let pki = test_support::TestPki::shared();
         let mozilla = webpki_roots::TLS_SERVER_ROOTS.len();
-        let system = root_store(TrustRoots::System, || vec![pki.ca_der.clone()]);
+        let only_test_ca = || {
+            let mut store = RootCertStore::empty();
+            store.add_parsable_certificates([pki.ca_der.clone()]);
+            store
+        };
+        let system = root_store(TrustRoots::System, only_test_ca);
         assert_eq!(system.len(), 1);
-        let empty = root_store(TrustRoots::System, Vec::new);
+        let empty = root_store(TrustRoots::System, RootCertStore::empty);
         assert_eq!(empty.len(), mozilla);
         let garbage = root_store(TrustRoots::System, || {
-            vec![CertificateDer::from(b"not a certificate".to_vec())]
+            let mut store = RootCertStore::empty();
+            store.add_parsable_certificates([CertificateDer::from(b"junk".to_vec())]);
+            store
         });
         assert_eq!(garbage.len(), mozilla);
-        let chosen = root_store(TrustRoots::Mozilla, || vec![pki.ca_der.clone()]);
+        let chosen = root_store(TrustRoots::Mozilla, only_test_ca);
         assert_eq!(chosen.len(), mozilla);
-        let none = root_store(TrustRoots::OnlyGiven, || vec![pki.ca_der.clone()]);
+        let none = root_store(TrustRoots::OnlyGiven, only_test_ca);
         assert!(none.is_empty());
     }
 }
