@@ -496,6 +496,26 @@ mod tests {
     }
 
     #[test]
+    fn webpki_roots_maps_onto_trust_roots_and_pins_build() {
+        assert_eq!(TlsOptions::new().roots(), TrustRoots::System);
+        let mozilla = TlsOptions::new().webpki_roots(true);
+        assert_eq!(mozilla.roots(), TrustRoots::Mozilla);
+        let only_given = TlsOptions::new().webpki_roots(false);
+        assert_eq!(only_given.roots(), TrustRoots::OnlyGiven);
+        // No root at all still builds: every certificate is then refused.
+        assert!(only_given.client_config().is_ok());
+        let pin = Sha256Fingerprint::from_bytes([7; 32]);
+        let pinned = TlsOptions::new().pin_sha256(pin).pin_sha256(pin);
+        assert_eq!(pinned.pins, [pin]);
+        assert!(pinned.client_config().is_ok());
+        let shown = format!("{pinned:?}");
+        assert!(
+            shown.contains("roots: System") && shown.contains("07:07:07"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn pem_without_certificates_is_refused() {
         assert!(matches!(
             TlsOptions::new().add_root_pem(b"hello"),

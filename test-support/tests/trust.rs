@@ -354,7 +354,12 @@ fn refused_certificates_leave_no_login_in_dovecots_log() {
             assert!(matches!(outcome, Err(Error::Tls(_))), "{outcome:?}");
         }
     }
+    // The control: a trusted session's user does appear in the log.
+    let control = Target::on(homemade());
+    let pinned = TlsOptions::new().pin_sha256(Sha256Fingerprint::of(&certs.localhost.cert_der));
+    session(Runtime::Blocking, Mode::Stls, &control, &options(pinned)).expect("control");
     let log = homemade().log();
+    assert!(log.contains(&control.user), "{log}");
     assert!(
         !log.contains(&target.user),
         "a refused connection reached authentication:\n{log}"
