@@ -562,4 +562,70 @@ mod tests {
         let none = root_store(TrustRoots::OnlyGiven, only_test_ca);
         assert!(none.is_empty());
     }
+
+    #[test]
+    fn a_certificate_without_alternative_names_is_checked_by_common_name() {
+        let cert = &test_support::HomemadeCerts::shared().localhost.cert_der;
+        let verifier = verifier(
+            TrustRoots::OnlyGiven,
+            std::slice::from_ref(cert),
+            &[],
+            None,
+            &provider(),
+        );
+        let Ok(verifier) = verifier else {
+            panic!("verifier: {verifier:?}");
+        };
+        let now = UnixTime::now();
+        let at = |host: &str| verifier.verify_server_cert(cert, &[], &name(host), &[], now);
+        assert!(at("localhost").is_ok());
+        assert!(at("LocalHost").is_ok());
+        assert!(at("localhost.").is_ok());
+        for host in ["127.0.0.1", "mail.localhost", "localhost.example"] {
+            let refused = at(host);
+            assert!(
+                matches!(
+                    &refused,
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::NotValidForNameContext { presented, .. }
+                    )) if presented == &["localhost".to_owned()]
+                ),
+                "{host}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_given_certificate_must_still_be_meant_for_servers() {
+        let key = rcgen::KeyPair::generate();
+        let Ok(key) = key else {
+            panic!("rcgen: {key:?}");
+        };
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]);
+        let Ok(mut params) = params else {
+            panic!("rcgen: {params:?}");
+        };
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let Ok(cert) = params.self_signed(&key) else {
+            panic!("rcgen could not sign");
+        };
+        let der = cert.der().clone();
+        let verifier = verifier(
+            TrustRoots::OnlyGiven,
+            std::slice::from_ref(&der),
+            &[],
+            None,
+            &provider(),
+        );
+        let Ok(verifier) = verifier else {
+            panic!("verifier: {verifier:?}");
+        };
+        assert!(matches!(
+            check(&verifier, &der, "localhost"),
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::InvalidPurpose
+            ))
+        ));
+    }
 }
