@@ -9,11 +9,14 @@
 //!   [`runtime::Runtime`] (a timer, and how to write to the runtime's
 //!   writers). Each runtime is one file in [`runtime`];
 //! - [`Options`], [`TlsOptions`] and [`Timeouts`]: how to connect, which
-//!   certificates to trust (building the rustls [`ClientConfig`] with the
-//!   `ring` provider), the time limits, and the [`pop3_proto::Config`] of the
-//!   core;
+//!   certificates to trust (the system's roots, [`TrustRoots`], certificates
+//!   trusted by their exact bytes, [`Sha256Fingerprint`] pins; building the
+//!   rustls [`ClientConfig`] with the `ring` provider), the time limits, and
+//!   the [`pop3_proto::Config`] of the core;
+//! - [`CertificateInfo`] and [`PeerCertificates`]: what a server's
+//!   certificate says, recorded even when it is not trusted;
 //! - [`Error`], [`Phase`] and [`Result`], with the conversions to and from
-//!   [`std::io::Error`];
+//!   [`std::io::Error`], and [`Error::tls_advice`] for TLS failures in words;
 //! - small helpers such as [`scram_nonce`] and [`parse_server_name`].
 //!
 //! Every protocol decision is the core's ([`pop3_proto`]); a connection only
@@ -31,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+mod certificate;
 mod connection;
 #[cfg(test)]
 mod connection_tests;
@@ -39,16 +43,19 @@ mod options;
 mod reader;
 pub mod runtime;
 pub mod socks5;
+mod trust;
 
 use std::io;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
+pub use certificate::{CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::Connection;
 pub use error::{Error, Phase, Result};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;
+pub use trust::{FingerprintMismatch, PeerCertificates, TrustRoots};
 
 /// A fresh SCRAM client nonce: 24 bytes from the operating system's secure
 /// random generator, base64-encoded.
