@@ -170,6 +170,13 @@ impl<S: Read + Write + 'static> IoStream for MaybeTls<S> {
             None => Ok(()),
         }
     }
+
+    fn channel_binding(&self) -> Option<pop3_proto::sasl::ChannelBinding> {
+        match self {
+            MaybeTls::Tls(tls) => pop3_transport::channel_binding(&tls.conn),
+            _ => None,
+        }
+    }
 }
 
 impl<S: Read + Write + Send + 'static> StartTls for MaybeTls<S> {

@@ -96,6 +96,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> IoStream for MaybeTls<S> {
             MaybeTls::Broken => Poll::Ready(Err(broken())),
         }
     }
+
+    fn channel_binding(&self) -> Option<pop3_proto::sasl::ChannelBinding> {
+        match self {
+            MaybeTls::Tls(tls) => pop3_transport::channel_binding(tls.get_ref().1),
+            _ => None,
+        }
+    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> StartTls for MaybeTls<S> {

@@ -512,10 +512,11 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     }
 
     /// Logs in with any method, or with [`AuthMethod::Auto`]: the strongest
-    /// the server offers (SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, APOP, PLAIN,
-    /// LOGIN, USER/PASS; `CAPA` is asked first when needed). The core makes
-    /// the choice and runs the sequence; this only supplies a fresh random
-    /// SCRAM nonce. [`Client::login_mechanism`] tells what was used. `-ERR`
+    /// the server offers (SCRAM-SHA-256-PLUS over TLS, SCRAM-SHA-256,
+    /// SCRAM-SHA-1, CRAM-MD5, APOP, PLAIN, LOGIN, USER/PASS; `CAPA` is asked
+    /// first when needed). The core makes the choice and runs the sequence;
+    /// this only supplies a fresh random SCRAM nonce and the TLS channel
+    /// binding. [`Client::login_mechanism`] tells what was used. `-ERR`
     /// is [`Error::Server`] with its response code (`[AUTH]`, `[IN-USE]`,
     /// ...).
     ///
@@ -526,7 +527,10 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         secret: impl Into<Secret<String>>,
         method: AuthMethod,
     ) -> Result<()> {
-        let credentials = Credentials::new(user, secret).scram_nonce(crate::scram_nonce()?);
+        let mut credentials = Credentials::new(user, secret).scram_nonce(crate::scram_nonce()?);
+        if let Some(binding) = self.stream.channel_binding() {
+            credentials = credentials.channel_binding(binding);
+        }
         self.authenticate(credentials, method).await
     }
 

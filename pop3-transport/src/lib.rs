@@ -50,7 +50,7 @@ use std::io;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
-pub use certificate::{CertificateInfo, FingerprintError, Sha256Fingerprint};
+pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::Connection;
 pub use error::{Error, Phase, Result};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};

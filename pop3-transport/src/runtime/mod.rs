@@ -58,6 +58,12 @@ pub trait IoStream {
         let _ = (read, write);
         Ok(())
     }
+
+    /// The TLS channel's binding data for SCRAM-PLUS, when the stream is TLS
+    /// (see [`channel_binding`](crate::channel_binding)).
+    fn channel_binding(&self) -> Option<pop3_proto::sasl::ChannelBinding> {
+        None
+    }
 }
 
 /// A runtime: its timer (a sleep that can be re-armed, one per connection),
