@@ -111,20 +111,20 @@ macro_rules! scenario_tests {
             dele_then_drop_keeps,
             pipelined_retr_of_1000_messages,
             pipelined_dele_many,
-            //NEW capabilities_current_right_after_login,
-            //NEW capabilities_current_right_after_stls,
-            //NEW quit_sends_close_notify,
-            //NEW quit_sends_close_notify_after_stls,
-            //NEW set_timeouts_returns_result,
-            //NEW reader_not_finished_after_failure,
-            //NEW same_failure_same_report,
-            //NEW sink_error_stops_retr_many_cleanly,
+            capabilities_current_right_after_login,
+            capabilities_current_right_after_stls,
+            quit_sends_close_notify,
+            quit_sends_close_notify_after_stls,
+            set_timeouts_returns_result,
+            reader_not_finished_after_failure,
+            same_failure_same_report,
+            sink_error_stops_retr_many_cleanly,
             fault_disconnect_mid_body,
             fault_stalled_server_times_out,
             fault_garbage_greeting,
             fault_greeting_rejected,
             fault_stls_missing_from_capa,
-            //NEW fault_stls_method_missing_from_capa,
+            fault_stls_method_missing_from_capa,
             fault_stls_refused,
             fault_data_after_stls,
             fault_starttls_wrong_host,
@@ -1352,4 +1352,344 @@ pub async fn fault_tls_self_signed<T: Transport>(t: &T) {
         "implicit TLS, self-signed",
     )
     .await;
+}
+
+// ---------------------------------------------------------------------------
+// One behaviour on every transport (where two implementations once drifted)
+// ---------------------------------------------------------------------------
+
+/// Right after `login` returns, `capabilities()` is already the post-login
+/// `CAPA` that the core asked for by itself, with no other call in between:
+/// against a scripted server whose two lists differ, and against Dovecot
+/// (the cached list equals a fresh `CAPA`).
+pub async fn capabilities_current_right_after_login<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::send_line("+OK scripted server ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nUSER\r\nX-BEFORE-LOGIN\r\n.\r\n".to_vec()),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS secret"),
+        Step::send_line("+OK logged in"),
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nTOP\r\nPIPELINING\r\nX-AFTER-LOGIN\r\n.\r\n".to_vec()),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+    ]);
+    let port = server.addr().port();
+    let mut s = expect_ok(
+        t.connect_plain("127.0.0.1", port, &fault_opts()).await,
+        "connect_plain",
+    );
+    let before = expect_ok(s.capa().await, "capa before login");
+    assert!(
+        before.user() && !before.top() && !before.pipelining(),
+        "{before:?}"
+    );
+    expect_ok(s.login("alice", "secret").await, "login");
+    let after = s
+        .capabilities()
+        .cloned()
+        .expect("capabilities right after login");
+    assert!(
+        after.top() && after.pipelining() && !after.user(),
+        "capabilities() right after login must be the post-login CAPA: {after:?}"
+    );
+    assert!(s.client().is_pipelining());
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"CAPA\r\nUSER alice\r\nPASS secret\r\nCAPA\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("script followed");
+
+    let mb = new_user("capa-after-login");
+    let mut s = tls(t).await;
+    expect_ok(s.capa().await, "capa before login");
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
+    let cached = s.capabilities().cloned();
+    let fresh = expect_ok(s.capa().await, "capa after login");
+    assert_eq!(cached, Some(fresh), "capabilities() right after login");
+    expect_ok(s.quit().await, "quit");
+}
+
+/// `stls` (the public method, not only `connect_starttls`) returns once the
+/// core's post-TLS `CAPA` is in: `capabilities()` describes the encrypted
+/// session at once, and again right after login.
+pub async fn capabilities_current_right_after_stls<T: Transport>(t: &T) {
+    let d = dovecot();
+    let mb = new_user("capa-after-stls");
+    let mut s = expect_ok(
+        t.connect_plain(HOST, d.plain_addr().port(), &tls_opts())
+            .await,
+        "connect_plain",
+    );
+    assert!(!s.client().is_encrypted());
+    expect_ok(s.stls(HOST).await, "stls");
+    assert!(s.client().is_encrypted());
+    let cached = s
+        .capabilities()
+        .cloned()
+        .expect("capabilities right after stls");
+    assert!(!cached.stls(), "STLS listed after the upgrade: {cached:?}");
+    assert_eq!(cached, expect_ok(s.capa().await, "capa after stls"));
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
+    let cached = s.capabilities().cloned();
+    assert_eq!(cached, Some(expect_ok(s.capa().await, "capa after login")));
+    expect_ok(s.quit().await, "quit");
+}
+
+/// `quit` ends TLS properly: the server sees a `close_notify` before the TCP
+/// close (implicit TLS).
+pub async fn quit_sends_close_notify<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+        Step::send_line("+OK ready"),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+        Step::ExpectCloseNotify,
+    ]);
+    let s = expect_ok(
+        t.connect_tls("localhost", server.addr().port(), &fault_opts())
+            .await,
+        "connect_tls",
+    );
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(received, b"QUIT\r\n", "{}", show(&received));
+    result.expect("QUIT, then close_notify, then the close");
+}
+
+/// The same after `STLS`.
+pub async fn quit_sends_close_notify_after_stls<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(CAPA_WITH_STLS.to_vec()),
+        Step::expect_line("STLS"),
+        Step::send_line("+OK begin TLS"),
+        Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nTOP\r\nUSER\r\n.\r\n".to_vec()),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+        Step::ExpectCloseNotify,
+    ]);
+    let s = expect_ok(
+        t.connect_starttls("localhost", server.addr().port(), &fault_opts())
+            .await,
+        "connect_starttls",
+    );
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"CAPA\r\nSTLS\r\nCAPA\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("QUIT, then close_notify, then the close");
+}
+
+/// `set_timeouts` returns `Result` and takes effect on the next read, on
+/// every transport: a 3 s read limit lowered to 1 s fires after about 1 s.
+pub async fn set_timeouts_returns_result<T: Transport>(t: &T) {
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("STAT"),
+        Step::Send(b"+OK 1".to_vec()),
+        Step::Stall,
+    ]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    let short = timeouts(Duration::from_secs(1));
+    let result: Result<()> = s.set_timeouts(short);
+    expect_ok(result, "set_timeouts");
+    assert_eq!(s.timeouts(), short);
+    let started = Instant::now();
+    let e = expect_err(s.stat().await, "stat with the lowered limit");
+    let took = started.elapsed();
+    assert!(
+        matches!(e, Error::Timeout(pop3_transport::Phase::Read)),
+        "{e:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "the new 1 s limit fired after {took:?}"
+    );
+    drop(s);
+    finish(server).1.expect("script followed");
+}
+
+/// A `MessageReader` whose message was cut short reports the failure and is
+/// not finished afterwards (one answer on every transport); the session is
+/// over.
+pub async fn reader_not_finished_after_failure<T: Transport>(t: &T) {
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("RETR 1"),
+        Step::Send(b"+OK\r\nSubject: cut\r\n\r\nsome text\r\n".to_vec()),
+        Step::Close,
+    ]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    {
+        let mut reader = expect_ok(s.retr(n(1)).await, "retr");
+        assert!(!reader.is_finished());
+        let mut buf = [0u8; 7];
+        let mut got = Vec::new();
+        let e = loop {
+            match reader.read(&mut buf).await {
+                Ok(0) => panic!("a cut message must not end cleanly: {}", show(&got)),
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+                Err(e) => break e,
+            }
+        };
+        assert_stream_failure(&e, "read of a cut message");
+        assert_bytes_eq(&got, b"Subject: cut\r\n\r\nsome text\r\n", "what arrived");
+        assert!(!reader.is_finished(), "finished after a failure");
+        assert!(
+            reader.read(&mut buf).await.is_err(),
+            "a read after the failure"
+        );
+        assert!(!reader.is_finished(), "finished after a second read");
+    }
+    assert!(s.is_poisoned());
+    assert!(matches!(s.stat().await, Err(Error::Closed)));
+    drop(s);
+    finish(server).1.expect("script followed");
+}
+
+/// The same failure is the same error, with the same text, on every
+/// transport (the texts below are the whole report).
+pub async fn same_failure_same_report<T: Transport>(t: &T) {
+    // -ERR to PASS: not fatal, the server's text as it is.
+    let server = script(vec![
+        Step::send_line("+OK scripted server ready"),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS secret"),
+        Step::send_line("-ERR [AUTH] wrong password"),
+        Step::expect_line("STAT"),
+        Step::send_line("+OK 1 10"),
+        Step::ExpectClose,
+    ]);
+    let mut s = expect_ok(
+        t.connect_plain("127.0.0.1", server.addr().port(), &fault_opts())
+            .await,
+        "connect_plain",
+    );
+    let e = expect_err(s.login("alice", "secret").await, "login refused");
+    assert!(matches!(&e, Error::Server(_)) && !e.is_fatal(), "{e:?}");
+    assert_eq!(e.to_string(), "-ERR [AUTH] wrong password");
+    // STAT before a login is refused by the core, nothing sent.
+    let e = expect_err(s.list().await, "list before login");
+    assert!(matches!(&e, Error::Usage(_)) && !e.is_fatal(), "{e:?}");
+    let usage = e.to_string();
+    drop(s);
+    let (received, _) = finish(server);
+    assert_eq!(
+        received,
+        b"USER alice\r\nPASS secret\r\n",
+        "{}",
+        show(&received)
+    );
+    assert!(usage.starts_with("usage error: "), "{usage}");
+
+    // The server hangs up instead of answering STAT.
+    let mut steps = login_steps();
+    steps.extend([Step::expect_line("STAT"), Step::Close]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    let e = expect_err(s.stat().await, "stat, server gone");
+    assert!(e.is_fatal(), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "protocol error: the server closed the connection unexpectedly"
+    );
+    let e = expect_err(s.noop().await, "noop after the end");
+    assert!(matches!(e, Error::Closed), "{e:?}");
+    assert_eq!(e.to_string(), "the POP3 session has ended");
+    drop(s);
+    finish(server).1.expect("script followed");
+}
+
+/// A `MessageSink` that fails stops `retr_many` with `Error::Sink`: the rest
+/// of the message is read and dropped, and the session goes on.
+pub async fn sink_error_stops_retr_many_cleanly<T: Transport>(t: &T) {
+    struct FullDisk(usize);
+    impl MessageSink for FullDisk {
+        fn on_chunk(&mut self, _: MsgNum, chunk: &[u8]) -> std::io::Result<()> {
+            self.0 += chunk.len();
+            Err(std::io::Error::other("disk full"))
+        }
+    }
+    let mut body = b"+OK\r\n".to_vec();
+    body.extend_from_slice(&big_message(50_000, 9));
+    body.extend_from_slice(b".\r\n");
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nUSER\r\nTOP\r\n.\r\n".to_vec()),
+        Step::expect_line("RETR 1"),
+        Step::Send(body),
+        Step::expect_line("NOOP"),
+        Step::send_line("+OK"),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+    ]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    let mut sink = FullDisk(0);
+    let e = expect_err(
+        s.retr_many(&[n(1)], &mut sink).await,
+        "retr_many into a full disk",
+    );
+    match &e {
+        Error::Sink(io) => assert_eq!(io.to_string(), "disk full"),
+        other => panic!("expected Error::Sink, got {other:?}"),
+    }
+    assert!(!e.is_fatal());
+    assert!(sink.0 > 0);
+    expect_ok(s.noop().await, "noop after the sink failed");
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"USER alice\r\nPASS secret\r\nCAPA\r\nRETR 1\r\nNOOP\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("script followed");
+}
+
+/// The public `stls` method on a server whose `CAPA` lacks `STLS`:
+/// `StlsUnavailable`, not fatal, nothing but `CAPA` sent; asked again with
+/// the capabilities known, nothing at all is sent.
+pub async fn fault_stls_method_missing_from_capa<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(CAPA_WITHOUT_STLS.to_vec()),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+    ]);
+    let mut s = expect_ok(
+        t.connect_plain("127.0.0.1", server.addr().port(), &fault_opts())
+            .await,
+        "connect_plain",
+    );
+    for attempt in ["first stls", "second stls"] {
+        let e = expect_err(s.stls("localhost").await, attempt);
+        assert!(matches!(e, Error::StlsUnavailable), "{attempt}: {e:?}");
+        assert!(!e.is_fatal());
+        assert!(!s.is_poisoned() && !s.client().is_encrypted());
+    }
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(received, b"CAPA\r\nQUIT\r\n", "{}", show(&received));
+    result.expect("script followed");
 }
