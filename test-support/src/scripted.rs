@@ -801,6 +801,31 @@ mod tests {
     }
 
     #[test]
+    fn expect_close_notify_tells_a_clean_tls_close_from_a_bare_one() {
+        let pki = TestPki::shared();
+        for notify in [true, false] {
+            let server = ScriptedServer::start(vec![
+                Step::StartTls(rustls_server_config(&pki.server)),
+                Step::send_line("+OK hi"),
+                Step::ExpectCloseNotify,
+            ]);
+            let mut tls = BufReader::new(tls_client(pki, connect(&server)));
+            assert_eq!(read_line(&mut tls), b"+OK hi\r\n");
+            if notify {
+                tls.get_mut().conn.send_close_notify();
+                tls.get_mut().flush().expect("flush");
+            }
+            drop(tls);
+            let result = server.join();
+            assert_eq!(
+                result.is_ok(),
+                notify,
+                "close_notify sent: {notify}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
     fn stls_upgrade_records_plain_and_decrypted_bytes() {
         let pki = TestPki::shared();
         let server = ScriptedServer::start(vec![
