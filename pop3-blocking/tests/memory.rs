@@ -266,7 +266,10 @@ fn message_reader_with_tiny_buffers_and_fragmented_input() {
             got.extend_from_slice(&buf[..k]);
         }
         assert!(reader.is_finished());
-        assert_eq!(Read::read(&mut reader, &mut buf).expect("read after the end"), 0);
+        assert_eq!(
+            Read::read(&mut reader, &mut buf).expect("read after the end"),
+            0
+        );
         assert_eq!(got, MESSAGE, "buf {buf_size}, reads of {max_read}");
         drop(reader);
         let mut top = Vec::new();
