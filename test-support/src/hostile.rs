@@ -2,8 +2,9 @@
 //! and tamper, run on every transport to prove that no server input can hurt
 //! a client.
 //!
-//! It reuses the [`Transport`] and [`Session`] traits of
-//! [`scenarios`](crate::scenarios); a transport's `tests/hostile.rs` expands
+//! Like [`scenarios`](crate::scenarios), each case is an async function
+//! over the one [`Connection`] type, reached through a transport's
+//! [`Transport`] implementation; a transport's `tests/hostile.rs` expands
 //! [`hostile_tests!`](crate::hostile_tests) with the same transport value as
 //! its scenario suite:
 //!
@@ -879,12 +880,12 @@ pub async fn plaintext_credentials_refused_by_default<T: Transport>(t: &T) {
     expect_usage(
         s.login_with(USER, PASSWORD, AuthMethod::Plain).await,
         UsageError::PlaintextCredentials,
-        "auth_plain",
+        "AUTH PLAIN",
     );
     expect_usage(
         s.login_with(USER, PASSWORD, AuthMethod::Login).await,
         UsageError::PlaintextCredentials,
-        "auth_login",
+        "AUTH LOGIN",
     );
     expect_usage(
         s.apop(USER, PASSWORD).await,

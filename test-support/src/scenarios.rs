@@ -564,12 +564,12 @@ pub async fn plaintext_auth_refused_by_default<T: Transport>(t: &T) {
         ("login", s.login(mb.user(), mb.password()).await),
         ("apop", s.apop(mb.user(), mb.password()).await),
         (
-            "auth_plain",
+            "AUTH PLAIN",
             s.login_with(mb.user(), mb.password(), AuthMethod::Plain)
                 .await,
         ),
         (
-            "auth_login",
+            "AUTH LOGIN",
             s.login_with(mb.user(), mb.password(), AuthMethod::Login)
                 .await,
         ),
