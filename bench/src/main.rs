@@ -23,12 +23,13 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use pop3_proto::{ListEntry, MsgNum};
-use pop3_transport::{Options, TlsOptions};
+use pop3_transport::runtime::{IoStream, Runtime, WriteTo};
+use pop3_transport::{Connection, Options, TlsOptions};
 
 type BoxError = Box<dyn std::error::Error>;
 
 #[derive(Clone, Copy)]
-enum Runtime {
+enum RuntimeName {
     Blocking,
     Tokio,
     Smol,
@@ -42,7 +43,7 @@ enum Tls {
 }
 
 struct Args {
-    runtime: Runtime,
+    runtime: RuntimeName,
     host: String,
     port: u16,
     tls: Tls,
@@ -80,9 +81,9 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--runtime" => {
                 runtime = Some(match value()?.as_str() {
-                    "blocking" => Runtime::Blocking,
-                    "tokio" => Runtime::Tokio,
-                    "smol" => Runtime::Smol,
+                    "blocking" => RuntimeName::Blocking,
+                    "tokio" => RuntimeName::Tokio,
+                    "smol" => RuntimeName::Smol,
                     _ => {
                         return Err(format!(
                             "--runtime must be blocking, tokio or smol\n{USAGE}"
@@ -188,35 +189,39 @@ fn check(
     Ok(())
 }
 
-fn fetch_blocking(args: &Args, options: &Options, password: String) -> Result<Report, BoxError> {
-    use pop3_blocking::{connect_plain, connect_starttls, connect_tls};
-    use std::fs::File;
-    use std::io::BufWriter;
-
+/// One run, the same code on every transport: `connect` opens the session
+/// (the transport's connect function for `--tls`), `create` opens the
+/// `--retr-to-file` writer of the runtime's kind (`retr_to` flushes it).
+async fn fetch<S, R, W>(
+    args: &Args,
+    password: String,
+    connect: impl AsyncFnOnce() -> pop3_transport::Result<Connection<S, R>>,
+    create: impl AsyncFnOnce(&str) -> std::io::Result<W>,
+) -> Result<Report, BoxError>
+where
+    S: IoStream,
+    R: Runtime + WriteTo<W>,
+{
     let started = Instant::now();
-    let mut pop3 = match args.tls {
-        Tls::Implicit => connect_tls(&args.host, args.port, options)?,
-        Tls::Starttls => connect_starttls(&args.host, args.port, options)?,
-        Tls::None => connect_plain(&args.host, args.port, options)?,
-    };
-    pop3.login(&args.user, password)?;
-    pop3.capa()?;
+    let mut pop3 = connect().await?;
+    pop3.login(&args.user, password).await?;
+    pop3.capa().await?;
 
     let (messages, bytes) = if let Some((path, msg)) = retr_to_target(args)? {
-        let mut file = BufWriter::with_capacity(64 * 1024, File::create(path)?);
-        let bytes = pop3.retr_to(msg, &mut file)?;
-        file.into_inner().map_err(|e| e.into_error())?;
-        (1, bytes)
+        let mut file = create(path).await?;
+        (1, pop3.retr_to(msg, &mut file).await?)
     } else {
-        let (msgs, expected) = select(&pop3.list()?, args.limit);
+        let (msgs, expected) = select(&pop3.list().await?, args.limit);
         let mut bytes = 0u64;
-        let results = pop3.retr_many(&msgs, &mut |_: MsgNum, chunk: &[u8]| {
-            bytes += chunk.len() as u64;
-        })?;
+        let results = pop3
+            .retr_many(&msgs, &mut |_: MsgNum, chunk: &[u8]| {
+                bytes += chunk.len() as u64;
+            })
+            .await?;
         check(&msgs, &results, bytes, expected)?;
         (msgs.len(), bytes)
     };
-    pop3.quit()?;
+    pop3.quit().await?;
     let seconds = started.elapsed().as_secs_f64();
     Ok(Report {
         messages,
@@ -225,90 +230,58 @@ fn fetch_blocking(args: &Args, options: &Options, password: String) -> Result<Re
     })
 }
 
-/// The `--retr-to-file` writer on tokio: a `BufWriter` over `tokio::fs::File`.
-mod tokio_file {
-    use tokio::fs::File;
-    use tokio::io::{AsyncWriteExt, BufWriter};
+fn fetch_blocking(args: &Args, options: &Options, password: String) -> Result<Report, BoxError> {
+    use pop3_blocking::{connect_plain, connect_starttls, connect_tls, Wait};
+    use std::io::BufWriter;
 
-    pub(crate) async fn create(path: &str) -> std::io::Result<BufWriter<File>> {
-        Ok(BufWriter::with_capacity(
-            64 * 1024,
-            File::create(path).await?,
-        ))
-    }
-
-    pub(crate) async fn finish(mut file: BufWriter<File>) -> std::io::Result<()> {
-        file.flush().await
-    }
-}
-
-/// The `--retr-to-file` writer on smol. `smol::fs::File` buffers up to 8 MiB
-/// for its background thread; 64 KiB is plenty, and keeps the writer out of
-/// the memory figure.
-mod smol_file {
-    use blocking::Unblock;
-    use futures_lite::AsyncWriteExt;
-    use std::fs::File;
-
-    pub(crate) async fn create(path: &str) -> std::io::Result<Unblock<File>> {
-        Ok(Unblock::with_capacity(64 * 1024, File::create(path)?))
-    }
-
-    pub(crate) async fn finish(mut file: Unblock<File>) -> std::io::Result<()> {
-        file.flush().await
-    }
-}
-
-/// The async run, once for both async transports (they have the same API):
-/// `$krate` is `pop3_tokio` or `pop3_smol`, `$file` the module with that
-/// runtime's `--retr-to-file` writer.
-macro_rules! fetch_async {
-    ($name:ident, $krate:ident, $file:ident) => {
-        async fn $name(
-            args: &Args,
-            options: &Options,
-            password: String,
-        ) -> Result<Report, BoxError> {
-            use $krate::{connect_plain, connect_starttls, connect_tls};
-
-            let started = Instant::now();
-            let mut pop3 = match args.tls {
-                Tls::Implicit => connect_tls(&args.host, args.port, options).await?,
-                Tls::Starttls => connect_starttls(&args.host, args.port, options).await?,
-                Tls::None => connect_plain(&args.host, args.port, options).await?,
-            };
-            pop3.login(&args.user, password).await?;
-            pop3.capa().await?;
-
-            let (messages, bytes) = if let Some((path, msg)) = retr_to_target(args)? {
-                let mut file = $file::create(path).await?;
-                let bytes = pop3.retr_to(msg, &mut file).await?;
-                $file::finish(file).await?;
-                (1, bytes)
-            } else {
-                let (msgs, expected) = select(&pop3.list().await?, args.limit);
-                let mut bytes = 0u64;
-                let results = pop3
-                    .retr_many(&msgs, &mut |_: MsgNum, chunk: &[u8]| {
-                        bytes += chunk.len() as u64;
-                    })
-                    .await?;
-                check(&msgs, &results, bytes, expected)?;
-                (msgs.len(), bytes)
-            };
-            pop3.quit().await?;
-            let seconds = started.elapsed().as_secs_f64();
-            Ok(Report {
-                messages,
-                bytes,
-                seconds,
-            })
-        }
+    let (host, port) = (args.host.as_str(), args.port);
+    let connect = async || match args.tls {
+        Tls::Implicit => connect_tls(host, port, options),
+        Tls::Starttls => connect_starttls(host, port, options),
+        Tls::None => connect_plain(host, port, options),
     };
+    let create = async |path: &str| {
+        let file = std::fs::File::create(path)?;
+        Ok(BufWriter::with_capacity(64 * 1024, file))
+    };
+    fetch(args, password, connect, create).wait()
 }
 
-fetch_async!(fetch_tokio, pop3_tokio, tokio_file);
-fetch_async!(fetch_smol, pop3_smol, smol_file);
+async fn fetch_tokio(args: &Args, options: &Options, password: String) -> Result<Report, BoxError> {
+    use pop3_tokio::{connect_plain, connect_starttls, connect_tls};
+    use tokio::io::BufWriter;
+
+    let (host, port) = (args.host.as_str(), args.port);
+    let connect = async || match args.tls {
+        Tls::Implicit => connect_tls(host, port, options).await,
+        Tls::Starttls => connect_starttls(host, port, options).await,
+        Tls::None => connect_plain(host, port, options).await,
+    };
+    let create = async |path: &str| {
+        let file = tokio::fs::File::create(path).await?;
+        Ok(BufWriter::with_capacity(64 * 1024, file))
+    };
+    fetch(args, password, connect, create).await
+}
+
+/// On smol the `--retr-to-file` writer is an `Unblock` with a 64 KiB buffer:
+/// `smol::fs::File` buffers up to 8 MiB for its background thread, which
+/// would count in the memory figure.
+async fn fetch_smol(args: &Args, options: &Options, password: String) -> Result<Report, BoxError> {
+    use pop3_smol::{connect_plain, connect_starttls, connect_tls};
+
+    let (host, port) = (args.host.as_str(), args.port);
+    let connect = async || match args.tls {
+        Tls::Implicit => connect_tls(host, port, options).await,
+        Tls::Starttls => connect_starttls(host, port, options).await,
+        Tls::None => connect_plain(host, port, options).await,
+    };
+    let create = async |path: &str| {
+        let file = std::fs::File::create(path)?;
+        Ok(blocking::Unblock::with_capacity(64 * 1024, file))
+    };
+    fetch(args, password, connect, create).await
+}
 
 fn run() -> Result<(), BoxError> {
     let args = parse_args()?;
@@ -316,12 +289,12 @@ fn run() -> Result<(), BoxError> {
         .map_err(|_| format!("environment variable {} is not set", args.password_env))?;
     let options = options(&args)?;
     let report = match args.runtime {
-        Runtime::Blocking => fetch_blocking(&args, &options, password)?,
-        Runtime::Tokio => tokio::runtime::Builder::new_current_thread()
+        RuntimeName::Blocking => fetch_blocking(&args, &options, password)?,
+        RuntimeName::Tokio => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?
             .block_on(fetch_tokio(&args, &options, password))?,
-        Runtime::Smol => smol::block_on(fetch_smol(&args, &options, password))?,
+        RuntimeName::Smol => smol::block_on(fetch_smol(&args, &options, password))?,
     };
     let Report {
         messages,

@@ -13,7 +13,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use pop3_blocking::{connect_starttls, connect_tls, Options, TlsOptions};
+use pop3_blocking::{connect_starttls, connect_tls, Options, TlsOptions, Wait};
 
 fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -37,9 +37,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
         connect_starttls(&host, port, &options)?
     };
     eprintln!("connected: {}", pop3.greeting().text);
-    pop3.login(&user, password)?;
+    pop3.login(&user, password).wait()?;
 
-    let list = pop3.list()?;
+    let list = pop3.list().wait()?;
     eprintln!("{} messages", list.len());
     let mut stdout = std::io::stdout().lock();
     for entry in list {
@@ -48,11 +48,11 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
             "From pop3-fetch message {} ({} octets)",
             entry.msg, entry.size
         )?;
-        let written = pop3.retr_to(entry.msg, &mut stdout)?;
+        let written = pop3.retr_to(entry.msg, &mut stdout).wait()?;
         eprintln!("message {}: {written} bytes", entry.msg);
     }
     stdout.flush()?;
-    pop3.quit()?;
+    pop3.quit().wait()?;
     Ok(())
 }
 

@@ -4,7 +4,7 @@
 //! ```
 //! use std::collections::VecDeque;
 //! use std::io::{self, Read, Write};
-//! use pop3_blocking::{Connection, MsgNum, Options};
+//! use pop3_blocking::{Connection, MaybeTls, MsgNum, Options, Wait};
 //!
 //! // A pretend server that answers each command line with the next reply.
 //! struct Script { replies: VecDeque<&'static [u8]>, ready: Vec<u8> }
@@ -38,29 +38,30 @@
 //! };
 //! // An in-memory pipe cannot be sniffed: declare it encrypted, or the client
 //! // refuses to send the password.
-//! let mut pop3 = Connection::new(server, &Options::new().encrypted(true))?;
-//! pop3.login("alice", "secret")?;
-//! assert_eq!(pop3.stat()?.count, 1);
+//! let options = Options::new().encrypted(true);
+//! let mut pop3 = Connection::new(MaybeTls::Plain(server), &options).wait()?;
+//! pop3.login("alice", "secret").wait()?;
+//! assert_eq!(pop3.stat().wait()?.count, 1);
 //! let mut message = Vec::new();
-//! pop3.retr(MsgNum::new(1).unwrap())?.read_to_end(&mut message)?;
+//! pop3.retr(MsgNum::new(1).unwrap()).wait()?.read_to_end(&mut message)?;
 //! assert_eq!(message, b"Subject: hello\r\n\r\n.a dot\r\n"); // dot-unstuffed
-//! pop3.quit()?;
+//! pop3.quit().wait()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! Over the network, with TLS (certificates are always verified):
 //!
 //! ```no_run
-//! use pop3_blocking::{connect_tls, Options};
+//! use pop3_blocking::{connect_tls, Options, Wait};
 //!
 //! let mut pop3 = connect_tls("pop.example.com", 995, &Options::new())?;
-//! pop3.login("alice", "secret")?;
-//! for entry in pop3.list()? {
+//! pop3.login("alice", "secret").wait()?;
+//! for entry in pop3.list().wait()? {
 //!     let mut out = std::io::stdout().lock();
-//!     let size = pop3.retr_to(entry.msg, &mut out)?;
+//!     let size = pop3.retr_to(entry.msg, &mut out).wait()?;
 //!     eprintln!("message {}: {size} bytes", entry.msg);
 //! }
-//! pop3.quit()?; // only QUIT commits deletions
+//! pop3.quit().wait()?; // only QUIT commits deletions
 //! # Ok::<(), pop3_blocking::Error>(())
 //! ```
 //!
@@ -71,7 +72,8 @@
 //!   [`Error::StlsUnavailable`] rather than continue without TLS.
 //! - [`connect_plain`]: no TLS; credentials are refused unless
 //!   [`Options::allow_plaintext_auth`].
-//! - [`Connection::new`]: any stream you opened yourself.
+//! - [`Connection::new`]: any stream you opened yourself, as
+//!   `Connection::new(MaybeTls::Plain(stream), &options).wait()`.
 //!
 //! Trust anchors default to the Mozilla roots from `webpki-roots`; add your own
 //! with [`TlsOptions`].

@@ -24,6 +24,22 @@ struct Args {
     delete: bool,
 }
 
+/// A file name for a UID: the server chooses UIDs, and one such as `../x`
+/// or `a/b` must not leave the output directory, so every byte other than
+/// ASCII letters, digits, `-` and `_` is written as `%XX`.
+fn file_name(uid: &str) -> String {
+    let mut name = String::with_capacity(uid.len() + 4);
+    for byte in uid.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_' {
+            name.push(char::from(byte));
+        } else {
+            name.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    name.push_str(".eml");
+    name
+}
+
 fn usage() -> ! {
     eprintln!("usage: fetch HOST USER [--port N] [--starttls] [--ca PEM] [--out DIR] [--delete]");
     eprintln!("the password is read from POP3_PASSWORD");
@@ -83,7 +99,7 @@ fn main() -> Result<(), Error> {
         smol::fs::create_dir_all(&args.out).await?;
         let entries = conn.uidl().await?;
         for entry in &entries {
-            let path = args.out.join(format!("{}.eml", entry.uid));
+            let path = args.out.join(file_name(&entry.uid));
             if smol::fs::metadata(&path).await.is_ok() {
                 continue;
             }

@@ -38,6 +38,11 @@ impl<S> std::fmt::Debug for MaybeTls<S> {
 }
 
 impl<S> MaybeTls<S> {
+    /// Whether TLS is on (as `pop3_blocking::MaybeTls::is_tls`).
+    pub fn is_tls(&self) -> bool {
+        matches!(self, MaybeTls::Tls(_))
+    }
+
     /// The rustls connection (version, cipher suite, peer certificates), when
     /// TLS is on.
     pub fn tls_connection(&self) -> Option<&rustls::ClientConnection> {

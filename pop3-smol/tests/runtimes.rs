@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 use futures_lite::AsyncReadExt;
 use pop3_smol::pop3_proto::{ProtocolError, ResponseCode, UsageError};
 use pop3_smol::{
-    connect_plain, connect_starttls, connect_tls, Connection, Error, MsgNum, Options, Phase,
-    Timeouts, TlsOptions,
+    connect_plain, connect_starttls, connect_tls, AuthMethod, Connection, Error, MaybeTls, MsgNum,
+    Options, Phase, Timeouts, TlsOptions,
 };
 use test_support::{rustls_server_config, ScriptConfig, ScriptedServer, Step, TestPki};
 
@@ -167,7 +167,7 @@ fn credentials_are_refused_in_plaintext() {
         for result in [
             conn.login("alice", "secret").await,
             conn.apop("alice", "secret").await,
-            conn.auth_plain("alice", "secret").await,
+            conn.login_with("alice", "secret", AuthMethod::Plain).await,
         ] {
             assert!(
                 matches!(result, Err(Error::Usage(UsageError::PlaintextCredentials))),
@@ -402,7 +402,9 @@ fn any_futures_io_stream_works() {
         let stream = async_io::Async::<std::net::TcpStream>::connect(server.addr())
             .await
             .unwrap();
-        let mut conn = Connection::new(stream, &Options::new()).await.unwrap();
+        let mut conn = Connection::new(MaybeTls::Plain(stream), &Options::new())
+            .await
+            .unwrap();
         // NOOP before login is refused by the core; nothing is sent.
         assert!(matches!(
             conn.noop().await,

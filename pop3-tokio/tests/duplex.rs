@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use pop3_tokio::pop3_proto::{ProtocolError, ResponseCode, UsageError};
-use pop3_tokio::{Connection, Error, MaybeTls, MsgNum, Options, Phase, Timeouts, TlsOptions};
+use pop3_tokio::{
+    AuthMethod, Connection, Error, MaybeTls, MsgNum, Options, Phase, Timeouts, TlsOptions,
+};
 use test_support::{rustls_server_config, TestPki};
 use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, DuplexStream,
@@ -103,9 +105,12 @@ async fn a_whole_session() {
         .await;
         s.expect_eof().await;
     });
-    let mut conn = Connection::new(client, &Options::new().allow_plaintext_auth(true))
-        .await
-        .unwrap();
+    let mut conn = Connection::new(
+        MaybeTls::Plain(client),
+        &Options::new().allow_plaintext_auth(true),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         conn.greeting().apop_timestamp.as_deref(),
         Some("<1.2@host>")
@@ -145,11 +150,13 @@ async fn credentials_are_refused_in_plaintext() {
         s.send("+OK ready <1.2@host>\r\n").await;
         s.dialog(&[("QUIT", "+OK\r\n")]).await;
     });
-    let mut conn = Connection::new(client, &Options::new()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &Options::new())
+        .await
+        .unwrap();
     for result in [
         conn.login("alice", "secret").await,
         conn.apop("alice", "secret").await,
-        conn.auth_plain("alice", "secret").await,
+        conn.login_with("alice", "secret", AuthMethod::Plain).await,
     ] {
         assert!(
             matches!(result, Err(Error::Usage(UsageError::PlaintextCredentials))),
@@ -183,7 +190,9 @@ async fn reads_fit_the_callers_buffer() {
         s.dialog(LOGIN).await;
         s.dialog(&[("RETR 1", &wire), ("QUIT", "+OK\r\n")]).await;
     });
-    let mut conn = Connection::new(client, &trusted()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &trusted())
+        .await
+        .unwrap();
     conn.login("alice", "secret").await.unwrap();
     let mut reader = conn.retr(n(1)).await.unwrap();
     let mut got = Vec::new();
@@ -217,7 +226,9 @@ async fn a_dropped_reader_is_drained() {
         ])
         .await;
     });
-    let mut conn = Connection::new(client, &trusted()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &trusted())
+        .await
+        .unwrap();
     conn.login("alice", "secret").await.unwrap();
     let mut reader = conn.retr(n(1)).await.unwrap();
     let mut buf = [0u8; 10];
@@ -243,7 +254,9 @@ async fn refusals_keep_the_connection_usable() {
         ])
         .await;
     });
-    let mut conn = Connection::new(client, &trusted()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &trusted())
+        .await
+        .unwrap();
     conn.login("alice", "secret").await.unwrap();
     match conn.retr(n(9)).await {
         Err(Error::Server(e)) => assert_eq!(e.code, Some(ResponseCode::SysTemp)),
@@ -267,7 +280,9 @@ async fn wrong_password_is_a_server_error() {
         ])
         .await;
     });
-    let mut conn = Connection::new(client, &trusted()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &trusted())
+        .await
+        .unwrap();
     match conn.login("alice", "wrong").await {
         Err(Error::Server(e)) => assert_eq!(e.code, Some(ResponseCode::Auth)),
         other => panic!("{other:?}"),
@@ -295,7 +310,9 @@ async fn many_commands_are_pipelined() {
         s.send("+OK\r\n-ERR no\r\n").await;
         s.dialog(&[("QUIT", "+OK\r\n")]).await;
     });
-    let mut conn = Connection::new(client, &trusted()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &trusted())
+        .await
+        .unwrap();
     conn.capa().await.unwrap();
     conn.login("alice", "secret").await.unwrap();
     assert!(conn.client().is_pipelining());
@@ -336,7 +353,7 @@ async fn a_silent_server_times_out_and_poisons() {
         read: Some(Duration::from_secs(5)),
         ..Timeouts::default()
     };
-    let mut conn = Connection::new(client, &Options::new().timeouts(timeouts))
+    let mut conn = Connection::new(MaybeTls::Plain(client), &Options::new().timeouts(timeouts))
         .await
         .unwrap();
     assert!(matches!(
@@ -355,7 +372,7 @@ async fn no_greeting_times_out() {
         read: Some(Duration::from_secs(5)),
         ..Timeouts::default()
     };
-    let result = Connection::new(client, &Options::new().timeouts(timeouts)).await;
+    let result = Connection::new(MaybeTls::Plain(client), &Options::new().timeouts(timeouts)).await;
     assert!(matches!(result, Err(Error::Timeout(Phase::Read))));
 }
 
@@ -367,7 +384,9 @@ async fn a_dropped_future_poisons_the_connection() {
         s.expect("CAPA").await;
         s.expect_eof().await;
     });
-    let mut conn = Connection::new(client, &Options::new()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &Options::new())
+        .await
+        .unwrap();
     assert!(tokio::time::timeout(Duration::from_millis(20), conn.capa())
         .await
         .is_err());
@@ -385,7 +404,9 @@ async fn hanging_up_mid_reply_is_fatal() {
         s.expect("CAPA").await;
         s.send("+OK\r\nUSER\r\n").await;
     });
-    let mut conn = Connection::new(client, &Options::new()).await.unwrap();
+    let mut conn = Connection::new(MaybeTls::Plain(client), &Options::new())
+        .await
+        .unwrap();
     let result = conn.capa().await;
     assert!(
         matches!(result, Err(Error::Protocol(ProtocolError::UnexpectedEof))),
@@ -523,7 +544,7 @@ async fn untrusted_certificates_are_refused_typed() {
 
 /// Compile-time check: the futures can be spawned on a multi-threaded runtime.
 #[allow(dead_code)]
-fn futures_are_send(conn: &mut Connection<MaybeTls<DuplexStream>>, options: &Options) {
+fn futures_are_send(conn: &mut Connection<DuplexStream>, options: &Options) {
     fn send<T: Send>(_: T) {}
     send(Connection::new(
         MaybeTls::Plain(tokio::io::duplex(16).0),

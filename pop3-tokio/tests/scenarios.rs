@@ -5,4 +5,4 @@ mod common;
 
 use common::Tokio;
 
-test_support::scenario_tests!(Tokio);
+test_support::scenario_tests!(Tokio::new());

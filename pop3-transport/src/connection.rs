@@ -694,7 +694,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: dropping the future before the `+OK` poisons the
     /// connection; after it, the core drops the rest of the message. The same
-    /// holds when the writer fails: [`Error::Io`], and the connection stays
+    /// holds when the writer fails: [`Error::Sink`], and the connection stays
     /// usable.
     pub async fn retr_to<W: ?Sized>(&mut self, msg: MsgNum, writer: &mut W) -> Result<u64>
     where

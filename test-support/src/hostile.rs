@@ -2,8 +2,9 @@
 //! and tamper, run on every transport to prove that no server input can hurt
 //! a client.
 //!
-//! It reuses the [`Transport`] and [`Session`] traits of
-//! [`scenarios`](crate::scenarios); a transport's `tests/hostile.rs` expands
+//! Like [`scenarios`](crate::scenarios), each case is an async function
+//! over the one [`Connection`] type, reached through a transport's
+//! [`Transport`] implementation; a transport's `tests/hostile.rs` expands
 //! [`hostile_tests!`](crate::hostile_tests) with the same transport value as
 //! its scenario suite:
 //!
@@ -11,7 +12,7 @@
 //! test_support::hostile_tests!(Blocking);
 //! ```
 //!
-//! Every case asserts the typed error (the [`Failure`] variant and, where
+//! Every case asserts the typed error (the [`Error`] variant and, where
 //! there is one, the exact [`ProtocolError`], [`UsageError`] or
 //! [`ResponseCode`]), that no credential crossed the wire when it must not
 //! have (every byte the scripted server received, from
@@ -25,7 +26,6 @@
 //! Cases that the scenario suite or the core's `tests/session.rs` already
 //! prove are not repeated here; `SECURITY.md` maps every case to its test.
 
-use std::cell::RefCell;
 use std::fmt;
 use std::sync::mpsc;
 use std::thread;
@@ -33,12 +33,18 @@ use std::time::{Duration, Instant};
 
 use pop3_proto::sasl::{Mechanism, SaslError, Scram};
 use pop3_proto::{
-    Capabilities, Capability, Limits, ListEntry, ProtocolError, ResponseCode, Secret, UidlEntry,
-    UsageError,
+    AuthMethod, Capabilities, Capability, Limits, ListEntry, ProtocolError, ResponseCode, Secret,
+    UidlEntry, UsageError,
 };
 
 use crate::pki::{rustls_server_config, CertKey, TestPki};
-use crate::scenarios::{n, ConnectOpts, Failure, SaslMech, Session, Transport};
+use pop3_transport::runtime::{IoStream, Runtime};
+use pop3_transport::Connection;
+
+use crate::scenarios::{
+    n, retr_bytes, retr_streamed, timeouts, top_bytes, trusting, Conn, Error, Options, Result,
+    Transport,
+};
 use crate::scripted::{show, ScriptConfig, ScriptedServer, Step};
 
 /// Expands to one `#[test]` per case of [`crate::hostile`], each calling the
@@ -95,7 +101,11 @@ macro_rules! hostile_tests {
             $(#[$attr])*
             fn $name() {
                 let _watchdog = $crate::hostile::Watchdog::start(stringify!($name));
-                $crate::hostile::$name(&$transport);
+                let transport = $transport;
+                $crate::scenarios::Transport::block_on(
+                    &transport,
+                    $crate::hostile::$name(&transport),
+                );
             }
         )*
     };
@@ -134,24 +144,6 @@ impl Watchdog {
     }
 }
 
-thread_local! {
-    static LAST_ERROR: RefCell<Option<String>> = const { RefCell::new(None) };
-}
-
-/// Records the `Display` text of a transport's own error before it is
-/// classified into a [`Failure`]; each transport's classify function calls
-/// it, so cases can check what a user would see printed.
-pub fn note_error(error: &dyn fmt::Display) {
-    let text = error.to_string();
-    LAST_ERROR.with(|last| *last.borrow_mut() = Some(text));
-}
-
-/// The `Display` text of the last transport error classified on this thread
-/// (taken: a second call returns `None` until the next error).
-pub fn last_error_text() -> Option<String> {
-    LAST_ERROR.with(|last| last.borrow_mut().take())
-}
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -181,14 +173,14 @@ fn script(steps: Vec<Step>) -> ScriptedServer {
 
 /// Client options: trusts the test CA, 2 s limits, credentials refused in
 /// the clear (the default).
-fn opts() -> ConnectOpts {
-    ConnectOpts::trusting(&TestPki::shared().ca_pem).all_timeouts(LIMIT)
+fn opts() -> Options {
+    trusting(&TestPki::shared().ca_pem).timeouts(timeouts(LIMIT))
 }
 
 /// [`opts`] with plaintext credentials allowed, for cases about something
 /// else than the plaintext rule.
-fn plain_opts() -> ConnectOpts {
-    opts().plaintext_auth(true)
+fn plain_opts() -> Options {
+    opts().allow_plaintext_auth(true)
 }
 
 fn port(server: &ScriptedServer) -> u16 {
@@ -196,7 +188,7 @@ fn port(server: &ScriptedServer) -> u16 {
 }
 
 #[track_caller]
-fn expect_ok<V>(result: Result<V, Failure>, what: &str) -> V {
+fn expect_ok<V>(result: Result<V>, what: &str) -> V {
     match result {
         Ok(v) => v,
         Err(e) => panic!("{what}: {e:?}"),
@@ -204,7 +196,7 @@ fn expect_ok<V>(result: Result<V, Failure>, what: &str) -> V {
 }
 
 #[track_caller]
-fn expect_err<V: fmt::Debug>(result: Result<V, Failure>, what: &str) -> Failure {
+fn expect_err<V: fmt::Debug>(result: Result<V>, what: &str) -> Error {
     match result {
         Ok(v) => panic!("{what}: expected an error, got Ok({v:?})"),
         Err(e) => e,
@@ -212,40 +204,48 @@ fn expect_err<V: fmt::Debug>(result: Result<V, Failure>, what: &str) -> Failure 
 }
 
 #[track_caller]
-fn expect_connect_err<C>(result: Result<C, Failure>, what: &str) -> Failure {
+fn expect_connect_err<C>(result: Result<C>, what: &str) -> Error {
     expect_err(result.map(drop), what)
 }
 
 #[track_caller]
-fn expect_protocol<V: fmt::Debug>(
-    result: Result<V, Failure>,
-    want: ProtocolError,
-    what: &str,
-) -> Failure {
+fn expect_protocol<V: fmt::Debug>(result: Result<V>, want: ProtocolError, what: &str) -> Error {
     let e = expect_err(result, what);
     match &e {
-        Failure::Protocol(got) if *got == want => {}
+        Error::Protocol(got) if *got == want => {}
         other => panic!("{what}: expected Protocol({want:?}), got {other:?}"),
     }
+    assert!(e.is_fatal(), "{what}: a protocol error ends the session");
     e
 }
 
+/// One unusable reply: `BadReply(want)`, not fatal (the session goes on).
 #[track_caller]
-fn expect_usage<V: fmt::Debug>(result: Result<V, Failure>, want: UsageError, what: &str) {
+fn expect_bad_reply<V: fmt::Debug>(result: Result<V>, want: ProtocolError, what: &str) {
+    let e = expect_err(result, what);
+    match &e {
+        Error::BadReply(got) if *got == want => {}
+        other => panic!("{what}: expected BadReply({want:?}), got {other:?}"),
+    }
+    assert!(!e.is_fatal(), "{what}: one unusable reply is not fatal");
+}
+
+#[track_caller]
+fn expect_usage<V: fmt::Debug>(result: Result<V>, want: UsageError, what: &str) {
     match expect_err(result, what) {
-        Failure::Usage(got) if got == want => {}
+        Error::Usage(got) if got == want => {}
         other => panic!("{what}: expected Usage({want:?}), got {other:?}"),
     }
 }
 
 #[track_caller]
 fn expect_server<V: fmt::Debug>(
-    result: Result<V, Failure>,
+    result: Result<V>,
     code: Option<ResponseCode>,
     what: &str,
 ) -> pop3_proto::ServerError {
     match expect_err(result, what) {
-        Failure::Server(e) => {
+        Error::Server(e) => {
             assert_eq!(e.code, code, "{what}: response code of {e:?}");
             e
         }
@@ -254,20 +254,19 @@ fn expect_server<V: fmt::Debug>(
 }
 
 /// The session ended: every later call fails with `Closed`.
-#[track_caller]
-fn assert_ended(s: &mut impl Session, what: &str) {
-    match s.capa() {
-        Err(Failure::Closed) => {}
+async fn assert_ended<S: IoStream, R: Runtime>(s: &mut Connection<S, R>, what: &str) {
+    match s.capa().await {
+        Err(Error::Closed) => {}
         other => panic!("{what}: the session should have ended, but capa gave {other:?}"),
     }
 }
 
 /// A time-out that fired after about `limit`, not at once and not much later.
 #[track_caller]
-fn assert_timed_out(e: &Failure, started: Instant, limit: Duration, what: &str) {
+fn assert_timed_out(e: &Error, started: Instant, limit: Duration, what: &str) {
     let took = started.elapsed();
     assert!(
-        matches!(e, Failure::Timeout),
+        matches!(e, Error::Timeout(_)),
         "{what}: expected Timeout, got {e:?}"
     );
     assert!(
@@ -398,12 +397,12 @@ fn login_bytes() -> Vec<u8> {
 }
 
 /// Connects in the clear (plaintext credentials allowed) and logs in.
-fn logged_in<T: Transport>(t: &T, server: &ScriptedServer, opts: &ConnectOpts) -> T::Conn {
+async fn logged_in<T: Transport>(t: &T, server: &ScriptedServer, opts: &Options) -> Conn<T> {
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(server), opts),
+        t.connect_plain("127.0.0.1", port(server), opts).await,
         "connect_plain",
     );
-    expect_ok(s.login(USER, PASSWORD), "login");
+    expect_ok(s.login(USER, PASSWORD).await, "login");
     s
 }
 
@@ -431,7 +430,7 @@ fn repeated(prefix: &[u8], byte: u8, count: usize, suffix: &[u8]) -> Vec<u8> {
 // STLS refused or unavailable
 // ---------------------------------------------------------------------------
 
-fn stls_refused_with<T: Transport>(t: &T, line: &str, code: Option<ResponseCode>) {
+async fn stls_refused_with<T: Transport>(t: &T, line: &str, code: Option<ResponseCode>) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -442,11 +441,12 @@ fn stls_refused_with<T: Transport>(t: &T, line: &str, code: Option<ResponseCode>
     ]);
     let what = format!("STLS answered {line:?}");
     let e = expect_connect_err(
-        t.connect_starttls("localhost", port(&server), &opts()),
+        t.connect_starttls("localhost", port(&server), &opts())
+            .await,
         &what,
     );
     match e {
-        Failure::Server(e) => assert_eq!(e.code, code, "{what}: {e:?}"),
+        Error::Server(e) => assert_eq!(e.code, code, "{what}: {e:?}"),
         other => panic!("{what}: expected Server, got {other:?}"),
     }
     let (received, result) = finish(server);
@@ -456,22 +456,23 @@ fn stls_refused_with<T: Transport>(t: &T, line: &str, code: Option<ResponseCode>
 }
 
 /// STLS refused with a bare `-ERR`: `Server` without a code, no fallback.
-pub fn stls_refused_without_code<T: Transport>(t: &T) {
-    stls_refused_with(t, "-ERR not now", None);
+pub async fn stls_refused_without_code<T: Transport>(t: &T) {
+    stls_refused_with(t, "-ERR not now", None).await;
 }
 
 /// STLS refused with `-ERR [SYS/PERM]`: `Server` carrying `SysPerm`.
-pub fn stls_refused_sys_perm<T: Transport>(t: &T) {
+pub async fn stls_refused_sys_perm<T: Transport>(t: &T) {
     stls_refused_with(
         t,
         "-ERR [SYS/PERM] TLS is broken here",
         Some(ResponseCode::SysPerm),
-    );
+    )
+    .await;
 }
 
 /// CAPA itself refused while STLS is required: `StlsUnavailable`, and
 /// nothing but CAPA sent.
-pub fn capa_refused_while_stls_required<T: Transport>(t: &T) {
+pub async fn capa_refused_while_stls_required<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -479,10 +480,11 @@ pub fn capa_refused_while_stls_required<T: Transport>(t: &T) {
         Step::ExpectClose,
     ]);
     let e = expect_connect_err(
-        t.connect_starttls("localhost", port(&server), &opts()),
+        t.connect_starttls("localhost", port(&server), &opts())
+            .await,
         "CAPA refused",
     );
-    assert!(matches!(e, Failure::StlsUnavailable), "{e:?}");
+    assert!(matches!(e, Error::StlsUnavailable), "{e:?}");
     let (received, result) = finish(server);
     assert_eq!(received, b"CAPA\r\n", "{}", show(&received));
     result.expect("client closed");
@@ -494,7 +496,7 @@ pub fn capa_refused_while_stls_required<T: Transport>(t: &T) {
 
 /// A partial line (no CRLF) after the STLS `+OK`, in the same write:
 /// `DataAfterStls`, and nothing sent after STLS.
-pub fn stls_injection_partial_line<T: Transport>(t: &T) {
+pub async fn stls_injection_partial_line<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -504,11 +506,12 @@ pub fn stls_injection_partial_line<T: Transport>(t: &T) {
         Step::ExpectClose,
     ]);
     let e = expect_connect_err(
-        t.connect_starttls("localhost", port(&server), &opts()),
+        t.connect_starttls("localhost", port(&server), &opts())
+            .await,
         "partial line after STLS +OK",
     );
     assert!(
-        matches!(e, Failure::Protocol(ProtocolError::DataAfterStls)),
+        matches!(e, Error::Protocol(ProtocolError::DataAfterStls)),
         "{e:?}"
     );
     let (received, result) = finish(server);
@@ -519,7 +522,7 @@ pub fn stls_injection_partial_line<T: Transport>(t: &T) {
 /// The STLS `+OK`, then (once the client has started its handshake)
 /// plaintext instead of TLS: a `Tls` error, and after `STLS` only the
 /// ClientHello went out.
-pub fn stls_plaintext_garbage_instead_of_tls<T: Transport>(t: &T) {
+pub async fn stls_plaintext_garbage_instead_of_tls<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -534,13 +537,14 @@ pub fn stls_plaintext_garbage_instead_of_tls<T: Transport>(t: &T) {
         Step::Stall,
     ]);
     let e = expect_connect_err(
-        t.connect_starttls("localhost", port(&server), &opts()),
+        t.connect_starttls("localhost", port(&server), &opts())
+            .await,
         "plaintext after STLS +OK",
     );
     assert!(
         matches!(
             e,
-            Failure::Tls(rustls::Error::InvalidMessage(
+            Error::Tls(rustls::Error::InvalidMessage(
                 rustls::InvalidMessage::InvalidContentType
             ))
         ),
@@ -559,15 +563,15 @@ pub fn stls_plaintext_garbage_instead_of_tls<T: Transport>(t: &T) {
     assert_no_credentials(&received, "plaintext after STLS +OK");
 }
 
-fn handshake_opts() -> ConnectOpts {
-    let mut o = opts().all_timeouts(Duration::from_secs(4));
-    o.tls_handshake_timeout = SHORT;
+fn handshake_opts() -> Options {
+    let mut o = opts().timeouts(timeouts(Duration::from_secs(4)));
+    o.timeouts.tls_handshake = Some(SHORT);
     o
 }
 
 /// The STLS `+OK`, then silence: the handshake limit (not the longer read
 /// limit) fires with `Timeout`.
-pub fn stls_handshake_stalls<T: Transport>(t: &T) {
+pub async fn stls_handshake_stalls<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -578,7 +582,8 @@ pub fn stls_handshake_stalls<T: Transport>(t: &T) {
     ]);
     let started = Instant::now();
     let e = expect_connect_err(
-        t.connect_starttls("localhost", port(&server), &handshake_opts()),
+        t.connect_starttls("localhost", port(&server), &handshake_opts())
+            .await,
         "stalled STLS handshake",
     );
     assert_timed_out(&e, started, SHORT, "stalled STLS handshake");
@@ -592,11 +597,12 @@ pub fn stls_handshake_stalls<T: Transport>(t: &T) {
 
 /// Implicit TLS to a server that never answers the ClientHello: `Timeout`
 /// after the handshake limit.
-pub fn implicit_tls_handshake_stalls<T: Transport>(t: &T) {
+pub async fn implicit_tls_handshake_stalls<T: Transport>(t: &T) {
     let server = script(vec![Step::Stall]);
     let started = Instant::now();
     let e = expect_connect_err(
-        t.connect_tls("localhost", port(&server), &handshake_opts()),
+        t.connect_tls("localhost", port(&server), &handshake_opts())
+            .await,
         "stalled implicit TLS handshake",
     );
     assert_timed_out(&e, started, SHORT, "stalled implicit TLS handshake");
@@ -616,7 +622,7 @@ pub fn implicit_tls_handshake_stalls<T: Transport>(t: &T) {
 /// Pre-TLS CAPA offers PIPELINING and SASL PLAIN, post-TLS CAPA does not:
 /// after STLS `capabilities()` is the post-TLS list only, and commands go
 /// out one at a time.
-pub fn capabilities_from_before_tls_are_forgotten<T: Transport>(t: &T) {
+pub async fn capabilities_from_before_tls_are_forgotten<T: Transport>(t: &T) {
     let pki = TestPki::shared();
     let post_tls: &[u8] = b"+OK\r\nUSER\r\nTOP\r\n.\r\n";
     let server = script(vec![
@@ -645,24 +651,32 @@ pub fn capabilities_from_before_tls_are_forgotten<T: Transport>(t: &T) {
         Step::Close,
     ]);
     let mut s = expect_ok(
-        t.connect_starttls("localhost", port(&server), &opts()),
+        t.connect_starttls("localhost", port(&server), &opts())
+            .await,
         "connect_starttls",
     );
-    assert!(s.is_encrypted());
+    assert!(s.client().is_encrypted());
     let want = Capabilities {
         list: vec![Capability::User, Capability::Top],
     };
-    assert_eq!(s.capabilities(), Some(want.clone()), "post-TLS CAPA only");
-    assert!(!s.is_pipelining(), "PIPELINING survived TLS");
-    expect_ok(s.login(USER, PASSWORD), "login over TLS");
-    expect_ok(s.noop(), "noop");
-    assert_eq!(s.capabilities(), Some(want), "post-login CAPA");
-    assert!(!s.is_pipelining());
-    let e = expect_err(s.dele_many(&[n(1), n(2)]), "dele_many, server hangs up");
+    assert_eq!(
+        s.capabilities().cloned(),
+        Some(want.clone()),
+        "post-TLS CAPA only"
+    );
+    assert!(!s.client().is_pipelining(), "PIPELINING survived TLS");
+    expect_ok(s.login(USER, PASSWORD).await, "login over TLS");
+    expect_ok(s.noop().await, "noop");
+    assert_eq!(s.capabilities().cloned(), Some(want), "post-login CAPA");
+    assert!(!s.client().is_pipelining());
+    let e = expect_err(
+        s.dele_many(&[n(1), n(2)]).await,
+        "dele_many, server hangs up",
+    );
     assert!(
         matches!(
             e,
-            Failure::Protocol(ProtocolError::UnexpectedEof) | Failure::Closed | Failure::Io(_)
+            Error::Protocol(ProtocolError::UnexpectedEof) | Error::Closed | Error::Io(_)
         ),
         "{e:?}"
     );
@@ -682,7 +696,7 @@ pub fn capabilities_from_before_tls_are_forgotten<T: Transport>(t: &T) {
 
 /// PIPELINING only in the post-login CAPA: nothing is pipelined before the
 /// login, and DELEs are pipelined after it.
-pub fn pipelining_only_after_login<T: Transport>(t: &T) {
+pub async fn pipelining_only_after_login<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("CAPA"),
@@ -704,20 +718,24 @@ pub fn pipelining_only_after_login<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
-    let before = expect_ok(s.capa(), "capa before login");
+    let before = expect_ok(s.capa().await, "capa before login");
     assert!(!before.pipelining());
-    assert!(!s.is_pipelining(), "pipelining before login");
-    expect_ok(s.login(USER, PASSWORD), "login");
-    expect_ok(s.noop(), "noop");
-    assert!(s.is_pipelining(), "the post-login CAPA offers PIPELINING");
-    let caps = s.capabilities().expect("post-login capabilities");
+    assert!(!s.client().is_pipelining(), "pipelining before login");
+    expect_ok(s.login(USER, PASSWORD).await, "login");
+    expect_ok(s.noop().await, "noop");
+    assert!(
+        s.client().is_pipelining(),
+        "the post-login CAPA offers PIPELINING"
+    );
+    let caps = s.capabilities().cloned().expect("post-login capabilities");
     assert!(caps.pipelining() && caps.top() && caps.user(), "{caps:?}");
-    let results = expect_ok(s.dele_many(&[n(1), n(2), n(3)]), "dele_many");
+    let results = expect_ok(s.dele_many(&[n(1), n(2), n(3)]).await, "dele_many");
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     result.expect("script followed");
     assert_eq!(
@@ -728,7 +746,7 @@ pub fn pipelining_only_after_login<T: Transport>(t: &T) {
 
 /// PIPELINING in the pre-login CAPA only: after login commands go one at a
 /// time.
-pub fn pipelining_lost_at_login<T: Transport>(t: &T) {
+pub async fn pipelining_lost_at_login<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("CAPA"),
@@ -746,19 +764,23 @@ pub fn pipelining_lost_at_login<T: Transport>(t: &T) {
         Step::Close,
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
-    expect_ok(s.capa(), "capa before login");
-    assert!(s.is_pipelining());
-    expect_ok(s.login(USER, PASSWORD), "login");
-    expect_ok(s.noop(), "noop");
-    assert!(!s.is_pipelining(), "PIPELINING survived the login");
-    let e = expect_err(s.dele_many(&[n(1), n(2)]), "dele_many, server hangs up");
+    expect_ok(s.capa().await, "capa before login");
+    assert!(s.client().is_pipelining());
+    expect_ok(s.login(USER, PASSWORD).await, "login");
+    expect_ok(s.noop().await, "noop");
+    assert!(!s.client().is_pipelining(), "PIPELINING survived the login");
+    let e = expect_err(
+        s.dele_many(&[n(1), n(2)]).await,
+        "dele_many, server hangs up",
+    );
     assert!(
         matches!(
             e,
-            Failure::Protocol(ProtocolError::UnexpectedEof) | Failure::Closed | Failure::Io(_)
+            Error::Protocol(ProtocolError::UnexpectedEof) | Error::Closed | Error::Io(_)
         ),
         "{e:?}"
     );
@@ -779,18 +801,21 @@ pub fn pipelining_lost_at_login<T: Transport>(t: &T) {
 /// A second `+OK` in the greeting's write, before any command: the next
 /// operation fails with `UnsolicitedData`, and the reply is never taken for
 /// the answer to a command the client sends.
-pub fn unsolicited_data_after_greeting<T: Transport>(t: &T) {
+pub async fn unsolicited_data_after_greeting<T: Transport>(t: &T) {
     let server = script(vec![
         Step::Send(format!("{GREETING}\r\n+OK nobody asked for this\r\n").into_bytes()),
         Step::ExpectClose,
     ]);
-    let e = match t.connect_plain("127.0.0.1", port(&server), &plain_opts()) {
+    let e = match t
+        .connect_plain("127.0.0.1", port(&server), &plain_opts())
+        .await
+    {
         // Caught while reading the greeting: as good.
         Err(e) => e,
-        Ok(mut s) => expect_err(s.capa(), "capa after unsolicited data"),
+        Ok(mut s) => expect_err(s.capa().await, "capa after unsolicited data"),
     };
     assert!(
-        matches!(e, Failure::Protocol(ProtocolError::UnsolicitedData)),
+        matches!(e, Error::Protocol(ProtocolError::UnsolicitedData)),
         "expected Protocol(UnsolicitedData), got {e:?}"
     );
     let (received, result) = finish(server);
@@ -804,20 +829,20 @@ pub fn unsolicited_data_after_greeting<T: Transport>(t: &T) {
 
 /// An extra `+OK` in the same write as a reply: the next operation fails
 /// with `UnsolicitedData` instead of taking it as its answer.
-pub fn unsolicited_data_after_a_reply<T: Transport>(t: &T) {
+pub async fn unsolicited_data_after_a_reply<T: Transport>(t: &T) {
     let server = script(login_steps_then(vec![
         Step::expect_line("NOOP"),
         Step::Send(b"+OK\r\n+OK extra reply nobody asked for\r\n".to_vec()),
         Step::ExpectClose,
     ]));
-    let mut s = logged_in(t, &server, &plain_opts());
-    expect_ok(s.noop(), "noop");
+    let mut s = logged_in(t, &server, &plain_opts()).await;
+    expect_ok(s.noop().await, "noop");
     expect_protocol(
-        s.noop(),
+        s.noop().await,
         ProtocolError::UnsolicitedData,
         "noop after an extra reply",
     );
-    assert_ended(&mut s, "after unsolicited data");
+    assert_ended(&mut s, "after unsolicited data").await;
     drop(s);
     let (sent, result) = finish_logged_in(server);
     assert_eq!(sent, b"NOOP\r\n", "{}", show(&sent));
@@ -831,7 +856,7 @@ pub fn unsolicited_data_after_a_reply<T: Transport>(t: &T) {
 /// No TLS, a server offering only USER, SASL PLAIN and LOGIN, and an APOP
 /// timestamp: every way of logging in is refused with
 /// `Usage(PlaintextCredentials)`, and nothing but CAPA (and QUIT) is sent.
-pub fn plaintext_credentials_refused_by_default<T: Transport>(t: &T) {
+pub async fn plaintext_credentials_refused_by_default<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("CAPA"),
@@ -840,34 +865,34 @@ pub fn plaintext_credentials_refused_by_default<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &opts()),
+        t.connect_plain("127.0.0.1", port(&server), &opts()).await,
         "connect_plain",
     );
-    assert!(!s.is_encrypted());
-    let capa = expect_ok(s.capa(), "capa");
+    assert!(!s.client().is_encrypted());
+    let capa = expect_ok(s.capa().await, "capa");
     assert!(capa.user() && capa.has_sasl("PLAIN") && capa.has_sasl("LOGIN"));
     assert!(s.greeting().apop_timestamp.is_some());
     expect_usage(
-        s.login(USER, PASSWORD),
+        s.login(USER, PASSWORD).await,
         UsageError::PlaintextCredentials,
         "login",
     );
     expect_usage(
-        s.auth_with(SaslMech::Plain, USER, PASSWORD),
+        s.login_with(USER, PASSWORD, AuthMethod::Plain).await,
         UsageError::PlaintextCredentials,
-        "auth_plain",
+        "AUTH PLAIN",
     );
     expect_usage(
-        s.auth_with(SaslMech::Login, USER, PASSWORD),
+        s.login_with(USER, PASSWORD, AuthMethod::Login).await,
         UsageError::PlaintextCredentials,
-        "auth_login",
+        "AUTH LOGIN",
     );
     expect_usage(
-        s.apop(USER, PASSWORD),
+        s.apop(USER, PASSWORD).await,
         UsageError::PlaintextCredentials,
         "apop",
     );
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     assert_eq!(received, b"CAPA\r\nQUIT\r\n", "{}", show(&received));
     assert_no_credentials(&received, "plaintext refusals");
@@ -878,7 +903,7 @@ pub fn plaintext_credentials_refused_by_default<T: Transport>(t: &T) {
 // APOP timestamps
 // ---------------------------------------------------------------------------
 
-fn apop_refused<T: Transport>(t: &T, greeting: &[u8], opts: &ConnectOpts, what: &str) {
+async fn apop_refused<T: Transport>(t: &T, greeting: &[u8], opts: &Options, what: &str) {
     let mut line = greeting.to_vec();
     line.extend_from_slice(b"\r\n");
     let server = script(vec![
@@ -887,13 +912,17 @@ fn apop_refused<T: Transport>(t: &T, greeting: &[u8], opts: &ConnectOpts, what: 
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), opts),
+        t.connect_plain("127.0.0.1", port(&server), opts).await,
         &format!("connect_plain, {what}"),
     );
     assert_eq!(s.greeting().apop_timestamp, None, "{what}");
     assert_clean(s.greeting().text.as_str(), what);
-    expect_usage(s.apop(USER, PASSWORD), UsageError::NoApopTimestamp, what);
-    expect_ok(s.quit(), what);
+    expect_usage(
+        s.apop(USER, PASSWORD).await,
+        UsageError::NoApopTimestamp,
+        what,
+    );
+    expect_ok(s.quit().await, what);
     let (received, result) = finish(server);
     assert_eq!(received, b"QUIT\r\n", "{what}: {}", show(&received));
     result.unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -902,7 +931,7 @@ fn apop_refused<T: Transport>(t: &T, greeting: &[u8], opts: &ConnectOpts, what: 
 /// Greetings whose timestamp is missing, malformed or not a msg-id: APOP is
 /// refused with `Usage(NoApopTimestamp)` and nothing is sent (plaintext
 /// credentials are allowed here, so that is not the reason).
-pub fn apop_timestamps_invalid<T: Transport>(t: &T) {
+pub async fn apop_timestamps_invalid<T: Transport>(t: &T) {
     let cases: &[&[u8]] = &[
         b"+OK no timestamp at all",
         b"+OK <>",
@@ -922,26 +951,27 @@ pub fn apop_timestamps_invalid<T: Transport>(t: &T) {
         b"+OK <tab\t@host>",
     ];
     for greeting in cases {
-        apop_refused(t, greeting, &plain_opts(), &show(greeting));
+        apop_refused(t, greeting, &plain_opts(), &show(greeting)).await;
     }
 }
 
 /// A 10 KB timestamp: with the default 8 KiB line limit the greeting itself
 /// is refused (`LineTooLong`, nothing sent); with a limit raised to fit it,
 /// APOP is refused with `Usage(NoApopTimestamp)`.
-pub fn apop_timestamp_huge<T: Transport>(t: &T) {
+pub async fn apop_timestamp_huge<T: Transport>(t: &T) {
     let greeting = repeated(b"+OK <", b'a', 10 * 1024, b"@host.example>");
     let mut line = greeting.clone();
     line.extend_from_slice(b"\r\n");
     let server = script(vec![Step::Send(line), Step::ExpectClose]);
     let e = expect_connect_err(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "10 KB greeting, default limits",
     );
     assert!(
         matches!(
             e,
-            Failure::Protocol(ProtocolError::LineTooLong { limit: 8192 })
+            Error::Protocol(ProtocolError::LineTooLong { limit: 8192 })
         ),
         "{e:?}"
     );
@@ -951,15 +981,19 @@ pub fn apop_timestamp_huge<T: Transport>(t: &T) {
     let mut raised = plain_opts();
     let mut limits = Limits::default();
     limits.max_line_len = 64 * 1024;
-    raised.limits = Some(limits);
-    apop_refused(t, &greeting, &raised, "10 KB timestamp, raised line limit");
+    raised.limits = limits;
+    apop_refused(t, &greeting, &raised, "10 KB timestamp, raised line limit").await;
 }
 
 // ---------------------------------------------------------------------------
 // Certificates after STLS
 // ---------------------------------------------------------------------------
 
-fn starttls_with(t: &impl Transport, cert: &CertKey, what: &str) -> rustls::CertificateError {
+async fn starttls_with<T: Transport>(
+    t: &T,
+    cert: &CertKey,
+    what: &str,
+) -> rustls::CertificateError {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -970,7 +1004,8 @@ fn starttls_with(t: &impl Transport, cert: &CertKey, what: &str) -> rustls::Cert
         Step::ExpectClose,
     ]);
     let e = expect_connect_err(
-        t.connect_starttls("localhost", port(&server), &opts()),
+        t.connect_starttls("localhost", port(&server), &opts())
+            .await,
         what,
     );
     let (received, result) = finish(server);
@@ -985,14 +1020,14 @@ fn starttls_with(t: &impl Transport, cert: &CertKey, what: &str) -> rustls::Cert
         "{what}: the server's handshake should fail"
     );
     match e {
-        Failure::Tls(rustls::Error::InvalidCertificate(c)) => c,
+        Error::Tls(rustls::Error::InvalidCertificate(c)) => c,
         other => panic!("{what}: expected Tls(InvalidCertificate), got {other:?}"),
     }
 }
 
 /// STLS, then a certificate from an unknown CA: `UnknownIssuer`.
-pub fn starttls_unknown_ca<T: Transport>(t: &T) {
-    let c = starttls_with(t, &TestPki::shared().unknown_ca, "STLS, unknown CA");
+pub async fn starttls_unknown_ca<T: Transport>(t: &T) {
+    let c = starttls_with(t, &TestPki::shared().unknown_ca, "STLS, unknown CA").await;
     assert!(
         matches!(c, rustls::CertificateError::UnknownIssuer),
         "{c:?}"
@@ -1000,8 +1035,8 @@ pub fn starttls_unknown_ca<T: Transport>(t: &T) {
 }
 
 /// STLS, then a certificate whose validity ended in 2001: `ExpiredContext`.
-pub fn starttls_expired<T: Transport>(t: &T) {
-    let c = starttls_with(t, &TestPki::shared().expired, "STLS, expired");
+pub async fn starttls_expired<T: Transport>(t: &T) {
+    let c = starttls_with(t, &TestPki::shared().expired, "STLS, expired").await;
     match c {
         rustls::CertificateError::ExpiredContext { not_after, .. } => {
             assert_eq!(not_after.as_secs(), 978_307_200, "2001-01-01T00:00:00Z");
@@ -1011,8 +1046,8 @@ pub fn starttls_expired<T: Transport>(t: &T) {
 }
 
 /// STLS, then a self-signed certificate: `UnknownIssuer`.
-pub fn starttls_self_signed<T: Transport>(t: &T) {
-    let c = starttls_with(t, &TestPki::shared().self_signed, "STLS, self-signed");
+pub async fn starttls_self_signed<T: Transport>(t: &T) {
+    let c = starttls_with(t, &TestPki::shared().self_signed, "STLS, self-signed").await;
     assert!(
         matches!(c, rustls::CertificateError::UnknownIssuer),
         "{c:?}"
@@ -1025,7 +1060,7 @@ pub fn starttls_self_signed<T: Transport>(t: &T) {
 
 /// A 1 MiB greeting without a line end, as `+OK` and as garbage:
 /// `LineTooLong` at once (no time-out), nothing sent.
-pub fn greeting_of_one_mib_without_crlf<T: Transport>(t: &T) {
+pub async fn greeting_of_one_mib_without_crlf<T: Transport>(t: &T) {
     for (prefix, byte) in [(&b"+OK "[..], b'a'), (b"", b'z')] {
         let what = format!("1 MiB greeting starting {}", show(prefix));
         let server = script(vec![
@@ -1034,13 +1069,14 @@ pub fn greeting_of_one_mib_without_crlf<T: Transport>(t: &T) {
         ]);
         let started = Instant::now();
         let e = expect_connect_err(
-            t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+            t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+                .await,
             &what,
         );
         assert!(
             matches!(
                 e,
-                Failure::Protocol(ProtocolError::LineTooLong { limit: 8192 })
+                Error::Protocol(ProtocolError::LineTooLong { limit: 8192 })
             ),
             "{what}: {e:?}"
         );
@@ -1053,7 +1089,7 @@ pub fn greeting_of_one_mib_without_crlf<T: Transport>(t: &T) {
 /// 1 MiB status lines that do end: `+OK` to STAT, `-ERR` to NOOP, `+OK` to
 /// LIST (with its listing): each `Protocol(LineTooLong)` for that command
 /// alone; the session stays in step.
-pub fn reply_line_of_one_mib_then_crlf<T: Transport>(t: &T) {
+pub async fn reply_line_of_one_mib_then_crlf<T: Transport>(t: &T) {
     let server = script(login_steps_then(vec![
         Step::expect_line("STAT"),
         Step::Send(repeated(b"+OK ", b'9', MIB, b"\r\n")),
@@ -1066,57 +1102,57 @@ pub fn reply_line_of_one_mib_then_crlf<T: Transport>(t: &T) {
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]));
-    let mut s = logged_in(t, &server, &plain_opts());
+    let mut s = logged_in(t, &server, &plain_opts()).await;
     let too_long = ProtocolError::LineTooLong { limit: 8192 };
-    expect_protocol(s.stat(), too_long.clone(), "1 MiB +OK to STAT");
-    expect_protocol(s.noop(), too_long.clone(), "1 MiB -ERR to NOOP");
-    expect_protocol(s.list(), too_long, "1 MiB +OK to LIST");
-    let stat = expect_ok(s.stat(), "stat after the long lines");
+    expect_bad_reply(s.stat().await, too_long.clone(), "1 MiB +OK to STAT");
+    expect_bad_reply(s.noop().await, too_long.clone(), "1 MiB -ERR to NOOP");
+    expect_bad_reply(s.list().await, too_long, "1 MiB +OK to LIST");
+    let stat = expect_ok(s.stat().await, "stat after the long lines");
     assert_eq!((stat.count, stat.size), (2, 30));
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     finish_logged_in(server).1.expect("script followed");
 }
 
 /// A `-ERR` line that never ends (2 MiB, then silence): the client skips it
 /// without holding it and gives up with `Timeout`.
-pub fn reply_line_of_one_mib_never_ending<T: Transport>(t: &T) {
+pub async fn reply_line_of_one_mib_never_ending<T: Transport>(t: &T) {
     let server = script(login_steps_then(vec![
         Step::expect_line("NOOP"),
         Step::Send(repeated(b"-ERR ", b'x', 2 * MIB, b"")),
         Step::Stall,
     ]));
-    let mut s = logged_in(t, &server, &plain_opts().all_timeouts(SHORT));
+    let mut s = logged_in(t, &server, &plain_opts().timeouts(timeouts(SHORT))).await;
     let started = Instant::now();
-    let e = expect_err(s.noop(), "an endless -ERR line");
+    let e = expect_err(s.noop().await, "an endless -ERR line");
     // The 2 MiB arrive within the first read limits; the last one fires.
-    assert!(matches!(e, Failure::Timeout), "{e:?}");
+    assert!(matches!(e, Error::Timeout(_)), "{e:?}");
     assert!(
         started.elapsed() < SHORT * 4,
         "took {:?}",
         started.elapsed()
     );
-    assert_ended(&mut s, "after the time-out");
+    assert_ended(&mut s, "after the time-out").await;
     drop(s);
     let (sent, _) = finish_logged_in(server);
     assert_eq!(sent, b"NOOP\r\n");
 }
 
 /// 1 MiB of bytes that are no reply at all: fatal `LineTooLong` at once.
-pub fn garbage_line_of_one_mib<T: Transport>(t: &T) {
+pub async fn garbage_line_of_one_mib<T: Transport>(t: &T) {
     let server = script(login_steps_then(vec![
         Step::expect_line("NOOP"),
         Step::Send(repeated(b"", b'z', MIB, b"")),
         Step::Stall,
     ]));
-    let mut s = logged_in(t, &server, &plain_opts());
+    let mut s = logged_in(t, &server, &plain_opts()).await;
     let started = Instant::now();
     expect_protocol(
-        s.noop(),
+        s.noop().await,
         ProtocolError::LineTooLong { limit: 8192 },
         "1 MiB of garbage",
     );
     assert!(started.elapsed() < LIMIT, "{:?}", started.elapsed());
-    assert_ended(&mut s, "after garbage");
+    assert_ended(&mut s, "after garbage").await;
     drop(s);
     let (sent, _) = finish_logged_in(server);
     assert_eq!(sent, b"NOOP\r\n");
@@ -1124,7 +1160,7 @@ pub fn garbage_line_of_one_mib<T: Transport>(t: &T) {
 
 /// A CAPA of a million lines: `Protocol(TooManyLines)` for CAPA, and the
 /// session still answers NOOP.
-pub fn capa_of_a_million_lines<T: Transport>(t: &T) {
+pub async fn capa_of_a_million_lines<T: Transport>(t: &T) {
     let mut flood = b"+OK\r\n".to_vec();
     for _ in 0..1_000_000 {
         flood.extend_from_slice(b"X-CAP\r\n");
@@ -1138,20 +1174,20 @@ pub fn capa_of_a_million_lines<T: Transport>(t: &T) {
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]));
-    let mut s = logged_in(t, &server, &plain_opts());
-    expect_protocol(
-        s.capa(),
+    let mut s = logged_in(t, &server, &plain_opts()).await;
+    expect_bad_reply(
+        s.capa().await,
         ProtocolError::TooManyLines { limit: 1000 },
         "a CAPA of a million lines",
     );
-    expect_ok(s.noop(), "noop after the flood");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.noop().await, "noop after the flood");
+    expect_ok(s.quit().await, "quit");
     finish_logged_in(server).1.expect("script followed");
 }
 
 /// Numbers of 2^64 and more in STAT, LIST and LIST n:
 /// `Protocol(Malformed("number too large"))`, and the session goes on.
-pub fn numbers_over_u64<T: Transport>(t: &T) {
+pub async fn numbers_over_u64<T: Transport>(t: &T) {
     let server = script(login_steps_then(vec![
         Step::expect_line("STAT"),
         Step::send_line("+OK 18446744073709551616 10"),
@@ -1170,17 +1206,17 @@ pub fn numbers_over_u64<T: Transport>(t: &T) {
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]));
-    let mut s = logged_in(t, &server, &plain_opts());
+    let mut s = logged_in(t, &server, &plain_opts()).await;
     let too_large = ProtocolError::Malformed("number too large");
-    expect_protocol(s.stat(), too_large.clone(), "STAT count 2^64");
-    expect_protocol(s.stat(), too_large.clone(), "STAT size 2^64");
-    expect_protocol(s.stat(), too_large.clone(), "STAT count 2^32");
-    expect_protocol(s.list(), too_large.clone(), "LIST size 2^64");
-    expect_protocol(s.list(), too_large.clone(), "LIST number 10^25");
-    expect_protocol(s.list_one(n(1)), too_large, "LIST 1 size 2^128");
-    let stat = expect_ok(s.stat(), "STAT at u64::MAX");
+    expect_bad_reply(s.stat().await, too_large.clone(), "STAT count 2^64");
+    expect_bad_reply(s.stat().await, too_large.clone(), "STAT size 2^64");
+    expect_bad_reply(s.stat().await, too_large.clone(), "STAT count 2^32");
+    expect_bad_reply(s.list().await, too_large.clone(), "LIST size 2^64");
+    expect_bad_reply(s.list().await, too_large.clone(), "LIST number 10^25");
+    expect_bad_reply(s.list_one(n(1)).await, too_large, "LIST 1 size 2^128");
+    let stat = expect_ok(s.stat().await, "STAT at u64::MAX");
     assert_eq!((stat.count, stat.size), (1, u64::MAX));
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     finish_logged_in(server).1.expect("script followed");
 }
 
@@ -1191,7 +1227,7 @@ pub fn numbers_over_u64<T: Transport>(t: &T) {
 /// LIST with missing fields, duplicates, number 0, junk, and more entries
 /// than STAT said: each `Protocol(Malformed(..))` with its reason; a good
 /// LIST afterwards is read correctly.
-pub fn malformed_list<T: Transport>(t: &T) {
+pub async fn malformed_list<T: Transport>(t: &T) {
     let cases: &[(&[u8], &str)] = &[
         (b"+OK\r\n1\r\n.\r\n", "malformed LIST entry"),
         (b"+OK\r\n1 10\r\n 2\r\n.\r\n", "malformed LIST entry"),
@@ -1224,27 +1260,27 @@ pub fn malformed_list<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let server = script(login_steps_then(steps));
-    let mut s = logged_in(t, &server, &plain_opts());
+    let mut s = logged_in(t, &server, &plain_opts()).await;
     for (reply, why) in cases {
-        expect_protocol(s.list(), ProtocolError::Malformed(why), &show(reply));
+        expect_bad_reply(s.list().await, ProtocolError::Malformed(why), &show(reply));
     }
-    expect_protocol(
-        s.list_one(n(1)),
+    expect_bad_reply(
+        s.list_one(n(1)).await,
         ProtocolError::Malformed("malformed LIST entry"),
         "LIST 1 without a size",
     );
-    expect_protocol(
-        s.list_one(n(1)),
+    expect_bad_reply(
+        s.list_one(n(1)).await,
         ProtocolError::Malformed("message number 0"),
         "LIST 1 answered for message 0",
     );
-    expect_ok(s.stat(), "stat");
-    expect_protocol(
-        s.list(),
+    expect_ok(s.stat().await, "stat");
+    expect_bad_reply(
+        s.list().await,
         ProtocolError::Malformed("LIST names a message beyond the STAT count"),
         "LIST with more entries than STAT",
     );
-    let list = expect_ok(s.list(), "a good LIST");
+    let list = expect_ok(s.list().await, "a good LIST");
     assert_eq!(
         list,
         vec![
@@ -1258,14 +1294,14 @@ pub fn malformed_list<T: Transport>(t: &T) {
             }
         ]
     );
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     finish_logged_in(server).1.expect("script followed");
 }
 
 /// UIDL with missing fields, duplicates, number 0, control characters,
 /// escapes, NUL, 8-bit bytes and over-long ids in the UID, and more entries
 /// than STAT said: each `Protocol(Malformed(..))` with its reason.
-pub fn malformed_uidl<T: Transport>(t: &T) {
+pub async fn malformed_uidl<T: Transport>(t: &T) {
     let long_uid = repeated(b"+OK\r\n1 ", b'u', 71, b"\r\n.\r\n");
     let cases: Vec<(&[u8], &str)> = vec![
         (b"+OK\r\n1\r\n.\r\n", "malformed UIDL entry"),
@@ -1307,27 +1343,27 @@ pub fn malformed_uidl<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let server = script(login_steps_then(steps));
-    let mut s = logged_in(t, &server, &plain_opts());
+    let mut s = logged_in(t, &server, &plain_opts()).await;
     for (reply, why) in &cases {
-        expect_protocol(s.uidl(), ProtocolError::Malformed(why), &show(reply));
+        expect_bad_reply(s.uidl().await, ProtocolError::Malformed(why), &show(reply));
     }
-    expect_protocol(
-        s.uidl_one(n(1)),
+    expect_bad_reply(
+        s.uidl_one(n(1)).await,
         ProtocolError::Malformed("malformed UIDL entry"),
         "UIDL 1 without an id",
     );
-    expect_protocol(
-        s.uidl_one(n(1)),
+    expect_bad_reply(
+        s.uidl_one(n(1)).await,
         ProtocolError::Malformed("malformed UIDL entry"),
         "UIDL 1 with a BEL in the id",
     );
-    expect_ok(s.stat(), "stat");
-    expect_protocol(
-        s.uidl(),
+    expect_ok(s.stat().await, "stat");
+    expect_bad_reply(
+        s.uidl().await,
         ProtocolError::Malformed("UIDL names a message beyond the STAT count"),
         "UIDL with more entries than STAT",
     );
-    let uidl = expect_ok(s.uidl(), "a good UIDL");
+    let uidl = expect_ok(s.uidl().await, "a good UIDL");
     assert_eq!(
         uidl,
         vec![UidlEntry {
@@ -1335,7 +1371,7 @@ pub fn malformed_uidl<T: Transport>(t: &T) {
             uid: "a".into()
         }]
     );
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     finish_logged_in(server).1.expect("script followed");
 }
 
@@ -1345,7 +1381,7 @@ pub fn malformed_uidl<T: Transport>(t: &T) {
 
 /// A 1 MiB challenge to AUTH LOGIN: fatal `LineTooLong` at once; neither the
 /// user name nor the password was sent.
-pub fn sasl_huge_challenge<T: Transport>(t: &T) {
+pub async fn sasl_huge_challenge<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("AUTH LOGIN"),
@@ -1353,15 +1389,16 @@ pub fn sasl_huge_challenge<T: Transport>(t: &T) {
         Step::Stall,
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
     expect_protocol(
-        s.auth_with(SaslMech::Login, USER, PASSWORD),
+        s.login_with(USER, PASSWORD, AuthMethod::Login).await,
         ProtocolError::LineTooLong { limit: 8192 },
         "1 MiB SASL challenge",
     );
-    assert_ended(&mut s, "after a huge challenge");
+    assert_ended(&mut s, "after a huge challenge").await;
     drop(s);
     let (received, _) = finish(server);
     assert_eq!(received, b"AUTH LOGIN\r\n", "{}", show(&received));
@@ -1370,7 +1407,7 @@ pub fn sasl_huge_challenge<T: Transport>(t: &T) {
 /// A challenge that is not base64: the client cancels with `*`, the server's
 /// `-ERR` ends the exchange, the call fails with
 /// `Protocol(Sasl(MalformedChallenge))`, and the session goes on.
-pub fn sasl_invalid_base64_challenge<T: Transport>(t: &T) {
+pub async fn sasl_invalid_base64_challenge<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("AUTH LOGIN"),
@@ -1383,18 +1420,19 @@ pub fn sasl_invalid_base64_challenge<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
-    expect_protocol(
-        s.auth_with(SaslMech::Login, USER, PASSWORD),
+    expect_bad_reply(
+        s.login_with(USER, PASSWORD, AuthMethod::Login).await,
         ProtocolError::Sasl(SaslError::MalformedChallenge(
             "challenge is not valid base64",
         )),
         "invalid base64 challenge",
     );
-    expect_ok(s.capa(), "capa after the cancelled exchange");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.capa().await, "capa after the cancelled exchange");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     assert_eq!(
         received,
@@ -1408,7 +1446,7 @@ pub fn sasl_invalid_base64_challenge<T: Transport>(t: &T) {
 /// `-ERR` in the middle of an exchange (AUTH LOGIN after the user name,
 /// SCRAM after the client proof): `Server` with the code, the password never
 /// sent, and the session goes on.
-pub fn sasl_err_mid_exchange<T: Transport>(t: &T) {
+pub async fn sasl_err_mid_exchange<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("AUTH LOGIN"),
@@ -1423,20 +1461,21 @@ pub fn sasl_err_mid_exchange<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
     expect_server(
-        s.auth_with(SaslMech::Login, USER, PASSWORD),
+        s.login_with(USER, PASSWORD, AuthMethod::Login).await,
         Some(ResponseCode::SysTemp),
         "AUTH LOGIN refused after the user name",
     );
     expect_server(
-        s.auth(scram()),
+        s.auth(scram()).await,
         Some(ResponseCode::Auth),
         "SCRAM refused after the proof",
     );
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     result.expect("script followed");
     assert_password_not_sent(&received, "-ERR mid-exchange");
@@ -1478,7 +1517,7 @@ fn challenge(message: &str) -> Step {
 
 /// The RFC 5802 exchange with the right server signature logs in: the
 /// control that shows the scripts of the SCRAM cases are right.
-pub fn scram_right_signature_control<T: Transport>(t: &T) {
+pub async fn scram_right_signature_control<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line(&scram_auth_line()),
@@ -1491,11 +1530,11 @@ pub fn scram_right_signature_control<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &opts()),
+        t.connect_plain("127.0.0.1", port(&server), &opts()).await,
         "connect_plain",
     );
-    expect_ok(s.auth(scram()), "SCRAM with the right signature");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.auth(scram()).await, "SCRAM with the right signature");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     result.expect("script followed");
     assert_password_not_sent(&received, "SCRAM");
@@ -1504,7 +1543,7 @@ pub fn scram_right_signature_control<T: Transport>(t: &T) {
 /// `+OK` before the server proved that it knows the password (right after
 /// the client-first message, and right after the client proof): fatal
 /// `Protocol(Sasl(Incomplete))`.
-pub fn scram_ok_before_server_proof<T: Transport>(t: &T) {
+pub async fn scram_ok_before_server_proof<T: Transport>(t: &T) {
     let early = vec![
         Step::send_line(GREETING),
         Step::expect_line(&scram_auth_line()),
@@ -1525,15 +1564,15 @@ pub fn scram_ok_before_server_proof<T: Transport>(t: &T) {
     ] {
         let server = script(steps);
         let mut s = expect_ok(
-            t.connect_plain("127.0.0.1", port(&server), &opts()),
+            t.connect_plain("127.0.0.1", port(&server), &opts()).await,
             "connect_plain",
         );
         expect_protocol(
-            s.auth(scram()),
+            s.auth(scram()).await,
             ProtocolError::Sasl(SaslError::Incomplete),
             what,
         );
-        assert_ended(&mut s, what);
+        assert_ended(&mut s, what).await;
         drop(s);
         let (received, result) = finish(server);
         result.unwrap_or_else(|e| panic!("{what}: script not followed: {e}"));
@@ -1544,7 +1583,7 @@ pub fn scram_ok_before_server_proof<T: Transport>(t: &T) {
 /// A wrong server signature: the client cancels with `*` (after sending its
 /// proof), and the call fails with `Protocol(Sasl(ServerSignatureMismatch))`
 /// even though the server then says `-ERR`; the session goes on.
-pub fn scram_wrong_server_signature<T: Transport>(t: &T) {
+pub async fn scram_wrong_server_signature<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line(&scram_auth_line()),
@@ -1557,15 +1596,15 @@ pub fn scram_wrong_server_signature<T: Transport>(t: &T) {
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &opts()),
+        t.connect_plain("127.0.0.1", port(&server), &opts()).await,
         "connect_plain",
     );
-    expect_protocol(
-        s.auth(scram()),
+    expect_bad_reply(
+        s.auth(scram()).await,
         ProtocolError::Sasl(SaslError::ServerSignatureMismatch),
         "wrong server signature",
     );
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     result.expect("script followed");
     assert_password_not_sent(&received, "SCRAM");
@@ -1574,7 +1613,7 @@ pub fn scram_wrong_server_signature<T: Transport>(t: &T) {
 /// Iteration counts 0, 4294967295 (above the 1,000,000 default maximum) and
 /// one that overflows u32: the client cancels with `*` before computing
 /// anything, and the call fails with `Protocol(Sasl(IterationCount(..)))`.
-pub fn scram_iteration_counts<T: Transport>(t: &T) {
+pub async fn scram_iteration_counts<T: Transport>(t: &T) {
     for (count, want) in [
         ("0", 0),
         ("4294967295", u32::MAX),
@@ -1592,17 +1631,17 @@ pub fn scram_iteration_counts<T: Transport>(t: &T) {
             Step::send_line("+OK bye"),
         ]);
         let mut s = expect_ok(
-            t.connect_plain("127.0.0.1", port(&server), &opts()),
+            t.connect_plain("127.0.0.1", port(&server), &opts()).await,
             "connect_plain",
         );
         let started = Instant::now();
-        expect_protocol(
-            s.auth(scram()),
+        expect_bad_reply(
+            s.auth(scram()).await,
             ProtocolError::Sasl(SaslError::IterationCount(want)),
             &what,
         );
         assert!(started.elapsed() < LIMIT, "{what}: {:?}", started.elapsed());
-        expect_ok(s.quit(), &what);
+        expect_ok(s.quit().await, &what);
         let (received, result) = finish(server);
         result.unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_eq!(
@@ -1621,7 +1660,7 @@ pub fn scram_iteration_counts<T: Transport>(t: &T) {
 /// bare LF stays message data, and a body "ending" in `.\n` waits for the
 /// real end until the read limit fires with `Timeout` — never a wrong
 /// message.
-pub fn bare_lf_terminator_times_out<T: Transport>(t: &T) {
+pub async fn bare_lf_terminator_times_out<T: Transport>(t: &T) {
     let server = script(login_steps_then(vec![
         Step::expect_line("RETR 1"),
         Step::Send(b"+OK\r\nfirst\n.\nsecond\r\n.\r\n".to_vec()),
@@ -1629,13 +1668,16 @@ pub fn bare_lf_terminator_times_out<T: Transport>(t: &T) {
         Step::Send(b"+OK\r\nline one\r\n.\n".to_vec()),
         Step::Stall,
     ]));
-    let mut s = logged_in(t, &server, &plain_opts().all_timeouts(SHORT));
-    let body = expect_ok(s.retr(n(1)), "retr with a dot after a bare LF");
+    let mut s = logged_in(t, &server, &plain_opts().timeouts(timeouts(SHORT))).await;
+    let body = expect_ok(
+        retr_bytes(&mut s, n(1)).await,
+        "retr with a dot after a bare LF",
+    );
     assert_eq!(body, b"first\n.\nsecond\r\n", "{}", show(&body));
     let started = Instant::now();
-    let e = expect_err(s.retr(n(2)), "retr ending in .\\n");
+    let e = expect_err(retr_bytes(&mut s, n(2)).await, "retr ending in .\\n");
     assert_timed_out(&e, started, SHORT, "retr ending in .\\n");
-    assert_ended(&mut s, "after the time-out");
+    assert_ended(&mut s, "after the time-out").await;
     drop(s);
     let (sent, _) = finish_logged_in(server);
     assert_eq!(sent, b"RETR 1\r\nRETR 2\r\n");
@@ -1644,7 +1686,7 @@ pub fn bare_lf_terminator_times_out<T: Transport>(t: &T) {
 /// The terminator split across reads (the server pauses inside `\r\n.\r\n`):
 /// the body is exact, through `retr_to` and through the reader, and the
 /// session goes on.
-pub fn terminator_split_across_reads<T: Transport>(t: &T) {
+pub async fn terminator_split_across_reads<T: Transport>(t: &T) {
     let pause = || Step::Sleep(Duration::from_millis(40));
     let send = |b: &[u8]| Step::Send(b.to_vec());
     let server = script(login_steps_then(vec![
@@ -1673,22 +1715,28 @@ pub fn terminator_split_across_reads<T: Transport>(t: &T) {
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]));
-    let mut s = logged_in(t, &server, &plain_opts());
-    assert_eq!(expect_ok(s.retr(n(1)), "retr 1"), b"text\r\n");
-    assert_eq!(expect_ok(s.retr(n(2)), "retr 2"), b"abc\r\n");
+    let mut s = logged_in(t, &server, &plain_opts()).await;
     assert_eq!(
-        expect_ok(s.retr_streamed(n(3), 1), "streamed retr 3"),
+        expect_ok(retr_bytes(&mut s, n(1)).await, "retr 1"),
+        b"text\r\n"
+    );
+    assert_eq!(
+        expect_ok(retr_bytes(&mut s, n(2)).await, "retr 2"),
+        b"abc\r\n"
+    );
+    assert_eq!(
+        expect_ok(retr_streamed(&mut s, n(3), 1).await, "streamed retr 3"),
         b".stuffed\r\nlast\r\n"
     );
-    expect_ok(s.noop(), "noop");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.noop().await, "noop");
+    expect_ok(s.quit().await, "quit");
     finish_logged_in(server).1.expect("script followed");
 }
 
 /// Bodies whose last line ends in a dot (`text.\r\n`), a stuffed lone dot as
 /// the last line, an empty body, and `text.` split from its CRLF: each is
 /// exact.
-pub fn body_ending_with_text_dot<T: Transport>(t: &T) {
+pub async fn body_ending_with_text_dot<T: Transport>(t: &T) {
     let server = script(login_steps_then(vec![
         Step::expect_line("RETR 1"),
         Step::Send(b"+OK\r\nsome text.\r\n.\r\n".to_vec()),
@@ -1705,13 +1753,25 @@ pub fn body_ending_with_text_dot<T: Transport>(t: &T) {
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]));
-    let mut s = logged_in(t, &server, &plain_opts());
-    assert_eq!(expect_ok(s.retr(n(1)), "retr 1"), b"some text.\r\n");
-    assert_eq!(expect_ok(s.retr(n(2)), "retr 2"), b"text.\r\n.\r\n");
-    assert_eq!(expect_ok(s.retr(n(3)), "retr 3"), b"");
-    assert_eq!(expect_ok(s.retr(n(4)), "retr 4"), b"text.\r\n");
-    assert_eq!(expect_ok(s.top(n(5), 0), "top 5"), b"Subject: x.\r\n\r\n");
-    expect_ok(s.quit(), "quit");
+    let mut s = logged_in(t, &server, &plain_opts()).await;
+    assert_eq!(
+        expect_ok(retr_bytes(&mut s, n(1)).await, "retr 1"),
+        b"some text.\r\n"
+    );
+    assert_eq!(
+        expect_ok(retr_bytes(&mut s, n(2)).await, "retr 2"),
+        b"text.\r\n.\r\n"
+    );
+    assert_eq!(expect_ok(retr_bytes(&mut s, n(3)).await, "retr 3"), b"");
+    assert_eq!(
+        expect_ok(retr_bytes(&mut s, n(4)).await, "retr 4"),
+        b"text.\r\n"
+    );
+    assert_eq!(
+        expect_ok(top_bytes(&mut s, n(5), 0).await, "top 5"),
+        b"Subject: x.\r\n\r\n"
+    );
+    expect_ok(s.quit().await, "quit");
     finish_logged_in(server).1.expect("script followed");
 }
 
@@ -1728,11 +1788,10 @@ fn with_nasty(prefix: &[u8]) -> Vec<u8> {
     line
 }
 
-/// The error of the last failed call, as the transport's `Display` prints
-/// it, must be free of control characters.
+/// An error, as its `Display` prints it, must be free of control characters.
 #[track_caller]
-fn assert_error_text_clean(what: &str) {
-    let text = last_error_text().unwrap_or_else(|| panic!("{what}: no error text recorded"));
+fn assert_error_text_clean(error: &dyn fmt::Display, what: &str) {
+    let text = error.to_string();
     assert_clean(&text, what);
     assert!(
         text.contains('\u{fffd}'),
@@ -1743,21 +1802,22 @@ fn assert_error_text_clean(what: &str) {
 /// Escapes, NUL, C1 controls and invalid UTF-8 in a `+OK` greeting, a
 /// `-ERR` greeting and a garbage greeting: the greeting text and the errors'
 /// `Display` hold no control characters.
-pub fn escapes_in_greeting<T: Transport>(t: &T) {
+pub async fn escapes_in_greeting<T: Transport>(t: &T) {
     let server = script(vec![
         Step::Send(with_nasty(b"+OK <1.2@host> ")),
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]);
     let s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
     let greeting = s.greeting();
     assert_clean(greeting.text.as_str(), "+OK greeting");
     assert!(greeting.text.as_str().contains("owned"), "{greeting:?}");
     assert_eq!(greeting.apop_timestamp.as_deref(), Some("<1.2@host>"));
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     assert_eq!(received, b"QUIT\r\n", "{}", show(&received));
     result.expect("script followed");
@@ -1767,31 +1827,33 @@ pub fn escapes_in_greeting<T: Transport>(t: &T) {
         Step::ExpectClose,
     ]);
     let e = expect_connect_err(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "-ERR greeting",
     );
     match &e {
-        Failure::Protocol(ProtocolError::GreetingRejected(err)) => {
+        Error::Protocol(ProtocolError::GreetingRejected(err)) => {
             assert_eq!(err.code, Some(ResponseCode::SysPerm));
             assert_clean(err.text.as_str(), "-ERR greeting text");
         }
         other => panic!("expected GreetingRejected, got {other:?}"),
     }
-    assert_error_text_clean("-ERR greeting");
+    assert_error_text_clean(&e, "-ERR greeting");
     let (received, result) = finish(server);
     assert!(received.is_empty(), "{}", show(&received));
     result.expect("client closed");
 
     let server = script(vec![Step::Send(with_nasty(b"")), Step::ExpectClose]);
     let e = expect_connect_err(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "garbage greeting",
     );
     assert!(
-        matches!(e, Failure::Protocol(ProtocolError::InvalidGreeting(_))),
+        matches!(e, Error::Protocol(ProtocolError::InvalidGreeting(_))),
         "{e:?}"
     );
-    assert_error_text_clean("garbage greeting");
+    assert_error_text_clean(&e, "garbage greeting");
     let (received, result) = finish(server);
     assert!(received.is_empty(), "{}", show(&received));
     result.expect("client closed");
@@ -1800,7 +1862,7 @@ pub fn escapes_in_greeting<T: Transport>(t: &T) {
 /// The same bytes in `-ERR` replies (to USER, to NOOP, in a response code)
 /// and in a line that is no status at all: typed errors whose `Display`
 /// holds no control characters.
-pub fn escapes_in_err_text<T: Transport>(t: &T) {
+pub async fn escapes_in_err_text<T: Transport>(t: &T) {
     let mut bad_code = b"-ERR [IN-USE\x1b[5m] ".to_vec();
     bad_code.extend_from_slice(NASTY);
     bad_code.extend_from_slice(b"\r\n");
@@ -1821,36 +1883,37 @@ pub fn escapes_in_err_text<T: Transport>(t: &T) {
         Step::ExpectClose,
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
     let e = expect_server(
-        s.login(USER, PASSWORD),
+        s.login(USER, PASSWORD).await,
         Some(ResponseCode::Auth),
         "-ERR to USER",
     );
     assert_clean(e.text.as_str(), "-ERR to USER");
-    assert_error_text_clean("-ERR to USER");
-    expect_ok(s.login(USER, PASSWORD), "login");
-    let e = expect_server(s.noop(), None, "-ERR to NOOP");
+    assert_error_text_clean(&e, "-ERR to USER");
+    expect_ok(s.login(USER, PASSWORD).await, "login");
+    let e = expect_server(s.noop().await, None, "-ERR to NOOP");
     assert_clean(e.text.as_str(), "-ERR to NOOP");
-    assert_error_text_clean("-ERR to NOOP");
-    let e = match expect_err(s.noop(), "-ERR with an escape in its code") {
-        Failure::Server(e) => e,
+    assert_error_text_clean(&e, "-ERR to NOOP");
+    let e = match expect_err(s.noop().await, "-ERR with an escape in its code") {
+        Error::Server(e) => e,
         other => panic!("expected Server, got {other:?}"),
     };
     if let Some(ResponseCode::Other(code)) = &e.code {
         assert_clean(code, "response code");
     }
     assert_clean(e.text.as_str(), "-ERR with an escape in its code");
-    assert_error_text_clean("-ERR with an escape in its code");
-    let e = expect_err(s.noop(), "a line that is no status");
+    assert_error_text_clean(&e, "-ERR with an escape in its code");
+    let e = expect_err(s.noop().await, "a line that is no status");
     assert!(
-        matches!(e, Failure::Protocol(ProtocolError::InvalidStatusLine(_))),
+        matches!(e, Error::Protocol(ProtocolError::InvalidStatusLine(_))),
         "{e:?}"
     );
-    assert_error_text_clean("a line that is no status");
-    assert_ended(&mut s, "after an invalid status line");
+    assert_error_text_clean(&e, "a line that is no status");
+    assert_ended(&mut s, "after an invalid status line").await;
     drop(s);
     let (received, result) = finish(server);
     let want = format!(
@@ -1876,27 +1939,28 @@ const INJECTIONS: [&str; 5] = [
 /// CR, LF or NUL in the login user name, the APOP user name and password,
 /// and the LANG tag: `Usage(InvalidArgument)`, nothing sent, and the
 /// session goes on.
-pub fn line_breaks_in_caller_arguments<T: Transport>(t: &T) {
+pub async fn line_breaks_in_caller_arguments<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
     for bad in INJECTIONS {
-        let invalid = |r: Result<_, Failure>, what: &str| match r {
-            Err(Failure::Usage(UsageError::InvalidArgument(_))) => {}
+        let invalid = |r: Result<_, Error>, what: &str| match r {
+            Err(Error::Usage(UsageError::InvalidArgument(_))) => {}
             other => panic!("{what} with {bad:?}: expected Usage(InvalidArgument), got {other:?}"),
         };
-        invalid(s.login(bad, PASSWORD).map(drop), "login user");
-        invalid(s.apop(bad, PASSWORD).map(drop), "apop user");
-        invalid(s.apop(USER, bad).map(drop), "apop password");
-        invalid(s.lang(Some(bad)).map(drop), "lang tag");
+        invalid(s.login(bad, PASSWORD).await.map(drop), "login user");
+        invalid(s.apop(bad, PASSWORD).await.map(drop), "apop user");
+        invalid(s.apop(USER, bad).await.map(drop), "apop password");
+        invalid(s.lang(Some(bad)).await.map(drop), "lang tag");
     }
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     assert_eq!(received, b"QUIT\r\n", "{}", show(&received));
     result.expect("script followed");
@@ -1904,25 +1968,26 @@ pub fn line_breaks_in_caller_arguments<T: Transport>(t: &T) {
 
 /// CR, LF or NUL in the login password: `Usage(InvalidArgument)`, and
 /// nothing sent — not even the USER line before it.
-pub fn line_breaks_in_password<T: Transport>(t: &T) {
+pub async fn line_breaks_in_password<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line(GREETING),
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
     ]);
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", port(&server), &plain_opts()),
+        t.connect_plain("127.0.0.1", port(&server), &plain_opts())
+            .await,
         "connect_plain",
     );
     for bad in INJECTIONS {
-        match s.login(USER, bad) {
-            Err(Failure::Usage(UsageError::InvalidArgument(_))) => {}
+        match s.login(USER, bad).await {
+            Err(Error::Usage(UsageError::InvalidArgument(_))) => {}
             other => {
                 panic!("login password {bad:?}: expected Usage(InvalidArgument), got {other:?}")
             }
         }
     }
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
     let (received, result) = finish(server);
     assert_eq!(received, b"QUIT\r\n", "{}", show(&received));
     result.expect("script followed");

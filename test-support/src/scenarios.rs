@@ -2,10 +2,12 @@
 //! `pop3-tokio`, `pop3-smol`) runs against a real Dovecot and against
 //! scripted fault-injecting servers.
 //!
-//! A transport's `tests/scenarios.rs` implements two small blocking traits —
-//! [`Transport`] (connecting) and [`Session`] (one method per POP3 operation;
-//! async transports wrap each call in `block_on`) — classifies its error type
-//! into the shared [`Failure`], and expands [`scenario_tests!`](crate::scenario_tests):
+//! Every transport is an alias of one generic type,
+//! [`pop3_transport::Connection`], so the scenarios are written once against
+//! it: async functions that `.await` the real methods. A transport plugs in
+//! through the small [`Transport`] trait (its stream and runtime types, an
+//! executor, and its three connect functions), and its `tests/scenarios.rs`
+//! expands [`scenario_tests!`](crate::scenario_tests):
 //!
 //! ```ignore
 //! struct Blocking;
@@ -13,244 +15,74 @@
 //! test_support::scenario_tests!(Blocking);
 //! ```
 //!
-//! which becomes one `#[test]` per scenario function of this module.
+//! which becomes one `#[test]` per scenario function of this module, each
+//! run to its end with [`Transport::block_on`].
 //!
 //! Every scenario bounds its waiting: scripted servers use a 5 s
 //! [`ScriptConfig`] timeout, clients in fault tests use 1–3 s time limits, and
 //! Dovecot clients use 20 s limits.
 
 use std::fmt;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use pop3_proto::sasl::Mechanism;
-use pop3_proto::{
-    Capabilities, Greeting, Language, Limits, ListEntry, MsgNum, ProtocolError, ResponseCode,
-    ServerError, Stat, UidlEntry, UsageError,
-};
+use pop3_proto::{AuthMethod, MsgNum, ProtocolError, ResponseCode, ServerError, UsageError};
+use pop3_transport::runtime::{MessageSink, Runtime, StartTls, WriteTo};
+pub use pop3_transport::{Connection, Error, Options, Result, Timeouts, TlsOptions};
 
 use crate::dovecot::{unique_user, Dovecot, Mailbox};
 use crate::pki::{rustls_server_config, CertKey, TestPki};
 use crate::scripted::{show, ScriptConfig, ScriptedServer, Step};
 
 // ---------------------------------------------------------------------------
-// The traits a transport implements
+// How a transport plugs in
 // ---------------------------------------------------------------------------
 
-/// A transport's error, classified so that scenarios can assert its kind.
-///
-/// A transport's classify function also hands the error to
-/// [`hostile::note_error`](crate::hostile::note_error) first, so that the
-/// hostile-server suite can check its `Display` text.
-#[derive(Debug)]
-pub enum Failure {
-    /// An I/O error of the socket.
-    Io(std::io::Error),
-    /// A TLS error (certificate verification, handshake).
-    Tls(rustls::Error),
-    /// The server broke the protocol, or one reply was unusable.
-    Protocol(ProtocolError),
-    /// The call did not fit the session; nothing was sent.
-    Usage(UsageError),
-    /// `-ERR` from the server.
-    Server(ServerError),
-    /// A time limit ran out.
-    Timeout,
-    /// The session has ended.
-    Closed,
-    /// STARTTLS was required but the server does not offer `STLS`.
-    StlsUnavailable,
-    /// Anything else (describe it).
-    Other(String),
-}
-
-impl fmt::Display for Failure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
-    }
-}
-
-impl std::error::Error for Failure {}
-
-/// What scenarios pass to the connect functions; each transport turns it into
-/// its own options.
-#[derive(Debug, Clone)]
-pub struct ConnectOpts {
-    /// An extra trusted root certificate (PEM), on top of the default roots.
-    pub ca_pem: Option<String>,
-    /// Allow credentials over an unencrypted connection.
-    pub allow_plaintext_auth: bool,
-    /// TLS server name override (default: the host passed to connect).
-    pub server_name: Option<String>,
-    /// TCP connect time limit.
-    pub connect_timeout: Duration,
-    /// TLS handshake time limit.
-    pub tls_handshake_timeout: Duration,
-    /// Read time limit.
-    pub read_timeout: Duration,
-    /// Write time limit.
-    pub write_timeout: Duration,
-    /// Reply size limits (default: the core's defaults).
-    pub limits: Option<Limits>,
-}
-
-impl Default for ConnectOpts {
-    fn default() -> Self {
-        ConnectOpts {
-            ca_pem: None,
-            allow_plaintext_auth: false,
-            server_name: None,
-            connect_timeout: Duration::from_secs(20),
-            tls_handshake_timeout: Duration::from_secs(20),
-            read_timeout: Duration::from_secs(20),
-            write_timeout: Duration::from_secs(20),
-            limits: None,
-        }
-    }
-}
-
-impl ConnectOpts {
-    /// Trusts `ca_pem` in addition to the default roots.
-    pub fn trusting(ca_pem: &str) -> ConnectOpts {
-        ConnectOpts {
-            ca_pem: Some(ca_pem.to_owned()),
-            ..ConnectOpts::default()
-        }
-    }
-
-    /// Sets [`ConnectOpts::allow_plaintext_auth`].
-    pub fn plaintext_auth(mut self, allow: bool) -> ConnectOpts {
-        self.allow_plaintext_auth = allow;
-        self
-    }
-
-    /// The same short limit for every step (fault tests).
-    pub fn all_timeouts(mut self, limit: Duration) -> ConnectOpts {
-        self.connect_timeout = limit;
-        self.tls_handshake_timeout = limit;
-        self.read_timeout = limit;
-        self.write_timeout = limit;
-        self
-    }
-}
-
-/// The SASL mechanisms whose convenience methods the scenarios exercise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SaslMech {
-    /// `AUTH PLAIN`.
-    Plain,
-    /// `AUTH LOGIN`.
-    Login,
-    /// `AUTH CRAM-MD5`.
-    CramMd5,
-    /// `AUTH SCRAM-SHA-1` (the transport generates the nonce).
-    ScramSha1,
-    /// `AUTH SCRAM-SHA-256` (the transport generates the nonce).
-    ScramSha256,
-}
-
-/// How a transport connects. Implemented by each transport's test file.
+/// A transport under test: which stream and runtime its `Connection` alias
+/// fills in, how to run a future on that runtime, and its connect functions.
+/// Each transport's implementation is a few lines in its `tests/common`.
 pub trait Transport {
-    /// An open session.
-    type Conn: Session;
+    /// The stream of the transport's `Connection` (its `MaybeTls`).
+    type Stream: StartTls;
+    /// The runtime marker; writing into a `Vec<u8>` is how `retr_to` and
+    /// `top_to` are checked.
+    type Runtime: Runtime + WriteTo<Vec<u8>>;
 
-    /// `connect_plain(host, port, options)`.
+    /// Runs `future` to its end on this transport's executor.
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
+
+    /// The transport's `connect_plain(host, port, options)`.
     fn connect_plain(
         &self,
         host: &str,
         port: u16,
-        opts: &ConnectOpts,
-    ) -> Result<Self::Conn, Failure>;
+        options: &Options,
+    ) -> impl Future<Output = Result<Conn<Self>>>;
 
-    /// `connect_tls(host, port, options)` (implicit TLS).
-    fn connect_tls(&self, host: &str, port: u16, opts: &ConnectOpts)
-        -> Result<Self::Conn, Failure>;
+    /// The transport's `connect_tls(host, port, options)` (implicit TLS).
+    fn connect_tls(
+        &self,
+        host: &str,
+        port: u16,
+        options: &Options,
+    ) -> impl Future<Output = Result<Conn<Self>>>;
 
-    /// `connect_starttls(host, port, options)`.
+    /// The transport's `connect_starttls(host, port, options)`.
     fn connect_starttls(
         &self,
         host: &str,
         port: u16,
-        opts: &ConnectOpts,
-    ) -> Result<Self::Conn, Failure>;
+        options: &Options,
+    ) -> impl Future<Output = Result<Conn<Self>>>;
 }
 
-/// One POP3 session, blocking. Each method maps to the transport's method of
-/// the same name.
-pub trait Session {
-    /// The greeting.
-    fn greeting(&self) -> Greeting;
-    /// The cached capabilities (`capabilities()`).
-    fn capabilities(&self) -> Option<Capabilities>;
-    /// `client().is_encrypted()`.
-    fn is_encrypted(&self) -> bool;
-    /// `client().is_pipelining()`.
-    fn is_pipelining(&self) -> bool;
+/// The connection type of the transport `T`: its `Connection` alias.
+pub type Conn<T> = Connection<<T as Transport>::Stream, <T as Transport>::Runtime>;
 
-    /// `capa()`.
-    fn capa(&mut self) -> Result<Capabilities, Failure>;
-    /// `login(user, password)` (USER/PASS).
-    fn login(&mut self, user: &str, password: &str) -> Result<(), Failure>;
-    /// `apop(user, password)`.
-    fn apop(&mut self, user: &str, password: &str) -> Result<(), Failure>;
-    /// `auth(mechanism)`.
-    fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<(), Failure>;
-    /// The convenience method for `mech` (`auth_plain`, `auth_scram_sha256`, ...).
-    fn auth_with(&mut self, mech: SaslMech, user: &str, password: &str) -> Result<(), Failure>;
-    /// `utf8()`.
-    fn utf8(&mut self) -> Result<(), Failure>;
-    /// `lang(tag)`.
-    fn lang(&mut self, tag: Option<&str>) -> Result<Vec<Language>, Failure>;
-
-    /// `stat()`.
-    fn stat(&mut self) -> Result<Stat, Failure>;
-    /// `list()`.
-    fn list(&mut self) -> Result<Vec<ListEntry>, Failure>;
-    /// `list_one(n)`.
-    fn list_one(&mut self, msg: MsgNum) -> Result<ListEntry, Failure>;
-    /// `uidl()`.
-    fn uidl(&mut self) -> Result<Vec<UidlEntry>, Failure>;
-    /// `uidl_one(n)`.
-    fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry, Failure>;
-    /// `retr_to(n, &mut Vec)`.
-    fn retr(&mut self, msg: MsgNum) -> Result<Vec<u8>, Failure>;
-    /// `retr(n)` read to the end through the `MessageReader` with reads of at
-    /// most `buf_size` bytes.
-    fn retr_streamed(&mut self, msg: MsgNum, buf_size: usize) -> Result<Vec<u8>, Failure>;
-    /// `retr(n)`, read about `bytes` bytes (in small reads), then drop the
-    /// `MessageReader` before the end of the message. Returns what was read.
-    fn retr_partial(&mut self, msg: MsgNum, bytes: usize) -> Result<Vec<u8>, Failure>;
-    /// `top_to(n, lines, &mut Vec)`.
-    fn top(&mut self, msg: MsgNum, lines: u32) -> Result<Vec<u8>, Failure>;
-    /// `dele(n)`.
-    fn dele(&mut self, msg: MsgNum) -> Result<(), Failure>;
-    /// `rset()`.
-    fn rset(&mut self) -> Result<(), Failure>;
-    /// `noop()`.
-    fn noop(&mut self) -> Result<(), Failure>;
-    /// `retr_many(msgs, sink)`: one result per message, in order (the bytes,
-    /// or why that message failed); the outer error ended the connection.
-    #[allow(clippy::type_complexity)]
-    fn retr_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<Vec<u8>, Failure>>, Failure>;
-    /// `dele_many(msgs)`: one result per message, in order.
-    #[allow(clippy::type_complexity)]
-    fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<(), Failure>>, Failure>;
-    /// `quit()`.
-    fn quit(self) -> Result<(), Failure>
-    where
-        Self: Sized;
-    /// Drops the session without `QUIT`.
-    fn drop_without_quit(self)
-    where
-        Self: Sized,
-    {
-        drop(self);
-    }
-}
-
-/// Expands to one `#[test]` per scenario of [`crate::scenarios`], each calling
-/// the scenario with `&$transport`.
+/// Expands to one `#[test]` per scenario of [`crate::scenarios`], each running
+/// the scenario with `&$transport` on the transport's executor.
 #[macro_export]
 macro_rules! scenario_tests {
     ($transport:expr) => {
@@ -279,11 +111,20 @@ macro_rules! scenario_tests {
             dele_then_drop_keeps,
             pipelined_retr_of_1000_messages,
             pipelined_dele_many,
+            capabilities_current_right_after_login,
+            capabilities_current_right_after_stls,
+            quit_sends_close_notify,
+            quit_sends_close_notify_after_stls,
+            set_timeouts_returns_result,
+            reader_not_finished_after_failure,
+            same_failure_same_report,
+            sink_error_stops_retr_many_cleanly,
             fault_disconnect_mid_body,
             fault_stalled_server_times_out,
             fault_garbage_greeting,
             fault_greeting_rejected,
             fault_stls_missing_from_capa,
+            fault_stls_method_missing_from_capa,
             fault_stls_refused,
             fault_data_after_stls,
             fault_starttls_wrong_host,
@@ -297,10 +138,161 @@ macro_rules! scenario_tests {
         $(
             #[test]
             fn $name() {
-                $crate::scenarios::$name(&$transport);
+                let transport = $transport;
+                $crate::scenarios::Transport::block_on(
+                    &transport,
+                    $crate::scenarios::$name(&transport),
+                );
             }
         )*
     };
+}
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+/// The same `limit` for every step (fault tests).
+pub fn timeouts(limit: Duration) -> Timeouts {
+    Timeouts {
+        connect: Some(limit),
+        tls_handshake: Some(limit),
+        read: Some(limit),
+        write: Some(limit),
+    }
+}
+
+/// Options with 20 s limits and the default roots only.
+pub fn base_options() -> Options {
+    Options::new().timeouts(timeouts(Duration::from_secs(20)))
+}
+
+/// [`base_options`] that also trust `ca_pem`.
+pub fn trusting(ca_pem: &str) -> Options {
+    let tls = TlsOptions::new()
+        .add_root_pem(ca_pem.as_bytes())
+        .expect("the test CA is valid PEM");
+    base_options().tls(tls)
+}
+
+// ---------------------------------------------------------------------------
+// Reading messages into vectors, the same way on every runtime
+// ---------------------------------------------------------------------------
+
+/// `retr_to(msg, &mut Vec)`, checking the returned count.
+pub async fn retr_bytes<S: StartTls, R: Runtime + WriteTo<Vec<u8>>>(
+    s: &mut Connection<S, R>,
+    msg: MsgNum,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let count = s.retr_to(msg, &mut out).await?;
+    assert_eq!(count, out.len() as u64, "retr_to's count");
+    Ok(out)
+}
+
+/// `top_to(msg, lines, &mut Vec)`, checking the returned count.
+pub async fn top_bytes<S: StartTls, R: Runtime + WriteTo<Vec<u8>>>(
+    s: &mut Connection<S, R>,
+    msg: MsgNum,
+    lines: u32,
+) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    let count = s.top_to(msg, lines, &mut out).await?;
+    assert_eq!(count, out.len() as u64, "top_to's count");
+    Ok(out)
+}
+
+/// `retr(msg)` read to its end through the `MessageReader`, with reads of at
+/// most `buf_size` bytes.
+pub async fn retr_streamed<S: StartTls, R: Runtime>(
+    s: &mut Connection<S, R>,
+    msg: MsgNum,
+    buf_size: usize,
+) -> Result<Vec<u8>> {
+    let mut reader = s.retr(msg).await?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; buf_size];
+    loop {
+        let k = reader.read(&mut buf).await?;
+        if k == 0 {
+            assert!(reader.is_finished(), "a reader at its end is finished");
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..k]);
+    }
+}
+
+/// `retr(msg)`, about `bytes` bytes read (100 at most at a time), then the
+/// `MessageReader` dropped before the end of the message. Returns what was
+/// read.
+pub async fn retr_partial<S: StartTls, R: Runtime>(
+    s: &mut Connection<S, R>,
+    msg: MsgNum,
+    bytes: usize,
+) -> Result<Vec<u8>> {
+    let mut reader = s.retr(msg).await?;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 100];
+    while out.len() < bytes {
+        let want = buf.len().min(bytes - out.len());
+        let k = reader.read(&mut buf[..want]).await?;
+        if k == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..k]);
+    }
+    Ok(out)
+}
+
+/// Collects `retr_many` output per position; a message that failed is
+/// emptied, as the sink contract asks.
+struct Collect {
+    msgs: Vec<MsgNum>,
+    messages: Vec<Vec<u8>>,
+}
+
+impl Collect {
+    fn index(&self, msg: MsgNum) -> Option<usize> {
+        self.msgs.iter().position(|&m| m == msg)
+    }
+}
+
+impl MessageSink for Collect {
+    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) -> std::io::Result<()> {
+        if let Some(i) = self.index(msg) {
+            self.messages[i].extend_from_slice(chunk);
+        }
+        Ok(())
+    }
+
+    fn on_end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> std::io::Result<()> {
+        if let Some(i) = self.index(msg) {
+            match result {
+                Ok(size) => assert_eq!(size, self.messages[i].len() as u64, "size of {msg:?}"),
+                Err(_) => self.messages[i].clear(),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `retr_many(msgs, sink)`: one result per message, in order (the bytes, or
+/// why that message failed); the outer error is the call's.
+#[allow(clippy::type_complexity)]
+pub async fn retr_many_bytes<S: StartTls, R: Runtime>(
+    s: &mut Connection<S, R>,
+    msgs: &[MsgNum],
+) -> Result<Vec<Result<Vec<u8>>>> {
+    let mut sink = Collect {
+        msgs: msgs.to_vec(),
+        messages: vec![Vec::new(); msgs.len()],
+    };
+    let results = s.retr_many(msgs, &mut sink).await?;
+    Ok(results
+        .into_iter()
+        .zip(sink.messages)
+        .map(|(result, message)| result.map(|_| message))
+        .collect())
 }
 
 // ---------------------------------------------------------------------------
@@ -323,26 +315,26 @@ fn new_user(prefix: &str) -> Mailbox {
     dovecot().add_user(&user, &format!("pw-{user}"))
 }
 
-fn tls_opts() -> ConnectOpts {
-    ConnectOpts::trusting(dovecot().ca_pem())
+fn tls_opts() -> Options {
+    trusting(dovecot().ca_pem())
 }
 
-fn tls<T: Transport>(t: &T) -> T::Conn {
+async fn tls<T: Transport>(t: &T) -> Conn<T> {
     let port = dovecot().tls_addr().port();
-    match t.connect_tls(HOST, port, &tls_opts()) {
+    match t.connect_tls(HOST, port, &tls_opts()).await {
         Ok(c) => c,
         Err(e) => panic!("connect_tls to Dovecot: {e:?}\n{}", dovecot().log()),
     }
 }
 
-fn tls_login<T: Transport>(t: &T, mb: &Mailbox) -> T::Conn {
-    let mut s = tls(t);
-    expect_ok(s.login(mb.user(), mb.password()), "login");
+async fn tls_login<T: Transport>(t: &T, mb: &Mailbox) -> Conn<T> {
+    let mut s = tls(t).await;
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
     s
 }
 
 #[track_caller]
-fn expect_ok<V>(result: Result<V, Failure>, what: &str) -> V {
+fn expect_ok<V>(result: Result<V>, what: &str) -> V {
     match result {
         Ok(v) => v,
         Err(e) => panic!("{what}: {e:?}"),
@@ -350,7 +342,7 @@ fn expect_ok<V>(result: Result<V, Failure>, what: &str) -> V {
 }
 
 #[track_caller]
-fn expect_err<V: fmt::Debug>(result: Result<V, Failure>, what: &str) -> Failure {
+fn expect_err<V: fmt::Debug>(result: Result<V>, what: &str) -> Error {
     match result {
         Ok(v) => panic!("{what}: expected an error, got Ok({v:?})"),
         Err(e) => e,
@@ -358,10 +350,10 @@ fn expect_err<V: fmt::Debug>(result: Result<V, Failure>, what: &str) -> Failure 
 }
 
 #[track_caller]
-fn expect_server_error<V: fmt::Debug>(result: Result<V, Failure>, what: &str) -> ServerError {
+fn expect_server_error<V: fmt::Debug>(result: Result<V>, what: &str) -> ServerError {
     match expect_err(result, what) {
-        Failure::Server(e) => e,
-        other => panic!("{what}: expected a -ERR (Failure::Server), got {other:?}"),
+        Error::Server(e) => e,
+        other => panic!("{what}: expected a -ERR (Error::Server), got {other:?}"),
     }
 }
 
@@ -460,10 +452,10 @@ fn script(steps: Vec<Step>) -> ScriptedServer {
     )
 }
 
-fn fault_opts() -> ConnectOpts {
-    ConnectOpts::trusting(&TestPki::shared().ca_pem)
-        .plaintext_auth(true)
-        .all_timeouts(Duration::from_secs(3))
+fn fault_opts() -> Options {
+    trusting(&TestPki::shared().ca_pem)
+        .allow_plaintext_auth(true)
+        .timeouts(timeouts(Duration::from_secs(3)))
 }
 
 fn credential_bytes(received: &[u8]) -> Vec<&'static str> {
@@ -474,17 +466,17 @@ fn credential_bytes(received: &[u8]) -> Vec<&'static str> {
         .collect()
 }
 
-fn assert_tls_failure(failure: &Failure, what: &str) {
+fn assert_tls_failure(failure: &Error, what: &str) {
     match failure {
-        Failure::Tls(rustls::Error::InvalidCertificate(_)) => {}
-        Failure::Tls(other) => panic!("{what}: TLS error, but not a certificate error: {other:?}"),
+        Error::Tls(rustls::Error::InvalidCertificate(_)) => {}
+        Error::Tls(other) => panic!("{what}: TLS error, but not a certificate error: {other:?}"),
         other => panic!("{what}: expected a TLS error, got {other:?}"),
     }
 }
 
-fn assert_stream_failure(failure: &Failure, what: &str) {
+fn assert_stream_failure(failure: &Error, what: &str) {
     match failure {
-        Failure::Protocol(ProtocolError::UnexpectedEof) | Failure::Closed | Failure::Io(_) => {}
+        Error::Protocol(ProtocolError::UnexpectedEof) | Error::Closed | Error::Io(_) => {}
         other => panic!("{what}: expected UnexpectedEof, Closed or Io, got {other:?}"),
     }
 }
@@ -502,10 +494,11 @@ fn finish(server: ScriptedServer) -> (Vec<u8>, Result<(), String>) {
 
 /// Greeting with an APOP timestamp; CAPA lists what Dovecot offers, STLS on
 /// the plain port.
-pub fn greeting_and_capa<T: Transport>(t: &T) {
+pub async fn greeting_and_capa<T: Transport>(t: &T) {
     let d = dovecot();
     let mut s = expect_ok(
-        t.connect_plain(HOST, d.plain_addr().port(), &ConnectOpts::default()),
+        t.connect_plain(HOST, d.plain_addr().port(), &base_options())
+            .await,
         "connect_plain",
     );
     let greeting = s.greeting();
@@ -518,8 +511,8 @@ pub fn greeting_and_capa<T: Transport>(t: &T) {
         stamp.starts_with('<') && stamp.ends_with('>') && stamp.contains('@'),
         "{stamp}"
     );
-    assert!(!s.is_encrypted());
-    let capa = expect_ok(s.capa(), "capa");
+    assert!(!s.client().is_encrypted());
+    let capa = expect_ok(s.capa().await, "capa");
     for (what, present) in [
         ("TOP", capa.top()),
         ("UIDL", capa.uidl()),
@@ -533,104 +526,108 @@ pub fn greeting_and_capa<T: Transport>(t: &T) {
         assert!(capa.has_sasl(mech), "CAPA lacks SASL {mech}: {capa:?}");
     }
     assert_eq!(
-        s.capabilities().as_ref(),
+        s.capabilities().cloned().as_ref(),
         Some(&capa),
         "capabilities() caches CAPA"
     );
-    assert!(s.is_pipelining());
-    expect_ok(s.quit(), "quit");
+    assert!(s.client().is_pipelining());
+    expect_ok(s.quit().await, "quit");
 }
 
 /// USER/PASS over plaintext when explicitly allowed.
-pub fn plain_login_with_plaintext_allowed<T: Transport>(t: &T) {
+pub async fn plain_login_with_plaintext_allowed<T: Transport>(t: &T) {
     let d = dovecot();
     let mb = new_user("plain-login");
     mb.add_message(b"Subject: one\r\n\r\nbody\r\n");
-    let opts = ConnectOpts::default().plaintext_auth(true);
+    let opts = base_options().allow_plaintext_auth(true);
     let mut s = expect_ok(
-        t.connect_plain(HOST, d.plain_addr().port(), &opts),
+        t.connect_plain(HOST, d.plain_addr().port(), &opts).await,
         "connect_plain",
     );
-    expect_ok(s.login(mb.user(), mb.password()), "login");
-    let stat = expect_ok(s.stat(), "stat");
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
+    let stat = expect_ok(s.stat().await, "stat");
     assert_eq!(stat.count, 1);
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
 }
 
 /// Without `allow_plaintext_auth`, credentials never leave on a plaintext
 /// connection, and the session stays usable.
-pub fn plaintext_auth_refused_by_default<T: Transport>(t: &T) {
+pub async fn plaintext_auth_refused_by_default<T: Transport>(t: &T) {
     let d = dovecot();
     let mb = new_user("plain-refused");
     let mut s = expect_ok(
-        t.connect_plain(HOST, d.plain_addr().port(), &ConnectOpts::default()),
+        t.connect_plain(HOST, d.plain_addr().port(), &base_options())
+            .await,
         "connect_plain",
     );
     for (what, result) in [
-        ("login", s.login(mb.user(), mb.password())),
-        ("apop", s.apop(mb.user(), mb.password())),
+        ("login", s.login(mb.user(), mb.password()).await),
+        ("apop", s.apop(mb.user(), mb.password()).await),
         (
-            "auth_plain",
-            s.auth_with(SaslMech::Plain, mb.user(), mb.password()),
+            "AUTH PLAIN",
+            s.login_with(mb.user(), mb.password(), AuthMethod::Plain)
+                .await,
         ),
         (
-            "auth_login",
-            s.auth_with(SaslMech::Login, mb.user(), mb.password()),
+            "AUTH LOGIN",
+            s.login_with(mb.user(), mb.password(), AuthMethod::Login)
+                .await,
         ),
     ] {
         match result {
-            Err(Failure::Usage(UsageError::PlaintextCredentials)) => {}
+            Err(Error::Usage(UsageError::PlaintextCredentials)) => {}
             other => {
                 panic!("{what} over plaintext: expected Usage(PlaintextCredentials), got {other:?}")
             }
         }
     }
     // Nothing was sent: the session goes on.
-    expect_ok(s.capa(), "capa after the refusals");
-    match s.stat() {
-        Err(Failure::Usage(UsageError::WrongState { .. })) => {}
+    expect_ok(s.capa().await, "capa after the refusals");
+    match s.stat().await {
+        Err(Error::Usage(UsageError::WrongState { .. })) => {}
         other => panic!("stat before login: expected Usage(WrongState), got {other:?}"),
     }
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
 }
 
 /// Implicit TLS with the test CA; no STLS offered over TLS.
-pub fn implicit_tls_login<T: Transport>(t: &T) {
+pub async fn implicit_tls_login<T: Transport>(t: &T) {
     let mb = new_user("tls-login");
     let body = b"Subject: tls\r\n\r\nover TLS\r\n";
     mb.add_message(body);
-    let mut s = tls(t);
-    assert!(s.is_encrypted());
-    let capa = expect_ok(s.capa(), "capa");
+    let mut s = tls(t).await;
+    assert!(s.client().is_encrypted());
+    let capa = expect_ok(s.capa().await, "capa");
     assert!(!capa.stls(), "STLS offered over TLS: {capa:?}");
-    expect_ok(s.login(mb.user(), mb.password()), "login");
-    assert_eq!(expect_ok(s.retr(n(1)), "retr"), body);
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
+    assert_eq!(expect_ok(retr_bytes(&mut s, n(1)).await, "retr"), body);
+    expect_ok(s.quit().await, "quit");
 }
 
 /// STLS upgrade with the test CA; credentials allowed afterwards by default.
-pub fn starttls_login<T: Transport>(t: &T) {
+pub async fn starttls_login<T: Transport>(t: &T) {
     let d = dovecot();
     let mb = new_user("stls-login");
     let body = b"Subject: stls\r\n\r\nupgraded\r\n";
     mb.add_message(body);
     let mut s = expect_ok(
-        t.connect_starttls(HOST, d.plain_addr().port(), &tls_opts()),
+        t.connect_starttls(HOST, d.plain_addr().port(), &tls_opts())
+            .await,
         "connect_starttls",
     );
-    assert!(s.is_encrypted());
-    let capa = expect_ok(s.capa(), "capa after STLS");
+    assert!(s.client().is_encrypted());
+    let capa = expect_ok(s.capa().await, "capa after STLS");
     assert!(
         !capa.stls(),
         "STLS still offered after the upgrade: {capa:?}"
     );
-    expect_ok(s.login(mb.user(), mb.password()), "login");
-    assert_eq!(expect_ok(s.retr(n(1)), "retr"), body);
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
+    assert_eq!(expect_ok(retr_bytes(&mut s, n(1)).await, "retr"), body);
+    expect_ok(s.quit().await, "quit");
 }
 
 /// STAT, LIST, LIST n, UIDL, UIDL n, RETR, TOP, DELE, RSET, NOOP, QUIT.
-pub fn every_command<T: Transport>(t: &T) {
+pub async fn every_command<T: Transport>(t: &T) {
     let mb = new_user("every-command");
     let bodies: Vec<Vec<u8>> = vec![
         b"Subject: first\r\nFrom: a@example.org\r\n\r\nline 1\r\nline 2\r\nline 3\r\n".to_vec(),
@@ -639,19 +636,19 @@ pub fn every_command<T: Transport>(t: &T) {
     ];
     let files: Vec<PathBuf> = bodies.iter().map(|b| mb.add_message(b)).collect();
     let sizes: Vec<u64> = files.iter().map(|f| read_file(f).len() as u64).collect();
-    let mut s = tls_login(t, &mb);
+    let mut s = tls_login(t, &mb).await;
 
-    let stat = expect_ok(s.stat(), "stat");
+    let stat = expect_ok(s.stat().await, "stat");
     assert_eq!(stat.count, 3);
     assert_eq!(stat.size, sizes.iter().sum::<u64>());
 
-    let list = expect_ok(s.list(), "list");
+    let list = expect_ok(s.list().await, "list");
     let got: Vec<(u32, u64)> = list.iter().map(|e| (e.msg.get(), e.size)).collect();
     assert_eq!(got, vec![(1, sizes[0]), (2, sizes[1]), (3, sizes[2])]);
-    let one = expect_ok(s.list_one(n(2)), "list_one");
+    let one = expect_ok(s.list_one(n(2)).await, "list_one");
     assert_eq!((one.msg, one.size), (n(2), sizes[1]));
 
-    let uidl = expect_ok(s.uidl(), "uidl");
+    let uidl = expect_ok(s.uidl().await, "uidl");
     assert_eq!(uidl.len(), 3);
     for e in &uidl {
         assert_eq!(e.uid.len(), 16, "Dovecot's %08Xu%08Xv: {e:?}");
@@ -660,36 +657,36 @@ pub fn every_command<T: Transport>(t: &T) {
     uids.sort_unstable();
     uids.dedup();
     assert_eq!(uids.len(), 3, "unique ids differ: {uidl:?}");
-    let uid3 = expect_ok(s.uidl_one(n(3)), "uidl_one");
+    let uid3 = expect_ok(s.uidl_one(n(3)).await, "uidl_one");
     assert_eq!(uid3, uidl[2]);
 
     for (i, body) in bodies.iter().enumerate() {
-        let got = expect_ok(s.retr(n(i as u32 + 1)), "retr");
+        let got = expect_ok(retr_bytes(&mut s, n(i as u32 + 1)).await, "retr");
         assert_bytes_eq(&got, body, &format!("RETR {}", i + 1));
     }
-    let top0 = expect_ok(s.top(n(1), 0), "top 0");
+    let top0 = expect_ok(top_bytes(&mut s, n(1), 0).await, "top 0");
     assert_bytes_eq(
         &top0,
         b"Subject: first\r\nFrom: a@example.org\r\n\r\n",
         "TOP 1 0",
     );
-    let top2 = expect_ok(s.top(n(1), 2), "top 2");
+    let top2 = expect_ok(top_bytes(&mut s, n(1), 2).await, "top 2");
     assert_bytes_eq(
         &top2,
         b"Subject: first\r\nFrom: a@example.org\r\n\r\nline 1\r\nline 2\r\n",
         "TOP 1 2",
     );
 
-    expect_ok(s.dele(n(1)), "dele");
-    let stat = expect_ok(s.stat(), "stat after dele");
+    expect_ok(s.dele(n(1)).await, "dele");
+    let stat = expect_ok(s.stat().await, "stat after dele");
     assert_eq!((stat.count, stat.size), (2, sizes[1] + sizes[2]));
-    expect_server_error(s.list_one(n(1)), "list_one of a deleted message");
-    expect_server_error(s.retr(n(1)), "retr of a deleted message");
-    expect_server_error(s.dele(n(1)), "dele twice");
-    expect_ok(s.rset(), "rset");
-    assert_eq!(expect_ok(s.stat(), "stat after rset").count, 3);
-    expect_ok(s.noop(), "noop");
-    expect_ok(s.quit(), "quit");
+    expect_server_error(s.list_one(n(1)).await, "list_one of a deleted message");
+    expect_server_error(retr_bytes(&mut s, n(1)).await, "retr of a deleted message");
+    expect_server_error(s.dele(n(1)).await, "dele twice");
+    expect_ok(s.rset().await, "rset");
+    assert_eq!(expect_ok(s.stat().await, "stat after rset").count, 3);
+    expect_ok(s.noop().await, "noop");
+    expect_ok(s.quit().await, "quit");
     assert_eq!(mb.count(), 3, "RSET undid the deletion");
 }
 
@@ -697,34 +694,37 @@ pub fn every_command<T: Transport>(t: &T) {
 /// `-ERR` (before login `-ERR Unknown command.`; its login process drops the
 /// connection after three bad commands, so this sends only two before
 /// login); the session goes on.
-pub fn utf8_and_lang<T: Transport>(t: &T) {
+pub async fn utf8_and_lang<T: Transport>(t: &T) {
     let mb = new_user("utf8-lang");
-    let mut s = tls(t);
-    let capa = expect_ok(s.capa(), "capa");
+    let mut s = tls(t).await;
+    let capa = expect_ok(s.capa().await, "capa");
     if capa.utf8() {
-        expect_ok(s.utf8(), "utf8 (advertised)");
+        expect_ok(s.utf8().await, "utf8 (advertised)");
     } else {
-        let e = expect_server_error(s.utf8(), "utf8 (not advertised)");
+        let e = expect_server_error(s.utf8().await, "utf8 (not advertised)");
         eprintln!("UTF8 before login: {e:?}");
     }
     if capa.lang() {
-        let languages = expect_ok(s.lang(None), "lang (advertised)");
+        let languages = expect_ok(s.lang(None).await, "lang (advertised)");
         assert!(!languages.is_empty());
     } else {
-        let e = expect_server_error(s.lang(None), "lang (not advertised)");
+        let e = expect_server_error(s.lang(None).await, "lang (not advertised)");
         eprintln!("LANG before login: {e:?}");
     }
-    expect_ok(s.login(mb.user(), mb.password()), "login after UTF8/LANG");
+    expect_ok(
+        s.login(mb.user(), mb.password()).await,
+        "login after UTF8/LANG",
+    );
     if !capa.lang() {
-        let e = expect_server_error(s.lang(Some("en")), "lang en (not advertised)");
+        let e = expect_server_error(s.lang(Some("en")).await, "lang en (not advertised)");
         eprintln!("LANG en after login: {e:?}");
     }
-    match s.utf8() {
-        Err(Failure::Usage(UsageError::WrongState { .. })) => {}
+    match s.utf8().await {
+        Err(Error::Usage(UsageError::WrongState { .. })) => {}
         other => panic!("utf8 after login: expected Usage(WrongState), got {other:?}"),
     }
-    expect_ok(s.noop(), "noop");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.noop().await, "noop");
+    expect_ok(s.quit().await, "quit");
 }
 
 // ---------------------------------------------------------------------------
@@ -732,98 +732,117 @@ pub fn utf8_and_lang<T: Transport>(t: &T) {
 // ---------------------------------------------------------------------------
 
 /// A wrong password is a `-ERR [AUTH]`; the session can then log in properly.
-pub fn wrong_password_gets_auth_code<T: Transport>(t: &T) {
+pub async fn wrong_password_gets_auth_code<T: Transport>(t: &T) {
     let mb = new_user("wrong-password");
-    let mut s = tls(t);
+    let mut s = tls(t).await;
     let e = expect_server_error(
-        s.login(mb.user(), "not the password"),
+        s.login(mb.user(), "not the password").await,
         "login with a wrong password",
     );
     assert_eq!(e.code, Some(ResponseCode::Auth), "{e:?}");
-    expect_ok(s.login(mb.user(), mb.password()), "login after a failure");
-    expect_ok(s.stat(), "stat");
-    expect_ok(s.quit(), "quit");
+    expect_ok(
+        s.login(mb.user(), mb.password()).await,
+        "login after a failure",
+    );
+    expect_ok(s.stat().await, "stat");
+    expect_ok(s.quit().await, "quit");
 }
 
-fn auth_scenario<T: Transport>(
+async fn auth_scenario<T: Transport>(
     t: &T,
     name: &str,
-    run: impl FnOnce(&mut T::Conn, &Mailbox) -> Result<(), Failure>,
+    run: impl AsyncFnOnce(&mut Conn<T>, &Mailbox) -> Result<()>,
 ) {
     let mb = new_user(name);
     let body = format!("Subject: {name}\r\n\r\nauthenticated\r\n").into_bytes();
     mb.add_message(&body);
-    let mut s = tls(t);
-    expect_ok(run(&mut s, &mb), name);
-    assert_eq!(expect_ok(s.stat(), "stat").count, 1);
-    assert_eq!(expect_ok(s.retr(n(1)), "retr"), body);
-    expect_ok(s.quit(), "quit");
+    let mut s = tls(t).await;
+    expect_ok(run(&mut s, &mb).await, name);
+    assert_eq!(expect_ok(s.stat().await, "stat").count, 1);
+    assert_eq!(expect_ok(retr_bytes(&mut s, n(1)).await, "retr"), body);
+    expect_ok(s.quit().await, "quit");
 }
 
 /// APOP with the greeting's timestamp.
-pub fn auth_apop<T: Transport>(t: &T) {
-    auth_scenario(t, "apop", |s, mb| s.apop(mb.user(), mb.password()));
+pub async fn auth_apop<T: Transport>(t: &T) {
+    auth_scenario(t, "apop", async |s, mb| {
+        s.apop(mb.user(), mb.password()).await
+    })
+    .await;
 }
 
 /// `AUTH PLAIN`.
-pub fn auth_plain<T: Transport>(t: &T) {
-    auth_scenario(t, "plain", |s, mb| {
-        s.auth_with(SaslMech::Plain, mb.user(), mb.password())
-    });
+pub async fn auth_plain<T: Transport>(t: &T) {
+    auth_scenario(t, "plain", async |s, mb| {
+        s.login_with(mb.user(), mb.password(), AuthMethod::Plain)
+            .await
+    })
+    .await;
 }
 
 /// `AUTH LOGIN`.
-pub fn auth_login<T: Transport>(t: &T) {
-    auth_scenario(t, "login", |s, mb| {
-        s.auth_with(SaslMech::Login, mb.user(), mb.password())
-    });
+pub async fn auth_login<T: Transport>(t: &T) {
+    auth_scenario(t, "login", async |s, mb| {
+        s.login_with(mb.user(), mb.password(), AuthMethod::Login)
+            .await
+    })
+    .await;
 }
 
 /// `AUTH CRAM-MD5`.
-pub fn auth_cram_md5<T: Transport>(t: &T) {
-    auth_scenario(t, "cram-md5", |s, mb| {
-        s.auth_with(SaslMech::CramMd5, mb.user(), mb.password())
-    });
+pub async fn auth_cram_md5<T: Transport>(t: &T) {
+    auth_scenario(t, "cram-md5", async |s, mb| {
+        s.login_with(mb.user(), mb.password(), AuthMethod::CramMd5)
+            .await
+    })
+    .await;
 }
 
 /// `AUTH SCRAM-SHA-1` (the transport makes the nonce).
-pub fn auth_scram_sha1<T: Transport>(t: &T) {
-    auth_scenario(t, "scram-sha-1", |s, mb| {
-        s.auth_with(SaslMech::ScramSha1, mb.user(), mb.password())
-    });
+pub async fn auth_scram_sha1<T: Transport>(t: &T) {
+    auth_scenario(t, "scram-sha-1", async |s, mb| {
+        s.login_with(mb.user(), mb.password(), AuthMethod::ScramSha1)
+            .await
+    })
+    .await;
 }
 
 /// `AUTH SCRAM-SHA-256` (the transport makes the nonce).
-pub fn auth_scram_sha256<T: Transport>(t: &T) {
-    auth_scenario(t, "scram-sha-256", |s, mb| {
-        s.auth_with(SaslMech::ScramSha256, mb.user(), mb.password())
-    });
+pub async fn auth_scram_sha256<T: Transport>(t: &T) {
+    auth_scenario(t, "scram-sha-256", async |s, mb| {
+        s.login_with(mb.user(), mb.password(), AuthMethod::ScramSha256)
+            .await
+    })
+    .await;
 }
 
 /// A wrong SCRAM password is refused by the server (`-ERR`, with `[AUTH]`
 /// when Dovecot sends it); the session can log in afterwards.
-pub fn auth_scram_wrong_password<T: Transport>(t: &T) {
+pub async fn auth_scram_wrong_password<T: Transport>(t: &T) {
     let mb = new_user("scram-wrong");
-    let mut s = tls(t);
+    let mut s = tls(t).await;
     let e = expect_server_error(
-        s.auth_with(SaslMech::ScramSha256, mb.user(), "wrong"),
+        s.login_with(mb.user(), "wrong", AuthMethod::ScramSha256)
+            .await,
         "SCRAM-SHA-256 with a wrong password",
     );
     assert_eq!(e.code, Some(ResponseCode::Auth), "{e:?}");
     expect_ok(
-        s.auth_with(SaslMech::ScramSha256, mb.user(), mb.password()),
+        s.login_with(mb.user(), mb.password(), AuthMethod::ScramSha256)
+            .await,
         "SCRAM-SHA-256 after a failure",
     );
-    expect_ok(s.noop(), "noop");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.noop().await, "noop");
+    expect_ok(s.quit().await, "quit");
 }
 
 /// `auth(Box<dyn Mechanism>)` with a mechanism built by the caller.
-pub fn auth_boxed_mechanism<T: Transport>(t: &T) {
-    auth_scenario(t, "boxed", |s, mb| {
+pub async fn auth_boxed_mechanism<T: Transport>(t: &T) {
+    auth_scenario(t, "boxed", async |s, mb| {
         let mechanism = pop3_proto::sasl::CramMd5::new(mb.user().to_owned(), mb.password().into());
-        s.auth(Box::new(mechanism))
-    });
+        s.auth(Box::new(mechanism)).await
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -831,108 +850,114 @@ pub fn auth_boxed_mechanism<T: Transport>(t: &T) {
 // ---------------------------------------------------------------------------
 
 /// RETR of framing-hostile messages and a 1 MiB one equals the files on disk.
-pub fn retr_is_byte_exact<T: Transport>(t: &T) {
+pub async fn retr_is_byte_exact<T: Transport>(t: &T) {
     let mb = new_user("byte-exact");
     let mut messages = tricky_messages();
     messages.push(("1 MiB", big_message(1 << 20, 1)));
     let files: Vec<PathBuf> = messages.iter().map(|(_, m)| mb.add_message(m)).collect();
-    let mut s = tls_login(t, &mb);
+    let mut s = tls_login(t, &mb).await;
     for (i, ((what, _), file)) in messages.iter().zip(&files).enumerate() {
         let want = read_file(file);
-        let got = expect_ok(s.retr(n(i as u32 + 1)), what);
+        let got = expect_ok(retr_bytes(&mut s, n(i as u32 + 1)).await, what);
         assert_bytes_eq(&got, &want, what);
-        let listed = expect_ok(s.list_one(n(i as u32 + 1)), "list_one");
+        let listed = expect_ok(s.list_one(n(i as u32 + 1)).await, "list_one");
         assert_eq!(listed.size, want.len() as u64, "{what}: LIST size");
     }
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
 }
 
 /// Reading through the MessageReader 7 bytes at a time gives the same bytes.
-pub fn retr_streamed_with_tiny_buffer<T: Transport>(t: &T) {
+pub async fn retr_streamed_with_tiny_buffer<T: Transport>(t: &T) {
     let mb = new_user("streamed");
     let mut messages = tricky_messages();
     messages.push(("100 KiB", big_message(100 * 1024, 2)));
     let files: Vec<PathBuf> = messages.iter().map(|(_, m)| mb.add_message(m)).collect();
-    let mut s = tls_login(t, &mb);
+    let mut s = tls_login(t, &mb).await;
     for (i, ((what, _), file)) in messages.iter().zip(&files).enumerate() {
         let want = read_file(file);
-        let got = expect_ok(s.retr_streamed(n(i as u32 + 1), 7), what);
+        let got = expect_ok(retr_streamed(&mut s, n(i as u32 + 1), 7).await, what);
         assert_bytes_eq(&got, &want, &format!("{what}, 7-byte reads"));
-        let got = expect_ok(s.retr_streamed(n(i as u32 + 1), 1), what);
+        let got = expect_ok(retr_streamed(&mut s, n(i as u32 + 1), 1).await, what);
         assert_bytes_eq(&got, &want, &format!("{what}, 1-byte reads"));
     }
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
 }
 
 /// Dropping a MessageReader half way leaves the connection usable.
-pub fn dropped_reader_leaves_connection_usable<T: Transport>(t: &T) {
+pub async fn dropped_reader_leaves_connection_usable<T: Transport>(t: &T) {
     let mb = new_user("dropped-reader");
     let big = mb.add_message(&big_message(1 << 20, 7));
     let small = mb.add_message(b"Subject: small\r\n\r\nafter the big one\r\n");
-    let mut s = tls_login(t, &mb);
+    let mut s = tls_login(t, &mb).await;
     let want = read_file(&big);
-    let part = expect_ok(s.retr_partial(n(1), 1000), "partial retr");
+    let part = expect_ok(retr_partial(&mut s, n(1), 1000).await, "partial retr");
     assert!(!part.is_empty() && part.len() < want.len());
     assert_bytes_eq(&part, &want[..part.len()], "the part read");
-    let stat = expect_ok(s.stat(), "stat after dropping the reader");
+    let stat = expect_ok(s.stat().await, "stat after dropping the reader");
     assert_eq!(stat.count, 2);
     // Again, then a different command, then the whole message.
-    expect_ok(s.retr_partial(n(1), 10), "partial retr 2");
-    let got = expect_ok(s.retr(n(2)), "retr 2 after dropping the reader");
+    expect_ok(retr_partial(&mut s, n(1), 10).await, "partial retr 2");
+    let got = expect_ok(
+        retr_bytes(&mut s, n(2)).await,
+        "retr 2 after dropping the reader",
+    );
     assert_bytes_eq(&got, &read_file(&small), "message 2");
-    expect_ok(s.retr_partial(n(2), 3), "partial retr of the small one");
-    let got = expect_ok(s.retr(n(1)), "retr 1 in full");
+    expect_ok(
+        retr_partial(&mut s, n(2), 3).await,
+        "partial retr of the small one",
+    );
+    let got = expect_ok(retr_bytes(&mut s, n(1)).await, "retr 1 in full");
     assert_bytes_eq(&got, &want, "message 1");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.quit().await, "quit");
 }
 
 /// RETR of a message that does not exist is `-ERR`, from `retr` itself.
-pub fn retr_missing_message_is_server_error<T: Transport>(t: &T) {
+pub async fn retr_missing_message_is_server_error<T: Transport>(t: &T) {
     let mb = new_user("retr-missing");
     mb.add_message(b"Subject: only\r\n\r\none\r\n");
-    let mut s = tls_login(t, &mb);
-    expect_server_error(s.retr(n(2)), "retr 2");
-    expect_server_error(s.retr_streamed(n(99), 7), "streamed retr 99");
-    expect_server_error(s.top(n(5), 1), "top 5");
-    expect_server_error(s.uidl_one(n(2)), "uidl_one 2");
-    assert_eq!(expect_ok(s.stat(), "stat").count, 1);
-    expect_ok(s.quit(), "quit");
+    let mut s = tls_login(t, &mb).await;
+    expect_server_error(retr_bytes(&mut s, n(2)).await, "retr 2");
+    expect_server_error(retr_streamed(&mut s, n(99), 7).await, "streamed retr 99");
+    expect_server_error(top_bytes(&mut s, n(5), 1).await, "top 5");
+    expect_server_error(s.uidl_one(n(2)).await, "uidl_one 2");
+    assert_eq!(expect_ok(s.stat().await, "stat").count, 1);
+    expect_ok(s.quit().await, "quit");
 }
 
 /// DELE then QUIT removes the file.
-pub fn dele_then_quit_deletes<T: Transport>(t: &T) {
+pub async fn dele_then_quit_deletes<T: Transport>(t: &T) {
     let mb = new_user("dele-quit");
     let first = mb.add_message(b"Subject: doomed\r\n\r\nbye\r\n");
     let second = mb.add_message(b"Subject: kept\r\n\r\nstay\r\n");
-    let mut s = tls_login(t, &mb);
-    expect_ok(s.dele(n(1)), "dele");
-    expect_ok(s.quit(), "quit");
+    let mut s = tls_login(t, &mb).await;
+    expect_ok(s.dele(n(1)).await, "dele");
+    expect_ok(s.quit().await, "quit");
     assert!(!first.exists(), "QUIT after DELE must delete the file");
     assert!(second.exists());
     assert_eq!(mb.count(), 1);
 }
 
 /// DELE then dropping the connection (no QUIT) deletes nothing.
-pub fn dele_then_drop_keeps<T: Transport>(t: &T) {
+pub async fn dele_then_drop_keeps<T: Transport>(t: &T) {
     let mb = new_user("dele-drop");
     let file = mb.add_message(b"Subject: survivor\r\n\r\nstill here\r\n");
-    let mut s = tls_login(t, &mb);
-    expect_ok(s.dele(n(1)), "dele");
-    assert_eq!(expect_ok(s.stat(), "stat").count, 0);
-    s.drop_without_quit();
+    let mut s = tls_login(t, &mb).await;
+    expect_ok(s.dele(n(1)).await, "dele");
+    assert_eq!(expect_ok(s.stat().await, "stat").count, 0);
+    drop(s);
     // Give the server time to notice the disconnect (it would delete now if
     // it entered the UPDATE state).
     std::thread::sleep(Duration::from_millis(300));
     assert!(file.exists(), "dropping without QUIT must not delete");
-    let mut s = tls_login(t, &mb);
-    assert_eq!(expect_ok(s.stat(), "stat in a new session").count, 1);
-    expect_ok(s.quit(), "quit");
+    let mut s = tls_login(t, &mb).await;
+    assert_eq!(expect_ok(s.stat().await, "stat in a new session").count, 1);
+    expect_ok(s.quit().await, "quit");
     assert!(file.exists());
 }
 
 /// 1000 messages through `retr_many`, pipelined, byte-exact; a message that
 /// does not exist fails alone.
-pub fn pipelined_retr_of_1000_messages<T: Transport>(t: &T) {
+pub async fn pipelined_retr_of_1000_messages<T: Transport>(t: &T) {
     let mb = new_user("pipeline-1000");
     let tricky = tricky_messages();
     let messages: Vec<Vec<u8>> = (0..1000u32)
@@ -946,16 +971,19 @@ pub fn pipelined_retr_of_1000_messages<T: Transport>(t: &T) {
         })
         .collect();
     let files: Vec<PathBuf> = messages.iter().map(|m| mb.add_message(m)).collect();
-    let mut s = tls(t);
+    let mut s = tls(t).await;
     // CAPA before login, so the core asks again after login by itself.
-    expect_ok(s.capa(), "capa");
-    expect_ok(s.login(mb.user(), mb.password()), "login");
+    expect_ok(s.capa().await, "capa");
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
     let mut numbers: Vec<MsgNum> = (1..=1000).map(n).collect();
     numbers.push(n(1001));
     let started = Instant::now();
-    let got = expect_ok(s.retr_many(&numbers), "retr_many");
+    let got = expect_ok(retr_many_bytes(&mut s, &numbers).await, "retr_many");
     let took = started.elapsed();
-    assert!(s.is_pipelining(), "retr_many did not run with PIPELINING");
+    assert!(
+        s.client().is_pipelining(),
+        "retr_many did not run with PIPELINING"
+    );
     assert_eq!(got.len(), 1001);
     for (i, (got, file)) in got.iter().zip(&files).enumerate() {
         match got {
@@ -964,40 +992,40 @@ pub fn pipelined_retr_of_1000_messages<T: Transport>(t: &T) {
         }
     }
     match &got[1000] {
-        Err(Failure::Server(_)) => {}
+        Err(Error::Server(_)) => {}
         other => panic!("RETR 1001 of 1000: expected a Server error, got {other:?}"),
     }
     eprintln!("retr_many of 1000 messages took {took:?}");
-    expect_ok(s.noop(), "noop after retr_many");
-    expect_ok(s.quit(), "quit");
+    expect_ok(s.noop().await, "noop after retr_many");
+    expect_ok(s.quit().await, "quit");
 }
 
 /// `dele_many` of 200 messages, pipelined; QUIT removes them all.
-pub fn pipelined_dele_many<T: Transport>(t: &T) {
+pub async fn pipelined_dele_many<T: Transport>(t: &T) {
     let mb = new_user("dele-many");
     for i in 0..201u32 {
         mb.add_message(format!("Subject: {i}\r\n\r\nmessage {i}\r\n").as_bytes());
     }
-    let mut s = tls(t);
-    expect_ok(s.capa(), "capa");
-    expect_ok(s.login(mb.user(), mb.password()), "login");
+    let mut s = tls(t).await;
+    expect_ok(s.capa().await, "capa");
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
     let numbers: Vec<MsgNum> = (1..=200).map(n).collect();
-    let results = expect_ok(s.dele_many(&numbers), "dele_many");
+    let results = expect_ok(s.dele_many(&numbers).await, "dele_many");
     assert_eq!(results.len(), 200);
     for (i, r) in results.iter().enumerate() {
         assert!(r.is_ok(), "DELE {}: {r:?}", i + 1);
     }
-    assert!(s.is_pipelining());
-    assert_eq!(expect_ok(s.stat(), "stat").count, 1);
+    assert!(s.client().is_pipelining());
+    assert_eq!(expect_ok(s.stat().await, "stat").count, 1);
     // One already deleted: -ERR for it alone.
     let results = expect_ok(
-        s.dele_many(&[n(5), n(201)]),
+        s.dele_many(&[n(5), n(201)]).await,
         "dele_many with a deleted message",
     );
-    assert!(matches!(results[0], Err(Failure::Server(_))), "{results:?}");
+    assert!(matches!(results[0], Err(Error::Server(_))), "{results:?}");
     assert!(results[1].is_ok(), "{results:?}");
-    assert_eq!(expect_ok(s.stat(), "stat").count, 0);
-    expect_ok(s.quit(), "quit");
+    assert_eq!(expect_ok(s.stat().await, "stat").count, 0);
+    expect_ok(s.quit().await, "quit");
     assert_eq!(mb.count(), 0);
 }
 
@@ -1015,18 +1043,18 @@ fn login_steps() -> Vec<Step> {
     ]
 }
 
-fn scripted_login<T: Transport>(t: &T, server: &ScriptedServer, opts: &ConnectOpts) -> T::Conn {
+async fn scripted_login<T: Transport>(t: &T, server: &ScriptedServer, opts: &Options) -> Conn<T> {
     let addr: SocketAddr = server.addr();
     let mut s = expect_ok(
-        t.connect_plain("127.0.0.1", addr.port(), opts),
+        t.connect_plain("127.0.0.1", addr.port(), opts).await,
         "connect_plain",
     );
-    expect_ok(s.login("alice", "secret"), "login");
+    expect_ok(s.login("alice", "secret").await, "login");
     s
 }
 
 /// The server closes the connection in the middle of a message body.
-pub fn fault_disconnect_mid_body<T: Transport>(t: &T) {
+pub async fn fault_disconnect_mid_body<T: Transport>(t: &T) {
     let mut steps = login_steps();
     steps.extend([
         Step::expect_line("RETR 1"),
@@ -1036,23 +1064,20 @@ pub fn fault_disconnect_mid_body<T: Transport>(t: &T) {
         Step::Close,
     ]);
     let server = script(steps);
-    let mut s = scripted_login(t, &server, &fault_opts());
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
     let started = Instant::now();
-    let e = expect_err(s.retr(n(1)), "retr cut short");
+    let e = expect_err(retr_bytes(&mut s, n(1)).await, "retr cut short");
     assert_stream_failure(&e, "retr cut short");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "took {:?}",
         started.elapsed()
     );
-    let e = expect_err(s.stat(), "stat after the disconnect");
+    let e = expect_err(s.stat().await, "stat after the disconnect");
     assert!(
         matches!(
             e,
-            Failure::Closed
-                | Failure::Protocol(_)
-                | Failure::Io(_)
-                | Failure::Usage(UsageError::Closed)
+            Error::Closed | Error::Protocol(_) | Error::Io(_) | Error::Usage(UsageError::Closed)
         ),
         "{e:?}"
     );
@@ -1068,15 +1093,18 @@ pub fn fault_disconnect_mid_body<T: Transport>(t: &T) {
         Step::Close,
     ]);
     let server = script(steps);
-    let mut s = scripted_login(t, &server, &fault_opts());
-    let e = expect_err(s.retr_streamed(n(1), 7), "streamed retr cut short");
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    let e = expect_err(
+        retr_streamed(&mut s, n(1), 7).await,
+        "streamed retr cut short",
+    );
     assert_stream_failure(&e, "streamed retr cut short");
     drop(s);
     finish(server).1.expect("script followed");
 }
 
 /// A server that stops answering: the 1 s read limit fires.
-pub fn fault_stalled_server_times_out<T: Transport>(t: &T) {
+pub async fn fault_stalled_server_times_out<T: Transport>(t: &T) {
     let mut steps = login_steps();
     steps.extend([
         Step::expect_line("STAT"),
@@ -1084,12 +1112,15 @@ pub fn fault_stalled_server_times_out<T: Transport>(t: &T) {
         Step::Stall,
     ]);
     let server = script(steps);
-    let opts = fault_opts().all_timeouts(Duration::from_secs(1));
-    let mut s = scripted_login(t, &server, &opts);
+    let opts = fault_opts().timeouts(timeouts(Duration::from_secs(1)));
+    let mut s = scripted_login(t, &server, &opts).await;
     let started = Instant::now();
-    let e = expect_err(s.stat(), "stat against a stalled server");
+    let e = expect_err(s.stat().await, "stat against a stalled server");
     let took = started.elapsed();
-    assert!(matches!(e, Failure::Timeout), "expected Timeout, got {e:?}");
+    assert!(
+        matches!(e, Error::Timeout(_)),
+        "expected Timeout, got {e:?}"
+    );
     assert!(
         took >= Duration::from_millis(900),
         "timed out too early: {took:?}"
@@ -1106,27 +1137,32 @@ pub fn fault_stalled_server_times_out<T: Transport>(t: &T) {
     let started = Instant::now();
     let e = expect_err(
         t.connect_plain("127.0.0.1", server.addr().port(), &opts)
+            .await
             .map(|_| ()),
         "connect to a server that never greets",
     );
-    assert!(matches!(e, Failure::Timeout), "expected Timeout, got {e:?}");
+    assert!(
+        matches!(e, Error::Timeout(_)),
+        "expected Timeout, got {e:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(4));
     finish(server).1.expect("script followed");
 }
 
 /// A greeting that is not POP3.
-pub fn fault_garbage_greeting<T: Transport>(t: &T) {
+pub async fn fault_garbage_greeting<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("220 smtp.example.org ESMTP"),
         Step::ExpectClose,
     ]);
     let e = expect_err(
         t.connect_plain("127.0.0.1", server.addr().port(), &fault_opts())
+            .await
             .map(|_| ()),
         "connect with a garbage greeting",
     );
     assert!(
-        matches!(e, Failure::Protocol(ProtocolError::InvalidGreeting(_))),
+        matches!(e, Error::Protocol(ProtocolError::InvalidGreeting(_))),
         "{e:?}"
     );
     let (received, result) = finish(server);
@@ -1135,18 +1171,19 @@ pub fn fault_garbage_greeting<T: Transport>(t: &T) {
 }
 
 /// A `-ERR` greeting.
-pub fn fault_greeting_rejected<T: Transport>(t: &T) {
+pub async fn fault_greeting_rejected<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("-ERR [SYS/TEMP] go away"),
         Step::ExpectClose,
     ]);
     let e = expect_err(
         t.connect_plain("127.0.0.1", server.addr().port(), &fault_opts())
+            .await
             .map(|_| ()),
         "connect with a -ERR greeting",
     );
     match e {
-        Failure::Protocol(ProtocolError::GreetingRejected(e)) => {
+        Error::Protocol(ProtocolError::GreetingRejected(e)) => {
             assert_eq!(e.code, Some(ResponseCode::SysTemp));
         }
         other => panic!("expected GreetingRejected, got {other:?}"),
@@ -1158,7 +1195,7 @@ const CAPA_WITHOUT_STLS: &[u8] = b"+OK\r\nTOP\r\nUSER\r\nUIDL\r\nSASL PLAIN\r\n.
 const CAPA_WITH_STLS: &[u8] = b"+OK\r\nTOP\r\nUSER\r\nSTLS\r\nUIDL\r\n.\r\n";
 
 /// STLS not in CAPA: `StlsUnavailable`, and nothing but CAPA was sent.
-pub fn fault_stls_missing_from_capa<T: Transport>(t: &T) {
+pub async fn fault_stls_missing_from_capa<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -1167,10 +1204,11 @@ pub fn fault_stls_missing_from_capa<T: Transport>(t: &T) {
     ]);
     let e = expect_err(
         t.connect_starttls("127.0.0.1", server.addr().port(), &fault_opts())
+            .await
             .map(|_| ()),
         "connect_starttls without STLS",
     );
-    assert!(matches!(e, Failure::StlsUnavailable), "{e:?}");
+    assert!(matches!(e, Error::StlsUnavailable), "{e:?}");
     let (received, result) = finish(server);
     assert_eq!(received, b"CAPA\r\n", "client sent {}", show(&received));
     assert!(credential_bytes(&received).is_empty());
@@ -1178,7 +1216,7 @@ pub fn fault_stls_missing_from_capa<T: Transport>(t: &T) {
 }
 
 /// STLS refused: a server error, and no credentials sent.
-pub fn fault_stls_refused<T: Transport>(t: &T) {
+pub async fn fault_stls_refused<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -1189,11 +1227,12 @@ pub fn fault_stls_refused<T: Transport>(t: &T) {
     ]);
     let e = expect_err(
         t.connect_starttls("127.0.0.1", server.addr().port(), &fault_opts())
+            .await
             .map(|_| ()),
         "connect_starttls with STLS refused",
     );
     match e {
-        Failure::Server(e) => assert_eq!(e.code, Some(ResponseCode::SysTemp)),
+        Error::Server(e) => assert_eq!(e.code, Some(ResponseCode::SysTemp)),
         other => panic!("expected a Server error, got {other:?}"),
     }
     let (received, result) = finish(server);
@@ -1207,7 +1246,7 @@ pub fn fault_stls_refused<T: Transport>(t: &T) {
 }
 
 /// Bytes after the STLS `+OK`, in the same write: an injection attempt.
-pub fn fault_data_after_stls<T: Transport>(t: &T) {
+pub async fn fault_data_after_stls<T: Transport>(t: &T) {
     let server = script(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
@@ -1218,11 +1257,12 @@ pub fn fault_data_after_stls<T: Transport>(t: &T) {
     ]);
     let e = expect_err(
         t.connect_starttls("127.0.0.1", server.addr().port(), &fault_opts())
+            .await
             .map(|_| ()),
         "connect_starttls with injected data",
     );
     assert!(
-        matches!(e, Failure::Protocol(ProtocolError::DataAfterStls)),
+        matches!(e, Error::Protocol(ProtocolError::DataAfterStls)),
         "{e:?}"
     );
     let (received, _) = finish(server);
@@ -1235,7 +1275,7 @@ pub fn fault_data_after_stls<T: Transport>(t: &T) {
 }
 
 /// STLS accepted, but the certificate is for another host.
-pub fn fault_starttls_wrong_host<T: Transport>(t: &T) {
+pub async fn fault_starttls_wrong_host<T: Transport>(t: &T) {
     let pki = TestPki::shared();
     let server = script(vec![
         Step::send_line("+OK ready"),
@@ -1248,6 +1288,7 @@ pub fn fault_starttls_wrong_host<T: Transport>(t: &T) {
     ]);
     let e = expect_err(
         t.connect_starttls("localhost", server.addr().port(), &fault_opts())
+            .await
             .map(|_| ()),
         "connect_starttls to a wrong-host certificate",
     );
@@ -1261,7 +1302,7 @@ pub fn fault_starttls_wrong_host<T: Transport>(t: &T) {
     );
 }
 
-fn implicit_tls_with(t: &impl Transport, cert: &CertKey, what: &str) {
+async fn implicit_tls_with<T: Transport>(t: &T, cert: &CertKey, what: &str) {
     let server = script(vec![
         Step::StartTls(rustls_server_config(cert)),
         Step::send_line("+OK ready"),
@@ -1270,6 +1311,7 @@ fn implicit_tls_with(t: &impl Transport, cert: &CertKey, what: &str) {
     let started = Instant::now();
     let e = expect_err(
         t.connect_tls("localhost", server.addr().port(), &fault_opts())
+            .await
             .map(|_| ()),
         what,
     );
@@ -1288,25 +1330,364 @@ fn implicit_tls_with(t: &impl Transport, cert: &CertKey, what: &str) {
 }
 
 /// Implicit TLS, certificate valid only for another name.
-pub fn fault_tls_wrong_host<T: Transport>(t: &T) {
-    implicit_tls_with(t, &TestPki::shared().wrong_host, "implicit TLS, wrong host");
+pub async fn fault_tls_wrong_host<T: Transport>(t: &T) {
+    implicit_tls_with(t, &TestPki::shared().wrong_host, "implicit TLS, wrong host").await;
 }
 
 /// Implicit TLS, certificate from an unknown CA.
-pub fn fault_tls_unknown_ca<T: Transport>(t: &T) {
-    implicit_tls_with(t, &TestPki::shared().unknown_ca, "implicit TLS, unknown CA");
+pub async fn fault_tls_unknown_ca<T: Transport>(t: &T) {
+    implicit_tls_with(t, &TestPki::shared().unknown_ca, "implicit TLS, unknown CA").await;
 }
 
 /// Implicit TLS, expired certificate.
-pub fn fault_tls_expired<T: Transport>(t: &T) {
-    implicit_tls_with(t, &TestPki::shared().expired, "implicit TLS, expired");
+pub async fn fault_tls_expired<T: Transport>(t: &T) {
+    implicit_tls_with(t, &TestPki::shared().expired, "implicit TLS, expired").await;
 }
 
 /// Implicit TLS, self-signed certificate.
-pub fn fault_tls_self_signed<T: Transport>(t: &T) {
+pub async fn fault_tls_self_signed<T: Transport>(t: &T) {
     implicit_tls_with(
         t,
         &TestPki::shared().self_signed,
         "implicit TLS, self-signed",
+    )
+    .await;
+}
+
+// ---------------------------------------------------------------------------
+// One behaviour on every transport (where two implementations once drifted)
+// ---------------------------------------------------------------------------
+
+/// Right after `login` returns, `capabilities()` is already the post-login
+/// `CAPA` that the core asked for by itself, with no other call in between:
+/// against a scripted server whose two lists differ, and against Dovecot
+/// (the cached list equals a fresh `CAPA`).
+pub async fn capabilities_current_right_after_login<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::send_line("+OK scripted server ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nUSER\r\nX-BEFORE-LOGIN\r\n.\r\n".to_vec()),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS secret"),
+        Step::send_line("+OK logged in"),
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nTOP\r\nPIPELINING\r\nX-AFTER-LOGIN\r\n.\r\n".to_vec()),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+    ]);
+    let port = server.addr().port();
+    let mut s = expect_ok(
+        t.connect_plain("127.0.0.1", port, &fault_opts()).await,
+        "connect_plain",
     );
+    let before = expect_ok(s.capa().await, "capa before login");
+    assert!(
+        before.user() && !before.top() && !before.pipelining(),
+        "{before:?}"
+    );
+    expect_ok(s.login("alice", "secret").await, "login");
+    let after = s
+        .capabilities()
+        .cloned()
+        .expect("capabilities right after login");
+    assert!(
+        after.top() && after.pipelining() && !after.user(),
+        "capabilities() right after login must be the post-login CAPA: {after:?}"
+    );
+    assert!(s.client().is_pipelining());
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"CAPA\r\nUSER alice\r\nPASS secret\r\nCAPA\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("script followed");
+
+    let mb = new_user("capa-after-login");
+    let mut s = tls(t).await;
+    expect_ok(s.capa().await, "capa before login");
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
+    let cached = s.capabilities().cloned();
+    let fresh = expect_ok(s.capa().await, "capa after login");
+    assert_eq!(cached, Some(fresh), "capabilities() right after login");
+    expect_ok(s.quit().await, "quit");
+}
+
+/// `stls` (the public method, not only `connect_starttls`) returns once the
+/// core's post-TLS `CAPA` is in: `capabilities()` describes the encrypted
+/// session at once, and again right after login.
+pub async fn capabilities_current_right_after_stls<T: Transport>(t: &T) {
+    let d = dovecot();
+    let mb = new_user("capa-after-stls");
+    let mut s = expect_ok(
+        t.connect_plain(HOST, d.plain_addr().port(), &tls_opts())
+            .await,
+        "connect_plain",
+    );
+    assert!(!s.client().is_encrypted());
+    expect_ok(s.stls(HOST).await, "stls");
+    assert!(s.client().is_encrypted());
+    let cached = s
+        .capabilities()
+        .cloned()
+        .expect("capabilities right after stls");
+    assert!(!cached.stls(), "STLS listed after the upgrade: {cached:?}");
+    assert_eq!(cached, expect_ok(s.capa().await, "capa after stls"));
+    expect_ok(s.login(mb.user(), mb.password()).await, "login");
+    let cached = s.capabilities().cloned();
+    assert_eq!(cached, Some(expect_ok(s.capa().await, "capa after login")));
+    expect_ok(s.quit().await, "quit");
+}
+
+/// `quit` ends TLS properly: the server sees a `close_notify` before the TCP
+/// close (implicit TLS).
+pub async fn quit_sends_close_notify<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+        Step::send_line("+OK ready"),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+        Step::ExpectCloseNotify,
+    ]);
+    let s = expect_ok(
+        t.connect_tls("localhost", server.addr().port(), &fault_opts())
+            .await,
+        "connect_tls",
+    );
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(received, b"QUIT\r\n", "{}", show(&received));
+    result.expect("QUIT, then close_notify, then the close");
+}
+
+/// The same after `STLS`.
+pub async fn quit_sends_close_notify_after_stls<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(CAPA_WITH_STLS.to_vec()),
+        Step::expect_line("STLS"),
+        Step::send_line("+OK begin TLS"),
+        Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nTOP\r\nUSER\r\n.\r\n".to_vec()),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+        Step::ExpectCloseNotify,
+    ]);
+    let s = expect_ok(
+        t.connect_starttls("localhost", server.addr().port(), &fault_opts())
+            .await,
+        "connect_starttls",
+    );
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"CAPA\r\nSTLS\r\nCAPA\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("QUIT, then close_notify, then the close");
+}
+
+/// `set_timeouts` returns `Result` and takes effect on the next read, on
+/// every transport: a 3 s read limit lowered to 1 s fires after about 1 s.
+pub async fn set_timeouts_returns_result<T: Transport>(t: &T) {
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("STAT"),
+        Step::Send(b"+OK 1".to_vec()),
+        Step::Stall,
+    ]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    let short = timeouts(Duration::from_secs(1));
+    let result: Result<()> = s.set_timeouts(short);
+    expect_ok(result, "set_timeouts");
+    assert_eq!(s.timeouts(), short);
+    let started = Instant::now();
+    let e = expect_err(s.stat().await, "stat with the lowered limit");
+    let took = started.elapsed();
+    assert!(
+        matches!(e, Error::Timeout(pop3_transport::Phase::Read)),
+        "{e:?}"
+    );
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2500),
+        "the new 1 s limit fired after {took:?}"
+    );
+    drop(s);
+    finish(server).1.expect("script followed");
+}
+
+/// A `MessageReader` whose message was cut short reports the failure and is
+/// not finished afterwards (one answer on every transport); the session is
+/// over.
+pub async fn reader_not_finished_after_failure<T: Transport>(t: &T) {
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("RETR 1"),
+        Step::Send(b"+OK\r\nSubject: cut\r\n\r\nsome text\r\n".to_vec()),
+        Step::Close,
+    ]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    {
+        let mut reader = expect_ok(s.retr(n(1)).await, "retr");
+        assert!(!reader.is_finished());
+        let mut buf = [0u8; 7];
+        let mut got = Vec::new();
+        let e = loop {
+            match reader.read(&mut buf).await {
+                Ok(0) => panic!("a cut message must not end cleanly: {}", show(&got)),
+                Ok(k) => got.extend_from_slice(&buf[..k]),
+                Err(e) => break e,
+            }
+        };
+        assert_stream_failure(&e, "read of a cut message");
+        assert_bytes_eq(&got, b"Subject: cut\r\n\r\nsome text\r\n", "what arrived");
+        assert!(!reader.is_finished(), "finished after a failure");
+        assert!(
+            reader.read(&mut buf).await.is_err(),
+            "a read after the failure"
+        );
+        assert!(!reader.is_finished(), "finished after a second read");
+    }
+    assert!(s.is_poisoned());
+    assert!(matches!(s.stat().await, Err(Error::Closed)));
+    drop(s);
+    finish(server).1.expect("script followed");
+}
+
+/// The same failure is the same error, with the same text, on every
+/// transport (the texts below are the whole report).
+pub async fn same_failure_same_report<T: Transport>(t: &T) {
+    // -ERR to PASS: not fatal, the server's text as it is.
+    let server = script(vec![
+        Step::send_line("+OK scripted server ready"),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS secret"),
+        Step::send_line("-ERR [AUTH] wrong password"),
+        Step::expect_line("STAT"),
+        Step::send_line("+OK 1 10"),
+        Step::ExpectClose,
+    ]);
+    let mut s = expect_ok(
+        t.connect_plain("127.0.0.1", server.addr().port(), &fault_opts())
+            .await,
+        "connect_plain",
+    );
+    let e = expect_err(s.login("alice", "secret").await, "login refused");
+    assert!(matches!(&e, Error::Server(_)) && !e.is_fatal(), "{e:?}");
+    assert_eq!(e.to_string(), "server refused: [AUTH] wrong password");
+    // STAT before a login is refused by the core, nothing sent.
+    let e = expect_err(s.list().await, "list before login");
+    assert!(matches!(&e, Error::Usage(_)) && !e.is_fatal(), "{e:?}");
+    let usage = e.to_string();
+    drop(s);
+    let (received, _) = finish(server);
+    assert_eq!(
+        received,
+        b"USER alice\r\nPASS secret\r\n",
+        "{}",
+        show(&received)
+    );
+    assert!(usage.starts_with("usage error: "), "{usage}");
+
+    // The server hangs up instead of answering STAT.
+    let mut steps = login_steps();
+    steps.extend([Step::expect_line("STAT"), Step::Close]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    let e = expect_err(s.stat().await, "stat, server gone");
+    assert!(e.is_fatal(), "{e:?}");
+    assert_eq!(
+        e.to_string(),
+        "protocol error: server closed the connection in the middle of a reply"
+    );
+    let e = expect_err(s.noop().await, "noop after the end");
+    assert!(matches!(e, Error::Closed), "{e:?}");
+    assert_eq!(e.to_string(), "the POP3 session has ended");
+    drop(s);
+    finish(server).1.expect("script followed");
+}
+
+/// A `MessageSink` that fails stops `retr_many` with `Error::Sink`: the rest
+/// of the message is read and dropped, and the session goes on.
+pub async fn sink_error_stops_retr_many_cleanly<T: Transport>(t: &T) {
+    struct FullDisk(usize);
+    impl MessageSink for FullDisk {
+        fn on_chunk(&mut self, _: MsgNum, chunk: &[u8]) -> std::io::Result<()> {
+            self.0 += chunk.len();
+            Err(std::io::Error::other("disk full"))
+        }
+    }
+    let mut body = b"+OK\r\n".to_vec();
+    body.extend_from_slice(&big_message(50_000, 9));
+    body.extend_from_slice(b".\r\n");
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("RETR 1"),
+        Step::Send(body),
+        Step::expect_line("NOOP"),
+        Step::send_line("+OK"),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+    ]);
+    let server = script(steps);
+    let mut s = scripted_login(t, &server, &fault_opts()).await;
+    let mut sink = FullDisk(0);
+    let e = expect_err(
+        s.retr_many(&[n(1)], &mut sink).await,
+        "retr_many into a full disk",
+    );
+    match &e {
+        Error::Sink(io) => assert_eq!(io.to_string(), "disk full"),
+        other => panic!("expected Error::Sink, got {other:?}"),
+    }
+    assert!(!e.is_fatal());
+    assert!(sink.0 > 0);
+    expect_ok(s.noop().await, "noop after the sink failed");
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"USER alice\r\nPASS secret\r\nRETR 1\r\nNOOP\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("script followed");
+}
+
+/// The public `stls` method on a server whose `CAPA` lacks `STLS`:
+/// `StlsUnavailable`, not fatal, nothing but `CAPA` sent; asked again with
+/// the capabilities known, nothing at all is sent.
+pub async fn fault_stls_method_missing_from_capa<T: Transport>(t: &T) {
+    let server = script(vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(CAPA_WITHOUT_STLS.to_vec()),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+    ]);
+    let mut s = expect_ok(
+        t.connect_plain("127.0.0.1", server.addr().port(), &fault_opts())
+            .await,
+        "connect_plain",
+    );
+    for attempt in ["first stls", "second stls"] {
+        let e = expect_err(s.stls("localhost").await, attempt);
+        assert!(matches!(e, Error::StlsUnavailable), "{attempt}: {e:?}");
+        assert!(!e.is_fatal());
+        assert!(!s.is_poisoned() && !s.client().is_encrypted());
+    }
+    expect_ok(s.quit().await, "quit");
+    let (received, result) = finish(server);
+    assert_eq!(received, b"CAPA\r\nQUIT\r\n", "{}", show(&received));
+    result.expect("script followed");
 }

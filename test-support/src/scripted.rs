@@ -81,6 +81,10 @@ pub enum Step {
     /// Read until the client closes the connection; fails if the client
     /// sends a complete line (or does not close within the timeout).
     ExpectClose,
+    /// [`Step::ExpectClose`] on a TLS connection, and the client must end TLS
+    /// properly: a `close_notify` alert before the TCP close (rustls reports
+    /// a close without it as an unexpected end of stream).
+    ExpectCloseNotify,
 }
 
 impl Step {
@@ -119,6 +123,7 @@ impl fmt::Debug for Step {
             Step::Close => f.write_str("Close"),
             Step::StartTls(_) => f.write_str("StartTls(..)"),
             Step::ExpectClose => f.write_str("ExpectClose"),
+            Step::ExpectCloseNotify => f.write_str("ExpectCloseNotify"),
         }
     }
 }
@@ -345,7 +350,11 @@ fn is_disconnect(e: &io::Error) -> bool {
 
 enum Chunk {
     Data,
-    Eof,
+    /// The end of the stream: `clean` when the read said so (for TLS: after
+    /// a `close_notify`), not when the connection broke.
+    Eof {
+        clean: bool,
+    },
     TimedOut,
 }
 
@@ -398,13 +407,13 @@ impl<'a> Session<'a> {
             .map_err(|e| format!("set_read_timeout: {e}"))?;
         let mut buf = [0u8; 16 * 1024];
         match conn.read(&mut buf) {
-            Ok(0) => Ok(Chunk::Eof),
+            Ok(0) => Ok(Chunk::Eof { clean: true }),
             Ok(n) => {
                 self.pending.extend_from_slice(&buf[..n]);
                 Ok(Chunk::Data)
             }
             Err(e) if is_timeout(&e) => Ok(Chunk::TimedOut),
-            Err(e) if is_disconnect(&e) => Ok(Chunk::Eof),
+            Err(e) if is_disconnect(&e) => Ok(Chunk::Eof { clean: false }),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(Chunk::Data),
             Err(e) => Err(format!("read error: {e}")),
         }
@@ -424,7 +433,7 @@ impl<'a> Session<'a> {
             }
             match self.fill(deadline)? {
                 Chunk::Data => {}
-                Chunk::Eof => {
+                Chunk::Eof { .. } => {
                     let partial = std::mem::take(&mut self.pending);
                     self.record(&partial);
                     return Err(format!(
@@ -445,7 +454,8 @@ impl<'a> Session<'a> {
 
     /// Reads until EOF or `deadline`, recording everything. Returns whether
     /// EOF was seen and whether a complete line arrived.
-    fn drain_until_close(&mut self, deadline: Instant) -> Result<(bool, bool), String> {
+    /// Reads until the client closes: (closed, saw a line, closed cleanly).
+    fn drain_until_close(&mut self, deadline: Instant) -> Result<(bool, bool, bool), String> {
         let mut saw_line = self.pending.contains(&b'\n');
         let pending = std::mem::take(&mut self.pending);
         self.record(&pending);
@@ -456,8 +466,8 @@ impl<'a> Session<'a> {
             self.record(&got);
             match chunk {
                 Chunk::Data => {}
-                Chunk::Eof => return Ok((true, saw_line)),
-                Chunk::TimedOut => return Ok((false, saw_line)),
+                Chunk::Eof { clean } => return Ok((true, saw_line, clean)),
+                Chunk::TimedOut => return Ok((false, saw_line, false)),
             }
         }
     }
@@ -603,15 +613,22 @@ impl<'a> Session<'a> {
                 Ok(())
             }
             Step::StartTls(config) => self.start_tls(config),
-            Step::ExpectClose => {
+            Step::ExpectClose | Step::ExpectCloseNotify => {
+                let notify = matches!(step, Step::ExpectCloseNotify);
+                if notify && !matches!(self.conn, Some(Conn::Tls(_))) {
+                    return Err("ExpectCloseNotify on a connection without TLS".into());
+                }
                 let deadline = Instant::now() + self.config.timeout;
                 match self.drain_until_close(deadline)? {
-                    (_, true) => Err("client sent a line instead of closing".into()),
-                    (false, false) => Err(format!(
+                    (_, true, _) => Err("client sent a line instead of closing".into()),
+                    (false, false, _) => Err(format!(
                         "client did not close the connection within {:?}",
                         self.config.timeout
                     )),
-                    (true, false) => Ok(()),
+                    (true, false, false) if notify => {
+                        Err("client closed the TCP connection without a TLS close_notify".into())
+                    }
+                    (true, false, _) => Ok(()),
                 }
             }
         }
@@ -781,6 +798,31 @@ mod tests {
         let name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
         let conn = rustls::ClientConnection::new(pki.rustls_client_config(), name).expect("client");
         StreamOwned::new(conn, tcp)
+    }
+
+    #[test]
+    fn expect_close_notify_tells_a_clean_tls_close_from_a_bare_one() {
+        let pki = TestPki::shared();
+        for notify in [true, false] {
+            let server = ScriptedServer::start(vec![
+                Step::StartTls(rustls_server_config(&pki.server)),
+                Step::send_line("+OK hi"),
+                Step::ExpectCloseNotify,
+            ]);
+            let mut tls = BufReader::new(tls_client(pki, connect(&server)));
+            assert_eq!(read_line(&mut tls), b"+OK hi\r\n");
+            if notify {
+                tls.get_mut().conn.send_close_notify();
+                tls.get_mut().flush().expect("flush");
+            }
+            drop(tls);
+            let result = server.join();
+            assert_eq!(
+                result.is_ok(),
+                notify,
+                "close_notify sent: {notify}: {result:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The blocking runtime: streams that never return `Pending`, driven by
-//! [`block_on`](super::block_on).
+//! [`block_on`].
 //!
 //! Blocking sockets keep time themselves (read and write time-outs are socket
 //! options, which `pop3-blocking` sets), so this runtime's timer never fires.

@@ -73,7 +73,7 @@ pub trait IoStream {
 /// implementations of [`MessageReader`](crate::MessageReader) (`AsyncRead`
 /// for tokio and futures-io, `std::io::Read` for blocking).
 pub trait Runtime {
-    /// A timer that does not fire until [`Timer::reset`]. It is created for
+    /// A timer that does not fire until [`Runtime::reset`]. It is created for
     /// every connection, so it must be cheap and must not need a running
     /// runtime yet.
     fn never() -> Self;
@@ -82,7 +82,7 @@ pub trait Runtime {
     /// cannot be represented.
     fn reset(&mut self, after: Duration);
 
-    /// `Ready` once the time set by the last [`Timer::reset`] has passed;
+    /// `Ready` once the time set by the last [`Runtime::reset`] has passed;
     /// `Pending` (with a wake-up registered) before.
     fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()>;
 }
