@@ -1648,6 +1648,11 @@ impl Client {
         self.reading = Reading::Status;
         self.check_unsolicited();
         self.fill_window();
+        if self.in_flight.is_empty() && self.queue.is_empty() {
+            // Idle: a logged-in session waiting for its next command keeps
+            // no read buffer (thousands of them fit in little memory).
+            self.rx.release();
+        }
     }
 
     /// Bytes buffered while no command awaits a reply answer nothing. Left

@@ -112,6 +112,16 @@ impl Rx {
         &self.buf[range]
     }
 
+    /// Frees the buffer when nothing is unread, so that an idle session
+    /// holds no read buffer (it is allocated again by the next read).
+    pub(crate) fn release(&mut self) {
+        if self.start == self.end && self.skipping.is_none() {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
     /// The unread bytes.
     pub(crate) fn unread(&self) -> &[u8] {
         &self.buf[self.start..self.end]
