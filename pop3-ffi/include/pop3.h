@@ -582,6 +582,54 @@ pop3_result pop3_client_dele(pop3_client *client, uint32_t msg, pop3_handle *han
 // `client` is NULL or live; `handle` is NULL or writable.
 pop3_result pop3_client_top(pop3_client *client, uint32_t msg, uint32_t lines, pop3_handle *handle);
 
+// Logs in as one operation. `method` names the mechanism: `"auto"` (the
+// strongest the server offers), `"user"` (USER/PASS), `"apop"`, `"plain"`,
+// `"login"`, `"cram-md5"`, `"scram-sha-1"`, `"scram-sha-256"`, `"xoauth2"`,
+// `"oauthbearer"` (for the last two `secret` is an OAuth 2.0 token); any
+// case. Everything is checked before anything is queued: credentials on an
+// unencrypted connection (`POP3_ERR_PLAINTEXT_CREDENTIALS`), CR/LF/NUL in
+// `user` or `secret`, an unknown method (`POP3_ERR_INVALID_ARGUMENT`).
+//
+// The handle completes with `POP3_EVENT_OK` (`POP3_REPLY_AUTHENTICATED`),
+// `POP3_EVENT_ERR` (the refusal of the failing step), `POP3_EVENT_FAILED`
+// or `POP3_EVENT_CANCELLED`. The client wipes the copy of `secret` it
+// made once it is done with it; the caller should wipe its own.
+//
+// # Safety
+//
+// `client` is NULL or live; `user`, `secret` and `method` are NULL or C
+// strings; `handle` is NULL or writable.
+pop3_result pop3_client_login(pop3_client *client,
+                              const char *user,
+                              const char *secret,
+                              const char *method,
+                              pop3_handle *handle);
+
+// `RETR` for each of `count` message numbers, pipelined when the server
+// allows it. All are checked first: on an error nothing is queued. Writes
+// one handle per message, in order, to `handles[0..count]`; each completes
+// as a single `pop3_client_retr` does.
+//
+// # Safety
+//
+// `client` is NULL or live; `msgs` points to `count` numbers and `handles`
+// to room for `count` handles (NULL allowed when `count` is 0).
+pop3_result pop3_client_retr_many(pop3_client *client,
+                                  const uint32_t *msgs,
+                                  size_t count,
+                                  pop3_handle *handles);
+
+// `DELE` for each of `count` message numbers, like `pop3_client_retr_many`.
+// Deletions take effect at QUIT.
+//
+// # Safety
+//
+// As for `pop3_client_retr_many`.
+pop3_result pop3_client_dele_many(pop3_client *client,
+                                  const uint32_t *msgs,
+                                  size_t count,
+                                  pop3_handle *handles);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -1337,3 +1337,128 @@ pub unsafe extern "C" fn pop3_client_top(
         })
     }
 }
+
+// ----- composite operations -----
+
+/// Logs in as one operation. `method` names the mechanism: `"auto"` (the
+/// strongest the server offers), `"user"` (USER/PASS), `"apop"`, `"plain"`,
+/// `"login"`, `"cram-md5"`, `"scram-sha-1"`, `"scram-sha-256"`, `"xoauth2"`,
+/// `"oauthbearer"` (for the last two `secret` is an OAuth 2.0 token); any
+/// case. Everything is checked before anything is queued: credentials on an
+/// unencrypted connection (`POP3_ERR_PLAINTEXT_CREDENTIALS`), CR/LF/NUL in
+/// `user` or `secret`, an unknown method (`POP3_ERR_INVALID_ARGUMENT`).
+///
+/// The handle completes with `POP3_EVENT_OK` (`POP3_REPLY_AUTHENTICATED`),
+/// `POP3_EVENT_ERR` (the refusal of the failing step), `POP3_EVENT_FAILED`
+/// or `POP3_EVENT_CANCELLED`. The client wipes the copy of `secret` it
+/// made once it is done with it; the caller should wipe its own.
+///
+/// # Safety
+///
+/// `client` is NULL or live; `user`, `secret` and `method` are NULL or C
+/// strings; `handle` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_login(
+    client: *mut pop3_client,
+    user: *const c_char,
+    secret: *const c_char,
+    method: *const c_char,
+    handle: *mut pop3_handle,
+) -> pop3_result {
+    // SAFETY: the three strings are NULL or C strings (contract).
+    let (user, secret, method) =
+        match unsafe { (text_arg(user), text_arg(secret), text_arg(method)) } {
+            (Ok(u), Ok(s), Ok(m)) => (u, s, m),
+            (Err(code), _, _) | (_, Err(code), _) | (_, _, Err(code)) => return code,
+        };
+    // SAFETY: `client` and `handle` meet `command`'s contract (this function's own).
+    unsafe { command(client, handle, |s| s.login(user, secret, method)) }
+}
+
+/// Submits one command per message number with `f`, all checked first, and
+/// writes the handles to `handles[0..count]`.
+///
+/// # Safety
+///
+/// As for `command`; `msgs` points to `count` readable numbers and `handles`
+/// to `count` writable handles (either may be NULL when `count` is 0).
+unsafe fn many(
+    client: *mut pop3_client,
+    msgs: *const u32,
+    count: usize,
+    handles: *mut pop3_handle,
+    f: impl FnOnce(&mut Session, &[MsgNum]) -> Result<Vec<u64>, pop3_result>,
+) -> pop3_result {
+    if count > 0 && (msgs.is_null() || handles.is_null()) {
+        return POP3_ERR_NULL;
+    }
+    if count > isize::MAX as usize / core::mem::size_of::<pop3_handle>() {
+        return POP3_ERR_INVALID_ARGUMENT;
+    }
+    let numbers: &[u32] = if count == 0 {
+        &[]
+    } else {
+        // SAFETY: not NULL, `count` readable u32 values (contract), and the
+        // size fits in isize (checked above).
+        unsafe { core::slice::from_raw_parts(msgs, count) }
+    };
+    // SAFETY: `client` is NULL or live and unaliased (contract).
+    let client = unsafe { client_mut(client) };
+    run(client, |s, _| {
+        let mut checked = Vec::with_capacity(numbers.len());
+        for &n in numbers {
+            match msg_arg(n) {
+                Ok(msg) => checked.push(msg),
+                Err(code) => return code,
+            }
+        }
+        match f(s, &checked) {
+            Ok(ids) => {
+                for (i, id) in ids.into_iter().enumerate().take(count) {
+                    // SAFETY: `handles` holds `count` writable slots
+                    // (contract) and `i < count`.
+                    unsafe { put(handles.add(i), id) };
+                }
+                POP3_OK
+            }
+            Err(code) => code,
+        }
+    })
+}
+
+/// `RETR` for each of `count` message numbers, pipelined when the server
+/// allows it. All are checked first: on an error nothing is queued. Writes
+/// one handle per message, in order, to `handles[0..count]`; each completes
+/// as a single `pop3_client_retr` does.
+///
+/// # Safety
+///
+/// `client` is NULL or live; `msgs` points to `count` numbers and `handles`
+/// to room for `count` handles (NULL allowed when `count` is 0).
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_retr_many(
+    client: *mut pop3_client,
+    msgs: *const u32,
+    count: usize,
+    handles: *mut pop3_handle,
+) -> pop3_result {
+    // SAFETY: the arguments meet `many`'s contract (this function's own).
+    unsafe { many(client, msgs, count, handles, |s, msgs| s.retr_many(msgs)) }
+}
+
+/// `DELE` for each of `count` message numbers, like `pop3_client_retr_many`.
+/// Deletions take effect at QUIT.
+///
+/// # Safety
+///
+/// As for `pop3_client_retr_many`.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_dele_many(
+    client: *mut pop3_client,
+    msgs: *const u32,
+    count: usize,
+    handles: *mut pop3_handle,
+) -> pop3_result {
+    // SAFETY: the arguments meet `many`'s contract (this function's own).
+    unsafe { many(client, msgs, count, handles, |s, msgs| s.dele_many(msgs)) }
+}

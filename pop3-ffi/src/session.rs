@@ -5,8 +5,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use pop3_proto::{
-    Action, Capabilities, Capability, Client, Config, Event, Handle, ListEntry, ProtocolError,
-    Reply, UidlEntry, UsageError,
+    Action, Capabilities, Capability, Client, Command, Config, Event, Handle, ListEntry, MsgNum,
+    ProtocolError, Reply, Secret, UidlEntry, UsageError,
 };
 use zeroize::Zeroize;
 
@@ -219,6 +219,44 @@ impl Session {
     ) -> Result<Vec<u64>, pop3_result> {
         let handles = f(&mut self.core).map_err(|e| usage_code(&e))?;
         Ok(handles.into_iter().map(|h| self.register(h)).collect())
+    }
+
+    /// The whole login as one handle. Until the core has a login operation,
+    /// USER/PASS is the one method: both lines are checked before either is
+    /// queued, and the handle is that of PASS.
+    pub(crate) fn login(
+        &mut self,
+        user: &str,
+        secret: &str,
+        method: &str,
+    ) -> Result<u64, pop3_result> {
+        if !matches!(method.to_ascii_lowercase().as_str(), "auto" | "user") {
+            return Err(POP3_ERR_INVALID_ARGUMENT);
+        }
+        let (user, pass) = self
+            .core
+            .login(user, Secret::new(String::from(secret)))
+            .map_err(|e| usage_code(&e))?;
+        self.register(user);
+        Ok(self.register(pass))
+    }
+
+    /// RETR for each message, all checked before any is queued.
+    pub(crate) fn retr_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<u64>, pop3_result> {
+        self.submit_each(msgs, Command::Retr)
+    }
+
+    /// DELE for each message, all checked before any is queued.
+    pub(crate) fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<u64>, pop3_result> {
+        self.submit_each(msgs, Command::Dele)
+    }
+
+    fn submit_each(
+        &mut self,
+        msgs: &[MsgNum],
+        make: fn(MsgNum) -> Command,
+    ) -> Result<Vec<u64>, pop3_result> {
+        self.submit_many(|core| msgs.iter().map(|&m| core.submit(make(m))).collect())
     }
 
     pub(crate) fn register(&mut self, handle: Handle) -> u64 {

@@ -1,0 +1,296 @@
+//! The C example, `examples/fetch.c`, built with the system C compiler against
+//! the static library and run as a process: against the real Dovecot in all
+//! three modes (every message compared byte for byte with its Maildir file),
+//! under AddressSanitizer, and against scripted servers for the faults.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use test_support::{rustls_server_config, Dovecot, Mailbox, ScriptedServer, Step, TestPki};
+
+/// The directory holding `libpop3.a`: the test binary lives in `deps/` below it.
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .to_path_buf()
+}
+
+/// Compiles the example once per test binary (with ASan when asked).
+fn fetch_binary(asan: bool) -> &'static Path {
+    static PLAIN: OnceLock<PathBuf> = OnceLock::new();
+    static ASAN: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if asan { &ASAN } else { &PLAIN };
+    cell.get_or_init(|| {
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lib = target_dir().join("libpop3.a");
+        assert!(lib.exists(), "{} was not built", lib.display());
+        let out = target_dir().join(if asan { "fetch-c-asan" } else { "fetch-c" });
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let mut cmd = Command::new(&cc);
+        cmd.args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
+            .arg("-I")
+            .arg(crate_dir.join("include"));
+        if asan {
+            cmd.args(["-O1", "-fsanitize=address", "-fno-omit-frame-pointer"]);
+        } else {
+            cmd.arg("-O2");
+        }
+        cmd.arg(crate_dir.join("examples/fetch.c"))
+            .arg(&lib)
+            .args(["-lssl", "-lcrypto", "-lpthread", "-ldl", "-lm", "-o"])
+            .arg(&out);
+        let result = cmd.output().expect("run the C compiler");
+        assert!(
+            result.status.success(),
+            "{cc} failed:\n{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        out
+    })
+}
+
+struct Run {
+    output: Output,
+    outdir: tempfile::TempDir,
+}
+
+impl Run {
+    fn ok(&self) -> bool {
+        self.output.status.success()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Every file left in OUTDIR, by name.
+    fn files(&self) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(self.outdir.path())
+            .expect("read OUTDIR")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+struct Fetch<'a> {
+    asan: bool,
+    port: u16,
+    mode: &'a str,
+    user: &'a str,
+    password: &'a str,
+    ca_pem: &'a str,
+    allow_plaintext: bool,
+}
+
+impl Fetch<'_> {
+    fn run(&self) -> Run {
+        let outdir = tempfile::tempdir().expect("OUTDIR");
+        let ca = outdir.path().join("..").join(format!(
+            "ca-{}-{}.pem",
+            std::process::id(),
+            self.port
+        ));
+        fs::write(&ca, self.ca_pem).expect("write CA file");
+        let mut cmd = Command::new(fetch_binary(self.asan));
+        cmd.arg("127.0.0.1")
+            .arg(self.port.to_string())
+            .arg(self.mode)
+            .arg(self.user)
+            .arg(&ca)
+            .arg(outdir.path())
+            .env("POP3_PASSWORD", self.password)
+            .env_remove("POP3_ALLOW_PLAINTEXT")
+            .env_remove("POP3_TRACE");
+        if self.allow_plaintext {
+            cmd.env("POP3_ALLOW_PLAINTEXT", "1");
+        }
+        if self.asan {
+            cmd.env(
+                "ASAN_OPTIONS",
+                "detect_leaks=1:halt_on_error=1:exitcode=86:strict_string_checks=1",
+            );
+        }
+        let output = cmd.output().expect("run fetch");
+        let _ = fs::remove_file(&ca);
+        Run { output, outdir }
+    }
+}
+
+/// Messages that exercise the framing: dot-stuffing, a lone dot line, a
+/// dot-space line, long lines, an empty body and a large message (Dovecot
+/// turns a bare LF into CRLF, so the messages use CRLF only).
+fn sample_messages() -> Vec<Vec<u8>> {
+    let mut big = b"Subject: big\r\n\r\n".to_vec();
+    for i in 0..40_000 {
+        big.extend_from_slice(format!("line {i:06} {}\r\n", "x".repeat(i % 97)).as_bytes());
+        if i % 1000 == 0 {
+            big.extend_from_slice(b".starts with a dot\r\n..two dots\r\n.\r\n");
+        }
+    }
+    vec![
+        b"Subject: one\r\n\r\nHello\r\n".to_vec(),
+        b"Subject: dots\r\n\r\n.\r\n..\r\n.leading\r\n. \r\nend .\r\n".to_vec(),
+        b"Subject: empty body\r\n\r\n".to_vec(),
+        big,
+        format!("Subject: long\r\n\r\n{}\r\n", "y".repeat(100_000)).into_bytes(),
+    ]
+}
+
+fn mailbox_with_samples(dovecot: &Dovecot) -> Mailbox {
+    let user = test_support::unique_user("ffi");
+    let mailbox = dovecot.add_user(&user, "ffi-secret");
+    for m in sample_messages() {
+        mailbox.add_message(&m);
+    }
+    mailbox
+}
+
+fn assert_all_retrieved(run: &Run, mailbox: &Mailbox, what: &str) {
+    assert!(run.ok(), "{what}: fetch failed: {}", run.stderr());
+    let files = mailbox.message_files();
+    assert!(!files.is_empty());
+    for (i, path) in files.iter().enumerate() {
+        let want = fs::read(path).expect("read Maildir file");
+        let got = fs::read(run.outdir.path().join(format!("{}.eml", i + 1)))
+            .unwrap_or_else(|e| panic!("{what}: message {} missing: {e}", i + 1));
+        assert!(got == want, "{what}: message {} differs", i + 1);
+    }
+    assert_eq!(run.files().len(), files.len(), "{what}: {:?}", run.files());
+}
+
+fn dovecot_fetch<'a>(dovecot: &'a Dovecot, mailbox: &'a Mailbox, mode: &'a str) -> Fetch<'a> {
+    let port = match mode {
+        "implicit" => dovecot.tls_addr().port(),
+        _ => dovecot.plain_addr().port(),
+    };
+    Fetch {
+        asan: false,
+        port,
+        mode,
+        user: mailbox.user(),
+        password: mailbox.password(),
+        ca_pem: dovecot.ca_pem(),
+        allow_plaintext: mode == "none",
+    }
+}
+
+#[test]
+fn retrieves_every_message_byte_exact_in_all_three_modes() {
+    let dovecot = Dovecot::shared();
+    let mailbox = mailbox_with_samples(dovecot);
+    for mode in ["none", "starttls", "implicit"] {
+        let run = dovecot_fetch(dovecot, &mailbox, mode).run();
+        assert_all_retrieved(&run, &mailbox, mode);
+    }
+}
+
+#[test]
+fn runs_clean_under_address_sanitizer() {
+    let dovecot = Dovecot::shared();
+    let mailbox = mailbox_with_samples(dovecot);
+    for mode in ["none", "starttls", "implicit"] {
+        let run = Fetch {
+            asan: true,
+            ..dovecot_fetch(dovecot, &mailbox, mode)
+        }
+        .run();
+        let stderr = run.stderr();
+        assert!(
+            !stderr.contains("Sanitizer"),
+            "{mode}: sanitizer report:\n{stderr}"
+        );
+        assert_all_retrieved(&run, &mailbox, mode);
+    }
+    // A failing run frees everything too: a wrong password.
+    let run = Fetch {
+        asan: true,
+        password: "wrong",
+        ..dovecot_fetch(dovecot, &mailbox, "implicit")
+    }
+    .run();
+    assert!(!run.ok());
+    assert!(!run.stderr().contains("Sanitizer"), "{}", run.stderr());
+}
+
+#[test]
+fn wrong_password_is_one_line_and_no_files() {
+    let dovecot = Dovecot::shared();
+    let mailbox = mailbox_with_samples(dovecot);
+    let run = Fetch {
+        password: "not the password",
+        ..dovecot_fetch(dovecot, &mailbox, "starttls")
+    }
+    .run();
+    assert!(!run.ok());
+    let stderr = run.stderr();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with("fetch: login refused"), "{stderr}");
+    assert!(run.files().is_empty(), "{:?}", run.files());
+}
+
+#[test]
+fn plain_mode_sends_no_credentials_unless_allowed() {
+    let server = ScriptedServer::start(vec![Step::send_line("+OK ready"), Step::ExpectClose]);
+    let run = Fetch {
+        asan: false,
+        port: server.addr().port(),
+        mode: "none",
+        user: "alice",
+        password: "secret",
+        ca_pem: &TestPki::shared().ca_pem,
+        allow_plaintext: false,
+    }
+    .run();
+    let (received, _) = server.join_all();
+    assert!(!run.ok());
+    assert!(run.stderr().contains("POP3_ALLOW_PLAINTEXT"), "{}", run.stderr());
+    assert!(received.is_empty(), "sent {:?}", String::from_utf8_lossy(&received));
+}
+
+/// What a scripted fault run must show: failure, one line on stderr, no
+/// file for the broken message, no credentials on the wire before TLS.
+fn scripted_fetch(mode: &str, steps: Vec<Step>) -> (Run, Vec<u8>) {
+    let server = ScriptedServer::start(steps);
+    let run = Fetch {
+        asan: false,
+        port: server.addr().port(),
+        mode,
+        user: "alice",
+        password: "secret",
+        ca_pem: &TestPki::shared().ca_pem,
+        allow_plaintext: false,
+    }
+    .run();
+    let (received, _) = server.join_all();
+    assert!(!run.ok(), "fetch succeeded against a broken server");
+    assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
+    (run, received)
+}
+
+fn assert_no_credentials(received: &[u8]) {
+    let text = String::from_utf8_lossy(received);
+    assert!(
+        !text.contains("USER") && !text.contains("PASS") && !text.contains("AUTH"),
+        "credentials sent: {text:?}"
+    );
+}
+
+#[test]
+fn wrong_certificate_is_refused_before_anything_is_sent() {
+    let pki = TestPki::shared();
+    for cert in [&pki.wrong_host, &pki.unknown_ca, &pki.expired, &pki.self_signed] {
+        let (run, received) = scripted_fetch(
+            "implicit",
+            vec![Step::StartTls(rustls_server_config(cert)), Step::Stall],
+        );
+        assert!(run.stderr().contains("TLS handshake failed"), "{}", run.stderr());
+        assert!(received.is_empty());
+        assert!(run.files().is_empty());
+    }
+}
