@@ -91,11 +91,11 @@ struct Fetch<'a> {
 impl Fetch<'_> {
     fn run(&self) -> Run {
         let outdir = tempfile::tempdir().expect("OUTDIR");
-        let ca = outdir.path().join("..").join(format!(
-            "ca-{}-{}.pem",
-            std::process::id(),
-            self.port
-        ));
+        let ca =
+            outdir
+                .path()
+                .join("..")
+                .join(format!("ca-{}-{}.pem", std::process::id(), self.port));
         fs::write(&ca, self.ca_pem).expect("write CA file");
         let mut cmd = Command::new(fetch_binary(self.asan));
         cmd.arg("127.0.0.1")
@@ -249,8 +249,16 @@ fn plain_mode_sends_no_credentials_unless_allowed() {
     .run();
     let (received, _) = server.join_all();
     assert!(!run.ok());
-    assert!(run.stderr().contains("POP3_ALLOW_PLAINTEXT"), "{}", run.stderr());
-    assert!(received.is_empty(), "sent {:?}", String::from_utf8_lossy(&received));
+    assert!(
+        run.stderr().contains("POP3_ALLOW_PLAINTEXT"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        received.is_empty(),
+        "sent {:?}",
+        String::from_utf8_lossy(&received)
+    );
 }
 
 /// What a scripted fault run must show: failure, one line on stderr, no
@@ -284,12 +292,21 @@ fn assert_no_credentials(received: &[u8]) {
 #[test]
 fn wrong_certificate_is_refused_before_anything_is_sent() {
     let pki = TestPki::shared();
-    for cert in [&pki.wrong_host, &pki.unknown_ca, &pki.expired, &pki.self_signed] {
+    for cert in [
+        &pki.wrong_host,
+        &pki.unknown_ca,
+        &pki.expired,
+        &pki.self_signed,
+    ] {
         let (run, received) = scripted_fetch(
             "implicit",
             vec![Step::StartTls(rustls_server_config(cert)), Step::Stall],
         );
-        assert!(run.stderr().contains("TLS handshake failed"), "{}", run.stderr());
+        assert!(
+            run.stderr().contains("TLS handshake failed"),
+            "{}",
+            run.stderr()
+        );
         assert!(received.is_empty());
         assert!(run.files().is_empty());
     }
