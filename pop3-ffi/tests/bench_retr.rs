@@ -25,12 +25,10 @@ use test_support::Dovecot;
 const SIZE: usize = 64 * 1024 * 1024;
 const RUNS: usize = 5;
 
+/// `deps/`, where cargo puts `libpop3.a` and the test binary.
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .to_path_buf()
+    exe.parent().expect("deps directory").to_path_buf()
 }
 
 fn build_fetch() -> PathBuf {

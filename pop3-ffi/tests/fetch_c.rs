@@ -10,13 +10,12 @@ use std::sync::OnceLock;
 
 use test_support::{rustls_server_config, Dovecot, Mailbox, ScriptedServer, Step, TestPki};
 
-/// The directory holding `libpop3.a`: the test binary lives in `deps/` below it.
+/// The directory holding `libpop3.a`: cargo builds every crate type of the
+/// library into `deps/`, next to the test binary, before running the tests
+/// (only `cargo build` copies it one level up).
 fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target directory")
-        .to_path_buf()
+    exe.parent().expect("deps directory").to_path_buf()
 }
 
 /// Compiles the example once per test binary (with ASan when asked).
@@ -310,4 +309,115 @@ fn wrong_certificate_is_refused_before_anything_is_sent() {
         assert!(received.is_empty());
         assert!(run.files().is_empty());
     }
+}
+
+/// CAPA reply listing STLS (and USER), as a server before TLS sends it.
+const CAPA_STLS: &str = "+OK\r\nUSER\r\nSTLS\r\n.";
+
+#[test]
+fn stls_injection_is_fatal_and_sends_no_credentials() {
+    let (run, received) = scripted_fetch(
+        "starttls",
+        vec![
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line(CAPA_STLS),
+            Step::expect_line("STLS"),
+            // The injected reply arrives in the same segment as the +OK.
+            Step::Send(b"+OK begin TLS\r\n+OK logged in\r\n".to_vec()),
+            Step::Stall,
+        ],
+    );
+    assert!(run.stderr().contains("injection"), "{}", run.stderr());
+    assert_no_credentials(&received);
+    assert!(run.files().is_empty());
+}
+
+#[test]
+fn refused_stls_ends_without_credentials() {
+    let (run, received) = scripted_fetch(
+        "starttls",
+        vec![
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line(CAPA_STLS),
+            Step::expect_line("STLS"),
+            Step::send_line("-ERR [SYS/TEMP] TLS is down"),
+            Step::ExpectClose,
+        ],
+    );
+    assert!(run.stderr().contains("STLS refused"), "{}", run.stderr());
+    assert_no_credentials(&received);
+}
+
+#[test]
+fn stls_not_offered_ends_without_credentials() {
+    let (run, received) = scripted_fetch(
+        "starttls",
+        vec![
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::ExpectClose,
+        ],
+    );
+    assert!(run.stderr().contains("STLS"), "{}", run.stderr());
+    assert_no_credentials(&received);
+}
+
+#[test]
+fn wrong_certificate_after_stls_sends_no_credentials() {
+    let pki = TestPki::shared();
+    let (run, received) = scripted_fetch(
+        "starttls",
+        vec![
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line(CAPA_STLS),
+            Step::expect_line("STLS"),
+            Step::send_line("+OK begin TLS"),
+            Step::StartTls(rustls_server_config(&pki.wrong_host)),
+            Step::Stall,
+        ],
+    );
+    assert!(
+        run.stderr().contains("TLS handshake failed"),
+        "{}",
+        run.stderr()
+    );
+    assert_no_credentials(&received);
+}
+
+#[test]
+fn disconnect_in_the_middle_of_a_message_leaves_no_file_for_it() {
+    let pki = TestPki::shared();
+    let (run, received) = scripted_fetch(
+        "implicit",
+        vec![
+            Step::StartTls(rustls_server_config(&pki.server)),
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("USER alice"),
+            Step::send_line("+OK"),
+            Step::expect_line("PASS secret"),
+            Step::send_line("+OK logged in"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("STAT"),
+            Step::send_line("+OK 2 60"),
+            Step::expect_line("RETR 1"),
+            Step::send_line("+OK\r\nSubject: one\r\n\r\nwhole\r\n."),
+            Step::expect_line("RETR 2"),
+            Step::Send(b"+OK\r\nSubject: two\r\n\r\nhalf of it".to_vec()),
+            Step::Close,
+        ],
+    );
+    assert!(run.stderr().contains("session failed"), "{}", run.stderr());
+    assert_eq!(run.files(), ["1.eml"]);
+    assert_eq!(
+        fs::read(run.outdir.path().join("1.eml")).expect("1.eml"),
+        b"Subject: one\r\n\r\nwhole\r\n"
+    );
+    assert!(String::from_utf8_lossy(&received).contains("RETR 2"));
 }
