@@ -16,7 +16,12 @@ use crate::sasl::{Mechanism, SaslError};
 use crate::types::{
     Capabilities, Capability, Greeting, Language, ListEntry, ServerError, Stat, UidlEntry,
 };
-use crate::{ProtocolError, Secret, Text, UsageError};
+use crate::{MsgNum, ProtocolError, Secret, Text, UsageError};
+
+mod operation;
+
+pub use operation::{AuthMethod, Credentials};
+use operation::{Operation, Routed};
 
 /// Limits on what the server may make the client hold. Every one has a safe
 /// default; raise them only for servers you trust.
@@ -65,6 +70,10 @@ pub struct Config {
     pub allow_plaintext_credentials: bool,
     /// Free space asked of [`Client::input_buffer`] (default 64 KiB).
     pub read_size: usize,
+    /// Report every line sent and every status line received as
+    /// [`Event::Trace`], secrets already replaced by `<redacted>`. Off by
+    /// default.
+    pub trace: bool,
 }
 
 impl Default for Config {
@@ -75,6 +84,7 @@ impl Default for Config {
             encrypted: false,
             allow_plaintext_credentials: false,
             read_size: 64 * 1024,
+            trace: false,
         }
     }
 }
@@ -97,6 +107,12 @@ impl Config {
     /// Sets [`Config::limits`].
     pub fn limits(mut self, limits: Limits) -> Config {
         self.limits = limits;
+        self
+    }
+
+    /// Sets [`Config::trace`].
+    pub fn trace(mut self, trace: bool) -> Config {
+        self.trace = trace;
         self
     }
 
@@ -175,6 +191,29 @@ pub enum Reply {
     BodyEnd,
     /// `STLS` was accepted: the next action is [`Action::StartTls`].
     StartTls,
+    /// [`Client::start_tls`] completed: TLS is up and the capabilities were
+    /// asked again.
+    TlsEstablished,
+}
+
+/// Which way a [`TraceLine`] went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// A command line the client sent.
+    Sent,
+    /// A status line (`+OK`, `-ERR`, or a SASL `+` challenge) or the greeting
+    /// the client received.
+    Received,
+}
+
+/// One line of the wire trace ([`Config::trace`]), without its CRLF.
+/// Passwords, APOP digests and SASL responses read `<redacted>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceLine {
+    /// Sent or received.
+    pub direction: Direction,
+    /// The line, sanitised.
+    pub line: Text,
 }
 
 /// Something that happened, for the caller to act on.
@@ -229,8 +268,11 @@ pub enum Event<'a> {
         /// Why.
         reason: UsageError,
     },
-    /// The capabilities, re-read by the client itself after TLS or login.
+    /// The capabilities, re-read by the client itself after TLS or login,
+    /// or before a burst of commands.
     Capabilities(Capabilities),
+    /// A line as it went over the wire, in wire order ([`Config::trace`]).
+    Trace(TraceLine),
 }
 
 /// What the caller must do next. Returned by [`Client::poll`].
@@ -319,6 +361,13 @@ struct Queued {
     expect: Expect,
     /// AUTH only: the mechanism's initial response, computed at submission.
     initial: Option<Secret<Vec<u8>>>,
+}
+
+/// Submitted behind a composite operation that has not completed: waits,
+/// because it assumes the operation succeeds.
+enum Backlog {
+    Command(Queued),
+    Operation(Operation),
 }
 
 /// A SASL exchange in progress.
@@ -413,6 +462,21 @@ pub struct Client {
     /// session, so no listing may name a message beyond it.
     stat_count: Option<u32>,
     fatal: Option<ProtocolError>,
+    /// The composite operation in progress.
+    operation: Option<Operation>,
+    /// What was submitted behind it.
+    backlog: VecDeque<Backlog>,
+    /// Sub-commands of the operation that ended last, whose stray events
+    /// (cancellations) must not reach the caller.
+    finished_subs: Vec<Handle>,
+    /// The mechanism chosen by the latest [`Client::login_with`].
+    login_mechanism: Option<String>,
+    /// Commands whose remaining events are read and dropped.
+    discarded: Vec<Handle>,
+    /// Trace lines not yet reported; they come before other events.
+    trace: VecDeque<TraceLine>,
+    /// An event read while trace lines were waiting.
+    deferred: Option<Event<'static>>,
 }
 
 impl fmt::Debug for Client {
@@ -463,6 +527,13 @@ impl Client {
             capa_refused: false,
             stat_count: None,
             fatal: None,
+            operation: None,
+            backlog: VecDeque::new(),
+            finished_subs: Vec::new(),
+            login_mechanism: None,
+            discarded: Vec::new(),
+            trace: VecDeque::new(),
+            deferred: None,
             config,
         }
     }
@@ -612,15 +683,189 @@ impl Client {
         let expect = Expect::of(&command);
         let handle = self.new_handle();
         self.project(&command);
-        self.queue.push_back(Queued {
+        self.enqueue(Queued {
             handle,
             command,
             expect,
             initial: None,
         });
+        Ok(handle)
+    }
+
+    /// Queues a checked command, or holds it back while a composite
+    /// operation before it has not completed.
+    fn enqueue(&mut self, queued: Queued) {
+        if self.operation.is_some() || !self.backlog.is_empty() {
+            self.backlog.push_back(Backlog::Command(queued));
+            return;
+        }
+        self.queue.push_back(queued);
         self.fill_window();
         self.learn_pipelining();
+    }
+
+    /// Starts a composite operation, or holds it back behind another.
+    fn enqueue_operation(&mut self, operation: Operation) {
+        if self.operation.is_some() || !self.backlog.is_empty() {
+            self.backlog.push_back(Backlog::Operation(operation));
+        } else {
+            self.operation = Some(operation);
+        }
+    }
+
+    /// The operation in progress has ended: what waited behind it moves on, up
+    /// to the next operation.
+    fn release_backlog(&mut self) {
+        while let Some(item) = self.backlog.pop_front() {
+            match item {
+                Backlog::Command(queued) => self.queue.push_back(queued),
+                Backlog::Operation(operation) => {
+                    self.operation = Some(operation);
+                    break;
+                }
+            }
+        }
+        self.fill_window();
+        self.learn_pipelining();
+    }
+
+    /// Logs in as one operation: the whole sequence (`USER`/`PASS`, `APOP` or
+    /// `AUTH`, with the method chosen by [`AuthMethod::Auto`] from the
+    /// capabilities) behind one handle. The credentials are checked before
+    /// anything is sent.
+    ///
+    /// The handle completes with [`Event::Ok`] carrying
+    /// [`Reply::Authenticated`] once the server accepted the login *and*
+    /// answered the `CAPA` the core asks after login (when the server
+    /// answered `CAPA` before), so [`Client::capabilities`] is current; or
+    /// with the [`Event::Err`] of the step the server refused (its response
+    /// code tells `[AUTH]` from `[IN-USE]`), [`Event::Failed`] or
+    /// [`Event::Cancelled`]. The events of the single commands are not
+    /// reported. Commands submitted afterwards wait for it, and are
+    /// cancelled if it fails.
+    ///
+    /// ```
+    /// use pop3_proto::{Action, AuthMethod, Client, Config, Credentials, Event, Reply};
+    ///
+    /// let mut client = Client::new(Config::encrypted());
+    /// client.receive(b"+OK ready\r\n");
+    /// let login = client.login_with(Credentials::new("alice", "secret"), AuthMethod::Auto)?;
+    /// let mut sent = Vec::new();
+    /// let mut replies = [
+    ///     &b"+OK\r\nUSER\r\n.\r\n"[..],     // CAPA
+    ///     b"+OK\r\n",                        // USER
+    ///     b"+OK in\r\n",                     // PASS
+    ///     b"+OK\r\nUSER\r\nUIDL\r\n.\r\n",  // the CAPA the core asks after login
+    /// ]
+    /// .into_iter();
+    /// loop {
+    ///     match client.poll()? {
+    ///         Action::Send(bytes) => sent.extend_from_slice(bytes),
+    ///         Action::Event(Event::Ok { handle, reply: Reply::Authenticated(_) }) if handle == login => break,
+    ///         Action::Event(_) => {}
+    ///         Action::NeedInput => match replies.next() {
+    ///             Some(reply) => client.receive(reply),
+    ///             None => client.receive_eof(),
+    ///         },
+    ///         other => panic!("{other:?}"),
+    ///     }
+    /// }
+    /// // Auto asked CAPA, saw only USER, and used USER/PASS.
+    /// assert_eq!(sent, b"CAPA\r\nUSER alice\r\nPASS secret\r\nCAPA\r\n");
+    /// assert!(client.capabilities().is_some_and(|c| c.uidl()));
+    /// assert_eq!(client.login_mechanism(), Some("USER/PASS"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn login_with(
+        &mut self,
+        credentials: Credentials,
+        method: AuthMethod,
+    ) -> Result<Handle, UsageError> {
+        if let Some(error) = &self.fatal {
+            return Err(UsageError::Failed(error.clone()));
+        }
+        if self.projection.state == State::Closed {
+            return Err(UsageError::Closed);
+        }
+        operation::check_login(self, &credentials, &method)?;
+        let handle = self.new_handle();
+        self.projection.state = State::Transaction;
+        self.projection.user_given = false;
+        self.enqueue_operation(Operation::login(handle, credentials, method));
         Ok(handle)
+    }
+
+    /// The method the latest [`Client::login_with`] used (`USER/PASS`,
+    /// `APOP`, or the SASL mechanism name), once chosen.
+    pub fn login_mechanism(&self) -> Option<&str> {
+        self.login_mechanism.as_deref()
+    }
+
+    /// `STLS` as one operation (RFC 2595): asks `CAPA` if the capabilities are
+    /// not known, and sends `STLS` only if they list it — otherwise the
+    /// handle completes with [`Event::Cancelled`] and
+    /// [`UsageError::StlsUnavailable`], nothing but `CAPA` having been sent.
+    /// After the `+OK`, [`Client::poll`] returns [`Action::StartTls`]; once
+    /// [`Client::tls_established`] is called, the core asks `CAPA` again and
+    /// the handle completes with [`Reply::TlsEstablished`].
+    pub fn start_tls(&mut self) -> Result<Handle, UsageError> {
+        if let Some(error) = &self.fatal {
+            return Err(UsageError::Failed(error.clone()));
+        }
+        if self.projection.state == State::Closed {
+            return Err(UsageError::Closed);
+        }
+        self.check(&Command::Stls)?;
+        let handle = self.new_handle();
+        self.project(&Command::Stls);
+        self.enqueue_operation(Operation::start_tls(handle));
+        Ok(handle)
+    }
+
+    /// `RETR` for each message, pipelined when the server allows it. All are
+    /// checked before any is queued; one handle per message, in order, each
+    /// completing as a single `RETR` does.
+    pub fn retr_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Handle>, UsageError> {
+        self.submit_many(msgs, Command::Retr)
+    }
+
+    /// `DELE` for each message, pipelined like [`Client::retr_many`].
+    pub fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Handle>, UsageError> {
+        self.submit_many(msgs, Command::Dele)
+    }
+
+    fn submit_many(
+        &mut self,
+        msgs: &[MsgNum],
+        command: fn(MsgNum) -> Command,
+    ) -> Result<Vec<Handle>, UsageError> {
+        if let Some(&first) = msgs.first() {
+            if let Some(error) = &self.fatal {
+                return Err(UsageError::Failed(error.clone()));
+            }
+            if self.projection.state == State::Closed {
+                return Err(UsageError::Closed);
+            }
+            // Every message number is valid by construction: one check
+            // stands for all.
+            self.check(&command(first))?;
+        }
+        msgs.iter().map(|&msg| self.submit(command(msg))).collect()
+    }
+
+    /// Stops reporting a command: the rest of its reply (a message body
+    /// still arriving, say) is read and dropped, and no completion event
+    /// comes for it. The session stays in step.
+    pub fn discard(&mut self, handle: Handle) {
+        let pending = self.queue.iter().any(|q| q.handle == handle)
+            || self.in_flight.iter().any(|f| f.handle == handle)
+            || self.backlog.iter().any(|b| match b {
+                Backlog::Command(q) => q.handle == handle,
+                Backlog::Operation(o) => o.handle == handle,
+            });
+        if pending && !self.discarded.contains(&handle) {
+            self.discarded.push(handle);
+        }
     }
 
     /// Several commands are waiting because nothing says the server
@@ -848,13 +1093,12 @@ impl Client {
         self.projection.state = State::Transaction;
         self.projection.user_given = false;
         let command = Command::Auth(mechanism);
-        self.queue.push_back(Queued {
+        self.enqueue(Queued {
             handle,
             command,
             expect: Expect::Auth,
             initial,
         });
-        self.fill_window();
         Ok(handle)
     }
 
@@ -920,12 +1164,16 @@ impl Client {
         let mut number = [0u8; 20];
         let mut number2 = [0u8; 20];
         let mut auth = None;
+        let line_start = self.tx.len();
+        // How many words of the line are shown in the trace; the rest is a secret.
+        let mut shown_words = usize::MAX;
         let tx = &mut self.tx;
         match &command {
             Command::User(name) => encode_line(tx, "USER", &[name.as_bytes()]),
             Command::Pass(password) => {
                 encode_line(tx, "PASS", &[password.expose().as_bytes()]);
                 self.tx_secret = true;
+                shown_words = 1;
             }
             Command::Apop { user, password } => {
                 let timestamp = self
@@ -942,6 +1190,7 @@ impl Client {
                 let digest = command::apop_digest(timestamp, password.expose());
                 encode_line(tx, "APOP", &[user.as_bytes(), &digest]);
                 self.tx_secret = true;
+                shown_words = 2;
             }
             Command::Auth(_) => {}
             Command::Stls => encode_line(tx, "STLS", &[]),
@@ -1000,6 +1249,7 @@ impl Client {
                     if 5 + name.len() + 1 + encoded.len() + 2 <= command::MAX_COMMAND_LINE {
                         encode_line(&mut self.tx, "AUTH", &[name.as_bytes(), encoded.as_bytes()]);
                         self.tx_secret = true;
+                        shown_words = 2;
                     } else {
                         encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]);
                         deferred = Some(ir);
@@ -1013,11 +1263,47 @@ impl Client {
                 cancelled: None,
             });
         }
+        if self.config.trace && self.tx.len() > line_start {
+            let line = self.tx[line_start..self.tx.len() - 2].to_vec();
+            self.trace_sent(&line, shown_words);
+        }
         self.in_flight.push_back(InFlight {
             handle,
             expect,
             auth,
         });
+    }
+
+    /// Records a line sent, showing its first `shown_words` words and
+    /// `<redacted>` for the rest.
+    fn trace_sent(&mut self, line: &[u8], shown_words: usize) {
+        let end = match shown_words.checked_sub(1) {
+            None => 0,
+            Some(skip) => {
+                let mut spaces = line.iter().enumerate().filter(|(_, &b)| b == b' ');
+                spaces.nth(skip).map_or(line.len(), |(i, _)| i)
+            }
+        };
+        let mut text = String::from(Text::sanitize(&line[..end]).as_str());
+        if end < line.len() || shown_words == 0 {
+            if !text.is_empty() {
+                text.push(' ');
+            }
+            text.push_str("<redacted>");
+        }
+        self.trace.push_back(TraceLine {
+            direction: Direction::Sent,
+            line: Text::sanitize(text.as_bytes()),
+        });
+    }
+
+    fn trace_received(&mut self, line: &[u8]) {
+        if self.config.trace {
+            self.trace.push_back(TraceLine {
+                direction: Direction::Received,
+                line: Text::sanitize(line),
+            });
+        }
     }
 
     /// Sends one SASL response line (RFC 5034: base64, or empty for an empty response).
@@ -1029,6 +1315,9 @@ impl Client {
         }
         self.tx.extend_from_slice(b"\r\n");
         self.tx_secret = true;
+        if self.config.trace {
+            self.trace_sent(b"", 0);
+        }
     }
 
     // ----- output -----
@@ -1058,14 +1347,34 @@ impl Client {
                 self.tx_handed = true;
                 return Ok(Action::Send(&self.tx));
             }
-            if let Some(event) = self.events.pop_front() {
-                return Ok(Action::Event(event));
+            if let Some(line) = self.trace.pop_front() {
+                return Ok(Action::Event(Event::Trace(line)));
+            }
+            let queued = self.deferred.take().or_else(|| self.events.pop_front());
+            if let Some(event) = queued {
+                match self.filter(event) {
+                    Some(event) => return Ok(Action::Event(event)),
+                    None => continue,
+                }
             }
             if self.tls_pending {
                 return Ok(Action::StartTls);
             }
+            self.advance_operation();
+            if !self.events.is_empty() || !self.tx.is_empty() {
+                continue;
+            }
             match self.step(max) {
-                Ok(Step::Event(event)) => return Ok(Action::Event(event)),
+                Ok(Step::Event(event)) if !self.trace.is_empty() => {
+                    // The line it came from is traced first.
+                    self.deferred = Some(event);
+                }
+                Ok(Step::Event(event)) => {
+                    if let Some(event) = self.filter(event) {
+                        return Ok(Action::Event(event));
+                    }
+                }
+                Ok(Step::Body(handle, _)) if self.discarded.contains(&handle) => {}
                 Ok(Step::Body(handle, range)) => {
                     return Ok(Action::Event(Event::Body {
                         handle,
@@ -1088,7 +1397,37 @@ impl Client {
         }
     }
 
+    /// Drops the events the caller did not ask for: those of discarded
+    /// commands and of a composite operation's own commands.
+    fn filter(&mut self, event: Event<'static>) -> Option<Event<'static>> {
+        let handle = match &event {
+            Event::Ok { handle, .. }
+            | Event::Err { handle, .. }
+            | Event::Failed { handle, .. }
+            | Event::Cancelled { handle, .. } => Some((*handle, true)),
+            Event::BodyStart { handle } => Some((*handle, false)),
+            _ => None,
+        };
+        if let Some((handle, completes)) = handle {
+            if let Some(at) = self.discarded.iter().position(|&h| h == handle) {
+                if completes {
+                    self.discarded.swap_remove(at);
+                }
+                return None;
+            }
+            if self.finished_subs.contains(&handle) {
+                return None;
+            }
+        }
+        match self.route(event) {
+            Routed::Foreign(event) => Some(event),
+            Routed::Consumed => None,
+        }
+    }
+
     fn fail(&mut self) {
+        self.operation = None;
+        self.backlog.clear();
         self.state = State::Closed;
         self.projection.state = State::Closed;
         self.queue.clear();
@@ -1152,6 +1491,11 @@ impl Client {
             }
             LineRead::Pending => return self.pending(),
         };
+        let line = self.rx.bytes(range.clone());
+        if self.config.trace {
+            let line = line.to_vec();
+            self.trace_received(&line);
+        }
         let line = self.rx.bytes(range);
         match parse::status(line) {
             Some(Status::Ok(text)) => {
@@ -1195,6 +1539,10 @@ impl Client {
             }
             LineRead::Pending => return self.pending(),
         };
+        if self.config.trace {
+            let line = self.rx.bytes(range.clone()).to_vec();
+            self.trace_received(&line);
+        }
         let line = self.rx.bytes(range.clone());
         let status = parse::status(line);
         let text_range = match &status {
@@ -1473,6 +1821,9 @@ impl Client {
                 exchange.cancelled = Some(error);
                 self.release_tx();
                 self.tx.extend_from_slice(b"*\r\n");
+                if self.config.trace {
+                    self.trace_sent(b"*", usize::MAX);
+                }
             }
         }
         Ok(Step::Progress)

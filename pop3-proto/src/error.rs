@@ -115,6 +115,9 @@ pub enum UsageError {
     /// A command queued behind a failed STLS or authentication was dropped
     /// without being sent.
     Cancelled,
+    /// STLS was asked for, but the server's capabilities do not list it.
+    /// Nothing but `CAPA` was sent; there is never a fallback to plaintext.
+    StlsUnavailable,
 }
 
 impl fmt::Display for UsageError {
@@ -134,6 +137,7 @@ impl fmt::Display for UsageError {
             UsageError::Cancelled => {
                 f.write_str("not sent: a STLS or login command before it failed")
             }
+            UsageError::StlsUnavailable => f.write_str("the server does not offer STLS"),
         }
     }
 }

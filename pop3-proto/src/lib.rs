@@ -116,7 +116,10 @@ mod secret;
 mod text;
 mod types;
 
-pub use client::{Action, Client, Config, Event, Handle, Limits, Reply, State};
+pub use client::{
+    Action, AuthMethod, Client, Config, Credentials, Direction, Event, Handle, Limits, Reply,
+    State, TraceLine,
+};
 pub use command::Command;
 pub use error::{ProtocolError, UsageError};
 pub use secret::Secret;

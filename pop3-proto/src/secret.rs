@@ -47,6 +47,12 @@ impl From<String> for Secret<String> {
     }
 }
 
+impl From<&String> for Secret<String> {
+    fn from(value: &String) -> Self {
+        Secret(value.clone())
+    }
+}
+
 impl From<&str> for Secret<String> {
     fn from(value: &str) -> Self {
         Secret(String::from(value))

@@ -32,6 +32,7 @@
 mod error;
 pub mod nonblocking;
 mod options;
+pub mod socks5;
 
 use std::io;
 

@@ -8,6 +8,7 @@
 //!   scripted faults).
 //! * [`hostile`] — the hostile-server suite every transport runs.
 //! * [`scripted`] — a thread-based scripted POP3 server for fault injection.
+//! * [`socks5`] — a SOCKS5 proxy on loopback, working or faulty.
 //! * [`transcript`] — RFC-style `C:`/`S:` transcripts that can drive the
 //!   scripted server.
 
@@ -16,6 +17,7 @@ pub mod hostile;
 pub mod pki;
 pub mod scenarios;
 pub mod scripted;
+pub mod socks5;
 pub mod transcript;
 
 pub use dovecot::{unique_user, Dovecot, DovecotOptions, Mailbox};

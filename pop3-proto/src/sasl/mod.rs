@@ -1,5 +1,8 @@
 //! SASL mechanisms for the POP3 `AUTH` command (RFC 5034).
 //!
+//! SCRAM with channel binding (`SCRAM-SHA-256-PLUS`, `SCRAM-SHA-1-PLUS`) takes
+//! the binding data from the transport; see [`channel_binding`].
+//!
 //! The client core drives a [`Mechanism`]: it sends `AUTH <name> [initial response]`,
 //! base64-decodes each `+ <challenge>` line and hands it to [`Mechanism::respond`],
 //! base64-encodes the answer, and on the final `+OK` asks [`Mechanism::finish`]
@@ -14,12 +17,17 @@ use core::fmt;
 
 use crate::Secret;
 
+pub mod channel_binding;
 pub mod cram_md5;
 pub mod login;
 pub mod oauth;
 pub mod plain;
 pub mod scram;
 
+pub use channel_binding::{
+    tls_server_end_point_hash, ChannelBinding, ChannelBindingKind, HashKind, TLS_EXPORTER_LABEL,
+    TLS_EXPORTER_LENGTH,
+};
 pub use cram_md5::CramMd5;
 pub use login::Login;
 pub use oauth::{OAuthBearer, XOauth2};
@@ -80,6 +88,9 @@ pub enum SaslError {
     Incomplete,
     /// A name or password cannot be prepared (SASLprep, RFC 4013) or contains forbidden characters.
     InvalidCredential(&'static str),
+    /// SCRAM-PLUS: the channel-binding data given by the caller is unusable
+    /// (for example empty).
+    InvalidChannelBinding(&'static str),
 }
 
 impl fmt::Display for SaslError {
@@ -99,6 +110,7 @@ impl fmt::Display for SaslError {
                 f.write_str("server accepted authentication before the exchange was complete")
             }
             SaslError::InvalidCredential(why) => write!(f, "invalid credential: {why}"),
+            SaslError::InvalidChannelBinding(why) => write!(f, "invalid channel binding: {why}"),
         }
     }
 }

@@ -1,5 +1,17 @@
-//! The `SCRAM-SHA-1` and `SCRAM-SHA-256` mechanisms (RFC 5802, RFC 7677), without
-//! channel binding.
+//! The `SCRAM-SHA-1` and `SCRAM-SHA-256` mechanisms (RFC 5802, RFC 7677) and
+//! their channel-binding variants `SCRAM-SHA-1-PLUS` and `SCRAM-SHA-256-PLUS`.
+//!
+//! The GS2 header at the start of the exchange says what the client knows about
+//! channel binding (RFC 5802 section 6):
+//!
+//! - `p=<type>`: the client binds to the TLS channel (the `-PLUS` mechanisms,
+//!   [`Scram::sha256_plus`]); the `c=` attribute of the client-final message
+//!   carries the GS2 header followed by the binding data, so the server's check
+//!   of the proof also checks that both ends see the same TLS channel;
+//! - `y`: the client could bind but the server did not offer a `-PLUS`
+//!   mechanism ([`Scram::with_binding_supported`]). A server that does support
+//!   binding then knows the offer was stripped on the way and refuses;
+//! - `n`: the client cannot bind (no TLS, or no binding data).
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -11,6 +23,7 @@ use hmac::{Hmac, Mac};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
+use super::channel_binding::{ChannelBinding, ChannelBindingKind};
 use super::{escape_saslname, saslprep, Mechanism, SaslError};
 use crate::Secret;
 
@@ -25,10 +38,12 @@ enum Hash {
 }
 
 impl Hash {
-    fn mechanism_name(self) -> &'static str {
-        match self {
-            Hash::Sha1 => "SCRAM-SHA-1",
-            Hash::Sha256 => "SCRAM-SHA-256",
+    fn mechanism_name(self, plus: bool) -> &'static str {
+        match (self, plus) {
+            (Hash::Sha1, false) => "SCRAM-SHA-1",
+            (Hash::Sha256, false) => "SCRAM-SHA-256",
+            (Hash::Sha1, true) => "SCRAM-SHA-1-PLUS",
+            (Hash::Sha256, true) => "SCRAM-SHA-256-PLUS",
         }
     }
 
@@ -76,13 +91,37 @@ impl Hash {
     }
 }
 
+/// What the client tells the server about channel binding (the GS2
+/// `gs2-cbind-flag`).
+enum Binding {
+    /// `n`: the client does not support channel binding.
+    Unsupported,
+    /// `y`: the client supports it, but the server did not offer a `-PLUS`
+    /// mechanism.
+    NotOffered,
+    /// `p=<type>`: the client binds the exchange to this channel.
+    Bound(ChannelBinding),
+}
+
+impl Binding {
+    fn label(&self) -> &'static str {
+        match self {
+            Binding::Unsupported => "n",
+            Binding::NotOffered => "y",
+            Binding::Bound(b) => b.kind.name(),
+        }
+    }
+}
+
 /// Where the exchange stands.
 enum State {
     /// Nothing sent yet.
     Initial,
     /// The client-first message has been produced.
     ClientFirstSent {
-        gs2_header: String,
+        /// The GS2 header followed by the binding data (if any): what `c=`
+        /// carries, base64-encoded.
+        cbind_input: Vec<u8>,
         client_first_bare: String,
     },
     /// The client-final message has been produced; waiting for the server's
@@ -106,8 +145,13 @@ impl State {
     }
 }
 
-/// The `SCRAM-SHA-1` and `SCRAM-SHA-256` mechanisms (RFC 5802, RFC 7677), without
-/// channel binding (GS2 header `n,,`).
+/// The `SCRAM-SHA-1` and `SCRAM-SHA-256` mechanisms (RFC 5802, RFC 7677), with
+/// or without channel binding (`SCRAM-SHA-1-PLUS`, `SCRAM-SHA-256-PLUS`).
+///
+/// [`Scram::sha1`] and [`Scram::sha256`] send the GS2 header `n,,` (or `y,,`
+/// after [`Scram::with_binding_supported`]); [`Scram::sha1_plus`] and
+/// [`Scram::sha256_plus`] bind the exchange to the TLS channel whose binding
+/// data the transport supplies (see [`super::channel_binding`]).
 ///
 /// SCRAM never sends the password, and the server has to prove that it knows it:
 /// after the server's final message the mechanism checks the server signature and
@@ -170,13 +214,15 @@ pub struct Scram {
     password: Secret<String>,
     client_nonce: String,
     max_iterations: u32,
+    binding: Binding,
     state: State,
 }
 
 impl fmt::Debug for Scram {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Scram")
-            .field("mechanism", &self.hash.mechanism_name())
+            .field("mechanism", &self.name())
+            .field("channel_binding", &self.binding.label())
             .field("user", &self.user)
             .field("authzid", &self.authzid)
             .field("max_iterations", &self.max_iterations)
@@ -218,6 +264,63 @@ impl Scram {
         Self::new(Hash::Sha256, user, password, client_nonce)
     }
 
+    /// Creates a `SCRAM-SHA-256-PLUS` mechanism (RFC 7677, RFC 5802 section 6):
+    /// SCRAM-SHA-256 bound to the TLS channel that `binding` describes.
+    ///
+    /// Use it only on a TLS connection, with the binding data of that
+    /// connection (`tls-exporter` on TLS 1.3, `tls-server-end-point` on TLS
+    /// 1.2), and only when the server offers `SCRAM-SHA-256-PLUS`.
+    ///
+    /// Fails like [`Scram::sha256`], and with
+    /// [`SaslError::InvalidChannelBinding`] if the binding data is empty.
+    ///
+    /// ```
+    /// use pop3_proto::sasl::{ChannelBinding, Mechanism, Scram};
+    /// use pop3_proto::Secret;
+    ///
+    /// let exporter = vec![7u8; 32]; // from the TLS library in real code
+    /// let mut scram = Scram::sha256_plus(
+    ///     "user".to_string(),
+    ///     Secret::new("pencil".to_string()),
+    ///     "rOprNGfwEbeRWgbNEkqO".to_string(), // use a random nonce in real code
+    ///     ChannelBinding::tls_exporter(exporter),
+    /// )?;
+    /// assert_eq!(scram.name(), "SCRAM-SHA-256-PLUS");
+    /// let first = scram.initial_response()?.expect("SCRAM is client-first");
+    /// assert_eq!(first.expose().as_slice(), b"p=tls-exporter,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+    /// # Ok::<(), pop3_proto::sasl::SaslError>(())
+    /// ```
+    pub fn sha256_plus(
+        user: String,
+        password: Secret<String>,
+        client_nonce: String,
+        binding: ChannelBinding,
+    ) -> Result<Self, SaslError> {
+        Self::new(Hash::Sha256, user, password, client_nonce)?.bound_to(binding)
+    }
+
+    /// Creates a `SCRAM-SHA-1-PLUS` mechanism (RFC 5802 section 6): SCRAM-SHA-1
+    /// bound to the TLS channel that `binding` describes. See
+    /// [`Scram::sha256_plus`], which is preferable when the server offers both.
+    pub fn sha1_plus(
+        user: String,
+        password: Secret<String>,
+        client_nonce: String,
+        binding: ChannelBinding,
+    ) -> Result<Self, SaslError> {
+        Self::new(Hash::Sha1, user, password, client_nonce)?.bound_to(binding)
+    }
+
+    fn bound_to(mut self, binding: ChannelBinding) -> Result<Self, SaslError> {
+        if binding.data.is_empty() {
+            return Err(SaslError::InvalidChannelBinding(
+                "channel-binding data is empty",
+            ));
+        }
+        self.binding = Binding::Bound(binding);
+        Ok(self)
+    }
+
     fn new(
         hash: Hash,
         user: String,
@@ -241,6 +344,7 @@ impl Scram {
             password,
             client_nonce,
             max_iterations: DEFAULT_MAX_ITERATIONS,
+            binding: Binding::Unsupported,
             state: State::Initial,
         })
     }
@@ -257,6 +361,42 @@ impl Scram {
         self
     }
 
+    /// Says whether the client could have bound the exchange to the TLS channel
+    /// (it has the binding data) although it is using a mechanism without
+    /// `-PLUS`, because the server did not offer one.
+    ///
+    /// With `true` the GS2 header is `y,,` instead of `n,,` (RFC 5802 section
+    /// 6). A server that does support channel binding then refuses the
+    /// exchange: its `-PLUS` offer must have been removed on the way, which is
+    /// how a downgrade by a machine in the middle is detected. Set it on TLS
+    /// connections whose binding data the transport can obtain; leave it unset
+    /// without TLS.
+    ///
+    /// It has no effect on the `-PLUS` mechanisms, which always send `p=`.
+    #[must_use]
+    pub fn with_binding_supported(mut self, supported: bool) -> Self {
+        match self.binding {
+            Binding::Bound(_) => {}
+            Binding::Unsupported | Binding::NotOffered => {
+                self.binding = if supported {
+                    Binding::NotOffered
+                } else {
+                    Binding::Unsupported
+                };
+            }
+        }
+        self
+    }
+
+    /// The channel-binding type this mechanism binds to, or `None` for the
+    /// mechanisms without `-PLUS`.
+    pub fn channel_binding(&self) -> Option<ChannelBindingKind> {
+        match &self.binding {
+            Binding::Bound(b) => Some(b.kind),
+            Binding::Unsupported | Binding::NotOffered => None,
+        }
+    }
+
     /// Sets the highest iteration count the client accepts from the server
     /// (default 1,000,000). Each iteration costs one HMAC computation, so a hostile
     /// server could otherwise make the client spin for a long time. A larger count
@@ -269,7 +409,15 @@ impl Scram {
 
     /// Builds the client-first message and records it in the state.
     fn client_first(&mut self) -> Result<Secret<Vec<u8>>, SaslError> {
-        let mut gs2_header = String::from("n,");
+        let mut gs2_header = String::from(match &self.binding {
+            Binding::Unsupported => "n",
+            Binding::NotOffered => "y",
+            Binding::Bound(_) => "p=",
+        });
+        if let Binding::Bound(b) = &self.binding {
+            gs2_header.push_str(b.kind.name());
+        }
+        gs2_header.push(',');
         if let Some(authzid) = &self.authzid {
             gs2_header.push_str("a=");
             gs2_header.push_str(&escape_saslname(&saslprep(authzid)?));
@@ -283,8 +431,14 @@ impl Scram {
         let mut message = Vec::with_capacity(gs2_header.len() + client_first_bare.len());
         message.extend_from_slice(gs2_header.as_bytes());
         message.extend_from_slice(client_first_bare.as_bytes());
+        // RFC 5802 section 7: `c=` is the base64 of the GS2 header, followed by
+        // the binding data only when the flag is `p`.
+        let mut cbind_input = gs2_header.into_bytes();
+        if let Binding::Bound(b) = &self.binding {
+            cbind_input.extend_from_slice(&b.data);
+        }
         self.state = State::ClientFirstSent {
-            gs2_header,
+            cbind_input,
             client_first_bare,
         };
         Ok(Secret::new(message))
@@ -293,7 +447,7 @@ impl Scram {
     /// Handles server-first, returns client-final.
     fn client_final(
         &mut self,
-        gs2_header: &str,
+        cbind_input: &[u8],
         client_first_bare: &str,
         server_first: &[u8],
     ) -> Result<Secret<Vec<u8>>, SaslError> {
@@ -302,7 +456,7 @@ impl Scram {
         let parsed = parse_server_first(server_first, &self.client_nonce, self.max_iterations)?;
 
         let mut without_proof = String::from("c=");
-        without_proof.push_str(&BASE64.encode(gs2_header.as_bytes()));
+        without_proof.push_str(&BASE64.encode(cbind_input));
         without_proof.push_str(",r=");
         without_proof.push_str(parsed.nonce);
 
@@ -431,7 +585,8 @@ fn parse_server_first<'a>(
 
 impl Mechanism for Scram {
     fn name(&self) -> &str {
-        self.hash.mechanism_name()
+        self.hash
+            .mechanism_name(matches!(self.binding, Binding::Bound(_)))
     }
 
     fn exposes_credentials(&self) -> bool {
@@ -469,9 +624,9 @@ impl Mechanism for Scram {
             )),
             State::ClientFirstSent { .. } if challenge.is_empty() => self.client_first(),
             State::ClientFirstSent {
-                gs2_header,
+                cbind_input,
                 client_first_bare,
-            } => self.client_final(&gs2_header, &client_first_bare, challenge),
+            } => self.client_final(&cbind_input, &client_first_bare, challenge),
             State::ClientFinalSent { server_signature } => {
                 check_server_final(challenge, server_signature.expose()).map(|()| {
                     self.state = State::Verified;

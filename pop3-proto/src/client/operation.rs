@@ -1,0 +1,581 @@
+//! Composite operations: one handle for a sequence of commands whose next
+//! step depends on the replies so far (a login that chooses its mechanism,
+//! STLS that first checks the capabilities).
+//!
+//! An operation is started when everything submitted before it has gone into
+//! the queue, and everything submitted after it waits until it completes: the
+//! operation may need a reply (CAPA) before it knows what to send, and what
+//! comes after assumes it succeeded. Its sub-commands' events never reach the
+//! caller; the operation's own handle completes with one event.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use super::{Client, Event, Expect, Handle, Queued, Reply};
+use crate::command::{check_argument, Command};
+use crate::sasl::{self, Mechanism};
+use crate::types::Capabilities;
+use crate::{Secret, Text, UsageError};
+
+/// How [`Client::login_with`] logs in.
+#[non_exhaustive]
+pub enum AuthMethod {
+    /// The strongest method the server offers, in this order: SCRAM-SHA-256,
+    /// SCRAM-SHA-1 (both only with a [`Credentials::scram_nonce`]), CRAM-MD5,
+    /// APOP (when the greeting carries a timestamp), PLAIN, LOGIN, and
+    /// USER/PASS. The core asks `CAPA` first when it does not know the
+    /// capabilities yet.
+    Auto,
+    /// `USER` and `PASS` (RFC 1939).
+    UserPass,
+    /// `APOP` with the greeting's timestamp (RFC 1939).
+    Apop,
+    /// `AUTH PLAIN` (RFC 4616).
+    Plain,
+    /// `AUTH LOGIN`.
+    Login,
+    /// `AUTH CRAM-MD5` (RFC 2195).
+    CramMd5,
+    /// `AUTH SCRAM-SHA-1` (RFC 5802); needs a [`Credentials::scram_nonce`].
+    ScramSha1,
+    /// `AUTH SCRAM-SHA-256` (RFC 7677); needs a [`Credentials::scram_nonce`].
+    ScramSha256,
+    /// `AUTH XOAUTH2`; the secret is an OAuth 2.0 access token.
+    XOAuth2,
+    /// `AUTH OAUTHBEARER` (RFC 7628); the secret is an OAuth 2.0 access token.
+    OAuthBearer,
+    /// Your own SASL mechanism; the credentials' user and secret are not used.
+    Mechanism(Box<dyn Mechanism>),
+}
+
+impl core::fmt::Debug for AuthMethod {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            AuthMethod::Mechanism(m) => write!(f, "Mechanism({})", m.name()),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
+impl AuthMethod {
+    /// The method with this name, in any case: `auto`, `user`, `apop`,
+    /// `plain`, `login`, `cram-md5`, `scram-sha-1`, `scram-sha-256`,
+    /// `xoauth2`, `oauthbearer`.
+    ///
+    /// ```
+    /// use pop3_proto::AuthMethod;
+    /// assert!(matches!(AuthMethod::from_name("SCRAM-SHA-256"), Some(AuthMethod::ScramSha256)));
+    /// assert!(AuthMethod::from_name("kerberos").is_none());
+    /// ```
+    pub fn from_name(name: &str) -> Option<AuthMethod> {
+        let lower = |n: &str| name.eq_ignore_ascii_case(n);
+        Some(match () {
+            _ if lower("auto") => AuthMethod::Auto,
+            _ if lower("user") => AuthMethod::UserPass,
+            _ if lower("apop") => AuthMethod::Apop,
+            _ if lower("plain") => AuthMethod::Plain,
+            _ if lower("login") => AuthMethod::Login,
+            _ if lower("cram-md5") => AuthMethod::CramMd5,
+            _ if lower("scram-sha-1") => AuthMethod::ScramSha1,
+            _ if lower("scram-sha-256") => AuthMethod::ScramSha256,
+            _ if lower("xoauth2") => AuthMethod::XOAuth2,
+            _ if lower("oauthbearer") => AuthMethod::OAuthBearer,
+            _ => return None,
+        })
+    }
+
+    /// How traces and error messages name the method: `USER/PASS`, `APOP`,
+    /// or the SASL mechanism name.
+    pub fn name(&self) -> &str {
+        match self {
+            AuthMethod::Auto => "auto",
+            AuthMethod::UserPass => "USER/PASS",
+            AuthMethod::Apop => "APOP",
+            AuthMethod::Plain => "PLAIN",
+            AuthMethod::Login => "LOGIN",
+            AuthMethod::CramMd5 => "CRAM-MD5",
+            AuthMethod::ScramSha1 => "SCRAM-SHA-1",
+            AuthMethod::ScramSha256 => "SCRAM-SHA-256",
+            AuthMethod::XOAuth2 => "XOAUTH2",
+            AuthMethod::OAuthBearer => "OAUTHBEARER",
+            AuthMethod::Mechanism(m) => m.name(),
+        }
+    }
+
+    /// Whether the method shows a reusable secret to anyone who can read the
+    /// connection (refused on an unencrypted connection unless allowed).
+    fn exposes_credentials(&self) -> bool {
+        match self {
+            AuthMethod::Auto | AuthMethod::Apop => true,
+            AuthMethod::CramMd5 | AuthMethod::ScramSha1 | AuthMethod::ScramSha256 => false,
+            AuthMethod::Mechanism(m) => m.exposes_credentials(),
+            _ => true,
+        }
+    }
+}
+
+/// Who logs in, for [`Client::login_with`].
+///
+/// ```
+/// use pop3_proto::Credentials;
+/// let password = String::from("secret");
+/// let credentials = Credentials::new("alice", &password).scram_nonce("rOprNGfwEbeRWgbNEkqO");
+/// ```
+pub struct Credentials {
+    user: String,
+    secret: Secret<String>,
+    nonce: Option<String>,
+}
+
+impl core::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("secret", &self.secret)
+            .field("nonce", &self.nonce.is_some())
+            .finish()
+    }
+}
+
+impl Credentials {
+    /// A user name and its password (or OAuth 2.0 token).
+    pub fn new(user: impl Into<String>, secret: impl Into<Secret<String>>) -> Credentials {
+        Credentials {
+            user: user.into(),
+            secret: secret.into(),
+            nonce: None,
+        }
+    }
+
+    /// A fresh random printable nonce for SCRAM (at least 18 random bytes,
+    /// base64-encoded). The core has no randomness of its own: without a
+    /// nonce, [`AuthMethod::Auto`] never picks SCRAM and an explicit SCRAM
+    /// method is refused.
+    #[must_use]
+    pub fn scram_nonce(mut self, nonce: impl Into<String>) -> Credentials {
+        self.nonce = Some(nonce.into());
+        self
+    }
+}
+
+/// A composite operation in progress or waiting for its turn.
+pub(super) struct Operation {
+    pub(super) handle: Handle,
+    kind: Kind,
+    stage: Stage,
+    /// Handles of the commands the operation submitted.
+    subs: Vec<Handle>,
+}
+
+enum Kind {
+    Login {
+        credentials: Credentials,
+        method: Option<AuthMethod>,
+    },
+    StartTls,
+}
+
+#[derive(Debug)]
+enum Stage {
+    /// Not started: commands before it are still being queued.
+    Waiting,
+    /// Waiting for the core's `CAPA` before choosing what to send.
+    Capabilities,
+    /// The login commands are queued or in flight.
+    LoggingIn,
+    /// Logged in; waiting for the `CAPA` the core asks after login.
+    SettlingLogin(Text),
+    /// `STLS` is queued or in flight.
+    Stls,
+    /// `STLS` was accepted; waiting for TLS and the `CAPA` after it.
+    SettlingTls,
+}
+
+/// What the active operation did with an event of one of its commands.
+pub(super) enum Routed {
+    /// Not one of its commands' events: report it.
+    Foreign(Event<'static>),
+    /// Consumed.
+    Consumed,
+}
+
+impl Operation {
+    pub(super) fn login(handle: Handle, credentials: Credentials, method: AuthMethod) -> Self {
+        Operation {
+            handle,
+            kind: Kind::Login {
+                credentials,
+                method: Some(method),
+            },
+            stage: Stage::Waiting,
+            subs: Vec::new(),
+        }
+    }
+
+    pub(super) fn start_tls(handle: Handle) -> Self {
+        Operation {
+            handle,
+            kind: Kind::StartTls,
+            stage: Stage::Waiting,
+            subs: Vec::new(),
+        }
+    }
+}
+
+/// Checks credentials before anything is queued.
+pub(super) fn check_login(
+    client: &Client,
+    credentials: &Credentials,
+    method: &AuthMethod,
+) -> Result<(), UsageError> {
+    if client.projection.state != super::State::Authorization {
+        return Err(UsageError::WrongState {
+            command: "login",
+            reason: "only before login",
+        });
+    }
+    let credentials_ok = client.projection.encrypted || client.config.allow_plaintext_credentials;
+    if method.exposes_credentials() && !credentials_ok {
+        return Err(UsageError::PlaintextCredentials);
+    }
+    if matches!(method, AuthMethod::Mechanism(_)) {
+        return Ok(());
+    }
+    check_argument(&credentials.user, "empty user name")?;
+    check_argument(credentials.secret.expose(), "empty password")?;
+    if matches!(method, AuthMethod::ScramSha1 | AuthMethod::ScramSha256)
+        && credentials.nonce.is_none()
+    {
+        return Err(UsageError::InvalidArgument("SCRAM needs a client nonce"));
+    }
+    if matches!(method, AuthMethod::Apop) {
+        if credentials.user.contains(' ') {
+            return Err(UsageError::InvalidArgument(
+                "APOP user name contains a space",
+            ));
+        }
+        if let Some(greeting) = &client.greeting {
+            if greeting.apop_timestamp.is_none() {
+                return Err(UsageError::NoApopTimestamp);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The strongest method `capabilities` and the greeting allow.
+fn choose(capabilities: Option<&Capabilities>, apop: bool, nonce: bool) -> AuthMethod {
+    let Some(caps) = capabilities else {
+        return if apop {
+            AuthMethod::Apop
+        } else {
+            AuthMethod::UserPass
+        };
+    };
+    let sasl = |name: &str| caps.has_sasl(name);
+    if nonce && sasl("SCRAM-SHA-256") {
+        AuthMethod::ScramSha256
+    } else if nonce && sasl("SCRAM-SHA-1") {
+        AuthMethod::ScramSha1
+    } else if sasl("CRAM-MD5") {
+        AuthMethod::CramMd5
+    } else if apop {
+        AuthMethod::Apop
+    } else if sasl("PLAIN") {
+        AuthMethod::Plain
+    } else if sasl("LOGIN") {
+        AuthMethod::Login
+    } else {
+        AuthMethod::UserPass
+    }
+}
+
+/// The SASL mechanism for a method, or `None` for USER/PASS and APOP.
+fn mechanism(
+    method: AuthMethod,
+    credentials: &Credentials,
+) -> Result<Option<Box<dyn Mechanism>>, UsageError> {
+    let user = credentials.user.clone();
+    let secret = credentials.secret.clone();
+    let nonce = || credentials.nonce.clone().unwrap_or_default();
+    let sasl_error = UsageError::Sasl;
+    Ok(Some(match method {
+        AuthMethod::Auto | AuthMethod::UserPass | AuthMethod::Apop => return Ok(None),
+        AuthMethod::Plain => Box::new(sasl::Plain::new(None, user, secret).map_err(sasl_error)?),
+        AuthMethod::Login => Box::new(sasl::Login::new(user, secret)),
+        AuthMethod::CramMd5 => Box::new(sasl::CramMd5::new(user, secret)),
+        AuthMethod::ScramSha1 => {
+            Box::new(sasl::Scram::sha1(user, secret, nonce()).map_err(sasl_error)?)
+        }
+        AuthMethod::ScramSha256 => {
+            Box::new(sasl::Scram::sha256(user, secret, nonce()).map_err(sasl_error)?)
+        }
+        AuthMethod::XOAuth2 => Box::new(sasl::XOauth2::new(user, secret).map_err(sasl_error)?),
+        AuthMethod::OAuthBearer => {
+            Box::new(sasl::OAuthBearer::new(user, secret).map_err(sasl_error)?)
+        }
+        AuthMethod::Mechanism(m) => m,
+    }))
+}
+
+impl Client {
+    /// The core's own `CAPA` is queued or waiting for its reply.
+    fn internal_capa_pending(&self) -> bool {
+        let internal = |e: &Expect| matches!(e, Expect::Capa { internal: true });
+        self.queue.iter().any(|q| internal(&q.expect))
+            || self.in_flight.iter().any(|f| internal(&f.expect))
+    }
+
+    /// Queues a command on behalf of the active operation, bypassing the
+    /// state checks (the operation checked its inputs when submitted).
+    fn queue_sub(&mut self, command: Command) -> Result<Handle, UsageError> {
+        let expect = Expect::of(&command);
+        let handle = self.new_handle();
+        let (command, initial) = match command {
+            Command::Auth(mut mechanism) => {
+                let initial = mechanism.initial_response().map_err(UsageError::Sasl)?;
+                (Command::Auth(mechanism), initial)
+            }
+            other => (other, None),
+        };
+        self.queue.push_back(Queued {
+            handle,
+            command,
+            expect,
+            initial,
+        });
+        if let Some(op) = &mut self.operation {
+            op.subs.push(handle);
+        }
+        self.fill_window();
+        Ok(handle)
+    }
+
+    /// Makes the active operation progress as far as the facts allow; called
+    /// from `poll` before reading.
+    pub(super) fn advance_operation(&mut self) {
+        loop {
+            let Some(op) = &mut self.operation else {
+                return;
+            };
+            let stage = core::mem::replace(&mut op.stage, Stage::Waiting);
+            let next = match stage {
+                Stage::Waiting => self.start_operation(),
+                Stage::Capabilities if self.internal_capa_pending() => Stage::Capabilities,
+                Stage::Capabilities => self.decide(),
+                Stage::SettlingLogin(text)
+                    if self.internal_capa_pending() || !self.in_flight_of_op_done() =>
+                {
+                    Stage::SettlingLogin(text)
+                }
+                Stage::SettlingLogin(text) => {
+                    self.finish_operation(Ok(Reply::Authenticated(text)));
+                    continue;
+                }
+                Stage::SettlingTls
+                    if self.tls_pending || !self.encrypted || self.internal_capa_pending() =>
+                {
+                    Stage::SettlingTls
+                }
+                Stage::SettlingTls => {
+                    self.finish_operation(Ok(Reply::TlsEstablished));
+                    continue;
+                }
+                other => other,
+            };
+            if let Some(op) = &mut self.operation {
+                if matches!(op.stage, Stage::Waiting) {
+                    op.stage = next;
+                }
+            }
+            return;
+        }
+    }
+
+    /// Every sub-command of the active operation has been answered.
+    fn in_flight_of_op_done(&self) -> bool {
+        let Some(op) = &self.operation else {
+            return true;
+        };
+        !self
+            .in_flight
+            .iter()
+            .map(|f| f.handle)
+            .chain(self.queue.iter().map(|q| q.handle))
+            .any(|h| op.subs.contains(&h))
+    }
+
+    fn start_operation(&mut self) -> Stage {
+        let Some(op) = &self.operation else {
+            return Stage::Waiting;
+        };
+        let needs_capabilities = match &op.kind {
+            Kind::Login { method, .. } => matches!(method, Some(AuthMethod::Auto)),
+            Kind::StartTls => true,
+        };
+        if needs_capabilities && self.capabilities.is_none() && !self.capa_refused {
+            if !self.internal_capa_pending() {
+                self.queue_internal_capa();
+                self.fill_window();
+            }
+            return Stage::Capabilities;
+        }
+        self.decide()
+    }
+
+    /// The capabilities are as known as they will be: send the operation's
+    /// commands.
+    fn decide(&mut self) -> Stage {
+        let Some(op) = &mut self.operation else {
+            return Stage::Waiting;
+        };
+        let handle = op.handle;
+        let (credentials, method) = match &mut op.kind {
+            Kind::StartTls => {
+                if !self.capabilities.as_ref().is_some_and(Capabilities::stls) {
+                    let reason = UsageError::StlsUnavailable;
+                    self.fail_operation(Event::Cancelled { handle, reason });
+                    return Stage::Waiting;
+                }
+                return match self.queue_sub(Command::Stls) {
+                    Ok(_) => Stage::Stls,
+                    Err(reason) => self.refuse(reason),
+                };
+            }
+            Kind::Login {
+                credentials,
+                method,
+            } => (
+                Credentials {
+                    user: credentials.user.clone(),
+                    secret: credentials.secret.clone(),
+                    nonce: credentials.nonce.clone(),
+                },
+                method.take().unwrap_or(AuthMethod::UserPass),
+            ),
+        };
+        let apop = self
+            .greeting
+            .as_ref()
+            .is_some_and(|g| g.apop_timestamp.is_some());
+        let method = match method {
+            AuthMethod::Auto => choose(
+                self.capabilities.as_ref(),
+                apop,
+                credentials.nonce.is_some(),
+            ),
+            other => other,
+        };
+        self.login_mechanism = Some(String::from(method.name()));
+        let queued = match method {
+            AuthMethod::UserPass => self
+                .queue_sub(Command::User(credentials.user))
+                .and_then(|_| self.queue_sub(Command::Pass(credentials.secret))),
+            AuthMethod::Apop => self.queue_sub(Command::Apop {
+                user: credentials.user,
+                password: credentials.secret,
+            }),
+            other => match mechanism(other, &credentials) {
+                Ok(Some(mechanism)) => self.queue_sub(Command::Auth(mechanism)),
+                Ok(None) => Err(UsageError::InvalidArgument("login method")),
+                Err(error) => Err(error),
+            },
+        };
+        match queued {
+            Ok(_) => Stage::LoggingIn,
+            Err(reason) => self.refuse(reason),
+        }
+    }
+
+    /// The operation cannot go on for a reason of the caller's.
+    fn refuse(&mut self, reason: UsageError) -> Stage {
+        if let Some(op) = &self.operation {
+            let handle = op.handle;
+            self.fail_operation(Event::Cancelled { handle, reason });
+        }
+        Stage::Waiting
+    }
+
+    /// Hands an event of one of the active operation's commands to it.
+    pub(super) fn route(&mut self, event: Event<'static>) -> Routed {
+        let Some(op) = &mut self.operation else {
+            return Routed::Foreign(event);
+        };
+        let Some(handle) = completed_handle(&event) else {
+            return Routed::Foreign(event);
+        };
+        if !op.subs.contains(&handle) {
+            return Routed::Foreign(event);
+        }
+        let own = op.handle;
+        match event {
+            Event::Ok { reply, .. } => match reply {
+                Reply::Authenticated(text) => op.stage = Stage::SettlingLogin(text),
+                Reply::StartTls => op.stage = Stage::SettlingTls,
+                _ => {}
+            },
+            // Dropped because an earlier step of the same operation failed,
+            // which is what the operation reports.
+            Event::Cancelled {
+                reason: UsageError::Cancelled,
+                ..
+            } => {}
+            Event::Err { error, .. } => self.fail_operation(Event::Err { handle: own, error }),
+            Event::Failed { error, .. } => {
+                self.fail_operation(Event::Failed { handle: own, error })
+            }
+            Event::Cancelled { reason, .. } => self.fail_operation(Event::Cancelled {
+                handle: own,
+                reason,
+            }),
+            _ => {}
+        }
+        Routed::Consumed
+    }
+
+    fn finish_operation(&mut self, reply: Result<Reply, ()>) {
+        let Some(op) = self.operation.take() else {
+            return;
+        };
+        self.finished_subs = op.subs;
+        if let Ok(reply) = reply {
+            self.events.push_back(Event::Ok {
+                handle: op.handle,
+                reply,
+            });
+        }
+        self.release_backlog();
+    }
+
+    /// The operation failed: report it, and drop what was submitted after it,
+    /// which assumed it would succeed.
+    fn fail_operation(&mut self, event: Event<'static>) {
+        let Some(op) = self.operation.take() else {
+            return;
+        };
+        self.finished_subs = op.subs;
+        self.events.push_back(event);
+        for item in core::mem::take(&mut self.backlog) {
+            let handle = match item {
+                super::Backlog::Command(queued) => queued.handle,
+                super::Backlog::Operation(op) => op.handle,
+            };
+            self.events.push_back(Event::Cancelled {
+                handle,
+                reason: UsageError::Cancelled,
+            });
+        }
+        self.cancel_queue();
+    }
+}
+
+fn completed_handle(event: &Event<'_>) -> Option<Handle> {
+    match event {
+        Event::Ok { handle, .. }
+        | Event::Err { handle, .. }
+        | Event::Failed { handle, .. }
+        | Event::Cancelled { handle, .. } => Some(*handle),
+        _ => None,
+    }
+}

@@ -1,0 +1,445 @@
+//! Composite operations (login_with, start_tls, retr_many, dele_many,
+//! discard) and the wire trace, driven against a scripted server that answers
+//! each command line the client sends.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::VecDeque;
+
+use pop3_proto::{
+    Action, AuthMethod, Client, Config, Credentials, Direction, Event, Handle, MsgNum,
+    ResponseCode, UsageError,
+};
+
+/// A server that answers each line the client sends, in order, with the
+/// next scripted reply, and records the lines.
+struct Server {
+    replies: VecDeque<(&'static str, &'static [u8])>,
+    received: Vec<String>,
+    pending: Vec<u8>,
+    partial: Vec<u8>,
+}
+
+impl Server {
+    /// `replies`: (expected command line, reply bytes).
+    fn new(greeting: &'static [u8], replies: &[(&'static str, &'static [u8])]) -> Server {
+        Server {
+            replies: replies.iter().copied().collect(),
+            received: Vec::new(),
+            pending: greeting.to_vec(),
+            partial: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, bytes: &[u8]) {
+        self.partial.extend_from_slice(bytes);
+        while let Some(end) = self.partial.windows(2).position(|w| w == b"\r\n") {
+            let line = String::from_utf8(self.partial[..end].to_vec()).unwrap();
+            self.partial.drain(..end + 2);
+            let (expected, reply) = self
+                .replies
+                .pop_front()
+                .unwrap_or_else(|| panic!("unexpected line {line:?}"));
+            assert_eq!(line, expected, "the client sent the wrong line");
+            self.received.push(line);
+            self.pending.extend_from_slice(reply);
+        }
+    }
+}
+
+/// Everything the caller saw, as text.
+#[derive(Default)]
+struct Seen {
+    events: Vec<String>,
+    trace: Vec<String>,
+    bodies: Vec<(Handle, Vec<u8>)>,
+}
+
+/// Pumps until `done` holds for the events seen, or the client is idle.
+fn pump(client: &mut Client, server: &mut Server, seen: &mut Seen, done: impl Fn(&Seen) -> bool) {
+    for _ in 0..10_000 {
+        if done(seen) {
+            return;
+        }
+        match client.poll().unwrap() {
+            Action::Send(bytes) => {
+                let bytes = bytes.to_vec();
+                server.take(&bytes);
+            }
+            Action::Event(Event::Trace(line)) => {
+                let dir = match line.direction {
+                    Direction::Sent => "C",
+                    Direction::Received => "S",
+                };
+                seen.trace.push(format!("{dir}: {}", line.line));
+            }
+            Action::Event(Event::Body { handle, data }) => {
+                match seen.bodies.iter_mut().find(|(h, _)| *h == handle) {
+                    Some((_, body)) => body.extend_from_slice(data),
+                    None => seen.bodies.push((handle, data.to_vec())),
+                }
+            }
+            Action::Event(event) => seen.events.push(format!("{event:?}")),
+            Action::NeedInput => {
+                if server.pending.is_empty() {
+                    return;
+                }
+                let bytes = std::mem::take(&mut server.pending);
+                client.receive(&bytes);
+            }
+            Action::StartTls => client.tls_established().unwrap(),
+            Action::Closed => return,
+        }
+    }
+    panic!("no progress");
+}
+
+fn completed(seen: &Seen, handle: Handle) -> bool {
+    let tag = format!("{handle:?}");
+    seen.events
+        .iter()
+        .any(|e| e.contains(&tag) && !e.starts_with("BodyStart"))
+}
+
+fn client() -> Client {
+    Client::new(Config::encrypted().trace(true))
+}
+
+#[test]
+fn auto_login_picks_the_strongest_offered_and_settles_on_the_new_capa() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nSASL PLAIN LOGIN\r\nUSER\r\n.\r\n"),
+            ("AUTH PLAIN AGFsaWNlAHNlY3JldA==", b"+OK welcome\r\n"),
+            ("CAPA", b"+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n"),
+            ("STAT", b"+OK 2 20\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    let login = client
+        .login_with(Credentials::new("alice", "secret"), AuthMethod::Auto)
+        .unwrap();
+    let stat = client.submit(pop3_proto::Command::Stat).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, stat));
+    assert_eq!(client.login_mechanism(), Some("PLAIN"));
+    // The login completes only once the post-login CAPA is in, and before
+    // the STAT submitted behind it.
+    let login_at = seen
+        .events
+        .iter()
+        .position(|e| e.contains(&format!("{login:?}")))
+        .unwrap();
+    let stat_at = seen
+        .events
+        .iter()
+        .position(|e| e.contains(&format!("{stat:?}")))
+        .unwrap();
+    assert!(
+        seen.events[login_at].contains("Authenticated"),
+        "{seen:?}",
+        seen = seen.events
+    );
+    assert!(login_at < stat_at);
+    assert!(client.capabilities().unwrap().pipelining());
+    // No event of the sub-commands reaches the caller.
+    assert!(!seen
+        .events
+        .iter()
+        .any(|e| e.contains("Err") || e.contains("Cancelled")));
+    assert_eq!(
+        seen.trace,
+        [
+            "S: +OK ready",
+            "C: CAPA",
+            "S: +OK",
+            "C: AUTH PLAIN <redacted>",
+            "S: +OK welcome",
+            "C: CAPA",
+            "S: +OK",
+            "C: STAT",
+            "S: +OK 2 20",
+        ]
+    );
+}
+
+#[test]
+fn auto_login_without_capa_uses_apop_when_the_greeting_allows() {
+    let mut server = Server::new(
+        b"+OK POP3 <1896.697170952@dbc.mtview.ca.us>\r\n",
+        &[
+            ("CAPA", b"-ERR what\r\n"),
+            (
+                "APOP mrose c4c9334bac560ecc979e58001b3e22fb",
+                b"+OK maildrop has 1 message\r\n",
+            ),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    let login = client
+        .login_with(Credentials::new("mrose", "tanstaaf"), AuthMethod::Auto)
+        .unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+    assert_eq!(client.login_mechanism(), Some("APOP"));
+    assert!(seen.events.iter().any(|e| e.contains("Authenticated")));
+    assert!(seen.trace.contains(&"C: APOP mrose <redacted>".to_string()));
+    assert!(!seen.trace.iter().any(|l| l.contains("c4c9334b")));
+}
+
+#[test]
+fn scram_is_chosen_only_with_a_nonce() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nSASL SCRAM-SHA-256 CRAM-MD5\r\n.\r\n"),
+            ("AUTH CRAM-MD5", b"-ERR [AUTH] no\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    let login = client
+        .login_with(Credentials::new("alice", "secret"), AuthMethod::Auto)
+        .unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+    assert_eq!(client.login_mechanism(), Some("CRAM-MD5"));
+    let refused = seen.events.iter().find(|e| e.starts_with("Err")).unwrap();
+    assert!(refused.contains(&format!("{login:?}")), "{refused}");
+    assert!(
+        refused.contains(&format!("{:?}", ResponseCode::Auth)),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_refused_user_fails_the_login_and_cancels_what_follows_unsent() {
+    let mut server = Server::new(b"+OK ready\r\n", &[("USER bob", b"-ERR no such user\r\n")]);
+    let mut client = client();
+    let mut seen = Seen::default();
+    let login = client
+        .login_with(Credentials::new("bob", "pw"), AuthMethod::UserPass)
+        .unwrap();
+    let stat = client.submit(pop3_proto::Command::Stat).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, stat));
+    assert_eq!(server.received, ["USER bob"]);
+    assert_eq!(seen.events.len(), 3, "{:?}", seen.events); // greeting, Err, Cancelled
+    assert!(seen.events[1].starts_with("Err") && seen.events[1].contains(&format!("{login:?}")));
+    assert!(
+        seen.events[2].starts_with("Cancelled") && seen.events[2].contains(&format!("{stat:?}"))
+    );
+    // The session is back in the AUTHORIZATION state: a new login is accepted.
+    assert!(client
+        .login_with(Credentials::new("bob", "pw2"), AuthMethod::UserPass)
+        .is_ok());
+}
+
+#[test]
+fn login_checks_everything_before_sending_anything() {
+    let mut plain = Client::new(Config::default());
+    assert_eq!(
+        plain
+            .login_with(Credentials::new("a", "b"), AuthMethod::Auto)
+            .unwrap_err(),
+        UsageError::PlaintextCredentials
+    );
+    let mut client = client();
+    assert!(matches!(
+        client.login_with(Credentials::new("a\r\nDELE 1", "b"), AuthMethod::UserPass),
+        Err(UsageError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client.login_with(Credentials::new("a", "b\r\n"), AuthMethod::Plain),
+        Err(UsageError::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        client.login_with(Credentials::new("a", "b"), AuthMethod::ScramSha256),
+        Err(UsageError::InvalidArgument(_))
+    ));
+    // Nothing was queued by the refused calls.
+    assert_eq!(client.queued(), 0);
+    client.receive(b"+OK hi\r\n");
+    while let Ok(action) = client.poll() {
+        match action {
+            Action::Send(bytes) => panic!("sent {bytes:?}"),
+            Action::NeedInput => break,
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn start_tls_checks_capa_and_sends_nothing_else_when_stls_is_missing() {
+    let mut server = Server::new(b"+OK ready\r\n", &[("CAPA", b"+OK\r\nUSER\r\n.\r\n")]);
+    let mut client = Client::new(Config::default().trace(true));
+    let mut seen = Seen::default();
+    let tls = client.start_tls().unwrap();
+    let login = client
+        .login_with(Credentials::new("a", "b"), AuthMethod::UserPass)
+        .unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+    assert_eq!(server.received, ["CAPA"]);
+    let first = seen
+        .events
+        .iter()
+        .find(|e| e.contains(&format!("{tls:?}")))
+        .unwrap();
+    assert!(first.contains("StlsUnavailable"), "{first}");
+    let second = seen
+        .events
+        .iter()
+        .find(|e| e.contains(&format!("{login:?}")))
+        .unwrap();
+    assert!(second.starts_with("Cancelled"), "{second}");
+    assert!(!client.is_encrypted());
+}
+
+#[test]
+fn start_tls_completes_after_tls_and_the_fresh_capa() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nSTLS\r\n.\r\n"),
+            ("STLS", b"+OK go\r\n"),
+            ("CAPA", b"+OK\r\nSASL PLAIN\r\nUSER\r\n.\r\n"),
+            ("AUTH PLAIN AGEAYg==", b"+OK\r\n"),
+            ("CAPA", b"+OK\r\nPIPELINING\r\n.\r\n"),
+        ],
+    );
+    let mut client = Client::new(Config::default().trace(true));
+    let mut seen = Seen::default();
+    let tls = client.start_tls().unwrap();
+    let login = client
+        .login_with(Credentials::new("a", "b"), AuthMethod::Auto)
+        .unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+    assert!(client.is_encrypted());
+    // Auto chose from the capabilities read after TLS, not before.
+    assert_eq!(client.login_mechanism(), Some("PLAIN"));
+    let done: Vec<&String> = seen.events.iter().filter(|e| e.starts_with("Ok")).collect();
+    assert_eq!(done.len(), 2, "{:?}", seen.events);
+    assert!(done[0].contains(&format!("{tls:?}")) && done[0].contains("TlsEstablished"));
+    assert!(done[1].contains(&format!("{login:?}")) && done[1].contains("Authenticated"));
+}
+
+#[test]
+fn retr_many_and_dele_many_pipeline_with_one_result_per_message() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nPIPELINING\r\n.\r\n"),
+            ("USER a", b"+OK\r\n"),
+            ("PASS b", b"+OK\r\n"),
+            ("CAPA", b"+OK\r\nPIPELINING\r\n.\r\n"),
+            ("RETR 1", b"+OK\r\none\r\n.\r\n"),
+            ("RETR 2", b"-ERR [SYS/TEMP] later\r\n"),
+            ("RETR 3", b"+OK\r\n..three\r\n.\r\n"),
+            ("DELE 1", b"+OK\r\n"),
+            ("DELE 3", b"+OK\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    client.submit(pop3_proto::Command::Capa).unwrap();
+    client
+        .login_with(Credentials::new("a", "b"), AuthMethod::UserPass)
+        .unwrap();
+    let msgs: Vec<MsgNum> = [1, 2, 3].iter().map(|&n| MsgNum::new(n).unwrap()).collect();
+    let retr = client.retr_many(&msgs).unwrap();
+    let dele = client.dele_many(&[msgs[0], msgs[2]]).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| {
+        completed(s, dele[1])
+    });
+    assert_eq!(seen.bodies.len(), 2);
+    assert_eq!(seen.bodies[0], (retr[0], b"one\r\n".to_vec()));
+    assert_eq!(seen.bodies[1], (retr[2], b".three\r\n".to_vec()));
+    let err = seen.events.iter().find(|e| e.starts_with("Err")).unwrap();
+    assert!(err.contains(&format!("{:?}", retr[1])));
+    // Pipelined: the three RETR lines went out together, before any reply.
+    let retr_lines: Vec<usize> = seen
+        .trace
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("C: RETR"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(
+        retr_lines,
+        [retr_lines[0], retr_lines[0] + 1, retr_lines[0] + 2]
+    );
+    // All-or-nothing: before login nothing is queued.
+    let mut fresh = client_with_greeting();
+    assert!(fresh.retr_many(&msgs).is_err());
+    assert_eq!(fresh.queued(), 0);
+}
+
+fn client_with_greeting() -> Client {
+    let mut client = client();
+    client.receive(b"+OK\r\n");
+    client
+}
+
+#[test]
+fn a_discarded_message_is_read_to_its_end_and_not_reported() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("USER a", b"+OK\r\n"),
+            ("PASS b", b"+OK\r\n"),
+            ("RETR 1", b"+OK\r\nlong message\r\n.\r\n"),
+            ("NOOP", b"+OK\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    client
+        .login_with(Credentials::new("a", "b"), AuthMethod::UserPass)
+        .unwrap();
+    let retr = client
+        .submit(pop3_proto::Command::Retr(MsgNum::new(1).unwrap()))
+        .unwrap();
+    client.discard(retr);
+    let noop = client.submit(pop3_proto::Command::Noop).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, noop));
+    assert!(seen.bodies.is_empty());
+    assert!(!seen.events.iter().any(|e| e.contains(&format!("{retr:?}"))));
+    assert!(seen.events.last().unwrap().contains(&format!("{noop:?}")));
+}
+
+#[test]
+fn trace_is_off_by_default_and_redacts_sasl_responses() {
+    let mut quiet = Client::new(Config::encrypted());
+    quiet.receive(b"+OK\r\n");
+    assert!(matches!(
+        quiet.poll().unwrap(),
+        Action::Event(Event::Greeting(_))
+    ));
+    assert!(matches!(quiet.poll().unwrap(), Action::NeedInput));
+
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("AUTH LOGIN", b"+ VXNlcm5hbWU6\r\n"),
+            ("YWxpY2U=", b"+ UGFzc3dvcmQ6\r\n"),
+            ("c2VjcmV0", b"+OK\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    let login = client
+        .login_with(Credentials::new("alice", "secret"), AuthMethod::Login)
+        .unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+    assert_eq!(
+        seen.trace,
+        [
+            "S: +OK ready",
+            "C: AUTH LOGIN",
+            "S: + VXNlcm5hbWU6",
+            "C: <redacted>",
+            "S: + UGFzc3dvcmQ6",
+            "C: <redacted>",
+            "S: +OK",
+        ]
+    );
+    assert!(seen.events.iter().any(|e| e.contains("Authenticated")));
+}
