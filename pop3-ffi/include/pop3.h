@@ -535,8 +535,15 @@ pop3_result pop3_client_capa(pop3_client *client, pop3_handle *handle);
 // `client` is NULL or live; `handle` is NULL or writable.
 pop3_result pop3_client_utf8(pop3_client *client, pop3_handle *handle);
 
-// `STLS`: the `+OK` (`POP3_REPLY_START_TLS`) is followed by
-// `POP3_EVENT_START_TLS`.
+// STLS as one operation (RFC 2595): asks CAPA first when the
+// capabilities are not known, and sends STLS only if they list it —
+// otherwise the handle completes with `POP3_EVENT_CANCELLED` and
+// `POP3_ERR_STLS_UNAVAILABLE`, nothing but CAPA having been sent. After the
+// server's `+OK`, `POP3_EVENT_START_TLS` asks for the handshake; once
+// `pop3_client_tls_established` is called, the client asks CAPA again and
+// the handle completes with `POP3_EVENT_OK` and `POP3_REPLY_TLS_ESTABLISHED`.
+// Commands submitted after it (a login) wait for TLS, and are cancelled if
+// the upgrade fails.
 //
 // # Safety
 //
@@ -592,8 +599,11 @@ pop3_result pop3_client_top(pop3_client *client, uint32_t msg, uint32_t lines, p
 //
 // The handle completes with `POP3_EVENT_OK` (`POP3_REPLY_AUTHENTICATED`),
 // `POP3_EVENT_ERR` (the refusal of the failing step), `POP3_EVENT_FAILED`
-// or `POP3_EVENT_CANCELLED`. The client wipes the copy of `secret` it
-// made once it is done with it; the caller should wipe its own.
+// or `POP3_EVENT_CANCELLED`. Events of the steps inside (CAPA, USER, PASS,
+// AUTH) are not reported. A SCRAM nonce comes from the operating system's
+// random number generator (`POP3_ERR_RANDOM` if it fails). The bytes of the
+// lines that carried the secret are wiped once written; the caller should
+// wipe its own copy.
 //
 // # Safety
 //
@@ -629,6 +639,15 @@ pop3_result pop3_client_dele_many(pop3_client *client,
                                   const uint32_t *msgs,
                                   size_t count,
                                   pop3_handle *handles);
+
+// Stops reporting a command (a RETR whose message is no longer wanted, say):
+// the rest of its reply is read and dropped and no more events come for it.
+// `POP3_ERR_INVALID_ARGUMENT` for a handle that is unknown or complete.
+//
+// # Safety
+//
+// `client` is NULL or live.
+pop3_result pop3_client_discard(pop3_client *client, pop3_handle handle);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -28,7 +28,6 @@ pub type pop3_handle = u64;
 /// reused) right after `pop3_client_new`.
 pub struct pop3_config {
     config: Config,
-    trace: bool,
 }
 
 /// One POP3 session over a connection the caller owns. The client does no
@@ -512,7 +511,6 @@ pub unsafe extern "C" fn pop3_config_new(out: *mut *mut pop3_config) -> pop3_res
     guard(|| {
         let config = Box::new(pop3_config {
             config: Config::default(),
-            trace: false,
         });
         // SAFETY: `out` is not NULL and writable (contract).
         unsafe { put(out, Box::into_raw(config)) };
@@ -684,7 +682,7 @@ pub unsafe extern "C" fn pop3_config_set_trace(
     trace: bool,
 ) -> pop3_result {
     // SAFETY: `config` is NULL or live and unaliased (this function's contract).
-    unsafe { set(config, |c| c.trace = trace) }
+    unsafe { set(config, |c| c.config = c.config.trace(trace)) }
 }
 
 // ----- client lifetime -----
@@ -711,7 +709,7 @@ pub unsafe extern "C" fn pop3_client_new(
     };
     guard(|| {
         let client = Box::new(pop3_client {
-            session: Session::new(config.config, config.trace),
+            session: Session::new(config.config),
         });
         // SAFETY: `out` is not NULL and writable (contract).
         unsafe { put(out, Box::into_raw(client)) };
@@ -1220,8 +1218,15 @@ pub unsafe extern "C" fn pop3_client_utf8(
     unsafe { command(client, handle, |s| s.submit(|c| c.submit(Command::Utf8))) }
 }
 
-/// `STLS`: the `+OK` (`POP3_REPLY_START_TLS`) is followed by
-/// `POP3_EVENT_START_TLS`.
+/// STLS as one operation (RFC 2595): asks CAPA first when the
+/// capabilities are not known, and sends STLS only if they list it —
+/// otherwise the handle completes with `POP3_EVENT_CANCELLED` and
+/// `POP3_ERR_STLS_UNAVAILABLE`, nothing but CAPA having been sent. After the
+/// server's `+OK`, `POP3_EVENT_START_TLS` asks for the handshake; once
+/// `pop3_client_tls_established` is called, the client asks CAPA again and
+/// the handle completes with `POP3_EVENT_OK` and `POP3_REPLY_TLS_ESTABLISHED`.
+/// Commands submitted after it (a login) wait for TLS, and are cancelled if
+/// the upgrade fails.
 ///
 /// # Safety
 ///
@@ -1232,7 +1237,7 @@ pub unsafe extern "C" fn pop3_client_start_tls(
     handle: *mut pop3_handle,
 ) -> pop3_result {
     // SAFETY: `client` and `handle` meet `command`'s contract (this function's own).
-    unsafe { command(client, handle, |s| s.submit(|c| c.submit(Command::Stls))) }
+    unsafe { command(client, handle, Session::start_tls) }
 }
 
 /// `LIST` (msg 0: every message, `POP3_REPLY_LIST`) or `LIST msg`
@@ -1350,8 +1355,11 @@ pub unsafe extern "C" fn pop3_client_top(
 ///
 /// The handle completes with `POP3_EVENT_OK` (`POP3_REPLY_AUTHENTICATED`),
 /// `POP3_EVENT_ERR` (the refusal of the failing step), `POP3_EVENT_FAILED`
-/// or `POP3_EVENT_CANCELLED`. The client wipes the copy of `secret` it
-/// made once it is done with it; the caller should wipe its own.
+/// or `POP3_EVENT_CANCELLED`. Events of the steps inside (CAPA, USER, PASS,
+/// AUTH) are not reported. A SCRAM nonce comes from the operating system's
+/// random number generator (`POP3_ERR_RANDOM` if it fails). The bytes of the
+/// lines that carried the secret are wiped once written; the caller should
+/// wipe its own copy.
 ///
 /// # Safety
 ///
@@ -1461,4 +1469,21 @@ pub unsafe extern "C" fn pop3_client_dele_many(
 ) -> pop3_result {
     // SAFETY: the arguments meet `many`'s contract (this function's own).
     unsafe { many(client, msgs, count, handles, |s, msgs| s.dele_many(msgs)) }
+}
+
+/// Stops reporting a command (a RETR whose message is no longer wanted, say):
+/// the rest of its reply is read and dropped and no more events come for it.
+/// `POP3_ERR_INVALID_ARGUMENT` for a handle that is unknown or complete.
+///
+/// # Safety
+///
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_discard(
+    client: *mut pop3_client,
+    handle: pop3_handle,
+) -> pop3_result {
+    // SAFETY: `client` is NULL or live and unaliased (this function's contract).
+    let client = unsafe { client_mut(client) };
+    run(client, |s, _| s.discard(handle))
 }

@@ -64,6 +64,7 @@ pub(crate) fn usage_code(error: &UsageError) -> pop3_result {
         UsageError::Closed => POP3_ERR_CLOSED,
         UsageError::Failed(_) => POP3_ERR_PROTOCOL,
         UsageError::Cancelled => POP3_ERR_CANCELLED,
+        UsageError::StlsUnavailable => POP3_ERR_STLS_UNAVAILABLE,
         _ => POP3_ERR_USAGE,
     }
 }

@@ -5,14 +5,14 @@
 use std::collections::{HashMap, VecDeque};
 
 use pop3_proto::{
-    Action, Capabilities, Capability, Client, Command, Config, Event, Handle, ListEntry, MsgNum,
-    ProtocolError, Reply, Secret, UidlEntry, UsageError,
+    Action, AuthMethod, Capabilities, Capability, Client, Config, Credentials, Direction, Event,
+    Handle, ListEntry, MsgNum, ProtocolError, Reply, Secret, TraceLine, UidlEntry, UsageError,
 };
 use zeroize::Zeroize;
 
 use crate::result::{
     pop3_result, usage_code, POP3_DONE, POP3_ERR_CALL_ORDER, POP3_ERR_CLOSED,
-    POP3_ERR_INVALID_ARGUMENT, POP3_ERR_PROTOCOL, POP3_OK,
+    POP3_ERR_INVALID_ARGUMENT, POP3_ERR_PROTOCOL, POP3_ERR_RANDOM, POP3_OK,
 };
 
 /// Text handed to C: UTF-8, followed by a NUL that the length leaves out.
@@ -165,6 +165,8 @@ pub(crate) struct Session {
     /// `next_event` or free.
     current: Option<Owned>,
     handles: HashMap<Handle, u64>,
+    /// The reverse of `handles`, for `discard`.
+    ids: HashMap<u64, Handle>,
     next_handle: u64,
     /// `Action::StartTls` repeats until TLS is up; C hears of it once.
     tls_reported: bool,
@@ -176,26 +178,23 @@ pub(crate) struct Session {
     pub(crate) input_offer: Option<usize>,
     /// A panic happened inside a call on this session.
     pub(crate) poisoned: bool,
-    /// Emit trace events (kept here until the core produces them itself).
-    #[allow(dead_code)]
-    trace: bool,
 }
 
 impl Session {
-    pub(crate) fn new(config: Config, trace: bool) -> Session {
+    pub(crate) fn new(config: Config) -> Session {
         Session {
             core: Client::new(config),
             outbox: Outbox::default(),
             queue: VecDeque::new(),
             current: None,
             handles: HashMap::new(),
+            ids: HashMap::new(),
             next_handle: 1,
             tls_reported: false,
             finished: false,
             closed_delivered: false,
             input_offer: None,
             poisoned: false,
-            trace,
         }
     }
 
@@ -221,48 +220,53 @@ impl Session {
         Ok(handles.into_iter().map(|h| self.register(h)).collect())
     }
 
-    /// The whole login as one handle. Until the core has a login operation,
-    /// USER/PASS is the one method: both lines are checked before either is
-    /// queued, and the handle is that of PASS.
+    /// The whole login as one handle (the core's `login_with`). A SCRAM nonce
+    /// is always supplied, so that "auto" can choose SCRAM: the core has no
+    /// randomness of its own.
     pub(crate) fn login(
         &mut self,
         user: &str,
         secret: &str,
         method: &str,
     ) -> Result<u64, pop3_result> {
-        if !matches!(method.to_ascii_lowercase().as_str(), "auto" | "user") {
-            return Err(POP3_ERR_INVALID_ARGUMENT);
-        }
-        let (user, pass) = self
-            .core
-            .login(user, Secret::new(String::from(secret)))
-            .map_err(|e| usage_code(&e))?;
-        self.register(user);
-        Ok(self.register(pass))
+        let method = AuthMethod::from_name(method).ok_or(POP3_ERR_INVALID_ARGUMENT)?;
+        let credentials =
+            Credentials::new(user, Secret::new(String::from(secret))).scram_nonce(scram_nonce()?);
+        self.submit(|core| core.login_with(credentials, method))
+    }
+
+    /// STLS as one handle (the core's `start_tls`): CAPA first when needed.
+    pub(crate) fn start_tls(&mut self) -> Result<u64, pop3_result> {
+        self.submit(Client::start_tls)
     }
 
     /// RETR for each message, all checked before any is queued.
     pub(crate) fn retr_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<u64>, pop3_result> {
-        self.submit_each(msgs, Command::Retr)
+        self.submit_many(|core| core.retr_many(msgs))
     }
 
     /// DELE for each message, all checked before any is queued.
     pub(crate) fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<u64>, pop3_result> {
-        self.submit_each(msgs, Command::Dele)
+        self.submit_many(|core| core.dele_many(msgs))
     }
 
-    fn submit_each(
-        &mut self,
-        msgs: &[MsgNum],
-        make: fn(MsgNum) -> Command,
-    ) -> Result<Vec<u64>, pop3_result> {
-        self.submit_many(|core| msgs.iter().map(|&m| core.submit(make(m))).collect())
+    /// Stops reporting a command: the rest of its reply is read and dropped.
+    pub(crate) fn discard(&mut self, id: u64) -> pop3_result {
+        match self.ids.remove(&id) {
+            Some(handle) => {
+                self.handles.remove(&handle);
+                self.core.discard(handle);
+                POP3_OK
+            }
+            None => POP3_ERR_INVALID_ARGUMENT,
+        }
     }
 
     pub(crate) fn register(&mut self, handle: Handle) -> u64 {
         let id = self.next_handle;
         self.next_handle += 1;
         self.handles.insert(handle, id);
+        self.ids.insert(id, handle);
         id
     }
 
@@ -354,7 +358,11 @@ impl Session {
             match action {
                 Action::Send(bytes) => self.outbox.push(bytes),
                 Action::Event(event) => {
-                    if let Some(owned) = own(event, &mut self.handles) {
+                    let mut names = Names {
+                        handles: &mut self.handles,
+                        ids: &mut self.ids,
+                    };
+                    if let Some(owned) = own(event, &mut names) {
                         self.queue.push_back(owned);
                     }
                 }
@@ -378,6 +386,18 @@ impl Session {
     }
 }
 
+/// A fresh SCRAM client nonce: 24 characters from the base64 alphabet, 144
+/// random bits from the operating system.
+fn scram_nonce() -> Result<String, pop3_result> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut random = [0u8; 24];
+    getrandom::getrandom(&mut random).map_err(|_| POP3_ERR_RANDOM)?;
+    Ok(random
+        .iter()
+        .map(|&b| char::from(ALPHABET[usize::from(b & 63)]))
+        .collect())
+}
+
 fn closed_by(error: &ProtocolError) -> Owned {
     Owned::Closed {
         result: POP3_ERR_PROTOCOL,
@@ -387,15 +407,23 @@ fn closed_by(error: &ProtocolError) -> Owned {
 
 /// The C name of a core handle. A handle C never saw (the core's own CAPA)
 /// is 0; `done` forgets the handle because its command is complete.
-fn name(handles: &mut HashMap<Handle, u64>, handle: Handle, done: bool) -> u64 {
+fn name(names: &mut Names<'_>, handle: Handle, done: bool) -> u64 {
     if done {
-        handles.remove(&handle).unwrap_or(0)
+        let id = names.handles.remove(&handle).unwrap_or(0);
+        names.ids.remove(&id);
+        id
     } else {
-        handles.get(&handle).copied().unwrap_or(0)
+        names.handles.get(&handle).copied().unwrap_or(0)
     }
 }
 
-fn own(event: Event<'_>, handles: &mut HashMap<Handle, u64>) -> Option<Owned> {
+/// The two handle maps, borrowed apart from the core while it is polled.
+struct Names<'a> {
+    handles: &'a mut HashMap<Handle, u64>,
+    ids: &'a mut HashMap<u64, Handle>,
+}
+
+fn own(event: Event<'_>, handles: &mut Names<'_>) -> Option<Owned> {
     Some(match event {
         Event::Greeting(greeting) => Owned::Greeting(CText::new(greeting.text.as_str())),
         Event::Ok {
@@ -430,6 +458,10 @@ fn own(event: Event<'_>, handles: &mut HashMap<Handle, u64>) -> Option<Owned> {
             text: CText::new(&reason.to_string()),
         },
         Event::Capabilities(caps) => Owned::Capabilities(capability_lines(&caps)),
+        Event::Trace(TraceLine { direction, line }) => Owned::Trace {
+            sent: direction == Direction::Sent,
+            line: CText::new(line.as_str()),
+        },
         _ => return None,
     })
 }
@@ -451,6 +483,7 @@ fn own_reply(reply: Reply) -> OkReply {
         }
         Reply::Capabilities(caps) => OkReply::Capabilities(capability_lines(&caps)),
         Reply::StartTls => OkReply::StartTls,
+        Reply::TlsEstablished => OkReply::TlsEstablished,
         _ => OkReply::Other,
     }
 }

@@ -54,7 +54,7 @@ fn big_message() -> Vec<u8> {
     let mut m = b"Subject: 64 MiB\r\n\r\n".to_vec();
     let mut i = 0u64;
     while m.len() + 76 < SIZE {
-        let first = if i % 50 == 0 { '.' } else { 'x' };
+        let first = if i.is_multiple_of(50) { '.' } else { 'x' };
         m.extend_from_slice(format!("{first}{:073}\r\n", i).as_bytes());
         i += 1;
     }

@@ -30,10 +30,8 @@ impl Client {
 
     fn receive(&self, bytes: &[u8]) {
         // SAFETY: live client; the slice is valid for the call.
-        assert_eq!(
-            unsafe { pop3_client_receive(self.0, bytes.as_ptr(), bytes.len()) },
-            POP3_OK
-        );
+        let code = unsafe { pop3_client_receive(self.0, bytes.as_ptr(), bytes.len()) };
+        assert_eq!(code, POP3_OK);
     }
 
     /// Everything pending, marked as written.
@@ -368,18 +366,31 @@ fn a_whole_session_through_the_abi() {
     let mut sent = Vec::new();
     let mut body = Vec::new();
     let mut ended = false;
-    for reply in [
-        &b"+OK <1.2@host> hi\r\n"[..],
-        b"+OK\r\n",
-        b"+OK logged in\r\n",
-        b"+OK 1 9\r\n",
-        b"+OK\r\n1 9\r\n.\r\n",
-        b"+OK\r\n1 uid-one\r\n.\r\n",
-        b"+OK\r\nHi\r\n..dot\r\n.\r\n",
-        b"-ERR [SYS/TEMP] cannot commit\r\n",
-    ] {
-        sent.extend(client.drain_output());
-        client.receive(reply);
+    let mut closed = false;
+    // A server that answers each line the client wrote, whatever the client
+    // decided to send (the core may ask CAPA on its own).
+    client.receive(b"+OK <1.2@host> hi\r\n");
+    for _ in 0..20 {
+        let out = client.drain_output();
+        sent.extend_from_slice(&out);
+        let mut replies = Vec::new();
+        for line in out.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            replies.extend_from_slice(match line {
+                b"CAPA\r" => b"+OK\r\nUSER\r\nUIDL\r\n.\r\n",
+                b"USER alice\r" => b"+OK\r\n",
+                b"PASS pw\r" => b"+OK logged in\r\n",
+                b"STAT\r" => b"+OK 1 9\r\n",
+                b"LIST\r" => b"+OK\r\n1 9\r\n.\r\n",
+                b"UIDL\r" => b"+OK\r\n1 uid-one\r\n.\r\n",
+                b"RETR 1\r" => b"+OK\r\nHi\r\n..dot\r\n.\r\n",
+                b"QUIT\r" => b"-ERR [SYS/TEMP] cannot commit\r\n",
+                other => panic!("unexpected line {:?}", String::from_utf8_lossy(other)),
+            });
+        }
+        if replies.is_empty() {
+            break;
+        }
+        client.receive(&replies);
         while let Ok((ev, text, data)) = client.event() {
             use pop3_event_kind::*;
             match ev.kind {
@@ -430,15 +441,18 @@ fn a_whole_session_through_the_abi() {
                     let code = unsafe { CStr::from_ptr(ev.code) };
                     assert_eq!(code.to_bytes(), b"SYS/TEMP");
                     assert_eq!(text, "cannot commit");
+                    closed = true;
                 }
+                POP3_EVENT_OK => assert!(ev.handle == login || ev.handle == 0),
                 _ => {}
             }
         }
     }
-    assert!(ended);
+    assert!(ended && closed);
+    let sent = String::from_utf8_lossy(&sent).replace("CAPA\r\n", "");
     assert_eq!(
         sent,
-        b"USER alice\r\nPASS pw\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\nQUIT\r\n"
+        "USER alice\r\nPASS pw\r\nSTAT\r\nLIST\r\nUIDL\r\nRETR 1\r\nQUIT\r\n"
     );
 }
 
@@ -486,7 +500,9 @@ fn injected_bytes_after_stls_end_the_session() {
     // SAFETY: live client.
     unsafe { assert_eq!(pop3_client_start_tls(client.0, &mut stls), POP3_OK) };
     client.receive(b"+OK hi\r\n");
-    let _ = client.drain_output();
+    assert_eq!(client.drain_output(), b"CAPA\r\n");
+    client.receive(b"+OK\r\nSTLS\r\n.\r\n");
+    assert_eq!(client.drain_output(), b"STLS\r\n");
     client.receive(b"+OK begin TLS\r\n+OK injected\r\n");
     let kinds: Vec<_> = client
         .events()

@@ -263,6 +263,12 @@ fn plain_mode_sends_no_credentials_unless_allowed() {
 /// What a scripted fault run must show: failure, one line on stderr, no
 /// file for the broken message, no credentials on the wire before TLS.
 fn scripted_fetch(mode: &str, steps: Vec<Step>) -> (Run, Vec<u8>) {
+    let (run, received, _) = scripted_fetch_result(mode, steps);
+    (run, received)
+}
+
+/// `scripted_fetch`, also giving whether the client followed the script.
+fn scripted_fetch_result(mode: &str, steps: Vec<Step>) -> (Run, Vec<u8>, Result<(), String>) {
     let server = ScriptedServer::start(steps);
     let run = Fetch {
         asan: false,
@@ -274,10 +280,10 @@ fn scripted_fetch(mode: &str, steps: Vec<Step>) -> (Run, Vec<u8>) {
         allow_plaintext: false,
     }
     .run();
-    let (received, _) = server.join_all();
+    let (received, script) = server.join_all();
     assert!(!run.ok(), "fetch succeeded against a broken server");
     assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
-    (run, received)
+    (run, received, script)
 }
 
 fn assert_no_credentials(received: &[u8]) {
@@ -316,7 +322,7 @@ const CAPA_STLS: &str = "+OK\r\nUSER\r\nSTLS\r\n.";
 
 #[test]
 fn stls_injection_is_fatal_and_sends_no_credentials() {
-    let (run, received) = scripted_fetch(
+    let (run, received, script) = scripted_fetch_result(
         "starttls",
         vec![
             Step::send_line("+OK ready"),
@@ -328,6 +334,7 @@ fn stls_injection_is_fatal_and_sends_no_credentials() {
             Step::Stall,
         ],
     );
+    assert_eq!(script, Ok(()), "the client left the script");
     assert!(run.stderr().contains("injection"), "{}", run.stderr());
     assert_no_credentials(&received);
     assert!(run.files().is_empty());
@@ -335,7 +342,7 @@ fn stls_injection_is_fatal_and_sends_no_credentials() {
 
 #[test]
 fn refused_stls_ends_without_credentials() {
-    let (run, received) = scripted_fetch(
+    let (run, received, script) = scripted_fetch_result(
         "starttls",
         vec![
             Step::send_line("+OK ready"),
@@ -346,13 +353,14 @@ fn refused_stls_ends_without_credentials() {
             Step::ExpectClose,
         ],
     );
+    assert_eq!(script, Ok(()), "the client left the script");
     assert!(run.stderr().contains("STLS refused"), "{}", run.stderr());
     assert_no_credentials(&received);
 }
 
 #[test]
 fn stls_not_offered_ends_without_credentials() {
-    let (run, received) = scripted_fetch(
+    let (run, received, script) = scripted_fetch_result(
         "starttls",
         vec![
             Step::send_line("+OK ready"),
@@ -361,6 +369,7 @@ fn stls_not_offered_ends_without_credentials() {
             Step::ExpectClose,
         ],
     );
+    assert_eq!(script, Ok(()), "the client left the script");
     assert!(run.stderr().contains("STLS"), "{}", run.stderr());
     assert_no_credentials(&received);
 }
@@ -391,7 +400,7 @@ fn wrong_certificate_after_stls_sends_no_credentials() {
 #[test]
 fn disconnect_in_the_middle_of_a_message_leaves_no_file_for_it() {
     let pki = TestPki::shared();
-    let (run, received) = scripted_fetch(
+    let (run, received, script) = scripted_fetch_result(
         "implicit",
         vec![
             Step::StartTls(rustls_server_config(&pki.server)),
@@ -413,6 +422,7 @@ fn disconnect_in_the_middle_of_a_message_leaves_no_file_for_it() {
             Step::Close,
         ],
     );
+    assert_eq!(script, Ok(()), "the client left the script");
     assert!(run.stderr().contains("session failed"), "{}", run.stderr());
     assert_eq!(run.files(), ["1.eml"]);
     assert_eq!(
@@ -420,4 +430,41 @@ fn disconnect_in_the_middle_of_a_message_leaves_no_file_for_it() {
         b"Subject: one\r\n\r\nwhole\r\n"
     );
     assert!(String::from_utf8_lossy(&received).contains("RETR 2"));
+}
+
+#[test]
+fn trace_shows_the_wire_with_the_password_redacted() {
+    let dovecot = Dovecot::shared();
+    let mailbox = mailbox_with_samples(dovecot);
+    let fetch = dovecot_fetch(dovecot, &mailbox, "starttls");
+    let outdir = tempfile::tempdir().expect("OUTDIR");
+    let ca = outdir.path().join("ca.pem");
+    fs::write(&ca, dovecot.ca_pem()).expect("CA file");
+    let out = tempfile::tempdir().expect("OUTDIR");
+    let output = Command::new(fetch_binary(false))
+        .args([
+            "127.0.0.1",
+            &fetch.port.to_string(),
+            "starttls",
+            mailbox.user(),
+        ])
+        .arg(&ca)
+        .arg(out.path())
+        .env("POP3_PASSWORD", mailbox.password())
+        .env("POP3_TRACE", "1")
+        .output()
+        .expect("run fetch");
+    let trace = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{trace}");
+    assert!(trace.contains("C: STLS"), "{trace}");
+    assert!(trace.contains("C: RETR 5"), "{trace}");
+    assert!(trace.contains("<redacted>"), "{trace}");
+    assert!(!trace.contains(mailbox.password()), "{trace}");
+    // Nothing but CAPA and STLS before TLS.
+    let before_tls: Vec<&str> = trace
+        .lines()
+        .take_while(|l| !l.starts_with("S: +OK") || !l.contains("TLS"))
+        .filter(|l| l.starts_with("C: "))
+        .collect();
+    assert_eq!(before_tls, ["C: CAPA", "C: STLS"], "{trace}");
 }
