@@ -369,25 +369,22 @@ static void flush(struct fetch *f)
     }
 }
 
-/* Handles every ready event and writes what they queued. */
+/* Handles every ready event, then writes what they queued. */
 static void process(struct fetch *f)
 {
     pop3_event ev;
-    pop3_result r;
-    while (!f->done && !f->handshaking) {
-        while (!f->done && !f->handshaking &&
-               (r = pop3_client_next_event(f->client, &ev)) == POP3_OK)
-            handle_event(f, &ev);
-        if (f->done || f->handshaking)
-            break;
-        if (r != POP3_DONE) {
-            fail_pop3(f, "event", r);
-            return;
-        }
-        flush(f);
-        /* Writing never creates events, so one pass is enough. */
-        break;
+    pop3_result r = POP3_DONE;
+    while (!f->done && !f->handshaking &&
+           (r = pop3_client_next_event(f->client, &ev)) == POP3_OK)
+        handle_event(f, &ev);
+    if (f->done || f->handshaking)
+        return; /* STLS: nothing is queued behind it until TLS is up */
+    if (r != POP3_DONE) {
+        fail_pop3(f, "event", r);
+        return;
     }
+    /* POP3_DONE: the client waits for the server; send what it has first. */
+    flush(f);
 }
 
 /* Reads until the socket is drained, feeding the client straight into its

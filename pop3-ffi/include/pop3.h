@@ -105,8 +105,9 @@ typedef enum {
 //    bytes to the connection and report how many were written with
 //    `pop3_client_output_written` (a partial write keeps the rest pending).
 // 4. Handle events: call `pop3_client_next_event` until it returns
-//    `POP3_DONE`. Data the event points to is valid until the next
-//    `pop3_client_next_event`. On `POP3_EVENT_START_TLS`, stop reading
+//    `POP3_DONE`. Data the event points to is valid until your next call
+//    on this client (the `const` accessors excepted): use or copy it first.
+//    On `POP3_EVENT_START_TLS`, stop reading
 //    plaintext, run the TLS handshake on the connection, then call
 //    `pop3_client_tls_established`. On `POP3_EVENT_CLOSED`, the session is
 //    over: close the connection.
@@ -145,9 +146,13 @@ typedef uint64_t pop3_handle;
 // to the kind are 0 or NULL.
 //
 // Every pointer in it is borrowed from the client and valid until the next
-// `pop3_client_next_event` or `pop3_client_free` on that client; copy what
-// you need to keep. Text is UTF-8 with control characters already replaced,
-// NUL-terminated, and its length leaves the NUL out.
+// call on that client other than the `const` accessors
+// (`pop3_client_list_entry`, `pop3_client_uidl_entry`,
+// `pop3_client_capability`, `pop3_client_is_encrypted`); copy what you need
+// to keep. A body chunk points straight into the client's receive buffer,
+// so that writing it out is the only copy. Text is UTF-8 with control
+// characters already replaced, NUL-terminated, and its length leaves the
+// NUL out.
 typedef struct {
   // What happened.
   pop3_event_kind kind;
@@ -417,9 +422,9 @@ pop3_result pop3_client_pending_output(pop3_client *client, const uint8_t **out,
 // `client` is NULL or live.
 pop3_result pop3_client_output_written(pop3_client *client, size_t n);
 
-// The next event. On `POP3_OK` fills `*event`; its pointers (and the
-// listing accessors) stay valid until the next `pop3_client_next_event` or
-// `pop3_client_free`. `POP3_DONE` when no event is ready (write pending
+// The next event. On `POP3_OK` fills `*event`; its pointers, and what the
+// listing accessors give for it, stay valid until the next call on this
+// client other than a `const` accessor. `POP3_DONE` when no event is ready (write pending
 // output, then read); `POP3_ERR_CLOSED` once `POP3_EVENT_CLOSED` was
 // delivered.
 //

@@ -47,8 +47,9 @@ pub struct pop3_config {
 ///    bytes to the connection and report how many were written with
 ///    `pop3_client_output_written` (a partial write keeps the rest pending).
 /// 4. Handle events: call `pop3_client_next_event` until it returns
-///    `POP3_DONE`. Data the event points to is valid until the next
-///    `pop3_client_next_event`. On `POP3_EVENT_START_TLS`, stop reading
+///    `POP3_DONE`. Data the event points to is valid until your next call
+///    on this client (the `const` accessors excepted): use or copy it first.
+///    On `POP3_EVENT_START_TLS`, stop reading
 ///    plaintext, run the TLS handshake on the connection, then call
 ///    `pop3_client_tls_established`. On `POP3_EVENT_CLOSED`, the session is
 ///    over: close the connection.
@@ -159,9 +160,13 @@ pub enum pop3_trace_direction {
 /// to the kind are 0 or NULL.
 ///
 /// Every pointer in it is borrowed from the client and valid until the next
-/// `pop3_client_next_event` or `pop3_client_free` on that client; copy what
-/// you need to keep. Text is UTF-8 with control characters already replaced,
-/// NUL-terminated, and its length leaves the NUL out.
+/// call on that client other than the `const` accessors
+/// (`pop3_client_list_entry`, `pop3_client_uidl_entry`,
+/// `pop3_client_capability`, `pop3_client_is_encrypted`); copy what you need
+/// to keep. A body chunk points straight into the client's receive buffer,
+/// so that writing it out is the only copy. Text is UTF-8 with control
+/// characters already replaced, NUL-terminated, and its length leaves the
+/// NUL out.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pop3_event {
@@ -294,8 +299,7 @@ impl pop3_event {
             Owned::Body { handle, data } => {
                 let mut ev = pop3_event::blank(POP3_EVENT_BODY);
                 ev.handle = *handle;
-                ev.data = data.as_ptr();
-                ev.data_len = data.len();
+                (ev.data, ev.data_len) = data.ptr_len();
                 ev
             }
             Owned::BodyEnd { handle } => {
@@ -898,9 +902,9 @@ pub unsafe extern "C" fn pop3_client_output_written(
 
 // ----- events -----
 
-/// The next event. On `POP3_OK` fills `*event`; its pointers (and the
-/// listing accessors) stay valid until the next `pop3_client_next_event` or
-/// `pop3_client_free`. `POP3_DONE` when no event is ready (write pending
+/// The next event. On `POP3_OK` fills `*event`; its pointers, and what the
+/// listing accessors give for it, stay valid until the next call on this
+/// client other than a `const` accessor. `POP3_DONE` when no event is ready (write pending
 /// output, then read); `POP3_ERR_CLOSED` once `POP3_EVENT_CLOSED` was
 /// delivered.
 ///

@@ -56,7 +56,27 @@ pub(crate) enum OkReply {
     Other,
 }
 
-/// An event as C sees it, owning everything its pointers point to.
+/// The bytes of a body chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BodyBytes {
+    /// A copy, for an event queued while the core went on.
+    Owned(Vec<u8>),
+    /// Where the core's receive buffer holds the chunk; valid until the core
+    /// is next called. Never dereferenced in Rust: only C reads it.
+    Borrowed(*const u8, usize),
+}
+
+impl BodyBytes {
+    pub(crate) fn ptr_len(&self) -> (*const u8, usize) {
+        match self {
+            BodyBytes::Owned(bytes) => (bytes.as_ptr(), bytes.len()),
+            BodyBytes::Borrowed(ptr, len) => (*ptr, *len),
+        }
+    }
+}
+
+/// An event as C sees it, owning everything its pointers point to (except
+/// a borrowed body chunk).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Owned {
     Greeting(CText),
@@ -74,7 +94,7 @@ pub(crate) enum Owned {
     },
     Body {
         handle: u64,
-        data: Vec<u8>,
+        data: BodyBytes,
     },
     BodyEnd {
         handle: u64,
@@ -161,8 +181,8 @@ pub(crate) struct Session {
     core: Client,
     outbox: Outbox,
     queue: VecDeque<Owned>,
-    /// The event C is reading; its pointers stay valid until the next
-    /// `next_event` or free.
+    /// The event C is reading; its pointers stay valid until C's next call
+    /// (a borrowed body chunk only until the core is called again).
     current: Option<Owned>,
     handles: HashMap<Handle, u64>,
     /// The reverse of `handles`, for `discard`.
@@ -321,13 +341,16 @@ impl Session {
     }
 
     /// The next event, kept as `current` so that C can read it until the next
-    /// call.
+    /// call. Events queued by an earlier `pending_output` come first; then
+    /// the core is polled for one event only, so that a body chunk can be
+    /// handed to C straight from the core's receive buffer.
     pub(crate) fn next_event(&mut self) -> Result<&Owned, pop3_result> {
         self.current = None;
-        if self.queue.is_empty() {
-            self.pump();
-        }
-        match self.queue.pop_front() {
+        let event = match self.queue.pop_front() {
+            Some(event) => Some(event),
+            None => self.poll_event(true),
+        };
+        match event {
             Some(event) => {
                 if matches!(event, Owned::Closed { .. }) {
                     self.closed_delivered = true;
@@ -344,15 +367,25 @@ impl Session {
     }
 
     /// Polls the core until it needs input (or TLS, or is over), moving bytes
-    /// to the outbox and events to the queue.
+    /// to the outbox and events, with copies of any body chunks, to the queue.
     fn pump(&mut self) {
+        while let Some(event) = self.poll_event(false) {
+            self.queue.push_back(event);
+        }
+    }
+
+    /// Polls the core until it gives an event, moving bytes to the outbox on
+    /// the way; `None` when it needs input (or TLS) or is over. With `borrow`,
+    /// a body chunk is not copied: it points into the core's receive buffer,
+    /// which stays as it is until the core is called again — that is, until
+    /// C's next call on this client.
+    fn poll_event(&mut self, borrow: bool) -> Option<Owned> {
         while !self.finished {
             let action = match self.core.poll() {
                 Ok(action) => action,
                 Err(error) => {
-                    self.queue.push_back(closed_by(&error));
                     self.finished = true;
-                    return;
+                    return Some(closed_by(&error));
                 }
             };
             match action {
@@ -362,27 +395,37 @@ impl Session {
                         handles: &mut self.handles,
                         ids: &mut self.ids,
                     };
+                    if let Event::Body { handle, data } = event {
+                        let handle = name(&mut names, handle, false);
+                        let data = if borrow {
+                            BodyBytes::Borrowed(data.as_ptr(), data.len())
+                        } else {
+                            BodyBytes::Owned(data.to_vec())
+                        };
+                        return Some(Owned::Body { handle, data });
+                    }
                     if let Some(owned) = own(event, &mut names) {
-                        self.queue.push_back(owned);
+                        return Some(owned);
                     }
                 }
-                Action::NeedInput => return,
+                Action::NeedInput => return None,
                 Action::StartTls => {
-                    if !self.tls_reported {
-                        self.tls_reported = true;
-                        self.queue.push_back(Owned::StartTls);
+                    if self.tls_reported {
+                        return None;
                     }
-                    return;
+                    self.tls_reported = true;
+                    return Some(Owned::StartTls);
                 }
                 Action::Closed => {
-                    self.queue.push_back(Owned::Closed {
+                    self.finished = true;
+                    return Some(Owned::Closed {
                         result: POP3_OK,
                         text: CText::new("the session is over"),
                     });
-                    self.finished = true;
                 }
             }
         }
+        None
     }
 }
 
@@ -443,10 +486,6 @@ fn own(event: Event<'_>, handles: &mut Names<'_>) -> Option<Owned> {
         },
         Event::BodyStart { handle } => Owned::BodyStart {
             handle: name(handles, handle, false),
-        },
-        Event::Body { handle, data } => Owned::Body {
-            handle: name(handles, handle, false),
-            data: data.to_vec(),
         },
         Event::Failed { handle, error } => Owned::Failed {
             handle: name(handles, handle, true),

@@ -532,3 +532,49 @@ fn every_result_has_a_message() {
         assert!(!text.to_bytes().is_empty());
     }
 }
+
+/// A logged-in client with `RETR 1` answered by `reply`; returns the body
+/// bytes as events gave them, asking for output first when `output_first`
+/// (so that chunks are queued as copies instead of lent from the buffer).
+fn retrieve(reply: &[u8], output_first: bool) -> Vec<u8> {
+    let client = Client::new(true);
+    let (mut login, mut retr) = (0, 0);
+    // SAFETY: live client, C strings, valid out-pointers.
+    unsafe {
+        let code = pop3_client_login(
+            client.0,
+            c"alice".as_ptr(),
+            c"pw".as_ptr(),
+            c"user".as_ptr(),
+            &mut login,
+        );
+        assert_eq!(code, POP3_OK);
+        assert_eq!(pop3_client_retr(client.0, 1, &mut retr), POP3_OK);
+    }
+    client.receive(b"+OK hi\r\n");
+    assert_eq!(client.drain_output(), b"USER alice\r\n");
+    client.receive(b"+OK\r\n");
+    assert_eq!(client.drain_output(), b"PASS pw\r\n");
+    client.receive(b"+OK\r\n");
+    client.events();
+    assert_eq!(client.drain_output(), b"RETR 1\r\n");
+    client.receive(reply);
+    if output_first {
+        assert_eq!(client.drain_output(), b"");
+    }
+    let mut body = Vec::new();
+    for (ev, _, data) in client.events() {
+        if ev.kind == pop3_event_kind::POP3_EVENT_BODY {
+            assert_eq!(ev.handle, retr);
+            body.extend_from_slice(&data);
+        }
+    }
+    body
+}
+
+#[test]
+fn body_chunks_are_the_same_lent_or_copied() {
+    let reply = b"+OK\r\nA: b\r\n\r\n..one\r\ntwo\r\n.\r\n";
+    assert_eq!(retrieve(reply, false), b"A: b\r\n\r\n.one\r\ntwo\r\n");
+    assert_eq!(retrieve(reply, true), b"A: b\r\n\r\n.one\r\ntwo\r\n");
+}
