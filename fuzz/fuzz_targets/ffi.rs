@@ -39,12 +39,18 @@ struct Input {
 enum Op {
     Receive(Vec<u8>),
     /// Bytes written into `pop3_client_input_buffer`, reported as `claimed`.
-    ReceiveBuffered { data: Vec<u8>, claimed: u32 },
+    ReceiveBuffered {
+        data: Vec<u8>,
+        claimed: u32,
+    },
     InputWrittenAlone(u32),
     Eof,
     TlsEstablished,
     Events(u8),
-    Output { written: u32, partial: bool },
+    Output {
+        written: u32,
+        partial: bool,
+    },
     List(u8),
     Uidl(u8),
     Capability(u8),
@@ -56,7 +62,11 @@ enum Op {
 enum Cmd {
     User(Vec<u8>),
     Pass(Vec<u8>),
-    Login { user: Vec<u8>, secret: Vec<u8>, method: u8 },
+    Login {
+        user: Vec<u8>,
+        secret: Vec<u8>,
+        method: u8,
+    },
     Stat,
     List(u32),
     Uidl(u32),
@@ -74,8 +84,18 @@ enum Cmd {
 }
 
 const METHODS: [&str; 12] = [
-    "auto", "user", "apop", "plain", "login", "cram-md5", "scram-sha-1", "SCRAM-SHA-256",
-    "xoauth2", "oauthbearer", "bogus", "",
+    "auto",
+    "user",
+    "apop",
+    "plain",
+    "login",
+    "cram-md5",
+    "scram-sha-1",
+    "SCRAM-SHA-256",
+    "xoauth2",
+    "oauthbearer",
+    "bogus",
+    "",
 ];
 
 const SENTINEL: u64 = 0x5EED_5EED;
@@ -119,7 +139,11 @@ impl State {
             match cmd {
                 Cmd::User(name) => pop3_client_user(c, c_string(name).as_ptr(), &mut h),
                 Cmd::Pass(pw) => pop3_client_pass(c, c_string(pw).as_ptr(), &mut h),
-                Cmd::Login { user, secret, method } => {
+                Cmd::Login {
+                    user,
+                    secret,
+                    method,
+                } => {
                     let method = CString::new(METHODS[*method as usize % METHODS.len()]).unwrap();
                     pop3_client_login(
                         c,
@@ -172,7 +196,10 @@ impl State {
                 return;
             }
             let ev = unsafe { ev.assume_init() };
-            assert!(ev.handle == 0 || self.handles.contains(&ev.handle), "unknown handle");
+            assert!(
+                ev.handle == 0 || self.handles.contains(&ev.handle),
+                "unknown handle"
+            );
             // Touch every borrowed byte, so that ASan sees a bad pointer.
             unsafe {
                 assert!(!ev.text.is_null());
@@ -250,10 +277,16 @@ impl State {
         assert!(len > 0);
         let bytes = unsafe { std::slice::from_raw_parts(out, len) };
         let mut encrypted = false;
-        assert_eq!(unsafe { pop3_client_is_encrypted(self.client, &mut encrypted) }, POP3_OK);
+        assert_eq!(
+            unsafe { pop3_client_is_encrypted(self.client, &mut encrypted) },
+            POP3_OK
+        );
         if !encrypted && !self.allow_plaintext {
             let text = String::from_utf8_lossy(bytes);
-            assert!(!text.contains("PASS "), "a password went out in clear: {text:?}");
+            assert!(
+                !text.contains("PASS "),
+                "a password went out in clear: {text:?}"
+            );
         }
         let n = if partial { written as usize } else { len };
         let code = unsafe { pop3_client_output_written(self.client, n) };
