@@ -268,10 +268,12 @@ fn scripted_fetch(mode: &str, steps: Vec<Step>) -> (Run, Vec<u8>) {
 }
 
 /// `scripted_fetch`, also giving whether the client followed the script.
+/// Runs under AddressSanitizer, so that every error path is also checked
+/// for memory errors and leaks.
 fn scripted_fetch_result(mode: &str, steps: Vec<Step>) -> (Run, Vec<u8>, Result<(), String>) {
     let server = ScriptedServer::start(steps);
     let run = Fetch {
-        asan: false,
+        asan: true,
         port: server.addr().port(),
         mode,
         user: "alice",
@@ -282,6 +284,7 @@ fn scripted_fetch_result(mode: &str, steps: Vec<Step>) -> (Run, Vec<u8>, Result<
     .run();
     let (received, script) = server.join_all();
     assert!(!run.ok(), "fetch succeeded against a broken server");
+    assert!(!run.stderr().contains("Sanitizer"), "{}", run.stderr());
     assert_eq!(run.stderr().lines().count(), 1, "{}", run.stderr());
     (run, received, script)
 }
