@@ -108,18 +108,48 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod connection;
-mod error;
 mod stream;
 
-pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection};
-pub use connection::{Connection, MessageReader, MessageSink};
+use std::future::Future;
+
+pub use connect::{connect_plain, connect_starttls, connect_tls};
+pub use pop3_transport::runtime::blocking::Blocking;
+pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
 pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
-    Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum, ProtocolError,
-    ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
+    AuthMethod, Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum,
+    ProtocolError, ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
 };
 pub use rustls;
+
+/// A blocking POP3 session: [`pop3_transport::Connection`] over a
+/// [`MaybeTls`] stream (a [`std::net::TcpStream`] unless you bring your
+/// own), every method documented there. Each method returns a future that
+/// completes in one poll here; [`Wait::wait`] runs it.
+pub type Connection<S = std::net::TcpStream> = pop3_transport::Connection<MaybeTls<S>, Blocking>;
+
+/// A message being read from a [`Connection`]: [`std::io::Read`].
+pub type MessageReader<'c, S = std::net::TcpStream> =
+    pop3_transport::MessageReader<'c, MaybeTls<S>, Blocking>;
+
+/// A connection made by the connect functions.
+pub type TcpConnection = Connection;
+
+/// Runs an operation of a blocking [`Connection`] to its end:
+/// `pop3.stat().wait()?`.
+///
+/// The operations are the same code on every runtime; over a blocking
+/// stream they never wait for a wake-up, so `wait` only polls them (it
+/// parks the thread if a future does wait, so it is correct for any
+/// future).
+pub trait Wait: Future + Sized {
+    /// Blocks until the future completes and returns its output.
+    fn wait(self) -> Self::Output {
+        pop3_transport::runtime::block_on(self)
+    }
+}
+
+impl<F: Future> Wait for F {}

@@ -4,11 +4,15 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+use std::any::Any;
+use std::future::{ready, Future};
+use std::net::TcpStream;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pop3_transport::runtime::{IoStream, StartTls};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
-
-use crate::error::from_io;
-use crate::{Error, Phase, Result};
 
 /// A stream that is either plaintext or rustls' TLS over the same inner
 /// stream `S` (usually a [`TcpStream`](std::net::TcpStream)).
@@ -16,6 +20,10 @@ use crate::{Error, Phase, Result};
 /// It implements [`Read`] and [`Write`] by forwarding to whichever it is, so a
 /// [`Connection`](crate::Connection) can upgrade it in place after `STLS`.
 /// The TLS side is rustls' own [`StreamOwned`] over a [`ClientConnection`].
+///
+/// As the connection's [`IoStream`] it never returns `Pending`: every read
+/// and write blocks. When `S` is a [`TcpStream`], the read and write time
+/// limits are set on the socket.
 #[non_exhaustive]
 pub enum MaybeTls<S: Read + Write> {
     /// Not encrypted.
@@ -88,40 +96,97 @@ impl<S: Read + Write> MaybeTls<S> {
         }
     }
 
-    /// Switches a plaintext stream to TLS and runs the handshake. `hook` is
-    /// called with `true` on the socket before the handshake and with `false`
-    /// after it succeeds (to change time limits). Errors are classified with
-    /// [`Phase::TlsHandshake`].
-    pub(crate) fn start_tls(
+    /// Switches a plaintext stream to TLS and runs the handshake, within
+    /// `limit` per socket operation when `S` is a [`TcpStream`].
+    fn handshake(
         &mut self,
         config: Arc<ClientConfig>,
         name: ServerName<'static>,
-        hook: &mut dyn FnMut(&S, bool) -> io::Result<()>,
-    ) -> Result<()> {
+        limit: Option<Duration>,
+    ) -> io::Result<()>
+    where
+        S: 'static,
+    {
         if !matches!(self, MaybeTls::Plain(_)) {
-            return Err(Error::Usage(pop3_proto::UsageError::WrongState {
-                command: "STLS",
-                reason: "TLS is already active",
-            }));
+            return Err(io::Error::other("the stream is already TLS"));
         }
-        let connection = ClientConnection::new(config, name).map_err(Error::Tls)?;
+        let connection = ClientConnection::new(config, name).map_err(io::Error::other)?;
         if let MaybeTls::Plain(socket) = std::mem::replace(self, MaybeTls::Broken) {
             *self = MaybeTls::Tls(Box::new(StreamOwned::new(connection, socket)));
         }
         let MaybeTls::Tls(tls) = self else {
-            return Err(Error::Closed);
+            return Err(broken());
         };
-        hook(&tls.sock, true).map_err(Error::Io)?;
+        socket_timeouts(&tls.sock, limit, limit)?;
         let StreamOwned { conn, sock } = &mut **tls;
         while conn.is_handshaking() {
             match conn.complete_io(sock) {
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(from_io(e, Phase::TlsHandshake)),
+                Err(e) => return Err(e),
             }
         }
-        hook(sock, false).map_err(Error::Io)?;
         Ok(())
+    }
+}
+
+/// Sets read and write time-outs on `socket` if it is a [`TcpStream`].
+fn socket_timeouts<S: 'static>(
+    socket: &S,
+    read: Option<Duration>,
+    write: Option<Duration>,
+) -> io::Result<()> {
+    if let Some(tcp) = (socket as &dyn Any).downcast_ref::<TcpStream>() {
+        tcp.set_read_timeout(read)?;
+        tcp.set_write_timeout(write)?;
+    }
+    Ok(())
+}
+
+impl<S: Read + Write + 'static> IoStream for MaybeTls<S> {
+    fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.read(buf))
+    }
+
+    fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.write(buf))
+    }
+
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.flush())
+    }
+
+    fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let MaybeTls::Tls(tls) = self {
+            tls.conn.send_close_notify();
+            return Poll::Ready(tls.flush());
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        match self.get_ref() {
+            Some(socket) => socket_timeouts(socket, read, write),
+            None => Ok(()),
+        }
+    }
+
+    fn channel_binding(&self) -> Option<pop3_proto::sasl::ChannelBinding> {
+        match self {
+            MaybeTls::Tls(tls) => pop3_transport::channel_binding(&tls.conn),
+            _ => None,
+        }
+    }
+}
+
+impl<S: Read + Write + Send + 'static> StartTls for MaybeTls<S> {
+    fn start_tls(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        limit: Option<Duration>,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        ready(self.handshake(config, name, limit))
     }
 }
 

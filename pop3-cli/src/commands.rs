@@ -2,86 +2,46 @@
 
 use std::io::{self, Write};
 
-use pop3_proto::{MsgNum, Secret};
+use pop3_proto::{AuthMethod, MsgNum, Secret};
 use serde::Serialize;
 
 use crate::cli::{AuthChoice, Cli, Command};
-use crate::error::{auth_failure, plaintext_message, Exit, Failure, NetError};
+use crate::error::{auth_failure, Failure, NetError};
 use crate::fetch::fetch;
-use crate::session::{capability_line, Mechanism, Session, Traced};
+use crate::session::{capability_line, install_wire_trace, Session};
 use crate::target::{password, resolve, Target};
 use crate::transport::connect;
 
-/// Picks the strongest method the server offers: SCRAM-SHA-256,
-/// SCRAM-SHA-1, CRAM-MD5, APOP (greeting timestamp), PLAIN, LOGIN, USER.
-/// Returns the method and whether `CAPA` was asked.
-fn choose(session: &mut dyn Session) -> Result<(Mechanism, bool), Failure> {
-    let mut asked = false;
-    let caps = match session.capabilities() {
-        Some(caps) => Some(caps),
-        None => {
-            asked = true;
-            match session.capa() {
-                Ok(caps) => Some(caps),
-                Err(e) if !e.is_fatal() || session.is_usable() => None,
-                Err(e) => return Err(Failure::from(e).context("CAPA")),
-            }
-        }
-    };
-    let apop = session.greeting().apop_timestamp.is_some();
-    let mechanism = match caps {
-        Some(caps) => {
-            let sasl = |name: &str| caps.has_sasl(name);
-            if sasl("SCRAM-SHA-256") {
-                Mechanism::ScramSha256
-            } else if sasl("SCRAM-SHA-1") {
-                Mechanism::ScramSha1
-            } else if sasl("CRAM-MD5") {
-                Mechanism::CramMd5
-            } else if apop {
-                Mechanism::Apop
-            } else if sasl("PLAIN") {
-                Mechanism::Plain
-            } else if sasl("LOGIN") {
-                Mechanism::Login
-            } else {
-                Mechanism::User
-            }
-        }
-        None if apop => Mechanism::Apop,
-        None => Mechanism::User,
-    };
-    Ok((mechanism, asked))
+/// The library's login method for `--auth`.
+fn auth_method(choice: AuthChoice) -> AuthMethod {
+    match choice {
+        AuthChoice::Auto => AuthMethod::Auto,
+        AuthChoice::User => AuthMethod::UserPass,
+        AuthChoice::Apop => AuthMethod::Apop,
+        AuthChoice::Plain => AuthMethod::Plain,
+        AuthChoice::Login => AuthMethod::Login,
+        AuthChoice::CramMd5 => AuthMethod::CramMd5,
+        AuthChoice::ScramSha1 => AuthMethod::ScramSha1,
+        AuthChoice::ScramSha256 => AuthMethod::ScramSha256,
+        AuthChoice::XOauth2 => AuthMethod::XOAuth2,
+        AuthChoice::OAuthBearer => AuthMethod::OAuthBearer,
+    }
 }
 
-/// Logs in. Returns whether `CAPA` was asked before.
+/// Logs in. The library's core checks the credentials before anything is
+/// sent and, with `--auth auto`, picks the strongest method offered.
 fn login(
     session: &mut dyn Session,
     target: &Target,
     secret: Secret<String>,
-) -> Result<bool, Failure> {
-    // Checked here, before anything is sent (not even USER or CAPA): the
-    // library would refuse the password itself, but only after USER.
-    if !session.is_encrypted() && !target.connect.allow_plaintext_auth {
-        return Err(Failure::new(Exit::NoPerm, plaintext_message()));
-    }
+) -> Result<(), Failure> {
     let user = target.require_user()?;
-    let (mechanism, asked) = match target.auth {
-        AuthChoice::Auto => choose(session)?,
-        AuthChoice::User => (Mechanism::User, false),
-        AuthChoice::Apop => (Mechanism::Apop, false),
-        AuthChoice::Plain => (Mechanism::Plain, false),
-        AuthChoice::Login => (Mechanism::Login, false),
-        AuthChoice::CramMd5 => (Mechanism::CramMd5, false),
-        AuthChoice::ScramSha1 => (Mechanism::ScramSha1, false),
-        AuthChoice::ScramSha256 => (Mechanism::ScramSha256, false),
-        AuthChoice::XOauth2 => (Mechanism::XOauth2, false),
-        AuthChoice::OAuthBearer => (Mechanism::OAuthBearer, false),
-    };
-    session
-        .authenticate(mechanism, user, secret)
-        .map_err(|e| auth_failure(e, mechanism.name()))?;
-    Ok(asked)
+    let method = auth_method(target.auth);
+    let name = method.name().to_owned();
+    session.authenticate(method, user, secret).map_err(|e| {
+        let used = session.login_mechanism().unwrap_or(name);
+        auth_failure(e, &used)
+    })
 }
 
 /// A writer that remembers its own failure, so that a broken stdout is not
@@ -190,7 +150,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     };
     if cli.verbose {
         eprintln!(
-            "*  connecting to {}:{} ({}, runtime {:?})",
+            "*  connecting to {}:{} ({})",
             target.connect.host,
             target.connect.port,
             match target.connect.tls {
@@ -198,16 +158,12 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
                 crate::cli::TlsMode::Starttls => "STLS",
                 crate::cli::TlsMode::None => "no TLS",
             },
-            cli.conn.runtime
         );
+        install_wire_trace();
     }
     let mut session = connect(cli.conn.runtime, &target.connect)?;
-    if cli.verbose {
-        session = Box::new(Traced::new(session));
-    }
-    let mut capa_asked = false;
     if let Some(secret) = secret {
-        capa_asked = login(session.as_mut(), &target, secret)?;
+        login(session.as_mut(), &target, secret)?;
     }
     match &cli.command {
         Command::Capa => {
@@ -302,14 +258,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::Fetch(args) => {
-            return fetch(
-                session,
-                capa_asked,
-                args,
-                &target.account()?,
-                cli.verbose,
-                cli.json,
-            );
+            return fetch(session, args, &target.account()?, cli.verbose, cli.json);
         }
     }
     session.quit().map_err(|e| {

@@ -120,8 +120,12 @@ pub(crate) enum NetError {
     Io(io::Error),
     /// TLS failed (the rustls error, as text).
     Tls(String),
-    /// The server broke the protocol, or one reply was unusable.
+    /// The server broke the protocol; the connection is over.
     Protocol(ProtocolError),
+    /// One reply was unusable, but the connection is still in step.
+    BadReply(ProtocolError),
+    /// A writer of ours (stdout, a file) failed while a message was copied.
+    Sink(io::Error),
     /// The library refused the call; nothing was sent.
     Usage(UsageError),
     /// `-ERR`.
@@ -141,7 +145,12 @@ impl fmt::Display for NetError {
         match self {
             NetError::Io(e) => write!(f, "{e}"),
             NetError::Tls(e) => write!(f, "TLS: {e}"),
+            NetError::Protocol(ProtocolError::UnexpectedEof) => {
+                f.write_str("the connection was lost in the middle of a reply")
+            }
             NetError::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
+            NetError::BadReply(e) => write!(f, "unusable reply: {e}"),
+            NetError::Sink(e) => write!(f, "{e}"),
             NetError::Usage(e) => write!(f, "{e}"),
             NetError::Server(e) => match &e.code {
                 Some(code) => write!(f, "the server said -ERR [{code}] {}", e.text),
@@ -166,7 +175,8 @@ impl NetError {
             NetError::Protocol(ProtocolError::GreetingRejected(e)) => {
                 temporary_or(e, Exit::Unavailable)
             }
-            NetError::Protocol(_) => Exit::DataErr,
+            NetError::Protocol(_) | NetError::BadReply(_) => Exit::DataErr,
+            NetError::Sink(_) => Exit::IoErr,
             NetError::Tls(_) | NetError::StlsUnavailable => Exit::Tls,
             NetError::Usage(UsageError::PlaintextCredentials) => Exit::NoPerm,
             NetError::Usage(UsageError::Closed) => Exit::Unavailable,
@@ -177,7 +187,14 @@ impl NetError {
 
     /// Whether the connection is still usable after this error.
     pub(crate) fn is_fatal(&self) -> bool {
-        !matches!(self, NetError::Server(_) | NetError::Usage(_))
+        !matches!(
+            self,
+            NetError::Server(_)
+                | NetError::Usage(_)
+                | NetError::BadReply(_)
+                | NetError::Sink(_)
+                | NetError::StlsUnavailable
+        )
     }
 }
 
@@ -229,10 +246,12 @@ pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
         NetError::Usage(UsageError::Sasl(e)) => {
             Failure::new(Exit::Usage, format!("{mechanism}: {e}"))
         }
-        NetError::Protocol(ProtocolError::Sasl(e)) => Failure::new(
-            Exit::NoPerm,
-            format!("{mechanism}: authentication failed: {e}"),
-        ),
+        NetError::Protocol(ProtocolError::Sasl(e)) | NetError::BadReply(ProtocolError::Sasl(e)) => {
+            Failure::new(
+                Exit::NoPerm,
+                format!("{mechanism}: authentication failed: {e}"),
+            )
+        }
         other => Failure::from(other).context(mechanism),
     }
 }

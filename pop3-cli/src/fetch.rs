@@ -191,11 +191,10 @@ impl MessageSink for Engine<'_> {
     }
 }
 
-/// Runs `fetch` on a logged-in session. `capa_asked`: whether login asked
-/// for the capabilities already (so pipelining is known).
+/// Runs `fetch` on a logged-in session. Whether to pipeline is the
+/// library's decision (its core asks `CAPA` before a burst when needed).
 pub(crate) fn fetch(
     mut session: Box<dyn Session>,
-    capa_asked: bool,
     args: &FetchArgs,
     account: &str,
     verbose: bool,
@@ -210,14 +209,6 @@ pub(crate) fn fetch(
         _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
     };
 
-    // Pipelining needs the capabilities of the logged-in session.
-    if !capa_asked && session.capabilities().is_none() {
-        match session.capa() {
-            Ok(_) => {}
-            Err(e) if !e.is_fatal() => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
     let listing = match session.uidl() {
         Ok(entries) => Some(entries),
         Err(NetError::Server(_)) => None,
@@ -339,8 +330,12 @@ pub(crate) fn fetch(
             }
             None => stored_now.clone(),
         };
-        for msg in deletable {
-            match session.dele(msg) {
+        // Pipelined by the library when the server allows it.
+        let results = session.dele_many(&deletable).map_err(|e| {
+            Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
+        })?;
+        for (msg, result) in deletable.into_iter().zip(results) {
+            match result {
                 Ok(()) => deleted.push(msg),
                 Err(e) if !e.is_fatal() => {
                     eprintln!("pop3: DELE {msg}: {e}");

@@ -1,5 +1,5 @@
-//! `pop3`: a command-line POP3 client over the `pop3-blocking`,
-//! `pop3-tokio` and `pop3-smol` transports.
+//! `pop3`: a command-line POP3 client over the library's one connection
+//! type, on the blocking, tokio or smol runtime.
 //!
 //! See the crate README for usage, exit codes and the safety properties of
 //! `pop3 fetch`. In short: every failure prints one line, `pop3: <message>`,

@@ -1,21 +1,20 @@
-//! [`Session`] for each transport: `pop3-blocking` directly, `pop3-tokio` on
-//! a current-thread tokio runtime, `pop3-smol` on `async_io::block_on`.
+//! The one [`Session`] implementation, over the library's one connection
+//! type on whichever runtime `--runtime` chose.
 //!
-//! The three crates share their error and options types and have the same
-//! API (async in two of them), so the async sessions come from one macro;
-//! only the runtime and the writer adapter differ.
+//! Every runtime runs the same `pop3_transport::Connection`; what differs is
+//! only how its futures are run ([`Exec`]) and which crate opens the socket.
 
 use std::future::Future;
 use std::io::{self, Write};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use pop3_proto::{Capabilities, Greeting, ListEntry, MsgNum, Secret, Stat, UidlEntry};
+use pop3_proto::{AuthMethod, Capabilities, Greeting, ListEntry, MsgNum, Secret, Stat, UidlEntry};
+use pop3_transport::runtime::{MessageSink as LibrarySink, Runtime as LibraryRuntime, StartTls};
+use pop3_transport::{Connection, Error, Options, Timeouts, TlsOptions};
 
 use crate::cli::{Runtime, TlsMode};
 use crate::error::{Exit, Failure, NetError};
-use crate::session::{Mechanism, MessageSink, Session};
+use crate::session::{MessageSink, Session, Stop};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -35,15 +34,14 @@ pub(crate) struct ConnectConfig {
     pub(crate) allow_plaintext_auth: bool,
 }
 
-// The three transports share one error type (`pop3_transport::Error`,
-// re-exported by each), so one conversion serves them all.
-impl From<pop3_blocking::Error> for NetError {
-    fn from(error: pop3_blocking::Error) -> NetError {
-        use pop3_blocking::Error;
+impl From<Error> for NetError {
+    fn from(error: Error) -> NetError {
         match error {
             Error::Io(e) => NetError::Io(e),
             Error::Tls(e) => NetError::Tls(e.to_string()),
             Error::Protocol(e) => NetError::Protocol(e),
+            Error::BadReply(e) => NetError::BadReply(e),
+            Error::Sink(e) => NetError::Sink(e),
             Error::Usage(e) => NetError::Usage(e),
             Error::Server(e) => NetError::Server(e),
             Error::Timeout(phase) => NetError::Timeout(phase.to_string()),
@@ -55,12 +53,13 @@ impl From<pop3_blocking::Error> for NetError {
 }
 
 /// A copy of a borrowed error (the sinks of `retr_many` get a reference).
-fn error_ref(error: &pop3_blocking::Error) -> NetError {
-    use pop3_blocking::Error;
+fn error_ref(error: &Error) -> NetError {
     match error {
         Error::Io(e) => NetError::Io(io::Error::new(e.kind(), e.to_string())),
+        Error::Sink(e) => NetError::Sink(io::Error::new(e.kind(), e.to_string())),
         Error::Tls(e) => NetError::Tls(e.to_string()),
         Error::Protocol(e) => NetError::Protocol(e.clone()),
+        Error::BadReply(e) => NetError::BadReply(e.clone()),
         Error::Usage(e) => NetError::Usage(e.clone()),
         Error::Server(e) => NetError::Server(e.clone()),
         Error::Timeout(phase) => NetError::Timeout(phase.to_string()),
@@ -70,66 +69,61 @@ fn error_ref(error: &pop3_blocking::Error) -> NetError {
     }
 }
 
-/// Hands the messages of one transport's `retr_many` to a [`MessageSink`];
-/// after the sink stops it ignores the rest (the transports' `retr_many` reads
-/// every reply it asked for).
-macro_rules! sink_adapter {
-    ($name:ident, $krate:ident) => {
-        /// This transport's sink in front of a [`MessageSink`].
-        struct $name<'a> {
-            sink: &'a mut dyn MessageSink,
-            stopped: bool,
-        }
-
-        impl $krate::MessageSink for $name<'_> {
-            fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) {
-                if !self.stopped && self.sink.on_chunk(msg, chunk).is_err() {
-                    self.stopped = true;
-                }
-            }
-
-            fn on_end(&mut self, msg: MsgNum, result: Result<u64, &$krate::Error>) {
-                if !self.stopped {
-                    let result = result.map(drop).map_err(error_ref);
-                    if self.sink.on_end(msg, result).is_err() {
-                        self.stopped = true;
-                    }
-                }
-            }
-        }
-    };
+/// Runs futures to completion on the chosen runtime.
+trait Exec {
+    fn block_on<F: Future>(&self, future: F) -> F::Output;
 }
 
-sink_adapter!(BlockingSink, pop3_blocking);
-sink_adapter!(TokioSink, pop3_tokio);
-sink_adapter!(SmolSink, pop3_smol);
+/// The blocking transport's executor: its futures complete in one poll.
+struct BlockingExec;
 
-/// Builds one transport's `Options` from the command line.
-macro_rules! options {
-    ($krate:ident, $config:expr) => {{
-        let config: &ConnectConfig = $config;
-        let mut tls = $krate::TlsOptions::new();
-        if let Some(pem) = &config.ca_pem {
-            tls = tls.add_root_pem(&pem[..]).map_err(|e| {
-                Failure::new(
-                    Exit::IoErr,
-                    format!("--ca-file: no usable certificate: {}", NetError::from(e)),
-                )
-            })?;
-        }
-        let mut options = $krate::Options::new()
-            .tls(tls)
-            .allow_plaintext_auth(config.allow_plaintext_auth);
-        if let Some(limit) = config.timeout {
-            options = options.timeouts($krate::Timeouts {
-                connect: Some(limit),
-                tls_handshake: Some(limit),
-                read: Some(limit),
-                write: Some(limit),
-            });
-        }
-        options
-    }};
+impl Exec for BlockingExec {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        pop3_transport::runtime::block_on(future)
+    }
+}
+
+/// A current-thread tokio runtime.
+struct TokioExec(tokio::runtime::Runtime);
+
+impl Exec for TokioExec {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.0.block_on(future)
+    }
+}
+
+/// `async_io`'s executor (what `smol::block_on` is).
+struct SmolExec;
+
+impl Exec for SmolExec {
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        async_io::block_on(future)
+    }
+}
+
+/// The library's options from the command line.
+fn options(config: &ConnectConfig) -> Result<Options, Failure> {
+    let mut tls = TlsOptions::new();
+    if let Some(pem) = &config.ca_pem {
+        tls = tls.add_root_pem(&pem[..]).map_err(|e| {
+            Failure::new(
+                Exit::IoErr,
+                format!("--ca-file: no usable certificate: {}", NetError::from(e)),
+            )
+        })?;
+    }
+    let mut options = Options::new()
+        .tls(tls)
+        .allow_plaintext_auth(config.allow_plaintext_auth);
+    if let Some(limit) = config.timeout {
+        options = options.timeouts(Timeouts {
+            connect: Some(limit),
+            tls_handshake: Some(limit),
+            read: Some(limit),
+            write: Some(limit),
+        });
+    }
+    Ok(options)
 }
 
 /// Connects with the chosen runtime and reads the greeting (and, with
@@ -140,29 +134,30 @@ pub(crate) fn connect(
 ) -> Result<Box<dyn Session>, Failure> {
     let host = config.host.as_str();
     let port = config.port;
-    let context = |e: NetError| Failure::from(e).context(format_args!("{host}:{port}"));
-    match runtime {
+    let context =
+        |e: Error| Failure::from(NetError::from(e)).context(format_args!("{host}:{port}"));
+    let options = options(config)?;
+    let tls = config.tls;
+    Ok(match runtime {
         Runtime::Blocking => {
-            let options = options!(pop3_blocking, config);
-            let conn = match config.tls {
+            let conn = match tls {
                 TlsMode::Implicit => pop3_blocking::connect_tls(host, port, &options),
                 TlsMode::Starttls => pop3_blocking::connect_starttls(host, port, &options),
                 TlsMode::None => pop3_blocking::connect_plain(host, port, &options),
             }
-            .map_err(|e| context(e.into()))?;
-            Ok(Box::new(Blocking { conn }))
+            .map_err(context)?;
+            Box::new(Live::new(conn, BlockingExec))
         }
         Runtime::Tokio => {
-            let options = options!(pop3_tokio, config);
-            let rt = TokioRt(
+            let exec = TokioExec(
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .map_err(|e| Failure::new(Exit::Software, format!("tokio runtime: {e}")))?,
             );
-            let conn = rt
+            let conn = exec
                 .block_on(async {
-                    match config.tls {
+                    match tls {
                         TlsMode::Implicit => pop3_tokio::connect_tls(host, port, &options).await,
                         TlsMode::Starttls => {
                             pop3_tokio::connect_starttls(host, port, &options).await
@@ -170,15 +165,13 @@ pub(crate) fn connect(
                         TlsMode::None => pop3_tokio::connect_plain(host, port, &options).await,
                     }
                 })
-                .map_err(|e| context(e.into()))?;
-            Ok(Box::new(Tokio { rt, conn }))
+                .map_err(context)?;
+            Box::new(Live::new(conn, exec))
         }
         Runtime::Smol => {
-            let options = options!(pop3_smol, config);
-            let rt = SmolRt;
-            let conn = rt
+            let conn = SmolExec
                 .block_on(async {
-                    match config.tls {
+                    match tls {
                         TlsMode::Implicit => pop3_smol::connect_tls(host, port, &options).await,
                         TlsMode::Starttls => {
                             pop3_smol::connect_starttls(host, port, &options).await
@@ -186,287 +179,162 @@ pub(crate) fn connect(
                         TlsMode::None => pop3_smol::connect_plain(host, port, &options).await,
                     }
                 })
-                .map_err(|e| context(e.into()))?;
-            Ok(Box::new(Smol { rt, conn }))
+                .map_err(context)?;
+            Box::new(Live::new(conn, SmolExec))
         }
+    })
+}
+
+/// A connection on any runtime, with the executor that runs it.
+struct Live<S, R, E> {
+    // Dropped before the executor that drives it.
+    conn: Connection<S, R>,
+    exec: E,
+}
+
+impl<S, R, E> Live<S, R, E> {
+    fn new(conn: Connection<S, R>, exec: E) -> Self {
+        Live { conn, exec }
     }
 }
 
-// ----- blocking -----
-
-/// `pop3-blocking` over a `TcpStream`.
-struct Blocking {
-    conn: pop3_blocking::TcpConnection,
+/// The library's sink in front of the command's [`MessageSink`]: a stop
+/// becomes an error, which ends the retrieval cleanly.
+struct SinkAdapter<'a> {
+    sink: &'a mut dyn MessageSink,
 }
 
-impl Session for Blocking {
+fn stopped(Stop: Stop) -> io::Error {
+    io::Error::other("the delivery stopped")
+}
+
+impl LibrarySink for SinkAdapter<'_> {
+    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) -> io::Result<()> {
+        self.sink.on_chunk(msg, chunk).map_err(stopped)
+    }
+
+    fn on_end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> io::Result<()> {
+        let result = result.map(drop).map_err(error_ref);
+        self.sink.on_end(msg, result).map_err(stopped)
+    }
+}
+
+/// Copies a message from the reader into a blocking writer.
+async fn copy_out<S: pop3_transport::runtime::IoStream, R: LibraryRuntime>(
+    mut reader: pop3_transport::MessageReader<'_, S, R>,
+    out: &mut dyn Write,
+) -> Result<u64, NetError> {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0u64;
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).map_err(NetError::Sink)?;
+        total += n as u64;
+    }
+    out.flush().map_err(NetError::Sink)?;
+    Ok(total)
+}
+
+impl<S: StartTls, R: LibraryRuntime, E: Exec> Session for Live<S, R, E> {
     fn greeting(&self) -> &Greeting {
-        self.conn.greeting()
+        self.conn().greeting()
     }
 
     fn is_encrypted(&self) -> bool {
-        self.conn.client().is_encrypted()
+        self.conn().client().is_encrypted()
     }
 
-    fn is_usable(&self) -> bool {
-        !self.conn.is_poisoned()
-    }
-
-    fn capabilities(&self) -> Option<Capabilities> {
-        self.conn.capabilities().cloned()
+    fn login_mechanism(&self) -> Option<String> {
+        self.conn().client().login_mechanism().map(str::to_owned)
     }
 
     fn capa(&mut self) -> Result<Capabilities, NetError> {
-        Ok(self.conn.capa()?)
+        self.run(|c| c.capa())
     }
 
     fn authenticate(
         &mut self,
-        mechanism: Mechanism,
+        method: AuthMethod,
         user: &str,
         secret: Secret<String>,
     ) -> Result<(), NetError> {
-        let c = &mut self.conn;
-        Ok(match mechanism {
-            Mechanism::User => c.login(user, secret),
-            Mechanism::Apop => c.apop(user, secret),
-            Mechanism::Plain => c.auth_plain(user, secret),
-            Mechanism::Login => c.auth_login(user, secret),
-            Mechanism::CramMd5 => c.auth_cram_md5(user, secret),
-            Mechanism::ScramSha1 => c.auth_scram_sha1(user, secret),
-            Mechanism::ScramSha256 => c.auth_scram_sha256(user, secret),
-            Mechanism::XOauth2 => c.auth_xoauth2(user, secret),
-            Mechanism::OAuthBearer => c.auth_oauthbearer(user, secret),
-        }?)
+        self.run(|c| c.login_with(user, secret, method))
     }
 
     fn stat(&mut self) -> Result<Stat, NetError> {
-        Ok(self.conn.stat()?)
+        self.run(|c| c.stat())
     }
 
     fn list(&mut self) -> Result<Vec<ListEntry>, NetError> {
-        Ok(self.conn.list()?)
+        self.run(|c| c.list())
     }
 
     fn list_one(&mut self, msg: MsgNum) -> Result<ListEntry, NetError> {
-        Ok(self.conn.list_one(msg)?)
+        self.run(|c| c.list_one(msg))
     }
 
     fn uidl(&mut self) -> Result<Vec<UidlEntry>, NetError> {
-        Ok(self.conn.uidl()?)
+        self.run(|c| c.uidl())
     }
 
     fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry, NetError> {
-        Ok(self.conn.uidl_one(msg)?)
+        self.run(|c| c.uidl_one(msg))
     }
 
-    fn retr_to(&mut self, msg: MsgNum, mut out: &mut dyn Write) -> Result<u64, NetError> {
-        Ok(self.conn.retr_to(msg, &mut out)?)
+    fn retr_to(&mut self, msg: MsgNum, out: &mut dyn Write) -> Result<u64, NetError> {
+        let Live { conn, exec } = self;
+        exec.block_on(async { copy_out(conn.retr(msg).await?, out).await })
     }
 
-    fn top_to(
-        &mut self,
-        msg: MsgNum,
-        lines: u32,
-        mut out: &mut dyn Write,
-    ) -> Result<u64, NetError> {
-        Ok(self.conn.top_to(msg, lines, &mut out)?)
+    fn top_to(&mut self, msg: MsgNum, lines: u32, out: &mut dyn Write) -> Result<u64, NetError> {
+        let Live { conn, exec } = self;
+        exec.block_on(async { copy_out(conn.top(msg, lines).await?, out).await })
     }
 
     fn retr_many(&mut self, msgs: &[MsgNum], sink: &mut dyn MessageSink) -> Result<(), NetError> {
-        let mut adapter = BlockingSink {
-            sink,
-            stopped: false,
-        };
-        // Each message's outcome went to the sink already.
-        self.conn.retr_many(msgs, &mut adapter)?;
-        Ok(())
+        let mut adapter = SinkAdapter { sink };
+        // Each message's outcome went to the sink already; a stop of the
+        // sink is its own business (it keeps the reason).
+        match self.run(|c| c.retr_many(msgs, &mut adapter)) {
+            Ok(_) | Err(NetError::Sink(_)) => Ok(()),
+            Err(error) => Err(error),
+        }
     }
 
     fn dele(&mut self, msg: MsgNum) -> Result<(), NetError> {
-        Ok(self.conn.dele(msg)?)
+        self.run(|c| c.dele(msg))
+    }
+
+    fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<(), NetError>>, NetError> {
+        let results = self.run(|c| c.dele_many(msgs))?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(NetError::from))
+            .collect())
     }
 
     fn quit(self: Box<Self>) -> Result<(), NetError> {
-        Ok(self.conn.quit()?)
+        let Live { conn, exec } = *self;
+        Ok(exec.block_on(conn.quit())?)
     }
 }
 
-// ----- async -----
+impl<S, R, E: Exec> Live<S, R, E> {
+    fn conn(&self) -> &Connection<S, R> {
+        &self.conn
+    }
 
-/// A current-thread tokio runtime.
-struct TokioRt(tokio::runtime::Runtime);
-
-impl TokioRt {
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        self.0.block_on(future)
+    /// Runs one operation of the connection on the executor.
+    fn run<'a, T, F>(
+        &'a mut self,
+        op: impl FnOnce(&'a mut Connection<S, R>) -> F,
+    ) -> Result<T, NetError>
+    where
+        F: Future<Output = Result<T, Error>> + 'a,
+    {
+        Ok(self.exec.block_on(op(&mut self.conn))?)
     }
 }
-
-/// `async_io`'s executor (what `smol::block_on` is).
-struct SmolRt;
-
-impl SmolRt {
-    fn block_on<F: Future>(&self, future: F) -> F::Output {
-        async_io::block_on(future)
-    }
-}
-
-/// A blocking [`Write`] seen as an async writer. Every write completes at
-/// once, which is right for stdout and files in a one-connection program.
-struct SyncWriter<'a>(&'a mut dyn Write);
-
-impl tokio::io::AsyncWrite for SyncWriter<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.get_mut().0.write(buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().0.flush())
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().0.flush())
-    }
-}
-
-impl futures_io::AsyncWrite for SyncWriter<'_> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Poll::Ready(self.get_mut().0.write(buf))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().0.flush())
-    }
-
-    fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(self.get_mut().0.flush())
-    }
-}
-
-/// Implements [`Session`] for an async transport: `$name { rt: $rt, conn }`
-/// where `conn` is `$krate::Connection<$krate::MaybeTls<$stream>>`.
-macro_rules! async_session {
-    ($name:ident, $krate:ident, $rt:ty, $sink:ident) => {
-        /// An async transport driven by blocking on its runtime.
-        struct $name {
-            rt: $rt,
-            conn: $krate::TcpConnection,
-        }
-
-        impl Session for $name {
-            fn greeting(&self) -> &Greeting {
-                self.conn.greeting()
-            }
-
-            fn is_encrypted(&self) -> bool {
-                self.conn.client().is_encrypted()
-            }
-
-            fn is_usable(&self) -> bool {
-                !self.conn.is_poisoned()
-            }
-
-            fn capabilities(&self) -> Option<Capabilities> {
-                self.conn.capabilities().cloned()
-            }
-
-            fn capa(&mut self) -> Result<Capabilities, NetError> {
-                Ok(self.rt.block_on(self.conn.capa())?)
-            }
-
-            fn authenticate(
-                &mut self,
-                mechanism: Mechanism,
-                user: &str,
-                secret: Secret<String>,
-            ) -> Result<(), NetError> {
-                let c = &mut self.conn;
-                Ok(self.rt.block_on(async move {
-                    match mechanism {
-                        Mechanism::User => c.login(user, secret).await,
-                        Mechanism::Apop => c.apop(user, secret).await,
-                        Mechanism::Plain => c.auth_plain(user, secret).await,
-                        Mechanism::Login => c.auth_login(user, secret).await,
-                        Mechanism::CramMd5 => c.auth_cram_md5(user, secret).await,
-                        Mechanism::ScramSha1 => c.auth_scram_sha1(user, secret).await,
-                        Mechanism::ScramSha256 => c.auth_scram_sha256(user, secret).await,
-                        Mechanism::XOauth2 => c.auth_xoauth2(user, secret).await,
-                        Mechanism::OAuthBearer => c.auth_oauthbearer(user, secret).await,
-                    }
-                })?)
-            }
-
-            fn stat(&mut self) -> Result<Stat, NetError> {
-                Ok(self.rt.block_on(self.conn.stat())?)
-            }
-
-            fn list(&mut self) -> Result<Vec<ListEntry>, NetError> {
-                Ok(self.rt.block_on(self.conn.list())?)
-            }
-
-            fn list_one(&mut self, msg: MsgNum) -> Result<ListEntry, NetError> {
-                Ok(self.rt.block_on(self.conn.list_one(msg))?)
-            }
-
-            fn uidl(&mut self) -> Result<Vec<UidlEntry>, NetError> {
-                Ok(self.rt.block_on(self.conn.uidl())?)
-            }
-
-            fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry, NetError> {
-                Ok(self.rt.block_on(self.conn.uidl_one(msg))?)
-            }
-
-            fn retr_to(&mut self, msg: MsgNum, out: &mut dyn Write) -> Result<u64, NetError> {
-                let mut out = SyncWriter(out);
-                Ok(self.rt.block_on(self.conn.retr_to(msg, &mut out))?)
-            }
-
-            fn top_to(
-                &mut self,
-                msg: MsgNum,
-                lines: u32,
-                out: &mut dyn Write,
-            ) -> Result<u64, NetError> {
-                let mut out = SyncWriter(out);
-                Ok(self.rt.block_on(self.conn.top_to(msg, lines, &mut out))?)
-            }
-
-            fn retr_many(
-                &mut self,
-                msgs: &[MsgNum],
-                sink: &mut dyn MessageSink,
-            ) -> Result<(), NetError> {
-                let mut adapter = $sink {
-                    sink,
-                    stopped: false,
-                };
-                // Per-message outcomes went to the sink already.
-                self.rt
-                    .block_on(self.conn.retr_many(msgs, &mut adapter))
-                    .map(drop)
-                    .map_err(NetError::from)
-            }
-
-            fn dele(&mut self, msg: MsgNum) -> Result<(), NetError> {
-                Ok(self.rt.block_on(self.conn.dele(msg))?)
-            }
-
-            fn quit(self: Box<Self>) -> Result<(), NetError> {
-                let this = *self;
-                Ok(this.rt.block_on(this.conn.quit())?)
-            }
-        }
-    };
-}
-
-async_session!(Tokio, pop3_tokio, TokioRt, TokioSink);
-async_session!(Smol, pop3_smol, SmolRt, SmolSink);

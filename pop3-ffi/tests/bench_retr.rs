@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use pop3_blocking::Wait;
 use pop3_proto::MsgNum;
 use pop3_transport::Options;
 use test_support::Dovecot;
@@ -113,15 +114,16 @@ fn retr_64_mib_c_abi_vs_pop3_blocking() {
                 let mut pop3 =
                     pop3_blocking::connect_plain("127.0.0.1", port, &options).expect("connect");
                 pop3.login(mailbox.user(), mailbox.password())
+                    .wait()
                     .expect("login");
-                let count = pop3.stat().expect("stat").count;
+                let count = pop3.stat().wait().expect("stat").count;
                 assert_eq!(count, 1);
                 let mut file = File::create(&path).expect("create");
                 let msg = MsgNum::new(1).expect("1 is a message number");
-                pop3.retr_to(msg, &mut file).expect("retr");
+                pop3.retr_to(msg, &mut file).wait().expect("retr");
                 file.flush().expect("flush");
                 file.sync_all().expect("fsync");
-                pop3.quit().expect("quit");
+                pop3.quit().wait().expect("quit");
                 rust_times.push(start.elapsed());
                 assert!(fs::read(&path).expect("read") == message);
             }

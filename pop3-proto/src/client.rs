@@ -734,10 +734,14 @@ impl Client {
     /// capabilities) behind one handle. The credentials are checked before
     /// anything is sent.
     ///
+    /// Refused with [`UsageError::PlaintextCredentials`] on an unencrypted
+    /// connection unless [`Config::allow_plaintext_credentials`], whatever
+    /// the method.
+    ///
     /// The handle completes with [`Event::Ok`] carrying
     /// [`Reply::Authenticated`] once the server accepted the login *and*
-    /// answered the `CAPA` the core asks after login (when the server
-    /// answered `CAPA` before), so [`Client::capabilities`] is current; or
+    /// answered the `CAPA` the core asks after login when the server
+    /// answered `CAPA` before, so [`Client::capabilities`] is current; or
     /// with the [`Event::Err`] of the step the server refused (its response
     /// code tells `[AUTH]` from `[IN-USE]`), [`Event::Failed`] or
     /// [`Event::Cancelled`]. The events of the single commands are not

@@ -443,3 +443,106 @@ fn trace_is_off_by_default_and_redacts_sasl_responses() {
     );
     assert!(seen.events.iter().any(|e| e.contains("Authenticated")));
 }
+
+#[test]
+fn auto_prefers_scram_plus_with_a_binding_and_marks_a_stripped_offer() {
+    use pop3_proto::sasl::ChannelBinding;
+    let binding = ChannelBinding::tls_exporter(vec![7; 32]);
+    for (capa, first_line) in [
+        (
+            &b"+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS PLAIN\r\n.\r\n"[..],
+            "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49YWxpY2Uscj1ub25jZW5vbmNlbm9uY2Vub25jZQ==",
+        ),
+        // A man in the middle stripped the -PLUS offer: plain SCRAM, with
+        // the "y" flag, so a server that supports binding can tell.
+        (
+            b"+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n",
+            "AUTH SCRAM-SHA-256 eSwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl",
+        ),
+    ] {
+        let mut server = Server::new(
+            b"+OK ready\r\n",
+            &[("CAPA", capa), (first_line, b"-ERR [AUTH] no\r\n")],
+        );
+        let mut client = client();
+        let mut seen = Seen::default();
+        let credentials = Credentials::new("alice", "secret")
+            .scram_nonce("noncenoncenoncenonce")
+            .channel_binding(binding.clone());
+        let login = client.login_with(credentials, AuthMethod::Auto).unwrap();
+        pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+        // [AUTH] ends it: never PLAIN after a refused SCRAM.
+        assert_eq!(server.received.len(), 2, "{:?}", server.received);
+        assert!(seen.events.iter().any(|e| e.starts_with("Err")));
+    }
+}
+
+#[test]
+fn auto_falls_back_only_after_unsupported_and_only_to_challenge_response() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nSASL SCRAM-SHA-256 CRAM-MD5 PLAIN\r\n.\r\n"),
+            (
+                "AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl",
+                b"-ERR mechanism not available\r\n",
+            ),
+            ("AUTH CRAM-MD5", b"-ERR not here either\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    let credentials = Credentials::new("alice", "secret").scram_nonce("noncenoncenoncenonce");
+    let login = client.login_with(credentials, AuthMethod::Auto).unwrap();
+    let stat = client.submit(pop3_proto::Command::Stat).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, stat));
+    // SCRAM, then CRAM-MD5; never PLAIN, which would send the password.
+    assert_eq!(server.received.len(), 3, "{:?}", server.received);
+    let err = seen.events.iter().find(|e| e.starts_with("Err")).unwrap();
+    assert!(err.contains(&format!("{login:?}")) && err.contains("not here either"));
+    assert!(seen
+        .events
+        .iter()
+        .any(|e| e.starts_with("Cancelled") && e.contains(&format!("{stat:?}"))));
+}
+
+#[test]
+fn a_fallback_that_succeeds_leaves_the_session_logged_in() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nSASL SCRAM-SHA-256 CRAM-MD5\r\n.\r\n"),
+            (
+                "AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl",
+                b"-ERR unsupported\r\n",
+            ),
+            (
+                "AUTH CRAM-MD5",
+                b"+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+\r\n",
+            ),
+            (
+                "YWxpY2UgYjkxM2E2MDJjN2VkYTdhNDk1YjRlNmU3MzM0ZDM4OTA=",
+                b"+OK in\r\n",
+            ),
+            ("CAPA", b"+OK\r\nUIDL\r\n.\r\n"),
+            ("STAT", b"+OK 0 0\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    let credentials =
+        Credentials::new("alice", "tanstaaftanstaaf").scram_nonce("noncenoncenoncenonce");
+    let login = client.login_with(credentials, AuthMethod::Auto).unwrap();
+    let stat = client.submit(pop3_proto::Command::Stat).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, stat));
+    assert_eq!(client.login_mechanism(), Some("CRAM-MD5"));
+    assert!(seen
+        .events
+        .iter()
+        .any(|e| e.contains(&format!("{login:?}")) && e.contains("Authenticated")));
+    assert!(seen
+        .events
+        .iter()
+        .any(|e| e.contains(&format!("{stat:?}")) && e.contains("Stat")));
+    assert_eq!(client.state(), pop3_proto::State::Transaction);
+}

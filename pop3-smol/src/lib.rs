@@ -66,33 +66,28 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod runtime;
+mod stream;
 
-pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection, TcpStream};
-pub use pop3_transport::nonblocking::MessageSink;
+pub use connect::{connect_plain, connect_starttls, connect_tls, TcpStream};
+pub use pop3_transport::runtime::smol::Smol;
+pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
+pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
-    Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum, ResponseCode, Secret,
-    ServerError, Stat, UidlEntry,
+    AuthMethod, Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum,
+    ProtocolError, ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
 };
 pub use rustls;
 
-use connect::tls_connect;
-use futures_rustls::client::TlsStream;
-use runtime::{Io, Sleep};
+/// A POP3 session on a futures-io runtime: [`pop3_transport::Connection`]
+/// over a [`MaybeTls`] stream (a [`TcpStream`] unless you bring your own).
+/// Every method is documented there.
+pub type Connection<S = TcpStream> = pop3_transport::Connection<MaybeTls<S>, Smol>;
 
-// `Connection`, `MessageReader` and `MaybeTls`: the same API and documentation
-// as `pop3-tokio`, over the logic of `pop3_transport::nonblocking`.
-pop3_transport::async_api! {
-    io: Io,
-    timer: Sleep,
-    bounds: [futures_io::AsyncRead + futures_io::AsyncWrite + Unpin],
-    writer: futures_io::AsyncWrite,
-    copy: futures_lite::io::copy,
-    tls_stream: TlsStream,
-    tls_connect: tls_connect,
-    read_trait: "[`futures_io::AsyncRead`]",
-    race: "a race (`futures_lite::future::or`, `select!`) or a timeout",
-}
+/// A message being read from a [`Connection`]: [`futures_io::AsyncRead`].
+pub type MessageReader<'c, S = TcpStream> = pop3_transport::MessageReader<'c, MaybeTls<S>, Smol>;
+
+/// A connection made by the connect functions.
+pub type TcpConnection = Connection;

@@ -30,7 +30,8 @@
 //!   plaintext fallback).
 //! - [`connect_plain`]: no TLS; logins are refused unless
 //!   [`Options::allow_plaintext_auth`].
-//! - [`Connection::new`]: over any `AsyncRead + AsyncWrite + Unpin` stream.
+//! - [`Connection::new`]: over any `AsyncRead + AsyncWrite + Unpin` stream,
+//!   as `Connection::new(MaybeTls::Plain(stream), &options)`.
 //!
 //! Certificates are always verified, against the `webpki-roots` by default
 //! ([`TlsOptions`]). Each read, write, connect and handshake has a time limit
@@ -53,33 +54,29 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod runtime;
+mod stream;
 
-pub use connect::{connect_plain, connect_starttls, connect_tls, TcpConnection};
-pub use pop3_transport::nonblocking::MessageSink;
+pub use connect::{connect_plain, connect_starttls, connect_tls};
+pub use pop3_transport::runtime::tokio::Tokio;
+pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
+pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
-    Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum, ResponseCode, Secret,
-    ServerError, Stat, UidlEntry,
+    AuthMethod, Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum,
+    ProtocolError, ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
 };
 pub use rustls;
 
-use connect::tls_connect;
-use runtime::{Io, Sleep};
-use tokio_rustls::client::TlsStream;
+/// A POP3 session on tokio: [`pop3_transport::Connection`] over a
+/// [`MaybeTls`] stream (a [`tokio::net::TcpStream`] unless you bring your
+/// own). Every method is documented there.
+pub type Connection<S = tokio::net::TcpStream> = pop3_transport::Connection<MaybeTls<S>, Tokio>;
 
-// `Connection`, `MessageReader` and `MaybeTls`: the same API and documentation
-// as `pop3-smol`, over the logic of `pop3_transport::nonblocking`.
-pop3_transport::async_api! {
-    io: Io,
-    timer: Sleep,
-    bounds: [tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin],
-    writer: tokio::io::AsyncWrite,
-    copy: tokio::io::copy,
-    tls_stream: TlsStream,
-    tls_connect: tls_connect,
-    read_trait: "[`tokio::io::AsyncRead`]",
-    race: "a `tokio::select!` or a `tokio::time::timeout`",
-}
+/// A message being read from a [`Connection`]: [`tokio::io::AsyncRead`].
+pub type MessageReader<'c, S = tokio::net::TcpStream> =
+    pop3_transport::MessageReader<'c, MaybeTls<S>, Tokio>;
+
+/// A connection made by the connect functions.
+pub type TcpConnection = Connection;

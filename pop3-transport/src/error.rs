@@ -4,6 +4,10 @@ use std::fmt;
 use std::io;
 
 use pop3_proto::{ProtocolError, ServerError, UsageError};
+use rustls::CertificateError;
+
+use crate::certificate::{format_unix_time, CertificateInfo};
+use crate::trust::FingerprintMismatch;
 
 /// A `Result` that fails with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -39,13 +43,12 @@ impl fmt::Display for Phase {
 /// | variant | the connection afterwards |
 /// |---|---|
 /// | [`Error::Server`] | usable: the server refused one command |
-/// | [`Error::Usage`] | usable: nothing was sent |
-/// | [`Error::Protocol`] from one unusable reply ([`pop3_proto::Event::Failed`]) | usable |
-/// | [`Error::Protocol`] from a broken stream, [`Error::Io`], [`Error::Tls`], [`Error::Timeout`], [`Error::Closed`] | ended: later calls return [`Error::Closed`] |
+/// | [`Error::Usage`], [`Error::StlsUnavailable`] | usable: nothing was sent |
+/// | [`Error::BadReply`]: one unusable reply ([`pop3_proto::Event::Failed`]) | usable |
+/// | [`Error::Sink`]: a writer or sink of yours failed | usable |
+/// | [`Error::Protocol`], [`Error::Io`], [`Error::Tls`], [`Error::Timeout`], [`Error::Closed`] | ended: later calls return [`Error::Closed`] |
 ///
-/// An [`Error::Io`] that came from a writer of *yours* (a message being
-/// copied out) does not end the connection either. Each transport's
-/// `Connection::is_poisoned` tells.
+/// [`Error::is_fatal`] tells the two apart.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -57,9 +60,15 @@ pub enum Error {
     /// `rustls::Error::InvalidCertificate(..)`. Kept typed even when rustls
     /// reported it through an [`io::Error`].
     Tls(rustls::Error),
-    /// The server broke the protocol (fatal), or one reply could not be used
-    /// (not fatal: the connection stays in step).
+    /// The server broke the protocol; the session is over.
     Protocol(ProtocolError),
+    /// One reply could not be used (malformed, too long), but it was read to
+    /// its end: the connection stays in step and usable.
+    BadReply(ProtocolError),
+    /// A writer or [`MessageSink`](crate::runtime::MessageSink) of the
+    /// caller's failed while a message was copied out. The rest of the message
+    /// is dropped by the core; the connection stays usable.
+    Sink(io::Error),
     /// The call does not fit the session (wrong state, bad argument, credentials
     /// over an unencrypted connection, ...). Nothing was sent. Also a command
     /// dropped unsent because a login step before it failed.
@@ -84,6 +93,8 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
+            Error::BadReply(e) => write!(f, "unusable reply: {e}"),
+            Error::Sink(e) => write!(f, "writing the message failed: {e}"),
             Error::Usage(e) => write!(f, "usage error: {e}"),
             Error::Server(e) => e.fmt(f),
             Error::Timeout(phase) => write!(f, "{phase} timed out"),
@@ -93,12 +104,211 @@ impl fmt::Display for Error {
     }
 }
 
+impl Error {
+    /// For [`Error::Tls`], what went wrong in plain words and what would fix
+    /// it, naming the library calls and the `pop3` command's options; `None`
+    /// for every other error. The error itself stays typed; this is text for
+    /// people.
+    ///
+    /// ```
+    /// use pop3_transport::Error;
+    /// use rustls::CertificateError;
+    ///
+    /// let error = Error::Tls(rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer));
+    /// let advice = error.tls_advice().unwrap_or_default();
+    /// assert!(advice.contains("--ca-file"));
+    /// assert!(advice.contains("--tls-fingerprint"));
+    /// ```
+    pub fn tls_advice(&self) -> Option<String> {
+        self.tls_advice_for(None)
+    }
+
+    /// Like [`Error::tls_advice`], knowing the certificate the server
+    /// presented (from [`PeerCertificates`](crate::PeerCertificates)): the
+    /// advice can then tell a self-signed certificate from one of an unknown
+    /// authority, list the names the certificate carries, and give the exact
+    /// fingerprint to pin.
+    pub fn tls_advice_for(&self, presented: Option<&CertificateInfo>) -> Option<String> {
+        match self {
+            Error::Tls(error) => Some(describe_tls(error, presented)),
+            _ => None,
+        }
+    }
+}
+
+/// The advice for trusting a certificate deliberately.
+fn how_to_trust(presented: Option<&CertificateInfo>) -> String {
+    let fingerprint = presented.map_or_else(|| "SHA256".to_owned(), |c| c.sha256.to_string());
+    format!(
+        "If you trust this server, add the certificate of the authority that issued it (or the \
+         server's own certificate) with --ca-file FILE (TlsOptions::add_root_pem_file), or pin \
+         the server's certificate with --tls-fingerprint {fingerprint} \
+         (TlsOptions::pin_sha256) after checking that fingerprint with the server's \
+         administrator."
+    )
+}
+
+fn describe_tls(error: &rustls::Error, presented: Option<&CertificateInfo>) -> String {
+    match error {
+        rustls::Error::InvalidCertificate(problem) => describe_certificate(problem, presented),
+        rustls::Error::NoCertificatesPresented => {
+            "the server sent no certificate, so it cannot be verified.".to_owned()
+        }
+        rustls::Error::InvalidMessage(_) => format!(
+            "the server did not answer with TLS ({error}). A port for plain POP3 (110) answers \
+             this way: use STLS there, and implicit TLS on the POP3S port (995)."
+        ),
+        rustls::Error::AlertReceived(alert) => format!(
+            "the server ended the TLS handshake with the alert {alert:?}; its log may say why."
+        ),
+        rustls::Error::PeerIncompatible(_) => format!(
+            "the server offers no TLS version or cipher suite this client accepts (TLS 1.2 or \
+             1.3 with current ciphers): {error}."
+        ),
+        other => format!("the TLS connection failed: {other}."),
+    }
+}
+
+fn describe_certificate(problem: &CertificateError, presented: Option<&CertificateInfo>) -> String {
+    let issuer = presented.map_or_else(String::new, |c| format!(" (\"{}\")", c.issuer));
+    match problem {
+        CertificateError::UnknownIssuer => match presented {
+            Some(cert) if cert.self_signed => format!(
+                "the server's certificate is self-signed (\"{}\") and is not one this client \
+                 was told to trust. {}",
+                cert.subject,
+                how_to_trust(presented)
+            ),
+            _ => format!(
+                "the server's certificate was issued by an authority this client does not \
+                 trust{issuer}; a self-signed certificate fails this way too. {}",
+                how_to_trust(presented)
+            ),
+        },
+        CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+            let when = match problem {
+                CertificateError::ExpiredContext { time, not_after } => format!(
+                    " on {} (it is now {})",
+                    unix(not_after.as_secs()),
+                    unix(time.as_secs())
+                ),
+                _ => presented.map_or_else(String::new, |c| {
+                    format!(" on {}", format_unix_time(c.not_after))
+                }),
+            };
+            format!(
+                "the server's certificate expired{when}. Its administrator must renew it; if the \
+                 date here is wrong, correct this computer's clock."
+            )
+        }
+        CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
+            let when = match problem {
+                CertificateError::NotValidYetContext { time, not_before } => format!(
+                    " before {} (it is now {})",
+                    unix(not_before.as_secs()),
+                    unix(time.as_secs())
+                ),
+                _ => presented.map_or_else(String::new, |c| {
+                    format!(" before {}", format_unix_time(c.not_before))
+                }),
+            };
+            format!("the server's certificate is not valid{when}. Check this computer's clock.")
+        }
+        CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+            let (expected, mut names) = match problem {
+                CertificateError::NotValidForNameContext {
+                    expected,
+                    presented,
+                } => (
+                    format!(" \"{}\"", expected.to_str()),
+                    presented.iter().map(|name| readable_name(name)).collect(),
+                ),
+                _ => (String::new(), Vec::new()),
+            };
+            if let Some(cert) = presented {
+                names = cert.names();
+            }
+            let carried = if names.is_empty() {
+                "it carries no host name".to_owned()
+            } else {
+                format!("it is valid for {}", names.join(", "))
+            };
+            format!(
+                "the server's certificate is not valid for the name{expected}: {carried}. \
+                 Connect with one of the names it carries (or set Options::server_name), or ask \
+                 the server's administrator for a certificate with the right name."
+            )
+        }
+        CertificateError::Other(other) => {
+            if let Some(mismatch) = other.0.downcast_ref::<FingerprintMismatch>() {
+                let pinned: Vec<String> = mismatch.pinned.iter().map(ToString::to_string).collect();
+                return format!(
+                    "the server's certificate has SHA-256 fingerprint {}, not the pinned {}. If \
+                     the server's certificate was replaced on purpose, check the new \
+                     fingerprint with its administrator and pin that one; otherwise someone may \
+                     be intercepting the connection.",
+                    mismatch.presented,
+                    pinned.join(" or ")
+                );
+            }
+            match other.0.downcast_ref::<webpki::Error>() {
+                Some(webpki::Error::CaUsedAsEndEntity) => format!(
+                    "the server's certificate is a CA certificate (basicConstraints CA:TRUE, as \
+                     `openssl req -x509` makes) used as a server's own certificate, which is \
+                     accepted only when that exact certificate is trusted. {}",
+                    how_to_trust(presented)
+                ),
+                Some(webpki::Error::UnsupportedCriticalExtension) => {
+                    "the server's certificate has a critical extension this client does not \
+                     understand, so it cannot be accepted."
+                        .to_owned()
+                }
+                _ => format!("the server's certificate was refused: {other}."),
+            }
+        }
+        CertificateError::UnhandledCriticalExtension => "the server's certificate has a \
+            critical extension this client does not understand, so it cannot be accepted."
+            .to_owned(),
+        CertificateError::BadSignature => "a signature in the server's certificate chain does \
+            not verify: the certificate is damaged or forged."
+            .to_owned(),
+        CertificateError::Revoked => "the server's certificate has been revoked by its issuer. \
+            Its administrator must replace it."
+            .to_owned(),
+        CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
+            "the server's certificate is not meant for TLS servers (its extended key usage does \
+             not include serverAuth)."
+                .to_owned()
+        }
+        CertificateError::BadEncoding => "the server's certificate is malformed.".to_owned(),
+        other => format!("the server's certificate was refused: {other}."),
+    }
+}
+
+fn unix(seconds: u64) -> String {
+    format_unix_time(i64::try_from(seconds).unwrap_or(i64::MAX))
+}
+
+/// webpki reports the names a certificate carries in a debug form such as
+/// `DnsName("mail.example")`; keep just the name.
+fn readable_name(name: &str) -> String {
+    name.strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .or_else(|| {
+            name.strip_prefix("IpAddress(")
+                .and_then(|rest| rest.strip_suffix(')'))
+        })
+        .unwrap_or(name)
+        .to_owned()
+}
+
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Io(e) => Some(e),
             Error::Tls(e) => Some(e),
-            Error::Protocol(e) => Some(e),
+            Error::Protocol(e) | Error::BadReply(e) => Some(e),
+            Error::Sink(e) => Some(e),
             Error::Usage(e) => Some(e),
             _ => None,
         }
@@ -169,8 +379,42 @@ impl From<UsageError> for Error {
             // The session ended because the server broke the protocol: report that.
             UsageError::Failed(protocol) => Error::Protocol(protocol),
             UsageError::Closed => Error::Closed,
+            UsageError::StlsUnavailable => Error::StlsUnavailable,
             other => Error::Usage(other),
         }
+    }
+}
+
+impl Error {
+    /// Classifies an I/O error of the stream during `phase`: a socket
+    /// time-out (blocking sockets report them as `WouldBlock` or `TimedOut`)
+    /// becomes [`Error::Timeout`]; a TLS error inside stays typed
+    /// ([`Error::Tls`]); anything else is [`Error::Io`].
+    pub fn from_io(error: io::Error, phase: Phase) -> Error {
+        let ours = error.get_ref().is_some_and(|inner| inner.is::<Error>());
+        if !ours
+            && matches!(
+                error.kind(),
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+            )
+        {
+            return Error::Timeout(phase);
+        }
+        Error::from(error)
+    }
+
+    /// Whether the session is over after this error (see the table on
+    /// [`Error`]): `false` for a refused command, a caller's mistake, one
+    /// unusable reply or a failed writer of the caller's.
+    pub fn is_fatal(&self) -> bool {
+        !matches!(
+            self,
+            Error::Server(_)
+                | Error::Usage(_)
+                | Error::BadReply(_)
+                | Error::Sink(_)
+                | Error::StlsUnavailable
+        )
     }
 }
 
@@ -236,5 +480,126 @@ mod tests {
             Error::StlsUnavailable.to_string(),
             "the server does not offer STLS"
         );
+    }
+
+    fn tls(problem: CertificateError) -> Error {
+        Error::Tls(rustls::Error::InvalidCertificate(problem))
+    }
+
+    fn advice(error: &Error, presented: Option<&CertificateInfo>) -> String {
+        error.tls_advice_for(presented).unwrap_or_default()
+    }
+
+    #[test]
+    fn only_tls_errors_get_advice() {
+        assert!(Error::Closed.tls_advice().is_none());
+        assert!(Error::Timeout(Phase::TlsHandshake).tls_advice().is_none());
+        assert!(Error::Tls(rustls::Error::DecryptError)
+            .tls_advice()
+            .is_some_and(|a| a.contains("TLS connection failed")));
+    }
+
+    #[test]
+    fn unknown_issuer_and_self_signed_say_how_to_trust() {
+        let pki = test_support::TestPki::shared();
+        let error = tls(CertificateError::UnknownIssuer);
+        let plain = advice(&error, None);
+        assert!(
+            plain.contains("authority this client does not trust"),
+            "{plain}"
+        );
+        assert!(plain.contains("--ca-file FILE (TlsOptions::add_root_pem_file)"));
+        assert!(plain.contains("--tls-fingerprint SHA256 (TlsOptions::pin_sha256)"));
+
+        let own = CertificateInfo::from_der(&pki.self_signed.cert_der).ok();
+        let text = advice(&error, own.as_ref());
+        assert!(text.contains("is self-signed"), "{text}");
+        let fingerprint = crate::Sha256Fingerprint::of(&pki.self_signed.cert_der);
+        assert!(
+            text.contains(&format!("--tls-fingerprint {fingerprint}")),
+            "{text}"
+        );
+
+        let issued = CertificateInfo::from_der(&pki.unknown_ca.cert_der).ok();
+        let text = advice(&error, issued.as_ref());
+        assert!(text.contains("UNTRUSTED CA"), "{text}");
+        assert!(!text.contains("is self-signed"), "{text}");
+    }
+
+    #[test]
+    fn dates_are_spelled_out() {
+        let at =
+            |s| rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(s));
+        let expired = tls(CertificateError::ExpiredContext {
+            time: at(1_764_547_200),
+            not_after: at(978_307_200),
+        });
+        let text = advice(&expired, None);
+        assert!(
+            text.contains("expired on 2001-01-01 00:00:00 UTC (it is now 2025-12-01 00:00:00 UTC)"),
+            "{text}"
+        );
+        let early = tls(CertificateError::NotValidYetContext {
+            time: at(0),
+            not_before: at(86_400),
+        });
+        let text = advice(&early, None);
+        assert!(
+            text.contains("not valid before 1970-01-02 00:00:00 UTC"),
+            "{text}"
+        );
+        assert!(text.contains("clock"));
+        let pki = test_support::TestPki::shared();
+        let info = CertificateInfo::from_der(&pki.expired.cert_der).ok();
+        let text = advice(&tls(CertificateError::Expired), info.as_ref());
+        assert!(text.contains("expired on 2001-01-01"), "{text}");
+    }
+
+    #[test]
+    fn wrong_host_lists_the_names_carried() {
+        let Ok(expected) = rustls::pki_types::ServerName::try_from("localhost") else {
+            panic!("localhost is a valid name");
+        };
+        let error = tls(CertificateError::NotValidForNameContext {
+            expected,
+            presented: vec!["DnsName(\"wrong.example\")".to_owned(), "odd".to_owned()],
+        });
+        let text = advice(&error, None);
+        assert!(
+            text.contains(
+                "not valid for the name \"localhost\": it is valid for wrong.example, odd"
+            ),
+            "{text}"
+        );
+        let pki = test_support::TestPki::shared();
+        let info = CertificateInfo::from_der(&pki.server.cert_der).ok();
+        let text = advice(&tls(CertificateError::NotValidForName), info.as_ref());
+        assert!(
+            text.contains("valid for localhost, 127.0.0.1, ::1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn pins_and_ca_certificates_are_explained() {
+        let presented = crate::Sha256Fingerprint::from_bytes([0xAB; 32]);
+        let pinned = crate::Sha256Fingerprint::from_bytes([0x01; 32]);
+        let mismatch = FingerprintMismatch {
+            presented,
+            pinned: vec![pinned],
+        };
+        let error = tls(CertificateError::Other(rustls::OtherError(
+            std::sync::Arc::new(mismatch),
+        )));
+        let text = advice(&error, None);
+        assert!(text.contains(&format!("fingerprint {presented}, not the pinned {pinned}")));
+        assert!(text.contains("intercepting"));
+
+        let error = tls(CertificateError::Other(rustls::OtherError(
+            std::sync::Arc::new(webpki::Error::CaUsedAsEndEntity),
+        )));
+        let text = advice(&error, None);
+        assert!(text.contains("CA:TRUE"), "{text}");
+        assert!(text.contains("--ca-file"), "{text}");
     }
 }

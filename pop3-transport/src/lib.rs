@@ -1,22 +1,27 @@
-//! What the POP3 transports share: configuration, TLS setup, the error type,
-//! and the async connection logic; no runtime of its own.
+//! What the POP3 transports share: the one [`Connection`] every Rust runtime
+//! drives, its configuration, TLS setup and error type.
 //!
 //! `pop3-blocking`, `pop3-tokio` and `pop3-smol` each move bytes with their own
-//! runtime, but configure a connection the same way and fail the same way.
-//! This crate holds that common part once:
+//! runtime, but run the same code above that:
 //!
+//! - [`Connection`] and [`MessageReader`]: every POP3 operation, written once
+//!   over two small traits, [`runtime::IoStream`] (a byte stream) and
+//!   [`runtime::Runtime`] (a timer, and how to write to the runtime's
+//!   writers). Each runtime is one file in [`runtime`];
 //! - [`Options`], [`TlsOptions`] and [`Timeouts`]: how to connect, which
-//!   certificates to trust (building the rustls [`ClientConfig`] with the
-//!   `ring` provider), the time limits, and the [`pop3_proto::Config`] of the
-//!   core;
+//!   certificates to trust (the system's roots, [`TrustRoots`], certificates
+//!   trusted by their exact bytes, [`Sha256Fingerprint`] pins; building the
+//!   rustls [`ClientConfig`] with the `ring` provider), the time limits, and
+//!   the [`pop3_proto::Config`] of the core;
+//! - [`CertificateInfo`] and [`PeerCertificates`]: what a server's
+//!   certificate says, recorded even when it is not trusted;
 //! - [`Error`], [`Phase`] and [`Result`], with the conversions to and from
-//!   [`std::io::Error`];
-//! - small helpers such as [`scram_nonce`] and [`parse_server_name`];
-//! - [`nonblocking`]: the async connection logic, written once for every
-//!   runtime.
+//!   [`std::io::Error`], and [`Error::tls_advice`] for TLS failures in words;
+//! - small helpers such as [`scram_nonce`] and [`parse_server_name`].
 //!
-//! The transports re-export these items, so users never need to name this
-//! crate:
+//! Every protocol decision is the core's ([`pop3_proto`]); a connection only
+//! pumps it. The transports re-export these items, so users never need to
+//! name this crate:
 //!
 //! ```
 //! use pop3_transport::{Options, Timeouts};
@@ -29,28 +34,28 @@
 
 #![forbid(unsafe_code)]
 
+mod certificate;
+mod connection;
+#[cfg(test)]
+mod connection_tests;
 mod error;
-pub mod nonblocking;
 mod options;
+mod reader;
+pub mod runtime;
 pub mod socks5;
+mod trust;
 
 use std::io;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
+pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
+pub use connection::Connection;
 pub use error::{Error, Phase, Result};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
-
-/// What the `async_api!` macro names; not a public interface.
-#[doc(hidden)]
-pub mod __private {
-    pub use pop3_proto::sasl::Mechanism;
-    pub use pop3_proto::{
-        Capabilities, Client, Greeting, Language, ListEntry, MsgNum, Secret, Stat, UidlEntry,
-    };
-    pub use rustls::ClientConnection;
-}
+pub use reader::MessageReader;
+pub use trust::{FingerprintMismatch, PeerCertificates, TrustRoots};
 
 /// A fresh SCRAM client nonce: 24 bytes from the operating system's secure
 /// random generator, base64-encoded.

@@ -7,10 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pop3_proto::{Config, Limits};
-use rustls::{ClientConfig, RootCertStore};
+use rustls::ClientConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
+use crate::certificate::Sha256Fingerprint;
+use crate::trust::{self, PeerCertificates, TrustRoots};
 use crate::{Error, Result};
 
 /// Time limits for each I/O step; `None` waits forever.
@@ -125,8 +127,8 @@ impl Default for Options {
 }
 
 impl Options {
-    /// The defaults: verify against the web PKI roots, default time limits, no
-    /// credentials in plaintext.
+    /// The defaults: verify against the system's roots, default time limits,
+    /// no credentials in plaintext.
     pub fn new() -> Options {
         Options::default()
     }
@@ -218,44 +220,46 @@ pub fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
 
 /// Which servers to trust, and an optional client certificate.
 ///
-/// Certificate verification is always on and host names are always checked;
-/// there is no way to turn that off. SNI is sent. By default the Mozilla roots
-/// of `webpki-roots` are trusted; more roots can be added (for a private CA),
-/// or an expert can pass a complete rustls [`ClientConfig`] with
+/// Certificate verification is always on; there is no way to turn it off.
+/// SNI is sent. What is trusted, by default and with each setting:
+///
+/// | setting | a server certificate is trusted when |
+/// |---|---|
+/// | default ([`TrustRoots::System`]) | it chains to a root of the operating system's store (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`; the Mozilla roots when the store is empty), and is valid now and for the host name |
+/// | [`TlsOptions::trust_roots`] | the same, with the roots chosen there ([`TrustRoots::Mozilla`], [`TrustRoots::OnlyGiven`]) |
+/// | [`TlsOptions::add_root_pem`] and the other `add_root_*` | it chains to one of the added certificates, or *is* one of them (then it may even be a CA certificate, as `openssl req -x509` makes; it must still be valid now and for the host name) |
+/// | [`TlsOptions::pin_sha256`] | its SHA-256 fingerprint is pinned; nothing else counts |
+///
+/// An expert can instead pass a complete rustls [`ClientConfig`] with
 /// [`TlsOptions::rustls_config`].
 ///
 /// ```
-/// use pop3_transport::TlsOptions;
+/// use pop3_transport::{TlsOptions, TrustRoots};
 /// # let pem = test_pem();
-/// // Trust a private CA in addition to the public roots.
-/// let tls = TlsOptions::new().add_root_pem(pem.as_bytes())?;
+/// // Trust a private CA (or one self-signed server certificate) and nothing else.
+/// let tls = TlsOptions::new()
+///     .trust_roots(TrustRoots::OnlyGiven)
+///     .add_root_pem(pem.as_bytes())?;
 /// # fn test_pem() -> String { test_support::pki::TestPki::shared().ca_pem.clone() }
 /// # Ok::<(), pop3_transport::Error>(())
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct TlsOptions {
-    webpki_roots: bool,
+    roots: TrustRoots,
     extra_roots: Vec<CertificateDer<'static>>,
+    pins: Vec<Sha256Fingerprint>,
+    capture: Option<PeerCertificates>,
     client_auth: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
     config: Option<Arc<ClientConfig>>,
-}
-
-impl Default for TlsOptions {
-    fn default() -> Self {
-        TlsOptions {
-            webpki_roots: true,
-            extra_roots: Vec::new(),
-            client_auth: None,
-            config: None,
-        }
-    }
 }
 
 impl fmt::Debug for TlsOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TlsOptions")
-            .field("webpki_roots", &self.webpki_roots)
+            .field("roots", &self.roots)
             .field("extra_roots", &self.extra_roots.len())
+            .field("pins", &self.pins)
+            .field("capture", &self.capture.is_some())
             .field("client_cert", &self.client_auth.is_some())
             .field("rustls_config", &self.config.is_some())
             .finish()
@@ -271,21 +275,78 @@ fn invalid_data(what: &str, error: impl fmt::Display) -> Error {
 }
 
 impl TlsOptions {
-    /// The defaults: trust the `webpki-roots` (Mozilla) roots only, no client
-    /// certificate.
+    /// The defaults: trust the operating system's roots ([`TrustRoots::System`]),
+    /// no pin, no client certificate.
     pub fn new() -> TlsOptions {
         TlsOptions::default()
     }
 
-    /// Whether to trust the `webpki-roots` roots (default `true`). Turn them off
-    /// to trust only the roots added with the `add_root_*` methods.
+    /// Chooses the roots trusted besides the `add_root_*` certificates
+    /// (default [`TrustRoots::System`]).
     #[must_use]
-    pub fn webpki_roots(mut self, trust: bool) -> TlsOptions {
-        self.webpki_roots = trust;
+    pub fn trust_roots(mut self, roots: TrustRoots) -> TlsOptions {
+        self.roots = roots;
         self
     }
 
-    /// Also trusts every certificate in the PEM file at `path`.
+    /// The roots chosen with [`TlsOptions::trust_roots`].
+    pub fn roots(&self) -> TrustRoots {
+        self.roots
+    }
+
+    /// The older switch for [`TlsOptions::trust_roots`]: `true` trusts the
+    /// compiled-in Mozilla roots ([`TrustRoots::Mozilla`]), `false` only the
+    /// roots added with the `add_root_*` methods ([`TrustRoots::OnlyGiven`]).
+    #[must_use]
+    pub fn webpki_roots(self, trust: bool) -> TlsOptions {
+        self.trust_roots(if trust {
+            TrustRoots::Mozilla
+        } else {
+            TrustRoots::OnlyGiven
+        })
+    }
+
+    /// Trusts exactly the server certificate with this SHA-256 fingerprint,
+    /// instead of any roots (call it again to allow several, for a change of
+    /// certificate). Any other certificate fails the handshake with
+    /// [`Error::Tls`] holding a [`FingerprintMismatch`](crate::FingerprintMismatch),
+    /// before any POP3 command is sent.
+    ///
+    /// As with mpop's `tls_fingerprint`, neither the host name nor the
+    /// validity dates are checked against a pinned certificate: the
+    /// fingerprint identifies the one certificate the caller decided to
+    /// trust, and those checks only serve to tie a certificate issued by an
+    /// authority to a server. The handshake still proves that the server holds
+    /// the certificate's private key.
+    ///
+    /// ```
+    /// use pop3_transport::TlsOptions;
+    ///
+    /// // As printed by `openssl x509 -noout -fingerprint -sha256 -in server.pem`.
+    /// let pin = "F2:3C:55:0B:A9:6E:47:D1:08:93:CE:71:2A:5F:B4:E0:\
+    ///            19:8D:C6:73:0E:A2:5B:94:D7:31:68:FC:4B:E5:0A:86";
+    /// let tls = TlsOptions::new().pin_sha256(pin.parse()?);
+    /// # Ok::<(), pop3_transport::FingerprintError>(())
+    /// ```
+    #[must_use]
+    pub fn pin_sha256(mut self, fingerprint: Sha256Fingerprint) -> TlsOptions {
+        if !self.pins.contains(&fingerprint) {
+            self.pins.push(fingerprint);
+        }
+        self
+    }
+
+    /// Records the certificate chain each server presents into `slot`, before
+    /// verification, so it can be read after a failed handshake too. Ignored
+    /// with [`TlsOptions::rustls_config`].
+    #[must_use]
+    pub fn capture_peer_certificates(mut self, slot: &PeerCertificates) -> TlsOptions {
+        self.capture = Some(slot.clone());
+        self
+    }
+
+    /// Also trusts every certificate in the PEM file at `path`: as a root, and
+    /// as the server's own certificate when the server presents one of them.
     ///
     /// Fails with [`Error::Io`] if the file cannot be read or holds no
     /// certificate.
@@ -358,8 +419,11 @@ impl TlsOptions {
     }
 
     /// Builds the rustls configuration: the `ring` provider, rustls' safe
-    /// default protocol versions (TLS 1.2 and 1.3), the chosen roots, the
-    /// client certificate if one was given, SNI on.
+    /// default protocol versions (TLS 1.2 and 1.3), the certificate
+    /// verification described [above](TlsOptions), the client certificate if
+    /// one was given, SNI on. [`TrustRoots::System`] reads the system's store
+    /// on first use in a process, and again when `SSL_CERT_FILE` or
+    /// `SSL_CERT_DIR` has changed.
     ///
     /// Fails with [`Error::Tls`] if rustls refuses a root or the client
     /// certificate.
@@ -367,17 +431,18 @@ impl TlsOptions {
         if let Some(config) = &self.config {
             return Ok(Arc::clone(config));
         }
-        let mut roots = RootCertStore::empty();
-        if self.webpki_roots {
-            roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        }
-        for cert in &self.extra_roots {
-            roots.add(cert.clone())?;
-        }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = trust::verifier(
+            self.roots,
+            &self.extra_roots,
+            &self.pins,
+            self.capture.as_ref(),
+            &provider,
+        )?;
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots);
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
         let config = match &self.client_auth {
             Some(auth) => builder.with_client_auth_cert(auth.0.clone(), auth.1.clone_key())?,
             None => builder.with_no_client_auth(),
@@ -428,6 +493,26 @@ mod tests {
     #[test]
     fn builds_a_config_with_webpki_roots() {
         assert!(TlsOptions::new().client_config().is_ok());
+    }
+
+    #[test]
+    fn webpki_roots_maps_onto_trust_roots_and_pins_build() {
+        assert_eq!(TlsOptions::new().roots(), TrustRoots::System);
+        let mozilla = TlsOptions::new().webpki_roots(true);
+        assert_eq!(mozilla.roots(), TrustRoots::Mozilla);
+        let only_given = TlsOptions::new().webpki_roots(false);
+        assert_eq!(only_given.roots(), TrustRoots::OnlyGiven);
+        // No root at all still builds: every certificate is then refused.
+        assert!(only_given.client_config().is_ok());
+        let pin = Sha256Fingerprint::from_bytes([7; 32]);
+        let pinned = TlsOptions::new().pin_sha256(pin).pin_sha256(pin);
+        assert_eq!(pinned.pins, [pin]);
+        assert!(pinned.client_config().is_ok());
+        let shown = format!("{pinned:?}");
+        assert!(
+            shown.contains("roots: System") && shown.contains("07:07:07"),
+            "{shown}"
+        );
     }
 
     #[test]

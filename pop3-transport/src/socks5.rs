@@ -12,7 +12,7 @@
 //!   greeting that may follow in the same packet stays on the stream for the
 //!   POP3 (or TLS) layer.
 //! - [`socks5_connect`] over a blocking `Read + Write` stream and
-//!   [`socks5_connect_async`] over a [`nonblocking::IoStream`]: small pumps
+//!   [`socks5_connect_async`] over a [`runtime::IoStream`]: small pumps
 //!   around the state machine. After them, run TLS (with the *mail server's*
 //!   name) or POP3 over the same stream.
 //! - [`Socks5Proxy`]: the proxy as a URL, `socks5://[user[:password]@]host[:port]`.
@@ -43,7 +43,7 @@
 //! # Ok::<(), pop3_transport::socks5::Socks5Error>(())
 //! ```
 //!
-//! [`nonblocking::IoStream`]: crate::nonblocking::IoStream
+//! [`runtime::IoStream`]: crate::runtime::IoStream
 
 use std::fmt;
 use std::future::poll_fn;
@@ -53,7 +53,7 @@ use std::str::FromStr;
 
 use pop3_proto::Secret;
 
-use crate::nonblocking::IoStream;
+use crate::runtime::IoStream;
 
 /// The port SOCKS proxies listen on unless told otherwise (IANA).
 pub const DEFAULT_PORT: u16 = 1080;

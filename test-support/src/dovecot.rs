@@ -10,7 +10,8 @@
 //!
 //! The server certificate comes from a fresh [`TestPki`] and is valid for
 //! `localhost` and `127.0.0.1`; clients trust [`Dovecot::ca_pem`] /
-//! [`Dovecot::ca_der`]. Most tests should use [`Dovecot::shared`] (one server
+//! [`Dovecot::ca_der`]. [`Dovecot::start_with_cert`] presents a certificate
+//! of the caller's instead (a self-signed one, an expired one, ...). Most tests should use [`Dovecot::shared`] (one server
 //! per test binary, started on first use) and create their own user with
 //! [`Dovecot::add_user`] and a name from [`unique_user`], so that tests can run
 //! in parallel.
@@ -88,7 +89,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::{CertificateDer, ServerName};
 
-use crate::pki::TestPki;
+use crate::pki::{CertKey, TestPki};
 
 /// The Dovecot master binary of Debian's `dovecot-core`.
 pub const DOVECOT_BIN: &str = "/usr/sbin/dovecot";
@@ -440,6 +441,7 @@ pub struct Dovecot {
     plain: SocketAddr,
     tls: SocketAddr,
     pki: TestPki,
+    server_cert: CertKey,
     identity: Identity,
     version: String,
     startup: Duration,
@@ -462,13 +464,25 @@ impl Dovecot {
 
     /// Starts a new server with the given options.
     pub fn start_with(options: DovecotOptions) -> io::Result<Dovecot> {
+        Dovecot::start_presenting(options, None)
+    }
+
+    /// Starts a new server that presents `cert` (with its key, no chain) on
+    /// both listeners instead of the [`TestPki::server`] certificate. The
+    /// certificate may be anything Dovecot loads: expired, for another name,
+    /// self-signed; the readiness check does not verify it.
+    pub fn start_with_cert(options: DovecotOptions, cert: &CertKey) -> io::Result<Dovecot> {
+        Dovecot::start_presenting(options, Some(cert))
+    }
+
+    fn start_presenting(options: DovecotOptions, cert: Option<&CertKey>) -> io::Result<Dovecot> {
         ensure_installed()?;
         let version = dovecot_version()?;
         let identity = Identity::detect()?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match Dovecot::try_start(&options, &identity, &version) {
+            match Dovecot::try_start(&options, cert, &identity, &version) {
                 Ok(d) => return Ok(d),
                 Err(StartError::PortInUse(_)) if attempt < 3 => continue,
                 Err(StartError::PortInUse(e)) | Err(StartError::Other(e)) => return Err(e),
@@ -488,6 +502,7 @@ impl Dovecot {
 
     fn try_start(
         options: &DovecotOptions,
+        cert: Option<&CertKey>,
         identity: &Identity,
         version: &str,
     ) -> Result<Dovecot, StartError> {
@@ -508,11 +523,12 @@ impl Dovecot {
         }
 
         let pki = TestPki::new();
+        let server_cert = cert.unwrap_or(&pki.server).clone();
         let setup = || -> io::Result<(u16, u16)> {
             for sub in ["run", "state", "ssl", "passwd.d", "home"] {
                 mkdir(&dir.join(sub), None)?;
             }
-            pki.server.write_pem_files(&dir.join("ssl"), "server")?;
+            server_cert.write_pem_files(&dir.join("ssl"), "server")?;
             fs::write(dir.join("ssl/ca.pem"), &pki.ca_pem)?;
             // Hold both listeners while picking so the ports differ.
             let (l1, plain_port) = free_port()?;
@@ -550,6 +566,7 @@ impl Dovecot {
             plain: SocketAddr::from(([127, 0, 0, 1], plain_port)),
             tls: SocketAddr::from(([127, 0, 0, 1], tls_port)),
             pki,
+            server_cert,
             identity: identity.clone(),
             version: version.to_string(),
             startup: Duration::ZERO,
@@ -628,8 +645,14 @@ impl Dovecot {
         tcp.set_write_timeout(Some(Duration::from_secs(3)))?;
         let line = if tls {
             let name = ServerName::try_from("localhost").expect("valid name");
-            let conn = rustls::ClientConnection::new(self.pki.rustls_client_config(), name)
-                .map_err(io::Error::other)?;
+            // A certificate of the caller's may be meant to fail verification:
+            // readiness only needs the greeting.
+            let config = if self.server_cert.cert_der == self.pki.server.cert_der {
+                self.pki.rustls_client_config()
+            } else {
+                probe_config_accepting_any_certificate()
+            };
+            let conn = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
             let mut s = rustls::StreamOwned::new(conn, tcp);
             let line = read_line(&mut s)?;
             let _ = s.write_all(b"QUIT\r\n");
@@ -673,6 +696,12 @@ impl Dovecot {
     /// The PKI whose [`TestPki::server`] certificate Dovecot presents.
     pub fn pki(&self) -> &TestPki {
         &self.pki
+    }
+
+    /// The certificate (and key) the server presents: [`TestPki::server`] of
+    /// [`Dovecot::pki`], or the one given to [`Dovecot::start_with_cert`].
+    pub fn server_cert(&self) -> &CertKey {
+        &self.server_cert
     }
 
     /// A rustls client configuration that trusts [`Dovecot::ca_der`].
@@ -797,6 +826,53 @@ impl Drop for Dovecot {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// A client configuration for the readiness probe that accepts whatever
+/// certificate the server presents (handshake signatures are still checked).
+fn probe_config_accepting_any_certificate() -> Arc<rustls::ClientConfig> {
+    #[derive(Debug)]
+    struct AnyCertificate(rustls::crypto::WebPkiSupportedAlgorithms);
+    impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
+        fn verify_server_cert(
+            &self,
+            _end_entity: &CertificateDer<'_>,
+            _intermediates: &[CertificateDer<'_>],
+            _server_name: &ServerName<'_>,
+            _ocsp_response: &[u8],
+            _now: rustls_pki_types::UnixTime,
+        ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        }
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
+        }
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &rustls::DigitallySignedStruct,
+        ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
+        }
+        fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+            self.0.supported_schemes()
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("ring provider supports the default protocol versions")
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    Arc::new(config)
 }
 
 fn read_line(r: &mut impl Read) -> io::Result<Vec<u8>> {

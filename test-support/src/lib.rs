@@ -1,7 +1,8 @@
 //! Test support for the POP3 crates (not published).
 //!
 //! * [`pki`] — a throw-away CA and certificates (valid, wrong host, expired,
-//!   unknown CA, self-signed) plus rustls configs.
+//!   unknown CA, self-signed) plus rustls configs, and certificates made with
+//!   `openssl req -x509` as small servers make them ([`HomemadeCerts`]).
 //! * [`dovecot`] — starts a real Dovecot POP3 server (plain + STLS and
 //!   implicit TLS) on loopback with per-test users and Maildirs.
 //! * [`scenarios`] — the scenario suite every transport runs (Dovecot and
@@ -21,6 +22,6 @@ pub mod socks5;
 pub mod transcript;
 
 pub use dovecot::{unique_user, Dovecot, DovecotOptions, Mailbox};
-pub use pki::{rustls_server_config, CertKey, TestPki};
+pub use pki::{rustls_server_config, CertKey, HomemadeCerts, TestPki};
 pub use scripted::{ScriptConfig, ScriptedServer, Step};
 pub use transcript::{Dir, Transcript};

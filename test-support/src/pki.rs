@@ -13,16 +13,25 @@
 //!
 //! All keys are ECDSA P-256 (rcgen's default), so generation takes a few
 //! milliseconds. Use [`TestPki::shared`] when one PKI per test binary is enough.
+//!
+//! [`HomemadeCerts`] are certificates made the way many small servers make
+//! theirs, with `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=...`:
+//! self-signed, `basicConstraints CA:TRUE`, a common name and no subject
+//! alternative names. `openssl` comes with Debian's `dovecot-core` (which
+//! depends on it), so every machine that runs the Dovecot tests has it.
 
 use std::fs;
 use std::io;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 /// The subject alternative names of every "good" leaf certificate.
@@ -247,6 +256,135 @@ impl TestPki {
     }
 }
 
+impl CertKey {
+    /// A certificate and key from PEM text (the first `CERTIFICATE` block and
+    /// the first private key).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> io::Result<CertKey> {
+        let invalid = |what: &str, e: rustls_pki_types::pem::Error| {
+            io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"))
+        };
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes())
+            .map_err(|e| invalid("certificate PEM", e))?;
+        let key_der =
+            PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| invalid("key PEM", e))?;
+        Ok(CertKey {
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+            cert_der,
+            key_der,
+        })
+    }
+}
+
+/// Runs `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=<common_name>
+/// -days 30` in a fresh temporary directory and reads back the certificate
+/// and key it wrote. The certificate is self-signed, carries
+/// `basicConstraints CA:TRUE` and no subject alternative names, and is valid
+/// from now for 30 days.
+pub fn openssl_self_signed(common_name: &str) -> io::Result<CertKey> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "pop3-openssl-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    fs::create_dir_all(&dir)?;
+    let result = run_openssl_req(&dir, common_name);
+    let _ = fs::remove_dir_all(&dir);
+    result
+}
+
+fn run_openssl_req(dir: &Path, common_name: &str) -> io::Result<CertKey> {
+    let (cert_path, key_path): (PathBuf, PathBuf) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let output = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ])
+        .arg("-subj")
+        .arg(format!("/CN={common_name}"))
+        .arg("-keyout")
+        .arg(&key_path)
+        .arg("-out")
+        .arg(&cert_path)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot run openssl ({e}); install it with `apt-get install openssl`"),
+            )
+        })?;
+    if !output.status.success() {
+        return Err(io::Error::other(format!(
+            "openssl req -x509 failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    CertKey::from_pem(
+        &fs::read_to_string(&cert_path)?,
+        &fs::read_to_string(&key_path)?,
+    )
+}
+
+/// Self-signed `CA:TRUE` certificates without subject alternative names, as
+/// `openssl req -x509` makes them; see the [module docs](self).
+///
+/// | field | made by | common name | valid |
+/// |---|---|---|---|
+/// | [`HomemadeCerts::localhost`] | `openssl req -x509` | `localhost` | now + 30 days |
+/// | [`HomemadeCerts::other_localhost`] | `openssl req -x509` (another key) | `localhost` | now + 30 days |
+/// | [`HomemadeCerts::wrong_host`] | `openssl req -x509` | `wrong.example` | now + 30 days |
+/// | [`HomemadeCerts::expired`] | rcgen, same shape (OpenSSL 3.0's `req` cannot back-date) | `localhost` | 2000-01-01 .. 2001-01-01 |
+#[derive(Debug, Clone)]
+pub struct HomemadeCerts {
+    /// The usual home-server certificate for `localhost`.
+    pub localhost: CertKey,
+    /// A second, unrelated certificate for `localhost`.
+    pub other_localhost: CertKey,
+    /// The same kind of certificate, for `wrong.example`.
+    pub wrong_host: CertKey,
+    /// The same kind of certificate for `localhost`, expired in 2001.
+    pub expired: CertKey,
+}
+
+impl HomemadeCerts {
+    /// Makes all four (about a second: three RSA keys).
+    pub fn new() -> io::Result<HomemadeCerts> {
+        Ok(HomemadeCerts {
+            localhost: openssl_self_signed("localhost")?,
+            other_localhost: openssl_self_signed("localhost")?,
+            wrong_host: openssl_self_signed("wrong.example")?,
+            expired: expired_self_signed_ca("localhost"),
+        })
+    }
+
+    /// One set per process, made on first use. Panics (in every caller) if
+    /// `openssl` fails.
+    pub fn shared() -> &'static HomemadeCerts {
+        static SHARED: OnceLock<Result<HomemadeCerts, String>> = OnceLock::new();
+        match SHARED.get_or_init(|| HomemadeCerts::new().map_err(|e| e.to_string())) {
+            Ok(certs) => certs,
+            Err(e) => panic!("could not make the openssl test certificates: {e}"),
+        }
+    }
+}
+
+/// A self-signed `CA:TRUE` certificate with only a common name, valid
+/// 2000-01-01 .. 2001-01-01.
+fn expired_self_signed_ca(common_name: &str) -> CertKey {
+    let key = KeyPair::generate().expect("rcgen: generate key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("rcgen: params");
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2000, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    let cert = params.self_signed(&key).expect("rcgen: self-sign");
+    CertKey::from_rcgen(&cert, &key)
+}
+
 /// A rustls server configuration presenting `cert` (without chain), using the
 /// ring provider explicitly and rustls' safe default protocol versions
 /// (TLS 1.2 and 1.3), without client authentication.
@@ -380,5 +518,64 @@ mod tests {
             pki.server.cert_pem
         );
         fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[test]
+    fn homemade_certificates_have_the_openssl_shape() {
+        let certs = HomemadeCerts::shared();
+        assert_ne!(certs.localhost.cert_der, certs.other_localhost.cert_der);
+        for cert in [&certs.localhost, &certs.wrong_host] {
+            assert!(cert.key_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+            // A usable rustls server certificate despite CA:TRUE.
+            let _ = rustls_server_config(cert);
+        }
+        // rustls refuses a CA certificate as a server's own certificate, even
+        // when it is the trust anchor itself: the case the client must handle.
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(certs.localhost.cert_der.clone())
+            .expect("a CA:TRUE certificate is a valid anchor");
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let server_name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
+        let mut client = ClientConnection::new(Arc::new(config), server_name).expect("client");
+        let mut server =
+            ServerConnection::new(rustls_server_config(&certs.localhost)).expect("server");
+        let mut error = None;
+        for _ in 0..10 {
+            let mut buf = Vec::new();
+            while client.wants_write() {
+                client.write_tls(&mut buf).expect("write");
+            }
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                server.read_tls(&mut rd).expect("read");
+            }
+            if server.process_new_packets().is_err() {
+                break;
+            }
+            let mut buf = Vec::new();
+            while server.wants_write() {
+                server.write_tls(&mut buf).expect("write");
+            }
+            let mut rd = &buf[..];
+            while !rd.is_empty() {
+                client.read_tls(&mut rd).expect("read");
+            }
+            if let Err(e) = client.process_new_packets() {
+                error = Some(e);
+                break;
+            }
+        }
+        let error = error.expect("rustls alone must refuse it");
+        assert!(
+            format!("{error:?}").contains("CaUsedAsEndEntity"),
+            "{error:?}"
+        );
     }
 }

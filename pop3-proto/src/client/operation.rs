@@ -9,23 +9,35 @@
 //! caller; the operation's own handle completes with one event.
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
 use super::{Client, Event, Expect, Handle, Queued, Reply};
 use crate::command::{check_argument, Command};
-use crate::sasl::{self, Mechanism};
+use crate::sasl::{self, ChannelBinding, Mechanism};
 use crate::types::Capabilities;
 use crate::{Secret, Text, UsageError};
 
 /// How [`Client::login_with`] logs in.
 #[non_exhaustive]
 pub enum AuthMethod {
-    /// The strongest method the server offers, in this order: SCRAM-SHA-256,
-    /// SCRAM-SHA-1 (both only with a [`Credentials::scram_nonce`]), CRAM-MD5,
-    /// APOP (when the greeting carries a timestamp), PLAIN, LOGIN, and
-    /// USER/PASS. The core asks `CAPA` first when it does not know the
+    /// The strongest method the server offers, in this order:
+    /// SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS (with a
+    /// [`Credentials::channel_binding`] on an encrypted connection),
+    /// SCRAM-SHA-256, SCRAM-SHA-1 (with a [`Credentials::scram_nonce`]),
+    /// CRAM-MD5, APOP (when the greeting carries a timestamp), PLAIN, LOGIN,
+    /// and USER/PASS. The core asks `CAPA` first when it does not know the
     /// capabilities yet.
+    ///
+    /// When the server refuses a challenge-response mechanism with a plain
+    /// `-ERR` (no response code: "not supported"), the next offered
+    /// challenge-response mechanism is tried. Never after `[AUTH]` (the
+    /// credentials are wrong) or any other code, and never down to a method
+    /// that sends the password itself. When a channel binding is given but the
+    /// server offers plain SCRAM only, SCRAM says so (the `y` flag), so a
+    /// server that supports binding detects that its `-PLUS` offer was
+    /// stripped on the way.
     Auto,
     /// `USER` and `PASS` (RFC 1939).
     UserPass,
@@ -41,6 +53,12 @@ pub enum AuthMethod {
     ScramSha1,
     /// `AUTH SCRAM-SHA-256` (RFC 7677); needs a [`Credentials::scram_nonce`].
     ScramSha256,
+    /// `AUTH SCRAM-SHA-1-PLUS` (RFC 5802): bound to the TLS channel; needs a
+    /// [`Credentials::scram_nonce`] and a [`Credentials::channel_binding`].
+    ScramSha1Plus,
+    /// `AUTH SCRAM-SHA-256-PLUS`: bound to the TLS channel; needs a
+    /// [`Credentials::scram_nonce`] and a [`Credentials::channel_binding`].
+    ScramSha256Plus,
     /// `AUTH XOAUTH2`; the secret is an OAuth 2.0 access token.
     XOAuth2,
     /// `AUTH OAUTHBEARER` (RFC 7628); the secret is an OAuth 2.0 access token.
@@ -79,6 +97,8 @@ impl AuthMethod {
             _ if lower("cram-md5") => AuthMethod::CramMd5,
             _ if lower("scram-sha-1") => AuthMethod::ScramSha1,
             _ if lower("scram-sha-256") => AuthMethod::ScramSha256,
+            _ if lower("scram-sha-1-plus") => AuthMethod::ScramSha1Plus,
+            _ if lower("scram-sha-256-plus") => AuthMethod::ScramSha256Plus,
             _ if lower("xoauth2") => AuthMethod::XOAuth2,
             _ if lower("oauthbearer") => AuthMethod::OAuthBearer,
             _ => return None,
@@ -97,20 +117,11 @@ impl AuthMethod {
             AuthMethod::CramMd5 => "CRAM-MD5",
             AuthMethod::ScramSha1 => "SCRAM-SHA-1",
             AuthMethod::ScramSha256 => "SCRAM-SHA-256",
+            AuthMethod::ScramSha1Plus => "SCRAM-SHA-1-PLUS",
+            AuthMethod::ScramSha256Plus => "SCRAM-SHA-256-PLUS",
             AuthMethod::XOAuth2 => "XOAUTH2",
             AuthMethod::OAuthBearer => "OAUTHBEARER",
             AuthMethod::Mechanism(m) => m.name(),
-        }
-    }
-
-    /// Whether the method shows a reusable secret to anyone who can read the
-    /// connection (refused on an unencrypted connection unless allowed).
-    fn exposes_credentials(&self) -> bool {
-        match self {
-            AuthMethod::Auto | AuthMethod::Apop => true,
-            AuthMethod::CramMd5 | AuthMethod::ScramSha1 | AuthMethod::ScramSha256 => false,
-            AuthMethod::Mechanism(m) => m.exposes_credentials(),
-            _ => true,
         }
     }
 }
@@ -126,6 +137,7 @@ pub struct Credentials {
     user: String,
     secret: Secret<String>,
     nonce: Option<String>,
+    binding: Option<ChannelBinding>,
 }
 
 impl core::fmt::Debug for Credentials {
@@ -134,6 +146,7 @@ impl core::fmt::Debug for Credentials {
             .field("user", &self.user)
             .field("secret", &self.secret)
             .field("nonce", &self.nonce.is_some())
+            .field("binding", &self.binding)
             .finish()
     }
 }
@@ -145,6 +158,26 @@ impl Credentials {
             user: user.into(),
             secret: secret.into(),
             nonce: None,
+            binding: None,
+        }
+    }
+
+    /// The TLS channel's binding data (`tls-exporter` on TLS 1.3,
+    /// `tls-server-end-point` on TLS 1.2), which the transport obtains from
+    /// its TLS library. With it, [`AuthMethod::Auto`] prefers the `-PLUS`
+    /// SCRAM mechanisms.
+    #[must_use]
+    pub fn channel_binding(mut self, binding: ChannelBinding) -> Credentials {
+        self.binding = Some(binding);
+        self
+    }
+
+    fn clone_for_retry(&self) -> Credentials {
+        Credentials {
+            user: self.user.clone(),
+            secret: self.secret.clone(),
+            nonce: self.nonce.clone(),
+            binding: self.binding.clone(),
         }
     }
 
@@ -172,8 +205,46 @@ enum Kind {
     Login {
         credentials: Credentials,
         method: Option<AuthMethod>,
+        /// For [`AuthMethod::Auto`]: the next mechanisms to try when one is
+        /// refused as unsupported.
+        fallback: VecDeque<Pick>,
     },
     StartTls,
+}
+
+/// A method [`AuthMethod::Auto`] may pick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    ScramSha256Plus,
+    ScramSha1Plus,
+    ScramSha256,
+    ScramSha1,
+    CramMd5,
+    Apop,
+    Plain,
+    Login,
+    UserPass,
+}
+
+impl Pick {
+    fn method(self) -> AuthMethod {
+        match self {
+            Pick::ScramSha256Plus => AuthMethod::ScramSha256Plus,
+            Pick::ScramSha1Plus => AuthMethod::ScramSha1Plus,
+            Pick::ScramSha256 => AuthMethod::ScramSha256,
+            Pick::ScramSha1 => AuthMethod::ScramSha1,
+            Pick::CramMd5 => AuthMethod::CramMd5,
+            Pick::Apop => AuthMethod::Apop,
+            Pick::Plain => AuthMethod::Plain,
+            Pick::Login => AuthMethod::Login,
+            Pick::UserPass => AuthMethod::UserPass,
+        }
+    }
+
+    /// Challenge-response: the password itself never crosses the wire.
+    fn keeps_password(self) -> bool {
+        !matches!(self, Pick::Plain | Pick::Login | Pick::UserPass)
+    }
 }
 
 #[derive(Debug)]
@@ -207,6 +278,7 @@ impl Operation {
             kind: Kind::Login {
                 credentials,
                 method: Some(method),
+                fallback: VecDeque::new(),
             },
             stage: Stage::Waiting,
             subs: Vec::new(),
@@ -235,8 +307,11 @@ pub(super) fn check_login(
             reason: "only before login",
         });
     }
+    // Stricter than single AUTH commands: even a challenge-response exchange
+    // gives an eavesdropper something to crack offline, and the mail that
+    // follows would travel in the clear too.
     let credentials_ok = client.projection.encrypted || client.config.allow_plaintext_credentials;
-    if method.exposes_credentials() && !credentials_ok {
+    if !credentials_ok {
         return Err(UsageError::PlaintextCredentials);
     }
     if matches!(method, AuthMethod::Mechanism(_)) {
@@ -244,10 +319,19 @@ pub(super) fn check_login(
     }
     check_argument(&credentials.user, "empty user name")?;
     check_argument(credentials.secret.expose(), "empty password")?;
-    if matches!(method, AuthMethod::ScramSha1 | AuthMethod::ScramSha256)
+    let plus = matches!(
+        method,
+        AuthMethod::ScramSha1Plus | AuthMethod::ScramSha256Plus
+    );
+    if (plus || matches!(method, AuthMethod::ScramSha1 | AuthMethod::ScramSha256))
         && credentials.nonce.is_none()
     {
         return Err(UsageError::InvalidArgument("SCRAM needs a client nonce"));
+    }
+    if plus && credentials.binding.is_none() {
+        return Err(UsageError::InvalidArgument(
+            "SCRAM-PLUS needs the TLS channel binding",
+        ));
     }
     if matches!(method, AuthMethod::Apop) {
         if credentials.user.contains(' ') {
@@ -264,31 +348,43 @@ pub(super) fn check_login(
     Ok(())
 }
 
-/// The strongest method `capabilities` and the greeting allow.
-fn choose(capabilities: Option<&Capabilities>, apop: bool, nonce: bool) -> AuthMethod {
-    let Some(caps) = capabilities else {
-        return if apop {
-            AuthMethod::Apop
-        } else {
-            AuthMethod::UserPass
-        };
-    };
-    let sasl = |name: &str| caps.has_sasl(name);
-    if nonce && sasl("SCRAM-SHA-256") {
-        AuthMethod::ScramSha256
-    } else if nonce && sasl("SCRAM-SHA-1") {
-        AuthMethod::ScramSha1
-    } else if sasl("CRAM-MD5") {
-        AuthMethod::CramMd5
-    } else if apop {
-        AuthMethod::Apop
-    } else if sasl("PLAIN") {
-        AuthMethod::Plain
-    } else if sasl("LOGIN") {
-        AuthMethod::Login
-    } else {
-        AuthMethod::UserPass
+/// What [`AuthMethod::Auto`] may use, strongest first: the first is used,
+/// and the challenge-response ones after it are the fallbacks.
+fn candidates(
+    capabilities: Option<&Capabilities>,
+    apop: bool,
+    nonce: bool,
+    binding: bool,
+) -> VecDeque<Pick> {
+    let offered = |name: &str| capabilities.is_some_and(|c| c.has_sasl(name));
+    let mut picks = VecDeque::new();
+    let ranked = [
+        (
+            Pick::ScramSha256Plus,
+            nonce && binding && offered("SCRAM-SHA-256-PLUS"),
+        ),
+        (
+            Pick::ScramSha1Plus,
+            nonce && binding && offered("SCRAM-SHA-1-PLUS"),
+        ),
+        (Pick::ScramSha256, nonce && offered("SCRAM-SHA-256")),
+        (Pick::ScramSha1, nonce && offered("SCRAM-SHA-1")),
+        (Pick::CramMd5, offered("CRAM-MD5")),
+        (Pick::Apop, apop),
+        (Pick::Plain, offered("PLAIN")),
+        (Pick::Login, offered("LOGIN")),
+    ];
+    for (pick, usable) in ranked {
+        if usable {
+            picks.push_back(pick);
+        }
     }
+    picks.push_back(Pick::UserPass);
+    // Fallbacks stay among challenge-response methods.
+    let first = picks.pop_front().unwrap_or(Pick::UserPass);
+    picks.retain(|p| p.keeps_password());
+    picks.push_front(first);
+    picks
 }
 
 /// The SASL mechanism for a method, or `None` for USER/PASS and APOP.
@@ -305,11 +401,29 @@ fn mechanism(
         AuthMethod::Plain => Box::new(sasl::Plain::new(None, user, secret).map_err(sasl_error)?),
         AuthMethod::Login => Box::new(sasl::Login::new(user, secret)),
         AuthMethod::CramMd5 => Box::new(sasl::CramMd5::new(user, secret)),
-        AuthMethod::ScramSha1 => {
-            Box::new(sasl::Scram::sha1(user, secret, nonce()).map_err(sasl_error)?)
-        }
-        AuthMethod::ScramSha256 => {
-            Box::new(sasl::Scram::sha256(user, secret, nonce()).map_err(sasl_error)?)
+        AuthMethod::ScramSha1 => Box::new(
+            sasl::Scram::sha1(user, secret, nonce())
+                .map_err(sasl_error)?
+                .with_binding_supported(credentials.binding.is_some()),
+        ),
+        AuthMethod::ScramSha256 => Box::new(
+            sasl::Scram::sha256(user, secret, nonce())
+                .map_err(sasl_error)?
+                .with_binding_supported(credentials.binding.is_some()),
+        ),
+        AuthMethod::ScramSha1Plus | AuthMethod::ScramSha256Plus => {
+            let binding = credentials
+                .binding
+                .clone()
+                .ok_or(UsageError::InvalidArgument(
+                    "SCRAM-PLUS needs the TLS channel binding",
+                ))?;
+            let scram = if matches!(method, AuthMethod::ScramSha1Plus) {
+                sasl::Scram::sha1_plus(user, secret, nonce(), binding)
+            } else {
+                sasl::Scram::sha256_plus(user, secret, nonce(), binding)
+            };
+            Box::new(scram.map_err(sasl_error)?)
         }
         AuthMethod::XOAuth2 => Box::new(sasl::XOauth2::new(user, secret).map_err(sasl_error)?),
         AuthMethod::OAuthBearer => {
@@ -393,6 +507,18 @@ impl Client {
         }
     }
 
+    /// The active login may try another mechanism after a plain `-ERR`.
+    fn can_fall_back(&self) -> bool {
+        matches!(
+            &self.operation,
+            Some(Operation {
+                kind: Kind::Login { fallback, .. },
+                stage: Stage::LoggingIn,
+                ..
+            }) if !fallback.is_empty()
+        )
+    }
+
     /// Every sub-command of the active operation has been answered.
     fn in_flight_of_op_done(&self) -> bool {
         let Some(op) = &self.operation else {
@@ -446,26 +572,31 @@ impl Client {
             Kind::Login {
                 credentials,
                 method,
-            } => (
-                Credentials {
-                    user: credentials.user.clone(),
-                    secret: credentials.secret.clone(),
-                    nonce: credentials.nonce.clone(),
-                },
-                method.take().unwrap_or(AuthMethod::UserPass),
-            ),
-        };
-        let apop = self
-            .greeting
-            .as_ref()
-            .is_some_and(|g| g.apop_timestamp.is_some());
-        let method = match method {
-            AuthMethod::Auto => choose(
-                self.capabilities.as_ref(),
-                apop,
-                credentials.nonce.is_some(),
-            ),
-            other => other,
+                fallback,
+            } => {
+                let method = match method.take() {
+                    Some(AuthMethod::Auto) => {
+                        let apop = self
+                            .greeting
+                            .as_ref()
+                            .is_some_and(|g| g.apop_timestamp.is_some());
+                        let binding = credentials.binding.is_some() && self.encrypted;
+                        let nonce = credentials.nonce.is_some();
+                        let caps = self.capabilities.as_ref();
+                        *fallback = candidates(caps, apop, nonce, binding);
+                        fallback
+                            .pop_front()
+                            .map_or(AuthMethod::UserPass, Pick::method)
+                    }
+                    Some(other) => other,
+                    // Retrying: the next fallback.
+                    None => match fallback.pop_front() {
+                        Some(pick) => pick.method(),
+                        None => return Stage::Waiting,
+                    },
+                };
+                (credentials.clone_for_retry(), method)
+            }
         };
         self.login_mechanism = Some(String::from(method.name()));
         let queued = match method {
@@ -521,6 +652,13 @@ impl Client {
                 reason: UsageError::Cancelled,
                 ..
             } => {}
+            Event::Err { error, .. } if error.code.is_none() && self.can_fall_back() => {
+                // Refused as unsupported: the next offered mechanism. The
+                // refusal reset the projection; the retry is a login again.
+                self.projection.state = super::State::Transaction;
+                self.projection.user_given = false;
+                self.decide();
+            }
             Event::Err { error, .. } => self.fail_operation(Event::Err { handle: own, error }),
             Event::Failed { error, .. } => {
                 self.fail_operation(Event::Failed { handle: own, error })

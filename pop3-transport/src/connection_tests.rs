@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use pop3_proto::MsgNum;
 
-use super::*;
+use crate::runtime::with_timeout;
+use crate::runtime::{IoStream, Runtime, StartTls};
+use crate::{Connection, Error, MessageReader, Phase};
 use crate::{Options, Timeouts};
 
 /// A server that answers each expected command once it has been written in
@@ -69,7 +71,7 @@ impl IoStream for Server {
 /// Never fires.
 struct Never;
 
-impl Timer for Never {
+impl Runtime for Never {
     fn never() -> Never {
         Never
     }
@@ -84,7 +86,7 @@ impl Timer for Never {
 /// Fires as soon as it is armed.
 struct Instant(bool);
 
-impl Timer for Instant {
+impl Runtime for Instant {
     fn never() -> Instant {
         Instant(false)
     }
@@ -212,7 +214,7 @@ fn a_dropped_reader_is_drained_by_the_next_operation() {
 /// Compile-time check: every future is `Send` when the stream and the timer
 /// are, so that the runtime crates' futures can be spawned on any thread.
 #[allow(dead_code)]
-fn futures_are_send<S: IoStream + Send, T: Timer + Send>(
+fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
     stream: S,
     mut conn: Connection<S, T>,
     reader: &mut MessageReader<'_, S, T>,
@@ -223,17 +225,14 @@ fn futures_are_send<S: IoStream + Send, T: Timer + Send>(
     send(Connection::<S, T>::start(stream, &Options::new(), false));
     send(conn.capa());
     send(conn.login("u", "p"));
+    send(conn.login_with("u", "p", pop3_proto::AuthMethod::Auto));
     send(conn.apop("u", "p"));
     send(conn.auth(mechanism));
-    send(conn.auth_scram_sha256("u", "p"));
-    send(conn.auth_plain("u", "p"));
     send(conn.stat());
     send(conn.lang(None));
     send(conn.retr(n(1)));
     send(conn.retr_many(&[], &mut |_: MsgNum, _: &[u8]| {}));
     send(conn.dele_many(&[]));
-    send(conn.stls("localhost", |_, _, _| {
-        None::<std::future::Ready<io::Result<S>>>
-    }));
+    send(conn.stls("localhost"));
     send(conn.quit());
 }

@@ -7,14 +7,14 @@ use std::task::{ready, Context, Poll};
 
 use pop3_proto::{Event, Handle, MsgNum};
 
-use super::connection::outcome;
-use super::{Connection, IoStream, Timer};
-use crate::{Error, Result};
+use crate::connection::outcome;
+use crate::runtime::{IoStream, Runtime, WriteTo};
+use crate::{Connection, Error, Result};
 
 /// For the body of `handle`: passes a chunk to `chunk` and returns
 /// `Some(false)`, or `Some(true)` at its end; an error for a refusal or an
 /// unusable reply; `None` for other events.
-pub(super) fn body_event(
+pub(crate) fn body_event(
     event: Event<'_>,
     handle: Handle,
     chunk: impl FnOnce(&[u8]),
@@ -45,18 +45,19 @@ enum ReadState {
 /// ([`pop3_proto::Client::poll_body_limited`]), so the bytes are copied once,
 /// from the receive buffer into the caller's.
 ///
-/// It borrows the connection. Dropping it before the end is safe: the
-/// connection's next operation first reads and discards the rest of the
-/// message. A read error is an [`io::Error`] wrapping an [`Error`];
-/// `Error::from` gets it back.
-pub struct MessageReader<'c, S, T> {
-    conn: &'c mut Connection<S, T>,
+/// It borrows the connection and implements the runtime's read trait
+/// (`std::io::Read`, tokio's or futures-io's `AsyncRead`). Dropping it before
+/// the end is safe: the core reads and drops the rest of the message. A read
+/// error is an [`io::Error`] wrapping an [`Error`]; `Error::from` gets it
+/// back.
+pub struct MessageReader<'c, S, R> {
+    conn: &'c mut Connection<S, R>,
     handle: Handle,
     msg: MsgNum,
     state: ReadState,
 }
 
-impl<S, T> fmt::Debug for MessageReader<'_, S, T> {
+impl<S, R> fmt::Debug for MessageReader<'_, S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageReader")
             .field("msg", &self.msg)
@@ -65,8 +66,8 @@ impl<S, T> fmt::Debug for MessageReader<'_, S, T> {
     }
 }
 
-impl<'c, S, T> MessageReader<'c, S, T> {
-    pub(super) fn new(conn: &'c mut Connection<S, T>, handle: Handle, msg: MsgNum) -> Self {
+impl<'c, S, R> MessageReader<'c, S, R> {
+    pub(crate) fn new(conn: &'c mut Connection<S, R>, handle: Handle, msg: MsgNum) -> Self {
         MessageReader {
             conn,
             handle,
@@ -80,21 +81,22 @@ impl<'c, S, T> MessageReader<'c, S, T> {
         self.msg
     }
 
-    /// Every byte of the message has been read.
+    /// Every byte of the message has been read. `false` after a failed
+    /// read.
     pub fn is_finished(&self) -> bool {
         self.state == ReadState::Ended
     }
 }
 
-impl<S, T> Drop for MessageReader<'_, S, T> {
+impl<S, R> Drop for MessageReader<'_, S, R> {
     fn drop(&mut self) {
         if self.state == ReadState::Reading {
-            self.conn.draining = Some(self.handle);
+            self.conn.discard(self.handle);
         }
     }
 }
 
-impl<S: IoStream, T: Timer> MessageReader<'_, S, T> {
+impl<S: IoStream, R: Runtime> MessageReader<'_, S, R> {
     /// Reads into `buf`, as the runtimes' `AsyncRead::poll_read` do: the
     /// number of bytes, `0` at the end of the message (or for an empty
     /// `buf`).
@@ -152,5 +154,32 @@ impl<S: IoStream, T: Timer> MessageReader<'_, S, T> {
         poll_fn(|cx| self.poll_read(cx, buf))
             .await
             .map_err(Error::from)
+    }
+
+    /// Copies the rest of the message into `writer` (of the runtime's kind)
+    /// and flushes it; returns the byte count. A failing writer is
+    /// [`Error::Sink`]: the core drops the rest and the connection stays
+    /// usable.
+    pub async fn copy_to<W: ?Sized>(mut self, writer: &mut W) -> Result<u64>
+    where
+        R: WriteTo<W>,
+    {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total = 0u64;
+        loop {
+            let n = self.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let mut written = 0;
+            poll_fn(|cx| R::poll_write_all(writer, cx, &buf[..n], &mut written))
+                .await
+                .map_err(Error::Sink)?;
+            total += n as u64;
+        }
+        poll_fn(|cx| R::poll_flush(writer, cx))
+            .await
+            .map_err(Error::Sink)?;
+        Ok(total)
     }
 }

@@ -1,0 +1,712 @@
+"""POP3 over asyncio, driven by the sans-IO :class:`pop3.Client`.
+
+Example::
+
+    async with await pop3.aio.connect("pop.example.org") as conn:
+        await conn.login("alice", "secret")
+        count, size = await conn.stat()
+        async for chunk in conn.retr(1):
+            ...
+
+The core decides everything about the protocol (what to send, when to
+pipeline, when TLS starts); this module only moves bytes, runs TLS through
+Python's :mod:`ssl` module and keeps time.
+
+TLS: ``tls="implicit"`` (port 995) wraps the connection from the start,
+``tls="starttls"`` (port 110) upgrades it with STLS before anything else and
+fails if the server does not offer STLS, ``tls="none"`` stays in plaintext
+(credentials are then refused unless ``allow_plaintext_credentials=True``).
+Without ``ssl_context``, :func:`ssl.create_default_context` is used:
+certificates and host names are verified.
+
+Timeouts: ``timeout`` bounds connecting, the TLS handshake and each wait for
+the server. When it expires, :class:`asyncio.TimeoutError` is raised and the
+connection is closed.
+
+Cancellation: cancelling a task that is waiting for a reply leaves the
+connection usable. The abandoned command's reply (or the rest of an abandoned
+message) is read and dropped by the next operation. The one exception is a
+cancelled TLS handshake: the connection is then closed, and every later call
+raises :class:`pop3.Error`. Operations on one connection from several tasks
+run one after the other.
+"""
+
+import asyncio
+import collections
+import secrets
+import ssl as _ssl
+from typing import (
+    IO,
+    AsyncIterator,
+    Deque,
+    Dict,
+    Iterable,
+    List,
+    Optional,
+    Set,
+    Tuple,
+    Union,
+    overload,
+)
+
+from . import (
+    BodyChunk,
+    BodyEnd,
+    BodyStart,
+    Cancelled,
+    Capabilities,
+    Client,
+    Closed,
+    Err,
+    Error,
+    Failed,
+    Greeting,
+    Languages,
+    ListEntry,
+    Listing,
+    LoggedIn,
+    NeedData,
+    Ok,
+    ProtocolError,
+    ServerError,
+    Stat,
+    StartTls,
+    TlsEstablished,
+    Trace,
+    UidListing,
+    UidlEntry,
+    UsageError,
+)
+
+__all__ = ["connect", "Connection", "MessageReader"]
+
+POP3_PORT = 110
+POP3_SSL_PORT = 995
+
+# Stop reading from the socket while this much received data waits for the
+# caller; resume below the low mark. Keeps memory bounded for slow consumers.
+_HIGH_WATER = 4 * 1024 * 1024
+_LOW_WATER = 1024 * 1024
+
+_TERMINAL = (
+    Ok,
+    LoggedIn,
+    Err,
+    Stat,
+    Listing,
+    UidListing,
+    Capabilities,
+    Languages,
+    BodyEnd,
+    Failed,
+    Cancelled,
+    TlsEstablished,
+)
+
+
+class _Protocol(asyncio.Protocol):
+    """Buffers received chunks for the connection, with flow control both ways."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.transport: Optional[asyncio.Transport] = None
+        self.chunks: Deque[bytes] = collections.deque()
+        self.size = 0
+        self.eof = False
+        self.exc: Optional[BaseException] = None
+        self._waiter: Optional[asyncio.Future] = None
+        self._read_paused = False
+        self._write_paused = False
+        self._drain_waiter: Optional[asyncio.Future] = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.size += len(data)
+        if self.size > _HIGH_WATER and not self._read_paused and self.transport:
+            self._read_paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake()
+        return False
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.eof = True
+        self.exc = exc
+        self._wake()
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        if self._drain_waiter is not None and not self._drain_waiter.done():
+            self._drain_waiter.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def take_all(self) -> bytes:
+        """Everything received and not yet taken (used before a TLS upgrade)."""
+        data = b"".join(self.chunks)
+        self.chunks.clear()
+        self.size = 0
+        return data
+
+    async def read(self, timeout: Optional[float]) -> bytes:
+        while not self.chunks:
+            if self.eof:
+                return b""
+            self._waiter = self._loop.create_future()
+            try:
+                await asyncio.wait_for(self._waiter, timeout)
+            finally:
+                self._waiter = None
+        data = self.chunks.popleft()
+        self.size -= len(data)
+        if self._read_paused and self.size < _LOW_WATER and self.transport:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
+    async def drain(self, timeout: Optional[float]) -> None:
+        if self.exc is not None:
+            raise ConnectionError(str(self.exc))
+        if not self._write_paused:
+            return
+        self._drain_waiter = self._loop.create_future()
+        try:
+            await asyncio.wait_for(self._drain_waiter, timeout)
+        finally:
+            self._drain_waiter = None
+
+
+def _raise_for(event: object) -> None:
+    """Turns a failed completion into the matching exception."""
+    if isinstance(event, Err):
+        raise ServerError.from_event(event)
+    if isinstance(event, Failed):
+        raise ProtocolError(event.error)
+    if isinstance(event, Cancelled):
+        raise UsageError(event.reason)
+    raise ProtocolError(f"unexpected reply: {event!r}")
+
+
+class MessageReader:
+    """The body of a ``RETR`` or ``TOP``, as an async iterator of ``bytes``
+    chunks (dot-unstuffed, line endings as the server sent them).
+
+    Breaking out of the loop early is allowed: the rest of the message is read
+    and dropped by the connection's next operation.
+    """
+
+    def __init__(self, conn: "Connection", handle: int) -> None:
+        self._conn = conn
+        self._handle = handle
+        self._done = False
+
+    def __aiter__(self) -> "MessageReader":
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._done:
+            raise StopAsyncIteration
+        conn = self._conn
+        if conn._reader is not self:
+            self._done = True
+            raise UsageError("another operation started before this message was read")
+        try:
+            while True:
+                event = await conn._wait(self._handle)
+                if isinstance(event, BodyChunk):
+                    return event.data
+                if isinstance(event, BodyStart):
+                    continue
+                self._finish()
+                if isinstance(event, BodyEnd):
+                    raise StopAsyncIteration
+                _raise_for(event)
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, StopAsyncIteration):
+                self.abandon()
+            raise
+
+    def _finish(self) -> None:
+        self._done = True
+        if self._conn._reader is self:
+            self._conn._reader = None
+
+    def abandon(self) -> None:
+        """Stops reading: the rest is read and dropped later."""
+        if not self._done:
+            self._conn._abandon(self._handle)
+            self._finish()
+
+    async def aclose(self) -> None:
+        """Same as :meth:`abandon` (for ``contextlib.aclosing``)."""
+        self.abandon()
+
+    async def read(self) -> bytes:
+        """The whole rest of the message, as one bytes object."""
+        return b"".join([chunk async for chunk in self])
+
+
+class Connection:
+    """One POP3 session over asyncio. Create it with :func:`connect`."""
+
+    def __init__(
+        self,
+        protocol: _Protocol,
+        client: Client,
+        host: str,
+        ssl_context: Optional[_ssl.SSLContext],
+        timeout: Optional[float],
+    ) -> None:
+        self._protocol = protocol
+        self._client = client
+        self._host = host
+        self._ssl_context = ssl_context
+        self._timeout = timeout
+        self._abandoned: Set[int] = set()
+        self._reader: Optional[MessageReader] = None
+        self._closed_reason: Optional[str] = None
+        self._lock = asyncio.Lock()
+        #: The server's greeting text.
+        self.greeting: str = ""
+        #: Wire trace lines ``(direction, line)`` when ``trace=True``.
+        self.trace: List[Tuple[str, str]] = []
+
+    # ----- plumbing -----
+
+    @property
+    def client(self) -> Client:
+        """The sans-IO client underneath (for its state and capabilities)."""
+        return self._client
+
+    @property
+    def is_encrypted(self) -> bool:
+        """Whether the connection is encrypted."""
+        return self._client.is_encrypted
+
+    @property
+    def capabilities(self) -> Optional[Dict[str, List[str]]]:
+        """The latest capabilities the server listed, or None."""
+        return self._client.capabilities
+
+    def _abandon(self, handle: int) -> None:
+        """The core reads the rest of this command's reply and drops it."""
+        self._abandoned.add(handle)
+        self._client.discard(handle)
+
+    def _check_open(self) -> None:
+        if self._closed_reason is not None:
+            raise Error(f"connection closed: {self._closed_reason}")
+
+    def _close_transport(self, reason: str) -> None:
+        if self._closed_reason is None:
+            self._closed_reason = reason
+        transport = self._protocol.transport
+        if transport is not None:
+            transport.abort() if reason != "quit" else transport.close()
+
+    async def _flush(self) -> None:
+        data = self._client.data_to_send()
+        if data:
+            transport = self._protocol.transport
+            if transport is None or transport.is_closing():
+                raise ConnectionError("connection lost")
+            transport.write(data)
+            await self._protocol.drain(self._timeout)
+
+    async def _start_tls(self) -> None:
+        # Bytes that came with or after the +OK to STLS, before the handshake,
+        # go to the core, which refuses them (a man in the middle may inject
+        # commands' replies there).
+        early = self._protocol.take_all()
+        if early:
+            self._client.receive_data(early)
+            return
+        loop = asyncio.get_running_loop()
+        context = self._ssl_context or _ssl.create_default_context()
+        protocol = self._protocol
+        if protocol._read_paused and protocol.transport is not None:
+            protocol._read_paused = False
+            protocol.transport.resume_reading()
+        try:
+            transport = await asyncio.wait_for(
+                loop.start_tls(
+                    protocol.transport,  # type: ignore[arg-type]
+                    protocol,
+                    context,
+                    server_hostname=self._host,
+                ),
+                self._timeout,
+            )
+        except BaseException as exc:
+            self._close_transport(f"TLS handshake failed: {exc!r}")
+            raise
+        protocol.transport = transport  # type: ignore[assignment]
+        self._client.tls_established()
+
+    async def _next(self) -> object:
+        """The next event that is not an instruction to the driver."""
+        self._check_open()
+        client = self._client
+        protocol = self._protocol
+        while True:
+            try:
+                event = client.next_event()
+            except ProtocolError as exc:
+                self._close_transport(f"protocol error: {exc}")
+                raise
+            if isinstance(event, NeedData):
+                await self._flush()
+                if protocol.chunks:
+                    data = protocol.chunks.popleft()
+                    protocol.size -= len(data)
+                else:
+                    try:
+                        data = await protocol.read(self._timeout)
+                    except asyncio.TimeoutError:
+                        self._close_transport("timed out")
+                        raise
+                client.receive_data(data)
+                continue
+            if isinstance(event, StartTls):
+                await self._flush()
+                await self._start_tls()
+                continue
+            if isinstance(event, Trace):
+                self.trace.append((event.direction, event.line))
+                continue
+            if isinstance(event, Closed):
+                self._close_transport("closed")
+                return event
+            return event
+
+    async def _wait(self, handle: int) -> object:
+        """The next event of ``handle``; drops events of abandoned commands."""
+        try:
+            await self._flush()
+            while True:
+                event = await self._next()
+                if isinstance(event, Closed):
+                    raise Error("the server closed the connection")
+                h = getattr(event, "handle", None)
+                if h == handle:
+                    return event
+                if h in self._abandoned and isinstance(event, _TERMINAL):
+                    self._abandoned.discard(h)
+        except asyncio.CancelledError:
+            self._abandon(handle)
+            raise
+
+    async def _complete(self, handle: int) -> object:
+        """Waits for the command's completion; raises for -ERR and failures."""
+        while True:
+            event = await self._wait(handle)
+            if isinstance(event, (Err, Failed, Cancelled)):
+                _raise_for(event)
+            if isinstance(event, _TERMINAL):
+                return event
+
+    def _begin(self) -> None:
+        self._check_open()
+        if self._reader is not None:
+            self._reader.abandon()
+
+    async def _simple(self, submit) -> object:
+        async with self._lock:
+            self._begin()
+            return await self._complete(submit(self._client))
+
+    # ----- session -----
+
+    async def _read_greeting(self) -> None:
+        while True:
+            event = await self._next()
+            if isinstance(event, Greeting):
+                self.greeting = event.text
+                return
+            if isinstance(event, Closed):
+                raise ProtocolError("the server closed the connection before its greeting")
+
+    async def starttls(self) -> None:
+        """Upgrades the connection with STLS. Raises :class:`UsageError` if the
+        server does not list STLS (nothing is sent but CAPA)."""
+        await self._simple(lambda c: c.start_tls())
+
+    async def capa(self) -> Dict[str, List[str]]:
+        """``CAPA``: the capabilities as ``{name: [arguments]}``."""
+        event = await self._simple(lambda c: c.capa())
+        assert isinstance(event, Capabilities)
+        return dict(event.capabilities)
+
+    async def login(
+        self,
+        user: str,
+        password: str,
+        mechanism: str = "auto",
+    ) -> str:
+        """Logs in. ``mechanism`` is "auto" (the strongest the server offers),
+        "user", "apop", "plain", "login", "cram-md5", "scram-sha-1",
+        "scram-sha-256", "xoauth2" or "oauthbearer" (the password is then an
+        OAuth 2.0 token). Returns the server's text; raises
+        :class:`ServerError` on refusal."""
+        nonce = secrets.token_urlsafe(24)
+        event = await self._simple(
+            lambda c: c.login(user, password, mechanism, scram_nonce=nonce)
+        )
+        return getattr(event, "text", "")
+
+    async def stat(self) -> Tuple[int, int]:
+        """``STAT``: ``(message count, maildrop size in octets)``."""
+        event = await self._simple(lambda c: c.stat())
+        assert isinstance(event, Stat)
+        return event.count, event.size
+
+    @overload
+    async def list(self) -> List[ListEntry]: ...
+
+    @overload
+    async def list(self, msg: int) -> ListEntry: ...
+
+    async def list(self, msg: Optional[int] = None) -> Union[List[ListEntry], ListEntry]:
+        """``LIST``: every message's ``ListEntry(msg, size)``; with ``msg``, that
+        message's entry alone."""
+        event = await self._simple(lambda c: c.list(msg))
+        assert isinstance(event, Listing)
+        return event.entries[0] if msg is not None else list(event.entries)
+
+    @overload
+    async def uidl(self) -> List[UidlEntry]: ...
+
+    @overload
+    async def uidl(self, msg: int) -> UidlEntry: ...
+
+    async def uidl(self, msg: Optional[int] = None) -> Union[List[UidlEntry], UidlEntry]:
+        """``UIDL``: every message's ``UidlEntry(msg, uid)``; with ``msg``, one."""
+        event = await self._simple(lambda c: c.uidl(msg))
+        assert isinstance(event, UidListing)
+        return event.entries[0] if msg is not None else list(event.entries)
+
+    async def _open_body(self, submit) -> MessageReader:
+        async with self._lock:
+            self._begin()
+            reader = MessageReader(self, submit(self._client))
+            self._reader = reader
+            await self._flush()
+            return reader
+
+    def retr(self, msg: int) -> "_BodyIterator":
+        """``RETR``: ``async for chunk in conn.retr(n)`` streams the message.
+        ``await conn.retr(n).read()`` returns it whole."""
+        return _BodyIterator(self, lambda c: c.retr(msg))
+
+    def top(self, msg: int, lines: int) -> "_BodyIterator":
+        """``TOP``: the headers and the first ``lines`` body lines, streamed
+        like :meth:`retr`."""
+        return _BodyIterator(self, lambda c: c.top(msg, lines))
+
+    async def _collect(self, submit, sink) -> int:
+        """Runs a RETR/TOP to its end under the lock, passing each chunk to
+        ``sink``; returns the octet count."""
+        written = 0
+        async with self._lock:
+            self._begin()
+            handle = submit(self._client)
+            while True:
+                event = await self._wait(handle)
+                if isinstance(event, BodyChunk):
+                    sink(event.data)
+                    written += len(event.data)
+                elif isinstance(event, BodyEnd):
+                    return written
+                elif not isinstance(event, BodyStart):
+                    _raise_for(event)
+
+    async def retr_to(self, msg: int, file: IO[bytes]) -> int:
+        """Streams message ``msg`` into a binary file object; returns the number
+        of octets written."""
+        return await self._collect(lambda c: c.retr(msg), file.write)
+
+    async def retr_many(self, msgs: Iterable[int]) -> AsyncIterator[Tuple[int, bytes]]:
+        """Retrieves several messages, pipelined when the server allows it,
+        yielding ``(msg, content)`` in order. A ``-ERR`` for one message raises
+        :class:`ServerError` (with ``.msg`` set); the rest are abandoned.
+        Other operations on the connection wait until the iteration ends;
+        leaving the loop early abandons the rest when the generator is
+        closed (at once with ``contextlib.aclosing``)."""
+        msgs = [int(m) for m in msgs]
+        async with self._lock:
+            self._begin()
+            handles = self._client.retr_many(msgs)
+            pending = collections.deque(zip(msgs, handles))
+            try:
+                while pending:
+                    msg, handle = pending[0]
+                    parts: List[bytes] = []
+                    while True:
+                        event = await self._wait(handle)
+                        if isinstance(event, BodyChunk):
+                            parts.append(event.data)
+                        elif isinstance(event, BodyEnd):
+                            break
+                        elif not isinstance(event, BodyStart):
+                            pending.popleft()
+                            try:
+                                _raise_for(event)
+                            except ServerError as exc:
+                                exc.msg = msg  # type: ignore[attr-defined]
+                                raise
+                    pending.popleft()
+                    yield msg, b"".join(parts)
+            finally:
+                for _, handle in pending:
+                    self._abandon(handle)
+
+    async def dele(self, msg: int) -> str:
+        """``DELE``: marks the message deleted (committed by :meth:`quit`)."""
+        event = await self._simple(lambda c: c.dele(msg))
+        return getattr(event, "text", "")
+
+    async def rset(self) -> str:
+        """``RSET``: unmarks deleted messages."""
+        event = await self._simple(lambda c: c.rset())
+        return getattr(event, "text", "")
+
+    async def noop(self) -> str:
+        """``NOOP``."""
+        event = await self._simple(lambda c: c.noop())
+        return getattr(event, "text", "")
+
+    async def utf8(self) -> str:
+        """``UTF8`` (RFC 6856)."""
+        event = await self._simple(lambda c: c.utf8())
+        return getattr(event, "text", "")
+
+    async def quit(self) -> str:
+        """``QUIT``: commits deletions and closes the connection."""
+        if self._closed_reason is not None:
+            return ""
+        try:
+            event = await self._simple(lambda c: c.quit())
+            return getattr(event, "text", "")
+        finally:
+            self._close_transport("quit")
+
+    def close(self) -> None:
+        """Closes the connection at once, without QUIT (deletions are not committed)."""
+        self._close_transport("closed by the caller")
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            await self.quit()
+        else:
+            self.close()
+
+
+class _BodyIterator:
+    """Returned by :meth:`Connection.retr` and :meth:`Connection.top`: submits
+    the command on first use."""
+
+    def __init__(self, conn: Connection, submit) -> None:
+        self._conn = conn
+        self._submit = submit
+        self._reader: Optional[MessageReader] = None
+
+    async def _open(self) -> MessageReader:
+        if self._reader is None:
+            self._reader = await self._conn._open_body(self._submit)
+        return self._reader
+
+    def __aiter__(self) -> "_BodyIterator":
+        return self
+
+    async def __anext__(self) -> bytes:
+        reader = await self._open()
+        return await reader.__anext__()
+
+    async def read(self) -> bytes:
+        """The whole message as one bytes object. Unlike iteration, other
+        operations on the connection wait until it is complete."""
+        if self._reader is not None:
+            return await self._reader.read()
+        parts: List[bytes] = []
+        await self._conn._collect(self._submit, parts.append)
+        return b"".join(parts)
+
+    async def aclose(self) -> None:
+        """Abandons the rest of the message."""
+        if self._reader is not None:
+            await self._reader.aclose()
+
+    def __await__(self):
+        return self.read().__await__()
+
+
+async def connect(
+    host: str,
+    port: Optional[int] = None,
+    *,
+    tls: str = "implicit",
+    ssl_context: Optional[_ssl.SSLContext] = None,
+    timeout: Optional[float] = 60.0,
+    allow_plaintext_credentials: bool = False,
+    trace: bool = False,
+    max_line_len: Optional[int] = None,
+    max_listing_lines: Optional[int] = None,
+) -> Connection:
+    """Opens a POP3 session and reads the greeting (and runs STLS for
+    ``tls="starttls"``). ``port`` defaults to 995 for implicit TLS, else 110.
+
+    ``max_line_len`` (default 8 KiB) and ``max_listing_lines`` (default
+    1,000,000) bound what the server can make the client hold; a longer reply
+    raises :class:`pop3.ProtocolError` and the session goes on. ``trace=True``
+    records the wire lines (secrets redacted) in :attr:`Connection.trace`."""
+    if tls not in ("implicit", "starttls", "none"):
+        raise UsageError(f"tls must be 'implicit', 'starttls' or 'none', not {tls!r}")
+    if port is None:
+        port = POP3_SSL_PORT if tls == "implicit" else POP3_PORT
+    loop = asyncio.get_running_loop()
+    protocol = _Protocol(loop)
+    context = None
+    if tls != "none":
+        context = ssl_context or _ssl.create_default_context()
+    await asyncio.wait_for(
+        loop.create_connection(
+            lambda: protocol,
+            host,
+            port,
+            ssl=context if tls == "implicit" else None,
+            server_hostname=host if tls == "implicit" else None,
+        ),
+        timeout,
+    )
+    client = Client(
+        encrypted=tls == "implicit",
+        allow_plaintext_credentials=allow_plaintext_credentials,
+        trace=trace,
+        max_line_len=max_line_len,
+        max_listing_lines=max_listing_lines,
+    )
+    conn = Connection(protocol, client, host, context, timeout)
+    try:
+        await conn._read_greeting()
+        if tls == "starttls":
+            await conn.starttls()
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -1,0 +1,488 @@
+"""A drop-in replacement for the standard :mod:`poplib` module.
+
+Change ``import poplib`` to ``from pop3 import poplib`` and a program keeps
+working: the same classes (:class:`POP3`, :class:`POP3_SSL`), the same
+exception (:class:`error_proto`), the same constants, and the same methods
+with the same signatures and return values (``bytes`` responses, lists of
+``bytes`` lines, octet counts, the :meth:`POP3.capa` dictionary, the welcome
+message), plus the ``poplib.connect`` and ``poplib.putline`` audit events.
+
+Underneath, the ``pop3-proto`` Rust core parses every reply. Where the
+standard module is unsafe, this one is safe:
+
+* Certificates and host names are verified when no SSL context is given
+  (:func:`ssl.create_default_context`); the standard module then checks
+  nothing.
+* Bytes a man in the middle injects after the ``+OK`` to ``STLS`` and before
+  the TLS handshake raise :class:`error_proto`; the standard module drops
+  them silently.
+* Over-long reply lines and huge listings raise :class:`error_proto` instead
+  of growing memory; message bodies are streamed.
+* Command arguments containing CR, LF or NUL are refused before anything is
+  sent (the standard module would send a second command).
+* Passwords never reach debug output or audit hooks (they are replaced by
+  ``<redacted>``).
+
+Beyond the standard module: :meth:`POP3.retr_to` streams a message into a
+file without building a list of lines.
+"""
+
+import socket
+import ssl
+import sys
+from typing import IO, Any, Dict, List, Optional, Tuple
+
+from . import (
+    BodyChunk,
+    BodyEnd,
+    BodyStart,
+    Cancelled,
+    Capabilities,
+    Client,
+    Closed,
+    Err,
+    Error,
+    Failed,
+    Listing,
+    LoggedIn,
+    NeedData,
+    Ok,
+    ProtocolError,
+    Stat,
+    StartTls,
+    TlsEstablished,
+    Trace,
+    UidListing,
+    UsageError,
+)
+
+__all__ = ["POP3", "error_proto", "POP3_SSL"]
+
+#: The standard POP3 port.
+POP3_PORT = 110
+#: The standard POP3-over-TLS port.
+POP3_SSL_PORT = 995
+#: Line-ending constants, as in the standard module.
+CR = b"\r"
+LF = b"\n"
+CRLF = CR + LF
+#: TLS is always available (the standard module's flag).
+HAVE_SSL = True
+
+# Bytes asked of the socket per read: large reads keep the per-call overhead
+# small for big messages.
+_READ_SIZE = 256 * 1024
+
+_TERMINAL = (Ok, LoggedIn, Err, Stat, Listing, UidListing, Capabilities, BodyEnd, Failed, Cancelled, TlsEstablished)
+
+
+class error_proto(Error):
+    """Raised on any error of this module: a ``-ERR`` reply (the argument is
+    the reply line as ``bytes``, as in the standard module), a reply the server
+    got wrong, or a refused argument. Socket errors are not caught."""
+
+
+def _err_line(event: Err) -> bytes:
+    text = f"[{event.code}] {event.text}" if event.code else event.text
+    return ("-ERR " + text).rstrip().encode("utf-8", "replace")
+
+
+class POP3:
+    """A POP3 connection in plaintext, like :class:`poplib.POP3`.
+
+    The connection is opened by the constructor; the greeting is in
+    :attr:`welcome`. ``timeout`` applies to connecting and every read.
+    """
+
+    encoding = "UTF-8"
+    #: Longest reply line accepted, CRLF excluded.
+    max_line_len = 8 * 1024
+    #: Most lines accepted in a LIST or UIDL listing.
+    max_listing_lines = 1_000_000
+
+    def __init__(
+        self,
+        host: str,
+        port: int = POP3_PORT,
+        timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self._tls_established = False
+        self._debugging = 0
+        self._last_status: Optional[bytes] = None
+        sys.audit("poplib.connect", self, host, port)
+        self.sock: Any = self._create_socket(timeout)
+        self.file = None
+        self._client = Client(
+            encrypted=self._tls_established,
+            allow_plaintext_credentials=True,
+            max_line_len=self.max_line_len,
+            max_listing_lines=self.max_listing_lines,
+            trace=True,
+        )
+        self.welcome = self._read_greeting()
+
+    # ----- plumbing -----
+
+    def _create_socket(self, timeout: Any) -> socket.socket:
+        if timeout is not None and not timeout:
+            raise ValueError("Non-blocking socket (timeout=0) is not supported")
+        return socket.create_connection((self.host, self.port), timeout)
+
+    def _flush(self) -> None:
+        data = self._client.data_to_send()
+        if not data:
+            return
+        self.sock.sendall(data)
+
+    def _next(self) -> Any:
+        client = self._client
+        while True:
+            try:
+                event = client.next_event()
+            except ProtocolError as exc:
+                raise error_proto(str(exc)) from exc
+            if isinstance(event, NeedData):
+                self._flush()
+                client.receive_data(self.sock.recv(_READ_SIZE))
+                continue
+            if isinstance(event, StartTls):
+                self._flush()
+                self._start_tls()
+                continue
+            if isinstance(event, Trace):
+                # The core's wire trace, secrets already redacted.
+                line = event.line.encode("utf-8", "replace")
+                if event.direction == "sent":
+                    if self._debugging > 1:
+                        print("*put*", repr(line))
+                    sys.audit("poplib.putline", self, line)
+                else:
+                    if line[:1] in (b"+", b"-"):
+                        self._last_status = line
+                    if self._debugging > 1:
+                        print("*get*", repr(line))
+                continue
+            if isinstance(event, Closed):
+                raise error_proto("-ERR connection closed")
+            return event
+
+    def _status(self, fallback: bytes) -> bytes:
+        """The status line just received, exactly; or ``fallback`` when the
+        core reports no wire trace."""
+        status, self._last_status = self._last_status, None
+        return status if status is not None else fallback
+
+    def _submit(self, what: str, submit) -> int:
+        if self._debugging:
+            print("*cmd*", repr(what))
+        self._last_status = None
+        try:
+            return submit(self._client)
+        except UsageError as exc:
+            # Refused before sending: nothing went to the server.
+            raise error_proto(f"-ERR {exc}".encode("utf-8", "replace")) from exc
+
+    def _complete(self, handle: int, sink=None) -> Any:
+        self._flush()
+        while True:
+            event = self._next()
+            if getattr(event, "handle", None) != handle:
+                continue
+            if isinstance(event, BodyChunk):
+                sink(event.data)
+                continue
+            if isinstance(event, BodyStart):
+                continue
+            if isinstance(event, Err):
+                line = self._status(_err_line(event))
+                if self._debugging > 1:
+                    print("*resp*", repr(line))
+                raise error_proto(line)
+            if isinstance(event, Failed):
+                raise error_proto(event.error)
+            if isinstance(event, Cancelled):
+                raise error_proto(f"-ERR {event.reason}".encode("utf-8", "replace"))
+            if isinstance(event, _TERMINAL):
+                return event
+
+    def _shortcmd(self, what: str, submit) -> bytes:
+        event = self._complete(self._submit(what, submit))
+        text = getattr(event, "text", "")
+        return self._status(b"+OK " + text.encode("utf-8", "replace") if text else b"+OK")
+
+    def _longcmd(self, what: str, submit) -> Tuple[bytes, List[bytes], int]:
+        splitter = _LineSplitter()
+        self._complete(self._submit(what, submit), splitter.feed)
+        return self._status(b"+OK"), splitter.finish(), splitter.octets
+
+    def _read_greeting(self) -> bytes:
+        while True:
+            try:
+                event = self._next()
+            except error_proto:
+                self.close()
+                raise
+            text = getattr(event, "text", None)
+            if text is not None:
+                return self._status(b"+OK " + text.encode("utf-8", "replace"))
+
+    def _start_tls(self) -> None:
+        # Anything already waiting on the socket came before our ClientHello:
+        # the core refuses it (STLS injection), so hand it over.
+        previous = self.sock.gettimeout()
+        self.sock.setblocking(False)
+        try:
+            early: Optional[bytes] = self.sock.recv(_READ_SIZE)
+        except BlockingIOError:
+            early = None
+        finally:
+            self.sock.settimeout(previous)
+        if early is not None:
+            self._client.receive_data(early)
+            if early:
+                return
+        self.sock = self._stls_context.wrap_socket(self.sock, server_hostname=self.host)
+        self._tls_established = True
+        self._client.tls_established()
+
+    # ----- the documented API -----
+
+    def getwelcome(self) -> bytes:
+        """The server's greeting line (``bytes``)."""
+        return self.welcome
+
+    def set_debuglevel(self, level: int) -> None:
+        """0: quiet; 1: one line per command; 2 or more: every line sent and
+        received. Passwords are shown as ``<redacted>``."""
+        self._debugging = level
+
+    def user(self, user: str) -> bytes:
+        """``USER``: returns the response."""
+        return self._shortcmd(f"USER {user}", lambda c: c.user(user))
+
+    def pass_(self, pswd: str) -> bytes:
+        """``PASS``: returns the response; the maildrop is locked until :meth:`quit`."""
+        return self._shortcmd("PASS <redacted>", lambda c: c.pass_(pswd))
+
+    def stat(self) -> Tuple[int, int]:
+        """``STAT``: ``(message count, mailbox size)``."""
+        event = self._complete(self._submit("STAT", lambda c: c.stat()))
+        self._status(b"")
+        return event.count, event.size
+
+    def list(self, which: Any = None) -> Any:
+        """``LIST``: ``(response, [b'msg octets', ...], octets)``; with
+        ``which``, that message's response line."""
+        if which is not None:
+            n = _msg(which)
+            event = self._complete(self._submit(f"LIST {which}", lambda c: c.list(n)))
+            e = event.entries[0]
+            return self._status(b"+OK %d %d" % (e.msg, e.size))
+        event = self._complete(self._submit("LIST", lambda c: c.list()))
+        lines = [b"%d %d" % (e.msg, e.size) for e in event.entries]
+        return self._status(b"+OK"), lines, sum(len(line) + 2 for line in lines)
+
+    def retr(self, which: Any) -> Tuple[bytes, List[bytes], int]:
+        """``RETR``: ``(response, [line, ...], octets)``; lines without their
+        line endings."""
+        n = _msg(which)
+        return self._longcmd(f"RETR {which}", lambda c: c.retr(n))
+
+    def retr_to(self, which: Any, file: IO[bytes]) -> Tuple[bytes, int]:
+        """Streams message ``which`` into a binary file object, line endings as
+        sent, without building a list of lines (not in the standard module).
+        Returns ``(response, octets written)``."""
+        n = _msg(which)
+        written = 0
+        write = file.write
+
+        def sink(data: bytes) -> None:
+            nonlocal written
+            write(data)
+            written += len(data)
+
+        self._complete(self._submit(f"RETR {which}", lambda c: c.retr(n)), sink)
+        return self._status(b"+OK"), written
+
+    def dele(self, which: Any) -> bytes:
+        """``DELE``: marks the message deleted (committed by :meth:`quit`)."""
+        n = _msg(which)
+        return self._shortcmd(f"DELE {which}", lambda c: c.dele(n))
+
+    def noop(self) -> bytes:
+        """``NOOP``."""
+        return self._shortcmd("NOOP", lambda c: c.noop())
+
+    def rset(self) -> bytes:
+        """``RSET``: unmarks deleted messages."""
+        return self._shortcmd("RSET", lambda c: c.rset())
+
+    def quit(self) -> bytes:
+        """``QUIT``: commits deletions and closes the connection."""
+        try:
+            resp = self._shortcmd("QUIT", lambda c: c.quit())
+        finally:
+            self.close()
+        return resp
+
+    def close(self) -> None:
+        """Closes the connection without QUIT."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+
+    def rpop(self, user: str) -> bytes:
+        """``RPOP`` (obsolete; few servers accept it)."""
+        return self._shortcmd(f"RPOP {user}", lambda c: c.raw("RPOP", [user]))
+
+    def apop(self, user: str, password: str) -> bytes:
+        """``APOP`` with the greeting's timestamp. Raises :class:`error_proto`
+        when the greeting has none."""
+        if self._client.apop_timestamp is None:
+            raise error_proto("-ERR APOP not supported by server")
+        return self._shortcmd(f"APOP {user} <redacted>", lambda c: c.apop(user, password))
+
+    def top(self, which: Any, howmuch: int) -> Tuple[bytes, List[bytes], int]:
+        """``TOP``: the headers and ``howmuch`` body lines, as :meth:`retr`."""
+        n = _msg(which)
+        lines = int(howmuch)
+        return self._longcmd(f"TOP {which} {howmuch}", lambda c: c.top(n, lines))
+
+    def uidl(self, which: Any = None) -> Any:
+        """``UIDL``: ``(response, [b'msg uid', ...], octets)``; with ``which``,
+        that message's response line."""
+        if which is not None:
+            n = _msg(which)
+            event = self._complete(self._submit(f"UIDL {which}", lambda c: c.uidl(n)))
+            e = event.entries[0]
+            return self._status(b"+OK %d %s" % (e.msg, e.uid.encode("ascii")))
+        event = self._complete(self._submit("UIDL", lambda c: c.uidl()))
+        lines = [b"%d %s" % (e.msg, e.uid.encode("ascii")) for e in event.entries]
+        return self._status(b"+OK"), lines, sum(len(line) + 2 for line in lines)
+
+    def utf8(self) -> bytes:
+        """``UTF8`` (RFC 6856): returns the response or raises :class:`error_proto`."""
+        return self._shortcmd("UTF8", lambda c: c.utf8())
+
+    def capa(self) -> Dict[str, List[str]]:
+        """``CAPA``: ``{'NAME': ['arg', ...], ...}``."""
+        try:
+            resp, lines, _ = self._longcmd("CAPA", lambda c: c.raw("CAPA", [], True))
+        except error_proto:
+            raise error_proto("-ERR CAPA not supported by server") from None
+        caps: Dict[str, List[str]] = {}
+        for line in lines:
+            words = line.decode("ascii", "replace").split()
+            if words:
+                caps[words[0]] = words[1:]
+        return caps
+
+    def stls(self, context: Optional[ssl.SSLContext] = None) -> bytes:
+        """``STLS``: upgrades the connection to TLS. Without ``context`` the
+        certificate and host name are verified (unlike the standard module)."""
+        if self._tls_established:
+            raise error_proto("-ERR TLS session already established")
+        caps = self.capa()
+        if "STLS" not in caps:
+            raise error_proto("-ERR STLS not supported by server")
+        self._stls_context = context if context is not None else ssl.create_default_context()
+        # STLS alone: CAPA was just asked, as the standard module does.
+        handle = self._submit("STLS", lambda c: c.stls())
+        self._complete(handle)
+        return self._status(b"+OK")
+
+    def __enter__(self) -> "POP3":
+        return self
+
+    def __exit__(self, *args: Any) -> None:
+        if self.sock is not None:
+            try:
+                self.quit()
+            except (OSError, Error):
+                pass
+            finally:
+                self.close()
+
+
+class POP3_SSL(POP3):
+    """A POP3 connection over TLS from the start (port 995), like
+    :class:`poplib.POP3_SSL`. Without ``context`` the certificate and host
+    name are verified; ``keyfile``/``certfile`` load a client certificate."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int = POP3_SSL_PORT,
+        keyfile: Optional[str] = None,
+        certfile: Optional[str] = None,
+        timeout: Any = socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+        context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        if context is not None and (keyfile is not None or certfile is not None):
+            raise ValueError("context and keyfile/certfile arguments are mutually exclusive")
+        if context is None:
+            context = ssl.create_default_context()
+            if certfile is not None:
+                context.load_cert_chain(certfile, keyfile)
+        self.keyfile = keyfile
+        self.certfile = certfile
+        self.context = context
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: Any) -> socket.socket:
+        sock = super()._create_socket(timeout)
+        sock = self.context.wrap_socket(sock, server_hostname=self.host)
+        self._tls_established = True
+        return sock
+
+    def stls(self, context: Optional[ssl.SSLContext] = None) -> bytes:
+        """Always raises: the connection is already TLS."""
+        raise error_proto("-ERR TLS session already established")
+
+
+def _msg(which: Any) -> int:
+    try:
+        n = int(which)
+    except (TypeError, ValueError):
+        raise error_proto(f"-ERR not a message number: {which!r}") from None
+    if n < 1 or n > 0xFFFFFFFF:
+        raise error_proto(f"-ERR not a message number: {which!r}")
+    return n
+
+
+class _LineSplitter:
+    """Splits a body into lines as it streams in, as the standard module
+    returns them: split at LF, a CR before the LF dropped. Splitting each
+    chunk while it is in the CPU cache is several times faster than joining
+    the message and splitting it once."""
+
+    def __init__(self) -> None:
+        self.lines: List[bytes] = []
+        self.octets = 0
+        self._carry = b""
+
+    def feed(self, data: bytes) -> None:
+        self.octets += len(data)
+        buf = self._carry + data if self._carry else data
+        parts = buf.split(b"\r\n")
+        if buf.count(b"\n") != len(parts) - 1:
+            # A bare LF in this chunk: the slow, exact path.
+            parts = [p[:-1] if p.endswith(b"\r") else p for p in buf.split(b"\n")]
+            last = buf.rpartition(b"\n")[2]
+            parts[-1] = last
+        self._carry = parts.pop()
+        self.lines += parts
+
+    def finish(self) -> List[bytes]:
+        if self._carry:
+            self.lines.append(self._carry)
+            self._carry = b""
+        return self.lines

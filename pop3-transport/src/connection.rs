@@ -1,0 +1,910 @@
+//! [`Connection`]: a POP3 session, the one implementation of every operation
+//! for every Rust runtime.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use pop3_proto::sasl::Mechanism;
+use pop3_proto::{
+    Action, AuthMethod, Capabilities, Client, Command, Credentials, Direction, Event, Greeting,
+    Handle, Language, ListEntry, MsgNum, ProtocolError, Reply, Secret, Stat, Text, TraceLine,
+    UidlEntry,
+};
+
+use crate::reader::{body_event, MessageReader};
+use crate::runtime::{with_timeout, IoStream, MessageSink, Runtime, StartTls, WriteTo};
+use crate::{parse_server_name, Error, Options, Phase, Result, Timeouts};
+
+/// A POP3 session over a stream `S`, on the runtime `R`: the sans-IO
+/// [`pop3_proto::Client`] core, the stream, and the time limits.
+///
+/// Every transport uses this one type: `pop3_blocking::Connection`,
+/// `pop3_tokio::Connection` and `pop3_smol::Connection` are aliases of it
+/// with their stream and runtime filled in, so every operation behaves the
+/// same on each (the blocking one finishes each `async fn` in one poll:
+/// `pop3_blocking` adds `.wait()`).
+///
+/// Every method returns when its reply has arrived; commands are checked by the
+/// core before anything is sent ([`Error::Usage`]), and `-ERR` replies come back
+/// as [`Error::Server`] with the connection still usable ([`Error::is_fatal`]
+/// tells which errors end the session).
+///
+/// **Dropping a `Connection` without calling [`Connection::quit`] sends
+/// nothing**: without `QUIT` the server never enters the UPDATE state, so
+/// messages marked with [`Connection::dele`] are *not* deleted.
+///
+/// # Cancellation
+///
+/// All protocol state lives in the core, not in the futures, so dropping a
+/// future never corrupts memory or the byte stream, but it may leave a command
+/// sent whose reply nobody reads. The rule is therefore: **if the future of a
+/// method is dropped after its first poll and before it completes, the
+/// connection is poisoned** and every later call returns [`Error::Closed`]
+/// ([`Connection::is_poisoned`]). This is what happens when such a future
+/// loses a `select!` or a `timeout`; prefer [`Options::timeouts`], which keep
+/// time per read and write. The one exception is the [`MessageReader`]
+/// returned by [`Connection::retr`] and [`Connection::top`]: it may be dropped
+/// at any time, and the core reads and drops the rest of the message.
+///
+/// # Tracing
+///
+/// Each connection logs through [`tracing`](https://docs.rs/tracing): a
+/// `pop3` span, `connect`/TLS/login milestones at DEBUG, and every line on
+/// the wire at TRACE with target `pop3::wire` (`C: ...` sent, `S: ...`
+/// received; passwords and SASL responses read `<redacted>`). The lines come
+/// from the core, so they are the real wire order on every runtime.
+pub struct Connection<S, R> {
+    client: Client,
+    stream: S,
+    options: Options,
+    greeting: Greeting,
+    /// Bytes from the core not yet written; wiped once written and flushed.
+    out: Vec<u8>,
+    out_pos: usize,
+    deadline: Deadline<R>,
+    /// An operation is in progress (set while its future runs).
+    busy: bool,
+    /// A fatal error happened, or an operation was cancelled.
+    pub(crate) poisoned: bool,
+    /// The tracing span every step runs in.
+    span: tracing::Span,
+}
+
+impl<S, R> fmt::Debug for Connection<S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("client", &self.client)
+            .field("poisoned", &(self.poisoned || self.busy))
+            .finish_non_exhaustive()
+    }
+}
+
+/// The timer of the I/O step in progress: armed when a read or write has to
+/// wait, disarmed whenever one makes progress.
+struct Deadline<R> {
+    timer: R,
+    armed: Option<Phase>,
+}
+
+impl<R: Runtime> Deadline<R> {
+    /// The I/O step `phase` has to wait: `Ready(Err(Timeout))` once it has
+    /// waited `limit` without progress, else `Pending` (with a wake-up set).
+    fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        phase: Phase,
+        limit: Option<Duration>,
+    ) -> Poll<Result<()>> {
+        let Some(limit) = limit else {
+            return Poll::Pending;
+        };
+        if self.armed != Some(phase) {
+            self.timer.reset(limit);
+            self.armed = Some(phase);
+        }
+        if self.timer.poll_elapsed(cx).is_ready() {
+            self.armed = None;
+            return Poll::Ready(Err(Error::Timeout(phase)));
+        }
+        Poll::Pending
+    }
+
+    fn progress(&mut self) {
+        self.armed = None;
+    }
+}
+
+/// The handle and outcome of an event that completes a command.
+pub(crate) fn outcome(event: Event<'_>) -> Option<(Handle, Result<Reply>)> {
+    match event {
+        Event::Ok { handle, reply } => Some((handle, Ok(reply))),
+        Event::Err { handle, error } => Some((handle, Err(Error::Server(error)))),
+        Event::Failed { handle, error } => Some((handle, Err(Error::BadReply(error)))),
+        Event::Cancelled { handle, reason } => Some((handle, Err(Error::from(reason)))),
+        _ => None,
+    }
+}
+
+/// One line of the wire trace, at TRACE level with target `pop3::wire`.
+fn trace_line(line: &TraceLine) {
+    let side = match line.direction {
+        Direction::Sent => "C",
+        Direction::Received => "S",
+    };
+    tracing::trace!(target: "pop3::wire", "{side}: {}", line.line);
+}
+
+pub(crate) fn from_io(error: io::Error, phase: Phase) -> Error {
+    Error::from_io(error, phase)
+}
+
+fn unexpected(_reply: Reply) -> Error {
+    Error::Protocol(ProtocolError::Malformed(
+        "the core returned an unexpected reply",
+    ))
+}
+
+fn wipe(buf: &mut Vec<u8>) {
+    buf.iter_mut().for_each(|b| *b = 0);
+    buf.clear();
+}
+
+impl<S, R> Connection<S, R> {
+    /// The server's greeting.
+    pub fn greeting(&self) -> &Greeting {
+        &self.greeting
+    }
+
+    /// The capabilities from the latest `CAPA` valid in the current state, if
+    /// known. The core forgets them after `STLS` and login and asks again by
+    /// itself (when the server answered `CAPA` before); the operations that
+    /// log in or start TLS return only once that answer is in, so this is
+    /// current after them on every runtime.
+    pub fn capabilities(&self) -> Option<&Capabilities> {
+        self.client.capabilities()
+    }
+
+    /// The protocol core, for inspection (state, encryption, pipelining).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The stream.
+    pub fn get_ref(&self) -> &S {
+        &self.stream
+    }
+
+    /// The time limits in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.options.timeouts
+    }
+
+    /// The connection cannot be used any more: a fatal error happened, the
+    /// server closed it, or an operation was cancelled (see the type's docs).
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned || self.busy
+    }
+
+    /// Sets the tracing span every later step of this connection runs in.
+    pub fn set_span(&mut self, span: tracing::Span) {
+        self.span = span;
+    }
+
+    /// Runs `connect` (a transport's connect function) in a `pop3` span with
+    /// the host and port, and keeps that span for every later step.
+    pub async fn traced(
+        host: &str,
+        port: u16,
+        connect: impl std::future::Future<Output = Result<Self>>,
+    ) -> Result<Self> {
+        use tracing::Instrument;
+        let span = tracing::debug_span!("pop3", host, port);
+        let mut conn = connect.instrument(span.clone()).await?;
+        conn.set_span(span);
+        Ok(conn)
+    }
+
+    /// Gives the stream back, without sending anything (no `QUIT`).
+    pub fn into_inner(self) -> S {
+        self.stream
+    }
+
+    /// Starts an operation: refused when the connection is poisoned or a
+    /// previous operation's future was dropped half-way.
+    fn begin(&mut self) -> Result<()> {
+        if self.busy {
+            self.poisoned = true;
+        }
+        if self.poisoned {
+            return Err(Error::Closed);
+        }
+        self.busy = true;
+        Ok(())
+    }
+
+    /// Runs `steps` as one operation: [`Connection::begin`] before, and not
+    /// busy any more once it completes (a future dropped half-way leaves the
+    /// connection busy, which poisons it).
+    async fn operation<V>(&mut self, steps: impl AsyncFnOnce(&mut Self) -> Result<V>) -> Result<V> {
+        self.begin()?;
+        let result = steps(self).await;
+        self.busy = false;
+        if result.is_err() && self.client.error().is_some() {
+            // The core failed (perhaps noticed only as this command was
+            // submitted): the connection is unusable from now on.
+            self.poisoned = true;
+        }
+        result
+    }
+
+    fn fail<V>(&mut self, error: Error) -> Poll<Result<V>> {
+        self.poisoned = true;
+        wipe(&mut self.out);
+        self.out_pos = 0;
+        Poll::Ready(Err(error))
+    }
+
+    /// The reply never came: the core has nothing in flight any more.
+    fn lost(&mut self) -> Error {
+        self.poisoned = true;
+        Error::Closed
+    }
+
+    /// Abandons a message being read: the core reads and drops the rest.
+    pub(crate) fn discard(&mut self, handle: Handle) {
+        self.client.discard(handle);
+    }
+}
+
+impl<S: IoStream, R: Runtime> Connection<S, R> {
+    /// Reads the greeting from a connected stream and returns the session.
+    ///
+    /// Use this for streams you opened yourself (an in-memory pipe, a child
+    /// process's stdio, an SSH channel). [`Options::encrypted`] says whether
+    /// the stream is already encrypted, which allows credentials to be sent.
+    /// The greeting read is bounded by the read timeout.
+    ///
+    /// Cancel-safety: the stream is dropped with the future.
+    pub async fn new(stream: S, options: &Options) -> Result<Self> {
+        Self::start(stream, options, options.encrypted).await
+    }
+
+    /// [`Connection::new`], saying whether the stream is encrypted: for the
+    /// transports' connect functions.
+    pub async fn start(mut stream: S, options: &Options, encrypted: bool) -> Result<Self> {
+        let mut config = options.core_config(encrypted);
+        config.trace = tracing::enabled!(target: "pop3::wire", tracing::Level::TRACE);
+        stream
+            .set_timeouts(options.timeouts.read, options.timeouts.write)
+            .map_err(Error::Io)?;
+        let mut conn = Connection {
+            client: Client::new(config),
+            stream,
+            options: options.clone(),
+            greeting: Greeting {
+                text: Text::default(),
+                apop_timestamp: None,
+            },
+            out: Vec::new(),
+            out_pos: 0,
+            deadline: Deadline {
+                timer: R::never(),
+                armed: None,
+            },
+            busy: false,
+            poisoned: false,
+            span: tracing::Span::current(),
+        };
+        let greeting = conn
+            .drive(usize::MAX, |event| match event {
+                Event::Greeting(greeting) => Ok(Some(greeting)),
+                _ => Ok(None),
+            })
+            .await?;
+        conn.greeting = greeting.ok_or(Error::Closed)?;
+        tracing::debug!(encrypted, "greeting received");
+        Ok(conn)
+    }
+
+    /// Changes the time limits for the following reads and writes. Blocking
+    /// sockets apply them as socket options at once; async runtimes keep time
+    /// with their timers.
+    pub fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<()> {
+        self.options.timeouts = timeouts;
+        self.stream
+            .set_timeouts(timeouts.read, timeouts.write)
+            .map_err(Error::Io)
+    }
+
+    /// Drives the core: writes what it sends, reads when it needs input, and
+    /// hands each event to `on_event` until that returns `Some`.
+    /// `Ok(None)`: nothing is in
+    /// flight any more, so nothing will come.
+    ///
+    /// Body events carry at most `max_body` octets.
+    pub(crate) fn poll_drive<V>(
+        &mut self,
+        cx: &mut Context<'_>,
+        max_body: usize,
+        mut on_event: impl FnMut(Event<'_>) -> Result<Option<V>>,
+    ) -> Poll<Result<Option<V>>> {
+        if self.poisoned {
+            return Poll::Ready(Err(Error::Closed));
+        }
+        let _entered = self.span.clone().entered();
+        loop {
+            match self.poll_send(cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(error)) => return self.fail(error),
+                Poll::Pending => return Poll::Pending,
+            }
+            let action = match self.client.poll_body_limited(max_body) {
+                Ok(action) => action,
+                Err(error) => return self.fail(Error::Protocol(error)),
+            };
+            match action {
+                Action::Send(bytes) => self.out.extend_from_slice(bytes),
+                Action::Event(Event::Trace(line)) => trace_line(&line),
+                Action::Event(event) => match on_event(event) {
+                    Ok(Some(value)) => return Poll::Ready(Ok(Some(value))),
+                    Ok(None) => {}
+                    Err(error) => return Poll::Ready(Err(error)),
+                },
+                Action::NeedInput => {
+                    if self.client.is_idle() {
+                        return Poll::Ready(Ok(None));
+                    }
+                    match self.poll_receive(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(error)) => return self.fail(error),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                // Nothing more comes before the TLS handshake, which only
+                // `stls` runs (it expects this `Ok(None)`).
+                Action::StartTls => return Poll::Ready(Ok(None)),
+                Action::Closed => return self.fail(Error::Closed),
+            }
+        }
+    }
+
+    /// Writes and flushes the pending output.
+    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        if self.out.is_empty() {
+            return Poll::Ready(Ok(()));
+        }
+        let limit = self.options.timeouts.write;
+        while self.out_pos < self.out.len() {
+            match self.stream.poll_write(cx, &self.out[self.out_pos..]) {
+                Poll::Ready(Ok(0)) => {
+                    return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())))
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.out_pos += n;
+                    self.deadline.progress();
+                }
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(from_io(error, Phase::Write))),
+                Poll::Pending => return self.deadline.poll(cx, Phase::Write, limit),
+            }
+        }
+        match self.stream.poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                self.deadline.progress();
+                wipe(&mut self.out);
+                self.out_pos = 0;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, Phase::Write))),
+            Poll::Pending => self.deadline.poll(cx, Phase::Write, limit),
+        }
+    }
+
+    /// Reads once into the core's input buffer.
+    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        match self.stream.poll_read(cx, self.client.input_buffer()) {
+            Poll::Ready(Ok(n)) => {
+                self.deadline.progress();
+                if n == 0 {
+                    self.client.receive_eof();
+                } else {
+                    self.client.input_written(n);
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {
+                cx.waker().wake_by_ref();
+                Poll::Pending
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, Phase::Read))),
+            Poll::Pending => self
+                .deadline
+                .poll(cx, Phase::Read, self.options.timeouts.read),
+        }
+    }
+
+    async fn drive<V>(
+        &mut self,
+        max_body: usize,
+        mut on_event: impl FnMut(Event<'_>) -> Result<Option<V>>,
+    ) -> Result<Option<V>> {
+        poll_fn(|cx| self.poll_drive(cx, max_body, &mut on_event)).await
+    }
+
+    /// Waits for the reply to one command.
+    async fn reply(&mut self, handle: Handle) -> Result<Reply> {
+        let reply = self
+            .drive(usize::MAX, |event| match outcome(event) {
+                Some((h, result)) if h == handle => result.map(Some),
+                _ => Ok(None),
+            })
+            .await?;
+        reply.ok_or_else(|| self.lost())
+    }
+
+    /// Waits for the replies to several commands, in the order given.
+    async fn replies(&mut self, handles: &[Handle]) -> Result<Vec<Result<Reply>>> {
+        let index: HashMap<Handle, usize> =
+            handles.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        let mut results: Vec<Option<Result<Reply>>> = handles.iter().map(|_| None).collect();
+        let mut left = handles.len();
+        if left > 0 {
+            let done = self
+                .drive(usize::MAX, |event| {
+                    if let Some((handle, result)) = outcome(event) {
+                        if let Some(slot) = index.get(&handle).and_then(|&i| results.get_mut(i)) {
+                            if slot.is_none() {
+                                *slot = Some(result);
+                                left -= 1;
+                            }
+                        }
+                    }
+                    Ok((left == 0).then_some(()))
+                })
+                .await?;
+            if done.is_none() {
+                return Err(self.lost());
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
+            .collect())
+    }
+
+    /// Runs one command to its reply.
+    async fn command(&mut self, command: Command) -> Result<Reply> {
+        self.operation(async |conn| match conn.client.submit(command) {
+            Ok(handle) => conn.reply(handle).await,
+            Err(error) => Err(Error::from(error)),
+        })
+        .await
+    }
+
+    /// `CAPA`: asks for the server's capabilities (also cached, see
+    /// [`Connection::capabilities`]). A `-ERR` (server without `CAPA`) is
+    /// [`Error::Server`].
+    ///
+    /// Cancel-safety: dropping the future after its first poll poisons the
+    /// connection.
+    pub async fn capa(&mut self) -> Result<Capabilities> {
+        match self.command(Command::Capa).await? {
+            Reply::Capabilities(capabilities) => Ok(capabilities),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Logs in with `USER` and `PASS`. Refused with
+    /// [`UsageError::PlaintextCredentials`] (nothing sent) on an unencrypted
+    /// connection unless [`Options::allow_plaintext_auth`]. Returns once the
+    /// core's `CAPA` after login is answered, so
+    /// [`Connection::capabilities`] is current.
+    ///
+    /// Cancel-safety: dropping the future after its first poll poisons the
+    /// connection.
+    ///
+    /// [`UsageError::PlaintextCredentials`]: pop3_proto::UsageError::PlaintextCredentials
+    pub async fn login(&mut self, user: &str, password: impl Into<Secret<String>>) -> Result<()> {
+        self.login_with(user, password, AuthMethod::UserPass).await
+    }
+
+    /// Logs in with any method, or with [`AuthMethod::Auto`]: the strongest
+    /// the server offers (SCRAM-SHA-256-PLUS over TLS, SCRAM-SHA-256,
+    /// SCRAM-SHA-1, CRAM-MD5, APOP, PLAIN, LOGIN, USER/PASS; `CAPA` is asked
+    /// first when needed). The core makes the choice and runs the sequence;
+    /// this only supplies a fresh random SCRAM nonce and the TLS channel
+    /// binding. [`Client::login_mechanism`] tells what was used. `-ERR`
+    /// is [`Error::Server`] with its response code (`[AUTH]`, `[IN-USE]`,
+    /// ...).
+    ///
+    /// Cancel-safety: as [`Connection::login`].
+    pub async fn login_with(
+        &mut self,
+        user: &str,
+        secret: impl Into<Secret<String>>,
+        method: AuthMethod,
+    ) -> Result<()> {
+        let mut credentials = Credentials::new(user, secret).scram_nonce(crate::scram_nonce()?);
+        if let Some(binding) = self.stream.channel_binding() {
+            credentials = credentials.channel_binding(binding);
+        }
+        self.authenticate(credentials, method).await
+    }
+
+    /// `APOP`: login with the MD5 digest of the greeting's timestamp and the
+    /// password ([`UsageError::NoApopTimestamp`] if the greeting has none).
+    ///
+    /// Cancel-safety: as [`Connection::login`].
+    ///
+    /// [`UsageError::NoApopTimestamp`]: pop3_proto::UsageError::NoApopTimestamp
+    pub async fn apop(&mut self, user: &str, password: impl Into<Secret<String>>) -> Result<()> {
+        self.login_with(user, password, AuthMethod::Apop).await
+    }
+
+    /// `AUTH` with your own SASL mechanism (RFC 5034).
+    ///
+    /// Cancel-safety: as [`Connection::login`].
+    pub async fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<()> {
+        let credentials = Credentials::new("", "");
+        self.authenticate(credentials, AuthMethod::Mechanism(mechanism))
+            .await
+    }
+
+    async fn authenticate(&mut self, credentials: Credentials, method: AuthMethod) -> Result<()> {
+        let reply = self
+            .operation(async |conn| {
+                let handle = conn.client.login_with(credentials, method)?;
+                conn.reply(handle).await
+            })
+            .await;
+        let mechanism = self.client.login_mechanism().unwrap_or("?");
+        match reply {
+            Ok(Reply::Authenticated(_)) => {
+                tracing::debug!(mechanism, "logged in");
+                Ok(())
+            }
+            Ok(other) => Err(unexpected(other)),
+            Err(error) => {
+                tracing::debug!(mechanism, %error, "login failed");
+                Err(error)
+            }
+        }
+    }
+
+    /// `STAT`: message count and maildrop size.
+    ///
+    /// Cancel-safety: dropping the future after its first poll poisons the
+    /// connection.
+    pub async fn stat(&mut self) -> Result<Stat> {
+        match self.command(Command::Stat).await? {
+            Reply::Stat(stat) => Ok(stat),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `LIST`: every message's size.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn list(&mut self) -> Result<Vec<ListEntry>> {
+        match self.command(Command::List(None)).await? {
+            Reply::List(entries) => Ok(entries),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `LIST n`: one message's size.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn list_one(&mut self, msg: MsgNum) -> Result<ListEntry> {
+        match self.command(Command::List(Some(msg))).await? {
+            Reply::ListOne(entry) => Ok(entry),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `UIDL`: every message's unique id. A UID is server data: it may hold
+    /// `/` or `..`, so never use it as a file name as it is.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn uidl(&mut self) -> Result<Vec<UidlEntry>> {
+        match self.command(Command::Uidl(None)).await? {
+            Reply::Uidl(entries) => Ok(entries),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `UIDL n`: one message's unique id.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry> {
+        match self.command(Command::Uidl(Some(msg))).await? {
+            Reply::UidlOne(entry) => Ok(entry),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `DELE n`: marks a message for deletion, committed only by
+    /// [`Connection::quit`].
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn dele(&mut self, msg: MsgNum) -> Result<()> {
+        self.command(Command::Dele(msg)).await.map(drop)
+    }
+
+    /// `RSET`: unmarks every message marked for deletion.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn rset(&mut self) -> Result<()> {
+        self.command(Command::Rset).await.map(drop)
+    }
+
+    /// `NOOP`.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn noop(&mut self) -> Result<()> {
+        self.command(Command::Noop).await.map(drop)
+    }
+
+    /// `UTF8` (RFC 6856): user names, passwords and replies in UTF-8.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn utf8(&mut self) -> Result<()> {
+        self.command(Command::Utf8).await.map(drop)
+    }
+
+    /// `LANG` (RFC 6856): with `None`, lists the server's languages; with a
+    /// tag, chooses that language (and returns an empty list).
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn lang(&mut self, tag: Option<&str>) -> Result<Vec<Language>> {
+        match self.command(Command::Lang(tag.map(str::to_owned))).await? {
+            Reply::Languages(languages) => Ok(languages),
+            Reply::Ok(_) => Ok(Vec::new()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// `RETR n`: waits for the `+OK` (a `-ERR` is [`Error::Server`]) and
+    /// returns a reader for the message, dot-unstuffed, line endings as sent.
+    /// The reader implements the runtime's read trait.
+    ///
+    /// Cancel-safety: dropping this future after its first poll poisons the
+    /// connection; the returned [`MessageReader`] may be dropped at any time.
+    pub async fn retr(&mut self, msg: MsgNum) -> Result<MessageReader<'_, S, R>> {
+        self.open_body(Command::Retr(msg), msg).await
+    }
+
+    /// `TOP n lines`: the headers, the blank line and the first `lines` lines
+    /// of the body, as a reader (see [`Connection::retr`]).
+    ///
+    /// Cancel-safety: as [`Connection::retr`].
+    pub async fn top(&mut self, msg: MsgNum, lines: u32) -> Result<MessageReader<'_, S, R>> {
+        self.open_body(Command::Top(msg, lines), msg).await
+    }
+
+    /// `RETR n` into a writer of the runtime's kind (`std::io::Write`, tokio's
+    /// or futures-io's `AsyncWrite`; `&mut dyn Write` works too), flushed at
+    /// the end; returns the byte count.
+    ///
+    /// Cancel-safety: dropping the future before the `+OK` poisons the
+    /// connection; after it, the core drops the rest of the message. The same
+    /// holds when the writer fails: [`Error::Io`], and the connection stays
+    /// usable.
+    pub async fn retr_to<W: ?Sized>(&mut self, msg: MsgNum, writer: &mut W) -> Result<u64>
+    where
+        R: WriteTo<W>,
+    {
+        self.retr(msg).await?.copy_to(writer).await
+    }
+
+    /// `TOP n lines` into a writer; returns the byte count.
+    ///
+    /// Cancel-safety: as [`Connection::retr_to`].
+    pub async fn top_to<W: ?Sized>(
+        &mut self,
+        msg: MsgNum,
+        lines: u32,
+        writer: &mut W,
+    ) -> Result<u64>
+    where
+        R: WriteTo<W>,
+    {
+        self.top(msg, lines).await?.copy_to(writer).await
+    }
+
+    async fn open_body(
+        &mut self,
+        command: Command,
+        msg: MsgNum,
+    ) -> Result<MessageReader<'_, S, R>> {
+        let handle = self
+            .operation(async |conn| conn.open_body_steps(command).await)
+            .await?;
+        Ok(MessageReader::new(self, handle, msg))
+    }
+
+    /// Sends the command and waits for the server's `+OK` (the core's
+    /// `BodyStart`), reading nothing of the body yet.
+    async fn open_body_steps(&mut self, command: Command) -> Result<Handle> {
+        let handle = self.client.submit(command)?;
+        let started = self
+            .drive(1, |event| match event {
+                Event::BodyStart { handle: h } if h == handle => Ok(Some(())),
+                other => body_event(other, handle, |_| {}).map(|_| None),
+            })
+            .await?;
+        match started {
+            Some(()) => Ok(handle),
+            None => Err(self.lost()),
+        }
+    }
+
+    /// Retrieves several messages, pipelined when the server offers
+    /// `PIPELINING` (the core decides, and asks `CAPA` first when it does
+    /// not know). Chunks go to `sink` as they arrive. Returns one result per
+    /// message: its size, or why it failed (`-ERR`, an unusable reply, or
+    /// cancelled). An outer `Err` is fatal, or the sink's own error: then the
+    /// messages not yet complete are dropped by the core as they arrive and
+    /// the connection stays usable.
+    ///
+    /// Cancel-safety: dropping the future after its first poll poisons the
+    /// connection.
+    pub async fn retr_many(
+        &mut self,
+        msgs: &[MsgNum],
+        sink: &mut impl MessageSink,
+    ) -> Result<Vec<Result<u64>>> {
+        self.operation(async |conn| conn.retr_many_steps(msgs, sink).await)
+            .await
+    }
+
+    async fn retr_many_steps(
+        &mut self,
+        msgs: &[MsgNum],
+        sink: &mut impl MessageSink,
+    ) -> Result<Vec<Result<u64>>> {
+        let handles = self.client.retr_many(msgs)?;
+        let mut results: Vec<Option<Result<u64>>> = msgs.iter().map(|_| None).collect();
+        let mut sizes = vec![0u64; msgs.len()];
+        let mut left = handles.len();
+        let index = |handle: Handle| handles.iter().position(|&h| h == handle);
+        let mut sink_failed = None;
+        if left > 0 {
+            let done = self
+                .drive(usize::MAX, |event| {
+                    let sunk = match event {
+                        Event::Body { handle, data } => match index(handle) {
+                            Some(i) => {
+                                sizes[i] += data.len() as u64;
+                                sink.on_chunk(msgs[i], data)
+                            }
+                            None => Ok(()),
+                        },
+                        other => match outcome(other) {
+                            Some((handle, result)) => match index(handle) {
+                                Some(i) => {
+                                    let result = result.map(|_| sizes[i]);
+                                    let sunk = sink.on_end(msgs[i], result.as_ref().copied());
+                                    results[i] = Some(result);
+                                    left -= 1;
+                                    sunk
+                                }
+                                None => Ok(()),
+                            },
+                            None => Ok(()),
+                        },
+                    };
+                    if let Err(error) = sunk {
+                        sink_failed = Some(error);
+                        return Ok(Some(()));
+                    }
+                    Ok((left == 0).then_some(()))
+                })
+                .await?;
+            if let Some(error) = sink_failed {
+                for (i, &handle) in handles.iter().enumerate() {
+                    if results[i].is_none() {
+                        self.client.discard(handle);
+                    }
+                }
+                return Err(Error::Sink(error));
+            }
+            if done.is_none() {
+                return Err(self.lost());
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
+            .collect())
+    }
+
+    /// Marks several messages for deletion, pipelined like
+    /// [`Connection::retr_many`]. Returns one result per message.
+    ///
+    /// Cancel-safety: as [`Connection::retr_many`].
+    pub async fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<()>>> {
+        self.operation(async |conn| {
+            let handles = conn.client.dele_many(msgs)?;
+            let replies = conn.replies(&handles).await?;
+            Ok(replies.into_iter().map(|r| r.map(drop)).collect())
+        })
+        .await
+    }
+
+    /// `QUIT`: ends the session; the server commits the deletions. Then shuts
+    /// the stream down (TLS `close_notify`) within the write time limit,
+    /// ignoring errors there.
+    ///
+    /// Cancel-safety: consumes the connection; dropping the future drops it
+    /// (whether deletions were committed is then unknown).
+    pub async fn quit(mut self) -> Result<()> {
+        let reply = self.command(Command::Quit).await?;
+        let limit = self.options.timeouts.write;
+        let stream = &mut self.stream;
+        let shutdown = poll_fn(|cx| stream.poll_shutdown(cx));
+        let _ = with_timeout::<R, _>(limit, Phase::Write, shutdown).await;
+        match reply {
+            Reply::Ok(_) => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+}
+
+impl<S: StartTls, R: Runtime> Connection<S, R> {
+    /// Upgrades a plaintext connection to TLS with `STLS` (RFC 2595),
+    /// verifying the certificate against `server_name`.
+    ///
+    /// The core checks the capabilities (asking `CAPA` if needed); if `STLS`
+    /// is not listed this fails with [`Error::StlsUnavailable`] and nothing
+    /// else is sent. A `-ERR` to `STLS` is [`Error::Server`]. After the
+    /// handshake it waits for the core's fresh `CAPA`, so
+    /// [`Connection::capabilities`] describes the encrypted session.
+    ///
+    /// Cancel-safety: dropping the future after its first poll poisons the
+    /// connection.
+    pub async fn stls(&mut self, server_name: &str) -> Result<()> {
+        let config = self.options.tls.client_config()?;
+        let name = parse_server_name(server_name)?;
+        self.operation(async |conn| {
+            let handle = conn.client.start_tls()?;
+            let started = conn
+                .drive(usize::MAX, |event| match outcome(event) {
+                    Some((h, result)) if h == handle => result.map(Some),
+                    _ => Ok(None),
+                })
+                .await;
+            // `Ok(None)`: the core wants the handshake now. A completion
+            // before it is a refusal (no STLS offered, or `-ERR`).
+            match started? {
+                None if conn.client.error().is_none() => {}
+                None => return Err(conn.lost()),
+                Some(other) => return Err(unexpected(other)),
+            }
+            // Until the handshake succeeds the connection is unusable.
+            conn.poisoned = true;
+            let limit = conn.options.timeouts.tls_handshake;
+            let handshake = conn.stream.start_tls(config, name, limit);
+            with_timeout::<R, _>(limit, Phase::TlsHandshake, handshake)
+                .await
+                .map_err(|error| match error {
+                    Error::Io(e) => from_io(e, Phase::TlsHandshake),
+                    other => other,
+                })?;
+            conn.stream
+                .set_timeouts(conn.options.timeouts.read, conn.options.timeouts.write)
+                .map_err(Error::Io)?;
+            conn.client.tls_established()?;
+            conn.poisoned = false;
+            tracing::debug!("TLS established with STLS");
+            match conn.reply(handle).await? {
+                Reply::TlsEstablished => Ok(()),
+                other => Err(unexpected(other)),
+            }
+        })
+        .await
+    }
+}
