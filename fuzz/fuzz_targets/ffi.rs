@@ -4,8 +4,8 @@
 //! exceed it), EOF, TLS established, partial and excessive output reports,
 //! event pulls, listing accessors with arbitrary indices, every command with
 //! arbitrary strings (not UTF-8, CR/LF, empty) and numbers, composite
-//! operations with arbitrary method names and message lists, and NULL
-//! pointers in every position.
+//! operations with arbitrary method names and message lists, channel
+//! bindings of any kind and length, and NULL pointers in many positions.
 //!
 //! Asserted: no panic reaches the boundary (`POP3_ERR_PANIC` never comes
 //! back, and libFuzzer aborts on any panic even if caught); every result is
@@ -56,6 +56,10 @@ enum Op {
     Capability(u8),
     Command(Cmd),
     Nulls(u8),
+    ChannelBinding {
+        kind: u8,
+        data: Vec<u8>,
+    },
 }
 
 #[derive(Arbitrary, Debug)]
@@ -369,6 +373,14 @@ fuzz_target!(|input: Input| {
                 Op::Capability(i) => state.capability(usize::from(*i)),
                 Op::Command(cmd) => state.command(cmd),
                 Op::Nulls(which) => state.nulls(*which),
+                Op::ChannelBinding { kind, data } => {
+                    let kind = u32::from(*kind % 4);
+                    let code =
+                        pop3_client_set_channel_binding(client, kind, data.as_ptr(), data.len());
+                    state.check(code);
+                    let valid = kind == 0 || (kind <= 2 && !data.is_empty());
+                    assert_eq!(code == POP3_OK, valid);
+                }
             }
         }
         pop3_client_free(client);

@@ -32,6 +32,8 @@
 #include <unistd.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -161,20 +163,11 @@ static void body_end(struct fetch *f, uint32_t msg)
 
 /* ----- commands ----- */
 
-/* Queues everything the session needs before it starts: the library holds
- * the commands back until the session allows them (after the greeting,
- * after TLS, after login). */
-static void submit_start(struct fetch *f, const char *password)
+/* Queues the login and STAT: the library holds them back until the session
+ * allows them (after the greeting, after login). */
+static void submit_login(struct fetch *f, const char *password)
 {
-    pop3_result r;
-    if (f->mode == MODE_STARTTLS) {
-        r = pop3_client_start_tls(f->client, &f->stls);
-        if (r != POP3_OK) {
-            fail_pop3(f, "STLS", r);
-            return;
-        }
-    }
-    r = pop3_client_login(f->client, f->user, password, "auto", &f->login);
+    pop3_result r = pop3_client_login(f->client, f->user, password, "auto", &f->login);
     if (r == POP3_ERR_PLAINTEXT_CREDENTIALS) {
         fail(f, "refusing to send the password without TLS (set POP3_ALLOW_PLAINTEXT=1 to allow)");
         return;
@@ -186,6 +179,19 @@ static void submit_start(struct fetch *f, const char *password)
     r = pop3_client_stat(f->client, &f->stat);
     if (r != POP3_OK)
         fail_pop3(f, "STAT", r);
+}
+
+/* What the session needs first: STLS (the login follows once TLS is up, so
+ * that it can be bound to the TLS channel), or the login itself. */
+static void submit_start(struct fetch *f, const char *password)
+{
+    if (f->mode == MODE_STARTTLS) {
+        pop3_result r = pop3_client_start_tls(f->client, &f->stls);
+        if (r != POP3_OK)
+            fail_pop3(f, "STLS", r);
+        return;
+    }
+    submit_login(f, password);
 }
 
 static void submit_retrieval(struct fetch *f, uint32_t count)
@@ -528,6 +534,37 @@ static int new_client(struct fetch *f, int encrypted)
     return 0;
 }
 
+/* Gives the client the TLS channel binding, so that the login can use
+ * SCRAM-SHA-256-PLUS when the server offers it: tls-exporter on TLS 1.3,
+ * tls-server-end-point (a hash of the server's certificate) on TLS 1.2. */
+static void bind_channel(struct fetch *f)
+{
+    unsigned char data[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    uint32_t kind = 0;
+    if (SSL_version(f->ssl) >= TLS1_3_VERSION) {
+        static const char label[] = "EXPORTER-Channel-Binding";
+        if (SSL_export_keying_material(f->ssl, data, 32, label, sizeof label - 1, NULL, 0, 0) == 1) {
+            kind = POP3_CHANNEL_BINDING_TLS_EXPORTER;
+            len = 32;
+        }
+    } else {
+        X509 *cert = SSL_get1_peer_certificate(f->ssl);
+        int md_nid = NID_undef;
+        if (cert != NULL && OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, NULL) == 1) {
+            if (md_nid == NID_md5 || md_nid == NID_sha1)
+                md_nid = NID_sha256; /* RFC 5929 section 4.1 */
+            const EVP_MD *md = EVP_get_digestbynid(md_nid);
+            if (md != NULL && X509_digest(cert, md, data, &len) == 1)
+                kind = POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT;
+        }
+        X509_free(cert);
+    }
+    /* Without a binding the login still works, without the -PLUS mechanisms. */
+    if (kind != 0)
+        pop3_client_set_channel_binding(f->client, kind, data, len);
+}
+
 /* Runs the handshake as far as the socket allows; when it is done, tells
  * the client (STLS) or creates it (implicit TLS). */
 static void handshake(struct fetch *f, const char *password)
@@ -537,12 +574,18 @@ static void handshake(struct fetch *f, const char *password)
         f->handshaking = 0;
         f->ssl_wants_write = 0;
         if (f->client == NULL) {
-            if (new_client(f, 1) == 0)
+            if (new_client(f, 1) == 0) {
+                bind_channel(f);
                 submit_start(f, password);
+            }
         } else {
             pop3_result r = pop3_client_tls_established(f->client);
-            if (r != POP3_OK)
+            if (r != POP3_OK) {
                 fail_pop3(f, "TLS", r);
+                return;
+            }
+            bind_channel(f);
+            submit_login(f, password);
         }
         return;
     }

@@ -7,6 +7,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+// `tls-exporter` channel binding (RFC 9266), for TLS 1.3: the 32 bytes of
+// keying material exported with the label `EXPORTER-Channel-Binding` and no
+// context.
+#define POP3_CHANNEL_BINDING_TLS_EXPORTER 1
+
+// `tls-server-end-point` channel binding (RFC 5929), for TLS 1.2: the hash
+// of the server's certificate with the hash of its signature algorithm
+// (SHA-256 in place of MD5 and SHA-1).
+#define POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT 2
+
 // What kind of event `pop3_client_next_event` returned.
 typedef enum {
   // The server's `+OK` greeting; `text` holds its text.
@@ -653,6 +663,23 @@ pop3_result pop3_client_dele_many(pop3_client *client,
 //
 // `client` is NULL or live.
 pop3_result pop3_client_discard(pop3_client *client, pop3_handle handle);
+
+// The TLS channel binding for the logins submitted after this call, so that
+// `"auto"` prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS, which prove to
+// the server that no one relays the TLS session. `kind` is
+// `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
+// `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
+// octets) is copied. `kind` 0 clears the binding. Call it after the TLS
+// handshake and before `pop3_client_login` — with STLS, submit the login
+// after `pop3_client_tls_established`.
+//
+// # Safety
+//
+// `client` is NULL or live; `data` points to `len` readable bytes.
+pop3_result pop3_client_set_channel_binding(pop3_client *client,
+                                            uint32_t kind,
+                                            const uint8_t *data,
+                                            size_t len);
 
 #ifdef __cplusplus
 }  // extern "C"

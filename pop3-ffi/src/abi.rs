@@ -11,6 +11,7 @@ use core::ffi::{c_char, CStr};
 use core::ptr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use pop3_proto::sasl::ChannelBinding;
 use pop3_proto::{Command, Config, MsgNum, Secret};
 
 use crate::result::*;
@@ -1490,4 +1491,45 @@ pub unsafe extern "C" fn pop3_client_discard(
     // SAFETY: `client` is NULL or live and unaliased (this function's contract).
     let client = unsafe { client_mut(client) };
     run(client, |s, _| s.discard(handle))
+}
+
+/// The TLS channel binding for the logins submitted after this call, so that
+/// `"auto"` prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS, which prove to
+/// the server that no one relays the TLS session. `kind` is
+/// `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
+/// `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
+/// octets) is copied. `kind` 0 clears the binding. Call it after the TLS
+/// handshake and before `pop3_client_login` — with STLS, submit the login
+/// after `pop3_client_tls_established`.
+///
+/// # Safety
+///
+/// `client` is NULL or live; `data` points to `len` readable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_set_channel_binding(
+    client: *mut pop3_client,
+    kind: u32,
+    data: *const u8,
+    len: usize,
+) -> pop3_result {
+    // SAFETY: `data`/`len` as in this function's contract.
+    let data = match unsafe { bytes_arg(data, len) } {
+        Ok(data) => data,
+        Err(code) => return code,
+    };
+    let binding = match kind {
+        0 => None,
+        _ if data.is_empty() => return POP3_ERR_INVALID_ARGUMENT,
+        POP3_CHANNEL_BINDING_TLS_EXPORTER => Some(ChannelBinding::tls_exporter(data.to_vec())),
+        POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT => {
+            Some(ChannelBinding::tls_server_end_point(data.to_vec()))
+        }
+        _ => return POP3_ERR_INVALID_ARGUMENT,
+    };
+    // SAFETY: `client` is NULL or live and unaliased (this function's contract).
+    let client = unsafe { client_mut(client) };
+    run(client, |s, _| {
+        s.set_channel_binding(binding);
+        POP3_OK
+    })
 }

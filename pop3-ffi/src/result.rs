@@ -53,6 +53,15 @@ pub const POP3_ERR_RANDOM: pop3_result = -13;
 /// A usage error this version of the library has no dedicated code for.
 pub const POP3_ERR_USAGE: pop3_result = -14;
 
+/// `tls-exporter` channel binding (RFC 9266), for TLS 1.3: the 32 bytes of
+/// keying material exported with the label `EXPORTER-Channel-Binding` and no
+/// context.
+pub const POP3_CHANNEL_BINDING_TLS_EXPORTER: u32 = 1;
+/// `tls-server-end-point` channel binding (RFC 5929), for TLS 1.2: the hash
+/// of the server's certificate with the hash of its signature algorithm
+/// (SHA-256 in place of MD5 and SHA-1).
+pub const POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT: u32 = 2;
+
 /// The code for a usage error of the core.
 pub(crate) fn usage_code(error: &UsageError) -> pop3_result {
     match error {

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use pop3_proto::sasl::ChannelBinding;
 use pop3_proto::{
     Action, AuthMethod, Capabilities, Capability, Client, Config, Credentials, Direction, Event,
     Handle, ListEntry, MsgNum, ProtocolError, Reply, Secret, TraceLine, UidlEntry, UsageError,
@@ -198,6 +199,8 @@ pub(crate) struct Session {
     pub(crate) input_offer: Option<usize>,
     /// A panic happened inside a call on this session.
     pub(crate) poisoned: bool,
+    /// The TLS channel binding for the logins submitted from now on.
+    binding: Option<ChannelBinding>,
 }
 
 impl Session {
@@ -215,6 +218,7 @@ impl Session {
             closed_delivered: false,
             input_offer: None,
             poisoned: false,
+            binding: None,
         }
     }
 
@@ -250,9 +254,17 @@ impl Session {
         method: &str,
     ) -> Result<u64, pop3_result> {
         let method = AuthMethod::from_name(method).ok_or(POP3_ERR_INVALID_ARGUMENT)?;
-        let credentials =
+        let mut credentials =
             Credentials::new(user, Secret::new(String::from(secret))).scram_nonce(scram_nonce()?);
+        if let Some(binding) = &self.binding {
+            credentials = credentials.channel_binding(binding.clone());
+        }
         self.submit(|core| core.login_with(credentials, method))
+    }
+
+    /// Sets (or, with `None`, clears) the channel binding later logins use.
+    pub(crate) fn set_channel_binding(&mut self, binding: Option<ChannelBinding>) {
+        self.binding = binding;
     }
 
     /// STLS as one handle (the core's `start_tls`): CAPA first when needed.

@@ -224,6 +224,42 @@ fn invalid_arguments_queue_nothing() {
             POP3_ERR_INVALID_ARGUMENT
         );
         assert_eq!(handles, [SENTINEL; 3]);
+        let data = [7u8; 32];
+        assert_eq!(
+            pop3_client_set_channel_binding(client.0, 9, data.as_ptr(), 32),
+            POP3_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            pop3_client_set_channel_binding(
+                client.0,
+                POP3_CHANNEL_BINDING_TLS_EXPORTER,
+                data.as_ptr(),
+                0
+            ),
+            POP3_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(
+            pop3_client_set_channel_binding(
+                client.0,
+                POP3_CHANNEL_BINDING_TLS_EXPORTER,
+                ptr::null(),
+                32
+            ),
+            POP3_ERR_NULL
+        );
+        assert_eq!(
+            pop3_client_set_channel_binding(
+                client.0,
+                POP3_CHANNEL_BINDING_TLS_EXPORTER,
+                data.as_ptr(),
+                32
+            ),
+            POP3_OK
+        );
+        assert_eq!(
+            pop3_client_set_channel_binding(client.0, 0, ptr::null(), 0),
+            POP3_OK
+        );
     }
     assert_eq!(handle, SENTINEL);
     client.receive(b"+OK hi\r\n");

@@ -471,3 +471,35 @@ fn trace_shows_the_wire_with_the_password_redacted() {
         .collect();
     assert_eq!(before_tls, ["C: CAPA", "C: STLS"], "{trace}");
 }
+
+#[test]
+fn login_is_bound_to_the_tls_channel_when_the_server_offers_plus() {
+    use base64::Engine as _;
+    let pki = TestPki::shared();
+    let (run, received, script) = scripted_fetch_result(
+        "implicit",
+        vec![
+            Step::StartTls(rustls_server_config(&pki.server)),
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n."),
+            Step::expect_prefix("AUTH SCRAM-SHA-256-PLUS"),
+            Step::send_line("-ERR [AUTH] not today"),
+            Step::ExpectClose,
+        ],
+    );
+    assert_eq!(script, Ok(()), "the client left the script");
+    assert!(run.stderr().contains("login refused"), "{}", run.stderr());
+    let received = String::from_utf8_lossy(&received).into_owned();
+    let auth = received
+        .lines()
+        .find(|l| l.starts_with("AUTH "))
+        .expect("an AUTH line");
+    // The client-first message names the binding type (RFC 5802 GS2 header).
+    let initial = auth.split(' ').nth(2).expect("an initial response");
+    let first = base64::engine::general_purpose::STANDARD
+        .decode(initial)
+        .expect("base64");
+    let first = String::from_utf8_lossy(&first);
+    assert!(first.starts_with("p=tls-exporter,,n=alice,r="), "{first}");
+}
