@@ -156,6 +156,11 @@ impl fmt::Display for NetError {
                 Some(code) => write!(f, "the server said -ERR [{code}] {}", e.text),
                 None => write!(f, "the server said -ERR {}", e.text),
             },
+            NetError::Timeout(phase) if phase.contains("greeting") => write!(
+                f,
+                "timed out {phase}: the server said nothing; if this port expects TLS \
+                 (POP3S, port 995), use pop3s:// or --tls implicit"
+            ),
             NetError::Timeout(phase) => write!(f, "timed out ({phase})"),
             NetError::Closed => f.write_str("the server closed the connection"),
             NetError::StlsUnavailable => {
@@ -172,6 +177,7 @@ impl NetError {
         match self {
             NetError::Io(_) | NetError::Timeout(_) | NetError::Closed => Exit::Unavailable,
             NetError::Protocol(ProtocolError::UnexpectedEof) => Exit::Unavailable,
+            NetError::Protocol(ProtocolError::TlsInsteadOfGreeting) => Exit::Tls,
             NetError::Protocol(ProtocolError::GreetingRejected(e)) => {
                 temporary_or(e, Exit::Unavailable)
             }

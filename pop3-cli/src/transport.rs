@@ -36,6 +36,9 @@ pub(crate) struct ConnectConfig {
 
 impl From<Error> for NetError {
     fn from(error: Error) -> NetError {
+        if let Some(advice) = error.tls_advice() {
+            return NetError::Tls(advice);
+        }
         match error {
             Error::Io(e) => NetError::Io(e),
             Error::Tls(e) => NetError::Tls(e.to_string()),

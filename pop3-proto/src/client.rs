@@ -854,7 +854,29 @@ impl Client {
             // stands for all.
             self.check(&command(first))?;
         }
-        msgs.iter().map(|&msg| self.submit(command(msg))).collect()
+        // All are queued before any is sent, so that the core can ask CAPA
+        // first when it does not know whether the burst may be pipelined.
+        let hold = self.operation.is_some() || !self.backlog.is_empty();
+        let mut handles = Vec::with_capacity(msgs.len());
+        for &msg in msgs {
+            let command = command(msg);
+            let handle = self.new_handle();
+            let queued = Queued {
+                handle,
+                expect: Expect::of(&command),
+                command,
+                initial: None,
+            };
+            if hold {
+                self.backlog.push_back(Backlog::Command(queued));
+            } else {
+                self.queue.push_back(queued);
+            }
+            handles.push(handle);
+        }
+        self.learn_pipelining();
+        self.fill_window();
+        Ok(handles)
     }
 
     /// Stops reporting a command: the rest of its reply (a message body
@@ -1481,6 +1503,12 @@ impl Client {
     }
 
     fn read_greeting(&mut self) -> Result<Step, ProtocolError> {
+        // A TLS record (handshake content type 22, version 3.x) where a
+        // greeting belongs: this port speaks implicit TLS. Say so now rather
+        // than wait for a line end that never comes.
+        if let [0x16, 0x03, ..] = self.rx.unread() {
+            return Err(ProtocolError::TlsInsteadOfGreeting);
+        }
         let range = match self.rx.line(self.config.limits.max_line_len) {
             LineRead::Line(range) => range,
             LineRead::TooLong(_) => {

@@ -20,6 +20,9 @@ pub enum ProtocolError {
     InvalidGreeting(Text),
     /// The server greeted with `-ERR`: it will not serve this connection.
     GreetingRejected(ServerError),
+    /// The server sent a TLS record where the greeting belongs: the port
+    /// speaks implicit TLS (POP3S), not plain POP3.
+    TlsInsteadOfGreeting,
     /// A reply line starts with neither `+OK` nor `-ERR` (nor `+` during AUTH).
     InvalidStatusLine(Text),
     /// A line is longer than the configured limit.
@@ -59,6 +62,10 @@ impl fmt::Display for ProtocolError {
         match self {
             ProtocolError::InvalidGreeting(t) => write!(f, "invalid greeting: {t}"),
             ProtocolError::GreetingRejected(e) => write!(f, "greeting rejected: {e}"),
+            ProtocolError::TlsInsteadOfGreeting => f.write_str(
+                "the server answered with TLS instead of a greeting: this port expects \
+                 implicit TLS (POP3S, usually port 995)",
+            ),
             ProtocolError::InvalidStatusLine(t) => write!(f, "invalid status line: {t}"),
             ProtocolError::LineTooLong { limit } => {
                 write!(f, "reply line longer than {limit} octets")

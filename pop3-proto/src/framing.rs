@@ -112,6 +112,11 @@ impl Rx {
         &self.buf[range]
     }
 
+    /// The unread bytes.
+    pub(crate) fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
     /// Free space to read into: at least `want` bytes. Unread bytes are moved to
     /// the front first; at that point they are at most a partial line (framing
     /// keeps that bounded) or a few bytes of a body's line start.

@@ -546,3 +546,14 @@ fn a_fallback_that_succeeds_leaves_the_session_logged_in() {
         .any(|e| e.contains(&format!("{stat:?}")) && e.contains("Stat")));
     assert_eq!(client.state(), pop3_proto::State::Transaction);
 }
+
+#[test]
+fn a_tls_record_instead_of_a_greeting_is_named_at_once() {
+    let mut client = Client::new(Config::default());
+    // The first bytes of a TLS alert or handshake record, no line end.
+    client.receive(&[0x16, 0x03, 0x01, 0x00, 0x2a]);
+    assert_eq!(
+        client.poll().unwrap_err(),
+        pop3_proto::ProtocolError::TlsInsteadOfGreeting
+    );
+}

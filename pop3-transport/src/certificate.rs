@@ -359,6 +359,41 @@ fn date_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// The channel binding of a TLS connection, for SCRAM-PLUS (RFC 5802):
+/// `tls-exporter` (RFC 9266) on TLS 1.3, `tls-server-end-point` (RFC 5929)
+/// on TLS 1.2. `None` before the handshake, or when the certificate's
+/// signature algorithm defines no single hash (Ed25519, say).
+pub fn channel_binding(
+    connection: &rustls::ClientConnection,
+) -> Option<pop3_proto::sasl::ChannelBinding> {
+    use pop3_proto::sasl::{
+        tls_server_end_point_hash, ChannelBinding, HashKind, TLS_EXPORTER_LABEL,
+        TLS_EXPORTER_LENGTH,
+    };
+    match connection.protocol_version()? {
+        rustls::ProtocolVersion::TLSv1_3 => {
+            let data = connection
+                .export_keying_material(vec![0u8; TLS_EXPORTER_LENGTH], TLS_EXPORTER_LABEL, None)
+                .ok()?;
+            Some(ChannelBinding::tls_exporter(data))
+        }
+        _ => {
+            let cert = connection.peer_certificates()?.first()?;
+            let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
+            let hash = match parsed.signature_algorithm.algorithm.to_id_string().as_str() {
+                "1.2.840.113549.1.1.4" => HashKind::Md5,
+                "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" => HashKind::Sha1,
+                "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => HashKind::Sha256,
+                "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => HashKind::Sha384,
+                "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => HashKind::Sha512,
+                _ => return None,
+            };
+            let data = tls_server_end_point_hash(cert.as_ref(), hash);
+            Some(ChannelBinding::tls_server_end_point(data))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -470,40 +505,5 @@ mod tests {
                 CertificateError::BadEncoding
             )))
         ));
-    }
-}
-
-/// The channel binding of a TLS connection, for SCRAM-PLUS (RFC 5802):
-/// `tls-exporter` (RFC 9266) on TLS 1.3, `tls-server-end-point` (RFC 5929)
-/// on TLS 1.2. `None` before the handshake, or when the certificate's
-/// signature algorithm defines no single hash (Ed25519, say).
-pub fn channel_binding(
-    connection: &rustls::ClientConnection,
-) -> Option<pop3_proto::sasl::ChannelBinding> {
-    use pop3_proto::sasl::{
-        tls_server_end_point_hash, ChannelBinding, HashKind, TLS_EXPORTER_LABEL,
-        TLS_EXPORTER_LENGTH,
-    };
-    match connection.protocol_version()? {
-        rustls::ProtocolVersion::TLSv1_3 => {
-            let data = connection
-                .export_keying_material(vec![0u8; TLS_EXPORTER_LENGTH], TLS_EXPORTER_LABEL, None)
-                .ok()?;
-            Some(ChannelBinding::tls_exporter(data))
-        }
-        _ => {
-            let cert = connection.peer_certificates()?.first()?;
-            let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
-            let hash = match parsed.signature_algorithm.algorithm.to_id_string().as_str() {
-                "1.2.840.113549.1.1.4" => HashKind::Md5,
-                "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" => HashKind::Sha1,
-                "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => HashKind::Sha256,
-                "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => HashKind::Sha384,
-                "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => HashKind::Sha512,
-                _ => return None,
-            };
-            let data = tls_server_end_point_hash(cert.as_ref(), hash);
-            Some(ChannelBinding::tls_server_end_point(data))
-        }
     }
 }

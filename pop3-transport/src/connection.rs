@@ -405,6 +405,11 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
 
     /// Reads once into the core's input buffer.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let phase = if self.client.state() == pop3_proto::State::Greeting {
+            Phase::Greeting
+        } else {
+            Phase::Read
+        };
         match self.stream.poll_read(cx, self.client.input_buffer()) {
             Poll::Ready(Ok(n)) => {
                 self.deadline.progress();
@@ -419,10 +424,8 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, Phase::Read))),
-            Poll::Pending => self
-                .deadline
-                .poll(cx, Phase::Read, self.options.timeouts.read),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, phase))),
+            Poll::Pending => self.deadline.poll(cx, phase, self.options.timeouts.read),
         }
     }
 

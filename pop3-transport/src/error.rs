@@ -19,6 +19,9 @@ pub enum Phase {
     Connect,
     /// The TLS handshake (implicit TLS or after `STLS`).
     TlsHandshake,
+    /// Waiting for the server's greeting. A server that says nothing at all
+    /// is often a POP3S (implicit TLS) port reached without TLS.
+    Greeting,
     /// Waiting for bytes from the server.
     Read,
     /// Writing (and flushing) bytes to the server.
@@ -30,6 +33,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Connect => "connect",
             Phase::TlsHandshake => "TLS handshake",
+            Phase::Greeting => "waiting for the greeting",
             Phase::Read => "read",
             Phase::Write => "write",
         })
