@@ -90,11 +90,10 @@ struct Fetch<'a> {
 impl Fetch<'_> {
     fn run(&self) -> Run {
         let outdir = tempfile::tempdir().expect("OUTDIR");
-        let ca =
-            outdir
-                .path()
-                .join("..")
-                .join(format!("ca-{}-{}.pem", std::process::id(), self.port));
+        // The CA file lives outside OUTDIR (which must hold messages only),
+        // in a directory of its own, since runs go on in parallel.
+        let ca_dir = tempfile::tempdir().expect("CA directory");
+        let ca = ca_dir.path().join("ca.pem");
         fs::write(&ca, self.ca_pem).expect("write CA file");
         let mut cmd = Command::new(fetch_binary(self.asan));
         cmd.arg("127.0.0.1")
@@ -116,7 +115,6 @@ impl Fetch<'_> {
             );
         }
         let output = cmd.output().expect("run fetch");
-        let _ = fs::remove_file(&ca);
         Run { output, outdir }
     }
 }
