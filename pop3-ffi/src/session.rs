@@ -1,0 +1,653 @@
+//! The safe side of the boundary: a pump that turns the core's `poll()`
+//! actions into what C asks for separately — a byte queue to write, and owned
+//! events that stay put while C reads them.
+
+use std::collections::{HashMap, VecDeque};
+
+use pop3_proto::sasl::ChannelBinding;
+use pop3_proto::{
+    Action, AuthMethod, Capabilities, Capability, Client, Config, Credentials, Direction, Event,
+    Handle, ListEntry, MsgNum, ProtocolError, Reply, Secret, TraceLine, UidlEntry, UsageError,
+};
+use zeroize::Zeroize;
+
+use crate::result::{
+    pop3_result, usage_code, POP3_DONE, POP3_ERR_CALL_ORDER, POP3_ERR_CLOSED,
+    POP3_ERR_INVALID_ARGUMENT, POP3_ERR_PROTOCOL, POP3_ERR_RANDOM, POP3_OK,
+};
+
+/// Text handed to C: UTF-8, followed by a NUL that the length leaves out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CText(Box<[u8]>);
+
+impl CText {
+    pub(crate) fn new(text: &str) -> CText {
+        let mut bytes = Vec::with_capacity(text.len() + 1);
+        // Sanitised server text never holds a NUL; replacing one anyway keeps
+        // the C string and its length in agreement.
+        bytes.extend(text.bytes().map(|b| if b == 0 { b'?' } else { b }));
+        bytes.push(0);
+        CText(bytes.into_boxed_slice())
+    }
+
+    /// The bytes without the NUL.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.0[..self.0.len() - 1]
+    }
+
+    /// The bytes with the NUL (for a C string pointer).
+    pub(crate) fn with_nul(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// What an `+OK` carried, owned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OkReply {
+    Text(CText),
+    Authenticated(CText),
+    Stat { count: u32, size: u64 },
+    List(Vec<ListEntry>),
+    ListOne(ListEntry),
+    Uidl(Vec<(u32, CText)>),
+    UidlOne(u32, CText),
+    Capabilities(Vec<CText>),
+    StartTls,
+    TlsEstablished,
+    Other,
+}
+
+/// The bytes of a body chunk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum BodyBytes {
+    /// A copy, for an event queued while the core went on.
+    Owned(Vec<u8>),
+    /// Where the core's receive buffer holds the chunk; valid until the core
+    /// is next called. Never dereferenced in Rust: only C reads it.
+    Borrowed(*const u8, usize),
+}
+
+impl BodyBytes {
+    pub(crate) fn ptr_len(&self) -> (*const u8, usize) {
+        match self {
+            BodyBytes::Owned(bytes) => (bytes.as_ptr(), bytes.len()),
+            BodyBytes::Borrowed(ptr, len) => (*ptr, *len),
+        }
+    }
+}
+
+/// An event as C sees it, owning everything its pointers point to (except
+/// a borrowed body chunk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Owned {
+    Greeting(CText),
+    Ok {
+        handle: u64,
+        reply: OkReply,
+    },
+    Err {
+        handle: u64,
+        code: Option<CText>,
+        text: CText,
+    },
+    BodyStart {
+        handle: u64,
+    },
+    Body {
+        handle: u64,
+        data: BodyBytes,
+    },
+    BodyEnd {
+        handle: u64,
+    },
+    Failed {
+        handle: u64,
+        text: CText,
+    },
+    Cancelled {
+        handle: u64,
+        result: pop3_result,
+        text: CText,
+    },
+    Capabilities(Vec<CText>),
+    StartTls,
+    Trace {
+        sent: bool,
+        line: CText,
+    },
+    Closed {
+        result: pop3_result,
+        text: CText,
+    },
+}
+
+/// Bytes waiting to be written, wiped whenever they are released, since they
+/// may carry a password.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    bytes: Vec<u8>,
+    written: usize,
+}
+
+impl Outbox {
+    fn push(&mut self, data: &[u8]) {
+        if self.written > 0 {
+            // Move the unwritten rest to the front; the stale tail stays in
+            // the spare capacity, which `zeroize` covers.
+            self.bytes.copy_within(self.written.., 0);
+            self.bytes.truncate(self.bytes.len() - self.written);
+            self.written = 0;
+        }
+        let needed = self.bytes.len() + data.len();
+        if needed > self.bytes.capacity() {
+            // Grow by hand: a plain `extend` would free the old allocation
+            // with its secrets still in it.
+            let mut bigger = Vec::with_capacity(needed.max(self.bytes.capacity() * 2).max(256));
+            bigger.extend_from_slice(&self.bytes);
+            self.bytes.zeroize();
+            self.bytes = bigger;
+        }
+        self.bytes.extend_from_slice(data);
+    }
+
+    pub(crate) fn pending(&self) -> &[u8] {
+        &self.bytes[self.written..]
+    }
+
+    fn consume(&mut self, n: usize) -> Result<(), pop3_result> {
+        let left = self.bytes.len() - self.written;
+        if left == 0 {
+            return Err(POP3_ERR_CALL_ORDER);
+        }
+        if n > left {
+            return Err(POP3_ERR_INVALID_ARGUMENT);
+        }
+        self.written += n;
+        if self.written == self.bytes.len() {
+            self.bytes.zeroize();
+            self.written = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.bytes.zeroize();
+    }
+}
+
+/// One C client: the core plus what the boundary needs around it.
+pub(crate) struct Session {
+    core: Client,
+    outbox: Outbox,
+    queue: VecDeque<Owned>,
+    /// The event C is reading; its pointers stay valid until C's next call
+    /// (a borrowed body chunk only until the core is called again).
+    current: Option<Owned>,
+    handles: HashMap<Handle, u64>,
+    /// The reverse of `handles`, for `discard`.
+    ids: HashMap<u64, Handle>,
+    next_handle: u64,
+    /// `Action::StartTls` repeats until TLS is up; C hears of it once.
+    tls_reported: bool,
+    /// The closing event is queued; the core has nothing more to say.
+    finished: bool,
+    /// The closing event was handed to C.
+    closed_delivered: bool,
+    /// Free space offered by `input_buffer`, until the next call.
+    pub(crate) input_offer: Option<usize>,
+    /// A panic happened inside a call on this session.
+    pub(crate) poisoned: bool,
+    /// The TLS channel binding for the logins submitted from now on.
+    binding: Option<ChannelBinding>,
+}
+
+impl Session {
+    pub(crate) fn new(config: Config) -> Session {
+        Session {
+            core: Client::new(config),
+            outbox: Outbox::default(),
+            queue: VecDeque::new(),
+            current: None,
+            handles: HashMap::new(),
+            ids: HashMap::new(),
+            next_handle: 1,
+            tls_reported: false,
+            finished: false,
+            closed_delivered: false,
+            input_offer: None,
+            poisoned: false,
+            binding: None,
+        }
+    }
+
+    pub(crate) fn core(&self) -> &Client {
+        &self.core
+    }
+
+    /// Runs a command submission on the core and names its handle for C.
+    pub(crate) fn submit(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<Handle, UsageError>,
+    ) -> Result<u64, pop3_result> {
+        let handle = f(&mut self.core).map_err(|e| usage_code(&e))?;
+        Ok(self.register(handle))
+    }
+
+    /// Like `submit`, for operations that return several handles.
+    pub(crate) fn submit_many(
+        &mut self,
+        f: impl FnOnce(&mut Client) -> Result<Vec<Handle>, UsageError>,
+    ) -> Result<Vec<u64>, pop3_result> {
+        let handles = f(&mut self.core).map_err(|e| usage_code(&e))?;
+        Ok(handles.into_iter().map(|h| self.register(h)).collect())
+    }
+
+    /// The whole login as one handle (the core's `login_with`). A SCRAM nonce
+    /// is always supplied, so that "auto" can choose SCRAM: the core has no
+    /// randomness of its own.
+    pub(crate) fn login(
+        &mut self,
+        user: &str,
+        secret: &str,
+        method: &str,
+    ) -> Result<u64, pop3_result> {
+        let method = AuthMethod::from_name(method).ok_or(POP3_ERR_INVALID_ARGUMENT)?;
+        let mut credentials =
+            Credentials::new(user, Secret::new(String::from(secret))).scram_nonce(scram_nonce()?);
+        if let Some(binding) = &self.binding {
+            credentials = credentials.channel_binding(binding.clone());
+        }
+        self.submit(|core| core.login_with(credentials, method))
+    }
+
+    /// Sets (or, with `None`, clears) the channel binding later logins use.
+    pub(crate) fn set_channel_binding(&mut self, binding: Option<ChannelBinding>) {
+        self.binding = binding;
+    }
+
+    /// STLS as one handle (the core's `start_tls`): CAPA first when needed.
+    pub(crate) fn start_tls(&mut self) -> Result<u64, pop3_result> {
+        self.submit(Client::start_tls)
+    }
+
+    /// RETR for each message, all checked before any is queued.
+    pub(crate) fn retr_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<u64>, pop3_result> {
+        self.submit_many(|core| core.retr_many(msgs))
+    }
+
+    /// DELE for each message, all checked before any is queued.
+    pub(crate) fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<u64>, pop3_result> {
+        self.submit_many(|core| core.dele_many(msgs))
+    }
+
+    /// Stops reporting a command: the rest of its reply is read and dropped.
+    pub(crate) fn discard(&mut self, id: u64) -> pop3_result {
+        match self.ids.remove(&id) {
+            Some(handle) => {
+                self.handles.remove(&handle);
+                self.core.discard(handle);
+                POP3_OK
+            }
+            None => POP3_ERR_INVALID_ARGUMENT,
+        }
+    }
+
+    pub(crate) fn register(&mut self, handle: Handle) -> u64 {
+        let id = self.next_handle;
+        self.next_handle += 1;
+        self.handles.insert(handle, id);
+        self.ids.insert(id, handle);
+        id
+    }
+
+    pub(crate) fn receive(&mut self, data: &[u8]) {
+        self.core.receive(data);
+    }
+
+    pub(crate) fn receive_eof(&mut self) {
+        self.core.receive_eof();
+    }
+
+    pub(crate) fn input_buffer(&mut self) -> &mut [u8] {
+        let buffer = self.core.input_buffer();
+        self.input_offer = Some(buffer.len());
+        buffer
+    }
+
+    pub(crate) fn input_written(&mut self, offer: Option<usize>, n: usize) -> pop3_result {
+        match offer {
+            None => POP3_ERR_CALL_ORDER,
+            Some(cap) if n > cap => POP3_ERR_INVALID_ARGUMENT,
+            Some(_) => {
+                self.core.input_written(n);
+                POP3_OK
+            }
+        }
+    }
+
+    pub(crate) fn tls_established(&mut self) -> pop3_result {
+        match self.core.tls_established() {
+            Ok(()) => {
+                self.tls_reported = false;
+                POP3_OK
+            }
+            Err(e) => usage_code(&e),
+        }
+    }
+
+    /// The bytes to write now, after moving whatever the core has into the
+    /// outbox.
+    pub(crate) fn pending_output(&mut self) -> Option<&[u8]> {
+        self.pump();
+        let pending = self.outbox.pending();
+        (!pending.is_empty()).then_some(pending)
+    }
+
+    pub(crate) fn output_written(&mut self, n: usize) -> pop3_result {
+        match self.outbox.consume(n) {
+            Ok(()) => POP3_OK,
+            Err(code) => code,
+        }
+    }
+
+    /// The next event, kept as `current` so that C can read it until the next
+    /// call. Events queued by an earlier `pending_output` come first; then
+    /// the core is polled for one event only, so that a body chunk can be
+    /// handed to C straight from the core's receive buffer.
+    pub(crate) fn next_event(&mut self) -> Result<&Owned, pop3_result> {
+        self.current = None;
+        let event = match self.queue.pop_front() {
+            Some(event) => Some(event),
+            None => self.poll_event(true),
+        };
+        match event {
+            Some(event) => {
+                if matches!(event, Owned::Closed { .. }) {
+                    self.closed_delivered = true;
+                }
+                Ok(self.current.insert(event))
+            }
+            None if self.closed_delivered => Err(POP3_ERR_CLOSED),
+            None => Err(POP3_DONE),
+        }
+    }
+
+    pub(crate) fn current(&self) -> Option<&Owned> {
+        self.current.as_ref()
+    }
+
+    /// Polls the core until it needs input (or TLS, or is over), moving bytes
+    /// to the outbox and events, with copies of any body chunks, to the queue.
+    fn pump(&mut self) {
+        while let Some(event) = self.poll_event(false) {
+            self.queue.push_back(event);
+        }
+    }
+
+    /// Polls the core until it gives an event, moving bytes to the outbox on
+    /// the way; `None` when it needs input (or TLS) or is over. With `borrow`,
+    /// a body chunk is not copied: it points into the core's receive buffer,
+    /// which stays as it is until the core is called again — that is, until
+    /// C's next call on this client.
+    fn poll_event(&mut self, borrow: bool) -> Option<Owned> {
+        while !self.finished {
+            let action = match self.core.poll() {
+                Ok(action) => action,
+                Err(error) => {
+                    self.finished = true;
+                    return Some(closed_by(&error));
+                }
+            };
+            match action {
+                Action::Send(bytes) => self.outbox.push(bytes),
+                Action::Event(event) => {
+                    let mut names = Names {
+                        handles: &mut self.handles,
+                        ids: &mut self.ids,
+                    };
+                    if let Event::Body { handle, data } = event {
+                        let handle = name(&mut names, handle, false);
+                        let data = if borrow {
+                            BodyBytes::Borrowed(data.as_ptr(), data.len())
+                        } else {
+                            BodyBytes::Owned(data.to_vec())
+                        };
+                        return Some(Owned::Body { handle, data });
+                    }
+                    if let Some(owned) = own(event, &mut names) {
+                        return Some(owned);
+                    }
+                }
+                Action::NeedInput => return None,
+                Action::StartTls => {
+                    if self.tls_reported {
+                        return None;
+                    }
+                    self.tls_reported = true;
+                    return Some(Owned::StartTls);
+                }
+                Action::Closed => {
+                    self.finished = true;
+                    return Some(Owned::Closed {
+                        result: POP3_OK,
+                        text: CText::new("the session is over"),
+                    });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A fresh SCRAM client nonce: 24 characters from the base64 alphabet, 144
+/// random bits from the operating system.
+fn scram_nonce() -> Result<String, pop3_result> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut random = [0u8; 24];
+    getrandom::getrandom(&mut random).map_err(|_| POP3_ERR_RANDOM)?;
+    Ok(random
+        .iter()
+        .map(|&b| char::from(ALPHABET[usize::from(b & 63)]))
+        .collect())
+}
+
+fn closed_by(error: &ProtocolError) -> Owned {
+    Owned::Closed {
+        result: POP3_ERR_PROTOCOL,
+        text: CText::new(&error.to_string()),
+    }
+}
+
+/// The C name of a core handle. A handle C never saw (the core's own CAPA)
+/// is 0; `done` forgets the handle because its command is complete.
+fn name(names: &mut Names<'_>, handle: Handle, done: bool) -> u64 {
+    if done {
+        let id = names.handles.remove(&handle).unwrap_or(0);
+        names.ids.remove(&id);
+        id
+    } else {
+        names.handles.get(&handle).copied().unwrap_or(0)
+    }
+}
+
+/// The two handle maps, borrowed apart from the core while it is polled.
+struct Names<'a> {
+    handles: &'a mut HashMap<Handle, u64>,
+    ids: &'a mut HashMap<u64, Handle>,
+}
+
+fn own(event: Event<'_>, handles: &mut Names<'_>) -> Option<Owned> {
+    Some(match event {
+        Event::Greeting(greeting) => Owned::Greeting(CText::new(greeting.text.as_str())),
+        Event::Ok {
+            handle,
+            reply: Reply::BodyEnd,
+        } => Owned::BodyEnd {
+            handle: name(handles, handle, true),
+        },
+        Event::Ok { handle, reply } => Owned::Ok {
+            handle: name(handles, handle, true),
+            reply: own_reply(reply),
+        },
+        Event::Err { handle, error } => Owned::Err {
+            handle: name(handles, handle, true),
+            code: error.code.map(|c| CText::new(&c.to_string())),
+            text: CText::new(error.text.as_str()),
+        },
+        Event::BodyStart { handle } => Owned::BodyStart {
+            handle: name(handles, handle, false),
+        },
+        Event::Failed { handle, error } => Owned::Failed {
+            handle: name(handles, handle, true),
+            text: CText::new(&error.to_string()),
+        },
+        Event::Cancelled { handle, reason } => Owned::Cancelled {
+            handle: name(handles, handle, true),
+            result: usage_code(&reason),
+            text: CText::new(&reason.to_string()),
+        },
+        Event::Capabilities(caps) => Owned::Capabilities(capability_lines(&caps)),
+        Event::Trace(TraceLine { direction, line }) => Owned::Trace {
+            sent: direction == Direction::Sent,
+            line: CText::new(line.as_str()),
+        },
+        _ => return None,
+    })
+}
+
+fn own_reply(reply: Reply) -> OkReply {
+    match reply {
+        Reply::Ok(text) => OkReply::Text(CText::new(text.as_str())),
+        Reply::Authenticated(text) => OkReply::Authenticated(CText::new(text.as_str())),
+        Reply::Stat(stat) => OkReply::Stat {
+            count: stat.count,
+            size: stat.size,
+        },
+        Reply::List(entries) => OkReply::List(entries),
+        Reply::ListOne(entry) => OkReply::ListOne(entry),
+        Reply::Uidl(entries) => OkReply::Uidl(entries.iter().map(uidl).collect()),
+        Reply::UidlOne(entry) => {
+            let (msg, uid) = uidl(&entry);
+            OkReply::UidlOne(msg, uid)
+        }
+        Reply::Capabilities(caps) => OkReply::Capabilities(capability_lines(&caps)),
+        Reply::StartTls => OkReply::StartTls,
+        Reply::TlsEstablished => OkReply::TlsEstablished,
+        _ => OkReply::Other,
+    }
+}
+
+fn uidl(entry: &UidlEntry) -> (u32, CText) {
+    (entry.msg.get(), CText::new(&entry.uid))
+}
+
+fn capability_lines(caps: &Capabilities) -> Vec<CText> {
+    caps.list
+        .iter()
+        .map(|c| CText::new(&capability_line(c)))
+        .collect()
+}
+
+/// A capability written back as its CAPA line, the form C programs compare.
+fn capability_line(cap: &Capability) -> String {
+    let per_user = |user: bool| if user { " USER" } else { "" };
+    match cap {
+        Capability::Top => "TOP".into(),
+        Capability::User => "USER".into(),
+        Capability::Sasl(mechs) => {
+            let mut line = String::from("SASL");
+            for m in mechs {
+                line.push(' ');
+                line.push_str(m);
+            }
+            line
+        }
+        Capability::RespCodes => "RESP-CODES".into(),
+        Capability::AuthRespCode => "AUTH-RESP-CODE".into(),
+        Capability::LoginDelay {
+            seconds,
+            per_user: u,
+        } => {
+            format!("LOGIN-DELAY {seconds}{}", per_user(*u))
+        }
+        Capability::Pipelining => "PIPELINING".into(),
+        Capability::Expire { days, per_user: u } => match days {
+            Some(days) => format!("EXPIRE {days}{}", per_user(*u)),
+            None => format!("EXPIRE NEVER{}", per_user(*u)),
+        },
+        Capability::Uidl => "UIDL".into(),
+        Capability::Implementation(text) => format!("IMPLEMENTATION {text}"),
+        Capability::Stls => "STLS".into(),
+        Capability::Utf8 { user } => format!("UTF8{}", per_user(*user)),
+        Capability::Lang => "LANG".into(),
+        Capability::Other { name, args } => {
+            let mut line = name.clone();
+            for a in args {
+                line.push(' ');
+                line.push_str(a);
+            }
+            line
+        }
+        _ => "?".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_keeps_the_rest_of_a_partial_write() {
+        let mut out = Outbox::default();
+        out.push(b"USER a\r\n");
+        assert_eq!(out.consume(3), Ok(()));
+        assert_eq!(out.pending(), b"R a\r\n");
+        out.push(b"PASS b\r\n");
+        assert_eq!(out.pending(), b"R a\r\nPASS b\r\n");
+        assert_eq!(out.consume(99), Err(POP3_ERR_INVALID_ARGUMENT));
+        assert_eq!(out.consume(13), Ok(()));
+        assert_eq!(out.pending(), b"");
+        assert_eq!(out.consume(1), Err(POP3_ERR_CALL_ORDER));
+    }
+
+    #[test]
+    fn outbox_grows_past_its_first_capacity() {
+        let mut out = Outbox::default();
+        let chunk = [b'x'; 100];
+        for _ in 0..50 {
+            out.push(&chunk);
+        }
+        assert_eq!(out.pending().len(), 5000);
+    }
+
+    #[test]
+    fn capability_lines_read_like_capa() {
+        let caps = Capabilities {
+            list: vec![
+                Capability::Sasl(vec!["PLAIN".into(), "SCRAM-SHA-256".into()]),
+                Capability::LoginDelay {
+                    seconds: 900,
+                    per_user: true,
+                },
+                Capability::Expire {
+                    days: None,
+                    per_user: false,
+                },
+            ],
+        };
+        let lines: Vec<_> = capability_lines(&caps)
+            .iter()
+            .map(|t| String::from_utf8_lossy(t.bytes()).into_owned())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "SASL PLAIN SCRAM-SHA-256",
+                "LOGIN-DELAY 900 USER",
+                "EXPIRE NEVER"
+            ]
+        );
+    }
+}
