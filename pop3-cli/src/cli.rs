@@ -1,8 +1,9 @@
 //! The command line (clap derive).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_CODES_HELP;
 
@@ -90,8 +91,9 @@ pub(crate) struct ConnArgs {
     #[arg(long, value_name = "PEM", global = true)]
     pub(crate) ca_file: Option<PathBuf>,
 
-    /// Which transport runs the session (all behave the same).
-    #[arg(long, value_enum, default_value_t = Runtime::Blocking, global = true)]
+    /// Which transport runs the session (all behave the same). Hidden from
+    /// --help: it exists to exercise the transports, not for users.
+    #[arg(long, value_enum, default_value_t = Runtime::Blocking, global = true, hide = true)]
     pub(crate) runtime: Runtime,
 
     /// Time limit in seconds for connecting, the TLS handshake, and each
@@ -208,12 +210,8 @@ pub(crate) enum Command {
 
 /// `fetch`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("sink").required(true).args(["maildir", "mbox", "mda"])))]
+#[command(group(ArgGroup::new("sink").args(["maildir", "mbox", "mda"])))]
 pub(crate) struct FetchArgs {
-    /// The server (instead of before the command).
-    #[arg(value_name = "URL")]
-    pub(crate) url: Option<String>,
-
     /// Deliver into this Maildir (created if missing). State is kept in
     /// DIR/pop3-state/.
     #[arg(long, value_name = "DIR")]
@@ -244,6 +242,79 @@ pub(crate) struct FetchArgs {
     pub(crate) state: Option<PathBuf>,
 }
 
+/// Whether `arg` is a `pop3s://`, `pop3://` or `pop://` URL.
+fn is_url(arg: &str) -> bool {
+    arg.split_once("://").is_some_and(|(scheme, _)| {
+        ["pop3s", "pop3", "pop"]
+            .iter()
+            .any(|s| scheme.eq_ignore_ascii_case(s))
+    })
+}
+
+/// Moves the server URL, wherever it is on the command line, to just after
+/// the program name, so that `pop3 URL stat` and `pop3 stat URL` (and
+/// `pop3 fetch URL`) mean the same. The value of an option (`--mda CMD`,
+/// ...) is never taken for the URL, nor is anything after `--`.
+pub(crate) fn relocate_url(mut args: Vec<OsString>) -> Vec<OsString> {
+    let command = Cli::command();
+    let mut valued = std::collections::HashSet::new();
+    let all = command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()));
+    for arg in all {
+        if arg.is_positional() || !arg.get_action().takes_values() {
+            continue;
+        }
+        if let Some(long) = arg.get_long() {
+            valued.insert(format!("--{long}"));
+        }
+        if let Some(short) = arg.get_short() {
+            valued.insert(format!("-{short}"));
+        }
+    }
+    let mut found = None;
+    let mut i = 1;
+    while i < args.len() {
+        let Some(text) = args[i].to_str() else {
+            i += 1;
+            continue;
+        };
+        if text == "--" {
+            break;
+        }
+        if valued.contains(text) {
+            i += 2;
+            continue;
+        }
+        if is_url(text) {
+            found = Some(i);
+            break;
+        }
+        i += 1;
+    }
+    if let Some(at) = found.filter(|&at| at > 1) {
+        let url = args.remove(at);
+        args.insert(1, url);
+    }
+    args
+}
+
+/// clap's error as one line: its text up to the first blank line (so the
+/// list of missing arguments is kept, the usage and tips are not), without
+/// the `error: ` prefix.
+pub(crate) fn one_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            break;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    parts.join(" ")
+}
+
 fn msg_num() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..)
 }
@@ -262,18 +333,39 @@ mod tests {
     fn url_before_or_after_the_command() {
         let cli = Cli::try_parse_from(["pop3", "pop3s://a@h", "stat"]).expect("parses");
         assert_eq!(cli.url.as_deref(), Some("pop3s://a@h"));
-        let cli = Cli::try_parse_from(["pop3", "fetch", "pop3s://a@h", "--maildir", "m"])
-            .expect("parses");
-        let Command::Fetch(args) = cli.command else {
+        let args = relocate_url(
+            [
+                "pop3",
+                "fetch",
+                "--mda",
+                "pop3://x",
+                "--delete",
+                "pop3s://a@h",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+        );
+        let cli = Cli::try_parse_from(args).expect("parses");
+        assert_eq!(cli.url.as_deref(), Some("pop3s://a@h"));
+        let Command::Fetch(f) = cli.command else {
             panic!("not fetch")
         };
-        assert_eq!(args.url.as_deref(), Some("pop3s://a@h"));
+        assert_eq!(f.mda.as_deref(), Some("pop3://x"));
+        for args in [
+            &["pop3", "list", "pop3s://a@h", "3"][..],
+            &["pop3", "list", "3", "pop3s://a@h"],
+            &["pop3", "pop3s://a@h", "list", "3"],
+        ] {
+            let args = relocate_url(args.iter().map(OsString::from).collect());
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert_eq!(cli.url.as_deref(), Some("pop3s://a@h"));
+            assert!(matches!(cli.command, Command::List { msg: Some(3) }));
+        }
         let cli = Cli::try_parse_from(["pop3", "--host", "h", "retr", "3", "--runtime", "tokio"])
             .expect("parses");
         assert!(matches!(cli.command, Command::Retr { msg: 3 }));
         assert_eq!(cli.conn.runtime, Runtime::Tokio);
         assert!(Cli::try_parse_from(["pop3", "retr", "0"]).is_err());
-        assert!(Cli::try_parse_from(["pop3", "fetch"]).is_err());
         assert!(Cli::try_parse_from(["pop3", "fetch", "--maildir", "a", "--mbox", "b"]).is_err());
     }
 }

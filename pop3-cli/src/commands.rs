@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::cli::{AuthChoice, Cli, Command};
 use crate::error::{auth_failure, plaintext_message, Exit, Failure, NetError};
-use crate::fetch::fetch;
+use crate::fetch::{fetch, prepare, FetchOptions};
 use crate::session::{capability_line, Mechanism, Session, Traced};
 use crate::target::{password, resolve, Target};
 use crate::transport::connect;
@@ -170,17 +170,49 @@ fn body_to_stdout(
     out.flush().map_err(|e| stdout_failure(&e))
 }
 
+/// `host:port`, with an IPv6 address in brackets (`[::1]:995`).
+pub(crate) fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Connects, naming the server as [`endpoint`] does in any error.
+fn connect_to(target: &Target, runtime: crate::cli::Runtime) -> Result<Box<dyn Session>, Failure> {
+    let host = &target.connect.host;
+    let port = target.connect.port;
+    connect(runtime, &target.connect).map_err(|mut failure| {
+        // The transport layer writes `host:port`; an IPv6 address needs
+        // brackets to be read back.
+        let plain = format!("{host}:{port}: ");
+        if host.contains(':') {
+            if let Some(rest) = failure.message.strip_prefix(&plain) {
+                failure.message = format!("{}: {rest}", endpoint(host, port));
+            }
+        }
+        failure
+    })
+}
+
 /// Runs the command line; `Ok` is exit code 0.
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
-    let url = match (&cli.url, &cli.command) {
-        (Some(_), Command::Fetch(f)) if f.url.is_some() => {
-            return Err(Failure::usage("the URL is given twice"))
+    let target = resolve(cli.url.as_deref(), &cli.conn)?;
+    // A fetch checks its destination and takes its lock before connecting.
+    let prepared = match &cli.command {
+        Command::Fetch(args) => {
+            let options = FetchOptions {
+                maildir: args.maildir.clone(),
+                mbox: args.mbox.clone(),
+                mda: args.mda.clone(),
+                delete: args.delete,
+                state: args.state.clone(),
+            };
+            Some((prepare(&options, &target.account()?)?, options))
         }
-        (Some(url), _) => Some(url.as_str()),
-        (None, Command::Fetch(f)) => f.url.as_deref(),
-        (None, _) => None,
+        _ => None,
     };
-    let target = resolve(url, &cli.conn)?;
     let needs_login = !matches!(cli.command, Command::Capa);
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {
@@ -190,9 +222,8 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     };
     if cli.verbose {
         eprintln!(
-            "*  connecting to {}:{} ({}, runtime {:?})",
-            target.connect.host,
-            target.connect.port,
+            "*  connecting to {} ({}, runtime {:?})",
+            endpoint(&target.connect.host, target.connect.port),
             match target.connect.tls {
                 crate::cli::TlsMode::Implicit => "implicit TLS",
                 crate::cli::TlsMode::Starttls => "STLS",
@@ -201,7 +232,10 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
             cli.conn.runtime
         );
     }
-    let mut session = connect(cli.conn.runtime, &target.connect)?;
+    if prepared.is_some() {
+        crate::interrupt::install();
+    }
+    let mut session = connect_to(&target, cli.conn.runtime)?;
     if cli.verbose {
         session = Box::new(Traced::new(session));
     }
@@ -301,14 +335,18 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
                 })?;
             }
         }
-        Command::Fetch(args) => {
+        Command::Fetch(_) => {
+            let Some((prepared, options)) = prepared else {
+                return Err(Failure::new(Exit::Software, "fetch was not prepared"));
+            };
             return fetch(
                 session,
                 capa_asked,
-                args,
-                &target.account()?,
+                prepared,
+                &options,
                 cli.verbose,
                 cli.json,
+                None,
             );
         }
     }

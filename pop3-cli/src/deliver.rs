@@ -112,6 +112,91 @@ enum Naming {
     Content(Sha256),
 }
 
+/// Checks, before anything connects, that `root` is a Maildir or can
+/// become one: an existing directory with `new/`, `cur/` and `tmp/` (or
+/// empty), or a missing one whose parent exists, which is then created. A
+/// mistyped path whose parent does not exist is an error, not a new tree.
+pub(crate) fn prepare_maildir(root: &Path) -> Result<(), Failure> {
+    let ctx = |e: io::Error| Failure::io(format_args!("Maildir {}", root.display()), &e);
+    match fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => {
+            let parts = ["new", "cur", "tmp"].map(|d| root.join(d).is_dir());
+            let empty = fs::read_dir(root).map_err(ctx)?.next().is_none();
+            if !parts.iter().any(|&p| p) && !empty {
+                return Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "{} is a directory but not a Maildir (no new/, cur/ or tmp/ in it)",
+                        root.display()
+                    ),
+                ));
+            }
+        }
+        Ok(_) => {
+            return Err(Failure::new(
+                crate::error::Exit::IoErr,
+                format!("Maildir {}: not a directory", root.display()),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = match root.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !parent.is_dir() {
+                return Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "Maildir {}: neither it nor {} exists (create the parent first)",
+                        root.display(),
+                        parent.display()
+                    ),
+                ));
+            }
+            fs::create_dir(root).map_err(ctx)?;
+        }
+        Err(e) => return Err(ctx(e)),
+    }
+    for sub in ["tmp", "new", "cur"] {
+        let dir = root.join(sub);
+        if !dir.is_dir() {
+            fs::create_dir(&dir).map_err(ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks, before anything connects, that the mbox `path` can be appended
+/// to: a regular file, or a missing one in an existing directory.
+pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(Failure::new(
+            crate::error::Exit::IoErr,
+            format!("mbox {}: not a regular file", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if parent.is_dir() {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "mbox {}: the directory {} does not exist",
+                        path.display(),
+                        parent.display()
+                    ),
+                ))
+            }
+        }
+        Err(e) => Err(Failure::io(format_args!("mbox {}", path.display()), &e)),
+    }
+}
+
 impl Maildir {
     /// Opens (creating if needed) the Maildir at `root`, and removes the
     /// temporary files an interrupted fetch of `account` left in `tmp/`.
@@ -491,6 +576,19 @@ impl Deliver for Mda {
             .map_err(|e| NotStored::Fatal(Failure::io("--mda", &e)))?;
         if status.success() {
             Ok(Stored::New)
+        } else if matches!(status.code(), Some(126 | 127)) {
+            // sh could not run the command: every message would fail the
+            // same way, on every run.
+            Err(NotStored::Fatal(Failure::usage(format!(
+                "--mda: the command cannot be run (sh exit status {}: {}); \
+                 nothing more is fetched",
+                status.code().unwrap_or_default(),
+                if status.code() == Some(127) {
+                    "command not found"
+                } else {
+                    "not executable"
+                }
+            ))))
         } else {
             Err(NotStored::Refused(format!("the MDA failed ({status})")))
         }

@@ -38,6 +38,10 @@ pub(crate) enum Exit {
     /// 78: TLS failed: the certificate could not be verified, the handshake
     /// failed, or `--tls starttls` and the server does not offer STLS.
     Tls = 78,
+    /// 130: stopped by Ctrl-C (SIGINT), after saying what was saved.
+    Interrupted = 130,
+    /// 143: stopped by SIGTERM, after saying what was saved.
+    Terminated = 143,
 }
 
 impl Exit {
@@ -62,7 +66,9 @@ Exit codes:
   77  credentials refused, or not sent over an unencrypted connection
       (see --allow-plaintext-auth)
   78  TLS failure: certificate not trusted, handshake failed, or STLS
-      not offered";
+      not offered
+  130  interrupted by Ctrl-C (what was saved is kept)
+  143  stopped by SIGTERM (what was saved is kept)";
 
 /// A failure: what to print after `pop3: ` and how to exit.
 #[derive(Debug)]
@@ -90,6 +96,12 @@ impl Failure {
     /// A local I/O failure (74), with what was being done.
     pub(crate) fn io(context: impl fmt::Display, error: &io::Error) -> Failure {
         Failure::new(Exit::IoErr, format!("{context}: {error}"))
+    }
+
+    /// Appends what else the user should know (what was saved, ...).
+    pub(crate) fn note(mut self, note: impl fmt::Display) -> Failure {
+        self.message = format!("{}; {note}", self.message);
+        self
     }
 
     /// Prefixes the message with some context.
@@ -141,6 +153,9 @@ impl fmt::Display for NetError {
         match self {
             NetError::Io(e) => write!(f, "{e}"),
             NetError::Tls(e) => write!(f, "TLS: {e}"),
+            NetError::Protocol(ProtocolError::UnexpectedEof) => f.write_str(
+                "the connection was lost (the server closed it in the middle of a reply)",
+            ),
             NetError::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
             NetError::Usage(e) => write!(f, "{e}"),
             NetError::Server(e) => match &e.code {
@@ -148,7 +163,7 @@ impl fmt::Display for NetError {
                 None => write!(f, "the server said -ERR {}", e.text),
             },
             NetError::Timeout(phase) => write!(f, "timed out ({phase})"),
-            NetError::Closed => f.write_str("the server closed the connection"),
+            NetError::Closed => f.write_str("the connection was lost (the server closed it)"),
             NetError::StlsUnavailable => {
                 f.write_str("the server does not offer STLS (refusing to continue without TLS)")
             }
@@ -194,11 +209,23 @@ impl From<NetError> for Failure {
     fn from(error: NetError) -> Failure {
         let message = match &error {
             NetError::Usage(UsageError::PlaintextCredentials) => plaintext_message(),
+            NetError::Io(e) if is_lost(e) => format!("the connection was lost: {e}"),
             NetError::Io(e) => format!("network: {e}"),
             _ => error.to_string(),
         };
         Failure::new(error.exit(), message)
     }
+}
+
+/// Whether a socket error means the connection went away.
+fn is_lost(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// The message for credentials that would go out unencrypted.
@@ -255,6 +282,8 @@ mod tests {
             Exit::Refused,
             Exit::NoPerm,
             Exit::Tls,
+            Exit::Interrupted,
+            Exit::Terminated,
         ];
         let mut codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
         codes.sort_unstable();

@@ -27,14 +27,68 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pop3_proto::MsgNum;
 use serde::Serialize;
 
-use crate::cli::FetchArgs;
-use crate::deliver::{Deliver, Incoming, Maildir, Mbox, Mda, NotStored, Stored};
+use crate::deliver::{
+    prepare_maildir, prepare_mbox, Deliver, Incoming, Maildir, Mbox, Mda, NotStored, Stored,
+};
 use crate::error::{Exit, Failure, NetError};
+use crate::interrupt;
 use crate::session::{MessageSink, Session, Stop};
 use crate::state::{file_name_for, with_suffix, State};
 
+/// What `fetch` does for one account (the command line over the config
+/// file).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FetchOptions {
+    /// `--maildir`.
+    pub(crate) maildir: Option<PathBuf>,
+    /// `--mbox`.
+    pub(crate) mbox: Option<PathBuf>,
+    /// `--mda`.
+    pub(crate) mda: Option<String>,
+    /// `--delete` (otherwise keep).
+    pub(crate) delete: bool,
+    /// `--state`.
+    pub(crate) state: Option<PathBuf>,
+}
+
+/// A fetch made ready before connecting: the destination checked (and a
+/// missing Maildir created), the state locked and loaded.
+pub(crate) struct Prepared {
+    state: State,
+    deliver: Box<dyn Deliver>,
+}
+
+/// Checks the destination and takes the account's state, before anything
+/// connects: a mistyped path or a fetch already running stops here.
+pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Failure> {
+    match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), None, None) => prepare_maildir(dir)?,
+        (None, Some(mbox), None) => prepare_mbox(mbox)?,
+        (None, None, Some(_)) => {}
+        (None, None, None) => {
+            return Err(Failure::usage(
+                "fetch needs a destination: --maildir DIR, --mbox FILE or --mda CMD",
+            ))
+        }
+        _ => {
+            return Err(Failure::usage(
+                "give only one of --maildir, --mbox and --mda",
+            ))
+        }
+    }
+    let path = state_path(args, account)?;
+    let state = State::open(&path)?;
+    let deliver: Box<dyn Deliver> = match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), _, _) => Box::new(Maildir::open(dir, account)?),
+        (_, Some(mbox), _) => Box::new(Mbox::new(mbox)),
+        (_, _, Some(command)) => Box::new(Mda::new(command, account)),
+        _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
+    };
+    Ok(Prepared { state, deliver })
+}
+
 /// Where the state of `account` is kept for these arguments.
-fn state_path(args: &FetchArgs, account: &str) -> Result<PathBuf, Failure> {
+fn state_path(args: &FetchOptions, account: &str) -> Result<PathBuf, Failure> {
     let name = file_name_for(account);
     if let Some(path) = &args.state {
         return Ok(path.clone());
@@ -62,7 +116,10 @@ fn state_path(args: &FetchArgs, account: &str) -> Result<PathBuf, Failure> {
 
 /// What a fetch did (the `--json` output).
 #[derive(Debug, Default, Serialize)]
-struct Summary {
+pub(crate) struct Summary {
+    /// The account, when several are fetched from the config file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
     /// Messages on the server.
     on_server: usize,
     /// Messages downloaded and stored by this fetch.
@@ -75,6 +132,8 @@ struct Summary {
     failed: usize,
     /// Messages deleted from the server.
     deleted: usize,
+    /// Messages left on the server after this fetch.
+    left_on_server: usize,
     /// Whether the server has UIDL (without it every fetch gets everything).
     uidl: bool,
 }
@@ -86,6 +145,8 @@ struct Engine<'a> {
     state: Option<&'a mut State>,
     uids: &'a HashMap<MsgNum, String>,
     current: Option<MsgNum>,
+    /// Bytes of the current message so far.
+    current_bytes: u64,
     /// Stored by this fetch (new or already there).
     stored: Vec<MsgNum>,
     failures: Vec<(MsgNum, String)>,
@@ -101,6 +162,7 @@ impl Engine<'_> {
             return Ok(());
         }
         self.deliver.abort();
+        self.current_bytes = 0;
         let incoming = Incoming {
             msg: msg.get(),
             uid: self.uids.get(&msg).cloned(),
@@ -109,6 +171,14 @@ impl Engine<'_> {
         self.deliver
             .begin(incoming)
             .map_err(|e| self.stop(Failure::io("storing a message", &e)))
+    }
+
+    /// A signal asks to stop: end here, keeping what is stored.
+    fn interrupted(&mut self) -> Result<(), Stop> {
+        match interrupt::pending() {
+            Some((exit, what)) => Err(self.stop(Failure::new(exit, what))),
+            None => Ok(()),
+        }
     }
 
     fn stop(&mut self, failure: Failure) -> Stop {
@@ -126,13 +196,15 @@ impl Engine<'_> {
             }
         }
         self.stored.push(msg);
+        self.summary.bytes += std::mem::take(&mut self.current_bytes);
+        interrupt::saved_one();
         match how {
             Stored::New => self.summary.fetched += 1,
             Stored::AlreadyThere => self.summary.recovered += 1,
         }
         if let Some(bar) = &self.progress {
             bar.set_message(format!(
-                "{}/{} messages",
+                "{}/{}",
                 self.stored.len() + self.failures.len(),
                 self.to_fetch
             ));
@@ -153,8 +225,9 @@ impl MessageSink for Engine<'_> {
         if self.fatal.is_some() {
             return Err(Stop);
         }
+        self.interrupted()?;
         self.start(msg)?;
-        self.summary.bytes += data.len() as u64;
+        self.current_bytes += data.len() as u64;
         if let Some(bar) = &self.progress {
             bar.inc(data.len() as u64);
         }
@@ -191,24 +264,87 @@ impl MessageSink for Engine<'_> {
     }
 }
 
+/// Binary units, one decimal: `512 B`, `1.5 KiB`, `3.2 MiB`.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `what` cut to `max` characters (with `…`), so that lines fit.
+fn clip(what: &str, max: usize) -> String {
+    if what.chars().count() <= max {
+        what.to_owned()
+    } else {
+        let mut out: String = what.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+impl Summary {
+    /// One line of at most 80 columns: what is new, what is left.
+    fn line(&self, label: Option<&str>) -> String {
+        let mut parts = vec![format!("{} new ({})", self.fetched, human(self.bytes))];
+        if self.recovered > 0 {
+            parts.push(format!("{} recovered", self.recovered));
+        }
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        let mut body = parts.join(", ");
+        body.push_str("; server: ");
+        if self.deleted > 0 {
+            body.push_str(&format!("{} deleted, ", self.deleted));
+        }
+        body.push_str(&format!("{} left", self.left_on_server));
+        match label {
+            // "pop3: " + label + ": " + body within 80 columns.
+            Some(label) => {
+                let room = 80usize.saturating_sub(8 + body.chars().count()).max(8);
+                format!("{}: {body}", clip(label, room))
+            }
+            None => body,
+        }
+    }
+
+    /// What was kept, for the message of an interrupted fetch.
+    fn saved_note(&self, to_fetch: usize) -> String {
+        let left = to_fetch.saturating_sub(self.fetched + self.recovered);
+        format!(
+            "{} message(s) saved ({}), {left} left for the next fetch, nothing deleted",
+            self.fetched + self.recovered,
+            human(self.bytes)
+        )
+    }
+}
+
 /// Runs `fetch` on a logged-in session. `capa_asked`: whether login asked
-/// for the capabilities already (so pipelining is known).
+/// for the capabilities already (so pipelining is known). `label` names
+/// the account in the summary when several are fetched.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch(
     mut session: Box<dyn Session>,
     capa_asked: bool,
-    args: &FetchArgs,
-    account: &str,
+    prepared: Prepared,
+    args: &FetchOptions,
     verbose: bool,
     json: bool,
+    label: Option<&str>,
 ) -> Result<(), Failure> {
-    let path = state_path(args, account)?;
-    let mut state = State::open(&path)?;
-    let mut deliver: Box<dyn Deliver> = match (&args.maildir, &args.mbox, &args.mda) {
-        (Some(dir), _, _) => Box::new(Maildir::open(dir, account)?),
-        (_, Some(mbox), _) => Box::new(Mbox::new(mbox)),
-        (_, _, Some(command)) => Box::new(Mda::new(command, account)),
-        _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
-    };
+    let Prepared {
+        mut state,
+        mut deliver,
+    } = prepared;
+    let path = state.path().to_owned();
 
     // Pipelining needs the capabilities of the logged-in session.
     if !capa_asked && session.capabilities().is_none() {
@@ -229,6 +365,7 @@ pub(crate) fn fetch(
         Err(e) => return Err(Failure::from(e).context("LIST")),
     };
     let mut summary = Summary {
+        account: label.map(str::to_owned),
         uidl: listing.is_some(),
         ..Summary::default()
     };
@@ -285,12 +422,13 @@ pub(crate) fn fetch(
     let progress = (io::stderr().is_terminal() && !verbose && !to_fetch.is_empty()).then(|| {
         let total: u64 = to_fetch.iter().filter_map(|m| sizes.get(m)).sum();
         let bar = ProgressBar::new(total);
+        // At most about 75 columns, whatever the numbers.
         if let Ok(style) = ProgressStyle::with_template(
-            "{msg:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            "{msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(format!("0/{} messages", to_fetch.len()));
+        bar.set_message(format!("0/{}", to_fetch.len()));
         bar
     });
 
@@ -299,6 +437,7 @@ pub(crate) fn fetch(
         state: listing.is_some().then_some(&mut state),
         uids: &uids,
         current: None,
+        current_bytes: 0,
         stored: Vec::new(),
         failures: Vec::new(),
         fatal: None,
@@ -321,9 +460,13 @@ pub(crate) fn fetch(
     drop(engine);
     summary.failed = failures.len();
     if let Some(failure) = fatal {
-        return Err(failure);
+        return Err(failure.note(summary.saved_note(to_fetch.len())));
     }
-    retrieved.map_err(|e| Failure::from(e).context("RETR"))?;
+    retrieved.map_err(|e| {
+        Failure::from(e)
+            .context("RETR")
+            .note(summary.saved_note(to_fetch.len()))
+    })?;
 
     // Deletion: only what is durably stored, only now.
     let mut deleted = Vec::new();
@@ -362,6 +505,7 @@ pub(crate) fn fetch(
         }
     })?;
     summary.deleted = deleted.len();
+    summary.left_on_server = summary.on_server.saturating_sub(summary.deleted);
 
     // The server has committed: forget UIDs it no longer has.
     if let Some(entries) = &listing {
@@ -381,16 +525,8 @@ pub(crate) fn fetch(
         serde_json::to_writer(&mut out, &summary)
             .map_err(|e| Failure::io("stdout", &io::Error::other(e)))?;
         writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
-    } else if verbose || io::stderr().is_terminal() {
-        eprintln!(
-            "pop3: {} fetched ({} bytes), {} recovered, {} failed, {} deleted, {} on the server",
-            summary.fetched,
-            summary.bytes,
-            summary.recovered,
-            summary.failed,
-            summary.deleted,
-            summary.on_server
-        );
+    } else if verbose || label.is_some() || io::stderr().is_terminal() {
+        eprintln!("pop3: {}", summary.line(label));
     }
     if let Some((msg, why)) = failures.first() {
         return Err(Failure::new(
@@ -402,4 +538,36 @@ pub(crate) fn fetch(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_fits_80_columns() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        let mut summary = Summary {
+            on_server: 10_000,
+            fetched: 10_000,
+            bytes: 12 << 30,
+            recovered: 1,
+            failed: 1,
+            deleted: 10_000,
+            left_on_server: 0,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary.line(None),
+            "10000 new (12.0 GiB), 1 recovered, 1 failed; server: 10000 deleted, 0 left"
+        );
+        assert!(summary.line(None).chars().count() + 6 <= 80);
+        (summary.recovered, summary.failed) = (0, 0);
+        let label = "a-very-long-account-name-that-goes-on-and-on@example.org";
+        let line = summary.line(Some(label));
+        assert!(line.chars().count() + 6 <= 80, "{line}");
+        assert!(line.starts_with("a-very-long-acc"), "{line}");
+    }
 }

@@ -156,13 +156,14 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// `user@host:port`, naming the account in state files and Maildir names.
+    /// `user@host`, naming the account in state files and Maildir names.
+    /// Not the port or the TLS mode: switching between `pop3://` and
+    /// `pop3s://` is the same mailbox.
     pub(crate) fn account(&self) -> Result<String, Failure> {
         Ok(format!(
-            "{}@{}:{}",
+            "{}@{}",
             self.require_user()?,
-            self.connect.host.to_ascii_lowercase(),
-            self.connect.port
+            self.connect.host.to_ascii_lowercase()
         ))
     }
 

@@ -680,3 +680,220 @@ fn sigkill_mid_fetch_loses_nothing_and_duplicates_nothing() {
         assert_eq!(count_files(&maildir.join("new")), COUNT);
     }
 }
+
+// ----- rough edges -----
+
+#[test]
+fn missing_arguments_are_named_and_the_url_goes_anywhere() {
+    let out = run(pop3().args(["--host", "h", "top", "3"]));
+    assert_code(&out, 64);
+    let err = stderr(&out);
+    assert!(err.lines().count() == 1 && err.contains("<LINES>"), "{err}");
+    // The URL after the command, for every command.
+    let (mailbox, _) = mailbox_with("urlafter", 2, 100);
+    let dovecot = Dovecot::shared();
+    let url = format!(
+        "pop3s://{}@127.0.0.1:{}",
+        mailbox.user(),
+        dovecot.tls_addr().port()
+    );
+    for args in [
+        &["stat", &url][..],
+        &["list", &url, "2"],
+        &["list", "2", &url],
+    ] {
+        let out = run(pop3()
+            .env(PASSWORD_VAR, mailbox.password())
+            .args(args)
+            .args(["--password-env", PASSWORD_VAR, "--ca-file"])
+            .arg(ca_file()));
+        assert_code(&out, 0);
+    }
+    // --runtime works but is not advertised.
+    let out = run(pop3().arg("--help"));
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("--runtime"));
+}
+
+#[test]
+fn state_is_keyed_by_user_and_host_and_older_files_migrate() {
+    let (mailbox, messages) = mailbox_with("statekey", 3, 500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let out = fetch(&mailbox, "blocking", &maildir, &[]);
+    assert_code(&out, 0);
+    let state_dir = maildir.join("pop3-state");
+    let new_name = format!("{}@127.0.0.1", mailbox.user());
+    let state = fs::read_to_string(state_dir.join(&new_name)).expect("state user@host");
+    assert_eq!(state.lines().count(), 3);
+    // An older pop3 kept it as user@host:port, one UID per line.
+    let uids: String = state
+        .lines()
+        .map(|l| format!("{}\n", l.split(' ').next().expect("uid")))
+        .collect();
+    fs::remove_file(state_dir.join(&new_name)).expect("rm");
+    fs::write(state_dir.join(format!("{new_name}:995")), uids).expect("write");
+    // Also forget the Maildir names, so only the migrated state can tell.
+    let other = dir.path().join("Other");
+    fs::create_dir_all(other.join("new")).expect("mkdir");
+    fs::rename(maildir.join("pop3-state"), other.join("pop3-state")).expect("mv");
+    let out = fetch(&mailbox, "blocking", &other, &[]);
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["fetched"], 0, "{}", stderr(&out));
+    assert!(!other
+        .join("pop3-state")
+        .join(format!("{new_name}:995"))
+        .exists());
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+}
+
+#[test]
+fn destinations_are_checked_before_connecting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Nothing listens there: a connection attempt would be exit 69.
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let base = |sink: &str, path: &Path| {
+        run(pop3()
+            .env(PASSWORD_VAR, "x")
+            .arg(format!("pop3s://u@127.0.0.1:{port}"))
+            .args(["--password-env", PASSWORD_VAR, "fetch", sink])
+            .arg(path))
+    };
+    let typo = dir.path().join("no-such-dir").join("Mail");
+    let out = base("--maildir", &typo);
+    assert_code(&out, 74);
+    assert!(stderr(&out).contains("no-such-dir"), "{}", stderr(&out));
+    assert!(!typo.exists() && !dir.path().join("no-such-dir").exists());
+    let out = base("--mbox", &typo);
+    assert_code(&out, 74);
+    // A missing Maildir whose parent exists is created (then the
+    // connection fails).
+    let fresh = dir.path().join("Fresh");
+    let out = base("--maildir", &fresh);
+    assert_code(&out, 69);
+    assert!(fresh.join("new").is_dir() && fresh.join("tmp").is_dir());
+    // IPv6 addresses are written with brackets.
+    let out = run(pop3()
+        .env(PASSWORD_VAR, "x")
+        .arg(format!("pop3s://u@[::1]:{port}"))
+        .args(["--password-env", PASSWORD_VAR, "stat"]));
+    assert_code(&out, 69);
+    assert!(
+        stderr(&out).contains(&format!("[::1]:{port}")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn mda_that_cannot_run_stops_the_fetch() {
+    let (mailbox, _) = mailbox_with("mda127", 3, 200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let not_executable = dir.path().join("deliver.txt");
+    fs::write(&not_executable, "cat > /dev/null\n").expect("write");
+    let not_executable = not_executable.to_string_lossy().into_owned();
+    for (mda, code) in [
+        ("/nonexistent/deliver", "127"),
+        (&not_executable[..], "126"),
+    ] {
+        let out = run(dovecot_pop3(&mailbox, "blocking")
+            .env("XDG_STATE_HOME", dir.path())
+            .args(["fetch", "--delete", "--mda", mda]));
+        assert_code(&out, 64);
+        let err = stderr(&out);
+        assert!(err.contains(code) && err.contains("cannot be run"), "{err}");
+        assert_eq!(mailbox.count(), 3, "nothing deleted");
+    }
+}
+
+#[test]
+fn lost_connection_says_so_and_what_was_saved() {
+    let messages: Vec<Vec<u8>> = (1..=2).map(|i| message("lost", i, 3_000)).collect();
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("UIDL"),
+        Step::Send(b"+OK\r\n1 u1\r\n2 u2\r\n.\r\n".to_vec()),
+        Step::expect_line("LIST"),
+        Step::Send(
+            format!(
+                "+OK\r\n1 {}\r\n2 {}\r\n.\r\n",
+                messages[0].len(),
+                messages[1].len()
+            )
+            .into_bytes(),
+        ),
+        Step::expect_line("RETR 1"),
+        Step::Send([&b"+OK\r\n"[..], &stuffed(&messages[0])].concat()),
+        Step::expect_line("RETR 2"),
+        Step::Send(b"+OK\r\nFrom: x\r\n".to_vec()),
+        Step::Close,
+    ]);
+    let server = ScriptedServer::start(steps);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(pop3()
+        .env(PASSWORD_VAR, "hunter2")
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(server.addr().port().to_string())
+        .args(["--tls", "none", "--allow-plaintext-auth", "--user", "alice"])
+        .args(["--password-env", PASSWORD_VAR, "fetch", "--maildir"])
+        .arg(dir.path().join("Mail")));
+    assert_code(&out, 69);
+    let err = stderr(&out);
+    assert!(err.contains("connection was lost"), "{err}");
+    assert!(
+        err.contains("1 message(s) saved") && err.contains("1 left"),
+        "{err}"
+    );
+    let _ = server.join();
+}
+
+#[test]
+fn ctrl_c_says_what_was_saved() {
+    let messages: Vec<Vec<u8>> = (1..=2).map(|i| message("sigint", i, 3_000)).collect();
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("UIDL"),
+        Step::Send(b"+OK\r\n1 u1\r\n2 u2\r\n.\r\n".to_vec()),
+        Step::expect_line("LIST"),
+        Step::Send(b"+OK\r\n1 3000\r\n2 3000\r\n.\r\n".to_vec()),
+        Step::expect_line("RETR 1"),
+        Step::Send([&b"+OK\r\n"[..], &stuffed(&messages[0])].concat()),
+        Step::expect_line("RETR 2"),
+        Step::Stall,
+    ]);
+    let server = ScriptedServer::start(steps);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let child = pop3()
+        .env(PASSWORD_VAR, "hunter2")
+        .args(["--host", "127.0.0.1", "--port"])
+        .arg(server.addr().port().to_string())
+        .args(["--tls", "none", "--allow-plaintext-auth", "--user", "alice"])
+        .args(["--password-env", PASSWORD_VAR, "fetch", "--maildir"])
+        .arg(&maildir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while count_files(&maildir.join("new")) < 1 {
+        assert!(Instant::now() < deadline, "message 1 never arrived");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("wait");
+    assert_code(&out, 130);
+    let err = stderr(&out);
+    assert!(
+        err.contains("interrupted") && err.contains("1 message(s) saved"),
+        "{err}"
+    );
+    assert_eq!(maildir_contents(&maildir), counted(&messages[..1]));
+    drop(server);
+}
