@@ -26,6 +26,16 @@ pub(crate) struct Cli {
     #[command(flatten, next_help_heading = "Connection and login")]
     pub(crate) conn: ConnArgs,
 
+    /// Read accounts from this file [default:
+    /// $XDG_CONFIG_HOME/pop3/config.toml, if it exists].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Use this account of the config file (options given here override
+    /// its settings).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) account: Option<String>,
+
     /// Print the protocol trace to stderr (passwords and SASL exchanges are
     /// shown as <redacted>).
     #[arg(short, long, global = true)]
@@ -42,7 +52,7 @@ pub(crate) struct Cli {
 }
 
 /// How to reach the server and log in.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct ConnArgs {
     /// Server host name or IP address.
     #[arg(long, global = true)]
@@ -78,8 +88,8 @@ pub(crate) struct ConnArgs {
 
     /// Login method; auto picks the strongest the server offers:
     /// SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, APOP, PLAIN, LOGIN, USER.
-    #[arg(long, value_enum, default_value_t = AuthChoice::Auto, global = true)]
-    pub(crate) auth: AuthChoice,
+    #[arg(long, value_enum, global = true)]
+    pub(crate) auth: Option<AuthChoice>,
 
     /// Allow sending credentials over a connection that is not encrypted
     /// (refused otherwise, exit code 77).
@@ -93,8 +103,8 @@ pub(crate) struct ConnArgs {
 
     /// Which transport runs the session (all behave the same). Hidden from
     /// --help: it exists to exercise the transports, not for users.
-    #[arg(long, value_enum, default_value_t = Runtime::Blocking, global = true, hide = true)]
-    pub(crate) runtime: Runtime,
+    #[arg(long, value_enum, global = true, hide = true)]
+    pub(crate) runtime: Option<Runtime>,
 
     /// Time limit in seconds for connecting, the TLS handshake, and each
     /// read and write [default: 30 s to connect, 60 s per read/write].
@@ -104,7 +114,8 @@ pub(crate) struct ConnArgs {
 }
 
 /// The TLS mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum TlsMode {
     /// TLS from the first byte (POP3S, port 995).
     Implicit,
@@ -115,7 +126,8 @@ pub(crate) enum TlsMode {
 }
 
 /// The runtime (transport crate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Runtime {
     /// pop3-blocking (std::net).
     Blocking,
@@ -126,7 +138,8 @@ pub(crate) enum Runtime {
 }
 
 /// `--auth`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum AuthChoice {
     /// The strongest method the server offers.
     Auto,
@@ -140,12 +153,15 @@ pub(crate) enum AuthChoice {
     Login,
     /// SASL CRAM-MD5.
     #[value(name = "cram-md5")]
+    #[serde(rename = "cram-md5")]
     CramMd5,
     /// SASL SCRAM-SHA-1.
     #[value(name = "scram-sha-1")]
+    #[serde(rename = "scram-sha-1")]
     ScramSha1,
     /// SASL SCRAM-SHA-256.
     #[value(name = "scram-sha-256")]
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
     /// SASL XOAUTH2 (the secret is an OAuth 2.0 access token).
     #[value(name = "xoauth2")]
@@ -199,6 +215,9 @@ pub(crate) enum Command {
     /// Maildir, an mbox or an MDA; optionally delete them from the server
     /// once they are safely stored.
     ///
+    /// Without a server, every account of the config file is fetched in
+    /// turn (one summary line each); `pop3 fetch NAME...` fetches those.
+    ///
     /// Each message is made durable (fsync) before its UID is recorded, and
     /// only recorded messages are deleted, after all retrievals, by QUIT. An
     /// interrupted fetch (Ctrl-C, kill, lost connection) loses nothing; the
@@ -212,6 +231,11 @@ pub(crate) enum Command {
 #[derive(Debug, Args)]
 #[command(group(ArgGroup::new("sink").args(["maildir", "mbox", "mda"])))]
 pub(crate) struct FetchArgs {
+    /// Accounts of the config file to fetch [default: all of them, when
+    /// no server is given].
+    #[arg(value_name = "NAME")]
+    pub(crate) accounts: Vec<String>,
+
     /// Deliver into this Maildir (created if missing). State is kept in
     /// DIR/pop3-state/.
     #[arg(long, value_name = "DIR")]
@@ -364,7 +388,7 @@ mod tests {
         let cli = Cli::try_parse_from(["pop3", "--host", "h", "retr", "3", "--runtime", "tokio"])
             .expect("parses");
         assert!(matches!(cli.command, Command::Retr { msg: 3 }));
-        assert_eq!(cli.conn.runtime, Runtime::Tokio);
+        assert_eq!(cli.conn.runtime, Some(Runtime::Tokio));
         assert!(Cli::try_parse_from(["pop3", "retr", "0"]).is_err());
         assert!(Cli::try_parse_from(["pop3", "fetch", "--maildir", "a", "--mbox", "b"]).is_err());
     }

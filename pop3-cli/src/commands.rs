@@ -5,11 +5,12 @@ use std::io::{self, Write};
 use pop3_proto::{MsgNum, Secret};
 use serde::Serialize;
 
-use crate::cli::{AuthChoice, Cli, Command};
+use crate::cli::{AuthChoice, Cli, Command, ConnArgs, Runtime};
+use crate::config::{expand_home, Config, Settings};
 use crate::error::{auth_failure, plaintext_message, Exit, Failure, NetError};
 use crate::fetch::{fetch, prepare, FetchOptions};
 use crate::session::{capability_line, Mechanism, Session, Traced};
-use crate::target::{password, resolve, Target};
+use crate::target::{password, resolve, Target, Url};
 use crate::transport::connect;
 
 /// Picks the strongest method the server offers: SCRAM-SHA-256,
@@ -180,7 +181,7 @@ pub(crate) fn endpoint(host: &str, port: u16) -> String {
 }
 
 /// Connects, naming the server as [`endpoint`] does in any error.
-fn connect_to(target: &Target, runtime: crate::cli::Runtime) -> Result<Box<dyn Session>, Failure> {
+fn connect_to(target: &Target, runtime: Runtime) -> Result<Box<dyn Session>, Failure> {
     let host = &target.connect.host;
     let port = target.connect.port;
     connect(runtime, &target.connect).map_err(|mut failure| {
@@ -196,27 +197,191 @@ fn connect_to(target: &Target, runtime: crate::cli::Runtime) -> Result<Box<dyn S
     })
 }
 
+/// The command line laid over the config file: for each setting, the
+/// option given here, else the account's key, else `[defaults]`. The file's
+/// URL counts as its `host`, `port`, `tls`, `user` and `auth` keys, so that
+/// a URL or `--host` here replaces the file's server without a conflict.
+fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions>), Failure> {
+    let mut conn = cli.conn.clone();
+    let from_cli_url = cli.url.as_deref().map(Url::parse).transpose()?;
+    let from_file_url = file
+        .url
+        .as_ref()
+        .map(|u| Url::parse(u.get_ref()))
+        .transpose()?;
+    let given = |cli_flag: bool, in_url: bool| cli_flag || in_url;
+    let cli_url = from_cli_url.as_ref();
+    let file_url = from_file_url.as_ref();
+    // A server named on the command line replaces the file's server whole.
+    let server_here = cli.url.is_some() || cli.conn.host.is_some();
+    let value = |s: &Option<toml::Spanned<String>>| s.as_ref().map(|v| v.get_ref().clone());
+    if !server_here {
+        conn.host = value(&file.host).or_else(|| file_url.map(|u| u.host.clone()));
+    }
+    if !given(
+        conn.port.is_some(),
+        cli_url.is_some_and(|u| u.port.is_some()),
+    ) && !server_here
+    {
+        conn.port = file
+            .port
+            .as_ref()
+            .map(|p| *p.get_ref())
+            .or_else(|| file_url.and_then(|u| u.port));
+    }
+    if !given(conn.tls.is_some(), cli_url.is_some()) {
+        conn.tls = file
+            .tls
+            .as_ref()
+            .map(|t| *t.get_ref())
+            .or_else(|| file_url.map(|u| u.tls));
+    }
+    if !given(
+        conn.user.is_some(),
+        cli_url.is_some_and(|u| u.user.is_some()),
+    ) {
+        conn.user = value(&file.user).or_else(|| file_url.and_then(|u| u.user.clone()));
+    }
+    if !given(
+        conn.auth.is_some(),
+        cli_url.is_some_and(|u| u.auth.is_some()),
+    ) {
+        conn.auth = file
+            .auth
+            .as_ref()
+            .map(|a| *a.get_ref())
+            .or_else(|| file_url.and_then(|u| u.auth));
+    }
+    if conn.password_env.is_none() && conn.password_command.is_none() {
+        conn.password_env = value(&file.password_env);
+        conn.password_command = value(&file.password_command);
+    }
+    conn.allow_plaintext_auth |= file
+        .allow_plaintext_auth
+        .as_ref()
+        .is_some_and(|a| *a.get_ref());
+    if conn.ca_file.is_none() {
+        conn.ca_file = file.ca_file.as_ref().map(|p| expand_home(p.get_ref()));
+    }
+    if conn.timeout.is_none() {
+        conn.timeout = file.timeout.as_ref().map(|t| *t.get_ref());
+    }
+    if conn.runtime.is_none() {
+        conn.runtime = file.runtime.as_ref().map(|r| *r.get_ref());
+    }
+    let Command::Fetch(args) = &cli.command else {
+        return Ok((conn, None));
+    };
+    let mut options = FetchOptions {
+        maildir: args.maildir.clone(),
+        mbox: args.mbox.clone(),
+        mda: args.mda.clone(),
+        delete: args.delete,
+        state: args.state.clone(),
+    };
+    if options.maildir.is_none() && options.mbox.is_none() && options.mda.is_none() {
+        options.maildir = file.maildir.as_ref().map(|p| expand_home(p.get_ref()));
+        options.mbox = file.mbox.as_ref().map(|p| expand_home(p.get_ref()));
+        options.mda = value(&file.mda);
+    }
+    if !args.delete && !args.keep {
+        options.delete = file.delete.as_ref().is_some_and(|d| *d.get_ref());
+    }
+    if options.state.is_none() {
+        options.state = file.state.as_ref().map(|p| expand_home(p.get_ref()));
+    }
+    Ok((conn, Some(options)))
+}
+
 /// Runs the command line; `Ok` is exit code 0.
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
-    let target = resolve(cli.url.as_deref(), &cli.conn)?;
-    // A fetch checks its destination and takes its lock before connecting.
-    let prepared = match &cli.command {
-        Command::Fetch(args) => {
-            let options = FetchOptions {
-                maildir: args.maildir.clone(),
-                mbox: args.mbox.clone(),
-                mda: args.mda.clone(),
-                delete: args.delete,
-                state: args.state.clone(),
-            };
-            Some((prepare(&options, &target.account()?)?, options))
+    let config = Config::load(cli.config.as_deref())?;
+    let names = match &cli.command {
+        Command::Fetch(args) if !args.accounts.is_empty() => {
+            if cli.url.is_some() || cli.account.is_some() {
+                return Err(Failure::usage(
+                    "fetch NAME... takes the accounts from the config file: \
+                     give no URL or --account with them",
+                ));
+            }
+            Some(args.accounts.clone())
+        }
+        Command::Fetch(_)
+            if cli.url.is_none() && cli.conn.host.is_none() && cli.account.is_none() =>
+        {
+            config
+                .as_ref()
+                .map(Config::account_names)
+                .filter(|n| !n.is_empty())
         }
         _ => None,
     };
+    let Some(names) = names else {
+        let settings =
+            match (&config, cli.account.as_deref()) {
+                (Some(config), account) => config.settings(account)?,
+                (None, Some(_)) => return Err(Failure::usage(
+                    "--account needs a config file ($XDG_CONFIG_HOME/pop3/config.toml or --config)",
+                )),
+                (None, None) => Settings::default(),
+            };
+        return run_one(&cli, &settings, None);
+    };
+    let Some(config) = &config else {
+        return Err(Failure::usage(
+            "fetch NAME... needs a config file ($XDG_CONFIG_HOME/pop3/config.toml or --config)",
+        ));
+    };
+    // Every account is checked before the first one connects.
+    let mut accounts = Vec::with_capacity(names.len());
+    for name in &names {
+        let settings = config.settings(Some(name))?;
+        lay_over(&cli, &settings)
+            .and_then(|(conn, _)| resolve(None, &conn))
+            .map_err(|f| f.context(format_args!("account {name}")))?;
+        accounts.push((name, settings));
+    }
+    let mut first_failure: Option<Exit> = None;
+    for (name, settings) in accounts {
+        if let Err(failure) = run_one(&cli, &settings, Some(name)) {
+            if cli.json {
+                let _ = print_json(&serde_json::json!({
+                    "account": name,
+                    "error": failure.to_string(),
+                    "exit": failure.exit.code(),
+                }));
+            }
+            eprintln!("pop3: {name}: {failure}");
+            first_failure.get_or_insert(failure.exit);
+            if matches!(failure.exit, Exit::Interrupted | Exit::Terminated) {
+                break;
+            }
+        }
+    }
+    match first_failure {
+        None => Ok(()),
+        Some(exit) => Err(Failure::new(
+            exit,
+            "not every account was fetched (see above)",
+        )),
+    }
+}
+
+/// Runs the command for one account (`label` names it when several are
+/// fetched).
+fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Failure> {
+    let (conn, fetch_options) = lay_over(cli, settings)?;
+    let target = resolve(cli.url.as_deref(), &conn)?;
+    // A fetch checks its destination and takes its lock before connecting.
+    let prepared = match fetch_options {
+        Some(options) => Some((prepare(&options, &target.account()?)?, options)),
+        None => None,
+    };
+    let runtime = conn.runtime.unwrap_or(Runtime::Blocking);
     let needs_login = !matches!(cli.command, Command::Capa);
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {
-        Some(password(&cli.conn, &target.account()?)?)
+        Some(password(&conn, &target.account()?)?)
     } else {
         None
     };
@@ -229,13 +394,13 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
                 crate::cli::TlsMode::Starttls => "STLS",
                 crate::cli::TlsMode::None => "no TLS",
             },
-            cli.conn.runtime
+            runtime
         );
     }
     if prepared.is_some() {
         crate::interrupt::install();
     }
-    let mut session = connect_to(&target, cli.conn.runtime)?;
+    let mut session = connect_to(&target, runtime)?;
     if cli.verbose {
         session = Box::new(Traced::new(session));
     }
@@ -346,7 +511,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
                 &options,
                 cli.verbose,
                 cli.json,
-                None,
+                label,
             );
         }
     }

@@ -12,6 +12,7 @@
 
 mod cli;
 mod commands;
+mod config;
 mod crash;
 mod deliver;
 mod error;

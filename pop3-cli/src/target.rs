@@ -228,8 +228,9 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
         }
     }
     let auth = match (args.auth, url_auth) {
-        (AuthChoice::Auto, Some(a)) => a,
-        (a, _) => a,
+        (Some(AuthChoice::Auto) | None, Some(a)) => a,
+        (Some(a), _) => a,
+        (None, None) => AuthChoice::Auto,
     };
     let ca_pem = match &args.ca_file {
         Some(path) => Some(

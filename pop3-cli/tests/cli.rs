@@ -32,6 +32,8 @@ fn pop3() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_pop3"));
     command
         .env_remove("XDG_STATE_HOME")
+        // No config file of the person running the tests.
+        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
         .env_remove(PASSWORD_VAR)
         .stdin(Stdio::null());
     command
@@ -896,4 +898,116 @@ fn ctrl_c_says_what_was_saved() {
     );
     assert_eq!(maildir_contents(&maildir), counted(&messages[..1]));
     drop(server);
+}
+
+// ----- config file -----
+
+#[test]
+fn accounts_from_a_config_file() {
+    let dovecot = Dovecot::shared();
+    let (alpha, alpha_messages) = mailbox_with("cfg-alpha", 2, 400);
+    let (beta, beta_messages) = mailbox_with("cfg-beta", 3, 400);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_dir = dir.path().join("xdg").join("pop3");
+    fs::create_dir_all(&config_dir).expect("mkdir");
+    let port = dovecot.tls_addr().port();
+    // beta first: the file's order is the fetch order.
+    let text = format!(
+        "[defaults]\nca_file = {ca:?}\ntimeout = 60\n\n\
+         [accounts.beta]\nurl = \"pop3s://{bu}@127.0.0.1:{port}\"\n\
+         password_command = \"echo {bp}\"\nmaildir = {bm:?}\n\n\
+         [accounts.alpha]\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{au}\"\n\
+         password_env = \"ALPHA_PW\"\nmaildir = {am:?}\ndelete = true\n",
+        ca = ca_file(),
+        bu = beta.user(),
+        bp = beta.password(),
+        bm = dir.path().join("beta"),
+        au = alpha.user(),
+        am = dir.path().join("alpha"),
+    );
+    fs::write(config_dir.join("config.toml"), text).expect("write config");
+    let with_config = || {
+        let mut command = pop3();
+        command
+            .env("XDG_CONFIG_HOME", dir.path().join("xdg"))
+            .env("ALPHA_PW", alpha.password());
+        command
+    };
+    let out = run(with_config().args(["--json", "fetch"]));
+    assert_code(&out, 0);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(lines[0]["account"], "beta");
+    assert_eq!(lines[0]["fetched"], 3);
+    assert_eq!(lines[1]["account"], "alpha");
+    assert_eq!(lines[1]["fetched"], 2);
+    assert_eq!(lines[1]["deleted"], 2);
+    assert_eq!(lines[1]["left_on_server"], 0);
+    assert_eq!(alpha.count(), 0, "alpha has delete = true");
+    assert_eq!(beta.count(), 3);
+    assert_eq!(
+        maildir_contents(&dir.path().join("beta")),
+        counted(&beta_messages)
+    );
+    assert_eq!(
+        maildir_contents(&dir.path().join("alpha")),
+        counted(&alpha_messages)
+    );
+    // By name; and the command line overrides the file.
+    let other = dir.path().join("other");
+    let out = run(with_config()
+        .args([
+            "--json",
+            "--account",
+            "beta",
+            "fetch",
+            "--keep",
+            "--maildir",
+        ])
+        .arg(&other));
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["fetched"], 3);
+    let out = run(with_config().args(["--json", "fetch", "beta"]));
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["fetched"], 0);
+    let out = run(with_config().args(["--account", "beta", "stat"]));
+    assert_code(&out, 0);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("3 "));
+    let out = run(with_config().args(["fetch", "gamma"]));
+    assert_code(&out, 64);
+    assert!(
+        stderr(&out).contains("no account \"gamma\""),
+        "{}",
+        stderr(&out)
+    );
+
+    // Mistakes name the file, the line and the key, before connecting.
+    let bad = dir.path().join("bad.toml");
+    fs::write(
+        &bad,
+        "[accounts.x]\nhost = \"127.0.0.1\"\nport = 1\npassword = \"no\"\n",
+    )
+    .expect("write");
+    let out = run(pop3().arg("--config").arg(&bad).arg("fetch"));
+    assert_code(&out, 64);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("{}:4: password:", bad.display())) && err.lines().count() == 1,
+        "{err}"
+    );
+    fs::write(
+        &bad,
+        "[accounts.x]\nhost = \"127.0.0.1\"\nport = 1\ndelete = \"yes\"\n",
+    )
+    .expect("write");
+    let out = run(pop3().arg("--config").arg(&bad).arg("fetch"));
+    assert_code(&out, 64);
+    assert!(
+        stderr(&out).contains("bad.toml:4: delete:"),
+        "{}",
+        stderr(&out)
+    );
 }
