@@ -35,6 +35,24 @@ pub(crate) fn at(step: &str) {
     }
 }
 
+/// `POP3_TEST_BATCH=N` (debug builds only): batches of N messages, so that
+/// a test with few messages has several batches.
+#[cfg(debug_assertions)]
+pub(crate) fn batch_messages(default: usize) -> usize {
+    std::env::var("POP3_TEST_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// Release builds: the default.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn batch_messages(default: usize) -> usize {
+    default
+}
+
 /// Release builds: nothing.
 #[cfg(not(debug_assertions))]
 #[inline(always)]

@@ -56,6 +56,11 @@ pub(crate) trait Deliver {
     fn commit(&mut self) -> Result<Stored, NotStored>;
     /// Throws away the current message (incomplete).
     fn abort(&mut self);
+    /// The Maildir, which can make several messages durable at once
+    /// ([`Maildir::stage`], [`make_durable`]).
+    fn as_maildir(&mut self) -> Option<&mut Maildir> {
+        None
+    }
     /// Whether a message with this UID is already stored (only a Maildir
     /// can tell).
     fn has_uid(&self, uid: &str) -> bool {
@@ -197,7 +202,110 @@ pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
     }
 }
 
+/// A message written completely into `tmp/`, not yet synced nor visible.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// The file in `tmp/`.
+    pub(crate) tmp: PathBuf,
+    /// Its name in `new/`.
+    pub(crate) name: String,
+}
+
+/// Makes a batch of staged messages durable together, in the order that
+/// keeps every promise: the data of all of them (one `syncfs` of the
+/// Maildir's file system, where `fsync` per file would cost one sync per
+/// message), then each linked into `new/` (never replacing a file), then
+/// `new/` synced once. Only after this returns may their UIDs be recorded.
+/// Returns, per message, whether it is new or was there already.
+pub(crate) fn make_durable(root: &Path, batch: &[&Staged]) -> Result<Vec<Stored>, Failure> {
+    let fail = |what: &str, e: io::Error| Failure::io(format_args!("Maildir {what}"), &e);
+    let tmp_dir = root.join("tmp");
+    sync_data_of(&tmp_dir, batch).map_err(|e| fail("sync", e))?;
+    crate::crash::at("synced");
+    let new_dir = root.join("new");
+    let mut stored = Vec::with_capacity(batch.len());
+    for staged in batch {
+        let target = new_dir.join(&staged.name);
+        // link(2) never replaces an existing file (the classic Maildir
+        // delivery); fall back to rename where hard links do not work.
+        match fs::hard_link(&staged.tmp, &target) {
+            Ok(()) => {
+                let _ = fs::remove_file(&staged.tmp);
+                stored.push(Stored::New);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&staged.tmp);
+                stored.push(Stored::AlreadyThere);
+            }
+            Err(_) => {
+                fs::rename(&staged.tmp, &target).map_err(|e| fail("rename into new/", e))?;
+                stored.push(Stored::New);
+            }
+        }
+    }
+    crate::crash::at("linked");
+    sync_dir(&new_dir).map_err(|e| fail("fsync new/", e))?;
+    crate::crash::at("dir-synced");
+    Ok(stored)
+}
+
+/// Makes the data of the staged files durable: one `syncfs` on Linux.
+#[cfg(target_os = "linux")]
+fn sync_data_of(tmp_dir: &Path, _batch: &[&Staged]) -> io::Result<()> {
+    let dir = File::open(tmp_dir)?;
+    rustix::fs::syncfs(&dir).map_err(io::Error::from)
+}
+
+/// Makes the data of the staged files durable: `fsync` each elsewhere.
+#[cfg(not(target_os = "linux"))]
+fn sync_data_of(_tmp_dir: &Path, batch: &[&Staged]) -> io::Result<()> {
+    for staged in batch {
+        File::open(&staged.tmp)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl Maildir {
+    /// The Maildir's directory.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Finishes the current message in `tmp/` without syncing it, for
+    /// [`make_durable`]. `Ok(None)`: the Maildir has it already (the file
+    /// in `tmp/` is removed).
+    pub(crate) fn stage(&mut self) -> Result<Option<Staged>, NotStored> {
+        let Some(current) = self.current.take() else {
+            return Err(NotStored::Fatal(Failure::io(
+                "Maildir",
+                &io::Error::other("no message started"),
+            )));
+        };
+        let tmp = current.tmp.clone();
+        let file = current.file.into_inner().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            NotStored::Fatal(Failure::io("Maildir write", &e.into_error()))
+        })?;
+        drop(file);
+        let name = match current.name {
+            Naming::Uid(name) => name,
+            Naming::Content(hasher) => format!(
+                "pop3-{}",
+                digest(&[self.account.as_bytes(), b"content", &hasher.finalize()])
+            ),
+        };
+        if self.present.contains(&name) {
+            let _ = fs::remove_file(&tmp);
+            return Ok(None);
+        }
+        Ok(Some(Staged { tmp, name }))
+    }
+
+    /// Notes that `name` is in `new/` now.
+    pub(crate) fn note_present(&mut self, name: &str) {
+        self.present.insert(name.to_owned());
+    }
+
     /// Opens (creating if needed) the Maildir at `root`, and removes the
     /// temporary files an interrupted fetch of `account` left in `tmp/`.
     /// The caller holds the account's state lock, so none of them is in use.
@@ -345,6 +453,10 @@ impl Deliver for Maildir {
 
     fn has_uid(&self, uid: &str) -> bool {
         self.present.contains(&self.uid_name(uid))
+    }
+
+    fn as_maildir(&mut self) -> Option<&mut Maildir> {
+        Some(self)
     }
 }
 

@@ -21,14 +21,18 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pop3_proto::MsgNum;
 use serde::Serialize;
 
 use crate::deliver::{
-    prepare_maildir, prepare_mbox, Deliver, Incoming, Maildir, Mbox, Mda, NotStored, Stored,
+    make_durable, prepare_maildir, prepare_mbox, Deliver, Incoming, Maildir, Mbox, Mda, NotStored,
+    Staged, Stored,
 };
 use crate::error::{Exit, Failure, NetError};
 use crate::interrupt;
@@ -138,11 +142,137 @@ pub(crate) struct Summary {
     uidl: bool,
 }
 
+/// The committer takes a batch once this many messages are staged...
+const BATCH_MESSAGES: usize = 128;
+/// ... or this many bytes ...
+const BATCH_BYTES: u64 = 8 << 20;
+/// ... or once the oldest staged message has waited this long (so that a
+/// slow or stalled server does not keep complete messages from being
+/// saved), or when the retrieval ends.
+const LINGER: Duration = Duration::from_millis(200);
+/// The retrieval waits when this many messages (or bytes) are staged in
+/// `tmp/` and not yet taken by the committer.
+const MAX_STAGED: usize = 4096;
+/// See [`MAX_STAGED`].
+const MAX_STAGED_BYTES: u64 = 256 << 20;
+
+/// The state, shared with the committer thread.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each update of the guarded values is complete before anything can
+    // panic, so a poisoned lock still guards consistent values.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A message complete in `tmp/`, waiting for its batch to be made durable.
+struct Pending {
+    msg: MsgNum,
+    uid: Option<String>,
+    bytes: u64,
+    staged: Staged,
+}
+
+/// What the committer did with a batch.
+struct Done {
+    batch: Vec<Pending>,
+    result: Result<Vec<Stored>, Failure>,
+}
+
+/// Messages staged by the retrieval, taken in batches by the committer.
+#[derive(Default)]
+struct Queue {
+    staged: Vec<Pending>,
+    bytes: u64,
+    oldest: Option<Instant>,
+    /// The retrieval is over: take everything, then stop.
+    closed: bool,
+    /// The committer failed and stopped.
+    failed: bool,
+}
+
+/// The queue and its condition variable (both sides wait on it).
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+/// The committer thread: it takes the staged messages in batches, makes
+/// each batch's files durable together ([`make_durable`]), then appends
+/// their UIDs to the state and syncs it once. Meanwhile the connection
+/// keeps receiving into `tmp/`.
+fn committer(root: &Path, state: Option<&Mutex<State>>, shared: &Shared, done: mpsc::Sender<Done>) {
+    let batch_messages = crate::crash::batch_messages(BATCH_MESSAGES);
+    loop {
+        let batch = {
+            let mut queue = locked(&shared.queue);
+            loop {
+                let due = queue.closed
+                    || queue.staged.len() >= batch_messages
+                    || queue.bytes >= BATCH_BYTES
+                    || queue.oldest.is_some_and(|t| t.elapsed() >= LINGER);
+                if !queue.staged.is_empty() && due {
+                    break;
+                }
+                if queue.closed {
+                    return;
+                }
+                let wait = queue
+                    .oldest
+                    .map_or(LINGER, |t| LINGER.saturating_sub(t.elapsed()));
+                queue = shared
+                    .changed
+                    .wait_timeout(queue, wait.max(Duration::from_millis(1)))
+                    .map_or_else(|p| p.into_inner().0, |(q, _)| q);
+            }
+            // At most one batch's worth: the syncs stay few, and the
+            // messages behind it wait no longer than one batch.
+            let take = queue.staged.len().min(batch_messages);
+            let batch: Vec<Pending> = queue.staged.drain(..take).collect();
+            queue.bytes = queue.staged.iter().map(|p| p.bytes).sum();
+            queue.oldest = (!queue.staged.is_empty()).then(Instant::now);
+            shared.changed.notify_all();
+            batch
+        };
+        let staged: Vec<&Staged> = batch.iter().map(|p| &p.staged).collect();
+        let result = make_durable(root, &staged).and_then(|stored| {
+            if let Some(state) = state {
+                let mut state = locked(state);
+                let uids = batch.iter().filter_map(|p| p.uid.as_deref());
+                state.record_many(uids).map_err(|e| {
+                    Failure::io(format_args!("state file {}", state.path().display()), &e)
+                })?;
+                crate::crash::at("recorded");
+            }
+            // Counted here, not when the retrieval next looks: it may be
+            // waiting on a silent server when a signal comes.
+            for _ in &stored {
+                interrupt::saved_one();
+            }
+            Ok(stored)
+        });
+        let failed = result.is_err();
+        let gone = done.send(Done { batch, result }).is_err();
+        if failed || gone {
+            locked(&shared.queue).failed = true;
+            shared.changed.notify_all();
+            return;
+        }
+    }
+}
+
+/// The retrieval's side of group commit.
+struct Group<'s> {
+    shared: &'s Shared,
+    done: mpsc::Receiver<Done>,
+}
+
 /// Receives the messages from the session and stores them.
 struct Engine<'a> {
     deliver: &'a mut dyn Deliver,
     /// `None` without UIDL.
-    state: Option<&'a mut State>,
+    state: Option<&'a Mutex<State>>,
     uids: &'a HashMap<MsgNum, String>,
     current: Option<MsgNum>,
     /// Bytes of the current message so far.
@@ -151,9 +281,13 @@ struct Engine<'a> {
     stored: Vec<MsgNum>,
     failures: Vec<(MsgNum, String)>,
     fatal: Option<Failure>,
+    /// The committer failed: stage nothing more.
+    commit_failed: bool,
     summary: &'a mut Summary,
     progress: Option<ProgressBar>,
     to_fetch: usize,
+    /// For a Maildir: batches made durable by another thread.
+    group: Option<Group<'a>>,
 }
 
 impl Engine<'_> {
@@ -188,18 +322,14 @@ impl Engine<'_> {
         Stop
     }
 
-    fn stored(&mut self, msg: MsgNum, how: Stored) -> Result<(), Stop> {
-        if let (Some(state), Some(uid)) = (self.state.as_deref_mut(), self.uids.get(&msg)) {
-            if let Err(e) = state.record(uid) {
-                let path = state.path().display().to_string();
-                return Err(self.stop(Failure::io(format_args!("state file {path}"), &e)));
-            }
-        }
+    /// Message `msg` is durable and its UID recorded (if it has one).
+    fn counted(&mut self, msg: MsgNum, how: Stored, bytes: u64) {
         self.stored.push(msg);
-        self.summary.bytes += std::mem::take(&mut self.current_bytes);
-        interrupt::saved_one();
         match how {
-            Stored::New => self.summary.fetched += 1,
+            Stored::New => {
+                self.summary.fetched += 1;
+                self.summary.bytes += bytes;
+            }
             Stored::AlreadyThere => self.summary.recovered += 1,
         }
         if let Some(bar) = &self.progress {
@@ -209,6 +339,22 @@ impl Engine<'_> {
                 self.to_fetch
             ));
         }
+    }
+
+    /// Records a message stored on its own (mbox, MDA, or found in the
+    /// Maildir already).
+    fn stored(&mut self, msg: MsgNum, how: Stored) -> Result<(), Stop> {
+        if let (Some(state), Some(uid)) = (self.state, self.uids.get(&msg)) {
+            let mut state = locked(state);
+            if let Err(e) = state.record(uid) {
+                let path = state.path().display().to_string();
+                drop(state);
+                return Err(self.stop(Failure::io(format_args!("state file {path}"), &e)));
+            }
+        }
+        let bytes = std::mem::take(&mut self.current_bytes);
+        interrupt::saved_one();
+        self.counted(msg, how, bytes);
         Ok(())
     }
 
@@ -217,6 +363,110 @@ impl Engine<'_> {
         if self.current.take().is_some() {
             self.deliver.abort();
         }
+    }
+
+    /// Stages the complete current message of a Maildir for its batch.
+    fn stage(&mut self, msg: MsgNum) -> Result<(), Stop> {
+        let Some(maildir) = self.deliver.as_maildir() else {
+            return Err(self.stop(Failure::new(
+                Exit::Software,
+                "group commit without a Maildir",
+            )));
+        };
+        match maildir.stage() {
+            Ok(Some(staged)) => {
+                crate::crash::at("received");
+                let bytes = std::mem::take(&mut self.current_bytes);
+                let pending = Pending {
+                    msg,
+                    uid: self.uids.get(&msg).cloned(),
+                    bytes,
+                    staged,
+                };
+                if let Some(group) = &self.group {
+                    let shared = group.shared;
+                    let mut queue = locked(&shared.queue);
+                    while !queue.failed
+                        && (queue.staged.len() >= MAX_STAGED || queue.bytes >= MAX_STAGED_BYTES)
+                    {
+                        queue = shared
+                            .changed
+                            .wait(queue)
+                            .unwrap_or_else(|p| p.into_inner());
+                    }
+                    if queue.failed {
+                        self.commit_failed = true;
+                    } else {
+                        queue.bytes += bytes;
+                        queue.oldest.get_or_insert_with(Instant::now);
+                        queue.staged.push(pending);
+                        if queue.staged.len() >= BATCH_MESSAGES || queue.bytes >= BATCH_BYTES {
+                            shared.changed.notify_all();
+                        }
+                    }
+                }
+                self.collect(false)
+            }
+            Ok(None) => self.stored(msg, Stored::AlreadyThere),
+            Err(NotStored::Fatal(failure)) => Err(self.stop(failure)),
+            Err(NotStored::Refused(why)) => {
+                self.failures.push((msg, why));
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes in the batches the committer finished; with `all`, tells it
+    /// that nothing more comes and waits for the last one.
+    fn collect(&mut self, all: bool) -> Result<(), Stop> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let mut finished = Vec::new();
+        if all {
+            let shared = group.shared;
+            locked(&shared.queue).closed = true;
+            shared.changed.notify_all();
+            // The committer drops its sender when it stops.
+            finished.extend(group.done.iter());
+        } else {
+            finished.extend(group.done.try_iter());
+        }
+        for done in finished {
+            self.finish_batch(done);
+        }
+        if self.commit_failed {
+            if self.fatal.is_none() {
+                self.fatal = Some(Failure::new(Exit::Software, "the commit thread stopped"));
+            }
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
+    fn finish_batch(&mut self, done: Done) {
+        match done.result {
+            Ok(stored) => {
+                for (pending, how) in done.batch.into_iter().zip(stored) {
+                    if let Some(maildir) = self.deliver.as_maildir() {
+                        maildir.note_present(&pending.staged.name);
+                    }
+                    self.counted(pending.msg, how, pending.bytes);
+                }
+            }
+            Err(failure) => {
+                // The batch's files stay in tmp/; the next fetch removes
+                // them and fetches those messages again.
+                self.commit_failed = true;
+                self.fatal = Some(failure);
+            }
+        }
+    }
+
+    /// Makes everything completely received durable (also after an
+    /// interruption or a lost connection), and stops the committer.
+    fn flush(&mut self) {
+        let _ = self.collect(true);
     }
 }
 
@@ -244,6 +494,9 @@ impl MessageSink for Engine<'_> {
             Ok(()) => {
                 self.start(msg)?;
                 self.current = None;
+                if self.group.is_some() {
+                    return self.stage(msg);
+                }
                 match self.deliver.commit() {
                     Ok(how) => self.stored(msg, how),
                     Err(NotStored::Refused(why)) => {
@@ -371,6 +624,7 @@ pub(crate) fn fetch(
     };
     let mut uids = HashMap::new();
     let mut to_fetch = Vec::new();
+    let mut recovered = Vec::new();
     match &listing {
         Some(entries) => {
             summary.on_server = entries.len();
@@ -386,10 +640,7 @@ pub(crate) fn fetch(
                 }
                 if deliver.has_uid(&entry.uid) {
                     // Stored by a fetch that died before recording it.
-                    state.record(&entry.uid).map_err(|e| {
-                        Failure::io(format_args!("state file {}", path.display()), &e)
-                    })?;
-                    summary.recovered += 1;
+                    recovered.push(entry.uid.as_str());
                     continue;
                 }
                 to_fetch.push(entry.msg);
@@ -419,6 +670,13 @@ pub(crate) fn fetch(
         }
     }
 
+    if !recovered.is_empty() {
+        summary.recovered = recovered.len();
+        state
+            .record_many(recovered)
+            .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;
+    }
+
     let progress = (io::stderr().is_terminal() && !verbose && !to_fetch.is_empty()).then(|| {
         let total: u64 = to_fetch.iter().filter_map(|m| sizes.get(m)).sum();
         let bar = ProgressBar::new(total);
@@ -432,32 +690,53 @@ pub(crate) fn fetch(
         bar
     });
 
-    let mut engine = Engine {
-        deliver: deliver.as_mut(),
-        state: listing.is_some().then_some(&mut state),
-        uids: &uids,
-        current: None,
-        current_bytes: 0,
-        stored: Vec::new(),
-        failures: Vec::new(),
-        fatal: None,
-        summary: &mut summary,
-        progress,
-        to_fetch: to_fetch.len(),
-    };
-    let retrieved = if to_fetch.is_empty() {
-        Ok(())
-    } else {
-        session.retr_many(&to_fetch, &mut engine)
-    };
-    engine.abandon();
-    if let Some(bar) = engine.progress.take() {
-        bar.finish_and_clear();
-    }
-    let stored_now: Vec<MsgNum> = std::mem::take(&mut engine.stored);
-    let failures = std::mem::take(&mut engine.failures);
-    let fatal = engine.fatal.take();
-    drop(engine);
+    let state = Mutex::new(state);
+    let state_ref = listing.is_some().then_some(&state);
+    let maildir_root = deliver.as_maildir().map(|m| m.root().to_owned());
+    let shared = Shared::default();
+    let (retrieved, stored_now, failures, fatal) = thread::scope(|scope| {
+        let group = maildir_root.as_deref().map(|root| {
+            let (done_tx, done_rx) = mpsc::channel();
+            let shared = &shared;
+            scope.spawn(move || committer(root, state_ref, shared, done_tx));
+            Group {
+                shared,
+                done: done_rx,
+            }
+        });
+        let mut engine = Engine {
+            deliver: deliver.as_mut(),
+            state: state_ref,
+            uids: &uids,
+            current: None,
+            current_bytes: 0,
+            stored: Vec::new(),
+            failures: Vec::new(),
+            fatal: None,
+            commit_failed: false,
+            summary: &mut summary,
+            progress,
+            to_fetch: to_fetch.len(),
+            group,
+        };
+        let retrieved = if to_fetch.is_empty() {
+            Ok(())
+        } else {
+            session.retr_many(&to_fetch, &mut engine)
+        };
+        engine.abandon();
+        engine.flush();
+        if let Some(bar) = engine.progress.take() {
+            bar.finish_and_clear();
+        }
+        (
+            retrieved,
+            std::mem::take(&mut engine.stored),
+            std::mem::take(&mut engine.failures),
+            engine.fatal.take(),
+        )
+    });
+    let mut state = state.into_inner().unwrap_or_else(|p| p.into_inner());
     summary.failed = failures.len();
     if let Some(failure) = fatal {
         return Err(failure.note(summary.saved_note(to_fetch.len())));
@@ -482,16 +761,14 @@ pub(crate) fn fetch(
             }
             None => stored_now.clone(),
         };
-        for msg in deletable {
-            match session.dele(msg) {
-                Ok(()) => deleted.push(msg),
-                Err(e) if !e.is_fatal() => {
-                    eprintln!("pop3: DELE {msg}: {e}");
-                }
-                Err(e) => {
-                    return Err(Failure::from(e).context(format_args!(
-                        "DELE {msg} (nothing was deleted; the messages are saved)"
-                    )))
+        if !deletable.is_empty() {
+            let results = session.dele_many(&deletable).map_err(|e| {
+                Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
+            })?;
+            for (msg, result) in deletable.iter().zip(results) {
+                match result {
+                    Ok(()) => deleted.push(*msg),
+                    Err(e) => eprintln!("pop3: DELE {msg}: {e}"),
                 }
             }
         }

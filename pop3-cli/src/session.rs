@@ -105,6 +105,10 @@ pub(crate) trait Session {
     fn retr_many(&mut self, msgs: &[MsgNum], sink: &mut dyn MessageSink) -> Result<(), NetError>;
     /// `DELE n`.
     fn dele(&mut self, msg: MsgNum) -> Result<(), NetError>;
+    /// `DELE` for each message, pipelined by the core when the server
+    /// allows it: one result per message; the outer `Err` ended the
+    /// connection.
+    fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<(), NetError>>, NetError>;
     /// `QUIT`: the server commits the deletions.
     fn quit(self: Box<Self>) -> Result<(), NetError>;
 }
@@ -328,6 +332,22 @@ impl Session for Traced {
         trace(format_args!("C: DELE {msg}"));
         let result = self.inner.dele(msg);
         trace_result(&result, |()| format!("message {msg} marked for deletion"));
+        result
+    }
+
+    fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<(), NetError>>, NetError> {
+        for msg in msgs {
+            trace(format_args!("C: DELE {msg}"));
+        }
+        let result = self.inner.dele_many(msgs);
+        match &result {
+            Ok(results) => {
+                for (msg, one) in msgs.iter().zip(results) {
+                    trace_result(one, |()| format!("message {msg} marked for deletion"));
+                }
+            }
+            Err(e) => trace(format_args!("!  {e}")),
+        }
         result
     }
 

@@ -287,6 +287,14 @@ impl Session for Blocking {
         Ok(self.conn.dele(msg)?)
     }
 
+    fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<(), NetError>>, NetError> {
+        let results = self.conn.dele_many(msgs)?;
+        Ok(results
+            .into_iter()
+            .map(|r| r.map_err(NetError::from))
+            .collect())
+    }
+
     fn quit(self: Box<Self>) -> Result<(), NetError> {
         Ok(self.conn.quit()?)
     }
@@ -458,6 +466,17 @@ macro_rules! async_session {
 
             fn dele(&mut self, msg: MsgNum) -> Result<(), NetError> {
                 Ok(self.rt.block_on(self.conn.dele(msg))?)
+            }
+
+            fn dele_many(
+                &mut self,
+                msgs: &[MsgNum],
+            ) -> Result<Vec<Result<(), NetError>>, NetError> {
+                let results = self.rt.block_on(self.conn.dele_many(msgs))?;
+                Ok(results
+                    .into_iter()
+                    .map(|r| r.map_err(NetError::from))
+                    .collect())
             }
 
             fn quit(self: Box<Self>) -> Result<(), NetError> {
