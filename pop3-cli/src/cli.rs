@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_CODES_HELP;
+use crate::policy::Size;
 
 /// A POP3 client: list, retrieve and delete messages, or fetch new ones
 /// into a Maildir, an mbox or an MDA without ever losing one.
@@ -264,6 +265,32 @@ pub(crate) struct FetchArgs {
     /// Keep the list of fetched UIDs in this file instead.
     #[arg(long, value_name = "FILE")]
     pub(crate) state: Option<PathBuf>,
+
+    /// Delete from the server the messages first stored at least N days
+    /// ago (0: all stored ones, like --delete).
+    #[arg(long, value_name = "N")]
+    pub(crate) keep_days: Option<u32>,
+
+    /// Leave messages bigger than SIZE on the server, unfetched, and report
+    /// them (SIZE: bytes, or 512k, 10M, 1G).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_size: Option<Size>,
+
+    /// Delete messages bigger than SIZE from the server without fetching
+    /// them.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) delete_bigger_than: Option<Size>,
+
+    /// Fetch at most N new messages in this run (the oldest first).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_messages: Option<u32>,
+
+    /// Run this command with `sh -c` for each new message, its headers
+    /// (TOP n 0) on stdin; its exit status decides: 0 fetch, 1 delete
+    /// without fetching (only with --delete; otherwise skip), 2 skip (leave
+    /// on the server), anything else stops the fetch (exit 75).
+    #[arg(long, value_name = "CMD")]
+    pub(crate) filter: Option<String>,
 }
 
 /// Whether `arg` is a `pop3s://`, `pop3://` or `pop://` URL.

@@ -2,13 +2,14 @@
 
 use std::io::{self, Write};
 
-use pop3_proto::{MsgNum, Secret};
+use pop3_proto::{Capability, MsgNum, Secret};
 use serde::Serialize;
 
 use crate::cli::{AuthChoice, Cli, Command, ConnArgs, Runtime};
 use crate::config::{expand_home, Config, Settings};
 use crate::error::{auth_failure, plaintext_message, Exit, Failure, NetError};
 use crate::fetch::{fetch, prepare, FetchOptions};
+use crate::policy::{check_login_delay, remember_login};
 use crate::session::{capability_line, Mechanism, Session, Traced};
 use crate::target::{password, resolve, Target, Url};
 use crate::transport::connect;
@@ -171,6 +172,16 @@ fn body_to_stdout(
     out.flush().map_err(|e| stdout_failure(&e))
 }
 
+/// The `LOGIN-DELAY` the server announces now, if known.
+pub(crate) fn login_delay(session: &dyn Session) -> Option<u64> {
+    session.capabilities().and_then(|caps| {
+        caps.list.iter().find_map(|c| match c {
+            Capability::LoginDelay { seconds, .. } => Some(*seconds),
+            _ => None,
+        })
+    })
+}
+
 /// `host:port`, with an IPv6 address in brackets (`[::1]:995`).
 pub(crate) fn endpoint(host: &str, port: u16) -> String {
     if host.contains(':') {
@@ -278,6 +289,11 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         mda: args.mda.clone(),
         delete: args.delete,
         state: args.state.clone(),
+        keep_days: args.keep_days,
+        max_size: args.max_size.map(|s| s.0),
+        delete_bigger_than: args.delete_bigger_than.map(|s| s.0),
+        max_messages: args.max_messages,
+        filter: args.filter.clone(),
     };
     if options.maildir.is_none() && options.mbox.is_none() && options.mda.is_none() {
         options.maildir = file.maildir.as_ref().map(|p| expand_home(p.get_ref()));
@@ -289,6 +305,21 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     }
     if options.state.is_none() {
         options.state = file.state.as_ref().map(|p| expand_home(p.get_ref()));
+    }
+    if options.keep_days.is_none() {
+        options.keep_days = file.keep_days.as_ref().map(|d| *d.get_ref());
+    }
+    if options.max_size.is_none() {
+        options.max_size = file.max_size.as_ref().map(|s| s.get_ref().0);
+    }
+    if options.delete_bigger_than.is_none() {
+        options.delete_bigger_than = file.delete_bigger_than.as_ref().map(|s| s.get_ref().0);
+    }
+    if options.max_messages.is_none() {
+        options.max_messages = file.max_messages.as_ref().map(|m| *m.get_ref());
+    }
+    if options.filter.is_none() {
+        options.filter = value(&file.filter);
     }
     Ok((conn, Some(options)))
 }
@@ -396,6 +427,9 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
             },
             runtime
         );
+    }
+    if needs_login {
+        check_login_delay(&target.account()?)?;
     }
     if prepared.is_some() {
         crate::interrupt::install();
@@ -514,6 +548,9 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
                 label,
             );
         }
+    }
+    if needs_login {
+        remember_login(&target.account()?, login_delay(session.as_ref()));
     }
     session.quit().map_err(|e| {
         let failure = Failure::from(e);

@@ -29,6 +29,7 @@ use toml::Spanned;
 
 use crate::cli::{AuthChoice, Runtime, TlsMode};
 use crate::error::{Exit, Failure};
+use crate::policy::Size;
 use crate::target::Url;
 
 /// One table: `[defaults]` or `[accounts.NAME]`. Each key is the long
@@ -55,6 +56,11 @@ pub(crate) struct Settings {
     pub(crate) keep: Option<Spanned<bool>>,
     pub(crate) delete: Option<Spanned<bool>>,
     pub(crate) state: Option<Spanned<String>>,
+    pub(crate) keep_days: Option<Spanned<u32>>,
+    pub(crate) max_size: Option<Spanned<Size>>,
+    pub(crate) delete_bigger_than: Option<Spanned<Size>>,
+    pub(crate) max_messages: Option<Spanned<u32>>,
+    pub(crate) filter: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +218,11 @@ impl Config {
                 return Err(self.error_at(timeout.span(), "timeout", "must be at least 1"));
             }
         }
+        if let Some(max) = &table.max_messages {
+            if *max.get_ref() == 0 {
+                return Err(self.error_at(max.span(), "max_messages", "must be at least 1"));
+            }
+        }
         if let Some(port) = &table.port {
             if *port.get_ref() == 0 {
                 return Err(self.error_at(port.span(), "port", "must be 1 to 65535"));
@@ -287,7 +298,12 @@ impl Settings {
             mda,
             keep,
             delete,
-            state
+            state,
+            keep_days,
+            max_size,
+            delete_bigger_than,
+            max_messages,
+            filter
         );
     }
 }
@@ -341,7 +357,7 @@ mod tests {
         let config = parse(
             "[defaults]\nmaildir = \"/m\"\ndelete = true\n\n\
              [accounts.zeta]\nurl = \"pop3s://z@h\"\n\n\
-             [accounts.alpha]\nhost = \"a\"\nmda = \"cat\"\nkeep = true\n",
+             [accounts.alpha]\nhost = \"a\"\nmda = \"cat\"\nkeep = true\nmax_size = \"10M\"\n",
         )
         .expect("valid");
         assert_eq!(config.account_names(), ["zeta", "alpha"]);
@@ -376,6 +392,7 @@ mod tests {
                 "[accounts.a]\nurl = \"imap://h\"\n",
                 "c.toml:2: url: bad URL",
             ),
+            ("[accounts.a]\nmax_size = \"ten\"\n", "c.toml:2: max_size:"),
             ("[acounts.a]\n", "c.toml:1: acounts: unknown key"),
             (
                 "[defaults]\nkeep = true\ndelete = true\n",

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use pop3_proto::{ProtocolError, ServerError, UsageError};
+use pop3_proto::{ProtocolError, ResponseCode, ServerError, UsageError};
 
 /// How `pop3` exits (sysexits(3) numbers). The table is repeated in
 /// `--help` and in the README; keep the three in step.
@@ -242,10 +242,16 @@ pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
     match error {
         NetError::Server(e) => {
             let exit = temporary_or(&e, Exit::NoPerm);
-            let what = if exit == Exit::NoPerm {
-                format!("{mechanism}: credentials refused")
-            } else {
-                format!("{mechanism}: login not possible now")
+            let what = match &e.code {
+                _ if exit == Exit::NoPerm => format!("{mechanism}: credentials refused"),
+                Some(ResponseCode::InUse) => format!(
+                    "{mechanism}: the mailbox is in use by another session (IN-USE); try again later"
+                ),
+                Some(ResponseCode::LoginDelay) => format!(
+                    "{mechanism}: the server refuses to log in again so soon (LOGIN-DELAY); \
+                     try again later"
+                ),
+                _ => format!("{mechanism}: login not possible now"),
             };
             Failure::new(exit, format!("{what}: {}", NetError::Server(e)))
         }
@@ -267,7 +273,6 @@ pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pop3_proto::ResponseCode;
 
     #[test]
     fn codes_are_distinct() {

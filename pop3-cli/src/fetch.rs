@@ -30,14 +30,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pop3_proto::MsgNum;
 use serde::Serialize;
 
+use crate::commands::login_delay;
 use crate::deliver::{
     make_durable, prepare_maildir, prepare_mbox, Deliver, Incoming, Maildir, Mbox, Mda, NotStored,
     Staged, Stored,
 };
 use crate::error::{Exit, Failure, NetError};
 use crate::interrupt;
+use crate::policy::{remember_login, run_filter, Verdict};
 use crate::session::{MessageSink, Session, Stop};
-use crate::state::{file_name_for, with_suffix, State};
+use crate::state::{file_name_for, now, with_suffix, State};
 
 /// What `fetch` does for one account (the command line over the config
 /// file).
@@ -53,11 +55,22 @@ pub(crate) struct FetchOptions {
     pub(crate) delete: bool,
     /// `--state`.
     pub(crate) state: Option<PathBuf>,
+    /// `--keep-days`.
+    pub(crate) keep_days: Option<u32>,
+    /// `--max-size`, in bytes.
+    pub(crate) max_size: Option<u64>,
+    /// `--delete-bigger-than`, in bytes.
+    pub(crate) delete_bigger_than: Option<u64>,
+    /// `--max-messages`.
+    pub(crate) max_messages: Option<u32>,
+    /// `--filter`.
+    pub(crate) filter: Option<String>,
 }
 
 /// A fetch made ready before connecting: the destination checked (and a
 /// missing Maildir created), the state locked and loaded.
 pub(crate) struct Prepared {
+    account: String,
     state: State,
     deliver: Box<dyn Deliver>,
 }
@@ -88,7 +101,11 @@ pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Fa
         (_, _, Some(command)) => Box::new(Mda::new(command, account)),
         _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
     };
-    Ok(Prepared { state, deliver })
+    Ok(Prepared {
+        account: account.to_owned(),
+        state,
+        deliver,
+    })
 }
 
 /// Where the state of `account` is kept for these arguments.
@@ -134,6 +151,11 @@ pub(crate) struct Summary {
     recovered: usize,
     /// Messages that could not be stored; fetched again next time.
     failed: usize,
+    /// Messages left on the server because of `--max-size`.
+    too_big: usize,
+    /// Messages `--filter` skipped, or left for a later run by
+    /// `--max-messages`.
+    skipped: usize,
     /// Messages deleted from the server.
     deleted: usize,
     /// Messages left on the server after this fetch.
@@ -553,6 +575,12 @@ impl Summary {
         if self.failed > 0 {
             parts.push(format!("{} failed", self.failed));
         }
+        if self.too_big > 0 {
+            parts.push(format!("{} too big", self.too_big));
+        }
+        if self.skipped > 0 {
+            parts.push(format!("{} skipped", self.skipped));
+        }
         let mut body = parts.join(", ");
         body.push_str("; server: ");
         if self.deleted > 0 {
@@ -594,6 +622,7 @@ pub(crate) fn fetch(
     label: Option<&str>,
 ) -> Result<(), Failure> {
     let Prepared {
+        account,
         mut state,
         mut deliver,
     } = prepared;
@@ -607,6 +636,7 @@ pub(crate) fn fetch(
             Err(e) => return Err(e.into()),
         }
     }
+    remember_login(&account, login_delay(session.as_ref()));
     let listing = match session.uidl() {
         Ok(entries) => Some(entries),
         Err(NetError::Server(_)) => None,
@@ -668,6 +698,63 @@ pub(crate) fn fetch(
             summary.on_server = all.len();
             to_fetch = all;
         }
+    }
+
+    // Policies: what is too big, what the filter says, how many.
+    let mut delete_unfetched: Vec<MsgNum> = Vec::new();
+    to_fetch.retain(|msg| {
+        let size = sizes.get(msg).copied();
+        if let (Some(limit), Some(size)) = (args.delete_bigger_than, size) {
+            if size > limit {
+                delete_unfetched.push(*msg);
+                return false;
+            }
+        }
+        if let (Some(limit), Some(size)) = (args.max_size, size) {
+            if size > limit {
+                summary.too_big += 1;
+                if verbose {
+                    eprintln!(
+                        "pop3: message {msg} ({}) is over --max-size: left on the server",
+                        human(size)
+                    );
+                }
+                return false;
+            }
+        }
+        true
+    });
+    let limit = args.max_messages.map_or(usize::MAX, |n| n as usize);
+    if args.filter.is_some() || to_fetch.len() > limit {
+        let mut chosen = Vec::new();
+        for &msg in &to_fetch {
+            if chosen.len() >= limit {
+                summary.skipped += 1;
+                continue;
+            }
+            let Some(command) = &args.filter else {
+                chosen.push(msg);
+                continue;
+            };
+            let mut headers = Vec::new();
+            session.top_to(msg, 0, &mut headers).map_err(|e| {
+                Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
+            })?;
+            let uid = uids.get(&msg).map(String::as_str);
+            match run_filter(
+                command,
+                &headers,
+                &account,
+                msg.get(),
+                uid,
+                sizes.get(&msg).copied(),
+            )? {
+                Verdict::Fetch => chosen.push(msg),
+                Verdict::Delete if args.delete => delete_unfetched.push(msg),
+                Verdict::Delete | Verdict::Skip => summary.skipped += 1,
+            }
+        }
+        to_fetch = chosen;
     }
 
     if !recovered.is_empty() {
@@ -749,18 +836,34 @@ pub(crate) fn fetch(
 
     // Deletion: only what is durably stored, only now.
     let mut deleted = Vec::new();
-    if args.delete {
-        let deletable: Vec<MsgNum> = match &listing {
+    let cutoff = args
+        .keep_days
+        .map(|days| now().saturating_sub(u64::from(days) * 86_400));
+    if args.delete || cutoff.is_some() || !delete_unfetched.is_empty() {
+        // Stored and recorded (all of them with --delete, the old enough
+        // with --keep-days), and what the policies delete unfetched.
+        let old_enough = |uid: &str| match (args.delete, cutoff) {
+            (true, _) => true,
+            (false, Some(cutoff)) => state.first_stored(uid).is_some_and(|t| t <= cutoff),
+            (false, None) => false,
+        };
+        let mut deletable: Vec<MsgNum> = match &listing {
             Some(entries) => {
                 let mut seen = HashSet::new();
                 entries
                     .iter()
-                    .filter(|e| state.contains(&e.uid) && seen.insert(e.uid.as_str()))
+                    .filter(|e| {
+                        state.contains(&e.uid) && old_enough(&e.uid) && seen.insert(e.uid.as_str())
+                    })
                     .map(|e| e.msg)
                     .collect()
             }
-            None => stored_now.clone(),
+            None if args.delete => stored_now.clone(),
+            None => Vec::new(),
         };
+        deletable.extend(delete_unfetched.iter().copied());
+        deletable.sort_unstable();
+        deletable.dedup();
         if !deletable.is_empty() {
             let results = session.dele_many(&deletable).map_err(|e| {
                 Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")

@@ -18,6 +18,7 @@ mod deliver;
 mod error;
 mod fetch;
 mod interrupt;
+mod policy;
 mod session;
 mod state;
 mod target;

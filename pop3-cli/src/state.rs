@@ -206,7 +206,6 @@ impl State {
     }
 
     /// When `uid` was first stored (seconds since 1970).
-    #[allow(dead_code)] // --keep-days
     pub(crate) fn first_stored(&self, uid: &str) -> Option<u64> {
         self.known.get(uid).copied()
     }

@@ -1098,3 +1098,203 @@ fn a_crash_between_any_two_steps_of_a_batch_loses_and_repeats_nothing() {
         }
     }
 }
+
+// ----- policies -----
+
+#[test]
+fn size_limits_max_messages_and_filter() {
+    let mailbox = Dovecot::shared().add_user(&unique_user("policy"), "s3cret-pw");
+    let sizes = [1000, 6000, 1200, 1100, 9000];
+    let messages: Vec<Vec<u8>> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| message("policy", i + 1, size))
+        .collect();
+    for m in &messages {
+        mailbox.add_message(m);
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    // Over 8k: deleted unfetched; over 4k: left and reported; then at most 2.
+    let out = fetch(
+        &mailbox,
+        "blocking",
+        &maildir,
+        &[
+            "--max-size",
+            "4k",
+            "--delete-bigger-than",
+            "8k",
+            "--max-messages",
+            "2",
+        ],
+    );
+    assert_code(&out, 0);
+    let s = summary(&out);
+    assert_eq!(
+        (s["fetched"].as_u64(), s["too_big"].as_u64()),
+        (Some(2), Some(1)),
+        "{s}"
+    );
+    assert_eq!(
+        (s["skipped"].as_u64(), s["deleted"].as_u64()),
+        (Some(1), Some(1)),
+        "{s}"
+    );
+    assert_eq!(s["left_on_server"], 4);
+    assert_eq!(mailbox.count(), 4);
+    assert_eq!(
+        maildir_contents(&maildir),
+        counted(&[messages[0].clone(), messages[2].clone()])
+    );
+    // The filter reads the headers: 2 skips, 1 deletes (with --delete).
+    let filter = r#"h=$(cat); case "$h" in *"message 3 of"*) exit 1;; *"message 4 of"*) exit 2;; esac; exit 0"#;
+    let out = fetch(
+        &mailbox,
+        "blocking",
+        &maildir,
+        &["--filter", filter, "--max-size", "4k", "--delete"],
+    );
+    assert_code(&out, 0);
+    let s = summary(&out);
+    // Message 4 is skipped; 1 and 3 were stored before and are deleted now.
+    assert_eq!(s["fetched"], 0, "{s}");
+    assert_eq!(s["skipped"], 1, "{s}");
+    assert_eq!(s["deleted"], 2, "{s}");
+    assert_eq!(
+        mailbox.count(),
+        2,
+        "message 2 (too big) and 4 (skipped) are left"
+    );
+    let out = fetch(
+        &mailbox,
+        "blocking",
+        &maildir,
+        &["--filter", "exit 1", "--delete"],
+    );
+    assert_code(&out, 0);
+    assert_eq!(
+        summary(&out)["deleted"],
+        2,
+        "exit 1 with --delete deletes unfetched"
+    );
+    assert_eq!(mailbox.count(), 0);
+    assert_eq!(count_files(&maildir.join("new")), 2);
+    // A filter that fails stops the fetch.
+    mailbox.add_message(&messages[0]);
+    let out = fetch(
+        &mailbox,
+        "blocking",
+        &maildir,
+        &["--filter", "exit 7", "--delete"],
+    );
+    assert_code(&out, 75);
+    assert!(stderr(&out).contains("--filter failed"), "{}", stderr(&out));
+    assert_eq!(mailbox.count(), 1);
+}
+
+#[test]
+fn keep_days_deletes_what_was_stored_long_enough_ago() {
+    let (mailbox, messages) = mailbox_with("keepdays", 3, 500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let out = fetch(&mailbox, "blocking", &maildir, &["--keep-days", "2"]);
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["deleted"], 0);
+    assert_eq!(mailbox.count(), 3);
+    // Make two of them three days old.
+    let state = maildir
+        .join("pop3-state")
+        .join(format!("{}@127.0.0.1", mailbox.user()));
+    let text = fs::read_to_string(&state).expect("state");
+    let old = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        - 3 * 86_400;
+    let aged: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let uid = l.split(' ').next().expect("uid");
+            if i < 2 {
+                format!("{uid} {old}\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    fs::write(&state, aged).expect("write");
+    let out = fetch(&mailbox, "blocking", &maildir, &["--keep-days", "2"]);
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["deleted"], 2);
+    assert_eq!(mailbox.count(), 1);
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+}
+
+#[test]
+fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = ScriptedServer::start(vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nUSER\r\nLOGIN-DELAY 900\r\n.\r\n".to_vec()),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS hunter2"),
+        Step::send_line("+OK in"),
+        // The core asks again after login (capabilities may change).
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nUSER\r\nLOGIN-DELAY 900\r\n.\r\n".to_vec()),
+        Step::expect_line("STAT"),
+        Step::send_line("+OK 0 0"),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+        Step::ExpectClose,
+    ]);
+    let stat = |port: u16| {
+        run(pop3()
+            .env(PASSWORD_VAR, "hunter2")
+            .env("XDG_STATE_HOME", dir.path())
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--tls", "none", "--allow-plaintext-auth", "--user", "alice"])
+            .args(["--password-env", PASSWORD_VAR, "stat"]))
+    };
+    let port = server.addr().port();
+    let first = stat(port);
+    let followed = server.join();
+    followed.expect("script followed");
+    assert_code(&first, 0);
+    // Nothing listens any more: the refusal comes before connecting.
+    let out = stat(port);
+    assert_code(&out, 75);
+    assert!(stderr(&out).contains("LOGIN-DELAY"), "{}", stderr(&out));
+
+    let busy = ScriptedServer::start(vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::send_line("-ERR no"),
+        Step::expect_line("USER bob"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS hunter2"),
+        Step::send_line("-ERR [IN-USE] locked"),
+    ]);
+    let out = run(pop3()
+        .env(PASSWORD_VAR, "hunter2")
+        .env("XDG_STATE_HOME", dir.path())
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &busy.addr().port().to_string(),
+        ])
+        .args(["--tls", "none", "--allow-plaintext-auth", "--user", "bob"])
+        .args(["--password-env", PASSWORD_VAR, "stat"]));
+    assert_code(&out, 75);
+    assert!(
+        stderr(&out).contains("in use by another session"),
+        "{}",
+        stderr(&out)
+    );
+    let _ = busy.join();
+}
