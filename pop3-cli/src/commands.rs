@@ -5,7 +5,9 @@ use std::io::{self, Write};
 use pop3_proto::{Capability, MsgNum, Secret};
 use serde::Serialize;
 
-use crate::cli::{AuthChoice, Cli, Command, ConnArgs, Runtime};
+use clap::CommandFactory;
+
+use crate::cli::{AuthChoice, Cli, Command, ConnArgs, Generate, Runtime};
 use crate::config::{expand_home, Config, Settings};
 use crate::error::{auth_failure, plaintext_message, Exit, Failure, NetError};
 use crate::fetch::{fetch, prepare, FetchOptions};
@@ -172,6 +174,25 @@ fn body_to_stdout(
     out.flush().map_err(|e| stdout_failure(&e))
 }
 
+/// `pop3 generate man` and `pop3 generate completions SHELL`.
+fn generate(what: &Generate) -> Result<(), Failure> {
+    let mut command = Cli::command();
+    let mut out = Vec::new();
+    match what {
+        Generate::Man => clap_mangen::Man::new(command)
+            .render(&mut out)
+            .map_err(|e| Failure::io("man page", &e))?,
+        Generate::Completions { shell } => {
+            clap_complete::generate(*shell, &mut command, "pop3", &mut out);
+        }
+    }
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| stdout_failure(&e))
+}
+
 /// The `LOGIN-DELAY` the server announces now, if known.
 pub(crate) fn login_delay(session: &dyn Session) -> Option<u64> {
     session.capabilities().and_then(|caps| {
@@ -326,6 +347,9 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
 
 /// Runs the command line; `Ok` is exit code 0.
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
+    if let Command::Generate { what } = &cli.command {
+        return generate(what);
+    }
     let config = Config::load(cli.config.as_deref())?;
     let names = match &cli.command {
         Command::Fetch(args) if !args.accounts.is_empty() => {
@@ -534,6 +558,7 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
                 })?;
             }
         }
+        Command::Generate { what } => generate(what)?,
         Command::Fetch(_) => {
             let Some((prepared, options)) = prepared else {
                 return Err(Failure::new(Exit::Software, "fetch was not prepared"));

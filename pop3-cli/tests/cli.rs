@@ -1298,3 +1298,29 @@ fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
     );
     let _ = busy.join();
 }
+
+// ----- packaging -----
+
+#[test]
+fn man_page_and_completions() {
+    let out = run(pop3().args(["generate", "man"]));
+    assert_code(&out, 0);
+    let man = String::from_utf8_lossy(&out.stdout);
+    assert!(man.contains(".TH pop3 1") && man.contains("fetch"), "{man}");
+    assert!(
+        man.contains("Exit codes"),
+        "the exit codes are in the man page"
+    );
+    assert!(!man.contains("runtime"), "--runtime stays hidden");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = run(pop3().args(["generate", "completions", shell]));
+        assert_code(&out, 0);
+        let script = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            script.contains("maildir") && script.contains("keep-days"),
+            "{shell}"
+        );
+    }
+    let out = run(pop3().args(["generate", "completions", "tcsh"]));
+    assert_code(&out, 64);
+}
