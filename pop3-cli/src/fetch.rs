@@ -905,7 +905,7 @@ pub(crate) fn fetch(
         serde_json::to_writer(&mut out, &summary)
             .map_err(|e| Failure::io("stdout", &io::Error::other(e)))?;
         writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
-    } else if verbose || label.is_some() || io::stderr().is_terminal() {
+    } else if verbose || io::stderr().is_terminal() {
         eprintln!("pop3: {}", summary.line(label));
     }
     if let Some((msg, why)) = failures.first() {
