@@ -288,7 +288,7 @@ pub(crate) struct FetchArgs {
 
     /// Delete from the server the messages first stored at least N days
     /// ago (0: all stored ones, like --delete).
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", conflicts_with = "keep")]
     pub(crate) keep_days: Option<u32>,
 
     /// Leave messages bigger than SIZE on the server, unfetched, and report

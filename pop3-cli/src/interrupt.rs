@@ -28,6 +28,12 @@ const GRACE: Duration = Duration::from_secs(3);
 /// Starts watching for SIGINT and SIGTERM. Without it (it failed) the
 /// signals keep their default effect, which is safe too.
 pub(crate) fn install() {
+    // Once per process, however many accounts are fetched.
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(watch);
+}
+
+fn watch() {
     let Ok(mut signals) = Signals::new([SIGINT, SIGTERM]) else {
         return;
     };
