@@ -1324,3 +1324,93 @@ fn man_page_and_completions() {
     let out = run(pop3().args(["generate", "completions", "tcsh"]));
     assert_code(&out, 64);
 }
+
+/// A write that fails in the middle of the fetch (a file size limit stands
+/// in for a full disk: the kernel answers EFBIG as it would ENOSPC): exit
+/// 74, what was made durable stays recorded, nothing is deleted even with
+/// --delete, no debris; the next fetch completes the set exactly once.
+#[test]
+fn a_failing_disk_loses_nothing() {
+    let (mailbox, mut messages) = mailbox_with("diskfull", 4, 2_000);
+    // The big one comes last: the small ones fit, it does not.
+    let big = message("diskfull-big", 5, 300_000);
+    mailbox.add_message(&big);
+    messages.push(big);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let mut command = dovecot_pop3(&mailbox, "blocking");
+    command
+        .args(["--json", "fetch", "--delete", "--maildir"])
+        .arg(&maildir);
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    // sh sets the limit (in 512-byte blocks) and ignores SIGXFSZ, so that
+    // the write fails with an error instead of killing the process.
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 200; exec "$@""#)
+        .arg("sh")
+        .arg(program)
+        .args(args)
+        .env(PASSWORD_VAR, mailbox.password())
+        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
+        .stdin(Stdio::null()));
+    assert_code(&out, 74);
+    assert!(stderr(&out).contains("nothing deleted"), "{}", stderr(&out));
+    assert_eq!(mailbox.count(), 5, "nothing deleted");
+    assert_eq!(count_files(&maildir.join("tmp")), 0, "no debris");
+    let out = fetch(&mailbox, "blocking", &maildir, &["--delete"]);
+    assert_code(&out, 0);
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+    assert_eq!(mailbox.count(), 0);
+}
+
+#[test]
+fn a_failing_account_does_not_stop_the_others() {
+    let dovecot = Dovecot::shared();
+    let (good, messages) = mailbox_with("cfg-good", 2, 300);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let config = dir.path().join("pop3.toml");
+    fs::write(
+        &config,
+        format!(
+            "[defaults]\nca_file = {ca:?}\npassword_env = \"GOOD_PW\"\n\n\
+             [accounts.dead]\nurl = \"pop3s://x@127.0.0.1:{closed}\"\nmaildir = {dm:?}\n\n\
+             [accounts.good]\nurl = \"pop3s://{gu}@127.0.0.1:{port}\"\nmaildir = {gm:?}\n",
+            ca = ca_file(),
+            dm = dir.path().join("dead"),
+            gu = good.user(),
+            port = dovecot.tls_addr().port(),
+            gm = dir.path().join("good"),
+        ),
+    )
+    .expect("write");
+    let out = run(pop3()
+        .env("GOOD_PW", good.password())
+        .arg("--config")
+        .arg(&config)
+        .args(["--json", "fetch"]));
+    assert_code(&out, 69);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert_eq!(
+        (&lines[0]["account"], &lines[0]["exit"]),
+        (&"dead".into(), &69.into())
+    );
+    assert_eq!(
+        (&lines[1]["account"], &lines[1]["fetched"]),
+        (&"good".into(), &2.into())
+    );
+    assert!(stderr(&out).contains("pop3: dead: "), "{}", stderr(&out));
+    assert_eq!(
+        maildir_contents(&dir.path().join("good")),
+        counted(&messages)
+    );
+}
