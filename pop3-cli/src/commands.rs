@@ -434,6 +434,10 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
     };
     let runtime = conn.runtime.unwrap_or(Runtime::Blocking);
     let needs_login = !matches!(cli.command, Command::Capa);
+    // Before the password prompt: there is no point in typing it now.
+    if needs_login {
+        check_login_delay(&target.account()?)?;
+    }
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {
         Some(password(&conn, &target.account()?)?)
@@ -451,9 +455,6 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
             },
             runtime
         );
-    }
-    if needs_login {
-        check_login_delay(&target.account()?)?;
     }
     if prepared.is_some() {
         crate::interrupt::install();

@@ -36,7 +36,6 @@ use crate::target::Url;
 /// option of the same name.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(missing_docs)]
 pub(crate) struct Settings {
     pub(crate) url: Option<Spanned<String>>,
     pub(crate) host: Option<Spanned<String>>,
