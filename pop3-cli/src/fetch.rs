@@ -5,19 +5,24 @@
 //!
 //! 1. `RETR` streams the message into the sink (a Maildir `tmp/` file, or
 //!    memory for mbox and MDA).
-//! 2. The sink makes it durable: fsync, link into `new/`, fsync `new/`
-//!    (or append + fsync the mbox, or the MDA exits 0).
-//! 3. Only then is the UID appended to the state file and fsynced.
+//! 2. The sink makes it durable. A Maildir does it for a batch at a time on
+//!    a committer thread (group commit, while the connection keeps
+//!    receiving): one `syncfs` for the batch's files, each linked into
+//!    `new/`, one fsync of `new/`. An mbox appends and fsyncs each message;
+//!    an MDA must exit 0.
+//! 3. Only then are the UIDs appended to the state file and synced (once
+//!    per batch).
 //! 4. Only after every retrieval, and only for messages whose UID is
-//!    recorded, `DELE`; then `QUIT` commits the deletions.
+//!    recorded (or that a policy deletes unfetched), `DELE`, pipelined;
+//!    then `QUIT` commits the deletions.
 //!
-//! Killed between 1 and 2: the `tmp/` file is removed by the next fetch,
-//! and the message is fetched again. Killed between 2 and 3: the Maildir
-//! file's name is a hash of the account and the UID, so the next fetch finds
-//! it in `new/` or `cur/`, records the UID and does not download it again
-//! (for mbox and MDA this window remains: the message would be delivered a
-//! second time). Killed before 4 completes: nothing is deleted, and the next
-//! `fetch --delete` deletes what is recorded.
+//! Killed between 1 and 2: the `tmp/` files are removed by the next fetch,
+//! and those messages are fetched again. Killed between 2 and 3: the
+//! Maildir file names are a hash of the account and the UID, so the next
+//! fetch finds them in `new/` or `cur/`, records the UIDs and does not
+//! download them again (for mbox and MDA this window remains: the message
+//! would be delivered a second time). Killed before 4 completes: nothing is
+//! deleted, and the next `fetch --delete` deletes what is recorded.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
