@@ -226,9 +226,10 @@ pub(crate) enum Command {
     /// derived from the account and the UID, so nothing is stored twice.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
-    /// Write the man page or shell completions to stdout (no server
-    /// needed): `pop3 generate man > pop3.1`, `pop3 generate completions
-    /// bash > /etc/bash_completion.d/pop3`.
+    /// Write the man page or shell completions to stdout.
+    ///
+    /// No server is needed: `pop3 generate man > pop3.1`, `pop3 generate
+    /// completions bash > /etc/bash_completion.d/pop3`.
     Generate {
         /// What to write.
         #[command(subcommand)]

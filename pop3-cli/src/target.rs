@@ -196,8 +196,12 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
         Some(u) => (Some(u.host), u.port, u.user, Some(u.tls), u.auth),
         None => (None, None, None, None, None),
     };
-    let host = merge(args.host.clone(), url_host, "host")?
-        .ok_or_else(|| Failure::usage("no server: give a URL (pop3s://user@host) or --host"))?;
+    let host = merge(args.host.clone(), url_host, "host")?.ok_or_else(|| {
+        Failure::usage(
+            "no server: give a URL (pop3s://user@host) or --host, \
+             or name an account of the config file (--account NAME)",
+        )
+    })?;
     let tls = match (args.tls, url_tls) {
         (None, None) => TlsMode::Implicit,
         (Some(t), None) | (None, Some(t)) => t,
