@@ -16,6 +16,14 @@ Phases (each starts its own `local-dovecot`, see test-support/src/bin):
 * latency: 1000 x 10 KiB through bench/latency_proxy.py (10 ms each way);
   measured time against the round-trip bound, and the speed-up over poplib.
 * memory: one 1 GiB message written to a file with `retr_to`; peak RSS.
+* fetch: the `pop3` command (`pop3 fetch --maildir`) next to Debian's mpop
+  (`delivery maildir`), both keeping the messages on the server, each run
+  into a new Maildir with no state: 1000 x 2 KB over implicit TLS locally
+  and through bench/latency_proxy.py (10 ms each way), and 2000 x 50 KiB
+  over implicit TLS locally; wall time, client CPU, peak RSS, and syncs
+  per message (fsync, fdatasync, syncfs and sync_file_range calls counted
+  by `strace -f -c` in one more, untimed run). Not run by default: `--only
+  fetch`. mpop and strace are installed with apt-get when missing (as root).
 
 Medians of --repeats runs are reported (each column separately). Results go
 to stdout as Markdown, and to --out-md / --out-json. Standard library only;
@@ -49,6 +57,8 @@ RUST_CLIENTS = {
     "pop3-smol": "smol",
 }
 BENCH_EXE = os.path.join(TARGET, "release", "pop3-bench")
+POP3_EXE = os.path.join(TARGET, "release", "pop3")
+SYNC_CALLS = "fsync,fdatasync,syncfs,sync_file_range"
 
 
 def log(*args):
@@ -322,12 +332,15 @@ def medians(runs):
 # build and environment
 
 
-def build(clients, no_build):
+def build(clients, no_build, fetch_phase=False):
     """Builds local-dovecot and pop3-bench (the one binary for all three
-    transports); returns the Rust clients that built."""
+    transports), and the `pop3` command for the fetch phase; returns the
+    Rust clients that built."""
     env = dict(os.environ, CARGO_TARGET_DIR=TARGET)
     rust = [c for c in clients if c in RUST_CLIENTS]
     targets = [("test-support", ["--bin", "local-dovecot"])]
+    if fetch_phase:
+        targets.append(("pop3-cli", ["--bin", "pop3"]))
     if rust:
         targets.append(("pop3-bench", []))
     for package, what in targets:
@@ -341,8 +354,8 @@ def build(clients, no_build):
                 text=True,
             )
             if r.returncode != 0:
-                if package == "test-support":
-                    raise SystemExit(f"local-dovecot does not build:\n{r.stderr}")
+                if package in ("test-support", "pop3-cli"):
+                    raise SystemExit(f"{package} does not build:\n{r.stderr}")
                 log(f"  {package} does not build; skipping {', '.join(rust)}:\n"
                     f"{r.stderr.strip()[-1500:]}")
                 return []
@@ -626,6 +639,154 @@ def phase_memory(args, clients, tmp):
     return rows
 
 
+def ensure_tool(command, package):
+    """Installs `package` with apt-get when `command` is missing (as root)."""
+    if shutil.which(command):
+        return True
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log(f"installing {package} (apt-get)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q", package], env=env,
+                       stdout=subprocess.DEVNULL)
+    return shutil.which(command) is not None
+
+
+def new_maildir(tmp, name):
+    path = os.path.join(tmp, name)
+    shutil.rmtree(path, ignore_errors=True)
+    for sub in ("tmp", "new", "cur"):
+        os.makedirs(os.path.join(path, sub))
+    return path
+
+
+def fetch_argv(client, server, port, maildir, tmp):
+    """The command line of one fetch of the whole mailbox into `maildir`,
+    keeping the messages on the server and starting with no state."""
+    if client == "pop3":
+        return [
+            POP3_EXE,
+            f"pop3s://{server['user']}@{server['host']}:{port}",
+            "--password-env", PASSWORD_ENV,
+            "--ca-file", server["ca"],
+            "--config", os.devnull,
+            "fetch", "--keep", "--maildir", maildir,
+        ]
+    # mpop: an account file of its own (mode 0600: it holds the password),
+    # and a UIDL file next to the Maildir so that every run starts afresh.
+    conf = os.path.join(tmp, "mpoprc")
+    with open(os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(
+            "account bench\n"
+            f"host {server['host']}\nport {port}\n"
+            "tls on\ntls_starttls off\n"
+            f"tls_trust_file {server['ca']}\n"
+            f"user {server['user']}\npasswordeval echo \"${PASSWORD_ENV}\"\n"
+            f"delivery maildir {maildir}\n"
+            f"uidls_file {maildir}.mpop-uidls\n"
+            "keep on\nonly_new on\n"
+        )
+    try:
+        os.remove(maildir + ".mpop-uidls")
+    except FileNotFoundError:
+        pass
+    return ["mpop", "--file", conf, "--quiet", "bench"]
+
+
+def count_syncs(argv, env):
+    """Sync system calls of one run, from `strace -f -c`."""
+    fd, out = tempfile.mkstemp(prefix="pop3-bench-strace-")
+    os.close(fd)
+    r = subprocess.run(
+        ["strace", "-f", "-c", "-o", out, "-e", f"trace={SYNC_CALLS}", *argv],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    with open(out) as f:
+        text = f.read()
+    os.remove(out)
+    if r.returncode != 0:
+        raise RuntimeError(f"{argv[0]} under strace failed: {r.stderr.strip()[-1000:]}")
+    calls = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 5 and parts[-1] in SYNC_CALLS.split(","):
+            calls[parts[-1]] = int(parts[3])
+    return calls
+
+
+def phase_fetch(args, clients, tmp):
+    """pop3 fetch next to mpop, into Maildirs."""
+    have_mpop = ensure_tool("mpop", "mpop")
+    have_strace = ensure_tool("strace", "strace")
+    fetchers = ["pop3"] + (["mpop"] if have_mpop else [])
+    if not have_mpop:
+        log("fetch: mpop is not installed; measuring pop3 alone")
+    scenarios = [
+        ("local", args.fetch_small_messages, args.fetch_small_size, None),
+        ("proxy", args.fetch_small_messages, args.fetch_small_size, args.delay_ms),
+        ("local", args.fetch_big_messages, args.fetch_big_size, None),
+    ]
+    rows = []
+    for where, count, size, delay in scenarios:
+        log(f"fetch: {count} x {size} bytes, {where}"
+            + (f" ({delay} ms each way)" if delay else ""))
+        with local_dovecot(
+            ["--messages", str(count), "--size", str(size)],
+            os.path.join(tmp, f"ca-fetch-{count}-{size}.pem"),
+        ) as dovecot:
+            server = dovecot.info
+            env = client_env(server)
+            proxy = latency_proxy(server["tls_port"], delay) if delay else None
+            try:
+                port = proxy.info["port"] if proxy else server["tls_port"]
+                # Warm-up: Dovecot builds its index on the first session.
+                maildir = new_maildir(tmp, "warm")
+                run_measured(fetch_argv("pop3", server, server["tls_port"], maildir, tmp), env)
+                for client in fetchers:
+                    runs = []
+                    for rep in range(args.repeats):
+                        maildir = new_maildir(tmp, f"{client}-{rep}")
+                        argv = fetch_argv(client, server, port, maildir, tmp)
+                        m = run_measured(argv, env)
+                        stored = len(os.listdir(os.path.join(maildir, "new")))
+                        if not m.ok or stored != count:
+                            raise RuntimeError(
+                                f"{client} failed (exit {m.status}, {stored} stored):\n"
+                                f"{m.stderr.strip()[-2000:]}"
+                            )
+                        runs.append({"wall": m.wall, "cpu": m.cpu, "maxrss_mib": m.maxrss_kib / 1024})
+                        shutil.rmtree(maildir)
+                        log(f"  [{rep + 1}/{args.repeats}] {client:5} wall {m.wall:.3f} s "
+                            f"cpu {m.cpu:.3f} s rss {m.maxrss_kib / 1024:.1f} MiB")
+                    syncs = None
+                    if have_strace:
+                        maildir = new_maildir(tmp, f"{client}-strace")
+                        calls = count_syncs(fetch_argv(client, server, port, maildir, tmp), env)
+                        syncs = sum(calls.values())
+                        shutil.rmtree(maildir)
+                        log(f"  {client:5} syncs: {calls}")
+                    row = {
+                        "client": client,
+                        "where": where,
+                        "delay_ms": delay,
+                        "messages": count,
+                        "size": size,
+                        "wall": statistics.median(r["wall"] for r in runs),
+                        "walls": [round(r["wall"], 4) for r in runs],
+                        "cpu": statistics.median(r["cpu"] for r in runs),
+                        "maxrss_mib": statistics.median(r["maxrss_mib"] for r in runs),
+                        "syncs": syncs,
+                        "syncs_per_message": syncs / count if syncs is not None else None,
+                    }
+                    if delay:
+                        row["rtt_s"] = 2 * delay / 1000
+                        row["bound_s"] = 7 * row["rtt_s"]
+                    rows.append(row)
+            finally:
+                if proxy:
+                    proxy.stop()
+    return rows
+
+
 # ---------------------------------------------------------------------------
 # report
 
@@ -722,6 +883,36 @@ def markdown(report):
             )
         lines.append("")
 
+    if "fetch" in report:
+        lines.append(
+            f"### pop3 fetch and mpop into a Maildir (implicit TLS, median of {a['repeats']}; "
+            "each run a new Maildir, no state, messages kept on the server)"
+        )
+        lines.append("")
+        lines.append(
+            "| messages | where | client | wall s | wall / mpop | CPU s | peak RSS MiB | "
+            "syncs | syncs per message |"
+        )
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|")
+        rows = report["fetch"]
+        for r in rows:
+            mpop = next(
+                (x for x in rows if x["client"] == "mpop" and x["where"] == r["where"]
+                 and x["messages"] == r["messages"] and x["size"] == r["size"]),
+                None,
+            )
+            where = "local" if r["where"] == "local" else (
+                f"proxy {2 * r['delay_ms']:.0f} ms RTT (bound 7 RTT = {r['bound_s']:.2f} s, "
+                f"measured {r['wall'] / r['bound_s']:.1f}x)"
+            )
+            lines.append(
+                f"| {r['messages']} x {r['size']} B | {where} | {r['client']} | {fmt(r['wall'])} | "
+                f"{fmt(r['wall'] / mpop['wall'], 2) if mpop else 'n/a'} | {fmt(r['cpu'])} | "
+                f"{fmt(r['maxrss_mib'], 1)} | {r['syncs'] if r['syncs'] is not None else 'n/a'} | "
+                f"{fmt(r['syncs_per_message'], 3)} |"
+            )
+        lines.append("")
+
     if "memory" in report:
         lines.append(f"### Memory: one {a['big_size']}-byte message, `retr_to` a file")
         lines.append("")
@@ -751,8 +942,8 @@ def main():
         description="POP3 transport benchmarks against a local Dovecot",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--only", choices=["throughput", "latency", "memory"], action="append",
-                   help="run only these phases (repeatable)")
+    p.add_argument("--only", choices=["throughput", "latency", "memory", "fetch"],
+                   action="append", help="run only these phases (repeatable)")
     p.add_argument("--clients", default="pop3-blocking,pop3-tokio,pop3-smol,poplib,curl",
                    help="comma-separated clients")
     p.add_argument("--repeats", type=int, default=3)
@@ -766,6 +957,10 @@ def main():
                    "--latency-messages if fewer)")
     p.add_argument("--windows", default="default,256,1000",
                    help="pipeline windows to try through the proxy ('default' = the crate's)")
+    p.add_argument("--fetch-small-messages", type=int, default=1000)
+    p.add_argument("--fetch-small-size", type=parse_size, default=2048)
+    p.add_argument("--fetch-big-messages", type=int, default=2000)
+    p.add_argument("--fetch-big-size", type=parse_size, default=50 * 1024)
     p.add_argument("--big-size", type=parse_size, default=1024 * MiB, help="memory: message size")
     p.add_argument("--quick", action="store_true",
                    help="small run: 200 x 50 KiB, 200 x 10 KiB, 64 MiB, 1 repeat")
@@ -778,6 +973,7 @@ def main():
         args.poplib_latency_messages = min(args.poplib_latency_messages, 50)
         args.windows = "default,1000"
         args.big_size = 64 * MiB
+        args.fetch_small_messages, args.fetch_big_messages = 200, 200
     args.windows = [w.strip() for w in args.windows.split(",") if w.strip()]
     phases = args.only or ["throughput", "latency", "memory"]
     wanted = [c.strip() for c in args.clients.split(",") if c.strip()]
@@ -793,7 +989,7 @@ def main():
         "machine": machine(),
         "load_before": loadavg(),
     }
-    built = build(wanted, args.no_build)
+    built = build(wanted, args.no_build, fetch_phase="fetch" in phases)
     clients = [c for c in wanted if c not in RUST_CLIENTS or c in built]
     if "curl" in clients and not shutil.which("curl"):
         log("curl not found; skipping it")
@@ -808,6 +1004,7 @@ def main():
             ("throughput", phase_throughput),
             ("latency", phase_latency),
             ("memory", phase_memory),
+            ("fetch", phase_fetch),
         ):
             if phase not in phases:
                 continue

@@ -1,10 +1,12 @@
 //! The command line (clap derive).
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{ArgGroup, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::error::EXIT_CODES_HELP;
+use crate::policy::Size;
 
 /// A POP3 client: list, retrieve and delete messages, or fetch new ones
 /// into a Maildir, an mbox or an MDA without ever losing one.
@@ -25,6 +27,16 @@ pub(crate) struct Cli {
     #[command(flatten, next_help_heading = "Connection and login")]
     pub(crate) conn: ConnArgs,
 
+    /// Read accounts from this file [default:
+    /// $XDG_CONFIG_HOME/pop3/config.toml, if it exists].
+    #[arg(long, value_name = "FILE", global = true)]
+    pub(crate) config: Option<PathBuf>,
+
+    /// Use this account of the config file (options given here override
+    /// its settings).
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) account: Option<String>,
+
     /// Print the protocol trace to stderr (passwords and SASL exchanges are
     /// shown as <redacted>).
     #[arg(short, long, global = true)]
@@ -41,7 +53,7 @@ pub(crate) struct Cli {
 }
 
 /// How to reach the server and log in.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub(crate) struct ConnArgs {
     /// Server host name or IP address.
     #[arg(long, global = true)]
@@ -77,8 +89,8 @@ pub(crate) struct ConnArgs {
 
     /// Login method; auto picks the strongest the server offers:
     /// SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, APOP, PLAIN, LOGIN, USER.
-    #[arg(long, value_enum, default_value_t = AuthChoice::Auto, global = true)]
-    pub(crate) auth: AuthChoice,
+    #[arg(long, value_enum, global = true)]
+    pub(crate) auth: Option<AuthChoice>,
 
     /// Allow sending credentials over a connection that is not encrypted
     /// (refused otherwise, exit code 77).
@@ -90,9 +102,10 @@ pub(crate) struct ConnArgs {
     #[arg(long, value_name = "PEM", global = true)]
     pub(crate) ca_file: Option<PathBuf>,
 
-    /// Which transport runs the session (all behave the same).
-    #[arg(long, value_enum, default_value_t = Runtime::Blocking, global = true)]
-    pub(crate) runtime: Runtime,
+    /// Which transport runs the session (all behave the same). Hidden from
+    /// --help: it exists to exercise the transports, not for users.
+    #[arg(long, value_enum, global = true, hide = true)]
+    pub(crate) runtime: Option<Runtime>,
 
     /// Time limit in seconds for connecting, the TLS handshake, and each
     /// read and write [default: 30 s to connect, 60 s per read/write].
@@ -102,7 +115,8 @@ pub(crate) struct ConnArgs {
 }
 
 /// The TLS mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum TlsMode {
     /// TLS from the first byte (POP3S, port 995).
     Implicit,
@@ -113,7 +127,8 @@ pub(crate) enum TlsMode {
 }
 
 /// The runtime (transport crate).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Runtime {
     /// pop3-blocking (std::net).
     Blocking,
@@ -124,7 +139,8 @@ pub(crate) enum Runtime {
 }
 
 /// `--auth`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum AuthChoice {
     /// The strongest method the server offers.
     Auto,
@@ -138,12 +154,15 @@ pub(crate) enum AuthChoice {
     Login,
     /// SASL CRAM-MD5.
     #[value(name = "cram-md5")]
+    #[serde(rename = "cram-md5")]
     CramMd5,
     /// SASL SCRAM-SHA-1.
     #[value(name = "scram-sha-1")]
+    #[serde(rename = "scram-sha-1")]
     ScramSha1,
     /// SASL SCRAM-SHA-256.
     #[value(name = "scram-sha-256")]
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
     /// SASL XOAUTH2 (the secret is an OAuth 2.0 access token).
     #[value(name = "xoauth2")]
@@ -197,6 +216,9 @@ pub(crate) enum Command {
     /// Maildir, an mbox or an MDA; optionally delete them from the server
     /// once they are safely stored.
     ///
+    /// Without a server, every account of the config file is fetched in
+    /// turn (one summary line each); `pop3 fetch NAME...` fetches those.
+    ///
     /// Each message is made durable (fsync) before its UID is recorded, and
     /// only recorded messages are deleted, after all retrievals, by QUIT. An
     /// interrupted fetch (Ctrl-C, kill, lost connection) loses nothing; the
@@ -204,15 +226,37 @@ pub(crate) enum Command {
     /// derived from the account and the UID, so nothing is stored twice.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
+    /// Write the man page or shell completions to stdout.
+    ///
+    /// No server is needed: `pop3 generate man > pop3.1`, `pop3 generate
+    /// completions bash > /etc/bash_completion.d/pop3`.
+    Generate {
+        /// What to write.
+        #[command(subcommand)]
+        what: Generate,
+    },
+}
+
+/// `generate`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum Generate {
+    /// The man page, pop3(1), in roff.
+    Man,
+    /// Completions for this shell.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `fetch`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("sink").required(true).args(["maildir", "mbox", "mda"])))]
+#[command(group(ArgGroup::new("sink").args(["maildir", "mbox", "mda"])))]
 pub(crate) struct FetchArgs {
-    /// The server (instead of before the command).
-    #[arg(value_name = "URL")]
-    pub(crate) url: Option<String>,
+    /// Accounts of the config file to fetch [default: all of them, when
+    /// no server is given].
+    #[arg(value_name = "NAME")]
+    pub(crate) accounts: Vec<String>,
 
     /// Deliver into this Maildir (created if missing). State is kept in
     /// DIR/pop3-state/.
@@ -242,6 +286,105 @@ pub(crate) struct FetchArgs {
     /// Keep the list of fetched UIDs in this file instead.
     #[arg(long, value_name = "FILE")]
     pub(crate) state: Option<PathBuf>,
+
+    /// Delete from the server the messages first stored at least N days
+    /// ago (0: all stored ones, like --delete).
+    #[arg(long, value_name = "N", conflicts_with = "keep")]
+    pub(crate) keep_days: Option<u32>,
+
+    /// Leave messages bigger than SIZE on the server, unfetched, and report
+    /// them (SIZE: bytes, or 512k, 10M, 1G).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_size: Option<Size>,
+
+    /// Delete messages bigger than SIZE from the server without fetching
+    /// them.
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) delete_bigger_than: Option<Size>,
+
+    /// Fetch at most N new messages in this run (the oldest first).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_messages: Option<u32>,
+
+    /// Run this command with `sh -c` for each new message, its headers
+    /// (TOP n 0) on stdin; its exit status decides: 0 fetch, 1 delete
+    /// without fetching (only with --delete; otherwise skip), 2 skip (leave
+    /// on the server), anything else stops the fetch (exit 75).
+    #[arg(long, value_name = "CMD")]
+    pub(crate) filter: Option<String>,
+}
+
+/// Whether `arg` is a `pop3s://`, `pop3://` or `pop://` URL.
+fn is_url(arg: &str) -> bool {
+    arg.split_once("://").is_some_and(|(scheme, _)| {
+        ["pop3s", "pop3", "pop"]
+            .iter()
+            .any(|s| scheme.eq_ignore_ascii_case(s))
+    })
+}
+
+/// Moves the server URL, wherever it is on the command line, to just after
+/// the program name, so that `pop3 URL stat` and `pop3 stat URL` (and
+/// `pop3 fetch URL`) mean the same. The value of an option (`--mda CMD`,
+/// ...) is never taken for the URL, nor is anything after `--`.
+pub(crate) fn relocate_url(mut args: Vec<OsString>) -> Vec<OsString> {
+    let command = Cli::command();
+    let mut valued = std::collections::HashSet::new();
+    let all = command
+        .get_arguments()
+        .chain(command.get_subcommands().flat_map(|c| c.get_arguments()));
+    for arg in all {
+        if arg.is_positional() || !arg.get_action().takes_values() {
+            continue;
+        }
+        if let Some(long) = arg.get_long() {
+            valued.insert(format!("--{long}"));
+        }
+        if let Some(short) = arg.get_short() {
+            valued.insert(format!("-{short}"));
+        }
+    }
+    let mut found = None;
+    let mut i = 1;
+    while i < args.len() {
+        let Some(text) = args[i].to_str() else {
+            i += 1;
+            continue;
+        };
+        if text == "--" {
+            break;
+        }
+        if valued.contains(text) {
+            i += 2;
+            continue;
+        }
+        if is_url(text) {
+            found = Some(i);
+            break;
+        }
+        i += 1;
+    }
+    if let Some(at) = found.filter(|&at| at > 1) {
+        let url = args.remove(at);
+        args.insert(1, url);
+    }
+    args
+}
+
+/// clap's error as one line: its text up to the first blank line (so the
+/// list of missing arguments is kept, the usage and tips are not), without
+/// the `error: ` prefix.
+pub(crate) fn one_line(error: &clap::Error) -> String {
+    let text = error.render().to_string();
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() {
+            break;
+        }
+        parts.push(line.strip_prefix("error: ").unwrap_or(line));
+    }
+    parts.join(" ")
 }
 
 fn msg_num() -> clap::builder::RangedI64ValueParser<u32> {
@@ -262,18 +405,39 @@ mod tests {
     fn url_before_or_after_the_command() {
         let cli = Cli::try_parse_from(["pop3", "pop3s://a@h", "stat"]).expect("parses");
         assert_eq!(cli.url.as_deref(), Some("pop3s://a@h"));
-        let cli = Cli::try_parse_from(["pop3", "fetch", "pop3s://a@h", "--maildir", "m"])
-            .expect("parses");
-        let Command::Fetch(args) = cli.command else {
+        let args = relocate_url(
+            [
+                "pop3",
+                "fetch",
+                "--mda",
+                "pop3://x",
+                "--delete",
+                "pop3s://a@h",
+            ]
+            .map(OsString::from)
+            .to_vec(),
+        );
+        let cli = Cli::try_parse_from(args).expect("parses");
+        assert_eq!(cli.url.as_deref(), Some("pop3s://a@h"));
+        let Command::Fetch(f) = cli.command else {
             panic!("not fetch")
         };
-        assert_eq!(args.url.as_deref(), Some("pop3s://a@h"));
+        assert_eq!(f.mda.as_deref(), Some("pop3://x"));
+        for args in [
+            &["pop3", "list", "pop3s://a@h", "3"][..],
+            &["pop3", "list", "3", "pop3s://a@h"],
+            &["pop3", "pop3s://a@h", "list", "3"],
+        ] {
+            let args = relocate_url(args.iter().map(OsString::from).collect());
+            let cli = Cli::try_parse_from(args).expect("parses");
+            assert_eq!(cli.url.as_deref(), Some("pop3s://a@h"));
+            assert!(matches!(cli.command, Command::List { msg: Some(3) }));
+        }
         let cli = Cli::try_parse_from(["pop3", "--host", "h", "retr", "3", "--runtime", "tokio"])
             .expect("parses");
         assert!(matches!(cli.command, Command::Retr { msg: 3 }));
-        assert_eq!(cli.conn.runtime, Runtime::Tokio);
+        assert_eq!(cli.conn.runtime, Some(Runtime::Tokio));
         assert!(Cli::try_parse_from(["pop3", "retr", "0"]).is_err());
-        assert!(Cli::try_parse_from(["pop3", "fetch"]).is_err());
         assert!(Cli::try_parse_from(["pop3", "fetch", "--maildir", "a", "--mbox", "b"]).is_err());
     }
 }

@@ -2,14 +2,18 @@
 
 use std::io::{self, Write};
 
-use pop3_proto::{AuthMethod, MsgNum, Secret};
+use pop3_proto::{AuthMethod, Capability, MsgNum, Secret};
 use serde::Serialize;
 
-use crate::cli::{AuthChoice, Cli, Command};
-use crate::error::{auth_failure, Failure, NetError};
-use crate::fetch::fetch;
+use clap::CommandFactory;
+
+use crate::cli::{AuthChoice, Cli, Command, ConnArgs, Generate, Runtime};
+use crate::config::{expand_home, Config, Settings};
+use crate::error::{auth_failure, Exit, Failure, NetError};
+use crate::fetch::{fetch, prepare, FetchOptions};
+use crate::policy::{check_login_delay, remember_login};
 use crate::session::{capability_line, install_wire_trace, Session};
-use crate::target::{password, resolve, Target};
+use crate::target::{password, resolve, Target, Url};
 use crate::transport::connect;
 
 /// The library's login method for `--auth`.
@@ -130,29 +134,280 @@ fn body_to_stdout(
     out.flush().map_err(|e| stdout_failure(&e))
 }
 
+/// `pop3 generate man` and `pop3 generate completions SHELL`.
+fn generate(what: &Generate) -> Result<(), Failure> {
+    let mut command = Cli::command();
+    let mut out = Vec::new();
+    match what {
+        Generate::Man => clap_mangen::Man::new(command)
+            .render(&mut out)
+            .map_err(|e| Failure::io("man page", &e))?,
+        Generate::Completions { shell } => {
+            clap_complete::generate(*shell, &mut command, "pop3", &mut out);
+        }
+    }
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(&out)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| stdout_failure(&e))
+}
+
+/// The `LOGIN-DELAY` the server announces now, if known.
+pub(crate) fn login_delay(session: &dyn Session) -> Option<u64> {
+    session.capabilities().and_then(|caps| {
+        caps.list.iter().find_map(|c| match c {
+            Capability::LoginDelay { seconds, .. } => Some(*seconds),
+            _ => None,
+        })
+    })
+}
+
+/// `host:port`, with an IPv6 address in brackets (`[::1]:995`).
+pub(crate) fn endpoint(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Connects, naming the server as [`endpoint`] does in any error.
+fn connect_to(target: &Target, runtime: Runtime) -> Result<Box<dyn Session>, Failure> {
+    let host = &target.connect.host;
+    let port = target.connect.port;
+    connect(runtime, &target.connect).map_err(|mut failure| {
+        // The transport layer writes `host:port`; an IPv6 address needs
+        // brackets to be read back.
+        let plain = format!("{host}:{port}: ");
+        if host.contains(':') {
+            if let Some(rest) = failure.message.strip_prefix(&plain) {
+                failure.message = format!("{}: {rest}", endpoint(host, port));
+            }
+        }
+        failure
+    })
+}
+
+/// The command line laid over the config file: for each setting, the
+/// option given here, else the account's key, else `[defaults]`. The file's
+/// URL counts as its `host`, `port`, `tls`, `user` and `auth` keys, so that
+/// a URL or `--host` here replaces the file's server without a conflict.
+fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions>), Failure> {
+    let mut conn = cli.conn.clone();
+    let from_cli_url = cli.url.as_deref().map(Url::parse).transpose()?;
+    let from_file_url = file
+        .url
+        .as_ref()
+        .map(|u| Url::parse(u.get_ref()))
+        .transpose()?;
+    let given = |cli_flag: bool, in_url: bool| cli_flag || in_url;
+    let cli_url = from_cli_url.as_ref();
+    let file_url = from_file_url.as_ref();
+    // A server named on the command line replaces the file's server whole.
+    let server_here = cli.url.is_some() || cli.conn.host.is_some();
+    let value = |s: &Option<toml::Spanned<String>>| s.as_ref().map(|v| v.get_ref().clone());
+    if !server_here {
+        conn.host = value(&file.host).or_else(|| file_url.map(|u| u.host.clone()));
+    }
+    if !given(
+        conn.port.is_some(),
+        cli_url.is_some_and(|u| u.port.is_some()),
+    ) && !server_here
+    {
+        conn.port = file
+            .port
+            .as_ref()
+            .map(|p| *p.get_ref())
+            .or_else(|| file_url.and_then(|u| u.port));
+    }
+    if !given(conn.tls.is_some(), cli_url.is_some()) {
+        conn.tls = file
+            .tls
+            .as_ref()
+            .map(|t| *t.get_ref())
+            .or_else(|| file_url.map(|u| u.tls));
+    }
+    if !given(
+        conn.user.is_some(),
+        cli_url.is_some_and(|u| u.user.is_some()),
+    ) {
+        conn.user = value(&file.user).or_else(|| file_url.and_then(|u| u.user.clone()));
+    }
+    if !given(
+        conn.auth.is_some(),
+        cli_url.is_some_and(|u| u.auth.is_some()),
+    ) {
+        conn.auth = file
+            .auth
+            .as_ref()
+            .map(|a| *a.get_ref())
+            .or_else(|| file_url.and_then(|u| u.auth));
+    }
+    if conn.password_env.is_none() && conn.password_command.is_none() {
+        conn.password_env = value(&file.password_env);
+        conn.password_command = value(&file.password_command);
+    }
+    conn.allow_plaintext_auth |= file
+        .allow_plaintext_auth
+        .as_ref()
+        .is_some_and(|a| *a.get_ref());
+    if conn.ca_file.is_none() {
+        conn.ca_file = file.ca_file.as_ref().map(|p| expand_home(p.get_ref()));
+    }
+    if conn.timeout.is_none() {
+        conn.timeout = file.timeout.as_ref().map(|t| *t.get_ref());
+    }
+    if conn.runtime.is_none() {
+        conn.runtime = file.runtime.as_ref().map(|r| *r.get_ref());
+    }
+    let Command::Fetch(args) = &cli.command else {
+        return Ok((conn, None));
+    };
+    let mut options = FetchOptions {
+        maildir: args.maildir.clone(),
+        mbox: args.mbox.clone(),
+        mda: args.mda.clone(),
+        delete: args.delete,
+        state: args.state.clone(),
+        keep_days: args.keep_days,
+        max_size: args.max_size.map(|s| s.0),
+        delete_bigger_than: args.delete_bigger_than.map(|s| s.0),
+        max_messages: args.max_messages,
+        filter: args.filter.clone(),
+    };
+    if options.maildir.is_none() && options.mbox.is_none() && options.mda.is_none() {
+        options.maildir = file.maildir.as_ref().map(|p| expand_home(p.get_ref()));
+        options.mbox = file.mbox.as_ref().map(|p| expand_home(p.get_ref()));
+        options.mda = value(&file.mda);
+    }
+    if !args.delete && !args.keep {
+        options.delete = file.delete.as_ref().is_some_and(|d| *d.get_ref());
+    }
+    if options.state.is_none() {
+        options.state = file.state.as_ref().map(|p| expand_home(p.get_ref()));
+    }
+    if options.keep_days.is_none() {
+        options.keep_days = file.keep_days.as_ref().map(|d| *d.get_ref());
+    }
+    if options.max_size.is_none() {
+        options.max_size = file.max_size.as_ref().map(|s| s.get_ref().0);
+    }
+    if options.delete_bigger_than.is_none() {
+        options.delete_bigger_than = file.delete_bigger_than.as_ref().map(|s| s.get_ref().0);
+    }
+    if options.max_messages.is_none() {
+        options.max_messages = file.max_messages.as_ref().map(|m| *m.get_ref());
+    }
+    if options.filter.is_none() {
+        options.filter = value(&file.filter);
+    }
+    Ok((conn, Some(options)))
+}
+
 /// Runs the command line; `Ok` is exit code 0.
 pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
-    let url = match (&cli.url, &cli.command) {
-        (Some(_), Command::Fetch(f)) if f.url.is_some() => {
-            return Err(Failure::usage("the URL is given twice"))
+    if let Command::Generate { what } = &cli.command {
+        return generate(what);
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    let names = match &cli.command {
+        Command::Fetch(args) if !args.accounts.is_empty() => {
+            if cli.url.is_some() || cli.account.is_some() {
+                return Err(Failure::usage(
+                    "fetch NAME... takes the accounts from the config file: \
+                     give no URL or --account with them",
+                ));
+            }
+            Some(args.accounts.clone())
         }
-        (Some(url), _) => Some(url.as_str()),
-        (None, Command::Fetch(f)) => f.url.as_deref(),
-        (None, _) => None,
+        Command::Fetch(_)
+            if cli.url.is_none() && cli.conn.host.is_none() && cli.account.is_none() =>
+        {
+            config
+                .as_ref()
+                .map(Config::account_names)
+                .filter(|n| !n.is_empty())
+        }
+        _ => None,
     };
-    let target = resolve(url, &cli.conn)?;
+    let Some(names) = names else {
+        let settings =
+            match (&config, cli.account.as_deref()) {
+                (Some(config), account) => config.settings(account)?,
+                (None, Some(_)) => return Err(Failure::usage(
+                    "--account needs a config file ($XDG_CONFIG_HOME/pop3/config.toml or --config)",
+                )),
+                (None, None) => Settings::default(),
+            };
+        return run_one(&cli, &settings, None);
+    };
+    let Some(config) = &config else {
+        return Err(Failure::usage(
+            "fetch NAME... needs a config file ($XDG_CONFIG_HOME/pop3/config.toml or --config)",
+        ));
+    };
+    // Every account is checked before the first one connects.
+    let mut accounts = Vec::with_capacity(names.len());
+    for name in &names {
+        let settings = config.settings(Some(name))?;
+        lay_over(&cli, &settings)
+            .and_then(|(conn, _)| resolve(None, &conn))
+            .map_err(|f| f.context(format_args!("account {name}")))?;
+        accounts.push((name, settings));
+    }
+    let mut first_failure: Option<Exit> = None;
+    for (name, settings) in accounts {
+        if let Err(failure) = run_one(&cli, &settings, Some(name)) {
+            if cli.json {
+                let _ = print_json(&serde_json::json!({
+                    "account": name,
+                    "error": failure.to_string(),
+                    "exit": failure.exit.code(),
+                }));
+            }
+            eprintln!("pop3: {name}: {failure}");
+            first_failure.get_or_insert(failure.exit);
+            if matches!(failure.exit, Exit::Interrupted | Exit::Terminated) {
+                break;
+            }
+        }
+    }
+    match first_failure {
+        None => Ok(()),
+        Some(exit) => Err(Failure::new(
+            exit,
+            "not every account was fetched (see above)",
+        )),
+    }
+}
+
+/// Runs the command for one account (`label` names it when several are
+/// fetched).
+fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Failure> {
+    let (conn, fetch_options) = lay_over(cli, settings)?;
+    let target = resolve(cli.url.as_deref(), &conn)?;
+    // A fetch checks its destination and takes its lock before connecting.
+    let prepared = match fetch_options {
+        Some(options) => Some((prepare(&options, &target.account()?)?, options)),
+        None => None,
+    };
+    let runtime = conn.runtime.unwrap_or(Runtime::Blocking);
     let needs_login = !matches!(cli.command, Command::Capa);
+    // Before the password prompt: there is no point in typing it now.
+    if needs_login {
+        check_login_delay(&target.account()?)?;
+    }
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {
-        Some(password(&cli.conn, &target.account()?)?)
+        Some(password(&conn, &target.account()?)?)
     } else {
         None
     };
     if cli.verbose {
         eprintln!(
-            "*  connecting to {}:{} ({})",
-            target.connect.host,
-            target.connect.port,
+            "*  connecting to {} ({})",
+            endpoint(&target.connect.host, target.connect.port),
             match target.connect.tls {
                 crate::cli::TlsMode::Implicit => "implicit TLS",
                 crate::cli::TlsMode::Starttls => "STLS",
@@ -161,7 +416,10 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         );
         install_wire_trace();
     }
-    let mut session = connect(cli.conn.runtime, &target.connect)?;
+    if prepared.is_some() {
+        crate::interrupt::install();
+    }
+    let mut session = connect_to(&target, runtime)?;
     if let Some(secret) = secret {
         login(session.as_mut(), &target, secret)?;
     }
@@ -257,9 +515,16 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
                 })?;
             }
         }
-        Command::Fetch(args) => {
-            return fetch(session, args, &target.account()?, cli.verbose, cli.json);
+        Command::Generate { what } => generate(what)?,
+        Command::Fetch(_) => {
+            let Some((prepared, options)) = prepared else {
+                return Err(Failure::new(Exit::Software, "fetch was not prepared"));
+            };
+            return fetch(session, prepared, &options, cli.verbose, cli.json, label);
         }
+    }
+    if needs_login {
+        remember_login(&target.account()?, login_delay(session.as_ref()));
     }
     session.quit().map_err(|e| {
         let failure = Failure::from(e);

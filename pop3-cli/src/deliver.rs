@@ -56,6 +56,11 @@ pub(crate) trait Deliver {
     fn commit(&mut self) -> Result<Stored, NotStored>;
     /// Throws away the current message (incomplete).
     fn abort(&mut self);
+    /// The Maildir, which can make several messages durable at once
+    /// ([`Maildir::stage`], [`make_durable`]).
+    fn as_maildir(&mut self) -> Option<&mut Maildir> {
+        None
+    }
     /// Whether a message with this UID is already stored (only a Maildir
     /// can tell).
     fn has_uid(&self, uid: &str) -> bool {
@@ -112,7 +117,195 @@ enum Naming {
     Content(Sha256),
 }
 
+/// Checks, before anything connects, that `root` is a Maildir or can
+/// become one: an existing directory with `new/`, `cur/` and `tmp/` (or
+/// empty), or a missing one whose parent exists, which is then created. A
+/// mistyped path whose parent does not exist is an error, not a new tree.
+pub(crate) fn prepare_maildir(root: &Path) -> Result<(), Failure> {
+    let ctx = |e: io::Error| Failure::io(format_args!("Maildir {}", root.display()), &e);
+    match fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => {
+            let parts = ["new", "cur", "tmp"].map(|d| root.join(d).is_dir());
+            let empty = fs::read_dir(root).map_err(ctx)?.next().is_none();
+            if !parts.iter().any(|&p| p) && !empty {
+                return Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "{} is a directory but not a Maildir (no new/, cur/ or tmp/ in it)",
+                        root.display()
+                    ),
+                ));
+            }
+        }
+        Ok(_) => {
+            return Err(Failure::new(
+                crate::error::Exit::IoErr,
+                format!("Maildir {}: not a directory", root.display()),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = match root.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !parent.is_dir() {
+                return Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "Maildir {}: neither it nor {} exists (create the parent first)",
+                        root.display(),
+                        parent.display()
+                    ),
+                ));
+            }
+            fs::create_dir(root).map_err(ctx)?;
+        }
+        Err(e) => return Err(ctx(e)),
+    }
+    for sub in ["tmp", "new", "cur"] {
+        let dir = root.join(sub);
+        if !dir.is_dir() {
+            fs::create_dir(&dir).map_err(ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// Checks, before anything connects, that the mbox `path` can be appended
+/// to: a regular file, or a missing one in an existing directory.
+pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(_) => Err(Failure::new(
+            crate::error::Exit::IoErr,
+            format!("mbox {}: not a regular file", path.display()),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if parent.is_dir() {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "mbox {}: the directory {} does not exist",
+                        path.display(),
+                        parent.display()
+                    ),
+                ))
+            }
+        }
+        Err(e) => Err(Failure::io(format_args!("mbox {}", path.display()), &e)),
+    }
+}
+
+/// A message written completely into `tmp/`, not yet synced nor visible.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    /// The file in `tmp/`.
+    pub(crate) tmp: PathBuf,
+    /// Its name in `new/`.
+    pub(crate) name: String,
+}
+
+/// Makes a batch of staged messages durable together, in the order that
+/// keeps every promise: the data of all of them (one `syncfs` of the
+/// Maildir's file system, where `fsync` per file would cost one sync per
+/// message), then each linked into `new/` (never replacing a file), then
+/// `new/` synced once. Only after this returns may their UIDs be recorded.
+/// Returns, per message, whether it is new or was there already.
+pub(crate) fn make_durable(root: &Path, batch: &[&Staged]) -> Result<Vec<Stored>, Failure> {
+    let fail = |what: &str, e: io::Error| Failure::io(format_args!("Maildir {what}"), &e);
+    let tmp_dir = root.join("tmp");
+    sync_data_of(&tmp_dir, batch).map_err(|e| fail("sync", e))?;
+    crate::crash::at("synced");
+    let new_dir = root.join("new");
+    let mut stored = Vec::with_capacity(batch.len());
+    for staged in batch {
+        let target = new_dir.join(&staged.name);
+        // link(2) never replaces an existing file (the classic Maildir
+        // delivery); fall back to rename where hard links do not work.
+        match fs::hard_link(&staged.tmp, &target) {
+            Ok(()) => {
+                let _ = fs::remove_file(&staged.tmp);
+                stored.push(Stored::New);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let _ = fs::remove_file(&staged.tmp);
+                stored.push(Stored::AlreadyThere);
+            }
+            Err(_) => {
+                fs::rename(&staged.tmp, &target).map_err(|e| fail("rename into new/", e))?;
+                stored.push(Stored::New);
+            }
+        }
+    }
+    crate::crash::at("linked");
+    sync_dir(&new_dir).map_err(|e| fail("fsync new/", e))?;
+    crate::crash::at("dir-synced");
+    Ok(stored)
+}
+
+/// Makes the data of the staged files durable: one `syncfs` on Linux.
+#[cfg(target_os = "linux")]
+fn sync_data_of(tmp_dir: &Path, _batch: &[&Staged]) -> io::Result<()> {
+    let dir = File::open(tmp_dir)?;
+    rustix::fs::syncfs(&dir).map_err(io::Error::from)
+}
+
+/// Makes the data of the staged files durable: `fsync` each elsewhere.
+#[cfg(not(target_os = "linux"))]
+fn sync_data_of(_tmp_dir: &Path, batch: &[&Staged]) -> io::Result<()> {
+    for staged in batch {
+        File::open(&staged.tmp)?.sync_all()?;
+    }
+    Ok(())
+}
+
 impl Maildir {
+    /// The Maildir's directory.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Finishes the current message in `tmp/` without syncing it, for
+    /// [`make_durable`]. `Ok(None)`: the Maildir has it already (the file
+    /// in `tmp/` is removed).
+    pub(crate) fn stage(&mut self) -> Result<Option<Staged>, NotStored> {
+        let Some(current) = self.current.take() else {
+            return Err(NotStored::Fatal(Failure::io(
+                "Maildir",
+                &io::Error::other("no message started"),
+            )));
+        };
+        let tmp = current.tmp.clone();
+        let file = current.file.into_inner().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            NotStored::Fatal(Failure::io("Maildir write", &e.into_error()))
+        })?;
+        drop(file);
+        let name = match current.name {
+            Naming::Uid(name) => name,
+            Naming::Content(hasher) => format!(
+                "pop3-{}",
+                digest(&[self.account.as_bytes(), b"content", &hasher.finalize()])
+            ),
+        };
+        if self.present.contains(&name) {
+            let _ = fs::remove_file(&tmp);
+            return Ok(None);
+        }
+        Ok(Some(Staged { tmp, name }))
+    }
+
+    /// Notes that `name` is in `new/` now.
+    pub(crate) fn note_present(&mut self, name: &str) {
+        self.present.insert(name.to_owned());
+    }
+
     /// Opens (creating if needed) the Maildir at `root`, and removes the
     /// temporary files an interrupted fetch of `account` left in `tmp/`.
     /// The caller holds the account's state lock, so none of them is in use.
@@ -260,6 +453,10 @@ impl Deliver for Maildir {
 
     fn has_uid(&self, uid: &str) -> bool {
         self.present.contains(&self.uid_name(uid))
+    }
+
+    fn as_maildir(&mut self) -> Option<&mut Maildir> {
+        Some(self)
     }
 }
 
@@ -491,6 +688,19 @@ impl Deliver for Mda {
             .map_err(|e| NotStored::Fatal(Failure::io("--mda", &e)))?;
         if status.success() {
             Ok(Stored::New)
+        } else if matches!(status.code(), Some(126 | 127)) {
+            // sh could not run the command: every message would fail the
+            // same way, on every run.
+            Err(NotStored::Fatal(Failure::usage(format!(
+                "--mda: the command cannot be run (sh exit status {}: {}); \
+                 nothing more is fetched",
+                status.code().unwrap_or_default(),
+                if status.code() == Some(127) {
+                    "command not found"
+                } else {
+                    "not executable"
+                }
+            ))))
         } else {
             Err(NotStored::Refused(format!("the MDA failed ({status})")))
         }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::io;
 
-use pop3_proto::{ProtocolError, ServerError, UsageError};
+use pop3_proto::{ProtocolError, ResponseCode, ServerError, UsageError};
 
 /// How `pop3` exits (sysexits(3) numbers). The table is repeated in
 /// `--help` and in the README; keep the three in step.
@@ -38,6 +38,10 @@ pub(crate) enum Exit {
     /// 78: TLS failed: the certificate could not be verified, the handshake
     /// failed, or `--tls starttls` and the server does not offer STLS.
     Tls = 78,
+    /// 130: stopped by Ctrl-C (SIGINT), after saying what was saved.
+    Interrupted = 130,
+    /// 143: stopped by SIGTERM, after saying what was saved.
+    Terminated = 143,
 }
 
 impl Exit {
@@ -62,7 +66,9 @@ Exit codes:
   77  credentials refused, or not sent over an unencrypted connection
       (see --allow-plaintext-auth)
   78  TLS failure: certificate not trusted, handshake failed, or STLS
-      not offered";
+      not offered
+  130  interrupted by Ctrl-C (what was saved is kept)
+  143  stopped by SIGTERM (what was saved is kept)";
 
 /// A failure: what to print after `pop3: ` and how to exit.
 #[derive(Debug)]
@@ -90,6 +96,12 @@ impl Failure {
     /// A local I/O failure (74), with what was being done.
     pub(crate) fn io(context: impl fmt::Display, error: &io::Error) -> Failure {
         Failure::new(Exit::IoErr, format!("{context}: {error}"))
+    }
+
+    /// Appends what else the user should know (what was saved, ...).
+    pub(crate) fn note(mut self, note: impl fmt::Display) -> Failure {
+        self.message = format!("{}; {note}", self.message);
+        self
     }
 
     /// Prefixes the message with some context.
@@ -145,9 +157,9 @@ impl fmt::Display for NetError {
         match self {
             NetError::Io(e) => write!(f, "{e}"),
             NetError::Tls(e) => write!(f, "TLS: {e}"),
-            NetError::Protocol(ProtocolError::UnexpectedEof) => {
-                f.write_str("the connection was lost in the middle of a reply")
-            }
+            NetError::Protocol(ProtocolError::UnexpectedEof) => f.write_str(
+                "the connection was lost (the server closed it in the middle of a reply)",
+            ),
             NetError::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
             NetError::BadReply(e) => write!(f, "unusable reply: {e}"),
             NetError::Sink(e) => write!(f, "{e}"),
@@ -162,7 +174,7 @@ impl fmt::Display for NetError {
                  (POP3S, port 995), use pop3s:// or --tls implicit"
             ),
             NetError::Timeout(phase) => write!(f, "timed out ({phase})"),
-            NetError::Closed => f.write_str("the server closed the connection"),
+            NetError::Closed => f.write_str("the connection was lost (the server closed it)"),
             NetError::StlsUnavailable => {
                 f.write_str("the server does not offer STLS (refusing to continue without TLS)")
             }
@@ -217,11 +229,23 @@ impl From<NetError> for Failure {
     fn from(error: NetError) -> Failure {
         let message = match &error {
             NetError::Usage(UsageError::PlaintextCredentials) => plaintext_message(),
+            NetError::Io(e) if is_lost(e) => format!("the connection was lost: {e}"),
             NetError::Io(e) => format!("network: {e}"),
             _ => error.to_string(),
         };
         Failure::new(error.exit(), message)
     }
+}
+
+/// Whether a socket error means the connection went away.
+fn is_lost(error: &io::Error) -> bool {
+    matches!(
+        error.kind(),
+        io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::BrokenPipe
+            | io::ErrorKind::UnexpectedEof
+    )
 }
 
 /// The message for credentials that would go out unencrypted.
@@ -238,10 +262,16 @@ pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
     match error {
         NetError::Server(e) => {
             let exit = temporary_or(&e, Exit::NoPerm);
-            let what = if exit == Exit::NoPerm {
-                format!("{mechanism}: credentials refused")
-            } else {
-                format!("{mechanism}: login not possible now")
+            let what = match &e.code {
+                _ if exit == Exit::NoPerm => format!("{mechanism}: credentials refused"),
+                Some(ResponseCode::InUse) => format!(
+                    "{mechanism}: the mailbox is in use by another session (IN-USE); try again later"
+                ),
+                Some(ResponseCode::LoginDelay) => format!(
+                    "{mechanism}: the server refuses to log in again so soon (LOGIN-DELAY); \
+                     try again later"
+                ),
+                _ => format!("{mechanism}: login not possible now"),
             };
             Failure::new(exit, format!("{what}: {}", NetError::Server(e)))
         }
@@ -265,7 +295,6 @@ pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pop3_proto::ResponseCode;
 
     #[test]
     fn codes_are_distinct() {
@@ -280,6 +309,8 @@ mod tests {
             Exit::Refused,
             Exit::NoPerm,
             Exit::Tls,
+            Exit::Interrupted,
+            Exit::Terminated,
         ];
         let mut codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
         codes.sort_unstable();

@@ -5,36 +5,116 @@
 //!
 //! 1. `RETR` streams the message into the sink (a Maildir `tmp/` file, or
 //!    memory for mbox and MDA).
-//! 2. The sink makes it durable: fsync, link into `new/`, fsync `new/`
-//!    (or append + fsync the mbox, or the MDA exits 0).
-//! 3. Only then is the UID appended to the state file and fsynced.
+//! 2. The sink makes it durable. A Maildir does it for a batch at a time on
+//!    a committer thread (group commit, while the connection keeps
+//!    receiving): one `syncfs` for the batch's files, each linked into
+//!    `new/`, one fsync of `new/`. An mbox appends and fsyncs each message;
+//!    an MDA must exit 0.
+//! 3. Only then are the UIDs appended to the state file and synced (once
+//!    per batch).
 //! 4. Only after every retrieval, and only for messages whose UID is
-//!    recorded, `DELE`; then `QUIT` commits the deletions.
+//!    recorded (or that a policy deletes unfetched), `DELE`, pipelined;
+//!    then `QUIT` commits the deletions.
 //!
-//! Killed between 1 and 2: the `tmp/` file is removed by the next fetch,
-//! and the message is fetched again. Killed between 2 and 3: the Maildir
-//! file's name is a hash of the account and the UID, so the next fetch finds
-//! it in `new/` or `cur/`, records the UID and does not download it again
-//! (for mbox and MDA this window remains: the message would be delivered a
-//! second time). Killed before 4 completes: nothing is deleted, and the next
-//! `fetch --delete` deletes what is recorded.
+//! Killed between 1 and 2: the `tmp/` files are removed by the next fetch,
+//! and those messages are fetched again. Killed between 2 and 3: the
+//! Maildir file names are a hash of the account and the UID, so the next
+//! fetch finds them in `new/` or `cur/`, records the UIDs and does not
+//! download them again (for mbox and MDA this window remains: the message
+//! would be delivered a second time). Killed before 4 completes: nothing is
+//! deleted, and the next `fetch --delete` deletes what is recorded.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Condvar, Mutex, MutexGuard};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pop3_proto::MsgNum;
 use serde::Serialize;
 
-use crate::cli::FetchArgs;
-use crate::deliver::{Deliver, Incoming, Maildir, Mbox, Mda, NotStored, Stored};
+use crate::commands::login_delay;
+use crate::deliver::{
+    make_durable, prepare_maildir, prepare_mbox, Deliver, Incoming, Maildir, Mbox, Mda, NotStored,
+    Staged, Stored,
+};
 use crate::error::{Exit, Failure, NetError};
+use crate::interrupt;
+use crate::policy::{remember_login, run_filter, Verdict};
 use crate::session::{MessageSink, Session, Stop};
-use crate::state::{file_name_for, with_suffix, State};
+use crate::state::{file_name_for, now, with_suffix, State};
+
+/// What `fetch` does for one account (the command line over the config
+/// file).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FetchOptions {
+    /// `--maildir`.
+    pub(crate) maildir: Option<PathBuf>,
+    /// `--mbox`.
+    pub(crate) mbox: Option<PathBuf>,
+    /// `--mda`.
+    pub(crate) mda: Option<String>,
+    /// `--delete` (otherwise keep).
+    pub(crate) delete: bool,
+    /// `--state`.
+    pub(crate) state: Option<PathBuf>,
+    /// `--keep-days`.
+    pub(crate) keep_days: Option<u32>,
+    /// `--max-size`, in bytes.
+    pub(crate) max_size: Option<u64>,
+    /// `--delete-bigger-than`, in bytes.
+    pub(crate) delete_bigger_than: Option<u64>,
+    /// `--max-messages`.
+    pub(crate) max_messages: Option<u32>,
+    /// `--filter`.
+    pub(crate) filter: Option<String>,
+}
+
+/// A fetch made ready before connecting: the destination checked (and a
+/// missing Maildir created), the state locked and loaded.
+pub(crate) struct Prepared {
+    account: String,
+    state: State,
+    deliver: Box<dyn Deliver>,
+}
+
+/// Checks the destination and takes the account's state, before anything
+/// connects: a mistyped path or a fetch already running stops here.
+pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Failure> {
+    match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), None, None) => prepare_maildir(dir)?,
+        (None, Some(mbox), None) => prepare_mbox(mbox)?,
+        (None, None, Some(_)) => {}
+        (None, None, None) => {
+            return Err(Failure::usage(
+                "fetch needs a destination: --maildir DIR, --mbox FILE or --mda CMD",
+            ))
+        }
+        _ => {
+            return Err(Failure::usage(
+                "give only one of --maildir, --mbox and --mda",
+            ))
+        }
+    }
+    let path = state_path(args, account)?;
+    let state = State::open(&path)?;
+    let deliver: Box<dyn Deliver> = match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), _, _) => Box::new(Maildir::open(dir, account)?),
+        (_, Some(mbox), _) => Box::new(Mbox::new(mbox)),
+        (_, _, Some(command)) => Box::new(Mda::new(command, account)),
+        _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
+    };
+    Ok(Prepared {
+        account: account.to_owned(),
+        state,
+        deliver,
+    })
+}
 
 /// Where the state of `account` is kept for these arguments.
-fn state_path(args: &FetchArgs, account: &str) -> Result<PathBuf, Failure> {
+fn state_path(args: &FetchOptions, account: &str) -> Result<PathBuf, Failure> {
     let name = file_name_for(account);
     if let Some(path) = &args.state {
         return Ok(path.clone());
@@ -62,7 +142,10 @@ fn state_path(args: &FetchArgs, account: &str) -> Result<PathBuf, Failure> {
 
 /// What a fetch did (the `--json` output).
 #[derive(Debug, Default, Serialize)]
-struct Summary {
+pub(crate) struct Summary {
+    /// The account, when several are fetched from the config file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
     /// Messages on the server.
     on_server: usize,
     /// Messages downloaded and stored by this fetch.
@@ -73,26 +156,165 @@ struct Summary {
     recovered: usize,
     /// Messages that could not be stored; fetched again next time.
     failed: usize,
+    /// Messages left on the server because of `--max-size`.
+    too_big: usize,
+    /// Messages `--filter` skipped, or left for a later run by
+    /// `--max-messages`.
+    skipped: usize,
     /// Messages deleted from the server.
     deleted: usize,
+    /// Messages left on the server after this fetch.
+    left_on_server: usize,
     /// Whether the server has UIDL (without it every fetch gets everything).
     uidl: bool,
+}
+
+/// The committer takes a batch once this many messages are staged...
+const BATCH_MESSAGES: usize = 128;
+/// ... or this many bytes ...
+const BATCH_BYTES: u64 = 8 << 20;
+/// ... or once the oldest staged message has waited this long (so that a
+/// slow or stalled server does not keep complete messages from being
+/// saved), or when the retrieval ends.
+const LINGER: Duration = Duration::from_millis(200);
+/// The retrieval waits when this many messages (or bytes) are staged in
+/// `tmp/` and not yet taken by the committer.
+const MAX_STAGED: usize = 4096;
+/// See [`MAX_STAGED`].
+const MAX_STAGED_BYTES: u64 = 256 << 20;
+
+/// The state, shared with the committer thread.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Each update of the guarded values is complete before anything can
+    // panic, so a poisoned lock still guards consistent values.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A message complete in `tmp/`, waiting for its batch to be made durable.
+struct Pending {
+    msg: MsgNum,
+    uid: Option<String>,
+    bytes: u64,
+    staged: Staged,
+}
+
+/// What the committer did with a batch.
+struct Done {
+    batch: Vec<Pending>,
+    result: Result<Vec<Stored>, Failure>,
+}
+
+/// Messages staged by the retrieval, taken in batches by the committer.
+#[derive(Default)]
+struct Queue {
+    staged: Vec<Pending>,
+    bytes: u64,
+    oldest: Option<Instant>,
+    /// The retrieval is over: take everything, then stop.
+    closed: bool,
+    /// The committer failed and stopped.
+    failed: bool,
+}
+
+/// The queue and its condition variable (both sides wait on it).
+#[derive(Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    changed: Condvar,
+}
+
+/// The committer thread: it takes the staged messages in batches, makes
+/// each batch's files durable together ([`make_durable`]), then appends
+/// their UIDs to the state and syncs it once. Meanwhile the connection
+/// keeps receiving into `tmp/`.
+fn committer(root: &Path, state: Option<&Mutex<State>>, shared: &Shared, done: mpsc::Sender<Done>) {
+    let batch_messages = crate::crash::batch_messages(BATCH_MESSAGES);
+    loop {
+        let batch = {
+            let mut queue = locked(&shared.queue);
+            loop {
+                let due = queue.closed
+                    || queue.staged.len() >= batch_messages
+                    || queue.bytes >= BATCH_BYTES
+                    || queue.oldest.is_some_and(|t| t.elapsed() >= LINGER);
+                if !queue.staged.is_empty() && due {
+                    break;
+                }
+                if queue.closed {
+                    return;
+                }
+                let wait = queue
+                    .oldest
+                    .map_or(LINGER, |t| LINGER.saturating_sub(t.elapsed()));
+                queue = shared
+                    .changed
+                    .wait_timeout(queue, wait.max(Duration::from_millis(1)))
+                    .map_or_else(|p| p.into_inner().0, |(q, _)| q);
+            }
+            // At most one batch's worth: the syncs stay few, and the
+            // messages behind it wait no longer than one batch.
+            let take = queue.staged.len().min(batch_messages);
+            let batch: Vec<Pending> = queue.staged.drain(..take).collect();
+            queue.bytes = queue.staged.iter().map(|p| p.bytes).sum();
+            queue.oldest = (!queue.staged.is_empty()).then(Instant::now);
+            shared.changed.notify_all();
+            batch
+        };
+        let staged: Vec<&Staged> = batch.iter().map(|p| &p.staged).collect();
+        let result = make_durable(root, &staged).and_then(|stored| {
+            if let Some(state) = state {
+                let mut state = locked(state);
+                let uids = batch.iter().filter_map(|p| p.uid.as_deref());
+                state.record_many(uids).map_err(|e| {
+                    Failure::io(format_args!("state file {}", state.path().display()), &e)
+                })?;
+                crate::crash::at("recorded");
+            }
+            // Counted here, not when the retrieval next looks: it may be
+            // waiting on a silent server when a signal comes.
+            for _ in &stored {
+                interrupt::saved_one();
+            }
+            Ok(stored)
+        });
+        let failed = result.is_err();
+        let gone = done.send(Done { batch, result }).is_err();
+        if failed || gone {
+            locked(&shared.queue).failed = true;
+            shared.changed.notify_all();
+            return;
+        }
+    }
+}
+
+/// The retrieval's side of group commit.
+struct Group<'s> {
+    shared: &'s Shared,
+    done: mpsc::Receiver<Done>,
 }
 
 /// Receives the messages from the session and stores them.
 struct Engine<'a> {
     deliver: &'a mut dyn Deliver,
     /// `None` without UIDL.
-    state: Option<&'a mut State>,
+    state: Option<&'a Mutex<State>>,
     uids: &'a HashMap<MsgNum, String>,
     current: Option<MsgNum>,
+    /// Bytes of the current message so far.
+    current_bytes: u64,
     /// Stored by this fetch (new or already there).
     stored: Vec<MsgNum>,
     failures: Vec<(MsgNum, String)>,
     fatal: Option<Failure>,
+    /// The committer failed: stage nothing more.
+    commit_failed: bool,
     summary: &'a mut Summary,
     progress: Option<ProgressBar>,
     to_fetch: usize,
+    /// For a Maildir: batches made durable by another thread.
+    group: Option<Group<'a>>,
 }
 
 impl Engine<'_> {
@@ -101,6 +323,7 @@ impl Engine<'_> {
             return Ok(());
         }
         self.deliver.abort();
+        self.current_bytes = 0;
         let incoming = Incoming {
             msg: msg.get(),
             uid: self.uids.get(&msg).cloned(),
@@ -111,6 +334,14 @@ impl Engine<'_> {
             .map_err(|e| self.stop(Failure::io("storing a message", &e)))
     }
 
+    /// A signal asks to stop: end here, keeping what is stored.
+    fn interrupted(&mut self) -> Result<(), Stop> {
+        match interrupt::pending() {
+            Some((exit, what)) => Err(self.stop(Failure::new(exit, what))),
+            None => Ok(()),
+        }
+    }
+
     fn stop(&mut self, failure: Failure) -> Stop {
         self.deliver.abort();
         self.current = None;
@@ -118,25 +349,39 @@ impl Engine<'_> {
         Stop
     }
 
-    fn stored(&mut self, msg: MsgNum, how: Stored) -> Result<(), Stop> {
-        if let (Some(state), Some(uid)) = (self.state.as_deref_mut(), self.uids.get(&msg)) {
-            if let Err(e) = state.record(uid) {
-                let path = state.path().display().to_string();
-                return Err(self.stop(Failure::io(format_args!("state file {path}"), &e)));
-            }
-        }
+    /// Message `msg` is durable and its UID recorded (if it has one).
+    fn counted(&mut self, msg: MsgNum, how: Stored, bytes: u64) {
         self.stored.push(msg);
         match how {
-            Stored::New => self.summary.fetched += 1,
+            Stored::New => {
+                self.summary.fetched += 1;
+                self.summary.bytes += bytes;
+            }
             Stored::AlreadyThere => self.summary.recovered += 1,
         }
         if let Some(bar) = &self.progress {
             bar.set_message(format!(
-                "{}/{} messages",
+                "{}/{}",
                 self.stored.len() + self.failures.len(),
                 self.to_fetch
             ));
         }
+    }
+
+    /// Records a message stored on its own (mbox, MDA, or found in the
+    /// Maildir already).
+    fn stored(&mut self, msg: MsgNum, how: Stored) -> Result<(), Stop> {
+        if let (Some(state), Some(uid)) = (self.state, self.uids.get(&msg)) {
+            let mut state = locked(state);
+            if let Err(e) = state.record(uid) {
+                let path = state.path().display().to_string();
+                drop(state);
+                return Err(self.stop(Failure::io(format_args!("state file {path}"), &e)));
+            }
+        }
+        let bytes = std::mem::take(&mut self.current_bytes);
+        interrupt::saved_one();
+        self.counted(msg, how, bytes);
         Ok(())
     }
 
@@ -146,6 +391,110 @@ impl Engine<'_> {
             self.deliver.abort();
         }
     }
+
+    /// Stages the complete current message of a Maildir for its batch.
+    fn stage(&mut self, msg: MsgNum) -> Result<(), Stop> {
+        let Some(maildir) = self.deliver.as_maildir() else {
+            return Err(self.stop(Failure::new(
+                Exit::Software,
+                "group commit without a Maildir",
+            )));
+        };
+        match maildir.stage() {
+            Ok(Some(staged)) => {
+                crate::crash::at("received");
+                let bytes = std::mem::take(&mut self.current_bytes);
+                let pending = Pending {
+                    msg,
+                    uid: self.uids.get(&msg).cloned(),
+                    bytes,
+                    staged,
+                };
+                if let Some(group) = &self.group {
+                    let shared = group.shared;
+                    let mut queue = locked(&shared.queue);
+                    while !queue.failed
+                        && (queue.staged.len() >= MAX_STAGED || queue.bytes >= MAX_STAGED_BYTES)
+                    {
+                        queue = shared
+                            .changed
+                            .wait(queue)
+                            .unwrap_or_else(|p| p.into_inner());
+                    }
+                    if queue.failed {
+                        self.commit_failed = true;
+                    } else {
+                        queue.bytes += bytes;
+                        queue.oldest.get_or_insert_with(Instant::now);
+                        queue.staged.push(pending);
+                        if queue.staged.len() >= BATCH_MESSAGES || queue.bytes >= BATCH_BYTES {
+                            shared.changed.notify_all();
+                        }
+                    }
+                }
+                self.collect(false)
+            }
+            Ok(None) => self.stored(msg, Stored::AlreadyThere),
+            Err(NotStored::Fatal(failure)) => Err(self.stop(failure)),
+            Err(NotStored::Refused(why)) => {
+                self.failures.push((msg, why));
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes in the batches the committer finished; with `all`, tells it
+    /// that nothing more comes and waits for the last one.
+    fn collect(&mut self, all: bool) -> Result<(), Stop> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let mut finished = Vec::new();
+        if all {
+            let shared = group.shared;
+            locked(&shared.queue).closed = true;
+            shared.changed.notify_all();
+            // The committer drops its sender when it stops.
+            finished.extend(group.done.iter());
+        } else {
+            finished.extend(group.done.try_iter());
+        }
+        for done in finished {
+            self.finish_batch(done);
+        }
+        if self.commit_failed {
+            if self.fatal.is_none() {
+                self.fatal = Some(Failure::new(Exit::Software, "the commit thread stopped"));
+            }
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
+    fn finish_batch(&mut self, done: Done) {
+        match done.result {
+            Ok(stored) => {
+                for (pending, how) in done.batch.into_iter().zip(stored) {
+                    if let Some(maildir) = self.deliver.as_maildir() {
+                        maildir.note_present(&pending.staged.name);
+                    }
+                    self.counted(pending.msg, how, pending.bytes);
+                }
+            }
+            Err(failure) => {
+                // The batch's files stay in tmp/; the next fetch removes
+                // them and fetches those messages again.
+                self.commit_failed = true;
+                self.fatal = Some(failure);
+            }
+        }
+    }
+
+    /// Makes everything completely received durable (also after an
+    /// interruption or a lost connection), and stops the committer.
+    fn flush(&mut self) {
+        let _ = self.collect(true);
+    }
 }
 
 impl MessageSink for Engine<'_> {
@@ -153,8 +502,9 @@ impl MessageSink for Engine<'_> {
         if self.fatal.is_some() {
             return Err(Stop);
         }
+        self.interrupted()?;
         self.start(msg)?;
-        self.summary.bytes += data.len() as u64;
+        self.current_bytes += data.len() as u64;
         if let Some(bar) = &self.progress {
             bar.inc(data.len() as u64);
         }
@@ -171,6 +521,9 @@ impl MessageSink for Engine<'_> {
             Ok(()) => {
                 self.start(msg)?;
                 self.current = None;
+                if self.group.is_some() {
+                    return self.stage(msg);
+                }
                 match self.deliver.commit() {
                     Ok(how) => self.stored(msg, how),
                     Err(NotStored::Refused(why)) => {
@@ -191,24 +544,95 @@ impl MessageSink for Engine<'_> {
     }
 }
 
+/// Binary units, one decimal: `512 B`, `1.5 KiB`, `3.2 MiB`.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `what` cut to `max` characters (with `…`), so that lines fit.
+fn clip(what: &str, max: usize) -> String {
+    if what.chars().count() <= max {
+        what.to_owned()
+    } else {
+        let mut out: String = what.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+impl Summary {
+    /// One line of at most 80 columns: what is new, what is left.
+    fn line(&self, label: Option<&str>) -> String {
+        let mut parts = vec![format!("{} new ({})", self.fetched, human(self.bytes))];
+        if self.recovered > 0 {
+            parts.push(format!("{} recovered", self.recovered));
+        }
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        if self.too_big > 0 {
+            parts.push(format!("{} too big", self.too_big));
+        }
+        if self.skipped > 0 {
+            parts.push(format!("{} skipped", self.skipped));
+        }
+        let mut body = parts.join(", ");
+        body.push_str("; server: ");
+        if self.deleted > 0 {
+            body.push_str(&format!("{} deleted, ", self.deleted));
+        }
+        body.push_str(&format!("{} left", self.left_on_server));
+        match label {
+            // "pop3: " + label + ": " + body within 80 columns.
+            Some(label) => {
+                let room = 80usize.saturating_sub(8 + body.chars().count()).max(8);
+                format!("{}: {body}", clip(label, room))
+            }
+            None => body,
+        }
+    }
+
+    /// What was kept, for the message of an interrupted fetch.
+    fn saved_note(&self, to_fetch: usize) -> String {
+        let left = to_fetch.saturating_sub(self.fetched + self.recovered);
+        format!(
+            "{} message(s) saved ({}), {left} left for the next fetch, nothing deleted",
+            self.fetched + self.recovered,
+            human(self.bytes)
+        )
+    }
+}
+
 /// Runs `fetch` on a logged-in session. Whether to pipeline is the
 /// library's decision (its core asks `CAPA` before a burst when needed).
+/// `label` names the account in the summary when several are fetched.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn fetch(
     mut session: Box<dyn Session>,
-    args: &FetchArgs,
-    account: &str,
+    prepared: Prepared,
+    args: &FetchOptions,
     verbose: bool,
     json: bool,
+    label: Option<&str>,
 ) -> Result<(), Failure> {
-    let path = state_path(args, account)?;
-    let mut state = State::open(&path)?;
-    let mut deliver: Box<dyn Deliver> = match (&args.maildir, &args.mbox, &args.mda) {
-        (Some(dir), _, _) => Box::new(Maildir::open(dir, account)?),
-        (_, Some(mbox), _) => Box::new(Mbox::new(mbox)),
-        (_, _, Some(command)) => Box::new(Mda::new(command, account)),
-        _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
-    };
+    let Prepared {
+        account,
+        mut state,
+        mut deliver,
+    } = prepared;
+    let path = state.path().to_owned();
 
+    remember_login(&account, login_delay(session.as_ref()));
     let listing = match session.uidl() {
         Ok(entries) => Some(entries),
         Err(NetError::Server(_)) => None,
@@ -220,11 +644,13 @@ pub(crate) fn fetch(
         Err(e) => return Err(Failure::from(e).context("LIST")),
     };
     let mut summary = Summary {
+        account: label.map(str::to_owned),
         uidl: listing.is_some(),
         ..Summary::default()
     };
     let mut uids = HashMap::new();
     let mut to_fetch = Vec::new();
+    let mut recovered = Vec::new();
     match &listing {
         Some(entries) => {
             summary.on_server = entries.len();
@@ -240,10 +666,7 @@ pub(crate) fn fetch(
                 }
                 if deliver.has_uid(&entry.uid) {
                     // Stored by a fetch that died before recording it.
-                    state.record(&entry.uid).map_err(|e| {
-                        Failure::io(format_args!("state file {}", path.display()), &e)
-                    })?;
-                    summary.recovered += 1;
+                    recovered.push(entry.uid.as_str());
                     continue;
                 }
                 to_fetch.push(entry.msg);
@@ -273,77 +696,178 @@ pub(crate) fn fetch(
         }
     }
 
+    // Policies: what is too big, what the filter says, how many.
+    let mut delete_unfetched: Vec<MsgNum> = Vec::new();
+    to_fetch.retain(|msg| {
+        let size = sizes.get(msg).copied();
+        if let (Some(limit), Some(size)) = (args.delete_bigger_than, size) {
+            if size > limit {
+                delete_unfetched.push(*msg);
+                return false;
+            }
+        }
+        if let (Some(limit), Some(size)) = (args.max_size, size) {
+            if size > limit {
+                summary.too_big += 1;
+                if verbose {
+                    eprintln!(
+                        "pop3: message {msg} ({}) is over --max-size: left on the server",
+                        human(size)
+                    );
+                }
+                return false;
+            }
+        }
+        true
+    });
+    let limit = args.max_messages.map_or(usize::MAX, |n| n as usize);
+    if args.filter.is_some() || to_fetch.len() > limit {
+        let mut chosen = Vec::new();
+        for &msg in &to_fetch {
+            if chosen.len() >= limit {
+                summary.skipped += 1;
+                continue;
+            }
+            let Some(command) = &args.filter else {
+                chosen.push(msg);
+                continue;
+            };
+            let mut headers = Vec::new();
+            session.top_to(msg, 0, &mut headers).map_err(|e| {
+                Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
+            })?;
+            let uid = uids.get(&msg).map(String::as_str);
+            match run_filter(
+                command,
+                &headers,
+                &account,
+                msg.get(),
+                uid,
+                sizes.get(&msg).copied(),
+            )? {
+                Verdict::Fetch => chosen.push(msg),
+                Verdict::Delete if args.delete => delete_unfetched.push(msg),
+                Verdict::Delete | Verdict::Skip => summary.skipped += 1,
+            }
+        }
+        to_fetch = chosen;
+    }
+
+    if !recovered.is_empty() {
+        summary.recovered = recovered.len();
+        state
+            .record_many(recovered)
+            .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;
+    }
+
     let progress = (io::stderr().is_terminal() && !verbose && !to_fetch.is_empty()).then(|| {
         let total: u64 = to_fetch.iter().filter_map(|m| sizes.get(m)).sum();
         let bar = ProgressBar::new(total);
+        // At most about 75 columns, whatever the numbers.
         if let Ok(style) = ProgressStyle::with_template(
-            "{msg:>16} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}",
+            "{msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
         ) {
             bar.set_style(style.progress_chars("=> "));
         }
-        bar.set_message(format!("0/{} messages", to_fetch.len()));
+        bar.set_message(format!("0/{}", to_fetch.len()));
         bar
     });
 
-    let mut engine = Engine {
-        deliver: deliver.as_mut(),
-        state: listing.is_some().then_some(&mut state),
-        uids: &uids,
-        current: None,
-        stored: Vec::new(),
-        failures: Vec::new(),
-        fatal: None,
-        summary: &mut summary,
-        progress,
-        to_fetch: to_fetch.len(),
-    };
-    let retrieved = if to_fetch.is_empty() {
-        Ok(())
-    } else {
-        session.retr_many(&to_fetch, &mut engine)
-    };
-    engine.abandon();
-    if let Some(bar) = engine.progress.take() {
-        bar.finish_and_clear();
-    }
-    let stored_now: Vec<MsgNum> = std::mem::take(&mut engine.stored);
-    let failures = std::mem::take(&mut engine.failures);
-    let fatal = engine.fatal.take();
-    drop(engine);
+    let state = Mutex::new(state);
+    let state_ref = listing.is_some().then_some(&state);
+    let maildir_root = deliver.as_maildir().map(|m| m.root().to_owned());
+    let shared = Shared::default();
+    let (retrieved, stored_now, failures, fatal) = thread::scope(|scope| {
+        let group = maildir_root.as_deref().map(|root| {
+            let (done_tx, done_rx) = mpsc::channel();
+            let shared = &shared;
+            scope.spawn(move || committer(root, state_ref, shared, done_tx));
+            Group {
+                shared,
+                done: done_rx,
+            }
+        });
+        let mut engine = Engine {
+            deliver: deliver.as_mut(),
+            state: state_ref,
+            uids: &uids,
+            current: None,
+            current_bytes: 0,
+            stored: Vec::new(),
+            failures: Vec::new(),
+            fatal: None,
+            commit_failed: false,
+            summary: &mut summary,
+            progress,
+            to_fetch: to_fetch.len(),
+            group,
+        };
+        let retrieved = if to_fetch.is_empty() {
+            Ok(())
+        } else {
+            session.retr_many(&to_fetch, &mut engine)
+        };
+        engine.abandon();
+        engine.flush();
+        if let Some(bar) = engine.progress.take() {
+            bar.finish_and_clear();
+        }
+        (
+            retrieved,
+            std::mem::take(&mut engine.stored),
+            std::mem::take(&mut engine.failures),
+            engine.fatal.take(),
+        )
+    });
+    let mut state = state.into_inner().unwrap_or_else(|p| p.into_inner());
     summary.failed = failures.len();
     if let Some(failure) = fatal {
-        return Err(failure);
+        return Err(failure.note(summary.saved_note(to_fetch.len())));
     }
-    retrieved.map_err(|e| Failure::from(e).context("RETR"))?;
+    retrieved.map_err(|e| {
+        Failure::from(e)
+            .context("RETR")
+            .note(summary.saved_note(to_fetch.len()))
+    })?;
 
     // Deletion: only what is durably stored, only now.
     let mut deleted = Vec::new();
-    if args.delete {
-        let deletable: Vec<MsgNum> = match &listing {
+    let cutoff = args
+        .keep_days
+        .map(|days| now().saturating_sub(u64::from(days) * 86_400));
+    if args.delete || cutoff.is_some() || !delete_unfetched.is_empty() {
+        // Stored and recorded (all of them with --delete, the old enough
+        // with --keep-days), and what the policies delete unfetched.
+        let old_enough = |uid: &str| match (args.delete, cutoff) {
+            (true, _) => true,
+            (false, Some(cutoff)) => state.first_stored(uid).is_some_and(|t| t <= cutoff),
+            (false, None) => false,
+        };
+        let mut deletable: Vec<MsgNum> = match &listing {
             Some(entries) => {
                 let mut seen = HashSet::new();
                 entries
                     .iter()
-                    .filter(|e| state.contains(&e.uid) && seen.insert(e.uid.as_str()))
+                    .filter(|e| {
+                        state.contains(&e.uid) && old_enough(&e.uid) && seen.insert(e.uid.as_str())
+                    })
                     .map(|e| e.msg)
                     .collect()
             }
-            None => stored_now.clone(),
+            None if args.delete => stored_now.clone(),
+            None => Vec::new(),
         };
-        // Pipelined by the library when the server allows it.
-        let results = session.dele_many(&deletable).map_err(|e| {
-            Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
-        })?;
-        for (msg, result) in deletable.into_iter().zip(results) {
-            match result {
-                Ok(()) => deleted.push(msg),
-                Err(e) if !e.is_fatal() => {
-                    eprintln!("pop3: DELE {msg}: {e}");
-                }
-                Err(e) => {
-                    return Err(Failure::from(e).context(format_args!(
-                        "DELE {msg} (nothing was deleted; the messages are saved)"
-                    )))
+        deletable.extend(delete_unfetched.iter().copied());
+        deletable.sort_unstable();
+        deletable.dedup();
+        if !deletable.is_empty() {
+            let results = session.dele_many(&deletable).map_err(|e| {
+                Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
+            })?;
+            for (msg, result) in deletable.iter().zip(results) {
+                match result {
+                    Ok(()) => deleted.push(*msg),
+                    Err(e) => eprintln!("pop3: DELE {msg}: {e}"),
                 }
             }
         }
@@ -357,6 +881,7 @@ pub(crate) fn fetch(
         }
     })?;
     summary.deleted = deleted.len();
+    summary.left_on_server = summary.on_server.saturating_sub(summary.deleted);
 
     // The server has committed: forget UIDs it no longer has.
     if let Some(entries) = &listing {
@@ -377,15 +902,7 @@ pub(crate) fn fetch(
             .map_err(|e| Failure::io("stdout", &io::Error::other(e)))?;
         writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
     } else if verbose || io::stderr().is_terminal() {
-        eprintln!(
-            "pop3: {} fetched ({} bytes), {} recovered, {} failed, {} deleted, {} on the server",
-            summary.fetched,
-            summary.bytes,
-            summary.recovered,
-            summary.failed,
-            summary.deleted,
-            summary.on_server
-        );
+        eprintln!("pop3: {}", summary.line(label));
     }
     if let Some((msg, why)) = failures.first() {
         return Err(Failure::new(
@@ -397,4 +914,36 @@ pub(crate) fn fetch(
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_fits_80_columns() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        let mut summary = Summary {
+            on_server: 10_000,
+            fetched: 10_000,
+            bytes: 12 << 30,
+            recovered: 1,
+            failed: 1,
+            deleted: 10_000,
+            left_on_server: 0,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary.line(None),
+            "10000 new (12.0 GiB), 1 recovered, 1 failed; server: 10000 deleted, 0 left"
+        );
+        assert!(summary.line(None).chars().count() + 6 <= 80);
+        (summary.recovered, summary.failed) = (0, 0);
+        let label = "a-very-long-account-name-that-goes-on-and-on@example.org";
+        let line = summary.line(Some(label));
+        assert!(line.chars().count() + 6 <= 80, "{line}");
+        assert!(line.starts_with("a-very-long-acc"), "{line}");
+    }
 }

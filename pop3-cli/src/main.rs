@@ -12,9 +12,13 @@
 
 mod cli;
 mod commands;
+mod config;
+mod crash;
 mod deliver;
 mod error;
 mod fetch;
+mod interrupt;
+mod policy;
 mod session;
 mod state;
 mod target;
@@ -28,7 +32,8 @@ use clap::Parser;
 use crate::error::Exit;
 
 fn main() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let args = cli::relocate_url(std::env::args_os().collect());
+    let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(error) => {
             if matches!(
@@ -45,11 +50,7 @@ fn main() -> ExitCode {
                 };
                 return ExitCode::from(code.code());
             }
-            // One line: clap's first line, without its "error: " prefix.
-            let text = error.render().to_string();
-            let first = text.lines().next().unwrap_or_default();
-            let first = first.strip_prefix("error: ").unwrap_or(first);
-            eprintln!("pop3: {first} (see pop3 --help)");
+            eprintln!("pop3: {} (see pop3 --help)", cli::one_line(&error));
             return ExitCode::from(Exit::Usage.code());
         }
     };

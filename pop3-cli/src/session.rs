@@ -38,6 +38,8 @@ pub(crate) trait Session {
     fn is_encrypted(&self) -> bool;
     /// `CAPA`.
     fn capa(&mut self) -> Result<Capabilities, NetError>;
+    /// The capabilities from the latest `CAPA` valid now, if known.
+    fn capabilities(&self) -> Option<Capabilities>;
     /// The login method the latest login used (`USER/PASS`, `APOP`, a SASL
     /// mechanism name), once chosen.
     fn login_mechanism(&self) -> Option<String>;

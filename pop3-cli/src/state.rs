@@ -1,19 +1,30 @@
-//! The per-account list of fetched UIDs.
+//! The per-account list of fetched UIDs, with when each was first stored.
 //!
-//! One UID per line. The file is rewritten atomically (write `FILE.tmp`,
-//! fsync, rename over `FILE`, fsync the directory) when a fetch starts and
-//! when it ends; in between, each UID is appended and fsynced as soon as its
-//! message is durable, so a rewrite per message is not needed. A line
-//! without its final `\n` (a crash in the middle of an append) is ignored
-//! when the file is read, and the rewrite at the start drops it before
-//! anything is appended again. `FILE.lock` is held with an exclusive lock
-//! for the whole fetch, so two fetches of one account cannot interleave.
+//! One UID per line, followed by a space and the time it was first stored
+//! (seconds since 1970; `--keep-days` counts from it). A line holding only a
+//! UID comes from an older version of pop3: it is read as stored now, which
+//! can only delay a `--keep-days` deletion, never hasten it.
+//!
+//! The file is rewritten atomically (write `FILE.tmp`, fsync, rename over
+//! `FILE`, fsync the directory) when a fetch starts and when it ends; in
+//! between, the UIDs of each batch of durable messages are appended and
+//! synced once, so a rewrite per message is not needed. A line without its
+//! final `\n` (a crash in the middle of an append) is ignored when the file
+//! is read, and the rewrite at the start drops it before anything is
+//! appended again. `FILE.lock` is held with an exclusive lock for the whole
+//! fetch, so two fetches of one account cannot interleave.
+//!
+//! State files used to be named `user@host:port`; they are now
+//! `user@host`, so that switching between `pop3://` and `pop3s://` does not
+//! download everything again. [`State::open`] merges the older files of the
+//! account into the new one, then removes them.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::{Exit, Failure};
 
@@ -21,11 +32,19 @@ use crate::error::{Exit, Failure};
 #[derive(Debug)]
 pub(crate) struct State {
     path: PathBuf,
-    uids: Vec<String>,
-    known: HashSet<String>,
+    /// In the order they were stored, with the time (seconds) of that.
+    uids: Vec<(String, u64)>,
+    known: HashMap<String, u64>,
     journal: File,
     /// Held locked until dropped.
     _lock: File,
+}
+
+/// Seconds since 1970, now.
+pub(crate) fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// `path` with `suffix` appended to its file name.
@@ -55,7 +74,40 @@ pub(crate) fn file_name_for(account: &str) -> String {
     name
 }
 
-fn read_uids(path: &Path) -> io::Result<Vec<String>> {
+/// The state files an older pop3 kept for the account whose state is now
+/// at `path`: `<same name>:<port>` in the same directory.
+fn legacy_files(path: &Path) -> io::Result<Vec<PathBuf>> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let prefix = format!("{name}:");
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let is_port = file
+            .strip_prefix(&prefix)
+            .is_some_and(|port| !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+        if is_port && entry.file_type()?.is_file() {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn read_uids(path: &Path, default_time: u64) -> io::Result<Vec<(String, u64)>> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -68,17 +120,24 @@ fn read_uids(path: &Path) -> io::Result<Vec<String>> {
             // After the last '\n': empty, or an append cut short.
             break;
         }
-        if !line.is_empty() {
-            uids.push(String::from_utf8_lossy(line).into_owned());
+        let line = String::from_utf8_lossy(line);
+        // UIDs are printable ASCII without spaces (RFC 1939).
+        let (uid, time) = match line.split_once(' ') {
+            Some((uid, time)) => (uid, time.trim().parse().unwrap_or(default_time)),
+            None => (line.as_ref(), default_time),
+        };
+        if !uid.is_empty() {
+            uids.push((uid.to_owned(), time));
         }
     }
     Ok(uids)
 }
 
 impl State {
-    /// Locks and loads the state at `path` (creating its directory), and
-    /// rewrites it cleanly. A second fetch of the same account while this
-    /// one runs fails with exit code 75.
+    /// Locks and loads the state at `path` (creating its directory; merging
+    /// the account's state files of older versions), and rewrites it
+    /// cleanly. A second fetch of the same account while this one runs
+    /// fails with exit code 75.
     pub(crate) fn open(path: &Path) -> Result<State, Failure> {
         let ctx = |e: io::Error| Failure::io(format_args!("state file {}", path.display()), &e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -109,13 +168,28 @@ impl State {
             }
             Err(TryLockError::Error(e)) => return Err(ctx(e)),
         }
-        let uids = read_uids(path).map_err(ctx)?;
-        let mut known = HashSet::with_capacity(uids.len());
-        let uids: Vec<String> = uids
+        let started = now();
+        let mut all = read_uids(path, started).map_err(ctx)?;
+        let legacy = legacy_files(path).map_err(ctx)?;
+        for old in &legacy {
+            all.extend(read_uids(old, started).map_err(ctx)?);
+        }
+        let mut known = HashMap::with_capacity(all.len());
+        let uids: Vec<(String, u64)> = all
             .into_iter()
-            .filter(|u| known.insert(u.clone()))
+            .filter(|(u, t)| known.insert(u.clone(), *t).is_none())
             .collect();
         write_atomically(path, &uids).map_err(ctx)?;
+        if !legacy.is_empty() {
+            // Only once the merged file is durable.
+            for old in &legacy {
+                fs::remove_file(old).map_err(ctx)?;
+                let _ = fs::remove_file(with_suffix(old, ".lock"));
+            }
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                sync_dir(dir).map_err(ctx)?;
+            }
+        }
         let journal = OpenOptions::new().append(true).open(path).map_err(ctx)?;
         Ok(State {
             path: path.to_owned(),
@@ -128,27 +202,50 @@ impl State {
 
     /// Whether `uid` was fetched before.
     pub(crate) fn contains(&self, uid: &str) -> bool {
-        self.known.contains(uid)
+        self.known.contains_key(uid)
     }
 
-    /// Records `uid` durably (append + fsync).
+    /// When `uid` was first stored (seconds since 1970).
+    pub(crate) fn first_stored(&self, uid: &str) -> Option<u64> {
+        self.known.get(uid).copied()
+    }
+
+    /// Records `uid` durably (append + sync).
     pub(crate) fn record(&mut self, uid: &str) -> io::Result<()> {
-        if self.known.contains(uid) {
+        self.record_many([uid])
+    }
+
+    /// Records several UIDs durably with one append and one sync.
+    pub(crate) fn record_many<'a>(
+        &mut self,
+        uids: impl IntoIterator<Item = &'a str>,
+    ) -> io::Result<()> {
+        let time = now();
+        let mut text = Vec::new();
+        let mut added = Vec::new();
+        for uid in uids {
+            if self.known.contains_key(uid) || added.iter().any(|u: &String| u == uid) {
+                continue;
+            }
+            text.extend_from_slice(format!("{uid} {time}\n").as_bytes());
+            added.push(uid.to_owned());
+        }
+        if added.is_empty() {
             return Ok(());
         }
-        let mut line = Vec::with_capacity(uid.len() + 1);
-        line.extend_from_slice(uid.as_bytes());
-        line.push(b'\n');
-        self.journal.write_all(&line)?;
+        self.journal.write_all(&text)?;
+        crate::crash::at("appended");
         self.journal.sync_data()?;
-        self.known.insert(uid.to_owned());
-        self.uids.push(uid.to_owned());
+        for uid in added {
+            self.known.insert(uid.clone(), time);
+            self.uids.push((uid, time));
+        }
         Ok(())
     }
 
     /// Rewrites the file atomically with only the UIDs `keep` accepts.
     pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) -> io::Result<()> {
-        let uids: Vec<String> = self.uids.iter().filter(|u| keep(u)).cloned().collect();
+        let uids: Vec<(String, u64)> = self.uids.iter().filter(|(u, _)| keep(u)).cloned().collect();
         write_atomically(&self.path, &uids)?;
         self.journal = OpenOptions::new().append(true).open(&self.path)?;
         self.known = uids.iter().cloned().collect();
@@ -163,12 +260,11 @@ impl State {
 }
 
 /// tmp + fsync + rename + fsync dir.
-fn write_atomically(path: &Path, uids: &[String]) -> io::Result<()> {
+fn write_atomically(path: &Path, uids: &[(String, u64)]) -> io::Result<()> {
     let tmp = with_suffix(path, ".tmp");
-    let mut text = String::with_capacity(uids.iter().map(|u| u.len() + 1).sum());
-    for uid in uids {
-        text.push_str(uid);
-        text.push('\n');
+    let mut text = String::with_capacity(uids.iter().map(|(u, _)| u.len() + 12).sum());
+    for (uid, time) in uids {
+        text.push_str(&format!("{uid} {time}\n"));
     }
     {
         let mut file = File::create(&tmp)?;
@@ -199,19 +295,52 @@ mod tests {
             let busy = State::open(&path).expect_err("locked");
             assert_eq!(busy.exit, Exit::TempFail);
         }
-        assert_eq!(fs::read(&path).expect("read"), b"a\nb\n");
+        assert_eq!(uids_in(&path), ["a", "b"]);
         // Simulate a crash in the middle of an append.
         let mut f = OpenOptions::new().append(true).open(&path).expect("open");
         f.write_all(b"c").expect("write");
         drop(f);
         let mut state = State::open(&path).expect("open");
         assert!(state.contains("a") && state.contains("b") && !state.contains("c"));
-        assert_eq!(fs::read(&path).expect("read"), b"a\nb\n");
+        assert_eq!(uids_in(&path), ["a", "b"]);
         state.record("d").expect("record");
         state.retain(|u| u != "a").expect("retain");
-        assert_eq!(fs::read(&path).expect("read"), b"b\nd\n");
-        state.record("e").expect("record");
-        assert_eq!(fs::read(&path).expect("read"), b"b\nd\ne\n");
+        assert_eq!(uids_in(&path), ["b", "d"]);
+        state.record_many(["e", "f", "e"]).expect("record");
+        assert_eq!(uids_in(&path), ["b", "d", "e", "f"]);
+    }
+
+    fn uids_in(path: &Path) -> Vec<String> {
+        let text = fs::read_to_string(path).expect("read");
+        assert!(text.is_empty() || text.ends_with('\n'));
+        text.lines()
+            .map(|l| {
+                let (uid, time) = l.split_once(' ').expect("uid and time");
+                assert!(time.parse::<u64>().expect("time") > 1_600_000_000);
+                uid.to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn older_state_files_are_merged_and_dated_now() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::write(dir.path().join("alice@h:995"), "a\nb\n").expect("write");
+        fs::write(dir.path().join("alice@h:110"), "b\nc 1000\n").expect("write");
+        fs::write(dir.path().join("alice@other:995"), "z\n").expect("write");
+        fs::write(dir.path().join("alice@h:995.lock"), "").expect("write");
+        let before = now();
+        let state = State::open(&dir.path().join("alice@h")).expect("open");
+        for uid in ["a", "b", "c"] {
+            assert!(state.contains(uid), "{uid}");
+        }
+        assert!(!state.contains("z"));
+        assert!(state.first_stored("a").expect("a") >= before);
+        assert_eq!(state.first_stored("c"), Some(1000));
+        assert!(!dir.path().join("alice@h:995").exists());
+        assert!(!dir.path().join("alice@h:110").exists());
+        assert!(!dir.path().join("alice@h:995.lock").exists());
+        assert!(dir.path().join("alice@other:995").exists());
     }
 
     #[test]

@@ -156,13 +156,14 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// `user@host:port`, naming the account in state files and Maildir names.
+    /// `user@host`, naming the account in state files and Maildir names.
+    /// Not the port or the TLS mode: switching between `pop3://` and
+    /// `pop3s://` is the same mailbox.
     pub(crate) fn account(&self) -> Result<String, Failure> {
         Ok(format!(
-            "{}@{}:{}",
+            "{}@{}",
             self.require_user()?,
-            self.connect.host.to_ascii_lowercase(),
-            self.connect.port
+            self.connect.host.to_ascii_lowercase()
         ))
     }
 
@@ -195,8 +196,12 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
         Some(u) => (Some(u.host), u.port, u.user, Some(u.tls), u.auth),
         None => (None, None, None, None, None),
     };
-    let host = merge(args.host.clone(), url_host, "host")?
-        .ok_or_else(|| Failure::usage("no server: give a URL (pop3s://user@host) or --host"))?;
+    let host = merge(args.host.clone(), url_host, "host")?.ok_or_else(|| {
+        Failure::usage(
+            "no server: give a URL (pop3s://user@host) or --host, \
+             or name an account of the config file (--account NAME)",
+        )
+    })?;
     let tls = match (args.tls, url_tls) {
         (None, None) => TlsMode::Implicit,
         (Some(t), None) | (None, Some(t)) => t,
@@ -227,8 +232,9 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
         }
     }
     let auth = match (args.auth, url_auth) {
-        (AuthChoice::Auto, Some(a)) => a,
-        (a, _) => a,
+        (Some(AuthChoice::Auto) | None, Some(a)) => a,
+        (Some(a), _) => a,
+        (None, None) => AuthChoice::Auto,
     };
     let ca_pem = match &args.ca_file {
         Some(path) => Some(

@@ -250,6 +250,10 @@ impl<S: StartTls, R: LibraryRuntime, E: Exec> Session for Live<S, R, E> {
         self.conn().client().is_encrypted()
     }
 
+    fn capabilities(&self) -> Option<Capabilities> {
+        self.conn().capabilities().cloned()
+    }
+
     fn login_mechanism(&self) -> Option<String> {
         self.conn().client().login_mechanism().map(str::to_owned)
     }

@@ -323,7 +323,13 @@ fn recorded_uids(maildir: &Path) -> Vec<String> {
             continue;
         }
         let text = fs::read_to_string(&path).expect("read state");
-        uids.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_owned));
+        // `UID TIME` per line (older files: `UID`).
+        uids.extend(
+            text.lines()
+                .filter_map(|l| l.split(' ').next())
+                .filter(|u| !u.is_empty())
+                .map(str::to_owned),
+        );
     }
     uids
 }

@@ -1,0 +1,59 @@
+//! A crash on purpose, for the tests that prove a fetch killed between any
+//! two steps of storing a batch loses nothing and stores nothing twice.
+//!
+//! `POP3_TEST_CRASH_AT=STEP:N` aborts the process the N-th time the fetch
+//! reaches STEP (`received`, `synced`, `linked`, `dir-synced`, `appended`,
+//! `recorded`). Only debug builds read it: a release build compiles
+//! [`at`] to nothing.
+
+/// Aborts here if `POP3_TEST_CRASH_AT` names this step and its count.
+#[cfg(debug_assertions)]
+pub(crate) fn at(step: &str) {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+
+    static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: Mutex<Option<HashMap<String, u64>>> = Mutex::new(None);
+    let spec = SPEC.get_or_init(|| {
+        let value = std::env::var("POP3_TEST_CRASH_AT").ok()?;
+        let (name, n) = value.split_once(':')?;
+        Some((name.to_owned(), n.parse().ok()?))
+    });
+    let Some((name, n)) = spec else { return };
+    if name != step {
+        return;
+    }
+    let Ok(mut seen) = SEEN.lock() else { return };
+    let count = seen
+        .get_or_insert_with(HashMap::new)
+        .entry(step.to_owned())
+        .or_insert(0);
+    *count += 1;
+    if *count == *n {
+        // Like SIGKILL: no destructor, no flush.
+        std::process::abort();
+    }
+}
+
+/// `POP3_TEST_BATCH=N` (debug builds only): batches of N messages, so that
+/// a test with few messages has several batches.
+#[cfg(debug_assertions)]
+pub(crate) fn batch_messages(default: usize) -> usize {
+    std::env::var("POP3_TEST_BATCH")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(default)
+}
+
+/// Release builds: the default.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn batch_messages(default: usize) -> usize {
+    default
+}
+
+/// Release builds: nothing.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn at(_step: &str) {}

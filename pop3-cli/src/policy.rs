@@ -1,0 +1,210 @@
+//! What `fetch` takes and what it leaves: sizes, `--filter`, and the
+//! server's `LOGIN-DELAY`.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::str::FromStr;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+use crate::error::{Exit, Failure};
+use crate::state::{file_name_for, now};
+
+/// A size in bytes: `500000`, `512k`, `10M`, `1G` (k, M, G are powers of
+/// 1024; `KiB`, `MiB`, `GiB`, `kB`, `MB`, `GB` are read the same way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Size(pub(crate) u64);
+
+impl FromStr for Size {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Size, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (digits, unit) = text.split_at(split);
+        let number: u64 = digits
+            .parse()
+            .map_err(|_| format!("{text:?} is not a size (like 500000, 512k, 10M, 1G)"))?;
+        let shift = match unit.trim().to_ascii_lowercase().as_str() {
+            "" | "b" => 0,
+            "k" | "kb" | "kib" => 10,
+            "m" | "mb" | "mib" => 20,
+            "g" | "gb" | "gib" => 30,
+            _ => return Err(format!("{text:?}: unknown unit (use k, M or G)")),
+        };
+        number
+            .checked_mul(1 << shift)
+            .map(Size)
+            .ok_or_else(|| format!("{text:?} is too big"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Size {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Size, D::Error> {
+        struct SizeVisitor;
+        impl Visitor<'_> for SizeVisitor {
+            type Value = Size;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a size in bytes, or a string like \"512k\", \"10M\", \"1G\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Size, E> {
+                u64::try_from(v)
+                    .map(Size)
+                    .map_err(|_| E::custom("a size cannot be negative"))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Size, E> {
+                Ok(Size(v))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Size, E> {
+                v.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_any(SizeVisitor)
+    }
+}
+
+/// What `--filter` decided for a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Exit 0: fetch it.
+    Fetch,
+    /// Exit 1: delete it without fetching (only acted on with `--delete`).
+    Delete,
+    /// Exit 2: leave it on the server, unfetched.
+    Skip,
+}
+
+/// Runs `sh -c command` with `headers` on stdin and the message's
+/// account, number, UID and size in its environment.
+pub(crate) fn run_filter(
+    command: &str,
+    headers: &[u8],
+    account: &str,
+    msg: u32,
+    uid: Option<&str>,
+    size: Option<u64>,
+) -> Result<Verdict, Failure> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .env("POP3_ACCOUNT", account)
+        .env("POP3_MSG", msg.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::from(std::io::stderr()))
+        .stderr(Stdio::inherit());
+    match uid {
+        Some(uid) => cmd.env("POP3_UID", uid),
+        None => cmd.env_remove("POP3_UID"),
+    };
+    match size {
+        Some(size) => cmd.env("POP3_SIZE", size.to_string()),
+        None => cmd.env_remove("POP3_SIZE"),
+    };
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::io("--filter: cannot run sh", &e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A filter may decide without reading everything.
+        let _ = stdin.write_all(headers);
+    }
+    let status = child.wait().map_err(|e| Failure::io("--filter", &e))?;
+    match status.code() {
+        Some(0) => Ok(Verdict::Fetch),
+        Some(1) => Ok(Verdict::Delete),
+        Some(2) => Ok(Verdict::Skip),
+        _ => Err(Failure::new(
+            Exit::TempFail,
+            format!(
+                "--filter failed for message {msg} ({status}; 0 fetches, 1 deletes, 2 skips); \
+                 nothing more is fetched"
+            ),
+        )),
+    }
+}
+
+/// Where the time of the last login to `account` is kept, with the
+/// server's `LOGIN-DELAY`: `$XDG_STATE_HOME/pop3/login/<account>`.
+fn login_file(account: &str) -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?)
+            .join(".local")
+            .join("state"),
+    };
+    Some(base.join("pop3").join("login").join(file_name_for(account)))
+}
+
+/// Refuses (exit 75) to log in to `account` before the `LOGIN-DELAY` the
+/// server announced at the last login has passed.
+pub(crate) fn check_login_delay(account: &str) -> Result<(), Failure> {
+    let Some(path) = login_file(account) else {
+        return Ok(());
+    };
+    let Ok(text) = fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let mut words = text.split_whitespace().map(str::parse::<u64>);
+    let (Some(Ok(last)), Some(Ok(delay))) = (words.next(), words.next()) else {
+        return Ok(());
+    };
+    let elapsed = now().saturating_sub(last);
+    if elapsed < delay {
+        return Err(Failure::new(
+            Exit::TempFail,
+            format!(
+                "the server allows one login every {delay} s (LOGIN-DELAY) and the last was \
+                 {elapsed} s ago: try again in {} s",
+                delay - elapsed
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Remembers this login and the server's `LOGIN-DELAY` (or forgets an
+/// older one when the server announces none). Failing to is not an error:
+/// the server still enforces its limit.
+pub(crate) fn remember_login(account: &str, delay: Option<u64>) {
+    let Some(path) = login_file(account) else {
+        return;
+    };
+    match delay {
+        Some(delay) if delay > 0 => {
+            if let Some(dir) = path.parent() {
+                let _ = fs::create_dir_all(dir);
+            }
+            let _ = fs::write(&path, format!("{} {delay}\n", now()));
+        }
+        _ => {
+            let _ = fs::remove_file(&path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("500000", 500_000),
+            ("512k", 512 << 10),
+            ("10M", 10 << 20),
+            ("10 MiB", 10 << 20),
+            ("1G", 1 << 30),
+        ] {
+            assert_eq!(text.parse::<Size>(), Ok(Size(bytes)), "{text}");
+        }
+        for bad in ["", "ten", "10X", "-1", "99999999999999999999G"] {
+            assert!(bad.parse::<Size>().is_err(), "{bad}");
+        }
+    }
+}
