@@ -5,8 +5,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 
 use pop3_transport::runtime::{block_on, StartTls};
 
-use crate::stream::MaybeTls;
-use crate::{Connection, Error, Options, Phase, Result, Timeouts};
+use crate::{Connection, Error, MaybeTls, Options, Phase, Result, Timeouts};
 
 /// Resolves `host` and connects to the first address that answers, each
 /// attempt limited by `timeouts.connect`.

@@ -110,15 +110,13 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod stream;
 
 use std::future::Future;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls};
-pub use pop3_transport::runtime::blocking::Blocking;
+pub use pop3_transport::runtime::blocking::{Blocking, Tls};
 pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
-pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
@@ -136,6 +134,10 @@ pub type Connection<S = std::net::TcpStream> = pop3_transport::Connection<MaybeT
 /// A message being read from a [`Connection`]: [`std::io::Read`].
 pub type MessageReader<'c, S = std::net::TcpStream> =
     pop3_transport::MessageReader<'c, MaybeTls<S>, Blocking>;
+
+/// A stream that is plaintext now and may become TLS in place (`STLS`):
+/// [`pop3_transport::MaybeTls`] with this runtime's TLS stream.
+pub type MaybeTls<S = std::net::TcpStream> = pop3_transport::MaybeTls<S, Tls<S>>;
 
 /// A connection made by the connect functions.
 pub type TcpConnection = Connection;

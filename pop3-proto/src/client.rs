@@ -736,7 +736,8 @@ impl Client {
     ///
     /// Refused with [`UsageError::PlaintextCredentials`] on an unencrypted
     /// connection unless [`Config::allow_plaintext_credentials`], whatever
-    /// the method.
+    /// the named method (an [`AuthMethod::Mechanism`] of your own is refused
+    /// only if it says it exposes credentials).
     ///
     /// The handle completes with [`Event::Ok`] carrying
     /// [`Reply::Authenticated`] once the server accepted the login *and*

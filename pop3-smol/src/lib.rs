@@ -66,13 +66,11 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod stream;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls, TcpStream};
-pub use pop3_transport::runtime::smol::Smol;
+pub use pop3_transport::runtime::smol::{Smol, Tls};
 pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
-pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
@@ -88,6 +86,10 @@ pub type Connection<S = TcpStream> = pop3_transport::Connection<MaybeTls<S>, Smo
 
 /// A message being read from a [`Connection`]: [`futures_io::AsyncRead`].
 pub type MessageReader<'c, S = TcpStream> = pop3_transport::MessageReader<'c, MaybeTls<S>, Smol>;
+
+/// A stream that is plaintext now and may become TLS in place (`STLS`):
+/// [`pop3_transport::MaybeTls`] with this runtime's TLS stream.
+pub type MaybeTls<S = TcpStream> = pop3_transport::MaybeTls<S, Tls<S>>;
 
 /// A connection made by the connect functions.
 pub type TcpConnection = Connection;

@@ -4,8 +4,8 @@ use pop3_transport::runtime::tokio::Tokio;
 use pop3_transport::runtime::with_timeout;
 use tokio::net::TcpStream;
 
-use crate::stream::tls_connect;
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result};
+use pop3_transport::runtime::tokio::tls_connect;
 
 async fn tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream> {
     let connect = TcpStream::connect((host, port));

@@ -54,13 +54,11 @@
 #![forbid(unsafe_code)]
 
 mod connect;
-mod stream;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls};
-pub use pop3_transport::runtime::tokio::Tokio;
+pub use pop3_transport::runtime::tokio::{Tls, Tokio};
 pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
-pub use stream::MaybeTls;
 
 pub use pop3_proto;
 pub use pop3_proto::{
@@ -77,6 +75,10 @@ pub type Connection<S = tokio::net::TcpStream> = pop3_transport::Connection<Mayb
 /// A message being read from a [`Connection`]: [`tokio::io::AsyncRead`].
 pub type MessageReader<'c, S = tokio::net::TcpStream> =
     pop3_transport::MessageReader<'c, MaybeTls<S>, Tokio>;
+
+/// A stream that is plaintext now and may become TLS in place (`STLS`):
+/// [`pop3_transport::MaybeTls`] with this runtime's TLS stream.
+pub type MaybeTls<S = tokio::net::TcpStream> = pop3_transport::MaybeTls<S, Tls<S>>;
 
 /// A connection made by the connect functions.
 pub type TcpConnection = Connection;

@@ -39,6 +39,7 @@ mod connection;
 #[cfg(test)]
 mod connection_tests;
 mod error;
+mod maybe_tls;
 mod options;
 mod reader;
 pub mod runtime;
@@ -53,6 +54,7 @@ use base64::Engine;
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::Connection;
 pub use error::{Error, Phase, Result};
+pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;
 pub use trust::{FingerprintMismatch, PeerCertificates, TrustRoots};

@@ -310,8 +310,13 @@ pub(super) fn check_login(
     // Stricter than single AUTH commands: even a challenge-response exchange
     // gives an eavesdropper something to crack offline, and the mail that
     // follows would travel in the clear too.
+    // A caller's own mechanism says itself whether it reveals a credential.
     let credentials_ok = client.projection.encrypted || client.config.allow_plaintext_credentials;
-    if !credentials_ok {
+    let exposes = match method {
+        AuthMethod::Mechanism(mechanism) => mechanism.exposes_credentials(),
+        _ => true,
+    };
+    if exposes && !credentials_ok {
         return Err(UsageError::PlaintextCredentials);
     }
     if matches!(method, AuthMethod::Mechanism(_)) {
@@ -388,9 +393,14 @@ fn candidates(
 }
 
 /// The SASL mechanism for a method, or `None` for USER/PASS and APOP.
+/// `stripped`: the client could bind to the channel but the server's
+/// capabilities do not list the `-PLUS` variant, so plain SCRAM sets the `y`
+/// flag (RFC 5802 section 6) and a server that does support binding can tell
+/// that its offer was removed on the way.
 fn mechanism(
     method: AuthMethod,
     credentials: &Credentials,
+    stripped: bool,
 ) -> Result<Option<Box<dyn Mechanism>>, UsageError> {
     let user = credentials.user.clone();
     let secret = credentials.secret.clone();
@@ -404,12 +414,12 @@ fn mechanism(
         AuthMethod::ScramSha1 => Box::new(
             sasl::Scram::sha1(user, secret, nonce())
                 .map_err(sasl_error)?
-                .with_binding_supported(credentials.binding.is_some()),
+                .with_binding_supported(stripped),
         ),
         AuthMethod::ScramSha256 => Box::new(
             sasl::Scram::sha256(user, secret, nonce())
                 .map_err(sasl_error)?
-                .with_binding_supported(credentials.binding.is_some()),
+                .with_binding_supported(stripped),
         ),
         AuthMethod::ScramSha1Plus | AuthMethod::ScramSha256Plus => {
             let binding = credentials
@@ -599,6 +609,14 @@ impl Client {
             }
         };
         self.login_mechanism = Some(String::from(method.name()));
+        // Only when the capabilities are known: a server that was never
+        // asked may support binding, and the flag would make it refuse.
+        let stripped = credentials.binding.is_some()
+            && self.encrypted
+            && self.capabilities.as_ref().is_some_and(|caps| {
+                let plus = alloc::format!("{}-PLUS", method.name());
+                !caps.has_sasl(&plus)
+            });
         let queued = match method {
             AuthMethod::UserPass => self
                 .queue_sub(Command::User(credentials.user))
@@ -607,7 +625,7 @@ impl Client {
                 user: credentials.user,
                 password: credentials.secret,
             }),
-            other => match mechanism(other, &credentials) {
+            other => match mechanism(other, &credentials, stripped) {
                 Ok(Some(mechanism)) => self.queue_sub(Command::Auth(mechanism)),
                 Ok(None) => Err(UsageError::InvalidArgument("login method")),
                 Err(error) => Err(error),

@@ -4,13 +4,148 @@
 //! Blocking sockets keep time themselves (read and write time-outs are socket
 //! options, which `pop3-blocking` sets), so this runtime's timer never fires.
 
-use std::future::poll_fn;
+use std::any::Any;
+use std::future::{poll_fn, ready, Future};
 use std::io::{self, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use super::{block_on, IoStream, Runtime, WriteTo};
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
+
+use super::{block_on, IoStream, Runtime, StartTls, WriteTo};
+use crate::maybe_tls::{broken, MaybeTls, TlsStream};
 use crate::MessageReader;
+
+/// rustls' own blocking TLS stream over a socket `S`.
+pub type Tls<S> = StreamOwned<ClientConnection, S>;
+
+impl<S: Read + Write> TlsStream<S> for Tls<S> {
+    fn connection(&self) -> &ClientConnection {
+        &self.conn
+    }
+
+    fn socket(&self) -> &S {
+        &self.sock
+    }
+
+    fn socket_mut(&mut self) -> &mut S {
+        &mut self.sock
+    }
+}
+
+/// Sets read and write time-outs on `socket` if it is a [`TcpStream`]: the
+/// blocking runtime's time limits are socket options.
+fn socket_timeouts<S: 'static>(
+    socket: &S,
+    read: Option<Duration>,
+    write: Option<Duration>,
+) -> io::Result<()> {
+    if let Some(tcp) = (socket as &dyn Any).downcast_ref::<TcpStream>() {
+        tcp.set_read_timeout(read)?;
+        tcp.set_write_timeout(write)?;
+    }
+    Ok(())
+}
+
+/// Switches a plaintext stream to TLS and runs the handshake, within `limit`
+/// per socket operation when `S` is a [`TcpStream`].
+fn handshake<S: Read + Write + 'static>(
+    stream: &mut MaybeTls<S, Tls<S>>,
+    config: Arc<ClientConfig>,
+    name: ServerName<'static>,
+    limit: Option<Duration>,
+) -> io::Result<()> {
+    let connection = ClientConnection::new(config, name).map_err(io::Error::other)?;
+    let socket = stream.take_plain()?;
+    socket_timeouts(&socket, limit, limit)?;
+    let mut tls = StreamOwned::new(connection, socket);
+    while tls.conn.is_handshaking() {
+        match tls.conn.complete_io(&mut tls.sock) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The stream stays `Broken`: the session cannot go on.
+            Err(e) => return Err(e),
+        }
+    }
+    *stream = MaybeTls::Tls(Box::new(tls));
+    Ok(())
+}
+
+impl<S: Read + Write> Read for MaybeTls<S, Tls<S>> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            MaybeTls::Plain(s) => s.read(buf),
+            MaybeTls::Tls(t) => t.read(buf),
+            MaybeTls::Broken => Err(broken()),
+        }
+    }
+}
+
+impl<S: Read + Write> Write for MaybeTls<S, Tls<S>> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            MaybeTls::Plain(s) => s.write(buf),
+            MaybeTls::Tls(t) => t.write(buf),
+            MaybeTls::Broken => Err(broken()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            MaybeTls::Plain(s) => s.flush(),
+            MaybeTls::Tls(t) => t.flush(),
+            MaybeTls::Broken => Err(broken()),
+        }
+    }
+}
+
+/// Never `Pending`: every read and write blocks.
+impl<S: Read + Write + 'static> IoStream for MaybeTls<S, Tls<S>> {
+    fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.read(buf))
+    }
+
+    fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.write(buf))
+    }
+
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(self.flush())
+    }
+
+    fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if let MaybeTls::Tls(tls) = self {
+            tls.conn.send_close_notify();
+            return Poll::Ready(tls.flush());
+        }
+        Poll::Ready(Ok(()))
+    }
+
+    fn set_timeouts(&mut self, read: Option<Duration>, write: Option<Duration>) -> io::Result<()> {
+        match self.get_ref() {
+            Some(socket) => socket_timeouts(socket, read, write),
+            None => Ok(()),
+        }
+    }
+
+    fn channel_binding(&self) -> Option<pop3_proto::sasl::ChannelBinding> {
+        self.binding()
+    }
+}
+
+impl<S: Read + Write + Send + 'static> StartTls for MaybeTls<S, Tls<S>> {
+    fn start_tls(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+        limit: Option<Duration>,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        ready(handshake(self, config, name, limit))
+    }
+}
 
 /// The blocking runtime (see the [module docs](self)).
 #[derive(Debug)]
