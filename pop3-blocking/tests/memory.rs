@@ -380,10 +380,10 @@ fn retr_many_pipelines_when_the_server_allows() {
     let count = 200;
     let retrs = many_retr_script(count);
     let mut script: Vec<(&str, &str)> = login_script();
-    // RETR 1 goes out at once; the queue behind it makes the core ask CAPA.
-    script.push((retrs[0].0.as_str(), retrs[0].1.as_str()));
+    // The whole burst is queued before anything is sent, so the core asks
+    // CAPA first, then pipelines.
     script.push(("CAPA", CAPA_PIPELINING));
-    script.extend(retrs[1..].iter().map(|(c, r)| (c.as_str(), r.as_str())));
+    script.extend(retrs.iter().map(|(c, r)| (c.as_str(), r.as_str())));
     script.push(("NOOP", "+OK\r\n"));
     let pipe = Pipe::new(GREETING, &script);
     let mut c = Connection::new(
@@ -423,9 +423,8 @@ fn retr_many_pipelines_when_the_server_allows() {
 fn retr_many_without_pipelining_goes_one_at_a_time() {
     let retrs = many_retr_script(5);
     let mut script: Vec<(&str, &str)> = login_script();
-    script.push((retrs[0].0.as_str(), retrs[0].1.as_str()));
     script.push(("CAPA", "+OK\r\nUSER\r\n.\r\n"));
-    script.extend(retrs[1..].iter().map(|(c, r)| (c.as_str(), r.as_str())));
+    script.extend(retrs.iter().map(|(c, r)| (c.as_str(), r.as_str())));
     let pipe = Pipe::new(GREETING, &script);
     let mut c = Connection::new(MaybeTls::Plain(pipe.clone()), &encrypted())
         .wait()
@@ -458,8 +457,8 @@ impl MessageSink for Collect {
 #[test]
 fn retr_many_reports_each_message() {
     let script = with_login(&[
-        ("RETR 1", "+OK\r\na\r\n.\r\n"),
         ("CAPA", CAPA_PIPELINING),
+        ("RETR 1", "+OK\r\na\r\n.\r\n"),
         ("RETR 2", "-ERR deleted\r\n"),
         ("RETR 3", "+OK\r\nc\r\n..\r\n.\r\n"),
         ("STAT", "+OK 2 6\r\n"),
@@ -485,8 +484,8 @@ fn retr_many_reports_each_message() {
 #[test]
 fn dele_many_reads_every_reply() {
     let script = with_login(&[
-        ("DELE 1", "+OK\r\n"),
         ("CAPA", CAPA_PIPELINING),
+        ("DELE 1", "+OK\r\n"),
         ("DELE 2", "-ERR already deleted\r\n"),
         ("DELE 3", "+OK\r\n"),
         ("NOOP", "+OK\r\n"),
