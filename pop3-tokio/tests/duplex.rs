@@ -373,7 +373,7 @@ async fn no_greeting_times_out() {
         ..Timeouts::default()
     };
     let result = Connection::new(MaybeTls::Plain(client), &Options::new().timeouts(timeouts)).await;
-    assert!(matches!(result, Err(Error::Timeout(Phase::Read))));
+    assert!(matches!(result, Err(Error::Timeout(Phase::Greeting))));
 }
 
 #[tokio::test]
