@@ -301,8 +301,9 @@ fn meaning(capability: &Capability) -> (String, Map<String, Value>) {
                 Some(0) => "messages may not be left on the server: the server deletes \
                             those retrieved when the session ends"
                     .to_owned(),
-                Some(1) => "the server may delete a message 1 day after it was retrieved"
-                    .to_owned(),
+                Some(1) => {
+                    "the server may delete a message 1 day after it was retrieved".to_owned()
+                }
                 Some(n) => {
                     format!("the server may delete a message {n} days after it was retrieved")
                 }
@@ -337,16 +338,25 @@ fn meaning(capability: &Capability) -> (String, Map<String, Value>) {
                 }
             )
         }
-        Capability::Lang => {
-            "LANG: the language of the server's replies can be chosen".to_owned()
+        Capability::Lang => "LANG: the language of the server's replies can be chosen".to_owned(),
+        Capability::Other { name, args } if name == "CAPA" && args.is_empty() => {
+            "CAPA: the server lists its capabilities (this list)".to_owned()
         }
         Capability::Other { name, args } => {
             fields.insert("args".to_owned(), json!(args));
             format!("{name}: not a capability pop3 knows")
         }
-        other => format!("{other:?}: not a capability pop3 knows"),
+        other => format!("{}: not a capability pop3 knows", capability_line(other)),
     };
     (text, fields)
+}
+
+/// Whether pop3 knows what the capability means.
+fn is_known(capability: &Capability) -> bool {
+    match capability {
+        Capability::Other { name, args } => name == "CAPA" && args.is_empty(),
+        _ => true,
+    }
 }
 
 /// Seconds in words: `900` is `15 minutes (900 s)`.
@@ -378,10 +388,7 @@ fn capabilities_json(caps: Option<&Capabilities>) -> Value {
             object.insert("name".to_owned(), json!(capability_name(&line)));
             object.insert("line".to_owned(), json!(line));
             object.insert("meaning".to_owned(), json!(meaning));
-            object.insert(
-                "known".to_owned(),
-                json!(!matches!(c, Capability::Other { .. })),
-            );
+            object.insert("known".to_owned(), json!(is_known(c)));
             object.extend(fields);
             Value::Object(object)
         })
@@ -569,9 +576,7 @@ impl TlsReport {
             );
             for option in &options {
                 if option.starts_with("--ca-file") {
-                    lines.push(format!(
-                        "  {option}   (FILE holding the certificate below)"
-                    ));
+                    lines.push(format!("  {option}   (FILE holding the certificate below)"));
                 } else {
                     lines.push(format!("  {option}"));
                 }

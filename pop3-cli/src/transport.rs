@@ -246,9 +246,8 @@ pub(crate) fn connect(
     runtime: Runtime,
     config: &ConnectConfig,
 ) -> Result<Box<dyn Session>, Failure> {
-    let context = |e: NetError| {
-        Failure::from(e).context(format_args!("{}:{}", config.host, config.port))
-    };
+    let context =
+        |e: NetError| Failure::from(e).context(format_args!("{}:{}", config.host, config.port));
     let options = options(config)?;
     let mut session = open(runtime, config, &options).map_err(context)?;
     if config.tls == TlsMode::Starttls {

@@ -83,8 +83,11 @@ fn ca_file() -> &'static Path {
 fn homemade() -> &'static Dovecot {
     static CELL: OnceLock<Dovecot> = OnceLock::new();
     CELL.get_or_init(|| {
-        Dovecot::start_with_cert(DovecotOptions::default(), &HomemadeCerts::shared().localhost)
-            .expect("start Dovecot with a self-signed certificate")
+        Dovecot::start_with_cert(
+            DovecotOptions::default(),
+            &HomemadeCerts::shared().localhost,
+        )
+        .expect("start Dovecot with a self-signed certificate")
     })
 }
 
@@ -126,9 +129,18 @@ fn serverinfo_against_dovecot_in_every_mode() {
     let fingerprint = Sha256Fingerprint::of(cert).to_string();
     for runtime in RUNTIMES {
         for (mode, url) in [
-            ("implicit", format!("pop3s://127.0.0.1:{}", dovecot.tls_addr().port())),
-            ("starttls", format!("pop3://127.0.0.1:{}", dovecot.plain_addr().port())),
-            ("none", format!("pop3://127.0.0.1:{}", dovecot.plain_addr().port())),
+            (
+                "implicit",
+                format!("pop3s://127.0.0.1:{}", dovecot.tls_addr().port()),
+            ),
+            (
+                "starttls",
+                format!("pop3://127.0.0.1:{}", dovecot.plain_addr().port()),
+            ),
+            (
+                "none",
+                format!("pop3://127.0.0.1:{}", dovecot.plain_addr().port()),
+            ),
         ] {
             let mut command = pop3();
             command
@@ -175,11 +187,7 @@ fn serverinfo_against_dovecot_in_every_mode() {
                 .as_str()
                 .is_some_and(|m| m.contains("unique")));
             // STLS is listed only before TLS.
-            assert_eq!(
-                listed.iter().any(|n| n == "STLS"),
-                mode == "none",
-                "{what}"
-            );
+            assert_eq!(listed.iter().any(|n| n == "STLS"), mode == "none", "{what}");
 
             let sent = commands_sent(&out);
             match mode {
@@ -236,8 +244,8 @@ fn serverinfo_against_dovecot_in_every_mode() {
         "Subject: CN=localhost".to_owned(),
         format!("SHA-256 fingerprint: {fingerprint}"),
         "Names: localhost, 127.0.0.1, ::1".to_owned(),
-        "Implementation:".to_owned(),
         "PIPELINING".to_owned(),
+        "CAPA: the server lists its capabilities".to_owned(),
     ] {
         assert!(text.contains(&wanted), "{wanted}: {text}");
     }
@@ -258,7 +266,8 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
             assert_code(&out, 78);
             let text = stdout(&out);
             assert!(text.contains("NOT trusted"), "{what}: {text}");
-            assert!(text.contains("self-signed"), "{what}: {text}");
+            assert!(text.contains("Self-signed"), "{what}: {text}");
+            assert!(text.contains("CA:TRUE"), "{what}: {text}");
             assert!(
                 text.contains(&format!("--tls-fingerprint {fingerprint}")),
                 "{what}: {text}"
@@ -277,7 +286,8 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
             }
 
             // JSON: the same, field by field.
-            let out = run(pop3().args([url.as_str(), "serverinfo", "--json", "--runtime", runtime]));
+            let out =
+                run(pop3().args([url.as_str(), "serverinfo", "--json", "--runtime", runtime]));
             assert_code(&out, 78);
             let info = json(&out);
             let tls = &info["tls"];
@@ -285,14 +295,17 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
             assert!(
                 tls["problem"]
                     .as_str()
-                    .is_some_and(|p| p.contains("self-signed")),
+                    .is_some_and(|p| p.contains("CA certificate")),
                 "{what}: {info}"
             );
             assert_eq!(tls["version"], Value::Null);
             assert_eq!(tls["certificate"]["sha256"], fingerprint.as_str());
             assert_eq!(tls["certificate"]["self_signed"], true);
             assert_eq!(tls["certificate"]["is_ca"], true);
-            assert_eq!(tls["certificate"]["names"], serde_json::json!(["localhost"]));
+            assert_eq!(
+                tls["certificate"]["names"],
+                serde_json::json!(["localhost"])
+            );
             // Connected by IP: the host-name check of --ca-file would fail,
             // so only the pin is offered.
             assert_eq!(
@@ -304,7 +317,9 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
                 assert_eq!(info["greeting"], Value::Null);
                 assert_eq!(info["capabilities"], Value::Null);
             } else {
-                assert!(info["greeting"].as_str().is_some_and(|g| g.contains("Dovecot")));
+                assert!(info["greeting"]
+                    .as_str()
+                    .is_some_and(|g| g.contains("Dovecot")));
                 assert!(names(&info["capabilities"]).iter().any(|n| n == "STLS"));
             }
         }
@@ -333,12 +348,25 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
             .arg("stat"))
     };
     let saved_arg = saved.to_string_lossy().into_owned();
-    let out = stat(&by_name, "blocking", &["--trust", "ca-file", "--ca-file", &saved_arg]);
+    let out = stat(
+        &by_name,
+        "blocking",
+        &["--trust", "ca-file", "--ca-file", &saved_arg],
+    );
     assert_code(&out, 0);
 
-    // The printed fingerprint is accepted, in both modes, on every runtime.
+    // The printed fingerprint is accepted, in both modes, on every runtime;
+    // and without it the error of any command names it too.
     for runtime in RUNTIMES {
         for url in [&implicit, &stls] {
+            let out = stat(url, runtime, &[]);
+            assert_code(&out, 78);
+            let err = stderr(&out);
+            assert!(
+                err.contains(&format!("--tls-fingerprint {fingerprint}")),
+                "{err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
             let out = stat(url, runtime, &["--tls-fingerprint", &fingerprint]);
             assert_code(&out, 0);
             assert_eq!(stdout(&out), "0 0\n");
@@ -353,12 +381,16 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
 /// A pin of another certificate: exit 78 before any command but CAPA and
 /// STLS, and Dovecot never sees a login.
 fn wrong_fingerprint_fails_before_any_command(dovecot: &Dovecot) {
-    let other = Sha256Fingerprint::of(&HomemadeCerts::shared().other_localhost.cert_der).to_string();
+    let other =
+        Sha256Fingerprint::of(&HomemadeCerts::shared().other_localhost.cert_der).to_string();
     let presented = Sha256Fingerprint::of(&HomemadeCerts::shared().localhost.cert_der).to_string();
     let mailbox: Mailbox = dovecot.add_user(&unique_user("wrongpin"), "wrong-pin-pw");
     for runtime in RUNTIMES {
         for (url, allowed) in [
-            (format!("pop3s://127.0.0.1:{}", dovecot.tls_addr().port()), &[][..]),
+            (
+                format!("pop3s://127.0.0.1:{}", dovecot.tls_addr().port()),
+                &[][..],
+            ),
             (
                 format!("pop3://127.0.0.1:{}", dovecot.plain_addr().port()),
                 &["CAPA", "STLS"][..],
@@ -417,11 +449,19 @@ fn trust_chooses_the_roots_and_honours_ssl_cert_file() {
         assert!(stderr(&out).contains("does not trust"), "{}", stderr(&out));
         // --trust ca-file: only --ca-file counts, SSL_CERT_FILE is ignored.
         assert_code(
-            &stat(runtime, &["--trust", "ca-file", "--ca-file", &ca], Some(&other_ca)),
+            &stat(
+                runtime,
+                &["--trust", "ca-file", "--ca-file", &ca],
+                Some(&other_ca),
+            ),
             0,
         );
         assert_code(
-            &stat(runtime, &["--trust", "ca-file", "--ca-file", &other], Some(ca_file())),
+            &stat(
+                runtime,
+                &["--trust", "ca-file", "--ca-file", &other],
+                Some(ca_file()),
+            ),
             78,
         );
     }
@@ -450,7 +490,10 @@ fn trust_chooses_the_roots_and_honours_ssl_cert_file() {
 fn bad_fingerprints_are_usage_errors() {
     for (args, wanted) in [
         (&["--tls-fingerprint", "AB:CD"][..], "64 hex digits"),
-        (&["--tls-fingerprint", &"zz".repeat(32)][..], "hex digits only"),
+        (
+            &["--tls-fingerprint", &"zz".repeat(32)][..],
+            "hex digits only",
+        ),
         (
             &["--tls", "none", "--tls-fingerprint", &"ab".repeat(32)][..],
             "needs TLS",
@@ -501,13 +544,9 @@ fn capa_server(greeting: &str, capa: &str) -> ScriptedServer {
 
 fn scripted_serverinfo(server: &ScriptedServer, runtime: &str, json_output: bool) -> Output {
     let mut command = pop3();
-    command.arg(format!("pop3://127.0.0.1:{}", server.addr().port())).args([
-        "--tls",
-        "none",
-        "--runtime",
-        runtime,
-        "serverinfo",
-    ]);
+    command
+        .arg(format!("pop3://127.0.0.1:{}", server.addr().port()))
+        .args(["--tls", "none", "--runtime", runtime, "serverinfo"]);
     if json_output {
         command.arg("--json");
     }
