@@ -83,7 +83,10 @@ pub(crate) fn serverinfo(target: &Target, runtime: Runtime, json: bool) -> Resul
     if let Some(mut session) = session {
         report.greeting = Some(session.greeting().text.to_string());
         report.apop = Some(session.greeting().apop_timestamp.is_some());
+        // Whether the session goes on over TLS (or plaintext by choice), and
+        // whether it can still say QUIT.
         let mut trusted_session = true;
+        let mut can_quit = true;
         if config.tls == TlsMode::Starttls {
             report.before_tls = ask_capa(session.as_mut()).map_err(context)?;
             match session.stls() {
@@ -92,6 +95,8 @@ pub(crate) fn serverinfo(target: &Target, runtime: Runtime, json: bool) -> Resul
                     report.tls = Some(untrusted(config, problem));
                     report.capabilities.clone_from(&report.before_tls);
                     trusted_session = false;
+                    // The failed handshake took the stream.
+                    can_quit = false;
                 }
                 Err(NetError::StlsUnavailable) => {
                     report.capabilities.clone_from(&report.before_tls);
@@ -114,12 +119,12 @@ pub(crate) fn serverinfo(target: &Target, runtime: Runtime, json: bool) -> Resul
                 Some(caps) => Some(caps),
                 None => ask_capa(session.as_mut()).map_err(context)?,
             };
+        }
+        if can_quit {
             session
                 .quit()
                 .map_err(|e| Failure::from(e).context(format_args!("{endpoint}: QUIT")))?;
         }
-        // An untrusted or plaintext-only session is dropped without QUIT:
-        // after a failed handshake there is no stream left to send it on.
     }
     if report.capabilities.is_none() {
         report.capabilities_note = Some(match &report.tls {
@@ -470,7 +475,15 @@ impl Report {
         let untrusted = self.tls.as_ref().is_some_and(|t| t.problem.is_some());
         match &self.greeting {
             Some(greeting) => {
-                line(format!("Greeting: {greeting}"));
+                let plaintext = self.mode == TlsMode::Starttls && (untrusted || self.tls.is_none());
+                line(format!(
+                    "Greeting{}: {greeting}",
+                    if plaintext {
+                        " (before TLS, not authenticated)"
+                    } else {
+                        ""
+                    }
+                ));
                 if self.apop == Some(true) {
                     line("  (it carries a timestamp: APOP login is possible)".to_owned());
                 }
@@ -520,12 +533,16 @@ impl Report {
 impl TlsReport {
     fn text(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        let unknown = || "unknown (the handshake did not complete)".to_owned();
-        lines.push(format!(
-            "TLS: {}, cipher suite {}",
-            self.details.version.clone().unwrap_or_else(unknown),
-            self.details.cipher.clone().unwrap_or_else(unknown)
-        ));
+        match (&self.details.version, &self.details.cipher) {
+            (Some(version), Some(cipher)) => {
+                lines.push(format!("TLS: {version}, cipher suite {cipher}"));
+            }
+            _ => lines.push(
+                "TLS: version and cipher suite unknown (the handshake stopped at the \
+                 certificate)"
+                    .to_owned(),
+            ),
+        }
         match &self.problem {
             None => lines.push("Certificate: trusted".to_owned()),
             Some(problem) => lines.push(format!("Certificate: NOT trusted: {}", problem.advice)),

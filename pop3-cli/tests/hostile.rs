@@ -505,7 +505,11 @@ fn implicit_tls_bad_certificates() {
         ("expired", &pki.expired, "certificate expired"),
         // The presented certificate is known when the error is explained,
         // so a self-signed one is called that.
-        ("self-signed", &pki.self_signed, "certificate is self-signed"),
+        (
+            "self-signed",
+            &pki.self_signed,
+            "certificate is self-signed",
+        ),
     ];
     for runtime in RUNTIMES {
         for (name, cert, needle) in cases {

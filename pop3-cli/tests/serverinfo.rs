@@ -281,7 +281,10 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
                 assert!(text.contains("Greeting: not read"), "{what}: {text}");
             } else {
                 assert_eq!(sent, ["CAPA", "STLS"], "{what}");
-                assert!(text.contains("Greeting: "), "{what}: {text}");
+                assert!(
+                    text.contains("Greeting (before TLS, not authenticated): "),
+                    "{what}: {text}"
+                );
                 assert!(text.contains("before TLS, not authenticated"), "{what}");
             }
 
@@ -375,12 +378,12 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
     // Without colons, lower case: the same pin.
     let bare = fingerprint.replace(':', "").to_lowercase();
     assert_code(&stat(&implicit, "tokio", &["--tls-fingerprint", &bare]), 0);
-    wrong_fingerprint_fails_before_any_command(dovecot);
+    wrong_fingerprint_fails_before_any_command(dovecot, &mailbox);
 }
 
 /// A pin of another certificate: exit 78 before any command but CAPA and
 /// STLS, and Dovecot never sees a login.
-fn wrong_fingerprint_fails_before_any_command(dovecot: &Dovecot) {
+fn wrong_fingerprint_fails_before_any_command(dovecot: &Dovecot, logged_in: &Mailbox) {
     let other =
         Sha256Fingerprint::of(&HomemadeCerts::shared().other_localhost.cert_der).to_string();
     let presented = Sha256Fingerprint::of(&HomemadeCerts::shared().localhost.cert_der).to_string();
@@ -410,6 +413,8 @@ fn wrong_fingerprint_fails_before_any_command(dovecot: &Dovecot) {
         }
     }
     let log = dovecot.log();
+    // The control: the pinned sessions' logins are in the log.
+    assert!(log.contains(logged_in.user()), "{log}");
     assert!(!log.contains(mailbox.user()), "a login got through:\n{log}");
 }
 
@@ -635,6 +640,22 @@ fn unusual_capability_lists_are_explained() {
     assert_eq!(list[0]["never"], false);
     assert_eq!(list[0]["per_user"], true);
     assert_eq!(list[1]["days"], 30);
+
+    // --tls starttls and no STLS offered: the report, then 78, and QUIT.
+    let server = capa_server("+OK ready", "USER\nTOP");
+    let out = run(pop3()
+        .arg(format!("pop3://127.0.0.1:{}", server.addr().port()))
+        .args(["serverinfo", "--json"]));
+    assert_code(&out, 78);
+    server.join().expect("the script ran to its end");
+    assert!(
+        stderr(&out).contains("does not offer STLS"),
+        "{}",
+        stderr(&out)
+    );
+    let info = json(&out);
+    assert_eq!(info["tls"], Value::Null);
+    assert_eq!(names(&info["capabilities"]), ["USER", "TOP"]);
 
     // A server without CAPA: the greeting, and no capabilities.
     let server = capa_server("+OK old server", "-ERR unknown command");
