@@ -254,7 +254,7 @@ fn meaning(capability: &Capability) -> (String, Map<String, Value>) {
             fields.insert("mechanisms".to_owned(), json!(mechanisms));
             let plus = mechanisms.iter().any(|m| m.ends_with("-PLUS"));
             format!(
-                "SASL login with {}{}",
+                "SASL: login with {}{}",
                 if mechanisms.is_empty() {
                     "no mechanism listed".to_owned()
                 } else {
@@ -503,8 +503,12 @@ impl Report {
             line("TLS: not started".to_owned());
         }
         let implementation = self.capabilities.as_ref().and_then(implementation);
-        if let Some(implementation) = implementation {
-            line(format!("Implementation: {implementation}"));
+        match implementation {
+            Some(implementation) => line(format!("Implementation: {implementation}")),
+            None if self.capabilities.is_some() => {
+                line("Implementation: not announced (no IMPLEMENTATION capability)".to_owned());
+            }
+            None => {}
         }
         match &self.capabilities {
             Some(caps) => {
