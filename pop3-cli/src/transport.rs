@@ -12,8 +12,8 @@ use pop3_blocking::rustls::{self, CertificateError, ClientConnection};
 use pop3_proto::{AuthMethod, Capabilities, Greeting, ListEntry, MsgNum, Secret, Stat, UidlEntry};
 use pop3_transport::runtime::{MessageSink as LibrarySink, Runtime as LibraryRuntime, StartTls};
 use pop3_transport::{
-    CertificateInfo, Connection, Error, FingerprintMismatch, Options, PeerCertificates,
-    Sha256Fingerprint, Timeouts, TlsOptions, TrustRoots,
+    CertificateInfo, Connection, Error, Options, PeerCertificates, Sha256Fingerprint, Timeouts,
+    TlsOptions, TrustRoots,
 };
 
 use crate::cli::{Runtime, TlsMode, Trust};
@@ -82,14 +82,14 @@ impl ConnectConfig {
 }
 
 /// webpki's refusal of a CA certificate serving as a server's own: what a
-/// certificate made by `openssl req -x509` gets when it chains to nothing
-/// else. Recognised by its text, as the command does not depend on webpki.
+/// certificate made by `openssl req -x509` gets when it is not trusted by
+/// its exact bytes.
 fn is_ca_used_as_end_entity(problem: &CertificateError) -> bool {
     match problem {
-        CertificateError::Other(other) => {
-            other.0.downcast_ref::<FingerprintMismatch>().is_none()
-                && other.to_string().contains("CaUsedAsEndEntity")
-        }
+        CertificateError::Other(other) => matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        ),
         _ => false,
     }
 }

@@ -358,8 +358,16 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
     );
     assert_code(&out, 0);
 
-    // The printed fingerprint is accepted, in both modes, on every runtime;
-    // and without it the error of any command names it too.
+    // The fingerprint serverinfo printed (checked above to be the
+    // certificate's) is accepted, in both modes, on every runtime; and
+    // without it the error of any command names it too.
+    let printed = info["tls"]["trust_with"][0]
+        .as_str()
+        .and_then(|o| o.strip_prefix("--tls-fingerprint "))
+        .expect("a --tls-fingerprint option")
+        .to_owned();
+    assert_eq!(printed, fingerprint);
+    let fingerprint = printed;
     for runtime in RUNTIMES {
         for url in [&implicit, &stls] {
             let out = stat(url, runtime, &[]);
@@ -378,6 +386,19 @@ fn an_untrusted_certificate_is_shown_and_can_then_be_pinned() {
     // Without colons, lower case: the same pin.
     let bare = fingerprint.replace(':', "").to_lowercase();
     assert_code(&stat(&implicit, "tokio", &["--tls-fingerprint", &bare]), 0);
+    // And from a config file.
+    let config = file(
+        "pinned.toml",
+        &format!("[defaults]\ntls_fingerprint = \"{bare}\"\ntimeout = 30\n"),
+    );
+    let out = run(pop3()
+        .env(PASSWORD_VAR, mailbox.password())
+        .arg("--config")
+        .arg(&config)
+        .arg(&stls)
+        .args(["--user", mailbox.user(), "--password-env", PASSWORD_VAR])
+        .arg("stat"));
+    assert_code(&out, 0);
     wrong_fingerprint_fails_before_any_command(dovecot, &mailbox);
 }
 
