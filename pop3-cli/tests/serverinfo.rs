@@ -161,7 +161,12 @@ fn serverinfo_against_dovecot_in_every_mode() {
                 "{what}"
             );
             let greeting = info["greeting"].as_str().expect("greeting");
-            assert!(greeting.contains("Dovecot"), "{what}");
+            assert!(
+                greeting.contains("Dovecot") && greeting.contains("ready"),
+                "{what}"
+            );
+            // The greeting's text only, without the status indicator.
+            assert!(!greeting.starts_with("+OK"), "{what}");
             // Dovecot's greeting carries an APOP timestamp.
             assert_eq!(info["apop"], true, "{what}");
 
@@ -225,7 +230,9 @@ fn serverinfo_against_dovecot_in_every_mode() {
                 "{what}"
             );
             assert_eq!(certificate["sha256"], fingerprint, "{what}");
+            assert_eq!(certificate["not_before"], expected.not_before_text());
             assert_eq!(certificate["not_after"], expected.not_after_text());
+            assert_eq!(certificate["self_signed"], false);
             assert_eq!(certificate["valid_now"], true);
             assert_eq!(tls["trust_with"], serde_json::json!([]));
         }
