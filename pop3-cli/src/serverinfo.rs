@@ -53,6 +53,8 @@ struct TlsReport {
     details: TlsDetails,
     /// The name the certificate must be valid for (the host).
     host: String,
+    /// Trusted by `--tls-fingerprint` rather than by roots.
+    pinned: bool,
 }
 
 /// Runs `pop3 serverinfo` against `target`.
@@ -112,6 +114,7 @@ pub(crate) fn serverinfo(target: &Target, runtime: Runtime, json: bool) -> Resul
                     problem: None,
                     details,
                     host: config.host.clone(),
+                    pinned: config.fingerprint.is_some(),
                 });
             }
             // After STLS the core has asked again over TLS by itself.
@@ -189,6 +192,7 @@ fn untrusted(config: &ConnectConfig, problem: TlsProblem) -> TlsReport {
             chain,
         },
         host: config.host.clone(),
+        pinned: config.fingerprint.is_some(),
     }
 }
 
@@ -436,6 +440,11 @@ impl Report {
                 .collect();
             json!({
                 "trusted": tls.problem.is_none(),
+                "trusted_by": match (&tls.problem, tls.pinned) {
+                    (Some(_), _) => Value::Null,
+                    (None, true) => json!("fingerprint"),
+                    (None, false) => json!("roots"),
+                },
                 "problem": tls.problem.as_ref().map(|p| p.advice.clone()),
                 "version": tls.details.version,
                 "cipher": tls.details.cipher,
@@ -548,6 +557,11 @@ impl TlsReport {
             ),
         }
         match &self.problem {
+            None if self.pinned => lines.push(
+                "Certificate: trusted (its fingerprint is pinned with --tls-fingerprint; \
+                 names and dates are not checked)"
+                    .to_owned(),
+            ),
             None => lines.push("Certificate: trusted".to_owned()),
             Some(problem) => lines.push(format!("Certificate: NOT trusted: {}", problem.advice)),
         }

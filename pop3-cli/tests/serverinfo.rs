@@ -211,6 +211,7 @@ fn serverinfo_against_dovecot_in_every_mode() {
             }
             let tls = &info["tls"];
             assert_eq!(tls["trusted"], true, "{what}");
+            assert_eq!(tls["trusted_by"], "roots", "{what}");
             assert_eq!(tls["problem"], Value::Null, "{what}");
             assert!(
                 tls["version"] == "TLSv1.3" || tls["version"] == "TLSv1.2",
@@ -695,4 +696,41 @@ fn unusual_capability_lists_are_explained() {
     assert_eq!(info["apop"], false);
     assert_eq!(info["capabilities"], Value::Null);
     assert_eq!(info["capabilities_note"], "the server does not answer CAPA");
+}
+
+#[test]
+fn an_expired_certificate_is_explained_and_only_a_pin_offered() {
+    let certs = HomemadeCerts::shared();
+    let dovecot = Dovecot::start_with_cert(DovecotOptions::default(), &certs.expired)
+        .expect("start Dovecot with an expired certificate");
+    let fingerprint = Sha256Fingerprint::of(&certs.expired.cert_der).to_string();
+    // Trusted by its exact bytes, yet expired: --ca-file keeps checking the
+    // dates, so only the pin would trust it.
+    let ca = file("expired.pem", &certs.expired.cert_pem);
+    let out = run(pop3()
+        .arg(format!("pop3s://localhost:{}", dovecot.tls_addr().port()))
+        .args(["serverinfo", "--json", "--trust", "ca-file", "--ca-file"])
+        .arg(&ca));
+    assert_code(&out, 78);
+    let info = json(&out);
+    let tls = &info["tls"];
+    assert_eq!(tls["trusted"], false);
+    assert!(
+        tls["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("expired on 2001-01-01 00:00:00 UTC")),
+        "{info}"
+    );
+    assert_eq!(tls["certificate"]["valid_now"], false);
+    assert_eq!(tls["certificate"]["not_after"], "2001-01-01 00:00:00 UTC");
+    assert_eq!(
+        tls["trust_with"],
+        serde_json::json!([format!("--tls-fingerprint {fingerprint}")])
+    );
+    let out = run(pop3()
+        .arg(format!("pop3s://localhost:{}", dovecot.tls_addr().port()))
+        .args(["serverinfo", "--tls-fingerprint", &fingerprint]));
+    assert_code(&out, 0);
+    assert!(stdout(&out).contains("(NOT valid now)"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("Certificate: trusted (its fingerprint is pinned"));
 }
