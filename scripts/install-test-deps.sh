@@ -7,13 +7,15 @@
 #   install it on demand when they run as root (test_support::dovecot::
 #   ensure_installed), but doing it up front keeps apt output out of the
 #   test log.
+# * openssl — test-support's `pki::HomemadeCerts` makes self-signed server
+#   certificates with `openssl req -x509`, as people do for home servers.
 set -eu
 
 DOVECOT=/usr/sbin/dovecot
 POP3=/usr/lib/dovecot/pop3
-PACKAGES="dovecot-pop3d"
+PACKAGES="dovecot-pop3d openssl"
 
-if [ -x "$DOVECOT" ] && [ -x "$POP3" ]; then
+if [ -x "$DOVECOT" ] && [ -x "$POP3" ] && command -v openssl >/dev/null 2>&1; then
     echo "install-test-deps: $PACKAGES already installed ($("$DOVECOT" --version))"
     exit 0
 fi
@@ -41,8 +43,8 @@ if ! apt_install; then
     apt_install
 fi
 
-if [ ! -x "$DOVECOT" ] || [ ! -x "$POP3" ]; then
-    echo "install-test-deps: $DOVECOT or $POP3 still missing after install" >&2
+if [ ! -x "$DOVECOT" ] || [ ! -x "$POP3" ] || ! command -v openssl >/dev/null 2>&1; then
+    echo "install-test-deps: $DOVECOT, $POP3 or openssl still missing after install" >&2
     exit 1
 fi
 echo "install-test-deps: installed $("$DOVECOT" --version)"

@@ -42,8 +42,8 @@ pub(crate) struct Cli {
     #[arg(short, long, global = true)]
     pub(crate) verbose: bool,
 
-    /// Machine-readable output (JSON on stdout) for capa, stat, list, uidl
-    /// and fetch.
+    /// Machine-readable output (JSON on stdout) for capa, serverinfo, stat,
+    /// list, uidl and fetch.
     #[arg(long, global = true)]
     pub(crate) json: bool,
 
@@ -98,9 +98,26 @@ pub(crate) struct ConnArgs {
     pub(crate) allow_plaintext_auth: bool,
 
     /// Also trust the CA certificate(s) in this PEM file (certificates are
-    /// always verified).
+    /// always verified). A server certificate that is itself in the file is
+    /// trusted too, even a self-signed one made by `openssl req -x509`; its
+    /// host name and dates are still checked.
     #[arg(long, value_name = "PEM", global = true)]
     pub(crate) ca_file: Option<PathBuf>,
+
+    /// Which roots to trust: system: the operating system's store
+    /// (honouring SSL_CERT_FILE and SSL_CERT_DIR; the built-in Mozilla roots
+    /// where the system has none); mozilla: the built-in Mozilla roots;
+    /// ca-file: only the certificates of --ca-file [default: system].
+    #[arg(long, value_enum, global = true)]
+    pub(crate) trust: Option<Trust>,
+
+    /// Trust exactly the server certificate with this SHA-256 fingerprint
+    /// (64 hex digits, with or without colons, as `pop3 serverinfo` and
+    /// `openssl x509 -noout -fingerprint -sha256` print it), instead of
+    /// any roots; its host name and dates are not checked. Any other
+    /// certificate fails before a command is sent (exit 78).
+    #[arg(long, value_name = "SHA256", global = true)]
+    pub(crate) tls_fingerprint: Option<String>,
 
     /// Which transport runs the session (all behave the same). Hidden from
     /// --help: it exists to exercise the transports, not for users.
@@ -124,6 +141,18 @@ pub(crate) enum TlsMode {
     Starttls,
     /// No TLS (credentials need --allow-plaintext-auth).
     None,
+}
+
+/// `--trust`: the roots certificates are checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum Trust {
+    /// The operating system's trust store.
+    System,
+    /// The Mozilla roots built into pop3.
+    Mozilla,
+    /// Only the certificates of --ca-file.
+    CaFile,
 }
 
 /// The runtime (transport crate).
@@ -177,6 +206,16 @@ pub(crate) enum AuthChoice {
 pub(crate) enum Command {
     /// Show the server's capabilities (CAPA, before login).
     Capa,
+    /// Describe the server without logging in: greeting, implementation,
+    /// every capability with its meaning, and for TLS the protocol
+    /// version, cipher suite and certificate (subject, issuer, names,
+    /// validity, SHA-256 fingerprint).
+    ///
+    /// Sends nothing but CAPA (and STLS, and QUIT). A certificate that is
+    /// not trusted is still shown, with the reason and the --tls-fingerprint
+    /// (or --ca-file) option that would trust it; nothing is then sent or
+    /// read over that TLS connection, and pop3 exits with 78.
+    Serverinfo,
     /// Number of messages and total size (STAT).
     Stat,
     /// Message numbers and sizes (LIST).

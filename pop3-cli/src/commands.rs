@@ -12,6 +12,7 @@ use crate::config::{expand_home, Config, Settings};
 use crate::error::{auth_failure, Exit, Failure, NetError};
 use crate::fetch::{fetch, prepare, FetchOptions};
 use crate::policy::{check_login_delay, remember_login};
+use crate::serverinfo::serverinfo;
 use crate::session::{capability_line, install_wire_trace, Session};
 use crate::target::{password, resolve, Target, Url};
 use crate::transport::connect;
@@ -255,6 +256,12 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     if conn.ca_file.is_none() {
         conn.ca_file = file.ca_file.as_ref().map(|p| expand_home(p.get_ref()));
     }
+    if conn.trust.is_none() {
+        conn.trust = file.trust.as_ref().map(|t| *t.get_ref());
+    }
+    if conn.tls_fingerprint.is_none() {
+        conn.tls_fingerprint = value(&file.tls_fingerprint);
+    }
     if conn.timeout.is_none() {
         conn.timeout = file.timeout.as_ref().map(|t| *t.get_ref());
     }
@@ -393,7 +400,7 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         None => None,
     };
     let runtime = conn.runtime.unwrap_or(Runtime::Blocking);
-    let needs_login = !matches!(cli.command, Command::Capa);
+    let needs_login = !matches!(cli.command, Command::Capa | Command::Serverinfo);
     // Before the password prompt: there is no point in typing it now.
     if needs_login {
         check_login_delay(&target.account()?)?;
@@ -418,6 +425,11 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
     }
     if prepared.is_some() {
         crate::interrupt::install();
+    }
+    if matches!(cli.command, Command::Serverinfo) {
+        // It connects by itself: an untrusted certificate is a result to
+        // show, not only an error.
+        return serverinfo(&target, runtime, cli.json);
     }
     let mut session = connect_to(&target, runtime)?;
     if let Some(secret) = secret {
@@ -516,6 +528,8 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
             }
         }
         Command::Generate { what } => generate(what)?,
+        // Returned above, before connecting.
+        Command::Serverinfo => {}
         Command::Fetch(_) => {
             let Some((prepared, options)) = prepared else {
                 return Err(Failure::new(Exit::Software, "fetch was not prepared"));

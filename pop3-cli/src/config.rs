@@ -4,6 +4,7 @@
 //! ```toml
 //! [defaults]
 //! ca_file = "~/.config/pop3/ca.pem"
+//! trust = "ca-file"
 //! delete = true
 //!
 //! [accounts.work]
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::{AuthChoice, Runtime, TlsMode};
+use crate::cli::{AuthChoice, Runtime, TlsMode, Trust};
 use crate::error::{Exit, Failure};
 use crate::policy::Size;
 use crate::target::Url;
@@ -47,6 +48,8 @@ pub(crate) struct Settings {
     pub(crate) password_command: Option<Spanned<String>>,
     pub(crate) allow_plaintext_auth: Option<Spanned<bool>>,
     pub(crate) ca_file: Option<Spanned<String>>,
+    pub(crate) trust: Option<Spanned<Trust>>,
+    pub(crate) tls_fingerprint: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<u64>>,
     pub(crate) runtime: Option<Spanned<Runtime>>,
     pub(crate) maildir: Option<Spanned<String>>,
@@ -222,6 +225,11 @@ impl Config {
                 return Err(self.error_at(max.span(), "max_messages", "must be at least 1"));
             }
         }
+        if let Some(pin) = &table.tls_fingerprint {
+            if let Err(e) = pin.get_ref().parse::<pop3_transport::Sha256Fingerprint>() {
+                return Err(self.error_at(pin.span(), "tls_fingerprint", &e.to_string()));
+            }
+        }
         if let Some(port) = &table.port {
             if *port.get_ref() == 0 {
                 return Err(self.error_at(port.span(), "port", "must be 1 to 65535"));
@@ -290,6 +298,8 @@ impl Settings {
             password_command,
             allow_plaintext_auth,
             ca_file,
+            trust,
+            tls_fingerprint,
             timeout,
             runtime,
             maildir,

@@ -125,13 +125,41 @@ impl fmt::Display for Failure {
     }
 }
 
+/// A TLS failure as the command reports it.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsProblem {
+    /// What went wrong and what would fix it, in words (the library's
+    /// advice, knowing the certificate the server presented).
+    pub(crate) advice: String,
+    /// The server's certificate was refused (rather than the handshake
+    /// failing otherwise): pinning it with `--tls-fingerprint` would be
+    /// accepted.
+    pub(crate) certificate_refused: bool,
+    /// The certificate was refused only because no trusted authority issued
+    /// it (self-signed, or a private CA): `--ca-file` with it would do too.
+    /// Not for a wrong host name or expired dates, which `--ca-file` keeps
+    /// checking.
+    pub(crate) unknown_issuer: bool,
+}
+
+impl TlsProblem {
+    /// A failure known only by its text.
+    pub(crate) fn other(advice: impl Into<String>) -> TlsProblem {
+        TlsProblem {
+            advice: advice.into(),
+            certificate_refused: false,
+            unknown_issuer: false,
+        }
+    }
+}
+
 /// An error from any of the three transports, without its crate's type.
 #[derive(Debug)]
 pub(crate) enum NetError {
     /// The socket (or a writer of ours) failed.
     Io(io::Error),
-    /// TLS failed (the rustls error, as text).
-    Tls(String),
+    /// TLS failed: the reason in words, with what would fix it.
+    Tls(TlsProblem),
     /// The server broke the protocol; the connection is over.
     Protocol(ProtocolError),
     /// One reply was unusable, but the connection is still in step.
@@ -156,7 +184,7 @@ impl fmt::Display for NetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             NetError::Io(e) => write!(f, "{e}"),
-            NetError::Tls(e) => write!(f, "TLS: {e}"),
+            NetError::Tls(problem) => write!(f, "TLS: {}", problem.advice),
             NetError::Protocol(ProtocolError::UnexpectedEof) => f.write_str(
                 "the connection was lost (the server closed it in the middle of a reply)",
             ),

@@ -19,6 +19,7 @@ mod error;
 mod fetch;
 mod interrupt;
 mod policy;
+mod serverinfo;
 mod session;
 mod state;
 mod target;

@@ -29,11 +29,28 @@ pub(crate) trait MessageSink {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Stop;
 
+/// What the TLS layer of a session negotiated, and the certificates the
+/// server presented (for `serverinfo`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TlsDetails {
+    /// The protocol version, as `TLSv1.3`.
+    pub(crate) version: Option<String>,
+    /// The cipher suite's IANA name, as `TLS13_AES_256_GCM_SHA384`.
+    pub(crate) cipher: Option<String>,
+    /// The server's certificate chain (DER), its own certificate first.
+    pub(crate) chain: Vec<Vec<u8>>,
+}
+
 /// A logged-in or not yet logged-in POP3 session, whatever the runtime.
 /// Each method sends its command and waits for the reply.
 pub(crate) trait Session {
     /// The server's greeting.
     fn greeting(&self) -> &Greeting;
+    /// The TLS layer's details, once TLS is on.
+    fn tls(&self) -> Option<TlsDetails>;
+    /// `STLS` and the TLS handshake (the core asks `CAPA` first if it must,
+    /// and again over TLS).
+    fn stls(&mut self) -> Result<(), NetError>;
     /// Whether the connection is encrypted (implicit TLS or STLS done).
     fn is_encrypted(&self) -> bool;
     /// `CAPA`.

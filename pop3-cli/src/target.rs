@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use pop3_proto::Secret;
 
-use crate::cli::{AuthChoice, ConnArgs, TlsMode};
+use pop3_transport::{PeerCertificates, Sha256Fingerprint};
+
+use crate::cli::{AuthChoice, ConnArgs, TlsMode, Trust};
 use crate::error::{Exit, Failure};
 use crate::transport::ConnectConfig;
 
@@ -243,12 +245,34 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
         ),
         None => None,
     };
+    let fingerprint = match &args.tls_fingerprint {
+        Some(text) => Some(
+            text.parse::<Sha256Fingerprint>()
+                .map_err(|e| Failure::usage(format!("--tls-fingerprint: {e}")))?,
+        ),
+        None => None,
+    };
+    if fingerprint.is_some() && tls == TlsMode::None {
+        // A pin that is silently ignored would look like protection.
+        return Err(Failure::usage(
+            "--tls-fingerprint needs TLS: use --tls implicit or --tls starttls",
+        ));
+    }
+    let trust = args.trust.unwrap_or(Trust::System);
+    if trust == Trust::CaFile && ca_pem.is_none() && fingerprint.is_none() {
+        return Err(Failure::usage(
+            "--trust ca-file trusts only the certificates of --ca-file: give --ca-file PEM",
+        ));
+    }
     Ok(Target {
         connect: ConnectConfig {
             host,
             port,
             tls,
             ca_pem,
+            trust,
+            fingerprint,
+            presented: PeerCertificates::new(),
             timeout: args.timeout.map(Duration::from_secs),
             allow_plaintext_auth: args.allow_plaintext_auth,
         },

@@ -8,13 +8,17 @@ use std::future::Future;
 use std::io::{self, Write};
 use std::time::Duration;
 
+use pop3_blocking::rustls::{self, CertificateError, ClientConnection};
 use pop3_proto::{AuthMethod, Capabilities, Greeting, ListEntry, MsgNum, Secret, Stat, UidlEntry};
 use pop3_transport::runtime::{MessageSink as LibrarySink, Runtime as LibraryRuntime, StartTls};
-use pop3_transport::{Connection, Error, Options, Timeouts, TlsOptions};
+use pop3_transport::{
+    CertificateInfo, Connection, Error, Options, PeerCertificates, Sha256Fingerprint, Timeouts,
+    TlsOptions, TrustRoots,
+};
 
-use crate::cli::{Runtime, TlsMode};
-use crate::error::{Exit, Failure, NetError};
-use crate::session::{MessageSink, Session, Stop};
+use crate::cli::{Runtime, TlsMode, Trust};
+use crate::error::{Exit, Failure, NetError, TlsProblem};
+use crate::session::{MessageSink, Session, Stop, TlsDetails};
 
 /// Where and how to connect.
 #[derive(Debug, Clone)]
@@ -27,6 +31,14 @@ pub(crate) struct ConnectConfig {
     pub(crate) tls: TlsMode,
     /// PEM of extra trust anchors (`--ca-file`).
     pub(crate) ca_pem: Option<Vec<u8>>,
+    /// `--trust`: the roots besides `--ca-file`.
+    pub(crate) trust: Trust,
+    /// `--tls-fingerprint`: trust exactly this server certificate instead.
+    pub(crate) fingerprint: Option<Sha256Fingerprint>,
+    /// Where every handshake records the certificates the server presented,
+    /// trusted or not, so that a refusal can name the certificate (and its
+    /// fingerprint) and `serverinfo` can show it.
+    pub(crate) presented: PeerCertificates,
     /// `--timeout`: the same limit for every step; `None` keeps the
     /// transports' defaults.
     pub(crate) timeout: Option<Duration>,
@@ -34,14 +46,62 @@ pub(crate) struct ConnectConfig {
     pub(crate) allow_plaintext_auth: bool,
 }
 
+impl ConnectConfig {
+    /// What the server's own certificate from the latest handshake says.
+    pub(crate) fn presented_certificate(&self) -> Option<CertificateInfo> {
+        let der = self.presented.end_entity()?;
+        CertificateInfo::from_der(der.as_ref()).ok()
+    }
+
+    /// The library's error as the command reports it; a TLS error is
+    /// explained knowing the certificate the server presented.
+    fn net_error(&self, error: Error) -> NetError {
+        match &error {
+            Error::Tls(tls) => {
+                let presented = self.presented_certificate();
+                let advice = error
+                    .tls_advice_for(presented.as_ref())
+                    .unwrap_or_else(|| tls.to_string());
+                let (certificate_refused, unknown_issuer) = match tls {
+                    rustls::Error::InvalidCertificate(problem) => (
+                        presented.is_some(),
+                        matches!(problem, CertificateError::UnknownIssuer)
+                            || is_ca_used_as_end_entity(problem),
+                    ),
+                    _ => (false, false),
+                };
+                NetError::Tls(TlsProblem {
+                    advice,
+                    certificate_refused,
+                    unknown_issuer,
+                })
+            }
+            _ => NetError::from(error),
+        }
+    }
+}
+
+/// webpki's refusal of a CA certificate serving as a server's own: what a
+/// certificate made by `openssl req -x509` gets when it is not trusted by
+/// its exact bytes.
+fn is_ca_used_as_end_entity(problem: &CertificateError) -> bool {
+    match problem {
+        CertificateError::Other(other) => matches!(
+            other.0.downcast_ref::<webpki::Error>(),
+            Some(webpki::Error::CaUsedAsEndEntity)
+        ),
+        _ => false,
+    }
+}
+
 impl From<Error> for NetError {
     fn from(error: Error) -> NetError {
         if let Some(advice) = error.tls_advice() {
-            return NetError::Tls(advice);
+            return NetError::Tls(TlsProblem::other(advice));
         }
         match error {
             Error::Io(e) => NetError::Io(e),
-            Error::Tls(e) => NetError::Tls(e.to_string()),
+            Error::Tls(e) => NetError::Tls(TlsProblem::other(e.to_string())),
             Error::Protocol(e) => NetError::Protocol(e),
             Error::BadReply(e) => NetError::BadReply(e),
             Error::Sink(e) => NetError::Sink(e),
@@ -60,7 +120,7 @@ fn error_ref(error: &Error) -> NetError {
     match error {
         Error::Io(e) => NetError::Io(io::Error::new(e.kind(), e.to_string())),
         Error::Sink(e) => NetError::Sink(io::Error::new(e.kind(), e.to_string())),
-        Error::Tls(e) => NetError::Tls(e.to_string()),
+        Error::Tls(e) => NetError::Tls(TlsProblem::other(e.to_string())),
         Error::Protocol(e) => NetError::Protocol(e.clone()),
         Error::BadReply(e) => NetError::BadReply(e.clone()),
         Error::Usage(e) => NetError::Usage(e.clone()),
@@ -69,6 +129,52 @@ fn error_ref(error: &Error) -> NetError {
         Error::Closed => NetError::Closed,
         Error::StlsUnavailable => NetError::StlsUnavailable,
         other => NetError::Other(other.to_string()),
+    }
+}
+
+/// The rustls session of a transport's stream, whichever runtime's it is.
+trait TlsStream {
+    /// The rustls connection, once TLS is on.
+    fn rustls(&self) -> Option<&ClientConnection>;
+}
+
+impl<S: io::Read + io::Write> TlsStream for pop3_blocking::MaybeTls<S> {
+    fn rustls(&self) -> Option<&ClientConnection> {
+        self.tls_connection()
+    }
+}
+
+impl<S> TlsStream for pop3_tokio::MaybeTls<S> {
+    fn rustls(&self) -> Option<&ClientConnection> {
+        self.tls_connection()
+    }
+}
+
+impl<S> TlsStream for pop3_smol::MaybeTls<S> {
+    fn rustls(&self) -> Option<&ClientConnection> {
+        self.tls_connection()
+    }
+}
+
+/// What a rustls session negotiated and was shown.
+fn tls_details(connection: &ClientConnection) -> TlsDetails {
+    let version = connection.protocol_version().map(|v| match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+        other => format!("{other:?}"),
+    });
+    let cipher = connection.negotiated_cipher_suite().map(|suite| {
+        let id = suite.suite();
+        id.as_str().map_or_else(|| format!("{id:?}"), str::to_owned)
+    });
+    let chain = connection
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+        .unwrap_or_default();
+    TlsDetails {
+        version,
+        cipher,
+        chain,
     }
 }
 
@@ -105,8 +211,15 @@ impl Exec for SmolExec {
 }
 
 /// The library's options from the command line.
-fn options(config: &ConnectConfig) -> Result<Options, Failure> {
-    let mut tls = TlsOptions::new();
+pub(crate) fn options(config: &ConnectConfig) -> Result<Options, Failure> {
+    let roots = match config.trust {
+        Trust::System => TrustRoots::System,
+        Trust::Mozilla => TrustRoots::Mozilla,
+        Trust::CaFile => TrustRoots::OnlyGiven,
+    };
+    let mut tls = TlsOptions::new()
+        .trust_roots(roots)
+        .capture_peer_certificates(&config.presented);
     if let Some(pem) = &config.ca_pem {
         tls = tls.add_root_pem(&pem[..]).map_err(|e| {
             Failure::new(
@@ -115,75 +228,86 @@ fn options(config: &ConnectConfig) -> Result<Options, Failure> {
             )
         })?;
     }
+    if let Some(fingerprint) = config.fingerprint {
+        tls = tls.pin_sha256(fingerprint);
+    }
     let mut options = Options::new()
         .tls(tls)
         .allow_plaintext_auth(config.allow_plaintext_auth);
     if let Some(limit) = config.timeout {
-        options = options.timeouts(Timeouts {
-            connect: Some(limit),
-            tls_handshake: Some(limit),
-            read: Some(limit),
-            write: Some(limit),
-        });
+        options = options.timeouts(Timeouts::uniform(limit));
     }
     Ok(options)
 }
 
 /// Connects with the chosen runtime and reads the greeting (and, with
-/// `--tls starttls`, upgrades to TLS first).
+/// `--tls starttls`, upgrades to TLS first). Errors name `host:port`.
 pub(crate) fn connect(
     runtime: Runtime,
     config: &ConnectConfig,
 ) -> Result<Box<dyn Session>, Failure> {
+    let context =
+        |e: NetError| Failure::from(e).context(format_args!("{}:{}", config.host, config.port));
+    let options = options(config)?;
+    let mut session = open(runtime, config, &options).map_err(context)?;
+    if config.tls == TlsMode::Starttls {
+        session.stls().map_err(context)?;
+    }
+    Ok(session)
+}
+
+/// Connects with the chosen runtime and reads the greeting: after the TLS
+/// handshake with `--tls implicit`, in plaintext otherwise (`--tls
+/// starttls` then needs [`Session::stls`], which is what `connect` does).
+pub(crate) fn open(
+    runtime: Runtime,
+    config: &ConnectConfig,
+    options: &Options,
+) -> Result<Box<dyn Session>, NetError> {
     let host = config.host.as_str();
     let port = config.port;
-    let context =
-        |e: Error| Failure::from(NetError::from(e)).context(format_args!("{host}:{port}"));
-    let options = options(config)?;
-    let tls = config.tls;
+    let implicit = config.tls == TlsMode::Implicit;
+    let error = |e: Error| config.net_error(e);
+    let name = options.server_name.as_deref().unwrap_or(host).to_owned();
     Ok(match runtime {
         Runtime::Blocking => {
-            let conn = match tls {
-                TlsMode::Implicit => pop3_blocking::connect_tls(host, port, &options),
-                TlsMode::Starttls => pop3_blocking::connect_starttls(host, port, &options),
-                TlsMode::None => pop3_blocking::connect_plain(host, port, &options),
+            let conn = if implicit {
+                pop3_blocking::connect_tls(host, port, options)
+            } else {
+                pop3_blocking::connect_plain(host, port, options)
             }
-            .map_err(context)?;
-            Box::new(Live::new(conn, BlockingExec))
+            .map_err(error)?;
+            Box::new(Live::new(conn, BlockingExec, name, config.clone()))
         }
         Runtime::Tokio => {
             let exec = TokioExec(
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                    .map_err(|e| Failure::new(Exit::Software, format!("tokio runtime: {e}")))?,
+                    .map_err(|e| NetError::Other(format!("tokio runtime: {e}")))?,
             );
             let conn = exec
                 .block_on(async {
-                    match tls {
-                        TlsMode::Implicit => pop3_tokio::connect_tls(host, port, &options).await,
-                        TlsMode::Starttls => {
-                            pop3_tokio::connect_starttls(host, port, &options).await
-                        }
-                        TlsMode::None => pop3_tokio::connect_plain(host, port, &options).await,
+                    if implicit {
+                        pop3_tokio::connect_tls(host, port, options).await
+                    } else {
+                        pop3_tokio::connect_plain(host, port, options).await
                     }
                 })
-                .map_err(context)?;
-            Box::new(Live::new(conn, exec))
+                .map_err(error)?;
+            Box::new(Live::new(conn, exec, name, config.clone()))
         }
         Runtime::Smol => {
             let conn = SmolExec
                 .block_on(async {
-                    match tls {
-                        TlsMode::Implicit => pop3_smol::connect_tls(host, port, &options).await,
-                        TlsMode::Starttls => {
-                            pop3_smol::connect_starttls(host, port, &options).await
-                        }
-                        TlsMode::None => pop3_smol::connect_plain(host, port, &options).await,
+                    if implicit {
+                        pop3_smol::connect_tls(host, port, options).await
+                    } else {
+                        pop3_smol::connect_plain(host, port, options).await
                     }
                 })
-                .map_err(context)?;
-            Box::new(Live::new(conn, SmolExec))
+                .map_err(error)?;
+            Box::new(Live::new(conn, SmolExec, name, config.clone()))
         }
     })
 }
@@ -193,11 +317,20 @@ struct Live<S, R, E> {
     // Dropped before the executor that drives it.
     conn: Connection<S, R>,
     exec: E,
+    /// The name the certificate must be valid for, for `STLS`.
+    server_name: String,
+    /// The settings it was opened with, to explain TLS errors of `STLS`.
+    config: ConnectConfig,
 }
 
 impl<S, R, E> Live<S, R, E> {
-    fn new(conn: Connection<S, R>, exec: E) -> Self {
-        Live { conn, exec }
+    fn new(conn: Connection<S, R>, exec: E, server_name: String, config: ConnectConfig) -> Self {
+        Live {
+            conn,
+            exec,
+            server_name,
+            config,
+        }
     }
 }
 
@@ -241,9 +374,24 @@ async fn copy_out<S: pop3_transport::runtime::IoStream, R: LibraryRuntime>(
     Ok(total)
 }
 
-impl<S: StartTls, R: LibraryRuntime, E: Exec> Session for Live<S, R, E> {
+impl<S: StartTls + TlsStream, R: LibraryRuntime, E: Exec> Session for Live<S, R, E> {
     fn greeting(&self) -> &Greeting {
         self.conn().greeting()
+    }
+
+    fn tls(&self) -> Option<TlsDetails> {
+        self.conn().get_ref().rustls().map(tls_details)
+    }
+
+    fn stls(&mut self) -> Result<(), NetError> {
+        let Live {
+            conn,
+            exec,
+            server_name,
+            config,
+        } = self;
+        exec.block_on(conn.stls(server_name))
+            .map_err(|e| config.net_error(e))
     }
 
     fn is_encrypted(&self) -> bool {
@@ -292,12 +440,12 @@ impl<S: StartTls, R: LibraryRuntime, E: Exec> Session for Live<S, R, E> {
     }
 
     fn retr_to(&mut self, msg: MsgNum, out: &mut dyn Write) -> Result<u64, NetError> {
-        let Live { conn, exec } = self;
+        let Live { conn, exec, .. } = self;
         exec.block_on(async { copy_out(conn.retr(msg).await?, out).await })
     }
 
     fn top_to(&mut self, msg: MsgNum, lines: u32, out: &mut dyn Write) -> Result<u64, NetError> {
-        let Live { conn, exec } = self;
+        let Live { conn, exec, .. } = self;
         exec.block_on(async { copy_out(conn.top(msg, lines).await?, out).await })
     }
 
@@ -324,7 +472,7 @@ impl<S: StartTls, R: LibraryRuntime, E: Exec> Session for Live<S, R, E> {
     }
 
     fn quit(self: Box<Self>) -> Result<(), NetError> {
-        let Live { conn, exec } = *self;
+        let Live { conn, exec, .. } = *self;
         Ok(exec.block_on(conn.quit())?)
     }
 }

@@ -503,10 +503,12 @@ fn implicit_tls_bad_certificates() {
             "issued by an authority this client does not trust",
         ),
         ("expired", &pki.expired, "certificate expired"),
+        // The presented certificate is known when the error is explained,
+        // so a self-signed one is called that.
         (
             "self-signed",
             &pki.self_signed,
-            "issued by an authority this client does not trust",
+            "certificate is self-signed",
         ),
     ];
     for runtime in RUNTIMES {
