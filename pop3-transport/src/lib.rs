@@ -35,6 +35,7 @@
 #![forbid(unsafe_code)]
 
 mod certificate;
+pub mod connect;
 mod connection;
 #[cfg(test)]
 mod connection_tests;
