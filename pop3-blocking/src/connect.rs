@@ -4,8 +4,8 @@ use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 
 use pop3_transport::connect::open_stream;
-use pop3_transport::runtime::blocking::Blocking;
 use pop3_transport::runtime::block_on;
+use pop3_transport::runtime::blocking::Blocking;
 
 use crate::stream::MaybeTls;
 use crate::{Connection, Error, Options, Phase, Result, Timeouts};

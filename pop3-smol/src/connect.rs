@@ -4,8 +4,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use async_io::Async;
-use pop3_transport::runtime::smol::Smol;
 use pop3_transport::connect::open_stream;
+use pop3_transport::runtime::smol::Smol;
 use pop3_transport::runtime::with_timeout;
 
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result};

@@ -1,7 +1,7 @@
 //! Opening connections: plaintext, implicit TLS, and `STLS`.
 
-use pop3_transport::runtime::tokio::Tokio;
 use pop3_transport::connect::open_stream;
+use pop3_transport::runtime::tokio::Tokio;
 use pop3_transport::runtime::with_timeout;
 use tokio::net::TcpStream;
 

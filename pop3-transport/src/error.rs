@@ -497,6 +497,14 @@ mod tests {
             Error::StlsUnavailable.to_string(),
             "the server does not offer STLS"
         );
+        assert_eq!(
+            Error::Timeout(Phase::Proxy).to_string(),
+            "connecting through the SOCKS5 proxy timed out"
+        );
+        let refused = crate::socks5::Socks5Error::AuthRefused { status: 1 };
+        let error = Error::Proxy(crate::socks5::Socks5ConnectError::Socks5(refused));
+        assert!(error.is_fatal());
+        assert!(error.to_string().starts_with("SOCKS5: "), "{error}");
     }
 
     fn tls(problem: CertificateError) -> Error {
