@@ -2107,9 +2107,9 @@ pub async fn proxy_answers_garbage<T: Transport>(t: &T) {
 }
 
 /// A proxy that refuses: the CONNECT refused with each of several reply
-/// codes, its reply cut short, the proxy password refused, and a proxy that
-/// wants credentials the client does not have. A typed `Proxy` error in
-/// every mode; the mail server is never reached.
+/// codes, its reply cut short, the proxy password refused, a proxy that
+/// wants credentials the client does not have, and no proxy listening. A
+/// typed `Proxy` error in every mode; the mail server is never reached.
 pub async fn proxy_refuses<T: Transport>(t: &T) {
     for (code, reply) in [
         (1, ReplyCode::GeneralFailure),
@@ -2140,6 +2140,27 @@ pub async fn proxy_refuses<T: Transport>(t: &T) {
     let want = Socks5Error::NoAcceptableMethod;
     let what = "proxy wanting credentials";
     through_failing_proxy(t, &proxy, None, &want, what).await;
+
+    // No proxy listening at all: an I/O error, still named as the proxy's.
+    let closed = MailPort::new();
+    let url = format!("socks5://127.0.0.1:{}", closed.port());
+    drop(closed);
+    let mail = MailPort::new();
+    for mode in Mode::ALL {
+        let what = format!("no proxy listening, {mode:?}");
+        let options = opts().proxy(proxy_url(&url));
+        let e = expect_connect_err(
+            connect_in(t, mode, "localhost", mail.port(), &options).await,
+            &what,
+        );
+        match &e {
+            Error::Proxy(Socks5ConnectError::Io(io))
+                if io.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            other => panic!("{what}: expected Proxy(Io(ConnectionRefused)), got {other:?}"),
+        }
+        assert!(e.to_string().contains("proxy"), "{what}: {e}");
+    }
+    mail.assert_untouched("no proxy listening");
 }
 
 /// A proxy that reads the method offer and then says nothing: `Timeout` in
