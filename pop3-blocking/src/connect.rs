@@ -46,6 +46,9 @@ fn tcp_connect(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream> 
 /// Credentials are refused on this connection unless
 /// [`Options::allow_plaintext_auth`] is set: use [`connect_tls`] or
 /// [`connect_starttls`] for real servers.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
     block_on(Connection::traced(host, port, async {
         let stream = open(host, port, options, false).await?;
@@ -67,6 +70,9 @@ async fn open(host: &str, port: u16, options: &Options, tls: bool) -> Result<May
 /// Connects with implicit TLS (POP3S, port 995): the TLS handshake comes
 /// first, verifying the server's certificate for [`Options::server_name`]
 /// (default `host`), then the greeting is read.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     block_on(Connection::traced(host, port, async {
         let stream = open(host, port, options, true).await?;
@@ -81,6 +87,9 @@ pub fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connectio
 /// Then the TLS handshake verifies the server's certificate for
 /// [`Options::server_name`] (default `host`), and the core asks for the
 /// capabilities again over TLS.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     let mut connection = connect_plain(host, port, options)?;
     let name = options.server_name.as_deref().unwrap_or(host).to_owned();

@@ -62,6 +62,9 @@ async fn open(host: &str, port: u16, options: &Options, tls: bool) -> Result<May
 /// [`connect_tls`] instead.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub async fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
     Connection::traced(host, port, async {
         let stream = open(host, port, options, false).await?;
@@ -75,6 +78,9 @@ pub async fn connect_plain(host: &str, port: u16, options: &Options) -> Result<C
 /// `host`.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     Connection::traced(host, port, async {
         let stream = open(host, port, options, true).await?;
@@ -88,6 +94,9 @@ pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Con
 /// server does not offer it — never falls back to plaintext.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub async fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     let mut conn = connect_plain(host, port, options).await?;
     let name = options.server_name.as_deref().unwrap_or(host).to_owned();
