@@ -3,7 +3,9 @@
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 
-use pop3_transport::runtime::{block_on, StartTls};
+use pop3_transport::connect::open_stream;
+use pop3_transport::runtime::block_on;
+use pop3_transport::runtime::blocking::Blocking;
 
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result, Timeouts};
 
@@ -43,28 +45,36 @@ fn tcp_connect(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream> 
 /// Credentials are refused on this connection unless
 /// [`Options::allow_plaintext_auth`] is set: use [`connect_tls`] or
 /// [`connect_starttls`] for real servers.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
     block_on(Connection::traced(host, port, async {
+        let stream = open(host, port, options, false).await?;
+        Connection::start(stream, options, false).await
+    }))
+}
+
+/// The TCP connection to `host` (or to [`Options::proxy`], then tunnelled
+/// to `host`), with implicit TLS when `tls`.
+async fn open(host: &str, port: u16, options: &Options, tls: bool) -> Result<MaybeTls<TcpStream>> {
+    open_stream::<Blocking, _>(host, port, options, tls, async |host, port| {
         let socket = tcp_connect(host, port, &options.timeouts)?;
         tracing::debug!("connected");
-        Connection::start(MaybeTls::Plain(socket), options, false).await
-    }))
+        Ok(MaybeTls::Plain(socket))
+    })
+    .await
 }
 
 /// Connects with implicit TLS (POP3S, port 995): the TLS handshake comes
 /// first, verifying the server's certificate for [`Options::server_name`]
 /// (default `host`), then the greeting is read.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     block_on(Connection::traced(host, port, async {
-        let config = options.tls.client_config()?;
-        let name = options.tls_server_name(host)?;
-        let mut stream = MaybeTls::Plain(tcp_connect(host, port, &options.timeouts)?);
-        let limit = options.timeouts.tls_handshake;
-        stream
-            .start_tls(config, name, limit)
-            .await
-            .map_err(|e| Error::from_io(e, Phase::TlsHandshake))?;
-        tracing::debug!("TLS established");
+        let stream = open(host, port, options, true).await?;
         Connection::start(stream, options, true).await
     }))
 }
@@ -76,6 +86,9 @@ pub fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connectio
 /// Then the TLS handshake verifies the server's certificate for
 /// [`Options::server_name`] (default `host`), and the core asks for the
 /// capabilities again over TLS.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     let mut connection = connect_plain(host, port, options)?;
     let name = options.server_name.as_deref().unwrap_or(host).to_owned();

@@ -4,6 +4,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 
 use async_io::Async;
+use pop3_transport::connect::open_stream;
 use pop3_transport::runtime::smol::Smol;
 use pop3_transport::runtime::with_timeout;
 
@@ -48,15 +49,27 @@ async fn tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream> {
     Ok(stream)
 }
 
+/// The TCP connection to `host` (or to [`Options::proxy`], then tunnelled
+/// to `host`), with implicit TLS when `tls`.
+async fn open(host: &str, port: u16, options: &Options, tls: bool) -> Result<MaybeTls<TcpStream>> {
+    open_stream::<Smol, _>(host, port, options, tls, async |host, port| {
+        Ok(MaybeTls::Plain(tcp(host, port, options).await?))
+    })
+    .await
+}
+
 /// Connects without TLS (port 110). Credentials are then refused unless
 /// [`Options::allow_plaintext_auth`]; use [`connect_starttls`] or
 /// [`connect_tls`] instead.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub async fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
     Connection::traced(host, port, async {
-        let stream = tcp(host, port, options).await?;
-        Connection::start(MaybeTls::Plain(stream), options, false).await
+        let stream = open(host, port, options, false).await?;
+        Connection::start(stream, options, false).await
     })
     .await
 }
@@ -66,16 +79,13 @@ pub async fn connect_plain(host: &str, port: u16, options: &Options) -> Result<C
 /// `host`.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     Connection::traced(host, port, async {
-        let config = options.tls.client_config()?;
-        let name = options.tls_server_name(host)?;
-        let stream = tcp(host, port, options).await?;
-        let handshake = tls_connect(config, name, stream);
-        let limit = options.timeouts.tls_handshake;
-        let tls = with_timeout::<Smol, _>(limit, Phase::TlsHandshake, handshake).await?;
-        tracing::debug!("TLS established");
-        Connection::start(MaybeTls::Tls(Box::new(tls)), options, true).await
+        let stream = open(host, port, options, true).await?;
+        Connection::start(stream, options, true).await
     })
     .await
 }
@@ -85,6 +95,9 @@ pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Con
 /// server does not offer it — never falls back to plaintext.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+///
+/// With [`Options::proxy`] set, the connection goes through that SOCKS5
+/// proxy, which resolves `host`.
 pub async fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     let mut conn = connect_plain(host, port, options).await?;
     let name = options.server_name.as_deref().unwrap_or(host).to_owned();

@@ -551,6 +551,8 @@ fn futures_are_send(conn: &mut Connection<DuplexStream>, options: &Options) {
         options,
     ));
     send(pop3_tokio::connect_starttls("localhost", 110, options));
+    send(pop3_tokio::connect_tls("localhost", 995, options));
+    send(pop3_tokio::connect_plain("localhost", 110, options));
     send(conn.login("a", "b"));
     send(conn.stls("localhost"));
     send(conn.retr(n(1)));

@@ -7,6 +7,7 @@ use pop3_proto::{ProtocolError, ServerError, UsageError};
 use rustls::CertificateError;
 
 use crate::certificate::{format_unix_time, CertificateInfo};
+use crate::socks5::Socks5ConnectError;
 use crate::trust::FingerprintMismatch;
 
 /// A `Result` that fails with [`Error`].
@@ -26,6 +27,9 @@ pub enum Phase {
     Read,
     /// Writing (and flushing) bytes to the server.
     Write,
+    /// Connecting to the SOCKS5 proxy of [`Options::proxy`](crate::Options::proxy),
+    /// or its handshake.
+    Proxy,
 }
 
 impl fmt::Display for Phase {
@@ -36,6 +40,7 @@ impl fmt::Display for Phase {
             Phase::Greeting => "waiting for the greeting",
             Phase::Read => "read",
             Phase::Write => "write",
+            Phase::Proxy => "connecting through the SOCKS5 proxy",
         })
     }
 }
@@ -51,6 +56,7 @@ impl fmt::Display for Phase {
 /// | [`Error::BadReply`]: one unusable reply ([`pop3_proto::Event::Failed`]) | usable |
 /// | [`Error::Sink`]: a writer or sink of yours failed | usable |
 /// | [`Error::Protocol`], [`Error::Io`], [`Error::Tls`], [`Error::Timeout`], [`Error::Closed`] | ended: later calls return [`Error::Closed`] |
+/// | [`Error::Proxy`] | never connected |
 ///
 /// [`Error::is_fatal`] tells the two apart.
 #[derive(Debug)]
@@ -89,6 +95,11 @@ pub enum Error {
     /// capabilities. Nothing but `CAPA` was sent, and there is never a fallback
     /// to plaintext.
     StlsUnavailable,
+    /// The SOCKS5 proxy of [`Options::proxy`](crate::Options::proxy) could
+    /// not be reached, failed its handshake (not a SOCKS5 proxy, credentials
+    /// refused, a malformed reply), or could not reach the mail server. No
+    /// byte went to the mail server.
+    Proxy(Socks5ConnectError),
 }
 
 impl fmt::Display for Error {
@@ -104,6 +115,7 @@ impl fmt::Display for Error {
             Error::Timeout(phase) => write!(f, "{phase} timed out"),
             Error::Closed => f.write_str("the POP3 session has ended"),
             Error::StlsUnavailable => f.write_str("the server does not offer STLS"),
+            Error::Proxy(e) => e.fmt(f),
         }
     }
 }
@@ -314,6 +326,7 @@ impl std::error::Error for Error {
             Error::Protocol(e) | Error::BadReply(e) => Some(e),
             Error::Sink(e) => Some(e),
             Error::Usage(e) => Some(e),
+            Error::Proxy(e) => Some(e),
             _ => None,
         }
     }
@@ -484,6 +497,14 @@ mod tests {
             Error::StlsUnavailable.to_string(),
             "the server does not offer STLS"
         );
+        assert_eq!(
+            Error::Timeout(Phase::Proxy).to_string(),
+            "connecting through the SOCKS5 proxy timed out"
+        );
+        let refused = crate::socks5::Socks5Error::AuthRefused { status: 1 };
+        let error = Error::Proxy(crate::socks5::Socks5ConnectError::Socks5(refused));
+        assert!(error.is_fatal());
+        assert!(error.to_string().starts_with("SOCKS5: "), "{error}");
     }
 
     fn tls(problem: CertificateError) -> Error {

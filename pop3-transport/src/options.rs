@@ -12,6 +12,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
 use crate::certificate::Sha256Fingerprint;
+use crate::socks5::Socks5Proxy;
 use crate::trust::{self, PeerCertificates, TrustRoots};
 use crate::{Error, Result};
 
@@ -110,6 +111,10 @@ pub struct Options {
     pub pipeline_window: usize,
     /// Size limits on what the server may send.
     pub limits: Limits,
+    /// Connect through this SOCKS5 proxy (default none: connect directly).
+    /// The mail server's host name is resolved by the proxy, and TLS still
+    /// verifies the mail server's name; see [`Options::proxy`].
+    pub proxy: Option<Socks5Proxy>,
 }
 
 impl Default for Options {
@@ -122,6 +127,7 @@ impl Default for Options {
             encrypted: false,
             pipeline_window: Config::default().pipeline_window,
             limits: Limits::default(),
+            proxy: None,
         }
     }
 }
@@ -203,6 +209,29 @@ impl Options {
     /// name nor an IP address.
     pub fn tls_server_name(&self, host: &str) -> Result<ServerName<'static>> {
         parse_server_name(self.server_name.as_deref().unwrap_or(host))
+    }
+
+    /// Sets [`Options::proxy`]: every connect function then opens its TCP
+    /// connection to the proxy (within [`Timeouts::connect`]), asks it with
+    /// SOCKS5 (RFC 1928) to connect to the mail server by *name*, so that
+    /// the proxy resolves it (as Tor needs), authenticating with the proxy's
+    /// user name and password (RFC 1929; a missing password is sent empty)
+    /// if it wants them, and only then runs TLS for the mail server's name
+    /// and reads the greeting. The handshake is bounded by
+    /// [`Timeouts::connect`] (else [`Timeouts::read`]). A proxy that fails
+    /// gives [`Error::Proxy`], or [`Error::Timeout`] with
+    /// [`Phase::Proxy`](crate::Phase::Proxy).
+    ///
+    /// ```
+    /// use pop3_transport::Options;
+    ///
+    /// let options = Options::new().proxy("socks5://127.0.0.1:9050".parse()?);
+    /// # Ok::<(), pop3_transport::socks5::ProxyUrlError>(())
+    /// ```
+    #[must_use]
+    pub fn proxy(mut self, proxy: Socks5Proxy) -> Options {
+        self.proxy = Some(proxy);
+        self
     }
 }
 

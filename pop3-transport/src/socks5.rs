@@ -17,6 +17,9 @@
 //!   name) or POP3 over the same stream.
 //! - [`Socks5Proxy`]: the proxy as a URL, `socks5://[user[:password]@]host[:port]`.
 //!
+//! The transports use all of this through [`Options::proxy`](crate::Options::proxy):
+//! set it, and every connect function goes through the proxy.
+//!
 //! Time limits are the caller's: set the stream's read and write timeouts
 //! (or wrap the future in one) before the handshake, so a proxy that says
 //! nothing cannot hang the connection.

@@ -27,6 +27,7 @@
 //! prove are not repeated here; `SECURITY.md` maps every case to its test.
 
 use std::fmt;
+use std::net::TcpListener;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -39,13 +40,15 @@ use pop3_proto::{
 
 use crate::pki::{rustls_server_config, CertKey, TestPki};
 use pop3_transport::runtime::{IoStream, Runtime};
-use pop3_transport::Connection;
+use pop3_transport::socks5::{ReplyCode, Socks5ConnectError, Socks5Error, Stage};
+use pop3_transport::{Connection, FingerprintMismatch, Phase, Sha256Fingerprint, TlsOptions};
 
 use crate::scenarios::{
-    n, retr_bytes, retr_streamed, timeouts, top_bytes, trusting, Conn, Error, Options, Result,
-    Transport,
+    connect_in, n, proxy_url, retr_bytes, retr_streamed, timeouts, top_bytes, trusting, Conn,
+    Error, Mode, Options, Result, Transport,
 };
 use crate::scripted::{show, ScriptConfig, ScriptedServer, Step};
+use crate::socks5::{Behaviour, Socks5Config, Socks5Server};
 
 /// Expands to one `#[test]` per case of [`crate::hostile`], each calling the
 /// case with `&$transport` under a [`Watchdog`].
@@ -93,6 +96,10 @@ macro_rules! hostile_tests {
             escapes_in_err_text,
             line_breaks_in_caller_arguments,
             line_breaks_in_password,
+            proxy_answers_garbage,
+            proxy_refuses,
+            proxy_stalls,
+            wrong_fingerprint_pin,
         );
     };
     (@each $transport:expr; $($(#[$attr:meta])* $name:ident),* $(,)?) => {
@@ -1991,6 +1998,279 @@ pub async fn line_breaks_in_password<T: Transport>(t: &T) {
     let (received, result) = finish(server);
     assert_eq!(received, b"QUIT\r\n", "{}", show(&received));
     result.expect("script followed");
+}
+
+// ---------------------------------------------------------------------------
+// SOCKS5 proxies and pinned certificates
+// ---------------------------------------------------------------------------
+
+/// Where the mail server would be: a listener that only tells whether anyone
+/// connected. A proxy that fails must leave it untouched.
+struct MailPort(TcpListener);
+
+impl MailPort {
+    fn new() -> MailPort {
+        MailPort(TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+    }
+
+    fn port(&self) -> u16 {
+        self.0.local_addr().expect("local address").port()
+    }
+
+    #[track_caller]
+    fn assert_untouched(&self, what: &str) {
+        self.0.set_nonblocking(true).expect("non-blocking listener");
+        match self.0.accept() {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Ok((_, from)) => panic!("{what}: the mail server was reached (from {from})"),
+            Err(e) => panic!("{what}: accept: {e}"),
+        }
+    }
+}
+
+/// Connects in every mode through `proxy` (with `credentials` for it) to a
+/// mail port nobody may reach, expecting each attempt to fail fast with
+/// `Error::Proxy` holding `want`, naming SOCKS5 in its text.
+async fn through_failing_proxy<T: Transport>(
+    t: &T,
+    proxy: &Socks5Server,
+    credentials: Option<(&str, &str)>,
+    want: &Socks5Error,
+    what: &str,
+) {
+    let mail = MailPort::new();
+    let options = opts().proxy(proxy_url(&proxy.url(credentials)));
+    for mode in Mode::ALL {
+        let what = format!("{what}, {mode:?}");
+        let started = Instant::now();
+        let e = expect_connect_err(
+            connect_in(t, mode, "localhost", mail.port(), &options).await,
+            &what,
+        );
+        assert!(
+            started.elapsed() < LIMIT,
+            "{what}: took {:?}",
+            started.elapsed()
+        );
+        match &e {
+            Error::Proxy(Socks5ConnectError::Socks5(got)) if got == want => {}
+            other => panic!("{what}: expected Proxy({want:?}), got {other:?}"),
+        }
+        let text = e.to_string();
+        assert!(text.contains("SOCKS5"), "{what}: {text}");
+        assert_clean(&text, &what);
+    }
+    mail.assert_untouched(what);
+}
+
+/// A proxy that answers the method offer with something that is not SOCKS5
+/// (an HTTP error, a POP3 greeting, a SOCKS4 reply), a method that was not
+/// offered, or one byte and a close: a typed `Proxy` error at once in every
+/// mode, with nothing sent toward the mail server.
+pub async fn proxy_answers_garbage<T: Transport>(t: &T) {
+    let cases: [(&[u8], Socks5Error); 5] = [
+        (
+            b"HTTP/1.1 400 Bad Request\r\n\r\n",
+            Socks5Error::NotSocks5 {
+                stage: Stage::MethodSelection,
+                version: b'H',
+            },
+        ),
+        (
+            b"+OK POP3 server ready\r\n",
+            Socks5Error::NotSocks5 {
+                stage: Stage::MethodSelection,
+                version: b'+',
+            },
+        ),
+        (
+            &[0, 0x5a, 0, 0, 0, 0, 0, 0],
+            Socks5Error::NotSocks5 {
+                stage: Stage::MethodSelection,
+                version: 0,
+            },
+        ),
+        (&[5, 0x42], Socks5Error::UnexpectedMethod(0x42)),
+        (&[5], Socks5Error::Truncated(Stage::MethodSelection)),
+    ];
+    for (garbage, want) in cases {
+        let what = format!("proxy answering {}", show(garbage));
+        let proxy = Socks5Server::start(Socks5Config::with_behaviour(Behaviour::Garbage(
+            garbage.to_vec(),
+        )));
+        // With credentials for the proxy, as the more exposed case.
+        through_failing_proxy(t, &proxy, Some(("proxy-user", "proxy-pw")), &want, &what).await;
+        for request in proxy.requests() {
+            assert_eq!(request.methods, [0, 2], "{what}");
+        }
+    }
+}
+
+/// A proxy that refuses: the CONNECT refused with each of several reply
+/// codes, its reply cut short, the proxy password refused, a proxy that
+/// wants credentials the client does not have, and no proxy listening. A
+/// typed `Proxy` error in every mode; the mail server is never reached.
+pub async fn proxy_refuses<T: Transport>(t: &T) {
+    for (code, reply) in [
+        (1, ReplyCode::GeneralFailure),
+        (2, ReplyCode::NotAllowed),
+        (4, ReplyCode::HostUnreachable),
+        (5, ReplyCode::ConnectionRefused),
+    ] {
+        let what = format!("proxy refusing with code {code}");
+        let proxy = Socks5Server::start(Socks5Config::with_behaviour(Behaviour::Refuse(code)));
+        let want = Socks5Error::ConnectFailed(reply);
+        through_failing_proxy(t, &proxy, None, &want, &what).await;
+        for request in proxy.requests() {
+            assert_eq!(
+                (request.address_type, request.host.as_str()),
+                (3, "localhost"),
+                "{what}: the proxy is asked by name"
+            );
+        }
+    }
+    let proxy = Socks5Server::start(Socks5Config::with_behaviour(Behaviour::TruncatedReply));
+    let want = Socks5Error::Truncated(Stage::Connect);
+    through_failing_proxy(t, &proxy, None, &want, "proxy cutting its reply short").await;
+
+    let proxy = Socks5Server::start(Socks5Config::relay().require_auth("proxy-user", "right"));
+    let want = Socks5Error::AuthRefused { status: 1 };
+    let what = "proxy refusing the password";
+    through_failing_proxy(t, &proxy, Some(("proxy-user", "wrong")), &want, what).await;
+    let want = Socks5Error::NoAcceptableMethod;
+    let what = "proxy wanting credentials";
+    through_failing_proxy(t, &proxy, None, &want, what).await;
+
+    // No proxy listening at all: an I/O error, still named as the proxy's.
+    let closed = MailPort::new();
+    let url = format!("socks5://127.0.0.1:{}", closed.port());
+    drop(closed);
+    let mail = MailPort::new();
+    for mode in Mode::ALL {
+        let what = format!("no proxy listening, {mode:?}");
+        let options = opts().proxy(proxy_url(&url));
+        let e = expect_connect_err(
+            connect_in(t, mode, "localhost", mail.port(), &options).await,
+            &what,
+        );
+        match &e {
+            Error::Proxy(Socks5ConnectError::Io(io))
+                if io.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            other => panic!("{what}: expected Proxy(Io(ConnectionRefused)), got {other:?}"),
+        }
+        assert!(e.to_string().contains("proxy"), "{what}: {e}");
+    }
+    mail.assert_untouched("no proxy listening");
+}
+
+/// A proxy that reads the method offer and then says nothing: `Timeout` in
+/// the proxy phase after the connect limit, not a hang.
+pub async fn proxy_stalls<T: Transport>(t: &T) {
+    let proxy = Socks5Server::start(Socks5Config::with_behaviour(Behaviour::Silent));
+    let mail = MailPort::new();
+    let options = opts()
+        .timeouts(timeouts(SHORT))
+        .proxy(proxy_url(&proxy.url(None)));
+    let started = Instant::now();
+    let e = expect_connect_err(
+        t.connect_tls("localhost", mail.port(), &options).await,
+        "silent proxy",
+    );
+    assert_timed_out(&e, started, SHORT, "silent proxy");
+    assert!(
+        matches!(e, Error::Timeout(Phase::Proxy)),
+        "the time-out names the proxy: {e:?}"
+    );
+    mail.assert_untouched("silent proxy");
+}
+
+/// The server presents a certificate whose SHA-256 fingerprint is not the
+/// pinned one (the certificate chains to a trusted CA, but a pin trusts
+/// nothing else): `Tls(InvalidCertificate(..))` holding the
+/// `FingerprintMismatch`, before any POP3 command, in implicit TLS, after
+/// STLS (only `CAPA` and `STLS` sent), and through a proxy. The right pin,
+/// as a control, connects.
+pub async fn wrong_fingerprint_pin<T: Transport>(t: &T) {
+    let pki = TestPki::shared();
+    let presented = Sha256Fingerprint::of(&pki.server.cert_der);
+    let wrong = Sha256Fingerprint::of(&pki.self_signed.cert_der);
+    let pinned = |pin| {
+        opts().tls(
+            TlsOptions::new()
+                .add_root_pem(pki.ca_pem.as_bytes())
+                .expect("the test CA is valid PEM")
+                .pin_sha256(pin),
+        )
+    };
+    let implicit = || {
+        script(vec![
+            Step::StartTls(rustls_server_config(&pki.server)),
+            Step::send_line(GREETING),
+            Step::expect_line("QUIT"),
+            Step::send_line("+OK bye"),
+        ])
+    };
+    // Control: the right pin connects.
+    let server = implicit();
+    let s = expect_ok(
+        t.connect_tls("localhost", port(&server), &pinned(presented))
+            .await,
+        "the right pin",
+    );
+    expect_ok(s.quit().await, "quit");
+    finish(server).1.expect("script followed");
+
+    let proxy = Socks5Server::start(Socks5Config::relay());
+    for mode in [Mode::ImplicitTls, Mode::Stls] {
+        for via_proxy in [false, true] {
+            let what = format!("wrong pin, {mode:?}, through a proxy: {via_proxy}");
+            let server = match mode {
+                Mode::Stls => script(vec![
+                    Step::send_line(GREETING),
+                    Step::expect_line("CAPA"),
+                    Step::Send(CAPA_WITH_STLS.to_vec()),
+                    Step::expect_line("STLS"),
+                    Step::send_line("+OK begin TLS"),
+                    Step::StartTls(rustls_server_config(&pki.server)),
+                    Step::ExpectClose,
+                ]),
+                _ => implicit(),
+            };
+            let mut options = pinned(wrong);
+            if via_proxy {
+                options = options.proxy(proxy_url(&proxy.url(None)));
+            }
+            let e = expect_connect_err(
+                connect_in(t, mode, "localhost", port(&server), &options).await,
+                &what,
+            );
+            let mismatch = match &e {
+                Error::Tls(rustls::Error::InvalidCertificate(rustls::CertificateError::Other(
+                    other,
+                ))) => other.0.downcast_ref::<FingerprintMismatch>(),
+                _ => None,
+            };
+            match mismatch {
+                Some(m) => {
+                    assert_eq!(m.presented, presented, "{what}");
+                    assert_eq!(m.pinned, [wrong], "{what}");
+                }
+                None => panic!("{what}: expected a FingerprintMismatch, got {e:?}"),
+            }
+            let (received, _) = finish(server);
+            let before_tls: &[u8] = match mode {
+                Mode::Stls => b"CAPA\r\nSTLS\r\n",
+                _ => b"",
+            };
+            assert_eq!(
+                received,
+                before_tls,
+                "{what}: no POP3 command may follow: {}",
+                show(&received)
+            );
+        }
+    }
+    assert_eq!(proxy.requests().len(), 2, "both proxied attempts used it");
 }
 
 #[cfg(test)]

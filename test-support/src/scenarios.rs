@@ -35,6 +35,7 @@ pub use pop3_transport::{Connection, Error, Options, Result, Timeouts, TlsOption
 use crate::dovecot::{unique_user, Dovecot, Mailbox};
 use crate::pki::{rustls_server_config, CertKey, TestPki};
 use crate::scripted::{show, ScriptConfig, ScriptedServer, Step};
+use crate::socks5::{Socks5Config, Socks5Server};
 
 // ---------------------------------------------------------------------------
 // How a transport plugs in
@@ -132,6 +133,10 @@ macro_rules! scenario_tests {
             fault_tls_unknown_ca,
             fault_tls_expired,
             fault_tls_self_signed,
+            proxy_plain_login,
+            proxy_implicit_tls_login,
+            proxy_starttls_login,
+            proxy_tls_names_the_mail_server,
         );
     };
     (@each $transport:expr; $($name:ident),* $(,)?) => {
@@ -1690,4 +1695,197 @@ pub async fn fault_stls_method_missing_from_capa<T: Transport>(t: &T) {
     let (received, result) = finish(server);
     assert_eq!(received, b"CAPA\r\nQUIT\r\n", "{}", show(&received));
     result.expect("script followed");
+}
+
+// ---------------------------------------------------------------------------
+// Through a SOCKS5 proxy
+// ---------------------------------------------------------------------------
+
+/// How a connection is secured: the three connect functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `connect_plain`.
+    Plain,
+    /// `connect_tls` (implicit TLS).
+    ImplicitTls,
+    /// `connect_starttls`.
+    Stls,
+}
+
+impl Mode {
+    /// All three.
+    pub const ALL: [Mode; 3] = [Mode::Plain, Mode::ImplicitTls, Mode::Stls];
+}
+
+/// Connects with the connect function of `mode`.
+pub async fn connect_in<T: Transport>(
+    t: &T,
+    mode: Mode,
+    host: &str,
+    port: u16,
+    options: &Options,
+) -> Result<Conn<T>> {
+    match mode {
+        Mode::Plain => t.connect_plain(host, port, options).await,
+        Mode::ImplicitTls => t.connect_tls(host, port, options).await,
+        Mode::Stls => t.connect_starttls(host, port, options).await,
+    }
+}
+
+/// Parses a proxy URL of the scripted proxy.
+pub fn proxy_url(url: &str) -> pop3_transport::socks5::Socks5Proxy {
+    match url.parse() {
+        Ok(proxy) => proxy,
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// Proxy credentials as the scripted proxy requires them and as the URL
+/// gives them: none, a user name and password, and a user name alone (sent
+/// with an empty password, as Tor's per-user circuits use it).
+const PROXY_LOGINS: [Option<(&str, Option<&str>)>; 3] = [
+    None,
+    Some(("proxy-user", Some("proxy-pw:@%"))),
+    Some(("tor-circuit-7", None)),
+];
+
+/// Logs in to Dovecot by the name `localhost` through the scripted proxy in
+/// `mode`, once per entry of [`PROXY_LOGINS`]: the proxy receives the name
+/// unresolved (address type 3), the methods offered match the credentials,
+/// and they arrive intact; the session is encrypted exactly when `mode` says
+/// so, and a message comes back byte-exact.
+async fn dovecot_through_proxy<T: Transport>(t: &T, mode: Mode) {
+    let d = dovecot();
+    let port = match mode {
+        Mode::ImplicitTls => d.tls_addr().port(),
+        Mode::Plain | Mode::Stls => d.plain_addr().port(),
+    };
+    for login in PROXY_LOGINS {
+        let what = format!("{mode:?} through the proxy, proxy login {login:?}");
+        let password = login.map(|(_, password)| password.unwrap_or(""));
+        let config = match login {
+            None => Socks5Config::relay(),
+            Some((user, _)) => Socks5Config::relay().require_auth(user, password.unwrap_or("")),
+        };
+        let proxy = Socks5Server::start(config);
+        let url = match login {
+            None => format!("socks5://{}", proxy.addr()),
+            Some((user, None)) => format!("socks5://{user}@{}", proxy.addr()),
+            Some((user, Some(password))) => {
+                // `:`, `@` and `%` are escaped in a URL's password.
+                let escaped = password
+                    .replace('%', "%25")
+                    .replace(':', "%3A")
+                    .replace('@', "%40");
+                format!("socks5h://{user}:{escaped}@{}", proxy.addr())
+            }
+        };
+        let options = tls_opts()
+            .allow_plaintext_auth(mode == Mode::Plain)
+            .proxy(proxy_url(&url));
+        let mb = new_user("proxy");
+        let body = b"Subject: proxied\r\n\r\nthrough SOCKS5\r\n";
+        mb.add_message(body);
+        let mut s = match connect_in(t, mode, HOST, port, &options).await {
+            Ok(s) => s,
+            Err(e) => panic!("{what}: {e:?}\n{}", d.log()),
+        };
+        assert!(
+            s.greeting().text.as_str().contains("Dovecot"),
+            "{what}: {:?}",
+            s.greeting()
+        );
+        assert_eq!(s.client().is_encrypted(), mode != Mode::Plain, "{what}");
+        expect_ok(s.login(mb.user(), mb.password()).await, &what);
+        assert_eq!(expect_ok(retr_bytes(&mut s, n(1)).await, &what), body);
+        expect_ok(s.quit().await, &what);
+
+        let requests = proxy.requests();
+        assert_eq!(requests.len(), 1, "{what}: {requests:?}");
+        let request = &requests[0];
+        assert_eq!(
+            (request.address_type, request.host.as_str(), request.port),
+            (3, HOST, port),
+            "{what}: the proxy is sent the name, to resolve it itself"
+        );
+        let (methods, credentials) = match (login, password) {
+            (Some((user, _)), Some(password)) => {
+                (vec![0, 2], Some((user.to_owned(), password.to_owned())))
+            }
+            _ => (vec![0], None),
+        };
+        assert_eq!(request.methods, methods, "{what}: methods offered");
+        assert_eq!(request.credentials, credentials, "{what}: credentials");
+    }
+}
+
+/// Plain POP3 to Dovecot through a SOCKS5 proxy, with and without proxy
+/// authentication.
+pub async fn proxy_plain_login<T: Transport>(t: &T) {
+    dovecot_through_proxy(t, Mode::Plain).await;
+}
+
+/// Implicit TLS to Dovecot through a SOCKS5 proxy, with and without proxy
+/// authentication.
+pub async fn proxy_implicit_tls_login<T: Transport>(t: &T) {
+    dovecot_through_proxy(t, Mode::ImplicitTls).await;
+}
+
+/// STLS to Dovecot through a SOCKS5 proxy, with and without proxy
+/// authentication.
+pub async fn proxy_starttls_login<T: Transport>(t: &T) {
+    dovecot_through_proxy(t, Mode::Stls).await;
+}
+
+/// Through the proxy to `wrong.example`, a name only the proxy can resolve
+/// (`.example` is reserved), whose server presents a certificate for that
+/// name alone, not for the proxy's `127.0.0.1`: the connection succeeds in
+/// implicit TLS and with STLS, so the name went to the proxy unresolved and
+/// TLS verified the mail server's name, not the proxy's.
+pub async fn proxy_tls_names_the_mail_server<T: Transport>(t: &T) {
+    const NAME: &str = "wrong.example";
+    let cert = &TestPki::shared().wrong_host;
+    for mode in [Mode::ImplicitTls, Mode::Stls] {
+        let what = format!("{mode:?} to {NAME} through the proxy");
+        let mut steps = match mode {
+            Mode::ImplicitTls => vec![
+                Step::StartTls(rustls_server_config(cert)),
+                Step::send_line("+OK ready"),
+            ],
+            _ => vec![
+                Step::send_line("+OK ready"),
+                Step::expect_line("CAPA"),
+                Step::Send(CAPA_WITH_STLS.to_vec()),
+                Step::expect_line("STLS"),
+                Step::send_line("+OK begin TLS"),
+                Step::StartTls(rustls_server_config(cert)),
+                Step::expect_line("CAPA"),
+                Step::Send(b"+OK\r\nUSER\r\n.\r\n".to_vec()),
+            ],
+        };
+        steps.extend([
+            Step::expect_line("QUIT"),
+            Step::send_line("+OK bye"),
+            Step::Close,
+        ]);
+        let server = script(steps);
+        let proxy = Socks5Server::start(
+            Socks5Config::relay().resolve(NAME, std::net::Ipv4Addr::LOCALHOST.into()),
+        );
+        let options = fault_opts().proxy(proxy_url(&proxy.url(None)));
+        let s = expect_ok(
+            connect_in(t, mode, NAME, server.addr().port(), &options).await,
+            &what,
+        );
+        assert!(s.client().is_encrypted(), "{what}");
+        expect_ok(s.quit().await, &what);
+        let request = &proxy.requests()[0];
+        assert_eq!(
+            (request.address_type, request.host.as_str()),
+            (3, NAME),
+            "{what}"
+        );
+        let (_, result) = finish(server);
+        result.unwrap_or_else(|e| panic!("{what}: script not followed: {e}"));
+    }
 }

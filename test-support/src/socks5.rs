@@ -54,6 +54,9 @@ pub struct Socks5Config {
     pub behaviour: Behaviour,
     /// Time limit of every read during the handshake, and of idle relaying.
     pub timeout: Duration,
+    /// Names only this proxy can resolve, and their addresses: as Tor
+    /// resolves names the client's own resolver does not know.
+    pub hosts: Vec<(String, IpAddr)>,
 }
 
 impl Socks5Config {
@@ -63,6 +66,7 @@ impl Socks5Config {
             credentials: None,
             behaviour: Behaviour::Relay,
             timeout: Duration::from_secs(10),
+            hosts: Vec::new(),
         }
     }
 
@@ -72,6 +76,14 @@ impl Socks5Config {
             behaviour,
             ..Socks5Config::relay()
         }
+    }
+
+    /// Makes the proxy resolve `name` to `address` (and no one else: the
+    /// client's resolver still fails on it).
+    #[must_use]
+    pub fn resolve(mut self, name: &str, address: IpAddr) -> Self {
+        self.hosts.push((name.to_owned(), address));
+        self
     }
 
     /// Requires RFC 1929 authentication with exactly these credentials.
@@ -283,7 +295,7 @@ fn serve(
             close(client)
         }
         Behaviour::Relay | Behaviour::Garbage(_) | Behaviour::Silent => {
-            let upstream = match connect(&request, config.timeout) {
+            let upstream = match connect(&request, config) {
                 Ok(upstream) => upstream,
                 Err((code, _)) => {
                     client.write_all(&reply(code, None))?;
@@ -316,8 +328,14 @@ fn reply(code: u8, bound: Option<SocketAddr>) -> Vec<u8> {
 }
 
 /// Resolves (here, at the proxy) and connects; on failure, the reply code.
-fn connect(request: &ProxyRequest, timeout: Duration) -> Result<TcpStream, (u8, io::Error)> {
-    let addrs: Vec<SocketAddr> = match request.host.parse::<IpAddr>() {
+fn connect(request: &ProxyRequest, config: &Socks5Config) -> Result<TcpStream, (u8, io::Error)> {
+    let timeout = config.timeout;
+    let own = config
+        .hosts
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(&request.host))
+        .map(|(_, ip)| *ip);
+    let addrs: Vec<SocketAddr> = match own.map_or_else(|| request.host.parse::<IpAddr>(), Ok) {
         Ok(ip) => vec![SocketAddr::new(ip, request.port)],
         Err(_) => (request.host.as_str(), request.port)
             .to_socket_addrs()

@@ -1,0 +1,116 @@
+//! What every transport's connect functions do once they have a TCP
+//! connection: the SOCKS5 tunnel when [`Options::proxy`] is set, and the
+//! implicit TLS handshake. The transports only open TCP connections their
+//! own way and pass them in.
+
+use crate::runtime::{with_timeout, IoStream, Runtime, StartTls};
+use crate::socks5::{socks5_connect_async, Socks5ConnectError, Socks5Proxy};
+use crate::{Error, Options, Phase, Result};
+
+/// Opens the stream to the mail server `host`:`port`, ready for the
+/// greeting: `tcp` opens a TCP connection (within [`Timeouts::connect`]);
+/// with [`Options::proxy`] it is opened to the proxy and a SOCKS5 tunnel to
+/// `host`:`port` is set up over it ([`socks5_tunnel`]). With `implicit_tls`,
+/// the TLS handshake then runs for [`Options::server_name`] (default `host`:
+/// the mail server, never the proxy), within [`Timeouts::tls_handshake`].
+///
+/// The TLS configuration is built before anything is connected, so a bad
+/// one fails without touching the network. Failures to reach the proxy are
+/// [`Error::Proxy`] (or [`Error::Timeout`] with [`Phase::Proxy`]), so they
+/// cannot be taken for the mail server's.
+///
+/// [`Timeouts::connect`]: crate::Timeouts::connect
+/// [`Timeouts::tls_handshake`]: crate::Timeouts::tls_handshake
+pub async fn open_stream<R: Runtime, S: StartTls>(
+    host: &str,
+    port: u16,
+    options: &Options,
+    implicit_tls: bool,
+    tcp: impl AsyncFnOnce(&str, u16) -> Result<S>,
+) -> Result<S> {
+    let tls = if implicit_tls {
+        Some((options.tls.client_config()?, options.tls_server_name(host)?))
+    } else {
+        None
+    };
+    let mut stream = match &options.proxy {
+        None => tcp(host, port).await?,
+        Some(proxy) => {
+            let mut stream = tcp(&proxy.host, proxy.port)
+                .await
+                .map_err(|error| match error {
+                    Error::Io(e) => Error::Proxy(Socks5ConnectError::Io(e)),
+                    Error::Timeout(_) => Error::Timeout(Phase::Proxy),
+                    other => other,
+                })?;
+            socks5_tunnel::<R, S>(&mut stream, proxy, host, port, options).await?;
+            stream
+        }
+    };
+    if let Some((config, name)) = tls {
+        let limit = options.timeouts.tls_handshake;
+        with_timeout::<R, _>(
+            limit,
+            Phase::TlsHandshake,
+            stream.start_tls(config, name, limit),
+        )
+        .await
+        .map_err(|error| match error {
+            // Blocking sockets report their own time limit as an I/O error.
+            Error::Io(e) => Error::from_io(e, Phase::TlsHandshake),
+            other => other,
+        })?;
+        tracing::debug!("TLS established");
+    }
+    Ok(stream)
+}
+
+/// Asks the SOCKS5 `proxy` at the other end of `stream` to connect to
+/// `host`:`port`, sending the host name for the proxy to resolve, with the
+/// proxy's user name and password if it asks for them (a user name without
+/// a password sends an empty one, which proxies that only tell users apart,
+/// such as Tor, accept).
+///
+/// The handshake is bounded by [`Timeouts::connect`], or [`Timeouts::read`]
+/// when there is no connect limit: it is part of connecting, and the proxy
+/// connects to the server meanwhile. It fails with [`Error::Timeout`] with
+/// [`Phase::Proxy`], or [`Error::Proxy`]; nothing is read past the proxy's
+/// reply, so the server's first bytes stay on the stream.
+///
+/// [`Timeouts::connect`]: crate::Timeouts::connect
+/// [`Timeouts::read`]: crate::Timeouts::read
+pub async fn socks5_tunnel<R: Runtime, S: IoStream + ?Sized>(
+    stream: &mut S,
+    proxy: &Socks5Proxy,
+    host: &str,
+    port: u16,
+    options: &Options,
+) -> Result<()> {
+    let limit = options.timeouts.connect.or(options.timeouts.read);
+    // Blocking sockets keep time themselves; async runtimes use the timer.
+    stream
+        .set_timeouts(limit, limit)
+        .map_err(|e| Error::Proxy(Socks5ConnectError::Io(e)))?;
+    let credentials = proxy.username.as_deref().map(|user| {
+        let password = proxy.password.as_ref().map_or("", |p| p.expose().as_str());
+        (user, password)
+    });
+    // The handshake's own error is the inner result, so it stays typed
+    // instead of going through `io::Error`.
+    let handshake = async { Ok(socks5_connect_async(stream, host, port, credentials).await) };
+    match with_timeout::<R, _>(limit, Phase::Proxy, handshake).await? {
+        Ok(bound) => {
+            tracing::debug!(?bound, "SOCKS5 tunnel open");
+            Ok(())
+        }
+        Err(Socks5ConnectError::Io(e))
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            Err(Error::Timeout(Phase::Proxy))
+        }
+        Err(e) => Err(Error::Proxy(e)),
+    }
+}
