@@ -9,7 +9,6 @@ use pop3_transport::runtime::smol::Smol;
 use pop3_transport::runtime::with_timeout;
 
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result};
-use pop3_transport::runtime::smol::tls_connect;
 
 /// A TCP stream registered with the `async-io` reactor.
 pub type TcpStream = Async<std::net::TcpStream>;

@@ -6,7 +6,6 @@ use pop3_transport::runtime::with_timeout;
 use tokio::net::TcpStream;
 
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result};
-use pop3_transport::runtime::tokio::tls_connect;
 
 async fn tcp(host: &str, port: u16, options: &Options) -> Result<TcpStream> {
     let connect = TcpStream::connect((host, port));
