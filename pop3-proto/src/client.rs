@@ -914,19 +914,22 @@ impl Client {
         self.submit(Command::User(String::from(name)))
     }
 
-    /// `PASS password`.
-    pub fn pass(&mut self, password: Secret<String>) -> Result<Handle, UsageError> {
-        self.submit(Command::Pass(password))
+    /// `PASS password`. The password is anything that converts into a
+    /// [`Secret`]: `&str`, `String`, `&String` or a `Secret` itself.
+    pub fn pass(&mut self, password: impl Into<Secret<String>>) -> Result<Handle, UsageError> {
+        self.submit(Command::Pass(password.into()))
     }
 
     /// `USER name` then `PASS password`, both checked before either is
     /// queued, so an unsafe password never lets the `USER` line go out alone.
-    /// Returns the handles of the two commands.
+    /// Returns the handles of the two commands. The password is anything that
+    /// converts into a [`Secret`] (`&str`, `String`, `&String`, `Secret`).
     pub fn login(
         &mut self,
         user: &str,
-        password: Secret<String>,
+        password: impl Into<Secret<String>>,
     ) -> Result<(Handle, Handle), UsageError> {
+        let password = password.into();
         self.check(&Command::User(String::from(user)))?;
         check_argument(password.expose(), "empty password")?;
         let user = self.user(user)?;
@@ -934,11 +937,16 @@ impl Client {
         Ok((user, pass))
     }
 
-    /// `APOP name digest`.
-    pub fn apop(&mut self, user: &str, password: Secret<String>) -> Result<Handle, UsageError> {
+    /// `APOP name digest`, the digest made from the greeting's timestamp and
+    /// `password` (anything that converts into a [`Secret`]).
+    pub fn apop(
+        &mut self,
+        user: &str,
+        password: impl Into<Secret<String>>,
+    ) -> Result<Handle, UsageError> {
         self.submit(Command::Apop {
             user: String::from(user),
-            password,
+            password: password.into(),
         })
     }
 

@@ -44,7 +44,7 @@
 //! .into_iter();
 //! let mut client = Client::new(Config::encrypted());
 //! client.user("alice")?;
-//! client.pass("secret".into())?;
+//! client.pass("secret")?;
 //! client.submit(pop3_proto::Command::Stat)?;
 //! let retr = client.submit(pop3_proto::Command::Retr(MsgNum::new(1).unwrap()))?;
 //!

@@ -201,7 +201,7 @@ fn a_dropped_reader_is_drained_by_the_next_operation() {
         conn.login("u", "p").await.expect("login");
         let mut reader = conn.retr(n(1)).await.expect("retr");
         let mut buf = [0u8; 4];
-        assert_eq!(reader.read(&mut buf).await.expect("read"), 4);
+        assert_eq!(reader.read_chunk(&mut buf).await.expect("read"), 4);
         assert_eq!(&buf, b"0123");
         assert!(!reader.is_finished());
         drop(reader);
@@ -221,7 +221,7 @@ fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
     mechanism: Box<dyn pop3_proto::sasl::Mechanism>,
 ) {
     fn send<F: Send>(_: F) {}
-    send(reader.read(&mut []));
+    send(reader.read_chunk(&mut []));
     send(Connection::<S, T>::start(stream, &Options::new(), false));
     send(conn.capa());
     send(conn.login("u", "p"));
