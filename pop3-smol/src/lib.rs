@@ -71,13 +71,17 @@ mod stream;
 pub use connect::{connect_plain, connect_starttls, connect_tls, TcpStream};
 pub use pop3_transport::runtime::smol::Smol;
 pub use pop3_transport::runtime::MessageSink;
-pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
+pub use pop3_transport::{
+    CertificateInfo, Error, FingerprintError, FingerprintMismatch, Options, PeerCertificates, Phase,
+    Result, Sha256Fingerprint, Timeouts, TlsOptions, TrustRoots,
+};
 pub use stream::MaybeTls;
 
 pub use pop3_proto;
+pub use pop3_proto::sasl::{self, Mechanism, SaslError};
 pub use pop3_proto::{
-    AuthMethod, Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum,
-    ProtocolError, ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
+    AuthMethod, Capabilities, Capability, Credentials, Greeting, Language, Limits, ListEntry,
+    MsgNum, ProtocolError, ResponseCode, Secret, ServerError, Stat, Text, UidlEntry, UsageError,
 };
 pub use rustls;
 

@@ -348,11 +348,18 @@ impl TlsOptions {
     /// Also trusts every certificate in the PEM file at `path`: as a root, and
     /// as the server's own certificate when the server presents one of them.
     ///
-    /// Fails with [`Error::Io`] if the file cannot be read or holds no
-    /// certificate.
+    /// Fails with [`Error::Io`] naming the path if the file cannot be read or
+    /// holds no certificate.
     pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<TlsOptions> {
-        let pem = std::fs::read(path).map_err(Error::Io)?;
-        self.add_root_pem(pem)
+        let path = path.as_ref();
+        let named = |e: &dyn fmt::Display, kind| {
+            Error::Io(io::Error::new(kind, format!("{}: {e}", path.display())))
+        };
+        let pem = std::fs::read(path).map_err(|e| named(&e, e.kind()))?;
+        self.add_root_pem(pem).map_err(|error| match error {
+            Error::Io(e) => named(&e, e.kind()),
+            other => other,
+        })
     }
 
     /// Also trusts every certificate in `pem` (one or more
@@ -521,9 +528,13 @@ mod tests {
             TlsOptions::new().add_root_pem(b"hello"),
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::InvalidData
         ));
-        assert!(TlsOptions::new()
-            .add_root_pem_file("/nonexistent/ca.pem")
-            .is_err());
+        let missing = TlsOptions::new().add_root_pem_file("/nonexistent/ca.pem");
+        assert!(matches!(
+            &missing,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound
+        ));
+        let shown = missing.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(shown.contains("/nonexistent/ca.pem"), "{shown}");
         assert!(TlsOptions::new().client_cert(b"hello", b"hello").is_err());
     }
 

@@ -169,7 +169,7 @@ impl<S: IoStream, R: Runtime> MessageReader<'_, S, R> {
     where
         R: WriteTo<W>,
     {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; crate::connection::COPY_BUFFER];
         let mut total = 0u64;
         loop {
             let n = self.read_chunk(&mut buf).await?;
