@@ -854,26 +854,28 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// reads and drops the rest of the messages asked for, the connection
     /// stays usable, and the error comes back as [`Error::Sink`].
     ///
-    /// The closure needs no type annotation:
+    /// The closure needs no type annotation. With `pop3_blocking`, whose
+    /// `Connection` is this type on the [`Blocking`](crate::runtime::blocking::Blocking)
+    /// runtime:
     ///
-    /// ```no_run
+    /// ```
     /// use std::fs::File;
-    /// use pop3_blocking::{connect_tls, Options, Wait};
+    /// use pop3_transport::runtime::{blocking::Blocking, IoStream};
+    /// use pop3_transport::{Connection, Result};
     ///
-    /// let mut pop3 = connect_tls("pop.example.com", 995, &Options::new())?;
-    /// pop3.login("alice", "secret").wait()?;
-    /// let msgs: Vec<_> = pop3.list().wait()?.iter().map(|entry| entry.msg).collect();
-    /// let results = pop3
-    ///     .retr_many_to(&msgs, |msg| File::create(format!("message-{msg}.eml")))
-    ///     .wait()?;
-    /// for (msg, result) in msgs.iter().zip(results) {
-    ///     match result {
-    ///         Ok(size) => println!("message {msg}: {size} bytes"),
-    ///         Err(error) => eprintln!("message {msg}: {error}"),
+    /// /// Saves every message as `message-N.eml`; returns how many were saved.
+    /// async fn save_all<S: IoStream>(pop3: &mut Connection<S, Blocking>) -> Result<usize> {
+    ///     let msgs: Vec<_> = pop3.list().await?.iter().map(|entry| entry.msg).collect();
+    ///     let results = pop3
+    ///         .retr_many_to(&msgs, |msg| File::create(format!("message-{msg}.eml")))
+    ///         .await?;
+    ///     for (msg, result) in msgs.iter().zip(&results) {
+    ///         if let Err(error) = result {
+    ///             eprintln!("message {msg}: {error}"); // its file holds a part at most
+    ///         }
     ///     }
+    ///     Ok(results.iter().filter(|result| result.is_ok()).count())
     /// }
-    /// pop3.quit().wait()?;
-    /// # Ok::<(), pop3_blocking::Error>(())
     /// ```
     ///
     /// On tokio the writers are tokio's, made without waiting, for example
