@@ -159,3 +159,15 @@ pub trait Wait: Future + Sized {
 }
 
 impl<F: Future> Wait for F {}
+
+/// This crate's README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The workspace README's examples (the library quick starts for blocking and
+/// tokio, and the core), compiled as doctests exactly as written; those that
+/// need a server are `no_run`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadmeDoctests;
