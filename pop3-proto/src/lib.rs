@@ -113,7 +113,6 @@
 //! `examples/by_hand.rs` (`cargo run -p pop3-proto --example by_hand`):
 //!
 #![doc = concat!("```no_run\n", include_str!("../examples/by_hand.rs"), "```")]
-
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]

@@ -169,10 +169,7 @@ fn caller_strings_with_line_breaks_are_refused() {
 fn credentials_are_refused_in_the_clear_unless_allowed() {
     let (mut c, mut seen) = greeted(Config::default());
     assert_eq!(c.user("alice"), Err(UsageError::PlaintextCredentials));
-    assert_eq!(
-        c.apop("alice", "pw"),
-        Err(UsageError::PlaintextCredentials)
-    );
+    assert_eq!(c.apop("alice", "pw"), Err(UsageError::PlaintextCredentials));
     let token = XOauth2::new("alice".into(), Secret::new("tok".into())).unwrap();
     assert_eq!(
         c.auth(Box::new(token)).map(|_| ()),

@@ -72,8 +72,8 @@ pub use connect::{connect_plain, connect_starttls, connect_tls, TcpStream};
 pub use pop3_transport::runtime::smol::Smol;
 pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{
-    CertificateInfo, Error, FingerprintError, FingerprintMismatch, Options, PeerCertificates, Phase,
-    Result, Sha256Fingerprint, Timeouts, TlsOptions, TrustRoots,
+    CertificateInfo, Error, FingerprintError, FingerprintMismatch, Options, PeerCertificates,
+    Phase, Result, Sha256Fingerprint, Timeouts, TlsOptions, TrustRoots,
 };
 pub use stream::MaybeTls;
 
@@ -95,3 +95,9 @@ pub type MessageReader<'c, S = TcpStream> = pop3_transport::MessageReader<'c, Ma
 
 /// A connection made by the connect functions.
 pub type TcpConnection = Connection;
+
+/// This crate's README's examples, compiled (and run where they need no
+/// server) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -140,7 +140,9 @@ fn a_session_without_a_runtime() {
     let server = Server::new("+OK ready\r\n", steps);
     let result = run(async {
         let mut conn = Connection::<_, Never>::start(server, &options(), false).await?;
-        conn.login("u", "p").await?;
+        // The string types people hold all work as passwords: `&String` here.
+        let (user, password) = (String::from("u"), String::from("p"));
+        conn.login(&user, &password).await?;
         let stat = conn.stat().await?;
         conn.quit().await?;
         Ok::<_, Error>(stat)
@@ -225,6 +227,8 @@ fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
     send(Connection::<S, T>::start(stream, &Options::new(), false));
     send(conn.capa());
     send(conn.login("u", "p"));
+    send(conn.login("u", String::from("p")));
+    send(conn.login("u", pop3_proto::Secret::new(String::from("p"))));
     send(conn.login_with("u", "p", pop3_proto::AuthMethod::Auto));
     send(conn.apop("u", "p"));
     send(conn.auth(mechanism));
