@@ -242,10 +242,13 @@ fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
     send(conn.quit());
 }
 
+/// Per writer opened: its message, what it was given, whether it was flushed.
+type Written = std::rc::Rc<std::cell::RefCell<Vec<(MsgNum, Vec<u8>, bool)>>>;
+
 /// A writer that keeps what it is given in a list shared with the test, so
 /// that what `retr_many_to` wrote can be seen after it dropped the writer.
 struct Shared {
-    list: std::rc::Rc<std::cell::RefCell<Vec<(MsgNum, Vec<u8>, bool)>>>,
+    list: Written,
     index: usize,
 }
 
