@@ -95,10 +95,13 @@
 //!
 //! # Pipelining
 //!
-//! [`Connection::retr_many`] and [`Connection::dele_many`] hand all their
-//! commands to the core at once; when the server lists `PIPELINING` the core
-//! keeps up to [`Options::pipeline_window`] of them in flight, which saves a
-//! round trip per message.
+//! [`Connection::retr_many_to`] (a writer per message, from a closure that
+//! needs no type annotation), [`Connection::retr_many`] (chunks to a
+//! [`MessageSink`]) and [`Connection::dele_many`] hand all their commands to
+//! the core at once; when the server lists `PIPELINING` the core keeps up to
+//! [`Options::pipeline_window`] of them in flight, which saves a round trip
+//! per message. For one message in memory, [`Connection::retr_vec`] takes a
+//! size limit.
 //!
 //! # How it works
 //!
