@@ -33,6 +33,7 @@
 //!         b"+OK logged in\r\n",                                  // PASS
 //!         b"+OK 1 29\r\n",                                       // STAT
 //!         b"+OK\r\nSubject: hello\r\n\r\n..a dot\r\n.\r\n",      // RETR 1
+//!         b"+OK\r\nSubject: hello\r\n\r\n..a dot\r\n.\r\n",      // RETR 1 again
 //!         b"+OK bye\r\n",                                        // QUIT
 //!     ]),
 //! };
@@ -45,6 +46,8 @@
 //! let mut message = Vec::new();
 //! pop3.retr(MsgNum::new(1).unwrap()).wait()?.read_to_end(&mut message)?;
 //! assert_eq!(message, b"Subject: hello\r\n\r\n.a dot\r\n"); // dot-unstuffed
+//! // The same into memory, refusing a message over 1 MiB:
+//! assert_eq!(pop3.retr_vec(MsgNum::new(1).unwrap(), 1 << 20).wait()?, message);
 //! pop3.quit().wait()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
