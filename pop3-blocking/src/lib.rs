@@ -33,6 +33,7 @@
 //!         b"+OK logged in\r\n",                                  // PASS
 //!         b"+OK 1 29\r\n",                                       // STAT
 //!         b"+OK\r\nSubject: hello\r\n\r\n..a dot\r\n.\r\n",      // RETR 1
+//!         b"+OK\r\nSubject: hello\r\n\r\n..a dot\r\n.\r\n",      // RETR 1 again
 //!         b"+OK bye\r\n",                                        // QUIT
 //!     ]),
 //! };
@@ -45,6 +46,8 @@
 //! let mut message = Vec::new();
 //! pop3.retr(MsgNum::new(1).unwrap()).wait()?.read_to_end(&mut message)?;
 //! assert_eq!(message, b"Subject: hello\r\n\r\n.a dot\r\n"); // dot-unstuffed
+//! // The same into memory, refusing a message over 1 MiB:
+//! assert_eq!(pop3.retr_vec(MsgNum::new(1).unwrap(), 1 << 20).wait()?, message);
 //! pop3.quit().wait()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -95,10 +98,13 @@
 //!
 //! # Pipelining
 //!
-//! [`Connection::retr_many`] and [`Connection::dele_many`] hand all their
-//! commands to the core at once; when the server lists `PIPELINING` the core
-//! keeps up to [`Options::pipeline_window`] of them in flight, which saves a
-//! round trip per message.
+//! [`Connection::retr_many_to`] (a writer per message, from a closure that
+//! needs no type annotation), [`Connection::retr_many`] (chunks to a
+//! [`MessageSink`]) and [`Connection::dele_many`] hand all their commands to
+//! the core at once; when the server lists `PIPELINING` the core keeps up to
+//! [`Options::pipeline_window`] of them in flight, which saves a round trip
+//! per message. For one message in memory, [`Connection::retr_vec`] takes a
+//! size limit.
 //!
 //! # How it works
 //!
@@ -116,12 +122,16 @@ use std::future::Future;
 pub use connect::{connect_plain, connect_starttls, connect_tls};
 pub use pop3_transport::runtime::blocking::{Blocking, Tls};
 pub use pop3_transport::runtime::MessageSink;
-pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
+pub use pop3_transport::{
+    CertificateInfo, Error, FingerprintError, FingerprintMismatch, Options, PeerCertificates,
+    Phase, Result, Sha256Fingerprint, Timeouts, TlsOptions, TrustRoots,
+};
 
 pub use pop3_proto;
+pub use pop3_proto::sasl::{self, Mechanism, SaslError};
 pub use pop3_proto::{
-    AuthMethod, Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum,
-    ProtocolError, ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
+    AuthMethod, Capabilities, Capability, Credentials, Greeting, Language, Limits, ListEntry,
+    MsgNum, ProtocolError, ResponseCode, Secret, ServerError, Stat, Text, UidlEntry, UsageError,
 };
 pub use rustls;
 
@@ -157,3 +167,15 @@ pub trait Wait: Future + Sized {
 }
 
 impl<F: Future> Wait for F {}
+
+/// This crate's README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
+/// The workspace README's examples (the library quick starts for blocking and
+/// tokio, and the core), compiled as doctests exactly as written; those that
+/// need a server are `no_run`.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadmeDoctests;

@@ -363,7 +363,7 @@ async fn copy_out<S: pop3_transport::runtime::IoStream, R: LibraryRuntime>(
     let mut buf = vec![0u8; 64 * 1024];
     let mut total = 0u64;
     loop {
-        let n = reader.read(&mut buf).await?;
+        let n = reader.read_chunk(&mut buf).await?;
         if n == 0 {
             break;
         }

@@ -36,7 +36,7 @@ fn logged_in() -> Client {
     let mut c = Client::new(Config::encrypted());
     c.receive(b"+OK\r\n");
     c.user("u").expect("state allows USER");
-    c.pass("p".into()).expect("state allows PASS");
+    c.pass("p").expect("state allows PASS");
     // Each reply only once the client has sent what it answers.
     for reply in [b"+OK\r\n", b"+OK\r\n"] {
         while !matches!(c.poll().expect("valid replies"), Action::NeedInput) {}

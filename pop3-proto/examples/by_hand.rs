@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Commands may be submitted at once: the core queues them and sends each
     // when the session allows it.
     client.user(&user)?;
-    client.pass(password.into())?;
+    client.pass(password)?;
     let list = client.submit(Command::List(None))?;
     let mut retr = None;
     let mut stdout = std::io::stdout().lock();

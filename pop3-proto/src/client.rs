@@ -268,8 +268,26 @@ pub enum Event<'a> {
         /// Why.
         reason: UsageError,
     },
-    /// The capabilities, re-read by the client itself after TLS or login,
-    /// or before a burst of commands.
+    /// The answer to a `CAPA` the core sent on its own. It does so:
+    ///
+    /// - right after [`Client::tls_established`], always (capabilities learnt
+    ///   before TLS are forgotten: RFC 2595 section 4);
+    /// - right after a successful login, if the server answered `CAPA` before
+    ///   (a server may offer more once logged in: RFC 2449 section 5);
+    /// - before a burst: when at least two commands wait in the transaction
+    ///   state and the capabilities are unknown, once, so that the burst can
+    ///   be pipelined if the server allows it;
+    /// - and as part of the operations that need to know: STLS
+    ///   ([`Client::start_tls`]) and [`AuthMethod::Auto`] ask first when the
+    ///   capabilities are unknown.
+    ///
+    /// That `CAPA` goes before anything queued, under a [`Handle`] of the core's
+    /// own that is never returned to the caller, so no event of it can be
+    /// mistaken for a reply to one of yours; its answer comes as this event,
+    /// not as [`Event::Ok`], and also updates [`Client::capabilities`]. A
+    /// `-ERR` to it is not reported (no event) and the core never asks on its
+    /// own again in that session. It is a command like any other on the wire
+    /// (the [`Event::Trace`] shows `C: CAPA`), so a transport only pumps it.
     Capabilities(Capabilities),
     /// A line as it went over the wire, in wire order ([`Config::trace`]).
     Trace(TraceLine),
@@ -915,19 +933,22 @@ impl Client {
         self.submit(Command::User(String::from(name)))
     }
 
-    /// `PASS password`.
-    pub fn pass(&mut self, password: Secret<String>) -> Result<Handle, UsageError> {
-        self.submit(Command::Pass(password))
+    /// `PASS password`. The password is anything that converts into a
+    /// [`Secret`]: `&str`, `String`, `&String` or a `Secret` itself.
+    pub fn pass(&mut self, password: impl Into<Secret<String>>) -> Result<Handle, UsageError> {
+        self.submit(Command::Pass(password.into()))
     }
 
     /// `USER name` then `PASS password`, both checked before either is
     /// queued, so an unsafe password never lets the `USER` line go out alone.
-    /// Returns the handles of the two commands.
+    /// Returns the handles of the two commands. The password is anything that
+    /// converts into a [`Secret`] (`&str`, `String`, `&String`, `Secret`).
     pub fn login(
         &mut self,
         user: &str,
-        password: Secret<String>,
+        password: impl Into<Secret<String>>,
     ) -> Result<(Handle, Handle), UsageError> {
+        let password = password.into();
         self.check(&Command::User(String::from(user)))?;
         check_argument(password.expose(), "empty password")?;
         let user = self.user(user)?;
@@ -935,11 +956,16 @@ impl Client {
         Ok((user, pass))
     }
 
-    /// `APOP name digest`.
-    pub fn apop(&mut self, user: &str, password: Secret<String>) -> Result<Handle, UsageError> {
+    /// `APOP name digest`, the digest made from the greeting's timestamp and
+    /// `password` (anything that converts into a [`Secret`]).
+    pub fn apop(
+        &mut self,
+        user: &str,
+        password: impl Into<Secret<String>>,
+    ) -> Result<Handle, UsageError> {
         self.submit(Command::Apop {
             user: String::from(user),
-            password,
+            password: password.into(),
         })
     }
 

@@ -30,6 +30,15 @@
 //! 4. An `Err` from `poll` means the server broke the protocol. It is fatal and
 //!    sticky: close the connection.
 //!
+//! The core also sends commands of its own, which the loop pumps like any
+//! other: a `CAPA` right after TLS starts, after a login (when the server
+//! answered `CAPA` before) and before a burst of commands whose pipelining
+//! depends on it, under a handle the caller never holds. Its answer arrives as
+//! [`Event::Capabilities`] (which lists exactly when the core asks), and
+//! [`Client::capabilities`] is updated; a refusal is silent. Match replies by
+//! the handles `submit` returned and these extra commands never get in the
+//! way.
+//!
 //! ```
 //! use pop3_proto::{Action, Client, Config, Event, MsgNum, Reply};
 //!
@@ -44,7 +53,7 @@
 //! .into_iter();
 //! let mut client = Client::new(Config::encrypted());
 //! client.user("alice")?;
-//! client.pass("secret".into())?;
+//! client.pass("secret")?;
 //! client.submit(pop3_proto::Command::Stat)?;
 //! let retr = client.submit(pop3_proto::Command::Retr(MsgNum::new(1).unwrap()))?;
 //!
@@ -71,8 +80,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The `examples/` folder has a program that drives the core by hand over a
-//! `std::net::TcpStream`.
+//! The whole loop over a `std::net::TcpStream` (connect, greeting, login,
+//! `STAT`, `RETR`, `QUIT`, every read and write written out) is the program
+//! `examples/by_hand.rs`, shown in full [at the end](#a-whole-program-over-a-tcpstream).
 //!
 //! # Errors
 //!
@@ -97,7 +107,12 @@
 //! # Panics
 //!
 //! None are reachable from input bytes or API calls; a panic is a bug.
-
+//!
+//! # A whole program over a `TcpStream`
+//!
+//! `examples/by_hand.rs` (`cargo run -p pop3-proto --example by_hand`):
+//!
+#![doc = concat!("```no_run\n", include_str!("../examples/by_hand.rs"), "```")]
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_auto_cfg))]
@@ -129,7 +144,9 @@ pub use types::{
     Stat, UidlEntry,
 };
 
-/// The README's examples, compiled and run as doctests.
+/// This crate's README's examples, compiled and run as doctests. (The
+/// workspace README's examples use the transports, so `pop3-blocking` runs
+/// them.)
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -15,6 +15,23 @@ use core::fmt;
 /// assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
 /// assert_eq!(s.expose(), "hunter2");
 /// ```
+///
+/// Every call that takes a password or token takes
+/// `impl Into<Secret<String>>`, so the string types a program holds all work
+/// as they are: `&str`, `String`, `&String`, or a `Secret<String>`.
+///
+/// ```
+/// use pop3_proto::{Client, Config, Secret};
+///
+/// let password = String::from("hunter2"); // from a prompt, a file, ...
+/// let mut client = Client::new(Config::encrypted());
+/// client.login("alice", &password)?; // &String
+/// # let mut client = Client::new(Config::encrypted());
+/// client.login("alice", password.as_str())?; // &str
+/// # let mut client = Client::new(Config::encrypted());
+/// client.login("alice", Secret::new(password))?; // Secret<String>
+/// # Ok::<(), pop3_proto::UsageError>(())
+/// ```
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret<T>(T);
 

@@ -74,6 +74,31 @@ pub struct ListEntry {
 }
 
 /// One unique-id listing from `UIDL`.
+///
+/// # A UID is server data
+///
+/// The server chooses the UID, and RFC 1939 allows any printable ASCII in
+/// it: `../../.bashrc`, `a/b`, `..` and `con` are all valid UIDs. Never use
+/// one as a file name or a path component as it is. Encode it first, so that
+/// every UID maps to a distinct, harmless name: hex, as below, or a hash of it
+/// (the `pop3` command keeps a hash of the account and the UID in its file
+/// names).
+///
+/// ```
+/// use pop3_proto::{MsgNum, UidlEntry};
+///
+/// /// A file name for the message: only `0-9a-f`, and one per UID.
+/// fn file_name(entry: &UidlEntry) -> String {
+///     let hex: String = entry.uid.bytes().map(|b| format!("{b:02x}")).collect();
+///     format!("{hex}.eml")
+/// }
+///
+/// let hostile = UidlEntry { msg: MsgNum::new(1).unwrap(), uid: "../../.bashrc".into() };
+/// assert_eq!(file_name(&hostile), "2e2e2f2e2e2f2e626173687263.eml");
+/// ```
+///
+/// A UID is at most 70 octets, so its hex form (140 characters) fits in a
+/// file name on every common file system.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UidlEntry {
     /// The message.

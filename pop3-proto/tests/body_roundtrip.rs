@@ -25,7 +25,7 @@ fn retrieve(wire: &[u8], chunks: &[usize], limit: usize) -> Vec<u8> {
     let mut c = Client::new(Config::encrypted());
     c.receive(b"+OK\r\n");
     c.user("u").unwrap();
-    c.pass("p".into()).unwrap();
+    c.pass("p").unwrap();
     settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
     let h = c.submit(Command::Retr(MsgNum::new(1).unwrap())).unwrap();
     let mut input = b"+OK\r\n".to_vec();

@@ -17,7 +17,7 @@ fn logged_in() -> Client {
     let mut c = Client::new(Config::encrypted());
     c.receive(b"+OK hi\r\n");
     c.user("u").unwrap();
-    c.pass("p".into()).unwrap();
+    c.pass("p").unwrap();
     settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
     while !matches!(c.poll().unwrap(), Action::NeedInput) {}
     c

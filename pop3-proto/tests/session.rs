@@ -59,7 +59,7 @@ fn greeted(config: Config) -> (Client, Seen) {
 fn logged_in() -> (Client, Seen) {
     let (mut c, mut seen) = greeted(Config::encrypted());
     c.user("u").unwrap();
-    c.pass("p".into()).unwrap();
+    c.pass("p").unwrap();
     c.receive(b"+OK\r\n");
     drain(&mut c, &mut seen);
     c.receive(b"+OK\r\n");
@@ -84,7 +84,7 @@ fn commands_out_of_state_are_refused_and_send_nothing() {
         Err(UsageError::WrongState { .. })
     ));
     assert!(matches!(
-        c.pass("p".into()),
+        c.pass("p"),
         Err(UsageError::WrongState {
             command: "PASS",
             ..
@@ -130,7 +130,7 @@ fn caller_strings_with_line_breaks_are_refused() {
             "{bad:?}"
         );
         assert!(matches!(
-            c.apop(bad, "x".into()),
+            c.apop(bad, "x"),
             Err(UsageError::InvalidArgument(_))
         ));
     }
@@ -158,7 +158,7 @@ fn caller_strings_with_line_breaks_are_refused() {
     ));
     c.user("alice").unwrap();
     assert!(matches!(
-        c.pass("pw\r\nDELE 1".into()),
+        c.pass("pw\r\nDELE 1"),
         Err(UsageError::InvalidArgument(_))
     ));
     drain(&mut c, &mut seen);
@@ -169,10 +169,7 @@ fn caller_strings_with_line_breaks_are_refused() {
 fn credentials_are_refused_in_the_clear_unless_allowed() {
     let (mut c, mut seen) = greeted(Config::default());
     assert_eq!(c.user("alice"), Err(UsageError::PlaintextCredentials));
-    assert_eq!(
-        c.apop("alice", "pw".into()),
-        Err(UsageError::PlaintextCredentials)
-    );
+    assert_eq!(c.apop("alice", "pw"), Err(UsageError::PlaintextCredentials));
     let token = XOauth2::new("alice".into(), Secret::new("tok".into())).unwrap();
     assert_eq!(
         c.auth(Box::new(token)).map(|_| ()),
@@ -289,7 +286,7 @@ fn nothing_is_pipelined_without_the_capability_and_the_window_is_bounded() {
     c.receive(b"+OK\r\nPIPELINING\r\n.\r\n");
     drain(&mut c, &mut seen);
     c.user("u").unwrap();
-    c.pass("p".into()).unwrap();
+    c.pass("p").unwrap();
     drain(&mut c, &mut seen);
     settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
     drain(&mut c, &mut seen);
@@ -481,7 +478,7 @@ fn apop_needs_a_valid_timestamp() {
         drain(&mut c, &mut seen);
         assert_eq!(c.greeting().unwrap().apop_timestamp, None, "{greeting}");
         assert_eq!(
-            c.apop("u", "p".into()),
+            c.apop("u", "p"),
             Err(UsageError::NoApopTimestamp),
             "{greeting}"
         );
@@ -615,7 +612,7 @@ fn secrets_never_show_in_debug_output() {
 fn a_failed_user_cancels_the_pass_behind_it() {
     let (mut c, mut seen) = greeted(Config::encrypted());
     let user = c.user("nobody").unwrap();
-    let pass = c.pass("pw".into()).unwrap();
+    let pass = c.pass("pw").unwrap();
     drain(&mut c, &mut seen);
     c.receive(b"-ERR [AUTH] no such user\r\n");
     drain(&mut c, &mut seen);
@@ -760,16 +757,16 @@ fn bytes_that_answer_no_command_are_fatal_before_the_next_command_goes_out() {
 fn login_checks_the_password_before_user_is_queued() {
     let (mut c, mut seen) = greeted(Config::encrypted());
     assert!(matches!(
-        c.login("alice", "pw\r\nDELE 1".into()),
+        c.login("alice", "pw\r\nDELE 1"),
         Err(UsageError::InvalidArgument(_))
     ));
     assert!(matches!(
-        c.login("al\nice", "pw".into()),
+        c.login("al\nice", "pw"),
         Err(UsageError::InvalidArgument(_))
     ));
     drain(&mut c, &mut seen);
     assert!(seen.sent.is_empty());
-    c.login("alice", "pw".into()).unwrap();
+    c.login("alice", "pw").unwrap();
     drain(&mut c, &mut seen);
     assert_eq!(seen.sent, b"USER alice\r\n");
 }
@@ -791,7 +788,7 @@ fn pipelining(config: Config) -> (Client, Seen) {
     let mut seen = Seen::default();
     c.receive(b"+OK\r\n");
     c.submit(Command::Capa).unwrap();
-    c.login("u", "p".into()).unwrap();
+    c.login("u", "p").unwrap();
     let capa: &[u8] = b"+OK\r\nPIPELINING\r\n.\r\n";
     settle(&mut c, &[capa, b"+OK\r\n", b"+OK\r\n", capa]);
     drain(&mut c, &mut seen);
@@ -825,10 +822,10 @@ fn data_before_tls_is_up_ends_the_session() {
 fn an_apop_line_never_exceeds_255_octets() {
     let (mut c, mut seen) = greeted(Config::encrypted());
     assert!(matches!(
-        c.apop(&"a".repeat(216), "p".into()),
+        c.apop(&"a".repeat(216), "p"),
         Err(UsageError::InvalidArgument(_))
     ));
-    c.apop(&"a".repeat(215), "p".into()).unwrap();
+    c.apop(&"a".repeat(215), "p").unwrap();
     drain(&mut c, &mut seen);
     assert_eq!(seen.sent.len(), 255);
 }

@@ -100,7 +100,7 @@ fn session() -> impl Future<Output = ()> {
             let mut reader = conn.retr(n(1)).await.unwrap();
             let mut buf = [0u8; 3];
             loop {
-                let k = reader.read(&mut buf).await.unwrap();
+                let k = reader.read_chunk(&mut buf).await.unwrap();
                 if k == 0 {
                     break;
                 }

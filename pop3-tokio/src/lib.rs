@@ -58,12 +58,16 @@ mod connect;
 pub use connect::{connect_plain, connect_starttls, connect_tls};
 pub use pop3_transport::runtime::tokio::{Tls, Tokio};
 pub use pop3_transport::runtime::MessageSink;
-pub use pop3_transport::{Error, Options, Phase, Result, Timeouts, TlsOptions};
+pub use pop3_transport::{
+    CertificateInfo, Error, FingerprintError, FingerprintMismatch, Options, PeerCertificates,
+    Phase, Result, Sha256Fingerprint, Timeouts, TlsOptions, TrustRoots,
+};
 
 pub use pop3_proto;
+pub use pop3_proto::sasl::{self, Mechanism, SaslError};
 pub use pop3_proto::{
-    AuthMethod, Capabilities, Capability, Greeting, Language, Limits, ListEntry, MsgNum,
-    ProtocolError, ResponseCode, Secret, ServerError, Stat, UidlEntry, UsageError,
+    AuthMethod, Capabilities, Capability, Credentials, Greeting, Language, Limits, ListEntry,
+    MsgNum, ProtocolError, ResponseCode, Secret, ServerError, Stat, Text, UidlEntry, UsageError,
 };
 pub use rustls;
 
@@ -82,3 +86,9 @@ pub type MaybeTls<S = tokio::net::TcpStream> = pop3_transport::MaybeTls<S, Tls<S
 
 /// A connection made by the connect functions.
 pub type TcpConnection = Connection;
+
+/// This crate's README's examples, compiled (and run where they need no
+/// server) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

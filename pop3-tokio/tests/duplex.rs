@@ -198,7 +198,7 @@ async fn reads_fit_the_callers_buffer() {
     let mut got = Vec::new();
     let mut buf = [0u8; 7];
     loop {
-        let k = reader.read(&mut buf).await.unwrap();
+        let k = reader.read_chunk(&mut buf).await.unwrap();
         if k == 0 {
             break;
         }

@@ -148,6 +148,22 @@ fn unexpected(_reply: Reply) -> Error {
     ))
 }
 
+/// The buffer a message is copied through on its way to a writer.
+pub(crate) const COPY_BUFFER: usize = 64 * 1024;
+
+/// The writer of a message, opened with `open` on first use.
+fn open_writer<'w, W>(
+    slot: &'w mut Option<W>,
+    open: &mut impl FnMut(MsgNum) -> io::Result<W>,
+    msg: MsgNum,
+) -> io::Result<&'w mut W> {
+    if slot.is_none() {
+        *slot = Some(open(msg)?);
+    }
+    slot.as_mut()
+        .ok_or_else(|| io::Error::other("the writer could not be opened"))
+}
+
 fn wipe(buf: &mut Vec<u8>) {
     buf.iter_mut().for_each(|b| *b = 0);
     buf.clear();
@@ -823,6 +839,179 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             .into_iter()
             .map(|r| r.unwrap_or(Err(Error::Closed)))
             .collect())
+    }
+
+    /// Retrieves several messages like [`Connection::retr_many`], each into a
+    /// writer of its own: `open(msg)` is called when message `msg` starts
+    /// (the server's `+OK`) and returns the writer, of the runtime's kind
+    /// (`std::io::Write`, or tokio's or futures-io's `AsyncWrite`). The writer
+    /// is flushed and dropped when its message is complete. Returns one
+    /// result per message: its size, or why it failed; a writer whose message
+    /// failed half-way is dropped holding part of it, so check the result
+    /// before keeping what it wrote.
+    ///
+    /// If `open` or a writer fails, the retrieval stops cleanly: the core
+    /// reads and drops the rest of the messages asked for, the connection
+    /// stays usable, and the error comes back as [`Error::Sink`].
+    ///
+    /// The closure needs no type annotation. With `pop3_blocking`, whose
+    /// `Connection` is this type on the [`Blocking`](crate::runtime::blocking::Blocking)
+    /// runtime:
+    ///
+    /// ```
+    /// use std::fs::File;
+    /// use pop3_transport::runtime::{blocking::Blocking, IoStream};
+    /// use pop3_transport::{Connection, Result};
+    ///
+    /// /// Saves every message as `message-N.eml`; returns how many were saved.
+    /// async fn save_all<S: IoStream>(pop3: &mut Connection<S, Blocking>) -> Result<usize> {
+    ///     let msgs: Vec<_> = pop3.list().await?.iter().map(|entry| entry.msg).collect();
+    ///     let results = pop3
+    ///         .retr_many_to(&msgs, |msg| File::create(format!("message-{msg}.eml")))
+    ///         .await?;
+    ///     for (msg, result) in msgs.iter().zip(&results) {
+    ///         if let Err(error) = result {
+    ///             eprintln!("message {msg}: {error}"); // its file holds a part at most
+    ///         }
+    ///     }
+    ///     Ok(results.iter().filter(|result| result.is_ok()).count())
+    /// }
+    /// ```
+    ///
+    /// On tokio the writers are tokio's, made without waiting, for example
+    /// `tokio::fs::File::from_std(std::fs::File::create(path)?)`.
+    ///
+    /// Cancel-safety: as [`Connection::retr_many`].
+    pub async fn retr_many_to<W, F>(
+        &mut self,
+        msgs: &[MsgNum],
+        mut open: F,
+    ) -> Result<Vec<Result<u64>>>
+    where
+        F: FnMut(MsgNum) -> io::Result<W>,
+        R: WriteTo<W>,
+    {
+        self.operation(async |conn| conn.retr_many_to_steps(msgs, &mut open).await)
+            .await
+    }
+
+    async fn retr_many_to_steps<W, F>(
+        &mut self,
+        msgs: &[MsgNum],
+        open: &mut F,
+    ) -> Result<Vec<Result<u64>>>
+    where
+        F: FnMut(MsgNum) -> io::Result<W>,
+        R: WriteTo<W>,
+    {
+        /// What `drive` stopped for.
+        enum Step {
+            Start(usize),
+            /// Message `.0` has `.1` new bytes in the copy buffer.
+            Chunk(usize, usize),
+            End(usize, Result<()>),
+        }
+        let handles = self.client.retr_many(msgs)?;
+        let mut results: Vec<Option<Result<u64>>> = msgs.iter().map(|_| None).collect();
+        let mut writers: Vec<Option<W>> = msgs.iter().map(|_| None).collect();
+        let mut sizes = vec![0u64; msgs.len()];
+        let mut left = handles.len();
+        // Writers of the async runtimes may make us wait, and the core's
+        // body slices live only until its next poll: each chunk is copied
+        // here once, then written.
+        let mut buf = vec![0u8; COPY_BUFFER];
+        while left > 0 {
+            let index = |handle: Handle| handles.iter().position(|&h| h == handle);
+            let step = self
+                .drive(buf.len(), |event| {
+                    Ok(match event {
+                        Event::BodyStart { handle } => index(handle).map(Step::Start),
+                        Event::Body { handle, data } => index(handle).map(|i| {
+                            let n = data.len().min(buf.len());
+                            buf[..n].copy_from_slice(&data[..n]);
+                            Step::Chunk(i, n)
+                        }),
+                        other => outcome(other)
+                            .and_then(|(h, result)| index(h).map(|i| (i, result)))
+                            .map(|(i, result)| Step::End(i, result.map(drop))),
+                    })
+                })
+                .await?;
+            let Some(step) = step else {
+                return Err(self.lost());
+            };
+            let sunk = match step {
+                Step::Start(i) => open_writer(&mut writers[i], open, msgs[i]).map(drop),
+                Step::Chunk(i, n) => {
+                    sizes[i] += n as u64;
+                    match open_writer(&mut writers[i], open, msgs[i]) {
+                        Ok(writer) => {
+                            let mut written = 0;
+                            poll_fn(|cx| R::poll_write_all(writer, cx, &buf[..n], &mut written))
+                                .await
+                        }
+                        Err(error) => Err(error),
+                    }
+                }
+                Step::End(i, result) => {
+                    left -= 1;
+                    match result {
+                        Ok(()) => {
+                            results[i] = Some(Ok(sizes[i]));
+                            match open_writer(&mut writers[i], open, msgs[i]) {
+                                Ok(writer) => poll_fn(|cx| R::poll_flush(writer, cx)).await,
+                                Err(error) => Err(error),
+                            }
+                        }
+                        Err(error) => {
+                            results[i] = Some(Err(error));
+                            Ok(())
+                        }
+                    }
+                    .inspect(|()| writers[i] = None)
+                }
+            };
+            if let Err(error) = sunk {
+                for (i, &handle) in handles.iter().enumerate() {
+                    if results[i].is_none() {
+                        self.client.discard(handle);
+                    }
+                }
+                return Err(Error::Sink(error));
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(Error::Closed)))
+            .collect())
+    }
+
+    /// `RETR n` into memory: the message's bytes, as long as they are at most
+    /// `limit` octets. A longer message fails with
+    /// [`Error::MessageTooLarge`] once `limit` is passed, having held no more
+    /// than `limit` octets (plus one read); the core reads and drops the rest,
+    /// and the connection stays usable.
+    ///
+    /// Cancel-safety: as [`Connection::retr`].
+    pub async fn retr_vec(&mut self, msg: MsgNum, limit: usize) -> Result<Vec<u8>> {
+        let mut reader = self.retr(msg).await?;
+        let mut message = Vec::new();
+        let mut buf = vec![0u8; COPY_BUFFER.min(limit.saturating_add(1))];
+        loop {
+            // One octet more than the limit allows tells "exactly at the
+            // limit" from "over it".
+            let room = limit.saturating_sub(message.len()).saturating_add(1);
+            let want = buf.len().min(room);
+            let n = reader.read_chunk(&mut buf[..want]).await?;
+            if n == 0 {
+                return Ok(message);
+            }
+            if message.len() + n > limit {
+                // Dropping the reader has the core drop the rest.
+                return Err(Error::MessageTooLarge { limit });
+            }
+            message.extend_from_slice(&buf[..n]);
+        }
     }
 
     /// Marks several messages for deletion, pipelined like

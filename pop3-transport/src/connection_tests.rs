@@ -140,7 +140,9 @@ fn a_session_without_a_runtime() {
     let server = Server::new("+OK ready\r\n", steps);
     let result = run(async {
         let mut conn = Connection::<_, Never>::start(server, &options(), false).await?;
-        conn.login("u", "p").await?;
+        // The string types people hold all work as passwords: `&String` here.
+        let (user, password) = (String::from("u"), String::from("p"));
+        conn.login(&user, &password).await?;
         let stat = conn.stat().await?;
         conn.quit().await?;
         Ok::<_, Error>(stat)
@@ -201,7 +203,7 @@ fn a_dropped_reader_is_drained_by_the_next_operation() {
         conn.login("u", "p").await.expect("login");
         let mut reader = conn.retr(n(1)).await.expect("retr");
         let mut buf = [0u8; 4];
-        assert_eq!(reader.read(&mut buf).await.expect("read"), 4);
+        assert_eq!(reader.read_chunk(&mut buf).await.expect("read"), 4);
         assert_eq!(&buf, b"0123");
         assert!(!reader.is_finished());
         drop(reader);
@@ -221,10 +223,12 @@ fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
     mechanism: Box<dyn pop3_proto::sasl::Mechanism>,
 ) {
     fn send<F: Send>(_: F) {}
-    send(reader.read(&mut []));
+    send(reader.read_chunk(&mut []));
     send(Connection::<S, T>::start(stream, &Options::new(), false));
     send(conn.capa());
     send(conn.login("u", "p"));
+    send(conn.login("u", String::from("p")));
+    send(conn.login("u", pop3_proto::Secret::new(String::from("p"))));
     send(conn.login_with("u", "p", pop3_proto::AuthMethod::Auto));
     send(conn.apop("u", "p"));
     send(conn.auth(mechanism));
@@ -232,7 +236,162 @@ fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
     send(conn.lang(None));
     send(conn.retr(n(1)));
     send(conn.retr_many(&[], &mut |_: MsgNum, _: &[u8]| {}));
+    send(conn.retr_vec(n(1), 1));
     send(conn.dele_many(&[]));
     send(conn.stls("localhost"));
     send(conn.quit());
+}
+
+/// Per writer opened: its message, what it was given, whether it was flushed.
+type Written = std::rc::Rc<std::cell::RefCell<Vec<(MsgNum, Vec<u8>, bool)>>>;
+
+/// A writer that keeps what it is given in a list shared with the test, so
+/// that what `retr_many_to` wrote can be seen after it dropped the writer.
+struct Shared {
+    list: Written,
+    index: usize,
+}
+
+impl io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.list.borrow_mut()[self.index].1.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.list.borrow_mut()[self.index].2 = true;
+        Ok(())
+    }
+}
+
+/// Login, then the `CAPA` the core asks before a burst (no PIPELINING, so
+/// the commands go out one by one).
+fn burst_steps() -> Vec<(&'static str, String)> {
+    let mut steps = login_steps();
+    steps.push(("CAPA\r\n", "+OK\r\nUSER\r\nUIDL\r\n.\r\n".into()));
+    steps
+}
+
+#[test]
+fn retr_many_to_opens_a_writer_per_message() {
+    use crate::runtime::blocking::Blocking;
+    let mut steps = burst_steps();
+    steps.push((
+        "RETR 1\r\n",
+        "+OK\r\nSubject: a\r\n\r\n..one\r\n.\r\n".into(),
+    ));
+    steps.push(("RETR 2\r\n", "-ERR [SYS/TEMP] busy\r\n".into()));
+    steps.push(("RETR 3\r\n", "+OK\r\n.\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    let list = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let results = run(async {
+        let mut conn = Connection::<_, Blocking>::start(server, &options(), false).await?;
+        conn.login("u", "p").await?;
+        conn.retr_many_to(&[n(1), n(2), n(3)], |msg| {
+            let mut all = list.borrow_mut();
+            all.push((msg, Vec::new(), false));
+            Ok(Shared {
+                list: list.clone(),
+                index: all.len() - 1,
+            })
+        })
+        .await
+    })
+    .expect("the retrieval runs");
+    assert!(matches!(results[0], Ok(20)));
+    assert!(matches!(&results[1], Err(Error::Server(e)) if e.text.as_str() == "busy"));
+    assert!(matches!(results[2], Ok(0)));
+    let written = list.borrow();
+    // The refused message never got a writer; the empty one got one.
+    assert_eq!(written.len(), 2);
+    assert_eq!(
+        written[0],
+        (n(1), b"Subject: a\r\n\r\n.one\r\n".to_vec(), true)
+    );
+    assert_eq!(written[1], (n(3), Vec::new(), true));
+}
+
+#[test]
+fn a_failing_writer_stops_retr_many_to_cleanly() {
+    use crate::runtime::blocking::Blocking;
+    let mut steps = burst_steps();
+    steps.push(("RETR 1\r\n", "+OK\r\nfirst\r\n.\r\n".into()));
+    steps.push(("RETR 2\r\n", "+OK\r\nsecond\r\n.\r\n".into()));
+    steps.push(("NOOP\r\n", "+OK\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    run(async {
+        let mut conn = Connection::<_, Blocking>::start(server, &options(), false)
+            .await
+            .expect("greeting");
+        conn.login("u", "p").await.expect("login");
+        let result = conn
+            .retr_many_to(&[n(1), n(2)], |_| {
+                Err::<Vec<u8>, _>(io::Error::other("disk full"))
+            })
+            .await;
+        assert!(matches!(&result, Err(Error::Sink(e)) if e.to_string() == "disk full"));
+        assert!(result.is_err_and(|e| !e.is_fatal()));
+        assert!(!conn.is_poisoned());
+        conn.noop().await.expect("the connection is still in step");
+    });
+}
+
+#[test]
+fn retr_vec_bounds_memory_and_stays_in_step() {
+    let mut steps = login_steps();
+    steps.push(("RETR 1\r\n", "+OK\r\n0123456789\r\n.\r\n".into()));
+    steps.push(("RETR 1\r\n", "+OK\r\n0123456789\r\n.\r\n".into()));
+    steps.push(("NOOP\r\n", "+OK\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    run(async {
+        let mut conn = Connection::<_, Never>::start(server, &options(), false)
+            .await
+            .expect("greeting");
+        conn.login("u", "p").await.expect("login");
+        let exact = conn.retr_vec(n(1), 12).await.expect("exactly at the limit");
+        assert_eq!(exact, b"0123456789\r\n");
+        let over = conn.retr_vec(n(1), 11).await;
+        assert!(matches!(over, Err(Error::MessageTooLarge { limit: 11 })));
+        assert!(over.is_err_and(|e| !e.is_fatal()));
+        conn.noop().await.expect("the rest was drained");
+    });
+}
+
+#[test]
+fn retr_to_takes_a_dyn_writer() {
+    use crate::runtime::blocking::Blocking;
+    let mut steps = login_steps();
+    steps.push(("RETR 1\r\n", "+OK\r\nhello\r\n.\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    let mut out = Vec::new();
+    run(async {
+        let mut conn = Connection::<_, Blocking>::start(server, &options(), false)
+            .await
+            .expect("greeting");
+        conn.login("u", "p").await.expect("login");
+        let writer: &mut dyn io::Write = &mut out;
+        let size = conn.retr_to(n(1), writer).await.expect("retr_to");
+        assert_eq!(size, 7);
+    });
+    assert_eq!(out, b"hello\r\n");
+}
+
+/// Compile-time check: the async runtimes' `retr_to` takes their `dyn`
+/// writers too.
+#[cfg(feature = "tokio")]
+#[allow(dead_code)]
+async fn tokio_retr_to_takes_a_dyn_writer<S: IoStream>(
+    conn: &mut Connection<S, crate::runtime::tokio::Tokio>,
+    out: &mut (dyn tokio::io::AsyncWrite + Unpin),
+) -> crate::Result<u64> {
+    conn.retr_to(n(1), out).await
+}
+
+#[cfg(feature = "smol")]
+#[allow(dead_code)]
+async fn smol_retr_to_takes_a_dyn_writer<S: IoStream>(
+    conn: &mut Connection<S, crate::runtime::smol::Smol>,
+    out: &mut (dyn futures_io::AsyncWrite + Unpin),
+) -> crate::Result<u64> {
+    conn.retr_to(n(1), out).await
 }

@@ -59,6 +59,15 @@ impl fmt::Display for Phase {
 /// | [`Error::Proxy`] | never connected |
 ///
 /// [`Error::is_fatal`] tells the two apart.
+///
+/// # Display and `source`
+///
+/// The `Display` of an error is one line that already carries its cause
+/// (`I/O error: Connection refused (os error 111)`), so `source()` returns
+/// `None`: an error reporter such as `anyhow` or `eyre` prints each cause
+/// once. The cause itself is in the variant, for `match`. For certificate
+/// errors the line ends with what to do about it; [`Error::tls_advice`] says
+/// more.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum Error {
@@ -100,13 +109,23 @@ pub enum Error {
     /// refused, a malformed reply), or could not reach the mail server. No
     /// byte went to the mail server.
     Proxy(Socks5ConnectError),
+    /// A message was longer than the limit given to
+    /// [`Connection::retr_vec`](crate::Connection::retr_vec). The core drops
+    /// the rest of it; the connection stays usable.
+    MessageTooLarge {
+        /// The limit in octets.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Io(e) => write!(f, "I/O error: {e}"),
-            Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Tls(e) => match tls_hint(e) {
+                Some(hint) => write!(f, "TLS error: {e} ({hint})"),
+                None => write!(f, "TLS error: {e}"),
+            },
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::BadReply(e) => write!(f, "unusable reply: {e}"),
             Error::Sink(e) => write!(f, "writing the message failed: {e}"),
@@ -116,7 +135,45 @@ impl fmt::Display for Error {
             Error::Closed => f.write_str("the POP3 session has ended"),
             Error::StlsUnavailable => f.write_str("the server does not offer STLS"),
             Error::Proxy(e) => e.fmt(f),
+            Error::MessageTooLarge { limit } => {
+                write!(f, "the message is longer than the limit of {limit} octets")
+            }
         }
+    }
+}
+
+/// What to do about the commonest TLS failures, in a few words for the
+/// one-line `Display` ([`Error::tls_advice`] is the long form).
+fn tls_hint(error: &rustls::Error) -> Option<&'static str> {
+    match error {
+        rustls::Error::InvalidCertificate(problem) => match problem {
+            CertificateError::UnknownIssuer => Some(
+                "to trust this server, add its CA (or its own certificate) with \
+                 TlsOptions::add_root_pem_file, or pin it with TlsOptions::pin_sha256",
+            ),
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                Some(
+                    "connect with a name the certificate carries, or set \
+                     Options::server_name",
+                )
+            }
+            CertificateError::Expired
+            | CertificateError::ExpiredContext { .. }
+            | CertificateError::NotValidYet
+            | CertificateError::NotValidYetContext { .. } => {
+                Some("check this computer's clock; otherwise the certificate must be renewed")
+            }
+            CertificateError::Other(other) if other.0.is::<FingerprintMismatch>() => Some(
+                "not the pinned certificate: check the new fingerprint with the server's \
+                 administrator before pinning it",
+            ),
+            _ => Some("Error::tls_advice explains"),
+        },
+        rustls::Error::InvalidMessage(_) => Some(
+            "the server did not answer with TLS: a plain POP3 port (110) needs STLS, \
+             implicit TLS is for port 995",
+        ),
+        _ => None,
     }
 }
 
@@ -318,19 +375,9 @@ fn readable_name(name: &str) -> String {
         .to_owned()
 }
 
-impl std::error::Error for Error {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            Error::Io(e) => Some(e),
-            Error::Tls(e) => Some(e),
-            Error::Protocol(e) | Error::BadReply(e) => Some(e),
-            Error::Sink(e) => Some(e),
-            Error::Usage(e) => Some(e),
-            Error::Proxy(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// `source()` is `None`: the `Display` line already includes the cause
+/// (see [`Error`]).
+impl std::error::Error for Error {}
 
 impl From<io::Error> for Error {
     /// Unwraps a [`rustls::Error`] (as rustls streams report it) into
@@ -431,6 +478,7 @@ impl Error {
                 | Error::BadReply(_)
                 | Error::Sink(_)
                 | Error::StlsUnavailable
+                | Error::MessageTooLarge { .. }
         )
     }
 }

@@ -91,3 +91,9 @@ mod tests {
         assert!(BASE64.decode(&a).is_ok_and(|bytes| bytes.len() == 24));
     }
 }
+
+/// This crate's README's examples, compiled (and run where they need no
+/// server) as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

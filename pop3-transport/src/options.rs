@@ -20,16 +20,34 @@ use crate::{Error, Result};
 ///
 /// | field | default | applies to |
 /// |---|---|---|
-/// | `connect` | 30 s | opening the TCP connection (each address tried) |
+/// | `connect` | 30 s | opening the TCP connection (see below for what it covers) |
 /// | `tls_handshake` | 30 s | the TLS handshake |
 /// | `read` | 60 s | each read from the server (time without *any* byte) |
 /// | `write` | 60 s | each write (and flush) to the server |
 ///
-/// `read` and `write` apply to single socket operations, not to whole
+/// `read` and `write` apply to single reads and writes, not to whole
 /// commands: a 100 MiB message that keeps arriving never times out, a server
 /// that stops sending for `read` does. When a limit runs out the call returns
 /// [`Error::Timeout`] naming the [`Phase`](crate::Phase), and the connection
-/// is over (later calls return [`Error::Closed`]).
+/// is over (later calls return [`Error::Closed`]). No limit bounds a whole
+/// operation; for that, wrap the call in your runtime's timeout (which, when
+/// it fires, poisons the connection: see `Connection`'s cancellation rules).
+///
+/// # What each runtime really bounds
+///
+/// The blocking runtime has no timer: its limits are socket options, so they
+/// only work on the sockets it can set them on.
+///
+/// | | blocking (`pop3-blocking`) | async (`pop3-tokio`, `pop3-smol`) |
+/// |---|---|---|
+/// | DNS lookup | **not bounded** (the system resolver decides) | inside `connect` |
+/// | `connect` | each address tried, on its own (`TcpStream::connect_timeout`): a name with three dead addresses can take three times the limit | the whole of resolving the name and trying its addresses in turn, once, by the runtime's timer |
+/// | `tls_handshake` | each socket read and write during the handshake (socket options) | the whole handshake, by the runtime's timer |
+/// | `read`, `write` | socket options (`set_read_timeout` / `set_write_timeout`) | the runtime's timer, re-armed at each byte of progress |
+/// | a stream you pass to `Connection::new` | only if it is a `std::net::TcpStream` (inside the `MaybeTls`); for any other stream set its limits yourself — a `WouldBlock` or `TimedOut` error from it counts as a time-out | the runtime's timer, whatever the stream |
+///
+/// On tokio the timers need a runtime with time enabled; on smol they are
+/// `async-io` timers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timeouts {
     /// Opening the TCP connection (default 30 s).
@@ -75,16 +93,25 @@ impl Timeouts {
     }
 }
 
-/// How to connect and what the protocol core may do. Built with chained setters:
+/// How to connect and what the protocol core may do.
+///
+/// The struct is `#[non_exhaustive]` (fields may be added), so it cannot be
+/// written as a struct literal outside this crate: start from
+/// [`Options::new`] and chain the setters, one per field. Every transport
+/// re-exports it (`pop3_blocking::Options`, ...).
 ///
 /// ```
 /// use std::time::Duration;
-/// use pop3_transport::{Options, Timeouts};
+/// use pop3_transport::{Options, Timeouts, TlsOptions, TrustRoots};
 ///
+/// # let ca = test_support::pki::TestPki::shared().ca_pem.clone();
 /// let options = Options::new()
-///     .server_name("mail.example.com")
-///     .timeouts(Timeouts { read: Some(Duration::from_secs(10)), ..Timeouts::default() });
-/// assert!(!options.allow_plaintext_auth);
+///     .server_name("mail.example.com") // the name the certificate must carry
+///     .tls(TlsOptions::new().trust_roots(TrustRoots::Mozilla).add_root_pem(&ca)?)
+///     .timeouts(Timeouts { read: Some(Duration::from_secs(10)), ..Timeouts::default() })
+///     .pipeline_window(64);
+/// assert!(!options.allow_plaintext_auth); // the safe default
+/// # Ok::<(), pop3_transport::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -377,11 +404,18 @@ impl TlsOptions {
     /// Also trusts every certificate in the PEM file at `path`: as a root, and
     /// as the server's own certificate when the server presents one of them.
     ///
-    /// Fails with [`Error::Io`] if the file cannot be read or holds no
-    /// certificate.
+    /// Fails with [`Error::Io`] naming the path if the file cannot be read or
+    /// holds no certificate.
     pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<TlsOptions> {
-        let pem = std::fs::read(path).map_err(Error::Io)?;
-        self.add_root_pem(pem)
+        let path = path.as_ref();
+        let named = |e: &dyn fmt::Display, kind| {
+            Error::Io(io::Error::new(kind, format!("{}: {e}", path.display())))
+        };
+        let pem = std::fs::read(path).map_err(|e| named(&e, e.kind()))?;
+        self.add_root_pem(pem).map_err(|error| match error {
+            Error::Io(e) => named(&e, e.kind()),
+            other => other,
+        })
     }
 
     /// Also trusts every certificate in `pem` (one or more
@@ -550,9 +584,13 @@ mod tests {
             TlsOptions::new().add_root_pem(b"hello"),
             Err(Error::Io(e)) if e.kind() == io::ErrorKind::InvalidData
         ));
-        assert!(TlsOptions::new()
-            .add_root_pem_file("/nonexistent/ca.pem")
-            .is_err());
+        let missing = TlsOptions::new().add_root_pem_file("/nonexistent/ca.pem");
+        assert!(matches!(
+            &missing,
+            Err(Error::Io(e)) if e.kind() == io::ErrorKind::NotFound
+        ));
+        let shown = missing.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(shown.contains("/nonexistent/ca.pem"), "{shown}");
         assert!(TlsOptions::new().client_cert(b"hello", b"hello").is_err());
     }
 

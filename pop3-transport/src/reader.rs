@@ -147,10 +147,15 @@ impl<S: IoStream, R: Runtime> MessageReader<'_, S, R> {
         }
     }
 
-    /// Reads into `buf`; returns the number of bytes, `0` at the end.
+    /// Reads the next piece of the message into `buf`; returns the number of
+    /// bytes, `0` at the end. Errors are this crate's [`Error`].
+    ///
+    /// It is not named `read` so that `reader.read(&mut buf)` always means
+    /// the runtime's trait (`std::io::Read::read`, or `read` of tokio's
+    /// `AsyncReadExt` / futures' `AsyncReadExt`), as it does for any reader.
     ///
     /// Cancel-safety: may be dropped at any time without losing data.
-    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize> {
+    pub async fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize> {
         poll_fn(|cx| self.poll_read(cx, buf))
             .await
             .map_err(Error::from)
@@ -164,10 +169,10 @@ impl<S: IoStream, R: Runtime> MessageReader<'_, S, R> {
     where
         R: WriteTo<W>,
     {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut buf = vec![0u8; crate::connection::COPY_BUFFER];
         let mut total = 0u64;
         loop {
-            let n = self.read(&mut buf).await?;
+            let n = self.read_chunk(&mut buf).await?;
             if n == 0 {
                 break;
             }

@@ -218,7 +218,7 @@ pub async fn retr_streamed<S: StartTls, R: Runtime>(
     let mut out = Vec::new();
     let mut buf = vec![0u8; buf_size];
     loop {
-        let k = reader.read(&mut buf).await?;
+        let k = reader.read_chunk(&mut buf).await?;
         if k == 0 {
             assert!(reader.is_finished(), "a reader at its end is finished");
             return Ok(out);
@@ -240,7 +240,7 @@ pub async fn retr_partial<S: StartTls, R: Runtime>(
     let mut buf = [0u8; 100];
     while out.len() < bytes {
         let want = buf.len().min(bytes - out.len());
-        let k = reader.read(&mut buf[..want]).await?;
+        let k = reader.read_chunk(&mut buf[..want]).await?;
         if k == 0 {
             break;
         }
@@ -1547,7 +1547,7 @@ pub async fn reader_not_finished_after_failure<T: Transport>(t: &T) {
         let mut buf = [0u8; 7];
         let mut got = Vec::new();
         let e = loop {
-            match reader.read(&mut buf).await {
+            match reader.read_chunk(&mut buf).await {
                 Ok(0) => panic!("a cut message must not end cleanly: {}", show(&got)),
                 Ok(k) => got.extend_from_slice(&buf[..k]),
                 Err(e) => break e,
@@ -1557,7 +1557,7 @@ pub async fn reader_not_finished_after_failure<T: Transport>(t: &T) {
         assert_bytes_eq(&got, b"Subject: cut\r\n\r\nsome text\r\n", "what arrived");
         assert!(!reader.is_finished(), "finished after a failure");
         assert!(
-            reader.read(&mut buf).await.is_err(),
+            reader.read_chunk(&mut buf).await.is_err(),
             "a read after the failure"
         );
         assert!(!reader.is_finished(), "finished after a second read");

@@ -145,7 +145,25 @@ pub trait WriteTo<W: ?Sized> {
 
 /// Receives the messages of [`Connection::retr_many`](crate::Connection::retr_many) as they arrive.
 ///
-/// Any `FnMut(MsgNum, &[u8])` closure is a sink that ignores the ends.
+/// Any `FnMut(MsgNum, &[u8])` closure is a sink that ignores the ends, but
+/// Rust cannot infer that signature from this trait: write the chunk's type
+/// (`&mut |msg, chunk: &[u8]| ...`), or the compiler reports that the closure
+/// "is not general enough". Most programs are simpler with
+/// [`Connection::retr_many_to`](crate::Connection::retr_many_to), which takes
+/// a closure opening a writer per message and needs no annotation.
+///
+/// ```
+/// use pop3_transport::runtime::{blocking::Blocking, IoStream};
+/// use pop3_proto::MsgNum;
+/// use pop3_transport::{Connection, Result};
+///
+/// /// The total size of the messages, none of them kept.
+/// async fn measure<S: IoStream>(pop3: &mut Connection<S, Blocking>, msgs: &[MsgNum]) -> Result<u64> {
+///     let mut total = 0;
+///     pop3.retr_many(msgs, &mut |_msg, chunk: &[u8]| total += chunk.len() as u64).await?;
+///     Ok(total)
+/// }
+/// ```
 ///
 /// A sink that fails (a full disk, say) returns `Err`: the retrieval stops
 /// cleanly — the messages already asked for are read and dropped, so the
