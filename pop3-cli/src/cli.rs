@@ -119,6 +119,13 @@ pub(crate) struct ConnArgs {
     #[arg(long, value_name = "SHA256", global = true)]
     pub(crate) tls_fingerprint: Option<String>,
 
+    /// Connect through a SOCKS5 proxy: socks5://[user[:password]@]host:port
+    /// (RFC 1928/1929). The proxy resolves the mail server's name (as Tor
+    /// needs); TLS still checks the mail server's certificate for its own
+    /// name.
+    #[arg(long, value_name = "URL", global = true)]
+    pub(crate) proxy: Option<String>,
+
     /// Which transport runs the session (all behave the same). Hidden from
     /// --help: it exists to exercise the transports, not for users.
     #[arg(long, value_enum, global = true, hide = true)]

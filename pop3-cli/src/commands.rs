@@ -262,6 +262,9 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     if conn.tls_fingerprint.is_none() {
         conn.tls_fingerprint = value(&file.tls_fingerprint);
     }
+    if conn.proxy.is_none() {
+        conn.proxy = value(&file.proxy);
+    }
     if conn.timeout.is_none() {
         conn.timeout = file.timeout.as_ref().map(|t| *t.get_ref());
     }

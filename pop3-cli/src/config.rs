@@ -50,6 +50,7 @@ pub(crate) struct Settings {
     pub(crate) ca_file: Option<Spanned<String>>,
     pub(crate) trust: Option<Spanned<Trust>>,
     pub(crate) tls_fingerprint: Option<Spanned<String>>,
+    pub(crate) proxy: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<u64>>,
     pub(crate) runtime: Option<Spanned<Runtime>>,
     pub(crate) maildir: Option<Spanned<String>>,
@@ -230,6 +231,11 @@ impl Config {
                 return Err(self.error_at(pin.span(), "tls_fingerprint", &e.to_string()));
             }
         }
+        if let Some(proxy) = &table.proxy {
+            if let Err(e) = pop3_transport::socks5::Socks5Proxy::parse(proxy.get_ref()) {
+                return Err(self.error_at(proxy.span(), "proxy", &e.to_string()));
+            }
+        }
         if let Some(port) = &table.port {
             if *port.get_ref() == 0 {
                 return Err(self.error_at(port.span(), "port", "must be 1 to 65535"));
@@ -300,6 +306,7 @@ impl Settings {
             ca_file,
             trust,
             tls_fingerprint,
+            proxy,
             timeout,
             runtime,
             maildir,

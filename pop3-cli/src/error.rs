@@ -176,6 +176,8 @@ pub(crate) enum NetError {
     Closed,
     /// `--tls starttls`, and the server does not list STLS.
     StlsUnavailable,
+    /// The SOCKS5 proxy failed (unreachable, refused, not a proxy).
+    Proxy(String),
     /// A variant this program does not know yet.
     Other(String),
 }
@@ -206,6 +208,7 @@ impl fmt::Display for NetError {
             NetError::StlsUnavailable => {
                 f.write_str("the server does not offer STLS (refusing to continue without TLS)")
             }
+            NetError::Proxy(e) => write!(f, "proxy: {e}"),
             NetError::Other(e) => f.write_str(e),
         }
     }
@@ -226,6 +229,7 @@ impl NetError {
             NetError::Tls(_) | NetError::StlsUnavailable => Exit::Tls,
             NetError::Usage(UsageError::PlaintextCredentials) => Exit::NoPerm,
             NetError::Usage(UsageError::Closed) => Exit::Unavailable,
+            NetError::Proxy(_) => Exit::Unavailable,
             NetError::Usage(_) | NetError::Other(_) => Exit::Software,
             NetError::Server(e) => temporary_or(e, Exit::Refused),
         }

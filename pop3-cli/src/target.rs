@@ -258,6 +258,13 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
             "--tls-fingerprint needs TLS: use --tls implicit or --tls starttls",
         ));
     }
+    let proxy = match &args.proxy {
+        Some(url) => Some(
+            pop3_transport::socks5::Socks5Proxy::parse(url)
+                .map_err(|e| Failure::usage(format!("--proxy: {e}")))?,
+        ),
+        None => None,
+    };
     let trust = args.trust.unwrap_or(Trust::System);
     if trust == Trust::CaFile && ca_pem.is_none() && fingerprint.is_none() {
         return Err(Failure::usage(
@@ -272,6 +279,7 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
             ca_pem,
             trust,
             fingerprint,
+            proxy,
             presented: PeerCertificates::new(),
             timeout: args.timeout.map(Duration::from_secs),
             allow_plaintext_auth: args.allow_plaintext_auth,

@@ -35,6 +35,8 @@ pub(crate) struct ConnectConfig {
     pub(crate) trust: Trust,
     /// `--tls-fingerprint`: trust exactly this server certificate instead.
     pub(crate) fingerprint: Option<Sha256Fingerprint>,
+    /// `--proxy`: the SOCKS5 proxy to connect through.
+    pub(crate) proxy: Option<pop3_transport::socks5::Socks5Proxy>,
     /// Where every handshake records the certificates the server presented,
     /// trusted or not, so that a refusal can name the certificate (and its
     /// fingerprint) and `serverinfo` can show it.
@@ -96,27 +98,15 @@ fn is_ca_used_as_end_entity(problem: &CertificateError) -> bool {
 
 impl From<Error> for NetError {
     fn from(error: Error) -> NetError {
-        if let Some(advice) = error.tls_advice() {
-            return NetError::Tls(TlsProblem::other(advice));
-        }
-        match error {
-            Error::Io(e) => NetError::Io(e),
-            Error::Tls(e) => NetError::Tls(TlsProblem::other(e.to_string())),
-            Error::Protocol(e) => NetError::Protocol(e),
-            Error::BadReply(e) => NetError::BadReply(e),
-            Error::Sink(e) => NetError::Sink(e),
-            Error::Usage(e) => NetError::Usage(e),
-            Error::Server(e) => NetError::Server(e),
-            Error::Timeout(phase) => NetError::Timeout(phase.to_string()),
-            Error::Closed => NetError::Closed,
-            Error::StlsUnavailable => NetError::StlsUnavailable,
-            other => NetError::Other(other.to_string()),
-        }
+        error_ref(&error)
     }
 }
 
 /// A copy of a borrowed error (the sinks of `retr_many` get a reference).
 fn error_ref(error: &Error) -> NetError {
+    if let Some(advice) = error.tls_advice() {
+        return NetError::Tls(TlsProblem::other(advice));
+    }
     match error {
         Error::Io(e) => NetError::Io(io::Error::new(e.kind(), e.to_string())),
         Error::Sink(e) => NetError::Sink(io::Error::new(e.kind(), e.to_string())),
@@ -128,6 +118,7 @@ fn error_ref(error: &Error) -> NetError {
         Error::Timeout(phase) => NetError::Timeout(phase.to_string()),
         Error::Closed => NetError::Closed,
         Error::StlsUnavailable => NetError::StlsUnavailable,
+        Error::Proxy(e) => NetError::Proxy(e.to_string()),
         other => NetError::Other(other.to_string()),
     }
 }
@@ -236,6 +227,9 @@ pub(crate) fn options(config: &ConnectConfig) -> Result<Options, Failure> {
         .allow_plaintext_auth(config.allow_plaintext_auth);
     if let Some(limit) = config.timeout {
         options = options.timeouts(Timeouts::uniform(limit));
+    }
+    if let Some(proxy) = &config.proxy {
+        options = options.proxy(proxy.clone());
     }
     Ok(options)
 }

@@ -139,3 +139,68 @@ fn the_wrong_scheme_for_the_port_is_named() {
     assert!(stderr.contains("pop3s://"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(20));
 }
+
+#[test]
+fn fetch_through_a_socks5_proxy_names_the_server_to_the_proxy() {
+    use test_support::socks5::{Behaviour, Socks5Config, Socks5Server};
+    let dovecot = Dovecot::shared();
+    let user = unique_user("proxy");
+    let password = format!("pw-{user}");
+    let mailbox = dovecot.add_user(&user, &password);
+    mailbox.add_message(b"Subject: via proxy\r\n\r\nhello\r\n");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = ca_file(dir.path());
+    let proxy = Socks5Server::start(Socks5Config::relay().require_auth("pu", "pp"));
+    for runtime in ["blocking", "tokio", "smol"] {
+        let maildir = dir.path().join(format!("Mail-{runtime}"));
+        let output = pop3()
+            .env(PASSWORD_VAR, &password)
+            .arg(format!(
+                "pop3s://{user}@localhost:{}",
+                dovecot.tls_addr().port()
+            ))
+            .args(["--password-env", PASSWORD_VAR, "--runtime", runtime])
+            .arg("--proxy")
+            .arg(proxy.url(Some(("pu", "pp"))))
+            .arg("--ca-file")
+            .arg(&ca)
+            .arg("fetch")
+            .arg("--maildir")
+            .arg(&maildir)
+            .output()
+            .expect("run pop3");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{runtime}: {stderr}");
+        let stored = fs::read_dir(maildir.join("new")).expect("new/").count();
+        assert_eq!(stored, 1, "{runtime}");
+    }
+    let requests = proxy.requests();
+    assert_eq!(requests.len(), 3);
+    for request in requests {
+        // The name went to the proxy unresolved, with the proxy login.
+        assert_eq!(
+            (request.address_type, request.host.as_str()),
+            (3, "localhost")
+        );
+        assert_eq!(request.credentials, Some(("pu".into(), "pp".into())));
+    }
+    // A proxy that answers garbage: exit 69, the proxy is named.
+    let garbage = Socks5Server::start(Socks5Config::with_behaviour(Behaviour::Garbage(
+        b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(),
+    )));
+    let output = pop3()
+        .env(PASSWORD_VAR, &password)
+        .arg(format!(
+            "pop3s://{user}@localhost:{}",
+            dovecot.tls_addr().port()
+        ))
+        .args(["--password-env", PASSWORD_VAR, "--timeout", "5"])
+        .arg("--proxy")
+        .arg(garbage.url(None))
+        .arg("stat")
+        .output()
+        .expect("run pop3");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(69), "{stderr}");
+    assert!(stderr.contains("proxy"), "{stderr}");
+}
