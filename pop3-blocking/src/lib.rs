@@ -78,8 +78,10 @@
 //! - [`Connection::new`]: any stream you opened yourself, as
 //!   `Connection::new(MaybeTls::Plain(stream), &options).wait()`.
 //!
-//! Trust anchors default to the Mozilla roots from `webpki-roots`; add your own
-//! with [`TlsOptions`].
+//! Certificates are always verified, against the operating system's roots by
+//! default (the Mozilla roots where it has none); [`TlsOptions`] adds your
+//! own, trusts a self-signed certificate you give it, or pins one by its
+//! SHA-256 fingerprint.
 //!
 //! # Timeouts
 //!

@@ -44,8 +44,8 @@
 //! - [`Connection::new`]: over any futures-io `AsyncRead + AsyncWrite + Unpin`
 //!   stream.
 //!
-//! Certificates are always verified, against the `webpki-roots` by default
-//! ([`TlsOptions`]). Each read, write, connect and handshake has a time limit
+//! Certificates are always verified, against the operating system's roots by
+//! default (your own, or a pinned certificate: [`TlsOptions`]). Each read, write, connect and handshake has a time limit
 //! ([`Timeouts`]), kept with [`async_io::Timer`].
 //!
 //! # Cancellation

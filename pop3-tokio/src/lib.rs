@@ -33,8 +33,8 @@
 //! - [`Connection::new`]: over any `AsyncRead + AsyncWrite + Unpin` stream,
 //!   as `Connection::new(MaybeTls::Plain(stream), &options)`.
 //!
-//! Certificates are always verified, against the `webpki-roots` by default
-//! ([`TlsOptions`]). Each read, write, connect and handshake has a time limit
+//! Certificates are always verified, against the operating system's roots by
+//! default (your own, or a pinned certificate: [`TlsOptions`]). Each read, write, connect and handshake has a time limit
 //! ([`Timeouts`]); the timers need a tokio runtime with time enabled.
 //!
 //! # Cancellation
