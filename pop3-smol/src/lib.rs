@@ -20,6 +20,46 @@
 //! # }
 //! ```
 //!
+//! The same over a socket pair, with a pretend server on the other end (this
+//! one runs as a doctest):
+//!
+//! ```
+//! use futures_lite::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, StreamExt};
+//! use pop3_smol::{Connection, MaybeTls, MsgNum, Options};
+//! use std::os::unix::net::UnixStream;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (client, server) = async_io::Async::<UnixStream>::pair()?;
+//! let server = std::thread::spawn(move || futures_lite::future::block_on(async {
+//!     let (read, mut write) = futures_lite::io::split(server);
+//!     let mut lines = futures_lite::io::BufReader::new(read).lines();
+//!     write.write_all(b"+OK ready\r\n").await?;
+//!     while let Some(line) = lines.next().await {
+//!         let reply: &[u8] = match line?.as_str() {
+//!             "RETR 1" => b"+OK\r\nSubject: hi\r\n\r\n..dot\r\n.\r\n",
+//!             "QUIT" => { write.write_all(b"+OK bye\r\n").await?; break }
+//!             _ => b"+OK\r\n", // USER, PASS
+//!         };
+//!         write.write_all(reply).await?;
+//!     }
+//!     Ok::<_, std::io::Error>(())
+//! }));
+//! futures_lite::future::block_on(async {
+//!     // A socket pair cannot be sniffed: declare it encrypted.
+//!     let options = Options::new().encrypted(true);
+//!     let mut conn = Connection::new(MaybeTls::Plain(client), &options).await?;
+//!     conn.login("alice", "secret").await?;
+//!     let mut message = Vec::new();
+//!     let first = MsgNum::new(1).ok_or("no message 1")?;
+//!     conn.retr(first).await?.read_to_end(&mut message).await?;
+//!     assert_eq!(message, b"Subject: hi\r\n\r\n.dot\r\n"); // dot-unstuffed
+//!     conn.quit().await?;
+//!     Ok::<_, Box<dyn std::error::Error>>(())
+//! })?;
+//! server.join().map_err(|_| "server panicked")??;
+//! # Ok(()) }
+//! ```
+//!
 //! This crate only moves bytes, does TLS and keeps time: every protocol
 //! decision (what may be sent when, pipelining, parsing, SASL, refusing
 //! credentials in plaintext) is made by the sans-IO core [`pop3_proto`]. The

@@ -17,6 +17,42 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The same over an in-memory pipe, with a pretend server on the other end
+//! (this one runs as a doctest):
+//!
+//! ```
+//! use pop3_tokio::{Connection, MaybeTls, MsgNum, Options};
+//! use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (client, server) = tokio::io::duplex(4096);
+//! tokio::spawn(async move {
+//!     let (read, mut write) = tokio::io::split(server);
+//!     let mut lines = BufReader::new(read).lines();
+//!     write.write_all(b"+OK ready\r\n").await?;
+//!     while let Some(line) = lines.next_line().await? {
+//!         let reply: &[u8] = match line.as_str() {
+//!             "RETR 1" => b"+OK\r\nSubject: hi\r\n\r\n..dot\r\n.\r\n",
+//!             "STAT" => b"+OK 1 22\r\n",
+//!             _ => b"+OK\r\n", // USER, PASS, QUIT
+//!         };
+//!         write.write_all(reply).await?;
+//!     }
+//!     Ok::<_, std::io::Error>(())
+//! });
+//! // A pipe cannot be sniffed: declare it encrypted, or the password stays.
+//! let options = Options::new().encrypted(true);
+//! let mut conn = Connection::new(MaybeTls::Plain(client), &options).await?;
+//! conn.login("alice", "secret").await?;
+//! assert_eq!(conn.stat().await?.count, 1);
+//! let mut message = Vec::new();
+//! conn.retr(MsgNum::new(1).ok_or("no message 1")?).await?.read_to_end(&mut message).await?;
+//! assert_eq!(message, b"Subject: hi\r\n\r\n.dot\r\n"); // dot-unstuffed
+//! conn.quit().await?;
+//! # Ok(()) }
+//! ```
+//!
 //! This crate only moves bytes, does TLS and keeps time: every protocol
 //! decision (what may be sent when, pipelining, parsing, SASL, refusing
 //! credentials in plaintext) is made by the sans-IO core [`pop3_proto`]. The
