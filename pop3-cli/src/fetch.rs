@@ -633,12 +633,16 @@ pub(crate) fn fetch(
     let path = state.path().to_owned();
 
     remember_login(&account, login_delay(session.as_ref()));
-    let listing = match session.uidl() {
+    // One round trip for both when the server pipelines.
+    let (uidl, list) = session
+        .uidl_and_list()
+        .map_err(|e| Failure::from(e).context("UIDL"))?;
+    let listing = match uidl {
         Ok(entries) => Some(entries),
         Err(NetError::Server(_)) => None,
         Err(e) => return Err(Failure::from(e).context("UIDL")),
     };
-    let sizes: HashMap<MsgNum, u64> = match session.list() {
+    let sizes: HashMap<MsgNum, u64> = match list {
         Ok(entries) => entries.into_iter().map(|e| (e.msg, e.size)).collect(),
         Err(e) if !e.is_fatal() => HashMap::new(),
         Err(e) => return Err(Failure::from(e).context("LIST")),

@@ -75,6 +75,17 @@ pub(crate) trait Session {
     fn list_one(&mut self, msg: MsgNum) -> Result<ListEntry, NetError>;
     /// `UIDL`.
     fn uidl(&mut self) -> Result<Vec<UidlEntry>, NetError>;
+    /// `UIDL` and `LIST`, pipelined when the server allows; one result each.
+    #[allow(clippy::type_complexity)]
+    fn uidl_and_list(
+        &mut self,
+    ) -> Result<
+        (
+            Result<Vec<UidlEntry>, NetError>,
+            Result<Vec<ListEntry>, NetError>,
+        ),
+        NetError,
+    >;
     /// `UIDL n`.
     fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry, NetError>;
     /// `RETR n` streamed into `out`; the byte count.

@@ -429,6 +429,19 @@ impl<S: StartTls + TlsStream, R: LibraryRuntime, E: Exec> Session for Live<S, R,
         self.run(|c| c.uidl())
     }
 
+    fn uidl_and_list(
+        &mut self,
+    ) -> Result<
+        (
+            Result<Vec<UidlEntry>, NetError>,
+            Result<Vec<ListEntry>, NetError>,
+        ),
+        NetError,
+    > {
+        let (uidl, list) = self.run(|c| c.uidl_and_list())?;
+        Ok((uidl.map_err(NetError::from), list.map_err(NetError::from)))
+    }
+
     fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry, NetError> {
         self.run(|c| c.uidl_one(msg))
     }

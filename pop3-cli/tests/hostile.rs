@@ -934,8 +934,8 @@ fn numbers_over_u64_in_stat() {
 // ---------------------------------------------------------------------------
 
 /// `fetch --delete` and a UIDL naming one UID twice (or one message twice):
-/// exit 65, no RETR, no DELE, no QUIT, nothing in the Maildir, no UID
-/// recorded.
+/// exit 65, no RETR, no DELE, no QUIT (only the LIST asked with the UIDL),
+/// nothing in the Maildir, no UID recorded.
 #[test]
 fn malformed_uidl_during_fetch() {
     for runtime in RUNTIMES {
@@ -953,6 +953,9 @@ fn malformed_uidl_during_fetch() {
             let server = script(login_steps_then(vec![
                 Step::expect_line("UIDL"),
                 Step::Send(uidl.to_vec()),
+                // LIST was asked together with UIDL.
+                Step::expect_line("LIST"),
+                Step::send_line("+OK\r\n1 10\r\n2 10\r\n."),
                 Step::ExpectClose,
             ]));
             let dir = tempfile::tempdir().expect("tempdir");
@@ -962,7 +965,7 @@ fn malformed_uidl_during_fetch() {
             assert_maildir_empty(&maildir, &what);
             assert!(recorded_uids(&maildir).is_empty(), "{what}");
             let (received, result) = server.join_all();
-            assert_eq!(after_login(&received, &what), b"UIDL\r\n");
+            assert_eq!(after_login(&received, &what), b"UIDL\r\nLIST\r\n");
             result.unwrap_or_else(|e| panic!("{what}: {e}"));
         }
     }

@@ -635,6 +635,36 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         }
     }
 
+    /// `UIDL` and `LIST` together: pipelined when the server allows it (one
+    /// round trip instead of two), each with its own result (a server
+    /// without `UIDL` answers `-ERR`, which is not fatal). The outer `Err` is
+    /// fatal.
+    ///
+    /// Cancel-safety: as [`Connection::stat`].
+    pub async fn uidl_and_list(
+        &mut self,
+    ) -> Result<(Result<Vec<UidlEntry>>, Result<Vec<ListEntry>>)> {
+        self.operation(async |conn| {
+            let uidl = conn.client.submit(Command::Uidl(None))?;
+            let list = conn.client.submit(Command::List(None))?;
+            let mut replies = conn.replies(&[uidl, list]).await?.into_iter();
+            let uidl = match replies.next() {
+                Some(Ok(Reply::Uidl(entries))) => Ok(entries),
+                Some(Ok(other)) => Err(unexpected(other)),
+                Some(Err(error)) => Err(error),
+                None => Err(Error::Closed),
+            };
+            let list = match replies.next() {
+                Some(Ok(Reply::List(entries))) => Ok(entries),
+                Some(Ok(other)) => Err(unexpected(other)),
+                Some(Err(error)) => Err(error),
+                None => Err(Error::Closed),
+            };
+            Ok((uidl, list))
+        })
+        .await
+    }
+
     /// `UIDL n`: one message's unique id.
     ///
     /// Cancel-safety: as [`Connection::stat`].

@@ -395,3 +395,24 @@ async fn smol_retr_to_takes_a_dyn_writer<S: IoStream>(
 ) -> crate::Result<u64> {
     conn.retr_to(n(1), out).await
 }
+
+#[test]
+fn uidl_and_list_report_each_result() {
+    let mut steps = login_steps();
+    steps.push(("UIDL\r\n", "-ERR no UIDL here\r\n".into()));
+    steps.push(("LIST\r\n", "+OK\r\n1 120\r\n2 200\r\n.\r\n".into()));
+    steps.push(("NOOP\r\n", "+OK\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    run(async {
+        let mut conn = Connection::<_, Never>::start(server, &options(), false).await?;
+        conn.login("u", "p").await?;
+        let (uidl, list) = conn.uidl_and_list().await?;
+        // A refused UIDL is that command's own, non-fatal result.
+        assert!(matches!(uidl, Err(Error::Server(_))));
+        let sizes: Vec<u64> = list?.iter().map(|e| e.size).collect();
+        assert_eq!(sizes, [120, 200]);
+        conn.noop().await?;
+        Ok::<_, Error>(())
+    })
+    .expect("the session goes on");
+}
