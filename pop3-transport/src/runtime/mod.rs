@@ -143,6 +143,24 @@ pub trait WriteTo<W: ?Sized> {
     fn poll_flush(writer: &mut W, cx: &mut Context<'_>) -> Poll<io::Result<()>>;
 }
 
+/// Writes `buf[*written..]` with `poll_write` until all of it is out; for the
+/// async runtimes' [`WriteTo`].
+pub(crate) fn poll_write_all_with(
+    buf: &[u8],
+    written: &mut usize,
+    mut poll_write: impl FnMut(&[u8]) -> Poll<io::Result<usize>>,
+) -> Poll<io::Result<()>> {
+    while *written < buf.len() {
+        match poll_write(&buf[*written..]) {
+            Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+            Poll::Ready(Ok(n)) => *written += n,
+            Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Poll::Ready(Ok(()))
+}
+
 /// Receives the messages of [`Connection::retr_many`](crate::Connection::retr_many) as they arrive.
 ///
 /// Any `FnMut(MsgNum, &[u8])` closure is a sink that ignores the ends, but

@@ -14,7 +14,7 @@ use rustls::{ClientConfig, ClientConnection};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Instant;
 
-use super::{IoStream, Runtime, StartTls, WriteTo};
+use super::{poll_write_all_with, IoStream, Runtime, StartTls, WriteTo};
 use crate::maybe_tls::{broken, MaybeTls, TlsStream};
 use crate::MessageReader;
 
@@ -133,14 +133,9 @@ impl<W: AsyncWrite + Unpin + ?Sized> WriteTo<W> for Tokio {
         buf: &[u8],
         written: &mut usize,
     ) -> Poll<io::Result<()>> {
-        while *written < buf.len() {
-            let n = ready!(Pin::new(&mut *writer).poll_write(cx, &buf[*written..]))?;
-            if n == 0 {
-                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
-            }
-            *written += n;
-        }
-        Poll::Ready(Ok(()))
+        poll_write_all_with(buf, written, |rest| {
+            Pin::new(&mut *writer).poll_write(cx, rest)
+        })
     }
 
     fn poll_flush(writer: &mut W, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
