@@ -143,44 +143,5 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for WireTrace {
 
 /// How a capability is written in a `CAPA` listing.
 pub(crate) fn capability_line(capability: &Capability) -> String {
-    match capability {
-        Capability::Top => "TOP".to_owned(),
-        Capability::User => "USER".to_owned(),
-        Capability::Sasl(mechanisms) => {
-            let mut line = "SASL".to_owned();
-            for m in mechanisms {
-                line.push(' ');
-                line.push_str(m);
-            }
-            line
-        }
-        Capability::RespCodes => "RESP-CODES".to_owned(),
-        Capability::AuthRespCode => "AUTH-RESP-CODE".to_owned(),
-        Capability::LoginDelay { seconds, per_user } => {
-            format!(
-                "LOGIN-DELAY {seconds}{}",
-                if *per_user { " USER" } else { "" }
-            )
-        }
-        Capability::Pipelining => "PIPELINING".to_owned(),
-        Capability::Expire { days, per_user } => format!(
-            "EXPIRE {}{}",
-            days.map_or_else(|| "NEVER".to_owned(), |d| d.to_string()),
-            if *per_user { " USER" } else { "" }
-        ),
-        Capability::Uidl => "UIDL".to_owned(),
-        Capability::Implementation(text) => format!("IMPLEMENTATION {text}"),
-        Capability::Stls => "STLS".to_owned(),
-        Capability::Utf8 { user } => format!("UTF8{}", if *user { " USER" } else { "" }),
-        Capability::Lang => "LANG".to_owned(),
-        Capability::Other { name, args } => {
-            let mut line = name.clone();
-            for a in args {
-                line.push(' ');
-                line.push_str(a);
-            }
-            line
-        }
-        other => format!("{other:?}"),
-    }
+    capability.to_string()
 }

@@ -250,6 +250,47 @@ pub enum Capability {
     },
 }
 
+/// The capability as a `CAPA` line writes it: `SASL PLAIN LOGIN`,
+/// `LOGIN-DELAY 900 USER`, `EXPIRE NEVER`, ... (unknown capabilities as they
+/// came, sanitised).
+///
+/// ```
+/// use pop3_proto::Capability;
+/// let delay = Capability::LoginDelay { seconds: 900, per_user: true };
+/// assert_eq!(delay.to_string(), "LOGIN-DELAY 900 USER");
+/// assert_eq!(Capability::Sasl(vec!["PLAIN".into()]).to_string(), "SASL PLAIN");
+/// ```
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let user = |per_user: bool| if per_user { " USER" } else { "" };
+        let words = |f: &mut fmt::Formatter<'_>, name: &str, args: &[String]| {
+            f.write_str(name)?;
+            args.iter().try_for_each(|a| write!(f, " {a}"))
+        };
+        match self {
+            Capability::Top => f.write_str("TOP"),
+            Capability::User => f.write_str("USER"),
+            Capability::Sasl(mechanisms) => words(f, "SASL", mechanisms),
+            Capability::RespCodes => f.write_str("RESP-CODES"),
+            Capability::AuthRespCode => f.write_str("AUTH-RESP-CODE"),
+            Capability::LoginDelay { seconds, per_user } => {
+                write!(f, "LOGIN-DELAY {seconds}{}", user(*per_user))
+            }
+            Capability::Pipelining => f.write_str("PIPELINING"),
+            Capability::Expire { days, per_user } => match days {
+                Some(days) => write!(f, "EXPIRE {days}{}", user(*per_user)),
+                None => write!(f, "EXPIRE NEVER{}", user(*per_user)),
+            },
+            Capability::Uidl => f.write_str("UIDL"),
+            Capability::Implementation(text) => write!(f, "IMPLEMENTATION {text}"),
+            Capability::Stls => f.write_str("STLS"),
+            Capability::Utf8 { user: u } => write!(f, "UTF8{}", user(*u)),
+            Capability::Lang => f.write_str("LANG"),
+            Capability::Other { name, args } => words(f, name, args),
+        }
+    }
+}
+
 /// The capabilities a server listed in reply to `CAPA`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Capabilities {

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use pop3_proto::{Capabilities as CoreCaps, Capability, Direction, Event, Handle, Reply};
+use pop3_proto::{Capabilities as CoreCaps, Direction, Event, Handle, Reply};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -287,38 +287,14 @@ pub(crate) fn capability_dict<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let dict = PyDict::new(py);
     for cap in &caps.list {
-        let (name, args): (&str, Vec<String>) = match cap {
-            Capability::Top => ("TOP", vec![]),
-            Capability::User => ("USER", vec![]),
-            Capability::Sasl(m) => ("SASL", m.clone()),
-            Capability::RespCodes => ("RESP-CODES", vec![]),
-            Capability::AuthRespCode => ("AUTH-RESP-CODE", vec![]),
-            Capability::LoginDelay { seconds, per_user } => {
-                let mut a = vec![seconds.to_string()];
-                if *per_user {
-                    a.push("USER".into());
-                }
-                ("LOGIN-DELAY", a)
-            }
-            Capability::Pipelining => ("PIPELINING", vec![]),
-            Capability::Expire { days, per_user } => {
-                let mut a = vec![days.map_or_else(|| "NEVER".into(), |d| d.to_string())];
-                if *per_user {
-                    a.push("USER".into());
-                }
-                ("EXPIRE", a)
-            }
-            Capability::Uidl => ("UIDL", vec![]),
-            Capability::Implementation(text) => (
-                "IMPLEMENTATION",
-                text.as_str().split_whitespace().map(String::from).collect(),
-            ),
-            Capability::Stls => ("STLS", vec![]),
-            Capability::Utf8 { user } => ("UTF8", if *user { vec!["USER".into()] } else { vec![] }),
-            Capability::Lang => ("LANG", vec![]),
-            Capability::Other { name, args } => (name.as_str(), args.clone()),
-            _ => continue,
+        // poplib splits each CAPA line into its words: the same here, from
+        // the line as the core writes it.
+        let line = cap.to_string();
+        let mut words = line.split_whitespace();
+        let Some(name) = words.next() else {
+            continue;
         };
+        let args: Vec<&str> = words.collect();
         dict.set_item(name, PyList::new(py, args)?)?;
     }
     Ok(dict)
