@@ -3,7 +3,7 @@
 use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 
-use pop3_transport::connect::open_stream;
+use pop3_transport::connect::{connect, Security};
 use pop3_transport::runtime::block_on;
 use pop3_transport::runtime::blocking::Blocking;
 
@@ -40,30 +40,20 @@ fn tcp_connect(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream> 
     Err(Error::Io(error))
 }
 
-/// Connects without TLS (POP3 port 110) and reads the greeting.
-///
-/// Credentials are refused on this connection unless
-/// [`Options::allow_plaintext_auth`] is set: use [`connect_tls`] or
-/// [`connect_starttls`] for real servers.
+/// Connects without TLS (POP3 port 110) and reads the greeting. Credentials
+/// are then refused unless [`Options::allow_plaintext_auth`]; use
+/// [`connect_tls`] or [`connect_starttls`] for real servers.
 ///
 /// With [`Options::proxy`] set, the connection goes through that SOCKS5
 /// proxy, which resolves `host`.
 pub fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
-    block_on(Connection::traced(host, port, async {
-        let stream = open(host, port, options, false).await?;
-        Connection::start(stream, options, false).await
-    }))
-}
-
-/// The TCP connection to `host` (or to [`Options::proxy`], then tunnelled
-/// to `host`), with implicit TLS when `tls`.
-async fn open(host: &str, port: u16, options: &Options, tls: bool) -> Result<MaybeTls<TcpStream>> {
-    open_stream::<Blocking, _>(host, port, options, tls, async |host, port| {
-        let socket = tcp_connect(host, port, &options.timeouts)?;
-        tracing::debug!("connected");
-        Ok(MaybeTls::Plain(socket))
-    })
-    .await
+    block_on(connect::<Blocking, _>(
+        host,
+        port,
+        options,
+        Security::Plain,
+        async |h, p| tcp(h, p, options),
+    ))
 }
 
 /// Connects with implicit TLS (POP3S, port 995): the TLS handshake comes
@@ -71,27 +61,40 @@ async fn open(host: &str, port: u16, options: &Options, tls: bool) -> Result<May
 /// (default `host`), then the greeting is read.
 ///
 /// With [`Options::proxy`] set, the connection goes through that SOCKS5
-/// proxy, which resolves `host`.
+/// proxy, which resolves `host`; TLS is still for `host`.
 pub fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
-    block_on(Connection::traced(host, port, async {
-        let stream = open(host, port, options, true).await?;
-        Connection::start(stream, options, true).await
-    }))
+    block_on(connect::<Blocking, _>(
+        host,
+        port,
+        options,
+        Security::ImplicitTls,
+        async |h, p| tcp(h, p, options),
+    ))
 }
 
 /// Connects without TLS, then upgrades with `STLS` (RFC 2595) before anything
-/// else: reads the greeting, and fails with [`Error::StlsUnavailable`] if the
-/// capabilities do not list `STLS` (nothing but `CAPA` is sent, and there is
-/// never a fallback to plaintext); a `-ERR` to `STLS` is [`Error::Server`].
-/// Then the TLS handshake verifies the server's certificate for
-/// [`Options::server_name`] (default `host`), and the core asks for the
-/// capabilities again over TLS.
+/// else: fails with [`Error::StlsUnavailable`] if the capabilities do not
+/// list `STLS` (nothing but `CAPA` is sent, and there is never a fallback to
+/// plaintext); a `-ERR` to `STLS` is [`Error::Server`]. The certificate is
+/// verified for [`Options::server_name`] (default `host`), and the core asks
+/// for the capabilities again over TLS.
 ///
 /// With [`Options::proxy`] set, the connection goes through that SOCKS5
 /// proxy, which resolves `host`.
 pub fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
-    let mut connection = connect_plain(host, port, options)?;
-    let name = options.server_name.as_deref().unwrap_or(host).to_owned();
-    block_on(connection.stls(&name))?;
-    Ok(connection)
+    block_on(connect::<Blocking, _>(
+        host,
+        port,
+        options,
+        Security::StartTls,
+        async |h, p| tcp(h, p, options),
+    ))
+}
+
+/// The transport's own part: a TCP connection, each address tried within the
+/// connect limit.
+fn tcp(host: &str, port: u16, options: &Options) -> Result<MaybeTls<TcpStream>> {
+    let socket = tcp_connect(host, port, &options.timeouts)?;
+    tracing::debug!("connected");
+    Ok(MaybeTls::Plain(socket))
 }

@@ -5,7 +5,43 @@
 
 use crate::runtime::{with_timeout, IoStream, Runtime, StartTls};
 use crate::socks5::{socks5_connect_async, Socks5ConnectError, Socks5Proxy};
-use crate::{Error, Options, Phase, Result};
+use crate::{Connection, Error, Options, Phase, Result};
+
+/// How a new connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// No TLS (credentials refused unless allowed).
+    Plain,
+    /// Implicit TLS: the handshake before the greeting (port 995).
+    ImplicitTls,
+    /// Plaintext, upgraded with `STLS` before anything else; never a
+    /// fallback to plaintext.
+    StartTls,
+}
+
+/// A whole connection, as every transport's `connect_*` functions make it:
+/// the stream from [`open_stream`] (with `tcp`, the transport's own TCP
+/// connect), the greeting, and `STLS` for [`Security::StartTls`], all in a
+/// `pop3` tracing span with the host and port.
+pub async fn connect<R: Runtime, S: StartTls>(
+    host: &str,
+    port: u16,
+    options: &Options,
+    security: Security,
+    tcp: impl AsyncFnOnce(&str, u16) -> Result<S>,
+) -> Result<Connection<S, R>> {
+    let implicit = security == Security::ImplicitTls;
+    let mut conn = Connection::traced(host, port, async {
+        let stream = open_stream::<R, S>(host, port, options, implicit, tcp).await?;
+        Connection::start(stream, options, implicit).await
+    })
+    .await?;
+    if security == Security::StartTls {
+        let name = options.server_name.as_deref().unwrap_or(host).to_owned();
+        conn.stls(&name).await?;
+    }
+    Ok(conn)
+}
 
 /// Opens the stream to the mail server `host`:`port`, ready for the
 /// greeting: `tcp` opens a TCP connection (within [`Timeouts::connect`]);
