@@ -262,7 +262,7 @@ extern "C" {
 const char *pop3_result_message(pop3_result result);
 
 // Creates a config with the defaults: not encrypted, no credentials in
-// plaintext, 256 commands in flight when pipelining, the core's limits, no
+// plaintext, 1024 commands (8 KiB) in flight when pipelining, the core's limits, no
 // trace. On success writes it to `*out`; free it with `pop3_config_free`.
 //
 // # Safety
@@ -294,7 +294,7 @@ pop3_result pop3_config_set_encrypted(pop3_config *config, bool encrypted);
 pop3_result pop3_config_set_allow_plaintext_credentials(pop3_config *config, bool allow);
 
 // Most commands in flight when the server offers PIPELINING (at least 1;
-// default 256).
+// default 1024; at most 8 KiB of commands unanswered whatever the window).
 //
 // # Safety
 //

@@ -502,7 +502,7 @@ pub extern "C" fn pop3_result_message(result: pop3_result) -> *const c_char {
 // ----- config -----
 
 /// Creates a config with the defaults: not encrypted, no credentials in
-/// plaintext, 256 commands in flight when pipelining, the core's limits, no
+/// plaintext, 1024 commands (8 KiB) in flight when pipelining, the core's limits, no
 /// trace. On success writes it to `*out`; free it with `pop3_config_free`.
 ///
 /// # Safety
@@ -586,7 +586,7 @@ pub unsafe extern "C" fn pop3_config_set_allow_plaintext_credentials(
 }
 
 /// Most commands in flight when the server offers PIPELINING (at least 1;
-/// default 256).
+/// default 1024; at most 8 KiB of commands unanswered whatever the window).
 ///
 /// # Safety
 ///

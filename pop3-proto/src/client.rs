@@ -51,6 +51,11 @@ impl Default for Limits {
     }
 }
 
+/// The most command bytes the client has sent and not yet seen answered,
+/// whatever [`Config::pipeline_window`] allows (one command may pass it):
+/// about 800 `RETR` commands.
+pub const MAX_WRITE_AHEAD: usize = 8 * 1024;
+
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -58,10 +63,11 @@ pub struct Config {
     /// Size limits on replies.
     pub limits: Limits,
     /// Most commands in flight when the server offers `PIPELINING` (default
-    /// 256: enough to keep a 20 ms link busy with 10 KiB messages). It also
-    /// bounds how much the client writes ahead — at most about 7 KiB of
-    /// commands, less than any socket buffer — so that a transport that writes
-    /// everything before reading can never deadlock against the server.
+    /// 1024: a whole mailbox of small messages in one round trip). Whatever
+    /// the window, the client stops writing ahead once 8 KiB of commands
+    /// are unanswered ([`MAX_WRITE_AHEAD`]), less than any socket buffer, so
+    /// that a transport that writes everything before reading can never
+    /// deadlock against the server.
     pub pipeline_window: usize,
     /// The connection is already encrypted (implicit TLS, port 995).
     pub encrypted: bool,
@@ -80,7 +86,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             limits: Limits::default(),
-            pipeline_window: 256,
+            pipeline_window: 1024,
             encrypted: false,
             allow_plaintext_credentials: false,
             read_size: 64 * 1024,
@@ -403,6 +409,8 @@ struct InFlight {
     handle: Handle,
     expect: Expect,
     auth: Option<AuthExchange>,
+    /// Length of the command line sent.
+    bytes: usize,
 }
 
 /// A multi-line listing being read.
@@ -461,6 +469,8 @@ pub struct Client {
     tx_secret: bool,
     queue: VecDeque<Queued>,
     in_flight: VecDeque<InFlight>,
+    /// The bytes of the command lines in `in_flight`.
+    in_flight_bytes: usize,
     reading: Reading,
     events: VecDeque<Event<'static>>,
     state: State,
@@ -526,6 +536,7 @@ impl Client {
             tx_secret: false,
             queue: VecDeque::new(),
             in_flight: VecDeque::new(),
+            in_flight_bytes: 0,
             reading: Reading::Status,
             events: VecDeque::new(),
             state: State::Greeting,
@@ -1182,6 +1193,7 @@ impl Client {
         while let Some(next) = self.queue.front() {
             if let Some(last) = self.in_flight.back() {
                 if self.in_flight.len() >= window
+                    || self.in_flight_bytes >= MAX_WRITE_AHEAD
                     || last.expect.is_barrier()
                     || next.expect.is_barrier()
                 {
@@ -1320,10 +1332,13 @@ impl Client {
             let line = self.tx[line_start..self.tx.len() - 2].to_vec();
             self.trace_sent(&line, shown_words);
         }
+        let bytes = self.tx.len() - line_start;
+        self.in_flight_bytes += bytes;
         self.in_flight.push_back(InFlight {
             handle,
             expect,
             auth,
+            bytes,
         });
     }
 
@@ -1485,6 +1500,7 @@ impl Client {
         self.projection.state = State::Closed;
         self.queue.clear();
         self.in_flight.clear();
+        self.in_flight_bytes = 0;
         self.release_tx();
         self.tx.clear();
     }
@@ -1671,7 +1687,9 @@ impl Client {
 
     /// The reply to the oldest command in flight has been read in full.
     fn retire_front(&mut self) {
-        self.in_flight.pop_front();
+        if let Some(front) = self.in_flight.pop_front() {
+            self.in_flight_bytes -= front.bytes;
+        }
         self.reading = Reading::Status;
         self.check_unsolicited();
         self.fill_window();

@@ -133,7 +133,7 @@ mod types;
 
 pub use client::{
     Action, AuthMethod, Client, Config, Credentials, Direction, Event, Handle, Limits, Reply,
-    State, TraceLine,
+    State, TraceLine, MAX_WRITE_AHEAD,
 };
 pub use command::Command;
 pub use error::{ProtocolError, UsageError};

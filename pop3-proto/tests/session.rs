@@ -5,7 +5,7 @@
 use pop3_proto::sasl::{SaslError, Scram, XOauth2};
 use pop3_proto::{
     Action, Client, Command, Config, Event, Limits, MsgNum, ProtocolError, Reply, Secret, State,
-    UsageError,
+    UsageError, MAX_WRITE_AHEAD,
 };
 
 fn n(v: u32) -> MsgNum {
@@ -302,6 +302,41 @@ fn nothing_is_pipelined_without_the_capability_and_the_window_is_bounded() {
     c.receive(b"+OK\r\nx\r\n.\r\n");
     drain(&mut c, &mut seen);
     assert_eq!(seen.sent, b"RETR 1\r\nRETR 2\r\nRETR 3\r\nRETR 4\r\n");
+}
+
+/// Whatever the window, at most `MAX_WRITE_AHEAD` bytes of commands (plus
+/// the one that crossed it) go out unanswered; each reply lets more go.
+#[test]
+fn the_bytes_written_ahead_are_bounded_whatever_the_window() {
+    let config = Config::encrypted().pipeline_window(usize::MAX);
+    let mut c = Client::new(config);
+    let mut seen = Seen::default();
+    c.receive(b"+OK hi\r\n");
+    c.submit(Command::Capa).unwrap();
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK\r\nPIPELINING\r\n.\r\n");
+    drain(&mut c, &mut seen);
+    c.user("u").unwrap();
+    c.pass("p").unwrap();
+    drain(&mut c, &mut seen);
+    settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK\r\nPIPELINING\r\n.\r\n");
+    drain(&mut c, &mut seen);
+    seen.sent.clear();
+    // "RETR 1000000\r\n" is 14 bytes.
+    let first = 1_000_000;
+    for i in first..first + 2000 {
+        c.submit(Command::Retr(n(i))).unwrap();
+    }
+    drain(&mut c, &mut seen);
+    let sent = seen.sent.len();
+    assert!(sent >= MAX_WRITE_AHEAD, "{sent}");
+    assert!(sent < MAX_WRITE_AHEAD + 14, "{sent}");
+    assert_eq!(c.in_flight(), sent / 14);
+    c.receive(b"+OK\r\nx\r\n.\r\n");
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.sent.len(), sent + 14, "one answered, one more sent");
 }
 
 #[test]

@@ -134,7 +134,8 @@ pub struct Options {
     /// decide themselves.
     pub encrypted: bool,
     /// Most commands in flight at once when the server offers `PIPELINING`
-    /// (default 256; see `pop3_proto::Config::pipeline_window`).
+    /// (default 1024, and never more than 8 KiB of unanswered commands; see
+    /// `pop3_proto::Config::pipeline_window`).
     pub pipeline_window: usize,
     /// Size limits on what the server may send.
     pub limits: Limits,
