@@ -35,8 +35,9 @@ pub(crate) fn at(step: &str) {
     }
 }
 
-/// `POP3_TEST_BATCH=N` (debug builds only): batches of N messages, so that
-/// a test with few messages has several batches.
+/// `POP3_TEST_BATCH=N` (debug builds only): batches of exactly N messages
+/// (both the size that starts a batch and the most one takes), so that a
+/// test with few messages has several batches.
 #[cfg(debug_assertions)]
 pub(crate) fn batch_messages(default: usize) -> usize {
     std::env::var("POP3_TEST_BATCH")

@@ -226,27 +226,45 @@ pub(crate) fn make_durable(root: &Path, batch: &[&Staged]) -> Result<Vec<Stored>
     let mut stored = Vec::with_capacity(batch.len());
     for staged in batch {
         let target = new_dir.join(&staged.name);
-        // link(2) never replaces an existing file (the classic Maildir
-        // delivery); fall back to rename where hard links do not work.
-        match fs::hard_link(&staged.tmp, &target) {
-            Ok(()) => {
-                let _ = fs::remove_file(&staged.tmp);
-                stored.push(Stored::New);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = fs::remove_file(&staged.tmp);
-                stored.push(Stored::AlreadyThere);
-            }
-            Err(_) => {
-                fs::rename(&staged.tmp, &target).map_err(|e| fail("rename into new/", e))?;
-                stored.push(Stored::New);
-            }
-        }
+        stored.push(publish(&staged.tmp, &target).map_err(|e| fail("rename into new/", e))?);
     }
     crate::crash::at("linked");
     sync_dir(&new_dir).map_err(|e| fail("fsync new/", e))?;
     crate::crash::at("dir-synced");
     Ok(stored)
+}
+
+/// Moves a complete file from `tmp/` to `target` in `new/`, never replacing
+/// a file there (one that is there already is the same message, stored by
+/// an earlier fetch: the copy in `tmp/` is removed). On Linux one
+/// `renameat2(RENAME_NOREPLACE)`; elsewhere, and on file systems without
+/// it, `link(2)` and `unlink(2)` (the classic Maildir delivery), and plain
+/// rename where hard links do not work either.
+fn publish(tmp: &Path, target: &Path) -> io::Result<Stored> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, tmp, CWD, target, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(Stored::New),
+            Err(rustix::io::Errno::EXIST) => {
+                let _ = fs::remove_file(tmp);
+                return Ok(Stored::AlreadyThere);
+            }
+            // Not supported here (EINVAL, ENOSYS): the portable way below.
+            Err(_) => {}
+        }
+    }
+    match fs::hard_link(tmp, target) {
+        Ok(()) => {
+            let _ = fs::remove_file(tmp);
+            Ok(Stored::New)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(tmp);
+            Ok(Stored::AlreadyThere)
+        }
+        Err(_) => fs::rename(tmp, target).map(|()| Stored::New),
+    }
 }
 
 /// Makes the data of the staged files durable: one `syncfs` on Linux.
@@ -425,23 +443,12 @@ impl Deliver for Maildir {
             return Ok(Stored::AlreadyThere);
         }
         let new_dir = self.root.join("new");
-        let target = new_dir.join(&name);
-        // link(2) never replaces an existing file (the classic Maildir
-        // delivery); fall back to rename where hard links do not work.
-        match fs::hard_link(&tmp, &target) {
-            Ok(()) => {
-                let _ = fs::remove_file(&tmp);
-            }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                let _ = fs::remove_file(&tmp);
-                self.present.insert(name);
-                return Ok(Stored::AlreadyThere);
-            }
-            Err(_) => fs::rename(&tmp, &target).map_err(|e| fatal("rename into new/", e))?,
+        let how = publish(&tmp, &new_dir.join(&name)).map_err(|e| fatal("rename into new/", e))?;
+        if how == Stored::New {
+            sync_dir(&new_dir).map_err(|e| fatal("fsync new/", e))?;
         }
-        sync_dir(&new_dir).map_err(|e| fatal("fsync new/", e))?;
         self.present.insert(name);
-        Ok(Stored::New)
+        Ok(how)
     }
 
     fn abort(&mut self) {

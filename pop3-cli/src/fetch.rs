@@ -231,6 +231,7 @@ struct Shared {
 /// keeps receiving into `tmp/`.
 fn committer(root: &Path, state: Option<&Mutex<State>>, shared: &Shared, done: mpsc::Sender<Done>) {
     let batch_messages = crate::crash::batch_messages(BATCH_MESSAGES);
+    let most = crate::crash::batch_messages(usize::MAX);
     loop {
         let batch = {
             let mut queue = locked(&shared.queue);
@@ -253,9 +254,10 @@ fn committer(root: &Path, state: Option<&Mutex<State>>, shared: &Shared, done: m
                     .wait_timeout(queue, wait.max(Duration::from_millis(1)))
                     .map_or_else(|p| p.into_inner().0, |(q, _)| q);
             }
-            // At most one batch's worth: the syncs stay few, and the
-            // messages behind it wait no longer than one batch.
-            let take = queue.staged.len().min(batch_messages);
+            // Everything staged, not one batch's worth: what arrived while
+            // the last batch was syncing shares the next sync, so a slow
+            // disk means bigger batches rather than a growing backlog.
+            let take = queue.staged.len().min(most);
             let batch: Vec<Pending> = queue.staged.drain(..take).collect();
             queue.bytes = queue.staged.iter().map(|p| p.bytes).sum();
             queue.oldest = (!queue.staged.is_empty()).then(Instant::now);
@@ -451,9 +453,7 @@ impl Engine<'_> {
         };
         let mut finished = Vec::new();
         if all {
-            let shared = group.shared;
-            locked(&shared.queue).closed = true;
-            shared.changed.notify_all();
+            Self::close_queue(group);
             // The committer drops its sender when it stops.
             finished.extend(group.done.iter());
         } else {
@@ -487,6 +487,19 @@ impl Engine<'_> {
                 self.commit_failed = true;
                 self.fatal = Some(failure);
             }
+        }
+    }
+
+    fn close_queue(group: &Group<'_>) {
+        locked(&group.shared.queue).closed = true;
+        group.shared.changed.notify_all();
+    }
+
+    /// Tells the committer that nothing more comes: it takes what is staged
+    /// at once, without waiting for a full batch.
+    fn close(&mut self) {
+        if let Some(group) = &self.group {
+            Self::close_queue(group);
         }
     }
 
@@ -781,7 +794,12 @@ pub(crate) fn fetch(
     let state_ref = listing.is_some().then_some(&state);
     let maildir_root = deliver.as_maildir().map(|m| m.root().to_owned());
     let shared = Shared::default();
-    let (retrieved, stored_now, failures, fatal) = thread::scope(|scope| {
+    let cutoff = args
+        .keep_days
+        .map(|days| now().saturating_sub(u64::from(days) * 86_400));
+    let may_delete = args.delete || cutoff.is_some() || !delete_unfetched.is_empty();
+    let mut session = Some(session);
+    let (retrieved, stored_now, failures, fatal, quit_early) = thread::scope(|scope| {
         let group = maildir_root.as_deref().map(|root| {
             let (done_tx, done_rx) = mpsc::channel();
             let shared = &shared;
@@ -806,12 +824,20 @@ pub(crate) fn fetch(
             to_fetch: to_fetch.len(),
             group,
         };
-        let retrieved = if to_fetch.is_empty() {
-            Ok(())
-        } else {
-            session.retr_many(&to_fetch, &mut engine)
+        let retrieved = match (&mut session, to_fetch.is_empty()) {
+            (Some(session), false) => session.retr_many(&to_fetch, &mut engine),
+            _ => Ok(()),
         };
         engine.abandon();
+        // Nothing will be deleted: QUIT goes out while the last batch is
+        // being made durable, not one round trip after it. (The server
+        // commits nothing for a session that deleted nothing.)
+        let quit_early = (!may_delete && retrieved.is_ok() && engine.fatal.is_none())
+            .then(|| {
+                engine.close();
+                session.take().map(|s| s.quit())
+            })
+            .flatten();
         engine.flush();
         if let Some(bar) = engine.progress.take() {
             bar.finish_and_clear();
@@ -821,6 +847,7 @@ pub(crate) fn fetch(
             std::mem::take(&mut engine.stored),
             std::mem::take(&mut engine.failures),
             engine.fatal.take(),
+            quit_early,
         )
     });
     let mut state = state.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -836,47 +863,52 @@ pub(crate) fn fetch(
 
     // Deletion: only what is durably stored, only now.
     let mut deleted = Vec::new();
-    let cutoff = args
-        .keep_days
-        .map(|days| now().saturating_sub(u64::from(days) * 86_400));
-    if args.delete || cutoff.is_some() || !delete_unfetched.is_empty() {
-        // Stored and recorded (all of them with --delete, the old enough
-        // with --keep-days), and what the policies delete unfetched.
-        let old_enough = |uid: &str| match (args.delete, cutoff) {
-            (true, _) => true,
-            (false, Some(cutoff)) => state.first_stored(uid).is_some_and(|t| t <= cutoff),
-            (false, None) => false,
-        };
-        let mut deletable: Vec<MsgNum> = match &listing {
-            Some(entries) => {
-                let mut seen = HashSet::new();
-                entries
-                    .iter()
-                    .filter(|e| {
-                        state.contains(&e.uid) && old_enough(&e.uid) && seen.insert(e.uid.as_str())
-                    })
-                    .map(|e| e.msg)
-                    .collect()
-            }
-            None if args.delete => stored_now.clone(),
-            None => Vec::new(),
-        };
-        deletable.extend(delete_unfetched.iter().copied());
-        deletable.sort_unstable();
-        deletable.dedup();
-        if !deletable.is_empty() {
-            let results = session.dele_many(&deletable).map_err(|e| {
-                Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
-            })?;
-            for (msg, result) in deletable.iter().zip(results) {
-                match result {
-                    Ok(()) => deleted.push(*msg),
-                    Err(e) => eprintln!("pop3: DELE {msg}: {e}"),
+    let quit = match session {
+        Some(mut session) if may_delete => {
+            // Stored and recorded (all of them with --delete, the old enough
+            // with --keep-days), and what the policies delete unfetched.
+            let old_enough = |uid: &str| match (args.delete, cutoff) {
+                (true, _) => true,
+                (false, Some(cutoff)) => state.first_stored(uid).is_some_and(|t| t <= cutoff),
+                (false, None) => false,
+            };
+            let mut deletable: Vec<MsgNum> = match &listing {
+                Some(entries) => {
+                    let mut seen = HashSet::new();
+                    entries
+                        .iter()
+                        .filter(|e| {
+                            state.contains(&e.uid)
+                                && old_enough(&e.uid)
+                                && seen.insert(e.uid.as_str())
+                        })
+                        .map(|e| e.msg)
+                        .collect()
+                }
+                None if args.delete => stored_now.clone(),
+                None => Vec::new(),
+            };
+            deletable.extend(delete_unfetched.iter().copied());
+            deletable.sort_unstable();
+            deletable.dedup();
+            if !deletable.is_empty() {
+                let results = session.dele_many(&deletable).map_err(|e| {
+                    Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
+                })?;
+                for (msg, result) in deletable.iter().zip(results) {
+                    match result {
+                        Ok(()) => deleted.push(*msg),
+                        Err(e) => eprintln!("pop3: DELE {msg}: {e}"),
+                    }
                 }
             }
+            session.quit()
         }
-    }
-    session.quit().map_err(|e| {
+        Some(session) => session.quit(),
+        // Said already, while the last batch was syncing.
+        None => quit_early.unwrap_or(Ok(())),
+    };
+    quit.map_err(|e| {
         let failure = Failure::from(e);
         if deleted.is_empty() {
             failure.context("QUIT")
