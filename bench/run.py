@@ -652,8 +652,9 @@ def ensure_tool(command, package):
 
 
 def new_maildir(tmp, name):
+    """A new, empty Maildir named `name` under tmp (never reused: see
+    phase_fetch on why nothing is deleted between runs)."""
     path = os.path.join(tmp, name)
-    shutil.rmtree(path, ignore_errors=True)
     for sub in ("tmp", "new", "cur"):
         os.makedirs(os.path.join(path, sub))
     return path
@@ -714,7 +715,15 @@ def count_syncs(argv, env):
 
 
 def phase_fetch(args, clients, tmp):
-    """pop3 fetch next to mpop, into Maildirs."""
+    """pop3 fetch next to mpop, into Maildirs.
+
+    Every run writes into a Maildir of its own, and none is deleted until
+    the harness ends: on ext4 without a journal (common on virtual
+    machines) the inode allocator skips inodes freed in the last 5-35 s,
+    one by one, so a fetch right after deleting the previous run's
+    thousands of files spends most of its system time in that search,
+    whichever client it is. Nobody deletes a Maildir just before fetching.
+    """
     have_mpop = ensure_tool("mpop", "mpop")
     have_strace = ensure_tool("strace", "strace")
     fetchers = ["pop3"] + (["mpop"] if have_mpop else [])
@@ -739,12 +748,12 @@ def phase_fetch(args, clients, tmp):
             try:
                 port = proxy.info["port"] if proxy else server["tls_port"]
                 # Warm-up: Dovecot builds its index on the first session.
-                maildir = new_maildir(tmp, "warm")
+                maildir = new_maildir(tmp, f"warm-{count}-{size}-{where}")
                 run_measured(fetch_argv("pop3", server, server["tls_port"], maildir, tmp), env)
                 for client in fetchers:
                     runs = []
                     for rep in range(args.repeats):
-                        maildir = new_maildir(tmp, f"{client}-{rep}")
+                        maildir = new_maildir(tmp, f"{client}-{rep}-{count}-{size}-{where}")
                         argv = fetch_argv(client, server, port, maildir, tmp)
                         m = run_measured(argv, env)
                         stored = len(os.listdir(os.path.join(maildir, "new")))
@@ -754,15 +763,13 @@ def phase_fetch(args, clients, tmp):
                                 f"{m.stderr.strip()[-2000:]}"
                             )
                         runs.append({"wall": m.wall, "cpu": m.cpu, "maxrss_mib": m.maxrss_kib / 1024})
-                        shutil.rmtree(maildir)
                         log(f"  [{rep + 1}/{args.repeats}] {client:5} wall {m.wall:.3f} s "
                             f"cpu {m.cpu:.3f} s rss {m.maxrss_kib / 1024:.1f} MiB")
                     syncs = None
                     if have_strace:
-                        maildir = new_maildir(tmp, f"{client}-strace")
+                        maildir = new_maildir(tmp, f"{client}-strace-{count}-{size}-{where}")
                         calls = count_syncs(fetch_argv(client, server, port, maildir, tmp), env)
                         syncs = sum(calls.values())
-                        shutil.rmtree(maildir)
                         log(f"  {client:5} syncs: {calls}")
                     row = {
                         "client": client,
