@@ -531,7 +531,7 @@ mod tests {
         assert!(!o.allow_plaintext_auth && !o.encrypted);
         let c = o.core_config(false);
         assert!(!c.allow_plaintext_credentials && !c.encrypted);
-        assert_eq!(c.pipeline_window, 256);
+        assert_eq!(c.pipeline_window, 1024);
         assert!(o.core_config(true).encrypted);
         assert!(
             o.allow_plaintext_auth(true)
