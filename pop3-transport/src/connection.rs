@@ -130,6 +130,12 @@ pub(crate) fn outcome(event: Event<'_>) -> Option<(Handle, Result<Reply>)> {
 }
 
 /// One line of the wire trace, at TRACE level with target `pop3::wire`.
+/// Where each handle is in `handles`: looked up once per chunk of a bulk
+/// retrieval, so not by a linear search (thousands of messages).
+fn positions(handles: &[Handle]) -> HashMap<Handle, usize> {
+    handles.iter().enumerate().map(|(i, &h)| (h, i)).collect()
+}
+
 fn trace_line(line: &TraceLine) {
     let side = match line.direction {
         Direction::Sent => "C",
@@ -466,8 +472,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
 
     /// Waits for the replies to several commands, in the order given.
     async fn replies(&mut self, handles: &[Handle]) -> Result<Vec<Result<Reply>>> {
-        let index: HashMap<Handle, usize> =
-            handles.iter().enumerate().map(|(i, h)| (*h, i)).collect();
+        let index = positions(handles);
         let mut results: Vec<Option<Result<Reply>>> = handles.iter().map(|_| None).collect();
         let mut left = handles.len();
         if left > 0 {
@@ -816,10 +821,51 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         sink: &mut impl MessageSink,
     ) -> Result<Vec<Result<u64>>> {
         let handles = self.client.retr_many(msgs)?;
+        self.bodies(msgs, &handles, sink).await
+    }
+
+    /// [`Connection::retr_many`] with `QUIT` sent right behind the last
+    /// `RETR`: the session ends with the last message instead of one round
+    /// trip after it. Meant for a session that deletes nothing. Returns the
+    /// per-message results, as `retr_many` does, and `QUIT`'s own result;
+    /// the stream is then shut down as by [`Connection::quit`]. An outer
+    /// `Err` (fatal, or the sink's error) drops the connection without
+    /// waiting for `QUIT`'s reply.
+    ///
+    /// Cancel-safety: consumes the connection.
+    pub async fn retr_many_and_quit(
+        mut self,
+        msgs: &[MsgNum],
+        sink: &mut impl MessageSink,
+    ) -> Result<(Vec<Result<u64>>, Result<()>)> {
+        let (results, quit) = self
+            .operation(async |conn| {
+                let handles = conn.client.retr_many(msgs)?;
+                let quit = conn.client.submit(Command::Quit)?;
+                let results = conn.bodies(msgs, &handles, sink).await?;
+                let quit = conn.reply(quit).await.and_then(|reply| match reply {
+                    Reply::Ok(_) => Ok(()),
+                    other => Err(unexpected(other)),
+                });
+                Ok((results, quit))
+            })
+            .await?;
+        self.shut_down().await;
+        Ok((results, quit))
+    }
+
+    /// Receives the bodies of the `RETR`s `handles` (for `msgs`) into `sink`.
+    async fn bodies(
+        &mut self,
+        msgs: &[MsgNum],
+        handles: &[Handle],
+        sink: &mut impl MessageSink,
+    ) -> Result<Vec<Result<u64>>> {
         let mut results: Vec<Option<Result<u64>>> = msgs.iter().map(|_| None).collect();
         let mut sizes = vec![0u64; msgs.len()];
         let mut left = handles.len();
-        let index = |handle: Handle| handles.iter().position(|&h| h == handle);
+        let positions = positions(handles);
+        let index = |handle: Handle| positions.get(&handle).copied();
         let mut sink_failed = None;
         if left > 0 {
             let done = self
@@ -950,8 +996,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         // body slices live only until its next poll: each chunk is copied
         // here once, then written.
         let mut buf = vec![0u8; COPY_BUFFER];
+        let positions = positions(&handles);
         while left > 0 {
-            let index = |handle: Handle| handles.iter().position(|&h| h == handle);
+            let index = |handle: Handle| positions.get(&handle).copied();
             let step = self
                 .drive(buf.len(), |event| {
                     Ok(match event {
@@ -1057,6 +1104,35 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         .await
     }
 
+    /// [`Connection::dele_many`] with `QUIT` in the same flight: the
+    /// deletions and their commit take one round trip. Returns one result
+    /// per `DELE` and `QUIT`'s own result: only when that is `Ok` did the
+    /// server commit the deletions. The stream is then shut down as by
+    /// [`Connection::quit`].
+    ///
+    /// Cancel-safety: consumes the connection; dropping the future drops
+    /// it (whether deletions were committed is then unknown).
+    pub async fn dele_many_and_quit(
+        mut self,
+        msgs: &[MsgNum],
+    ) -> Result<(Vec<Result<()>>, Result<()>)> {
+        let (replies, quit) = self
+            .operation(async |conn| {
+                let mut handles = conn.client.dele_many(msgs)?;
+                handles.push(conn.client.submit(Command::Quit)?);
+                let mut replies = conn.replies(&handles).await?;
+                let quit = replies.pop().unwrap_or(Err(Error::Closed));
+                Ok((replies, quit))
+            })
+            .await?;
+        self.shut_down().await;
+        let quit = quit.and_then(|reply| match reply {
+            Reply::Ok(_) => Ok(()),
+            other => Err(unexpected(other)),
+        });
+        Ok((replies.into_iter().map(|r| r.map(drop)).collect(), quit))
+    }
+
     /// `QUIT`: ends the session; the server commits the deletions. Then shuts
     /// the stream down (TLS `close_notify`) within the write time limit,
     /// ignoring errors there.
@@ -1065,14 +1141,20 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// (whether deletions were committed is then unknown).
     pub async fn quit(mut self) -> Result<()> {
         let reply = self.command(Command::Quit).await?;
-        let limit = self.options.timeouts.write;
-        let stream = &mut self.stream;
-        let shutdown = poll_fn(|cx| stream.poll_shutdown(cx));
-        let _ = with_timeout::<R, _>(limit, Phase::Write, shutdown).await;
+        self.shut_down().await;
         match reply {
             Reply::Ok(_) => Ok(()),
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Shuts the stream down (TLS `close_notify`) within the write time
+    /// limit, ignoring errors: the session is over.
+    async fn shut_down(&mut self) {
+        let limit = self.options.timeouts.write;
+        let stream = &mut self.stream;
+        let shutdown = poll_fn(|cx| stream.poll_shutdown(cx));
+        let _ = with_timeout::<R, _>(limit, Phase::Write, shutdown).await;
     }
 }
 
