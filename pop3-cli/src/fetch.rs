@@ -315,6 +315,8 @@ struct Engine<'a> {
     summary: &'a mut Summary,
     progress: Option<ProgressBar>,
     to_fetch: usize,
+    /// Messages whose retrieval ended (stored or not).
+    ended: usize,
     /// For a Maildir: batches made durable by another thread.
     group: Option<Group<'a>>,
 }
@@ -530,6 +532,18 @@ impl MessageSink for Engine<'_> {
         if self.fatal.is_some() {
             return Err(Stop);
         }
+        self.ended += 1;
+        let outcome = self.end(msg, result);
+        if self.ended == self.to_fetch {
+            // The last one: the committer need not wait for a full batch.
+            self.close();
+        }
+        outcome
+    }
+}
+
+impl Engine<'_> {
+    fn end(&mut self, msg: MsgNum, result: Result<(), NetError>) -> Result<(), Stop> {
         match result {
             Ok(()) => {
                 self.start(msg)?;
@@ -822,22 +836,30 @@ pub(crate) fn fetch(
             summary: &mut summary,
             progress,
             to_fetch: to_fetch.len(),
+            ended: 0,
             group,
         };
-        let retrieved = match (&mut session, to_fetch.is_empty()) {
-            (Some(session), false) => session.retr_many(&to_fetch, &mut engine),
-            _ => Ok(()),
+        let (retrieved, quit_early) = match session.take() {
+            // Nothing will be deleted: QUIT rides with the RETRs, and the
+            // session ends with the last message, while its batch is being
+            // made durable. (A session that deleted nothing commits nothing.)
+            Some(live) if !may_delete && !to_fetch.is_empty() => {
+                match live.retr_many_and_quit(&to_fetch, &mut engine) {
+                    Ok(quit) => (Ok(()), Some(quit)),
+                    Err(error) => (Err(error), None),
+                }
+            }
+            Some(mut live) if !to_fetch.is_empty() => {
+                let retrieved = live.retr_many(&to_fetch, &mut engine);
+                session = Some(live);
+                (retrieved, None)
+            }
+            other => {
+                session = other;
+                (Ok(()), None)
+            }
         };
         engine.abandon();
-        // Nothing will be deleted: QUIT goes out while the last batch is
-        // being made durable, not one round trip after it. (The server
-        // commits nothing for a session that deleted nothing.)
-        let quit_early = (!may_delete && retrieved.is_ok() && engine.fatal.is_none())
-            .then(|| {
-                engine.close();
-                session.take().map(|s| s.quit())
-            })
-            .flatten();
         engine.flush();
         if let Some(bar) = engine.progress.take() {
             bar.finish_and_clear();
@@ -864,7 +886,7 @@ pub(crate) fn fetch(
     // Deletion: only what is durably stored, only now.
     let mut deleted = Vec::new();
     let quit = match session {
-        Some(mut session) if may_delete => {
+        Some(session) if may_delete => {
             // Stored and recorded (all of them with --delete, the old enough
             // with --keep-days), and what the policies delete unfetched.
             let old_enough = |uid: &str| match (args.delete, cutoff) {
@@ -891,8 +913,11 @@ pub(crate) fn fetch(
             deletable.extend(delete_unfetched.iter().copied());
             deletable.sort_unstable();
             deletable.dedup();
-            if !deletable.is_empty() {
-                let results = session.dele_many(&deletable).map_err(|e| {
+            if deletable.is_empty() {
+                session.quit()
+            } else {
+                // The DELEs and the QUIT that commits them: one round trip.
+                let (results, quit) = session.dele_many_and_quit(&deletable).map_err(|e| {
                     Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
                 })?;
                 for (msg, result) in deletable.iter().zip(results) {
@@ -901,11 +926,11 @@ pub(crate) fn fetch(
                         Err(e) => eprintln!("pop3: DELE {msg}: {e}"),
                     }
                 }
+                quit
             }
-            session.quit()
         }
         Some(session) => session.quit(),
-        // Said already, while the last batch was syncing.
+        // Sent with the RETRs; answered with the last message.
         None => quit_early.unwrap_or(Ok(())),
     };
     quit.map_err(|e| {

@@ -97,10 +97,23 @@ pub(crate) trait Session {
     fn retr_many(&mut self, msgs: &[MsgNum], sink: &mut dyn MessageSink) -> Result<(), NetError>;
     /// `DELE n`.
     fn dele(&mut self, msg: MsgNum) -> Result<(), NetError>;
-    /// `DELE` for each message, pipelined by the core; one result each.
-    fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<(), NetError>>, NetError>;
     /// `QUIT`: the server commits the deletions.
     fn quit(self: Box<Self>) -> Result<(), NetError>;
+    /// [`Session::dele_many`] with `QUIT` in the same flight: one result per
+    /// `DELE`, and `QUIT`'s (only when that is `Ok` were they committed).
+    #[allow(clippy::type_complexity)]
+    fn dele_many_and_quit(
+        self: Box<Self>,
+        msgs: &[MsgNum],
+    ) -> Result<(Vec<Result<(), NetError>>, Result<(), NetError>), NetError>;
+    /// [`Session::retr_many`] with `QUIT` in the same flight, for a session
+    /// that deletes nothing: the outer result is the retrieval's, the inner
+    /// one `QUIT`'s.
+    fn retr_many_and_quit(
+        self: Box<Self>,
+        msgs: &[MsgNum],
+        sink: &mut dyn MessageSink,
+    ) -> Result<Result<(), NetError>, NetError>;
 }
 
 /// Prints the library's wire trace (`-v`): every line sent and every status

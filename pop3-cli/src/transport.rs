@@ -470,17 +470,37 @@ impl<S: StartTls + TlsStream, R: LibraryRuntime, E: Exec> Session for Live<S, R,
         self.run(|c| c.dele(msg))
     }
 
-    fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<(), NetError>>, NetError> {
-        let results = self.run(|c| c.dele_many(msgs))?;
-        Ok(results
-            .into_iter()
-            .map(|r| r.map_err(NetError::from))
-            .collect())
-    }
-
     fn quit(self: Box<Self>) -> Result<(), NetError> {
         let Live { conn, exec, .. } = *self;
         Ok(exec.block_on(conn.quit())?)
+    }
+
+    fn dele_many_and_quit(
+        self: Box<Self>,
+        msgs: &[MsgNum],
+    ) -> Result<(Vec<Result<(), NetError>>, Result<(), NetError>), NetError> {
+        let Live { conn, exec, .. } = *self;
+        let (results, quit) = exec.block_on(conn.dele_many_and_quit(msgs))?;
+        let results = results
+            .into_iter()
+            .map(|r| r.map_err(NetError::from))
+            .collect();
+        Ok((results, quit.map_err(NetError::from)))
+    }
+
+    fn retr_many_and_quit(
+        self: Box<Self>,
+        msgs: &[MsgNum],
+        sink: &mut dyn MessageSink,
+    ) -> Result<Result<(), NetError>, NetError> {
+        let Live { conn, exec, .. } = *self;
+        let mut adapter = SinkAdapter { sink };
+        // As in retr_many: the sink keeps the reason it stopped for.
+        match exec.block_on(conn.retr_many_and_quit(msgs, &mut adapter)) {
+            Ok((_, quit)) => Ok(quit.map_err(NetError::from)),
+            Err(Error::Sink(_)) => Ok(Ok(())),
+            Err(error) => Err(error.into()),
+        }
     }
 }
 

@@ -120,6 +120,8 @@ macro_rules! scenario_tests {
             reader_not_finished_after_failure,
             same_failure_same_report,
             sink_error_stops_retr_many_cleanly,
+            retr_many_and_quit_in_one_flight,
+            dele_many_and_quit_in_one_flight,
             fault_disconnect_mid_body,
             fault_stalled_server_times_out,
             fault_garbage_greeting,
@@ -1663,6 +1665,83 @@ pub async fn sink_error_stops_retr_many_cleanly<T: Transport>(t: &T) {
     assert_eq!(
         received,
         b"USER alice\r\nPASS secret\r\nRETR 1\r\nNOOP\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("script followed");
+}
+
+/// Login, then the core's `CAPA` (asked because several commands wait),
+/// answered with PIPELINING.
+fn pipelining_login_steps() -> Vec<Step> {
+    let mut steps = login_steps();
+    steps.extend([
+        Step::expect_line("CAPA"),
+        Step::Send(b"+OK\r\nPIPELINING\r\nUIDL\r\n.\r\n".to_vec()),
+    ]);
+    steps
+}
+
+/// `retr_many_and_quit`: `QUIT` goes out with the `RETR`s (the script reads
+/// all of them before it answers any, so waiting for a reply first would
+/// time out), the bodies arrive whole, and the session ends.
+pub async fn retr_many_and_quit_in_one_flight<T: Transport>(t: &T) {
+    let mut steps = pipelining_login_steps();
+    steps.extend([
+        Step::expect_line("RETR 1"),
+        Step::expect_line("RETR 2"),
+        Step::expect_line("QUIT"),
+        Step::Send(b"+OK\r\nfirst\r\n.\r\n-ERR no such message\r\n+OK bye\r\n".to_vec()),
+    ]);
+    let server = script(steps);
+    let s = scripted_login(t, &server, &fault_opts()).await;
+    let msgs = [n(1), n(2)];
+    let mut sink = Collect {
+        msgs: msgs.to_vec(),
+        messages: vec![Vec::new(); msgs.len()],
+    };
+    let (results, quit) = expect_ok(
+        s.retr_many_and_quit(&msgs, &mut sink).await,
+        "retr_many_and_quit",
+    );
+    assert_eq!(sink.messages[0], b"first\r\n");
+    assert!(matches!(results[0], Ok(7)), "{results:?}");
+    assert!(matches!(results[1], Err(Error::Server(_))), "{results:?}");
+    expect_ok(quit, "QUIT");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"USER alice\r\nPASS secret\r\nCAPA\r\nRETR 1\r\nRETR 2\r\nQUIT\r\n",
+        "{}",
+        show(&received)
+    );
+    result.expect("script followed");
+}
+
+/// `dele_many_and_quit`: the `DELE`s and the `QUIT` that commits them in
+/// one flight; one result per `DELE` and `QUIT`'s own, which tells whether
+/// the server committed.
+pub async fn dele_many_and_quit_in_one_flight<T: Transport>(t: &T) {
+    let mut steps = pipelining_login_steps();
+    steps.extend([
+        Step::expect_line("DELE 1"),
+        Step::expect_line("DELE 2"),
+        Step::expect_line("QUIT"),
+        Step::Send(b"+OK\r\n-ERR already deleted\r\n-ERR [SYS/TEMP] not committed\r\n".to_vec()),
+    ]);
+    let server = script(steps);
+    let s = scripted_login(t, &server, &fault_opts()).await;
+    let (results, quit) = expect_ok(
+        s.dele_many_and_quit(&[n(1), n(2)]).await,
+        "dele_many_and_quit",
+    );
+    assert!(results[0].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(Error::Server(_))), "{results:?}");
+    assert!(matches!(quit, Err(Error::Server(_))), "{quit:?}");
+    let (received, result) = finish(server);
+    assert_eq!(
+        received,
+        b"USER alice\r\nPASS secret\r\nCAPA\r\nDELE 1\r\nDELE 2\r\nQUIT\r\n",
         "{}",
         show(&received)
     );
