@@ -105,8 +105,10 @@
 //! [`MessageSink`]) and [`Connection::dele_many`] hand all their commands to
 //! the core at once; when the server lists `PIPELINING` the core keeps up to
 //! [`Options::pipeline_window`] of them in flight, which saves a round trip
-//! per message. For one message in memory, [`Connection::retr_vec`] takes a
-//! size limit.
+//! per message. [`Connection::retr_many_and_quit`] and
+//! [`Connection::dele_many_and_quit`] send the `QUIT` that ends the session
+//! in the same flight, saving one more. For one message in memory,
+//! [`Connection::retr_vec`] takes a size limit.
 //!
 //! # How it works
 //!

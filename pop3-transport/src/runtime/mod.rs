@@ -145,6 +145,7 @@ pub trait WriteTo<W: ?Sized> {
 
 /// Writes `buf[*written..]` with `poll_write` until all of it is out; for the
 /// async runtimes' [`WriteTo`].
+#[cfg(any(feature = "tokio", feature = "smol"))]
 pub(crate) fn poll_write_all_with(
     buf: &[u8],
     written: &mut usize,
