@@ -308,22 +308,7 @@ fn nothing_is_pipelined_without_the_capability_and_the_window_is_bounded() {
 /// the one that crossed it) go out unanswered; each reply lets more go.
 #[test]
 fn the_bytes_written_ahead_are_bounded_whatever_the_window() {
-    let config = Config::encrypted().pipeline_window(usize::MAX);
-    let mut c = Client::new(config);
-    let mut seen = Seen::default();
-    c.receive(b"+OK hi\r\n");
-    c.submit(Command::Capa).unwrap();
-    drain(&mut c, &mut seen);
-    c.receive(b"+OK\r\nPIPELINING\r\n.\r\n");
-    drain(&mut c, &mut seen);
-    c.user("u").unwrap();
-    c.pass("p").unwrap();
-    drain(&mut c, &mut seen);
-    settle(&mut c, &[b"+OK\r\n", b"+OK\r\n"]);
-    drain(&mut c, &mut seen);
-    c.receive(b"+OK\r\nPIPELINING\r\n.\r\n");
-    drain(&mut c, &mut seen);
-    seen.sent.clear();
+    let (mut c, mut seen) = pipelining(Config::encrypted().pipeline_window(usize::MAX));
     // "RETR 1000000\r\n" is 14 bytes.
     let first = 1_000_000;
     for i in first..first + 2000 {
