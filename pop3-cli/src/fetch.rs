@@ -5,24 +5,38 @@
 //!
 //! 1. `RETR` streams the message into the sink (a Maildir `tmp/` file, or
 //!    memory for mbox and MDA).
-//! 2. The sink makes it durable. A Maildir does it for a batch at a time on
-//!    a committer thread (group commit, while the connection keeps
-//!    receiving): one `syncfs` for the batch's files, each linked into
-//!    `new/`, one fsync of `new/`. An mbox appends and fsyncs each message;
-//!    an MDA must exit 0.
+//! 2. The sink makes it durable. A Maildir and an mbox do it for a batch
+//!    at a time on a committer thread (group commit, while the connection
+//!    keeps receiving). A Maildir: one `syncfs` for the batch's files, each
+//!    linked into `new/`, one fsync of `new/`. An mbox, under its lock: an
+//!    intent file next to the state (offset, length, SHA-256 and UID of
+//!    each entry) synced, the entries appended, the mbox synced once. An
+//!    MDA must exit 0, one message at a time.
 //! 3. Only then are the UIDs appended to the state file and synced (once
-//!    per batch).
+//!    per batch; for an mbox still under its lock, and then the intent is
+//!    emptied).
 //! 4. Only after every retrieval, and only for messages whose UID is
 //!    recorded (or that a policy deletes unfetched), `DELE`, pipelined;
 //!    then `QUIT` commits the deletions.
 //!
-//! Killed between 1 and 2: the `tmp/` files are removed by the next fetch,
-//! and those messages are fetched again. Killed between 2 and 3: the
-//! Maildir file names are a hash of the account and the UID, so the next
-//! fetch finds them in `new/` or `cur/`, records the UIDs and does not
-//! download them again (for mbox and MDA this window remains: the message
-//! would be delivered a second time). Killed before 4 completes: nothing is
-//! deleted, and the next `fetch --delete` deletes what is recorded.
+//! Killed between 1 and 2: the `tmp/` files are removed by the next fetch
+//! (an mbox batch was only in memory), and those messages are fetched
+//! again. Killed between 2 and 3: the Maildir file names are a hash of the
+//! account and the UID, so the next fetch finds them in `new/` or `cur/`,
+//! records the UIDs and does not download them again; for an mbox, the
+//! next fetch reads the intent and records each UID whose exact bytes are
+//! in the mbox at its offset (the others, never or only partly appended,
+//! are fetched again; the mbox is never cut, since another program may
+//! have appended since). For an MDA this window remains: a delivery agent's
+//! run can be neither undone nor checked, so the message would be
+//! delivered a second time. Killed before 4 completes: nothing is deleted,
+//! and the next `fetch --delete` deletes what is recorded.
+//!
+//! What remains for an mbox is outside what a fetch controls: a program
+//! that rewrites the mbox between the crash and the next fetch (a mail
+//! reader expunging) moves the entries, and those messages are fetched
+//! again; and after a power loss in the middle of an append, the torn
+//! entry stays in front of its complete copy.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
