@@ -1056,6 +1056,78 @@ mod tests {
     }
 
     #[test]
+    fn mbox_batches_and_their_recovery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mbox = dir.path().join("box");
+        let state_path = dir.path().join("state");
+        let intent = intent_path(&state_path);
+        let mut state = State::open(&state_path).expect("state");
+        // Another program left the mbox without a final blank line.
+        fs::write(
+            &mbox,
+            b"From x Thu Jan  1 00:00:00 1970\nSubject: a\n\nno end",
+        )
+        .expect("w");
+        let one = mbox_entry(b"Subject: one\r\n\r\n1\r\n", UNIX_EPOCH);
+        let two = mbox_entry(b"Subject: two\r\n\r\n2\r\n", UNIX_EPOCH);
+        let mut appender = MboxAppender::new(&mbox, Some(intent.clone()));
+        let entries = [
+            MboxEntry {
+                bytes: &one,
+                uid: Some("U1"),
+            },
+            MboxEntry {
+                bytes: &two,
+                uid: Some("U2"),
+            },
+        ];
+        // A batch whose UIDs could not be recorded: its intent stays.
+        let refused = appender.append(&entries, || Err(Failure::usage("no")));
+        assert!(refused.is_err());
+        let text = fs::read(&mbox).expect("mbox");
+        assert!(text.ends_with(&[&b"no end\n\n"[..], &one, &two].concat()));
+        let lines = fs::read_to_string(&intent).expect("intent");
+        assert_eq!(lines.lines().count(), 2, "{lines}");
+        // A torn last line, a line of garbage, and an entry past the end.
+        let mut torn = lines.clone();
+        torn.push_str(&format!("999999 10 {} U3\nnonsense\n5 5", "0".repeat(64)));
+        fs::write(&intent, torn).expect("w");
+        assert_eq!(
+            recover_mbox(&mbox, &intent, &mut state).expect("recover"),
+            2
+        );
+        assert!(state.contains("U1") && state.contains("U2") && !state.contains("U3"));
+        assert!(!intent.exists());
+        // Settled twice, nothing more; the mbox was only read.
+        fs::write(&intent, lines).expect("w");
+        assert_eq!(
+            recover_mbox(&mbox, &intent, &mut state).expect("recover"),
+            0
+        );
+        assert_eq!(fs::read(&mbox).expect("mbox"), text);
+        // A batch that completes leaves an empty intent. (A fetch settles
+        // the intent before it opens one.)
+        let mut appender = MboxAppender::new(&mbox, Some(intent.clone()));
+        let three = mbox_entry(b"Subject: three\r\n\r\n3\r\n", UNIX_EPOCH);
+        let entries = [MboxEntry {
+            bytes: &three,
+            uid: Some("U4"),
+        }];
+        appender
+            .append(&entries, || {
+                state.record("U4").map_err(|e| Failure::io("s", &e))
+            })
+            .expect("append");
+        assert_eq!(fs::read(&intent).expect("intent"), b"");
+        assert!(fs::read(&mbox)
+            .expect("mbox")
+            .ends_with(&[&two[..], &three].concat()));
+        assert_eq!(separator(0, b""), b"");
+        assert_eq!(separator(3, b"a\n"), b"\n");
+        assert_eq!(separator(3, b"\n\n"), b"");
+    }
+
+    #[test]
     fn maildir_names_are_stable_and_tmp_is_cleaned() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
