@@ -248,6 +248,17 @@ impl Store {
         }
     }
 
+    /// The most messages and bytes the committer takes at once. A Maildir
+    /// batch takes everything staged (files on disk, which cost no memory),
+    /// an mbox batch at most one batch's worth, so that what is in memory
+    /// stays about five batches.
+    fn max_batch(&self) -> (usize, u64) {
+        match self {
+            Store::Maildir(_) => (usize::MAX, u64::MAX),
+            Store::Mbox(_) => (BATCH_MESSAGES, BATCH_BYTES),
+        }
+    }
+
     /// Makes `batch` durable, then runs `record` (which records its UIDs
     /// durably). `with_uids`: whether there are UIDs to record.
     fn commit(
@@ -334,7 +345,8 @@ fn committer(
     done: mpsc::Sender<Done>,
 ) {
     let batch_messages = crate::crash::batch_messages(BATCH_MESSAGES);
-    let most = crate::crash::batch_messages(usize::MAX);
+    let (most, most_bytes) = store.max_batch();
+    let most = crate::crash::batch_messages(most);
     loop {
         let batch = {
             let mut queue = locked(&shared.queue);
@@ -357,10 +369,20 @@ fn committer(
                     .wait_timeout(queue, wait.max(Duration::from_millis(1)))
                     .map_or_else(|p| p.into_inner().0, |(q, _)| q);
             }
-            // Everything staged, not one batch's worth: what arrived while
-            // the last batch was syncing shares the next sync, so a slow
-            // disk means bigger batches rather than a growing backlog.
-            let take = queue.staged.len().min(most);
+            // For a Maildir everything staged, not one batch's worth: what
+            // arrived while the last batch was syncing shares the next
+            // sync, so a slow disk means bigger batches rather than a
+            // growing backlog. An mbox batch is in memory: one batch's
+            // worth at most ([`Store::max_batch`]).
+            let mut take = 0;
+            let mut bytes = 0u64;
+            for pending in &queue.staged {
+                if take >= most || (take > 0 && bytes.saturating_add(pending.bytes) > most_bytes) {
+                    break;
+                }
+                take += 1;
+                bytes += pending.bytes;
+            }
             let batch: Vec<Pending> = queue.staged.drain(..take).collect();
             queue.bytes = queue.staged.iter().map(|p| p.bytes).sum();
             queue.oldest = (!queue.staged.is_empty()).then(Instant::now);
