@@ -1513,6 +1513,51 @@ fn a_failing_disk_loses_nothing() {
     assert_eq!(mailbox.count(), 0);
 }
 
+/// The same into an mbox: the batch that does not fit is cut off again,
+/// the batches before it stay stored and recorded, and the next fetch adds
+/// the rest exactly once.
+#[test]
+fn a_failing_disk_loses_nothing_in_an_mbox() {
+    let (mailbox, mut messages) = mailbox_with("diskfull-mbox", 4, 2_000);
+    let big = message("diskfull-mbox-big", 5, 300_000);
+    mailbox.add_message(&big);
+    messages.push(big);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mbox = dir.path().join("in.mbox");
+    let mut command = dovecot_pop3(&mailbox, "blocking");
+    command
+        .args(["--json", "fetch", "--delete", "--mbox"])
+        .arg(&mbox);
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 200; exec "$@""#)
+        .arg("sh")
+        .arg(program)
+        .args(args)
+        .env(PASSWORD_VAR, mailbox.password())
+        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
+        // One message per batch: the small ones are stored first.
+        .env("POP3_TEST_BATCH", "1")
+        .stdin(Stdio::null()));
+    assert_code(&out, 74);
+    assert!(stderr(&out).contains("nothing deleted"), "{}", stderr(&out));
+    assert_eq!(mailbox.count(), 5, "nothing deleted");
+    let (entries, each) = mbox_contents(&mbox, &messages);
+    assert_eq!(entries, 4, "no part of the big one is left");
+    assert_eq!(each, [1, 1, 1, 1, 0]);
+    let text = fs::read_to_string(&mbox).expect("mbox");
+    assert!(text.ends_with("\n\n") && !text.contains("diskfull-mbox-big"));
+    let out = run(dovecot_pop3(&mailbox, "blocking")
+        .args(["--json", "fetch", "--delete", "--mbox"])
+        .arg(&mbox));
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["fetched"], 1);
+    assert_eq!(mbox_contents(&mbox, &messages), (5, vec![1; 5]));
+    assert_eq!(mailbox.count(), 0);
+}
+
 #[test]
 fn a_failing_account_does_not_stop_the_others() {
     let dovecot = Dovecot::shared();
