@@ -2,9 +2,11 @@
 //! two steps of storing a batch loses nothing and stores nothing twice.
 //!
 //! `POP3_TEST_CRASH_AT=STEP:N` aborts the process the N-th time the fetch
-//! reaches STEP (`received`, `synced`, `linked`, `dir-synced`, `appended`,
-//! `recorded`). Only debug builds read it: a release build compiles
-//! [`at`] to nothing.
+//! reaches STEP. A Maildir batch passes `received` (per message), `synced`,
+//! `linked`, `dir-synced`, `appended` and `recorded`; an mbox batch
+//! `received` (per message), `intent`, `written`, `synced`, `appended` and
+//! `recorded`. Only debug builds read it: a release build compiles [`at`]
+//! to nothing.
 
 /// Aborts here if `POP3_TEST_CRASH_AT` names this step and its count.
 #[cfg(debug_assertions)]

@@ -5,28 +5,42 @@
 //!
 //! 1. `RETR` streams the message into the sink (a Maildir `tmp/` file, or
 //!    memory for mbox and MDA).
-//! 2. The sink makes it durable. A Maildir does it for a batch at a time on
-//!    a committer thread (group commit, while the connection keeps
-//!    receiving): one `syncfs` for the batch's files, each linked into
-//!    `new/`, one fsync of `new/`. An mbox appends and fsyncs each message;
-//!    an MDA must exit 0.
+//! 2. The sink makes it durable. A Maildir and an mbox do it for a batch
+//!    at a time on a committer thread (group commit, while the connection
+//!    keeps receiving). A Maildir: one `syncfs` for the batch's files, each
+//!    linked into `new/`, one fsync of `new/`. An mbox, under its lock: an
+//!    intent file next to the state (offset, length, SHA-256 and UID of
+//!    each entry) synced, the entries appended, the mbox synced once. An
+//!    MDA must exit 0, one message at a time.
 //! 3. Only then are the UIDs appended to the state file and synced (once
-//!    per batch).
+//!    per batch; for an mbox still under its lock, and then the intent is
+//!    emptied).
 //! 4. Only after every retrieval, and only for messages whose UID is
 //!    recorded (or that a policy deletes unfetched), `DELE`, pipelined;
 //!    then `QUIT` commits the deletions.
 //!
-//! Killed between 1 and 2: the `tmp/` files are removed by the next fetch,
-//! and those messages are fetched again. Killed between 2 and 3: the
-//! Maildir file names are a hash of the account and the UID, so the next
-//! fetch finds them in `new/` or `cur/`, records the UIDs and does not
-//! download them again (for mbox and MDA this window remains: the message
-//! would be delivered a second time). Killed before 4 completes: nothing is
-//! deleted, and the next `fetch --delete` deletes what is recorded.
+//! Killed between 1 and 2: the `tmp/` files are removed by the next fetch
+//! (an mbox batch was only in memory), and those messages are fetched
+//! again. Killed between 2 and 3: the Maildir file names are a hash of the
+//! account and the UID, so the next fetch finds them in `new/` or `cur/`,
+//! records the UIDs and does not download them again; for an mbox, the
+//! next fetch reads the intent and records each UID whose exact bytes are
+//! in the mbox at its offset (the others, never or only partly appended,
+//! are fetched again; the mbox is never cut, since another program may
+//! have appended since). For an MDA this window remains: a delivery agent's
+//! run can be neither undone nor checked, so the message would be
+//! delivered a second time. Killed before 4 completes: nothing is deleted,
+//! and the next `fetch --delete` deletes what is recorded.
+//!
+//! What remains for an mbox is outside what a fetch controls: a program
+//! that rewrites the mbox between the crash and the next fetch (a mail
+//! reader expunging) moves the entries, and those messages are fetched
+//! again; and after a power loss in the middle of an append, the torn
+//! entry stays in front of its complete copy.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{mpsc, Condvar, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,8 +51,8 @@ use serde::Serialize;
 
 use crate::commands::login_delay;
 use crate::deliver::{
-    make_durable, prepare_maildir, prepare_mbox, Deliver, Incoming, Maildir, Mbox, Mda, NotStored,
-    Staged, Stored,
+    intent_path, make_durable, prepare_maildir, prepare_mbox, recover_mbox, Deliver, Incoming,
+    Maildir, Mbox, MboxAppender, MboxEntry, Mda, NotStored, Staged, StagedFile, Stored,
 };
 use crate::error::{Exit, Failure, NetError};
 use crate::interrupt;
@@ -78,6 +92,11 @@ pub(crate) struct Prepared {
     account: String,
     state: State,
     deliver: Box<dyn Deliver>,
+    /// Where batches are made durable (`None`: one message at a time).
+    store: Option<Store>,
+    /// UIDs of an mbox batch, interrupted before they were recorded, found
+    /// stored in the mbox and recorded now.
+    recovered: usize,
 }
 
 /// Checks the destination and takes the account's state, before anything
@@ -99,17 +118,31 @@ pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Fa
         }
     }
     let path = state_path(args, account)?;
-    let state = State::open(&path)?;
-    let deliver: Box<dyn Deliver> = match (&args.maildir, &args.mbox, &args.mda) {
-        (Some(dir), _, _) => Box::new(Maildir::open(dir, account)?),
-        (_, Some(mbox), _) => Box::new(Mbox::new(mbox)),
-        (_, _, Some(command)) => Box::new(Mda::new(command, account)),
+    let mut state = State::open(&path)?;
+    let mut recovered = 0;
+    let (deliver, store): (Box<dyn Deliver>, _) = match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), _, _) => (
+            Box::new(Maildir::open(dir, account)?),
+            Some(Store::Maildir(dir.clone())),
+        ),
+        (_, Some(mbox), _) => {
+            // The lock is held: no other fetch of the account is appending.
+            let intent = intent_path(&path);
+            recovered = recover_mbox(mbox, &intent, &mut state)?;
+            (
+                Box::new(Mbox::new(mbox)),
+                Some(Store::Mbox(MboxAppender::new(mbox, Some(intent)))),
+            )
+        }
+        (_, _, Some(command)) => (Box::new(Mda::new(command, account)), None),
         _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
     };
     Ok(Prepared {
         account: account.to_owned(),
         state,
         deliver,
+        store,
+        recovered,
     })
 }
 
@@ -178,10 +211,15 @@ const BATCH_BYTES: u64 = 8 << 20;
 /// saved), or when the retrieval ends.
 const LINGER: Duration = Duration::from_millis(200);
 /// The retrieval waits when this many messages (or bytes) are staged in
-/// `tmp/` and not yet taken by the committer.
+/// a Maildir's `tmp/` and not yet taken by the committer.
 const MAX_STAGED: usize = 4096;
 /// See [`MAX_STAGED`].
 const MAX_STAGED_BYTES: u64 = 256 << 20;
+/// mbox entries are staged in memory: the retrieval waits when about four
+/// batches are waiting.
+const MAX_STAGED_MBOX: usize = 4 * BATCH_MESSAGES;
+/// See [`MAX_STAGED_MBOX`].
+const MAX_STAGED_MBOX_BYTES: u64 = 4 * BATCH_BYTES;
 
 /// The state, shared with the committer thread.
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -192,7 +230,78 @@ fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// A message complete in `tmp/`, waiting for its batch to be made durable.
+/// Where the committer makes batches durable.
+pub(crate) enum Store {
+    /// The Maildir at this directory: [`make_durable`].
+    Maildir(PathBuf),
+    /// An mbox: [`MboxAppender`].
+    Mbox(MboxAppender),
+}
+
+impl Store {
+    /// How many messages and bytes may wait for the committer before the
+    /// retrieval waits too.
+    fn max_staged(&self) -> (usize, u64) {
+        match self {
+            Store::Maildir(_) => (MAX_STAGED, MAX_STAGED_BYTES),
+            Store::Mbox(_) => (MAX_STAGED_MBOX, MAX_STAGED_MBOX_BYTES),
+        }
+    }
+
+    /// The most messages and bytes the committer takes at once. A Maildir
+    /// batch takes everything staged (files on disk, which cost no memory),
+    /// an mbox batch at most one batch's worth, so that what is in memory
+    /// stays about five batches.
+    fn max_batch(&self) -> (usize, u64) {
+        match self {
+            Store::Maildir(_) => (usize::MAX, u64::MAX),
+            Store::Mbox(_) => (BATCH_MESSAGES, BATCH_BYTES),
+        }
+    }
+
+    /// Makes `batch` durable, then runs `record` (which records its UIDs
+    /// durably). `with_uids`: whether there are UIDs to record.
+    fn commit(
+        &mut self,
+        batch: &[Pending],
+        with_uids: bool,
+        record: impl FnOnce() -> Result<(), Failure>,
+    ) -> Result<Vec<Stored>, Failure> {
+        let mixed = || Failure::new(Exit::Software, "a batch staged for another destination");
+        match self {
+            Store::Maildir(root) => {
+                let files = batch
+                    .iter()
+                    .map(|p| match &p.staged {
+                        Staged::File(file) => Some(file),
+                        Staged::Entry(_) => None,
+                    })
+                    .collect::<Option<Vec<&StagedFile>>>()
+                    .ok_or_else(mixed)?;
+                let stored = make_durable(root, &files)?;
+                record()?;
+                Ok(stored)
+            }
+            Store::Mbox(mbox) => {
+                let entries = batch
+                    .iter()
+                    .map(|p| match &p.staged {
+                        Staged::Entry(bytes) => Some(MboxEntry {
+                            bytes,
+                            uid: p.uid.as_deref().filter(|_| with_uids),
+                        }),
+                        Staged::File(_) => None,
+                    })
+                    .collect::<Option<Vec<MboxEntry<'_>>>>()
+                    .ok_or_else(mixed)?;
+                mbox.append(&entries, record)?;
+                Ok(vec![Stored::New; batch.len()])
+            }
+        }
+    }
+}
+
+/// A complete message, waiting for its batch to be made durable.
 struct Pending {
     msg: MsgNum,
     uid: Option<String>,
@@ -226,12 +335,18 @@ struct Shared {
 }
 
 /// The committer thread: it takes the staged messages in batches, makes
-/// each batch's files durable together ([`make_durable`]), then appends
-/// their UIDs to the state and syncs it once. Meanwhile the connection
-/// keeps receiving into `tmp/`.
-fn committer(root: &Path, state: Option<&Mutex<State>>, shared: &Shared, done: mpsc::Sender<Done>) {
+/// each batch durable together ([`Store::commit`]: the files of a Maildir,
+/// the entries of an mbox), then appends their UIDs to the state and syncs
+/// it once. Meanwhile the connection keeps receiving.
+fn committer(
+    mut store: Store,
+    state: Option<&Mutex<State>>,
+    shared: &Shared,
+    done: mpsc::Sender<Done>,
+) {
     let batch_messages = crate::crash::batch_messages(BATCH_MESSAGES);
-    let most = crate::crash::batch_messages(usize::MAX);
+    let (most, most_bytes) = store.max_batch();
+    let most = crate::crash::batch_messages(most);
     loop {
         let batch = {
             let mut queue = locked(&shared.queue);
@@ -254,18 +369,27 @@ fn committer(root: &Path, state: Option<&Mutex<State>>, shared: &Shared, done: m
                     .wait_timeout(queue, wait.max(Duration::from_millis(1)))
                     .map_or_else(|p| p.into_inner().0, |(q, _)| q);
             }
-            // Everything staged, not one batch's worth: what arrived while
-            // the last batch was syncing shares the next sync, so a slow
-            // disk means bigger batches rather than a growing backlog.
-            let take = queue.staged.len().min(most);
+            // For a Maildir everything staged, not one batch's worth: what
+            // arrived while the last batch was syncing shares the next
+            // sync, so a slow disk means bigger batches rather than a
+            // growing backlog. An mbox batch is in memory: one batch's
+            // worth at most ([`Store::max_batch`]).
+            let mut take = 0;
+            let mut bytes = 0u64;
+            for pending in &queue.staged {
+                if take >= most || (take > 0 && bytes.saturating_add(pending.bytes) > most_bytes) {
+                    break;
+                }
+                take += 1;
+                bytes += pending.bytes;
+            }
             let batch: Vec<Pending> = queue.staged.drain(..take).collect();
             queue.bytes = queue.staged.iter().map(|p| p.bytes).sum();
             queue.oldest = (!queue.staged.is_empty()).then(Instant::now);
             shared.changed.notify_all();
             batch
         };
-        let staged: Vec<&Staged> = batch.iter().map(|p| &p.staged).collect();
-        let result = make_durable(root, &staged).and_then(|stored| {
+        let record = || {
             if let Some(state) = state {
                 let mut state = locked(state);
                 let uids = batch.iter().filter_map(|p| p.uid.as_deref());
@@ -274,13 +398,17 @@ fn committer(root: &Path, state: Option<&Mutex<State>>, shared: &Shared, done: m
                 })?;
                 crate::crash::at("recorded");
             }
-            // Counted here, not when the retrieval next looks: it may be
-            // waiting on a silent server when a signal comes.
-            for _ in &stored {
-                interrupt::saved_one();
-            }
-            Ok(stored)
-        });
+            Ok(())
+        };
+        let result = store
+            .commit(&batch, state.is_some(), record)
+            .inspect(|stored| {
+                // Counted here, not when the retrieval next looks: it may be
+                // waiting on a silent server when a signal comes.
+                for _ in stored {
+                    interrupt::saved_one();
+                }
+            });
         let failed = result.is_err();
         let gone = done.send(Done { batch, result }).is_err();
         if failed || gone {
@@ -317,8 +445,10 @@ struct Engine<'a> {
     to_fetch: usize,
     /// Messages whose retrieval ended (stored or not).
     ended: usize,
-    /// For a Maildir: batches made durable by another thread.
+    /// For a Maildir or an mbox: batches made durable by another thread.
     group: Option<Group<'a>>,
+    /// See [`Store::max_staged`].
+    max_staged: (usize, u64),
 }
 
 impl Engine<'_> {
@@ -372,8 +502,8 @@ impl Engine<'_> {
         }
     }
 
-    /// Records a message stored on its own (mbox, MDA, or found in the
-    /// Maildir already).
+    /// Records a message stored on its own (MDA, or found in the Maildir
+    /// already).
     fn stored(&mut self, msg: MsgNum, how: Stored) -> Result<(), Stop> {
         if let (Some(state), Some(uid)) = (self.state, self.uids.get(&msg)) {
             let mut state = locked(state);
@@ -396,15 +526,10 @@ impl Engine<'_> {
         }
     }
 
-    /// Stages the complete current message of a Maildir for its batch.
+    /// Stages the complete current message for its batch.
     fn stage(&mut self, msg: MsgNum) -> Result<(), Stop> {
-        let Some(maildir) = self.deliver.as_maildir() else {
-            return Err(self.stop(Failure::new(
-                Exit::Software,
-                "group commit without a Maildir",
-            )));
-        };
-        match maildir.stage() {
+        let (max_messages, max_bytes) = self.max_staged;
+        match self.deliver.stage() {
             Ok(Some(staged)) => {
                 crate::crash::at("received");
                 let bytes = std::mem::take(&mut self.current_bytes);
@@ -418,7 +543,7 @@ impl Engine<'_> {
                     let shared = group.shared;
                     let mut queue = locked(&shared.queue);
                     while !queue.failed
-                        && (queue.staged.len() >= MAX_STAGED || queue.bytes >= MAX_STAGED_BYTES)
+                        && (queue.staged.len() >= max_messages || queue.bytes >= max_bytes)
                     {
                         queue = shared
                             .changed
@@ -477,15 +602,14 @@ impl Engine<'_> {
         match done.result {
             Ok(stored) => {
                 for (pending, how) in done.batch.into_iter().zip(stored) {
-                    if let Some(maildir) = self.deliver.as_maildir() {
-                        maildir.note_present(&pending.staged.name);
-                    }
+                    self.deliver.committed(&pending.staged);
                     self.counted(pending.msg, how, pending.bytes);
                 }
             }
             Err(failure) => {
-                // The batch's files stay in tmp/; the next fetch removes
-                // them and fetches those messages again.
+                // A Maildir batch's files stay in tmp/: the next fetch
+                // removes them and fetches those messages again. An mbox
+                // batch was cut off again, or is settled by its intent.
                 self.commit_failed = true;
                 self.fatal = Some(failure);
             }
@@ -656,6 +780,8 @@ pub(crate) fn fetch(
         account,
         mut state,
         mut deliver,
+        store,
+        recovered: recovered_before,
     } = prepared;
     let path = state.path().to_owned();
 
@@ -677,6 +803,7 @@ pub(crate) fn fetch(
     let mut summary = Summary {
         account: label.map(str::to_owned),
         uidl: listing.is_some(),
+        recovered: recovered_before,
         ..Summary::default()
     };
     let mut uids = HashMap::new();
@@ -785,7 +912,7 @@ pub(crate) fn fetch(
     }
 
     if !recovered.is_empty() {
-        summary.recovered = recovered.len();
+        summary.recovered += recovered.len();
         state
             .record_many(recovered)
             .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;
@@ -806,7 +933,9 @@ pub(crate) fn fetch(
 
     let state = Mutex::new(state);
     let state_ref = listing.is_some().then_some(&state);
-    let maildir_root = deliver.as_maildir().map(|m| m.root().to_owned());
+    let max_staged = store
+        .as_ref()
+        .map_or((MAX_STAGED, MAX_STAGED_BYTES), Store::max_staged);
     let shared = Shared::default();
     let cutoff = args
         .keep_days
@@ -814,10 +943,10 @@ pub(crate) fn fetch(
     let may_delete = args.delete || cutoff.is_some() || !delete_unfetched.is_empty();
     let mut session = Some(session);
     let (retrieved, stored_now, failures, fatal, quit_early) = thread::scope(|scope| {
-        let group = maildir_root.as_deref().map(|root| {
+        let group = store.map(|store| {
             let (done_tx, done_rx) = mpsc::channel();
             let shared = &shared;
-            scope.spawn(move || committer(root, state_ref, shared, done_tx));
+            scope.spawn(move || committer(store, state_ref, shared, done_tx));
             Group {
                 shared,
                 done: done_rx,
@@ -838,6 +967,7 @@ pub(crate) fn fetch(
             to_fetch: to_fetch.len(),
             ended: 0,
             group,
+            max_staged,
         };
         let (retrieved, quit_early) = match session.take() {
             // Nothing will be deleted: QUIT rides with the RETRs, and the

@@ -14,6 +14,12 @@
 //! appended again. `FILE.lock` is held with an exclusive lock for the whole
 //! fetch, so two fetches of one account cannot interleave.
 //!
+//! A fetch into an mbox keeps `FILE.mbox-pending` beside it: the intent of
+//! the batch being appended (`OFFSET LENGTH SHA256 UID` per entry), synced
+//! before the entries are appended and emptied once their UIDs are
+//! recorded here. It is what lets the next fetch tell which messages of an
+//! interrupted batch reached the mbox (`deliver::recover_mbox`).
+//!
 //! State files used to be named `user@host:port`; they are now
 //! `user@host`, so that switching between `pop3://` and `pop3s://` does not
 //! download everything again. [`State::open`] merges the older files of the

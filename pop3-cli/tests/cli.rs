@@ -1017,15 +1017,20 @@ fn accounts_from_a_config_file() {
 
 /// The UIDs in the Maildir's state files, each as often as it is recorded.
 fn recorded(maildir: &Path) -> Vec<String> {
+    recorded_in(&maildir.join("pop3-state"))
+}
+
+/// The UIDs in the state files in `dir`, each as often as it is recorded.
+fn recorded_in(dir: &Path) -> Vec<String> {
     let mut uids = Vec::new();
-    for entry in fs::read_dir(maildir.join("pop3-state")).expect("state dir") {
+    for entry in fs::read_dir(dir).expect("state dir") {
         let path = entry.expect("entry").path();
         let name = path
             .file_name()
             .expect("name")
             .to_string_lossy()
             .into_owned();
-        if name.ends_with(".lock") || name.ends_with(".tmp") {
+        if name.ends_with(".lock") || name.ends_with(".tmp") || name.ends_with(".mbox-pending") {
             continue;
         }
         let text = fs::read_to_string(&path).expect("state");
@@ -1097,6 +1102,149 @@ fn a_crash_between_any_two_steps_of_a_batch_loses_and_repeats_nothing() {
             assert_eq!(summary(&out)["fetched"], 0, "{what}");
         }
     }
+}
+
+/// `message` as an mbox entry holds it: LF line ends, `>*From ` lines
+/// quoted with one more `>`.
+fn mboxrd_body(message: &[u8]) -> String {
+    let text = String::from_utf8_lossy(message);
+    let text = text.strip_suffix("\r\n").unwrap_or(&text);
+    text.split("\r\n")
+        .map(|line| {
+            if line.trim_start_matches('>').starts_with("From ") {
+                format!(">{line}")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// How many entries the mbox at `path` holds, and how many times it holds
+/// each of `messages`.
+fn mbox_contents(path: &Path, messages: &[Vec<u8>]) -> (usize, Vec<usize>) {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let entries = text.matches("\n\nFrom ").count() + usize::from(text.starts_with("From "));
+    let each = messages
+        .iter()
+        .map(|m| text.matches(&format!("\n{}\n\n", mboxrd_body(m))).count())
+        .collect();
+    (entries, each)
+}
+
+/// The same for an mbox: a fetch that dies between any two steps of
+/// appending a batch (entries staged, intent synced, entries written, mbox
+/// synced, UIDs appended, state synced), at the first and at a later batch,
+/// then a normal fetch: every message is in the mbox exactly once, each UID
+/// is recorded once, and what the dead fetch appended is recognised (by the
+/// intent) rather than fetched again.
+#[test]
+fn a_crash_between_any_two_steps_of_an_mbox_batch_loses_and_repeats_nothing() {
+    const COUNT: usize = 10;
+    let (mailbox, messages) = mailbox_with("crash-mbox", COUNT, 1500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    for step in [
+        "received", "intent", "written", "synced", "appended", "recorded",
+    ] {
+        for n in [1, 3] {
+            let what = format!("crash at {step}:{n}");
+            let mbox = dir.path().join(format!("{step}-{n}.mbox"));
+            let state = dir.path().join(format!("{step}-{n}.mbox.pop3-state"));
+            let crashed = || {
+                run(dovecot_pop3(&mailbox, "blocking")
+                    .env("POP3_TEST_CRASH_AT", format!("{step}:{n}"))
+                    .env("POP3_TEST_BATCH", "3")
+                    .args(["--json", "fetch", "--mbox"])
+                    .arg(&mbox))
+            };
+            let fetch_mbox = || {
+                run(dovecot_pop3(&mailbox, "blocking")
+                    .args(["--json", "fetch", "--mbox"])
+                    .arg(&mbox))
+            };
+            let out = crashed();
+            assert_eq!(
+                out.status.code(),
+                None,
+                "{what}: it did not crash: {}",
+                stderr(&out)
+            );
+            let (before, each) = mbox_contents(&mbox, &messages);
+            assert!(each.iter().all(|&c| c <= 1), "{what}: {each:?}");
+            assert_eq!(each.iter().sum::<usize>(), before, "{what}");
+            let out = fetch_mbox();
+            assert_code(&out, 0);
+            let s = summary(&out);
+            let fetched = s["fetched"].as_u64().expect("n") as usize;
+            let recovered = s["recovered"].as_u64().expect("n") as usize;
+            assert_eq!(fetched, COUNT - before, "{what}: {s}");
+            assert!(recovered <= 3, "{what}: {s}");
+            let (entries, each) = mbox_contents(&mbox, &messages);
+            assert_eq!(entries, COUNT, "{what}");
+            assert!(each.iter().all(|&c| c == 1), "{what}: {each:?}");
+            let uids = recorded_in(&state);
+            let mut unique = uids.clone();
+            unique.dedup();
+            assert_eq!(uids, unique, "{what}: a UID recorded twice");
+            assert_eq!(uids.len(), COUNT, "{what}");
+            let out = fetch_mbox();
+            assert_code(&out, 0);
+            assert_eq!(summary(&out)["fetched"], 0, "{what}");
+            assert_eq!(summary(&out)["recovered"], 0, "{what}");
+            assert_eq!(mbox_contents(&mbox, &messages).0, COUNT, "{what}");
+        }
+    }
+}
+
+/// A leftover intent is checked against the bytes, not trusted: entries it
+/// names that are not in the mbox at their offset (the append never
+/// happened, or another program changed the mbox) are fetched again, those
+/// that are are recorded, and the mbox is never cut.
+#[test]
+fn an_mbox_intent_is_checked_against_the_mbox() {
+    const COUNT: usize = 6;
+    let (mailbox, messages) = mailbox_with("intent-check", COUNT, 800);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mbox = dir.path().join("in.mbox");
+    // A fetch that dies right after its second batch is written: its
+    // entries are in the mbox, their UIDs are not recorded.
+    let out = run(dovecot_pop3(&mailbox, "blocking")
+        .env("POP3_TEST_CRASH_AT", "written:2")
+        .env("POP3_TEST_BATCH", "3")
+        .args(["--json", "fetch", "--mbox"])
+        .arg(&mbox));
+    assert_eq!(out.status.code(), None, "{}", stderr(&out));
+    let state = dir.path().join("in.mbox.pop3-state");
+    let intent = fs::read_dir(&state)
+        .expect("state dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.to_string_lossy().ends_with(".mbox-pending"))
+        .expect("an intent file");
+    let text = fs::read_to_string(&intent).expect("intent");
+    assert_eq!(text.lines().count(), 3, "{text}");
+    // Another program rewrites the last entry (same length, other bytes)
+    // and appends a message of its own.
+    let mut data = fs::read(&mbox).expect("mbox");
+    let last = data.len() - 3;
+    data[last] = if data[last] == b'x' { b'y' } else { b'x' };
+    data.extend_from_slice(b"From someone Thu Jan  1 00:00:00 1970\nSubject: mine\n\nhi\n\n");
+    fs::write(&mbox, &data).expect("write mbox");
+    let out = run(dovecot_pop3(&mailbox, "blocking")
+        .args(["--json", "fetch", "--mbox"])
+        .arg(&mbox));
+    assert_code(&out, 0);
+    let s = summary(&out);
+    // Two of the second batch recognised, the changed one fetched again.
+    assert_eq!(s["recovered"], 2, "{s}");
+    assert_eq!(s["fetched"], 1, "{s}");
+    let after = fs::read(&mbox).expect("mbox");
+    assert!(after.starts_with(&data), "the mbox was cut or rewritten");
+    let (entries, each) = mbox_contents(&mbox, &messages);
+    assert_eq!(entries, COUNT + 2, "one changed copy and one foreign entry");
+    assert_eq!(each[..COUNT - 1], [1; COUNT - 1][..]);
+    assert_eq!(each[COUNT - 1], 1, "the changed one is there again, intact");
+    assert_eq!(recorded_in(&state).len(), COUNT);
 }
 
 // ----- policies -----
@@ -1362,6 +1510,51 @@ fn a_failing_disk_loses_nothing() {
     let out = fetch(&mailbox, "blocking", &maildir, &["--delete"]);
     assert_code(&out, 0);
     assert_eq!(maildir_contents(&maildir), counted(&messages));
+    assert_eq!(mailbox.count(), 0);
+}
+
+/// The same into an mbox: the batch that does not fit is cut off again,
+/// the batches before it stay stored and recorded, and the next fetch adds
+/// the rest exactly once.
+#[test]
+fn a_failing_disk_loses_nothing_in_an_mbox() {
+    let (mailbox, mut messages) = mailbox_with("diskfull-mbox", 4, 2_000);
+    let big = message("diskfull-mbox-big", 5, 300_000);
+    mailbox.add_message(&big);
+    messages.push(big);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mbox = dir.path().join("in.mbox");
+    let mut command = dovecot_pop3(&mailbox, "blocking");
+    command
+        .args(["--json", "fetch", "--delete", "--mbox"])
+        .arg(&mbox);
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
+    let out = run(Command::new("sh")
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 200; exec "$@""#)
+        .arg("sh")
+        .arg(program)
+        .args(args)
+        .env(PASSWORD_VAR, mailbox.password())
+        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
+        // One message per batch: the small ones are stored first.
+        .env("POP3_TEST_BATCH", "1")
+        .stdin(Stdio::null()));
+    assert_code(&out, 74);
+    assert!(stderr(&out).contains("nothing deleted"), "{}", stderr(&out));
+    assert_eq!(mailbox.count(), 5, "nothing deleted");
+    let (entries, each) = mbox_contents(&mbox, &messages);
+    assert_eq!(entries, 4, "no part of the big one is left");
+    assert_eq!(each, [1, 1, 1, 1, 0]);
+    let text = fs::read_to_string(&mbox).expect("mbox");
+    assert!(text.ends_with("\n\n") && !text.contains("diskfull-mbox-big"));
+    let out = run(dovecot_pop3(&mailbox, "blocking")
+        .args(["--json", "fetch", "--delete", "--mbox"])
+        .arg(&mbox));
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["fetched"], 1);
+    assert_eq!(mbox_contents(&mbox, &messages), (5, vec![1; 5]));
     assert_eq!(mailbox.count(), 0);
 }
 
