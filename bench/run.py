@@ -19,8 +19,9 @@ Phases (each starts its own `local-dovecot`, see test-support/src/bin):
 * fetch: the `pop3` command (`pop3 fetch --maildir`) next to Debian's mpop
   (`delivery maildir`), both keeping the messages on the server, each run
   into a new Maildir with no state: 1000 x 2 KB over implicit TLS locally
-  and through bench/latency_proxy.py (10 ms each way), and 2000 x 50 KiB
-  over implicit TLS locally; wall time, client CPU, peak RSS, and syncs
+  and through bench/latency_proxy.py (10 ms each way, where pop3 also runs
+  with AUTH PLAIN), 2000 x 50 KiB over implicit TLS locally, and 1000 x 2 KB
+  into an mbox (`--mbox`, `delivery mbox`); wall time, client CPU, peak RSS, and syncs
   per message (fsync, fdatasync, syncfs and sync_file_range calls counted
   by `strace -f -c` in one more, untimed run). Not run by default: `--only
   fetch`. mpop and strace are installed with apt-get when missing (as root).
@@ -651,6 +652,19 @@ def ensure_tool(command, package):
     return shutil.which(command) is not None
 
 
+def new_mbox(tmp, name):
+    """A path for a new mbox file named `name` under tmp."""
+    return os.path.join(tmp, name + ".mbox")
+
+
+def stored_messages(path, mbox):
+    """Messages in the Maildir `path` (its new/), or in the mbox file."""
+    if not mbox:
+        return len(os.listdir(os.path.join(path, "new")))
+    with open(path, "rb") as f:
+        return sum(1 for line in f if line.startswith(b"From "))
+
+
 def new_maildir(tmp, name):
     """A new, empty Maildir named `name` under tmp (never reused: see
     phase_fetch on why nothing is deleted between runs)."""
@@ -667,9 +681,10 @@ def slug(client):
     return re.sub(r"[^a-z0-9]+", "-", client).strip("-")
 
 
-def fetch_argv(client, server, port, maildir, tmp):
-    """The command line of one fetch of the whole mailbox into `maildir`,
-    keeping the messages on the server and starting with no state."""
+def fetch_argv(client, server, port, maildir, tmp, mbox=False):
+    """The command line of one fetch of the whole mailbox into `maildir`
+    (with `mbox`, into the mbox file `maildir`), keeping the messages on the
+    server and starting with no state."""
     if client.startswith("pop3"):
         # "pop3 (auth plain)": AUTH PLAIN, one round trip, where the
         # default against Dovecot is SCRAM-SHA-256 (three).
@@ -681,7 +696,7 @@ def fetch_argv(client, server, port, maildir, tmp):
             "--ca-file", server["ca"],
             "--config", os.devnull,
             *auth,
-            "fetch", "--keep", "--maildir", maildir,
+            "fetch", "--keep", "--mbox" if mbox else "--maildir", maildir,
         ]
     # mpop: an account file of its own (mode 0600: it holds the password),
     # and a UIDL file next to the Maildir so that every run starts afresh.
@@ -693,7 +708,7 @@ def fetch_argv(client, server, port, maildir, tmp):
             "tls on\ntls_starttls off\n"
             f"tls_trust_file {server['ca']}\n"
             f"user {server['user']}\npasswordeval echo \"${PASSWORD_ENV}\"\n"
-            f"delivery maildir {maildir}\n"
+            f"delivery {'mbox' if mbox else 'maildir'} {maildir}\n"
             f"uidls_file {maildir}.mpop-uidls\n"
             "keep on\nonly_new on\n"
         )
@@ -744,6 +759,7 @@ def phase_fetch(args, clients, tmp):
         ("local", args.fetch_small_messages, args.fetch_small_size, None),
         ("proxy", args.fetch_small_messages, args.fetch_small_size, args.delay_ms),
         ("local", args.fetch_big_messages, args.fetch_big_size, None),
+        ("local, mbox", args.fetch_small_messages, args.fetch_small_size, None),
     ]
     rows = []
     for where, count, size, delay in scenarios:
@@ -759,15 +775,17 @@ def phase_fetch(args, clients, tmp):
             try:
                 port = proxy.info["port"] if proxy else server["tls_port"]
                 # Warm-up: Dovecot builds its index on the first session.
-                maildir = new_maildir(tmp, f"warm-{count}-{size}-{where}")
+                maildir = new_maildir(tmp, f"warm-{count}-{size}-{slug(where)}")
                 run_measured(fetch_argv("pop3", server, server["tls_port"], maildir, tmp), env)
+                mbox = where.endswith("mbox")
+                new_dest = new_mbox if mbox else new_maildir
                 for client in fetchers[:1] + ([PLAIN_LOGIN] if delay else []) + fetchers[1:]:
                     runs = []
                     for rep in range(args.repeats):
-                        maildir = new_maildir(tmp, f"{slug(client)}-{rep}-{count}-{size}-{where}")
-                        argv = fetch_argv(client, server, port, maildir, tmp)
+                        maildir = new_dest(tmp, f"{slug(client)}-{rep}-{count}-{size}-{slug(where)}")
+                        argv = fetch_argv(client, server, port, maildir, tmp, mbox)
                         m = run_measured(argv, env)
-                        stored = len(os.listdir(os.path.join(maildir, "new")))
+                        stored = stored_messages(maildir, mbox)
                         if not m.ok or stored != count:
                             raise RuntimeError(
                                 f"{client} failed (exit {m.status}, {stored} stored):\n"
@@ -778,8 +796,8 @@ def phase_fetch(args, clients, tmp):
                             f"cpu {m.cpu:.3f} s rss {m.maxrss_kib / 1024:.1f} MiB")
                     syncs = None
                     if have_strace:
-                        maildir = new_maildir(tmp, f"{slug(client)}-strace-{count}-{size}-{where}")
-                        calls = count_syncs(fetch_argv(client, server, port, maildir, tmp), env)
+                        maildir = new_dest(tmp, f"{slug(client)}-strace-{count}-{size}-{slug(where)}")
+                        calls = count_syncs(fetch_argv(client, server, port, maildir, tmp, mbox), env)
                         syncs = sum(calls.values())
                         log(f"  {client:5} syncs: {calls}")
                     row = {
@@ -903,8 +921,8 @@ def markdown(report):
 
     if "fetch" in report:
         lines.append(
-            f"### pop3 fetch and mpop into a Maildir (implicit TLS, median of {a['repeats']}; "
-            "each run a new Maildir, no state, messages kept on the server)"
+            f"### pop3 fetch and mpop into a Maildir or an mbox (implicit TLS, median of "
+            f"{a['repeats']}; each run a new Maildir or mbox, no state, messages kept on the server)"
         )
         lines.append("")
         lines.append(
@@ -919,7 +937,7 @@ def markdown(report):
                  and x["messages"] == r["messages"] and x["size"] == r["size"]),
                 None,
             )
-            where = "local" if r["where"] == "local" else (
+            where = r["where"] if not r.get("delay_ms") else (
                 f"proxy {2 * r['delay_ms']:.0f} ms RTT (bound 7 RTT = {r['bound_s']:.2f} s, "
                 f"measured {r['wall'] / r['bound_s']:.1f}x)"
             )
