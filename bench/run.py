@@ -911,7 +911,7 @@ def markdown(report):
         )
         lines.append("|---|---:|---:|---:|---:|---:|---:|---:|")
         for r in l["rows"]:
-            window = "default (256)" if r["window"] == "default" else r["window"]
+            window = "default (1024, 8 KiB)" if r["window"] == "default" else r["window"]
             lines.append(
                 f"| {r['client']} | {window} | {fmt(r['wall'])} | {fmt(r['bound'])} | "
                 f"{fmt(r['ratio'], 2)} | {fmt(r['tight_bound'])} | {fmt(r['ratio_tight'], 2)} | "
