@@ -14,7 +14,10 @@ use crate::trust::FingerprintMismatch;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The I/O step that took too long; see [`Timeouts`](crate::Timeouts).
+/// More steps may come (as the greeting and the proxy did), so a `match`
+/// needs a catch-all arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Phase {
     /// Opening the TCP connection.
     Connect,
