@@ -1,13 +1,19 @@
-//! A wrapper for credentials whose `Debug` output never shows the value.
+//! A wrapper for credentials whose `Debug` output never shows the value
+//! and whose memory is zeroed when it is dropped.
 
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use zeroize::Zeroize;
+
 /// A password, token or SASL payload.
 ///
 /// `Debug` always prints `Secret(<redacted>)`, in every build, so that secrets
 /// cannot leak into logs through `{:?}`. There is deliberately no `Display`.
+/// When a `Secret` is dropped its buffer is overwritten with zeros (all of
+/// its capacity), so the value does not linger in freed memory; what the
+/// caller still holds, or copied with [`Secret::expose`], is the caller's.
 ///
 /// ```
 /// use pop3_proto::Secret;
@@ -33,9 +39,9 @@ use core::fmt;
 /// # Ok::<(), pop3_proto::UsageError>(())
 /// ```
 #[derive(Clone, PartialEq, Eq, Default)]
-pub struct Secret<T>(T);
+pub struct Secret<T: Zeroize>(T);
 
-impl<T> Secret<T> {
+impl<T: Zeroize> Secret<T> {
     /// Wraps a value.
     pub const fn new(value: T) -> Self {
         Secret(value)
@@ -46,13 +52,22 @@ impl<T> Secret<T> {
         &self.0
     }
 
-    /// Unwraps the secret value.
-    pub fn into_inner(self) -> T {
-        self.0
+    /// Unwraps the secret value (it is then no longer wiped on drop).
+    pub fn into_inner(mut self) -> T
+    where
+        T: Default,
+    {
+        core::mem::take(&mut self.0)
     }
 }
 
-impl<T> fmt::Debug for Secret<T> {
+impl<T: Zeroize> Drop for Secret<T> {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+impl<T: Zeroize> fmt::Debug for Secret<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
     }

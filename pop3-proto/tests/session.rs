@@ -622,7 +622,7 @@ fn secrets_never_show_in_debug_output() {
     for text in [
         format!("{pass:?}"),
         format!("{apop:?}"),
-        format!("{:#?}", Secret::new("hunter2")),
+        format!("{:#?}", Secret::new(String::from("hunter2"))),
     ] {
         assert!(!text.contains("hunter2"), "{text}");
     }
