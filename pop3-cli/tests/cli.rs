@@ -1473,6 +1473,23 @@ fn man_page_and_completions() {
     assert_code(&out, 64);
 }
 
+/// `command` under a file size limit of 200 blocks of 512 bytes: sh sets it
+/// and ignores SIGXFSZ, so that a write past it fails with an error (EFBIG,
+/// as a full disk fails with ENOSPC) instead of killing the process.
+fn with_file_size_limit(command: &Command, mailbox: &Mailbox) -> Command {
+    let mut limited = Command::new("sh");
+    limited
+        .arg("-c")
+        .arg(r#"trap '' XFSZ; ulimit -f 200; exec "$@""#)
+        .arg("sh")
+        .arg(command.get_program())
+        .args(command.get_args())
+        .env(PASSWORD_VAR, mailbox.password())
+        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
+        .stdin(Stdio::null());
+    limited
+}
+
 /// A write that fails in the middle of the fetch (a file size limit stands
 /// in for a full disk: the kernel answers EFBIG as it would ENOSPC): exit
 /// 74, what was made durable stays recorded, nothing is deleted even with
@@ -1490,19 +1507,7 @@ fn a_failing_disk_loses_nothing() {
     command
         .args(["--json", "fetch", "--delete", "--maildir"])
         .arg(&maildir);
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
-    // sh sets the limit (in 512-byte blocks) and ignores SIGXFSZ, so that
-    // the write fails with an error instead of killing the process.
-    let out = run(Command::new("sh")
-        .arg("-c")
-        .arg(r#"trap '' XFSZ; ulimit -f 200; exec "$@""#)
-        .arg("sh")
-        .arg(program)
-        .args(args)
-        .env(PASSWORD_VAR, mailbox.password())
-        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
-        .stdin(Stdio::null()));
+    let out = run(&mut with_file_size_limit(&command, &mailbox));
     assert_code(&out, 74);
     assert!(stderr(&out).contains("nothing deleted"), "{}", stderr(&out));
     assert_eq!(mailbox.count(), 5, "nothing deleted");
@@ -1528,19 +1533,8 @@ fn a_failing_disk_loses_nothing_in_an_mbox() {
     command
         .args(["--json", "fetch", "--delete", "--mbox"])
         .arg(&mbox);
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(|a| a.to_owned()).collect();
-    let out = run(Command::new("sh")
-        .arg("-c")
-        .arg(r#"trap '' XFSZ; ulimit -f 200; exec "$@""#)
-        .arg("sh")
-        .arg(program)
-        .args(args)
-        .env(PASSWORD_VAR, mailbox.password())
-        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
-        // One message per batch: the small ones are stored first.
-        .env("POP3_TEST_BATCH", "1")
-        .stdin(Stdio::null()));
+    // One message per batch: the small ones are stored first.
+    let out = run(with_file_size_limit(&command, &mailbox).env("POP3_TEST_BATCH", "1"));
     assert_code(&out, 74);
     assert!(stderr(&out).contains("nothing deleted"), "{}", stderr(&out));
     assert_eq!(mailbox.count(), 5, "nothing deleted");
