@@ -545,10 +545,24 @@ class Connection:
         Other operations on the connection wait until the iteration ends;
         leaving the loop early abandons the rest when the generator is
         closed (at once with ``contextlib.aclosing``)."""
+        async for item in self._retr_many(msgs, then_quit=False):
+            yield item
+
+    async def retr_many_and_quit(self, msgs: Iterable[int]) -> AsyncIterator[Tuple[int, bytes]]:
+        """Like :meth:`retr_many`, with ``QUIT`` sent right behind the last
+        ``RETR``: the session ends with the last message instead of one round
+        trip later. For a session that deletes nothing. The connection is
+        closed when the iteration ends, whichever way it ends; a ``-ERR`` to
+        ``QUIT`` raises :class:`ServerError` after the last message."""
+        async for item in self._retr_many(msgs, then_quit=True):
+            yield item
+
+    async def _retr_many(self, msgs: Iterable[int], then_quit: bool) -> AsyncIterator[Tuple[int, bytes]]:
         msgs = [int(m) for m in msgs]
         async with self._lock:
             self._begin()
             handles = self._client.retr_many(msgs)
+            quit_handle = self._client.quit() if then_quit else None
             pending = collections.deque(zip(msgs, handles))
             try:
                 while pending:
@@ -569,9 +583,50 @@ class Connection:
                                 raise
                     pending.popleft()
                     yield msg, b"".join(parts)
+                if quit_handle is not None:
+                    await self._complete(quit_handle)
             finally:
                 for _, handle in pending:
                     self._abandon(handle)
+                if quit_handle is not None:
+                    self._close_transport("quit")
+
+    async def dele_many(self, msgs: Iterable[int]) -> List[Optional[ServerError]]:
+        """``DELE`` for each message, pipelined when the server allows it
+        (committed by :meth:`quit`). One entry per message, in order: ``None``
+        when it is marked deleted, or the :class:`ServerError` of its
+        ``-ERR`` (not raised: the others still count)."""
+        return await self._dele_many(msgs, then_quit=False)
+
+    async def dele_many_and_quit(self, msgs: Iterable[int]) -> List[Optional[ServerError]]:
+        """Like :meth:`dele_many`, with the ``QUIT`` that commits the
+        deletions in the same flight: one round trip for all of it. Returns
+        the same list; a ``-ERR`` to ``QUIT`` raises :class:`ServerError`
+        (then nothing was committed). The connection is closed afterwards."""
+        return await self._dele_many(msgs, then_quit=True)
+
+    async def _dele_many(self, msgs: Iterable[int], then_quit: bool) -> List[Optional[ServerError]]:
+        msgs = [int(m) for m in msgs]
+        async with self._lock:
+            self._begin()
+            handles = self._client.dele_many(msgs)
+            quit_handle = self._client.quit() if then_quit else None
+            try:
+                results: List[Optional[ServerError]] = []
+                for handle in handles:
+                    event = await self._wait(handle)
+                    if isinstance(event, Err):
+                        results.append(ServerError.from_event(event))
+                    elif isinstance(event, Ok):
+                        results.append(None)
+                    else:
+                        _raise_for(event)
+                if quit_handle is not None:
+                    await self._complete(quit_handle)
+                return results
+            finally:
+                if quit_handle is not None:
+                    self._close_transport("quit")
 
     async def dele(self, msg: int) -> str:
         """``DELE``: marks the message deleted (committed by :meth:`quit`)."""
