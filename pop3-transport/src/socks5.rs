@@ -53,6 +53,7 @@ use std::future::poll_fn;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
+use std::task::{Context, Poll};
 
 use pop3_proto::Secret;
 
@@ -796,36 +797,43 @@ pub fn socks5_connect<S: Read + Write + ?Sized>(
     port: u16,
     credentials: Option<(&str, &str)>,
 ) -> Result<BoundAddress, Socks5ConnectError> {
-    let mut handshake = Socks5Handshake::new(host, port, credentials)?;
-    let mut buf = [0u8; 512];
+    // The one handshake loop, run on a stream whose every poll is ready.
+    crate::runtime::block_on(socks5_connect_async(
+        &mut Ready(stream),
+        host,
+        port,
+        credentials,
+    ))
+}
+
+/// A blocking stream as an [`IoStream`]: each poll does the blocking call
+/// (retrying an interrupted one) and is ready with its result.
+struct Ready<'s, S: ?Sized>(&'s mut S);
+
+fn retrying<T>(mut call: impl FnMut() -> io::Result<T>) -> Poll<io::Result<T>> {
     loop {
-        match handshake.next() {
-            Next::Send(bytes) => {
-                let n = bytes.len();
-                stream.write_all(bytes)?;
-                stream.flush()?;
-                handshake.sent(n);
-            }
-            Next::Receive { max } => {
-                let max = max.min(buf.len());
-                let n = match stream.read(&mut buf[..max]) {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e.into()),
-                };
-                if n == 0 {
-                    return Err(handshake
-                        .receive_eof()
-                        .unwrap_or(Socks5Error::Truncated(Stage::Connect))
-                        .into());
-                }
-                handshake.receive(&buf[..n])?;
-            }
-            Next::Connected(bound) => return Ok(bound.clone()),
-            // `receive` returned the error already, which ended the loop;
-            // this only keeps the match complete.
-            Next::Failed => return Err(handshake.error().cloned().unwrap_or(FAILED).into()),
+        match call() {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            done => return Poll::Ready(done),
         }
+    }
+}
+
+impl<S: Read + Write + ?Sized> IoStream for Ready<'_, S> {
+    fn poll_read(&mut self, _: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        retrying(|| self.0.read(buf))
+    }
+
+    fn poll_write(&mut self, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        retrying(|| self.0.write(buf))
+    }
+
+    fn poll_flush(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        retrying(|| self.0.flush())
+    }
+
+    fn poll_shutdown(&mut self, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
 
