@@ -313,6 +313,13 @@ impl Maildir {
     /// [`make_durable`]. `Ok(None)`: the Maildir has it already (the file
     /// in `tmp/` is removed).
     fn stage_file(&mut self) -> Result<Option<StagedFile>, NotStored> {
+        self.finish_file(false)
+    }
+
+    /// Closes the current message's file in `tmp/` (synced first with
+    /// `sync`) and names it; `Ok(None)` when the Maildir has that message
+    /// already (the file in `tmp/` is then removed).
+    fn finish_file(&mut self, sync: bool) -> Result<Option<StagedFile>, NotStored> {
         let Some(current) = self.current.take() else {
             return Err(NotStored::Fatal(Failure::io(
                 "Maildir",
@@ -320,10 +327,17 @@ impl Maildir {
             )));
         };
         let tmp = current.tmp.clone();
-        let file = current.file.into_inner().map_err(|e| {
+        let fatal = |what: &str, e: io::Error| {
             let _ = fs::remove_file(&tmp);
-            NotStored::Fatal(Failure::io("Maildir write", &e.into_error()))
-        })?;
+            NotStored::Fatal(Failure::io(format_args!("Maildir {what}"), &e))
+        };
+        let file = current
+            .file
+            .into_inner()
+            .map_err(|e| fatal("write", e.into_error()))?;
+        if sync {
+            file.sync_all().map_err(|e| fatal("fsync", e))?;
+        }
         drop(file);
         let name = match current.name {
             Naming::Uid(name) => name,
@@ -429,34 +443,13 @@ impl Deliver for Maildir {
     }
 
     fn commit(&mut self) -> Result<Stored, NotStored> {
-        let Some(current) = self.current.take() else {
-            return Err(NotStored::Fatal(Failure::io(
-                "Maildir",
-                &io::Error::other("no message started"),
-            )));
+        let Some(StagedFile { tmp, name }) = self.finish_file(true)? else {
+            return Ok(Stored::AlreadyThere);
         };
-        let tmp = current.tmp.clone();
         let fatal = |what: &str, e: io::Error| {
             let _ = fs::remove_file(&tmp);
             NotStored::Fatal(Failure::io(format_args!("Maildir {what}"), &e))
         };
-        let file = current
-            .file
-            .into_inner()
-            .map_err(|e| fatal("write", e.into_error()))?;
-        file.sync_all().map_err(|e| fatal("fsync", e))?;
-        drop(file);
-        let name = match current.name {
-            Naming::Uid(name) => name,
-            Naming::Content(hasher) => format!(
-                "pop3-{}",
-                digest(&[self.account.as_bytes(), b"content", &hasher.finalize()])
-            ),
-        };
-        if self.present.contains(&name) {
-            let _ = fs::remove_file(&tmp);
-            return Ok(Stored::AlreadyThere);
-        }
         let new_dir = self.root.join("new");
         let how = publish(&tmp, &new_dir.join(&name)).map_err(|e| fatal("rename into new/", e))?;
         if how == Stored::New {
