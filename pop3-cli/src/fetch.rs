@@ -942,7 +942,7 @@ pub(crate) fn fetch(
         .map(|days| now().saturating_sub(u64::from(days) * 86_400));
     let may_delete = args.delete || cutoff.is_some() || !delete_unfetched.is_empty();
     let mut session = Some(session);
-    let (retrieved, stored_now, failures, fatal, quit_early) = thread::scope(|scope| {
+    let (retrieved, stored_now, failures, fatal, quit_sent) = thread::scope(|scope| {
         let group = store.map(|store| {
             let (done_tx, done_rx) = mpsc::channel();
             let shared = &shared;
@@ -969,7 +969,7 @@ pub(crate) fn fetch(
             group,
             max_staged,
         };
-        let (retrieved, quit_early) = match session.take() {
+        let (retrieved, quit_sent) = match session.take() {
             // Nothing will be deleted: QUIT rides with the RETRs, and the
             // session ends with the last message, while its batch is being
             // made durable. (A session that deleted nothing commits nothing.)
@@ -999,7 +999,7 @@ pub(crate) fn fetch(
             std::mem::take(&mut engine.stored),
             std::mem::take(&mut engine.failures),
             engine.fatal.take(),
-            quit_early,
+            quit_sent,
         )
     });
     let mut state = state.into_inner().unwrap_or_else(|p| p.into_inner());
@@ -1061,7 +1061,7 @@ pub(crate) fn fetch(
         }
         Some(session) => session.quit(),
         // Sent with the RETRs; answered with the last message.
-        None => quit_early.unwrap_or(Ok(())),
+        None => quit_sent.unwrap_or(Ok(())),
     };
     quit.map_err(|e| {
         let failure = Failure::from(e);

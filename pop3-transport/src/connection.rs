@@ -154,6 +154,14 @@ fn unexpected(_reply: Reply) -> Error {
     ))
 }
 
+/// The plain `+OK` that `QUIT` gets.
+fn plain_ok(reply: Reply) -> Result<()> {
+    match reply {
+        Reply::Ok(_) => Ok(()),
+        other => Err(unexpected(other)),
+    }
+}
+
 /// The buffer a message is copied through on its way to a writer.
 pub(crate) const COPY_BUFFER: usize = 64 * 1024;
 
@@ -843,10 +851,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                 let handles = conn.client.retr_many(msgs)?;
                 let quit = conn.client.submit(Command::Quit)?;
                 let results = conn.bodies(msgs, &handles, sink).await?;
-                let quit = conn.reply(quit).await.and_then(|reply| match reply {
-                    Reply::Ok(_) => Ok(()),
-                    other => Err(unexpected(other)),
-                });
+                let quit = conn.reply(quit).await.and_then(plain_ok);
                 Ok((results, quit))
             })
             .await?;
@@ -1126,10 +1131,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             })
             .await?;
         self.shut_down().await;
-        let quit = quit.and_then(|reply| match reply {
-            Reply::Ok(_) => Ok(()),
-            other => Err(unexpected(other)),
-        });
+        let quit = quit.and_then(plain_ok);
         Ok((replies.into_iter().map(|r| r.map(drop)).collect(), quit))
     }
 
@@ -1142,10 +1144,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     pub async fn quit(mut self) -> Result<()> {
         let reply = self.command(Command::Quit).await?;
         self.shut_down().await;
-        match reply {
-            Reply::Ok(_) => Ok(()),
-            other => Err(unexpected(other)),
-        }
+        plain_ok(reply)
     }
 
     /// Shuts the stream down (TLS `close_notify`) within the write time
