@@ -9,7 +9,12 @@
 #   test log.
 # * openssl — test-support's `pki::HomemadeCerts` makes self-signed server
 #   certificates with `openssl req -x509`, as people do for home servers.
+# * Cyrus pop3d, a second real POP3 server (test-support's `cyrus` module),
+#   unpacked into a private prefix by install-cyrus.sh (its package conflicts
+#   with dovecot-pop3d).
 set -eu
+
+"$(dirname "$0")/install-cyrus.sh"
 
 DOVECOT=/usr/sbin/dovecot
 POP3=/usr/lib/dovecot/pop3
