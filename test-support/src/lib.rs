@@ -8,6 +8,9 @@
 //! * [`scenarios`] — the scenario suite every transport runs (Dovecot and
 //!   scripted faults).
 //! * [`hostile`] — the hostile-server suite every transport runs.
+//! * [`providers`] — scripted profiles of Microsoft 365, Gmail and a
+//!   Courier-like server (OAuth logins, refusals, LOGIN-DELAY), and
+//!   [`provider_scenarios`], the suite every transport runs against them.
 //! * [`scripted`] — a thread-based scripted POP3 server for fault injection.
 //! * [`socks5`] — a SOCKS5 proxy on loopback, working or faulty.
 //! * [`transcript`] — RFC-style `C:`/`S:` transcripts that can drive the
@@ -16,6 +19,8 @@
 pub mod dovecot;
 pub mod hostile;
 pub mod pki;
+pub mod provider_scenarios;
+pub mod providers;
 pub mod scenarios;
 pub mod scripted;
 pub mod socks5;
