@@ -361,18 +361,15 @@ mod tests {
 
     #[test]
     fn auth_codes() {
-        let refused = ServerError {
-            code: Some(ResponseCode::Auth),
-            text: pop3_proto::Text::sanitize(b"no"),
-        };
+        let refused = ServerError::new(Some(ResponseCode::Auth), pop3_proto::Text::sanitize(b"no"));
         assert_eq!(
             auth_failure(NetError::Server(refused), "PASS").exit,
             Exit::NoPerm
         );
-        let busy = ServerError {
-            code: Some(ResponseCode::InUse),
-            text: pop3_proto::Text::sanitize(b"locked"),
-        };
+        let busy = ServerError::new(
+            Some(ResponseCode::InUse),
+            pop3_proto::Text::sanitize(b"locked"),
+        );
         assert_eq!(
             auth_failure(NetError::Server(busy), "PASS").exit,
             Exit::TempFail

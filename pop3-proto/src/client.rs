@@ -12,7 +12,7 @@ use base64::Engine;
 use crate::command::{self, check_argument, check_raw_verb, encode_line, Command};
 use crate::framing::{BodyDecoder, BodyRead, LineRead, Rx};
 use crate::parse::{self, Status};
-use crate::sasl::{Mechanism, SaslError};
+use crate::sasl::{Mechanism, SaslError, TokenRefusal};
 use crate::types::{
     Capabilities, Capability, Greeting, Language, ListEntry, ServerError, Stat, UidlEntry,
 };
@@ -402,6 +402,9 @@ struct AuthExchange {
     deferred: Option<Secret<Vec<u8>>>,
     /// Set when the client cancelled the exchange with `*`.
     cancelled: Option<SaslError>,
+    /// An OAuth mechanism's token was refused with a JSON report; the `-ERR`
+    /// that follows carries it.
+    refusal: Option<TokenRefusal>,
 }
 
 /// A sent command waiting for its reply.
@@ -497,8 +500,8 @@ pub struct Client {
     /// Sub-commands of the operation that ended last, whose stray events
     /// (cancellations) must not reach the caller.
     finished_subs: Vec<Handle>,
-    /// The mechanism chosen by the latest [`Client::login_with`].
-    login_mechanism: Option<String>,
+    /// The methods the latest [`Client::login_with`] tried, in order.
+    login_attempts: Vec<String>,
     /// Commands whose remaining events are read and dropped.
     discarded: Vec<Handle>,
     /// Trace lines not yet reported; they come before other events.
@@ -559,7 +562,7 @@ impl Client {
             operation: None,
             backlog: VecDeque::new(),
             finished_subs: Vec::new(),
-            login_mechanism: None,
+            login_attempts: Vec::new(),
             discarded: Vec::new(),
             trace: VecDeque::new(),
             deferred: None,
@@ -832,7 +835,16 @@ impl Client {
     /// The method the latest [`Client::login_with`] used (`USER/PASS`,
     /// `APOP`, or the SASL mechanism name), once chosen.
     pub fn login_mechanism(&self) -> Option<&str> {
-        self.login_mechanism.as_deref()
+        self.login_attempts.last().map(String::as_str)
+    }
+
+    /// Every method the latest [`Client::login_with`] tried, in order: one,
+    /// unless [`AuthMethod::Auto`] went on after a refusal (another
+    /// challenge-response mechanism after "not supported", or plain SCRAM
+    /// after its `-PLUS` variant was refused). When the login fails, each of
+    /// them was refused.
+    pub fn login_attempts(&self) -> &[String] {
+        &self.login_attempts
     }
 
     /// `STLS` as one operation (RFC 2595): asks `CAPA` if the capabilities are
@@ -1326,6 +1338,7 @@ impl Client {
                 mechanism,
                 deferred,
                 cancelled: None,
+                refusal: None,
             });
         }
         if self.config.trace && self.tx.len() > line_start {
@@ -1822,13 +1835,14 @@ impl Client {
         self.complete_ok(Reply::Authenticated(Text::sanitize(text)))
     }
 
-    fn on_err(&mut self, error: ServerError) -> Result<Step, ProtocolError> {
+    fn on_err(&mut self, mut error: ServerError) -> Result<Step, ProtocolError> {
         let Some(front) = self.in_flight.front_mut() else {
             return Err(ProtocolError::UnsolicitedData);
         };
         let handle = front.handle;
         let expect = front.expect;
         let cancelled = front.auth.as_mut().and_then(|a| a.cancelled.take());
+        error.token_refusal = front.auth.as_mut().and_then(|a| a.refusal.take());
         if matches!(expect, Expect::Capa { .. }) {
             self.capa_refused = true;
         }
@@ -1890,7 +1904,14 @@ impl Client {
         } else {
             let trimmed = trim_spaces(text);
             match BASE64.decode(trimmed) {
-                Ok(challenge) => exchange.mechanism.respond(&challenge),
+                Ok(challenge) => {
+                    if !challenge.is_empty()
+                        && matches!(exchange.mechanism.name(), "XOAUTH2" | "OAUTHBEARER")
+                    {
+                        exchange.refusal = TokenRefusal::parse(&challenge);
+                    }
+                    exchange.mechanism.respond(&challenge)
+                }
                 Err(_) => Err(SaslError::MalformedChallenge(
                     "challenge is not valid base64",
                 )),

@@ -90,7 +90,7 @@ pub(crate) fn coded_text(text: &[u8]) -> (Option<ResponseCode>, Text) {
 /// A `-ERR` reply's text as a [`ServerError`].
 pub(crate) fn server_error(text: &[u8]) -> ServerError {
     let (code, text) = coded_text(text);
-    ServerError { code, text }
+    ServerError::new(code, text)
 }
 
 /// Finds the APOP timestamp (a msg-id, `<local@domain>`) in greeting text.

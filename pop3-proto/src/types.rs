@@ -5,6 +5,7 @@ use alloc::vec::Vec;
 use core::fmt;
 use core::num::NonZeroU32;
 
+use crate::sasl::TokenRefusal;
 use crate::Text;
 
 /// A message number: a positive integer naming a message for this session (RFC 1939).
@@ -181,18 +182,44 @@ impl fmt::Display for ResponseCode {
 
 /// A `-ERR` reply: the server refused a command.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ServerError {
     /// The response code in brackets at the start of the text, if any.
     pub code: Option<ResponseCode>,
     /// The rest of the text, sanitised.
     pub text: Text,
+    /// For an `XOAUTH2` / `OAUTHBEARER` login: why the token was refused, from
+    /// the JSON report the server sent before its `-ERR` (Gmail does; see
+    /// [`TokenRefusal`]).
+    pub token_refusal: Option<TokenRefusal>,
+}
+
+impl ServerError {
+    /// A refusal with this code and text.
+    ///
+    /// ```
+    /// use pop3_proto::{ResponseCode, ServerError, Text};
+    /// let busy = ServerError::new(Some(ResponseCode::InUse), Text::sanitize(b"mailbox locked"));
+    /// assert_eq!(busy.to_string(), "server refused: [IN-USE] mailbox locked");
+    /// ```
+    pub fn new(code: Option<ResponseCode>, text: Text) -> ServerError {
+        ServerError {
+            code,
+            text,
+            token_refusal: None,
+        }
+    }
 }
 
 impl fmt::Display for ServerError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.code {
-            Some(code) => write!(f, "server refused: [{code}] {}", self.text),
-            None => write!(f, "server refused: {}", self.text),
+            Some(code) => write!(f, "server refused: [{code}] {}", self.text)?,
+            None => write!(f, "server refused: {}", self.text)?,
+        }
+        match &self.token_refusal {
+            Some(refusal) => write!(f, ": {refusal}"),
+            None => Ok(()),
         }
     }
 }

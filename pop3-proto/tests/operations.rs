@@ -448,22 +448,25 @@ fn trace_is_off_by_default_and_redacts_sasl_responses() {
 fn auto_prefers_scram_plus_with_a_binding_and_marks_a_stripped_offer() {
     use pop3_proto::sasl::ChannelBinding;
     let binding = ChannelBinding::tls_exporter(vec![7; 32]);
-    for (capa, first_line) in [
+    for (capa, first_line, retry) in [
         (
             &b"+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS PLAIN\r\n.\r\n"[..],
             "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49YWxpY2Uscj1ub25jZW5vbmNlbm9uY2Vub25jZQ==",
+            // Refused -PLUS: one unbound retry (see the next test).
+            Some("AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl"),
         ),
         // A man in the middle stripped the -PLUS offer: plain SCRAM, with
         // the "y" flag, so a server that supports binding can tell.
         (
             b"+OK\r\nSASL SCRAM-SHA-256 PLAIN\r\n.\r\n",
             "AUTH SCRAM-SHA-256 eSwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl",
+            None,
         ),
     ] {
-        let mut server = Server::new(
-            b"+OK ready\r\n",
-            &[("CAPA", capa), (first_line, b"-ERR [AUTH] no\r\n")],
-        );
+        let mut replies = vec![("CAPA", capa), (first_line, &b"-ERR [AUTH] no\r\n"[..])];
+        replies.extend(retry.map(|line| (line, &b"-ERR [AUTH] no\r\n"[..])));
+        let expected = replies.len();
+        let mut server = Server::new(b"+OK ready\r\n", &replies);
         let mut client = client();
         let mut seen = Seen::default();
         let credentials = Credentials::new("alice", "secret")
@@ -472,8 +475,104 @@ fn auto_prefers_scram_plus_with_a_binding_and_marks_a_stripped_offer() {
         let login = client.login_with(credentials, AuthMethod::Auto).unwrap();
         pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
         // [AUTH] ends it: never PLAIN after a refused SCRAM.
-        assert_eq!(server.received.len(), 2, "{:?}", server.received);
+        assert_eq!(server.received.len(), expected, "{:?}", server.received);
         assert!(seen.events.iter().any(|e| e.starts_with("Err")));
+    }
+}
+
+/// A refused `-PLUS` exchange (Cyrus on TLS 1.3 refuses it like a wrong
+/// password) is retried once with the same SCRAM, unbound (`n`), and with no
+/// other method; when the retry is refused too, both attempts are reported.
+#[test]
+fn auto_retries_a_refused_plus_once_unbound_and_never_further() {
+    use pop3_proto::sasl::ChannelBinding;
+    let binding = ChannelBinding::tls_exporter(vec![7; 32]);
+    for refusal in [
+        &b"-ERR [AUTH] authenticating: bad protocol / cancel\r\n"[..],
+        b"-ERR no\r\n",
+    ] {
+        let mut server = Server::new(
+            b"+OK ready\r\n",
+            &[
+                (
+                    "CAPA",
+                    b"+OK\r\nSASL SCRAM-SHA-1 SCRAM-SHA-256 SCRAM-SHA-1-PLUS SCRAM-SHA-256-PLUS CRAM-MD5 PLAIN\r\n.\r\n",
+                ),
+                (
+                    "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49YWxpY2Uscj1ub25jZW5vbmNlbm9uY2Vub25jZQ==",
+                    refusal,
+                ),
+                // "n": this client does not bind; no "y", which a server that
+                // offered -PLUS must refuse (RFC 5802 section 6).
+                (
+                    "AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl",
+                    b"-ERR [AUTH] invalid credentials\r\n",
+                ),
+            ],
+        );
+        let mut client = client();
+        let mut seen = Seen::default();
+        let credentials = Credentials::new("alice", "secret")
+            .scram_nonce("noncenoncenoncenonce")
+            .channel_binding(binding.clone());
+        let login = client.login_with(credentials, AuthMethod::Auto).unwrap();
+        pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+        // Neither SCRAM-SHA-1(-PLUS) nor CRAM-MD5 nor PLAIN after that.
+        assert_eq!(server.received.len(), 3, "{:?}", server.received);
+        let err = seen.events.iter().find(|e| e.starts_with("Err")).unwrap();
+        assert!(err.contains("invalid credentials"), "{err}");
+        assert_eq!(
+            client.login_attempts(),
+            ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]
+        );
+        assert_eq!(client.login_mechanism(), Some("SCRAM-SHA-256"));
+    }
+}
+
+/// No retry when the refusal says "not now" (a temporary code), or when the
+/// caller asked for `-PLUS` by name.
+#[test]
+fn a_plus_refusal_is_final_when_temporary_or_chosen_by_name() {
+    use pop3_proto::sasl::ChannelBinding;
+    let binding = ChannelBinding::tls_exporter(vec![7; 32]);
+    let plus_line =
+        "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49YWxpY2Uscj1ub25jZW5vbmNlbm9uY2Vub25jZQ==";
+    let capa: &[u8] = b"+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n";
+    for (method, replies) in [
+        (
+            AuthMethod::Auto,
+            vec![
+                ("CAPA", capa),
+                (plus_line, &b"-ERR [SYS/TEMP] try later\r\n"[..]),
+            ],
+        ),
+        (
+            AuthMethod::Auto,
+            vec![("CAPA", capa), (plus_line, &b"-ERR [IN-USE] busy\r\n"[..])],
+        ),
+        (
+            AuthMethod::ScramSha256Plus,
+            vec![(plus_line, &b"-ERR [AUTH] bad protocol\r\n"[..])],
+        ),
+    ] {
+        let name = format!("{method:?}");
+        let expected = replies.len();
+        let mut server = Server::new(b"+OK ready\r\n", &replies);
+        let mut client = client();
+        let mut seen = Seen::default();
+        let credentials = Credentials::new("alice", "secret")
+            .scram_nonce("noncenoncenoncenonce")
+            .channel_binding(binding.clone());
+        let login = client.login_with(credentials, method).unwrap();
+        pump(&mut client, &mut server, &mut seen, |s| completed(s, login));
+        assert_eq!(
+            server.received.len(),
+            expected,
+            "{name}: {:?}",
+            server.received
+        );
+        assert!(seen.events.iter().any(|e| e.starts_with("Err")), "{name}");
+        assert_eq!(client.login_attempts().len(), 1, "{name}");
     }
 }
 
@@ -556,4 +655,147 @@ fn a_tls_record_instead_of_a_greeting_is_named_at_once() {
         client.poll().unwrap_err(),
         pop3_proto::ProtocolError::TlsInsteadOfGreeting
     );
+}
+
+/// Drives `client` until it needs input; returns what it sent and the
+/// events it reported (as text).
+fn drain(client: &mut Client) -> (Vec<u8>, Vec<String>) {
+    let mut sent = Vec::new();
+    let mut events = Vec::new();
+    loop {
+        match client.poll().unwrap() {
+            Action::Send(bytes) => sent.extend_from_slice(bytes),
+            Action::Event(event) => events.push(format!("{event:?}")),
+            Action::StartTls => client.tls_established().unwrap(),
+            Action::NeedInput | Action::Closed => return (sent, events),
+        }
+    }
+}
+
+/// OAuth tokens of real length (Google's up to 2,000 characters,
+/// Microsoft's about 2,500, and room beyond) always go in two steps: `AUTH
+/// XOAUTH2` alone, the server's `+` (with or without a space), the token
+/// line. Microsoft 365 closes the connection on an inline one.
+#[test]
+fn oauth_tokens_of_any_length_go_in_two_steps() {
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+    for (method, name) in [
+        ((|| AuthMethod::XOAuth2) as fn() -> AuthMethod, "XOAUTH2"),
+        (|| AuthMethod::OAuthBearer, "OAUTHBEARER"),
+    ] {
+        for length in [60, 2_000, 16 * 1024, 64 * 1024] {
+            for continuation in [&b"+ \r\n"[..], b"+\r\n"] {
+                let token = "t".repeat(length);
+                let mut client = Client::new(Config::encrypted());
+                client.receive(b"+OK ready\r\n");
+                drain(&mut client);
+                let credentials = Credentials::new("someone@example.com", token.as_str());
+                let login = client.login_with(credentials, method()).unwrap();
+                let (sent, _) = drain(&mut client);
+                assert_eq!(sent, format!("AUTH {name}\r\n").as_bytes());
+                client.receive(continuation);
+                let (sent, _) = drain(&mut client);
+                let line = sent.strip_suffix(b"\r\n").unwrap();
+                let message = BASE64.decode(line).unwrap();
+                let expected = match name {
+                    "XOAUTH2" => format!("user=someone@example.com\x01auth=Bearer {token}\x01\x01"),
+                    _ => format!("n,a=someone@example.com,\x01auth=Bearer {token}\x01\x01"),
+                };
+                assert_eq!(message, expected.as_bytes(), "{name} {length}");
+                client.receive(b"+OK welcome\r\n");
+                let (_, events) = drain(&mut client);
+                let tag = format!("{login:?}");
+                assert!(
+                    events
+                        .iter()
+                        .any(|e| e.starts_with("Ok") && e.contains(&tag)),
+                    "{name} {length}: {events:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_secret_above_64_kib_or_with_a_line_break_is_refused_before_sending() {
+    for (secret, method) in [
+        ("t".repeat(64 * 1024 + 1), AuthMethod::XOAuth2),
+        ("a\r\nQUIT".to_string(), AuthMethod::XOAuth2),
+        ("a\r\nQUIT".to_string(), AuthMethod::Plain),
+        (String::new(), AuthMethod::OAuthBearer),
+        // USER/PASS puts the password on a command line of at most 255 octets.
+        ("p".repeat(300), AuthMethod::UserPass),
+    ] {
+        let mut client = Client::new(Config::encrypted());
+        client.receive(b"+OK ready\r\n");
+        drain(&mut client);
+        let result = client.login_with(Credentials::new("u", secret.as_str()), method);
+        assert!(
+            matches!(result, Err(UsageError::InvalidArgument(_))),
+            "{result:?}"
+        );
+        assert!(drain(&mut client).0.is_empty());
+    }
+}
+
+/// `auto` with a secret too long for a PASS line, against a server that
+/// offers nothing else: refused locally, the password never sent.
+#[test]
+fn auto_does_not_put_a_long_secret_on_a_pass_line() {
+    let mut client = Client::new(Config::encrypted());
+    client.receive(b"+OK ready\r\n");
+    drain(&mut client);
+    let token = "t".repeat(2_000);
+    let login = client
+        .login_with(Credentials::new("u", token.as_str()), AuthMethod::Auto)
+        .unwrap();
+    let (sent, _) = drain(&mut client);
+    assert_eq!(sent, b"CAPA\r\n");
+    client.receive(b"+OK\r\nUSER\r\n.\r\n");
+    let (sent, events) = drain(&mut client);
+    assert!(sent.is_empty(), "{:?}", String::from_utf8_lossy(&sent));
+    let tag = format!("{login:?}");
+    assert!(
+        events.iter().any(|e| e.starts_with("Cancelled")
+            && e.contains(&tag)
+            && e.contains("InvalidArgument")),
+        "{events:?}"
+    );
+}
+
+/// Gmail refuses a token with a continuation carrying a JSON report; the
+/// client answers with an empty line (OAUTHBEARER: `AQ==`, the 0x01 byte),
+/// and the final `-ERR` carries the report, typed and worded.
+#[test]
+fn a_refused_token_is_acknowledged_and_its_report_read() {
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine as _;
+    let report = r#"{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"#;
+    for (method, ack) in [
+        (AuthMethod::XOAuth2, &b"\r\n"[..]),
+        (AuthMethod::OAuthBearer, b"AQ==\r\n"),
+    ] {
+        let mut client = Client::new(Config::encrypted());
+        client.receive(b"+OK Gpop ready\r\n");
+        drain(&mut client);
+        let login = client
+            .login_with(Credentials::new("someone@gmail.com", "expired"), method)
+            .unwrap();
+        drain(&mut client);
+        client.receive(b"+ \r\n");
+        drain(&mut client);
+        client.receive(format!("+ {}\r\n", BASE64.encode(report)).as_bytes());
+        let (sent, _) = drain(&mut client);
+        assert_eq!(sent, ack);
+        client.receive(b"-ERR [AUTH] Invalid credentials (Failure)\r\n");
+        let (_, events) = drain(&mut client);
+        let tag = format!("{login:?}");
+        let err = events
+            .iter()
+            .find(|e| e.starts_with("Err") && e.contains(&tag))
+            .unwrap_or_else(|| panic!("{events:?}"));
+        assert!(err.contains("token_refusal: Some"), "{err}");
+        assert!(err.contains("https://mail.google.com/"), "{err}");
+    }
 }

@@ -573,3 +573,121 @@ fn wire_exchange_downgrade_is_refused() {
         "{event}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// `auto` against a server that offers -PLUS and then cannot bind (Cyrus on
+// TLS 1.3): one retry with the same SCRAM, unbound.
+
+/// How the server fails the `-PLUS` exchange.
+#[derive(Clone, Copy, Debug)]
+enum PlusFailure {
+    /// `-ERR [AUTH]` after the client's final message, as Cyrus does.
+    ErrAfterFinal,
+    /// A SCRAM `e=` error in place of the server-final message.
+    ScramError,
+    /// A server-final `v=` that is not the server's signature: the client
+    /// refuses the server, and that is never retried.
+    BadSignature,
+}
+
+/// Runs `login_with(Auto)` against a server offering SCRAM-SHA-256 and its
+/// -PLUS variant; returns the AUTH lines the client sent and whether the
+/// login succeeded.
+fn auto_against_unbindable(failure: PlusFailure) -> (Vec<String>, bool, Vec<String>) {
+    use pop3_proto::{AuthMethod, Credentials};
+    let mut client = Client::new(Config::encrypted());
+    client.receive(b"+OK ready\r\n");
+    let credentials = Credentials::new("user", "pencil")
+        .scram_nonce("cLiEnT")
+        .channel_binding(ChannelBinding::tls_exporter(exporter_data()));
+    let login = client.login_with(credentials, AuthMethod::Auto).unwrap();
+    let mut auth_lines = Vec::new();
+    // The mechanism in progress on the server side, and its step.
+    let mut scram: Option<(bool, Server, u8)> = None;
+    let mut pending = Vec::new();
+    let mut outcome = None;
+    for _ in 0..1000 {
+        match client.poll().unwrap() {
+            Action::Send(bytes) => pending.extend_from_slice(bytes),
+            Action::Event(Event::Ok { handle, .. }) if handle == login => outcome = Some(true),
+            Action::Event(Event::Err { handle, .. } | Event::Failed { handle, .. })
+                if handle == login =>
+            {
+                outcome = Some(false)
+            }
+            Action::Event(_) => {}
+            Action::NeedInput | Action::StartTls | Action::Closed => {
+                if outcome.is_some() && pending.is_empty() {
+                    break;
+                }
+                let text = String::from_utf8(std::mem::take(&mut pending)).unwrap();
+                for line in text.split_terminator("\r\n") {
+                    let reply = if line == "CAPA" {
+                        "+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n".to_string()
+                    } else if let Some(rest) = line.strip_prefix("AUTH ") {
+                        auth_lines.push(rest.split(' ').next().unwrap().to_string());
+                        let (name, initial) = rest.split_once(' ').unwrap();
+                        let plus = name.ends_with("-PLUS");
+                        // The server cannot bind: it checks the -PLUS
+                        // exchange as if the data were its own.
+                        let channel = plus.then(|| ChannelBinding::tls_exporter(exporter_data()));
+                        let mut server = Server::new(H::Sha256, channel, plus);
+                        let first = server.first(&BASE64.decode(initial).unwrap()).unwrap();
+                        scram = Some((plus, server, 1));
+                        format!("+ {}\r\n", BASE64.encode(first))
+                    } else if line == "*" {
+                        "-ERR [AUTH] cancelled\r\n".to_string()
+                    } else {
+                        let (plus, server, step) = scram.as_mut().unwrap();
+                        *step += 1;
+                        match (*step, *plus, failure) {
+                            (2, true, PlusFailure::ErrAfterFinal) => {
+                                "-ERR [AUTH] authenticating: bad protocol / cancel\r\n".to_string()
+                            }
+                            (2, true, PlusFailure::ScramError) => format!(
+                                "+ {}\r\n",
+                                BASE64.encode("e=unsupported-channel-binding-type")
+                            ),
+                            (2, true, PlusFailure::BadSignature) => format!(
+                                "+ {}\r\n",
+                                BASE64.encode(format!("v={}", BASE64.encode([0u8; 32])))
+                            ),
+                            (2, _, _) => {
+                                let last = server.last(&BASE64.decode(line).unwrap());
+                                format!("+ {}\r\n", BASE64.encode(last))
+                            }
+                            _ => "+OK welcome\r\n".to_string(),
+                        }
+                    };
+                    client.receive(reply.as_bytes());
+                }
+                if matches!(outcome, Some(_)) && text.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    let attempts = client.login_attempts().to_vec();
+    (auth_lines, outcome.unwrap(), attempts)
+}
+
+#[test]
+fn auto_logs_in_unbound_after_the_server_fails_plus() {
+    for failure in [PlusFailure::ErrAfterFinal, PlusFailure::ScramError] {
+        let (lines, ok, attempts) = auto_against_unbindable(failure);
+        assert_eq!(
+            lines,
+            ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"],
+            "{failure:?}"
+        );
+        assert!(ok, "{failure:?}: the unbound retry logs in");
+        assert_eq!(attempts, ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"]);
+    }
+}
+
+#[test]
+fn a_server_that_fails_its_own_signature_gets_no_second_try() {
+    let (lines, ok, _) = auto_against_unbindable(PlusFailure::BadSignature);
+    assert_eq!(lines, ["SCRAM-SHA-256-PLUS"]);
+    assert!(!ok);
+}

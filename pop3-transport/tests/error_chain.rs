@@ -30,10 +30,7 @@ fn assert_each_cause_once(error: &(dyn StdError + 'static)) {
 }
 
 fn server_error() -> ServerError {
-    ServerError {
-        code: Some(ResponseCode::InUse),
-        text: Text::sanitize(b"mailbox locked"),
-    }
+    ServerError::new(Some(ResponseCode::InUse), Text::sanitize(b"mailbox locked"))
 }
 
 fn transport_errors() -> Vec<Error> {

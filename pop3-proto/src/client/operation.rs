@@ -15,9 +15,9 @@ use alloc::vec::Vec;
 
 use super::{Client, Event, Expect, Handle, Queued, Reply};
 use crate::command::{check_argument, Command};
-use crate::sasl::{self, ChannelBinding, Mechanism};
-use crate::types::Capabilities;
-use crate::{Secret, Text, UsageError};
+use crate::sasl::{self, ChannelBinding, Mechanism, SaslError};
+use crate::types::{Capabilities, ResponseCode};
+use crate::{ProtocolError, Secret, Text, UsageError};
 
 /// How [`Client::login_with`] logs in.
 #[non_exhaustive]
@@ -208,6 +208,8 @@ enum Kind {
         /// For [`AuthMethod::Auto`]: the next mechanisms to try when one is
         /// refused as unsupported.
         fallback: VecDeque<Pick>,
+        /// What [`AuthMethod::Auto`] is trying now.
+        current: Option<Pick>,
     },
     StartTls,
 }
@@ -245,6 +247,15 @@ impl Pick {
     fn keeps_password(self) -> bool {
         !matches!(self, Pick::Plain | Pick::Login | Pick::UserPass)
     }
+
+    /// For a `-PLUS` SCRAM: the same SCRAM without channel binding.
+    fn unbound(self) -> Option<Pick> {
+        match self {
+            Pick::ScramSha256Plus => Some(Pick::ScramSha256),
+            Pick::ScramSha1Plus => Some(Pick::ScramSha1),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -279,6 +290,7 @@ impl Operation {
                 credentials,
                 method: Some(method),
                 fallback: VecDeque::new(),
+                current: None,
             },
             stage: Stage::Waiting,
             subs: Vec::new(),
@@ -323,7 +335,13 @@ pub(super) fn check_login(
         return Ok(());
     }
     check_argument(&credentials.user, "empty user name")?;
-    check_argument(credentials.secret.expose(), "empty password")?;
+    // The secret goes on a command line only for USER/PASS; SASL carries it
+    // on a response line of its own, where an OAuth token of real length
+    // (2,000 characters and more) must fit.
+    match method {
+        AuthMethod::UserPass => check_argument(credentials.secret.expose(), "empty password")?,
+        _ => check_secret(credentials.secret.expose())?,
+    }
     let plus = matches!(
         method,
         AuthMethod::ScramSha1Plus | AuthMethod::ScramSha256Plus
@@ -349,6 +367,30 @@ pub(super) fn check_login(
                 return Err(UsageError::NoApopTimestamp);
             }
         }
+    }
+    Ok(())
+}
+
+/// The longest password or token a SASL login takes: far above any OAuth
+/// 2.0 access token seen (Microsoft's are about 2,500 characters), and
+/// small enough that its response line stays a bounded write.
+pub(crate) const MAX_SECRET: usize = 64 * 1024;
+
+/// A password or token that travels in a SASL response, not on a command
+/// line: not empty, no line breaks or NUL, at most [`MAX_SECRET`] bytes.
+fn check_secret(secret: &str) -> Result<(), UsageError> {
+    if secret.is_empty() {
+        return Err(UsageError::InvalidArgument("empty password"));
+    }
+    if secret.bytes().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+        return Err(UsageError::InvalidArgument(
+            "password contains CR, LF or NUL",
+        ));
+    }
+    if secret.len() > MAX_SECRET {
+        return Err(UsageError::InvalidArgument(
+            "password or token longer than 64 KiB",
+        ));
     }
     Ok(())
 }
@@ -529,6 +571,37 @@ impl Client {
         )
     }
 
+    /// The active [`AuthMethod::Auto`] login may retry a refused `-PLUS`
+    /// SCRAM without channel binding: the refusal is `[AUTH]` or has no code
+    /// (a server that cannot bind answers so, like a wrong password; any
+    /// other code says "not now", which another try would not change), and
+    /// it is the first retry of this kind.
+    /// The refusal is the server's `-ERR` (`[AUTH]` or no code), or its SCRAM
+    /// `e=` error, never the client's own finding (a server signature that
+    /// does not match ends the login).
+    fn unbound_retry(&self, event: &Event<'_>) -> Option<Pick> {
+        let Some(Operation {
+            kind: Kind::Login { current, .. },
+            stage: Stage::LoggingIn,
+            ..
+        }) = &self.operation
+        else {
+            return None;
+        };
+        let refused = match event {
+            Event::Err { error, .. } => matches!(error.code, None | Some(ResponseCode::Auth)),
+            Event::Failed {
+                error: ProtocolError::Sasl(SaslError::ServerError(_)),
+                ..
+            } => true,
+            _ => false,
+        };
+        if !refused {
+            return None;
+        }
+        current.and_then(Pick::unbound)
+    }
+
     /// Every sub-command of the active operation has been answered.
     fn in_flight_of_op_done(&self) -> bool {
         let Some(op) = &self.operation else {
@@ -543,6 +616,12 @@ impl Client {
     }
 
     fn start_operation(&mut self) -> Stage {
+        let Some(op) = &self.operation else {
+            return Stage::Waiting;
+        };
+        if matches!(op.kind, Kind::Login { .. }) {
+            self.login_attempts.clear();
+        }
         let Some(op) = &self.operation else {
             return Stage::Waiting;
         };
@@ -583,6 +662,7 @@ impl Client {
                 credentials,
                 method,
                 fallback,
+                current,
             } => {
                 let method = match method.take() {
                     Some(AuthMethod::Auto) => {
@@ -594,21 +674,23 @@ impl Client {
                         let nonce = credentials.nonce.is_some();
                         let caps = self.capabilities.as_ref();
                         *fallback = candidates(caps, apop, nonce, binding);
-                        fallback
-                            .pop_front()
-                            .map_or(AuthMethod::UserPass, Pick::method)
+                        *current = Some(fallback.pop_front().unwrap_or(Pick::UserPass));
+                        current.map_or(AuthMethod::UserPass, Pick::method)
                     }
                     Some(other) => other,
                     // Retrying: the next fallback.
                     None => match fallback.pop_front() {
-                        Some(pick) => pick.method(),
+                        Some(pick) => {
+                            *current = Some(pick);
+                            pick.method()
+                        }
                         None => return Stage::Waiting,
                     },
                 };
                 (credentials.clone_for_retry(), method)
             }
         };
-        self.login_mechanism = Some(String::from(method.name()));
+        self.login_attempts.push(String::from(method.name()));
         // Only when the capabilities are known: a server that was never
         // asked may support binding, and the flag would make it refuse.
         let stripped = credentials.binding.is_some()
@@ -618,8 +700,9 @@ impl Client {
                 !caps.has_sasl(&plus)
             });
         let queued = match method {
-            AuthMethod::UserPass => self
-                .queue_sub(Command::User(credentials.user))
+            // `auto` checked the secret for SASL; USER/PASS puts it on a line.
+            AuthMethod::UserPass => check_argument(credentials.secret.expose(), "empty password")
+                .and_then(|()| self.queue_sub(Command::User(credentials.user)))
                 .and_then(|_| self.queue_sub(Command::Pass(credentials.secret))),
             AuthMethod::Apop => self.queue_sub(Command::Apop {
                 user: credentials.user,
@@ -658,6 +741,34 @@ impl Client {
             return Routed::Foreign(event);
         }
         let own = op.handle;
+        if let Some(retry) = self.unbound_retry(&event) {
+            // Some servers offer `-PLUS` and then cannot bind to the channel
+            // (Cyrus on TLS 1.3, where its binding type does not exist). One
+            // retry with the same SCRAM, unbound, and with no other method:
+            // the offer came inside verified TLS (SECURITY.md).
+            if let Some(Operation {
+                kind:
+                    Kind::Login {
+                        method,
+                        fallback,
+                        current,
+                        ..
+                    },
+                ..
+            }) = &mut self.operation
+            {
+                fallback.clear();
+                *current = None;
+                *method = Some(retry.method());
+            }
+            self.projection.state = super::State::Transaction;
+            self.projection.user_given = false;
+            self.decide();
+            return Routed::Consumed;
+        }
+        let Some(op) = &mut self.operation else {
+            return Routed::Foreign(event);
+        };
         match event {
             Event::Ok { reply, .. } => match reply {
                 Reply::Authenticated(text) => op.stage = Stage::SettlingLogin(text),

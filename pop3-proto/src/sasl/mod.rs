@@ -30,7 +30,7 @@ pub use channel_binding::{
 };
 pub use cram_md5::CramMd5;
 pub use login::Login;
-pub use oauth::{OAuthBearer, XOauth2};
+pub use oauth::{OAuthBearer, TokenRefusal, XOauth2};
 pub use plain::Plain;
 pub use scram::Scram;
 
