@@ -1,0 +1,309 @@
+//! The `pop3` command against the scripted provider profiles of
+//! `test_support::providers` (Microsoft 365, Gmail, a Courier-like server),
+//! over implicit TLS with the test CA: OAuth logins with tokens of real
+//! length into a Maildir, Gmail's refusal of a token, and `LOGIN-DELAY`
+//! advertised (not enforced) and enforced.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use test_support::provider_scenarios::{provider_messages, token, TOKEN_LENGTHS};
+use test_support::providers::{Provider, ProviderServer, SessionLog, GMAIL_SCOPE};
+use test_support::TestPki;
+
+const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
+const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
+const MS_USER: &str = "megan.bowen@contoso.onmicrosoft.com";
+const GMAIL_USER: &str = "alice.example@gmail.com";
+
+/// The test CA, written once to a file for `--ca-file`.
+fn ca_file() -> &'static Path {
+    static CA: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, path) = CA.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ca.pem");
+        fs::write(&path, &TestPki::shared().ca_pem).expect("write CA");
+        (dir, path)
+    });
+    path
+}
+
+/// `pop3` over implicit TLS to `server` as `user`, its state under
+/// `state`, without a secret; nothing inherited that could change its
+/// behaviour.
+fn pop3_bare(server: &ProviderServer, user: &str, state: &Path, runtime: &str) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pop3"));
+    command
+        .env("XDG_STATE_HOME", state)
+        .env("XDG_CONFIG_HOME", "/nonexistent/pop3-test-config")
+        .env_remove(PASSWORD_VAR)
+        .stdin(Stdio::null())
+        .args(["--host", "127.0.0.1", "--port", &server.port().to_string()])
+        .args(["--tls", "implicit", "--user", user, "--runtime", runtime])
+        .args(["--timeout", "20", "--ca-file"])
+        .arg(ca_file());
+    command
+}
+
+/// [`pop3_bare`] with the secret in `POP3_TEST_PASSWORD`.
+fn pop3(server: &ProviderServer, user: &str, secret: &str, state: &Path, runtime: &str) -> Command {
+    let mut command = pop3_bare(server, user, state, runtime);
+    command
+        .env(PASSWORD_VAR, secret)
+        .args(["--password-env", PASSWORD_VAR]);
+    command
+}
+
+fn start(provider: Provider) -> ProviderServer {
+    provider.timeout(Duration::from_secs(10)).start()
+}
+
+fn run(command: &mut Command) -> Output {
+    command.output().expect("run pop3")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_code(output: &Output, code: i32, logs: &[SessionLog]) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stderr: {}\nstdout: {}\nserver: {logs:#?}",
+        stderr(output),
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+/// Contents of the files in `dir/new` and `dir/cur`, counted.
+fn maildir_contents(dir: &Path) -> BTreeMap<Vec<u8>, usize> {
+    let mut contents = BTreeMap::new();
+    for sub in ["new", "cur"] {
+        let Ok(entries) = fs::read_dir(dir.join(sub)) else {
+            continue;
+        };
+        for entry in entries {
+            let data = fs::read(entry.expect("entry").path()).expect("read");
+            *contents.entry(data).or_insert(0) += 1;
+        }
+    }
+    contents
+}
+
+fn counted(messages: &[Vec<u8>]) -> BTreeMap<Vec<u8>, usize> {
+    let mut contents = BTreeMap::new();
+    for m in messages {
+        *contents.entry(m.clone()).or_insert(0) += 1;
+    }
+    contents
+}
+
+/// `pop3 fetch --auth <auth>` with tokens of each length into a Maildir on
+/// a runtime each; every message arrives byte for byte, the login went in
+/// two steps, and the server saw nothing it would refuse.
+fn fetch_with_tokens(profile: &str, auth: &str) {
+    for (i, len) in TOKEN_LENGTHS.into_iter().enumerate() {
+        let runtime = RUNTIMES[i % 3];
+        let tok = token(len, i as u8 + 10);
+        let messages = provider_messages(&format!("{profile}-{auth}-{len}"));
+        let (provider, user) = match profile {
+            "microsoft365" => (Provider::microsoft365(MS_USER, &tok), MS_USER),
+            _ => (Provider::gmail(GMAIL_USER, &tok), GMAIL_USER),
+        };
+        let server = start(provider.messages(messages.clone()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("Mail");
+        let out = run(
+            pop3(&server, user, &tok, &dir.path().join("state"), runtime)
+                .args(["--auth", auth, "--json", "fetch", "--maildir"])
+                .arg(&maildir),
+        );
+        let logs = server.finish();
+        let what = format!("{profile} {auth} {len} characters on {runtime}");
+        assert_code(&out, 0, &logs);
+        let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json summary");
+        assert_eq!(summary["fetched"], messages.len(), "{what}");
+        assert_eq!(maildir_contents(&maildir), counted(&messages), "{what}");
+        assert!(
+            !stderr(&out).contains(&tok),
+            "{what}: the token is never shown"
+        );
+        assert_eq!(logs.len(), 1, "{what}: {logs:#?}");
+        let log = &logs[0];
+        assert!(log.violations.is_empty(), "{what}: {log:#?}");
+        assert!(log.authenticated && log.quit, "{what}: {log:#?}");
+        let mechanism = auth.to_ascii_uppercase();
+        assert_eq!(log.logins, vec![(mechanism, false)], "{what}: two steps");
+    }
+}
+
+#[test]
+fn microsoft365_xoauth2_fetch_with_tokens_of_every_length() {
+    fetch_with_tokens("microsoft365", "xoauth2");
+}
+
+#[test]
+fn gmail_xoauth2_fetch_with_tokens_of_every_length() {
+    fetch_with_tokens("gmail", "xoauth2");
+}
+
+#[test]
+fn gmail_oauthbearer_fetch_with_tokens_of_every_length() {
+    fetch_with_tokens("gmail", "oauthbearer");
+}
+
+/// The token can come from `--password-command` too (a token helper), and
+/// Gmail's `recent:` user names go through unchanged.
+#[test]
+fn token_from_a_command_and_a_recent_user() {
+    let tok = token(2000, 20);
+    let messages = provider_messages("command");
+    let server = start(Provider::gmail(GMAIL_USER, &tok).messages(messages.clone()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token_file = dir.path().join("token");
+    fs::write(&token_file, format!("{tok}\n")).expect("write token");
+    let maildir = dir.path().join("Mail");
+    let out = run(pop3_bare(
+        &server,
+        &format!("recent:{GMAIL_USER}"),
+        &dir.path().join("state"),
+        "tokio",
+    )
+    .arg("--password-command")
+    .arg(format!("cat {}", token_file.display()))
+    .args(["--auth", "xoauth2", "fetch", "--maildir"])
+    .arg(&maildir));
+    let logs = server.finish();
+    assert_code(&out, 0, &logs);
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+    assert!(
+        logs[0].violations.is_empty() && logs[0].authenticated,
+        "{logs:#?}"
+    );
+}
+
+/// Gmail refuses the token: exit 77 (the credentials), one line that says
+/// why in words and names the scope the token needs; nothing stored.
+#[test]
+fn refused_gmail_token_is_77_and_names_the_scope() {
+    for (i, auth) in ["xoauth2", "oauthbearer"].into_iter().enumerate() {
+        let runtime = RUNTIMES[i % 3];
+        let server = start(Provider::gmail(GMAIL_USER, &token(2000, 30)));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("Mail");
+        let expired = token(2000, 31);
+        let out = run(pop3(
+            &server,
+            GMAIL_USER,
+            &expired,
+            &dir.path().join("state"),
+            runtime,
+        )
+        .args(["--auth", auth, "fetch", "--maildir"])
+        .arg(&maildir));
+        let logs = server.finish();
+        assert_code(&out, 77, &logs);
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("pop3: ") && err.lines().count() == 1,
+            "{err}"
+        );
+        assert!(err.contains("the token was refused"), "{auth}: {err}");
+        assert!(err.contains(GMAIL_SCOPE), "{auth}: {err}");
+        assert!(!err.contains(&expired), "{auth}: the token is never shown");
+        assert!(maildir_contents(&maildir).is_empty());
+        let log = &logs[0];
+        assert!(log.violations.is_empty(), "{auth}: {log:#?}");
+        assert!(!log.authenticated);
+    }
+}
+
+/// Both runs of a `LOGIN-DELAY` test connected, logged in, and asked `CAPA`
+/// (so the command knew the delay the server advertises).
+#[track_caller]
+fn both_logged_in_knowing_the_delay(logs: &[SessionLog]) {
+    assert_eq!(logs.len(), 2, "both runs connected: {logs:#?}");
+    for log in logs {
+        assert!(log.authenticated && log.violations.is_empty(), "{log:#?}");
+        assert!(log.lines.iter().any(|l| l == "CAPA"), "{log:#?}");
+    }
+}
+
+/// Gmail advertises `LOGIN-DELAY 300` without enforcing it: `pop3 stat`
+/// twice in a row (the login chosen from `CAPA`: PLAIN with an app
+/// password) both connect and succeed.
+#[test]
+fn gmail_stat_twice_in_a_row() {
+    let messages = provider_messages("gmail-twice");
+    let server = start(
+        Provider::gmail(GMAIL_USER, &token(2000, 40))
+            .password("abcd efgh ijkl mnop")
+            .messages(messages.clone()),
+    );
+    let state = tempfile::tempdir().expect("tempdir");
+    let total: usize = messages.iter().map(Vec::len).sum();
+    for round in 0..2 {
+        let out = run(pop3(
+            &server,
+            GMAIL_USER,
+            "abcd efgh ijkl mnop",
+            state.path(),
+            RUNTIMES[round],
+        )
+        .arg("stat"));
+        assert_code(&out, 0, &server.sessions());
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{} {total}\n", messages.len()),
+            "round {round}"
+        );
+    }
+    let logs = server.finish();
+    both_logged_in_knowing_the_delay(&logs);
+    assert!(
+        logs.iter()
+            .all(|l| l.logins == [("PLAIN".to_string(), true)]),
+        "{logs:#?}"
+    );
+}
+
+/// The Courier-like server advertises `LOGIN-DELAY 10` without enforcing
+/// it: `pop3 stat` twice in a row both connect and succeed.
+#[test]
+fn courier_stat_twice_in_a_row() {
+    let messages = provider_messages("courier-twice");
+    let server = start(Provider::courier("bob", "b0b-pw").messages(messages.clone()));
+    let state = tempfile::tempdir().expect("tempdir");
+    for round in 0..2 {
+        let out =
+            run(pop3(&server, "bob", "b0b-pw", state.path(), RUNTIMES[round + 1]).arg("stat"));
+        assert_code(&out, 0, &server.sessions());
+        assert!(
+            String::from_utf8_lossy(&out.stdout).starts_with(&format!("{} ", messages.len())),
+            "round {round}"
+        );
+    }
+    both_logged_in_knowing_the_delay(&server.finish());
+}
+
+/// A server that does enforce its delay refuses the login with
+/// `-ERR [LOGIN-DELAY]`: exit 75, and the message says to try later.
+#[test]
+fn login_delay_refusal_is_75_and_says_later() {
+    let server = start(Provider::courier("bob", "b0b-pw").refuse_login_delay());
+    let state = tempfile::tempdir().expect("tempdir");
+    let out = run(pop3(&server, "bob", "b0b-pw", state.path(), "blocking").arg("stat"));
+    let logs = server.finish();
+    assert_code(&out, 75, &logs);
+    let err = stderr(&out);
+    assert!(err.contains("LOGIN-DELAY"), "{err}");
+    assert!(err.contains("later"), "{err}");
+    assert_eq!(logs.len(), 1);
+    assert!(!logs[0].authenticated);
+}
