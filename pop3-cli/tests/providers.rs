@@ -248,13 +248,13 @@ fn gmail_stat_twice_in_a_row() {
     );
     let state = tempfile::tempdir().expect("tempdir");
     let total: usize = messages.iter().map(Vec::len).sum();
-    for round in 0..2 {
+    for (round, runtime) in RUNTIMES[..2].iter().enumerate() {
         let out = run(pop3(
             &server,
             GMAIL_USER,
             "abcd efgh ijkl mnop",
             state.path(),
-            RUNTIMES[round],
+            runtime,
         )
         .arg("stat"));
         assert_code(&out, 0, &server.sessions());
