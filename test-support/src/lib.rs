@@ -3,6 +3,9 @@
 //! * [`pki`] — a throw-away CA and certificates (valid, wrong host, expired,
 //!   unknown CA, self-signed) plus rustls configs, and certificates made with
 //!   `openssl req -x509` as small servers make them ([`HomemadeCerts`]).
+//! * [`cyrus`] — starts a real Cyrus POP3 server (Debian's package unpacked
+//!   by `scripts/install-cyrus.sh`) on loopback, with SASL users and LMTP
+//!   delivery.
 //! * [`dovecot`] — starts a real Dovecot POP3 server (plain + STLS and
 //!   implicit TLS) on loopback with per-test users and Maildirs.
 //! * [`scenarios`] — the scenario suite every transport runs (Dovecot and
@@ -16,6 +19,7 @@
 //! * [`transcript`] — RFC-style `C:`/`S:` transcripts that can drive the
 //!   scripted server.
 
+pub mod cyrus;
 pub mod dovecot;
 pub mod hostile;
 pub mod pki;
