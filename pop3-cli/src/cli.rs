@@ -88,7 +88,9 @@ pub(crate) struct ConnArgs {
     pub(crate) password_command: Option<String>,
 
     /// Login method; auto picks the strongest the server offers:
-    /// SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5, APOP, PLAIN, LOGIN, USER.
+    /// SCRAM-SHA-256-PLUS (over TLS; if the server refuses it, SCRAM-SHA-256
+    /// once more without the binding), SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5,
+    /// APOP, PLAIN, LOGIN, USER.
     #[arg(long, value_enum, global = true)]
     pub(crate) auth: Option<AuthChoice>,
 
@@ -96,6 +98,12 @@ pub(crate) struct ConnArgs {
     /// (refused otherwise, exit code 77).
     #[arg(long, global = true)]
     pub(crate) allow_plaintext_auth: bool,
+
+    /// Wait out the LOGIN-DELAY the server advertised at the last login
+    /// before connecting again (exit 75 until then). Off by default: most
+    /// servers that advertise it (Gmail, Courier) do not enforce it.
+    #[arg(long, global = true)]
+    pub(crate) respect_login_delay: bool,
 
     /// Also trust the CA certificate(s) in this PEM file (certificates are
     /// always verified). A server certificate that is itself in the file is
@@ -200,6 +208,16 @@ pub(crate) enum AuthChoice {
     #[value(name = "scram-sha-256")]
     #[serde(rename = "scram-sha-256")]
     ScramSha256,
+    /// SASL SCRAM-SHA-1-PLUS: bound to the TLS channel; never retried
+    /// without the binding.
+    #[value(name = "scram-sha-1-plus")]
+    #[serde(rename = "scram-sha-1-plus")]
+    ScramSha1Plus,
+    /// SASL SCRAM-SHA-256-PLUS: bound to the TLS channel; never retried
+    /// without the binding.
+    #[value(name = "scram-sha-256-plus")]
+    #[serde(rename = "scram-sha-256-plus")]
+    ScramSha256Plus,
     /// SASL XOAUTH2 (the secret is an OAuth 2.0 access token).
     #[value(name = "xoauth2")]
     XOauth2,

@@ -28,6 +28,8 @@ fn auth_method(choice: AuthChoice) -> AuthMethod {
         AuthChoice::CramMd5 => AuthMethod::CramMd5,
         AuthChoice::ScramSha1 => AuthMethod::ScramSha1,
         AuthChoice::ScramSha256 => AuthMethod::ScramSha256,
+        AuthChoice::ScramSha1Plus => AuthMethod::ScramSha1Plus,
+        AuthChoice::ScramSha256Plus => AuthMethod::ScramSha256Plus,
         AuthChoice::XOauth2 => AuthMethod::XOAuth2,
         AuthChoice::OAuthBearer => AuthMethod::OAuthBearer,
     }
@@ -44,8 +46,13 @@ fn login(
     let method = auth_method(target.auth);
     let name = method.name().to_owned();
     session.authenticate(method, user, secret).map_err(|e| {
-        let used = session.login_mechanism().unwrap_or(name);
-        auth_failure(e, &used)
+        let attempts = session.login_attempts();
+        let used = if attempts.is_empty() {
+            name
+        } else {
+            attempts.join(", then ")
+        };
+        auth_failure(e, &used, login_delay(&*session))
     })
 }
 
@@ -253,6 +260,10 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         .allow_plaintext_auth
         .as_ref()
         .is_some_and(|a| *a.get_ref());
+    conn.respect_login_delay |= file
+        .respect_login_delay
+        .as_ref()
+        .is_some_and(|a| *a.get_ref());
     if conn.ca_file.is_none() {
         conn.ca_file = file.ca_file.as_ref().map(|p| expand_home(p.get_ref()));
     }
@@ -405,8 +416,8 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
     let runtime = conn.runtime.unwrap_or(Runtime::Blocking);
     let needs_login = !matches!(cli.command, Command::Capa | Command::Serverinfo);
     // Before the password prompt: there is no point in typing it now.
-    if needs_login {
-        check_login_delay(&target.account()?)?;
+    if needs_login && conn.respect_login_delay {
+        check_login_delay(&target.login_key()?)?;
     }
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {
@@ -537,11 +548,12 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
             let Some((prepared, options)) = prepared else {
                 return Err(Failure::new(Exit::Software, "fetch was not prepared"));
             };
+            remember_login(&target.login_key()?, login_delay(session.as_ref()));
             return fetch(session, prepared, &options, cli.verbose, cli.json, label);
         }
     }
     if needs_login {
-        remember_login(&target.account()?, login_delay(session.as_ref()));
+        remember_login(&target.login_key()?, login_delay(session.as_ref()));
     }
     session.quit().map_err(|e| {
         let failure = Failure::from(e);

@@ -289,19 +289,36 @@ pub(crate) fn plaintext_message() -> String {
 
 /// A failure of login or authentication: a plain `-ERR` means the
 /// credentials were refused (77); a temporary response code means try later
-/// (75).
-pub(crate) fn auth_failure(error: NetError, mechanism: &str) -> Failure {
+/// (75). `mechanism` names what was tried (`A, then B` when `auto` went on
+/// after a refusal: each was refused); `login_delay` is the server's
+/// advertised `LOGIN-DELAY`, if known, to say when to try again.
+pub(crate) fn auth_failure(
+    error: NetError,
+    mechanism: &str,
+    login_delay: Option<u64>,
+) -> Failure {
     match error {
         NetError::Server(e) => {
             let exit = temporary_or(&e, Exit::NoPerm);
+            if let (Exit::NoPerm, Some(refusal)) = (exit, &e.token_refusal) {
+                // The report says more than the -ERR: put it first.
+                let code = e.code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default();
+                return Failure::new(
+                    exit,
+                    format!("{mechanism}: {refusal} (the server said: {code}{})", e.text),
+                );
+            }
+            let when = match login_delay {
+                Some(seconds) if seconds > 0 => format!("try again in {seconds} s"),
+                _ => "try again later".to_owned(),
+            };
             let what = match &e.code {
                 _ if exit == Exit::NoPerm => format!("{mechanism}: credentials refused"),
                 Some(ResponseCode::InUse) => format!(
                     "{mechanism}: the mailbox is in use by another session (IN-USE); try again later"
                 ),
                 Some(ResponseCode::LoginDelay) => format!(
-                    "{mechanism}: the server refuses to log in again so soon (LOGIN-DELAY); \
-                     try again later"
+                    "{mechanism}: the server refuses to log in again so soon (LOGIN-DELAY); {when}"
                 ),
                 _ => format!("{mechanism}: login not possible now"),
             };
@@ -363,7 +380,7 @@ mod tests {
     fn auth_codes() {
         let refused = ServerError::new(Some(ResponseCode::Auth), pop3_proto::Text::sanitize(b"no"));
         assert_eq!(
-            auth_failure(NetError::Server(refused), "PASS").exit,
+            auth_failure(NetError::Server(refused), "PASS", None).exit,
             Exit::NoPerm
         );
         let busy = ServerError::new(
@@ -371,7 +388,7 @@ mod tests {
             pop3_proto::Text::sanitize(b"locked"),
         );
         assert_eq!(
-            auth_failure(NetError::Server(busy), "PASS").exit,
+            auth_failure(NetError::Server(busy), "PASS", None).exit,
             Exit::TempFail
         );
         assert_eq!(

@@ -49,14 +49,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use pop3_proto::MsgNum;
 use serde::Serialize;
 
-use crate::commands::login_delay;
 use crate::deliver::{
     intent_path, make_durable, prepare_maildir, prepare_mbox, recover_mbox, Deliver, Incoming,
     Maildir, Mbox, MboxAppender, MboxEntry, Mda, NotStored, Staged, StagedFile, Stored,
 };
 use crate::error::{Exit, Failure, NetError};
 use crate::interrupt;
-use crate::policy::{remember_login, run_filter, Verdict};
+use crate::policy::{run_filter, Verdict};
 use crate::session::{MessageSink, Session, Stop};
 use crate::state::{file_name_for, now, with_suffix, State};
 
@@ -785,7 +784,6 @@ pub(crate) fn fetch(
     } = prepared;
     let path = state.path().to_owned();
 
-    remember_login(&account, login_delay(session.as_ref()));
     // One round trip for both when the server pipelines.
     let (uidl, list) = session
         .uidl_and_list()

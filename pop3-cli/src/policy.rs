@@ -128,8 +128,14 @@ pub(crate) fn run_filter(
     }
 }
 
-/// Where the time of the last login to `account` is kept, with the
-/// server's `LOGIN-DELAY`: `$XDG_STATE_HOME/pop3/login/<account>`.
+/// The longest `LOGIN-DELAY` remembered or waited for: servers advertise
+/// seconds to minutes (Courier 10, Gmail 300); a larger value (a hostile
+/// `LOGIN-DELAY 18446744073709551615`) must not lock an account for ever.
+const MAX_LOGIN_DELAY: u64 = 3600;
+
+/// Where the time of the last login to `account` (`user@host:port`) is
+/// kept, with the server's `LOGIN-DELAY`:
+/// `$XDG_STATE_HOME/pop3/login/<account>`.
 fn login_file(account: &str) -> Option<PathBuf> {
     let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         Some(dir) => PathBuf::from(dir),
@@ -141,7 +147,9 @@ fn login_file(account: &str) -> Option<PathBuf> {
 }
 
 /// Refuses (exit 75) to log in to `account` before the `LOGIN-DELAY` the
-/// server announced at the last login has passed.
+/// server announced at the last login has passed. Only when the user asked
+/// for it (`--respect-login-delay`): most servers that advertise a delay do
+/// not enforce it, and one that does says so with `[LOGIN-DELAY]`.
 pub(crate) fn check_login_delay(account: &str) -> Result<(), Failure> {
     let Some(path) = login_file(account) else {
         return Ok(());
@@ -153,6 +161,7 @@ pub(crate) fn check_login_delay(account: &str) -> Result<(), Failure> {
     let (Some(Ok(last)), Some(Ok(delay))) = (words.next(), words.next()) else {
         return Ok(());
     };
+    let delay = delay.min(MAX_LOGIN_DELAY);
     let elapsed = now().saturating_sub(last);
     if elapsed < delay {
         return Err(Failure::new(
@@ -179,6 +188,7 @@ pub(crate) fn remember_login(account: &str, delay: Option<u64>) {
             if let Some(dir) = path.parent() {
                 let _ = fs::create_dir_all(dir);
             }
+            let delay = delay.min(MAX_LOGIN_DELAY);
             let _ = fs::write(&path, format!("{} {delay}\n", now()));
         }
         _ => {

@@ -57,9 +57,8 @@ pub(crate) trait Session {
     fn capa(&mut self) -> Result<Capabilities, NetError>;
     /// The capabilities from the latest `CAPA` valid now, if known.
     fn capabilities(&self) -> Option<Capabilities>;
-    /// The login method the latest login used (`USER/PASS`, `APOP`, a SASL
-    /// mechanism name), once chosen.
-    fn login_mechanism(&self) -> Option<String>;
+    /// Every method the latest login tried, in order.
+    fn login_attempts(&self) -> Vec<String>;
     /// Logs in with `method` (`Auto`: the core picks the strongest offered).
     fn authenticate(
         &mut self,

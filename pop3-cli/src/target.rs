@@ -169,6 +169,13 @@ impl Target {
         ))
     }
 
+    /// The account with the port (`user@host:port`): what a server's
+    /// `LOGIN-DELAY` applies to, so one server's delay never holds back
+    /// another on the same host.
+    pub(crate) fn login_key(&self) -> Result<String, Failure> {
+        Ok(format!("{}:{}", self.account()?, self.connect.port))
+    }
+
     /// The user, or a usage error.
     pub(crate) fn require_user(&self) -> Result<&str, Failure> {
         self.user

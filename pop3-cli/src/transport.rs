@@ -396,8 +396,8 @@ impl<S: StartTls + TlsStream, R: LibraryRuntime, E: Exec> Session for Live<S, R,
         self.conn().capabilities().cloned()
     }
 
-    fn login_mechanism(&self) -> Option<String> {
-        self.conn().client().login_mechanism().map(str::to_owned)
+    fn login_attempts(&self) -> Vec<String> {
+        self.conn().client().login_attempts().to_vec()
     }
 
     fn capa(&mut self) -> Result<Capabilities, NetError> {

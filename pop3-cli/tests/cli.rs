@@ -1380,43 +1380,67 @@ fn keep_days_deletes_what_was_stored_long_enough_ago() {
     assert_eq!(maildir_contents(&maildir), counted(&messages));
 }
 
-#[test]
-fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = ScriptedServer::start(vec![
+/// A server's `LOGIN-DELAY`, asked for with `--respect-login-delay`, is
+/// remembered per user, host and port, and capped.
+fn login_delay_session(delay: &str) -> ScriptedServer {
+    let capa = format!("+OK\r\nUSER\r\nLOGIN-DELAY {delay}\r\n.\r\n").into_bytes();
+    ScriptedServer::start(vec![
         Step::send_line("+OK ready"),
         Step::expect_line("CAPA"),
-        Step::Send(b"+OK\r\nUSER\r\nLOGIN-DELAY 900\r\n.\r\n".to_vec()),
+        Step::Send(capa.clone()),
         Step::expect_line("USER alice"),
         Step::send_line("+OK"),
         Step::expect_line("PASS hunter2"),
         Step::send_line("+OK in"),
         // The core asks again after login (capabilities may change).
         Step::expect_line("CAPA"),
-        Step::Send(b"+OK\r\nUSER\r\nLOGIN-DELAY 900\r\n.\r\n".to_vec()),
+        Step::Send(capa),
         Step::expect_line("STAT"),
         Step::send_line("+OK 0 0"),
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
         Step::ExpectClose,
-    ]);
-    let stat = |port: u16| {
+    ])
+}
+
+#[test]
+fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let stat = |port: u16, extra: &[&str]| {
         run(pop3()
             .env(PASSWORD_VAR, "hunter2")
             .env("XDG_STATE_HOME", dir.path())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
             .args(["--tls", "none", "--allow-plaintext-auth", "--user", "alice"])
+            .args(extra)
             .args(["--password-env", PASSWORD_VAR, "stat"]))
     };
+    // A hostile delay is remembered as at most an hour.
+    let server = login_delay_session("18446744073709551615");
     let port = server.addr().port();
-    let first = stat(port);
-    let followed = server.join();
-    followed.expect("script followed");
+    let first = stat(port, &[]);
+    server.join().expect("script followed");
     assert_code(&first, 0);
-    // Nothing listens any more: the refusal comes before connecting.
-    let out = stat(port);
+    // Asked for: the refusal comes before connecting (nothing listens now).
+    let out = stat(port, &["--respect-login-delay"]);
     assert_code(&out, 75);
-    assert!(stderr(&out).contains("LOGIN-DELAY"), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("LOGIN-DELAY"), "{err}");
+    let wait: u64 = err
+        .split("try again in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no wait in {err}"));
+    assert!((3590..=3600).contains(&wait), "{err}");
+    // Not asked for: it connects (and finds nothing listening).
+    let out = stat(port, &[]);
+    assert_ne!(out.status.code(), Some(75), "{}", stderr(&out));
+    // Another server on the same host is not held back by this one's delay.
+    let other = login_delay_session("900");
+    let out = stat(other.addr().port(), &["--respect-login-delay"]);
+    other.join().expect("script followed");
+    assert_code(&out, 0);
 
     let busy = ScriptedServer::start(vec![
         Step::send_line("+OK ready"),
