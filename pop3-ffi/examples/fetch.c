@@ -11,6 +11,9 @@
  * has arrived, so a message that fails leaves no file. Exit status 0 means
  * every message was retrieved; otherwise one line on stderr says why.
  * POP3_TRACE=1 prints the protocol lines (passwords redacted) on stderr.
+ * POP3_AUTH chooses the login method (default "auto", the strongest the
+ * server offers); "xoauth2" or "oauthbearer" log in with an OAuth 2.0
+ * access token, given in POP3_PASSWORD like a password.
  *
  * One thread, one non-blocking socket, one poll(2) loop. The pop3 library
  * makes every protocol decision; this program only moves bytes, runs
@@ -48,6 +51,7 @@ struct fetch {
     const char *host;
     enum mode mode;
     const char *user;
+    const char *auth;    /* the login method: POP3_AUTH, or "auto" */
     const char *outdir;
     int trace;
 
@@ -167,7 +171,7 @@ static void body_end(struct fetch *f, uint32_t msg)
  * allows them (after the greeting, after login). */
 static void submit_login(struct fetch *f, const char *password)
 {
-    pop3_result r = pop3_client_login(f->client, f->user, password, "auto", &f->login);
+    pop3_result r = pop3_client_login(f->client, f->user, password, f->auth, &f->login);
     if (r == POP3_ERR_PLAINTEXT_CREDENTIALS) {
         fail(f, "refusing to send the password without TLS (set POP3_ALLOW_PLAINTEXT=1 to allow)");
         return;
@@ -283,9 +287,15 @@ static void handle_event(struct fetch *f, const pop3_event *ev)
         if (msg != 0)
             fail(f, "RETR %u refused: %s%s%s", msg, ev->code ? ev->code : "",
                  ev->code ? " " : "", ev->text);
-        else
-            fail(f, "%s refused: %s%s%s", what(f, ev->handle), ev->code ? ev->code : "",
-                 ev->code ? " " : "", ev->text);
+        else {
+            /* An OAuth login: why the token was refused, when the server said. */
+            const char *refusal = NULL;
+            size_t refusal_len = 0;
+            if (pop3_client_token_refusal(f->client, &refusal, &refusal_len) != POP3_OK)
+                refusal = NULL;
+            fail(f, "%s refused: %s%s%s%s%s", what(f, ev->handle), ev->code ? ev->code : "",
+                 ev->code ? " " : "", ev->text, refusal ? ": " : "", refusal ? refusal : "");
+        }
         break;
     case POP3_EVENT_BODY_START:
         msg = msg_of(f, ev->handle);
@@ -619,6 +629,8 @@ int main(int argc, char **argv)
     f.host = argv[1];
     f.user = argv[4];
     f.outdir = argv[6];
+    const char *auth = getenv("POP3_AUTH");
+    f.auth = auth != NULL && auth[0] != '\0' ? auth : "auto";
     const char *trace = getenv("POP3_TRACE");
     f.trace = trace != NULL && strcmp(trace, "1") == 0;
     if (strcmp(argv[3], "none") == 0)

@@ -483,6 +483,22 @@ pop3_result pop3_client_capability(const pop3_client *client,
                                    const char **line,
                                    size_t *line_len);
 
+// Why the server refused an OAuth 2.0 token, for the current event: a
+// `POP3_EVENT_ERR` of an `"xoauth2"` or `"oauthbearer"` login after which
+// the server had sent its JSON error report (Gmail does). Writes the
+// refusal in words (`"the token was refused (expired, or lacks the scope
+// https://mail.google.com/)"`), NUL-terminated and borrowed like the
+// event's text, and returns `POP3_OK`; `POP3_DONE` when this `-ERR` carries
+// no such report; `POP3_ERR_CALL_ORDER` when the current event is no
+// `POP3_EVENT_ERR`.
+//
+// # Safety
+//
+// `client` is NULL or live; `text` and `text_len` are NULL or writable.
+pop3_result pop3_client_token_refusal(const pop3_client *client,
+                                      const char **text,
+                                      size_t *text_len);
+
 // Whether the connection is encrypted (implicit TLS, or STLS completed).
 //
 // # Safety

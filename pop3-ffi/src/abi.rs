@@ -283,7 +283,9 @@ impl pop3_event {
                 }
                 ev
             }
-            Owned::Err { handle, code, text } => {
+            Owned::Err {
+                handle, code, text, ..
+            } => {
                 let mut ev = pop3_event::blank(POP3_EVENT_ERR).with_text(text);
                 ev.handle = *handle;
                 if let Some(code) = code {
@@ -1058,6 +1060,45 @@ pub unsafe extern "C" fn pop3_client_capability(
         unsafe {
             put(line, text.with_nul().as_ptr().cast());
             put(line_len, text.bytes().len());
+        }
+        POP3_OK
+    })
+}
+
+/// Why the server refused an OAuth 2.0 token, for the current event: a
+/// `POP3_EVENT_ERR` of an `"xoauth2"` or `"oauthbearer"` login after which
+/// the server had sent its JSON error report (Gmail does). Writes the
+/// refusal in words (`"the token was refused (expired, or lacks the scope
+/// https://mail.google.com/)"`), NUL-terminated and borrowed like the
+/// event's text, and returns `POP3_OK`; `POP3_DONE` when this `-ERR` carries
+/// no such report; `POP3_ERR_CALL_ORDER` when the current event is no
+/// `POP3_EVENT_ERR`.
+///
+/// # Safety
+///
+/// `client` is NULL or live; `text` and `text_len` are NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_token_refusal(
+    client: *const pop3_client,
+    text: *mut *const c_char,
+    text_len: *mut usize,
+) -> pop3_result {
+    if text.is_null() || text_len.is_null() {
+        return POP3_ERR_NULL;
+    }
+    // SAFETY: `client` is NULL or live and unaliased (this function's contract).
+    let client = unsafe { client_ref(client) };
+    run_const(client, |s| {
+        let Some(Owned::Err { refusal, .. }) = s.current() else {
+            return POP3_ERR_CALL_ORDER;
+        };
+        let Some(refusal) = refusal else {
+            return POP3_DONE;
+        };
+        // SAFETY: both checked not NULL above and writable (contract).
+        unsafe {
+            put(text, refusal.with_nul().as_ptr().cast());
+            put(text_len, refusal.bytes().len());
         }
         POP3_OK
     })

@@ -89,6 +89,8 @@ pub(crate) enum Owned {
         handle: u64,
         code: Option<CText>,
         text: CText,
+        /// For a refused OAuth token: the refusal in words.
+        refusal: Option<CText>,
     },
     BodyStart {
         handle: u64,
@@ -495,6 +497,7 @@ fn own(event: Event<'_>, handles: &mut Names<'_>) -> Option<Owned> {
             handle: name(handles, handle, true),
             code: error.code.map(|c| CText::new(&c.to_string())),
             text: CText::new(error.text.as_str()),
+            refusal: error.token_refusal.map(|r| CText::new(&r.to_string())),
         },
         Event::BodyStart { handle } => Owned::BodyStart {
             handle: name(handles, handle, false),
