@@ -271,16 +271,30 @@ pub fn ensure_installed() -> io::Result<()> {
     }
 }
 
-/// Whether `unshare -m` works here (root, and a kernel and container that
-/// allow mount namespaces): then Cyrus' syslog can be captured.
+/// Whether the private `/dev` of [`NS_SETUP`] can be made here (root, and a
+/// kernel and container that allow mount namespaces and tmpfs mounts): then
+/// Cyrus' syslog can be captured. Tried once, in a scratch directory.
 fn can_unshare() -> bool {
     static CAN: OnceLock<bool> = OnceLock::new();
     *CAN.get_or_init(|| {
-        is_root() && {
-            let mut command = Command::new("unshare");
-            command.args(["-m", "--propagation", "private", "true"]);
-            run_with_timeout(command, b"", HELPER_TIMEOUT).is_ok()
+        if !is_root() {
+            return false;
         }
+        let Ok(scratch) = make_temp_dir() else {
+            return false;
+        };
+        let mut command = Command::new("unshare");
+        command
+            .args(["-m", "--propagation", "private", "sh", "-c", NS_SETUP])
+            .arg("ns-setup")
+            .arg(&scratch)
+            .args(["test", "-L", "/dev/log"]);
+        let works = run_with_timeout(command, b"", HELPER_TIMEOUT).is_ok();
+        let _ = fs::remove_dir_all(&scratch);
+        if !works {
+            eprintln!("test-support: no mount namespace here; Cyrus' syslog is not captured");
+        }
+        works
     })
 }
 
