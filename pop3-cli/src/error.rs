@@ -292,17 +292,17 @@ pub(crate) fn plaintext_message() -> String {
 /// (75). `mechanism` names what was tried (`A, then B` when `auto` went on
 /// after a refusal: each was refused); `login_delay` is the server's
 /// advertised `LOGIN-DELAY`, if known, to say when to try again.
-pub(crate) fn auth_failure(
-    error: NetError,
-    mechanism: &str,
-    login_delay: Option<u64>,
-) -> Failure {
+pub(crate) fn auth_failure(error: NetError, mechanism: &str, login_delay: Option<u64>) -> Failure {
     match error {
         NetError::Server(e) => {
             let exit = temporary_or(&e, Exit::NoPerm);
             if let (Exit::NoPerm, Some(refusal)) = (exit, &e.token_refusal) {
                 // The report says more than the -ERR: put it first.
-                let code = e.code.as_ref().map(|c| format!("[{c}] ")).unwrap_or_default();
+                let code = e
+                    .code
+                    .as_ref()
+                    .map(|c| format!("[{c}] "))
+                    .unwrap_or_default();
                 return Failure::new(
                     exit,
                     format!("{mechanism}: {refusal} (the server said: {code}{})", e.text),

@@ -1842,7 +1842,11 @@ impl Client {
         let handle = front.handle;
         let expect = front.expect;
         let cancelled = front.auth.as_mut().and_then(|a| a.cancelled.take());
-        error.token_refusal = front.auth.as_mut().and_then(|a| a.refusal.take());
+        error.token_refusal = front
+            .auth
+            .as_mut()
+            .and_then(|a| a.refusal.take())
+            .map(Box::new);
         if matches!(expect, Expect::Capa { .. }) {
             self.capa_refused = true;
         }

@@ -1,5 +1,6 @@
 //! The values that POP3 replies carry.
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -191,7 +192,8 @@ pub struct ServerError {
     /// For an `XOAUTH2` / `OAUTHBEARER` login: why the token was refused, from
     /// the JSON report the server sent before its `-ERR` (Gmail does; see
     /// [`TokenRefusal`]).
-    pub token_refusal: Option<TokenRefusal>,
+    /// Boxed: it is rare, and a `ServerError` travels inside every error.
+    pub token_refusal: Option<Box<TokenRefusal>>,
 }
 
 impl ServerError {

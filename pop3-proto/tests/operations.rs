@@ -453,7 +453,7 @@ fn auto_prefers_scram_plus_with_a_binding_and_marks_a_stripped_offer() {
             &b"+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS PLAIN\r\n.\r\n"[..],
             "AUTH SCRAM-SHA-256-PLUS cD10bHMtZXhwb3J0ZXIsLG49YWxpY2Uscj1ub25jZW5vbmNlbm9uY2Vub25jZQ==",
             // Refused -PLUS: one unbound retry (see the next test).
-            Some("AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl"),
+            Some("AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPWQ5V1EzMlpHMDVpUjN5VmxFOTVWQWU2dnJ2aVVWTHVuRVJEd1ZabU41Z1U="),
         ),
         // A man in the middle stripped the -PLUS offer: plain SCRAM, with
         // the "y" flag, so a server that supports binding can tell.
@@ -503,9 +503,11 @@ fn auto_retries_a_refused_plus_once_unbound_and_never_further() {
                     refusal,
                 ),
                 // "n": this client does not bind; no "y", which a server that
-                // offered -PLUS must refuse (RFC 5802 section 6).
+                // offered -PLUS must refuse (RFC 5802 section 6). A nonce of
+                // its own ("n,,n=alice,r=d9WQ32ZG...", derived from the
+                // first), as every exchange must have.
                 (
-                    "AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPW5vbmNlbm9uY2Vub25jZW5vbmNl",
+                    "AUTH SCRAM-SHA-256 biwsbj1hbGljZSxyPWQ5V1EzMlpHMDVpUjN5VmxFOTVWQWU2dnJ2aVVWTHVuRVJEd1ZabU41Z1U=",
                     b"-ERR [AUTH] invalid credentials\r\n",
                 ),
             ],

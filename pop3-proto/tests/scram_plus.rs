@@ -661,7 +661,7 @@ fn auto_against_unbindable(failure: PlusFailure) -> (Vec<String>, bool, Vec<Stri
                     };
                     client.receive(reply.as_bytes());
                 }
-                if matches!(outcome, Some(_)) && text.is_empty() {
+                if outcome.is_some() && text.is_empty() {
                     break;
                 }
             }

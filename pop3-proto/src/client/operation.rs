@@ -172,6 +172,23 @@ impl Credentials {
         self
     }
 
+    /// Replaces the SCRAM nonce with another derived from it, for a second
+    /// exchange in the same login: RFC 5802 wants each exchange to have its
+    /// own. The core has no randomness, so the new nonce is a hash of the
+    /// old one: as unpredictable to anyone who did not see the first (which
+    /// travelled inside TLS), and never equal to it.
+    fn renew_nonce(&mut self) {
+        use base64::Engine as _;
+        use sha2::{Digest, Sha256};
+        if let Some(nonce) = &self.nonce {
+            let digest = Sha256::new()
+                .chain_update(b"pop3 SCRAM retry nonce\0")
+                .chain_update(nonce.as_bytes())
+                .finalize();
+            self.nonce = Some(base64::engine::general_purpose::STANDARD_NO_PAD.encode(digest));
+        }
+    }
+
     fn clone_for_retry(&self) -> Credentials {
         Credentials {
             user: self.user.clone(),
@@ -749,10 +766,10 @@ impl Client {
             if let Some(Operation {
                 kind:
                     Kind::Login {
+                        credentials,
                         method,
                         fallback,
                         current,
-                        ..
                     },
                 ..
             }) = &mut self.operation
@@ -760,6 +777,7 @@ impl Client {
                 fallback.clear();
                 *current = None;
                 *method = Some(retry.method());
+                credentials.renew_nonce();
             }
             self.projection.state = super::State::Transaction;
             self.projection.user_given = false;
@@ -784,6 +802,13 @@ impl Client {
             Event::Err { error, .. } if error.code.is_none() && self.can_fall_back() => {
                 // Refused as unsupported: the next offered mechanism. The
                 // refusal reset the projection; the retry is a login again.
+                if let Some(Operation {
+                    kind: Kind::Login { credentials, .. },
+                    ..
+                }) = &mut self.operation
+                {
+                    credentials.renew_nonce();
+                }
                 self.projection.state = super::State::Transaction;
                 self.projection.user_given = false;
                 self.decide();
