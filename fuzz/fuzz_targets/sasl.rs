@@ -320,9 +320,14 @@ fn other(case: &SaslCase, input: &SaslInput) {
     let mut sent_message = false;
     if input.initial {
         let ir = m.initial_response().expect("initial_response failed");
+        // Bearer tokens always go in two steps, never on the AUTH line.
+        let expected = match case {
+            SaslCase::XOauth2 { .. } | SaslCase::OAuthBearer { .. } => None,
+            _ => message.clone(),
+        };
         assert_eq!(
             ir.as_ref().map(|s| s.expose().clone()),
-            message,
+            expected,
             "initial response"
         );
         // Bearer mechanisms remember nothing of it; PLAIN neither.
