@@ -5,6 +5,9 @@
 //! `1 + repeat % 64` times (to outgrow every limit) and handed over through
 //! `input_buffer`/`input_written` in pieces of `1 + chunk` bytes; then EOF.
 //!
+//! The reply bytes are also read as an OAuth token refusal report
+//! (`TokenRefusal::parse`).
+//!
 //! Asserted: no panic; a bounded number of polls per byte; the receive buffer
 //! and the heap held by the client stay within what the (small) limits allow;
 //! the reply, if any, has the variant the command expects and respects the
@@ -216,6 +219,14 @@ fuzz_target!(|data: &[u8]| {
     let chunk = usize::from(data[1]) + 1;
     let repeat = usize::from(data[2] % 64) + 1;
     let reply = &data[3..];
+    // The same bytes as an OAuth error report: parsed without panic, and
+    // whatever it yields is safe to print.
+    if let Some(refusal) = pop3_proto::sasl::TokenRefusal::parse(reply) {
+        text_ok(&refusal.status);
+        refusal.scope.iter().chain(&refusal.schemes).for_each(text_ok);
+        let words = refusal.to_string();
+        assert!(!words.chars().any(char::is_control), "{words:?}");
+    }
     let n = MsgNum::new(u32::from(data[1]) + 1).unwrap();
 
     let mut config = Config::encrypted().limits(small_limits());
