@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use pop3_proto::{Capabilities as CoreCaps, Direction, Event, Handle, Reply};
+use pop3_proto::{Capabilities as CoreCaps, Direction, Event, Handle, Reply, Text};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
@@ -82,6 +82,16 @@ event_class! {
         code: Option<String>,
         /// The text after the code, sanitised.
         text: String,
+        /// For an `xoauth2` / `oauthbearer` login the server refused after a
+        /// JSON error report (Gmail sends one): the core's words for it, such
+        /// as "the token was refused (expired, or lacks the scope ...)".
+        token_refusal: Option<String>,
+        /// The report's `status` (`"400"`, `"invalid_token"`, ...).
+        token_status: Option<String>,
+        /// The report's `scope`: the scope the token needs.
+        token_scope: Option<String>,
+        /// The report's `schemes` (`"Bearer"`).
+        token_schemes: Option<String>,
     }
 }
 event_class! {
@@ -377,14 +387,22 @@ pub(crate) fn convert(
                 )?,
             }
         }
-        Event::Err { handle, error } => object(
-            py,
-            Err {
-                handle: done(handles, &handle),
-                code: error.code.map(|c| c.to_string()),
-                text: error.text.as_str().to_owned(),
-            },
-        )?,
+        Event::Err { handle, error } => {
+            let refusal = error.token_refusal.as_ref();
+            let part = |t: Option<&Text>| t.map(|t| t.as_str().to_owned());
+            object(
+                py,
+                Err {
+                    handle: done(handles, &handle),
+                    code: error.code.as_ref().map(|c| c.to_string()),
+                    text: error.text.as_str().to_owned(),
+                    token_refusal: refusal.map(|r| r.to_string()),
+                    token_status: part(refusal.map(|r| &r.status)),
+                    token_scope: part(refusal.and_then(|r| r.scope.as_ref())),
+                    token_schemes: part(refusal.and_then(|r| r.schemes.as_ref())),
+                },
+            )?
+        }
         Event::BodyStart { handle } => object(
             py,
             BodyStart {

@@ -14,7 +14,9 @@ Errors: every exception is a :class:`pop3.Error`. :class:`ProtocolError`
 means the server broke the protocol (the connection is unusable);
 :class:`UsageError` means the caller asked for something not allowed now
 (nothing was sent); :class:`ServerError` is a ``-ERR`` reply, with its
-response code in ``.code`` and its text in ``.text``.
+response code in ``.code`` and its text in ``.text`` (and, for an OAuth
+token the server refused with a JSON report, the report's parts in
+``.token_status``, ``.token_scope`` and ``.token_schemes``).
 """
 
 from typing import Optional
@@ -82,14 +84,44 @@ class ServerError(Error):
 
     ``code`` is the RFC 2449/3206 response code (``"AUTH"``, ``"IN-USE"``,
     ``"SYS/TEMP"``, ...) or None; ``text`` is the rest of the reply.
+
+    When an ``xoauth2`` or ``oauthbearer`` login is refused after a JSON
+    error report (Gmail sends one for an expired token or a missing scope),
+    ``token_refusal`` says so in words, which the message ends with, and
+    ``token_status`` (``"400"``, ``"invalid_token"``, ...), ``token_scope``
+    (the scope the token needs) and ``token_schemes`` hold the report's
+    parts. All four are None otherwise.
     """
 
-    def __init__(self, text: str, code: Optional[str] = None) -> None:
+    def __init__(
+        self,
+        text: str,
+        code: Optional[str] = None,
+        *,
+        token_refusal: Optional[str] = None,
+        token_status: Optional[str] = None,
+        token_scope: Optional[str] = None,
+        token_schemes: Optional[str] = None,
+    ) -> None:
         self.text = text
         self.code = code
-        super().__init__(f"[{code}] {text}" if code else text)
+        self.token_refusal = token_refusal
+        self.token_status = token_status
+        self.token_scope = token_scope
+        self.token_schemes = token_schemes
+        message = f"[{code}] {text}" if code else text
+        if token_refusal:
+            message = f"{message}: {token_refusal}"
+        super().__init__(message)
 
     @classmethod
     def from_event(cls, event: Err) -> "ServerError":
         """The exception for an ``Err`` event."""
-        return cls(event.text, event.code)
+        return cls(
+            event.text,
+            event.code,
+            token_refusal=event.token_refusal,
+            token_status=event.token_status,
+            token_scope=event.token_scope,
+            token_schemes=event.token_schemes,
+        )

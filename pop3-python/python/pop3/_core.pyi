@@ -39,6 +39,10 @@ class Err:
     handle: Optional[int]
     code: Optional[str]
     text: str
+    token_refusal: Optional[str]
+    token_status: Optional[str]
+    token_scope: Optional[str]
+    token_schemes: Optional[str]
 
 @final
 class Stat:
