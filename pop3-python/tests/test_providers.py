@@ -206,10 +206,10 @@ def test_gmail_profile_takes_both_forms_and_reports_a_bad_token(serve, tls, mech
 async def login_and_fetch(server, context, user, token, mechanism):
     """Logs in, lists the unique ids, retrieves every message, quits."""
     conn = await pop3.aio.connect(server.host, server.port, ssl_context=context, timeout=10, trace=True)
-    text = await conn.login(user, token, mechanism)
-    uids = await conn.uidl()
-    bodies = [await conn.retr(entry.msg) for entry in uids]
-    await conn.quit()
+    async with conn:  # QUIT at the end; closed at once on a failure
+        text = await conn.login(user, token, mechanism)
+        uids = await conn.uidl()
+        bodies = [await conn.retr(entry.msg) for entry in uids]
     return conn, text, uids, bodies
 
 
@@ -260,13 +260,12 @@ def test_aio_gmail_refused_token(serve, tls, mechanism):
     server = serve(profile)
 
     async def main():
-        conn = await pop3.aio.connect(server.host, server.port, ssl_context=tls[1], timeout=10)
-        with pytest.raises(pop3.ServerError) as info:
-            await conn.login(GMAIL_USER, bad, mechanism)
-        # The session goes on: the right token logs in on the same connection.
-        assert await conn.login(GMAIL_USER, good, mechanism) == "Welcome."
-        body = await conn.retr(1)
-        await conn.quit()
+        async with await pop3.aio.connect(server.host, server.port, ssl_context=tls[1], timeout=10) as conn:
+            with pytest.raises(pop3.ServerError) as info:
+                await conn.login(GMAIL_USER, bad, mechanism)
+            # The session goes on: the right token logs in on the same connection.
+            assert await conn.login(GMAIL_USER, good, mechanism) == "Welcome."
+            body = await conn.retr(1)
         return info.value, body
 
     error, body = run(main())
@@ -295,10 +294,9 @@ def test_aio_microsoft_refused_token_has_no_refusal_parts(serve, tls):
     server = serve(profile)
 
     async def main():
-        conn = await pop3.aio.connect(server.host, server.port, ssl_context=tls[1], timeout=10)
-        with pytest.raises(pop3.ServerError) as info:
-            await conn.login(MS_USER, ms_token(1999), "xoauth2")
-        conn.close()
+        async with await pop3.aio.connect(server.host, server.port, ssl_context=tls[1], timeout=10) as conn:
+            with pytest.raises(pop3.ServerError) as info:
+                await conn.login(MS_USER, ms_token(1999), "xoauth2")
         return info.value
 
     error = run(main())
@@ -321,11 +319,10 @@ def test_aio_oauthbearer_to_microsoft_sends_no_token(serve, tls):
     server = serve(profile)
 
     async def main():
-        conn = await pop3.aio.connect(server.host, server.port, ssl_context=tls[1], timeout=10)
-        with pytest.raises(pop3.ServerError) as info:
-            await conn.login(MS_USER, token, "oauthbearer")
-        assert await conn.login(MS_USER, token, "xoauth2") == "User successfully authenticated."
-        await conn.quit()
+        async with await pop3.aio.connect(server.host, server.port, ssl_context=tls[1], timeout=10) as conn:
+            with pytest.raises(pop3.ServerError) as info:
+                await conn.login(MS_USER, token, "oauthbearer")
+            assert await conn.login(MS_USER, token, "xoauth2") == "User successfully authenticated."
         return info.value
 
     error = run(main())
