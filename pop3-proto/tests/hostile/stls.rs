@@ -29,7 +29,7 @@ fn stls_refused_with(line: &str, code: Option<ResponseCode>) {
     let user = s.client.user(USER).unwrap();
     expect_server(s.run(stls), code, &what);
     match s.run(user) {
-        Outcome::Cancelled(_) => {}
+        Outcome::Cancelled(UsageError::Cancelled) => {}
         other => panic!("{what}: USER behind a refused STLS: {other:?}"),
     }
     let (sent, result) = s.finish();
