@@ -47,17 +47,19 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 use pop3_proto::MsgNum;
+use pop3_transport::runtime::{MessageSink, Runtime as LibraryRuntime, StartTls, WriteTo};
+use pop3_transport::{Error, MaybeTls};
 use serde::Serialize;
 
 use crate::deliver::{
     intent_path, make_durable, prepare_maildir, prepare_mbox, recover_mbox, Deliver, Incoming,
     Maildir, Mbox, MboxAppender, MboxEntry, Mda, NotStored, Staged, StagedFile, Stored,
 };
-use crate::error::{Exit, Failure, NetError};
+use crate::error::{net_failure, Exit, Failure};
 use crate::interrupt;
 use crate::policy::{run_filter, Verdict};
-use crate::session::{MessageSink, Session, Stop};
 use crate::state::{file_name_for, now, with_suffix, State};
+use crate::transport::{Exec, Session};
 
 /// What `fetch` does for one account (the command line over the config
 /// file).
@@ -418,6 +420,17 @@ fn committer(
     }
 }
 
+/// The engine wants no more messages: it failed locally and keeps the
+/// reason ([`Engine::fatal`]).
+#[derive(Debug, Clone, Copy)]
+struct Stop;
+
+/// The library sees a stop as the sink's error, which ends the retrieval
+/// cleanly.
+fn stopped(Stop: Stop) -> io::Error {
+    io::Error::other("the delivery stopped")
+}
+
 /// The retrieval's side of group commit.
 struct Group<'s> {
     shared: &'s Shared,
@@ -636,7 +649,26 @@ impl Engine<'_> {
 }
 
 impl MessageSink for Engine<'_> {
-    fn on_chunk(&mut self, msg: MsgNum, data: &[u8]) -> Result<(), Stop> {
+    fn on_chunk(&mut self, msg: MsgNum, data: &[u8]) -> io::Result<()> {
+        self.chunk(msg, data).map_err(stopped)
+    }
+
+    fn on_end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> io::Result<()> {
+        if self.fatal.is_some() {
+            return Err(stopped(Stop));
+        }
+        self.ended += 1;
+        let outcome = self.end(msg, result);
+        if self.ended == self.to_fetch {
+            // The last one: the committer need not wait for a full batch.
+            self.close();
+        }
+        outcome.map_err(stopped)
+    }
+}
+
+impl Engine<'_> {
+    fn chunk(&mut self, msg: MsgNum, data: &[u8]) -> Result<(), Stop> {
         if self.fatal.is_some() {
             return Err(Stop);
         }
@@ -651,24 +683,9 @@ impl MessageSink for Engine<'_> {
             .map_err(|e| self.stop(Failure::io("storing a message", &e)))
     }
 
-    fn on_end(&mut self, msg: MsgNum, result: Result<(), NetError>) -> Result<(), Stop> {
-        if self.fatal.is_some() {
-            return Err(Stop);
-        }
-        self.ended += 1;
-        let outcome = self.end(msg, result);
-        if self.ended == self.to_fetch {
-            // The last one: the committer need not wait for a full batch.
-            self.close();
-        }
-        outcome
-    }
-}
-
-impl Engine<'_> {
-    fn end(&mut self, msg: MsgNum, result: Result<(), NetError>) -> Result<(), Stop> {
+    fn end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> Result<(), Stop> {
         match result {
-            Ok(()) => {
+            Ok(_) => {
                 self.start(msg)?;
                 self.current = None;
                 if self.group.is_some() {
@@ -687,7 +704,7 @@ impl Engine<'_> {
                 if self.current == Some(msg) {
                     self.abandon();
                 }
-                self.failures.push((msg, error.to_string()));
+                self.failures.push((msg, net_failure(error, None).message));
                 Ok(())
             }
         }
@@ -767,14 +784,18 @@ impl Summary {
 /// library's decision (its core asks `CAPA` before a burst when needed).
 /// `label` names the account in the summary when several are fetched.
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn fetch(
-    mut session: Box<dyn Session>,
+pub(crate) fn fetch<X, Y, R, E: Exec>(
+    mut session: Session<X, Y, R, E>,
     prepared: Prepared,
     args: &FetchOptions,
     verbose: bool,
     json: bool,
     label: Option<&str>,
-) -> Result<(), Failure> {
+) -> Result<(), Failure>
+where
+    MaybeTls<X, Y>: StartTls,
+    R: LibraryRuntime + WriteTo<Vec<u8>>,
+{
     let Prepared {
         account,
         mut state,
@@ -786,11 +807,11 @@ pub(crate) fn fetch(
 
     // One round trip for both when the server pipelines.
     let (uidl, list) = session
-        .uidl_and_list()
+        .run(|c| c.uidl_and_list())
         .map_err(|e| Failure::from(e).context("UIDL"))?;
     let listing = match uidl {
         Ok(entries) => Some(entries),
-        Err(NetError::Server(_)) => None,
+        Err(Error::Server(_)) => None,
         Err(e) => return Err(Failure::from(e).context("UIDL")),
     };
     let sizes: HashMap<MsgNum, u64> = match list {
@@ -842,7 +863,7 @@ pub(crate) fn fetch(
             let mut all: Vec<MsgNum> = sizes.keys().copied().collect();
             if all.is_empty() {
                 let stat = session
-                    .stat()
+                    .run(|c| c.stat())
                     .map_err(|e| Failure::from(e).context("STAT"))?;
                 all = (1..=stat.count).filter_map(MsgNum::new).collect();
             }
@@ -889,9 +910,11 @@ pub(crate) fn fetch(
                 continue;
             };
             let mut headers = Vec::new();
-            session.top_to(msg, 0, &mut headers).map_err(|e| {
-                Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
-            })?;
+            session
+                .run(|c| c.top_to(msg, 0, &mut headers))
+                .map_err(|e| {
+                    Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
+                })?;
             let uid = uids.get(&msg).map(String::as_str);
             match run_filter(
                 command,
@@ -971,14 +994,20 @@ pub(crate) fn fetch(
             // Nothing will be deleted: QUIT rides with the RETRs, and the
             // session ends with the last message, while its batch is being
             // made durable. (A session that deleted nothing commits nothing.)
+            // Each message's outcome went to the engine already; a stop of
+            // the engine is its own business (it keeps the reason).
             Some(live) if !may_delete && !to_fetch.is_empty() => {
-                match live.retr_many_and_quit(&to_fetch, &mut engine) {
-                    Ok(quit) => (Ok(()), Some(quit)),
+                match live.finish(|c| c.retr_many_and_quit(&to_fetch, &mut engine)) {
+                    Ok((_, quit)) => (Ok(()), Some(quit)),
+                    Err(Error::Sink(_)) => (Ok(()), Some(Ok(()))),
                     Err(error) => (Err(error), None),
                 }
             }
             Some(mut live) if !to_fetch.is_empty() => {
-                let retrieved = live.retr_many(&to_fetch, &mut engine);
+                let retrieved = match live.run(|c| c.retr_many(&to_fetch, &mut engine)) {
+                    Ok(_) | Err(Error::Sink(_)) => Ok(()),
+                    Err(error) => Err(error),
+                };
                 session = Some(live);
                 (retrieved, None)
             }
@@ -1042,22 +1071,23 @@ pub(crate) fn fetch(
             deletable.sort_unstable();
             deletable.dedup();
             if deletable.is_empty() {
-                session.quit()
+                session.finish(|c| c.quit())
             } else {
                 // The DELEs and the QUIT that commits them: one round trip.
-                let (results, quit) = session.dele_many_and_quit(&deletable).map_err(|e| {
+                let deleting = session.finish(|c| c.dele_many_and_quit(&deletable));
+                let (results, quit) = deleting.map_err(|e| {
                     Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
                 })?;
                 for (msg, result) in deletable.iter().zip(results) {
                     match result {
                         Ok(()) => deleted.push(*msg),
-                        Err(e) => eprintln!("pop3: DELE {msg}: {e}"),
+                        Err(e) => eprintln!("pop3: DELE {msg}: {}", Failure::from(e).message),
                     }
                 }
                 quit
             }
         }
-        Some(session) => session.quit(),
+        Some(session) => session.finish(|c| c.quit()),
         // Sent with the RETRs; answered with the last message.
         None => quit_sent.unwrap_or(Ok(())),
     };

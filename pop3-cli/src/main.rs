@@ -20,9 +20,9 @@ mod fetch;
 mod interrupt;
 mod policy;
 mod serverinfo;
-mod session;
 mod state;
 mod target;
+mod trace;
 mod transport;
 
 use std::process::ExitCode;
