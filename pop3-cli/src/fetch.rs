@@ -46,7 +46,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use pop3_proto::MsgNum;
+use pop3_proto::{Capabilities, MsgNum, ServerError};
 use pop3_transport::runtime::{MessageSink, Runtime as LibraryRuntime, StartTls, WriteTo};
 use pop3_transport::{Error, MaybeTls};
 use serde::Serialize;
@@ -811,7 +811,7 @@ where
         .map_err(|e| Failure::from(e).context("UIDL"))?;
     let listing = match uidl {
         Ok(entries) => Some(entries),
-        Err(Error::Server(_)) => None,
+        Err(Error::Server(e)) if lacks_uidl(&e, session.conn().capabilities()) => None,
         Err(e) => return Err(Failure::from(e).context("UIDL")),
     };
     let sizes: HashMap<MsgNum, u64> = match list {
@@ -1135,6 +1135,14 @@ where
     Ok(())
 }
 
+/// Whether `-ERR` to `UIDL` means that the server has no UIDL: only a
+/// plain refusal from a server whose `CAPA` does not list UIDL. A response
+/// code (`[SYS/TEMP]`, ...) says why this one failed, and a server that lists
+/// UIDL has it: either way the fetch stops, as the reply says.
+fn lacks_uidl(refusal: &ServerError, capabilities: Option<&Capabilities>) -> bool {
+    refusal.code.is_none() && !capabilities.is_some_and(Capabilities::uidl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1164,5 +1172,21 @@ mod tests {
         let line = summary.line(Some(label));
         assert!(line.chars().count() + 6 <= 80, "{line}");
         assert!(line.starts_with("a-very-long-acc"), "{line}");
+    }
+
+    #[test]
+    fn only_a_plain_refusal_without_uidl_in_capa_means_no_uidl() {
+        let plain = ServerError::new(None, pop3_proto::Text::sanitize(b"no"));
+        let busy = ServerError::new(
+            Some(pop3_proto::ResponseCode::SysTemp),
+            pop3_proto::Text::sanitize(b"later"),
+        );
+        let listed = Capabilities {
+            list: vec![pop3_proto::Capability::Uidl],
+        };
+        assert!(lacks_uidl(&plain, None));
+        assert!(lacks_uidl(&plain, Some(&Capabilities::default())));
+        assert!(!lacks_uidl(&plain, Some(&listed)));
+        assert!(!lacks_uidl(&busy, None));
     }
 }
