@@ -5,12 +5,12 @@ use std::io::{self, Write};
 use pop3_transport::runtime::{IoStream, Runtime as LibraryRuntime, StartTls, WriteTo};
 use pop3_transport::{Connection, Error, MaybeTls, MessageReader, TlsStream};
 
-use pop3_proto::{AuthMethod, Capabilities, MsgNum, Secret};
+use pop3_proto::{Capabilities, MsgNum, Secret};
 use serde::Serialize;
 
 use clap::CommandFactory;
 
-use crate::cli::{AuthChoice, Cli, Command, ConnArgs, Generate, Runtime};
+use crate::cli::{Cli, Command, ConnArgs, Generate, Runtime};
 use crate::config::{expand_home, Config, Settings};
 use crate::error::{auth_failure, Exit, Failure};
 use crate::fetch::{fetch, prepare, FetchOptions, Prepared};
@@ -19,24 +19,6 @@ use crate::serverinfo::serverinfo;
 use crate::target::{password, resolve, Target, Url};
 use crate::trace::install_wire_trace;
 use crate::transport::{connect, Exec, Session, WithSession};
-
-/// The library's login method for `--auth`.
-fn auth_method(choice: AuthChoice) -> AuthMethod {
-    match choice {
-        AuthChoice::Auto => AuthMethod::Auto,
-        AuthChoice::User => AuthMethod::UserPass,
-        AuthChoice::Apop => AuthMethod::Apop,
-        AuthChoice::Plain => AuthMethod::Plain,
-        AuthChoice::Login => AuthMethod::Login,
-        AuthChoice::CramMd5 => AuthMethod::CramMd5,
-        AuthChoice::ScramSha1 => AuthMethod::ScramSha1,
-        AuthChoice::ScramSha256 => AuthMethod::ScramSha256,
-        AuthChoice::ScramSha1Plus => AuthMethod::ScramSha1Plus,
-        AuthChoice::ScramSha256Plus => AuthMethod::ScramSha256Plus,
-        AuthChoice::XOauth2 => AuthMethod::XOAuth2,
-        AuthChoice::OAuthBearer => AuthMethod::OAuthBearer,
-    }
-}
 
 /// The `LOGIN-DELAY` the server announces now, if known.
 pub(crate) fn login_delay<S, R>(conn: &Connection<S, R>) -> Option<u64> {
@@ -54,7 +36,12 @@ where
     MaybeTls<X, Y>: StartTls,
 {
     let user = target.require_user()?;
-    let method = auth_method(target.auth);
+    let method = target.auth.method().ok_or_else(|| {
+        Failure::new(
+            Exit::Software,
+            format!("unknown login method {:?}", target.auth),
+        )
+    })?;
     let name = method.name().to_owned();
     session
         .run(|c| c.login_with(user, secret, method))
@@ -205,8 +192,8 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         conn.auth = file
             .auth
             .as_ref()
-            .map(|a| *a.get_ref())
-            .or_else(|| file_url.and_then(|u| u.auth));
+            .map(|a| a.get_ref().clone())
+            .or_else(|| file_url.and_then(|u| u.auth.clone()));
     }
     if conn.password_env.is_none() && conn.password_command.is_none() {
         conn.password_env = value(&file.password_env);
