@@ -6,6 +6,8 @@ use std::io;
 use pop3_proto::{ProtocolError, ResponseCode, ServerError, UsageError};
 use pop3_transport::{CertificateInfo, Error, Phase};
 
+use crate::advice::tls_advice;
+
 /// How `pop3` exits (sysexits(3) numbers). The table is repeated in
 /// `--help` and in the README; keep the three in step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,8 +139,8 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
         Error::Io(e) => (Exit::Unavailable, format!("network: {e}")),
         Error::Tls(e) => {
             let advice = error
-                .tls_advice_for(presented)
-                .unwrap_or_else(|| e.to_string());
+                .tls_diagnosis(presented)
+                .map_or_else(|| e.to_string(), |d| tls_advice(&d));
             (Exit::Tls, format!("TLS: {advice}"))
         }
         Error::Protocol(ProtocolError::UnexpectedEof) => {

@@ -10,6 +10,7 @@
 // for a terminal (`[:port]`, `<redacted>`), not for rustdoc.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+mod advice;
 mod cli;
 mod commands;
 mod config;

@@ -17,12 +17,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
-use pop3_blocking::rustls::{self, CertificateError, ClientConnection};
+use pop3_blocking::rustls::{self, ClientConnection};
 use pop3_proto::{Capabilities, Capability};
 use pop3_transport::runtime::{Runtime as LibraryRuntime, StartTls, WriteTo};
 use pop3_transport::{CertificateInfo, Error, MaybeTls, TlsStream};
 use serde_json::{json, Map, Value};
 
+use crate::advice::{tls_advice, unknown_issuer};
 use crate::cli::{Runtime, TlsMode};
 use crate::error::{net_failure, Exit, Failure};
 use crate::target::Target;
@@ -239,27 +240,14 @@ where
 /// Why the server's certificate was refused, when the error is that (and
 /// the certificate was recorded).
 fn refusal(error: &Error, config: &ConnectConfig) -> Option<Refusal> {
-    let Error::Tls(rustls::Error::InvalidCertificate(problem)) = error else {
+    let Error::Tls(rustls::Error::InvalidCertificate(_)) = error else {
         return None;
     };
     let presented = config.presented_certificate()?;
-    let advice = error
-        .tls_advice_for(Some(&presented))
-        .unwrap_or_else(|| error.to_string());
-    let unknown_issuer = match problem {
-        CertificateError::UnknownIssuer => true,
-        // webpki's refusal of a CA certificate serving as a server's own:
-        // what a certificate made by `openssl req -x509` gets when it is
-        // not trusted by its exact bytes.
-        CertificateError::Other(other) => matches!(
-            other.0.downcast_ref::<webpki::Error>(),
-            Some(webpki::Error::CaUsedAsEndEntity)
-        ),
-        _ => false,
-    };
+    let diagnosis = error.tls_diagnosis(Some(&presented))?;
     Some(Refusal {
-        advice,
-        unknown_issuer,
+        advice: tls_advice(&diagnosis),
+        unknown_issuer: unknown_issuer(&diagnosis),
     })
 }
 
