@@ -3,7 +3,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{ArgGroup, Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use pop3_proto::AuthMethod;
 
 use crate::error::EXIT_CODES_HELP;
 use crate::policy::Size;
@@ -91,8 +93,8 @@ pub(crate) struct ConnArgs {
     /// SCRAM-SHA-256-PLUS (over TLS; if the server refuses it, SCRAM-SHA-256
     /// once more without the binding), SCRAM-SHA-256, SCRAM-SHA-1, CRAM-MD5,
     /// APOP, PLAIN, LOGIN, USER.
-    #[arg(long, value_enum, global = true)]
-    pub(crate) auth: Option<AuthChoice>,
+    #[arg(long, global = true, value_parser = auth_name())]
+    pub(crate) auth: Option<AuthName>,
 
     /// Allow sending credentials over a connection that is not encrypted
     /// (refused otherwise, exit code 77).
@@ -182,48 +184,75 @@ pub(crate) enum Runtime {
     Smol,
 }
 
-/// `--auth`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub(crate) enum AuthChoice {
-    /// The strongest method the server offers.
-    Auto,
-    /// USER and PASS.
-    User,
-    /// APOP (needs a timestamp in the greeting).
-    Apop,
-    /// SASL PLAIN.
-    Plain,
-    /// SASL LOGIN.
-    Login,
-    /// SASL CRAM-MD5.
-    #[value(name = "cram-md5")]
-    #[serde(rename = "cram-md5")]
-    CramMd5,
-    /// SASL SCRAM-SHA-1.
-    #[value(name = "scram-sha-1")]
-    #[serde(rename = "scram-sha-1")]
-    ScramSha1,
-    /// SASL SCRAM-SHA-256.
-    #[value(name = "scram-sha-256")]
-    #[serde(rename = "scram-sha-256")]
-    ScramSha256,
-    /// SASL SCRAM-SHA-1-PLUS: bound to the TLS channel; never retried
-    /// without the binding.
-    #[value(name = "scram-sha-1-plus")]
-    #[serde(rename = "scram-sha-1-plus")]
-    ScramSha1Plus,
-    /// SASL SCRAM-SHA-256-PLUS: bound to the TLS channel; never retried
-    /// without the binding.
-    #[value(name = "scram-sha-256-plus")]
-    #[serde(rename = "scram-sha-256-plus")]
-    ScramSha256Plus,
-    /// SASL XOAUTH2 (the secret is an OAuth 2.0 access token).
-    #[value(name = "xoauth2")]
-    XOauth2,
-    /// SASL OAUTHBEARER (the secret is an OAuth 2.0 access token).
-    #[value(name = "oauthbearer")]
-    OAuthBearer,
+/// A login method (`--auth`, the config file's `auth`, the URL's `;AUTH=`),
+/// kept by its name: the core reads it ([`AuthMethod::from_name`]), so
+/// only names the core knows are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct AuthName(String);
+
+impl AuthName {
+    /// `auto`: the strongest method the server offers.
+    pub(crate) fn auto() -> AuthName {
+        AuthName("auto".to_owned())
+    }
+
+    /// Whether this is `auto`.
+    pub(crate) fn is_auto(&self) -> bool {
+        matches!(self.method(), Some(AuthMethod::Auto))
+    }
+
+    /// The core's login method; `None` never happens (the name was checked
+    /// when this was made).
+    pub(crate) fn method(&self) -> Option<AuthMethod> {
+        AuthMethod::from_name(&self.0)
+    }
+}
+
+impl TryFrom<String> for AuthName {
+    type Error = String;
+
+    fn try_from(name: String) -> Result<AuthName, String> {
+        match AuthMethod::from_name(&name) {
+            Some(_) => Ok(AuthName(name)),
+            None => Err(format!("unknown login method `{name}`")),
+        }
+    }
+}
+
+/// What `--help` (and completions) say of each name `--auth` takes; the
+/// core reads the name ([`AuthMethod::from_name`]).
+const AUTH_NAMES: [(&str, &str); 12] = [
+    ("auto", "The strongest method the server offers"),
+    ("user", "USER and PASS"),
+    ("apop", "APOP (needs a timestamp in the greeting)"),
+    ("plain", "SASL PLAIN"),
+    ("login", "SASL LOGIN"),
+    ("cram-md5", "SASL CRAM-MD5"),
+    ("scram-sha-1", "SASL SCRAM-SHA-1"),
+    ("scram-sha-256", "SASL SCRAM-SHA-256"),
+    (
+        "scram-sha-1-plus",
+        "SASL SCRAM-SHA-1-PLUS: bound to the TLS channel; never retried without the binding",
+    ),
+    (
+        "scram-sha-256-plus",
+        "SASL SCRAM-SHA-256-PLUS: bound to the TLS channel; never retried without the binding",
+    ),
+    (
+        "xoauth2",
+        "SASL XOAUTH2 (the secret is an OAuth 2.0 access token)",
+    ),
+    (
+        "oauthbearer",
+        "SASL OAUTHBEARER (the secret is an OAuth 2.0 access token)",
+    ),
+];
+
+/// `--auth`'s parser: one of [`AUTH_NAMES`], read by the core.
+fn auth_name() -> impl TypedValueParser<Value = AuthName> {
+    PossibleValuesParser::new(AUTH_NAMES.map(|(name, help)| PossibleValue::new(name).help(help)))
+        .try_map(AuthName::try_from)
 }
 
 /// The commands.

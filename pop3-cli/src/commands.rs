@@ -2,79 +2,58 @@
 
 use std::io::{self, Write};
 
-use pop3_proto::{AuthMethod, Capability, MsgNum, Secret};
+use pop3_transport::runtime::{IoStream, Runtime as LibraryRuntime, StartTls, WriteTo};
+use pop3_transport::{Connection, Error, MaybeTls, MessageReader, TlsStream};
+
+use pop3_proto::{Capabilities, MsgNum, Secret};
 use serde::Serialize;
 
 use clap::CommandFactory;
 
-use crate::cli::{AuthChoice, Cli, Command, ConnArgs, Generate, Runtime};
+use crate::cli::{Cli, Command, ConnArgs, Generate, Runtime};
 use crate::config::{expand_home, Config, Settings};
-use crate::error::{auth_failure, Exit, Failure, NetError};
-use crate::fetch::{fetch, prepare, FetchOptions};
+use crate::error::{auth_failure, Exit, Failure};
+use crate::fetch::{fetch, prepare, FetchOptions, Prepared};
 use crate::policy::{check_login_delay, remember_login};
 use crate::serverinfo::serverinfo;
-use crate::session::{capability_line, install_wire_trace, Session};
 use crate::target::{password, resolve, Target, Url};
-use crate::transport::connect;
+use crate::trace::install_wire_trace;
+use crate::transport::{connect, Exec, Session, WithSession};
 
-/// The library's login method for `--auth`.
-fn auth_method(choice: AuthChoice) -> AuthMethod {
-    match choice {
-        AuthChoice::Auto => AuthMethod::Auto,
-        AuthChoice::User => AuthMethod::UserPass,
-        AuthChoice::Apop => AuthMethod::Apop,
-        AuthChoice::Plain => AuthMethod::Plain,
-        AuthChoice::Login => AuthMethod::Login,
-        AuthChoice::CramMd5 => AuthMethod::CramMd5,
-        AuthChoice::ScramSha1 => AuthMethod::ScramSha1,
-        AuthChoice::ScramSha256 => AuthMethod::ScramSha256,
-        AuthChoice::ScramSha1Plus => AuthMethod::ScramSha1Plus,
-        AuthChoice::ScramSha256Plus => AuthMethod::ScramSha256Plus,
-        AuthChoice::XOauth2 => AuthMethod::XOAuth2,
-        AuthChoice::OAuthBearer => AuthMethod::OAuthBearer,
-    }
+/// The `LOGIN-DELAY` the server announces now, if known.
+pub(crate) fn login_delay<S, R>(conn: &Connection<S, R>) -> Option<u64> {
+    conn.capabilities().and_then(Capabilities::login_delay)
 }
 
 /// Logs in. The library's core checks the credentials before anything is
 /// sent and, with `--auth auto`, picks the strongest method offered.
-fn login(
-    session: &mut dyn Session,
+fn login<X, Y, R: LibraryRuntime, E: Exec>(
+    session: &mut Session<X, Y, R, E>,
     target: &Target,
     secret: Secret<String>,
-) -> Result<(), Failure> {
+) -> Result<(), Failure>
+where
+    MaybeTls<X, Y>: StartTls,
+{
     let user = target.require_user()?;
-    let method = auth_method(target.auth);
+    let method = target.auth.method().ok_or_else(|| {
+        Failure::new(
+            Exit::Software,
+            format!("unknown login method {:?}", target.auth),
+        )
+    })?;
     let name = method.name().to_owned();
-    session.authenticate(method, user, secret).map_err(|e| {
-        let attempts = session.login_attempts();
-        let used = if attempts.is_empty() {
-            name
-        } else {
-            attempts.join(", then ")
-        };
-        auth_failure(e, &used, login_delay(&*session))
-    })
-}
-
-/// A writer that remembers its own failure, so that a broken stdout is not
-/// mistaken for a broken connection.
-struct Watched<W: Write> {
-    inner: W,
-    failed: Option<io::Error>,
-}
-
-impl<W: Write> Write for Watched<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf).inspect_err(|e| {
-            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
+    session
+        .run(|c| c.login_with(user, secret, method))
+        .map_err(|e| {
+            let attempts = session.conn().client().login_attempts();
+            let used = if attempts.is_empty() {
+                name
+            } else {
+                attempts.join(", then ")
+            };
+            auth_failure(e, &used, login_delay(session.conn()))
         })
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush().inspect_err(|e| {
-            self.failed = Some(io::Error::new(e.kind(), e.to_string()));
-        })
-    }
 }
 
 fn stdout_failure(e: &io::Error) -> Failure {
@@ -124,21 +103,21 @@ fn msg(n: u32) -> Result<MsgNum, Failure> {
     MsgNum::new(n).ok_or_else(|| Failure::usage("message numbers start at 1"))
 }
 
-/// `RETR`/`TOP` into stdout.
-fn body_to_stdout(
-    session: &mut dyn Session,
-    run: impl FnOnce(&mut dyn Session, &mut dyn Write) -> Result<u64, NetError>,
+/// The body of `RETR`/`TOP` onto stdout, as the library reads it (stdout
+/// is std's writer, not the runtime's, so it is written here).
+async fn body_to_stdout<S: IoStream, R: LibraryRuntime>(
+    body: Result<MessageReader<'_, S, R>, Error>,
 ) -> Result<(), Failure> {
-    let stdout = io::stdout();
-    let mut out = Watched {
-        inner: stdout.lock(),
-        failed: None,
-    };
-    let result = run(session, &mut out);
-    if let Some(e) = out.failed.take() {
-        return Err(stdout_failure(&e));
+    let mut reader = body?;
+    let mut out = io::stdout().lock();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = reader.read_chunk(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        out.write_all(&buf[..n]).map_err(|e| stdout_failure(&e))?;
     }
-    result?;
     out.flush().map_err(|e| stdout_failure(&e))
 }
 
@@ -159,42 +138,6 @@ fn generate(what: &Generate) -> Result<(), Failure> {
         .write_all(&out)
         .and_then(|()| stdout.flush())
         .map_err(|e| stdout_failure(&e))
-}
-
-/// The `LOGIN-DELAY` the server announces now, if known.
-pub(crate) fn login_delay(session: &dyn Session) -> Option<u64> {
-    session.capabilities().and_then(|caps| {
-        caps.list.iter().find_map(|c| match c {
-            Capability::LoginDelay { seconds, .. } => Some(*seconds),
-            _ => None,
-        })
-    })
-}
-
-/// `host:port`, with an IPv6 address in brackets (`[::1]:995`).
-pub(crate) fn endpoint(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
-/// Connects, naming the server as [`endpoint`] does in any error.
-fn connect_to(target: &Target, runtime: Runtime) -> Result<Box<dyn Session>, Failure> {
-    let host = &target.connect.host;
-    let port = target.connect.port;
-    connect(runtime, &target.connect).map_err(|mut failure| {
-        // The transport layer writes `host:port`; an IPv6 address needs
-        // brackets to be read back.
-        let plain = format!("{host}:{port}: ");
-        if host.contains(':') {
-            if let Some(rest) = failure.message.strip_prefix(&plain) {
-                failure.message = format!("{}: {rest}", endpoint(host, port));
-            }
-        }
-        failure
-    })
 }
 
 /// The command line laid over the config file: for each setting, the
@@ -249,8 +192,8 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         conn.auth = file
             .auth
             .as_ref()
-            .map(|a| *a.get_ref())
-            .or_else(|| file_url.and_then(|u| u.auth));
+            .map(|a| a.get_ref().clone())
+            .or_else(|| file_url.and_then(|u| u.auth.clone()));
     }
     if conn.password_env.is_none() && conn.password_command.is_none() {
         conn.password_env = value(&file.password_env);
@@ -428,7 +371,7 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
     if cli.verbose {
         eprintln!(
             "*  connecting to {} ({})",
-            endpoint(&target.connect.host, target.connect.port),
+            target.connect.endpoint(),
             match target.connect.tls {
                 crate::cli::TlsMode::Implicit => "implicit TLS",
                 crate::cli::TlsMode::Starttls => "STLS",
@@ -445,20 +388,71 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         // show, not only an error.
         return serverinfo(&target, runtime, cli.json);
     }
-    let mut session = connect_to(&target, runtime)?;
+    connect(
+        runtime,
+        &target.connect,
+        OnServer {
+            cli,
+            target: &target,
+            secret,
+            prepared,
+            label,
+        },
+    )
+}
+
+/// The command on the server, once connected, on any runtime.
+struct OnServer<'a> {
+    cli: &'a Cli,
+    target: &'a Target,
+    secret: Option<Secret<String>>,
+    prepared: Option<(Prepared, FetchOptions)>,
+    label: Option<&'a str>,
+}
+
+impl WithSession for OnServer<'_> {
+    type Output = Result<(), Failure>;
+
+    fn with<X, Y, R, E>(self, opened: Result<Session<X, Y, R, E>, Error>) -> Self::Output
+    where
+        MaybeTls<X, Y>: StartTls,
+        Y: TlsStream<X>,
+        R: LibraryRuntime + WriteTo<Vec<u8>>,
+        E: Exec,
+    {
+        on_server(self, opened?)
+    }
+}
+
+/// Logs in if the command needs it, and runs it.
+fn on_server<X, Y, R: LibraryRuntime + WriteTo<Vec<u8>>, E: Exec>(
+    job: OnServer<'_>,
+    mut session: Session<X, Y, R, E>,
+) -> Result<(), Failure>
+where
+    MaybeTls<X, Y>: StartTls,
+{
+    let OnServer {
+        cli,
+        target,
+        secret,
+        prepared,
+        label,
+    } = job;
+    let needs_login = secret.is_some();
     if let Some(secret) = secret {
-        login(session.as_mut(), &target, secret)?;
+        login(&mut session, target, secret)?;
     }
     match &cli.command {
         Command::Capa => {
             let caps = session
-                .capa()
+                .run(|c| c.capa())
                 .map_err(|e| Failure::from(e).context("CAPA"))?;
-            let lines: Vec<String> = caps.list.iter().map(capability_line).collect();
+            let lines: Vec<String> = caps.list.iter().map(ToString::to_string).collect();
             if cli.json {
                 print_json(&JsonCapa {
-                    greeting: session.greeting().text.to_string(),
-                    encrypted: session.is_encrypted(),
+                    greeting: session.conn().greeting().text.to_string(),
+                    encrypted: session.conn().client().is_encrypted(),
                     capabilities: lines,
                 })?;
             } else {
@@ -467,7 +461,7 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         }
         Command::Stat => {
             let stat = session
-                .stat()
+                .run(|c| c.stat())
                 .map_err(|e| Failure::from(e).context("STAT"))?;
             if cli.json {
                 print_json(&JsonStat {
@@ -480,11 +474,14 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         }
         Command::List { msg: n } => {
             let entries = match n {
-                Some(n) => vec![session
-                    .list_one(msg(*n)?)
-                    .map_err(|e| Failure::from(e).context(format_args!("LIST {n}")))?],
+                Some(n) => {
+                    let m = msg(*n)?;
+                    vec![session
+                        .run(|c| c.list_one(m))
+                        .map_err(|e| Failure::from(e).context(format_args!("LIST {n}")))?]
+                }
                 None => session
-                    .list()
+                    .run(|c| c.list())
                     .map_err(|e| Failure::from(e).context("LIST"))?,
             };
             if cli.json {
@@ -502,11 +499,14 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         }
         Command::Uidl { msg: n } => {
             let entries = match n {
-                Some(n) => vec![session
-                    .uidl_one(msg(*n)?)
-                    .map_err(|e| Failure::from(e).context(format_args!("UIDL {n}")))?],
+                Some(n) => {
+                    let m = msg(*n)?;
+                    vec![session
+                        .run(|c| c.uidl_one(m))
+                        .map_err(|e| Failure::from(e).context(format_args!("UIDL {n}")))?]
+                }
                 None => session
-                    .uidl()
+                    .run(|c| c.uidl())
                     .map_err(|e| Failure::from(e).context("UIDL"))?,
             };
             if cli.json {
@@ -524,19 +524,23 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         }
         Command::Retr { msg: n } => {
             let m = msg(*n)?;
-            body_to_stdout(session.as_mut(), |s, out| s.retr_to(m, out))
+            session
+                .run(|c| async move { body_to_stdout(c.retr(m).await).await })
                 .map_err(|f| f.context(format_args!("RETR {n}")))?;
         }
         Command::Top { msg: n, lines } => {
             let m = msg(*n)?;
-            body_to_stdout(session.as_mut(), |s, out| s.top_to(m, *lines, out))
+            let lines = *lines;
+            session
+                .run(|c| async move { body_to_stdout(c.top(m, lines).await).await })
                 .map_err(|f| f.context(format_args!("TOP {n} {lines}")))?;
         }
         Command::Dele { msgs } => {
             for &n in msgs {
                 // On any failure the connection is dropped without QUIT:
                 // the server deletes nothing.
-                session.dele(msg(n)?).map_err(|e| {
+                let m = msg(n)?;
+                session.run(|c| c.dele(m)).map_err(|e| {
                     Failure::from(e).context(format_args!("DELE {n} (nothing was deleted)"))
                 })?;
             }
@@ -548,14 +552,14 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
             let Some((prepared, options)) = prepared else {
                 return Err(Failure::new(Exit::Software, "fetch was not prepared"));
             };
-            remember_login(&target.login_key()?, login_delay(session.as_ref()));
+            remember_login(&target.login_key()?, login_delay(session.conn()));
             return fetch(session, prepared, &options, cli.verbose, cli.json, label);
         }
     }
     if needs_login {
-        remember_login(&target.login_key()?, login_delay(session.as_ref()));
+        remember_login(&target.login_key()?, login_delay(session.conn()));
     }
-    session.quit().map_err(|e| {
+    session.finish(|c| c.quit()).map_err(|e| {
         let failure = Failure::from(e);
         if matches!(cli.command, Command::Dele { .. }) {
             failure.context("QUIT (the deletions may not have been committed)")

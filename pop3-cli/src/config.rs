@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::cli::{AuthChoice, Runtime, TlsMode, Trust};
+use crate::cli::{AuthName, Runtime, TlsMode, Trust};
 use crate::error::{Exit, Failure};
 use crate::policy::Size;
 use crate::target::Url;
@@ -43,7 +43,7 @@ pub(crate) struct Settings {
     pub(crate) port: Option<Spanned<u16>>,
     pub(crate) tls: Option<Spanned<TlsMode>>,
     pub(crate) user: Option<Spanned<String>>,
-    pub(crate) auth: Option<Spanned<AuthChoice>>,
+    pub(crate) auth: Option<Spanned<AuthName>>,
     pub(crate) password_env: Option<Spanned<String>>,
     pub(crate) password_command: Option<Spanned<String>>,
     pub(crate) allow_plaintext_auth: Option<Spanned<bool>>,

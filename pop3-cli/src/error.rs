@@ -4,6 +4,9 @@ use std::fmt;
 use std::io;
 
 use pop3_proto::{ProtocolError, ResponseCode, ServerError, UsageError};
+use pop3_transport::{CertificateInfo, Error, Phase};
+
+use crate::advice::tls_advice;
 
 /// How `pop3` exits (sysexits(3) numbers). The table is repeated in
 /// `--help` and in the README; keep the three in step.
@@ -125,126 +128,71 @@ impl fmt::Display for Failure {
     }
 }
 
-/// A TLS failure as the command reports it.
-#[derive(Debug, Clone)]
-pub(crate) struct TlsProblem {
-    /// What went wrong and what would fix it, in words (the library's
-    /// advice, knowing the certificate the server presented).
-    pub(crate) advice: String,
-    /// The server's certificate was refused (rather than the handshake
-    /// failing otherwise): pinning it with `--tls-fingerprint` would be
-    /// accepted.
-    pub(crate) certificate_refused: bool,
-    /// The certificate was refused only because no trusted authority issued
-    /// it (self-signed, or a private CA): `--ca-file` with it would do too.
-    /// Not for a wrong host name or expired dates, which `--ca-file` keeps
-    /// checking.
-    pub(crate) unknown_issuer: bool,
-}
-
-impl TlsProblem {
-    /// A failure known only by its text.
-    pub(crate) fn other(advice: impl Into<String>) -> TlsProblem {
-        TlsProblem {
-            advice: advice.into(),
-            certificate_refused: false,
-            unknown_issuer: false,
+/// The library's error as the command reports it: its exit status and one
+/// line. The one place that reads [`Error`]; `presented` is the certificate
+/// the server showed in the handshake that failed, if known, which a TLS
+/// error is explained with.
+pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) -> Failure {
+    let lost_in_reply = "the connection was lost (the server closed it in the middle of a reply)";
+    let (exit, message) = match error {
+        Error::Io(e) if is_lost(e) => (Exit::Unavailable, format!("the connection was lost: {e}")),
+        Error::Io(e) => (Exit::Unavailable, format!("network: {e}")),
+        Error::Tls(e) => {
+            let advice = error
+                .tls_diagnosis(presented)
+                .map_or_else(|| e.to_string(), |d| tls_advice(&d));
+            (Exit::Tls, format!("TLS: {advice}"))
         }
-    }
-}
-
-/// An error from any of the three transports, without its crate's type.
-#[derive(Debug)]
-pub(crate) enum NetError {
-    /// The socket (or a writer of ours) failed.
-    Io(io::Error),
-    /// TLS failed: the reason in words, with what would fix it.
-    Tls(TlsProblem),
-    /// The server broke the protocol; the connection is over.
-    Protocol(ProtocolError),
-    /// One reply was unusable, but the connection is still in step.
-    BadReply(ProtocolError),
-    /// A writer of ours (stdout, a file) failed while a message was copied.
-    Sink(io::Error),
-    /// The library refused the call; nothing was sent.
-    Usage(UsageError),
-    /// `-ERR`.
-    Server(ServerError),
-    /// A time limit ran out (the phase, as text).
-    Timeout(String),
-    /// The connection has ended.
-    Closed,
-    /// `--tls starttls`, and the server does not list STLS.
-    StlsUnavailable,
-    /// The SOCKS5 proxy failed (unreachable, refused, not a proxy).
-    Proxy(String),
-    /// A variant this program does not know yet.
-    Other(String),
-}
-
-impl fmt::Display for NetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            NetError::Io(e) => write!(f, "{e}"),
-            NetError::Tls(problem) => write!(f, "TLS: {}", problem.advice),
-            NetError::Protocol(ProtocolError::UnexpectedEof) => f.write_str(
-                "the connection was lost (the server closed it in the middle of a reply)",
-            ),
-            NetError::Protocol(e) => write!(f, "the server broke the protocol: {e}"),
-            NetError::BadReply(e) => write!(f, "unusable reply: {e}"),
-            NetError::Sink(e) => write!(f, "{e}"),
-            NetError::Usage(e) => write!(f, "{e}"),
-            NetError::Server(e) => match &e.code {
-                Some(code) => write!(f, "the server said -ERR [{code}] {}", e.text),
-                None => write!(f, "the server said -ERR {}", e.text),
-            },
-            NetError::Timeout(phase) if phase.contains("greeting") => write!(
-                f,
+        Error::Protocol(ProtocolError::UnexpectedEof) => {
+            (Exit::Unavailable, lost_in_reply.to_owned())
+        }
+        Error::Protocol(e) => {
+            let exit = match e {
+                ProtocolError::TlsInsteadOfGreeting => Exit::Tls,
+                ProtocolError::GreetingRejected(e) => temporary_or(e, Exit::Unavailable),
+                _ => Exit::DataErr,
+            };
+            (exit, format!("the server broke the protocol: {e}"))
+        }
+        Error::BadReply(e) => (Exit::DataErr, format!("unusable reply: {e}")),
+        Error::Sink(e) => (Exit::IoErr, e.to_string()),
+        Error::Usage(UsageError::PlaintextCredentials) => (Exit::NoPerm, plaintext_message()),
+        Error::Usage(e @ UsageError::Closed) => (Exit::Unavailable, e.to_string()),
+        Error::Usage(e) => (Exit::Software, e.to_string()),
+        Error::Server(e) => (temporary_or(e, Exit::Refused), server_said(e)),
+        Error::Timeout(phase @ Phase::Greeting) => (
+            Exit::Unavailable,
+            format!(
                 "timed out {phase}: the server said nothing; if this port expects TLS \
                  (POP3S, port 995), use pop3s:// or --tls implicit"
             ),
-            NetError::Timeout(phase) => write!(f, "timed out ({phase})"),
-            NetError::Closed => f.write_str("the connection was lost (the server closed it)"),
-            NetError::StlsUnavailable => {
-                f.write_str("the server does not offer STLS (refusing to continue without TLS)")
-            }
-            NetError::Proxy(e) => write!(f, "proxy: {e}"),
-            NetError::Other(e) => f.write_str(e),
-        }
+        ),
+        Error::Timeout(phase) => (Exit::Unavailable, format!("timed out ({phase})")),
+        Error::Closed => (
+            Exit::Unavailable,
+            "the connection was lost (the server closed it)".to_owned(),
+        ),
+        Error::StlsUnavailable => (
+            Exit::Tls,
+            "the server does not offer STLS (refusing to continue without TLS)".to_owned(),
+        ),
+        Error::Proxy(e) => (Exit::Unavailable, format!("proxy: {e}")),
+        other => (Exit::Software, other.to_string()),
+    };
+    Failure::new(exit, message)
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Failure {
+        net_failure(&error, None)
     }
 }
 
-impl NetError {
-    /// The exit status for this error outside of authentication.
-    pub(crate) fn exit(&self) -> Exit {
-        match self {
-            NetError::Io(_) | NetError::Timeout(_) | NetError::Closed => Exit::Unavailable,
-            NetError::Protocol(ProtocolError::UnexpectedEof) => Exit::Unavailable,
-            NetError::Protocol(ProtocolError::TlsInsteadOfGreeting) => Exit::Tls,
-            NetError::Protocol(ProtocolError::GreetingRejected(e)) => {
-                temporary_or(e, Exit::Unavailable)
-            }
-            NetError::Protocol(_) | NetError::BadReply(_) => Exit::DataErr,
-            NetError::Sink(_) => Exit::IoErr,
-            NetError::Tls(_) | NetError::StlsUnavailable => Exit::Tls,
-            NetError::Usage(UsageError::PlaintextCredentials) => Exit::NoPerm,
-            NetError::Usage(UsageError::Closed) => Exit::Unavailable,
-            NetError::Proxy(_) => Exit::Unavailable,
-            NetError::Usage(_) | NetError::Other(_) => Exit::Software,
-            NetError::Server(e) => temporary_or(e, Exit::Refused),
-        }
-    }
-
-    /// Whether the connection is still usable after this error.
-    pub(crate) fn is_fatal(&self) -> bool {
-        !matches!(
-            self,
-            NetError::Server(_)
-                | NetError::Usage(_)
-                | NetError::BadReply(_)
-                | NetError::Sink(_)
-                | NetError::StlsUnavailable
-        )
+/// `-ERR` as the command words it.
+fn server_said(error: &ServerError) -> String {
+    match &error.code {
+        Some(code) => format!("the server said -ERR [{code}] {}", error.text),
+        None => format!("the server said -ERR {}", error.text),
     }
 }
 
@@ -254,18 +202,6 @@ fn temporary_or(error: &ServerError, otherwise: Exit) -> Exit {
     match &error.code {
         Some(code) if code.is_temporary() => Exit::TempFail,
         _ => otherwise,
-    }
-}
-
-impl From<NetError> for Failure {
-    fn from(error: NetError) -> Failure {
-        let message = match &error {
-            NetError::Usage(UsageError::PlaintextCredentials) => plaintext_message(),
-            NetError::Io(e) if is_lost(e) => format!("the connection was lost: {e}"),
-            NetError::Io(e) => format!("network: {e}"),
-            _ => error.to_string(),
-        };
-        Failure::new(error.exit(), message)
     }
 }
 
@@ -292,9 +228,9 @@ pub(crate) fn plaintext_message() -> String {
 /// (75). `mechanism` names what was tried (`A, then B` when `auto` went on
 /// after a refusal: each was refused); `login_delay` is the server's
 /// advertised `LOGIN-DELAY`, if known, to say when to try again.
-pub(crate) fn auth_failure(error: NetError, mechanism: &str, login_delay: Option<u64>) -> Failure {
+pub(crate) fn auth_failure(error: Error, mechanism: &str, login_delay: Option<u64>) -> Failure {
     match error {
-        NetError::Server(e) => {
+        Error::Server(e) => {
             let exit = temporary_or(&e, Exit::NoPerm);
             if let (Exit::NoPerm, Some(refusal)) = (exit, &e.token_refusal) {
                 // The report says more than the -ERR: put it first.
@@ -322,16 +258,14 @@ pub(crate) fn auth_failure(error: NetError, mechanism: &str, login_delay: Option
                 ),
                 _ => format!("{mechanism}: login not possible now"),
             };
-            Failure::new(exit, format!("{what}: {}", NetError::Server(e)))
+            Failure::new(exit, format!("{what}: {}", server_said(&e)))
         }
-        NetError::Usage(UsageError::NoApopTimestamp) => Failure::new(
+        Error::Usage(UsageError::NoApopTimestamp) => Failure::new(
             Exit::NoPerm,
             "APOP: the server's greeting has no timestamp; choose another --auth",
         ),
-        NetError::Usage(UsageError::Sasl(e)) => {
-            Failure::new(Exit::Usage, format!("{mechanism}: {e}"))
-        }
-        NetError::Protocol(ProtocolError::Sasl(e)) | NetError::BadReply(ProtocolError::Sasl(e)) => {
+        Error::Usage(UsageError::Sasl(e)) => Failure::new(Exit::Usage, format!("{mechanism}: {e}")),
+        Error::Protocol(ProtocolError::Sasl(e)) | Error::BadReply(ProtocolError::Sasl(e)) => {
             Failure::new(
                 Exit::NoPerm,
                 format!("{mechanism}: authentication failed: {e}"),
@@ -380,7 +314,7 @@ mod tests {
     fn auth_codes() {
         let refused = ServerError::new(Some(ResponseCode::Auth), pop3_proto::Text::sanitize(b"no"));
         assert_eq!(
-            auth_failure(NetError::Server(refused), "PASS", None).exit,
+            auth_failure(Error::Server(refused), "PASS", None).exit,
             Exit::NoPerm
         );
         let busy = ServerError::new(
@@ -388,11 +322,11 @@ mod tests {
             pop3_proto::Text::sanitize(b"locked"),
         );
         assert_eq!(
-            auth_failure(NetError::Server(busy), "PASS", None).exit,
+            auth_failure(Error::Server(busy), "PASS", None).exit,
             Exit::TempFail
         );
         assert_eq!(
-            Failure::from(NetError::Usage(UsageError::PlaintextCredentials)).exit,
+            Failure::from(Error::Usage(UsageError::PlaintextCredentials)).exit,
             Exit::NoPerm
         );
     }

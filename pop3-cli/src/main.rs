@@ -10,6 +10,7 @@
 // for a terminal (`[:port]`, `<redacted>`), not for rustdoc.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+mod advice;
 mod cli;
 mod commands;
 mod config;
@@ -20,9 +21,9 @@ mod fetch;
 mod interrupt;
 mod policy;
 mod serverinfo;
-mod session;
 mod state;
 mod target;
+mod trace;
 mod transport;
 
 use std::process::ExitCode;

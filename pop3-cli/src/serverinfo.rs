@@ -17,16 +17,17 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
+use pop3_blocking::rustls::{self, ClientConnection};
 use pop3_proto::{Capabilities, Capability};
-use pop3_transport::CertificateInfo;
+use pop3_transport::runtime::{Runtime as LibraryRuntime, StartTls, WriteTo};
+use pop3_transport::{CertificateInfo, Error, MaybeTls, TlsStream};
 use serde_json::{json, Map, Value};
 
+use crate::advice::{tls_advice, unknown_issuer};
 use crate::cli::{Runtime, TlsMode};
-use crate::commands::endpoint;
-use crate::error::{Exit, Failure, NetError, TlsProblem};
-use crate::session::{capability_line, Session, TlsDetails};
+use crate::error::{net_failure, Exit, Failure};
 use crate::target::Target;
-use crate::transport::{open, options, ConnectConfig};
+use crate::transport::{open, options, ConnectConfig, Exec, Session, WithSession};
 
 /// Everything learnt about the server.
 struct Report {
@@ -46,10 +47,32 @@ struct Report {
     failure: Option<Failure>,
 }
 
+/// What the TLS layer negotiated, and the certificates the server
+/// presented.
+#[derive(Debug, Clone, Default)]
+struct TlsDetails {
+    /// The protocol version, as `TLSv1.3`.
+    version: Option<String>,
+    /// The cipher suite's IANA name, as `TLS13_AES_256_GCM_SHA384`.
+    cipher: Option<String>,
+    /// The server's certificate chain (DER), its own certificate first.
+    chain: Vec<Vec<u8>>,
+}
+
+/// Why the server's certificate was refused.
+struct Refusal {
+    /// What went wrong and what would fix it, in words.
+    advice: String,
+    /// Refused only because no trusted authority issued it (self-signed, or
+    /// a private CA): `--ca-file` with it would do too. Not for a wrong
+    /// host name or expired dates, which `--ca-file` keeps checking.
+    unknown_issuer: bool,
+}
+
 /// The TLS part of the report.
 struct TlsReport {
     /// `None` when trusted; the reason otherwise.
-    problem: Option<TlsProblem>,
+    problem: Option<Refusal>,
     details: TlsDetails,
     /// The name the certificate must be valid for (the host).
     host: String,
@@ -60,8 +83,7 @@ struct TlsReport {
 /// Runs `pop3 serverinfo` against `target`.
 pub(crate) fn serverinfo(target: &Target, runtime: Runtime, json: bool) -> Result<(), Failure> {
     let config = &target.connect;
-    let endpoint = endpoint(&config.host, config.port);
-    let context = |e: NetError| Failure::from(e).context(&endpoint);
+    let endpoint = config.endpoint();
     let options = options(config)?;
     let mut report = Report {
         endpoint: endpoint.clone(),
@@ -74,61 +96,15 @@ pub(crate) fn serverinfo(target: &Target, runtime: Runtime, json: bool) -> Resul
         tls: None,
         failure: None,
     };
-    let session = match open(runtime, config, &options) {
-        Ok(session) => Some(session),
-        Err(NetError::Tls(problem)) if problem.certificate_refused => {
-            report.tls = Some(untrusted(config, problem));
-            None
-        }
-        Err(e) => return Err(context(e)),
-    };
-    if let Some(mut session) = session {
-        report.greeting = Some(session.greeting().text.to_string());
-        report.apop = Some(session.greeting().apop_timestamp.is_some());
-        // Whether the session goes on over TLS (or plaintext by choice), and
-        // whether it can still say QUIT.
-        let mut trusted_session = true;
-        let mut can_quit = true;
-        if config.tls == TlsMode::Starttls {
-            report.before_tls = ask_capa(session.as_mut()).map_err(context)?;
-            match session.stls() {
-                Ok(()) => {}
-                Err(NetError::Tls(problem)) if problem.certificate_refused => {
-                    report.tls = Some(untrusted(config, problem));
-                    report.capabilities.clone_from(&report.before_tls);
-                    trusted_session = false;
-                    // The failed handshake took the stream.
-                    can_quit = false;
-                }
-                Err(NetError::StlsUnavailable) => {
-                    report.capabilities.clone_from(&report.before_tls);
-                    report.failure = Some(context(NetError::StlsUnavailable));
-                    trusted_session = false;
-                }
-                Err(e) => return Err(context(e)),
-            }
-        }
-        if trusted_session {
-            if let Some(details) = session.tls() {
-                report.tls = Some(TlsReport {
-                    problem: None,
-                    details,
-                    host: config.host.clone(),
-                    pinned: config.fingerprint.is_some(),
-                });
-            }
-            // After STLS the core has asked again over TLS by itself.
-            report.capabilities = match session.capabilities() {
-                Some(caps) => Some(caps),
-                None => ask_capa(session.as_mut()).map_err(context)?,
-            };
-        }
-        if can_quit {
-            session
-                .quit()
-                .map_err(|e| Failure::from(e).context(format_args!("{endpoint}: QUIT")))?;
-        }
-    }
+    open(
+        runtime,
+        config,
+        &options,
+        Probe {
+            config,
+            report: &mut report,
+        },
+    )??;
     if report.capabilities.is_none() {
         report.capabilities_note = Some(match &report.tls {
             Some(TlsReport {
@@ -165,18 +141,141 @@ pub(crate) fn serverinfo(target: &Target, runtime: Runtime, json: bool) -> Resul
     Ok(())
 }
 
+/// What `serverinfo` does on the connection, whatever the runtime.
+struct Probe<'a> {
+    config: &'a ConnectConfig,
+    report: &'a mut Report,
+}
+
+impl WithSession for Probe<'_> {
+    type Output = Result<(), Failure>;
+
+    fn with<X, Y, R, E>(self, opened: Result<Session<X, Y, R, E>, Error>) -> Self::Output
+    where
+        MaybeTls<X, Y>: StartTls,
+        Y: TlsStream<X>,
+        R: LibraryRuntime + WriteTo<Vec<u8>>,
+        E: Exec,
+    {
+        let Probe { config, report } = self;
+        let context = |e: Error| {
+            net_failure(&e, config.presented_certificate().as_ref()).context(config.endpoint())
+        };
+        let mut session = match opened {
+            Ok(session) => session,
+            Err(e) => match refusal(&e, config) {
+                Some(problem) => {
+                    report.tls = Some(untrusted(config, problem));
+                    return Ok(());
+                }
+                None => return Err(context(e)),
+            },
+        };
+        let greeting = session.conn().greeting();
+        report.greeting = Some(greeting.text.to_string());
+        report.apop = Some(greeting.apop_timestamp.is_some());
+        // Whether the session goes on over TLS (or plaintext by choice), and
+        // whether it can still say QUIT.
+        let mut trusted_session = true;
+        let mut can_quit = true;
+        if config.tls == TlsMode::Starttls {
+            report.before_tls = ask_capa(&mut session).map_err(context)?;
+            match session.run(|c| c.stls(&config.host)) {
+                Ok(()) => {}
+                Err(e) => match refusal(&e, config) {
+                    Some(problem) => {
+                        report.tls = Some(untrusted(config, problem));
+                        report.capabilities.clone_from(&report.before_tls);
+                        trusted_session = false;
+                        // The failed handshake took the stream.
+                        can_quit = false;
+                    }
+                    None if matches!(e, Error::StlsUnavailable) => {
+                        report.capabilities.clone_from(&report.before_tls);
+                        report.failure = Some(context(e));
+                        trusted_session = false;
+                    }
+                    None => return Err(context(e)),
+                },
+            }
+        }
+        if trusted_session {
+            if let Some(tls) = session.conn().get_ref().tls_connection() {
+                report.tls = Some(TlsReport {
+                    problem: None,
+                    details: tls_details(tls),
+                    host: config.host.clone(),
+                    pinned: config.fingerprint.is_some(),
+                });
+            }
+            // After STLS the core has asked again over TLS by itself.
+            report.capabilities = match session.conn().capabilities() {
+                Some(caps) => Some(caps.clone()),
+                None => ask_capa(&mut session).map_err(context)?,
+            };
+        }
+        if can_quit {
+            session.finish(|c| c.quit()).map_err(|e| {
+                Failure::from(e).context(format_args!("{}: QUIT", config.endpoint()))
+            })?;
+        }
+        Ok(())
+    }
+}
+
 /// `CAPA`; `None` when the server refuses it (it need not support it).
-fn ask_capa(session: &mut dyn Session) -> Result<Option<Capabilities>, NetError> {
-    match session.capa() {
+fn ask_capa<X, Y, R: LibraryRuntime, E: Exec>(
+    session: &mut Session<X, Y, R, E>,
+) -> Result<Option<Capabilities>, Error>
+where
+    MaybeTls<X, Y>: StartTls,
+{
+    match session.run(|c| c.capa()) {
         Ok(caps) => Ok(Some(caps)),
-        Err(NetError::Server(_)) => Ok(None),
+        Err(Error::Server(_)) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Why the server's certificate was refused, when the error is that (and
+/// the certificate was recorded).
+fn refusal(error: &Error, config: &ConnectConfig) -> Option<Refusal> {
+    let Error::Tls(rustls::Error::InvalidCertificate(_)) = error else {
+        return None;
+    };
+    let presented = config.presented_certificate()?;
+    let diagnosis = error.tls_diagnosis(Some(&presented))?;
+    Some(Refusal {
+        advice: tls_advice(&diagnosis),
+        unknown_issuer: unknown_issuer(&diagnosis),
+    })
+}
+
+/// What a rustls session negotiated and was shown.
+fn tls_details(connection: &ClientConnection) -> TlsDetails {
+    let version = connection.protocol_version().map(|v| match v {
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_owned(),
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_owned(),
+        other => format!("{other:?}"),
+    });
+    let cipher = connection.negotiated_cipher_suite().map(|suite| {
+        let id = suite.suite();
+        id.as_str().map_or_else(|| format!("{id:?}"), str::to_owned)
+    });
+    let chain = connection
+        .peer_certificates()
+        .map(|certs| certs.iter().map(|c| c.as_ref().to_vec()).collect())
+        .unwrap_or_default();
+    TlsDetails {
+        version,
+        cipher,
+        chain,
     }
 }
 
 /// The TLS part for a handshake that refused the server's certificate: the
 /// chain recorded before verification.
-fn untrusted(config: &ConnectConfig, problem: TlsProblem) -> TlsReport {
+fn untrusted(config: &ConnectConfig, problem: Refusal) -> TlsReport {
     let chain = config
         .presented
         .get()
@@ -208,9 +307,7 @@ impl TlsReport {
             return Vec::new();
         };
         let mut options = Vec::new();
-        if problem.certificate_refused {
-            options.push(format!("--tls-fingerprint {}", cert.sha256));
-        }
+        options.push(format!("--tls-fingerprint {}", cert.sha256));
         // --ca-file keeps checking the host name, so it helps only when the
         // certificate carries the name connected to.
         if problem.unknown_issuer && cert.names().iter().any(|n| name_matches(n, &self.host)) {
@@ -355,7 +452,7 @@ fn meaning(capability: &Capability) -> (String, Map<String, Value>) {
             fields.insert("args".to_owned(), json!(args));
             format!("{name}: not a capability pop3 knows")
         }
-        other => format!("{}: not a capability pop3 knows", capability_line(other)),
+        other => format!("{other}: not a capability pop3 knows"),
     };
     (text, fields)
 }
@@ -391,7 +488,7 @@ fn capabilities_json(caps: Option<&Capabilities>) -> Value {
         .list
         .iter()
         .map(|c| {
-            let line = capability_line(c);
+            let line = c.to_string();
             let (meaning, fields) = meaning(c);
             let mut object = Map::new();
             object.insert("name".to_owned(), json!(capability_name(&line)));
@@ -426,7 +523,11 @@ fn certificate_json(cert: &CertificateInfo, der: &[u8]) -> Value {
 
 impl Report {
     fn json(&self) -> Value {
-        let implementation = self.capabilities.as_ref().and_then(implementation);
+        let implementation = self
+            .capabilities
+            .as_ref()
+            .and_then(Capabilities::implementation)
+            .map(ToString::to_string);
         let tls = self.tls.as_ref().map(|tls| {
             let chain: Vec<Value> = tls
                 .details
@@ -511,7 +612,11 @@ impl Report {
         } else {
             line("TLS: not started".to_owned());
         }
-        let implementation = self.capabilities.as_ref().and_then(implementation);
+        let implementation = self
+            .capabilities
+            .as_ref()
+            .and_then(Capabilities::implementation)
+            .map(ToString::to_string);
         match implementation {
             Some(implementation) => line(format!("Implementation: {implementation}")),
             None if self.capabilities.is_some() => {
@@ -530,7 +635,7 @@ impl Report {
                 );
                 for capability in &caps.list {
                     let (meaning, _) = meaning(capability);
-                    line(format!("  {}", capability_line(capability)));
+                    line(format!("  {capability}"));
                     line(format!("      {meaning}"));
                 }
             }
@@ -641,14 +746,6 @@ fn name_matches(name: &str, host: &str) -> bool {
         }
         _ => false,
     }
-}
-
-/// The `IMPLEMENTATION` text, if listed.
-fn implementation(caps: &Capabilities) -> Option<String> {
-    caps.list.iter().find_map(|c| match c {
-        Capability::Implementation(text) => Some(text.to_string()),
-        _ => None,
-    })
 }
 
 #[cfg(test)]

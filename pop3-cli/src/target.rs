@@ -8,7 +8,7 @@ use pop3_proto::Secret;
 
 use pop3_transport::{PeerCertificates, Sha256Fingerprint};
 
-use crate::cli::{AuthChoice, ConnArgs, TlsMode, Trust};
+use crate::cli::{AuthName, ConnArgs, TlsMode, Trust};
 use crate::error::{Exit, Failure};
 use crate::transport::ConnectConfig;
 
@@ -24,7 +24,7 @@ pub(crate) struct Url {
     /// The port, if given.
     pub(crate) port: Option<u16>,
     /// `;AUTH=` from RFC 2384 (`*` is auto).
-    pub(crate) auth: Option<AuthChoice>,
+    pub(crate) auth: Option<AuthName>,
 }
 
 fn percent_decode(s: &str) -> Result<String, Failure> {
@@ -47,21 +47,18 @@ fn percent_decode(s: &str) -> Result<String, Failure> {
     String::from_utf8(out).map_err(|_| Failure::usage("URL user name is not UTF-8"))
 }
 
-fn auth_from_url(value: &str) -> Result<AuthChoice, Failure> {
-    let choice = match value.to_ascii_uppercase().as_str() {
-        "*" => AuthChoice::Auto,
-        "+APOP" => AuthChoice::Apop,
-        "USER" => AuthChoice::User,
-        "PLAIN" => AuthChoice::Plain,
-        "LOGIN" => AuthChoice::Login,
-        "CRAM-MD5" => AuthChoice::CramMd5,
-        "SCRAM-SHA-1" => AuthChoice::ScramSha1,
-        "SCRAM-SHA-256" => AuthChoice::ScramSha256,
-        "XOAUTH2" => AuthChoice::XOauth2,
-        "OAUTHBEARER" => AuthChoice::OAuthBearer,
-        _ => return Err(Failure::usage(format!("URL: unknown ;AUTH={value}"))),
+/// `;AUTH=` (RFC 2384): `*` for any method, `+APOP`, or a SASL mechanism
+/// (and `USER`), by the name the core knows it by.
+fn auth_from_url(value: &str) -> Result<AuthName, Failure> {
+    let name = match value {
+        "*" => "auto",
+        _ if value.eq_ignore_ascii_case("+APOP") => "apop",
+        // Spelled `*` and `+APOP` in a URL.
+        _ if value.eq_ignore_ascii_case("auto") || value.eq_ignore_ascii_case("apop") => "",
+        _ => value,
     };
-    Ok(choice)
+    AuthName::try_from(name.to_owned())
+        .map_err(|_| Failure::usage(format!("URL: unknown ;AUTH={value}")))
 }
 
 impl Url {
@@ -154,7 +151,7 @@ pub(crate) struct Target {
     /// Who to log in as, if known.
     pub(crate) user: Option<String>,
     /// The login method.
-    pub(crate) auth: AuthChoice,
+    pub(crate) auth: AuthName,
 }
 
 impl Target {
@@ -240,10 +237,11 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
             ));
         }
     }
-    let auth = match (args.auth, url_auth) {
-        (Some(AuthChoice::Auto) | None, Some(a)) => a,
+    let auth = match (args.auth.clone(), url_auth) {
+        (None, Some(a)) => a,
+        (Some(a), Some(u)) if a.is_auto() => u,
         (Some(a), _) => a,
-        (None, None) => AuthChoice::Auto,
+        (None, None) => AuthName::auto(),
     };
     let ca_pem = match &args.ca_file {
         Some(path) => Some(
@@ -377,7 +375,7 @@ mod tests {
         assert_eq!(u.user.as_deref(), Some("bob@example.org"));
         assert_eq!(u.host, "::1");
         assert_eq!(u.port, None);
-        assert_eq!(u.auth, Some(AuthChoice::Auto));
+        assert!(u.auth.is_some_and(|a| a.is_auto()));
         let u = Url::parse("pop3s://carol@example.org@host").expect("valid");
         assert_eq!(u.user.as_deref(), Some("carol@example.org"));
         assert_eq!(u.host, "host");

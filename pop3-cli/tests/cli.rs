@@ -570,6 +570,83 @@ fn login_steps() -> Vec<Step> {
     ]
 }
 
+/// `-ERR` to `UIDL` means "no UIDL" (every message is fetched) only when it
+/// is plain and `CAPA` does not list UIDL. With UIDL listed, or with a
+/// response code, the fetch stops as the reply says and fetches nothing.
+#[test]
+fn a_refused_uidl_means_no_uidl_only_when_plain_and_not_listed() {
+    let capa = b"+OK\r\nUSER\r\nUIDL\r\n.\r\n".to_vec();
+    let listed = vec![
+        Step::send_line("+OK scripted POP3 ready"),
+        Step::expect_line("CAPA"),
+        Step::Send(capa.clone()),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS hunter2"),
+        Step::send_line("+OK logged in"),
+        Step::expect_line("CAPA"),
+        Step::Send(capa),
+        Step::expect_line("UIDL"),
+        Step::send_line("-ERR cannot list now"),
+        Step::expect_line("LIST"),
+        Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
+        Step::ExpectClose,
+    ];
+    let mut temporary = login_steps();
+    temporary.extend([
+        Step::expect_line("UIDL"),
+        Step::send_line("-ERR [SYS/TEMP] try later"),
+        Step::expect_line("LIST"),
+        Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
+        Step::ExpectClose,
+    ]);
+    let body = message("nouidl", 1, 100);
+    let mut plain = login_steps();
+    plain.extend([
+        Step::expect_line("UIDL"),
+        Step::send_line("-ERR command not supported"),
+        Step::expect_line("LIST"),
+        Step::Send(format!("+OK\r\n1 {}\r\n.\r\n", body.len()).into_bytes()),
+        Step::expect_line("RETR 1"),
+        Step::Send([&b"+OK\r\n"[..], &stuffed(&body)].concat()),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+        Step::ExpectClose,
+    ]);
+    for (steps, code, said) in [
+        (listed, 76, Some("-ERR cannot list now")),
+        (temporary, 75, Some("-ERR [SYS/TEMP] try later")),
+        (plain, 0, None),
+    ] {
+        let server = ScriptedServer::start(steps);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("Mail");
+        let out = run(pop3()
+            .env(PASSWORD_VAR, "hunter2")
+            .args(["--host", "127.0.0.1", "--port"])
+            .arg(server.addr().port().to_string())
+            .args(["--tls", "none", "--allow-plaintext-auth", "--user", "alice"])
+            .args(["--password-env", PASSWORD_VAR, "fetch", "--maildir"])
+            .arg(&maildir));
+        assert_code(&out, code);
+        let err = stderr(&out);
+        match said {
+            Some(said) => {
+                assert!(
+                    err.contains(&format!("UIDL: the server said {said}")),
+                    "{err}"
+                );
+                assert_eq!(count_files(&maildir.join("new")), 0, "{err}");
+            }
+            None => assert_eq!(
+                maildir_contents(&maildir),
+                counted(std::slice::from_ref(&body))
+            ),
+        }
+        server.join().expect("script followed");
+    }
+}
+
 #[test]
 fn server_disconnect_mid_fetch_then_resume() {
     let messages: Vec<Vec<u8>> = (1..=3).map(|i| message("disc", i, 30_000)).collect();

@@ -381,4 +381,29 @@ impl Capabilities {
         self.sasl_mechanisms()
             .any(|m| m.eq_ignore_ascii_case(mechanism))
     }
+
+    /// The seconds of `LOGIN-DELAY`, if listed: how long the server wants
+    /// between two logins.
+    ///
+    /// ```
+    /// use pop3_proto::{Capabilities, Capability};
+    /// let caps = Capabilities {
+    ///     list: vec![Capability::Uidl, Capability::LoginDelay { seconds: 900, per_user: false }],
+    /// };
+    /// assert_eq!(caps.login_delay(), Some(900));
+    /// ```
+    pub fn login_delay(&self) -> Option<u64> {
+        self.list.iter().find_map(|c| match c {
+            Capability::LoginDelay { seconds, .. } => Some(*seconds),
+            _ => None,
+        })
+    }
+
+    /// The `IMPLEMENTATION` text, if listed.
+    pub fn implementation(&self) -> Option<&Text> {
+        self.list.iter().find_map(|c| match c {
+            Capability::Implementation(text) => Some(text),
+            _ => None,
+        })
+    }
 }

@@ -16,7 +16,7 @@
 //! - [`CertificateInfo`] and [`PeerCertificates`]: what a server's
 //!   certificate says, recorded even when it is not trusted;
 //! - [`Error`], [`Phase`] and [`Result`], with the conversions to and from
-//!   [`std::io::Error`], and [`Error::tls_advice`] for TLS failures in words;
+//!   [`std::io::Error`], and [`Error::tls_diagnosis`] for what a TLS failure comes to;
 //! - [`connect::open_stream`]: what every connect function does after its TCP
 //!   connection, the SOCKS5 tunnel of [`Options::proxy`] ([`socks5`]) and the
 //!   implicit TLS handshake;
@@ -57,7 +57,7 @@ use base64::Engine;
 
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::Connection;
-pub use error::{Error, Phase, Result};
+pub use error::{Error, Phase, Result, TlsDiagnosis, UtcTime};
 pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;

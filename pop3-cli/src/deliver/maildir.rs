@@ -1,0 +1,426 @@
+//! A Maildir: messages streamed into `tmp/`, made durable in batches, named
+//! after the account and the UID so that nothing is stored twice.
+
+use std::collections::HashSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{digest, Deliver, Incoming, NotStored, Staged, Stored};
+use crate::error::Failure;
+use crate::state::sync_dir;
+
+/// A Maildir (`tmp/`, `new/`, `cur/`).
+///
+/// File names are `pop3-<h>` where `<h>` is a hash of the account and the
+/// message's UID (or, without UIDL, of its content). So a message that was
+/// moved into `new/` but whose UID was not recorded yet (the process died in
+/// between) is recognised on the next fetch, in `new/` or — renamed by a
+/// mail reader to `pop3-<h>:2,FLAGS` — in `cur/`, and is not fetched twice.
+pub(crate) struct Maildir {
+    root: PathBuf,
+    account: String,
+    /// The `pop3-<h>` names present in `new/` and `cur/`.
+    present: HashSet<String>,
+    /// `pop3-<account hash>-`: this account's temporary files.
+    tmp_prefix: String,
+    seq: u64,
+    current: Option<MaildirMessage>,
+}
+
+struct MaildirMessage {
+    tmp: PathBuf,
+    file: BufWriter<File>,
+    name: Naming,
+}
+
+/// Where the final file name comes from.
+enum Naming {
+    /// The UID: the name is known from the start.
+    Uid(String),
+    /// No UIDL: the name is a hash of the content, known at the end.
+    Content(Sha256),
+}
+
+/// Checks, before anything connects, that `root` is a Maildir or can
+/// become one: an existing directory with `new/`, `cur/` and `tmp/` (or
+/// empty), or a missing one whose parent exists, which is then created. A
+/// mistyped path whose parent does not exist is an error, not a new tree.
+pub(crate) fn prepare_maildir(root: &Path) -> Result<(), Failure> {
+    let ctx = |e: io::Error| Failure::io(format_args!("Maildir {}", root.display()), &e);
+    match fs::metadata(root) {
+        Ok(meta) if meta.is_dir() => {
+            let parts = ["new", "cur", "tmp"].map(|d| root.join(d).is_dir());
+            let empty = fs::read_dir(root).map_err(ctx)?.next().is_none();
+            if !parts.iter().any(|&p| p) && !empty {
+                return Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "{} is a directory but not a Maildir (no new/, cur/ or tmp/ in it)",
+                        root.display()
+                    ),
+                ));
+            }
+        }
+        Ok(_) => {
+            return Err(Failure::new(
+                crate::error::Exit::IoErr,
+                format!("Maildir {}: not a directory", root.display()),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let parent = match root.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if !parent.is_dir() {
+                return Err(Failure::new(
+                    crate::error::Exit::IoErr,
+                    format!(
+                        "Maildir {}: neither it nor {} exists (create the parent first)",
+                        root.display(),
+                        parent.display()
+                    ),
+                ));
+            }
+            fs::create_dir(root).map_err(ctx)?;
+        }
+        Err(e) => return Err(ctx(e)),
+    }
+    for sub in ["tmp", "new", "cur"] {
+        let dir = root.join(sub);
+        if !dir.is_dir() {
+            fs::create_dir(&dir).map_err(ctx)?;
+        }
+    }
+    Ok(())
+}
+
+/// A message written completely into `tmp/`, not yet synced nor visible.
+#[derive(Debug)]
+pub(crate) struct StagedFile {
+    /// The file in `tmp/`.
+    pub(crate) tmp: PathBuf,
+    /// Its name in `new/`.
+    pub(crate) name: String,
+}
+
+/// Makes a batch of staged messages durable together, in the order that
+/// keeps every promise: the data of all of them (one `syncfs` of the
+/// Maildir's file system, where `fsync` per file would cost one sync per
+/// message), then each linked into `new/` (never replacing a file), then
+/// `new/` synced once. Only after this returns may their UIDs be recorded.
+/// Returns, per message, whether it is new or was there already.
+pub(crate) fn make_durable(root: &Path, batch: &[&StagedFile]) -> Result<Vec<Stored>, Failure> {
+    let fail = |what: &str, e: io::Error| Failure::io(format_args!("Maildir {what}"), &e);
+    let tmp_dir = root.join("tmp");
+    sync_data_of(&tmp_dir, batch).map_err(|e| fail("sync", e))?;
+    crate::crash::at("synced");
+    let new_dir = root.join("new");
+    let mut stored = Vec::with_capacity(batch.len());
+    for staged in batch {
+        let target = new_dir.join(&staged.name);
+        stored.push(publish(&staged.tmp, &target).map_err(|e| fail("rename into new/", e))?);
+    }
+    crate::crash::at("linked");
+    sync_dir(&new_dir).map_err(|e| fail("fsync new/", e))?;
+    crate::crash::at("dir-synced");
+    Ok(stored)
+}
+
+/// Moves a complete file from `tmp/` to `target` in `new/`, never replacing
+/// a file there (one that is there already is the same message, stored by
+/// an earlier fetch: the copy in `tmp/` is removed). On Linux one
+/// `renameat2(RENAME_NOREPLACE)`; elsewhere, and on file systems without
+/// it, `link(2)` and `unlink(2)` (the classic Maildir delivery), and plain
+/// rename where hard links do not work either.
+fn publish(tmp: &Path, target: &Path) -> io::Result<Stored> {
+    #[cfg(target_os = "linux")]
+    {
+        use rustix::fs::{renameat_with, RenameFlags, CWD};
+        match renameat_with(CWD, tmp, CWD, target, RenameFlags::NOREPLACE) {
+            Ok(()) => return Ok(Stored::New),
+            Err(rustix::io::Errno::EXIST) => {
+                let _ = fs::remove_file(tmp);
+                return Ok(Stored::AlreadyThere);
+            }
+            // Not supported here (EINVAL, ENOSYS): the portable way below.
+            Err(_) => {}
+        }
+    }
+    match fs::hard_link(tmp, target) {
+        Ok(()) => {
+            let _ = fs::remove_file(tmp);
+            Ok(Stored::New)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let _ = fs::remove_file(tmp);
+            Ok(Stored::AlreadyThere)
+        }
+        Err(_) => fs::rename(tmp, target).map(|()| Stored::New),
+    }
+}
+
+/// Makes the data of the staged files durable: one `syncfs` on Linux.
+#[cfg(target_os = "linux")]
+fn sync_data_of(tmp_dir: &Path, _batch: &[&StagedFile]) -> io::Result<()> {
+    let dir = File::open(tmp_dir)?;
+    rustix::fs::syncfs(&dir).map_err(io::Error::from)
+}
+
+/// Makes the data of the staged files durable: `fsync` each elsewhere.
+#[cfg(not(target_os = "linux"))]
+fn sync_data_of(_tmp_dir: &Path, batch: &[&StagedFile]) -> io::Result<()> {
+    for staged in batch {
+        File::open(&staged.tmp)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl Maildir {
+    /// Finishes the current message in `tmp/` without syncing it, for
+    /// [`make_durable`]. `Ok(None)`: the Maildir has it already (the file
+    /// in `tmp/` is removed).
+    fn stage_file(&mut self) -> Result<Option<StagedFile>, NotStored> {
+        self.finish_file(false)
+    }
+
+    /// Closes the current message's file in `tmp/` (synced first with
+    /// `sync`) and names it; `Ok(None)` when the Maildir has that message
+    /// already (the file in `tmp/` is then removed).
+    fn finish_file(&mut self, sync: bool) -> Result<Option<StagedFile>, NotStored> {
+        let Some(current) = self.current.take() else {
+            return Err(NotStored::Fatal(Failure::io(
+                "Maildir",
+                &io::Error::other("no message started"),
+            )));
+        };
+        let tmp = current.tmp.clone();
+        let fatal = |what: &str, e: io::Error| {
+            let _ = fs::remove_file(&tmp);
+            NotStored::Fatal(Failure::io(format_args!("Maildir {what}"), &e))
+        };
+        let file = current
+            .file
+            .into_inner()
+            .map_err(|e| fatal("write", e.into_error()))?;
+        if sync {
+            file.sync_all().map_err(|e| fatal("fsync", e))?;
+        }
+        drop(file);
+        let name = match current.name {
+            Naming::Uid(name) => name,
+            Naming::Content(hasher) => format!(
+                "pop3-{}",
+                digest(&[self.account.as_bytes(), b"content", &hasher.finalize()])
+            ),
+        };
+        if self.present.contains(&name) {
+            let _ = fs::remove_file(&tmp);
+            return Ok(None);
+        }
+        Ok(Some(StagedFile { tmp, name }))
+    }
+
+    /// Opens (creating if needed) the Maildir at `root`, and removes the
+    /// temporary files an interrupted fetch of `account` left in `tmp/`.
+    /// The caller holds the account's state lock, so none of them is in use.
+    pub(crate) fn open(root: &Path, account: &str) -> Result<Maildir, Failure> {
+        let ctx =
+            |what: &Path, e: io::Error| Failure::io(format_args!("Maildir {}", what.display()), &e);
+        let existed = root.join("new").is_dir();
+        for sub in ["tmp", "new", "cur"] {
+            let dir = root.join(sub);
+            fs::create_dir_all(&dir).map_err(|e| ctx(&dir, e))?;
+        }
+        if !existed {
+            // A new Maildir: make its directories durable before any message.
+            sync_dir(root).map_err(|e| ctx(root, e))?;
+        }
+        let tmp_prefix = format!("pop3-{}-", &digest(&[account.as_bytes()])[..16]);
+        let tmp = root.join("tmp");
+        for entry in fs::read_dir(&tmp).map_err(|e| ctx(&tmp, e))? {
+            let entry = entry.map_err(|e| ctx(&tmp, e))?;
+            if entry.file_name().to_string_lossy().starts_with(&tmp_prefix) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(|e| ctx(&path, e))?;
+            }
+        }
+        let mut present = HashSet::new();
+        for sub in ["new", "cur"] {
+            let dir = root.join(sub);
+            for entry in fs::read_dir(&dir).map_err(|e| ctx(&dir, e))? {
+                let entry = entry.map_err(|e| ctx(&dir, e))?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with("pop3-") {
+                    let base = name.split(':').next().unwrap_or_default();
+                    present.insert(base.to_owned());
+                }
+            }
+        }
+        Ok(Maildir {
+            root: root.to_owned(),
+            account: account.to_owned(),
+            present,
+            tmp_prefix,
+            seq: 0,
+            current: None,
+        })
+    }
+
+    fn uid_name(&self, uid: &str) -> String {
+        format!(
+            "pop3-{}",
+            digest(&[self.account.as_bytes(), b"uid", uid.as_bytes()])
+        )
+    }
+}
+
+impl Deliver for Maildir {
+    fn begin(&mut self, incoming: Incoming) -> io::Result<()> {
+        self.abort();
+        self.seq += 1;
+        let tmp = self.root.join("tmp").join(format!(
+            "{}{}.{}.{}",
+            self.tmp_prefix,
+            std::process::id(),
+            self.seq,
+            incoming.msg
+        ));
+        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let name = match incoming.uid.as_deref() {
+            Some(uid) => Naming::Uid(self.uid_name(uid)),
+            None => Naming::Content(Sha256::new()),
+        };
+        self.current = Some(MaildirMessage {
+            tmp,
+            file: BufWriter::with_capacity(64 * 1024, file),
+            name,
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let current = self
+            .current
+            .as_mut()
+            .ok_or_else(|| io::Error::other("no message started"))?;
+        if let Naming::Content(hasher) = &mut current.name {
+            hasher.update(data);
+        }
+        current.file.write_all(data)
+    }
+
+    fn commit(&mut self) -> Result<Stored, NotStored> {
+        let Some(StagedFile { tmp, name }) = self.finish_file(true)? else {
+            return Ok(Stored::AlreadyThere);
+        };
+        let fatal = |what: &str, e: io::Error| {
+            let _ = fs::remove_file(&tmp);
+            NotStored::Fatal(Failure::io(format_args!("Maildir {what}"), &e))
+        };
+        let new_dir = self.root.join("new");
+        let how = publish(&tmp, &new_dir.join(&name)).map_err(|e| fatal("rename into new/", e))?;
+        if how == Stored::New {
+            sync_dir(&new_dir).map_err(|e| fatal("fsync new/", e))?;
+        }
+        self.present.insert(name);
+        Ok(how)
+    }
+
+    fn abort(&mut self) {
+        if let Some(current) = self.current.take() {
+            drop(current.file);
+            let _ = fs::remove_file(&current.tmp);
+        }
+    }
+
+    fn has_uid(&self, uid: &str) -> bool {
+        self.present.contains(&self.uid_name(uid))
+    }
+
+    fn stage(&mut self) -> Result<Option<Staged>, NotStored> {
+        self.stage_file().map(|file| file.map(Staged::File))
+    }
+
+    fn committed(&mut self, staged: &Staged) {
+        if let Staged::File(file) = staged {
+            self.present.insert(file.name.clone());
+        }
+    }
+}
+
+impl Drop for Maildir {
+    fn drop(&mut self) {
+        self.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn maildir_names_are_stable_and_tmp_is_cleaned() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        md.begin(Incoming {
+            msg: 1,
+            uid: Some("X1".into()),
+        })
+        .expect("begin");
+        md.write(b"hello\r\n").expect("write");
+        assert_eq!(md.commit().expect("commit"), Stored::New);
+        assert!(md.has_uid("X1"));
+        // An interrupted message leaves a tmp file; reopening removes it.
+        md.begin(Incoming {
+            msg: 2,
+            uid: Some("X2".into()),
+        })
+        .expect("begin");
+        md.write(b"partial").expect("write");
+        std::mem::forget(md.current.take());
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            1
+        );
+        let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0
+        );
+        assert!(md.has_uid("X1") && !md.has_uid("X2"));
+        // A mail reader moved it to cur/ with flags: still recognised.
+        let name = md.uid_name("X1");
+        fs::rename(
+            dir.path().join("new").join(&name),
+            dir.path().join("cur").join(format!("{name}:2,S")),
+        )
+        .expect("rename");
+        let mut md2 = Maildir::open(dir.path(), "u@h:995").expect("open");
+        assert!(md2.has_uid("X1"));
+        md2.begin(Incoming {
+            msg: 1,
+            uid: Some("X1".into()),
+        })
+        .expect("begin");
+        md2.write(b"hello\r\n").expect("write");
+        assert_eq!(md2.commit().expect("commit"), Stored::AlreadyThere);
+        // Without UIDL the content names the file.
+        for _ in 0..2 {
+            md.begin(Incoming { msg: 3, uid: None }).expect("begin");
+            md.write(b"same content").expect("write");
+            md.commit().expect("commit");
+        }
+        assert_eq!(
+            fs::read_dir(dir.path().join("new")).expect("new").count(),
+            1
+        );
+        assert_eq!(
+            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
+            0
+        );
+    }
+}

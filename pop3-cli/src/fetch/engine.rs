@@ -1,0 +1,304 @@
+//! The receiving side of a fetch: the library's message sink, which hands
+//! each message to the destination and stages it for the committer.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use pop3_proto::MsgNum;
+use pop3_transport::runtime::MessageSink;
+use pop3_transport::Error;
+
+use super::commit::{locked, Done, Group, Pending, BATCH_BYTES, BATCH_MESSAGES};
+use super::Summary;
+use crate::deliver::{Deliver, Incoming, NotStored, Stored};
+use crate::error::{net_failure, Exit, Failure};
+use crate::interrupt;
+use crate::state::State;
+
+/// The engine wants no more messages: it failed locally and keeps the
+/// reason ([`Engine::fatal`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Stop;
+
+/// The library sees a stop as the sink's error, which ends the retrieval
+/// cleanly.
+pub(super) fn stopped(Stop: Stop) -> io::Error {
+    io::Error::other("the delivery stopped")
+}
+
+/// Receives the messages from the session and stores them.
+pub(super) struct Engine<'a> {
+    pub(super) deliver: &'a mut dyn Deliver,
+    /// `None` without UIDL.
+    pub(super) state: Option<&'a Mutex<State>>,
+    pub(super) uids: &'a HashMap<MsgNum, String>,
+    pub(super) current: Option<MsgNum>,
+    /// Bytes of the current message so far.
+    pub(super) current_bytes: u64,
+    /// Stored by this fetch (new or already there).
+    pub(super) stored: Vec<MsgNum>,
+    pub(super) failures: Vec<(MsgNum, String)>,
+    pub(super) fatal: Option<Failure>,
+    /// The committer failed: stage nothing more.
+    pub(super) commit_failed: bool,
+    pub(super) summary: &'a mut Summary,
+    pub(super) progress: Option<ProgressBar>,
+    pub(super) to_fetch: usize,
+    /// Messages whose retrieval ended (stored or not).
+    pub(super) ended: usize,
+    /// For a Maildir or an mbox: batches made durable by another thread.
+    pub(super) group: Option<Group<'a>>,
+    /// See [`Store::max_staged`].
+    pub(super) max_staged: (usize, u64),
+}
+
+impl Engine<'_> {
+    fn start(&mut self, msg: MsgNum) -> Result<(), Stop> {
+        if self.current == Some(msg) {
+            return Ok(());
+        }
+        self.deliver.abort();
+        self.current_bytes = 0;
+        let incoming = Incoming {
+            msg: msg.get(),
+            uid: self.uids.get(&msg).cloned(),
+        };
+        self.current = Some(msg);
+        self.deliver
+            .begin(incoming)
+            .map_err(|e| self.stop(Failure::io("storing a message", &e)))
+    }
+
+    /// A signal asks to stop: end here, keeping what is stored.
+    fn interrupted(&mut self) -> Result<(), Stop> {
+        match interrupt::pending() {
+            Some((exit, what)) => Err(self.stop(Failure::new(exit, what))),
+            None => Ok(()),
+        }
+    }
+
+    fn stop(&mut self, failure: Failure) -> Stop {
+        self.deliver.abort();
+        self.current = None;
+        self.fatal.get_or_insert(failure);
+        Stop
+    }
+
+    /// Message `msg` is durable and its UID recorded (if it has one).
+    fn counted(&mut self, msg: MsgNum, how: Stored, bytes: u64) {
+        self.stored.push(msg);
+        match how {
+            Stored::New => {
+                self.summary.fetched += 1;
+                self.summary.bytes += bytes;
+            }
+            Stored::AlreadyThere => self.summary.recovered += 1,
+        }
+        if let Some(bar) = &self.progress {
+            bar.set_message(format!(
+                "{}/{}",
+                self.stored.len() + self.failures.len(),
+                self.to_fetch
+            ));
+        }
+    }
+
+    /// Records a message stored on its own (MDA, or found in the Maildir
+    /// already).
+    fn stored(&mut self, msg: MsgNum, how: Stored) -> Result<(), Stop> {
+        if let (Some(state), Some(uid)) = (self.state, self.uids.get(&msg)) {
+            let mut state = locked(state);
+            if let Err(e) = state.record(uid) {
+                let path = state.path().display().to_string();
+                drop(state);
+                return Err(self.stop(Failure::io(format_args!("state file {path}"), &e)));
+            }
+        }
+        let bytes = std::mem::take(&mut self.current_bytes);
+        interrupt::saved_one();
+        self.counted(msg, how, bytes);
+        Ok(())
+    }
+
+    /// Throws away a message that did not arrive completely.
+    pub(super) fn abandon(&mut self) {
+        if self.current.take().is_some() {
+            self.deliver.abort();
+        }
+    }
+
+    /// Stages the complete current message for its batch.
+    fn stage(&mut self, msg: MsgNum) -> Result<(), Stop> {
+        let (max_messages, max_bytes) = self.max_staged;
+        match self.deliver.stage() {
+            Ok(Some(staged)) => {
+                crate::crash::at("received");
+                let bytes = std::mem::take(&mut self.current_bytes);
+                let pending = Pending {
+                    msg,
+                    uid: self.uids.get(&msg).cloned(),
+                    bytes,
+                    staged,
+                };
+                if let Some(group) = &self.group {
+                    let shared = group.shared;
+                    let mut queue = locked(&shared.queue);
+                    while !queue.failed
+                        && (queue.staged.len() >= max_messages || queue.bytes >= max_bytes)
+                    {
+                        queue = shared
+                            .changed
+                            .wait(queue)
+                            .unwrap_or_else(|p| p.into_inner());
+                    }
+                    if queue.failed {
+                        self.commit_failed = true;
+                    } else {
+                        queue.bytes += bytes;
+                        queue.oldest.get_or_insert_with(Instant::now);
+                        queue.staged.push(pending);
+                        if queue.staged.len() >= BATCH_MESSAGES || queue.bytes >= BATCH_BYTES {
+                            shared.changed.notify_all();
+                        }
+                    }
+                }
+                self.collect(false)
+            }
+            Ok(None) => self.stored(msg, Stored::AlreadyThere),
+            Err(NotStored::Fatal(failure)) => Err(self.stop(failure)),
+            Err(NotStored::Refused(why)) => {
+                self.failures.push((msg, why));
+                Ok(())
+            }
+        }
+    }
+
+    /// Takes in the batches the committer finished; with `all`, tells it
+    /// that nothing more comes and waits for the last one.
+    fn collect(&mut self, all: bool) -> Result<(), Stop> {
+        let Some(group) = &self.group else {
+            return Ok(());
+        };
+        let mut finished = Vec::new();
+        if all {
+            Self::close_queue(group);
+            // The committer drops its sender when it stops.
+            finished.extend(group.done.iter());
+        } else {
+            finished.extend(group.done.try_iter());
+        }
+        for done in finished {
+            self.finish_batch(done);
+        }
+        if self.commit_failed {
+            if self.fatal.is_none() {
+                self.fatal = Some(Failure::new(Exit::Software, "the commit thread stopped"));
+            }
+            return Err(Stop);
+        }
+        Ok(())
+    }
+
+    fn finish_batch(&mut self, done: Done) {
+        match done.result {
+            Ok(stored) => {
+                for (pending, how) in done.batch.into_iter().zip(stored) {
+                    self.deliver.committed(&pending.staged);
+                    self.counted(pending.msg, how, pending.bytes);
+                }
+            }
+            Err(failure) => {
+                // A Maildir batch's files stay in tmp/: the next fetch
+                // removes them and fetches those messages again. An mbox
+                // batch was cut off again, or is settled by its intent.
+                self.commit_failed = true;
+                self.fatal = Some(failure);
+            }
+        }
+    }
+
+    fn close_queue(group: &Group<'_>) {
+        locked(&group.shared.queue).closed = true;
+        group.shared.changed.notify_all();
+    }
+
+    /// Tells the committer that nothing more comes: it takes what is staged
+    /// at once, without waiting for a full batch.
+    fn close(&mut self) {
+        if let Some(group) = &self.group {
+            Self::close_queue(group);
+        }
+    }
+
+    /// Makes everything completely received durable (also after an
+    /// interruption or a lost connection), and stops the committer.
+    pub(super) fn flush(&mut self) {
+        let _ = self.collect(true);
+    }
+}
+
+impl MessageSink for Engine<'_> {
+    fn on_chunk(&mut self, msg: MsgNum, data: &[u8]) -> io::Result<()> {
+        self.chunk(msg, data).map_err(stopped)
+    }
+
+    fn on_end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> io::Result<()> {
+        if self.fatal.is_some() {
+            return Err(stopped(Stop));
+        }
+        self.ended += 1;
+        let outcome = self.end(msg, result);
+        if self.ended == self.to_fetch {
+            // The last one: the committer need not wait for a full batch.
+            self.close();
+        }
+        outcome.map_err(stopped)
+    }
+}
+
+impl Engine<'_> {
+    fn chunk(&mut self, msg: MsgNum, data: &[u8]) -> Result<(), Stop> {
+        if self.fatal.is_some() {
+            return Err(Stop);
+        }
+        self.interrupted()?;
+        self.start(msg)?;
+        self.current_bytes += data.len() as u64;
+        if let Some(bar) = &self.progress {
+            bar.inc(data.len() as u64);
+        }
+        self.deliver
+            .write(data)
+            .map_err(|e| self.stop(Failure::io("storing a message", &e)))
+    }
+
+    fn end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> Result<(), Stop> {
+        match result {
+            Ok(_) => {
+                self.start(msg)?;
+                self.current = None;
+                if self.group.is_some() {
+                    return self.stage(msg);
+                }
+                match self.deliver.commit() {
+                    Ok(how) => self.stored(msg, how),
+                    Err(NotStored::Refused(why)) => {
+                        self.failures.push((msg, why));
+                        Ok(())
+                    }
+                    Err(NotStored::Fatal(failure)) => Err(self.stop(failure)),
+                }
+            }
+            Err(error) => {
+                if self.current == Some(msg) {
+                    self.abandon();
+                }
+                self.failures.push((msg, net_failure(error, None).message));
+                Ok(())
+            }
+        }
+    }
+}

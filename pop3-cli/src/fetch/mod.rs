@@ -1,0 +1,611 @@
+//! `pop3 fetch`: download what was not downloaded before, never lose a
+//! message, never store one twice.
+//!
+//! The order of events for each message is what makes that true:
+//!
+//! 1. `RETR` streams the message into the sink (a Maildir `tmp/` file, or
+//!    memory for mbox and MDA).
+//! 2. The sink makes it durable. A Maildir and an mbox do it for a batch
+//!    at a time on a committer thread (group commit, while the connection
+//!    keeps receiving). A Maildir: one `syncfs` for the batch's files, each
+//!    linked into `new/`, one fsync of `new/`. An mbox, under its lock: an
+//!    intent file next to the state (offset, length, SHA-256 and UID of
+//!    each entry) synced, the entries appended, the mbox synced once. An
+//!    MDA must exit 0, one message at a time.
+//! 3. Only then are the UIDs appended to the state file and synced (once
+//!    per batch; for an mbox still under its lock, and then the intent is
+//!    emptied).
+//! 4. Only after every retrieval, and only for messages whose UID is
+//!    recorded (or that a policy deletes unfetched), `DELE`, pipelined;
+//!    then `QUIT` commits the deletions.
+//!
+//! Killed between 1 and 2: the `tmp/` files are removed by the next fetch
+//! (an mbox batch was only in memory), and those messages are fetched
+//! again. Killed between 2 and 3: the Maildir file names are a hash of the
+//! account and the UID, so the next fetch finds them in `new/` or `cur/`,
+//! records the UIDs and does not download them again; for an mbox, the
+//! next fetch reads the intent and records each UID whose exact bytes are
+//! in the mbox at its offset (the others, never or only partly appended,
+//! are fetched again; the mbox is never cut, since another program may
+//! have appended since). For an MDA this window remains: a delivery agent's
+//! run can be neither undone nor checked, so the message would be
+//! delivered a second time. Killed before 4 completes: nothing is deleted,
+//! and the next `fetch --delete` deletes what is recorded.
+//!
+//! What remains for an mbox is outside what a fetch controls: a program
+//! that rewrites the mbox between the crash and the next fetch (a mail
+//! reader expunging) moves the entries, and those messages are fetched
+//! again; and after a power loss in the middle of an append, the torn
+//! entry stays in front of its complete copy.
+//!
+//! [`fetch`] is the orchestration; what to fetch and what to delete is
+//! decided in `plan.rs`, messages are received and staged by `engine.rs`,
+//! and made durable in batches by `commit.rs`.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{mpsc, Mutex};
+use std::thread;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use pop3_proto::MsgNum;
+use pop3_transport::runtime::{Runtime as LibraryRuntime, StartTls, WriteTo};
+use pop3_transport::{Error, MaybeTls};
+use serde::Serialize;
+
+use crate::deliver::{
+    intent_path, prepare_maildir, prepare_mbox, recover_mbox, Deliver, Maildir, Mbox, MboxAppender,
+    Mda,
+};
+use crate::error::{Exit, Failure};
+use crate::policy::{run_filter, Verdict};
+use crate::state::{file_name_for, now, with_suffix, State};
+use crate::transport::{Exec, Session};
+
+mod commit;
+mod engine;
+mod plan;
+
+use commit::{committer, Group, Shared, Store, MAX_STAGED, MAX_STAGED_BYTES};
+use engine::Engine;
+
+/// What `fetch` does for one account (the command line over the config
+/// file).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FetchOptions {
+    /// `--maildir`.
+    pub(crate) maildir: Option<PathBuf>,
+    /// `--mbox`.
+    pub(crate) mbox: Option<PathBuf>,
+    /// `--mda`.
+    pub(crate) mda: Option<String>,
+    /// `--delete` (otherwise keep).
+    pub(crate) delete: bool,
+    /// `--state`.
+    pub(crate) state: Option<PathBuf>,
+    /// `--keep-days`.
+    pub(crate) keep_days: Option<u32>,
+    /// `--max-size`, in bytes.
+    pub(crate) max_size: Option<u64>,
+    /// `--delete-bigger-than`, in bytes.
+    pub(crate) delete_bigger_than: Option<u64>,
+    /// `--max-messages`.
+    pub(crate) max_messages: Option<u32>,
+    /// `--filter`.
+    pub(crate) filter: Option<String>,
+}
+
+/// A fetch made ready before connecting: the destination checked (and a
+/// missing Maildir created), the state locked and loaded.
+pub(crate) struct Prepared {
+    account: String,
+    state: State,
+    deliver: Box<dyn Deliver>,
+    /// Where batches are made durable (`None`: one message at a time).
+    store: Option<Store>,
+    /// UIDs of an mbox batch, interrupted before they were recorded, found
+    /// stored in the mbox and recorded now.
+    recovered: usize,
+}
+
+/// Checks the destination and takes the account's state, before anything
+/// connects: a mistyped path or a fetch already running stops here.
+pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Failure> {
+    match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), None, None) => prepare_maildir(dir)?,
+        (None, Some(mbox), None) => prepare_mbox(mbox)?,
+        (None, None, Some(_)) => {}
+        (None, None, None) => {
+            return Err(Failure::usage(
+                "fetch needs a destination: --maildir DIR, --mbox FILE or --mda CMD",
+            ))
+        }
+        _ => {
+            return Err(Failure::usage(
+                "give only one of --maildir, --mbox and --mda",
+            ))
+        }
+    }
+    let path = state_path(args, account)?;
+    let mut state = State::open(&path)?;
+    let mut recovered = 0;
+    let (deliver, store): (Box<dyn Deliver>, _) = match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), _, _) => (
+            Box::new(Maildir::open(dir, account)?),
+            Some(Store::Maildir(dir.clone())),
+        ),
+        (_, Some(mbox), _) => {
+            // The lock is held: no other fetch of the account is appending.
+            let intent = intent_path(&path);
+            recovered = recover_mbox(mbox, &intent, &mut state)?;
+            (
+                Box::new(Mbox::new(mbox)),
+                Some(Store::Mbox(MboxAppender::new(mbox, Some(intent)))),
+            )
+        }
+        (_, _, Some(command)) => (Box::new(Mda::new(command, account)), None),
+        _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
+    };
+    Ok(Prepared {
+        account: account.to_owned(),
+        state,
+        deliver,
+        store,
+        recovered,
+    })
+}
+
+/// Where the state of `account` is kept for these arguments.
+fn state_path(args: &FetchOptions, account: &str) -> Result<PathBuf, Failure> {
+    let name = file_name_for(account);
+    if let Some(path) = &args.state {
+        return Ok(path.clone());
+    }
+    if let Some(dir) = &args.maildir {
+        // Not a dot-directory: Maildir++ readers would list it as a folder.
+        return Ok(dir.join("pop3-state").join(name));
+    }
+    if let Some(mbox) = &args.mbox {
+        return Ok(with_suffix(mbox, ".pop3-state").join(name));
+    }
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+            Some(home) => PathBuf::from(home).join(".local").join("state"),
+            None => {
+                return Err(Failure::usage(
+                    "no place for the state: set XDG_STATE_HOME or HOME, or use --state FILE",
+                ))
+            }
+        },
+    };
+    Ok(base.join("pop3").join(name))
+}
+
+/// What a fetch did (the `--json` output).
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Summary {
+    /// The account, when several are fetched from the config file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    account: Option<String>,
+    /// Messages on the server.
+    on_server: usize,
+    /// Messages downloaded and stored by this fetch.
+    fetched: usize,
+    /// Bytes of those.
+    bytes: u64,
+    /// Messages found already stored (saved by an interrupted fetch).
+    recovered: usize,
+    /// Messages that could not be stored; fetched again next time.
+    failed: usize,
+    /// Messages left on the server because of `--max-size`.
+    too_big: usize,
+    /// Messages `--filter` skipped, or left for a later run by
+    /// `--max-messages`.
+    skipped: usize,
+    /// Messages deleted from the server.
+    deleted: usize,
+    /// Messages left on the server after this fetch.
+    left_on_server: usize,
+    /// Whether the server has UIDL (without it every fetch gets everything).
+    uidl: bool,
+}
+
+/// Binary units, one decimal: `512 B`, `1.5 KiB`, `3.2 MiB`.
+pub(crate) fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// `what` cut to `max` characters (with `…`), so that lines fit.
+fn clip(what: &str, max: usize) -> String {
+    if what.chars().count() <= max {
+        what.to_owned()
+    } else {
+        let mut out: String = what.chars().take(max.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+impl Summary {
+    /// One line of at most 80 columns: what is new, what is left.
+    fn line(&self, label: Option<&str>) -> String {
+        let mut parts = vec![format!("{} new ({})", self.fetched, human(self.bytes))];
+        if self.recovered > 0 {
+            parts.push(format!("{} recovered", self.recovered));
+        }
+        if self.failed > 0 {
+            parts.push(format!("{} failed", self.failed));
+        }
+        if self.too_big > 0 {
+            parts.push(format!("{} too big", self.too_big));
+        }
+        if self.skipped > 0 {
+            parts.push(format!("{} skipped", self.skipped));
+        }
+        let mut body = parts.join(", ");
+        body.push_str("; server: ");
+        if self.deleted > 0 {
+            body.push_str(&format!("{} deleted, ", self.deleted));
+        }
+        body.push_str(&format!("{} left", self.left_on_server));
+        match label {
+            // "pop3: " + label + ": " + body within 80 columns.
+            Some(label) => {
+                let room = 80usize.saturating_sub(8 + body.chars().count()).max(8);
+                format!("{}: {body}", clip(label, room))
+            }
+            None => body,
+        }
+    }
+
+    /// What was kept, for the message of an interrupted fetch.
+    fn saved_note(&self, to_fetch: usize) -> String {
+        let left = to_fetch.saturating_sub(self.fetched + self.recovered);
+        format!(
+            "{} message(s) saved ({}), {left} left for the next fetch, nothing deleted",
+            self.fetched + self.recovered,
+            human(self.bytes)
+        )
+    }
+}
+
+/// Runs `fetch` on a logged-in session. Whether to pipeline is the
+/// library's decision (its core asks `CAPA` before a burst when needed).
+/// `label` names the account in the summary when several are fetched.
+pub(crate) fn fetch<X, Y, R, E: Exec>(
+    mut session: Session<X, Y, R, E>,
+    prepared: Prepared,
+    args: &FetchOptions,
+    verbose: bool,
+    json: bool,
+    label: Option<&str>,
+) -> Result<(), Failure>
+where
+    MaybeTls<X, Y>: StartTls,
+    R: LibraryRuntime + WriteTo<Vec<u8>>,
+{
+    let Prepared {
+        account,
+        mut state,
+        mut deliver,
+        store,
+        recovered: recovered_before,
+    } = prepared;
+    let path = state.path().to_owned();
+
+    // One round trip for both when the server pipelines.
+    let (uidl, list) = session
+        .run(|c| c.uidl_and_list())
+        .map_err(|e| Failure::from(e).context("UIDL"))?;
+    let listing = match uidl {
+        Ok(entries) => Some(entries),
+        Err(Error::Server(e)) if plan::lacks_uidl(&e, session.conn().capabilities()) => None,
+        Err(e) => return Err(Failure::from(e).context("UIDL")),
+    };
+    let sizes: HashMap<MsgNum, u64> = match list {
+        Ok(entries) => entries.into_iter().map(|e| (e.msg, e.size)).collect(),
+        Err(e) if !e.is_fatal() => HashMap::new(),
+        Err(e) => return Err(Failure::from(e).context("LIST")),
+    };
+    let mut summary = Summary {
+        account: label.map(str::to_owned),
+        uidl: listing.is_some(),
+        recovered: recovered_before,
+        ..Summary::default()
+    };
+    let (uids, mut to_fetch, recovered) = match &listing {
+        Some(entries) => {
+            summary.on_server = entries.len();
+            let new = plan::new_messages(entries, &state, deliver.as_ref());
+            (new.uids, new.to_fetch, new.recovered)
+        }
+        None => {
+            if verbose || io::stderr().is_terminal() {
+                eprintln!(
+                    "pop3: the server has no UIDL: fetching every message{}",
+                    if args.delete {
+                        ""
+                    } else {
+                        " (use --delete to avoid fetching them again)"
+                    }
+                );
+            }
+            let mut all: Vec<MsgNum> = sizes.keys().copied().collect();
+            if all.is_empty() {
+                let stat = session
+                    .run(|c| c.stat())
+                    .map_err(|e| Failure::from(e).context("STAT"))?;
+                all = (1..=stat.count).filter_map(MsgNum::new).collect();
+            }
+            all.sort_unstable();
+            summary.on_server = all.len();
+            (HashMap::new(), all, Vec::new())
+        }
+    };
+
+    // Policies: what is too big, what the filter says, how many.
+    let mut delete_unfetched =
+        plan::size_limits(&mut to_fetch, &sizes, args, verbose, &mut summary);
+    let limit = args.max_messages.map_or(usize::MAX, |n| n as usize);
+    if args.filter.is_some() || to_fetch.len() > limit {
+        let mut chosen = Vec::new();
+        for &msg in &to_fetch {
+            if chosen.len() >= limit {
+                summary.skipped += 1;
+                continue;
+            }
+            let Some(command) = &args.filter else {
+                chosen.push(msg);
+                continue;
+            };
+            let mut headers = Vec::new();
+            session
+                .run(|c| c.top_to(msg, 0, &mut headers))
+                .map_err(|e| {
+                    Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
+                })?;
+            let uid = uids.get(&msg).map(String::as_str);
+            match run_filter(
+                command,
+                &headers,
+                &account,
+                msg.get(),
+                uid,
+                sizes.get(&msg).copied(),
+            )? {
+                Verdict::Fetch => chosen.push(msg),
+                Verdict::Delete if args.delete => delete_unfetched.push(msg),
+                Verdict::Delete | Verdict::Skip => summary.skipped += 1,
+            }
+        }
+        to_fetch = chosen;
+    }
+
+    if !recovered.is_empty() {
+        summary.recovered += recovered.len();
+        state
+            .record_many(recovered)
+            .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;
+    }
+
+    let progress = (io::stderr().is_terminal() && !verbose && !to_fetch.is_empty()).then(|| {
+        let total: u64 = to_fetch.iter().filter_map(|m| sizes.get(m)).sum();
+        let bar = ProgressBar::new(total);
+        // At most about 75 columns, whatever the numbers.
+        if let Ok(style) = ProgressStyle::with_template(
+            "{msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
+        ) {
+            bar.set_style(style.progress_chars("=> "));
+        }
+        bar.set_message(format!("0/{}", to_fetch.len()));
+        bar
+    });
+
+    let state = Mutex::new(state);
+    let state_ref = listing.is_some().then_some(&state);
+    let max_staged = store
+        .as_ref()
+        .map_or((MAX_STAGED, MAX_STAGED_BYTES), Store::max_staged);
+    let shared = Shared::default();
+    let cutoff = args
+        .keep_days
+        .map(|days| now().saturating_sub(u64::from(days) * 86_400));
+    let may_delete = args.delete || cutoff.is_some() || !delete_unfetched.is_empty();
+    let mut session = Some(session);
+    let (retrieved, stored_now, failures, fatal, quit_sent) = thread::scope(|scope| {
+        let group = store.map(|store| {
+            let (done_tx, done_rx) = mpsc::channel();
+            let shared = &shared;
+            scope.spawn(move || committer(store, state_ref, shared, done_tx));
+            Group {
+                shared,
+                done: done_rx,
+            }
+        });
+        let mut engine = Engine {
+            deliver: deliver.as_mut(),
+            state: state_ref,
+            uids: &uids,
+            current: None,
+            current_bytes: 0,
+            stored: Vec::new(),
+            failures: Vec::new(),
+            fatal: None,
+            commit_failed: false,
+            summary: &mut summary,
+            progress,
+            to_fetch: to_fetch.len(),
+            ended: 0,
+            group,
+            max_staged,
+        };
+        let (retrieved, quit_sent) = match session.take() {
+            // Nothing will be deleted: QUIT rides with the RETRs, and the
+            // session ends with the last message, while its batch is being
+            // made durable. (A session that deleted nothing commits nothing.)
+            // Each message's outcome went to the engine already; a stop of
+            // the engine is its own business (it keeps the reason).
+            Some(live) if !may_delete && !to_fetch.is_empty() => {
+                match live.finish(|c| c.retr_many_and_quit(&to_fetch, &mut engine)) {
+                    Ok((_, quit)) => (Ok(()), Some(quit)),
+                    Err(Error::Sink(_)) => (Ok(()), Some(Ok(()))),
+                    Err(error) => (Err(error), None),
+                }
+            }
+            Some(mut live) if !to_fetch.is_empty() => {
+                let retrieved = match live.run(|c| c.retr_many(&to_fetch, &mut engine)) {
+                    Ok(_) | Err(Error::Sink(_)) => Ok(()),
+                    Err(error) => Err(error),
+                };
+                session = Some(live);
+                (retrieved, None)
+            }
+            other => {
+                session = other;
+                (Ok(()), None)
+            }
+        };
+        engine.abandon();
+        engine.flush();
+        if let Some(bar) = engine.progress.take() {
+            bar.finish_and_clear();
+        }
+        (
+            retrieved,
+            std::mem::take(&mut engine.stored),
+            std::mem::take(&mut engine.failures),
+            engine.fatal.take(),
+            quit_sent,
+        )
+    });
+    let mut state = state.into_inner().unwrap_or_else(|p| p.into_inner());
+    summary.failed = failures.len();
+    if let Some(failure) = fatal {
+        return Err(failure.note(summary.saved_note(to_fetch.len())));
+    }
+    retrieved.map_err(|e| {
+        Failure::from(e)
+            .context("RETR")
+            .note(summary.saved_note(to_fetch.len()))
+    })?;
+
+    // Deletion: only what is durably stored, only now.
+    let mut deleted = Vec::new();
+    let quit = match session {
+        Some(session) if may_delete => {
+            let deletable = plan::deletable(
+                listing.as_deref(),
+                &state,
+                args,
+                cutoff,
+                &stored_now,
+                &delete_unfetched,
+            );
+            if deletable.is_empty() {
+                session.finish(|c| c.quit())
+            } else {
+                // The DELEs and the QUIT that commits them: one round trip.
+                let deleting = session.finish(|c| c.dele_many_and_quit(&deletable));
+                let (results, quit) = deleting.map_err(|e| {
+                    Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
+                })?;
+                for (msg, result) in deletable.iter().zip(results) {
+                    match result {
+                        Ok(()) => deleted.push(*msg),
+                        Err(e) => eprintln!("pop3: DELE {msg}: {}", Failure::from(e).message),
+                    }
+                }
+                quit
+            }
+        }
+        Some(session) => session.finish(|c| c.quit()),
+        // Sent with the RETRs; answered with the last message.
+        None => quit_sent.unwrap_or(Ok(())),
+    };
+    quit.map_err(|e| {
+        let failure = Failure::from(e);
+        if deleted.is_empty() {
+            failure.context("QUIT")
+        } else {
+            failure.context("QUIT (deletions may not have been committed)")
+        }
+    })?;
+    summary.deleted = deleted.len();
+    summary.left_on_server = summary.on_server.saturating_sub(summary.deleted);
+
+    // The server has committed: forget UIDs it no longer has.
+    if let Some(entries) = &listing {
+        let deleted: HashSet<MsgNum> = deleted.into_iter().collect();
+        let remaining: HashSet<&str> = entries
+            .iter()
+            .filter(|e| !deleted.contains(&e.msg))
+            .map(|e| e.uid.as_str())
+            .collect();
+        state
+            .retain(|uid| remaining.contains(uid))
+            .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;
+    }
+
+    if json {
+        let mut out = io::stdout().lock();
+        serde_json::to_writer(&mut out, &summary)
+            .map_err(|e| Failure::io("stdout", &io::Error::other(e)))?;
+        writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
+    } else if verbose || io::stderr().is_terminal() {
+        eprintln!("pop3: {}", summary.line(label));
+    }
+    if let Some((msg, why)) = failures.first() {
+        return Err(Failure::new(
+            Exit::TempFail,
+            format!(
+                "{} message(s) not stored, will be fetched again next time (message {msg}: {why})",
+                failures.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_fits_80_columns() {
+        assert_eq!(human(512), "512 B");
+        assert_eq!(human(1536), "1.5 KiB");
+        assert_eq!(human(5 * 1024 * 1024 * 1024), "5.0 GiB");
+        let mut summary = Summary {
+            on_server: 10_000,
+            fetched: 10_000,
+            bytes: 12 << 30,
+            recovered: 1,
+            failed: 1,
+            deleted: 10_000,
+            left_on_server: 0,
+            ..Summary::default()
+        };
+        assert_eq!(
+            summary.line(None),
+            "10000 new (12.0 GiB), 1 recovered, 1 failed; server: 10000 deleted, 0 left"
+        );
+        assert!(summary.line(None).chars().count() + 6 <= 80);
+        (summary.recovered, summary.failed) = (0, 0);
+        let label = "a-very-long-account-name-that-goes-on-and-on@example.org";
+        let line = summary.line(Some(label));
+        assert!(line.chars().count() + 6 <= 80, "{line}");
+        assert!(line.starts_with("a-very-long-acc"), "{line}");
+    }
+}
