@@ -13,7 +13,8 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Client, Event, Expect, Handle, Queued, Reply};
+use super::pipeline::{Expect, Queued};
+use super::{Client, Event, Handle, Reply};
 use crate::command::{check_argument, Command};
 use crate::sasl::{self, ChannelBinding, Mechanism, SaslError};
 use crate::types::{Capabilities, ResponseCode};

@@ -1,0 +1,286 @@
+//! The way out: submitted commands queue, go on the wire as far as the
+//! pipelining window allows, and wait in flight for their replies.
+
+use alloc::boxed::Box;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
+use super::{Client, Event, Handle, State, MAX_WRITE_AHEAD};
+use crate::command::{self, encode_line, Command};
+use crate::sasl::{Mechanism, SaslError, TokenRefusal};
+use crate::{Secret, UsageError};
+
+/// What a sent command's reply looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expect {
+    Simple,
+    User,
+    Login,
+    Stat,
+    ListAll,
+    ListOne,
+    UidlAll,
+    UidlOne,
+    Capa { internal: bool },
+    Body,
+    Languages,
+    Auth,
+    Stls,
+    Quit,
+    Utf8,
+}
+
+impl Expect {
+    pub(super) fn of(command: &Command) -> Expect {
+        match command {
+            Command::User(_) => Expect::User,
+            Command::Pass(_) | Command::Apop { .. } => Expect::Login,
+            Command::Auth(_) => Expect::Auth,
+            Command::Stls => Expect::Stls,
+            Command::Capa => Expect::Capa { internal: false },
+            Command::Stat => Expect::Stat,
+            Command::List(None) => Expect::ListAll,
+            Command::List(Some(_)) => Expect::ListOne,
+            Command::Uidl(None) => Expect::UidlAll,
+            Command::Uidl(Some(_)) => Expect::UidlOne,
+            Command::Retr(_) | Command::Top(..) => Expect::Body,
+            Command::Raw {
+                multiline: true, ..
+            } => Expect::Body,
+            Command::Lang(None) => Expect::Languages,
+            Command::Quit => Expect::Quit,
+            Command::Utf8 => Expect::Utf8,
+            _ => Expect::Simple,
+        }
+    }
+
+    /// Nothing is pipelined across these: their outcome changes what may follow.
+    fn is_barrier(self) -> bool {
+        matches!(self, Expect::Login | Expect::Auth | Expect::Stls)
+    }
+
+    pub(super) fn is_multiline(self) -> bool {
+        matches!(
+            self,
+            Expect::ListAll
+                | Expect::UidlAll
+                | Expect::Capa { .. }
+                | Expect::Body
+                | Expect::Languages
+        )
+    }
+}
+
+/// A submitted command not yet sent.
+pub(super) struct Queued {
+    pub(super) handle: Handle,
+    pub(super) command: Command,
+    pub(super) expect: Expect,
+    /// AUTH only: the mechanism's initial response, computed at submission.
+    pub(super) initial: Option<Secret<Vec<u8>>>,
+}
+
+/// A SASL exchange in progress.
+pub(super) struct AuthExchange {
+    pub(super) mechanism: Box<dyn Mechanism>,
+    /// An initial response too long for the AUTH line (RFC 5034: 255 octets),
+    /// sent instead in answer to the server's first, empty challenge.
+    pub(super) deferred: Option<Secret<Vec<u8>>>,
+    /// Set when the client cancelled the exchange with `*`.
+    pub(super) cancelled: Option<SaslError>,
+    /// An OAuth mechanism's token was refused with a JSON report; the `-ERR`
+    /// that follows carries it.
+    pub(super) refusal: Option<TokenRefusal>,
+}
+
+/// A sent command waiting for its reply.
+pub(super) struct InFlight {
+    pub(super) handle: Handle,
+    pub(super) expect: Expect,
+    pub(super) auth: Option<AuthExchange>,
+    /// Length of the command line sent.
+    pub(super) bytes: usize,
+}
+
+impl Client {
+    /// Moves queued commands onto the wire as far as the window allows: one at a
+    /// time without PIPELINING, and never past a STLS or login command.
+    pub(super) fn fill_window(&mut self) {
+        if self.state == State::Greeting || self.tls_pending || self.fatal.is_some() {
+            return;
+        }
+        let window = if self.is_pipelining() {
+            self.config.pipeline_window
+        } else {
+            1
+        };
+        while let Some(next) = self.queue.front() {
+            if let Some(last) = self.in_flight.back() {
+                if self.in_flight.len() >= window
+                    || self.in_flight_bytes >= MAX_WRITE_AHEAD
+                    || last.expect.is_barrier()
+                    || next.expect.is_barrier()
+                {
+                    break;
+                }
+            }
+            let Some(queued) = self.queue.pop_front() else {
+                break;
+            };
+            self.send(queued);
+        }
+    }
+
+    pub(super) fn release_tx(&mut self) {
+        if self.tx_handed {
+            if self.tx_secret {
+                self.tx.iter_mut().for_each(|b| *b = 0);
+                self.tx_secret = false;
+            }
+            self.tx.clear();
+            self.tx_handed = false;
+        }
+    }
+
+    pub(super) fn send(&mut self, queued: Queued) {
+        self.release_tx();
+        let Queued {
+            handle,
+            command,
+            expect,
+            initial,
+        } = queued;
+        let mut number = [0u8; 20];
+        let mut number2 = [0u8; 20];
+        let mut auth = None;
+        let line_start = self.tx.len();
+        // How many words of the line are shown in the trace; the rest is a secret.
+        let mut shown_words = usize::MAX;
+        let tx = &mut self.tx;
+        match &command {
+            Command::User(name) => encode_line(tx, "USER", &[name.as_bytes()]),
+            Command::Pass(password) => {
+                encode_line(tx, "PASS", &[password.expose().as_bytes()]);
+                self.tx_secret = true;
+                shown_words = 1;
+            }
+            Command::Apop { user, password } => {
+                let timestamp = self
+                    .greeting
+                    .as_ref()
+                    .and_then(|g| g.apop_timestamp.as_deref());
+                let Some(timestamp) = timestamp else {
+                    self.events.push_back(Event::Cancelled {
+                        handle,
+                        reason: UsageError::NoApopTimestamp,
+                    });
+                    return;
+                };
+                let digest = command::apop_digest(timestamp, password.expose());
+                encode_line(tx, "APOP", &[user.as_bytes(), &digest]);
+                self.tx_secret = true;
+                shown_words = 2;
+            }
+            Command::Auth(_) => {}
+            Command::Stls => encode_line(tx, "STLS", &[]),
+            Command::Capa => {
+                encode_line(tx, "CAPA", &[]);
+                self.capa_asked = true;
+            }
+            Command::Stat => encode_line(tx, "STAT", &[]),
+            Command::List(n) | Command::Uidl(n) => {
+                let verb = command.verb();
+                match n {
+                    Some(n) => {
+                        encode_line(tx, verb, &[command::decimal(n.get().into(), &mut number)])
+                    }
+                    None => encode_line(tx, verb, &[]),
+                }
+            }
+            Command::Retr(n) | Command::Dele(n) => encode_line(
+                tx,
+                command.verb(),
+                &[command::decimal(n.get().into(), &mut number)],
+            ),
+            Command::Top(n, lines) => encode_line(
+                tx,
+                "TOP",
+                &[
+                    command::decimal(n.get().into(), &mut number),
+                    command::decimal((*lines).into(), &mut number2),
+                ],
+            ),
+            Command::Noop => encode_line(tx, "NOOP", &[]),
+            Command::Rset => encode_line(tx, "RSET", &[]),
+            Command::Quit => encode_line(tx, "QUIT", &[]),
+            Command::Utf8 => encode_line(tx, "UTF8", &[]),
+            Command::Lang(tag) => match tag {
+                Some(tag) => encode_line(tx, "LANG", &[tag.as_bytes()]),
+                None => encode_line(tx, "LANG", &[]),
+            },
+            Command::Raw { verb, args, .. } => {
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                encode_line(tx, verb, &args);
+            }
+        }
+        if let Command::Auth(mechanism) = command {
+            let name = String::from(mechanism.name());
+            let mut deferred = None;
+            match initial {
+                Some(ir) => {
+                    let encoded = if ir.expose().is_empty() {
+                        String::from("=")
+                    } else {
+                        BASE64.encode(ir.expose())
+                    };
+                    // RFC 5034: an initial response that would make the line longer
+                    // than 255 octets waits for the server's empty challenge.
+                    if 5 + name.len() + 1 + encoded.len() + 2 <= command::MAX_COMMAND_LINE {
+                        encode_line(&mut self.tx, "AUTH", &[name.as_bytes(), encoded.as_bytes()]);
+                        self.tx_secret = true;
+                        shown_words = 2;
+                    } else {
+                        encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]);
+                        deferred = Some(ir);
+                    }
+                }
+                None => encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]),
+            }
+            auth = Some(AuthExchange {
+                mechanism,
+                deferred,
+                cancelled: None,
+                refusal: None,
+            });
+        }
+        if self.config.trace && self.tx.len() > line_start {
+            let line = self.tx[line_start..self.tx.len() - 2].to_vec();
+            self.trace_sent(&line, shown_words);
+        }
+        let bytes = self.tx.len() - line_start;
+        self.in_flight_bytes += bytes;
+        self.in_flight.push_back(InFlight {
+            handle,
+            expect,
+            auth,
+            bytes,
+        });
+    }
+
+    /// Sends one SASL response line (RFC 5034: base64, or empty for an empty response).
+    pub(super) fn send_sasl_line(&mut self, data: &[u8]) {
+        self.release_tx();
+        if !data.is_empty() {
+            let encoded = BASE64.encode(data);
+            self.tx.extend_from_slice(encoded.as_bytes());
+        }
+        self.tx.extend_from_slice(b"\r\n");
+        self.tx_secret = true;
+        if self.config.trace {
+            self.trace_sent(b"", 0);
+        }
+    }
+}
