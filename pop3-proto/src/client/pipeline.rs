@@ -2,16 +2,12 @@
 //! pipelining window allows, and wait in flight for their replies.
 
 use alloc::boxed::Box;
-use alloc::string::String;
 use alloc::vec::Vec;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-
 use super::{Client, Event, Handle, State, MAX_WRITE_AHEAD};
-use crate::command::{self, encode_line, Command};
+use crate::command::{self, Command, Shown};
 use crate::sasl::{Mechanism, SaslError, TokenRefusal};
-use crate::{Secret, UsageError};
+use crate::Secret;
 
 /// What a sent command's reply looks like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,109 +149,39 @@ impl Client {
             expect,
             initial,
         } = queued;
-        let mut number = [0u8; 20];
-        let mut number2 = [0u8; 20];
-        let mut auth = None;
         let line_start = self.tx.len();
-        // How many words of the line are shown in the trace; the rest is a secret.
-        let mut shown_words = usize::MAX;
-        let tx = &mut self.tx;
-        match &command {
-            Command::User(name) => encode_line(tx, "USER", &[name.as_bytes()]),
-            Command::Pass(password) => {
-                encode_line(tx, "PASS", &[password.expose().as_bytes()]);
-                self.tx_secret = true;
-                shown_words = 1;
-            }
-            Command::Apop { user, password } => {
-                let timestamp = self
-                    .greeting
-                    .as_ref()
-                    .and_then(|g| g.apop_timestamp.as_deref());
-                let Some(timestamp) = timestamp else {
-                    self.events.push_back(Event::Cancelled {
-                        handle,
-                        reason: UsageError::NoApopTimestamp,
-                    });
-                    return;
-                };
-                let digest = command::apop_digest(timestamp, password.expose());
-                encode_line(tx, "APOP", &[user.as_bytes(), &digest]);
-                self.tx_secret = true;
-                shown_words = 2;
-            }
-            Command::Auth(_) => {}
-            Command::Stls => encode_line(tx, "STLS", &[]),
-            Command::Capa => {
-                encode_line(tx, "CAPA", &[]);
-                self.capa_asked = true;
-            }
-            Command::Stat => encode_line(tx, "STAT", &[]),
-            Command::List(n) | Command::Uidl(n) => {
-                let verb = command.verb();
-                match n {
-                    Some(n) => {
-                        encode_line(tx, verb, &[command::decimal(n.get().into(), &mut number)])
-                    }
-                    None => encode_line(tx, verb, &[]),
-                }
-            }
-            Command::Retr(n) | Command::Dele(n) => encode_line(
-                tx,
-                command.verb(),
-                &[command::decimal(n.get().into(), &mut number)],
-            ),
-            Command::Top(n, lines) => encode_line(
-                tx,
-                "TOP",
-                &[
-                    command::decimal(n.get().into(), &mut number),
-                    command::decimal((*lines).into(), &mut number2),
-                ],
-            ),
-            Command::Noop => encode_line(tx, "NOOP", &[]),
-            Command::Rset => encode_line(tx, "RSET", &[]),
-            Command::Quit => encode_line(tx, "QUIT", &[]),
-            Command::Utf8 => encode_line(tx, "UTF8", &[]),
-            Command::Lang(tag) => match tag {
-                Some(tag) => encode_line(tx, "LANG", &[tag.as_bytes()]),
-                None => encode_line(tx, "LANG", &[]),
-            },
-            Command::Raw { verb, args, .. } => {
-                let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-                encode_line(tx, verb, &args);
-            }
-        }
-        if let Command::Auth(mechanism) = command {
-            let name = String::from(mechanism.name());
-            let mut deferred = None;
-            match initial {
-                Some(ir) => {
-                    let encoded = if ir.expose().is_empty() {
-                        String::from("=")
-                    } else {
-                        BASE64.encode(ir.expose())
-                    };
-                    // RFC 5034: an initial response that would make the line longer
-                    // than 255 octets waits for the server's empty challenge.
-                    if 5 + name.len() + 1 + encoded.len() + 2 <= command::MAX_COMMAND_LINE {
-                        encode_line(&mut self.tx, "AUTH", &[name.as_bytes(), encoded.as_bytes()]);
-                        self.tx_secret = true;
-                        shown_words = 2;
-                    } else {
-                        encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]);
-                        deferred = Some(ir);
-                    }
-                }
-                None => encode_line(&mut self.tx, "AUTH", &[name.as_bytes()]),
-            }
-            auth = Some(AuthExchange {
+        let (shown, auth) = if let Command::Auth(mechanism) = command {
+            let (shown, deferred) = command::encode_auth(&mut self.tx, mechanism.name(), initial);
+            let exchange = AuthExchange {
                 mechanism,
                 deferred,
                 cancelled: None,
                 refusal: None,
-            });
+            };
+            (shown, Some(exchange))
+        } else {
+            let timestamp = self
+                .greeting
+                .as_ref()
+                .and_then(|g| g.apop_timestamp.as_deref());
+            match command.encode(&mut self.tx, timestamp) {
+                Ok(shown) => (shown, None),
+                Err(reason) => {
+                    self.events.push_back(Event::Cancelled { handle, reason });
+                    return;
+                }
+            }
+        };
+        if matches!(expect, Expect::Capa { .. }) {
+            self.capa_asked = true;
         }
+        let shown_words = match shown {
+            Shown::All => usize::MAX,
+            Shown::Words(words) => {
+                self.tx_secret = true;
+                words
+            }
+        };
         if self.config.trace && self.tx.len() > line_start {
             let line = self.tx[line_start..self.tx.len() - 2].to_vec();
             self.trace_sent(&line, shown_words);
@@ -270,14 +196,10 @@ impl Client {
         });
     }
 
-    /// Sends one SASL response line (RFC 5034: base64, or empty for an empty response).
+    /// Sends one SASL response line.
     pub(super) fn send_sasl_line(&mut self, data: &[u8]) {
         self.release_tx();
-        if !data.is_empty() {
-            let encoded = BASE64.encode(data);
-            self.tx.extend_from_slice(encoded.as_bytes());
-        }
-        self.tx.extend_from_slice(b"\r\n");
+        command::encode_sasl_response(&mut self.tx, data);
         self.tx_secret = true;
         if self.config.trace {
             self.trace_sent(b"", 0);

@@ -11,6 +11,7 @@ use base64::Engine;
 use super::pipeline::Expect;
 use super::submit::Projection;
 use super::{Client, Event, Handle, Reply, State};
+use crate::command;
 use crate::framing::{BodyDecoder, BodyRead, LineRead, Rx};
 use crate::parse::{self, Status};
 use crate::sasl::{SaslError, TokenRefusal};
@@ -465,7 +466,7 @@ impl Client {
                 // RFC 5034: "*" cancels; the server answers -ERR.
                 exchange.cancelled = Some(error);
                 self.release_tx();
-                self.tx.extend_from_slice(b"*\r\n");
+                self.tx.extend_from_slice(command::SASL_CANCEL);
                 if self.config.trace {
                     self.trace_sent(b"*", usize::MAX);
                 }
