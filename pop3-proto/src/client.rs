@@ -28,6 +28,7 @@ mod submit;
 mod trace;
 mod types;
 
+use capa::CapaState;
 pub use operation::{AuthMethod, Credentials};
 use operation::{Operation, Routed};
 use pipeline::{InFlight, Queued};
@@ -63,12 +64,8 @@ pub struct Client {
     utf8: bool,
     greeting: Option<Greeting>,
     capabilities: Option<Capabilities>,
-    /// The server answered CAPA once, so it is worth asking again after login.
-    capa_answered: bool,
-    /// CAPA was sent or queued in the current state (since TLS or login).
-    capa_asked: bool,
-    /// The server refused CAPA: it does not implement RFC 2449; never ask again.
-    capa_refused: bool,
+    /// What the session knows of the server's `CAPA`: when to ask on its own.
+    capa: CapaState,
     /// The message count from the latest STAT: the maildrop is locked for the
     /// session, so no listing may name a message beyond it.
     stat_count: Option<u32>,
@@ -134,9 +131,7 @@ impl Client {
             utf8: false,
             greeting: None,
             capabilities: None,
-            capa_answered: false,
-            capa_asked: false,
-            capa_refused: false,
+            capa: CapaState::NotAsked,
             stat_count: None,
             fatal: None,
             operation: None,

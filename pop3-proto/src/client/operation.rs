@@ -647,7 +647,7 @@ impl Client {
             Kind::Login { method, .. } => matches!(method, Some(AuthMethod::Auto)),
             Kind::StartTls => true,
         };
-        if needs_capabilities && self.capabilities.is_none() && !self.capa_refused {
+        if needs_capabilities && self.capabilities.is_none() && self.capa.may_ask() {
             if !self.internal_capa_pending() {
                 self.queue_internal_capa();
                 self.fill_window();

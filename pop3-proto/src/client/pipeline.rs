@@ -173,7 +173,7 @@ impl Client {
             }
         };
         if matches!(expect, Expect::Capa { .. }) {
-            self.capa_asked = true;
+            self.capa = self.capa.asked();
         }
         let shown_words = match shown {
             Shown::All => usize::MAX,

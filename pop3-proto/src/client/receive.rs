@@ -367,8 +367,8 @@ impl Client {
         self.capabilities = None;
         // A server may offer more after login (RFC 2449 section 5): ask again,
         // before anything queued behind the login goes out.
-        self.capa_asked = false;
-        if self.capa_answered {
+        self.capa = self.capa.logged_in();
+        if self.capa.ask_after_login() {
             self.queue_internal_capa();
         }
         self.complete_ok(Reply::Authenticated(Text::sanitize(text)))
@@ -387,7 +387,7 @@ impl Client {
             .and_then(|a| a.refusal.take())
             .map(Box::new);
         if matches!(expect, Expect::Capa { .. }) {
-            self.capa_refused = true;
+            self.capa = self.capa.refused();
         }
         if matches!(
             expect,
@@ -567,7 +567,7 @@ impl Client {
             Items::Capa(list) => {
                 let capabilities = Capabilities { list };
                 self.capabilities = Some(capabilities.clone());
-                self.capa_answered = true;
+                self.capa = self.capa.answered();
                 let internal = self
                     .in_flight
                     .front()
