@@ -260,15 +260,33 @@ impl Client {
     /// still arriving, say) is read and dropped, and no completion event
     /// comes for it. The session stays in step.
     pub fn discard(&mut self, handle: Handle) {
-        let pending = self.queue.iter().any(|q| q.handle == handle)
+        if self.is_pending(handle) && !self.discarded.contains(&handle) {
+            self.discarded.push(handle);
+        }
+    }
+
+    /// The handle whose [`Handle::id`] is `id`, if this client gave it out
+    /// and its command or operation has neither completed nor been
+    /// discarded: how a binding that names commands by integer finds the
+    /// handle again.
+    pub fn pending_handle(&self, id: u64) -> Option<Handle> {
+        let handle = Handle {
+            client: (id >> 32) as u32,
+            seq: id as u32,
+        };
+        let active = self.operation.as_ref().is_some_and(|o| o.handle == handle);
+        let pending = (active || self.is_pending(handle)) && !self.discarded.contains(&handle);
+        (handle.client == self.id && pending).then_some(handle)
+    }
+
+    /// The command is queued, in flight, or waits behind an operation.
+    fn is_pending(&self, handle: Handle) -> bool {
+        self.queue.iter().any(|q| q.handle == handle)
             || self.in_flight.iter().any(|f| f.handle == handle)
             || self.backlog.iter().any(|b| match b {
                 Backlog::Command(q) => q.handle == handle,
                 Backlog::Operation(o) => o.handle == handle,
-            });
-        if pending && !self.discarded.contains(&handle) {
-            self.discarded.push(handle);
-        }
+            })
     }
 
     /// `USER name`.
@@ -318,7 +336,9 @@ impl Client {
     }
 
     pub(super) fn new_handle(&mut self) -> Handle {
-        self.next_seq = self.next_seq.wrapping_add(1);
+        // Sequence 0 is never used, so that no id is 0 (ids may wrap only
+        // after 2^32 commands).
+        self.next_seq = self.next_seq.checked_add(1).unwrap_or(1);
         Handle {
             client: self.id,
             seq: self.next_seq,

@@ -118,6 +118,8 @@ impl Config {
 /// Names one submitted command; its reply carries the same handle.
 ///
 /// Handles are unique per client and never equal to a handle of another client.
+/// [`Handle::id`] gives the same identity as an integer, for bindings and
+/// maps; [`Client::pending_handle`] turns it back into a handle.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Handle {
     pub(super) client: u32,
@@ -127,6 +129,26 @@ pub struct Handle {
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Handle({}:{})", self.client, self.seq)
+    }
+}
+
+impl Handle {
+    /// This handle as an integer: never 0, the same for the handle's whole
+    /// life, and — like the handle — unique among the handles of every client
+    /// in the process (on targets without 32-bit atomics, among the handles
+    /// of one client). A binding can use it as the command's name without
+    /// keeping a map of its own.
+    ///
+    /// ```
+    /// use pop3_proto::{Client, Command, Config};
+    /// let mut client = Client::new(Config::default());
+    /// let capa = client.submit(Command::Capa)?;
+    /// assert_ne!(capa.id(), 0);
+    /// assert_eq!(client.pending_handle(capa.id()), Some(capa));
+    /// # Ok::<(), pop3_proto::UsageError>(())
+    /// ```
+    pub fn id(self) -> u64 {
+        (u64::from(self.client) << 32) | u64::from(self.seq)
     }
 }
 
