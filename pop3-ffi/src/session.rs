@@ -240,8 +240,8 @@ impl Session {
     }
 
     /// The whole login as one handle (the core's `login_with`). A SCRAM nonce
-    /// is always supplied, so that "auto" can choose SCRAM: the core has no
-    /// randomness of its own.
+    /// (the core's `getrandom` feature) is always supplied, so that "auto"
+    /// can choose SCRAM.
     pub(crate) fn login(
         &mut self,
         user: &str,
@@ -249,8 +249,9 @@ impl Session {
         method: &str,
     ) -> Result<u64, pop3_result> {
         let method = AuthMethod::from_name(method).ok_or(POP3_ERR_INVALID_ARGUMENT)?;
-        let mut credentials =
-            Credentials::new(user, Secret::new(String::from(secret))).scram_nonce(scram_nonce()?);
+        let mut credentials = Credentials::new(user, Secret::new(String::from(secret)))
+            .with_random_scram_nonce()
+            .map_err(|_| POP3_ERR_RANDOM)?;
         if let Some(binding) = &self.binding {
             credentials = credentials.channel_binding(binding.clone());
         }
@@ -421,18 +422,6 @@ impl Session {
         }
         None
     }
-}
-
-/// A fresh SCRAM client nonce: 24 characters from the base64 alphabet, 144
-/// random bits from the operating system.
-fn scram_nonce() -> Result<String, pop3_result> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut random = [0u8; 24];
-    getrandom::getrandom(&mut random).map_err(|_| POP3_ERR_RANDOM)?;
-    Ok(random
-        .iter()
-        .map(|&b| char::from(ALPHABET[usize::from(b & 63)]))
-        .collect())
 }
 
 fn closed_by(error: &ProtocolError) -> Owned {

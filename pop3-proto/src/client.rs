@@ -29,6 +29,8 @@ mod trace;
 mod types;
 
 use capa::CapaState;
+#[cfg(feature = "getrandom")]
+pub use operation::RandomUnavailable;
 pub use operation::{AuthMethod, Credentials};
 use operation::{Operation, Routed};
 use pipeline::{InFlight, Queued};

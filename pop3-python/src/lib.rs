@@ -16,7 +16,7 @@ use pop3_proto::{
     Action, AuthMethod, Command, Config, Credentials, Event, Handle, Limits, MsgNum, State,
 };
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -442,8 +442,9 @@ impl Client {
     /// Cancelled. `method` is "auto" (the strongest the server offers), "user",
     /// "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256",
     /// "xoauth2" or "oauthbearer" (the password is then an OAuth 2.0 token).
-    /// SCRAM needs `scram_nonce`, a fresh random printable string of at least
-    /// 16 characters (without one, "auto" skips SCRAM).
+    /// SCRAM uses `scram_nonce`, a fresh random printable string of at least
+    /// 16 characters; without one, the core makes one from the operating
+    /// system's random generator.
     #[pyo3(signature = (user, password, method="auto", scram_nonce=None))]
     fn login(
         &mut self,
@@ -454,10 +455,13 @@ impl Client {
     ) -> PyResult<u64> {
         let method = AuthMethod::from_name(method)
             .ok_or_else(|| UsageError::new_err(format!("unknown login method {method:?}")))?;
-        let mut credentials = Credentials::new(user, password);
-        if let Some(nonce) = scram_nonce {
-            credentials = credentials.scram_nonce(nonce);
-        }
+        let credentials = Credentials::new(user, password);
+        let credentials = match scram_nonce {
+            Some(nonce) => credentials.scram_nonce(nonce),
+            None => credentials
+                .with_random_scram_nonce()
+                .map_err(|error| PyOSError::new_err(error.to_string()))?,
+        };
         let h = self.core().login_with(credentials, method).map_err(usage)?;
         Ok(h.id())
     }
