@@ -270,10 +270,7 @@ impl Client {
     /// discarded: how a binding that names commands by integer finds the
     /// handle again.
     pub fn pending_handle(&self, id: u64) -> Option<Handle> {
-        let handle = Handle {
-            client: (id >> 32) as u32,
-            seq: id as u32,
-        };
+        let handle = Handle::from_id(id);
         let active = self.operation.as_ref().is_some_and(|o| o.handle == handle);
         let pending = (active || self.is_pending(handle)) && !self.discarded.contains(&handle);
         (handle.client == self.id && pending).then_some(handle)

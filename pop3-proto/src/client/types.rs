@@ -150,6 +150,14 @@ impl Handle {
     pub fn id(self) -> u64 {
         (u64::from(self.client) << 32) | u64::from(self.seq)
     }
+
+    /// The handle whose [`Handle::id`] is `id` (of whichever client).
+    pub(super) fn from_id(id: u64) -> Handle {
+        Handle {
+            client: (id >> 32) as u32,
+            seq: id as u32,
+        }
+    }
 }
 
 pub(super) fn next_client_id() -> u32 {
