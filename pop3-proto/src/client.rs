@@ -33,7 +33,7 @@ use capa::CapaState;
 pub use operation::RandomUnavailable;
 pub use operation::{AuthMethod, Credentials};
 use operation::{Operation, Routed};
-use pipeline::{InFlight, Queued};
+use pipeline::{InFlight, Queued, SendBuffer};
 use receive::{Reading, Step};
 use submit::{Backlog, Projection};
 use types::next_client_id;
@@ -48,11 +48,7 @@ pub struct Client {
     next_seq: u32,
     rx: Rx,
     eof: bool,
-    tx: Vec<u8>,
-    /// `tx` was handed to the caller by the last poll and is cleared on the next call.
-    tx_handed: bool,
-    /// `tx` holds a secret: wipe it when clearing.
-    tx_secret: bool,
+    tx: SendBuffer,
     queue: VecDeque<Queued>,
     in_flight: VecDeque<InFlight>,
     /// The bytes of the command lines in `in_flight`.
@@ -113,9 +109,7 @@ impl Client {
             next_seq: 0,
             rx: Rx::new(),
             eof: false,
-            tx: Vec::new(),
-            tx_handed: false,
-            tx_secret: false,
+            tx: SendBuffer::default(),
             queue: VecDeque::new(),
             in_flight: VecDeque::new(),
             in_flight_bytes: 0,
@@ -294,8 +288,7 @@ impl Client {
                 return Err(error.clone());
             }
             if !self.tx.is_empty() {
-                self.tx_handed = true;
-                return Ok(Action::Send(&self.tx));
+                return Ok(Action::Send(self.tx.hand_out()));
             }
             if let Some(line) = self.trace.pop_front() {
                 return Ok(Action::Event(Event::Trace(line)));
@@ -384,6 +377,6 @@ impl Client {
         self.in_flight.clear();
         self.in_flight_bytes = 0;
         self.release_tx();
-        self.tx.clear();
+        self.tx.bytes.clear();
     }
 }

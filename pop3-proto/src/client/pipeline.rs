@@ -101,6 +101,42 @@ pub(super) struct InFlight {
     pub(super) bytes: usize,
 }
 
+/// The bytes [`Client::poll`] hands out to be written. They stay valid
+/// until the next call on the client, which clears them — wiping them first
+/// if they carried a secret.
+#[derive(Default)]
+pub(super) struct SendBuffer {
+    pub(super) bytes: Vec<u8>,
+    /// Handed to the caller by the last poll: cleared on the next call.
+    handed: bool,
+    /// Holds a secret: wiped when cleared.
+    pub(super) secret: bool,
+}
+
+impl SendBuffer {
+    /// Clears what the last poll handed out.
+    pub(super) fn release(&mut self) {
+        if self.handed {
+            if self.secret {
+                self.bytes.iter_mut().for_each(|b| *b = 0);
+                self.secret = false;
+            }
+            self.bytes.clear();
+            self.handed = false;
+        }
+    }
+
+    /// The bytes to write now; cleared on the next call.
+    pub(super) fn hand_out(&mut self) -> &[u8] {
+        self.handed = true;
+        &self.bytes
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
 impl Client {
     /// Moves queued commands onto the wire as far as the window allows: one at a
     /// time without PIPELINING, and never past a STLS or login command.
@@ -131,14 +167,7 @@ impl Client {
     }
 
     pub(super) fn release_tx(&mut self) {
-        if self.tx_handed {
-            if self.tx_secret {
-                self.tx.iter_mut().for_each(|b| *b = 0);
-                self.tx_secret = false;
-            }
-            self.tx.clear();
-            self.tx_handed = false;
-        }
+        self.tx.release();
     }
 
     pub(super) fn send(&mut self, queued: Queued) {
@@ -149,9 +178,10 @@ impl Client {
             expect,
             initial,
         } = queued;
-        let line_start = self.tx.len();
+        let line_start = self.tx.bytes.len();
         let (shown, auth) = if let Command::Auth(mechanism) = command {
-            let (shown, deferred) = command::encode_auth(&mut self.tx, mechanism.name(), initial);
+            let (shown, deferred) =
+                command::encode_auth(&mut self.tx.bytes, mechanism.name(), initial);
             let exchange = AuthExchange {
                 mechanism,
                 deferred,
@@ -164,7 +194,7 @@ impl Client {
                 .greeting
                 .as_ref()
                 .and_then(|g| g.apop_timestamp.as_deref());
-            match command.encode(&mut self.tx, timestamp) {
+            match command.encode(&mut self.tx.bytes, timestamp) {
                 Ok(shown) => (shown, None),
                 Err(reason) => {
                     self.events.push_back(Event::Cancelled { handle, reason });
@@ -178,15 +208,16 @@ impl Client {
         let shown_words = match shown {
             Shown::All => usize::MAX,
             Shown::Words(words) => {
-                self.tx_secret = true;
+                self.tx.secret = true;
                 words
             }
         };
-        if self.config.trace && self.tx.len() > line_start {
-            let line = self.tx[line_start..self.tx.len() - 2].to_vec();
+        let line_end = self.tx.bytes.len();
+        if self.config.trace && line_end > line_start {
+            let line = self.tx.bytes[line_start..line_end - 2].to_vec();
             self.trace_sent(&line, shown_words);
         }
-        let bytes = self.tx.len() - line_start;
+        let bytes = line_end - line_start;
         self.in_flight_bytes += bytes;
         self.in_flight.push_back(InFlight {
             handle,
@@ -199,8 +230,8 @@ impl Client {
     /// Sends one SASL response line.
     pub(super) fn send_sasl_line(&mut self, data: &[u8]) {
         self.release_tx();
-        command::encode_sasl_response(&mut self.tx, data);
-        self.tx_secret = true;
+        command::encode_sasl_response(&mut self.tx.bytes, data);
+        self.tx.secret = true;
         if self.config.trace {
             self.trace_sent(b"", 0);
         }

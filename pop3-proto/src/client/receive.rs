@@ -466,7 +466,7 @@ impl Client {
                 // RFC 5034: "*" cancels; the server answers -ERR.
                 exchange.cancelled = Some(error);
                 self.release_tx();
-                self.tx.extend_from_slice(command::SASL_CANCEL);
+                self.tx.bytes.extend_from_slice(command::SASL_CANCEL);
                 if self.config.trace {
                     self.trace_sent(b"*", usize::MAX);
                 }
