@@ -2,7 +2,7 @@
 //! actions into what C asks for separately — a byte queue to write, and owned
 //! events that stay put while C reads them.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use pop3_proto::sasl::ChannelBinding;
 use pop3_proto::{
@@ -187,10 +187,6 @@ pub(crate) struct Session {
     /// The event C is reading; its pointers stay valid until C's next call
     /// (a borrowed body chunk only until the core is called again).
     current: Option<Owned>,
-    handles: HashMap<Handle, u64>,
-    /// The reverse of `handles`, for `discard`.
-    ids: HashMap<u64, Handle>,
-    next_handle: u64,
     /// `Action::StartTls` repeats until TLS is up; C hears of it once.
     tls_reported: bool,
     /// The closing event is queued; the core has nothing more to say.
@@ -212,9 +208,6 @@ impl Session {
             outbox: Outbox::default(),
             queue: VecDeque::new(),
             current: None,
-            handles: HashMap::new(),
-            ids: HashMap::new(),
-            next_handle: 1,
             tls_reported: false,
             finished: false,
             closed_delivered: false,
@@ -228,13 +221,13 @@ impl Session {
         &self.core
     }
 
-    /// Runs a command submission on the core and names its handle for C.
+    /// Runs a command submission on the core; C names the handle by its id.
     pub(crate) fn submit(
         &mut self,
         f: impl FnOnce(&mut Client) -> Result<Handle, UsageError>,
     ) -> Result<u64, pop3_result> {
         let handle = f(&mut self.core).map_err(|e| usage_code(&e))?;
-        Ok(self.register(handle))
+        Ok(handle.id())
     }
 
     /// Like `submit`, for operations that return several handles.
@@ -243,12 +236,12 @@ impl Session {
         f: impl FnOnce(&mut Client) -> Result<Vec<Handle>, UsageError>,
     ) -> Result<Vec<u64>, pop3_result> {
         let handles = f(&mut self.core).map_err(|e| usage_code(&e))?;
-        Ok(handles.into_iter().map(|h| self.register(h)).collect())
+        Ok(handles.into_iter().map(Handle::id).collect())
     }
 
     /// The whole login as one handle (the core's `login_with`). A SCRAM nonce
-    /// is always supplied, so that "auto" can choose SCRAM: the core has no
-    /// randomness of its own.
+    /// (the core's `getrandom` feature) is always supplied, so that "auto"
+    /// can choose SCRAM.
     pub(crate) fn login(
         &mut self,
         user: &str,
@@ -256,8 +249,9 @@ impl Session {
         method: &str,
     ) -> Result<u64, pop3_result> {
         let method = AuthMethod::from_name(method).ok_or(POP3_ERR_INVALID_ARGUMENT)?;
-        let mut credentials =
-            Credentials::new(user, Secret::new(String::from(secret))).scram_nonce(scram_nonce()?);
+        let mut credentials = Credentials::new(user, Secret::new(String::from(secret)))
+            .with_random_scram_nonce()
+            .map_err(|_| POP3_ERR_RANDOM)?;
         if let Some(binding) = &self.binding {
             credentials = credentials.channel_binding(binding.clone());
         }
@@ -286,22 +280,13 @@ impl Session {
 
     /// Stops reporting a command: the rest of its reply is read and dropped.
     pub(crate) fn discard(&mut self, id: u64) -> pop3_result {
-        match self.ids.remove(&id) {
+        match self.core.pending_handle(id) {
             Some(handle) => {
-                self.handles.remove(&handle);
                 self.core.discard(handle);
                 POP3_OK
             }
             None => POP3_ERR_INVALID_ARGUMENT,
         }
-    }
-
-    pub(crate) fn register(&mut self, handle: Handle) -> u64 {
-        let id = self.next_handle;
-        self.next_handle += 1;
-        self.handles.insert(handle, id);
-        self.ids.insert(id, handle);
-        id
     }
 
     pub(crate) fn receive(&mut self, data: &[u8]) {
@@ -405,12 +390,8 @@ impl Session {
             match action {
                 Action::Send(bytes) => self.outbox.push(bytes),
                 Action::Event(event) => {
-                    let mut names = Names {
-                        handles: &mut self.handles,
-                        ids: &mut self.ids,
-                    };
                     if let Event::Body { handle, data } = event {
-                        let handle = name(&mut names, handle, false);
+                        let handle = handle.id();
                         let data = if borrow {
                             BodyBytes::Borrowed(data.as_ptr(), data.len())
                         } else {
@@ -418,7 +399,7 @@ impl Session {
                         };
                         return Some(Owned::Body { handle, data });
                     }
-                    if let Some(owned) = own(event, &mut names) {
+                    if let Some(owned) = own(event) {
                         return Some(owned);
                     }
                 }
@@ -443,18 +424,6 @@ impl Session {
     }
 }
 
-/// A fresh SCRAM client nonce: 24 characters from the base64 alphabet, 144
-/// random bits from the operating system.
-fn scram_nonce() -> Result<String, pop3_result> {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut random = [0u8; 24];
-    getrandom::getrandom(&mut random).map_err(|_| POP3_ERR_RANDOM)?;
-    Ok(random
-        .iter()
-        .map(|&b| char::from(ALPHABET[usize::from(b & 63)]))
-        .collect())
-}
-
 fn closed_by(error: &ProtocolError) -> Owned {
     Owned::Closed {
         result: POP3_ERR_PROTOCOL,
@@ -462,52 +431,34 @@ fn closed_by(error: &ProtocolError) -> Owned {
     }
 }
 
-/// The C name of a core handle. A handle C never saw (the core's own CAPA)
-/// is 0; `done` forgets the handle because its command is complete.
-fn name(names: &mut Names<'_>, handle: Handle, done: bool) -> u64 {
-    if done {
-        let id = names.handles.remove(&handle).unwrap_or(0);
-        names.ids.remove(&id);
-        id
-    } else {
-        names.handles.get(&handle).copied().unwrap_or(0)
-    }
-}
-
-/// The two handle maps, borrowed apart from the core while it is polled.
-struct Names<'a> {
-    handles: &'a mut HashMap<Handle, u64>,
-    ids: &'a mut HashMap<u64, Handle>,
-}
-
-fn own(event: Event<'_>, handles: &mut Names<'_>) -> Option<Owned> {
+fn own(event: Event<'_>) -> Option<Owned> {
     Some(match event {
         Event::Greeting(greeting) => Owned::Greeting(CText::new(greeting.text.as_str())),
         Event::Ok {
             handle,
             reply: Reply::BodyEnd,
         } => Owned::BodyEnd {
-            handle: name(handles, handle, true),
+            handle: handle.id(),
         },
         Event::Ok { handle, reply } => Owned::Ok {
-            handle: name(handles, handle, true),
+            handle: handle.id(),
             reply: own_reply(reply),
         },
         Event::Err { handle, error } => Owned::Err {
-            handle: name(handles, handle, true),
+            handle: handle.id(),
             code: error.code.map(|c| CText::new(&c.to_string())),
             text: CText::new(error.text.as_str()),
             refusal: error.token_refusal.map(|r| CText::new(&r.to_string())),
         },
         Event::BodyStart { handle } => Owned::BodyStart {
-            handle: name(handles, handle, false),
+            handle: handle.id(),
         },
         Event::Failed { handle, error } => Owned::Failed {
-            handle: name(handles, handle, true),
+            handle: handle.id(),
             text: CText::new(&error.to_string()),
         },
         Event::Cancelled { handle, reason } => Owned::Cancelled {
-            handle: name(handles, handle, true),
+            handle: handle.id(),
             result: usage_code(&reason),
             text: CText::new(&reason.to_string()),
         },

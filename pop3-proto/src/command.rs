@@ -5,6 +5,9 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+
 use crate::sasl::Mechanism;
 use crate::types::MsgNum;
 use crate::{Secret, UsageError};
@@ -163,8 +166,116 @@ pub(crate) fn check_raw_verb(verb: &str) -> Result<(), UsageError> {
     Ok(())
 }
 
+/// How much of an encoded line a trace may show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shown {
+    /// The whole line: it carries no secret.
+    All,
+    /// Its first words; the rest is a secret, and the send buffer is wiped
+    /// after carrying it.
+    Words(usize),
+}
+
+impl Command {
+    /// Appends this command's line, except for `AUTH` (see [`encode_auth`]).
+    /// `APOP` needs the greeting's timestamp: without one, nothing is
+    /// written and the error says why.
+    pub(crate) fn encode(
+        &self,
+        out: &mut Vec<u8>,
+        apop_timestamp: Option<&str>,
+    ) -> Result<Shown, UsageError> {
+        let mut number = [0u8; 20];
+        let mut number2 = [0u8; 20];
+        match self {
+            Command::User(name) => encode_line(out, "USER", &[name.as_bytes()]),
+            Command::Pass(password) => {
+                encode_line(out, "PASS", &[password.expose().as_bytes()]);
+                return Ok(Shown::Words(1));
+            }
+            Command::Apop { user, password } => {
+                let timestamp = apop_timestamp.ok_or(UsageError::NoApopTimestamp)?;
+                let digest = apop_digest(timestamp, password.expose());
+                encode_line(out, "APOP", &[user.as_bytes(), &digest]);
+                return Ok(Shown::Words(2));
+            }
+            Command::Auth(_) => {}
+            Command::Stls => encode_line(out, "STLS", &[]),
+            Command::Capa => encode_line(out, "CAPA", &[]),
+            Command::Stat => encode_line(out, "STAT", &[]),
+            Command::List(n) | Command::Uidl(n) => match n {
+                Some(n) => encode_line(out, self.verb(), &[decimal(n.get().into(), &mut number)]),
+                None => encode_line(out, self.verb(), &[]),
+            },
+            Command::Retr(n) | Command::Dele(n) => {
+                encode_line(out, self.verb(), &[decimal(n.get().into(), &mut number)])
+            }
+            Command::Top(n, lines) => encode_line(
+                out,
+                "TOP",
+                &[
+                    decimal(n.get().into(), &mut number),
+                    decimal((*lines).into(), &mut number2),
+                ],
+            ),
+            Command::Noop => encode_line(out, "NOOP", &[]),
+            Command::Rset => encode_line(out, "RSET", &[]),
+            Command::Quit => encode_line(out, "QUIT", &[]),
+            Command::Utf8 => encode_line(out, "UTF8", &[]),
+            Command::Lang(tag) => match tag {
+                Some(tag) => encode_line(out, "LANG", &[tag.as_bytes()]),
+                None => encode_line(out, "LANG", &[]),
+            },
+            Command::Raw { verb, args, .. } => {
+                let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+                encode_line(out, verb, &args);
+            }
+        }
+        Ok(Shown::All)
+    }
+}
+
+/// Appends `AUTH mechanism[ initial-response]` (RFC 5034). An initial
+/// response that would make the line longer than 255 octets is not put on
+/// it: it is returned, to be sent in answer to the server's first, empty
+/// challenge.
+pub(crate) fn encode_auth(
+    out: &mut Vec<u8>,
+    mechanism: &str,
+    initial: Option<Secret<Vec<u8>>>,
+) -> (Shown, Option<Secret<Vec<u8>>>) {
+    let Some(initial) = initial else {
+        encode_line(out, "AUTH", &[mechanism.as_bytes()]);
+        return (Shown::All, None);
+    };
+    let encoded = if initial.expose().is_empty() {
+        String::from("=")
+    } else {
+        BASE64.encode(initial.expose())
+    };
+    if 5 + mechanism.len() + 1 + encoded.len() + 2 <= MAX_COMMAND_LINE {
+        encode_line(out, "AUTH", &[mechanism.as_bytes(), encoded.as_bytes()]);
+        (Shown::Words(2), None)
+    } else {
+        encode_line(out, "AUTH", &[mechanism.as_bytes()]);
+        (Shown::All, Some(initial))
+    }
+}
+
+/// Appends one SASL response line (RFC 5034: base64, or empty for an empty
+/// response).
+pub(crate) fn encode_sasl_response(out: &mut Vec<u8>, data: &[u8]) {
+    if !data.is_empty() {
+        out.extend_from_slice(BASE64.encode(data).as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The line that cancels a SASL exchange (RFC 5034).
+pub(crate) const SASL_CANCEL: &[u8] = b"*\r\n";
+
 /// Appends `VERB[ arg]*\r\n`.
-pub(crate) fn encode_line(out: &mut Vec<u8>, verb: &str, args: &[&[u8]]) {
+fn encode_line(out: &mut Vec<u8>, verb: &str, args: &[&[u8]]) {
     out.extend_from_slice(verb.as_bytes());
     for arg in args {
         out.push(b' ');
@@ -174,7 +285,7 @@ pub(crate) fn encode_line(out: &mut Vec<u8>, verb: &str, args: &[&[u8]]) {
 }
 
 /// The APOP digest: lower-case hex MD5 of the timestamp followed by the secret.
-pub(crate) fn apop_digest(timestamp: &str, secret: &str) -> [u8; 32] {
+fn apop_digest(timestamp: &str, secret: &str) -> [u8; 32] {
     use md5::{Digest, Md5};
     let mut hasher = Md5::new();
     hasher.update(timestamp.as_bytes());
@@ -191,7 +302,7 @@ pub(crate) fn apop_digest(timestamp: &str, secret: &str) -> [u8; 32] {
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Writes a decimal number without allocating.
-pub(crate) fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
+fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     let mut n = n;
     loop {

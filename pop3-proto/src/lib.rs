@@ -104,6 +104,15 @@
 //! Credentials are refused on an unencrypted connection unless
 //! [`Config::allow_plaintext_credentials`] is set.
 //!
+//! # Cargo features
+//!
+//! - `std` (default): `std::error::Error` impls and SASLprep for SCRAM
+//!   passwords. Without it the core is `no_std` + `alloc`.
+//! - `getrandom` (off by default): `Credentials::random_scram_nonce` and
+//!   `Credentials::with_random_scram_nonce`, SCRAM nonces from the
+//!   operating system, which every driver of this workspace uses. On
+//!   `wasm32-unknown-unknown` also enable getrandom's `js` feature.
+//!
 //! # Panics
 //!
 //! None are reachable from input bytes or API calls; a panic is a bug.
@@ -131,6 +140,8 @@ mod secret;
 mod text;
 mod types;
 
+#[cfg(feature = "getrandom")]
+pub use client::RandomUnavailable;
 pub use client::{
     Action, AuthMethod, Client, Config, Credentials, Direction, Event, Handle, Limits, Reply,
     State, TraceLine, MAX_WRITE_AHEAD,

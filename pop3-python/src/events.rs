@@ -1,8 +1,6 @@
 //! The event classes Python receives from `Client.next_event()`, and the
 //! conversion from the core's events.
 
-use std::collections::HashMap;
-
 use pop3_proto::{Capabilities as CoreCaps, Direction, Event, Handle, Reply, Text};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
@@ -310,15 +308,9 @@ pub(crate) fn capability_dict<'py>(
     Ok(dict)
 }
 
-/// Converts one core event. `handles` maps core handles to Python's
-/// integers; a completed command's entry is removed.
-pub(crate) fn convert(
-    py: Python<'_>,
-    event: Event<'_>,
-    handles: &mut HashMap<Handle, u64>,
-) -> PyResult<Option<PyObject>> {
-    let done =
-        |handles: &mut HashMap<Handle, u64>, h: &Handle| -> Option<u64> { handles.remove(h) };
+/// Converts one core event. Python names a command by its handle's id.
+pub(crate) fn convert(py: Python<'_>, event: Event<'_>) -> PyResult<Option<PyObject>> {
+    let done = |h: &Handle| Some(h.id());
     let obj = match event {
         Event::Greeting(g) => object(
             py,
@@ -328,7 +320,7 @@ pub(crate) fn convert(
             },
         )?,
         Event::Ok { handle, reply } => {
-            let h = done(handles, &handle);
+            let h = done(&handle);
             match reply {
                 Reply::Ok(text) => object(
                     py,
@@ -393,7 +385,7 @@ pub(crate) fn convert(
             object(
                 py,
                 Err {
-                    handle: done(handles, &handle),
+                    handle: done(&handle),
                     code: error.code.as_ref().map(|c| c.to_string()),
                     text: error.text.as_str().to_owned(),
                     token_refusal: refusal.map(|r| r.to_string()),
@@ -406,25 +398,25 @@ pub(crate) fn convert(
         Event::BodyStart { handle } => object(
             py,
             BodyStart {
-                handle: handles.get(&handle).copied(),
+                handle: Some(handle.id()),
             },
         )?,
         Event::Body { handle, data } => object(
             py,
             BodyChunk {
-                handle: handles.get(&handle).copied(),
+                handle: Some(handle.id()),
                 data: PyBytes::new(py, data).unbind(),
             },
         )?,
         Event::Failed { handle, error } => object(
             py,
             Failed {
-                handle: done(handles, &handle),
+                handle: done(&handle),
                 error: error.to_string(),
             },
         )?,
         Event::Cancelled { handle, reason } => {
-            let h = done(handles, &handle);
+            let h = done(&handle);
             object(
                 py,
                 Cancelled {

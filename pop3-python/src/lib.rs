@@ -9,14 +9,14 @@
 
 mod events;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pop3_proto::{
     Action, AuthMethod, Command, Config, Credentials, Event, Handle, Limits, MsgNum, State,
 };
 use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyOSError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
@@ -55,10 +55,6 @@ pub struct Client {
     /// not `Sync` (it may hold a SASL mechanism), and Python objects may be
     /// shared between threads; `&mut self` methods reach it without locking.
     inner: Mutex<Box<pop3_proto::Client>>,
-    /// Core handles mapped to the integers Python sees. Several core handles may
-    /// share one integer (USER and PASS of one login).
-    handles: HashMap<Handle, u64>,
-    next_handle: u64,
     events: VecDeque<PyObject>,
     out: Vec<u8>,
     /// The fatal protocol error, once `poll` returned one.
@@ -84,17 +80,9 @@ impl Client {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn register(&mut self, handles: &[Handle]) -> u64 {
-        self.next_handle += 1;
-        for h in handles {
-            self.handles.insert(*h, self.next_handle);
-        }
-        self.next_handle
-    }
-
     fn submit(&mut self, command: Command) -> PyResult<u64> {
         let h = self.core().submit(command).map_err(usage)?;
-        Ok(self.register(&[h]))
+        Ok(h.id())
     }
 
     /// Polls the core until it waits for input, for TLS or has closed,
@@ -106,7 +94,6 @@ impl Client {
         self.stopped = None;
         let Client {
             inner,
-            handles,
             events,
             out,
             fatal,
@@ -133,25 +120,25 @@ impl Client {
                     match &mut body {
                         Some((h, buf)) if *h == handle => buf.extend_from_slice(data),
                         _ => {
-                            flush_body(py, body.take(), handles, events)?;
+                            flush_body(py, body.take(), events)?;
                             body = Some((handle, data.to_vec()));
                         }
                     }
                     if body.as_ref().is_some_and(|(_, buf)| buf.len() >= MAX_CHUNK) {
-                        flush_body(py, body.take(), handles, events)?;
+                        flush_body(py, body.take(), events)?;
                     }
                 }
                 Action::Event(event) => {
-                    flush_body(py, body.take(), handles, events)?;
+                    flush_body(py, body.take(), events)?;
                     if let Event::Ok {
                         handle,
                         reply: pop3_proto::Reply::StartTls,
                     } = &event
                     {
-                        *stls_handle = handles.remove(handle);
+                        *stls_handle = Some(handle.id());
                         continue;
                     }
-                    if let Some(object) = events::convert(py, event, handles)? {
+                    if let Some(object) = events::convert(py, event)? {
                         events.push_back(object);
                     }
                 }
@@ -166,7 +153,7 @@ impl Client {
                 }
             }
         };
-        flush_body(py, body.take(), handles, events)?;
+        flush_body(py, body.take(), events)?;
         result
     }
 }
@@ -177,15 +164,10 @@ const MAX_CHUNK: usize = 1024 * 1024;
 fn flush_body(
     py: Python<'_>,
     body: Option<(Handle, Vec<u8>)>,
-    handles: &HashMap<Handle, u64>,
     events: &mut VecDeque<PyObject>,
 ) -> PyResult<()> {
     if let Some((handle, data)) = body {
-        events.push_back(events::body_chunk(
-            py,
-            handles.get(&handle).copied(),
-            &data,
-        )?);
+        events.push_back(events::body_chunk(py, Some(handle.id()), &data)?);
     }
     Ok(())
 }
@@ -230,8 +212,6 @@ impl Client {
         config = config.trace(trace);
         Client {
             inner: Mutex::new(Box::new(pop3_proto::Client::new(config))),
-            handles: HashMap::new(),
-            next_handle: 0,
             events: VecDeque::new(),
             out: Vec::new(),
             fatal: None,
@@ -462,8 +442,9 @@ impl Client {
     /// Cancelled. `method` is "auto" (the strongest the server offers), "user",
     /// "apop", "plain", "login", "cram-md5", "scram-sha-1", "scram-sha-256",
     /// "xoauth2" or "oauthbearer" (the password is then an OAuth 2.0 token).
-    /// SCRAM needs `scram_nonce`, a fresh random printable string of at least
-    /// 16 characters (without one, "auto" skips SCRAM).
+    /// SCRAM uses `scram_nonce`, a fresh random printable string of at least
+    /// 16 characters; without one, the core makes one from the operating
+    /// system's random generator.
     #[pyo3(signature = (user, password, method="auto", scram_nonce=None))]
     fn login(
         &mut self,
@@ -474,12 +455,15 @@ impl Client {
     ) -> PyResult<u64> {
         let method = AuthMethod::from_name(method)
             .ok_or_else(|| UsageError::new_err(format!("unknown login method {method:?}")))?;
-        let mut credentials = Credentials::new(user, password);
-        if let Some(nonce) = scram_nonce {
-            credentials = credentials.scram_nonce(nonce);
-        }
+        let credentials = Credentials::new(user, password);
+        let credentials = match scram_nonce {
+            Some(nonce) => credentials.scram_nonce(nonce),
+            None => credentials
+                .with_random_scram_nonce()
+                .map_err(|error| PyOSError::new_err(error.to_string()))?,
+        };
         let h = self.core().login_with(credentials, method).map_err(usage)?;
-        Ok(self.register(&[h]))
+        Ok(h.id())
     }
 
     /// `RETR` for each message (pipelined when the server allows): one handle
@@ -490,7 +474,7 @@ impl Client {
             .map(msg_num)
             .collect::<PyResult<Vec<_>>>()?;
         let handles = self.core().retr_many(&msgs).map_err(usage)?;
-        Ok(handles.iter().map(|h| self.register(&[*h])).collect())
+        Ok(handles.into_iter().map(Handle::id).collect())
     }
 
     /// `DELE` for each message, pipelined like `retr_many`.
@@ -500,7 +484,7 @@ impl Client {
             .map(msg_num)
             .collect::<PyResult<Vec<_>>>()?;
         let handles = self.core().dele_many(&msgs).map_err(usage)?;
-        Ok(handles.iter().map(|h| self.register(&[*h])).collect())
+        Ok(handles.into_iter().map(Handle::id).collect())
     }
 
     /// The whole STLS upgrade as one handle: asks CAPA if needed (Cancelled
@@ -509,21 +493,14 @@ impl Client {
     /// were read again.
     fn start_tls(&mut self) -> PyResult<u64> {
         let h = self.core().start_tls().map_err(usage)?;
-        Ok(self.register(&[h]))
+        Ok(h.id())
     }
 
     /// Stops reporting a command: the rest of its reply (a message body still
     /// arriving) is read and dropped, and no more events come for it.
     fn discard(&mut self, handle: u64) {
-        let core: Vec<Handle> = self
-            .handles
-            .iter()
-            .filter(|(_, v)| **v == handle)
-            .map(|(k, _)| *k)
-            .collect();
-        for h in core {
+        if let Some(h) = self.core().pending_handle(handle) {
             self.core().discard(h);
-            self.handles.remove(&h);
         }
     }
 

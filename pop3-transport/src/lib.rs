@@ -52,9 +52,6 @@ mod trust;
 
 use std::io;
 
-use base64::engine::general_purpose::STANDARD as BASE64;
-use base64::Engine;
-
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::Connection;
 pub use error::{Error, Phase, Result, TlsDiagnosis, UtcTime};
@@ -64,21 +61,21 @@ pub use reader::MessageReader;
 pub use trust::{FingerprintMismatch, PeerCertificates, TrustRoots};
 
 /// A fresh SCRAM client nonce: 24 bytes from the operating system's secure
-/// random generator, base64-encoded.
+/// random generator, base64-encoded (the core's
+/// [`Credentials::random_scram_nonce`](pop3_proto::Credentials::random_scram_nonce),
+/// which every driver uses).
 ///
 /// Fails with [`Error::Io`] if the random generator fails.
 pub fn scram_nonce() -> Result<String> {
-    use ring::rand::{SecureRandom, SystemRandom};
-    let mut bytes = [0u8; 24];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .map_err(|_| Error::Io(io::Error::other("the system random generator failed")))?;
-    Ok(BASE64.encode(bytes))
+    pop3_proto::Credentials::random_scram_nonce()
+        .map_err(|error| Error::Io(io::Error::other(error.to_string())))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD as BASE64;
+    use base64::Engine;
 
     #[test]
     fn scram_nonces_are_fresh_base64() {

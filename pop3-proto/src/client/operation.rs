@@ -13,7 +13,8 @@ use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use super::{Client, Event, Expect, Handle, Queued, Reply};
+use super::pipeline::{Expect, Queued};
+use super::{Client, Event, Handle, Reply};
 use crate::command::{check_argument, Command};
 use crate::sasl::{self, ChannelBinding, Mechanism, SaslError};
 use crate::types::{Capabilities, ResponseCode};
@@ -201,13 +202,57 @@ impl Credentials {
     /// A fresh random printable nonce for SCRAM (at least 18 random bytes,
     /// base64-encoded). The core has no randomness of its own: without a
     /// nonce, [`AuthMethod::Auto`] never picks SCRAM and an explicit SCRAM
-    /// method is refused.
+    /// method is refused. With the `getrandom` feature,
+    /// `Credentials::with_random_scram_nonce` sets one.
     #[must_use]
     pub fn scram_nonce(mut self, nonce: impl Into<String>) -> Credentials {
         self.nonce = Some(nonce.into());
         self
     }
+
+    /// A fresh SCRAM client nonce from the operating system's random
+    /// generator: 24 random bytes, base64-encoded (32 characters). Every
+    /// driver takes its nonces from here.
+    ///
+    /// Only with the `getrandom` cargo feature (off by default; on
+    /// `wasm32-unknown-unknown` it also needs getrandom's `js` feature).
+    #[cfg(feature = "getrandom")]
+    pub fn random_scram_nonce() -> Result<String, RandomUnavailable> {
+        use base64::Engine as _;
+        let mut bytes = [0u8; 24];
+        getrandom::getrandom(&mut bytes).map_err(|_| RandomUnavailable)?;
+        Ok(base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    /// Sets a fresh random SCRAM nonce ([`Credentials::random_scram_nonce`]),
+    /// so that [`AuthMethod::Auto`] may choose SCRAM.
+    ///
+    /// ```
+    /// use pop3_proto::Credentials;
+    /// let credentials = Credentials::new("alice", "secret").with_random_scram_nonce()?;
+    /// # Ok::<(), pop3_proto::RandomUnavailable>(())
+    /// ```
+    #[cfg(feature = "getrandom")]
+    pub fn with_random_scram_nonce(self) -> Result<Credentials, RandomUnavailable> {
+        Ok(self.scram_nonce(Credentials::random_scram_nonce()?))
+    }
 }
+
+/// The operating system's random generator failed
+/// ([`Credentials::random_scram_nonce`]).
+#[cfg(feature = "getrandom")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RandomUnavailable;
+
+#[cfg(feature = "getrandom")]
+impl core::fmt::Display for RandomUnavailable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("the system random generator failed")
+    }
+}
+
+#[cfg(all(feature = "getrandom", feature = "std"))]
+impl std::error::Error for RandomUnavailable {}
 
 /// A composite operation in progress or waiting for its turn.
 pub(super) struct Operation {
@@ -646,7 +691,7 @@ impl Client {
             Kind::Login { method, .. } => matches!(method, Some(AuthMethod::Auto)),
             Kind::StartTls => true,
         };
-        if needs_capabilities && self.capabilities.is_none() && !self.capa_refused {
+        if needs_capabilities && self.capabilities.is_none() && self.capa.may_ask() {
             if !self.internal_capa_pending() {
                 self.queue_internal_capa();
                 self.fill_window();

@@ -33,7 +33,6 @@ run one after the other.
 
 import asyncio
 import collections
-import secrets
 import ssl as _ssl
 from typing import (
     IO,
@@ -461,10 +460,7 @@ class Connection:
         "scram-sha-256", "xoauth2" or "oauthbearer" (the password is then an
         OAuth 2.0 token). Returns the server's text; raises
         :class:`ServerError` on refusal."""
-        nonce = secrets.token_urlsafe(24)
-        event = await self._simple(
-            lambda c: c.login(user, password, mechanism, scram_nonce=nonce)
-        )
+        event = await self._simple(lambda c: c.login(user, password, mechanism))
         return getattr(event, "text", "")
 
     async def stat(self) -> Tuple[int, int]:
