@@ -480,7 +480,10 @@ impl<S: StartTls + TlsStream, R: LibraryRuntime, E: Exec> Session for Live<S, R,
         msgs: &[MsgNum],
     ) -> Result<(Vec<Result<(), NetError>>, Result<(), NetError>), NetError> {
         let Live { conn, exec, .. } = *self;
-        let (results, quit) = exec.block_on(conn.dele_many_and_quit(msgs))?;
+        let pop3_transport::BulkDeletion {
+            per_message: results,
+            quit,
+        } = exec.block_on(conn.dele_many_and_quit(msgs))?;
         let results = results
             .into_iter()
             .map(|r| r.map_err(NetError::from))
@@ -497,7 +500,7 @@ impl<S: StartTls + TlsStream, R: LibraryRuntime, E: Exec> Session for Live<S, R,
         let mut adapter = SinkAdapter { sink };
         // As in retr_many: the sink keeps the reason it stopped for.
         match exec.block_on(conn.retr_many_and_quit(msgs, &mut adapter)) {
-            Ok((_, quit)) => Ok(quit.map_err(NetError::from)),
+            Ok(retrieval) => Ok(retrieval.quit.map_err(NetError::from)),
             Err(Error::Sink(_)) => Ok(Ok(())),
             Err(error) => Err(error.into()),
         }

@@ -1,7 +1,6 @@
 //! [`Connection`]: a POP3 session, the one implementation of every operation
 //! for every Rust runtime.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
@@ -12,8 +11,10 @@ use pop3_proto::{
     ListEntry, MsgNum, ProtocolError, Reply, Secret, Stat, Text, UidlEntry,
 };
 
+mod bulk;
 mod pump;
 
+use bulk::Bulk;
 pub(crate) use pump::outcome;
 use pump::{from_io, Deadline};
 
@@ -85,12 +86,6 @@ impl<S, R> fmt::Debug for Connection<S, R> {
     }
 }
 
-/// Where each handle is in `handles`: looked up once per chunk of a bulk
-/// retrieval, so not by a linear search (thousands of messages).
-fn positions(handles: &[Handle]) -> HashMap<Handle, usize> {
-    handles.iter().enumerate().map(|(i, &h)| (h, i)).collect()
-}
-
 fn unexpected(_reply: Reply) -> Error {
     Error::Protocol(ProtocolError::Malformed(
         "the core returned an unexpected reply",
@@ -103,6 +98,29 @@ fn plain_ok(reply: Reply) -> Result<()> {
         Reply::Ok(_) => Ok(()),
         other => Err(unexpected(other)),
     }
+}
+
+/// What [`Connection::retr_many_and_quit`] returns when the session ran to
+/// its end: how each message went, and whether the server answered `QUIT`.
+#[derive(Debug)]
+pub struct BulkRetrieval {
+    /// One result per message asked for, in the order asked: its size in
+    /// octets, or why it failed (`-ERR`, an unusable reply, or cancelled).
+    pub per_message: Vec<Result<u64>>,
+    /// `QUIT`'s own result.
+    pub quit: Result<()>,
+}
+
+/// What [`Connection::dele_many_and_quit`] returns when the session ran to
+/// its end: how each `DELE` went, and whether the server committed them.
+#[derive(Debug)]
+pub struct BulkDeletion {
+    /// One result per message asked for, in the order asked: `Ok` if the
+    /// server marked it for deletion.
+    pub per_message: Vec<Result<()>>,
+    /// `QUIT`'s own result: only when it is `Ok` did the server commit the
+    /// deletions.
+    pub quit: Result<()>,
 }
 
 /// The buffer a message is copied through on its way to a writer.
@@ -272,31 +290,23 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     }
     /// Waits for the replies to several commands, in the order given.
     async fn replies(&mut self, handles: &[Handle]) -> Result<Vec<Result<Reply>>> {
-        let index = positions(handles);
-        let mut results: Vec<Option<Result<Reply>>> = handles.iter().map(|_| None).collect();
-        let mut left = handles.len();
-        if left > 0 {
+        let mut bulk = Bulk::new(handles);
+        if !bulk.is_done() {
             let done = self
                 .drive(usize::MAX, |event| {
                     if let Some((handle, result)) = outcome(event) {
-                        if let Some(slot) = index.get(&handle).and_then(|&i| results.get_mut(i)) {
-                            if slot.is_none() {
-                                *slot = Some(result);
-                                left -= 1;
-                            }
+                        if let Some(i) = bulk.index(handle) {
+                            bulk.complete(i, result);
                         }
                     }
-                    Ok((left == 0).then_some(()))
+                    Ok(bulk.is_done().then_some(()))
                 })
                 .await?;
             if done.is_none() {
                 return Err(self.lost());
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
-            .collect())
+        Ok(bulk.finish())
     }
 
     /// Runs one command to its reply.
@@ -627,7 +637,8 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// [`Connection::retr_many`] with `QUIT` sent right behind the last
     /// `RETR`: the session ends with the last message instead of one round
     /// trip after it. Meant for a session that deletes nothing. Returns the
-    /// per-message results, as `retr_many` does, and `QUIT`'s own result;
+    /// per-message results, as `retr_many` does, and `QUIT`'s own result
+    /// ([`BulkRetrieval`]);
     /// the stream is then shut down as by [`Connection::quit`]. An outer
     /// `Err` (fatal, or the sink's error) drops the connection without
     /// waiting for `QUIT`'s reply.
@@ -637,18 +648,18 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         mut self,
         msgs: &[MsgNum],
         sink: &mut impl MessageSink,
-    ) -> Result<(Vec<Result<u64>>, Result<()>)> {
-        let (results, quit) = self
+    ) -> Result<BulkRetrieval> {
+        let retrieval = self
             .operation(async |conn| {
                 let handles = conn.client.retr_many(msgs)?;
                 let quit = conn.client.submit(Command::Quit)?;
-                let results = conn.bodies(msgs, &handles, sink).await?;
+                let per_message = conn.bodies(msgs, &handles, sink).await?;
                 let quit = conn.reply(quit).await.and_then(plain_ok);
-                Ok((results, quit))
+                Ok(BulkRetrieval { per_message, quit })
             })
             .await?;
         self.shut_down().await;
-        Ok((results, quit))
+        Ok(retrieval)
     }
 
     /// Receives the bodies of the `RETR`s `handles` (for `msgs`) into `sink`.
@@ -658,34 +669,29 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         handles: &[Handle],
         sink: &mut impl MessageSink,
     ) -> Result<Vec<Result<u64>>> {
-        let mut results: Vec<Option<Result<u64>>> = msgs.iter().map(|_| None).collect();
+        let mut bulk = Bulk::new(handles);
         let mut sizes = vec![0u64; msgs.len()];
-        let mut left = handles.len();
-        let positions = positions(handles);
-        let index = |handle: Handle| positions.get(&handle).copied();
         let mut sink_failed = None;
-        if left > 0 {
+        if !bulk.is_done() {
             let done = self
                 .drive(usize::MAX, |event| {
                     let sunk = match event {
-                        Event::Body { handle, data } => match index(handle) {
+                        Event::Body { handle, data } => match bulk.index(handle) {
                             Some(i) => {
                                 sizes[i] += data.len() as u64;
                                 sink.on_chunk(msgs[i], data)
                             }
                             None => Ok(()),
                         },
-                        other => match outcome(other) {
-                            Some((handle, result)) => match index(handle) {
-                                Some(i) => {
-                                    let result = result.map(|_| sizes[i]);
-                                    let sunk = sink.on_end(msgs[i], result.as_ref().copied());
-                                    results[i] = Some(result);
-                                    left -= 1;
-                                    sunk
-                                }
-                                None => Ok(()),
-                            },
+                        other => match outcome(other)
+                            .and_then(|(handle, result)| bulk.index(handle).map(|i| (i, result)))
+                        {
+                            Some((i, result)) => {
+                                let result = result.map(|_| sizes[i]);
+                                let sunk = sink.on_end(msgs[i], result.as_ref().copied());
+                                bulk.complete(i, result);
+                                sunk
+                            }
                             None => Ok(()),
                         },
                     };
@@ -693,25 +699,17 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                         sink_failed = Some(error);
                         return Ok(Some(()));
                     }
-                    Ok((left == 0).then_some(()))
+                    Ok(bulk.is_done().then_some(()))
                 })
                 .await?;
             if let Some(error) = sink_failed {
-                for (i, &handle) in handles.iter().enumerate() {
-                    if results[i].is_none() {
-                        self.client.discard(handle);
-                    }
-                }
-                return Err(Error::Sink(error));
+                return Err(bulk.sink_failed(&mut self.client, error));
             }
             if done.is_none() {
                 return Err(self.lost());
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
-            .collect())
+        Ok(bulk.finish())
     }
 
     /// Retrieves several messages like [`Connection::retr_many`], each into a
@@ -785,17 +783,15 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             End(usize, Result<()>),
         }
         let handles = self.client.retr_many(msgs)?;
-        let mut results: Vec<Option<Result<u64>>> = msgs.iter().map(|_| None).collect();
+        let mut bulk = Bulk::new(&handles);
         let mut writers: Vec<Option<W>> = msgs.iter().map(|_| None).collect();
         let mut sizes = vec![0u64; msgs.len()];
-        let mut left = handles.len();
         // Writers of the async runtimes may make us wait, and the core's
         // body slices live only until its next poll: each chunk is copied
         // here once, then written.
         let mut buf = vec![0u8; COPY_BUFFER];
-        let positions = positions(&handles);
-        while left > 0 {
-            let index = |handle: Handle| positions.get(&handle).copied();
+        while !bulk.is_done() {
+            let index = |handle: Handle| bulk.index(handle);
             let step = self
                 .drive(buf.len(), |event| {
                     Ok(match event {
@@ -827,37 +823,26 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                         Err(error) => Err(error),
                     }
                 }
-                Step::End(i, result) => {
-                    left -= 1;
-                    match result {
-                        Ok(()) => {
-                            results[i] = Some(Ok(sizes[i]));
-                            match open_writer(&mut writers[i], open, msgs[i]) {
-                                Ok(writer) => poll_fn(|cx| R::poll_flush(writer, cx)).await,
-                                Err(error) => Err(error),
-                            }
-                        }
-                        Err(error) => {
-                            results[i] = Some(Err(error));
-                            Ok(())
+                Step::End(i, result) => match result {
+                    Ok(()) => {
+                        bulk.complete(i, Ok(sizes[i]));
+                        match open_writer(&mut writers[i], open, msgs[i]) {
+                            Ok(writer) => poll_fn(|cx| R::poll_flush(writer, cx)).await,
+                            Err(error) => Err(error),
                         }
                     }
-                    .inspect(|()| writers[i] = None)
+                    Err(error) => {
+                        bulk.complete(i, Err(error));
+                        Ok(())
+                    }
                 }
+                .inspect(|()| writers[i] = None),
             };
             if let Err(error) = sunk {
-                for (i, &handle) in handles.iter().enumerate() {
-                    if results[i].is_none() {
-                        self.client.discard(handle);
-                    }
-                }
-                return Err(Error::Sink(error));
+                return Err(bulk.sink_failed(&mut self.client, error));
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
-            .collect())
+        Ok(bulk.finish())
     }
 
     /// `RETR n` into memory: the message's bytes, as long as they are at most
@@ -903,16 +888,13 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
 
     /// [`Connection::dele_many`] with `QUIT` in the same flight: the
     /// deletions and their commit take one round trip. Returns one result
-    /// per `DELE` and `QUIT`'s own result: only when that is `Ok` did the
-    /// server commit the deletions. The stream is then shut down as by
+    /// per `DELE` and `QUIT`'s own result ([`BulkDeletion`]): only when that
+    /// is `Ok` did the server commit the deletions. The stream is then shut down as by
     /// [`Connection::quit`].
     ///
     /// Cancel-safety: consumes the connection; dropping the future drops
     /// it (whether deletions were committed is then unknown).
-    pub async fn dele_many_and_quit(
-        mut self,
-        msgs: &[MsgNum],
-    ) -> Result<(Vec<Result<()>>, Result<()>)> {
+    pub async fn dele_many_and_quit(mut self, msgs: &[MsgNum]) -> Result<BulkDeletion> {
         let (replies, quit) = self
             .operation(async |conn| {
                 let mut handles = conn.client.dele_many(msgs)?;
@@ -923,8 +905,10 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             })
             .await?;
         self.shut_down().await;
-        let quit = quit.and_then(plain_ok);
-        Ok((replies.into_iter().map(|r| r.map(drop)).collect(), quit))
+        Ok(BulkDeletion {
+            per_message: replies.into_iter().map(|r| r.map(drop)).collect(),
+            quit: quit.and_then(plain_ok),
+        })
     }
 
     /// `QUIT`: ends the session; the server commits the deletions. Then shuts

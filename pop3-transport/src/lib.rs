@@ -56,7 +56,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
-pub use connection::Connection;
+pub use connection::{BulkDeletion, BulkRetrieval, Connection};
 pub use error::{Error, Phase, Result};
 pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
