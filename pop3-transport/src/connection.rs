@@ -182,7 +182,7 @@ impl<S, R> Connection<S, R> {
 
     /// Runs `connect` (a transport's connect function) in a `pop3` span with
     /// the host and port, and keeps that span for every later step.
-    pub async fn traced(
+    pub(crate) async fn traced(
         host: &str,
         port: u16,
         connect: impl std::future::Future<Output = Result<Self>>,
@@ -245,9 +245,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         Self::start(stream, options, options.encrypted).await
     }
 
-    /// [`Connection::new`], saying whether the stream is encrypted: for the
-    /// transports' connect functions.
-    pub async fn start(mut stream: S, options: &Options, encrypted: bool) -> Result<Self> {
+    /// [`Connection::new`], saying whether the stream is encrypted: for
+    /// [`connect`](crate::connect::connect).
+    pub(crate) async fn start(mut stream: S, options: &Options, encrypted: bool) -> Result<Self> {
         let mut config = options.core_config(encrypted);
         config.trace = tracing::enabled!(target: "pop3::wire", tracing::Level::TRACE);
         stream
