@@ -28,22 +28,8 @@ pub(crate) struct Url {
 }
 
 fn percent_decode(s: &str) -> Result<String, Failure> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .ok_or_else(|| Failure::usage(format!("bad %-escape in URL: {s}")))?;
-            out.push(hex);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
+    let out = pop3_transport::socks5::percent_decode(s)
+        .ok_or_else(|| Failure::usage(format!("bad %-escape in URL: {s}")))?;
     String::from_utf8(out).map_err(|_| Failure::usage("URL user name is not UTF-8"))
 }
 

@@ -2,6 +2,10 @@
 //! connection: the SOCKS5 tunnel when [`Options::proxy`] is set, and the
 //! implicit TLS handshake. The transports only open TCP connections their
 //! own way and pass them in.
+//!
+//! Public (and hidden from the docs) only for `pop3-blocking`, `pop3-tokio`
+//! and `pop3-smol`, whose `connect_*` functions are [`connect`] with their
+//! TCP connect: users call those.
 
 use crate::runtime::{with_timeout, IoStream, Runtime, StartTls};
 use crate::socks5::{socks5_connect_async, Socks5ConnectError, Socks5Proxy};
@@ -20,7 +24,7 @@ pub enum Security {
 }
 
 /// A whole connection, as every transport's `connect_*` functions make it:
-/// the stream from [`open_stream`] (with `tcp`, the transport's own TCP
+/// the stream from `open_stream` (with `tcp`, the transport's own TCP
 /// connect), the greeting, and `STLS` for [`Security::StartTls`], all in a
 /// `pop3` tracing span with the host and port.
 pub async fn connect<R: Runtime, S: StartTls>(
@@ -57,7 +61,7 @@ pub async fn connect<R: Runtime, S: StartTls>(
 ///
 /// [`Timeouts::connect`]: crate::Timeouts::connect
 /// [`Timeouts::tls_handshake`]: crate::Timeouts::tls_handshake
-pub async fn open_stream<R: Runtime, S: StartTls>(
+async fn open_stream<R: Runtime, S: StartTls>(
     host: &str,
     port: u16,
     options: &Options,
@@ -115,7 +119,7 @@ pub async fn open_stream<R: Runtime, S: StartTls>(
 ///
 /// [`Timeouts::connect`]: crate::Timeouts::connect
 /// [`Timeouts::read`]: crate::Timeouts::read
-pub async fn socks5_tunnel<R: Runtime, S: IoStream + ?Sized>(
+async fn socks5_tunnel<R: Runtime, S: IoStream + ?Sized>(
     stream: &mut S,
     proxy: &Socks5Proxy,
     host: &str,

@@ -1,19 +1,22 @@
 //! [`Connection`]: a POP3 session, the one implementation of every operation
 //! for every Rust runtime.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use pop3_proto::sasl::Mechanism;
 use pop3_proto::{
-    Action, AuthMethod, Capabilities, Client, Command, Credentials, Direction, Event, Greeting,
-    Handle, Language, ListEntry, MsgNum, ProtocolError, Reply, Secret, Stat, Text, TraceLine,
-    UidlEntry,
+    AuthMethod, Capabilities, Client, Command, Credentials, Event, Greeting, Handle, Language,
+    ListEntry, MsgNum, ProtocolError, Reply, Secret, Stat, Text, UidlEntry,
 };
+
+mod bulk;
+mod pump;
+
+use bulk::Bulk;
+pub(crate) use pump::outcome;
+use pump::{from_io, Deadline};
 
 use crate::reader::{body_event, MessageReader};
 use crate::runtime::{with_timeout, IoStream, MessageSink, Runtime, StartTls, WriteTo};
@@ -83,71 +86,6 @@ impl<S, R> fmt::Debug for Connection<S, R> {
     }
 }
 
-/// The timer of the I/O step in progress: armed when a read or write has to
-/// wait, disarmed whenever one makes progress.
-struct Deadline<R> {
-    timer: R,
-    armed: Option<Phase>,
-}
-
-impl<R: Runtime> Deadline<R> {
-    /// The I/O step `phase` has to wait: `Ready(Err(Timeout))` once it has
-    /// waited `limit` without progress, else `Pending` (with a wake-up set).
-    fn poll(
-        &mut self,
-        cx: &mut Context<'_>,
-        phase: Phase,
-        limit: Option<Duration>,
-    ) -> Poll<Result<()>> {
-        let Some(limit) = limit else {
-            return Poll::Pending;
-        };
-        if self.armed != Some(phase) {
-            self.timer.reset(limit);
-            self.armed = Some(phase);
-        }
-        if self.timer.poll_elapsed(cx).is_ready() {
-            self.armed = None;
-            return Poll::Ready(Err(Error::Timeout(phase)));
-        }
-        Poll::Pending
-    }
-
-    fn progress(&mut self) {
-        self.armed = None;
-    }
-}
-
-/// The handle and outcome of an event that completes a command.
-pub(crate) fn outcome(event: Event<'_>) -> Option<(Handle, Result<Reply>)> {
-    match event {
-        Event::Ok { handle, reply } => Some((handle, Ok(reply))),
-        Event::Err { handle, error } => Some((handle, Err(Error::Server(error)))),
-        Event::Failed { handle, error } => Some((handle, Err(Error::BadReply(error)))),
-        Event::Cancelled { handle, reason } => Some((handle, Err(Error::from(reason)))),
-        _ => None,
-    }
-}
-
-/// One line of the wire trace, at TRACE level with target `pop3::wire`.
-/// Where each handle is in `handles`: looked up once per chunk of a bulk
-/// retrieval, so not by a linear search (thousands of messages).
-fn positions(handles: &[Handle]) -> HashMap<Handle, usize> {
-    handles.iter().enumerate().map(|(i, &h)| (h, i)).collect()
-}
-
-fn trace_line(line: &TraceLine) {
-    let side = match line.direction {
-        Direction::Sent => "C",
-        Direction::Received => "S",
-    };
-    tracing::trace!(target: "pop3::wire", "{side}: {}", line.line);
-}
-
-pub(crate) fn from_io(error: io::Error, phase: Phase) -> Error {
-    Error::from_io(error, phase)
-}
-
 fn unexpected(_reply: Reply) -> Error {
     Error::Protocol(ProtocolError::Malformed(
         "the core returned an unexpected reply",
@@ -160,6 +98,29 @@ fn plain_ok(reply: Reply) -> Result<()> {
         Reply::Ok(_) => Ok(()),
         other => Err(unexpected(other)),
     }
+}
+
+/// What [`Connection::retr_many_and_quit`] returns when the session ran to
+/// its end: how each message went, and whether the server answered `QUIT`.
+#[derive(Debug)]
+pub struct BulkRetrieval {
+    /// One result per message asked for, in the order asked: its size in
+    /// octets, or why it failed (`-ERR`, an unusable reply, or cancelled).
+    pub per_message: Vec<Result<u64>>,
+    /// `QUIT`'s own result.
+    pub quit: Result<()>,
+}
+
+/// What [`Connection::dele_many_and_quit`] returns when the session ran to
+/// its end: how each `DELE` went, and whether the server committed them.
+#[derive(Debug)]
+pub struct BulkDeletion {
+    /// One result per message asked for, in the order asked: `Ok` if the
+    /// server marked it for deletion.
+    pub per_message: Vec<Result<()>>,
+    /// `QUIT`'s own result: only when it is `Ok` did the server commit the
+    /// deletions.
+    pub quit: Result<()>,
 }
 
 /// The buffer a message is copied through on its way to a writer.
@@ -176,11 +137,6 @@ fn open_writer<'w, W>(
     }
     slot.as_mut()
         .ok_or_else(|| io::Error::other("the writer could not be opened"))
-}
-
-fn wipe(buf: &mut Vec<u8>) {
-    buf.iter_mut().for_each(|b| *b = 0);
-    buf.clear();
 }
 
 impl<S, R> Connection<S, R> {
@@ -226,7 +182,7 @@ impl<S, R> Connection<S, R> {
 
     /// Runs `connect` (a transport's connect function) in a `pop3` span with
     /// the host and port, and keeps that span for every later step.
-    pub async fn traced(
+    pub(crate) async fn traced(
         host: &str,
         port: u16,
         connect: impl std::future::Future<Output = Result<Self>>,
@@ -271,20 +227,6 @@ impl<S, R> Connection<S, R> {
         result
     }
 
-    fn fail<V>(&mut self, error: Error) -> Poll<Result<V>> {
-        self.poisoned = true;
-        wipe(&mut self.out);
-        self.out_pos = 0;
-        Poll::Ready(Err(error))
-    }
-
-    /// The reply never came: the core has nothing in flight any more.
-    fn lost(&mut self) -> Error {
-        self.poisoned = true;
-        Error::Closed
-    }
-
-    /// Abandons a message being read: the core reads and drops the rest.
     pub(crate) fn discard(&mut self, handle: Handle) {
         self.client.discard(handle);
     }
@@ -303,9 +245,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         Self::start(stream, options, options.encrypted).await
     }
 
-    /// [`Connection::new`], saying whether the stream is encrypted: for the
-    /// transports' connect functions.
-    pub async fn start(mut stream: S, options: &Options, encrypted: bool) -> Result<Self> {
+    /// [`Connection::new`], saying whether the stream is encrypted: for
+    /// [`connect`](crate::connect::connect).
+    pub(crate) async fn start(mut stream: S, options: &Options, encrypted: bool) -> Result<Self> {
         let mut config = options.core_config(encrypted);
         config.trace = tracing::enabled!(target: "pop3::wire", tracing::Level::TRACE);
         stream
@@ -321,10 +263,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             },
             out: Vec::new(),
             out_pos: 0,
-            deadline: Deadline {
-                timer: R::never(),
-                armed: None,
-            },
+            deadline: Deadline::new(),
             busy: false,
             poisoned: false,
             span: tracing::Span::current(),
@@ -349,162 +288,25 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             .set_timeouts(timeouts.read, timeouts.write)
             .map_err(Error::Io)
     }
-
-    /// Drives the core: writes what it sends, reads when it needs input, and
-    /// hands each event to `on_event` until that returns `Some`.
-    /// `Ok(None)`: nothing is in
-    /// flight any more, so nothing will come.
-    ///
-    /// Body events carry at most `max_body` octets.
-    pub(crate) fn poll_drive<V>(
-        &mut self,
-        cx: &mut Context<'_>,
-        max_body: usize,
-        mut on_event: impl FnMut(Event<'_>) -> Result<Option<V>>,
-    ) -> Poll<Result<Option<V>>> {
-        if self.poisoned {
-            return Poll::Ready(Err(Error::Closed));
-        }
-        let _entered = self.span.clone().entered();
-        loop {
-            match self.poll_send(cx) {
-                Poll::Ready(Ok(())) => {}
-                Poll::Ready(Err(error)) => return self.fail(error),
-                Poll::Pending => return Poll::Pending,
-            }
-            let action = match self.client.poll_body_limited(max_body) {
-                Ok(action) => action,
-                Err(error) => return self.fail(Error::Protocol(error)),
-            };
-            match action {
-                Action::Send(bytes) => self.out.extend_from_slice(bytes),
-                Action::Event(Event::Trace(line)) => trace_line(&line),
-                Action::Event(event) => match on_event(event) {
-                    Ok(Some(value)) => return Poll::Ready(Ok(Some(value))),
-                    Ok(None) => {}
-                    Err(error) => return Poll::Ready(Err(error)),
-                },
-                Action::NeedInput => {
-                    if self.client.is_idle() {
-                        return Poll::Ready(Ok(None));
-                    }
-                    match self.poll_receive(cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(error)) => return self.fail(error),
-                        Poll::Pending => return Poll::Pending,
-                    }
-                }
-                // Nothing more comes before the TLS handshake, which only
-                // `stls` runs (it expects this `Ok(None)`).
-                Action::StartTls => return Poll::Ready(Ok(None)),
-                Action::Closed => return self.fail(Error::Closed),
-            }
-        }
-    }
-
-    /// Writes and flushes the pending output.
-    fn poll_send(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        if self.out.is_empty() {
-            return Poll::Ready(Ok(()));
-        }
-        let limit = self.options.timeouts.write;
-        while self.out_pos < self.out.len() {
-            match self.stream.poll_write(cx, &self.out[self.out_pos..]) {
-                Poll::Ready(Ok(0)) => {
-                    return Poll::Ready(Err(Error::Io(io::ErrorKind::WriteZero.into())))
-                }
-                Poll::Ready(Ok(n)) => {
-                    self.out_pos += n;
-                    self.deadline.progress();
-                }
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(from_io(error, Phase::Write))),
-                Poll::Pending => return self.deadline.poll(cx, Phase::Write, limit),
-            }
-        }
-        match self.stream.poll_flush(cx) {
-            Poll::Ready(Ok(())) => {
-                self.deadline.progress();
-                wipe(&mut self.out);
-                self.out_pos = 0;
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, Phase::Write))),
-            Poll::Pending => self.deadline.poll(cx, Phase::Write, limit),
-        }
-    }
-
-    /// Reads once into the core's input buffer.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let phase = if self.client.state() == pop3_proto::State::Greeting {
-            Phase::Greeting
-        } else {
-            Phase::Read
-        };
-        match self.stream.poll_read(cx, self.client.input_buffer()) {
-            Poll::Ready(Ok(n)) => {
-                self.deadline.progress();
-                if n == 0 {
-                    self.client.receive_eof();
-                } else {
-                    self.client.input_written(n);
-                }
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => {
-                cx.waker().wake_by_ref();
-                Poll::Pending
-            }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, phase))),
-            Poll::Pending => self.deadline.poll(cx, phase, self.options.timeouts.read),
-        }
-    }
-
-    async fn drive<V>(
-        &mut self,
-        max_body: usize,
-        mut on_event: impl FnMut(Event<'_>) -> Result<Option<V>>,
-    ) -> Result<Option<V>> {
-        poll_fn(|cx| self.poll_drive(cx, max_body, &mut on_event)).await
-    }
-
-    /// Waits for the reply to one command.
-    async fn reply(&mut self, handle: Handle) -> Result<Reply> {
-        let reply = self
-            .drive(usize::MAX, |event| match outcome(event) {
-                Some((h, result)) if h == handle => result.map(Some),
-                _ => Ok(None),
-            })
-            .await?;
-        reply.ok_or_else(|| self.lost())
-    }
-
     /// Waits for the replies to several commands, in the order given.
     async fn replies(&mut self, handles: &[Handle]) -> Result<Vec<Result<Reply>>> {
-        let index = positions(handles);
-        let mut results: Vec<Option<Result<Reply>>> = handles.iter().map(|_| None).collect();
-        let mut left = handles.len();
-        if left > 0 {
+        let mut bulk = Bulk::new(handles);
+        if !bulk.is_done() {
             let done = self
                 .drive(usize::MAX, |event| {
                     if let Some((handle, result)) = outcome(event) {
-                        if let Some(slot) = index.get(&handle).and_then(|&i| results.get_mut(i)) {
-                            if slot.is_none() {
-                                *slot = Some(result);
-                                left -= 1;
-                            }
+                        if let Some(i) = bulk.index(handle) {
+                            bulk.complete(i, result);
                         }
                     }
-                    Ok((left == 0).then_some(()))
+                    Ok(bulk.is_done().then_some(()))
                 })
                 .await?;
             if done.is_none() {
                 return Err(self.lost());
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
-            .collect())
+        Ok(bulk.finish())
     }
 
     /// Runs one command to its reply.
@@ -835,7 +637,8 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// [`Connection::retr_many`] with `QUIT` sent right behind the last
     /// `RETR`: the session ends with the last message instead of one round
     /// trip after it. Meant for a session that deletes nothing. Returns the
-    /// per-message results, as `retr_many` does, and `QUIT`'s own result;
+    /// per-message results, as `retr_many` does, and `QUIT`'s own result
+    /// ([`BulkRetrieval`]);
     /// the stream is then shut down as by [`Connection::quit`]. An outer
     /// `Err` (fatal, or the sink's error) drops the connection without
     /// waiting for `QUIT`'s reply.
@@ -845,18 +648,18 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         mut self,
         msgs: &[MsgNum],
         sink: &mut impl MessageSink,
-    ) -> Result<(Vec<Result<u64>>, Result<()>)> {
-        let (results, quit) = self
+    ) -> Result<BulkRetrieval> {
+        let retrieval = self
             .operation(async |conn| {
                 let handles = conn.client.retr_many(msgs)?;
                 let quit = conn.client.submit(Command::Quit)?;
-                let results = conn.bodies(msgs, &handles, sink).await?;
+                let per_message = conn.bodies(msgs, &handles, sink).await?;
                 let quit = conn.reply(quit).await.and_then(plain_ok);
-                Ok((results, quit))
+                Ok(BulkRetrieval { per_message, quit })
             })
             .await?;
         self.shut_down().await;
-        Ok((results, quit))
+        Ok(retrieval)
     }
 
     /// Receives the bodies of the `RETR`s `handles` (for `msgs`) into `sink`.
@@ -866,34 +669,29 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         handles: &[Handle],
         sink: &mut impl MessageSink,
     ) -> Result<Vec<Result<u64>>> {
-        let mut results: Vec<Option<Result<u64>>> = msgs.iter().map(|_| None).collect();
+        let mut bulk = Bulk::new(handles);
         let mut sizes = vec![0u64; msgs.len()];
-        let mut left = handles.len();
-        let positions = positions(handles);
-        let index = |handle: Handle| positions.get(&handle).copied();
         let mut sink_failed = None;
-        if left > 0 {
+        if !bulk.is_done() {
             let done = self
                 .drive(usize::MAX, |event| {
                     let sunk = match event {
-                        Event::Body { handle, data } => match index(handle) {
+                        Event::Body { handle, data } => match bulk.index(handle) {
                             Some(i) => {
                                 sizes[i] += data.len() as u64;
                                 sink.on_chunk(msgs[i], data)
                             }
                             None => Ok(()),
                         },
-                        other => match outcome(other) {
-                            Some((handle, result)) => match index(handle) {
-                                Some(i) => {
-                                    let result = result.map(|_| sizes[i]);
-                                    let sunk = sink.on_end(msgs[i], result.as_ref().copied());
-                                    results[i] = Some(result);
-                                    left -= 1;
-                                    sunk
-                                }
-                                None => Ok(()),
-                            },
+                        other => match outcome(other)
+                            .and_then(|(handle, result)| bulk.index(handle).map(|i| (i, result)))
+                        {
+                            Some((i, result)) => {
+                                let result = result.map(|_| sizes[i]);
+                                let sunk = sink.on_end(msgs[i], result.as_ref().copied());
+                                bulk.complete(i, result);
+                                sunk
+                            }
                             None => Ok(()),
                         },
                     };
@@ -901,25 +699,17 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                         sink_failed = Some(error);
                         return Ok(Some(()));
                     }
-                    Ok((left == 0).then_some(()))
+                    Ok(bulk.is_done().then_some(()))
                 })
                 .await?;
             if let Some(error) = sink_failed {
-                for (i, &handle) in handles.iter().enumerate() {
-                    if results[i].is_none() {
-                        self.client.discard(handle);
-                    }
-                }
-                return Err(Error::Sink(error));
+                return Err(bulk.sink_failed(&mut self.client, error));
             }
             if done.is_none() {
                 return Err(self.lost());
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
-            .collect())
+        Ok(bulk.finish())
     }
 
     /// Retrieves several messages like [`Connection::retr_many`], each into a
@@ -993,17 +783,15 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             End(usize, Result<()>),
         }
         let handles = self.client.retr_many(msgs)?;
-        let mut results: Vec<Option<Result<u64>>> = msgs.iter().map(|_| None).collect();
+        let mut bulk = Bulk::new(&handles);
         let mut writers: Vec<Option<W>> = msgs.iter().map(|_| None).collect();
         let mut sizes = vec![0u64; msgs.len()];
-        let mut left = handles.len();
         // Writers of the async runtimes may make us wait, and the core's
         // body slices live only until its next poll: each chunk is copied
         // here once, then written.
         let mut buf = vec![0u8; COPY_BUFFER];
-        let positions = positions(&handles);
-        while left > 0 {
-            let index = |handle: Handle| positions.get(&handle).copied();
+        while !bulk.is_done() {
+            let index = |handle: Handle| bulk.index(handle);
             let step = self
                 .drive(buf.len(), |event| {
                     Ok(match event {
@@ -1035,37 +823,26 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                         Err(error) => Err(error),
                     }
                 }
-                Step::End(i, result) => {
-                    left -= 1;
-                    match result {
-                        Ok(()) => {
-                            results[i] = Some(Ok(sizes[i]));
-                            match open_writer(&mut writers[i], open, msgs[i]) {
-                                Ok(writer) => poll_fn(|cx| R::poll_flush(writer, cx)).await,
-                                Err(error) => Err(error),
-                            }
-                        }
-                        Err(error) => {
-                            results[i] = Some(Err(error));
-                            Ok(())
+                Step::End(i, result) => match result {
+                    Ok(()) => {
+                        bulk.complete(i, Ok(sizes[i]));
+                        match open_writer(&mut writers[i], open, msgs[i]) {
+                            Ok(writer) => poll_fn(|cx| R::poll_flush(writer, cx)).await,
+                            Err(error) => Err(error),
                         }
                     }
-                    .inspect(|()| writers[i] = None)
+                    Err(error) => {
+                        bulk.complete(i, Err(error));
+                        Ok(())
+                    }
                 }
+                .inspect(|()| writers[i] = None),
             };
             if let Err(error) = sunk {
-                for (i, &handle) in handles.iter().enumerate() {
-                    if results[i].is_none() {
-                        self.client.discard(handle);
-                    }
-                }
-                return Err(Error::Sink(error));
+                return Err(bulk.sink_failed(&mut self.client, error));
             }
         }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(Error::Closed)))
-            .collect())
+        Ok(bulk.finish())
     }
 
     /// `RETR n` into memory: the message's bytes, as long as they are at most
@@ -1111,16 +888,13 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
 
     /// [`Connection::dele_many`] with `QUIT` in the same flight: the
     /// deletions and their commit take one round trip. Returns one result
-    /// per `DELE` and `QUIT`'s own result: only when that is `Ok` did the
-    /// server commit the deletions. The stream is then shut down as by
+    /// per `DELE` and `QUIT`'s own result ([`BulkDeletion`]): only when that
+    /// is `Ok` did the server commit the deletions. The stream is then shut down as by
     /// [`Connection::quit`].
     ///
     /// Cancel-safety: consumes the connection; dropping the future drops
     /// it (whether deletions were committed is then unknown).
-    pub async fn dele_many_and_quit(
-        mut self,
-        msgs: &[MsgNum],
-    ) -> Result<(Vec<Result<()>>, Result<()>)> {
+    pub async fn dele_many_and_quit(mut self, msgs: &[MsgNum]) -> Result<BulkDeletion> {
         let (replies, quit) = self
             .operation(async |conn| {
                 let mut handles = conn.client.dele_many(msgs)?;
@@ -1131,8 +905,10 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             })
             .await?;
         self.shut_down().await;
-        let quit = quit.and_then(plain_ok);
-        Ok((replies.into_iter().map(|r| r.map(drop)).collect(), quit))
+        Ok(BulkDeletion {
+            per_message: replies.into_iter().map(|r| r.map(drop)).collect(),
+            quit: quit.and_then(plain_ok),
+        })
     }
 
     /// `QUIT`: ends the session; the server commits the deletions. Then shuts

@@ -17,9 +17,9 @@
 //!   certificate says, recorded even when it is not trusted;
 //! - [`Error`], [`Phase`] and [`Result`], with the conversions to and from
 //!   [`std::io::Error`], and [`Error::tls_diagnosis`] for what a TLS failure comes to;
-//! - [`connect::open_stream`]: what every connect function does after its TCP
-//!   connection, the SOCKS5 tunnel of [`Options::proxy`] ([`socks5`]) and the
-//!   implicit TLS handshake;
+//! - the SOCKS5 tunnel of [`Options::proxy`] ([`socks5`]) and the implicit
+//!   TLS handshake, which every transport's connect functions run after their
+//!   TCP connection;
 //! - small helpers such as [`scram_nonce`] and [`parse_server_name`].
 //!
 //! Every protocol decision is the core's ([`pop3_proto`]); a connection only
@@ -38,6 +38,7 @@
 #![forbid(unsafe_code)]
 
 mod certificate;
+#[doc(hidden)]
 pub mod connect;
 mod connection;
 #[cfg(test)]
@@ -53,7 +54,7 @@ mod trust;
 use std::io;
 
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
-pub use connection::Connection;
+pub use connection::{BulkDeletion, BulkRetrieval, Connection};
 pub use error::{Error, Phase, Result, TlsDiagnosis, UtcTime};
 pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};

@@ -1700,7 +1700,10 @@ pub async fn retr_many_and_quit_in_one_flight<T: Transport>(t: &T) {
         msgs: msgs.to_vec(),
         messages: vec![Vec::new(); msgs.len()],
     };
-    let (results, quit) = expect_ok(
+    let pop3_transport::BulkRetrieval {
+        per_message: results,
+        quit,
+    } = expect_ok(
         s.retr_many_and_quit(&msgs, &mut sink).await,
         "retr_many_and_quit",
     );
@@ -1731,7 +1734,10 @@ pub async fn dele_many_and_quit_in_one_flight<T: Transport>(t: &T) {
     ]);
     let server = script(steps);
     let s = scripted_login(t, &server, &fault_opts()).await;
-    let (results, quit) = expect_ok(
+    let pop3_transport::BulkDeletion {
+        per_message: results,
+        quit,
+    } = expect_ok(
         s.dele_many_and_quit(&[n(1), n(2)]).await,
         "dele_many_and_quit",
     );

@@ -9,7 +9,8 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use pop3_transport::socks5::{
-    socks5_connect, BoundAddress, ReplyCode, Socks5ConnectError, Socks5Error, Socks5Proxy, Stage,
+    BoundAddress, Next, ReplyCode, Socks5ConnectError, Socks5Error, Socks5Handshake, Socks5Proxy,
+    Stage,
 };
 use rustls::pki_types::ServerName;
 use rustls::{ClientConnection, StreamOwned};
@@ -17,6 +18,39 @@ use test_support::dovecot::{unique_user, Dovecot, Mailbox};
 use test_support::socks5::{Behaviour, ProxyRequest, Socks5Config, Socks5Server};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens the tunnel over a blocking stream: a small pump around the sans-IO
+/// [`Socks5Handshake`] (the library's pump runs over its runtimes' streams).
+fn socks5_connect(
+    stream: &mut TcpStream,
+    host: &str,
+    port: u16,
+    credentials: Option<(&str, &str)>,
+) -> Result<BoundAddress, Socks5ConnectError> {
+    let mut handshake = Socks5Handshake::new(host, port, credentials)?;
+    let mut buf = [0u8; 512];
+    loop {
+        match handshake.next() {
+            Next::Send(bytes) => {
+                stream.write_all(bytes)?;
+                let n = bytes.len();
+                handshake.sent(n);
+            }
+            Next::Receive { max } => {
+                let n = stream.read(&mut buf[..max.min(512)])?;
+                if n == 0 {
+                    let error = handshake.receive_eof();
+                    return Err(error
+                        .unwrap_or(Socks5Error::Truncated(Stage::Connect))
+                        .into());
+                }
+                handshake.receive(&buf[..n])?;
+            }
+            Next::Connected(bound) => return Ok(bound.clone()),
+            Next::Failed => return Err(handshake.error().cloned().unwrap().into()),
+        }
+    }
+}
 
 fn connect_to(proxy: &Socks5Server) -> TcpStream {
     let stream = TcpStream::connect(proxy.addr()).unwrap();

@@ -459,7 +459,7 @@ where
             // the engine is its own business (it keeps the reason).
             Some(live) if !may_delete && !to_fetch.is_empty() => {
                 match live.finish(|c| c.retr_many_and_quit(&to_fetch, &mut engine)) {
-                    Ok((_, quit)) => (Ok(()), Some(quit)),
+                    Ok(retrieval) => (Ok(()), Some(retrieval.quit)),
                     Err(Error::Sink(_)) => (Ok(()), Some(Ok(()))),
                     Err(error) => (Err(error), None),
                 }
@@ -518,16 +518,16 @@ where
             } else {
                 // The DELEs and the QUIT that commits them: one round trip.
                 let deleting = session.finish(|c| c.dele_many_and_quit(&deletable));
-                let (results, quit) = deleting.map_err(|e| {
+                let deletion = deleting.map_err(|e| {
                     Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
                 })?;
-                for (msg, result) in deletable.iter().zip(results) {
+                for (msg, result) in deletable.iter().zip(deletion.per_message) {
                     match result {
                         Ok(()) => deleted.push(*msg),
                         Err(e) => eprintln!("pop3: DELE {msg}: {}", Failure::from(e).message),
                     }
                 }
-                quit
+                deletion.quit
             }
         }
         Some(session) => session.finish(|c| c.quit()),

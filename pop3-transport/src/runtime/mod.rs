@@ -232,12 +232,3 @@ pub fn block_on<F: Future>(future: F) -> F::Output {
         thread::park();
     }
 }
-
-/// The error of a read or write on a stream that a failed TLS handshake took
-/// away (`MaybeTls::Broken`).
-pub fn broken_stream() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "the stream was lost in a failed TLS handshake",
-    )
-}
