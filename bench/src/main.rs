@@ -135,7 +135,7 @@ fn options(args: &Args) -> Result<Options, BoxError> {
     if let Some(ca) = &args.ca {
         tls = tls.add_root_pem_file(ca)?;
     }
-    let mut options = Options::new().tls(tls).allow_plaintext_auth(true);
+    let mut options = Options::new().tls(tls).allow_plaintext_credentials(true);
     if let Some(window) = args.window {
         options = options.pipeline_window(window);
     }

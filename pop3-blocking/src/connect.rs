@@ -41,7 +41,7 @@ fn tcp_connect(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream> 
 }
 
 /// Connects without TLS (POP3 port 110) and reads the greeting. Credentials
-/// are then refused unless [`Options::allow_plaintext_auth`]; use
+/// are then refused unless [`Options::allow_plaintext_credentials`]; use
 /// [`connect_tls`] or [`connect_starttls`] for real servers.
 ///
 /// With [`Options::proxy`] set, the connection goes through that SOCKS5

@@ -74,7 +74,7 @@
 //! - [`connect_starttls`]: plaintext (port 110), then `STLS`; fails with
 //!   [`Error::StlsUnavailable`] rather than continue without TLS.
 //! - [`connect_plain`]: no TLS; credentials are refused unless
-//!   [`Options::allow_plaintext_auth`].
+//!   [`Options::allow_plaintext_credentials`].
 //! - [`Connection::new`]: any stream you opened yourself, as
 //!   `Connection::new(MaybeTls::Plain(stream), &options).wait()`.
 //!

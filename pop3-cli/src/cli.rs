@@ -97,9 +97,10 @@ pub(crate) struct ConnArgs {
     pub(crate) auth: Option<AuthName>,
 
     /// Allow sending credentials over a connection that is not encrypted
-    /// (refused otherwise, exit code 77).
-    #[arg(long, global = true)]
-    pub(crate) allow_plaintext_auth: bool,
+    /// (refused otherwise, exit code 77). Formerly --allow-plaintext-credentials,
+    /// which still works.
+    #[arg(long, global = true, alias = "allow-plaintext-auth")]
+    pub(crate) allow_plaintext_credentials: bool,
 
     /// Wait out the LOGIN-DELAY the server advertised at the last login
     /// before connecting again (exit 75 until then). Off by default: most
@@ -156,7 +157,7 @@ pub(crate) enum TlsMode {
     Implicit,
     /// Plain connection upgraded with STLS before anything else (port 110).
     Starttls,
-    /// No TLS (credentials need --allow-plaintext-auth).
+    /// No TLS (credentials need --allow-plaintext-credentials).
     None,
 }
 

@@ -199,8 +199,8 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         conn.password_env = value(&file.password_env);
         conn.password_command = value(&file.password_command);
     }
-    conn.allow_plaintext_auth |= file
-        .allow_plaintext_auth
+    conn.allow_plaintext_credentials |= file
+        .allow_plaintext_credentials
         .as_ref()
         .is_some_and(|a| *a.get_ref());
     conn.respect_login_delay |= file

@@ -46,7 +46,9 @@ pub(crate) struct Settings {
     pub(crate) auth: Option<Spanned<AuthName>>,
     pub(crate) password_env: Option<Spanned<String>>,
     pub(crate) password_command: Option<Spanned<String>>,
-    pub(crate) allow_plaintext_auth: Option<Spanned<bool>>,
+    /// Formerly `allow_plaintext_auth`, still read.
+    #[serde(alias = "allow_plaintext_auth")]
+    pub(crate) allow_plaintext_credentials: Option<Spanned<bool>>,
     pub(crate) respect_login_delay: Option<Spanned<bool>>,
     pub(crate) ca_file: Option<Spanned<String>>,
     pub(crate) trust: Option<Spanned<Trust>>,
@@ -303,7 +305,7 @@ impl Settings {
             auth,
             password_env,
             password_command,
-            allow_plaintext_auth,
+            allow_plaintext_credentials,
             respect_login_delay,
             ca_file,
             trust,
@@ -368,6 +370,19 @@ mod tests {
 
     fn parse(text: &str) -> Result<Config, Failure> {
         Config::parse(PathBuf::from("c.toml"), text.to_owned())
+    }
+
+    #[test]
+    fn the_former_plaintext_key_is_still_read() {
+        for key in ["allow_plaintext_credentials", "allow_plaintext_auth"] {
+            let config = parse(&format!("[defaults]\n{key} = true\n")).expect("valid");
+            let settings = config.settings(None).expect("defaults");
+            assert_eq!(
+                settings.allow_plaintext_credentials.map(|v| *v.get_ref()),
+                Some(true),
+                "{key}"
+            );
+        }
     }
 
     #[test]

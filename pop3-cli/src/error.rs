@@ -67,7 +67,7 @@ Exit codes:
       in use, or another fetch for this account is running
   76  the server refused a command (-ERR), e.g. no such message
   77  credentials refused, or not sent over an unencrypted connection
-      (see --allow-plaintext-auth)
+      (see --allow-plaintext-credentials)
   78  TLS failure: certificate not trusted, handshake failed, or STLS
       not offered
   130  interrupted by Ctrl-C (what was saved is kept)
@@ -219,7 +219,7 @@ fn is_lost(error: &io::Error) -> bool {
 /// The message for credentials that would go out unencrypted.
 pub(crate) fn plaintext_message() -> String {
     "refusing to send credentials over an unencrypted connection \
-     (use --tls implicit or --tls starttls, or pass --allow-plaintext-auth)"
+     (use --tls implicit or --tls starttls, or pass --allow-plaintext-credentials)"
         .to_owned()
 }
 

@@ -180,7 +180,7 @@ impl WithSession for Probe<'_> {
         let mut can_quit = true;
         if config.tls == TlsMode::Starttls {
             report.before_tls = ask_capa(&mut session).map_err(context)?;
-            match session.run(|c| c.stls(&config.host)) {
+            match session.run(|c| c.start_tls(&config.host)) {
                 Ok(()) => {}
                 Err(e) => match refusal(&e, config) {
                     Some(problem) => {

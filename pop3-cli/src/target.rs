@@ -273,7 +273,7 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
             proxy,
             presented: PeerCertificates::new(),
             timeout: args.timeout.map(Duration::from_secs),
-            allow_plaintext_auth: args.allow_plaintext_auth,
+            allow_plaintext_credentials: args.allow_plaintext_credentials,
         },
         user,
         auth,

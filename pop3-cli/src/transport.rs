@@ -42,8 +42,8 @@ pub(crate) struct ConnectConfig {
     /// `--timeout`: the same limit for every step; `None` keeps the
     /// transports' defaults.
     pub(crate) timeout: Option<Duration>,
-    /// `--allow-plaintext-auth`.
-    pub(crate) allow_plaintext_auth: bool,
+    /// `--allow-plaintext-credentials`.
+    pub(crate) allow_plaintext_credentials: bool,
 }
 
 impl ConnectConfig {
@@ -120,7 +120,7 @@ pub(crate) fn options(config: &ConnectConfig) -> Result<Options, Failure> {
     }
     let mut options = Options::new()
         .tls(tls)
-        .allow_plaintext_auth(config.allow_plaintext_auth);
+        .allow_plaintext_credentials(config.allow_plaintext_credentials);
     if let Some(limit) = config.timeout {
         options = options.timeouts(Timeouts::uniform(limit));
     }
@@ -164,7 +164,7 @@ impl<C: WithSession<Output = Result<T, Failure>>, T> WithSession for Connected<'
         };
         let mut session = opened.map_err(context)?;
         if config.tls == TlsMode::Starttls {
-            session.run(|c| c.stls(&config.host)).map_err(context)?;
+            session.run(|c| c.start_tls(&config.host)).map_err(context)?;
         }
         self.command.with(Ok(session))
     }

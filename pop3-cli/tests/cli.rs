@@ -324,7 +324,7 @@ fn plaintext_credentials_are_refused_before_anything_is_sent() {
             .args(["--runtime", runtime, "stat"]));
         assert_code(&out, 77);
         assert!(
-            stderr(&out).contains("--allow-plaintext-auth"),
+            stderr(&out).contains("--allow-plaintext-credentials"),
             "{}",
             stderr(&out)
         );
@@ -1488,7 +1488,7 @@ fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
             .env(PASSWORD_VAR, "hunter2")
             .env("XDG_STATE_HOME", dir.path())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--tls", "none", "--allow-plaintext-auth", "--user", "alice"])
+            .args(["--tls", "none", "--allow-plaintext-credentials", "--user", "alice"])
             .args(extra)
             .args(["--password-env", PASSWORD_VAR, "stat"]))
     };

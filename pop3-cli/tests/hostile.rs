@@ -712,7 +712,7 @@ fn escapes_in_capa_output_and_trace() {
 // Credentials
 // ---------------------------------------------------------------------------
 
-/// `--tls none` without `--allow-plaintext-auth`, whatever the login method
+/// `--tls none` without `--allow-plaintext-credentials`, whatever the login method
 /// (the greeting even offers an APOP timestamp): exit 77 and not one byte
 /// sent, not even `CAPA`.
 #[test]
@@ -741,7 +741,7 @@ fn plaintext_credentials_refused() {
                     .arg("stat"),
                 &what,
             );
-            assert_fails(&out, 77, "--allow-plaintext-auth", &what);
+            assert_fails(&out, 77, "--allow-plaintext-credentials", &what);
             let (received, result) = server.join_all();
             assert!(received.is_empty(), "{what}: sent {}", show(&received));
             result.unwrap_or_else(|e| panic!("{what}: {e}"));
@@ -1106,7 +1106,7 @@ fn bare_lf_terminator_during_retr() {
 const SALT: &str = "QSXCR+Q6sek8bf92";
 
 /// `pop3 --auth scram-sha-256 stat` to `port` without TLS (SCRAM reveals no
-/// password, but the CLI asks for `--allow-plaintext-auth` for any login).
+/// password, but the CLI asks for `--allow-plaintext-credentials` for any login).
 fn scram_command(port: u16, runtime: &str) -> Command {
     let mut command = pop3(runtime);
     command

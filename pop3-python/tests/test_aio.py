@@ -210,3 +210,15 @@ def test_deletions_committed_by_quit(fresh_dovecot):
             assert await conn.retr(2).read() == d.messages[2]
 
     run(main())
+
+
+
+def test_starttls_is_the_former_name_of_start_tls(dovecot):
+    # The one name across surfaces is start_tls; the old one still works and warns.
+    async def go():
+        async with await session(dovecot, "none") as conn:
+            with pytest.warns(DeprecationWarning):
+                await conn.starttls()
+            assert conn.is_encrypted
+
+    run(go())

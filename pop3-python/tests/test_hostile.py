@@ -321,7 +321,7 @@ def test_cancelled_tls_handshake_closes_the_connection(scripted, dovecot):
 
     async def main():
         conn = await pop3.aio.connect(server.host, server.port, tls="none", timeout=10)
-        task = asyncio.ensure_future(conn.starttls())
+        task = asyncio.ensure_future(conn.start_tls())
         await asyncio.sleep(0.5)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

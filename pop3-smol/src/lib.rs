@@ -80,7 +80,7 @@
 //!   ([`Error::StlsUnavailable`] if the server does not offer it; there is no
 //!   plaintext fallback).
 //! - [`connect_plain`]: no TLS; logins are refused unless
-//!   [`Options::allow_plaintext_auth`].
+//!   [`Options::allow_plaintext_credentials`].
 //! - [`Connection::new`]: over any futures-io `AsyncRead + AsyncWrite + Unpin`
 //!   stream.
 //!

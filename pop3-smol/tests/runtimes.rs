@@ -27,7 +27,7 @@ fn send(text: &str) -> Step {
 }
 
 fn plaintext() -> Options {
-    Options::new().allow_plaintext_auth(true)
+    Options::new().allow_plaintext_credentials(true)
 }
 
 fn tls_options() -> Options {

@@ -107,7 +107,7 @@ async fn a_whole_session() {
     });
     let mut conn = Connection::new(
         MaybeTls::Plain(client),
-        &Options::new().allow_plaintext_auth(true),
+        &Options::new().allow_plaintext_credentials(true),
     )
     .await
     .unwrap();
@@ -458,7 +458,7 @@ async fn stls_upgrades_in_place() {
     let mut conn = Connection::new(MaybeTls::Plain(client), &tls_options())
         .await
         .unwrap();
-    conn.stls("localhost").await.unwrap();
+    conn.start_tls("localhost").await.unwrap();
     assert!(conn.get_ref().is_tls());
     assert!(conn.client().is_encrypted());
     assert!(conn.capabilities().unwrap().has_sasl("PLAIN"));
@@ -479,7 +479,7 @@ async fn stls_not_offered_sends_nothing_more() {
         .await
         .unwrap();
     assert!(matches!(
-        conn.stls("localhost").await,
+        conn.start_tls("localhost").await,
         Err(Error::StlsUnavailable)
     ));
     drop(conn);
@@ -500,7 +500,7 @@ async fn data_injected_after_stls_is_refused() {
     let mut conn = Connection::new(MaybeTls::Plain(client), &tls_options())
         .await
         .unwrap();
-    let result = conn.stls("localhost").await;
+    let result = conn.start_tls("localhost").await;
     assert!(
         matches!(result, Err(Error::Protocol(ProtocolError::DataAfterStls))),
         "{result:?}"
@@ -528,7 +528,7 @@ async fn untrusted_certificates_are_refused_typed() {
         let mut conn = Connection::new(MaybeTls::Plain(client), &tls_options())
             .await
             .unwrap();
-        let result = conn.stls(name).await;
+        let result = conn.start_tls(name).await;
         assert!(
             matches!(
                 result,
@@ -554,7 +554,7 @@ fn futures_are_send(conn: &mut Connection<DuplexStream>, options: &Options) {
     send(pop3_tokio::connect_tls("localhost", 995, options));
     send(pop3_tokio::connect_plain("localhost", 110, options));
     send(conn.login("a", "b"));
-    send(conn.stls("localhost"));
+    send(conn.start_tls("localhost"));
     send(conn.retr(n(1)));
     send(conn.retr_many(&[], &mut |_: MsgNum, _: &[u8]| {}));
 }

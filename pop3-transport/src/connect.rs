@@ -42,7 +42,7 @@ pub async fn connect<R: Runtime, S: StartTls>(
     .await?;
     if security == Security::StartTls {
         let name = options.server_name.as_deref().unwrap_or(host).to_owned();
-        conn.stls(&name).await?;
+        conn.start_tls(&name).await?;
     }
     Ok(conn)
 }

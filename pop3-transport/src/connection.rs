@@ -333,7 +333,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
 
     /// Logs in with `USER` and `PASS`. Refused with
     /// [`UsageError::PlaintextCredentials`] (nothing sent) on an unencrypted
-    /// connection unless [`Options::allow_plaintext_auth`]. Returns once the
+    /// connection unless [`Options::allow_plaintext_credentials`]. Returns once the
     /// core's `CAPA` after login is answered, so
     /// [`Connection::capabilities`] is current.
     ///
@@ -945,7 +945,12 @@ impl<S: StartTls, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: dropping the future after its first poll poisons the
     /// connection.
-    pub async fn stls(&mut self, server_name: &str) -> Result<()> {
+    ///
+    /// The same name as the core's [`pop3_proto::Client::start_tls`], the C
+    /// ABI's `pop3_client_start_tls` and Python's `start_tls`: the upgrade
+    /// of an open connection. (`STLS` is the command it sends; "starttls" is
+    /// the mode of [`crate::connect`]ing plain and upgrading.)
+    pub async fn start_tls(&mut self, server_name: &str) -> Result<()> {
         let config = self.options.tls.client_config()?;
         let name = parse_server_name(server_name)?;
         self.operation(async |conn| {
@@ -985,5 +990,11 @@ impl<S: StartTls, R: Runtime> Connection<S, R> {
             }
         })
         .await
+    }
+
+    /// The former name of [`Connection::start_tls`].
+    #[deprecated(note = "renamed to `start_tls`, the name every surface uses")]
+    pub async fn stls(&mut self, server_name: &str) -> Result<()> {
+        self.start_tls(server_name).await
     }
 }

@@ -118,7 +118,7 @@ fn run<F: Future>(future: F) -> F::Output {
 }
 
 fn options() -> Options {
-    Options::new().allow_plaintext_auth(true)
+    Options::new().allow_plaintext_credentials(true)
 }
 
 fn login_steps() -> Vec<(&'static str, String)> {
@@ -238,7 +238,7 @@ fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
     send(conn.retr_many(&[], &mut |_: MsgNum, _: &[u8]| {}));
     send(conn.retr_vec(n(1), 1));
     send(conn.dele_many(&[]));
-    send(conn.stls("localhost"));
+    send(conn.start_tls("localhost"));
     send(conn.quit());
 }
 

@@ -110,7 +110,7 @@ impl Timeouts {
 ///     .tls(TlsOptions::new().trust_roots(TrustRoots::Mozilla).add_root_pem(&ca)?)
 ///     .timeouts(Timeouts { read: Some(Duration::from_secs(10)), ..Timeouts::default() })
 ///     .pipeline_window(64);
-/// assert!(!options.allow_plaintext_auth); // the safe default
+/// assert!(!options.allow_plaintext_credentials); // the safe default
 /// # Ok::<(), pop3_transport::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -127,7 +127,7 @@ pub struct Options {
     /// (default `false`: such commands fail with
     /// [`UsageError::PlaintextCredentials`](pop3_proto::UsageError::PlaintextCredentials)
     /// and nothing is sent).
-    pub allow_plaintext_auth: bool,
+    pub allow_plaintext_credentials: bool,
     /// Only for a transport's `Connection::new`: the stream passed there is
     /// already encrypted (a TLS stream set up by the caller, an SSH channel),
     /// so credentials may be sent over it. The connect functions ignore it and
@@ -151,7 +151,7 @@ impl Default for Options {
             server_name: None,
             tls: TlsOptions::default(),
             timeouts: Timeouts::default(),
-            allow_plaintext_auth: false,
+            allow_plaintext_credentials: false,
             encrypted: false,
             pipeline_window: Config::default().pipeline_window,
             limits: Limits::default(),
@@ -188,11 +188,19 @@ impl Options {
         self
     }
 
-    /// Sets [`Options::allow_plaintext_auth`].
+    /// Sets [`Options::allow_plaintext_credentials`] (the name the core's
+    /// `Config`, the C ABI and Python use too).
     #[must_use]
-    pub fn allow_plaintext_auth(mut self, allow: bool) -> Options {
-        self.allow_plaintext_auth = allow;
+    pub fn allow_plaintext_credentials(mut self, allow: bool) -> Options {
+        self.allow_plaintext_credentials = allow;
         self
+    }
+
+    /// The former name of [`Options::allow_plaintext_credentials`].
+    #[deprecated(note = "renamed to `allow_plaintext_credentials`, the name every surface uses")]
+    #[must_use]
+    pub fn allow_plaintext_auth(self, allow: bool) -> Options {
+        self.allow_plaintext_credentials(allow)
     }
 
     /// Sets [`Options::encrypted`].
@@ -225,7 +233,7 @@ impl Options {
             Config::default()
         };
         config
-            .allow_plaintext_credentials(self.allow_plaintext_auth)
+            .allow_plaintext_credentials(self.allow_plaintext_credentials)
             .pipeline_window(self.pipeline_window)
             .limits(self.limits)
     }
@@ -520,6 +528,12 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(deprecated)]
+    fn the_former_name_still_sets_the_plaintext_opt_in() {
+        assert!(Options::new().allow_plaintext_auth(true).allow_plaintext_credentials);
+    }
+
+    #[test]
     fn defaults_match_the_spec() {
         let t = Timeouts::default();
         assert_eq!(t.connect, Some(Duration::from_secs(30)));
@@ -528,13 +542,13 @@ mod tests {
         assert_eq!(t.write, Some(Duration::from_secs(60)));
         let o = Options::new();
         assert_eq!(o.timeouts, Timeouts::default());
-        assert!(!o.allow_plaintext_auth && !o.encrypted);
+        assert!(!o.allow_plaintext_credentials && !o.encrypted);
         let c = o.core_config(false);
         assert!(!c.allow_plaintext_credentials && !c.encrypted);
         assert_eq!(c.pipeline_window, 1024);
         assert!(o.core_config(true).encrypted);
         assert!(
-            o.allow_plaintext_auth(true)
+            o.allow_plaintext_credentials(true)
                 .core_config(true)
                 .allow_plaintext_credentials
         );

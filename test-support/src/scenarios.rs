@@ -461,7 +461,7 @@ fn script(steps: Vec<Step>) -> ScriptedServer {
 
 fn fault_opts() -> Options {
     trusting(&TestPki::shared().ca_pem)
-        .allow_plaintext_auth(true)
+        .allow_plaintext_credentials(true)
         .timeouts(timeouts(Duration::from_secs(3)))
 }
 
@@ -546,7 +546,7 @@ pub async fn plain_login_with_plaintext_allowed<T: Transport>(t: &T) {
     let d = dovecot();
     let mb = new_user("plain-login");
     mb.add_message(b"Subject: one\r\n\r\nbody\r\n");
-    let opts = base_options().allow_plaintext_auth(true);
+    let opts = base_options().allow_plaintext_credentials(true);
     let mut s = expect_ok(
         t.connect_plain(HOST, d.plain_addr().port(), &opts).await,
         "connect_plain",
@@ -557,7 +557,7 @@ pub async fn plain_login_with_plaintext_allowed<T: Transport>(t: &T) {
     expect_ok(s.quit().await, "quit");
 }
 
-/// Without `allow_plaintext_auth`, credentials never leave on a plaintext
+/// Without `allow_plaintext_credentials`, credentials never leave on a plaintext
 /// connection, and the session stays usable.
 pub async fn plaintext_auth_refused_by_default<T: Transport>(t: &T) {
     let d = dovecot();
@@ -1435,7 +1435,7 @@ pub async fn capabilities_current_right_after_stls<T: Transport>(t: &T) {
         "connect_plain",
     );
     assert!(!s.client().is_encrypted());
-    expect_ok(s.stls(HOST).await, "stls");
+    expect_ok(s.start_tls(HOST).await, "stls");
     assert!(s.client().is_encrypted());
     let cached = s
         .capabilities()
@@ -1771,7 +1771,7 @@ pub async fn fault_stls_method_missing_from_capa<T: Transport>(t: &T) {
         "connect_plain",
     );
     for attempt in ["first stls", "second stls"] {
-        let e = expect_err(s.stls("localhost").await, attempt);
+        let e = expect_err(s.start_tls("localhost").await, attempt);
         assert!(matches!(e, Error::StlsUnavailable), "{attempt}: {e:?}");
         assert!(!e.is_fatal());
         assert!(!s.is_poisoned() && !s.client().is_encrypted());
@@ -1866,7 +1866,7 @@ async fn dovecot_through_proxy<T: Transport>(t: &T, mode: Mode) {
             }
         };
         let options = tls_opts()
-            .allow_plaintext_auth(mode == Mode::Plain)
+            .allow_plaintext_credentials(mode == Mode::Plain)
             .proxy(proxy_url(&url));
         let mb = new_user("proxy");
         let body = b"Subject: proxied\r\n\r\nthrough SOCKS5\r\n";

@@ -533,7 +533,7 @@ fn auto_logs_in_with_plain_scram_after_plus_is_refused() {
 #[test]
 fn capa_offers_plus_only_over_tls() {
     let cyrus = Cyrus::shared();
-    let o = options(cyrus, Tls::V13).allow_plaintext_auth(true);
+    let o = options(cyrus, Tls::V13).allow_plaintext_credentials(true);
     let mut plain =
         pop3_blocking::connect_plain("127.0.0.1", cyrus.plain_addr().port(), &o).expect("connect");
     plain.capa().wait().unwrap();
@@ -634,7 +634,7 @@ fn scram_flag_y_is_refused_over_tls_and_accepted_without() {
         }
     }
     let mailbox = user("flag-y-plain");
-    let o = options(cyrus, Tls::V13).allow_plaintext_auth(true);
+    let o = options(cyrus, Tls::V13).allow_plaintext_credentials(true);
     let mut plain =
         pop3_blocking::connect_plain("127.0.0.1", cyrus.plain_addr().port(), &o).expect("connect");
     plain

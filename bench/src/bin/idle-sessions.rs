@@ -93,7 +93,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let client_rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let options = Options::new().allow_plaintext_auth(true);
+    let options = Options::new().allow_plaintext_credentials(true);
 
     // Baseline: the same exchange over raw sockets.
     let before = heap();

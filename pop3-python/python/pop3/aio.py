@@ -34,6 +34,7 @@ run one after the other.
 import asyncio
 import collections
 import ssl as _ssl
+import warnings
 from typing import (
     IO,
     AsyncIterator,
@@ -438,10 +439,19 @@ class Connection:
             if isinstance(event, Closed):
                 raise ProtocolError("the server closed the connection before its greeting")
 
-    async def starttls(self) -> None:
+    async def start_tls(self) -> None:
         """Upgrades the connection with STLS. Raises :class:`UsageError` if the
-        server does not list STLS (nothing is sent but CAPA)."""
+        server does not list STLS (nothing is sent but CAPA). The same name as
+        :meth:`pop3.Client.start_tls`, the Rust ``Connection::start_tls`` and
+        the C ``pop3_client_start_tls``."""
         await self._simple(lambda c: c.start_tls())
+
+    async def starttls(self) -> None:
+        """Deprecated: the former name of :meth:`start_tls`."""
+        warnings.warn(
+            "Connection.starttls() is renamed start_tls()", DeprecationWarning, stacklevel=2
+        )
+        await self.start_tls()
 
     async def capa(self) -> Dict[str, List[str]]:
         """``CAPA``: the capabilities as ``{name: [arguments]}``."""
@@ -756,7 +766,7 @@ async def connect(
     try:
         await conn._read_greeting()
         if tls == "starttls":
-            await conn.starttls()
+            await conn.start_tls()
     except BaseException:
         conn.close()
         raise

@@ -164,7 +164,7 @@ fn opts() -> Options {
 /// [`opts`] with plaintext credentials allowed, for cases about something
 /// else than the plaintext rule.
 fn plain_opts() -> Options {
-    opts().allow_plaintext_auth(true)
+    opts().allow_plaintext_credentials(true)
 }
 
 fn port(server: &ScriptedServer) -> u16 {
