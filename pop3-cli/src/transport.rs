@@ -164,7 +164,9 @@ impl<C: WithSession<Output = Result<T, Failure>>, T> WithSession for Connected<'
         };
         let mut session = opened.map_err(context)?;
         if config.tls == TlsMode::Starttls {
-            session.run(|c| c.start_tls(&config.host)).map_err(context)?;
+            session
+                .run(|c| c.start_tls(&config.host))
+                .map_err(context)?;
         }
         self.command.with(Ok(session))
     }

@@ -1488,7 +1488,13 @@ fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
             .env(PASSWORD_VAR, "hunter2")
             .env("XDG_STATE_HOME", dir.path())
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--tls", "none", "--allow-plaintext-credentials", "--user", "alice"])
+            .args([
+                "--tls",
+                "none",
+                "--allow-plaintext-credentials",
+                "--user",
+                "alice",
+            ])
             .args(extra)
             .args(["--password-env", PASSWORD_VAR, "stat"]))
     };

@@ -530,7 +530,11 @@ mod tests {
     #[test]
     #[allow(deprecated)]
     fn the_former_name_still_sets_the_plaintext_opt_in() {
-        assert!(Options::new().allow_plaintext_auth(true).allow_plaintext_credentials);
+        assert!(
+            Options::new()
+                .allow_plaintext_auth(true)
+                .allow_plaintext_credentials
+        );
     }
 
     #[test]
