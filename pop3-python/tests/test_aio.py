@@ -223,6 +223,7 @@ def test_starttls_is_the_former_name_of_start_tls(monkeypatch):
         called.append(self)
 
     monkeypatch.setattr(pop3.aio.Connection, "start_tls", spy)
+    conn = object.__new__(pop3.aio.Connection)
     with pytest.warns(DeprecationWarning):
-        run(pop3.aio.Connection.starttls("conn"))
-    assert called == ["conn"]
+        run(conn.starttls())
+    assert called == [conn]
