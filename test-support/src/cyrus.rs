@@ -50,7 +50,7 @@
 //! thread of this process reads: [`Cyrus::log`]. Nothing changes outside the
 //! namespace. Without root (or without `unshare`), the log stays empty.
 //!
-//! # Behaviour of this configuration (verified by `tests/cyrus.rs`)
+//! # Behaviour of this configuration (verified by [`crate::cyrus_scenarios`])
 //!
 //! * Greeting: `+OK localhost Cyrus POP3 3.6.1-Debian-3.6.1-4+deb12u5 server
 //!   ready <...@localhost>` (an APOP timestamp, although APOP is off).

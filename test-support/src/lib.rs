@@ -5,7 +5,8 @@
 //!   `openssl req -x509` as small servers make them ([`HomemadeCerts`]).
 //! * [`cyrus`] — starts a real Cyrus POP3 server (Debian's package unpacked
 //!   by `scripts/install-cyrus.sh`) on loopback, with SASL users and LMTP
-//!   delivery.
+//!   delivery, and [`cyrus_scenarios`], the suite every transport runs
+//!   against it.
 //! * [`dovecot`] — starts a real Dovecot POP3 server (plain + STLS and
 //!   implicit TLS) on loopback with per-test users and Maildirs.
 //! * [`scenarios`] — the scenario suite every transport runs (Dovecot and
@@ -20,6 +21,7 @@
 //!   scripted server.
 
 pub mod cyrus;
+pub mod cyrus_scenarios;
 pub mod dovecot;
 pub mod hostile;
 pub mod pki;
