@@ -369,7 +369,7 @@ impl Client {
     }
 
     fn fail(&mut self) {
-        self.operation = None;
+        self.abandon_operation();
         self.backlog.clear();
         self.state = State::Closed;
         self.projection.state = State::Closed;

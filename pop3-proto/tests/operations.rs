@@ -801,3 +801,109 @@ fn a_refused_token_is_acknowledged_and_its_report_read() {
         assert!(err.contains("https://mail.google.com/"), "{err}");
     }
 }
+
+/// The caller sees events only for handles it was given: a reply to a
+/// login's own `USER`, followed in the same read by a line no command
+/// asked for, fails the session without reporting the `USER` reply.
+/// (Found by the `operations` fuzz target.)
+#[test]
+fn an_operation_s_own_reply_is_not_reported_when_the_session_fails_after_it() {
+    let mut client = Client::new(Config::encrypted());
+    let login = client
+        .login_with(Credentials::new("alice", "secret"), AuthMethod::UserPass)
+        .unwrap();
+    client.receive(b"+OK ready\r\n");
+    let (sent, events) = drain(&mut client);
+    assert_eq!(sent, b"USER alice\r\n");
+    assert!(
+        events.iter().all(|e| e.starts_with("Greeting")),
+        "{events:?}"
+    );
+    client.receive(b"+OK\r\n1 100\r\n");
+    loop {
+        match client.poll() {
+            Ok(Action::Event(event)) => {
+                let handle = match &event {
+                    Event::Ok { handle, .. }
+                    | Event::Err { handle, .. }
+                    | Event::Failed { handle, .. }
+                    | Event::Cancelled { handle, .. } => Some(*handle),
+                    _ => None,
+                };
+                assert!(handle.is_none_or(|h| h == login), "{event:?}");
+            }
+            Ok(other) => panic!("{other:?} instead of the failure"),
+            Err(_) => break,
+        }
+    }
+}
+
+/// A running `start_tls` or login can be discarded like any command: it
+/// goes on (the session stays in step) but reports nothing, and what was
+/// submitted after it still runs. (Found by the `operations` fuzz target.)
+#[test]
+fn a_discarded_operation_reports_nothing() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nSTLS\r\nUSER\r\n.\r\n"),
+            ("STLS", b"+OK\r\n"),
+            ("CAPA", b"+OK\r\nUSER\r\n.\r\n"),
+            ("USER a", b"+OK\r\n"),
+            ("PASS b", b"+OK\r\n"),
+            ("CAPA", b"+OK\r\nUSER\r\n.\r\n"),
+            ("NOOP", b"+OK\r\n"),
+        ],
+    );
+    let mut client = Client::new(Config::default());
+    let mut seen = Seen::default();
+    let tls = client.start_tls().unwrap();
+    let login = client
+        .login_with(Credentials::new("a", "b"), AuthMethod::UserPass)
+        .unwrap();
+    let noop = client.submit(pop3_proto::Command::Noop).unwrap();
+    client.discard(tls);
+    client.discard(login);
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, noop));
+    assert!(client.is_encrypted());
+    assert_eq!(client.login_mechanism(), Some("USER/PASS"));
+    for handle in [tls, login] {
+        let tag = format!("{handle:?}");
+        assert!(
+            !seen.events.iter().any(|e| e.contains(&tag)),
+            "{tag}: {:?}",
+            seen.events
+        );
+    }
+}
+
+/// A command whose completion the core has decided but not reported yet
+/// can still be discarded: the caller, who has not seen it complete, never
+/// will. (Found by the `operations` fuzz target.)
+#[test]
+fn a_completion_not_yet_reported_can_still_be_discarded() {
+    let mut client = Client::new(Config::encrypted());
+    client.receive(b"+OK\r\n");
+    let login = client
+        .login_with(Credentials::new("a", "b"), AuthMethod::UserPass)
+        .unwrap();
+    let retr = client.retr_many(&[MsgNum::new(1).unwrap()]).unwrap()[0];
+    let (sent, _) = drain(&mut client);
+    assert_eq!(sent, b"USER a\r\n");
+    client.receive(b"+OK\r\n");
+    let (sent, _) = drain(&mut client);
+    assert_eq!(sent, b"PASS b\r\n");
+    // The refusal fails the login and cancels the retrieval queued behind
+    // it; the caller sees the login's failure first.
+    client.receive(b"-ERR [AUTH] no\r\n");
+    match client.poll().unwrap() {
+        Action::Event(Event::Err { handle, .. }) => assert_eq!(handle, login),
+        other => panic!("{other:?}"),
+    }
+    client.discard(retr);
+    let (_, events) = drain(&mut client);
+    assert!(
+        !events.iter().any(|e| e.contains(&format!("{retr:?}"))),
+        "{events:?}"
+    );
+}

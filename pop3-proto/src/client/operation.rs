@@ -871,6 +871,15 @@ impl Client {
         Routed::Consumed
     }
 
+    /// The session failed under the active operation. Events of its own
+    /// commands may still be queued ahead of the error: they stay the
+    /// operation's, never the caller's.
+    pub(super) fn abandon_operation(&mut self) {
+        if let Some(op) = self.operation.take() {
+            self.finished_subs = op.subs;
+        }
+    }
+
     fn finish_operation(&mut self, reply: Result<Reply, ()>) {
         let Some(op) = self.operation.take() else {
             return;
@@ -907,7 +916,8 @@ impl Client {
     }
 }
 
-fn completed_handle(event: &Event<'_>) -> Option<Handle> {
+/// The handle an event completes, if it completes one.
+pub(super) fn completed_handle(event: &Event<'_>) -> Option<Handle> {
     match event {
         Event::Ok { handle, .. }
         | Event::Err { handle, .. }

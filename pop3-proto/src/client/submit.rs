@@ -260,6 +260,8 @@ impl Client {
     /// still arriving, say) is read and dropped, and no completion event
     /// comes for it. The session stays in step.
     pub fn discard(&mut self, handle: Handle) {
+        // A running login or STLS goes on (the session must stay in step),
+        // but its completion is not reported either.
         if self.is_pending(handle) && !self.discarded.contains(&handle) {
             self.discarded.push(handle);
         }
@@ -271,14 +273,18 @@ impl Client {
     /// handle again.
     pub fn pending_handle(&self, id: u64) -> Option<Handle> {
         let handle = Handle::from_id(id);
-        let active = self.operation.as_ref().is_some_and(|o| o.handle == handle);
-        let pending = (active || self.is_pending(handle)) && !self.discarded.contains(&handle);
+        let pending = self.is_pending(handle) && !self.discarded.contains(&handle);
         (handle.client == self.id && pending).then_some(handle)
     }
 
-    /// The command is queued, in flight, or waits behind an operation.
+    /// The command is queued, in flight, or waits behind an operation, or
+    /// it is the running operation, or its completion has happened but is
+    /// not reported yet (a caller who has not seen it may still discard it).
     fn is_pending(&self, handle: Handle) -> bool {
-        self.queue.iter().any(|q| q.handle == handle)
+        let unreported = |e| operation::completed_handle(e) == Some(handle);
+        self.operation.as_ref().is_some_and(|o| o.handle == handle)
+            || self.deferred.iter().chain(&self.events).any(unreported)
+            || self.queue.iter().any(|q| q.handle == handle)
             || self.in_flight.iter().any(|f| f.handle == handle)
             || self.backlog.iter().any(|b| match b {
                 Backlog::Command(q) => q.handle == handle,
