@@ -112,6 +112,9 @@ class POP3:
         self._tls_established = False
         self._debugging = 0
         self._last_status: Optional[bytes] = None
+        # The reply to STLS, which stls() returns as the standard module does.
+        self._stls_status: Optional[bytes] = None
+        self._sent_stls = False
         sys.audit("poplib.connect", self, host, port)
         self.sock: Any = self._create_socket(timeout)
         self.file = None
@@ -156,12 +159,15 @@ class POP3:
                 # The core's wire trace, secrets already redacted.
                 line = event.line.encode("utf-8", "replace")
                 if event.direction == "sent":
+                    self._sent_stls = line == b"STLS"
                     if self._debugging > 1:
                         print("*put*", repr(line))
                     sys.audit("poplib.putline", self, line)
                 else:
                     if line[:1] in (b"+", b"-"):
                         self._last_status = line
+                        if self._sent_stls:
+                            self._stls_status, self._sent_stls = line, False
                     if self._debugging > 1:
                         print("*get*", repr(line))
                 continue
@@ -185,7 +191,10 @@ class POP3:
             # Refused before sending: nothing went to the server.
             raise error_proto(f"-ERR {exc}".encode("utf-8", "replace")) from exc
 
-    def _complete(self, handle: int, sink=None) -> Any:
+    def _complete(self, handle: int, sink=None, cancelled: Optional[bytes] = None) -> Any:
+        """Pumps until ``handle`` completes; raises :class:`error_proto` for
+        ``-ERR``, failures and cancellations (with ``cancelled`` as the
+        message, when given)."""
         self._flush()
         while True:
             event = self._next()
@@ -204,7 +213,7 @@ class POP3:
             if isinstance(event, Failed):
                 raise error_proto(event.error)
             if isinstance(event, Cancelled):
-                raise error_proto(f"-ERR {event.reason}".encode("utf-8", "replace"))
+                raise error_proto(cancelled or f"-ERR {event.reason}".encode("utf-8", "replace"))
             if isinstance(event, _TERMINAL):
                 return event
 
@@ -375,29 +384,32 @@ class POP3:
     def capa(self) -> Dict[str, List[str]]:
         """``CAPA``: ``{'NAME': ['arg', ...], ...}``."""
         try:
-            resp, lines, _ = self._longcmd("CAPA", lambda c: c.raw("CAPA", [], True))
+            event = self._complete(self._submit("CAPA", lambda c: c.capa()))
         except error_proto:
             raise error_proto("-ERR CAPA not supported by server") from None
-        caps: Dict[str, List[str]] = {}
-        for line in lines:
-            words = line.decode("ascii", "replace").split()
-            if words:
-                caps[words[0]] = words[1:]
-        return caps
+        # The core parsed the listing (and keeps it for its own decisions);
+        # the dictionary is a copy the caller may change.
+        return {name: list(args) for name, args in event.capabilities.items()}
 
     def stls(self, context: Optional[ssl.SSLContext] = None) -> bytes:
         """``STLS``: upgrades the connection to TLS. Without ``context`` the
-        certificate and host name are verified (unlike the standard module)."""
+        certificate and host name are verified (unlike the standard module).
+        The core asks ``CAPA`` first when it does not know the capabilities,
+        sends ``STLS`` only if they list it (otherwise :class:`error_proto`,
+        nothing else sent), and asks ``CAPA`` again over TLS."""
         if self._tls_established:
             raise error_proto("-ERR TLS session already established")
-        caps = self.capa()
-        if "STLS" not in caps:
-            raise error_proto("-ERR STLS not supported by server")
         self._stls_context = context if context is not None else ssl.create_default_context()
-        # STLS alone: CAPA was just asked, as the standard module does.
-        handle = self._submit("STLS", lambda c: c.stls())
-        self._complete(handle)
-        return self._status(b"+OK")
+        self._stls_status = None
+        # Cancelled: the capabilities lack STLS (the standard module's words).
+        self._complete(
+            self._submit("STLS", lambda c: c.start_tls()),
+            cancelled=b"-ERR STLS not supported by server",
+        )
+        # The +OK to STLS itself, not to the CAPA that followed it.
+        status, self._stls_status = self._stls_status, None
+        self._last_status = None
+        return status if status is not None else b"+OK"
 
     def __enter__(self) -> "POP3":
         return self
