@@ -189,15 +189,36 @@ class _Protocol(asyncio.Protocol):
             self._drain_waiter = None
 
 
-def _raise_for(event: object) -> None:
-    """Turns a failed completion into the matching exception."""
+def _raise_for(event: object, msg: Optional[int] = None) -> None:
+    """Turns a failed completion into the matching exception; a
+    :class:`ServerError` for message ``msg`` of a bulk operation says which
+    (``.msg``)."""
     if isinstance(event, Err):
-        raise ServerError.from_event(event)
+        error = ServerError.from_event(event)
+        if msg is not None:
+            error.msg = msg  # type: ignore[attr-defined]
+        raise error
     if isinstance(event, Failed):
         raise ProtocolError(event.error)
     if isinstance(event, Cancelled):
         raise UsageError(event.reason)
     raise ProtocolError(f"unexpected reply: {event!r}")
+
+
+class _Bulk:
+    """The bookkeeping of a bulk operation (``retr_many``, ``dele_many``), as
+    the Rust drivers' one helper: the commands still pending, in the order
+    asked, with their message numbers; when the caller stops early or one
+    fails, the core reads and drops the rest of their replies."""
+
+    def __init__(self, conn: "Connection", msgs: List[int], handles: List[int]) -> None:
+        self._conn = conn
+        self.pending: Deque[Tuple[int, int]] = collections.deque(zip(msgs, handles))
+
+    def abandon_rest(self) -> None:
+        for _, handle in self.pending:
+            self._conn._abandon(handle)
+        self.pending.clear()
 
 
 class MessageReader:
@@ -567,12 +588,11 @@ class Connection:
         msgs = [int(m) for m in msgs]
         async with self._lock:
             self._begin()
-            handles = self._client.retr_many(msgs)
+            bulk = _Bulk(self, msgs, self._client.retr_many(msgs))
             quit_handle = self._client.quit() if then_quit else None
-            pending = collections.deque(zip(msgs, handles))
             try:
-                while pending:
-                    msg, handle = pending[0]
+                while bulk.pending:
+                    msg, handle = bulk.pending[0]
                     parts: List[bytes] = []
                     while True:
                         event = await self._wait(handle)
@@ -581,19 +601,14 @@ class Connection:
                         elif isinstance(event, BodyEnd):
                             break
                         elif not isinstance(event, BodyStart):
-                            pending.popleft()
-                            try:
-                                _raise_for(event)
-                            except ServerError as exc:
-                                exc.msg = msg  # type: ignore[attr-defined]
-                                raise
-                    pending.popleft()
+                            bulk.pending.popleft()
+                            _raise_for(event, msg)
+                    bulk.pending.popleft()
                     yield msg, b"".join(parts)
                 if quit_handle is not None:
                     await self._complete(quit_handle)
             finally:
-                for _, handle in pending:
-                    self._abandon(handle)
+                bulk.abandon_rest()
                 if quit_handle is not None:
                     self._close_transport("quit")
 
@@ -615,22 +630,24 @@ class Connection:
         msgs = [int(m) for m in msgs]
         async with self._lock:
             self._begin()
-            handles = self._client.dele_many(msgs)
+            bulk = _Bulk(self, msgs, self._client.dele_many(msgs))
             quit_handle = self._client.quit() if then_quit else None
             try:
                 results: List[Optional[ServerError]] = []
-                for handle in handles:
+                while bulk.pending:
+                    msg, handle = bulk.pending.popleft()
                     event = await self._wait(handle)
                     if isinstance(event, Err):
                         results.append(ServerError.from_event(event))
                     elif isinstance(event, Ok):
                         results.append(None)
                     else:
-                        _raise_for(event)
+                        _raise_for(event, msg)
                 if quit_handle is not None:
                     await self._complete(quit_handle)
                 return results
             finally:
+                bulk.abandon_rest()
                 if quit_handle is not None:
                     self._close_transport("quit")
 
