@@ -110,6 +110,24 @@ impl Url {
         if host.is_empty() {
             return Err(bad("no host"));
         }
+        // What reaches the resolver, the TLS name check and the terminal: an
+        // IPv6 address in brackets, or a name of letters, digits, `-`, `.`
+        // and `_` (non-ASCII letters for internationalised names).
+        let valid = if hostport.starts_with('[') {
+            host.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            host.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '.' | '_'))
+        };
+        if !valid {
+            return Err(bad("the host is not a host name or address"));
+        }
+        if user
+            .as_deref()
+            .is_some_and(|u| u.chars().any(char::is_control))
+        {
+            return Err(bad("control characters in the user name"));
+        }
         let port = match port {
             Some(p) => Some(
                 p.parse::<u16>()
@@ -362,6 +380,8 @@ mod tests {
         assert_eq!(u.host, "::1");
         assert_eq!(u.port, None);
         assert!(u.auth.is_some_and(|a| a.is_auto()));
+        let u = Url::parse("pop3s://xn--bcher-kva.example_1.org").expect("valid");
+        assert_eq!(u.host, "xn--bcher-kva.example_1.org");
         let u = Url::parse("pop3s://carol@example.org@host").expect("valid");
         assert_eq!(u.user.as_deref(), Some("carol@example.org"));
         assert_eq!(u.host, "host");
@@ -373,6 +393,11 @@ mod tests {
             "pop3s://h:99999",
             "pop3s://h/INBOX",
             "h:995",
+            // Found by the cli_url fuzz target: a NUL in the host.
+            "pop3://be\u{0}0ob;AU:1]:110",
+            "pop3s://mail example.org",
+            "pop3s://[not-v6]:995",
+            "pop3s://a%0Ab@h",
         ] {
             let f = Url::parse(bad).expect_err(bad);
             assert_eq!(f.exit, Exit::Usage, "{bad}");
