@@ -370,9 +370,8 @@ where
                 chosen.push(msg);
                 continue;
             };
-            let mut headers = Vec::new();
-            session
-                .run(|c| c.top_to(msg, 0, &mut headers))
+            let headers = session
+                .run(|c| engine::headers_for_filter(c, msg))
                 .map_err(|e| {
                     Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
                 })?;
@@ -450,6 +449,8 @@ where
             ended: 0,
             group,
             max_staged,
+            max_size: args.max_size,
+            oversized: None,
         };
         let (retrieved, quit_sent) = match session.take() {
             // Nothing will be deleted: QUIT rides with the RETRs, and the
