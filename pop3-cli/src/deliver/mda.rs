@@ -17,7 +17,10 @@ use crate::error::Failure;
 /// ended on the command's stdin: the command is killed before it sees
 /// end-of-file, so that an MDA that delivers at end-of-file (procmail,
 /// maildrop, `dovecot-lda`) delivers nothing; one that writes as it reads
-/// may leave the part it had.
+/// may leave the part it had. The command runs in a process group of its
+/// own and the whole group is killed: a program that `sh` started (and did
+/// not replace itself with) would otherwise outlive `sh`, see end-of-file
+/// and deliver the part.
 pub(crate) struct Mda {
     command: String,
     account: String,
@@ -53,6 +56,11 @@ impl Mda {
             .stdin(Stdio::piped())
             .stdout(Stdio::from(io::stderr()))
             .stderr(Stdio::inherit());
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
+        }
         match &incoming.uid {
             Some(uid) => command.env("POP3_UID", uid),
             None => command.env_remove("POP3_UID"),
@@ -107,7 +115,7 @@ impl Deliver for Mda {
             Err(e) => return Err(NotStored::Fatal(Failure::io("--mda: cannot run sh", &e))),
         };
         if let Some(e) = running.broken.take() {
-            let _ = child.kill();
+            kill(&mut child);
             let _ = child.wait();
             return Err(NotStored::Refused(format!("writing to the MDA: {e}")));
         }
@@ -139,12 +147,24 @@ impl Deliver for Mda {
             // Killed before its stdin is closed: it never sees the end of
             // an incomplete message.
             if let Ok(mut child) = running.child {
-                let _ = child.kill();
+                kill(&mut child);
                 drop(running.stdin);
                 let _ = child.wait();
             }
         }
     }
+}
+
+/// Kills the MDA and whatever it started (its process group).
+fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{kill_process_group, Pid, Signal};
+        if kill_process_group(Pid::from_child(child), Signal::KILL).is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill();
 }
 
 impl Drop for Mda {
