@@ -18,7 +18,7 @@
 
 use std::cell::Cell;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -208,9 +208,10 @@ impl DotLock {
                 ),
             ));
         };
-        // Who holds it, as procmail and mutt write theirs; only a help to
-        // whoever looks, so a failure here does not matter.
-        let _ = writeln!(file, "{}", std::process::id());
+        // Who holds it, as Dovecot writes it, so that a lock whose holder
+        // died can be told at once; should this write fail, the lock is
+        // only judged by its age.
+        let _ = writeln!(file, "{}:{}", std::process::id(), host_name());
         Ok(DotLock {
             path,
             file,
@@ -226,9 +227,34 @@ impl DotLock {
     }
 }
 
-/// Removes the dotlock at `path` if it was not modified for `stale_after`.
-/// Two processes may find the same lock stale at once; the `O_EXCL` create
-/// after the removal still lets only one of them in.
+/// This host's name, as written in a dotlock.
+fn host_name() -> String {
+    rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The process that holds the dotlock whose content is `content`, when the
+/// lock says it is one of this host's (`PID:HOST`) and that process is gone.
+fn gone_holder(content: &[u8]) -> Option<i32> {
+    let text = std::str::from_utf8(content).ok()?;
+    let (pid, host) = text.trim_end().split_once(':')?;
+    let pid: i32 = pid.parse().ok().filter(|&p| p > 0)?;
+    if host != host_name() || pid == i32::try_from(std::process::id()).ok()? {
+        return None;
+    }
+    let process = rustix::process::Pid::from_raw(pid)?;
+    match rustix::process::test_kill_process(process) {
+        Err(rustix::io::Errno::SRCH) => Some(pid),
+        _ => None,
+    }
+}
+
+/// Removes the dotlock at `path` if it was not modified for `stale_after`,
+/// or if its holder is a process of this host that is gone. Two processes
+/// may find the same lock stale at once; the `O_EXCL` create after the
+/// removal still lets only one of them in.
 fn remove_if_stale(path: &Path, stale_after: Duration) {
     let Ok(meta) = fs::metadata(path) else { return };
     let age = meta
@@ -236,12 +262,18 @@ fn remove_if_stale(path: &Path, stale_after: Duration) {
         .ok()
         .and_then(|m| SystemTime::now().duration_since(m).ok())
         .unwrap_or_default();
-    if age >= stale_after && fs::remove_file(path).is_ok() {
-        eprintln!(
-            "pop3: removed the stale lock {} ({} s old)",
-            path.display(),
-            age.as_secs()
-        );
+    let why = if age >= stale_after {
+        format!("{} s old", age.as_secs())
+    } else {
+        let mut content = Vec::new();
+        let read = File::open(path).and_then(|f| f.take(256).read_to_end(&mut content));
+        match read.ok().and_then(|_| gone_holder(&content)) {
+            Some(pid) => format!("its holder, process {pid}, is gone"),
+            None => return,
+        }
+    };
+    if fs::remove_file(path).is_ok() {
+        eprintln!("pop3: removed the stale lock {} ({why})", path.display());
     }
 }
 
@@ -316,10 +348,44 @@ mod tests {
         let held = MboxLock::acquire(&mbox, open(&mbox), true, quick()).expect("taken");
         assert_eq!(
             fs::read_to_string(&lock).expect("ours"),
-            format!("{}\n", std::process::id())
+            format!("{}:{}\n", std::process::id(), host_name())
         );
         drop(held);
         assert!(!lock.exists());
+    }
+
+    /// A fresh lock whose holder on this host is gone (a fetch killed
+    /// while appending) is removed at once; one of a live process, or of
+    /// another host, is waited for.
+    #[test]
+    fn a_dead_holders_dotlock_is_removed_at_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mbox = dir.path().join("box");
+        let lock = dir.path().join("box.lock");
+        let mut child = std::process::Command::new("true").spawn().expect("true");
+        let dead = child.id();
+        child.wait().expect("wait");
+        fs::write(&lock, format!("{dead}:{}\n", host_name())).expect("w");
+        let started = Instant::now();
+        drop(MboxLock::acquire(&mbox, open(&mbox), true, quick()).expect("taken"));
+        assert!(started.elapsed() < Duration::from_millis(300));
+        let mut alive = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep");
+        for holder in [
+            format!("{}:{}\n", alive.id(), host_name()),
+            format!("{dead}:another-host.example\n"),
+            format!("{dead}\n"),
+        ] {
+            fs::write(&lock, &holder).expect("w");
+            assert!(
+                MboxLock::acquire(&mbox, open(&mbox), true, quick()).is_err(),
+                "{holder}"
+            );
+        }
+        let _ = alive.kill();
+        let _ = alive.wait();
     }
 
     #[cfg(unix)]
