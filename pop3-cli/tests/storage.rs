@@ -166,7 +166,7 @@ fn everything_created_is_private_whatever_the_umask() {
 
     let maildir = dir.path().join("Mail");
     let server = ScriptedServer::start(one_message_session(&body));
-    let out = run(&mut fetch(&server, &["--maildir"]).arg(&maildir));
+    let out = run(fetch(&server, &["--maildir"]).arg(&maildir));
     assert_code(&out, 0);
     server.join().expect("script followed");
     let created = walk(&maildir);
@@ -178,7 +178,7 @@ fn everything_created_is_private_whatever_the_umask() {
 
     let mbox = dir.path().join("new.mbox");
     let server = ScriptedServer::start(one_message_session(&body));
-    let out = run(&mut fetch(&server, &["--mbox"]).arg(&mbox));
+    let out = run(fetch(&server, &["--mbox"]).arg(&mbox));
     assert_code(&out, 0);
     server.join().expect("script followed");
     assert_eq!(mode(&mbox), 0o600);
@@ -201,7 +201,7 @@ fn everything_created_is_private_whatever_the_umask() {
         fs::set_permissions(&shared, fs::Permissions::from_mode(0o640)).expect("chmod");
     }
     let server = ScriptedServer::start(one_message_session(&body));
-    let out = run(&mut fetch(&server, &["--mbox"]).arg(&shared));
+    let out = run(fetch(&server, &["--mbox"]).arg(&shared));
     assert_code(&out, 0);
     server.join().expect("script followed");
     assert_eq!(mode(&shared), 0o640, "an existing mbox keeps its mode");
@@ -222,7 +222,7 @@ fn a_stale_dotlock_is_removed_and_ours_does_not_stay() {
         .expect("mtime");
     drop(old);
     let server = ScriptedServer::start(one_message_session(&body));
-    let out = run(&mut fetch(&server, &["--mbox"]).arg(&mbox));
+    let out = run(fetch(&server, &["--mbox"]).arg(&mbox));
     assert_code(&out, 0);
     server.join().expect("script followed");
     assert!(
@@ -256,7 +256,7 @@ fn a_held_dotlock_is_waited_for() {
         })
     };
     let server = ScriptedServer::start(one_message_session(&body));
-    let out = run(&mut fetch(&server, &["--mbox"]).arg(&mbox));
+    let out = run(fetch(&server, &["--mbox"]).arg(&mbox));
     other.join().expect("other program");
     assert_code(&out, 0);
     server.join().expect("script followed");

@@ -74,6 +74,21 @@ impl MboxStaged {
     }
 }
 
+/// Whether `bytes` hold a blank line (`\n\n` or `\n\r\n`): the end of the
+/// header section. Stops at the first one.
+fn ends_header(bytes: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(found) = bytes[at..].iter().position(|&b| b == b'\n') {
+        at += found + 1;
+        match bytes.get(at) {
+            Some(b'\n') => return true,
+            Some(b'\r') if bytes.get(at + 1) == Some(&b'\n') => return true,
+            _ => {}
+        }
+    }
+    false
+}
+
 /// Where a line of the message stands in the mboxrd quoting.
 #[derive(Debug, Clone, Copy)]
 enum Line {
@@ -172,10 +187,7 @@ impl EntryBuilder {
             // Only the new bytes (and the three before them) are searched.
             let from = head.len().saturating_sub(3);
             head.extend_from_slice(data);
-            let fresh = &head[from..];
-            let ended = fresh.windows(2).any(|w| w == b"\n\n")
-                || fresh.windows(4).any(|w| w == b"\r\n\r\n");
-            if ended || head.len() >= HEAD_MAX {
+            if ends_header(&head[from..]) || head.len() >= HEAD_MAX {
                 return self.open_entry();
             }
             return Ok(());
