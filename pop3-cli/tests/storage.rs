@@ -414,3 +414,65 @@ fn a_failing_fsync_records_nothing_and_deletes_nothing() {
     server.join().expect("both scripts followed");
     assert_eq!(fs::read_dir(maildir.join("new")).expect("new").count(), 1);
 }
+
+/// Point 2: an mbox whose directory the user cannot write to cannot be
+/// dotlocked: the fetch says so (exit 74), appends nothing, records and
+/// deletes nothing. As root (who writes anywhere) the fetch runs as
+/// `nobody` through `setpriv`.
+#[cfg(unix)]
+#[test]
+fn an_mbox_directory_that_cannot_be_written_is_named() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let body = message("rodir", 2_000);
+    let dir = tempfile::tempdir().expect("tempdir");
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mail_dir = dir.path().join("spool");
+    let state_dir = dir.path().join("state");
+    fs::create_dir(&mail_dir).expect("spool");
+    fs::create_dir(&state_dir).expect("state");
+    fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o777)).expect("chmod");
+    let mbox = mail_dir.join("in.mbox");
+    fs::write(&mbox, b"").expect("mbox");
+    fs::set_permissions(&mbox, fs::Permissions::from_mode(0o666)).expect("chmod");
+    fs::set_permissions(&mail_dir, fs::Permissions::from_mode(0o555)).expect("chmod");
+    let root = fs::metadata(&mbox).expect("mbox").uid() == 0;
+    let mut steps = session_start(&[body.len()]);
+    steps.extend(retr(1, &body));
+    steps.push(Step::ExpectClose);
+    let server = ScriptedServer::start(steps);
+    let mut command = fetch(&server, &["--delete", "--state"]);
+    command
+        .arg(state_dir.join("alice"))
+        .arg("--mbox")
+        .arg(&mbox);
+    let out = if root {
+        if Command::new("setpriv").arg("--version").output().is_err() {
+            eprintln!("root without setpriv: test skipped");
+            return;
+        }
+        let mut as_nobody = Command::new("setpriv");
+        as_nobody
+            .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+            .arg(command.get_program())
+            .args(command.get_args())
+            .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env_remove("XDG_STATE_HOME")
+            .stdin(Stdio::null());
+        run(&mut as_nobody)
+    } else {
+        run(&mut command)
+    };
+    fs::set_permissions(&mail_dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+    assert_code(&out, 74);
+    server.join().expect("no DELE, no QUIT");
+    let err = stderr(&out);
+    assert!(
+        err.contains("in.mbox.lock") && err.contains("is not writable"),
+        "{err}"
+    );
+    assert_eq!(fs::metadata(&mbox).expect("mbox").len(), 0);
+    assert_eq!(
+        fs::read_to_string(state_dir.join("alice")).unwrap_or_default(),
+        ""
+    );
+}
