@@ -37,6 +37,37 @@ pub(crate) fn at(step: &str) {
     }
 }
 
+/// `POP3_TEST_FAIL_AT=STEP:N` (debug builds only): the N-th time the fetch
+/// reaches STEP, an I/O error (EIO) is returned as the disk would: for the
+/// tests that prove a failing sync records nothing and deletes nothing.
+/// Steps: `fsync-message` (a Maildir message's file), `mbox-sync`.
+#[cfg(debug_assertions)]
+pub(crate) fn fail(step: &str) -> std::io::Result<()> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+
+    static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
+    static SEEN: AtomicU64 = AtomicU64::new(0);
+    let spec = SPEC.get_or_init(|| {
+        let value = std::env::var("POP3_TEST_FAIL_AT").ok()?;
+        let (name, n) = value.split_once(':')?;
+        Some((name.to_owned(), n.parse().ok()?))
+    });
+    match spec {
+        Some((name, n)) if name == step && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n => {
+            Err(std::io::Error::from_raw_os_error(5))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Release builds: never fails.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub(crate) fn fail(_step: &str) -> std::io::Result<()> {
+    Ok(())
+}
+
 /// `POP3_TEST_BATCH=N` (debug builds only): batches of exactly N messages
 /// (both the size that starts a batch and the most one takes), so that a
 /// test with few messages has several batches.

@@ -24,6 +24,7 @@ mod error;
 mod fetch;
 mod interrupt;
 mod policy;
+mod private;
 mod serverinfo;
 mod state;
 mod target;

@@ -148,14 +148,14 @@ impl State {
         let ctx = |e: io::Error| Failure::io(format_args!("state file {}", path.display()), &e);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.is_dir() {
-                fs::create_dir_all(dir).map_err(ctx)?;
+                crate::private::create_dir_all(dir).map_err(ctx)?;
                 if let Some(parent) = dir.parent().filter(|d| !d.as_os_str().is_empty()) {
                     sync_dir(parent).map_err(ctx)?;
                 }
             }
         }
         let lock_path = with_suffix(path, ".lock");
-        let lock = OpenOptions::new()
+        let lock = crate::private::file_options()
             .create(true)
             .truncate(false)
             .write(true)
@@ -273,7 +273,11 @@ fn write_atomically(path: &Path, uids: &[(String, u64)]) -> io::Result<()> {
         text.push_str(&format!("{uid} {time}\n"));
     }
     {
-        let mut file = File::create(&tmp)?;
+        let mut file = crate::private::file_options()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
         file.write_all(text.as_bytes())?;
         file.sync_all()?;
     }

@@ -2,13 +2,15 @@
 //! announced first in a synced intent file so that the next fetch can
 //! settle a batch a crash interrupted.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
+use super::mbox_entry::{EntryBuilder, MboxStaged};
+use super::mbox_lock::{LockWait, MboxLock};
 use super::{hex, Deliver, Incoming, NotStored, Staged, Stored};
 use crate::error::Failure;
 use crate::state::{sync_dir, State};
@@ -44,14 +46,16 @@ pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
     }
 }
 
-/// An mbox file (mboxrd): each message becomes an entry ([`mbox_entry`]):
+/// An mbox file (mboxrd): each message becomes an entry ([`EntryBuilder`]):
 /// a `From ` line, the message with CRLF turned into LF and `>*From ` lines
-/// quoted with one more `>`, a blank line. A fetch stages the entries in
-/// memory and the committer appends them a batch at a time
-/// ([`MboxAppender`]).
+/// quoted with one more `>`, a blank line. A fetch stages the entries (in
+/// memory, or a spill file when big) and the committer appends them a batch
+/// at a time ([`MboxAppender`]).
 pub(crate) struct Mbox {
     path: PathBuf,
-    message: Vec<u8>,
+    current: Option<EntryBuilder>,
+    /// Names this process's spill files apart.
+    seq: u64,
 }
 
 impl Mbox {
@@ -59,14 +63,30 @@ impl Mbox {
     pub(crate) fn new(path: &Path) -> Mbox {
         Mbox {
             path: path.to_owned(),
-            message: Vec::new(),
+            current: None,
+            seq: 0,
         }
+    }
+
+    /// The current message's entry, complete.
+    fn finish(&mut self) -> Result<MboxStaged, NotStored> {
+        let fatal = |e: io::Error| {
+            NotStored::Fatal(Failure::io(
+                format_args!("mbox {} (staging a message)", self.path.display()),
+                &e,
+            ))
+        };
+        let builder = self
+            .current
+            .take()
+            .ok_or_else(|| fatal(io::Error::other("no message started")))?;
+        builder.finish().map_err(fatal)
     }
 }
 
 /// The envelope sender from `Return-Path:` (before the body), or
 /// `MAILER-DAEMON`.
-fn envelope_sender(message: &[u8]) -> String {
+pub(super) fn envelope_sender(message: &[u8]) -> String {
     for line in message.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.is_empty() {
@@ -123,7 +143,10 @@ pub(crate) fn asctime(time: SystemTime) -> String {
     )
 }
 
-/// One mboxrd entry: `From ` line, quoted body with LF endings, blank line.
+/// One mboxrd entry: `From ` line, quoted body with LF endings, blank line
+/// (the whole-message form of [`EntryBuilder`], which the tests compare it
+/// with).
+#[cfg(test)]
 pub(crate) fn mbox_entry(message: &[u8], received: SystemTime) -> Vec<u8> {
     let mut out = Vec::with_capacity(message.len() + 100);
     out.extend_from_slice(
@@ -145,21 +168,32 @@ pub(crate) fn mbox_entry(message: &[u8], received: SystemTime) -> Vec<u8> {
 
 impl Deliver for Mbox {
     fn begin(&mut self, _incoming: Incoming) -> io::Result<()> {
-        self.message.clear();
+        self.seq += 1;
+        let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => dir,
+            None => Path::new("."),
+        };
+        let name = self
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let spill = format!(".{name}.pop3-spill.{}.{}", std::process::id(), self.seq);
+        self.current = Some(EntryBuilder::new(dir, &spill));
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.message.extend_from_slice(data);
-        Ok(())
+        match &mut self.current {
+            Some(builder) => builder.write(data),
+            None => Err(io::Error::other("no message started")),
+        }
     }
 
     fn commit(&mut self) -> Result<Stored, NotStored> {
-        let entry = mbox_entry(&self.message, SystemTime::now());
-        self.message.clear();
+        let staged = self.finish()?;
         // On its own, with no UID to record: no intent is needed.
         let entries = [MboxEntry {
-            bytes: &entry,
+            staged: &staged,
             uid: None,
         }];
         MboxAppender::new(&self.path, None)
@@ -169,28 +203,26 @@ impl Deliver for Mbox {
     }
 
     fn stage(&mut self) -> Result<Option<Staged>, NotStored> {
-        let entry = mbox_entry(&self.message, SystemTime::now());
-        // Not kept: the next message reuses the buffer.
-        self.message.clear();
-        Ok(Some(Staged::Entry(entry)))
+        self.finish().map(|staged| Some(Staged::Entry(staged)))
     }
 
     fn abort(&mut self) {
-        self.message.clear();
+        self.current = None;
     }
 }
 
 /// One entry of an mbox batch.
 pub(crate) struct MboxEntry<'a> {
-    /// Its bytes ([`mbox_entry`]).
-    pub(crate) bytes: &'a [u8],
+    /// Its bytes, length and hash.
+    pub(crate) staged: &'a MboxStaged,
     /// The UID to record once it is durable (`None` without UIDL).
     pub(crate) uid: Option<&'a str>,
 }
 
 /// Appends batches of entries to an mbox so that a fetch killed at any
-/// point neither loses nor repeats one. Per batch, under an exclusive lock
-/// on the mbox, whose length is then the batch's offset:
+/// point neither loses nor repeats one. Per batch, under the mbox's locks
+/// (a dotlock, fcntl and flock: [`MboxLock`]), its length then being the
+/// batch's offset:
 ///
 /// 1. the intent file (next to the state) gets, per entry with a UID, its
 ///    offset, length, SHA-256 and UID, and is synced;
@@ -213,6 +245,7 @@ pub(crate) struct MboxAppender {
     intent_path: Option<PathBuf>,
     /// Open (and its directory entry synced) from the first batch on.
     intent: Option<File>,
+    wait: LockWait,
 }
 
 /// How many bytes to write before an entry appended to an mbox whose last
@@ -229,11 +262,6 @@ fn separator(len: u64, tail: &[u8]) -> &'static [u8] {
     }
 }
 
-/// Lowercase hex SHA-256 of `bytes`.
-fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
 impl MboxAppender {
     /// Appends to the mbox at `path` (created by the first batch), with its
     /// intent at `intent` (see [`intent_path`]).
@@ -242,7 +270,15 @@ impl MboxAppender {
             path: path.to_owned(),
             intent_path: intent,
             intent: None,
+            wait: LockWait::DEFAULT,
         }
+    }
+
+    /// Waits for the mbox's locks as `wait` says (tests wait less).
+    #[cfg(test)]
+    pub(crate) fn waiting(mut self, wait: LockWait) -> MboxAppender {
+        self.wait = wait;
+        self
     }
 
     /// Appends one batch: steps 1 and 2, then `record` (which records the
@@ -255,13 +291,15 @@ impl MboxAppender {
     ) -> Result<(), Failure> {
         let path = self.path.clone();
         let mbox = |e: io::Error| Failure::io(format_args!("mbox {}", path.display()), &e);
-        let mut file = OpenOptions::new()
+        // A new mbox is private; an existing one keeps its mode.
+        let file = crate::private::file_options()
             .create(true)
             .read(true)
             .append(true)
             .open(&path)
             .map_err(mbox)?;
-        file.lock().map_err(mbox)?;
+        let lock = MboxLock::acquire(&path, file, true, self.wait)?;
+        let mut file = lock.file();
         let before = file.metadata().map_err(mbox)?.len();
         let mut tail = [0u8; 2];
         let tail = if before >= 2 {
@@ -281,12 +319,9 @@ impl MboxAppender {
         let mut offset = before + separator.len() as u64;
         let mut text = String::new();
         for entry in entries {
-            let len = entry.bytes.len() as u64;
+            let len = entry.staged.len;
             if let Some(uid) = entry.uid {
-                text.push_str(&format!(
-                    "{offset} {len} {} {uid}\n",
-                    sha256_hex(entry.bytes)
-                ));
+                text.push_str(&format!("{offset} {len} {} {uid}\n", entry.staged.sha256));
             }
             offset += len;
         }
@@ -296,24 +331,33 @@ impl MboxAppender {
             crate::crash::at("intent");
         }
 
-        // 2. The entries, then one sync.
+        // 2. The entries, then one sync (of this very descriptor, so that
+        // its write-back errors are ours to see).
         let written = (|| {
-            let mut out = BufWriter::with_capacity(256 * 1024, &file);
+            let mut out = BufWriter::with_capacity(256 * 1024, lock.file());
             out.write_all(separator)?;
             for entry in entries {
-                out.write_all(entry.bytes)?;
+                entry.staged.write_to(&mut out)?;
+                lock.touch();
             }
             out.flush()?;
             drop(out);
             crate::crash::at("written");
-            file.sync_data()
+            crate::crash::fail("mbox-sync")?;
+            lock.file().sync_data()
         })();
         if let Err(e) = written {
-            // Leave no half batch behind: the lock kept others from
-            // appending after it. (Recovery never cuts the mbox, as it
-            // holds no lock between the crash and the next fetch.)
-            let _ = file.set_len(before);
-            let _ = file.sync_data();
+            // Leave no half batch behind. Only down to the length found
+            // under the locks, and only while they are all still held, so
+            // that nothing another program appended is ever cut: any
+            // program that locks an mbox at all waits for one of ours.
+            // (Recovery never cuts the mbox: it holds no lock between the
+            // crash and the next fetch.)
+            let file = lock.file();
+            if file.metadata().is_ok_and(|m| m.len() > before) {
+                let _ = file.set_len(before);
+                let _ = file.sync_data();
+            }
             return Err(mbox(e));
         }
         if before == 0 {
@@ -323,9 +367,9 @@ impl MboxAppender {
         }
         crate::crash::at("synced");
 
-        // 3. The caller records the UIDs; `file` keeps the lock meanwhile.
+        // 3. The caller records the UIDs; the locks are held meanwhile.
         record()?;
-        drop(file);
+        drop(lock);
 
         // 4. Not synced, and a failure is harmless: the entries are all
         // recorded now, and recovery skips recorded UIDs.
@@ -347,7 +391,7 @@ impl MboxAppender {
         let ctx =
             |e: io::Error| Failure::io(format_args!("mbox intent file {}", path.display()), &e);
         if self.intent.is_none() {
-            let file = OpenOptions::new()
+            let file = crate::private::file_options()
                 .create(true)
                 .truncate(false)
                 .write(true)
@@ -388,7 +432,7 @@ fn parse_intent_line(line: &[u8]) -> Option<(u64, u64, &str, &str)> {
 
 /// Whether the mbox holds exactly the bytes whose SHA-256 is `hash` at
 /// `offset..offset + len`.
-fn holds(mbox: &mut File, size: u64, offset: u64, len: u64, hash: &str) -> io::Result<bool> {
+fn holds(mut mbox: &File, size: u64, offset: u64, len: u64, hash: &str) -> io::Result<bool> {
     if offset.checked_add(len).is_none_or(|end| end > size) {
         return Ok(false);
     }
@@ -431,15 +475,15 @@ pub(crate) fn recover_mbox(
         }
     };
     let ctx = |e: io::Error| Failure::io(format_args!("mbox {}", mbox.display()), &e);
-    let mut file = match File::open(mbox) {
-        Ok(file) => Some(file),
+    let lock = match File::open(mbox) {
+        // Whoever rewrites the mbox (a mail reader expunging) waits.
+        Ok(file) => Some(MboxLock::acquire(mbox, file, false, LockWait::DEFAULT)?),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(ctx(e)),
     };
     let mut found = Vec::new();
-    if let Some(file) = &mut file {
-        // Whoever rewrites the mbox (a mail reader expunging) waits.
-        file.lock_shared().map_err(ctx)?;
+    if let Some(lock) = &lock {
+        let file = lock.file();
         let size = file.metadata().map_err(ctx)?.len();
         let mut lines = text.split(|&b| b == b'\n').peekable();
         while let Some(line) = lines.next() {
@@ -464,7 +508,7 @@ pub(crate) fn recover_mbox(
     state
         .record_many(found)
         .map_err(|e| Failure::io(format_args!("state file {}", state_path.display()), &e))?;
-    drop(file);
+    drop(lock);
     // Not synced: should the intent come back after a power loss, its UIDs
     // are recorded now and it is settled again at no cost.
     match fs::remove_file(intent) {
@@ -480,6 +524,7 @@ pub(crate) fn recover_mbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::OpenOptions;
 
     #[test]
     fn asctime_known_values() {
@@ -503,6 +548,119 @@ mod tests {
         assert!(entry.ends_with(b"\nbody\n\n"));
     }
 
+    fn patient() -> LockWait {
+        LockWait {
+            total: Duration::from_secs(15),
+            stale_after: Duration::from_secs(60),
+        }
+    }
+
+    /// Another program's append under a dotlock (as mutt, procmail or
+    /// Postfix take) comes whole before ours, and ours removes its own
+    /// dotlock when done.
+    #[test]
+    fn an_append_waits_for_a_dotlock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mbox = dir.path().join("box");
+        let lock = dir.path().join("box.lock");
+        fs::write(&lock, "4242\n").expect("dotlock");
+        let theirs = b"From other Thu Jan  1 00:00:00 1970\nSubject: theirs\n\nT\n\n";
+        let other = {
+            let (mbox, lock) = (mbox.clone(), lock.clone());
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(500));
+                let mut file = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&mbox)
+                    .expect("open");
+                file.write_all(&theirs[..20]).expect("w");
+                std::thread::sleep(Duration::from_millis(300));
+                file.write_all(&theirs[20..]).expect("w");
+                fs::remove_file(&lock).expect("unlock");
+            })
+        };
+        let (ours, ours_staged) = staged(dir.path(), b"Subject: ours\r\n\r\nO\r\n");
+        let entries = [MboxEntry {
+            staged: &ours_staged,
+            uid: None,
+        }];
+        MboxAppender::new(&mbox, None)
+            .waiting(patient())
+            .append(&entries, || Ok(()))
+            .expect("append");
+        other.join().expect("thread");
+        assert_eq!(
+            fs::read(&mbox).expect("mbox"),
+            [&theirs[..], &ours].concat()
+        );
+        assert!(!lock.exists(), "our dotlock is removed after the append");
+    }
+
+    /// The same with an fcntl lock held by another process (Python's
+    /// `fcntl.lockf`, as Dovecot and Postfix lock).
+    #[test]
+    fn an_append_waits_for_an_fcntl_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mbox = dir.path().join("box");
+        let script = r#"
+import fcntl, sys, time
+f = open(sys.argv[1], "ab")
+fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(0.5)
+f.write(b"From other Thu Jan  1 00:00:00 1970\n"); f.flush()
+time.sleep(0.3)
+f.write(b"Subject: theirs\n\nT\n\n"); f.flush()
+fcntl.lockf(f, fcntl.LOCK_UN)
+"#;
+        let mut child = match std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .arg(&mbox)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+        {
+            Ok(child) => child,
+            Err(e) => {
+                eprintln!("python3 not available ({e}): test skipped");
+                return;
+            }
+        };
+        let mut said = [0u8; 7];
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_exact(&mut said)
+            .expect("locked");
+        assert_eq!(&said, b"locked\n");
+        let (ours, ours_staged) = staged(dir.path(), b"Subject: ours\r\n\r\nO\r\n");
+        let entries = [MboxEntry {
+            staged: &ours_staged,
+            uid: None,
+        }];
+        MboxAppender::new(&mbox, None)
+            .waiting(patient())
+            .append(&entries, || Ok(()))
+            .expect("append");
+        assert!(child.wait().expect("python").success());
+        let theirs = b"From other Thu Jan  1 00:00:00 1970\nSubject: theirs\n\nT\n\n";
+        assert_eq!(
+            fs::read(&mbox).expect("mbox"),
+            [&theirs[..], &ours].concat()
+        );
+    }
+
+    /// A message's entry as staged, and its bytes.
+    fn staged(dir: &Path, message: &[u8]) -> (Vec<u8>, MboxStaged) {
+        let mut builder = EntryBuilder::new(dir, "spill");
+        builder.write(message).expect("write");
+        let staged = builder.finish().expect("finish");
+        let bytes = staged.in_memory().expect("small").to_vec();
+        (bytes, staged)
+    }
+
     #[test]
     fn mbox_batches_and_their_recovery() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -516,16 +674,16 @@ mod tests {
             b"From x Thu Jan  1 00:00:00 1970\nSubject: a\n\nno end",
         )
         .expect("w");
-        let one = mbox_entry(b"Subject: one\r\n\r\n1\r\n", UNIX_EPOCH);
-        let two = mbox_entry(b"Subject: two\r\n\r\n2\r\n", UNIX_EPOCH);
+        let (one, one_staged) = staged(dir.path(), b"Subject: one\r\n\r\n1\r\n");
+        let (two, two_staged) = staged(dir.path(), b"Subject: two\r\n\r\n2\r\n");
         let mut appender = MboxAppender::new(&mbox, Some(intent.clone()));
         let entries = [
             MboxEntry {
-                bytes: &one,
+                staged: &one_staged,
                 uid: Some("U1"),
             },
             MboxEntry {
-                bytes: &two,
+                staged: &two_staged,
                 uid: Some("U2"),
             },
         ];
@@ -556,9 +714,9 @@ mod tests {
         // A batch that completes leaves an empty intent. (A fetch settles
         // the intent before it opens one.)
         let mut appender = MboxAppender::new(&mbox, Some(intent.clone()));
-        let three = mbox_entry(b"Subject: three\r\n\r\n3\r\n", UNIX_EPOCH);
+        let (three, three_staged) = staged(dir.path(), b"Subject: three\r\n\r\n3\r\n");
         let entries = [MboxEntry {
-            bytes: &three,
+            staged: &three_staged,
             uid: Some("U4"),
         }];
         appender

@@ -1,7 +1,7 @@
 //! An MDA: a command run once per message, the message on its stdin.
 
 use std::io::{self, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, Command, Stdio};
 
 use super::{Deliver, Incoming, NotStored, Stored};
 use crate::error::Failure;
@@ -10,11 +10,30 @@ use crate::error::Failure;
 /// on its stdin; exit status 0 means delivered. Its stdout and stderr go to
 /// pop3's stderr. `POP3_ACCOUNT`, `POP3_MSG` and `POP3_UID` (when known) are
 /// set in its environment.
+///
+/// The message is piped to the command as it arrives, so memory stays
+/// bounded whatever the message's size. A message that does not arrive
+/// whole (a lost connection, `--max-size` passed, a signal) is never
+/// ended on the command's stdin: the command is killed before it sees
+/// end-of-file, so that an MDA that delivers at end-of-file (procmail,
+/// maildrop, `dovecot-lda`) delivers nothing; one that writes as it reads
+/// may leave the part it had. The command runs in a process group of its
+/// own and the whole group is killed: a program that `sh` started (and did
+/// not replace itself with) would otherwise outlive `sh`, see end-of-file
+/// and deliver the part.
 pub(crate) struct Mda {
     command: String,
     account: String,
-    message: Vec<u8>,
-    incoming: Option<Incoming>,
+    running: Option<Running>,
+}
+
+/// The command for the current message.
+struct Running {
+    /// Spawning failed: said at the commit.
+    child: io::Result<Child>,
+    stdin: Option<ChildStdin>,
+    /// Writing to it failed other than by its closing its stdin.
+    broken: Option<io::Error>,
 }
 
 impl Mda {
@@ -23,58 +42,83 @@ impl Mda {
         Mda {
             command: command.to_owned(),
             account: account.to_owned(),
-            message: Vec::new(),
-            incoming: None,
+            running: None,
         }
     }
-}
 
-impl Deliver for Mda {
-    fn begin(&mut self, incoming: Incoming) -> io::Result<()> {
-        self.message.clear();
-        self.incoming = Some(incoming);
-        Ok(())
-    }
-
-    fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        self.message.extend_from_slice(data);
-        Ok(())
-    }
-
-    fn commit(&mut self) -> Result<Stored, NotStored> {
-        let incoming = self.incoming.take();
+    fn spawn(&self, incoming: &Incoming) -> io::Result<Child> {
         let mut command = Command::new("sh");
         command
             .arg("-c")
             .arg(&self.command)
             .env("POP3_ACCOUNT", &self.account)
+            .env("POP3_MSG", incoming.msg.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::from(io::stderr()))
             .stderr(Stdio::inherit());
-        if let Some(incoming) = &incoming {
-            command.env("POP3_MSG", incoming.msg.to_string());
-            match &incoming.uid {
-                Some(uid) => command.env("POP3_UID", uid),
-                None => command.env_remove("POP3_UID"),
-            };
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            command.process_group(0);
         }
-        let mut child = command
-            .spawn()
-            .map_err(|e| NotStored::Fatal(Failure::io("--mda: cannot run sh", &e)))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            // An MDA that exits without reading everything is judged by its
-            // exit status alone.
-            match stdin.write_all(&self.message) {
+        match &incoming.uid {
+            Some(uid) => command.env("POP3_UID", uid),
+            None => command.env_remove("POP3_UID"),
+        };
+        command.spawn()
+    }
+}
+
+impl Deliver for Mda {
+    fn begin(&mut self, incoming: Incoming) -> io::Result<()> {
+        self.abort();
+        let mut child = self.spawn(&incoming);
+        let stdin = child.as_mut().ok().and_then(|c| c.stdin.take());
+        self.running = Some(Running {
+            child,
+            stdin,
+            broken: None,
+        });
+        Ok(())
+    }
+
+    fn write(&mut self, data: &[u8]) -> io::Result<()> {
+        let Some(running) = &mut self.running else {
+            return Err(io::Error::other("no message started"));
+        };
+        if let Some(stdin) = &mut running.stdin {
+            match stdin.write_all(data) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                // An MDA that exits without reading everything is judged
+                // by its exit status alone: the rest is dropped.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => running.stdin = None,
                 Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Err(NotStored::Refused(format!("writing to the MDA: {e}")));
+                    running.stdin = None;
+                    running.broken = Some(e);
                 }
             }
         }
-        self.message.clear();
+        Ok(())
+    }
+
+    fn commit(&mut self) -> Result<Stored, NotStored> {
+        let Some(mut running) = self.running.take() else {
+            return Err(NotStored::Fatal(Failure::new(
+                crate::error::Exit::Software,
+                "--mda: no message started",
+            )));
+        };
+        // End of file: the message is complete.
+        drop(running.stdin.take());
+        let mut child = match running.child {
+            Ok(child) => child,
+            Err(e) => return Err(NotStored::Fatal(Failure::io("--mda: cannot run sh", &e))),
+        };
+        if let Some(e) = running.broken.take() {
+            kill(&mut child);
+            let _ = child.wait();
+            return Err(NotStored::Refused(format!("writing to the MDA: {e}")));
+        }
         let status = child
             .wait()
             .map_err(|e| NotStored::Fatal(Failure::io("--mda", &e)))?;
@@ -99,7 +143,32 @@ impl Deliver for Mda {
     }
 
     fn abort(&mut self) {
-        self.message.clear();
-        self.incoming = None;
+        if let Some(running) = self.running.take() {
+            // Killed before its stdin is closed: it never sees the end of
+            // an incomplete message.
+            if let Ok(mut child) = running.child {
+                kill(&mut child);
+                drop(running.stdin);
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// Kills the MDA and whatever it started (its process group).
+fn kill(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{kill_process_group, Pid, Signal};
+        if kill_process_group(Pid::from_child(child), Signal::KILL).is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill();
+}
+
+impl Drop for Mda {
+    fn drop(&mut self) {
+        self.abort();
     }
 }

@@ -97,14 +97,18 @@ fn digest(parts: &[&[u8]]) -> String {
 pub(crate) enum Staged {
     /// A Maildir message.
     File(StagedFile),
-    /// An mbox entry ([`mbox_entry`]), held in memory until its batch is
-    /// appended.
-    Entry(Vec<u8>),
+    /// An mbox entry, in memory or (when big) in a spill file, until its
+    /// batch is appended.
+    Entry(MboxStaged),
 }
 
 mod maildir;
 mod mbox;
+mod mbox_entry;
+mod mbox_lock;
 mod mda;
+
+pub(crate) use mbox_entry::MboxStaged;
 
 pub(crate) use maildir::{make_durable, prepare_maildir, Maildir, StagedFile};
 pub(crate) use mbox::{intent_path, prepare_mbox, recover_mbox, Mbox, MboxAppender, MboxEntry};

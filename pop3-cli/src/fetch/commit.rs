@@ -22,12 +22,16 @@ pub(super) const BATCH_BYTES: u64 = 8 << 20;
 /// saved), or when the retrieval ends.
 pub(super) const LINGER: Duration = Duration::from_millis(200);
 /// The retrieval waits when this many messages (or bytes) are staged in
-/// a Maildir's `tmp/` and not yet taken by the committer.
-pub(super) const MAX_STAGED: usize = 4096;
+/// a Maildir's `tmp/` and not yet taken by the committer. Each staged file
+/// stays open until the committer has synced it through that descriptor
+/// (see `make_durable`), and a batch being committed holds as many again:
+/// this keeps both well under the usual limit of 1024 open files.
+pub(super) const MAX_STAGED: usize = 256;
 /// See [`MAX_STAGED`].
 pub(super) const MAX_STAGED_BYTES: u64 = 256 << 20;
-/// mbox entries are staged in memory: the retrieval waits when about four
-/// batches are waiting.
+/// mbox entries are staged in memory (up to 1 MiB each; a bigger one in a
+/// spill file, which holds a descriptor): the retrieval waits when about
+/// four batches are waiting.
 pub(super) const MAX_STAGED_MBOX: usize = 4 * BATCH_MESSAGES;
 /// See [`MAX_STAGED_MBOX`].
 pub(super) const MAX_STAGED_MBOX_BYTES: u64 = 4 * BATCH_BYTES;
@@ -97,8 +101,8 @@ impl Store {
                 let entries = batch
                     .iter()
                     .map(|p| match &p.staged {
-                        Staged::Entry(bytes) => Some(MboxEntry {
-                            bytes,
+                        Staged::Entry(staged) => Some(MboxEntry {
+                            staged,
                             uid: p.uid.as_deref().filter(|_| with_uids),
                         }),
                         Staged::File(_) => None,

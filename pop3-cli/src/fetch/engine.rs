@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use indicatif::ProgressBar;
 use pop3_proto::MsgNum;
-use pop3_transport::runtime::MessageSink;
-use pop3_transport::Error;
+use pop3_transport::runtime::{IoStream, MessageSink, Runtime};
+use pop3_transport::{Connection, Error};
 
 use super::commit::{locked, Done, Group, Pending, BATCH_BYTES, BATCH_MESSAGES};
 use super::Summary;
@@ -17,6 +17,31 @@ use crate::deliver::{Deliver, Incoming, NotStored, Stored};
 use crate::error::{net_failure, Exit, Failure};
 use crate::interrupt;
 use crate::state::State;
+
+/// At most this much of a message's header section (`TOP n 0`) is read for
+/// `--filter`: a server may send an endless "header", and a real one is
+/// rarely past a few KiB. The filter gets the first bytes of a longer one.
+pub(super) const FILTER_HEADER_MAX: usize = 256 * 1024;
+
+/// `TOP msg 0`, at most [`FILTER_HEADER_MAX`] bytes of it; the rest is
+/// dropped by the library as it arrives.
+pub(super) async fn headers_for_filter<S: IoStream, R: Runtime>(
+    conn: &mut Connection<S, R>,
+    msg: MsgNum,
+) -> Result<Vec<u8>, Error> {
+    let mut reader = conn.top(msg, 0).await?;
+    let mut headers = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    while headers.len() < FILTER_HEADER_MAX {
+        let room = (FILTER_HEADER_MAX - headers.len()).min(buf.len());
+        let n = reader.read_chunk(&mut buf[..room]).await?;
+        if n == 0 {
+            break;
+        }
+        headers.extend_from_slice(&buf[..n]);
+    }
+    Ok(headers)
+}
 
 /// The engine wants no more messages: it failed locally and keeps the
 /// reason ([`Engine::fatal`]).
@@ -53,6 +78,12 @@ pub(super) struct Engine<'a> {
     pub(super) group: Option<Group<'a>>,
     /// See [`Store::max_staged`].
     pub(super) max_staged: (usize, u64),
+    /// `--max-size`, held against the bytes that actually arrive: the size
+    /// LIST gave is only the server's word.
+    pub(super) max_size: Option<u64>,
+    /// The current message passed `max_size`: the rest of it is dropped as
+    /// it arrives, and it is left on the server.
+    pub(super) oversized: Option<MsgNum>,
 }
 
 impl Engine<'_> {
@@ -265,10 +296,28 @@ impl Engine<'_> {
             return Err(Stop);
         }
         self.interrupted()?;
-        self.start(msg)?;
-        self.current_bytes += data.len() as u64;
         if let Some(bar) = &self.progress {
             bar.inc(data.len() as u64);
+        }
+        if self.oversized == Some(msg) {
+            return Ok(());
+        }
+        self.start(msg)?;
+        self.current_bytes += data.len() as u64;
+        if let Some(limit) = self.max_size.filter(|&limit| self.current_bytes > limit) {
+            // The server listed it smaller. Dropping the rest as it comes
+            // (rather than ending the retrieval) keeps the session in step,
+            // so the other messages are still fetched; this one is treated
+            // as one LIST showed too big: left on the server, not deleted.
+            self.deliver.abort();
+            self.oversized = Some(msg);
+            self.summary.too_big += 1;
+            eprintln!(
+                "pop3: message {msg}: the server sent more than --max-size ({}) although \
+                 it listed it smaller: not stored, left on the server",
+                super::human(limit)
+            );
+            return Ok(());
         }
         self.deliver
             .write(data)
@@ -276,6 +325,12 @@ impl Engine<'_> {
     }
 
     fn end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> Result<(), Stop> {
+        if self.oversized == Some(msg) {
+            self.oversized = None;
+            self.current = None;
+            self.current_bytes = 0;
+            return Ok(());
+        }
         match result {
             Ok(_) => {
                 self.start(msg)?;

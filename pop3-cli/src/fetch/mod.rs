@@ -3,11 +3,11 @@
 //!
 //! The order of events for each message is what makes that true:
 //!
-//! 1. `RETR` streams the message into the sink (a Maildir `tmp/` file, or
-//!    memory for mbox and MDA).
+//! 1. `RETR` streams the message into the sink (a Maildir `tmp/` file, an
+//!    mbox entry in memory or a spill file, or the MDA's stdin).
 //! 2. The sink makes it durable. A Maildir and an mbox do it for a batch
 //!    at a time on a committer thread (group commit, while the connection
-//!    keeps receiving). A Maildir: one `syncfs` for the batch's files, each
+//!    keeps receiving). A Maildir: an fsync of each file of the batch, each
 //!    linked into `new/`, one fsync of `new/`. An mbox, under its lock: an
 //!    intent file next to the state (offset, length, SHA-256 and UID of
 //!    each entry) synced, the entries appended, the mbox synced once. An
@@ -370,9 +370,8 @@ where
                 chosen.push(msg);
                 continue;
             };
-            let mut headers = Vec::new();
-            session
-                .run(|c| c.top_to(msg, 0, &mut headers))
+            let headers = session
+                .run(|c| engine::headers_for_filter(c, msg))
                 .map_err(|e| {
                     Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
                 })?;
@@ -450,6 +449,8 @@ where
             ended: 0,
             group,
             max_staged,
+            max_size: args.max_size,
+            oversized: None,
         };
         let (retrieved, quit_sent) = match session.take() {
             // Nothing will be deleted: QUIT rides with the RETRs, and the
