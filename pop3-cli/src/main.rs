@@ -20,6 +20,7 @@ mod error;
 mod fetch;
 mod interrupt;
 mod policy;
+mod secrets;
 mod serverinfo;
 mod state;
 mod target;

@@ -51,6 +51,7 @@ impl Deliver for Mda {
             .stdin(Stdio::piped())
             .stdout(Stdio::from(io::stderr()))
             .stderr(Stdio::inherit());
+        crate::secrets::scrub(&mut command);
         if let Some(incoming) = &incoming {
             command.env("POP3_MSG", incoming.msg.to_string());
             match &incoming.uid {
