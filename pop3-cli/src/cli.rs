@@ -332,7 +332,9 @@ pub(crate) enum Command {
     /// only recorded messages are deleted, after all retrievals, by QUIT. An
     /// interrupted fetch (Ctrl-C, kill, lost connection) loses nothing; the
     /// next one downloads exactly what was not saved. Maildir file names are
-    /// derived from the account and the UID, so nothing is stored twice.
+    /// derived from the account, the UID and the content, so nothing is
+    /// stored twice and a new message under a reused UID is not taken for
+    /// an old one.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
     /// Write the man page or shell completions to stdout.

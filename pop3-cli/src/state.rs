@@ -25,7 +25,9 @@
 //! (`UID NAME` per line), written before the links. A fetch that dies
 //! between the links and the recording of the UIDs leaves it, and the next
 //! fetch records the UIDs whose file it finds (`Maildir::recover`) instead
-//! of downloading them again; it is emptied once that is done. A file in
+//! of downloading them again. It is removed once the batch's UIDs are
+//! recorded, and by the next fetch once it has been read, so it never
+//! outlives the UIDs it names (which the state may drop later). A file in
 //! the Maildir alone never says that a UID is stored: a server may give the
 //! UID of a deleted message to a new one (RFC 1939). The intent is not
 //! synced on its own: if it is lost, the messages are downloaded again and,

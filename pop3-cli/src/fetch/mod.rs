@@ -21,9 +21,12 @@
 //!
 //! Killed between 1 and 2: the `tmp/` files are removed by the next fetch
 //! (an mbox batch was only in memory), and those messages are fetched
-//! again. Killed between 2 and 3: the Maildir file names are a hash of the
-//! account and the UID, so the next fetch finds them in `new/` or `cur/`,
-//! records the UIDs and does not download them again; for an mbox, the
+//! again. Killed between 2 and 3: a Maildir batch is named first in an
+//! intent file (UID and file name of each message), so the next fetch finds
+//! those files in `new/` or `cur/`, records the UIDs and does not download
+//! them again; the file names hash the account, the UID and the content, so
+//! a message downloaded again anyway is not stored twice, and a new message
+//! reusing an old UID is stored beside the old one; for an mbox, the
 //! next fetch reads the intent and records each UID whose exact bytes are
 //! in the mbox at its offset (the others, never or only partly appended,
 //! are fetched again; the mbox is never cut, since another program may
