@@ -103,26 +103,18 @@ fn verdict_of(printed: &[u8]) -> Option<Verdict> {
     }
 }
 
-/// Reads `from` to its end, keeping at most `limit` bytes; `Err(())` when
-/// there was more (still read to the end, so the writer never blocks).
-fn read_bounded(mut from: impl Read, limit: usize) -> io::Result<Result<Vec<u8>, ()>> {
+/// Reads `from` to its end if it holds at most `limit` bytes; `Err(())`
+/// as soon as it has more (a filter printing without end, `yes` say, is not
+/// waited for).
+fn read_bounded(from: impl Read, limit: usize) -> io::Result<Result<Vec<u8>, ()>> {
     let mut kept = Vec::new();
-    let mut over = false;
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = match from.read(&mut chunk) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if kept.len() + n > limit {
-            over = true;
-        } else {
-            kept.extend_from_slice(&chunk[..n]);
-        }
-    }
-    Ok(if over { Err(()) } else { Ok(kept) })
+    let allowed = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    from.take(allowed).read_to_end(&mut kept)?;
+    Ok(if kept.len() > limit {
+        Err(())
+    } else {
+        Ok(kept)
+    })
 }
 
 /// Runs `sh -c command` with `headers` on stdin and the message's
@@ -169,10 +161,16 @@ pub(crate) fn run_filter(
                 let _ = stdin.write_all(headers);
             });
         }
-        match stdout {
+        let printed = match stdout {
             Some(stdout) => read_bounded(stdout, MAX_FILTER_OUTPUT),
             None => Ok(Ok(Vec::new())),
+        };
+        if !matches!(printed, Ok(Ok(_))) {
+            // It is not going to give a verdict: it need not finish, nor
+            // read the rest of the headers (which the writer waits on).
+            let _ = child.kill();
         }
+        printed
     });
     let status = child.wait().map_err(|e| Failure::io("--filter", &e))?;
     let printed = printed.map_err(|e| Failure::io("--filter: reading its verdict", &e))?;
@@ -185,12 +183,12 @@ pub(crate) fn run_filter(
             ),
         )
     };
-    if !status.success() {
-        return Err(stop(format!("failed ({status})")));
-    }
     let Ok(printed) = printed else {
         return Err(stop(format!("printed more than {MAX_FILTER_OUTPUT} bytes")));
     };
+    if !status.success() {
+        return Err(stop(format!("failed ({status})")));
+    }
     verdict_of(&printed).ok_or_else(|| {
         let shown: String = String::from_utf8_lossy(&printed)
             .trim()

@@ -142,6 +142,7 @@ fn a_filter_that_fails_deletes_nothing() {
         "kill -9 $$",
         "echo yes",
         "echo delete; exit 1",
+        "yes delete",
     ] {
         let mut steps = login_steps();
         steps.extend(listing(&[("uid-1", &m)]));
