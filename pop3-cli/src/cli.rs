@@ -30,7 +30,9 @@ pub(crate) struct Cli {
     pub(crate) conn: ConnArgs,
 
     /// Read accounts from this file [default:
-    /// $XDG_CONFIG_HOME/pop3/config.toml, if it exists].
+    /// $XDG_CONFIG_HOME/pop3/config.toml, if it exists]. It names commands
+    /// pop3 runs, so it must be yours (or root's) and writable by no one
+    /// else (`chmod go-w`), as ssh requires of ~/.ssh/config.
     #[arg(long, value_name = "FILE", global = true)]
     pub(crate) config: Option<PathBuf>,
 
