@@ -306,6 +306,79 @@ fn an_empty_listing_forgets_nothing() {
     assert_eq!(fs::read(&delivered).expect("delivered"), m);
 }
 
+/// The name older versions gave a Maildir file: `pop3-` and a hash of the
+/// account and the UID alone.
+fn legacy_name(account: &str, uid: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    for part in [account.as_bytes(), b"uid", uid.as_bytes()] {
+        hasher.update(part);
+        hasher.update([0u8]);
+    }
+    let digest = hasher.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("pop3-{hex}")
+}
+
+/// Files an older pop3 named after the UID alone still tell what its
+/// interrupted fetch stored: one written after the state was last written
+/// is recognised (recorded, not downloaded again); one written before it
+/// belongs to an older message with the same UID, and the listed message is
+/// downloaded.
+#[test]
+fn older_file_names_are_recovered_only_when_left_by_an_interrupted_fetch() {
+    let left = message("left by an interrupted older fetch");
+    let reused = message("new message under an old uid");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(maildir.join(sub)).expect("mkdir");
+    }
+    fs::create_dir_all(maildir.join("pop3-state")).expect("mkdir");
+    let state = maildir.join("pop3-state").join("alice@127.0.0.1");
+    fs::write(&state, "other 1000\n").expect("state");
+    let at = |path: &Path, seconds_ago: u64| {
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(seconds_ago);
+        fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(when))
+            .expect("set mtime");
+    };
+    at(&state, 100);
+    let older = maildir
+        .join("cur")
+        .join(format!("{}:2,S", legacy_name("alice@127.0.0.1", "old")));
+    fs::write(&older, message("the old message")).expect("write");
+    at(&older, 200);
+    let interrupted = maildir
+        .join("new")
+        .join(legacy_name("alice@127.0.0.1", "a"));
+    fs::write(&interrupted, &left).expect("write");
+    at(&interrupted, 50);
+
+    let mut steps = login_steps();
+    steps.extend(listing(&[("a", &left), ("old", &reused)]));
+    steps.extend([Step::expect_line("RETR 2"), Step::Send(retr(&reused))]);
+    steps.extend(quit());
+    let server = ScriptedServer::start(steps);
+    let out = scripted_pop3(&server)
+        .args(["--json", "fetch", "--maildir"])
+        .arg(&maildir)
+        .output()
+        .expect("run pop3");
+    assert_code(&out, 0);
+    server.join().expect("only the reused uid downloaded");
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(
+        (summary["fetched"].as_u64(), summary["recovered"].as_u64()),
+        (Some(1), Some(1)),
+        "{summary}"
+    );
+    assert_eq!(maildir_contents(&maildir).len(), 3);
+    assert!(maildir_contents(&maildir).contains(&reused));
+}
+
 // ----- §8: the config file, the proxy password, the children's environment -----
 
 /// A config file that another user could have written is refused (it names
