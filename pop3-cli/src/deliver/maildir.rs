@@ -279,10 +279,12 @@ impl Maildir {
                 if name.starts_with("pop3-") {
                     let base = name.split(':').next().unwrap_or_default();
                     if is_legacy_name(base) {
-                        let written = entry
-                            .metadata()
-                            .and_then(|m| m.modified())
-                            .map_err(|e| ctx(&dir, e))?;
+                        let written = match entry.metadata().and_then(|m| m.modified()) {
+                            Ok(written) => written,
+                            // A mail reader removed it meanwhile: not there.
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(ctx(&dir, e)),
+                        };
                         let newest = legacy.entry(base.to_owned()).or_insert(written);
                         *newest = (*newest).max(written);
                     }
