@@ -30,7 +30,9 @@ pub(crate) struct Cli {
     pub(crate) conn: ConnArgs,
 
     /// Read accounts from this file [default:
-    /// $XDG_CONFIG_HOME/pop3/config.toml, if it exists].
+    /// $XDG_CONFIG_HOME/pop3/config.toml, if it exists]. It names commands
+    /// pop3 runs, so it must be yours (or root's) and writable by no one
+    /// else (`chmod go-w`), as ssh requires of ~/.ssh/config.
     #[arg(long, value_name = "FILE", global = true)]
     pub(crate) config: Option<PathBuf>,
 
@@ -130,12 +132,27 @@ pub(crate) struct ConnArgs {
     #[arg(long, value_name = "SHA256", global = true)]
     pub(crate) tls_fingerprint: Option<String>,
 
-    /// Connect through a SOCKS5 proxy: socks5://[user[:password]@]host:port
+    /// Connect through a SOCKS5 proxy: socks5://[user@]host:port
     /// (RFC 1928/1929). The proxy resolves the mail server's name (as Tor
     /// needs); TLS still checks the mail server's certificate for its own
-    /// name.
+    /// name. A password in the URL is refused: see --proxy-password-env.
     #[arg(long, value_name = "URL", global = true)]
     pub(crate) proxy: Option<String>,
+
+    /// Read the proxy's password (for the user of --proxy) from this
+    /// environment variable.
+    #[arg(
+        long,
+        value_name = "VAR",
+        global = true,
+        conflicts_with = "proxy_password_command"
+    )]
+    pub(crate) proxy_password_env: Option<String>,
+
+    /// Run this command with `sh -c` and use the first line of its output
+    /// as the proxy's password.
+    #[arg(long, value_name = "CMD", global = true)]
+    pub(crate) proxy_password_command: Option<String>,
 
     /// Which transport runs the session (all behave the same). Hidden from
     /// --help: it exists to exercise the transports, not for users.
@@ -317,7 +334,9 @@ pub(crate) enum Command {
     /// only recorded messages are deleted, after all retrievals, by QUIT. An
     /// interrupted fetch (Ctrl-C, kill, lost connection) loses nothing; the
     /// next one downloads exactly what was not saved. Maildir file names are
-    /// derived from the account and the UID, so nothing is stored twice.
+    /// derived from the account, the UID and the content, so nothing is
+    /// stored twice and a new message under a reused UID is not taken for
+    /// an old one.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
     /// Write the man page or shell completions to stdout.
@@ -401,9 +420,13 @@ pub(crate) struct FetchArgs {
     pub(crate) max_messages: Option<u32>,
 
     /// Run this command with `sh -c` for each new message, its headers
-    /// (TOP n 0) on stdin; its exit status decides: 0 fetch, 1 delete
-    /// without fetching (only with --delete; otherwise skip), 2 skip (leave
-    /// on the server), anything else stops the fetch (exit 75).
+    /// (TOP n 0) on stdin. It prints its verdict on stdout and exits 0:
+    /// `fetch` (or nothing), `skip` (leave on the server), or `delete`
+    /// (delete without fetching; only with --delete, otherwise skip). Any
+    /// other outcome (another exit status, a signal, another word) stops
+    /// the fetch before anything is deleted (exit 75). Changed: exit
+    /// statuses 1 and 2 no longer mean delete and skip, since 1 is also
+    /// what a crashing script returns.
     #[arg(long, value_name = "CMD")]
     pub(crate) filter: Option<String>,
 }

@@ -16,7 +16,7 @@ use crate::error::{auth_failure, Exit, Failure};
 use crate::fetch::{fetch, prepare, FetchOptions, Prepared};
 use crate::policy::{check_login_delay, remember_login};
 use crate::serverinfo::serverinfo;
-use crate::target::{password, resolve, Target, Url};
+use crate::target::{password, proxy_password, resolve, Target, Url};
 use crate::trace::install_wire_trace;
 use crate::transport::{connect, Exec, Session, WithSession};
 
@@ -219,6 +219,10 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     if conn.proxy.is_none() {
         conn.proxy = value(&file.proxy);
     }
+    if conn.proxy_password_env.is_none() && conn.proxy_password_command.is_none() {
+        conn.proxy_password_env = value(&file.proxy_password_env);
+        conn.proxy_password_command = value(&file.proxy_password_command);
+    }
     if conn.timeout.is_none() {
         conn.timeout = file.timeout.as_ref().map(|t| *t.get_ref());
     }
@@ -275,6 +279,14 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         return generate(what);
     }
     let config = Config::load(cli.config.as_deref())?;
+    // Before any program runs: none of them sees any account's secrets.
+    let named = [&cli.conn.password_env, &cli.conn.proxy_password_env];
+    for var in named.into_iter().flatten() {
+        crate::secrets::hide_variable(var);
+    }
+    for var in config.iter().flat_map(Config::secret_variables) {
+        crate::secrets::hide_variable(&var);
+    }
     let names = match &cli.command {
         Command::Fetch(args) if !args.accounts.is_empty() => {
             if cli.url.is_some() || cli.account.is_some() {
@@ -350,7 +362,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
 /// fetched).
 fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Failure> {
     let (conn, fetch_options) = lay_over(cli, settings)?;
-    let target = resolve(cli.url.as_deref(), &conn)?;
+    let mut target = resolve(cli.url.as_deref(), &conn)?;
     // A fetch checks its destination and takes its lock before connecting.
     let prepared = match fetch_options {
         Some(options) => Some((prepare(&options, &target.account()?)?, options)),
@@ -361,6 +373,9 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
     // Before the password prompt: there is no point in typing it now.
     if needs_login && conn.respect_login_delay {
         check_login_delay(&target.login_key()?)?;
+    }
+    if let Some(proxy) = target.connect.proxy.as_mut() {
+        proxy.password = proxy_password(&conn)?;
     }
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io;
+use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -54,6 +54,8 @@ pub(crate) struct Settings {
     pub(crate) trust: Option<Spanned<Trust>>,
     pub(crate) tls_fingerprint: Option<Spanned<String>>,
     pub(crate) proxy: Option<Spanned<String>>,
+    pub(crate) proxy_password_env: Option<Spanned<String>>,
+    pub(crate) proxy_password_command: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<u64>>,
     pub(crate) runtime: Option<Spanned<Runtime>>,
     pub(crate) maildir: Option<Spanned<String>>,
@@ -137,14 +139,20 @@ impl Config {
                 _ => return Ok(None),
             },
         };
-        let text = fs::read_to_string(&path).map_err(|e| {
+        let fail = |e: io::Error| {
             let exit = if e.kind() == io::ErrorKind::NotFound {
                 Exit::Usage
             } else {
                 Exit::IoErr
             };
             Failure::new(exit, format!("config file {}: {e}", path.display()))
-        })?;
+        };
+        let mut file = fs::File::open(&path).map_err(fail)?;
+        // Checked on the file that is read, not on its name: it cannot be
+        // swapped in between.
+        check_owner_and_mode(&path, &file.metadata().map_err(fail)?)?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(fail)?;
         Config::parse(path, text).map(Some)
     }
 
@@ -235,9 +243,18 @@ impl Config {
             }
         }
         if let Some(proxy) = &table.proxy {
-            if let Err(e) = pop3_transport::socks5::Socks5Proxy::parse(proxy.get_ref()) {
-                return Err(self.error_at(proxy.span(), "proxy", &e.to_string()));
+            if let Err(e) = crate::target::parse_proxy(proxy.get_ref()) {
+                let why = e.message.strip_prefix("--proxy: ").unwrap_or(&e.message);
+                let why = why.replace("--proxy-password-", "proxy_password_");
+                return Err(self.error_at(proxy.span(), "proxy", &why));
             }
+        }
+        if let (Some(_), Some(b)) = (&table.proxy_password_env, &table.proxy_password_command) {
+            return Err(self.error_at(
+                b.span(),
+                "proxy_password_command",
+                "give proxy_password_env or proxy_password_command, not both",
+            ));
         }
         if let Some(port) = &table.port {
             if *port.get_ref() == 0 {
@@ -245,6 +262,16 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The variables that any table names as holding a password, so that
+    /// no program pop3 runs for any account sees them.
+    pub(crate) fn secret_variables(&self) -> Vec<String> {
+        std::iter::once(&self.defaults)
+            .chain(self.accounts.iter().map(|(_, table)| table))
+            .flat_map(|table| [&table.password_env, &table.proxy_password_env])
+            .filter_map(|var| var.as_ref().map(|v| v.get_ref().clone()))
+            .collect()
     }
 
     /// The names of the accounts, in file order.
@@ -296,6 +323,10 @@ impl Settings {
             self.password_env = None;
             self.password_command = None;
         }
+        if over.proxy_password_env.is_some() || over.proxy_password_command.is_some() {
+            self.proxy_password_env = None;
+            self.proxy_password_command = None;
+        }
         take!(
             url,
             host,
@@ -311,6 +342,8 @@ impl Settings {
             trust,
             tls_fingerprint,
             proxy,
+            proxy_password_env,
+            proxy_password_command,
             timeout,
             runtime,
             maildir,
@@ -326,6 +359,53 @@ impl Settings {
             filter
         );
     }
+}
+
+/// Refuses a config file that someone else could have written, as ssh
+/// refuses such a `~/.ssh/config`: it names commands pop3 runs
+/// (`password_command`, `mda`, `filter`), so whoever can write it can run
+/// anything as this user, and read the mail and the passwords. It must
+/// belong to this user (or root) and be writable by its owner only.
+#[cfg(unix)]
+fn check_owner_and_mode(path: &Path, meta: &fs::Metadata) -> Result<(), Failure> {
+    use std::os::unix::fs::MetadataExt;
+    let me = rustix::process::geteuid().as_raw();
+    let owner = meta.uid();
+    let writable_by_others = meta.mode() & 0o022 != 0;
+    if owner != me && owner != 0 {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!(
+                "config file {}: owned by another user (uid {owner}); it names commands \
+                 pop3 runs, so it must be yours: refusing to read it",
+                path.display()
+            ),
+        ));
+    }
+    if writable_by_others {
+        return Err(Failure::new(
+            Exit::Usage,
+            format!(
+                "config file {}: writable by {} (mode {:o}); it names commands pop3 runs, \
+                 so only you may write it: run `chmod go-w {}`",
+                path.display(),
+                if meta.mode() & 0o002 != 0 {
+                    "every user"
+                } else {
+                    "its group"
+                },
+                meta.mode() & 0o7777,
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Other systems have no such modes to check.
+#[cfg(not(unix))]
+fn check_owner_and_mode(_path: &Path, _meta: &fs::Metadata) -> Result<(), Failure> {
+    Ok(())
 }
 
 /// A TOML or serde error as `FILE:LINE: KEY: what`.

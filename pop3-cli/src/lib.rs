@@ -24,6 +24,7 @@ mod error;
 mod fetch;
 mod interrupt;
 mod policy;
+mod secrets;
 mod private;
 mod serverinfo;
 mod state;

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
@@ -70,18 +70,58 @@ impl<'de> Deserialize<'de> for Size {
 }
 
 /// What `--filter` decided for a message.
+///
+/// The verdict is a word the filter prints on stdout and confirms by
+/// exiting 0: `fetch` (or nothing at all), `skip` or `delete`. An exit
+/// status is not enough for a verdict that loses mail: 1 is what `false`,
+/// `grep -q` without a match, a tripped `set -e` and an uncaught Python
+/// exception all return, so a filter that breaks would delete every new
+/// message unread. Printing `delete` and exiting 0 takes a filter that ran
+/// to its end and meant it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Exit 0: fetch it.
+    /// `fetch`, or exit 0 with nothing printed: fetch it.
     Fetch,
-    /// Exit 1: delete it without fetching (only acted on with `--delete`).
+    /// `delete`: delete it without fetching (only acted on with `--delete`).
     Delete,
-    /// Exit 2: leave it on the server, unfetched.
+    /// `skip`: leave it on the server, unfetched.
     Skip,
 }
 
+/// The most a filter may print: one word, with room for a line ending and
+/// blanks. More is not a verdict (a filter that echoes its input by
+/// mistake, say), and is not kept in memory.
+const MAX_FILTER_OUTPUT: usize = 256;
+
+/// What a filter printed, read as a verdict; `None` when it is not one.
+fn verdict_of(printed: &[u8]) -> Option<Verdict> {
+    match std::str::from_utf8(printed).ok()?.trim() {
+        "" | "fetch" => Some(Verdict::Fetch),
+        "skip" => Some(Verdict::Skip),
+        "delete" => Some(Verdict::Delete),
+        _ => None,
+    }
+}
+
+/// Reads `from` to its end if it holds at most `limit` bytes; `Err(())`
+/// as soon as it has more (a filter printing without end, `yes` say, is not
+/// waited for).
+fn read_bounded(from: impl Read, limit: usize) -> io::Result<Result<Vec<u8>, ()>> {
+    let mut kept = Vec::new();
+    let allowed = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    from.take(allowed).read_to_end(&mut kept)?;
+    Ok(if kept.len() > limit {
+        Err(())
+    } else {
+        Ok(kept)
+    })
+}
+
 /// Runs `sh -c command` with `headers` on stdin and the message's
-/// account, number, UID and size in its environment.
+/// account, number, UID and size in its environment, and reads its
+/// verdict from its stdout. Anything but exit 0 with a known word (a
+/// crash, a signal, another status, another word) is an error that stops
+/// the fetch before anything is deleted.
 pub(crate) fn run_filter(
     command: &str,
     headers: &[u8],
@@ -96,7 +136,7 @@ pub(crate) fn run_filter(
         .env("POP3_ACCOUNT", account)
         .env("POP3_MSG", msg.to_string())
         .stdin(Stdio::piped())
-        .stdout(Stdio::from(std::io::stderr()))
+        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     match uid {
         Some(uid) => cmd.env("POP3_UID", uid),
@@ -106,26 +146,58 @@ pub(crate) fn run_filter(
         Some(size) => cmd.env("POP3_SIZE", size.to_string()),
         None => cmd.env_remove("POP3_SIZE"),
     };
+    crate::secrets::scrub(&mut cmd);
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::io("--filter: cannot run sh", &e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A filter may decide without reading everything.
-        let _ = stdin.write_all(headers);
-    }
+    let stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    // The headers are written while the verdict is read: a filter that
+    // prints before it reads must not wait on a full pipe.
+    let printed = std::thread::scope(|scope| {
+        if let Some(mut stdin) = stdin {
+            // A filter may decide without reading everything.
+            scope.spawn(move || {
+                let _ = stdin.write_all(headers);
+            });
+        }
+        let printed = match stdout {
+            Some(stdout) => read_bounded(stdout, MAX_FILTER_OUTPUT),
+            None => Ok(Ok(Vec::new())),
+        };
+        if !matches!(printed, Ok(Ok(_))) {
+            // It is not going to give a verdict: it need not finish, nor
+            // read the rest of the headers (which the writer waits on).
+            let _ = child.kill();
+        }
+        printed
+    });
     let status = child.wait().map_err(|e| Failure::io("--filter", &e))?;
-    match status.code() {
-        Some(0) => Ok(Verdict::Fetch),
-        Some(1) => Ok(Verdict::Delete),
-        Some(2) => Ok(Verdict::Skip),
-        _ => Err(Failure::new(
+    let printed = printed.map_err(|e| Failure::io("--filter: reading its verdict", &e))?;
+    let stop = |why: String| {
+        Failure::new(
             Exit::TempFail,
             format!(
-                "--filter failed for message {msg} ({status}; 0 fetches, 1 deletes, 2 skips); \
-                 nothing more is fetched"
+                "--filter {why} for message {msg}; nothing was fetched or deleted \
+                 (a filter prints fetch, skip or delete and exits 0)"
             ),
-        )),
+        )
+    };
+    let Ok(printed) = printed else {
+        return Err(stop(format!("printed more than {MAX_FILTER_OUTPUT} bytes")));
+    };
+    if !status.success() {
+        return Err(stop(format!("failed ({status})")));
     }
+    verdict_of(&printed).ok_or_else(|| {
+        let shown: String = String::from_utf8_lossy(&printed)
+            .trim()
+            .chars()
+            .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+            .take(40)
+            .collect();
+        stop(format!("printed {shown:?}, which is not a verdict"))
+    })
 }
 
 /// The longest `LOGIN-DELAY` remembered or waited for: servers advertise
@@ -216,5 +288,28 @@ mod tests {
         for bad in ["", "ten", "10X", "-1", "99999999999999999999G"] {
             assert!(bad.parse::<Size>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn only_a_known_word_is_a_verdict() {
+        for (printed, verdict) in [
+            (&b""[..], Some(Verdict::Fetch)),
+            (b"\n", Some(Verdict::Fetch)),
+            (b"fetch\n", Some(Verdict::Fetch)),
+            (b" skip \r\n", Some(Verdict::Skip)),
+            (b"delete\n", Some(Verdict::Delete)),
+            (b"DELETE\n", None),
+            (b"delete it\n", None),
+            (b"1\n", None),
+            (b"Traceback (most recent call last):\n", None),
+            (b"\xffdelete", None),
+        ] {
+            assert_eq!(verdict_of(printed), verdict, "{printed:?}");
+        }
+        assert_eq!(
+            read_bounded(&b"0123456789"[..], 10).expect("read"),
+            Ok(b"0123456789".to_vec())
+        );
+        assert_eq!(read_bounded(&b"0123456789"[..], 9).expect("read"), Err(()));
     }
 }

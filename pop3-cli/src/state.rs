@@ -20,6 +20,19 @@
 //! recorded here. It is what lets the next fetch tell which messages of an
 //! interrupted batch reached the mbox (`deliver::recover_mbox`).
 //!
+//! A fetch into a Maildir keeps `FILE.maildir-pending` beside it: the UID
+//! and file name of each message of the batch being linked into `new/`
+//! (`UID NAME` per line), written before the links. A fetch that dies
+//! between the links and the recording of the UIDs leaves it, and the next
+//! fetch records the UIDs whose file it finds (`Maildir::recover`) instead
+//! of downloading them again. It is removed once the batch's UIDs are
+//! recorded, and by the next fetch once it has been read, so it never
+//! outlives the UIDs it names (which the state may drop later). A file in
+//! the Maildir alone never says that a UID is stored: a server may give the
+//! UID of a deleted message to a new one (RFC 1939). The intent is not
+//! synced on its own: if it is lost, the messages are downloaded again and,
+//! their file names being derived from their content, not stored twice.
+//!
 //! State files used to be named `user@host:port`; they are now
 //! `user@host`, so that switching between `pop3://` and `pop3s://` does not
 //! download everything again. [`State::open`] merges the older files of the
@@ -42,6 +55,8 @@ pub(crate) struct State {
     uids: Vec<(String, u64)>,
     known: HashMap<String, u64>,
     journal: File,
+    /// When the state was last written before this fetch opened it.
+    written_before: Option<SystemTime>,
     /// Held locked until dropped.
     _lock: File,
 }
@@ -177,8 +192,10 @@ impl State {
         let started = now();
         let mut all = read_uids(path, started).map_err(ctx)?;
         let legacy = legacy_files(path).map_err(ctx)?;
+        let mut written_before = modified(path).map_err(ctx)?;
         for old in &legacy {
             all.extend(read_uids(old, started).map_err(ctx)?);
+            written_before = written_before.max(modified(old).map_err(ctx)?);
         }
         let mut known = HashMap::with_capacity(all.len());
         let uids: Vec<(String, u64)> = all
@@ -202,6 +219,7 @@ impl State {
             uids,
             known,
             journal,
+            written_before,
             _lock: lock,
         })
     }
@@ -262,6 +280,75 @@ impl State {
     /// Where the state is kept.
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// When the state was last written before this fetch (`None`: there
+    /// was none): by the last fetch's last recording or its end.
+    pub(crate) fn written_before(&self) -> Option<SystemTime> {
+        self.written_before
+    }
+}
+
+/// When `path` was last written; `None` if it does not exist.
+fn modified(path: &Path) -> io::Result<Option<SystemTime>> {
+    match fs::metadata(path) {
+        Ok(meta) => meta.modified().map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Where a Maildir fetch keeps the intent of its batch, beside the state
+/// at `state`.
+pub(crate) fn maildir_intent_path(state: &Path) -> PathBuf {
+    with_suffix(state, ".maildir-pending")
+}
+
+/// Replaces the intent at `path` with `entries` (UID, file name), before
+/// the batch is linked into the Maildir. Not synced: see the module docs.
+pub(crate) fn write_maildir_intent(path: &Path, entries: &[(&str, &str)]) -> io::Result<()> {
+    let mut text = Vec::new();
+    for (uid, name) in entries {
+        text.extend_from_slice(format!("{uid} {name}\n").as_bytes());
+    }
+    crate::private::file_options()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?
+        .write_all(&text)
+}
+
+/// The entries of the intent at `path` (none if there is none). A line
+/// cut short by a crash is ignored.
+pub(crate) fn read_maildir_intent(path: &Path) -> io::Result<Vec<(String, String)>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut entries = Vec::new();
+    let mut lines = bytes.split(|&b| b == b'\n').peekable();
+    while let Some(line) = lines.next() {
+        if lines.peek().is_none() {
+            // After the last '\n': empty, or a write cut short.
+            break;
+        }
+        let line = String::from_utf8_lossy(line);
+        if let Some((uid, name)) = line.split_once(' ') {
+            if !uid.is_empty() && name.starts_with("pop3-") && !name.contains([' ', '/']) {
+                entries.push((uid.to_owned(), name.to_owned()));
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// Forgets the intent at `path`, once what it names is recorded.
+pub(crate) fn clear_maildir_intent(path: &Path) -> io::Result<()> {
+    match fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 
@@ -351,6 +438,41 @@ mod tests {
         assert!(!dir.path().join("alice@h:110").exists());
         assert!(!dir.path().join("alice@h:995.lock").exists());
         assert!(dir.path().join("alice@other:995").exists());
+    }
+
+    #[test]
+    fn the_maildir_intent_round_trips_and_a_torn_line_is_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = maildir_intent_path(&dir.path().join("alice@h"));
+        assert_eq!(read_maildir_intent(&path).expect("none"), []);
+        write_maildir_intent(&path, &[("a", "pop3-1.2"), ("b", "pop3-3.4")]).expect("write");
+        let mut text = fs::read(&path).expect("read");
+        text.extend_from_slice(b"c pop3-5");
+        fs::write(&path, text).expect("write");
+        assert_eq!(
+            read_maildir_intent(&path).expect("read"),
+            [
+                ("a".into(), "pop3-1.2".into()),
+                ("b".into(), "pop3-3.4".into())
+            ]
+        );
+        clear_maildir_intent(&path).expect("clear");
+        clear_maildir_intent(&path).expect("clear again");
+        assert_eq!(read_maildir_intent(&path).expect("none"), []);
+    }
+
+    #[test]
+    fn the_time_of_the_last_write_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("alice@h");
+        let first = State::open(&path).expect("open");
+        assert_eq!(first.written_before(), None);
+        drop(first);
+        let written = fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let second = State::open(&path).expect("open");
+        assert_eq!(second.written_before(), Some(written));
     }
 
     #[test]

@@ -199,6 +199,22 @@ fn merge<T: PartialEq + std::fmt::Debug>(
     }
 }
 
+/// `--proxy`'s URL, which must not hold a password: the command line is
+/// visible to every user (`ps`), and the config file is not the place for
+/// one either. The message does not repeat the URL.
+pub(crate) fn parse_proxy(url: &str) -> Result<pop3_transport::socks5::Socks5Proxy, Failure> {
+    let proxy = pop3_transport::socks5::Socks5Proxy::parse(url)
+        .map_err(|e| Failure::usage(format!("--proxy: {e}")))?;
+    if proxy.password.is_some() {
+        return Err(Failure::usage(
+            "--proxy: the URL holds a password; give only the user name \
+             (socks5://USER@HOST:PORT) and the password with --proxy-password-env VAR \
+             or --proxy-password-command CMD",
+        ));
+    }
+    Ok(proxy)
+}
+
 /// Combines the URL (if any) and the flags.
 pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Failure> {
     let url = url.map(Url::parse).transpose()?;
@@ -268,12 +284,16 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
         ));
     }
     let proxy = match &args.proxy {
-        Some(url) => Some(
-            pop3_transport::socks5::Socks5Proxy::parse(url)
-                .map_err(|e| Failure::usage(format!("--proxy: {e}")))?,
-        ),
+        Some(url) => Some(parse_proxy(url)?),
         None => None,
     };
+    if proxy.as_ref().is_none_or(|p| p.username.is_none())
+        && (args.proxy_password_env.is_some() || args.proxy_password_command.is_some())
+    {
+        return Err(Failure::usage(
+            "a proxy password needs a proxy URL with a user name: --proxy socks5://USER@HOST:PORT",
+        ));
+    }
     let trust = args.trust.unwrap_or(Trust::System);
     if trust == Trust::CaFile && ca_pem.is_none() && fingerprint.is_none() {
         return Err(Failure::usage(
@@ -302,57 +322,10 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
 /// prompt on the terminal. Never an argument.
 pub(crate) fn password(args: &ConnArgs, account: &str) -> Result<Secret<String>, Failure> {
     if let Some(var) = &args.password_env {
-        return match std::env::var(var) {
-            Ok(value) => Ok(Secret::new(value)),
-            Err(std::env::VarError::NotPresent) => Err(Failure::usage(format!(
-                "--password-env {var}: the variable is not set"
-            ))),
-            Err(std::env::VarError::NotUnicode(_)) => Err(Failure::usage(format!(
-                "--password-env {var}: the value is not UTF-8"
-            ))),
-        };
+        return secret_from_env("--password-env", var);
     }
     if let Some(command) = &args.password_command {
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(command)
-            .stdin(Stdio::inherit())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| Failure::io("--password-command: cannot run sh", &e))?;
-        let mut output = Vec::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            stdout
-                .read_to_end(&mut output)
-                .map_err(|e| Failure::io("--password-command", &e))?;
-        }
-        let status = child
-            .wait()
-            .map_err(|e| Failure::io("--password-command", &e))?;
-        let output = Secret::new(output);
-        if !status.success() {
-            return Err(Failure::new(
-                Exit::NoPerm,
-                format!("--password-command failed ({status}); no password"),
-            ));
-        }
-        let bytes = output.expose();
-        let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return Err(Failure::new(
-                Exit::NoPerm,
-                "--password-command printed no password",
-            ));
-        }
-        let text = std::str::from_utf8(line).map_err(|_| {
-            Failure::new(
-                Exit::NoPerm,
-                "--password-command: the password is not UTF-8",
-            )
-        })?;
-        return Ok(Secret::new(text.to_owned()));
+        return secret_from_command("--password-command", command);
     }
     match rpassword::prompt_password(format!("Password for {account}: ")) {
         Ok(p) => Ok(Secret::new(p)),
@@ -361,6 +334,103 @@ pub(crate) fn password(args: &ConnArgs, account: &str) -> Result<Secret<String>,
              (cannot prompt on a terminal: {e})"
         ))),
     }
+}
+
+/// The proxy's password, for a proxy URL with a user name:
+/// `--proxy-password-env` or `--proxy-password-command`, as the mail
+/// password (a password in the URL is refused when it is parsed). `None`:
+/// the proxy takes no password.
+pub(crate) fn proxy_password(args: &ConnArgs) -> Result<Option<Secret<String>>, Failure> {
+    if let Some(var) = &args.proxy_password_env {
+        return secret_from_env("--proxy-password-env", var).map(Some);
+    }
+    if let Some(command) = &args.proxy_password_command {
+        return secret_from_command("--proxy-password-command", command).map(Some);
+    }
+    Ok(None)
+}
+
+/// The value of the variable `var`, for `option`.
+fn secret_from_env(option: &str, var: &str) -> Result<Secret<String>, Failure> {
+    match std::env::var(var) {
+        Ok(value) => Ok(Secret::new(value)),
+        Err(std::env::VarError::NotPresent) => Err(Failure::usage(format!(
+            "{option} {var}: the variable is not set"
+        ))),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Failure::usage(format!(
+            "{option} {var}: the value is not UTF-8"
+        ))),
+    }
+}
+
+/// The most a password command may print. A password or an OAuth token is
+/// far shorter; the buffer is allocated once at this size, so that reading
+/// never moves the secret and leaves a copy behind in freed memory.
+const MAX_PASSWORD_OUTPUT: usize = 64 * 1024;
+
+/// The first line `command` prints, for `option`; the command runs without
+/// the variables that hold secrets, and what it printed is wiped.
+fn secret_from_command(option: &str, command: &str) -> Result<Secret<String>, Failure> {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    crate::secrets::scrub(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::io(format_args!("{option}: cannot run sh"), &e))?;
+    let mut output = Secret::new(vec![0u8; MAX_PASSWORD_OUTPUT + 1]);
+    let mut len = 0;
+    if let Some(mut stdout) = child.stdout.take() {
+        let buffer = output.expose_mut();
+        loop {
+            let room = &mut buffer[len..];
+            if room.is_empty() {
+                break;
+            }
+            match stdout.read(room) {
+                Ok(0) => break,
+                Ok(n) => len += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(Failure::io(option, &e));
+                }
+            }
+        }
+        if len > MAX_PASSWORD_OUTPUT {
+            // Not a password: stop it rather than wait for it to finish.
+            let _ = child.kill();
+        }
+    }
+    let status = child.wait().map_err(|e| Failure::io(option, &e))?;
+    if len > MAX_PASSWORD_OUTPUT {
+        return Err(Failure::new(
+            Exit::NoPerm,
+            format!("{option} printed more than {MAX_PASSWORD_OUTPUT} bytes; no password"),
+        ));
+    }
+    if !status.success() {
+        return Err(Failure::new(
+            Exit::NoPerm,
+            format!("{option} failed ({status}); no password"),
+        ));
+    }
+    let bytes = &output.expose()[..len];
+    let line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(Failure::new(
+            Exit::NoPerm,
+            format!("{option} printed no password"),
+        ));
+    }
+    let text = std::str::from_utf8(line)
+        .map_err(|_| Failure::new(Exit::NoPerm, format!("{option}: the password is not UTF-8")))?;
+    Ok(Secret::new(text.to_owned()))
 }
 
 #[cfg(test)]

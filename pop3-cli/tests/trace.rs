@@ -160,8 +160,11 @@ fn fetch_through_a_socks5_proxy_names_the_server_to_the_proxy() {
                 dovecot.tls_addr().port()
             ))
             .args(["--password-env", PASSWORD_VAR, "--runtime", runtime])
-            .arg("--proxy")
-            .arg(proxy.url(Some(("pu", "pp"))))
+            // The proxy's password from the environment: one in the URL is
+            // refused (every user can read a command line).
+            .env("PROXY_PW", "pp")
+            .args(["--proxy-password-env", "PROXY_PW", "--proxy"])
+            .arg(format!("socks5://pu@{}", proxy.addr()))
             .arg("--ca-file")
             .arg(&ca)
             .arg("fetch")

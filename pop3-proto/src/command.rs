@@ -248,12 +248,15 @@ pub(crate) fn encode_auth(
         encode_line(out, "AUTH", &[mechanism.as_bytes()]);
         return (Shown::All, None);
     };
-    let encoded = if initial.expose().is_empty() {
+    // The encoding carries the secret as much as the bytes do: wiped too.
+    let encoded = Secret::new(if initial.expose().is_empty() {
         String::from("=")
     } else {
         BASE64.encode(initial.expose())
-    };
-    if 5 + mechanism.len() + 1 + encoded.len() + 2 <= MAX_COMMAND_LINE {
+    });
+    let encoded = encoded.expose();
+    let line = 5 + mechanism.len() + 1 + encoded.len() + 2;
+    if line <= MAX_COMMAND_LINE {
         encode_line(out, "AUTH", &[mechanism.as_bytes(), encoded.as_bytes()]);
         (Shown::Words(2), None)
     } else {
@@ -263,11 +266,18 @@ pub(crate) fn encode_auth(
 }
 
 /// Appends one SASL response line (RFC 5034: base64, or empty for an empty
-/// response).
+/// response), encoded straight into `out`, with room made first, so that no copy of
+/// the response is left anywhere but in `out` (which the caller wipes).
 pub(crate) fn encode_sasl_response(out: &mut Vec<u8>, data: &[u8]) {
-    if !data.is_empty() {
-        out.extend_from_slice(BASE64.encode(data).as_bytes());
-    }
+    let start = out.len();
+    let encoded_len = data.len().div_ceil(3) * 4;
+    out.reserve(encoded_len + 2);
+    out.resize(start + encoded_len, 0);
+    // Cannot fail: the room is exactly the padded encoding's length.
+    let written = BASE64
+        .encode_slice(data, &mut out[start..])
+        .unwrap_or_default();
+    out.truncate(start + written);
     out.extend_from_slice(b"\r\n");
 }
 
@@ -276,6 +286,9 @@ pub(crate) const SASL_CANCEL: &[u8] = b"*\r\n";
 
 /// Appends `VERB[ arg]*\r\n`.
 fn encode_line(out: &mut Vec<u8>, verb: &str, args: &[&[u8]]) {
+    // Room for the whole line first: growing `out` after a password is in
+    // would leave a copy of it in the freed buffer, which no one wipes.
+    out.reserve(verb.len() + args.iter().map(|a| 1 + a.len()).sum::<usize>() + 2);
     out.extend_from_slice(verb.as_bytes());
     for arg in args {
         out.push(b' ');
@@ -319,6 +332,19 @@ fn decimal(n: u64, buf: &mut [u8; 20]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sasl_responses_are_encoded_in_place() {
+        for len in 0u8..12 {
+            let data: Vec<u8> = (0..len).map(|i: u8| i.wrapping_mul(37)).collect();
+            let mut out = b"x".to_vec();
+            encode_sasl_response(&mut out, &data);
+            let mut expected = b"x".to_vec();
+            expected.extend_from_slice(BASE64.encode(&data).as_bytes());
+            expected.extend_from_slice(b"\r\n");
+            assert_eq!(out, expected, "{len}");
+        }
+    }
 
     #[test]
     fn apop_digest_matches_rfc1939_example() {

@@ -52,6 +52,13 @@ impl<T: Zeroize> Secret<T> {
         &self.0
     }
 
+    /// Borrows the secret value mutably, to fill a buffer allocated once
+    /// (reading into it never moves the secret, so no copy is left behind
+    /// in freed memory).
+    pub fn expose_mut(&mut self) -> &mut T {
+        &mut self.0
+    }
+
     /// Unwraps the secret value (it is then no longer wiped on drop).
     pub fn into_inner(mut self) -> T
     where

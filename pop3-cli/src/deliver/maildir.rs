@@ -1,29 +1,49 @@
 //! A Maildir: messages streamed into `tmp/`, made durable in batches, named
-//! after the account and the UID so that nothing is stored twice.
+//! after the account, the UID and the content so that nothing is stored
+//! twice and a reused UID is still a new message.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use super::{digest, Deliver, Incoming, NotStored, Staged, Stored};
+use super::{digest, hex, Deliver, Incoming, NotStored, Staged, Stored};
 use crate::error::Failure;
 use crate::state::sync_dir;
 
 /// A Maildir (`tmp/`, `new/`, `cur/`).
 ///
-/// File names are `pop3-<h>` where `<h>` is a hash of the account and the
-/// message's UID (or, without UIDL, of its content). So a message that was
-/// moved into `new/` but whose UID was not recorded yet (the process died in
-/// between) is recognised on the next fetch, in `new/` or — renamed by a
-/// mail reader to `pop3-<h>:2,FLAGS` — in `cur/`, and is not fetched twice.
+/// File names are `pop3-<u>.<c>`, where `<u>` is a hash of the account and
+/// the message's UID and `<c>` one of its content (without UIDL, `pop3-<h>`
+/// with `<h>` a hash of the account and the content). A UID says which
+/// message it is only while that message is on the server: RFC 1939 lets a
+/// server give it to a new message once the old one is gone, so the name
+/// tells the two apart by their content. A message fetched again after an
+/// interrupted fetch has the same content, hence the same name, and is not
+/// stored twice (in `new/`, or renamed by a mail reader to
+/// `pop3-<u>.<c>:2,FLAGS` in `cur/`).
+///
+/// Which UIDs an interrupted fetch stored without recording them is told
+/// by its intent ([`Maildir::recover`]): never by the mere presence of a
+/// file, which may be an older message with the same UID. Files named
+/// `pop3-<u>` by older versions of pop3 are still recognised as left by an
+/// interrupted fetch when they were written after the state was last
+/// written.
 pub(crate) struct Maildir {
     root: PathBuf,
     account: String,
-    /// The `pop3-<h>` names present in `new/` and `cur/`.
+    /// The `pop3-...` names present in `new/` and `cur/`, without flags.
     present: HashSet<String>,
+    /// The older `pop3-<u>` names present, with when each was last written.
+    legacy: HashMap<String, SystemTime>,
+    /// UIDs stored by an interrupted fetch and not recorded ([`Maildir::recover`]).
+    recovered: HashSet<String>,
+    /// Older names written after this were left by an interrupted fetch
+    /// (`None`: there was no state, so every one was).
+    legacy_after: Option<SystemTime>,
     /// `pop3-<account hash>-`: this account's temporary files.
     tmp_prefix: String,
     seq: u64,
@@ -38,8 +58,9 @@ struct MaildirMessage {
 
 /// Where the final file name comes from.
 enum Naming {
-    /// The UID: the name is known from the start.
-    Uid(String),
+    /// The UID's part of the name (`pop3-<u>`) and the content, whose hash
+    /// completes it at the end.
+    Uid(String, Sha256),
     /// No UIDL: the name is a hash of the content, known at the end.
     Content(Sha256),
 }
@@ -238,7 +259,7 @@ impl Maildir {
             file.sync_all().map_err(|e| fatal("fsync", e))?;
         }
         let name = match current.name {
-            Naming::Uid(name) => name,
+            Naming::Uid(prefix, hasher) => format!("{prefix}.{}", hex(&hasher.finalize()[..8])),
             Naming::Content(hasher) => format!(
                 "pop3-{}",
                 digest(&[self.account.as_bytes(), b"content", &hasher.finalize()])
@@ -277,6 +298,7 @@ impl Maildir {
             }
         }
         let mut present = HashSet::new();
+        let mut legacy = HashMap::new();
         for sub in ["new", "cur"] {
             let dir = root.join(sub);
             for entry in fs::read_dir(&dir).map_err(|e| ctx(&dir, e))? {
@@ -284,6 +306,16 @@ impl Maildir {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with("pop3-") {
                     let base = name.split(':').next().unwrap_or_default();
+                    if is_legacy_name(base) {
+                        let written = match entry.metadata().and_then(|m| m.modified()) {
+                            Ok(written) => written,
+                            // A mail reader removed it meanwhile: not there.
+                            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                            Err(e) => return Err(ctx(&dir, e)),
+                        };
+                        let newest = legacy.entry(base.to_owned()).or_insert(written);
+                        *newest = (*newest).max(written);
+                    }
                     present.insert(base.to_owned());
                 }
             }
@@ -292,18 +324,49 @@ impl Maildir {
             root: root.to_owned(),
             account: account.to_owned(),
             present,
+            legacy,
+            recovered: HashSet::new(),
+            legacy_after: None,
             tmp_prefix,
             seq: 0,
             current: None,
         })
     }
 
+    /// `pop3-<u>`: the UID's part of a file name (the whole name, for
+    /// older versions of pop3).
     fn uid_name(&self, uid: &str) -> String {
         format!(
             "pop3-{}",
             digest(&[self.account.as_bytes(), b"uid", uid.as_bytes()])
         )
     }
+
+    /// Takes what an interrupted fetch left: `intent` lists, for its last
+    /// batch, each UID and the name its file was given, and the UIDs whose
+    /// file is in `new/` or `cur/` count as stored ([`Deliver::has_uid`]).
+    /// The caller passes only UIDs the state has not recorded.
+    /// `state_written` is when the state was last written before this fetch:
+    /// a file with an older name written after it was left by an
+    /// interrupted fetch of an older pop3, which kept no intent.
+    pub(crate) fn recover(
+        &mut self,
+        intent: impl IntoIterator<Item = (String, String)>,
+        state_written: Option<SystemTime>,
+    ) {
+        for (uid, name) in intent {
+            if self.present.contains(&name) {
+                self.recovered.insert(uid);
+            }
+        }
+        self.legacy_after = state_written;
+    }
+}
+
+/// Whether `base` is a name older versions gave: `pop3-` and 32 hex digits.
+fn is_legacy_name(base: &str) -> bool {
+    base.strip_prefix("pop3-")
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 impl Deliver for Maildir {
@@ -322,7 +385,7 @@ impl Deliver for Maildir {
             .create_new(true)
             .open(&tmp)?;
         let name = match incoming.uid.as_deref() {
-            Some(uid) => Naming::Uid(self.uid_name(uid)),
+            Some(uid) => Naming::Uid(self.uid_name(uid), Sha256::new()),
             None => Naming::Content(Sha256::new()),
         };
         self.current = Some(MaildirMessage {
@@ -338,8 +401,8 @@ impl Deliver for Maildir {
             .current
             .as_mut()
             .ok_or_else(|| io::Error::other("no message started"))?;
-        if let Naming::Content(hasher) = &mut current.name {
-            hasher.update(data);
+        match &mut current.name {
+            Naming::Uid(_, hasher) | Naming::Content(hasher) => hasher.update(data),
         }
         current.file.write_all(data)
     }
@@ -369,7 +432,11 @@ impl Deliver for Maildir {
     }
 
     fn has_uid(&self, uid: &str) -> bool {
-        self.present.contains(&self.uid_name(uid))
+        self.recovered.contains(uid)
+            || self.legacy.get(&self.uid_name(uid)).is_some_and(|written| {
+                self.legacy_after
+                    .is_none_or(|state_written| *written > state_written)
+            })
     }
 
     fn stage(&mut self) -> Result<Option<Staged>, NotStored> {
@@ -393,18 +460,37 @@ impl Drop for Maildir {
 mod tests {
     use super::*;
 
+    fn store(md: &mut Maildir, msg: u32, uid: Option<&str>, content: &[u8]) -> Stored {
+        md.begin(Incoming {
+            msg,
+            uid: uid.map(str::to_owned),
+        })
+        .expect("begin");
+        md.write(content).expect("write");
+        md.commit().expect("commit")
+    }
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     #[test]
     fn maildir_names_are_stable_and_tmp_is_cleaned() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
-        md.begin(Incoming {
-            msg: 1,
-            uid: Some("X1".into()),
-        })
-        .expect("begin");
-        md.write(b"hello\r\n").expect("write");
-        assert_eq!(md.commit().expect("commit"), Stored::New);
-        assert!(md.has_uid("X1"));
+        assert_eq!(store(&mut md, 1, Some("X1"), b"hello\r\n"), Stored::New);
+        let [name] = &names_in(&dir.path().join("new"))[..] else {
+            panic!("one file")
+        };
+        assert!(
+            name.starts_with(&format!("{}.", md.uid_name("X1"))),
+            "{name}"
+        );
         // An interrupted message leaves a tmp file; reopening removes it.
         md.begin(Incoming {
             msg: 2,
@@ -413,45 +499,61 @@ mod tests {
         .expect("begin");
         md.write(b"partial").expect("write");
         std::mem::forget(md.current.take());
-        assert_eq!(
-            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
-            1
-        );
+        assert_eq!(names_in(&dir.path().join("tmp")).len(), 1);
         let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
-        assert_eq!(
-            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
-            0
-        );
-        assert!(md.has_uid("X1") && !md.has_uid("X2"));
+        assert!(names_in(&dir.path().join("tmp")).is_empty());
+        // A file alone does not say its UID is stored: only an intent does.
+        md.recover([], Some(SystemTime::now()));
+        assert!(!md.has_uid("X1"));
         // A mail reader moved it to cur/ with flags: still recognised.
-        let name = md.uid_name("X1");
         fs::rename(
-            dir.path().join("new").join(&name),
+            dir.path().join("new").join(name),
             dir.path().join("cur").join(format!("{name}:2,S")),
         )
         .expect("rename");
         let mut md2 = Maildir::open(dir.path(), "u@h:995").expect("open");
-        assert!(md2.has_uid("X1"));
-        md2.begin(Incoming {
-            msg: 1,
-            uid: Some("X1".into()),
-        })
-        .expect("begin");
-        md2.write(b"hello\r\n").expect("write");
-        assert_eq!(md2.commit().expect("commit"), Stored::AlreadyThere);
+        md2.recover(
+            [
+                ("X1".to_owned(), name.clone()),
+                ("X2".to_owned(), "pop3-x".into()),
+            ],
+            Some(SystemTime::now()),
+        );
+        assert!(md2.has_uid("X1") && !md2.has_uid("X2"));
+        // The same message again (fetched again after a crash): not stored twice.
+        assert_eq!(
+            store(&mut md2, 1, Some("X1"), b"hello\r\n"),
+            Stored::AlreadyThere
+        );
+        // A new message under the same UID: a file of its own.
+        assert_eq!(store(&mut md2, 1, Some("X1"), b"other\r\n"), Stored::New);
+        assert_eq!(names_in(&dir.path().join("new")).len(), 1);
         // Without UIDL the content names the file.
         for _ in 0..2 {
-            md.begin(Incoming { msg: 3, uid: None }).expect("begin");
-            md.write(b"same content").expect("write");
-            md.commit().expect("commit");
+            store(&mut md, 3, None, b"same content");
         }
-        assert_eq!(
-            fs::read_dir(dir.path().join("new")).expect("new").count(),
-            1
-        );
-        assert_eq!(
-            fs::read_dir(dir.path().join("tmp")).expect("tmp").count(),
-            0
-        );
+        assert_eq!(names_in(&dir.path().join("new")).len(), 2);
+        assert!(names_in(&dir.path().join("tmp")).is_empty());
+    }
+
+    #[test]
+    fn older_names_count_only_when_written_after_the_state() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        let old = md.uid_name("OLD");
+        fs::write(dir.path().join("cur").join(format!("{old}:2,S")), "x").expect("write");
+        let written = fs::metadata(dir.path().join("cur").join(format!("{old}:2,S")))
+            .and_then(|m| m.modified())
+            .expect("mtime");
+        let earlier = written - std::time::Duration::from_secs(60);
+        let later = written + std::time::Duration::from_secs(60);
+        for (state_written, recognised) in
+            [(Some(earlier), true), (Some(later), false), (None, true)]
+        {
+            let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+            md.recover([], state_written);
+            assert_eq!(md.has_uid("OLD"), recognised, "{state_written:?}");
+            assert!(!md.has_uid("NEW"));
+        }
     }
 }

@@ -56,6 +56,7 @@ impl Mda {
             .stdin(Stdio::piped())
             .stdout(Stdio::from(io::stderr()))
             .stderr(Stdio::inherit());
+        crate::secrets::scrub(&mut command);
         #[cfg(unix)]
         {
             use std::os::unix::process::CommandExt;

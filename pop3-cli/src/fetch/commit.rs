@@ -11,7 +11,7 @@ use pop3_proto::MsgNum;
 use crate::deliver::{make_durable, MboxAppender, MboxEntry, Staged, StagedFile, Stored};
 use crate::error::{Exit, Failure};
 use crate::interrupt;
-use crate::state::State;
+use crate::state::{clear_maildir_intent, write_maildir_intent, State};
 
 /// The committer takes a batch once this many messages are staged...
 pub(super) const BATCH_MESSAGES: usize = 128;
@@ -47,8 +47,9 @@ pub(super) fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// Where the committer makes batches durable.
 pub(crate) enum Store {
-    /// The Maildir at this directory: [`make_durable`].
-    Maildir(PathBuf),
+    /// The Maildir at this directory: [`make_durable`], each batch named
+    /// first in the intent file at the second path.
+    Maildir(PathBuf, PathBuf),
     /// An mbox: [`MboxAppender`].
     Mbox(MboxAppender),
 }
@@ -58,7 +59,7 @@ impl Store {
     /// retrieval waits too.
     pub(super) fn max_staged(&self) -> (usize, u64) {
         match self {
-            Store::Maildir(_) => (MAX_STAGED, MAX_STAGED_BYTES),
+            Store::Maildir(..) => (MAX_STAGED, MAX_STAGED_BYTES),
             Store::Mbox(_) => (MAX_STAGED_MBOX, MAX_STAGED_MBOX_BYTES),
         }
     }
@@ -69,7 +70,7 @@ impl Store {
     /// stays about five batches.
     fn max_batch(&self) -> (usize, u64) {
         match self {
-            Store::Maildir(_) => (usize::MAX, u64::MAX),
+            Store::Maildir(..) => (usize::MAX, u64::MAX),
             Store::Mbox(_) => (BATCH_MESSAGES, BATCH_BYTES),
         }
     }
@@ -84,7 +85,7 @@ impl Store {
     ) -> Result<Vec<Stored>, Failure> {
         let mixed = || Failure::new(Exit::Software, "a batch staged for another destination");
         match self {
-            Store::Maildir(root) => {
+            Store::Maildir(root, intent) => {
                 let files = batch
                     .iter()
                     .map(|p| match &p.staged {
@@ -93,8 +94,26 @@ impl Store {
                     })
                     .collect::<Option<Vec<&StagedFile>>>()
                     .ok_or_else(mixed)?;
+                if with_uids {
+                    // Which UIDs the batch stores under which names, for the
+                    // next fetch if this one dies before recording them.
+                    let named: Vec<(&str, &str)> = batch
+                        .iter()
+                        .zip(&files)
+                        .filter_map(|(p, f)| Some((p.uid.as_deref()?, f.name.as_str())))
+                        .collect();
+                    write_maildir_intent(intent, &named).map_err(|e| {
+                        Failure::io(format_args!("intent file {}", intent.display()), &e)
+                    })?;
+                }
                 let stored = make_durable(root, &files)?;
                 record()?;
+                if with_uids {
+                    // Recorded: the intent has nothing left to vouch for.
+                    clear_maildir_intent(intent).map_err(|e| {
+                        Failure::io(format_args!("intent file {}", intent.display()), &e)
+                    })?;
+                }
                 Ok(stored)
             }
             Store::Mbox(mbox) => {

@@ -21,9 +21,12 @@
 //!
 //! Killed between 1 and 2: the `tmp/` files are removed by the next fetch
 //! (an mbox batch was only in memory), and those messages are fetched
-//! again. Killed between 2 and 3: the Maildir file names are a hash of the
-//! account and the UID, so the next fetch finds them in `new/` or `cur/`,
-//! records the UIDs and does not download them again; for an mbox, the
+//! again. Killed between 2 and 3: a Maildir batch is named first in an
+//! intent file (UID and file name of each message), so the next fetch finds
+//! those files in `new/` or `cur/`, records the UIDs and does not download
+//! them again; the file names hash the account, the UID and the content, so
+//! a message downloaded again anyway is not stored twice, and a new message
+//! reusing an old UID is stored beside the old one; for an mbox, the
 //! next fetch reads the intent and records each UID whose exact bytes are
 //! in the mbox at its offset (the others, never or only partly appended,
 //! are fetched again; the mbox is never cut, since another program may
@@ -42,7 +45,7 @@
 //! decided in `plan.rs`, messages are received and staged by `engine.rs`,
 //! and made durable in batches by `commit.rs`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::{mpsc, Mutex};
@@ -60,7 +63,10 @@ use crate::deliver::{
 };
 use crate::error::{Exit, Failure};
 use crate::policy::{run_filter, Verdict};
-use crate::state::{file_name_for, now, with_suffix, State};
+use crate::state::{
+    clear_maildir_intent, file_name_for, maildir_intent_path, now, read_maildir_intent,
+    with_suffix, State,
+};
 use crate::transport::{Exec, Session};
 
 mod commit;
@@ -107,6 +113,8 @@ pub(crate) struct Prepared {
     /// UIDs of an mbox batch, interrupted before they were recorded, found
     /// stored in the mbox and recorded now.
     recovered: usize,
+    /// A Maildir's intent file: emptied once what it names is recorded.
+    maildir_intent: Option<PathBuf>,
 }
 
 /// Checks the destination and takes the account's state, before anything
@@ -130,11 +138,20 @@ pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Fa
     let path = state_path(args, account)?;
     let mut state = State::open(&path)?;
     let mut recovered = 0;
+    let mut maildir_intent = None;
     let (deliver, store): (Box<dyn Deliver>, _) = match (&args.maildir, &args.mbox, &args.mda) {
-        (Some(dir), _, _) => (
-            Box::new(Maildir::open(dir, account)?),
-            Some(Store::Maildir(dir.clone())),
-        ),
+        (Some(dir), _, _) => {
+            let mut maildir = Maildir::open(dir, account)?;
+            let intent = maildir_intent_path(&path);
+            let named = read_maildir_intent(&intent)
+                .map_err(|e| Failure::io(format_args!("intent file {}", intent.display()), &e))?;
+            maildir.recover(
+                named.into_iter().filter(|(uid, _)| !state.contains(uid)),
+                state.written_before(),
+            );
+            maildir_intent = Some(intent.clone());
+            (Box::new(maildir), Some(Store::Maildir(dir.clone(), intent)))
+        }
         (_, Some(mbox), _) => {
             // The lock is held: no other fetch of the account is appending.
             let intent = intent_path(&path);
@@ -153,6 +170,7 @@ pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Fa
         deliver,
         store,
         recovered,
+        maildir_intent,
     })
 }
 
@@ -302,6 +320,7 @@ where
         mut deliver,
         store,
         recovered: recovered_before,
+        maildir_intent,
     } = prepared;
     let path = state.path().to_owned();
 
@@ -397,6 +416,12 @@ where
         state
             .record_many(recovered)
             .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;
+    }
+    if let Some(intent) = &maildir_intent {
+        // What it named is recorded now, or no longer on the server: kept,
+        // it would vouch for a later message that reuses one of its UIDs.
+        clear_maildir_intent(intent)
+            .map_err(|e| Failure::io(format_args!("intent file {}", intent.display()), &e))?;
     }
 
     let progress = (io::stderr().is_terminal() && !verbose && !to_fetch.is_empty()).then(|| {
@@ -547,13 +572,10 @@ where
     summary.left_on_server = summary.on_server.saturating_sub(summary.deleted);
 
     // The server has committed: forget UIDs it no longer has.
-    if let Some(entries) = &listing {
-        let deleted: HashSet<MsgNum> = deleted.into_iter().collect();
-        let remaining: HashSet<&str> = entries
-            .iter()
-            .filter(|e| !deleted.contains(&e.msg))
-            .map(|e| e.uid.as_str())
-            .collect();
+    if let Some(remaining) = listing
+        .as_deref()
+        .and_then(|entries| plan::still_listed(entries, &deleted))
+    {
         state
             .retain(|uid| remaining.contains(uid))
             .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;

@@ -125,6 +125,29 @@ pub(super) fn deletable(
     deletable
 }
 
+/// The UIDs to keep in the state once the server has committed: those of
+/// `entries` not deleted now. `None` (keep every UID) when the server
+/// listed nothing: an empty listing is as often a server's passing fault
+/// (a mailbox not mounted yet, a migration) as an empty mailbox, and
+/// forgetting every UID would fetch everything again once it is back. A
+/// mailbox this fetch emptied itself is pruned as usual.
+pub(super) fn still_listed<'a>(
+    entries: &'a [UidlEntry],
+    deleted: &[MsgNum],
+) -> Option<HashSet<&'a str>> {
+    if entries.is_empty() {
+        return None;
+    }
+    let deleted: HashSet<MsgNum> = deleted.iter().copied().collect();
+    Some(
+        entries
+            .iter()
+            .filter(|e| !deleted.contains(&e.msg))
+            .map(|e| e.uid.as_str())
+            .collect(),
+    )
+}
+
 /// Whether `-ERR` to `UIDL` means that the server has no UIDL: only a
 /// plain refusal from a server whose `CAPA` does not list UIDL. A response
 /// code (`[SYS/TEMP]`, ...) says why this one failed, and a server that lists
@@ -136,6 +159,21 @@ pub(super) fn lacks_uidl(refusal: &ServerError, capabilities: Option<&Capabiliti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_listing_keeps_every_uid() {
+        let entry = |n: u32, uid: &str| UidlEntry {
+            msg: MsgNum::new(n).expect("non-zero"),
+            uid: uid.to_owned(),
+        };
+        assert_eq!(still_listed(&[], &[]), None);
+        let entries = [entry(1, "a"), entry(2, "b")];
+        let one = MsgNum::new(1).expect("non-zero");
+        assert_eq!(still_listed(&entries, &[one]), Some(HashSet::from(["b"])));
+        // Deleting everything it listed empties the state: that was us.
+        let two = MsgNum::new(2).expect("non-zero");
+        assert_eq!(still_listed(&entries, &[one, two]), Some(HashSet::new()));
+    }
 
     #[test]
     fn only_a_plain_refusal_without_uidl_in_capa_means_no_uidl() {

@@ -214,8 +214,9 @@ impl Client {
         };
         let line_end = self.tx.bytes.len();
         if self.config.trace && line_end > line_start {
-            let line = self.tx.bytes[line_start..line_end - 2].to_vec();
-            self.trace_sent(&line, shown_words);
+            // A copy of a line that may carry a password: wiped once traced.
+            let line = Secret::new(self.tx.bytes[line_start..line_end - 2].to_vec());
+            self.trace_sent(line.expose(), shown_words);
         }
         let bytes = line_end - line_start;
         self.in_flight_bytes += bytes;

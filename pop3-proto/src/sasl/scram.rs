@@ -478,18 +478,26 @@ impl Scram {
         let client_key = Secret::new(hash.hmac(salted.expose(), b"Client Key")?);
         let stored_key = hash.digest(client_key.expose());
         let client_signature = hash.hmac(&stored_key, auth_message.as_bytes())?;
-        let proof: Vec<u8> = client_key
-            .expose()
-            .iter()
-            .zip(&client_signature)
-            .map(|(k, s)| k ^ s)
-            .collect();
+        // With the proof and the exchange, anyone could recover the
+        // client key and log in: it is wiped, and so is its encoding.
+        let proof: Secret<Vec<u8>> = Secret::new(
+            client_key
+                .expose()
+                .iter()
+                .zip(&client_signature)
+                .map(|(k, s)| k ^ s)
+                .collect(),
+        );
+        let encoded_proof = Secret::new(BASE64.encode(proof.expose()));
         let server_key = Secret::new(hash.hmac(salted.expose(), b"Server Key")?);
         let server_signature = hash.hmac(server_key.expose(), auth_message.as_bytes())?;
 
         let mut message = without_proof.into_bytes();
+        // Room for all of it first: growing after the proof is in would
+        // leave a copy in the freed buffer.
+        message.reserve(3 + encoded_proof.expose().len());
         message.extend_from_slice(b",p=");
-        message.extend_from_slice(BASE64.encode(&proof).as_bytes());
+        message.extend_from_slice(encoded_proof.expose().as_bytes());
         self.state = State::ClientFinalSent {
             server_signature: Secret::new(server_signature),
         };
