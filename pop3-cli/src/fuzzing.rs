@@ -50,3 +50,47 @@ pub fn config(text: &str) {
         let _ = config.settings(Some(&name));
     }
 }
+
+/// Reads `bytes` as each of the files a fetch leaves beside its state: the
+/// state itself, a Maildir batch's intent and an mbox batch's intent.
+/// Checked: a state's UIDs are non-empty, without space or line break, and
+/// read back the same once written again (the state is rewritten at every
+/// fetch, so a UID that changed in the rewrite would be fetched again); a
+/// Maildir intent names only files this command gives (`pop3-…`, no `/`
+/// or NUL: the name is joined to the Maildir); an mbox intent line has a
+/// 64-digit hash and a UID without line break.
+pub fn state_files(bytes: &[u8]) {
+    use crate::state::{format_uids, parse_maildir_intent, parse_uids};
+
+    let uids = parse_uids(bytes, 7);
+    for (uid, _) in &uids {
+        assert!(
+            !uid.is_empty() && !uid.contains([' ', '\n']),
+            "state UID {uid:?}"
+        );
+    }
+    assert_eq!(
+        parse_uids(format_uids(&uids).as_bytes(), 7),
+        uids,
+        "a state's UIDs change when it is rewritten"
+    );
+    for (uid, name) in parse_maildir_intent(bytes) {
+        assert!(
+            !uid.is_empty() && !uid.contains([' ', '\n']),
+            "intent UID {uid:?}"
+        );
+        assert!(
+            name.starts_with("pop3-") && !name.contains(['/', '\0', '\n']),
+            "intent file name {name:?}"
+        );
+    }
+    for line in bytes.split(|&b| b == b'\n') {
+        if let Some((_, _, hash, uid)) = crate::deliver::parse_intent_line(line) {
+            assert_eq!(hash.len(), 64);
+            assert!(
+                !uid.is_empty() && !uid.contains('\n'),
+                "mbox intent UID {uid:?}"
+            );
+        }
+    }
+}

@@ -129,11 +129,17 @@ fn legacy_files(path: &Path) -> io::Result<Vec<PathBuf>> {
 }
 
 fn read_uids(path: &Path, default_time: u64) -> io::Result<Vec<(String, u64)>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
+    match fs::read(path) {
+        Ok(bytes) => Ok(parse_uids(&bytes, default_time)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The UIDs of a state file, each with the time it was first stored
+/// (`default_time` where a line has none or an unreadable one). A line cut
+/// short by a crash (no `\n`) is ignored.
+pub(crate) fn parse_uids(bytes: &[u8], default_time: u64) -> Vec<(String, u64)> {
     let mut uids = Vec::new();
     let mut lines = bytes.split(|&b| b == b'\n').peekable();
     while let Some(line) = lines.next() {
@@ -151,7 +157,16 @@ fn read_uids(path: &Path, default_time: u64) -> io::Result<Vec<(String, u64)>> {
             uids.push((uid.to_owned(), time));
         }
     }
-    Ok(uids)
+    uids
+}
+
+/// A state file's text for `uids`: what [`parse_uids`] reads back.
+pub(crate) fn format_uids(uids: &[(String, u64)]) -> String {
+    let mut text = String::with_capacity(uids.iter().map(|(u, _)| u.len() + 12).sum());
+    for (uid, time) in uids {
+        text.push_str(&format!("{uid} {time}\n"));
+    }
+    text
 }
 
 impl State {
@@ -322,11 +337,17 @@ pub(crate) fn write_maildir_intent(path: &Path, entries: &[(&str, &str)]) -> io:
 /// The entries of the intent at `path` (none if there is none). A line
 /// cut short by a crash is ignored.
 pub(crate) fn read_maildir_intent(path: &Path) -> io::Result<Vec<(String, String)>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
+    match fs::read(path) {
+        Ok(bytes) => Ok(parse_maildir_intent(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The entries (UID, file name) of a Maildir intent's bytes. Only names
+/// this command gives (`pop3-…`, no space or `/`) are taken: the name is
+/// joined to the Maildir's `new/`.
+pub(crate) fn parse_maildir_intent(bytes: &[u8]) -> Vec<(String, String)> {
     let mut entries = Vec::new();
     let mut lines = bytes.split(|&b| b == b'\n').peekable();
     while let Some(line) = lines.next() {
@@ -336,12 +357,12 @@ pub(crate) fn read_maildir_intent(path: &Path) -> io::Result<Vec<(String, String
         }
         let line = String::from_utf8_lossy(line);
         if let Some((uid, name)) = line.split_once(' ') {
-            if !uid.is_empty() && name.starts_with("pop3-") && !name.contains([' ', '/']) {
+            if !uid.is_empty() && name.starts_with("pop3-") && !name.contains([' ', '/', '\0']) {
                 entries.push((uid.to_owned(), name.to_owned()));
             }
         }
     }
-    Ok(entries)
+    entries
 }
 
 /// Forgets the intent at `path`, once what it names is recorded.
@@ -355,10 +376,7 @@ pub(crate) fn clear_maildir_intent(path: &Path) -> io::Result<()> {
 /// tmp + fsync + rename + fsync dir.
 fn write_atomically(path: &Path, uids: &[(String, u64)]) -> io::Result<()> {
     let tmp = with_suffix(path, ".tmp");
-    let mut text = String::with_capacity(uids.iter().map(|(u, _)| u.len() + 12).sum());
-    for (uid, time) in uids {
-        text.push_str(&format!("{uid} {time}\n"));
-    }
+    let text = format_uids(uids);
     {
         let mut file = crate::private::file_options()
             .write(true)

@@ -420,7 +420,7 @@ pub(crate) fn intent_path(state: &Path) -> PathBuf {
 }
 
 /// One line of an intent: offset, length, SHA-256 (hex) and UID.
-fn parse_intent_line(line: &[u8]) -> Option<(u64, u64, &str, &str)> {
+pub(crate) fn parse_intent_line(line: &[u8]) -> Option<(u64, u64, &str, &str)> {
     let line = std::str::from_utf8(line).ok()?;
     let mut parts = line.splitn(4, ' ');
     let offset = parts.next()?.parse().ok()?;
