@@ -55,6 +55,7 @@ pub(crate) struct Settings {
     pub(crate) tls_fingerprint: Option<Spanned<String>>,
     pub(crate) proxy: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<u64>>,
+    pub(crate) session_timeout: Option<Spanned<u64>>,
     pub(crate) runtime: Option<Spanned<Runtime>>,
     pub(crate) maildir: Option<Spanned<String>>,
     pub(crate) mbox: Option<Spanned<String>>,
@@ -224,6 +225,11 @@ impl Config {
                 return Err(self.error_at(timeout.span(), "timeout", "must be at least 1"));
             }
         }
+        if let Some(limit) = &table.session_timeout {
+            if *limit.get_ref() == 0 {
+                return Err(self.error_at(limit.span(), "session_timeout", "must be at least 1"));
+            }
+        }
         if let Some(max) = &table.max_messages {
             if *max.get_ref() == 0 {
                 return Err(self.error_at(max.span(), "max_messages", "must be at least 1"));
@@ -312,6 +318,7 @@ impl Settings {
             tls_fingerprint,
             proxy,
             timeout,
+            session_timeout,
             runtime,
             maildir,
             mbox,

@@ -129,6 +129,15 @@ typedef enum {
 // Handling an event may submit commands, which queue output: always run
 // step 3 again before waiting for the socket.
 //
+// # Time limits
+//
+// The client has no clock: the loop keeps time. Keep an idle limit for
+// each wait and an overall deadline for the session, read from a monotonic
+// clock before connecting: a server that trickles a byte now and then never
+// stays silent long enough for the idle limit. Before each wait, stop if
+// the deadline has passed, and wait at most the shorter of the idle limit
+// and what remains (`examples/fetch.c` shows it).
+//
 // # Threads
 //
 // A client may move between threads but must not be used by two threads at

@@ -21,7 +21,10 @@ certificates and host names are verified.
 
 Timeouts: ``timeout`` bounds connecting, the TLS handshake and each wait for
 the server. When it expires, :class:`asyncio.TimeoutError` is raised and the
-connection is closed.
+connection is closed. It is an idle limit: a server that trickles a byte now
+and then never trips it. Bound the whole session from your own code, with
+``asyncio.timeout(seconds)`` (or ``asyncio.wait_for``) around it, and close
+the connection when that fires.
 
 Cancellation: cancelling a task that is waiting for a reply leaves the
 connection usable. The abandoned command's reply (or the rest of an abandoned
