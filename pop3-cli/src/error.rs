@@ -129,6 +129,12 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The library's refusal of a `SSL_CERT_FILE` it cannot use: a trust
+/// problem, not a network one.
+fn cert_file_error(error: &std::io::Error) -> Option<&pop3_transport::CertFileError> {
+    error.get_ref()?.downcast_ref()
+}
+
 /// The library's error as the command reports it: its exit status and one
 /// line. The one place that reads [`Error`]; `presented` is the certificate
 /// the server showed in the handshake that failed, if known, which a TLS
@@ -136,6 +142,7 @@ impl fmt::Display for Failure {
 pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) -> Failure {
     let lost_in_reply = "the connection was lost (the server closed it in the middle of a reply)";
     let (exit, message) = match error {
+        Error::Io(e) if cert_file_error(e).is_some() => (Exit::Tls, format!("TLS: {e}")),
         Error::Io(e) if is_lost(e) => (Exit::Unavailable, format!("the connection was lost: {e}")),
         Error::Io(e) => (Exit::Unavailable, format!("network: {e}")),
         Error::Tls(e) => {

@@ -1139,6 +1139,36 @@ fn trickled_message_meets_the_session_timeout() {
     }
 }
 
+/// `SSL_CERT_FILE` naming a missing file, an empty file or a file without a
+/// certificate: exit 78 naming the variable, before anything is connected;
+/// never a silent fallback to the built-in roots.
+#[test]
+fn unusable_ssl_cert_file_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.pem");
+    fs::write(&empty, b"").expect("write");
+    let text = dir.path().join("text.pem");
+    fs::write(&text, b"no certificate here\n").expect("write");
+    let missing = dir.path().join("missing.pem");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("address").port();
+    for runtime in RUNTIMES {
+        for file in [&missing, &empty, &text] {
+            let what = format!("{runtime}: SSL_CERT_FILE={}", file.display());
+            let mut command = pop3(runtime);
+            command
+                .env("SSL_CERT_FILE", file)
+                .args(["--auth", "user"])
+                .arg(format!("pop3s://{USER}@127.0.0.1:{port}"))
+                .arg("stat");
+            let out = run(&mut command, &what);
+            assert_fails(&out, 78, "SSL_CERT_FILE=", &what);
+            assert!(listener.accept().is_err(), "{what}: it connected");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // SCRAM
 // ---------------------------------------------------------------------------

@@ -318,9 +318,9 @@ pub fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
 ///
 /// | setting | a server certificate is trusted when |
 /// |---|---|
-/// | default ([`TrustRoots::System`]) | it chains to a root of the operating system's store (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`; the Mozilla roots when the store is empty), and is valid now and for the host name |
+/// | default ([`TrustRoots::System`]) | it chains to a root of the operating system's store (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`; the Mozilla roots when the store is empty, but a `SSL_CERT_FILE` that is missing or holds no certificate is an error), and is valid now and for the host name |
 /// | [`TlsOptions::trust_roots`] | the same, with the roots chosen there ([`TrustRoots::Mozilla`], [`TrustRoots::OnlyGiven`]) |
-/// | [`TlsOptions::add_root_pem`] and the other `add_root_*` | it chains to one of the added certificates, or *is* one of them (then it may even be a CA certificate, as `openssl req -x509` makes; it must still be valid now and for the host name) |
+/// | [`TlsOptions::add_root_pem`] and the other `add_root_*` | it chains to one of the added certificates that is a CA, or *is* one of the added certificates (then it may even be a CA certificate, as `openssl req -x509` makes; it must still be valid now and for the host name). An added certificate is a CA, able to vouch for others, only if it has `basicConstraints` CA:TRUE, a key usage (if any) that allows signing certificates, and — when self-signed — no subject alternative names: a self-signed certificate that names hosts is a server's own and vouches for itself only. |
 /// | [`TlsOptions::pin_sha256`] | its SHA-256 fingerprint is pinned; nothing else counts |
 ///
 /// An expert can instead pass a complete rustls [`ClientConfig`] with
