@@ -30,6 +30,10 @@ use crate::Secret;
 /// The default upper bound for the server's iteration count.
 const DEFAULT_MAX_ITERATIONS: u32 = 1_000_000;
 
+/// The default lower bound for the server's iteration count: RFC 7677
+/// (section 4) asks for at least 4096.
+pub const DEFAULT_MIN_ITERATIONS: u32 = 4096;
+
 /// The hash function a SCRAM variant is built on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hash {
@@ -214,6 +218,7 @@ pub struct Scram {
     password: Secret<String>,
     client_nonce: String,
     max_iterations: u32,
+    min_iterations: u32,
     binding: Binding,
     state: State,
 }
@@ -226,6 +231,7 @@ impl fmt::Debug for Scram {
             .field("user", &self.user)
             .field("authzid", &self.authzid)
             .field("max_iterations", &self.max_iterations)
+            .field("min_iterations", &self.min_iterations)
             .field("state", &self.state.label())
             .finish_non_exhaustive()
     }
@@ -344,6 +350,7 @@ impl Scram {
             password,
             client_nonce,
             max_iterations: DEFAULT_MAX_ITERATIONS,
+            min_iterations: DEFAULT_MIN_ITERATIONS,
             binding: Binding::Unsupported,
             state: State::Initial,
         })
@@ -407,6 +414,17 @@ impl Scram {
         self
     }
 
+    /// Sets the lowest iteration count the client accepts from the server
+    /// (default [`DEFAULT_MIN_ITERATIONS`], 4096, as RFC 7677 asks). A
+    /// smaller count fails with [`SaslError::IterationCountBelowMinimum`]
+    /// before any key is derived. Lower it only for a server you know to
+    /// store its keys with fewer iterations; zero is never accepted.
+    #[must_use]
+    pub fn with_min_iterations(mut self, min: u32) -> Self {
+        self.min_iterations = min;
+        self
+    }
+
     /// Builds the client-first message and records it in the state.
     fn client_first(&mut self) -> Result<Secret<Vec<u8>>, SaslError> {
         let mut gs2_header = String::from(match &self.binding {
@@ -453,7 +471,8 @@ impl Scram {
     ) -> Result<Secret<Vec<u8>>, SaslError> {
         let server_first = core::str::from_utf8(server_first)
             .map_err(|_| SaslError::MalformedChallenge("SCRAM server-first is not UTF-8"))?;
-        let parsed = parse_server_first(server_first, &self.client_nonce, self.max_iterations)?;
+        let limits = (self.min_iterations, self.max_iterations);
+        let parsed = parse_server_first(server_first, &self.client_nonce, limits)?;
 
         let mut without_proof = String::from("c=");
         without_proof.push_str(&BASE64.encode(cbind_input));
@@ -523,7 +542,7 @@ struct ServerFirst<'a> {
 fn parse_server_first<'a>(
     message: &'a str,
     client_nonce: &str,
-    max_iterations: u32,
+    (min_iterations, max_iterations): (u32, u32),
 ) -> Result<ServerFirst<'a>, SaslError> {
     let mut attributes = message.split(',');
     let first = attributes.next().unwrap_or("");
@@ -574,6 +593,12 @@ fn parse_server_first<'a>(
         .map_err(|_| SaslError::IterationCount(u32::MAX))?;
     if iterations == 0 || iterations > max_iterations {
         return Err(SaslError::IterationCount(iterations));
+    }
+    if iterations < min_iterations {
+        return Err(SaslError::IterationCountBelowMinimum {
+            count: iterations,
+            minimum: min_iterations,
+        });
     }
     // Any further attributes are optional extensions, which we ignore.
     Ok(ServerFirst {
