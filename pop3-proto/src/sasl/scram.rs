@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::channel_binding::{ChannelBinding, ChannelBindingKind};
 use super::{escape_saslname, saslprep, Mechanism, SaslError};
-use crate::Secret;
+use crate::{Secret, Text};
 
 /// The default upper bound for the server's iteration count.
 const DEFAULT_MAX_ITERATIONS: u32 = 1_000_000;
@@ -552,7 +552,7 @@ fn parse_server_first<'a>(
         ));
     }
     if let Some(error) = first.strip_prefix("e=") {
-        return Err(SaslError::ServerError(String::from(error)));
+        return Err(server_error(error));
     }
 
     let nonce = first
@@ -671,13 +671,19 @@ impl Mechanism for Scram {
     }
 }
 
+/// The server's `e=` report, under the one rule for server text
+/// ([`Text::sanitize_str`]): it reaches callers and terminals.
+fn server_error(report: &str) -> SaslError {
+    SaslError::ServerError(Text::sanitize_str(report).into_string())
+}
+
 /// Checks `(e=error / v=verifier) [,extensions]`.
 fn check_server_final(message: &[u8], expected: &[u8]) -> Result<(), SaslError> {
     let message = core::str::from_utf8(message)
         .map_err(|_| SaslError::MalformedChallenge("SCRAM server-final is not UTF-8"))?;
     let first = message.split(',').next().unwrap_or("");
     if let Some(error) = first.strip_prefix("e=") {
-        return Err(SaslError::ServerError(String::from(error)));
+        return Err(server_error(error));
     }
     let verifier = first
         .strip_prefix("v=")
@@ -920,6 +926,26 @@ mod tests {
             m.respond("r=fyko+d2lbbFgONRv9qkxdawL\u{e9}t,s=QSXCR+Q6sek8bf92,i=4096".as_bytes()),
             Err(SaslError::MalformedChallenge(_))
         ));
+    }
+
+    #[test]
+    fn server_error_reports_are_safe_to_print() {
+        let nasty = "e=no\x1b]0;owned\x07\x1b[2J\u{202e}deyalp\u{202c}\u{200b}\u{2066}x\u{2069}";
+        let mut m = started_sha1();
+        let first = m.respond(nasty.as_bytes()).unwrap_err();
+        let mut m = started_sha1();
+        m.respond(SHA1_SERVER_FIRST).unwrap();
+        let last = m.respond(nasty.as_bytes()).unwrap_err();
+        for error in [first, last] {
+            let SaslError::ServerError(report) = &error else {
+                panic!("{error:?}");
+            };
+            assert_eq!(
+                report,
+                "no\u{fffd}]0;owned\u{fffd}\u{fffd}[2J\u{fffd}deyalp\u{fffd}\u{fffd}\u{fffd}x\u{fffd}"
+            );
+            assert!(!format!("{error}").chars().any(Text::is_unsafe_char));
+        }
     }
 
     #[test]
