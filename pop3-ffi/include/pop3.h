@@ -317,7 +317,8 @@ pop3_result pop3_config_set_pipeline_window(pop3_config *config, size_t window);
 // `config` is NULL or live.
 pop3_result pop3_config_set_max_line_len(pop3_config *config, size_t octets);
 
-// Most lines in a LIST or UIDL listing (default 1000000).
+// Most lines in a LIST or UIDL listing (default 100000; one listing is
+// also held to 8 MiB of lines, the core's `Limits::max_listing_bytes`).
 //
 // # Safety
 //

@@ -625,7 +625,8 @@ pub unsafe extern "C" fn pop3_config_set_max_line_len(
     unsafe { set(config, |c| c.config.limits.max_line_len = octets) }
 }
 
-/// Most lines in a LIST or UIDL listing (default 1000000).
+/// Most lines in a LIST or UIDL listing (default 100000; one listing is
+/// also held to 8 MiB of lines, the core's `Limits::max_listing_bytes`).
 ///
 /// # Safety
 ///

@@ -736,7 +736,8 @@ async def connect(
     ``tls="starttls"``). ``port`` defaults to 995 for implicit TLS, else 110.
 
     ``max_line_len`` (default 8 KiB) and ``max_listing_lines`` (default
-    1,000,000) bound what the server can make the client hold; a longer reply
+    100,000; a listing is also held to 8 MiB of lines) bound what the server
+    can make the client hold; a longer reply
     raises :class:`pop3.ProtocolError` and the session goes on. ``trace=True``
     records the wire lines (secrets redacted) in :attr:`Connection.trace`."""
     if tls not in ("implicit", "starttls", "none"):
