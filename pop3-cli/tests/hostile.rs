@@ -1137,6 +1137,35 @@ fn trickled_message_meets_the_session_timeout() {
         let (received, _) = server.join_all();
         assert_eq!(after_login(&received, &what), b"UIDL\r\nLIST\r\nRETR 1\r\n");
     }
+    // The same limit from a config file's `session_timeout` key.
+    let what = "config key session_timeout";
+    let mut steps = vec![
+        Step::expect_line("UIDL"),
+        Step::Send(b"+OK\r\n1 uid-trickle\r\n.\r\n".to_vec()),
+        Step::expect_line("LIST"),
+        Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
+        Step::expect_line("RETR 1"),
+        Step::Send(b"+OK\r\n".to_vec()),
+    ];
+    for _ in 0..50 {
+        steps.push(Step::Send(b"x".to_vec()));
+        steps.push(Step::Sleep(Duration::from_millis(200)));
+    }
+    let server = script(login_steps_then(steps));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, "[defaults]\nsession_timeout = 2\n").expect("write config");
+    let maildir = dir.path().join("Mail");
+    let mut command = fetch(&server, "blocking", &maildir, &[]);
+    command.arg("--config").arg(&config);
+    let out = run(&mut command, what);
+    assert_fails(&out, 75, "overall time limit", what);
+    assert!(
+        out.took < session + Duration::from_millis(1500),
+        "{what}: {:?}",
+        out.took
+    );
+    drop(server.join_all());
 }
 
 /// `SSL_CERT_FILE` naming a missing file, an empty file or a file without a
