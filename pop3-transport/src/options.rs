@@ -35,7 +35,8 @@ use crate::{Error, Result};
 /// counted from the moment a connect function starts (or
 /// [`Connection::new`](crate::Connection::new) is called for a stream of
 /// your own) and never re-armed; every later step waits at most what remains
-/// of it. Set it to what the longest session you expect may take (a large
+/// of it (the TCP connect and the SOCKS5 handshake excepted: they keep their
+/// own `connect` limit, and the session is checked right after them). Set it to what the longest session you expect may take (a large
 /// mailbox over a slow link), or `None` for a connection that is meant to
 /// stay open for good.
 ///
@@ -57,7 +58,7 @@ use crate::{Error, Result};
 /// | `connect` | each address tried, on its own (`TcpStream::connect_timeout`): a name with three dead addresses can take three times the limit | the whole of resolving the name and trying its addresses in turn, once, by the runtime's timer |
 /// | `tls_handshake` | each socket read and write during the handshake (socket options) | the whole handshake, by the runtime's timer |
 /// | `read`, `write` | socket options (`set_read_timeout` / `set_write_timeout`) | the runtime's timer, re-armed at each byte of progress |
-/// | `session` | checked before every read and write, and the socket options shrink to what remains of it once that is shorter than `read` or `write`; the TCP connect is not cut short | the runtime's timer, armed for what remains whenever a step waits, and checked before every read and write |
+/// | `session` | checked before every read and write, and the socket options shrink to what remains of it once that is shorter than `read` or `write` | the runtime's timer, armed for what remains whenever a step waits, and checked before every read and write |
 /// | a stream you pass to `Connection::new` | only if it is a `std::net::TcpStream` (inside the `MaybeTls`); for any other stream set its limits yourself — a `WouldBlock` or `TimedOut` error from it counts as a time-out | the runtime's timer, whatever the stream |
 ///
 /// On tokio the timers need a runtime with time enabled; on smol they are
