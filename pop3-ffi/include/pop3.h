@@ -325,6 +325,14 @@ pop3_result pop3_config_set_max_line_len(pop3_config *config, size_t octets);
 // `config` is NULL or live.
 pop3_result pop3_config_set_max_listing_lines(pop3_config *config, size_t lines);
 
+// Most octets in the lines of one listing (LIST, UIDL, LANG, CAPA), CRLFs
+// excluded (default 8 MiB); a longer listing fails that command alone.
+//
+// # Safety
+//
+// `config` is NULL or live.
+pop3_result pop3_config_set_max_listing_bytes(pop3_config *config, size_t octets);
+
 // Most lines in a CAPA reply (default 1000).
 //
 // # Safety

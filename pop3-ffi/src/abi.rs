@@ -640,6 +640,21 @@ pub unsafe extern "C" fn pop3_config_set_max_listing_lines(
     unsafe { set(config, |c| c.config.limits.max_listing_lines = lines) }
 }
 
+/// Most octets in the lines of one listing (LIST, UIDL, LANG, CAPA), CRLFs
+/// excluded (default 8 MiB); a longer listing fails that command alone.
+///
+/// # Safety
+///
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_config_set_max_listing_bytes(
+    config: *mut pop3_config,
+    octets: usize,
+) -> pop3_result {
+    // SAFETY: `config` is NULL or live and unaliased (this function's contract).
+    unsafe { set(config, |c| c.config.limits.max_listing_bytes = octets) }
+}
+
 /// Most lines in a CAPA reply (default 1000).
 ///
 /// # Safety

@@ -269,6 +269,20 @@ def test_huge_listing_configured_limit(scripted):
     run(main())
 
 
+def test_listing_bytes_limit(scripted):
+    """A listing over ``max_listing_bytes`` fails that command alone."""
+    server = scripted(serve({**LOGIN, b"LIST": huge_listing(1000), b"NOOP": b"+OK\r\n"}))
+
+    async def main():
+        conn = await aio_login(server, max_listing_bytes=1000)
+        with pytest.raises(pop3.ProtocolError, match="octets"):
+            await conn.list()
+        await conn.noop()
+        conn.close()
+
+    run(main())
+
+
 def test_err_greeting(scripted):
     server = scripted(serve({}, greeting=b"-ERR [SYS/TEMP] go away\r\n"), connections=2)
     with pytest.raises(ours.error_proto):

@@ -778,13 +778,14 @@ async def connect(
     trace: bool = False,
     max_line_len: Optional[int] = None,
     max_listing_lines: Optional[int] = None,
+    max_listing_bytes: Optional[int] = None,
 ) -> Connection:
     """Opens a POP3 session and reads the greeting (and runs STLS for
     ``tls="starttls"``). ``port`` defaults to 995 for implicit TLS, else 110.
 
-    ``max_line_len`` (default 8 KiB) and ``max_listing_lines`` (default
-    100,000; a listing is also held to 8 MiB of lines) bound what the server
-    can make the client hold; a longer reply
+    ``max_line_len`` (default 8 KiB), ``max_listing_lines`` (default
+    100,000) and ``max_listing_bytes`` (default 8 MiB of lines in one
+    listing) bound what the server can make the client hold; a longer reply
     raises :class:`pop3.ProtocolError` and the session goes on. ``trace=True``
     records the wire lines (secrets redacted) in :attr:`Connection.trace`.
 
@@ -827,6 +828,7 @@ async def connect(
         trace=trace,
         max_line_len=max_line_len,
         max_listing_lines=max_listing_lines,
+        max_listing_bytes=max_listing_bytes,
     )
     conn = Connection(protocol, client, host, context, timeout, deadline)
     try:
