@@ -164,6 +164,12 @@ pub(crate) struct ConnArgs {
     #[arg(long, value_name = "SECS", global = true,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub(crate) timeout: Option<u64>,
+
+    /// Overall time limit in seconds for a whole session, from connecting
+    /// to QUIT, however busy the server keeps it [default: 3600].
+    #[arg(long, value_name = "SECS", global = true,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) session_timeout: Option<u64>,
 }
 
 /// The TLS mode.

@@ -226,6 +226,9 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     if conn.timeout.is_none() {
         conn.timeout = file.timeout.as_ref().map(|t| *t.get_ref());
     }
+    if conn.session_timeout.is_none() {
+        conn.session_timeout = file.session_timeout.as_ref().map(|t| *t.get_ref());
+    }
     if conn.runtime.is_none() {
         conn.runtime = file.runtime.as_ref().map(|r| *r.get_ref());
     }

@@ -57,6 +57,7 @@ pub(crate) struct Settings {
     pub(crate) proxy_password_env: Option<Spanned<String>>,
     pub(crate) proxy_password_command: Option<Spanned<String>>,
     pub(crate) timeout: Option<Spanned<u64>>,
+    pub(crate) session_timeout: Option<Spanned<u64>>,
     pub(crate) runtime: Option<Spanned<Runtime>>,
     pub(crate) maildir: Option<Spanned<String>>,
     pub(crate) mbox: Option<Spanned<String>>,
@@ -232,6 +233,11 @@ impl Config {
                 return Err(self.error_at(timeout.span(), "timeout", "must be at least 1"));
             }
         }
+        if let Some(limit) = &table.session_timeout {
+            if *limit.get_ref() == 0 {
+                return Err(self.error_at(limit.span(), "session_timeout", "must be at least 1"));
+            }
+        }
         if let Some(max) = &table.max_messages {
             if *max.get_ref() == 0 {
                 return Err(self.error_at(max.span(), "max_messages", "must be at least 1"));
@@ -345,6 +351,7 @@ impl Settings {
             proxy_password_env,
             proxy_password_command,
             timeout,
+            session_timeout,
             runtime,
             maildir,
             mbox,

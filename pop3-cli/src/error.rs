@@ -63,7 +63,8 @@ Exit codes:
   69  network: cannot connect, timed out, or the connection was lost
   70  internal error (a bug in pop3)
   74  local I/O error (Maildir, mbox, state file, stdout, CA file)
-  75  temporary: some messages not delivered (retried next time), mailbox
+  75  temporary: some messages not delivered (retried next time), the
+      session ran past --session-timeout (what was stored is kept), mailbox
       in use, or another fetch for this account is running
   76  the server refused a command (-ERR), e.g. no such message
   77  credentials refused, or not sent over an unencrypted connection
@@ -128,6 +129,12 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The library's refusal of a `SSL_CERT_FILE` it cannot use: a trust
+/// problem, not a network one.
+fn cert_file_error(error: &std::io::Error) -> Option<&pop3_transport::CertFileError> {
+    error.get_ref()?.downcast_ref()
+}
+
 /// The library's error as the command reports it: its exit status and one
 /// line. The one place that reads [`Error`]; `presented` is the certificate
 /// the server showed in the handshake that failed, if known, which a TLS
@@ -135,6 +142,7 @@ impl fmt::Display for Failure {
 pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) -> Failure {
     let lost_in_reply = "the connection was lost (the server closed it in the middle of a reply)";
     let (exit, message) = match error {
+        Error::Io(e) if cert_file_error(e).is_some() => (Exit::Tls, format!("TLS: {e}")),
         Error::Io(e) if is_lost(e) => (Exit::Unavailable, format!("the connection was lost: {e}")),
         Error::Io(e) => (Exit::Unavailable, format!("network: {e}")),
         Error::Tls(e) => {
@@ -167,7 +175,19 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
                  (POP3S, port 995), use pop3s:// or --tls implicit"
             ),
         ),
-        Error::Timeout(phase) => (Exit::Unavailable, format!("timed out ({phase})")),
+        // The overall deadline is no sign of a dead server: what was stored
+        // is kept, and the next run goes on from there.
+        Error::Timeout(Phase::Session) => (
+            Exit::TempFail,
+            "the session ran past its overall time limit (--session-timeout, \
+             key session_timeout); what was already stored is kept, and the next \
+             run goes on from there"
+                .to_owned(),
+        ),
+        Error::Timeout(phase) => (
+            Exit::Unavailable,
+            format!("timed out ({phase}; the idle limit of --timeout)"),
+        ),
         Error::Closed => (
             Exit::Unavailable,
             "the connection was lost (the server closed it)".to_owned(),

@@ -311,6 +311,7 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
             proxy,
             presented: PeerCertificates::new(),
             timeout: args.timeout.map(Duration::from_secs),
+            session_timeout: args.session_timeout.map(Duration::from_secs),
             allow_plaintext_credentials: args.allow_plaintext_credentials,
         },
         user,

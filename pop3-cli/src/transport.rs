@@ -42,6 +42,9 @@ pub(crate) struct ConnectConfig {
     /// `--timeout`: the same limit for every step; `None` keeps the
     /// transports' defaults.
     pub(crate) timeout: Option<Duration>,
+    /// `--session-timeout`: the overall limit of a session; `None` keeps the
+    /// library's default (an hour).
+    pub(crate) session_timeout: Option<Duration>,
     /// `--allow-plaintext-credentials`.
     pub(crate) allow_plaintext_credentials: bool,
 }
@@ -121,9 +124,13 @@ pub(crate) fn options(config: &ConnectConfig) -> Result<Options, Failure> {
     let mut options = Options::new()
         .tls(tls)
         .allow_plaintext_credentials(config.allow_plaintext_credentials);
-    if let Some(limit) = config.timeout {
-        options = options.timeouts(Timeouts::uniform(limit));
+    let mut timeouts = config
+        .timeout
+        .map_or_else(Timeouts::default, Timeouts::uniform);
+    if let Some(limit) = config.session_timeout {
+        timeouts.session = Some(limit);
     }
+    options = options.timeouts(timeouts);
     if let Some(proxy) = &config.proxy {
         options = options.proxy(proxy.clone());
     }

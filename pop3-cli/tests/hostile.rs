@@ -1099,6 +1099,105 @@ fn bare_lf_terminator_during_retr() {
     }
 }
 
+/// A message trickled one byte every 200 ms, without end: no read waits as
+/// long as `--timeout`, so only `--session-timeout 2` ends the fetch: exit
+/// 75 (try again later) after about 2 s, a message naming the overall
+/// limit, nothing stored and no UID recorded.
+#[test]
+fn trickled_message_meets_the_session_timeout() {
+    let session = Duration::from_secs(2);
+    for runtime in RUNTIMES {
+        let what = format!("{runtime}: a message trickled without end");
+        let mut steps = vec![
+            Step::expect_line("UIDL"),
+            Step::Send(b"+OK\r\n1 uid-trickle\r\n.\r\n".to_vec()),
+            Step::expect_line("LIST"),
+            Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
+            Step::expect_line("RETR 1"),
+            Step::Send(b"+OK\r\nSubject: slow\r\n\r\n".to_vec()),
+        ];
+        for _ in 0..50 {
+            steps.push(Step::Send(b"x".to_vec()));
+            steps.push(Step::Sleep(Duration::from_millis(200)));
+        }
+        let server = script(login_steps_then(steps));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let maildir = dir.path().join("Mail");
+        let mut command = fetch(&server, runtime, &maildir, &["--session-timeout", "2"]);
+        let out = run(&mut command, &what);
+        assert_fails(&out, 75, "overall time limit", &what);
+        assert!(out.took >= session.mul_f32(0.9), "{what}: {:?}", out.took);
+        assert!(
+            out.took < session + Duration::from_millis(1500),
+            "{what}: {:?}",
+            out.took
+        );
+        assert_maildir_empty(&maildir, &what);
+        assert!(recorded_uids(&maildir).is_empty(), "{what}");
+        let (received, _) = server.join_all();
+        assert_eq!(after_login(&received, &what), b"UIDL\r\nLIST\r\nRETR 1\r\n");
+    }
+    // The same limit from a config file's `session_timeout` key.
+    let what = "config key session_timeout";
+    let mut steps = vec![
+        Step::expect_line("UIDL"),
+        Step::Send(b"+OK\r\n1 uid-trickle\r\n.\r\n".to_vec()),
+        Step::expect_line("LIST"),
+        Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
+        Step::expect_line("RETR 1"),
+        Step::Send(b"+OK\r\n".to_vec()),
+    ];
+    for _ in 0..50 {
+        steps.push(Step::Send(b"x".to_vec()));
+        steps.push(Step::Sleep(Duration::from_millis(200)));
+    }
+    let server = script(login_steps_then(steps));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, "[defaults]\nsession_timeout = 2\n").expect("write config");
+    let maildir = dir.path().join("Mail");
+    let mut command = fetch(&server, "blocking", &maildir, &[]);
+    command.arg("--config").arg(&config);
+    let out = run(&mut command, what);
+    assert_fails(&out, 75, "overall time limit", what);
+    assert!(
+        out.took < session + Duration::from_millis(1500),
+        "{what}: {:?}",
+        out.took
+    );
+    drop(server.join_all());
+}
+
+/// `SSL_CERT_FILE` naming a missing file, an empty file or a file without a
+/// certificate: exit 78 naming the variable, before anything is connected;
+/// never a silent fallback to the built-in roots.
+#[test]
+fn unusable_ssl_cert_file_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let empty = dir.path().join("empty.pem");
+    fs::write(&empty, b"").expect("write");
+    let text = dir.path().join("text.pem");
+    fs::write(&text, b"no certificate here\n").expect("write");
+    let missing = dir.path().join("missing.pem");
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("address").port();
+    for runtime in RUNTIMES {
+        for file in [&missing, &empty, &text] {
+            let what = format!("{runtime}: SSL_CERT_FILE={}", file.display());
+            let mut command = pop3(runtime);
+            command
+                .env("SSL_CERT_FILE", file)
+                .args(["--auth", "user"])
+                .arg(format!("pop3s://{USER}@127.0.0.1:{port}"))
+                .arg("stat");
+            let out = run(&mut command, &what);
+            assert_fails(&out, 78, "SSL_CERT_FILE=", &what);
+            assert!(listener.accept().is_err(), "{what}: it connected");
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // SCRAM
 // ---------------------------------------------------------------------------

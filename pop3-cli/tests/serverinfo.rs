@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use pop3_transport::{CertificateInfo, Sha256Fingerprint};
 use serde_json::Value;
 use test_support::dovecot::{unique_user, Dovecot, DovecotOptions, Mailbox};
-use test_support::pki::HomemadeCerts;
+use test_support::pki::{certificate_named, rustls_server_config, HomemadeCerts};
 use test_support::scripted::{ScriptedServer, Step};
 
 const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
@@ -733,4 +733,44 @@ fn an_expired_certificate_is_explained_and_only_a_pin_offered() {
     assert_code(&out, 0);
     assert!(stdout(&out).contains("(NOT valid now)"), "{}", stdout(&out));
     assert!(stdout(&out).contains("Certificate: trusted (its fingerprint is pinned"));
+}
+
+/// A certificate whose names hold terminal escapes (cursor movement, screen
+/// clearing, a colour, OSC) and bidirectional overrides: `serverinfo` shows
+/// it, in text and JSON, with every such character as U+FFFD, so a
+/// certificate cannot redraw "NOT trusted" as "trusted".
+#[test]
+fn certificate_names_cannot_drive_the_terminal() {
+    let hostile = "\u{1b}[1A\u{1b}[2K\u{1b}[32mCertificate: trusted\u{1b}]0;t\u{7}\u{202e}detsurt\u{202c}\u{2066}x\u{2069}\u{200b}";
+    let cert = certificate_named(hostile, "evil\u{1b}[2J.example");
+    for runtime in RUNTIMES {
+        for json_output in [false, true] {
+            let server = ScriptedServer::start(vec![
+                Step::StartTls(rustls_server_config(&cert)),
+                Step::ExpectClose,
+            ]);
+            let mut command = pop3();
+            command
+                .arg(format!("pop3s://localhost:{}", server.addr().port()))
+                .args(["--runtime", runtime, "serverinfo"]);
+            if json_output {
+                command.arg("--json");
+            }
+            let out = run(&mut command);
+            assert_code(&out, 78);
+            let shown = format!("{}{}", stdout(&out), stderr(&out));
+            let what = format!("{runtime}, json {json_output}");
+            for bad in [
+                '\u{1b}', '\u{7}', '\u{202e}', '\u{202c}', '\u{2066}', '\u{200b}',
+            ] {
+                assert!(!shown.contains(bad), "{what}: {bad:?} in {shown:?}");
+            }
+            // JSON may escape the control characters it meets: none is left
+            // to escape.
+            assert!(!shown.contains("\\u001b"), "{what}: {shown}");
+            assert!(shown.contains("\u{fffd}[1A\u{fffd}[2K"), "{what}: {shown}");
+            assert!(shown.contains("evil\u{fffd}[2J.example"), "{what}: {shown}");
+            drop(server);
+        }
+    }
 }

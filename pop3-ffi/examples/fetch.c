@@ -14,6 +14,8 @@
  * POP3_AUTH chooses the login method (default "auto", the strongest the
  * server offers); "xoauth2" or "oauthbearer" log in with an OAuth 2.0
  * access token, given in POP3_PASSWORD like a password.
+ * POP3_SESSION_TIMEOUT (seconds, default 3600) bounds the whole session,
+ * however busy the server keeps it; IDLE_TIMEOUT_MS bounds each silence.
  *
  * One thread, one non-blocking socket, one poll(2) loop. The pop3 library
  * makes every protocol decision; this program only moves bytes, runs
@@ -32,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -44,6 +47,18 @@
 
 /* How long the server may stay silent (and a connect may take). */
 #define IDLE_TIMEOUT_MS 30000
+/* How long a whole session may take by default: a server that trickles a
+ * byte now and then never trips the idle limit, only this. The library has
+ * no clock; the loop keeps this deadline. */
+#define SESSION_TIMEOUT_S 3600
+
+/* A monotonic clock in milliseconds, for the session's deadline. */
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 enum mode { MODE_NONE, MODE_STARTTLS, MODE_IMPLICIT };
 
@@ -649,6 +664,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    const char *session = getenv("POP3_SESSION_TIMEOUT");
+    long long session_s = session != NULL && session[0] != '\0' ? atoll(session) : SESSION_TIMEOUT_S;
+    if (session_s <= 0) {
+        fprintf(stderr, "fetch: POP3_SESSION_TIMEOUT must be a positive number of seconds\n");
+        return 2;
+    }
+    /* The session's deadline counts from before connecting. */
+    long long deadline = now_ms() + session_s * 1000;
+
     if ((f.mode == MODE_NONE || setup_tls(&f, argv[5]) == 0) &&
         (f.fd = connect_to(&f, argv[2])) >= 0) {
         if (f.mode == MODE_IMPLICIT) {
@@ -671,7 +695,16 @@ int main(int argc, char **argv)
         struct pollfd p = {.fd = f.fd, .events = POLLIN};
         if (f.want_write || f.ssl_wants_write)
             p.events |= POLLOUT;
-        int n = poll(&p, 1, IDLE_TIMEOUT_MS);
+        /* Wait for the idle limit or what remains of the session, whichever
+         * is shorter; checked on every turn, so a server that never pauses
+         * meets the deadline too. */
+        long long left = deadline - now_ms();
+        if (left <= 0) {
+            fail(&f, "the session ran past its overall time limit");
+            break;
+        }
+        int wait = left < IDLE_TIMEOUT_MS ? (int)left : IDLE_TIMEOUT_MS;
+        int n = poll(&p, 1, wait);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -679,7 +712,8 @@ int main(int argc, char **argv)
             break;
         }
         if (n == 0) {
-            fail(&f, "timed out waiting for the server");
+            fail(&f, wait < IDLE_TIMEOUT_MS ? "the session ran past its overall time limit"
+                                            : "timed out waiting for the server");
             break;
         }
         if (!f.handshaking && (p.revents & (POLLIN | POLLHUP | POLLERR)))

@@ -62,6 +62,15 @@ pub struct pop3_config {
 /// Handling an event may submit commands, which queue output: always run
 /// step 3 again before waiting for the socket.
 ///
+/// # Time limits
+///
+/// The client has no clock: the loop keeps time. Keep an idle limit for
+/// each wait and an overall deadline for the session, read from a monotonic
+/// clock before connecting: a server that trickles a byte now and then never
+/// stays silent long enough for the idle limit. Before each wait, stop if
+/// the deadline has passed, and wait at most the shorter of the idle limit
+/// and what remains (`examples/fetch.c` shows it).
+///
 /// # Threads
 ///
 /// A client may move between threads but must not be used by two threads at
@@ -616,7 +625,8 @@ pub unsafe extern "C" fn pop3_config_set_max_line_len(
     unsafe { set(config, |c| c.config.limits.max_line_len = octets) }
 }
 
-/// Most lines in a LIST or UIDL listing (default 1000000).
+/// Most lines in a LIST or UIDL listing (default 100000; one listing is
+/// also held to 8 MiB of lines, the core's `Limits::max_listing_bytes`).
 ///
 /// # Safety
 ///
@@ -628,6 +638,21 @@ pub unsafe extern "C" fn pop3_config_set_max_listing_lines(
 ) -> pop3_result {
     // SAFETY: `config` is NULL or live and unaliased (this function's contract).
     unsafe { set(config, |c| c.config.limits.max_listing_lines = lines) }
+}
+
+/// Most octets in the lines of one listing (LIST, UIDL, LANG, CAPA), CRLFs
+/// excluded (default 8 MiB); a longer listing fails that command alone.
+///
+/// # Safety
+///
+/// `config` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_config_set_max_listing_bytes(
+    config: *mut pop3_config,
+    octets: usize,
+) -> pop3_result {
+    // SAFETY: `config` is NULL or live and unaliased (this function's contract).
+    unsafe { set(config, |c| c.config.limits.max_listing_bytes = octets) }
 }
 
 /// Most lines in a CAPA reply (default 1000).

@@ -114,6 +114,10 @@ fn null_pointers_are_reported_not_followed() {
             pop3_config_set_encrypted(ptr::null_mut(), true),
             POP3_ERR_NULL
         );
+        assert_eq!(
+            pop3_config_set_max_listing_bytes(ptr::null_mut(), 1),
+            POP3_ERR_NULL
+        );
         pop3_config_free(ptr::null_mut());
         let mut out = ptr::null_mut();
         assert_eq!(pop3_client_new(ptr::null(), &mut out), POP3_ERR_NULL);

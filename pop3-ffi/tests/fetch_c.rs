@@ -7,6 +7,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use test_support::{rustls_server_config, Dovecot, Mailbox, ScriptedServer, Step, TestPki};
 
@@ -504,4 +505,59 @@ fn login_is_bound_to_the_tls_channel_when_the_server_offers_plus() {
         .expect("base64");
     let first = String::from_utf8_lossy(&first);
     assert!(first.starts_with("p=tls-exporter,,n=alice,r="), "{first}");
+}
+
+/// The library has no clock, so `fetch.c` keeps the session's deadline in
+/// its loop: a server that trickles its `STAT` reply a byte every 200 ms
+/// never leaves `poll` waiting for the idle limit, and `POP3_SESSION_TIMEOUT=2`
+/// ends the run after about 2 s with one line naming the overall limit.
+#[test]
+fn a_trickling_server_meets_the_session_deadline() {
+    let mut steps = vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::send_line("+OK\r\nUSER\r\n."),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS secret"),
+        Step::send_line("+OK logged in"),
+        Step::expect_line("CAPA"),
+        Step::send_line("+OK\r\nUSER\r\n."),
+        Step::expect_line("STAT"),
+        Step::Send(b"+OK ".to_vec()),
+    ];
+    for _ in 0..50 {
+        steps.push(Step::Send(b"1".to_vec()));
+        steps.push(Step::Sleep(Duration::from_millis(200)));
+    }
+    let server = ScriptedServer::start(steps);
+    let outdir = tempfile::tempdir().expect("OUTDIR");
+    // Built (once per test binary) before the clock starts.
+    let binary = fetch_binary(true);
+    let started = Instant::now();
+    let output = Command::new(binary)
+        .arg("127.0.0.1")
+        .arg(server.addr().port().to_string())
+        .args(["none", "alice", "/nonexistent-ca.pem"])
+        .arg(outdir.path())
+        .env("POP3_PASSWORD", "secret")
+        .env("POP3_ALLOW_PLAINTEXT", "1")
+        .env("POP3_SESSION_TIMEOUT", "2")
+        .env_remove("POP3_TRACE")
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:halt_on_error=1:exitcode=86:strict_string_checks=1",
+        )
+        .output()
+        .expect("run fetch");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("overall time limit"), "{stderr}");
+    assert!(!stderr.contains("Sanitizer"), "{stderr}");
+    assert!(
+        took >= Duration::from_millis(1800) && took < Duration::from_millis(3500),
+        "{took:?}"
+    );
+    drop(server.join_all());
 }

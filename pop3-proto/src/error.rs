@@ -40,6 +40,12 @@ pub enum ProtocolError {
         /// The limit in lines.
         limit: usize,
     },
+    /// A multi-line reply holds more octets than the configured limit
+    /// (`Limits::max_listing_bytes`).
+    ListingTooLarge {
+        /// The limit in octets.
+        limit: usize,
+    },
     /// A reply line could not be read as what the command expects.
     Malformed(&'static str),
     /// The server closed the connection while a reply was expected.
@@ -75,6 +81,9 @@ impl fmt::Display for ProtocolError {
             }
             ProtocolError::TooManyLines { limit } => {
                 write!(f, "multi-line reply longer than {limit} lines")
+            }
+            ProtocolError::ListingTooLarge { limit } => {
+                write!(f, "multi-line reply longer than {limit} octets")
             }
             ProtocolError::Malformed(what) => f.write_str(what),
             ProtocolError::UnexpectedEof => {

@@ -176,7 +176,7 @@ fn flush_body(
 impl Client {
     /// Creates a client for a connection that has just been opened.
     #[new]
-    #[pyo3(signature = (*, encrypted=false, allow_plaintext_credentials=false, pipeline_window=None, max_line_len=None, max_listing_lines=None, max_body_line_len=None, read_size=None, trace=false))]
+    #[pyo3(signature = (*, encrypted=false, allow_plaintext_credentials=false, pipeline_window=None, max_line_len=None, max_listing_lines=None, max_listing_bytes=None, max_body_line_len=None, read_size=None, trace=false))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         encrypted: bool,
@@ -184,6 +184,7 @@ impl Client {
         pipeline_window: Option<usize>,
         max_line_len: Option<usize>,
         max_listing_lines: Option<usize>,
+        max_listing_bytes: Option<usize>,
         max_body_line_len: Option<usize>,
         read_size: Option<usize>,
         trace: bool,
@@ -194,6 +195,9 @@ impl Client {
         }
         if let Some(n) = max_listing_lines {
             limits.max_listing_lines = n;
+        }
+        if let Some(n) = max_listing_bytes {
+            limits.max_listing_bytes = n;
         }
         limits.max_body_line_len = max_body_line_len;
         let mut config = if encrypted {

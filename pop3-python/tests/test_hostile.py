@@ -236,7 +236,7 @@ def huge_listing(count):
 
 
 def test_huge_listing_default_limit(scripted):
-    server = scripted(serve({**LOGIN, b"LIST": huge_listing(1_000_001), b"NOOP": b"+OK\r\n"}))
+    server = scripted(serve({**LOGIN, b"LIST": huge_listing(100_001), b"NOOP": b"+OK\r\n"}))
     conn = ours.POP3(server.host, server.port, timeout=60)
     conn.user("u")
     conn.pass_("p")
@@ -269,6 +269,20 @@ def test_huge_listing_configured_limit(scripted):
     run(main())
 
 
+def test_listing_bytes_limit(scripted):
+    """A listing over ``max_listing_bytes`` fails that command alone."""
+    server = scripted(serve({**LOGIN, b"LIST": huge_listing(1000), b"NOOP": b"+OK\r\n"}))
+
+    async def main():
+        conn = await aio_login(server, max_listing_bytes=1000)
+        with pytest.raises(pop3.ProtocolError, match="octets"):
+            await conn.list()
+        await conn.noop()
+        conn.close()
+
+    run(main())
+
+
 def test_err_greeting(scripted):
     server = scripted(serve({}, greeting=b"-ERR [SYS/TEMP] go away\r\n"), connections=2)
     with pytest.raises(ours.error_proto):
@@ -286,6 +300,44 @@ def test_silent_server_times_out(scripted):
         ours.POP3(server.host, server.port, timeout=0.5)
     with pytest.raises(asyncio.TimeoutError):
         run(pop3.aio.connect(server.host, server.port, tls="none", timeout=0.5))
+
+
+def test_trickling_server_meets_the_session_timeout(scripted):
+    """A reply trickled a byte every 200 ms never trips the 1 s idle limit;
+    the 2 s session_timeout ends it with SessionTimeout, and the connection
+    is closed."""
+
+    def trickle(peer, line):
+        try:
+            peer.send(b"+OK ")
+            for _ in range(50):
+                peer.send(b"x")
+                time.sleep(0.2)
+        except OSError:
+            pass
+        return None
+
+    server = scripted(serve({**LOGIN, b"NOOP": trickle}))
+
+    async def main():
+        started = asyncio.get_running_loop().time()
+        conn = await pop3.aio.connect(
+            server.host,
+            server.port,
+            tls="none",
+            allow_plaintext_credentials=True,
+            timeout=1,
+            session_timeout=2,
+        )
+        await conn.login("u", "p", "user")
+        with pytest.raises(pop3.aio.SessionTimeout):
+            await conn.noop()
+        took = asyncio.get_running_loop().time() - started
+        assert 1.8 <= took < 3.5, took
+        with pytest.raises(pop3.Error):
+            await conn.noop()
+
+    run(main())
 
 
 def test_odd_line_endings_split_like_the_standard_module(scripted):

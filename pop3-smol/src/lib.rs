@@ -111,8 +111,9 @@ pub use connect::{connect_plain, connect_starttls, connect_tls, TcpStream};
 pub use pop3_transport::runtime::smol::{Smol, Tls};
 pub use pop3_transport::runtime::MessageSink;
 pub use pop3_transport::{
-    BulkDeletion, BulkRetrieval, CertificateInfo, Error, FingerprintError, FingerprintMismatch,
-    Options, PeerCertificates, Phase, Result, Sha256Fingerprint, Timeouts, TlsOptions, TrustRoots,
+    BulkDeletion, BulkRetrieval, CertFileError, CertificateInfo, Error, FingerprintError,
+    FingerprintMismatch, Options, PeerCertificates, Phase, Result, Sha256Fingerprint, Timeouts,
+    TlsOptions, TrustRoots,
 };
 
 pub use pop3_proto;

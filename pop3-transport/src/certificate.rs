@@ -10,6 +10,8 @@ use x509_parser::certificate::X509Certificate;
 use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::prelude::FromDer;
 
+use pop3_proto::Text;
+
 use crate::{Error, Result};
 
 /// The SHA-256 digest of a certificate's DER encoding, the form `openssl x509
@@ -174,7 +176,9 @@ impl std::error::Error for FingerprintError {}
 
 /// What a certificate says about itself, for showing to people (as `pop3
 /// serverinfo` does). Built from DER with [`CertificateInfo::from_der`];
-/// nothing here is verified.
+/// nothing here is verified. The names are safe to print: control,
+/// bidirectional and invisible characters are U+FFFD, as in the core's
+/// [`Text`](pop3_proto::Text).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CertificateInfo {
@@ -223,7 +227,7 @@ impl CertificateInfo {
         if let Ok(Some(san)) = cert.subject_alternative_name() {
             for name in &san.value.general_names {
                 match name {
-                    GeneralName::DNSName(dns) => dns_names.push((*dns).to_owned()),
+                    GeneralName::DNSName(dns) => dns_names.push(safe(dns)),
                     GeneralName::IPAddress(bytes) => {
                         if let Some(ip) = ip_from_bytes(bytes) {
                             ip_addresses.push(ip);
@@ -234,8 +238,8 @@ impl CertificateInfo {
             }
         }
         Ok(CertificateInfo {
-            subject: cert.subject().to_string(),
-            issuer: cert.issuer().to_string(),
+            subject: safe(&cert.subject().to_string()),
+            issuer: safe(&cert.issuer().to_string()),
             common_names: common_names(&cert),
             dns_names,
             ip_addresses,
@@ -281,13 +285,22 @@ impl CertificateInfo {
     }
 }
 
-/// The subject's common names that are valid strings.
+/// The subject's common names that are valid strings, safe to print.
 pub(crate) fn common_names(cert: &X509Certificate<'_>) -> Vec<String> {
     cert.subject()
         .iter_common_name()
         .filter_map(|cn| cn.as_str().ok())
-        .map(str::to_owned)
+        .map(safe)
         .collect()
+}
+
+/// Certificate text under the core's one rule for text from the other side
+/// ([`Text::sanitize_str`]): whoever made the certificate chose every
+/// character of its names, escape sequences and bidirectional overrides
+/// included, and the names are printed (`pop3 serverinfo`, error messages).
+/// No host name holds such a character, so none can match after this.
+fn safe(text: &str) -> String {
+    Text::sanitize_str(text).into_string()
 }
 
 fn ip_from_bytes(bytes: &[u8]) -> Option<IpAddr> {

@@ -7,6 +7,7 @@
 //! and `pop3-smol`, whose `connect_*` functions are [`connect`] with their
 //! TCP connect: users call those.
 
+use crate::connection::SessionDeadline;
 use crate::runtime::{with_timeout, IoStream, Runtime, StartTls};
 use crate::socks5::{socks5_connect_async, Socks5ConnectError, Socks5Proxy};
 use crate::{Connection, Error, Options, Phase, Result};
@@ -35,9 +36,11 @@ pub async fn connect<R: Runtime, S: StartTls>(
     tcp: impl AsyncFnOnce(&str, u16) -> Result<S>,
 ) -> Result<Connection<S, R>> {
     let implicit = security == Security::ImplicitTls;
+    // The overall limit counts from here: connecting is part of the session.
+    let session = SessionDeadline::starting_now(options.timeouts.session);
     let mut conn = Connection::traced(host, port, async {
-        let stream = open_stream::<R, S>(host, port, options, implicit, tcp).await?;
-        Connection::start(stream, options, implicit).await
+        let stream = open_stream::<R, S>(host, port, options, implicit, &session, tcp).await?;
+        Connection::start(stream, options, implicit, session).await
     })
     .await?;
     if security == Security::StartTls {
@@ -52,7 +55,8 @@ pub async fn connect<R: Runtime, S: StartTls>(
 /// with [`Options::proxy`] it is opened to the proxy and a SOCKS5 tunnel to
 /// `host`:`port` is set up over it ([`socks5_tunnel`]). With `implicit_tls`,
 /// the TLS handshake then runs for [`Options::server_name`] (default `host`:
-/// the mail server, never the proxy), within [`Timeouts::tls_handshake`].
+/// the mail server, never the proxy), within [`Timeouts::tls_handshake`]
+/// and what remains of the `session`.
 ///
 /// The TLS configuration is built before anything is connected, so a bad
 /// one fails without touching the network. Failures to reach the proxy are
@@ -66,6 +70,7 @@ async fn open_stream<R: Runtime, S: StartTls>(
     port: u16,
     options: &Options,
     implicit_tls: bool,
+    session: &SessionDeadline,
     tcp: impl AsyncFnOnce(&str, u16) -> Result<S>,
 ) -> Result<S> {
     let tls = if implicit_tls {
@@ -88,18 +93,16 @@ async fn open_stream<R: Runtime, S: StartTls>(
         }
     };
     if let Some((config, name)) = tls {
-        let limit = options.timeouts.tls_handshake;
-        with_timeout::<R, _>(
-            limit,
-            Phase::TlsHandshake,
-            stream.start_tls(config, name, limit),
-        )
-        .await
-        .map_err(|error| match error {
-            // Blocking sockets report their own time limit as an I/O error.
-            Error::Io(e) => Error::from_io(e, Phase::TlsHandshake),
-            other => other,
-        })?;
+        session.check()?;
+        let (phase, limit) = session.bound(Phase::TlsHandshake, options.timeouts.tls_handshake);
+        let socket_limit = session.bound_socket(limit);
+        with_timeout::<R, _>(limit, phase, stream.start_tls(config, name, socket_limit))
+            .await
+            .map_err(|error| match error {
+                // Blocking sockets report their own time limit as an I/O error.
+                Error::Io(e) => session.blame(Error::from_io(e, Phase::TlsHandshake)),
+                other => other,
+            })?;
         tracing::debug!("TLS established");
     }
     Ok(stream)

@@ -16,6 +16,7 @@ mod pump;
 
 use bulk::Bulk;
 pub(crate) use pump::outcome;
+pub(crate) use pump::SessionDeadline;
 use pump::{from_io, Deadline};
 
 use crate::reader::{body_event, MessageReader};
@@ -69,6 +70,8 @@ pub struct Connection<S, R> {
     out: Vec<u8>,
     out_pos: usize,
     deadline: Deadline<R>,
+    /// The session's overall deadline ([`Timeouts::session`]).
+    session: SessionDeadline,
     /// An operation is in progress (set while its future runs).
     busy: bool,
     /// A fatal error happened, or an operation was cancelled.
@@ -238,16 +241,23 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// Use this for streams you opened yourself (an in-memory pipe, a child
     /// process's stdio, an SSH channel). [`Options::encrypted`] says whether
     /// the stream is already encrypted, which allows credentials to be sent.
-    /// The greeting read is bounded by the read timeout.
+    /// The greeting read is bounded by the read timeout, and the session's
+    /// overall limit ([`Timeouts::session`]) counts from this call.
     ///
     /// Cancel-safety: the stream is dropped with the future.
     pub async fn new(stream: S, options: &Options) -> Result<Self> {
-        Self::start(stream, options, options.encrypted).await
+        let session = SessionDeadline::starting_now(options.timeouts.session);
+        Self::start(stream, options, options.encrypted, session).await
     }
 
-    /// [`Connection::new`], saying whether the stream is encrypted: for
-    /// [`connect`](crate::connect::connect).
-    pub(crate) async fn start(mut stream: S, options: &Options, encrypted: bool) -> Result<Self> {
+    /// [`Connection::new`], saying whether the stream is encrypted and when
+    /// the session started: for [`connect`](crate::connect::connect).
+    pub(crate) async fn start(
+        mut stream: S,
+        options: &Options,
+        encrypted: bool,
+        session: SessionDeadline,
+    ) -> Result<Self> {
         let mut config = options.core_config(encrypted);
         config.trace = tracing::enabled!(target: "pop3::wire", tracing::Level::TRACE);
         stream
@@ -264,6 +274,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             out: Vec::new(),
             out_pos: 0,
             deadline: Deadline::new(),
+            session,
             busy: false,
             poisoned: false,
             span: tracing::Span::current(),
@@ -281,9 +292,11 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
 
     /// Changes the time limits for the following reads and writes. Blocking
     /// sockets apply them as socket options at once; async runtimes keep time
-    /// with their timers.
+    /// with their timers. A new [`Timeouts::session`] still counts from the
+    /// start of the session.
     pub fn set_timeouts(&mut self, timeouts: Timeouts) -> Result<()> {
         self.options.timeouts = timeouts;
+        self.session = self.session.with_limit(timeouts.session);
         self.stream
             .set_timeouts(timeouts.read, timeouts.write)
             .map_err(Error::Io)
@@ -926,10 +939,12 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// Shuts the stream down (TLS `close_notify`) within the write time
     /// limit, ignoring errors: the session is over.
     async fn shut_down(&mut self) {
-        let limit = self.options.timeouts.write;
+        let (phase, limit) = self
+            .session
+            .bound(Phase::Write, self.options.timeouts.write);
         let stream = &mut self.stream;
         let shutdown = poll_fn(|cx| stream.poll_shutdown(cx));
-        let _ = with_timeout::<R, _>(limit, Phase::Write, shutdown).await;
+        let _ = with_timeout::<R, _>(limit, phase, shutdown).await;
     }
 }
 
@@ -970,12 +985,17 @@ impl<S: StartTls, R: Runtime> Connection<S, R> {
             }
             // Until the handshake succeeds the connection is unusable.
             conn.poisoned = true;
-            let limit = conn.options.timeouts.tls_handshake;
-            let handshake = conn.stream.start_tls(config, name, limit);
-            with_timeout::<R, _>(limit, Phase::TlsHandshake, handshake)
+            conn.session.check()?;
+            let (phase, limit) = conn
+                .session
+                .bound(Phase::TlsHandshake, conn.options.timeouts.tls_handshake);
+            let socket_limit = conn.session.bound_socket(limit);
+            let handshake = conn.stream.start_tls(config, name, socket_limit);
+            let session = conn.session;
+            with_timeout::<R, _>(limit, phase, handshake)
                 .await
                 .map_err(|error| match error {
-                    Error::Io(e) => from_io(e, Phase::TlsHandshake),
+                    Error::Io(e) => session.blame(from_io(e, Phase::TlsHandshake)),
                     other => other,
                 })?;
             conn.stream

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use pop3_proto::MsgNum;
 
+use crate::connection::SessionDeadline;
 use crate::runtime::with_timeout;
 use crate::runtime::{IoStream, Runtime, StartTls};
 use crate::{Connection, Error, MessageReader, Phase};
@@ -139,7 +140,13 @@ fn a_session_without_a_runtime() {
     steps.push(("QUIT\r\n", "+OK bye\r\n".into()));
     let server = Server::new("+OK ready\r\n", steps);
     let result = run(async {
-        let mut conn = Connection::<_, Never>::start(server, &options(), false).await?;
+        let mut conn = Connection::<_, Never>::start(
+            server,
+            &options(),
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await?;
         // The string types people hold all work as passwords: `&String` here.
         let (user, password) = (String::from("u"), String::from("p"));
         conn.login(&user, &password).await?;
@@ -161,15 +168,77 @@ fn a_stalled_read_times_out_and_poisons() {
         ..Timeouts::none()
     });
     run(async {
-        let mut conn = Connection::<_, Instant>::start(server, &options, false)
-            .await
-            .expect("greeting");
+        let mut conn = Connection::<_, Instant>::start(
+            server,
+            &options,
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await
+        .expect("greeting");
         conn.login("u", "p").await.expect("login");
         assert!(matches!(
             conn.noop().await,
             Err(Error::Timeout(Phase::Read))
         ));
         assert!(conn.is_poisoned());
+        assert!(matches!(conn.noop().await, Err(Error::Closed)));
+    });
+}
+
+#[test]
+fn a_stall_shorter_than_the_read_limit_fails_on_the_session_deadline() {
+    let mut steps = login_steps();
+    steps.push(("NOOP\r\n", String::new()));
+    let server = Server::new("+OK ready\r\n", steps);
+    // An hour per read, a minute for the whole session: the timer is armed
+    // for what remains of the session, so that is the limit that fires.
+    let options = options().timeouts(Timeouts {
+        read: Some(Duration::from_secs(3600)),
+        session: Some(Duration::from_secs(60)),
+        ..Timeouts::none()
+    });
+    run(async {
+        let session = SessionDeadline::starting_now(options.timeouts.session);
+        let mut conn = Connection::<_, Instant>::start(server, &options, false, session)
+            .await
+            .expect("greeting");
+        conn.login("u", "p").await.expect("login");
+        assert!(matches!(
+            conn.noop().await,
+            Err(Error::Timeout(Phase::Session))
+        ));
+        assert!(conn.is_poisoned());
+    });
+}
+
+#[test]
+fn a_session_past_its_deadline_sends_nothing_more() {
+    let mut steps = login_steps();
+    steps.push(("NOOP\r\n", "+OK\r\n".into()));
+    let server = Server::new("+OK ready\r\n", steps);
+    let options = options().timeouts(Timeouts::none());
+    run(async {
+        let mut conn = Connection::<_, Never>::start(
+            server,
+            &options,
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await
+        .expect("greeting");
+        conn.login("u", "p").await.expect("login");
+        // The server answers at once, but the session's time is up: a
+        // server that never pauses is stopped before the next write.
+        conn.set_timeouts(Timeouts {
+            session: Some(Duration::ZERO),
+            ..Timeouts::none()
+        })
+        .expect("limits");
+        assert!(matches!(
+            conn.noop().await,
+            Err(Error::Timeout(Phase::Session))
+        ));
         assert!(matches!(conn.noop().await, Err(Error::Closed)));
     });
 }
@@ -197,9 +266,14 @@ fn a_dropped_reader_is_drained_by_the_next_operation() {
     steps.push(("NOOP\r\n", "+OK\r\n".into()));
     let server = Server::new("+OK ready\r\n", steps);
     let server = run(async {
-        let mut conn = Connection::<_, Never>::start(server, &options(), false)
-            .await
-            .expect("greeting");
+        let mut conn = Connection::<_, Never>::start(
+            server,
+            &options(),
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await
+        .expect("greeting");
         conn.login("u", "p").await.expect("login");
         let mut reader = conn.retr(n(1)).await.expect("retr");
         let mut buf = [0u8; 4];
@@ -224,7 +298,12 @@ fn futures_are_send<S: StartTls + Send, T: Runtime + Send>(
 ) {
     fn send<F: Send>(_: F) {}
     send(reader.read_chunk(&mut []));
-    send(Connection::<S, T>::start(stream, &Options::new(), false));
+    send(Connection::<S, T>::start(
+        stream,
+        &Options::new(),
+        false,
+        SessionDeadline::starting_now(None),
+    ));
     send(conn.capa());
     send(conn.login("u", "p"));
     send(conn.login("u", String::from("p")));
@@ -285,7 +364,13 @@ fn retr_many_to_opens_a_writer_per_message() {
     let server = Server::new("+OK ready\r\n", steps);
     let list = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
     let results = run(async {
-        let mut conn = Connection::<_, Blocking>::start(server, &options(), false).await?;
+        let mut conn = Connection::<_, Blocking>::start(
+            server,
+            &options(),
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await?;
         conn.login("u", "p").await?;
         conn.retr_many_to(&[n(1), n(2), n(3)], |msg| {
             let mut all = list.borrow_mut();
@@ -320,9 +405,14 @@ fn a_failing_writer_stops_retr_many_to_cleanly() {
     steps.push(("NOOP\r\n", "+OK\r\n".into()));
     let server = Server::new("+OK ready\r\n", steps);
     run(async {
-        let mut conn = Connection::<_, Blocking>::start(server, &options(), false)
-            .await
-            .expect("greeting");
+        let mut conn = Connection::<_, Blocking>::start(
+            server,
+            &options(),
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await
+        .expect("greeting");
         conn.login("u", "p").await.expect("login");
         let result = conn
             .retr_many_to(&[n(1), n(2)], |_| {
@@ -344,9 +434,14 @@ fn retr_vec_bounds_memory_and_stays_in_step() {
     steps.push(("NOOP\r\n", "+OK\r\n".into()));
     let server = Server::new("+OK ready\r\n", steps);
     run(async {
-        let mut conn = Connection::<_, Never>::start(server, &options(), false)
-            .await
-            .expect("greeting");
+        let mut conn = Connection::<_, Never>::start(
+            server,
+            &options(),
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await
+        .expect("greeting");
         conn.login("u", "p").await.expect("login");
         let exact = conn.retr_vec(n(1), 12).await.expect("exactly at the limit");
         assert_eq!(exact, b"0123456789\r\n");
@@ -365,9 +460,14 @@ fn retr_to_takes_a_dyn_writer() {
     let server = Server::new("+OK ready\r\n", steps);
     let mut out = Vec::new();
     run(async {
-        let mut conn = Connection::<_, Blocking>::start(server, &options(), false)
-            .await
-            .expect("greeting");
+        let mut conn = Connection::<_, Blocking>::start(
+            server,
+            &options(),
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await
+        .expect("greeting");
         conn.login("u", "p").await.expect("login");
         let writer: &mut dyn io::Write = &mut out;
         let size = conn.retr_to(n(1), writer).await.expect("retr_to");
@@ -404,7 +504,13 @@ fn uidl_and_list_report_each_result() {
     steps.push(("NOOP\r\n", "+OK\r\n".into()));
     let server = Server::new("+OK ready\r\n", steps);
     run(async {
-        let mut conn = Connection::<_, Never>::start(server, &options(), false).await?;
+        let mut conn = Connection::<_, Never>::start(
+            server,
+            &options(),
+            false,
+            SessionDeadline::starting_now(None),
+        )
+        .await?;
         conn.login("u", "p").await?;
         let (uidl, list) = conn.uidl_and_list().await?;
         // A refused UIDL is that command's own, non-fatal result.

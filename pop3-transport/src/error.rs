@@ -13,8 +13,9 @@ use crate::trust::FingerprintMismatch;
 /// A `Result` that fails with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// The I/O step that took too long; see [`Timeouts`](crate::Timeouts).
-/// More steps may come (as the greeting and the proxy did), so a `match`
+/// The time limit that ran out: the I/O step that took too long, or the
+/// session's overall deadline ([`Phase::Session`]); see
+/// [`Timeouts`](crate::Timeouts). More steps may come (as the greeting and the proxy did), so a `match`
 /// needs a catch-all arm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -33,6 +34,19 @@ pub enum Phase {
     /// Connecting to the SOCKS5 proxy of [`Options::proxy`](crate::Options::proxy),
     /// or its handshake.
     Proxy,
+    /// The whole session ran past [`Timeouts::session`](crate::Timeouts::session),
+    /// its overall deadline, whatever step it was in: the server kept it
+    /// busy (a byte now and then, a line or message without end) or it was
+    /// simply longer than allowed. Every other phase is an idle limit.
+    Session,
+}
+
+impl Phase {
+    /// Whether this is the overall deadline ([`Phase::Session`]) rather than
+    /// an I/O step's idle limit.
+    pub fn is_overall_deadline(self) -> bool {
+        self == Phase::Session
+    }
 }
 
 impl fmt::Display for Phase {
@@ -44,6 +58,7 @@ impl fmt::Display for Phase {
             Phase::Read => "read",
             Phase::Write => "write",
             Phase::Proxy => "connecting through the SOCKS5 proxy",
+            Phase::Session => "the session's overall time limit",
         })
     }
 }
@@ -134,6 +149,9 @@ impl fmt::Display for Error {
             Error::Sink(e) => write!(f, "writing the message failed: {e}"),
             Error::Usage(e) => write!(f, "usage error: {e}"),
             Error::Server(e) => e.fmt(f),
+            Error::Timeout(Phase::Session) => {
+                f.write_str("the session ran past its overall time limit")
+            }
             Error::Timeout(phase) => write!(f, "{phase} timed out"),
             Error::Closed => f.write_str("the POP3 session has ended"),
             Error::StlsUnavailable => f.write_str("the server does not offer STLS"),

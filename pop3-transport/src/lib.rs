@@ -59,7 +59,7 @@ pub use error::{Error, Phase, Result, TlsDiagnosis, UtcTime};
 pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;
-pub use trust::{FingerprintMismatch, PeerCertificates, TrustRoots};
+pub use trust::{CertFileError, FingerprintMismatch, PeerCertificates, TrustRoots};
 
 /// A fresh SCRAM client nonce: 24 bytes from the operating system's secure
 /// random generator, base64-encoded (the core's

@@ -16,7 +16,8 @@ use crate::socks5::Socks5Proxy;
 use crate::trust::{self, PeerCertificates, TrustRoots};
 use crate::{Error, Result};
 
-/// Time limits for each I/O step; `None` waits forever.
+/// Time limits: one for each I/O step, and one for the whole session;
+/// `None` waits forever.
 ///
 /// | field | default | applies to |
 /// |---|---|---|
@@ -24,14 +25,27 @@ use crate::{Error, Result};
 /// | `tls_handshake` | 30 s | the TLS handshake |
 /// | `read` | 60 s | each read from the server (time without *any* byte) |
 /// | `write` | 60 s | each write (and flush) to the server |
+/// | `session` | 1 hour | the whole session, from the start of connecting to the last reply |
 ///
-/// `read` and `write` apply to single reads and writes, not to whole
-/// commands: a 100 MiB message that keeps arriving never times out, a server
-/// that stops sending for `read` does. When a limit runs out the call returns
-/// [`Error::Timeout`] naming the [`Phase`](crate::Phase), and the connection
-/// is over (later calls return [`Error::Closed`]). No limit bounds a whole
-/// operation; for that, wrap the call in your runtime's timeout (which, when
-/// it fires, poisons the connection: see `Connection`'s cancellation rules).
+/// `read` and `write` are idle limits: they apply to single reads and
+/// writes, not to whole commands. A 100 MiB message that keeps arriving never
+/// runs into them, a server that stops sending for `read` does. A server that
+/// trickles a byte now and then, or sends a line or a message without end,
+/// never stops sending: only `session` ends that. It is an overall deadline,
+/// counted from the moment a connect function starts (or
+/// [`Connection::new`](crate::Connection::new) is called for a stream of
+/// your own) and never re-armed; every later step waits at most what remains
+/// of it (the TCP connect and the SOCKS5 handshake excepted: they keep their
+/// own `connect` limit, and the session is checked right after them). Set it to what the longest session you expect may take (a large
+/// mailbox over a slow link), or `None` for a connection that is meant to
+/// stay open for good.
+///
+/// When a limit runs out the call returns [`Error::Timeout`] naming the
+/// [`Phase`](crate::Phase) — [`Phase::Session`](crate::Phase::Session) when
+/// it was the overall deadline, the I/O step otherwise — and the connection
+/// is over (later calls return [`Error::Closed`]). To bound a single
+/// operation, wrap the call in your runtime's timeout (which, when it fires,
+/// poisons the connection: see `Connection`'s cancellation rules).
 ///
 /// # What each runtime really bounds
 ///
@@ -44,6 +58,7 @@ use crate::{Error, Result};
 /// | `connect` | each address tried, on its own (`TcpStream::connect_timeout`): a name with three dead addresses can take three times the limit | the whole of resolving the name and trying its addresses in turn, once, by the runtime's timer |
 /// | `tls_handshake` | each socket read and write during the handshake (socket options) | the whole handshake, by the runtime's timer |
 /// | `read`, `write` | socket options (`set_read_timeout` / `set_write_timeout`) | the runtime's timer, re-armed at each byte of progress |
+/// | `session` | checked before every read and write, and the socket options shrink to what remains of it once that is shorter than `read` or `write` | the runtime's timer, armed for what remains whenever a step waits, and checked before every read and write |
 /// | a stream you pass to `Connection::new` | only if it is a `std::net::TcpStream` (inside the `MaybeTls`); for any other stream set its limits yourself — a `WouldBlock` or `TimedOut` error from it counts as a time-out | the runtime's timer, whatever the stream |
 ///
 /// On tokio the timers need a runtime with time enabled; on smol they are
@@ -58,6 +73,9 @@ pub struct Timeouts {
     pub read: Option<Duration>,
     /// Each write to the server (default 60 s).
     pub write: Option<Duration>,
+    /// The whole session, however busy the server keeps it (default one
+    /// hour; see the table above).
+    pub session: Option<Duration>,
 }
 
 impl Default for Timeouts {
@@ -67,11 +85,19 @@ impl Default for Timeouts {
             tls_handshake: Some(Duration::from_secs(30)),
             read: Some(Duration::from_secs(60)),
             write: Some(Duration::from_secs(60)),
+            session: Some(Timeouts::DEFAULT_SESSION),
         }
     }
 }
 
 impl Timeouts {
+    /// [`Timeouts::session`]'s default: an hour moves about 3.5 GB at 1 MB/s.
+    /// A session that needs more (a first download of a very large mailbox
+    /// over a slow link) raises it; one that is stopped keeps what it
+    /// received, so a program that fetches incrementally finishes on a later
+    /// run.
+    pub const DEFAULT_SESSION: Duration = Duration::from_secs(60 * 60);
+
     /// No limits at all: every step may wait forever.
     pub const fn none() -> Timeouts {
         Timeouts {
@@ -79,16 +105,19 @@ impl Timeouts {
             tls_handshake: None,
             read: None,
             write: None,
+            session: None,
         }
     }
 
-    /// The same limit for every step.
+    /// The same limit for every I/O step; the session keeps its default
+    /// overall limit ([`Timeouts::DEFAULT_SESSION`]).
     pub const fn uniform(limit: Duration) -> Timeouts {
         Timeouts {
             connect: Some(limit),
             tls_handshake: Some(limit),
             read: Some(limit),
             write: Some(limit),
+            session: Some(Timeouts::DEFAULT_SESSION),
         }
     }
 }
@@ -290,9 +319,9 @@ pub fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
 ///
 /// | setting | a server certificate is trusted when |
 /// |---|---|
-/// | default ([`TrustRoots::System`]) | it chains to a root of the operating system's store (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`; the Mozilla roots when the store is empty), and is valid now and for the host name |
+/// | default ([`TrustRoots::System`]) | it chains to a root of the operating system's store (honouring `SSL_CERT_FILE` / `SSL_CERT_DIR`; the Mozilla roots when the store is empty, but a `SSL_CERT_FILE` that is missing or holds no certificate is an error), and is valid now and for the host name |
 /// | [`TlsOptions::trust_roots`] | the same, with the roots chosen there ([`TrustRoots::Mozilla`], [`TrustRoots::OnlyGiven`]) |
-/// | [`TlsOptions::add_root_pem`] and the other `add_root_*` | it chains to one of the added certificates, or *is* one of them (then it may even be a CA certificate, as `openssl req -x509` makes; it must still be valid now and for the host name) |
+/// | [`TlsOptions::add_root_pem`] and the other `add_root_*` | it chains to one of the added certificates that is a CA, or *is* one of the added certificates (then it may even be a CA certificate, as `openssl req -x509` makes; it must still be valid now and for the host name). An added certificate is a CA, able to vouch for others, only if it has `basicConstraints` CA:TRUE, a key usage (if any) that allows signing certificates, and — when self-signed — no subject alternative names: a self-signed certificate that names hosts is a server's own and vouches for itself only. |
 /// | [`TlsOptions::pin_sha256`] | its SHA-256 fingerprint is pinned; nothing else counts |
 ///
 /// An expert can instead pass a complete rustls [`ClientConfig`] with

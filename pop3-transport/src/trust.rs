@@ -7,19 +7,24 @@
 //!   the server's certificate is trusted when its SHA-256 fingerprint is one of
 //!   the pinned ones, and refused otherwise; roots, host names and dates play
 //!   no part (see the method's documentation for why).
-//! - **roots**: rustls' WebPKI verifier over the chosen [`TrustRoots`] plus the
-//!   certificates added with `add_root_*`. When it refuses a certificate that
-//!   is byte for byte one of those added certificates, that certificate is
-//!   checked on its own instead: validity period, extended key usage and host
-//!   name still apply, only the chain rules (a CA certificate may not serve as
-//!   a server's own certificate, and the like) are waived, because the caller
-//!   named this exact certificate.
+//! - **roots**: rustls' WebPKI verifier over the chosen [`TrustRoots`] plus
+//!   those certificates added with `add_root_*` that are CAs (see
+//!   `may_issue`: CA:TRUE, allowed to sign certificates, and not a
+//!   self-signed certificate naming hosts). When it refuses a certificate
+//!   that is byte for byte one of the added certificates (CA or not), that
+//!   certificate is checked on its own instead: validity period, extended key
+//!   usage and host name still apply, only the chain rules (a CA certificate
+//!   may not serve as a server's own certificate, and the like) are waived,
+//!   because the caller named this exact certificate. An added certificate
+//!   that is no CA therefore vouches for itself only, never for a
+//!   certificate it signed.
 //!
 //! Signatures in the handshake are always verified with the crypto provider's
 //! algorithms, whatever the mode.
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -27,6 +32,7 @@ use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{
     verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms,
 };
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, OtherError, RootCertStore, SignatureScheme};
@@ -47,7 +53,9 @@ pub enum TrustRoots {
     /// named by the `SSL_CERT_FILE` and `SSL_CERT_DIR` environment variables
     /// when either is set. When the store yields no certificate at all, the
     /// Mozilla roots are used instead, so a bare container still reaches
-    /// public servers.
+    /// public servers; but a `SSL_CERT_FILE` that is missing, unreadable or
+    /// without a usable certificate is an error ([`CertFileError`]), never a
+    /// reason to fall back.
     #[default]
     System,
     /// The Mozilla roots compiled into the program (`webpki-roots`), whatever
@@ -131,6 +139,28 @@ impl fmt::Debug for PeerCertificates {
     }
 }
 
+/// `SSL_CERT_FILE` names a file that cannot be read or holds no usable
+/// certificate (with [`TrustRoots::System`]). It reaches the caller as
+/// `Error::Io(e)` of kind `InvalidData`, where
+/// `e.get_ref().and_then(|e| e.downcast_ref::<CertFileError>())` finds it;
+/// nothing was connected. There is no fallback to other roots: the variable
+/// says which roots to trust, and a mistake in it must not widen them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFileError {
+    /// The file `SSL_CERT_FILE` named.
+    pub path: std::path::PathBuf,
+    /// Why it cannot be used.
+    pub reason: String,
+}
+
+impl fmt::Display for CertFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SSL_CERT_FILE={}: {}", self.path.display(), self.reason)
+    }
+}
+
+impl std::error::Error for CertFileError {}
+
 /// The certificate error of a pinned connection whose server presented
 /// another certificate. It reaches the caller as
 /// `Error::Tls(rustls::Error::InvalidCertificate(CertificateError::Other(e)))`,
@@ -185,8 +215,8 @@ fn chain_verifier(
     given: &[CertificateDer<'static>],
     provider: &Arc<CryptoProvider>,
 ) -> Result<Option<Arc<WebPkiServerVerifier>>> {
-    let mut store = root_store(roots, system_roots);
-    for cert in given {
+    let mut store = root_store(roots, system_roots)?;
+    for cert in given.iter().filter(|cert| may_issue(cert)) {
         store.add(cert.clone())?;
     }
     if store.is_empty() {
@@ -198,13 +228,47 @@ fn chain_verifier(
         .map_err(|e| Error::Tls(rustls::Error::General(e.to_string())))
 }
 
+/// Whether a certificate the caller gave may vouch for others (be a trust
+/// anchor), rather than only for itself. A trust anchor's own extensions are
+/// not checked by WebPKI, so without this a server's self-signed
+/// certificate shared in a CA file would let that server's key holder sign
+/// certificates for any other name. It may issue only when it says it is a
+/// CA: `basicConstraints` with CA:TRUE, a key usage (if it has one) that
+/// allows signing certificates, and, when it is self-signed, no subject
+/// alternative names (a self-signed certificate that names hosts is a
+/// server's own, as `openssl req -x509 -addext subjectAltName=...` makes it:
+/// `openssl req -x509` sets CA:TRUE on every certificate it makes). A
+/// certificate that cannot be parsed is left to the root store to refuse.
+fn may_issue(cert: &CertificateDer<'_>) -> bool {
+    let Ok((_, parsed)) = X509Certificate::from_der(cert.as_ref()) else {
+        return true;
+    };
+    let is_ca = matches!(parsed.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
+    let signs_certificates = match parsed.key_usage() {
+        Ok(Some(usage)) => usage.value.key_cert_sign(),
+        Ok(None) => true,
+        Err(_) => false,
+    };
+    let self_issued = parsed.subject().as_raw() == parsed.issuer().as_raw();
+    let names_hosts = match parsed.subject_alternative_name() {
+        Ok(Some(names)) => !names.value.general_names.is_empty(),
+        Ok(None) => false,
+        Err(_) => true,
+    };
+    is_ca && signs_certificates && !(self_issued && names_hosts)
+}
+
 /// The chosen roots; `system` gives the operating system's store. A store
-/// without any usable certificate counts as no store.
-fn root_store(roots: TrustRoots, system: impl FnOnce() -> RootCertStore) -> RootCertStore {
+/// without any usable certificate counts as no store, unless
+/// `SSL_CERT_FILE` named it (then `system` fails instead).
+fn root_store(
+    roots: TrustRoots,
+    system: impl FnOnce() -> Result<RootCertStore>,
+) -> Result<RootCertStore> {
     let mozilla = || webpki_roots::TLS_SERVER_ROOTS.iter().cloned();
-    match roots {
+    Ok(match roots {
         TrustRoots::System => {
-            let mut store = system();
+            let mut store = system()?;
             if store.is_empty() {
                 store.extend(mozilla());
             }
@@ -216,15 +280,16 @@ fn root_store(roots: TrustRoots, system: impl FnOnce() -> RootCertStore) -> Root
             store
         }
         TrustRoots::OnlyGiven => RootCertStore::empty(),
-    }
+    })
 }
 
 /// The operating system's roots. Reading and parsing them costs milliseconds
 /// (tens in a debug build), too much for every connection, so they are read
 /// once per process, and again whenever `SSL_CERT_FILE` or `SSL_CERT_DIR`
 /// has changed. Unreadable or malformed entries are skipped, as other
-/// programs using the store do.
-fn system_roots() -> RootCertStore {
+/// programs using the store do; but a `SSL_CERT_FILE` that cannot be read
+/// or holds no certificate is an error ([`cert_file_roots`]).
+fn system_roots() -> Result<RootCertStore> {
     type Cached = (Option<OsString>, Option<OsString>, RootCertStore);
     static CACHE: Mutex<Option<Cached>> = Mutex::new(None);
     let file = std::env::var_os("SSL_CERT_FILE");
@@ -232,13 +297,41 @@ fn system_roots() -> RootCertStore {
     let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((cached_file, cached_dir, store)) = cache.as_ref() {
         if *cached_file == file && *cached_dir == dir {
-            return store.clone();
+            return Ok(store.clone());
         }
+    }
+    if let Some(path) = file.as_deref().filter(|path| !path.is_empty()) {
+        cert_file_roots(Path::new(path))?;
     }
     let mut store = RootCertStore::empty();
     store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
     *cache = Some((file, dir, store.clone()));
-    store
+    Ok(store)
+}
+
+/// The certificates of the file `SSL_CERT_FILE` names. A file that is
+/// missing, unreadable or without a usable certificate is an error: the
+/// variable is how an administrator says "trust these and nothing else",
+/// and falling back to the built-in roots would trust what they meant to
+/// exclude.
+fn cert_file_roots(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
+    let refuse = |reason: String| {
+        let error = CertFileError {
+            path: path.to_owned(),
+            reason,
+        };
+        Error::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, error))
+    };
+    let pem = std::fs::read(path).map_err(|e| refuse(e.to_string()))?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .filter_map(std::result::Result::ok)
+        .collect();
+    let mut store = RootCertStore::empty();
+    let (usable, _) = store.add_parsable_certificates(certs.iter().cloned());
+    if usable == 0 {
+        return Err(refuse("no usable certificate in the file".to_owned()));
+    }
+    Ok(certs)
 }
 
 #[derive(Debug)]
@@ -547,20 +640,59 @@ mod tests {
             store.add_parsable_certificates([pki.ca_der.clone()]);
             store
         };
-        let system = root_store(TrustRoots::System, only_test_ca);
-        assert_eq!(system.len(), 1);
-        let empty = root_store(TrustRoots::System, RootCertStore::empty);
-        assert_eq!(empty.len(), mozilla);
-        let garbage = root_store(TrustRoots::System, || {
+        let store = |roots, system: &dyn Fn() -> RootCertStore| {
+            let store = root_store(roots, || Ok(system()));
+            let Ok(store) = store else {
+                panic!("root store: {store:?}");
+            };
+            store
+        };
+        assert_eq!(store(TrustRoots::System, &only_test_ca).len(), 1);
+        assert_eq!(
+            store(TrustRoots::System, &RootCertStore::empty).len(),
+            mozilla
+        );
+        let garbage = store(TrustRoots::System, &|| {
             let mut store = RootCertStore::empty();
             store.add_parsable_certificates([CertificateDer::from(b"junk".to_vec())]);
             store
         });
         assert_eq!(garbage.len(), mozilla);
-        let chosen = root_store(TrustRoots::Mozilla, only_test_ca);
-        assert_eq!(chosen.len(), mozilla);
-        let none = root_store(TrustRoots::OnlyGiven, only_test_ca);
-        assert!(none.is_empty());
+        assert_eq!(store(TrustRoots::Mozilla, &only_test_ca).len(), mozilla);
+        assert!(store(TrustRoots::OnlyGiven, &only_test_ca).is_empty());
+    }
+
+    #[test]
+    fn ssl_cert_file_must_name_a_file_with_certificates() {
+        let dir = std::env::temp_dir().join(format!("pop3-ssl-cert-file-{}", std::process::id()));
+        let made = std::fs::create_dir_all(&dir);
+        assert!(made.is_ok(), "{made:?}");
+        let refused = |path: &Path, why: &str| {
+            let result = cert_file_roots(path);
+            let Err(Error::Io(error)) = &result else {
+                panic!("{why}: {result:?}");
+            };
+            let shown = error.to_string();
+            assert!(shown.starts_with("SSL_CERT_FILE="), "{why}: {shown}");
+        };
+        refused(&dir.join("missing.pem"), "a missing file");
+        let empty = dir.join("empty.pem");
+        let written = std::fs::write(&empty, b"");
+        assert!(written.is_ok(), "{written:?}");
+        refused(&empty, "an empty file");
+        let junk = dir.join("junk.pem");
+        let written = std::fs::write(
+            &junk,
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        );
+        assert!(written.is_ok(), "{written:?}");
+        refused(&junk, "a file without a usable certificate");
+        refused(&dir, "a directory");
+        let good = dir.join("ca.pem");
+        let written = std::fs::write(&good, &test_support::TestPki::shared().ca_pem);
+        assert!(written.is_ok(), "{written:?}");
+        assert!(matches!(cert_file_roots(&good).as_deref(), Ok([_])));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -592,6 +724,129 @@ mod tests {
                 ),
                 "{host}: {refused:?}"
             );
+        }
+    }
+
+    /// A key pair, and certificate parameters for `names` (a CN only when
+    /// `names` is empty, as a CA has) with `is_ca`.
+    fn params(names: &[&str], is_ca: rcgen::IsCa) -> (rcgen::KeyPair, rcgen::CertificateParams) {
+        let key = rcgen::KeyPair::generate();
+        let Ok(key) = key else {
+            panic!("rcgen: {key:?}");
+        };
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let params = rcgen::CertificateParams::new(names);
+        let Ok(mut params) = params else {
+            panic!("rcgen: {params:?}");
+        };
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "test certificate");
+        params.is_ca = is_ca;
+        (key, params)
+    }
+
+    /// A self-signed certificate and its key.
+    fn self_signed(
+        names: &[&str],
+        is_ca: rcgen::IsCa,
+        usages: Vec<rcgen::KeyUsagePurpose>,
+    ) -> (rcgen::KeyPair, rcgen::Certificate) {
+        let (key, mut params) = params(names, is_ca);
+        params.key_usages = usages;
+        let Ok(cert) = params.self_signed(&key) else {
+            panic!("rcgen could not sign");
+        };
+        (key, cert)
+    }
+
+    /// A server certificate for `name` signed by `issuer`.
+    fn signed_by(
+        name: &str,
+        issuer: &(rcgen::KeyPair, rcgen::Certificate),
+    ) -> CertificateDer<'static> {
+        let (key, params) = params(&[name], rcgen::IsCa::NoCa);
+        let Ok(cert) = params.signed_by(&key, &issuer.1, &issuer.0) else {
+            panic!("rcgen could not sign");
+        };
+        cert.der().clone()
+    }
+
+    fn only_given(cert: &CertificateDer<'static>) -> Arc<dyn ServerCertVerifier> {
+        let verifier = verifier(
+            TrustRoots::OnlyGiven,
+            std::slice::from_ref(cert),
+            &[],
+            None,
+            &provider(),
+        );
+        let Ok(verifier) = verifier else {
+            panic!("verifier: {verifier:?}");
+        };
+        verifier
+    }
+
+    #[test]
+    fn a_given_server_certificate_vouches_for_itself_only() {
+        let now = UnixTime::now();
+        let unconstrained = || rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        // As `openssl req -x509 -addext subjectAltName=DNS:a.example` makes
+        // it (CA:TRUE), without basicConstraints, and with CA:FALSE; and a
+        // "CA" whose key usage does not allow signing certificates.
+        let servers = [
+            self_signed(&["a.example"], unconstrained(), Vec::new()),
+            self_signed(&["a.example"], rcgen::IsCa::NoCa, Vec::new()),
+            self_signed(&["a.example"], rcgen::IsCa::ExplicitNoCa, Vec::new()),
+            self_signed(
+                &[],
+                unconstrained(),
+                vec![rcgen::KeyUsagePurpose::DigitalSignature],
+            ),
+        ];
+        for (i, server) in servers.iter().enumerate() {
+            let own = server.1.der().clone();
+            let verifier = only_given(&own);
+            if i < 3 {
+                let at = verifier.verify_server_cert(&own, &[], &name("a.example"), &[], now);
+                assert!(at.is_ok(), "{i}: its own certificate: {at:?}");
+            }
+            // A certificate for another name signed with that key: refused.
+            let forged = signed_by("b.example", server);
+            let at = verifier.verify_server_cert(&forged, &[], &name("b.example"), &[], now);
+            assert!(
+                matches!(
+                    at,
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::UnknownIssuer
+                    ))
+                ),
+                "{i}: a certificate it signed must be refused: {at:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_given_ca_still_vouches_for_what_it_signs() {
+        let now = UnixTime::now();
+        let unconstrained = || rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        // As `openssl req -x509 -subj "/CN=My CA"` makes it, and with the
+        // key usages a CA carries.
+        let authorities = [
+            self_signed(&[], unconstrained(), Vec::new()),
+            self_signed(
+                &[],
+                unconstrained(),
+                vec![
+                    rcgen::KeyUsagePurpose::KeyCertSign,
+                    rcgen::KeyUsagePurpose::CrlSign,
+                ],
+            ),
+        ];
+        for (i, authority) in authorities.iter().enumerate() {
+            let verifier = only_given(authority.1.der());
+            let leaf = signed_by("b.example", authority);
+            let at = verifier.verify_server_cert(&leaf, &[], &name("b.example"), &[], now);
+            assert!(at.is_ok(), "{i}: {at:?}");
         }
     }
 

@@ -161,6 +161,38 @@ fn leaf_signed(params: CertificateParams, issuer: &Certificate, issuer_key: &Key
     CertKey::from_rcgen(&cert, &key)
 }
 
+/// A self-signed server certificate whose subject (common name and
+/// organisation) is `hostile` verbatim and whose DNS names are `localhost`
+/// and `dns`: certificate text a hostile server chooses, to test that it is
+/// shown safely.
+pub fn certificate_named(hostile: &str, dns: &str) -> CertKey {
+    let key = KeyPair::generate().expect("rcgen: generate key");
+    let mut params = leaf_params(hostile, &["localhost"]);
+    params
+        .distinguished_name
+        .push(DnType::OrganizationName, hostile);
+    let dns = rcgen::Ia5String::try_from(dns.to_owned()).expect("rcgen: an IA5 DNS name");
+    params.subject_alt_names.push(rcgen::SanType::DnsName(dns));
+    let cert = params.self_signed(&key).expect("rcgen: self-sign");
+    CertKey::from_rcgen(&cert, &key)
+}
+
+/// A server's self-signed certificate as `openssl req -x509 -addext
+/// subjectAltName=DNS:shared.example` makes it (CA:TRUE, a host name), and a
+/// certificate for `localhost` signed with that server's key: what the holder
+/// of that key could forge if a CA file that holds its certificate made it
+/// an authority.
+pub fn self_signed_server_and_forgery() -> (CertKey, CertKey) {
+    let key = KeyPair::generate().expect("rcgen: generate server key");
+    let mut params = leaf_params("shared.example", &["shared.example"]);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = Vec::new();
+    params.extended_key_usages = Vec::new();
+    let cert = params.self_signed(&key).expect("rcgen: self-sign server");
+    let forged = leaf_signed(leaf_params("localhost", &LOCALHOST_SANS), &cert, &key);
+    (CertKey::from_rcgen(&cert, &key), forged)
+}
+
 impl TestPki {
     /// Generates a fresh CA and all leaf certificates. Panics if rcgen fails
     /// (which it does not for these fixed parameters).

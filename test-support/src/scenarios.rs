@@ -166,6 +166,7 @@ pub fn timeouts(limit: Duration) -> Timeouts {
         tls_handshake: Some(limit),
         read: Some(limit),
         write: Some(limit),
+        session: Some(Timeouts::DEFAULT_SESSION),
     }
 }
 

@@ -139,6 +139,8 @@ pub struct Credentials {
     secret: Secret<String>,
     nonce: Option<String>,
     binding: Option<ChannelBinding>,
+    /// The lowest SCRAM iteration count accepted (`None`: the default, 4096).
+    scram_min_iterations: Option<u32>,
 }
 
 impl core::fmt::Debug for Credentials {
@@ -148,6 +150,7 @@ impl core::fmt::Debug for Credentials {
             .field("secret", &self.secret)
             .field("nonce", &self.nonce.is_some())
             .field("binding", &self.binding)
+            .field("scram_min_iterations", &self.scram_min_iterations)
             .finish()
     }
 }
@@ -160,7 +163,20 @@ impl Credentials {
             secret: secret.into(),
             nonce: None,
             binding: None,
+            scram_min_iterations: None,
         }
+    }
+
+    /// The lowest SCRAM iteration count to accept from the server (default
+    /// [`sasl::scram::DEFAULT_MIN_ITERATIONS`], 4096, as RFC 7677 asks). A
+    /// server that asks for fewer fails the login with
+    /// [`SaslError::IterationCountBelowMinimum`](sasl::SaslError::IterationCountBelowMinimum)
+    /// before any key is derived. Lower it only for a server known to store
+    /// its keys that way.
+    #[must_use]
+    pub fn scram_min_iterations(mut self, minimum: u32) -> Credentials {
+        self.scram_min_iterations = Some(minimum);
+        self
     }
 
     /// The TLS channel's binding data (`tls-exporter` on TLS 1.3,
@@ -196,6 +212,7 @@ impl Credentials {
             secret: self.secret.clone(),
             nonce: self.nonce.clone(),
             binding: self.binding.clone(),
+            scram_min_iterations: self.scram_min_iterations,
         }
     }
 
@@ -509,6 +526,9 @@ fn mechanism(
     let user = credentials.user.clone();
     let secret = credentials.secret.clone();
     let nonce = || credentials.nonce.clone().unwrap_or_default();
+    let min_iterations = credentials
+        .scram_min_iterations
+        .unwrap_or(sasl::scram::DEFAULT_MIN_ITERATIONS);
     let sasl_error = UsageError::Sasl;
     Ok(Some(match method {
         AuthMethod::Auto | AuthMethod::UserPass | AuthMethod::Apop => return Ok(None),
@@ -518,12 +538,14 @@ fn mechanism(
         AuthMethod::ScramSha1 => Box::new(
             sasl::Scram::sha1(user, secret, nonce())
                 .map_err(sasl_error)?
-                .with_binding_supported(stripped),
+                .with_binding_supported(stripped)
+                .with_min_iterations(min_iterations),
         ),
         AuthMethod::ScramSha256 => Box::new(
             sasl::Scram::sha256(user, secret, nonce())
                 .map_err(sasl_error)?
-                .with_binding_supported(stripped),
+                .with_binding_supported(stripped)
+                .with_min_iterations(min_iterations),
         ),
         AuthMethod::ScramSha1Plus | AuthMethod::ScramSha256Plus => {
             let binding = credentials
@@ -537,7 +559,11 @@ fn mechanism(
             } else {
                 sasl::Scram::sha256_plus(user, secret, nonce(), binding)
             };
-            Box::new(scram.map_err(sasl_error)?)
+            Box::new(
+                scram
+                    .map_err(sasl_error)?
+                    .with_min_iterations(min_iterations),
+            )
         }
         AuthMethod::XOAuth2 => Box::new(sasl::XOauth2::new(user, secret).map_err(sasl_error)?),
         AuthMethod::OAuthBearer => {

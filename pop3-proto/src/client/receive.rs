@@ -36,6 +36,8 @@ pub(super) enum Reading {
     Listing {
         items: Items,
         lines: usize,
+        /// The octets of the lines so far (`Limits::max_listing_bytes`).
+        bytes: usize,
         error: Option<ProtocolError>,
     },
     Body {
@@ -222,6 +224,7 @@ impl Client {
                     Reading::Listing {
                         items: Items::Skip,
                         lines: 0,
+                        bytes: 0,
                         error: Some(error),
                     }
                 };
@@ -319,6 +322,7 @@ impl Client {
                 self.reading = Reading::Listing {
                     items,
                     lines: 0,
+                    bytes: 0,
                     error: None,
                 };
                 return Ok(Step::Progress);
@@ -500,19 +504,33 @@ impl Client {
         let Reading::Listing {
             items,
             lines,
+            bytes,
             error,
         } = &mut self.reading
         else {
             return Ok(Step::Progress);
         };
         *lines += 1;
+        *bytes = bytes.saturating_add(line.len());
         let max = if matches!(items, Items::Capa(_)) {
             limits.max_capa_lines
         } else {
             limits.max_listing_lines
         };
-        if *lines > max {
-            error.get_or_insert(ProtocolError::TooManyLines { limit: max });
+        let over = if *lines > max {
+            Some(ProtocolError::TooManyLines { limit: max })
+        } else if *bytes > limits.max_listing_bytes {
+            Some(ProtocolError::ListingTooLarge {
+                limit: limits.max_listing_bytes,
+            })
+        } else {
+            None
+        };
+        if let Some(over) = over {
+            // The reply has failed: what was kept of it goes at once, and
+            // the rest is only read to its end.
+            *items = Items::Skip;
+            error.get_or_insert(over);
             return Ok(Step::Progress);
         }
         if error.is_some() {

@@ -17,8 +17,16 @@ pub struct Limits {
     /// Longest status or listing line, CRLF excluded. RFC 2449 allows 512 octets;
     /// the default, 8 KiB, leaves room for servers that exceed it.
     pub max_line_len: usize,
-    /// Most lines in a `LIST`, `UIDL` or `LANG` listing (default 1 000 000).
+    /// Most lines in a `LIST`, `UIDL` or `LANG` listing (default 100 000:
+    /// a mailbox of 100 000 messages, whose `UIDL` is about 4 MB; raise it
+    /// for a larger mailbox you trust).
     pub max_listing_lines: usize,
+    /// Most octets in the lines of one listing (`LIST`, `UIDL`, `LANG`,
+    /// `CAPA`), CRLFs excluded (default 8 MiB: 100 000 `UIDL` lines of
+    /// the longest unique id fit). The line count alone lets long lines add
+    /// up (a `LANG` description may fill a whole line), so this bounds what
+    /// one listing may make the client hold, whatever its lines.
+    pub max_listing_bytes: usize,
     /// Most lines in a `CAPA` reply (default 1 000).
     pub max_capa_lines: usize,
     /// Longest line inside a message body, if limited. `None` (the default) lets
@@ -30,7 +38,8 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_line_len: 8 * 1024,
-            max_listing_lines: 1_000_000,
+            max_listing_lines: 100_000,
+            max_listing_bytes: 8 * 1024 * 1024,
             max_capa_lines: 1_000,
             max_body_line_len: None,
         }

@@ -84,6 +84,15 @@ pub enum SaslError {
     NonceMismatch,
     /// SCRAM: the iteration count is zero or above the configured maximum.
     IterationCount(u32),
+    /// SCRAM: the iteration count is below the configured minimum (4096 by
+    /// default, as RFC 7677 asks): a server that hashes its stored keys so
+    /// cheaply makes a password guessed from an observed exchange cheap too.
+    IterationCountBelowMinimum {
+        /// The count the server asked for.
+        count: u32,
+        /// The lowest count the client accepts.
+        minimum: u32,
+    },
     /// The server accepted the exchange before the mechanism could verify it.
     Incomplete,
     /// A name or password cannot be prepared (SASLprep, RFC 4013) or contains forbidden characters.
@@ -106,6 +115,10 @@ impl fmt::Display for SaslError {
             SaslError::IterationCount(n) => {
                 write!(f, "SCRAM iteration count {n} is not acceptable")
             }
+            SaslError::IterationCountBelowMinimum { count, minimum } => write!(
+                f,
+                "SCRAM iteration count {count} is below the minimum of {minimum}"
+            ),
             SaslError::Incomplete => {
                 f.write_str("server accepted authentication before the exchange was complete")
             }

@@ -25,10 +25,14 @@ use sha2::{Digest, Sha256};
 
 use super::channel_binding::{ChannelBinding, ChannelBindingKind};
 use super::{escape_saslname, saslprep, Mechanism, SaslError};
-use crate::Secret;
+use crate::{Secret, Text};
 
 /// The default upper bound for the server's iteration count.
 const DEFAULT_MAX_ITERATIONS: u32 = 1_000_000;
+
+/// The default lower bound for the server's iteration count: RFC 7677
+/// (section 4) asks for at least 4096.
+pub const DEFAULT_MIN_ITERATIONS: u32 = 4096;
 
 /// The hash function a SCRAM variant is built on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +218,7 @@ pub struct Scram {
     password: Secret<String>,
     client_nonce: String,
     max_iterations: u32,
+    min_iterations: u32,
     binding: Binding,
     state: State,
 }
@@ -226,6 +231,7 @@ impl fmt::Debug for Scram {
             .field("user", &self.user)
             .field("authzid", &self.authzid)
             .field("max_iterations", &self.max_iterations)
+            .field("min_iterations", &self.min_iterations)
             .field("state", &self.state.label())
             .finish_non_exhaustive()
     }
@@ -344,6 +350,7 @@ impl Scram {
             password,
             client_nonce,
             max_iterations: DEFAULT_MAX_ITERATIONS,
+            min_iterations: DEFAULT_MIN_ITERATIONS,
             binding: Binding::Unsupported,
             state: State::Initial,
         })
@@ -407,6 +414,17 @@ impl Scram {
         self
     }
 
+    /// Sets the lowest iteration count the client accepts from the server
+    /// (default [`DEFAULT_MIN_ITERATIONS`], 4096, as RFC 7677 asks). A
+    /// smaller count fails with [`SaslError::IterationCountBelowMinimum`]
+    /// before any key is derived. Lower it only for a server you know to
+    /// store its keys with fewer iterations; zero is never accepted.
+    #[must_use]
+    pub fn with_min_iterations(mut self, min: u32) -> Self {
+        self.min_iterations = min;
+        self
+    }
+
     /// Builds the client-first message and records it in the state.
     fn client_first(&mut self) -> Result<Secret<Vec<u8>>, SaslError> {
         let mut gs2_header = String::from(match &self.binding {
@@ -453,7 +471,8 @@ impl Scram {
     ) -> Result<Secret<Vec<u8>>, SaslError> {
         let server_first = core::str::from_utf8(server_first)
             .map_err(|_| SaslError::MalformedChallenge("SCRAM server-first is not UTF-8"))?;
-        let parsed = parse_server_first(server_first, &self.client_nonce, self.max_iterations)?;
+        let limits = (self.min_iterations, self.max_iterations);
+        let parsed = parse_server_first(server_first, &self.client_nonce, limits)?;
 
         let mut without_proof = String::from("c=");
         without_proof.push_str(&BASE64.encode(cbind_input));
@@ -531,7 +550,7 @@ struct ServerFirst<'a> {
 fn parse_server_first<'a>(
     message: &'a str,
     client_nonce: &str,
-    max_iterations: u32,
+    (min_iterations, max_iterations): (u32, u32),
 ) -> Result<ServerFirst<'a>, SaslError> {
     let mut attributes = message.split(',');
     let first = attributes.next().unwrap_or("");
@@ -541,7 +560,7 @@ fn parse_server_first<'a>(
         ));
     }
     if let Some(error) = first.strip_prefix("e=") {
-        return Err(SaslError::ServerError(String::from(error)));
+        return Err(server_error(error));
     }
 
     let nonce = first
@@ -582,6 +601,12 @@ fn parse_server_first<'a>(
         .map_err(|_| SaslError::IterationCount(u32::MAX))?;
     if iterations == 0 || iterations > max_iterations {
         return Err(SaslError::IterationCount(iterations));
+    }
+    if iterations < min_iterations {
+        return Err(SaslError::IterationCountBelowMinimum {
+            count: iterations,
+            minimum: min_iterations,
+        });
     }
     // Any further attributes are optional extensions, which we ignore.
     Ok(ServerFirst {
@@ -654,13 +679,19 @@ impl Mechanism for Scram {
     }
 }
 
+/// The server's `e=` report, under the one rule for server text
+/// ([`Text::sanitize_str`]): it reaches callers and terminals.
+fn server_error(report: &str) -> SaslError {
+    SaslError::ServerError(Text::sanitize_str(report).into_string())
+}
+
 /// Checks `(e=error / v=verifier) [,extensions]`.
 fn check_server_final(message: &[u8], expected: &[u8]) -> Result<(), SaslError> {
     let message = core::str::from_utf8(message)
         .map_err(|_| SaslError::MalformedChallenge("SCRAM server-final is not UTF-8"))?;
     let first = message.split(',').next().unwrap_or("");
     if let Some(error) = first.strip_prefix("e=") {
-        return Err(SaslError::ServerError(String::from(error)));
+        return Err(server_error(error));
     }
     let verifier = first
         .strip_prefix("v=")
@@ -903,6 +934,26 @@ mod tests {
             m.respond("r=fyko+d2lbbFgONRv9qkxdawL\u{e9}t,s=QSXCR+Q6sek8bf92,i=4096".as_bytes()),
             Err(SaslError::MalformedChallenge(_))
         ));
+    }
+
+    #[test]
+    fn server_error_reports_are_safe_to_print() {
+        let nasty = "e=no\x1b]0;owned\x07\x1b[2J\u{202e}deyalp\u{202c}\u{200b}\u{2066}x\u{2069}";
+        let mut m = started_sha1();
+        let first = m.respond(nasty.as_bytes()).unwrap_err();
+        let mut m = started_sha1();
+        m.respond(SHA1_SERVER_FIRST).unwrap();
+        let last = m.respond(nasty.as_bytes()).unwrap_err();
+        for error in [first, last] {
+            let SaslError::ServerError(report) = &error else {
+                panic!("{error:?}");
+            };
+            assert_eq!(
+                report,
+                "no\u{fffd}]0;owned\u{fffd}\u{fffd}[2J\u{fffd}deyalp\u{fffd}\u{fffd}\u{fffd}x\u{fffd}"
+            );
+            assert!(!format!("{error}").chars().any(Text::is_unsafe_char));
+        }
     }
 
     #[test]

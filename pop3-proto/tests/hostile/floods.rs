@@ -122,6 +122,70 @@ fn capa_of_a_million_lines() {
     finish_logged_in(s).1.expect("script followed");
 }
 
+/// A UIDL of a million lines (well-formed, as a lying server may send):
+/// the default refuses it at 100 000 lines, `Failed(TooManyLines)`, and
+/// drops what it had kept; the session still answers NOOP. (The default
+/// was a million, so such a listing of ~50 MB was held whole.)
+#[test]
+fn uidl_of_a_million_lines() {
+    let mut flood = b"+OK\r\n".to_vec();
+    for i in 1..=1_000_000u32 {
+        flood.extend_from_slice(format!("{i} uid-{i:040}\r\n").as_bytes());
+    }
+    flood.extend_from_slice(b".\r\n");
+    let mut s = logged_in(
+        plain(),
+        login_steps_then(vec![
+            Step::expect_line("UIDL"),
+            Step::Send(flood),
+            Step::expect_line("NOOP"),
+            Step::send_line("+OK still here"),
+            Step::expect_line("QUIT"),
+            Step::send_line("+OK bye"),
+        ]),
+    );
+    expect_failed(
+        s.command(Command::Uidl(None)),
+        ProtocolError::TooManyLines { limit: 100_000 },
+        "a UIDL of a million lines",
+    );
+    expect_ok(s.command(Command::Noop), "noop after the flood");
+    expect_ok(s.command(Command::Quit), "quit");
+    finish_logged_in(s).1.expect("script followed");
+}
+
+/// A LANG listing of 2 000 lines of 8 000 octets (16 MB, far below the
+/// line limit): `Failed(ListingTooLarge)` at the 8 MiB default, and the
+/// session goes on.
+#[test]
+fn lang_listing_of_sixteen_megabytes() {
+    let description = "d".repeat(8_000);
+    let mut flood = b"+OK\r\n".to_vec();
+    for i in 0..2_000 {
+        flood.extend_from_slice(format!("x-{i} {description}\r\n").as_bytes());
+    }
+    flood.extend_from_slice(b".\r\n");
+    let mut s = logged_in(
+        plain(),
+        login_steps_then(vec![
+            Step::expect_line("LANG"),
+            Step::Send(flood),
+            Step::expect_line("NOOP"),
+            Step::send_line("+OK still here"),
+            Step::expect_line("QUIT"),
+            Step::send_line("+OK bye"),
+        ]),
+    );
+    expect_failed(
+        s.command(Command::Lang(None)),
+        ProtocolError::ListingTooLarge { limit: 8 * MIB },
+        "a LANG listing of 16 MB",
+    );
+    expect_ok(s.command(Command::Noop), "noop after the flood");
+    expect_ok(s.command(Command::Quit), "quit");
+    finish_logged_in(s).1.expect("script followed");
+}
+
 /// Numbers of 2^64 and more in STAT, LIST and LIST n:
 /// `Failed(Malformed("number too large"))`, and the session goes on.
 #[test]

@@ -158,6 +158,18 @@ impl Session {
         }
     }
 
+    /// Logs in with `credentials` of the caller's making and `method`.
+    pub(crate) fn login_with_credentials(
+        &mut self,
+        credentials: Credentials,
+        method: AuthMethod,
+    ) -> Outcome {
+        match self.client.login_with(credentials, method) {
+            Ok(handle) => self.run(handle),
+            Err(e) => Outcome::Refused(e),
+        }
+    }
+
     /// Logs in with a mechanism of the caller's own, as a driver's `auth` does.
     pub(crate) fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Outcome {
         match self

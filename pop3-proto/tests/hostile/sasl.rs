@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use pop3_proto::sasl::{Mechanism, SaslError, Scram};
-use pop3_proto::{AuthMethod, Command, ProtocolError, ResponseCode, Secret};
+use pop3_proto::{AuthMethod, Command, Credentials, ProtocolError, ResponseCode, Secret};
 
 use crate::peer::{show, Step};
 use crate::{
@@ -45,6 +45,66 @@ fn server_first(iterations: &str) -> String {
 
 fn challenge(message: &str) -> Step {
     Step::send_line(&format!("+ {}", b64(message.as_bytes())))
+}
+
+/// RFC 7677: an iteration count below 4096 is refused by default
+/// (`Failed(Sasl(IterationCountBelowMinimum))`, `*` before any key is
+/// derived); `Credentials::scram_min_iterations` lowers the bar, and then
+/// the same count is answered with the client's proof.
+#[test]
+fn scram_iteration_count_below_the_minimum() {
+    let credentials = || Credentials::new(SCRAM_USER, SCRAM_PASSWORD).scram_nonce(SCRAM_NONCE);
+    for count in [1u32, 1024, 4095] {
+        let what = format!("SCRAM i={count}, default minimum");
+        let mut s = greeted(
+            plain(),
+            vec![
+                Step::send_line(GREETING),
+                Step::expect_line(&scram_auth_line()),
+                challenge(&server_first(&count.to_string())),
+                Step::expect_line("*"),
+                Step::send_line("-ERR cancelled"),
+                Step::expect_line("QUIT"),
+                Step::send_line("+OK bye"),
+            ],
+        );
+        expect_failed(
+            s.login_with_credentials(credentials(), AuthMethod::ScramSha1),
+            ProtocolError::Sasl(SaslError::IterationCountBelowMinimum {
+                count,
+                minimum: 4096,
+            }),
+            &what,
+        );
+        expect_ok(s.command(Command::Quit), &what);
+        let (sent, result) = s.finish();
+        result.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(
+            sent,
+            format!("{}\r\n*\r\nQUIT\r\n", scram_auth_line()).as_bytes(),
+            "{what}"
+        );
+    }
+
+    let what = "SCRAM i=1024, minimum lowered to 1024";
+    let mut s = greeted(
+        plain(),
+        vec![
+            Step::send_line(GREETING),
+            Step::expect_line(&scram_auth_line()),
+            challenge(&server_first("1024")),
+            // The RFC 5802 vector's exchange, recomputed for 1024 iterations.
+            Step::expect_line(&b64(
+                b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=ZkeY8lm7VkiL6BqEPvK9lfoIrUE=",
+            )),
+            Step::send_line("-ERR [AUTH] no"),
+        ],
+    );
+    let outcome = s.login_with_credentials(
+        credentials().scram_min_iterations(1024),
+        AuthMethod::ScramSha1,
+    );
+    expect_server(outcome, Some(ResponseCode::Auth), what);
 }
 
 /// A 1 MiB challenge to AUTH LOGIN: fatal `LineTooLong` at once; neither the

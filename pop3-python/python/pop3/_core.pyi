@@ -150,6 +150,7 @@ class Client:
         pipeline_window: Optional[int] = None,
         max_line_len: Optional[int] = None,
         max_listing_lines: Optional[int] = None,
+        max_listing_bytes: Optional[int] = None,
         max_body_line_len: Optional[int] = None,
         read_size: Optional[int] = None,
         trace: bool = False,

@@ -21,7 +21,14 @@ certificates and host names are verified.
 
 Timeouts: ``timeout`` bounds connecting, the TLS handshake and each wait for
 the server. When it expires, :class:`asyncio.TimeoutError` is raised and the
-connection is closed.
+connection is closed. It is an idle limit: a server that trickles a byte now
+and then never trips it. ``session_timeout`` is the overall deadline: counted
+from the start of :func:`connect`, it bounds every later wait too, and is
+checked before each read, so such a server is stopped when it expires:
+:class:`SessionTimeout` (an :class:`asyncio.TimeoutError`) is raised and the
+connection is closed. The Rust transports default it to an hour; here it is
+off unless given. (``asyncio.timeout(seconds)`` around your own code does the
+same; close the connection when it fires.)
 
 Cancellation: cancelling a task that is waiting for a reply leaves the
 connection usable. The abandoned command's reply (or the rest of an abandoned
@@ -37,6 +44,9 @@ import ssl as _ssl
 import warnings
 from typing import (
     IO,
+    Any,
+    Awaitable,
+    Callable,
     AsyncIterator,
     Deque,
     Dict,
@@ -78,7 +88,12 @@ from . import (
     UsageError,
 )
 
-__all__ = ["connect", "Connection", "MessageReader"]
+__all__ = ["connect", "Connection", "MessageReader", "SessionTimeout"]
+
+
+class SessionTimeout(asyncio.TimeoutError):
+    """The session ran past its overall time limit (``session_timeout``),
+    however busy the server kept it. The connection is closed."""
 
 POP3_PORT = 110
 POP3_SSL_PORT = 995
@@ -290,12 +305,15 @@ class Connection:
         host: str,
         ssl_context: Optional[_ssl.SSLContext],
         timeout: Optional[float],
+        deadline: Optional[float] = None,
     ) -> None:
         self._protocol = protocol
         self._client = client
         self._host = host
         self._ssl_context = ssl_context
         self._timeout = timeout
+        #: The event loop's time when the session's overall limit runs out.
+        self._deadline = deadline
         self._abandoned: Set[int] = set()
         self._reader: Optional[MessageReader] = None
         self._closed_reason: Optional[str] = None
@@ -338,6 +356,32 @@ class Connection:
         if transport is not None:
             transport.abort() if reason != "quit" else transport.close()
 
+    def _limit(self) -> Tuple[Optional[float], bool]:
+        """How long the next wait may take: the idle limit, or what remains
+        of the session when that is shorter (then ``True``). Raises
+        :class:`SessionTimeout` once the deadline has passed."""
+        if self._deadline is None:
+            return self._timeout, False
+        remaining = self._deadline - asyncio.get_running_loop().time()
+        if remaining <= 0:
+            self._close_transport("session timed out")
+            raise SessionTimeout("the session ran past its overall time limit")
+        if self._timeout is None or remaining < self._timeout:
+            return remaining, True
+        return self._timeout, False
+
+    async def _bounded(self, wait: Callable[[Optional[float]], Awaitable[Any]]) -> Any:
+        """Runs the wait made by ``wait(limit)`` within :meth:`_limit`;
+        the session's deadline firing is :class:`SessionTimeout`."""
+        limit, is_deadline = self._limit()
+        try:
+            return await wait(limit)
+        except asyncio.TimeoutError:
+            if is_deadline:
+                self._close_transport("session timed out")
+                raise SessionTimeout("the session ran past its overall time limit") from None
+            raise
+
     async def _flush(self) -> None:
         data = self._client.data_to_send()
         if data:
@@ -345,7 +389,7 @@ class Connection:
             if transport is None or transport.is_closing():
                 raise ConnectionError("connection lost")
             transport.write(data)
-            await self._protocol.drain(self._timeout)
+            await self._bounded(self._protocol.drain)
 
     async def _start_tls(self) -> None:
         # Bytes that came with or after the +OK to STLS, before the handshake,
@@ -362,14 +406,16 @@ class Connection:
             protocol._read_paused = False
             protocol.transport.resume_reading()
         try:
-            transport = await asyncio.wait_for(
-                loop.start_tls(
-                    protocol.transport,  # type: ignore[arg-type]
-                    protocol,
-                    context,
-                    server_hostname=self._host,
-                ),
-                self._timeout,
+            transport = await self._bounded(
+                lambda limit: asyncio.wait_for(
+                    loop.start_tls(
+                        protocol.transport,  # type: ignore[arg-type]
+                        protocol,
+                        context,
+                        server_hostname=self._host,
+                    ),
+                    limit,
+                )
             )
         except BaseException as exc:
             self._close_transport(f"TLS handshake failed: {exc!r}")
@@ -391,11 +437,14 @@ class Connection:
             if isinstance(event, NeedData):
                 await self._flush()
                 if protocol.chunks:
+                    # Checked here too: a server that never pauses never
+                    # makes a read wait.
+                    self._limit()
                     data = protocol.chunks.popleft()
                     protocol.size -= len(data)
                 else:
                     try:
-                        data = await protocol.read(self._timeout)
+                        data = await self._bounded(protocol.read)
                     except asyncio.TimeoutError:
                         self._close_transport("timed out")
                         raise
@@ -741,45 +790,64 @@ async def connect(
     tls: str = "implicit",
     ssl_context: Optional[_ssl.SSLContext] = None,
     timeout: Optional[float] = 60.0,
+    session_timeout: Optional[float] = None,
     allow_plaintext_credentials: bool = False,
     trace: bool = False,
     max_line_len: Optional[int] = None,
     max_listing_lines: Optional[int] = None,
+    max_listing_bytes: Optional[int] = None,
 ) -> Connection:
     """Opens a POP3 session and reads the greeting (and runs STLS for
     ``tls="starttls"``). ``port`` defaults to 995 for implicit TLS, else 110.
 
-    ``max_line_len`` (default 8 KiB) and ``max_listing_lines`` (default
-    1,000,000) bound what the server can make the client hold; a longer reply
+    ``max_line_len`` (default 8 KiB), ``max_listing_lines`` (default
+    100,000) and ``max_listing_bytes`` (default 8 MiB of lines in one
+    listing) bound what the server can make the client hold; a longer reply
     raises :class:`pop3.ProtocolError` and the session goes on. ``trace=True``
-    records the wire lines (secrets redacted) in :attr:`Connection.trace`."""
+    records the wire lines (secrets redacted) in :attr:`Connection.trace`.
+
+    ``timeout`` bounds each wait for the server (an idle limit);
+    ``session_timeout`` (default none) bounds the whole session from this
+    call on, however busy the server keeps it, and raises
+    :class:`SessionTimeout` when it runs out."""
     if tls not in ("implicit", "starttls", "none"):
         raise UsageError(f"tls must be 'implicit', 'starttls' or 'none', not {tls!r}")
     if port is None:
         port = POP3_SSL_PORT if tls == "implicit" else POP3_PORT
     loop = asyncio.get_running_loop()
+    deadline = None if session_timeout is None else loop.time() + session_timeout
     protocol = _Protocol(loop)
     context = None
     if tls != "none":
         context = ssl_context or _ssl.create_default_context()
-    await asyncio.wait_for(
-        loop.create_connection(
-            lambda: protocol,
-            host,
-            port,
-            ssl=context if tls == "implicit" else None,
-            server_hostname=host if tls == "implicit" else None,
-        ),
-        timeout,
-    )
+    connect_limit = timeout
+    deadline_first = session_timeout is not None and (timeout is None or session_timeout < timeout)
+    if deadline_first:
+        connect_limit = session_timeout
+    try:
+        await asyncio.wait_for(
+            loop.create_connection(
+                lambda: protocol,
+                host,
+                port,
+                ssl=context if tls == "implicit" else None,
+                server_hostname=host if tls == "implicit" else None,
+            ),
+            connect_limit,
+        )
+    except asyncio.TimeoutError:
+        if deadline_first:
+            raise SessionTimeout("the session ran past its overall time limit") from None
+        raise
     client = Client(
         encrypted=tls == "implicit",
         allow_plaintext_credentials=allow_plaintext_credentials,
         trace=trace,
         max_line_len=max_line_len,
         max_listing_lines=max_listing_lines,
+        max_listing_bytes=max_listing_bytes,
     )
-    conn = Connection(protocol, client, host, context, timeout)
+    conn = Connection(protocol, client, host, context, timeout, deadline)
     try:
         await conn._read_greeting()
         if tls == "starttls":

@@ -98,7 +98,7 @@ class POP3:
     #: Longest reply line accepted, CRLF excluded.
     max_line_len = 8 * 1024
     #: Most lines accepted in a LIST or UIDL listing.
-    max_listing_lines = 1_000_000
+    max_listing_lines = 100_000
 
     def __init__(
         self,

@@ -6,40 +6,122 @@
 use std::future::poll_fn;
 use std::io;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pop3_proto::{Action, Direction, Event, Handle, Reply, TraceLine};
 
 use super::Connection;
 use crate::runtime::{IoStream, Runtime};
-use crate::{Error, Phase, Result};
+use crate::{Error, Phase, Result, Timeouts};
+
+/// The session's overall deadline ([`Timeouts::session`](crate::Timeouts::session)):
+/// when it started, and when it ends (`None`: never).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SessionDeadline {
+    started: Instant,
+    ends: Option<Instant>,
+}
+
+/// The shortest time limit a blocking socket accepts (zero means "never").
+const SHORTEST_SOCKET_LIMIT: Duration = Duration::from_millis(1);
+
+impl SessionDeadline {
+    /// A session that starts now and may last `limit`.
+    pub(crate) fn starting_now(limit: Option<Duration>) -> Self {
+        SessionDeadline::since(Instant::now(), limit)
+    }
+
+    /// A session that started at `started` and may last `limit` (a limit
+    /// too far away to represent is no limit).
+    pub(crate) fn since(started: Instant, limit: Option<Duration>) -> Self {
+        SessionDeadline {
+            started,
+            ends: limit.and_then(|limit| started.checked_add(limit)),
+        }
+    }
+
+    /// The same start with another limit (the caller changed the time limits).
+    pub(crate) fn with_limit(self, limit: Option<Duration>) -> Self {
+        SessionDeadline::since(self.started, limit)
+    }
+
+    /// What remains of the session, `None` without a deadline.
+    fn remaining(&self) -> Option<Duration> {
+        self.ends
+            .map(|ends| ends.saturating_duration_since(Instant::now()))
+    }
+
+    /// `Err(Timeout(Session))` once the deadline has passed.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.remaining() {
+            Some(remaining) if remaining.is_zero() => Err(Error::Timeout(Phase::Session)),
+            _ => Ok(()),
+        }
+    }
+
+    /// The limit a step of `phase` with its own `limit` really has: the
+    /// shorter of that and what remains of the session, with the phase to
+    /// report when it runs out.
+    pub(crate) fn bound(&self, phase: Phase, limit: Option<Duration>) -> (Phase, Option<Duration>) {
+        match (self.remaining(), limit) {
+            (Some(remaining), Some(limit)) if limit <= remaining => (phase, Some(limit)),
+            (Some(remaining), _) => (Phase::Session, Some(remaining)),
+            (None, limit) => (phase, limit),
+        }
+    }
+
+    /// [`SessionDeadline::bound`] for a limit a blocking socket keeps itself,
+    /// which must not be zero.
+    pub(crate) fn bound_socket(&self, limit: Option<Duration>) -> Option<Duration> {
+        let (_, limit) = self.bound(Phase::Read, limit);
+        limit.map(|limit| limit.max(SHORTEST_SOCKET_LIMIT))
+    }
+
+    /// A time-out reported by a step of `phase` (a blocking socket's limit,
+    /// or the runtime's timer): the session's when its deadline has passed.
+    pub(crate) fn blame(&self, error: Error) -> Error {
+        match error {
+            Error::Timeout(_) if self.check().is_err() => Error::Timeout(Phase::Session),
+            other => other,
+        }
+    }
+}
 
 /// The timer of the I/O step in progress: armed when a read or write has to
-/// wait, disarmed whenever one makes progress.
+/// wait (for the step's idle limit or what remains of the session, whichever
+/// is shorter), disarmed whenever one makes progress.
 pub(super) struct Deadline<R> {
     timer: R,
-    armed: Option<Phase>,
+    /// The step waiting, and the phase to report when the timer fires.
+    armed: Option<(Phase, Phase)>,
 }
 
 impl<R: Runtime> Deadline<R> {
     /// The I/O step `phase` has to wait: `Ready(Err(Timeout))` once it has
-    /// waited `limit` without progress, else `Pending` (with a wake-up set).
+    /// waited `limit` without progress or the session's deadline has come,
+    /// else `Pending` (with a wake-up set).
     fn poll(
         &mut self,
         cx: &mut Context<'_>,
         phase: Phase,
         limit: Option<Duration>,
+        session: &SessionDeadline,
     ) -> Poll<Result<()>> {
-        let Some(limit) = limit else {
-            return Poll::Pending;
+        let fires_as = match self.armed {
+            Some((armed, fires_as)) if armed == phase => fires_as,
+            _ => {
+                let (fires_as, limit) = session.bound(phase, limit);
+                let Some(limit) = limit else {
+                    return Poll::Pending;
+                };
+                self.timer.reset(limit);
+                self.armed = Some((phase, fires_as));
+                fires_as
+            }
         };
-        if self.armed != Some(phase) {
-            self.timer.reset(limit);
-            self.armed = Some(phase);
-        }
         if self.timer.poll_elapsed(cx).is_ready() {
             self.armed = None;
-            return Poll::Ready(Err(Error::Timeout(phase)));
+            return Poll::Ready(Err(Error::Timeout(fires_as)));
         }
         Poll::Pending
     }
@@ -162,6 +244,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             return Poll::Ready(Ok(()));
         }
         let limit = self.options.timeouts.write;
+        if let Err(error) = self.before_io() {
+            return Poll::Ready(Err(error));
+        }
         while self.out_pos < self.out.len() {
             match self.stream.poll_write(cx, &self.out[self.out_pos..]) {
                 Poll::Ready(Ok(0)) => {
@@ -171,8 +256,10 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                     self.out_pos += n;
                     self.deadline.progress();
                 }
-                Poll::Ready(Err(error)) => return Poll::Ready(Err(from_io(error, Phase::Write))),
-                Poll::Pending => return self.deadline.poll(cx, Phase::Write, limit),
+                Poll::Ready(Err(error)) => {
+                    return Poll::Ready(Err(self.io_error(error, Phase::Write)))
+                }
+                Poll::Pending => return self.deadline.poll(cx, Phase::Write, limit, &self.session),
             }
         }
         match self.stream.poll_flush(cx) {
@@ -182,8 +269,8 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                 self.out_pos = 0;
                 Poll::Ready(Ok(()))
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, Phase::Write))),
-            Poll::Pending => self.deadline.poll(cx, Phase::Write, limit),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(self.io_error(error, Phase::Write))),
+            Poll::Pending => self.deadline.poll(cx, Phase::Write, limit, &self.session),
         }
     }
 
@@ -194,6 +281,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         } else {
             Phase::Read
         };
+        if let Err(error) = self.before_io() {
+            return Poll::Ready(Err(error));
+        }
         match self.stream.poll_read(cx, self.client.input_buffer()) {
             Poll::Ready(Ok(n)) => {
                 self.deadline.progress();
@@ -208,9 +298,38 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
                 cx.waker().wake_by_ref();
                 Poll::Pending
             }
-            Poll::Ready(Err(error)) => Poll::Ready(Err(from_io(error, phase))),
-            Poll::Pending => self.deadline.poll(cx, phase, self.options.timeouts.read),
+            Poll::Ready(Err(error)) => Poll::Ready(Err(self.io_error(error, phase))),
+            Poll::Pending => {
+                let limit = self.options.timeouts.read;
+                self.deadline.poll(cx, phase, limit, &self.session)
+            }
         }
+    }
+
+    /// Before each read or write: the session's deadline has not passed
+    /// (a server that never pauses never waits for a timer), and a blocking
+    /// socket, which keeps time itself, waits no longer than what remains of
+    /// the session. Its limits change only once that is shorter than
+    /// its idle limits, in the session's last minute by default.
+    fn before_io(&mut self) -> Result<()> {
+        self.session.check()?;
+        let Timeouts { read, write, .. } = self.options.timeouts;
+        let (read_phase, _) = self.session.bound(Phase::Read, read);
+        let (write_phase, _) = self.session.bound(Phase::Write, write);
+        if read_phase == Phase::Session || write_phase == Phase::Session {
+            let (read, write) = (
+                self.session.bound_socket(read),
+                self.session.bound_socket(write),
+            );
+            self.stream.set_timeouts(read, write).map_err(Error::Io)?;
+        }
+        Ok(())
+    }
+
+    /// An I/O error of a step of `phase`, as the error to return: a socket's
+    /// time-out is the session's once its deadline has passed.
+    fn io_error(&self, error: io::Error, phase: Phase) -> Error {
+        self.session.blame(from_io(error, phase))
     }
 
     /// [`Connection::poll_drive`] as a future.

@@ -1,10 +1,11 @@
-//! Certificates: after STLS (unknown CA, expired, self-signed) and pinned by
-//! fingerprint (implicit TLS, STLS, through a proxy).
+//! Certificates: after STLS (unknown CA, expired, self-signed), pinned by
+//! fingerprint (implicit TLS, STLS, through a proxy), and a trusted
+//! self-signed server certificate that is no authority for others.
 
 use pop3_transport::{FingerprintMismatch, Sha256Fingerprint, TlsOptions};
 
 use super::*;
-use crate::pki::{rustls_server_config, CertKey};
+use crate::pki::{rustls_server_config, self_signed_server_and_forgery, CertKey};
 use crate::scenarios::{connect_in, proxy_url, Mode};
 use crate::socks5::{Socks5Config, Socks5Server};
 
@@ -160,4 +161,63 @@ pub async fn wrong_fingerprint_pin<T: Transport>(t: &T) {
         }
     }
     assert_eq!(proxy.requests().len(), 2, "both proxied attempts used it");
+}
+
+/// A CA file that holds a server's self-signed certificate (CA:TRUE, as
+/// `openssl req -x509` makes it, naming `shared.example`) trusts that
+/// certificate alone: a certificate for `localhost` signed with that
+/// server's key is refused with `UnknownIssuer` before any POP3 byte; the
+/// server's own certificate, as the control, connects.
+pub async fn trusted_self_signed_certificate_is_no_authority<T: Transport>(t: &T) {
+    let (shared, forged) = self_signed_server_and_forgery();
+    let trusting_shared = || {
+        opts().tls(
+            TlsOptions::new()
+                .trust_roots(pop3_transport::TrustRoots::OnlyGiven)
+                .add_root_pem(shared.cert_pem.as_bytes())
+                .expect("valid PEM"),
+        )
+    };
+    let server = script(vec![
+        Step::StartTls(rustls_server_config(&forged)),
+        Step::ExpectClose,
+    ]);
+    let e = expect_connect_err(
+        t.connect_tls("localhost", port(&server), &trusting_shared())
+            .await,
+        "a certificate signed by a trusted server's key",
+    );
+    assert!(
+        matches!(
+            e,
+            Error::Tls(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer
+            ))
+        ),
+        "{e:?}"
+    );
+    let (received, _) = finish(server);
+    assert!(
+        !received.windows(4).any(|w| w == b"QUIT"),
+        "{}",
+        show(&received)
+    );
+
+    let server = script(vec![
+        Step::StartTls(rustls_server_config(&shared)),
+        Step::send_line(GREETING),
+        Step::expect_line("QUIT"),
+        Step::send_line("+OK bye"),
+    ]);
+    let s = expect_ok(
+        t.connect_tls(
+            "127.0.0.1",
+            port(&server),
+            &trusting_shared().server_name("shared.example"),
+        )
+        .await,
+        "the trusted certificate itself",
+    );
+    expect_ok(s.quit().await, "quit");
+    finish(server).1.expect("script followed");
 }

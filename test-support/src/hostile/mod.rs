@@ -12,7 +12,7 @@
 //! test_support::hostile_tests!(Blocking);
 //! ```
 //!
-//! The cases live in one file per section ([`stls`], [`capabilities`],
+//! The cases live in one file per section ([`stls`], [`capabilities`], [`deadlines`],
 //! [`certificates`], [`floods`], [`termination`], [`proxy`]). Every
 //! `pub async fn name<T: Transport>(t: &T)` of a section file is a case:
 //! `build.rs` lists them, and the macro makes one `#[test]` per case, named
@@ -52,6 +52,7 @@ use crate::scripted::{show, ScriptConfig, ScriptedServer, Step};
 
 pub mod capabilities;
 pub mod certificates;
+pub mod deadlines;
 pub mod floods;
 pub mod proxy;
 pub mod stls;
