@@ -141,12 +141,7 @@ fn read_uids(path: &Path, default_time: u64) -> io::Result<Vec<(String, u64)>> {
 /// short by a crash (no `\n`) is ignored.
 pub(crate) fn parse_uids(bytes: &[u8], default_time: u64) -> Vec<(String, u64)> {
     let mut uids = Vec::new();
-    let mut lines = bytes.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        if lines.peek().is_none() {
-            // After the last '\n': empty, or an append cut short.
-            break;
-        }
+    for line in whole_lines(bytes) {
         let line = String::from_utf8_lossy(line);
         // UIDs are printable ASCII without spaces (RFC 1939).
         let (uid, time) = match line.split_once(' ') {
@@ -158,6 +153,18 @@ pub(crate) fn parse_uids(bytes: &[u8], default_time: u64) -> Vec<(String, u64)> 
         }
     }
     uids
+}
+
+/// The lines of a file this command appends to, without what follows the
+/// last `\n` (nothing, or a write a crash cut short).
+fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let complete = bytes
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map(|end| &bytes[..end]);
+    complete
+        .into_iter()
+        .flat_map(|text| text.split(|&b| b == b'\n'))
 }
 
 /// A state file's text for `uids`: what [`parse_uids`] reads back.
@@ -349,12 +356,7 @@ pub(crate) fn read_maildir_intent(path: &Path) -> io::Result<Vec<(String, String
 /// joined to the Maildir's `new/`.
 pub(crate) fn parse_maildir_intent(bytes: &[u8]) -> Vec<(String, String)> {
     let mut entries = Vec::new();
-    let mut lines = bytes.split(|&b| b == b'\n').peekable();
-    while let Some(line) = lines.next() {
-        if lines.peek().is_none() {
-            // After the last '\n': empty, or a write cut short.
-            break;
-        }
+    for line in whole_lines(bytes) {
         let line = String::from_utf8_lossy(line);
         if let Some((uid, name)) = line.split_once(' ') {
             if !uid.is_empty() && name.starts_with("pop3-") && !name.contains([' ', '/', '\0']) {

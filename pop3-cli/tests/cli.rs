@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 use test_support::dovecot::{unique_user, Dovecot, Mailbox};
 use test_support::scripted::{ScriptConfig, ScriptedServer, Step};
 
+mod common;
+use common::{assert_code, run, stderr, summary};
+
 const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
 const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
 
@@ -61,25 +64,6 @@ fn dovecot_pop3(mailbox: &Mailbox, runtime: &str) -> Command {
         .arg("--ca-file")
         .arg(ca_file());
     command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("run pop3")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stderr: {}\nstdout: {}",
-        stderr(output),
-        String::from_utf8_lossy(&output.stdout)
-    );
 }
 
 /// A CRLF message with lines that need dot-stuffing and mbox quoting, about
@@ -401,10 +385,6 @@ fn fetch(mailbox: &Mailbox, runtime: &str, maildir: &Path, extra: &[&str]) -> Ou
         .args(["--json", "fetch", "--maildir"])
         .arg(maildir)
         .args(extra))
-}
-
-fn summary(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).expect("json summary")
 }
 
 #[test]

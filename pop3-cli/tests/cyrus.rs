@@ -7,11 +7,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use test_support::cyrus::{Cyrus, CyrusMailbox};
 use test_support::dovecot::unique_user;
+
+mod common;
+use common::run;
 
 const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
 const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
@@ -49,10 +52,6 @@ fn pop3(mailbox: &CyrusMailbox, scheme: &str, port: u16, runtime: &str) -> Comma
         .arg("--ca-file")
         .arg(ca_file());
     command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("run pop3")
 }
 
 #[test]

@@ -6,10 +6,13 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use test_support::scripted::{ScriptConfig, ScriptedServer, Step};
 use test_support::socks5::{Socks5Config, Socks5Server};
+
+mod common;
+use common::{assert_code, stderr};
 
 const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
 
@@ -34,21 +37,6 @@ fn scripted_pop3(server: &ScriptedServer) -> Command {
         .args(["--tls", "none", "--allow-plaintext-credentials"])
         .args(["--user", "alice", "--password-env", PASSWORD_VAR]);
     command
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stderr: {}\nstdout: {}",
-        stderr(output),
-        String::from_utf8_lossy(&output.stdout)
-    );
 }
 
 fn login_steps() -> Vec<Step> {

@@ -15,6 +15,9 @@ use test_support::provider_scenarios::{provider_messages, token, TOKEN_LENGTHS};
 use test_support::providers::{Provider, ProviderServer, SessionLog, GMAIL_SCOPE};
 use test_support::TestPki;
 
+mod common;
+use common::{run, stderr};
+
 const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
 const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
 const MS_USER: &str = "megan.bowen@contoso.onmicrosoft.com";
@@ -60,14 +63,6 @@ fn pop3(server: &ProviderServer, user: &str, secret: &str, state: &Path, runtime
 
 fn start(provider: Provider) -> ProviderServer {
     provider.timeout(Duration::from_secs(10)).start()
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("run pop3")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[track_caller]

@@ -13,6 +13,9 @@ use test_support::dovecot::{unique_user, Dovecot, DovecotOptions, Mailbox};
 use test_support::pki::{certificate_named, rustls_server_config, HomemadeCerts};
 use test_support::scripted::{ScriptedServer, Step};
 
+mod common;
+use common::{assert_code, run, stderr, stdout};
+
 const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
 const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
 
@@ -27,29 +30,6 @@ fn pop3() -> Command {
         .env_remove("SSL_CERT_DIR")
         .stdin(Stdio::null());
     command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("run pop3")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stderr: {}\nstdout: {}",
-        stderr(output),
-        stdout(output)
-    );
 }
 
 #[track_caller]

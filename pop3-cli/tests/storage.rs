@@ -4,10 +4,13 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
 use test_support::scripted::{ScriptConfig, ScriptedServer, Step};
+
+mod common;
+use common::{assert_code, run, stderr, summary};
 
 const PASSWORD_VAR: &str = "POP3_STORAGE_TEST_PASSWORD";
 
@@ -31,29 +34,6 @@ fn fetch(server: &ScriptedServer, args: &[&str]) -> Command {
         .arg("fetch")
         .args(args);
     command
-}
-
-fn run(command: &mut Command) -> Output {
-    command.output().expect("run pop3")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_code(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stderr: {}\nstdout: {}",
-        stderr(output),
-        String::from_utf8_lossy(&output.stdout)
-    );
-}
-
-fn summary(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).expect("--json summary")
 }
 
 /// A CRLF message of about `size` bytes.

@@ -332,19 +332,9 @@ mod tests {
     /// The whole-message conversion the streaming one must equal, at every
     /// split, From line aside.
     fn reference(message: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        let body = message.strip_suffix(b"\n").unwrap_or(message);
-        for line in body.split(|&b| b == b'\n') {
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            let unquoted = line.iter().position(|&b| b != b'>').map(|i| &line[i..]);
-            if unquoted.is_some_and(|rest| rest.starts_with(b"From ")) {
-                out.push(b'>');
-            }
-            out.extend_from_slice(line);
-            out.push(b'\n');
-        }
-        out.push(b'\n');
-        out
+        let entry = crate::deliver::mbox::mbox_entry(message, std::time::UNIX_EPOCH);
+        let from_line = entry.iter().position(|&b| b == b'\n').map_or(0, |i| i + 1);
+        entry[from_line..].to_vec()
     }
 
     fn built(dir: &Path, chunks: &[&[u8]]) -> Vec<u8> {
