@@ -61,6 +61,33 @@ pub(crate) struct State {
     _lock: File,
 }
 
+/// The time a UID is given when the server listed nothing (an empty
+/// mailbox, or a passing fault): it is kept, so that a mailbox back from a
+/// fault is not fetched again, but it no longer proves that the message now
+/// listed under it is the one stored (RFC 1939 lets a server reuse the UID
+/// of a deleted message). Such a UID is never a reason to delete; a fetch
+/// that deletes downloads its message again first (a Maildir recognises
+/// the same content).
+pub(crate) const UNVERIFIED: u64 = 0;
+
+/// One entry per UID, in the order first stored: a UID recorded again
+/// after it became [`UNVERIFIED`] takes its new time.
+fn merge_lines(all: Vec<(String, u64)>) -> Vec<(String, u64)> {
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(all.len());
+    let mut uids: Vec<(String, u64)> = Vec::with_capacity(all.len());
+    for (uid, time) in all {
+        match at.get(&uid) {
+            Some(&i) if uids[i].1 == UNVERIFIED => uids[i].1 = time,
+            Some(_) => {}
+            None => {
+                at.insert(uid.clone(), uids.len());
+                uids.push((uid, time));
+            }
+        }
+    }
+    uids
+}
+
 /// Seconds since 1970, now.
 pub(crate) fn now() -> u64 {
     SystemTime::now()
@@ -219,11 +246,8 @@ impl State {
             all.extend(read_uids(old, started).map_err(ctx)?);
             written_before = written_before.max(modified(old).map_err(ctx)?);
         }
-        let mut known = HashMap::with_capacity(all.len());
-        let uids: Vec<(String, u64)> = all
-            .into_iter()
-            .filter(|(u, t)| known.insert(u.clone(), *t).is_none())
-            .collect();
+        let uids = merge_lines(all);
+        let known: HashMap<String, u64> = uids.iter().cloned().collect();
         write_atomically(path, &uids).map_err(ctx)?;
         if !legacy.is_empty() {
             // Only once the merged file is durable.
@@ -251,6 +275,26 @@ impl State {
         self.known.contains_key(uid)
     }
 
+    /// Whether `uid` was fetched before and not [`UNVERIFIED`] since: only
+    /// then does it vouch for the message listed under it.
+    pub(crate) fn is_verified(&self, uid: &str) -> bool {
+        self.known.get(uid).is_some_and(|&t| t != UNVERIFIED)
+    }
+
+    /// Marks every UID [`UNVERIFIED`] (the server listed nothing), with one
+    /// atomic rewrite; nothing to do when none is verified.
+    pub(crate) fn mark_unverified(&mut self) -> io::Result<()> {
+        if !self.uids.iter().any(|(_, t)| *t != UNVERIFIED) {
+            return Ok(());
+        }
+        let uids: Vec<(String, u64)> = self
+            .uids
+            .iter()
+            .map(|(u, _)| (u.clone(), UNVERIFIED))
+            .collect();
+        self.replace(uids)
+    }
+
     /// When `uid` was first stored (seconds since 1970).
     pub(crate) fn first_stored(&self, uid: &str) -> Option<u64> {
         self.known.get(uid).copied()
@@ -270,7 +314,7 @@ impl State {
         let mut text = Vec::new();
         let mut added = Vec::new();
         for uid in uids {
-            if self.known.contains_key(uid) || added.iter().any(|u: &String| u == uid) {
+            if self.is_verified(uid) || added.iter().any(|u: &String| u == uid) {
                 continue;
             }
             text.extend_from_slice(format!("{uid} {time}\n").as_bytes());
@@ -283,8 +327,14 @@ impl State {
         crate::crash::at("appended");
         self.journal.sync_data()?;
         for uid in added {
-            self.known.insert(uid.clone(), time);
-            self.uids.push((uid, time));
+            if self.known.insert(uid.clone(), time).is_some() {
+                // Verified again: the appended line takes over (`merge_lines`).
+                if let Some(entry) = self.uids.iter_mut().find(|(u, _)| *u == uid) {
+                    entry.1 = time;
+                }
+            } else {
+                self.uids.push((uid, time));
+            }
         }
         Ok(())
     }
@@ -292,6 +342,10 @@ impl State {
     /// Rewrites the file atomically with only the UIDs `keep` accepts.
     pub(crate) fn retain(&mut self, keep: impl Fn(&str) -> bool) -> io::Result<()> {
         let uids: Vec<(String, u64)> = self.uids.iter().filter(|(u, _)| keep(u)).cloned().collect();
+        self.replace(uids)
+    }
+
+    fn replace(&mut self, uids: Vec<(String, u64)>) -> io::Result<()> {
         write_atomically(&self.path, &uids)?;
         self.journal = OpenOptions::new().append(true).open(&self.path)?;
         self.known = uids.iter().cloned().collect();

@@ -294,6 +294,53 @@ fn an_empty_listing_forgets_nothing() {
     assert_eq!(fs::read(&delivered).expect("delivered"), m);
 }
 
+/// What an empty listing kept does not vouch for the message later listed
+/// under the same UID (RFC 1939 lets a server reuse a deleted message's
+/// UID): a fetch that deletes downloads it before deleting it.
+#[test]
+fn a_uid_kept_across_an_empty_listing_is_downloaded_before_a_deletion() {
+    let old = message("stored before the mailbox was emptied");
+    let reused = message("new message under the kept uid");
+    let mut first = login_steps();
+    first.extend(listing(&[("a", &old)]));
+    first.extend([Step::expect_line("RETR 1"), Step::Send(retr(&old))]);
+    first.extend(quit());
+    let mut empty = login_steps();
+    empty.extend(listing(&[]));
+    empty.extend(quit());
+    let mut again = login_steps();
+    again.extend(listing(&[("a", &reused)]));
+    again.extend([
+        Step::expect_line("RETR 1"),
+        Step::Send(retr(&reused)),
+        Step::expect_line("DELE 1"),
+        Step::send_line("+OK deleted"),
+    ]);
+    again.extend(quit());
+    let server = ScriptedServer::start_sessions(vec![first, empty, again], ScriptConfig::default());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let delivered = dir.path().join("delivered");
+    for delete in [false, false, true] {
+        let mut command = scripted_pop3(&server);
+        command
+            .arg("fetch")
+            .arg("--state")
+            .arg(dir.path().join("state"))
+            .arg("--mda")
+            .arg(format!("cat >> {:?}", delivered));
+        if delete {
+            command.arg("--delete");
+        }
+        let out = command.output().expect("run pop3");
+        assert_code(&out, 0);
+    }
+    server.join().expect("downloaded before deleted");
+    assert_eq!(
+        fs::read(&delivered).expect("delivered"),
+        [old.as_slice(), reused.as_slice()].concat()
+    );
+}
+
 /// The name older versions gave a Maildir file: `pop3-` and a hash of the
 /// account and the UID alone.
 fn legacy_name(account: &str, uid: &str) -> String {

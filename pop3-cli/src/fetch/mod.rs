@@ -347,7 +347,8 @@ where
     let (uids, mut to_fetch, recovered) = match &listing {
         Some(entries) => {
             summary.on_server = entries.len();
-            let new = plan::new_messages(entries, &state, deliver.as_ref());
+            let deletes = args.delete || args.keep_days.is_some();
+            let new = plan::new_messages(entries, &state, deliver.as_ref(), deletes);
             (new.uids, new.to_fetch, new.recovered)
         }
         None => {
@@ -571,14 +572,17 @@ where
     summary.deleted = deleted.len();
     summary.left_on_server = summary.on_server.saturating_sub(summary.deleted);
 
-    // The server has committed: forget UIDs it no longer has.
-    if let Some(remaining) = listing
-        .as_deref()
-        .and_then(|entries| plan::still_listed(entries, &deleted))
-    {
-        state
-            .retain(|uid| remaining.contains(uid))
-            .map_err(|e| Failure::io(format_args!("state file {}", path.display()), &e))?;
+    // The server has committed: forget UIDs it no longer has. An empty
+    // listing forgets nothing, but what it kept no longer vouches for a
+    // message (`state::UNVERIFIED`).
+    let state_failure =
+        |e: io::Error| Failure::io(format_args!("state file {}", path.display()), &e);
+    if let Some(entries) = listing.as_deref() {
+        match plan::still_listed(entries, &deleted) {
+            Some(remaining) => state.retain(|uid| remaining.contains(uid)),
+            None => state.mark_unverified(),
+        }
+        .map_err(state_failure)?;
     }
 
     if json {

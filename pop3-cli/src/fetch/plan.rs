@@ -21,11 +21,16 @@ pub(super) struct New<'a> {
 }
 
 /// What of `entries` is new, what is recorded in `state`, and what is
-/// already stored in `deliver` without being recorded.
+/// already stored in `deliver` without being recorded. A fetch that
+/// `deletes` downloads again what an [`UNVERIFIED`] UID names, so that it
+/// deletes only what it knows is stored.
+///
+/// [`UNVERIFIED`]: crate::state::UNVERIFIED
 pub(super) fn new_messages<'a>(
     entries: &'a [UidlEntry],
     state: &State,
     deliver: &dyn Deliver,
+    deletes: bool,
 ) -> New<'a> {
     let mut new = New {
         uids: HashMap::new(),
@@ -39,7 +44,7 @@ pub(super) fn new_messages<'a>(
             continue;
         }
         new.uids.insert(entry.msg, entry.uid.clone());
-        if state.contains(&entry.uid) {
+        if state.is_verified(&entry.uid) || (state.contains(&entry.uid) && !deletes) {
             continue;
         }
         if deliver.has_uid(&entry.uid) {
@@ -111,7 +116,7 @@ pub(super) fn deletable(
             entries
                 .iter()
                 .filter(|e| {
-                    state.contains(&e.uid) && old_enough(&e.uid) && seen.insert(e.uid.as_str())
+                    state.is_verified(&e.uid) && old_enough(&e.uid) && seen.insert(e.uid.as_str())
                 })
                 .map(|e| e.msg)
                 .collect()
