@@ -53,7 +53,6 @@ from typing import (
     Iterable,
     List,
     Optional,
-    Set,
     Tuple,
     Union,
     overload,
@@ -221,10 +220,12 @@ def _raise_for(event: object, msg: Optional[int] = None) -> None:
 
 
 class _Bulk:
-    """The bookkeeping of a bulk operation (``retr_many``, ``dele_many``), as
-    the Rust drivers' one helper: the commands still pending, in the order
-    asked, with their message numbers; when the caller stops early or one
-    fails, the core reads and drops the rest of their replies."""
+    """The bookkeeping of a bulk operation (``retr_many``, ``dele_many``): the
+    commands still pending, in the order asked, with their message numbers;
+    when the caller stops early or an exception ends the operation, the core
+    reads and drops the rest of their replies. (Unlike the Rust drivers,
+    which return one result per message, a failure other than ``-ERR``
+    raises here.)"""
 
     def __init__(self, conn: "Connection", msgs: List[int], handles: List[int]) -> None:
         self._conn = conn
@@ -314,7 +315,6 @@ class Connection:
         self._timeout = timeout
         #: The event loop's time when the session's overall limit runs out.
         self._deadline = deadline
-        self._abandoned: Set[int] = set()
         self._reader: Optional[MessageReader] = None
         self._closed_reason: Optional[str] = None
         self._lock = asyncio.Lock()
@@ -342,7 +342,6 @@ class Connection:
 
     def _abandon(self, handle: int) -> None:
         """The core reads the rest of this command's reply and drops it."""
-        self._abandoned.add(handle)
         self._client.discard(handle)
 
     def _check_open(self) -> None:
@@ -463,7 +462,8 @@ class Connection:
             return event
 
     async def _wait(self, handle: int) -> object:
-        """The next event of ``handle``; drops events of abandoned commands."""
+        """The next event of ``handle``. Events of other commands are
+        dropped: the core reports none for an abandoned (discarded) one."""
         try:
             await self._flush()
             while True:
@@ -473,8 +473,6 @@ class Connection:
                 h = getattr(event, "handle", None)
                 if h == handle:
                     return event
-                if h in self._abandoned and isinstance(event, _TERMINAL):
-                    self._abandoned.discard(h)
         except asyncio.CancelledError:
             self._abandon(handle)
             raise
