@@ -477,7 +477,7 @@ fn a_ca_in_the_system_store_is_trusted_by_default() {
         ("system-trusts", test_ca.clone()),
         ("system-without-the-ca", other_ca),
         ("mozilla-ignores-the-store", test_ca),
-        ("empty-store-falls-back", dir.join("missing.pem")),
+        ("missing-store-is-an-error", dir.join("missing.pem")),
     ];
     for (case, store) in cases {
         let output = Command::new(std::env::current_exe().expect("test binary"))
@@ -531,11 +531,19 @@ fn system_store_child(case: &str) {
             let tls = TlsOptions::new().trust_roots(TrustRoots::Mozilla);
             assert_sessions_refused(&target, &options(tls), unknown);
         }
-        "empty-store-falls-back" => {
-            // No certificate in the store: the Mozilla roots stand in, which
-            // know nothing of the test CA.
-            assert!(TlsOptions::new().client_config().is_ok());
-            assert_sessions_refused(&target, &options(TlsOptions::new()), unknown);
+        "missing-store-is-an-error" => {
+            // `SSL_CERT_FILE` names no file: an error that says so, never a
+            // silent fall-back to the built-in roots (issue 19 §9).
+            let error = TlsOptions::new()
+                .client_config()
+                .expect_err("a missing SSL_CERT_FILE is an error");
+            let found = match &error {
+                pop3_transport::Error::Io(e) => e
+                    .get_ref()
+                    .and_then(|e| e.downcast_ref::<pop3_transport::CertFileError>()),
+                _ => None,
+            };
+            assert!(found.is_some(), "{error:?}");
         }
         other => panic!("unknown child case {other}"),
     }
