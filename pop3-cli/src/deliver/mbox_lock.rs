@@ -8,6 +8,13 @@
 //! programs that use only that one, so all three are taken, in that order,
 //! and none is given up before the last write and its sync are done.
 //!
+//! Except flock where it is not a lock of its own: on the BSDs and macOS,
+//! and on Linux over NFS, flock is carried out as an fcntl lock on the
+//! whole file, owned by the open file rather than the process, so our own
+//! fcntl lock would make our flock wait, and the append give up after the
+//! whole wait. There flock adds nothing that fcntl does not hold already,
+//! and only the dotlock and fcntl are taken (as Postfix and Dovecot do).
+//!
 //! Waiting is bounded: each lock is tried without blocking and retried with
 //! a growing pause until [`LockWait::total`] has passed, then the append is
 //! refused (exit 75, nothing written) rather than hanging a cron job behind
@@ -95,6 +102,9 @@ impl MboxLock {
         if !got {
             return Err(busy("fcntl"));
         }
+        if !flock_is_its_own_lock(&file) {
+            return Ok(MboxLock { file, dotlock });
+        }
         let got = retry(deadline, || {
             let tried = if exclusive {
                 file.try_lock()
@@ -121,6 +131,21 @@ impl MboxLock {
     /// Keeps the dotlock from looking stale during a long append.
     pub(crate) fn touch(&self) {
         self.dotlock.touch();
+    }
+}
+
+/// Whether flock on `file` is a lock apart from fcntl: only on Linux, and
+/// not over NFS, where Linux turns flock into fcntl locks (see the module's
+/// documentation). When the file system cannot be told, it is not taken.
+fn flock_is_its_own_lock(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::fstatfs(file).is_ok_and(|fs| fs.f_type != rustix::fs::NFS_SUPER_MAGIC)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        false
     }
 }
 
@@ -483,6 +508,21 @@ mod tests {
         assert!(remove_judged(&lock, judged));
         assert!(!lock.exists());
         assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    /// On a local Linux file system flock is taken along with fcntl: a
+    /// second exclusive flock on the mbox is refused while it is held.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn flock_is_taken_where_it_is_a_lock_of_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mbox = dir.path().join("box");
+        let held = MboxLock::acquire(&mbox, open(&mbox), true, quick()).expect("taken");
+        assert!(flock_is_its_own_lock(held.file()));
+        assert!(matches!(
+            open(&mbox).try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
     }
 
     #[cfg(unix)]
