@@ -54,8 +54,6 @@ pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
 pub(crate) struct Mbox {
     path: PathBuf,
     current: Option<EntryBuilder>,
-    /// Names this process's spill files apart.
-    seq: u64,
 }
 
 impl Mbox {
@@ -64,7 +62,6 @@ impl Mbox {
         Mbox {
             path: path.to_owned(),
             current: None,
-            seq: 0,
         }
     }
 
@@ -168,17 +165,11 @@ pub(crate) fn mbox_entry(message: &[u8], received: SystemTime) -> Vec<u8> {
 
 impl Deliver for Mbox {
     fn begin(&mut self, _incoming: Incoming) -> io::Result<()> {
-        self.seq += 1;
         let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             Some(dir) => dir,
             None => Path::new("."),
         };
-        let name = self
-            .path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let spill = format!(".{name}.pop3-spill.{}.{}", std::process::id(), self.seq);
-        self.current = Some(EntryBuilder::new(dir, &spill));
+        self.current = Some(EntryBuilder::new(dir));
         Ok(())
     }
 
@@ -654,7 +645,7 @@ fcntl.lockf(f, fcntl.LOCK_UN)
 
     /// A message's entry as staged, and its bytes.
     fn staged(dir: &Path, message: &[u8]) -> (Vec<u8>, MboxStaged) {
-        let mut builder = EntryBuilder::new(dir, "spill");
+        let mut builder = EntryBuilder::new(dir);
         builder.write(message).expect("write");
         let staged = builder.finish().expect("finish");
         let bytes = staged.in_memory().expect("small").to_vec();
