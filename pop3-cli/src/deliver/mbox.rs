@@ -16,34 +16,43 @@ use crate::error::Failure;
 use crate::state::{sync_dir, State};
 
 /// Checks, before anything connects, that the mbox `path` can be appended
-/// to: a regular file, or a missing one in an existing directory.
+/// to: a regular file, or a missing one in an existing directory, and that
+/// directory writable (for the dotlock).
 pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) if meta.is_file() => writable_for_dotlock(path, dir),
         Ok(_) => Err(Failure::new(
             crate::error::Exit::IoErr,
             format!("mbox {}: not a regular file", path.display()),
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            if parent.is_dir() {
-                Ok(())
+            if dir.is_dir() {
+                writable_for_dotlock(path, dir)
             } else {
                 Err(Failure::new(
                     crate::error::Exit::IoErr,
                     format!(
                         "mbox {}: the directory {} does not exist",
                         path.display(),
-                        parent.display()
+                        dir.display()
                     ),
                 ))
             }
         }
         Err(e) => Err(Failure::io(format_args!("mbox {}", path.display()), &e)),
     }
+}
+
+/// Refuses, before anything is downloaded, an mbox whose directory `dir`
+/// cannot be written: its dotlock (`FILE.lock`) could not be created, and
+/// the fetch would find it out only with the first batch in hand.
+fn writable_for_dotlock(mbox: &Path, dir: &Path) -> Result<(), Failure> {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
+        .map_err(|e| super::mbox_lock::cannot_create_dotlock(mbox, &e.into()))
 }
 
 /// An mbox file (mboxrd): each message becomes an entry ([`EntryBuilder`]):

@@ -182,27 +182,7 @@ struct DotLock {
 impl DotLock {
     fn acquire(mbox: &Path, deadline: Instant, wait: LockWait) -> Result<DotLock, Failure> {
         let path = with_suffix(mbox, ".lock");
-        let failed = |e: io::Error| {
-            let dir = match mbox.parent().filter(|d| !d.as_os_str().is_empty()) {
-                Some(dir) => dir.display().to_string(),
-                None => ".".to_owned(),
-            };
-            let why = match e.kind() {
-                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
-                    "the directory {dir} is not writable, and mail programs lock an \
-                     mbox with a FILE.lock beside it"
-                ),
-                _ => e.to_string(),
-            };
-            Failure::new(
-                Exit::IoErr,
-                format!(
-                    "mbox {}: cannot create {}: {why}; nothing was appended",
-                    mbox.display(),
-                    path.display()
-                ),
-            )
-        };
+        let failed = |e: io::Error| cannot_create_dotlock(mbox, &e);
         let mut taken = None;
         retry(deadline, || {
             match crate::private::file_options()
@@ -250,6 +230,30 @@ impl DotLock {
             self.touched.set(Instant::now());
         }
     }
+}
+
+/// The error for a dotlock of `mbox` that cannot be created: its directory
+/// not writable is said as such, the usual cause.
+pub(crate) fn cannot_create_dotlock(mbox: &Path, e: &io::Error) -> Failure {
+    let dir = match mbox.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir.display().to_string(),
+        None => ".".to_owned(),
+    };
+    let why = match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
+            "the directory {dir} is not writable, and mail programs lock an \
+             mbox with a FILE.lock beside it"
+        ),
+        _ => e.to_string(),
+    };
+    Failure::new(
+        Exit::IoErr,
+        format!(
+            "mbox {}: cannot create {}: {why}; nothing was appended",
+            mbox.display(),
+            with_suffix(mbox, ".lock").display()
+        ),
+    )
 }
 
 /// This host's name, as written in a dotlock.
