@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::error::{Exit, Failure};
-use crate::state::{file_name_for, now};
+use crate::state::{file_name_for, now, state_dir};
 
 /// A size in bytes: `500000`, `512k`, `10M`, `1G` (k, M, G are powers of
 /// 1024; `KiB`, `MiB`, `GiB`, `kB`, `MB`, `GB` are read the same way).
@@ -281,16 +281,10 @@ fn filter_stopped(msg: u32, why: String) -> Failure {
 const MAX_LOGIN_DELAY: u64 = 3600;
 
 /// Where the time of the last login to `account` (`user@host:port`) is
-/// kept, with the server's `LOGIN-DELAY`:
-/// `$XDG_STATE_HOME/pop3/login/<account>`.
+/// kept, with the server's `LOGIN-DELAY`: `login/<account>` in the state
+/// directory ([`state_dir`]).
 fn login_file(account: &str) -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?)
-            .join(".local")
-            .join("state"),
-    };
-    Some(base.join("pop3").join("login").join(file_name_for(account)))
+    Some(state_dir()?.join("login").join(file_name_for(account)))
 }
 
 /// Refuses (exit 75) to log in to `account` before the `LOGIN-DELAY` the
@@ -333,10 +327,15 @@ pub(crate) fn remember_login(account: &str, delay: Option<u64>) {
     match delay {
         Some(delay) if delay > 0 => {
             if let Some(dir) = path.parent() {
-                let _ = fs::create_dir_all(dir);
+                let _ = crate::private::create_dir_all(dir);
             }
             let delay = delay.min(MAX_LOGIN_DELAY);
-            let _ = fs::write(&path, format!("{} {delay}\n", now()));
+            let _ = crate::private::file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .and_then(|mut file| file.write_all(format!("{} {delay}\n", now()).as_bytes()));
         }
         _ => {
             let _ = fs::remove_file(&path);

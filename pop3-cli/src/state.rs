@@ -107,6 +107,19 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Where `pop3` keeps what it remembers when no `--state` (or Maildir or
+/// mbox beside which to keep it) says otherwise: `$XDG_STATE_HOME/pop3`,
+/// or `~/.local/state/pop3`; `None` without either variable.
+pub(crate) fn state_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?)
+            .join(".local")
+            .join("state"),
+    };
+    Some(base.join("pop3"))
+}
+
 /// A file name for the account: `%XX` for everything but
 /// `[A-Za-z0-9._@:+-]` (and a leading `.`).
 pub(crate) fn file_name_for(account: &str) -> String {
