@@ -57,8 +57,9 @@ pub fn config(text: &str) {
 /// read back the same once written again (the state is rewritten at every
 /// fetch, so a UID that changed in the rewrite would be fetched again); a
 /// Maildir intent names only files this command gives (`pop3-…`, no `/`
-/// or NUL: the name is joined to the Maildir); an mbox intent line has a
-/// 64-digit hash and a UID without line break.
+/// or NUL: the name is looked up among the Maildir's file names, and must
+/// be one); an mbox intent line has a 64-digit hash and a UID without line
+/// break.
 pub fn state_files(bytes: &[u8]) {
     use crate::state::{format_uids, parse_maildir_intent, parse_uids};
 

@@ -419,8 +419,11 @@ pub(crate) fn read_maildir_intent(path: &Path) -> io::Result<Vec<(String, String
 }
 
 /// The entries (UID, file name) of a Maildir intent's bytes. Only names
-/// this command gives (`pop3-…`, no space or `/`) are taken: the name is
-/// joined to the Maildir's `new/`.
+/// this command gives (`pop3-…`, no space, `/` or NUL) are taken. A name
+/// is never opened as a path: it is only looked up among the names of the
+/// files found in `new/` and `cur/` (`Maildir::recover`), so one that is
+/// not such a name could match nothing, and is refused should it ever be
+/// made a path.
 pub(crate) fn parse_maildir_intent(bytes: &[u8]) -> Vec<(String, String)> {
     let mut entries = Vec::new();
     for line in whole_lines(bytes) {
