@@ -197,7 +197,7 @@ pub(crate) fn parse_uids(bytes: &[u8], default_time: u64) -> Vec<(String, u64)> 
 
 /// The lines of a file this command appends to, without what follows the
 /// last `\n` (nothing, or a write a crash cut short).
-fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     let complete = bytes
         .iter()
         .rposition(|&b| b == b'\n')

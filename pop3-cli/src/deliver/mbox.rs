@@ -13,7 +13,7 @@ use super::mbox_entry::{EntryBuilder, MboxStaged};
 use super::mbox_lock::{LockWait, MboxLock};
 use super::{hex, Deliver, Incoming, NotStored, Staged, Stored};
 use crate::error::Failure;
-use crate::state::{sync_dir, State};
+use crate::state::{sync_dir, whole_lines, State};
 
 /// Checks, before anything connects, that the mbox `path` can be appended
 /// to: a regular file, or a missing one in an existing directory, and that
@@ -419,8 +419,16 @@ pub(crate) fn intent_path(state: &Path) -> PathBuf {
     crate::state::with_suffix(state, ".mbox-pending")
 }
 
+/// The entries (offset, length, SHA-256, UID) of an mbox intent's bytes.
+/// What follows the last `\n` is not read: empty, or a write a crash cut
+/// short, before the intent was synced and so before anything of its batch
+/// was appended. A line that is not an entry is skipped.
+pub(crate) fn parse_intent(text: &[u8]) -> Vec<(u64, u64, &str, &str)> {
+    whole_lines(text).filter_map(parse_intent_line).collect()
+}
+
 /// One line of an intent: offset, length, SHA-256 (hex) and UID.
-pub(crate) fn parse_intent_line(line: &[u8]) -> Option<(u64, u64, &str, &str)> {
+fn parse_intent_line(line: &[u8]) -> Option<(u64, u64, &str, &str)> {
     let line = std::str::from_utf8(line).ok()?;
     let mut parts = line.splitn(4, ' ');
     let offset = parts.next()?.parse().ok()?;
@@ -485,16 +493,7 @@ pub(crate) fn recover_mbox(
     if let Some(lock) = &lock {
         let file = lock.file();
         let size = file.metadata().map_err(ctx)?.len();
-        let mut lines = text.split(|&b| b == b'\n').peekable();
-        while let Some(line) = lines.next() {
-            if lines.peek().is_none() {
-                // After the last '\n': empty, or a write cut short (before
-                // the intent was synced, so nothing of it was appended).
-                break;
-            }
-            let Some((offset, len, hash, uid)) = parse_intent_line(line) else {
-                continue;
-            };
+        for (offset, len, hash, uid) in parse_intent(&text) {
             if state.contains(uid) || found.contains(&uid) {
                 continue;
             }
@@ -524,6 +523,21 @@ pub(crate) fn recover_mbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An intent is read as the next fetch reads it: whole lines only (the
+    /// last one, cut short by a crash before the intent was synced, is
+    /// not an entry even when it parses), lines that are not entries
+    /// skipped.
+    #[test]
+    fn an_intent_s_torn_last_line_is_not_an_entry() {
+        let hash = "a".repeat(64);
+        let text = format!("0 10 {hash} u1\njunk\n10 20 {hash} u2\n30 5 {hash} u3");
+        assert_eq!(
+            parse_intent(text.as_bytes()),
+            vec![(0, 10, hash.as_str(), "u1"), (10, 20, hash.as_str(), "u2")]
+        );
+        assert!(parse_intent(b"").is_empty());
+    }
     use std::fs::OpenOptions;
 
     #[test]
