@@ -221,7 +221,8 @@ pub(crate) struct MboxEntry<'a> {
 
 /// Appends batches of entries to an mbox so that a fetch killed at any
 /// point neither loses nor repeats one. Per batch, under the mbox's locks
-/// (a dotlock, fcntl and flock: [`MboxLock`]), its length then being the
+/// (a dotlock, fcntl, and flock where it is a lock of its own:
+/// [`MboxLock`]), its length then being the
 /// batch's offset:
 ///
 /// 1. the intent file (next to the state) gets, per entry with a UID, its
