@@ -57,8 +57,10 @@ pub fn config(text: &str) {
 /// read back the same once written again (the state is rewritten at every
 /// fetch, so a UID that changed in the rewrite would be fetched again); a
 /// Maildir intent names only files this command gives (`pop3-…`, no `/`
-/// or NUL: the name is joined to the Maildir); an mbox intent line has a
-/// 64-digit hash and a UID without line break.
+/// or NUL: the name is looked up among the Maildir's file names, and must
+/// be one); an mbox intent, read as the next fetch reads it (a torn last
+/// line ignored), has entries with a 64-digit hash and a UID without line
+/// break.
 pub fn state_files(bytes: &[u8]) {
     use crate::state::{format_uids, parse_maildir_intent, parse_uids};
 
@@ -84,13 +86,11 @@ pub fn state_files(bytes: &[u8]) {
             "intent file name {name:?}"
         );
     }
-    for line in bytes.split(|&b| b == b'\n') {
-        if let Some((_, _, hash, uid)) = crate::deliver::parse_intent_line(line) {
-            assert_eq!(hash.len(), 64);
-            assert!(
-                !uid.is_empty() && !uid.contains('\n'),
-                "mbox intent UID {uid:?}"
-            );
-        }
+    for (_, _, hash, uid) in crate::deliver::parse_intent(bytes) {
+        assert_eq!(hash.len(), 64);
+        assert!(
+            !uid.is_empty() && !uid.contains('\n'),
+            "mbox intent UID {uid:?}"
+        );
     }
 }

@@ -7,12 +7,14 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::str::FromStr;
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
 
 use crate::error::{Exit, Failure};
-use crate::state::{file_name_for, now};
+use crate::state::{file_name_for, now, state_dir};
 
 /// A size in bytes: `500000`, `512k`, `10M`, `1G` (k, M, G are powers of
 /// 1024; `KiB`, `MiB`, `GiB`, `kB`, `MB`, `GB` are read the same way).
@@ -147,42 +149,73 @@ pub(crate) fn run_filter(
         None => cmd.env_remove("POP3_SIZE"),
     };
     crate::secrets::scrub(&mut cmd);
+    #[cfg(unix)]
+    {
+        // Its own process group, so that a time-out kills what it started
+        // too: a background child that inherited stdout would otherwise
+        // keep the verdict's pipe open.
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::io("--filter: cannot run sh", &e))?;
     let stdin = child.stdin.take();
     let stdout = child.stdout.take();
     // The headers are written while the verdict is read: a filter that
-    // prints before it reads must not wait on a full pipe.
-    let printed = std::thread::scope(|scope| {
-        if let Some(mut stdin) = stdin {
-            // A filter may decide without reading everything.
-            scope.spawn(move || {
-                let _ = stdin.write_all(headers);
+    // prints before it reads must not wait on a full pipe. Neither thread
+    // is joined: one blocked on a pipe that something outside the killed
+    // group still holds must not hold the fetch (and its lock) with it.
+    if let Some(mut stdin) = stdin {
+        let headers = headers.to_vec();
+        // A filter may decide without reading everything.
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&headers);
+        });
+    }
+    let (sender, verdict_read) = std::sync::mpsc::channel();
+    match stdout {
+        Some(stdout) => {
+            std::thread::spawn(move || {
+                let _ = sender.send(read_bounded(stdout, MAX_FILTER_OUTPUT));
             });
         }
-        let printed = match stdout {
-            Some(stdout) => read_bounded(stdout, MAX_FILTER_OUTPUT),
-            None => Ok(Ok(Vec::new())),
-        };
-        if !matches!(printed, Ok(Ok(_))) {
-            // It is not going to give a verdict: it need not finish, nor
-            // read the rest of the headers (which the writer waits on).
-            let _ = child.kill();
+        None => {
+            let _ = sender.send(Ok(Ok(Vec::new())));
         }
-        printed
-    });
-    let status = child.wait().map_err(|e| Failure::io("--filter", &e))?;
-    let printed = printed.map_err(|e| Failure::io("--filter: reading its verdict", &e))?;
-    let stop = |why: String| {
-        Failure::new(
-            Exit::TempFail,
-            format!(
-                "--filter {why} for message {msg}; nothing was fetched or deleted \
-                 (a filter prints fetch, skip or delete and exits 0)"
-            ),
+    }
+    let limit = filter_time_limit();
+    let deadline = Instant::now() + limit;
+    let timed_out = |child: &mut std::process::Child| {
+        kill_filter(child);
+        let _ = child.wait();
+        filter_stopped(
+            msg,
+            format!("did not finish within {} s", limit.as_secs_f64()),
         )
     };
+    let printed =
+        match verdict_read.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(read) => read,
+            Err(RecvTimeoutError::Timeout) => return Err(timed_out(&mut child)),
+            Err(RecvTimeoutError::Disconnected) => Err(io::Error::other("the reader stopped")),
+        };
+    if !matches!(printed, Ok(Ok(_))) {
+        // It is not going to give a verdict: it need not finish, nor read
+        // the rest of the headers.
+        kill_filter(&mut child);
+    }
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| Failure::io("--filter", &e))? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            return Err(timed_out(&mut child));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let printed = printed.map_err(|e| Failure::io("--filter: reading its verdict", &e))?;
+    let stop = |why: String| filter_stopped(msg, why);
     let Ok(printed) = printed else {
         return Err(stop(format!("printed more than {MAX_FILTER_OUTPUT} bytes")));
     };
@@ -200,22 +233,58 @@ pub(crate) fn run_filter(
     })
 }
 
+/// How long a filter may take to give its verdict. A filter stuck (on a
+/// network lookup, say) would otherwise hold the fetch, and the account's
+/// lock, for ever; past it the filter and what it started are killed and
+/// the fetch stops as for a failed filter.
+const FILTER_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+/// [`FILTER_TIME_LIMIT`], or in debug builds the seconds in
+/// `POP3_TEST_FILTER_LIMIT`, so that a test of the time-out takes seconds.
+fn filter_time_limit() -> Duration {
+    #[cfg(debug_assertions)]
+    if let Some(secs) = std::env::var("POP3_TEST_FILTER_LIMIT")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        return Duration::from_secs(secs);
+    }
+    FILTER_TIME_LIMIT
+}
+
+/// Kills the filter and whatever it started (its process group).
+fn kill_filter(child: &mut std::process::Child) {
+    #[cfg(unix)]
+    {
+        use rustix::process::{kill_process_group, Pid, Signal};
+        if kill_process_group(Pid::from_child(child), Signal::KILL).is_ok() {
+            return;
+        }
+    }
+    let _ = child.kill();
+}
+
+/// The error that stops the fetch when the filter gave no verdict for `msg`.
+fn filter_stopped(msg: u32, why: String) -> Failure {
+    Failure::new(
+        Exit::TempFail,
+        format!(
+            "--filter {why} for message {msg}; nothing was fetched or deleted \
+             (a filter prints fetch, skip or delete and exits 0)"
+        ),
+    )
+}
+
 /// The longest `LOGIN-DELAY` remembered or waited for: servers advertise
 /// seconds to minutes (Courier 10, Gmail 300); a larger value (a hostile
 /// `LOGIN-DELAY 18446744073709551615`) must not lock an account for ever.
 const MAX_LOGIN_DELAY: u64 = 3600;
 
 /// Where the time of the last login to `account` (`user@host:port`) is
-/// kept, with the server's `LOGIN-DELAY`:
-/// `$XDG_STATE_HOME/pop3/login/<account>`.
+/// kept, with the server's `LOGIN-DELAY`: `login/<account>` in the state
+/// directory ([`state_dir`]).
 fn login_file(account: &str) -> Option<PathBuf> {
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?)
-            .join(".local")
-            .join("state"),
-    };
-    Some(base.join("pop3").join("login").join(file_name_for(account)))
+    Some(state_dir()?.join("login").join(file_name_for(account)))
 }
 
 /// Refuses (exit 75) to log in to `account` before the `LOGIN-DELAY` the
@@ -258,10 +327,15 @@ pub(crate) fn remember_login(account: &str, delay: Option<u64>) {
     match delay {
         Some(delay) if delay > 0 => {
             if let Some(dir) = path.parent() {
-                let _ = fs::create_dir_all(dir);
+                let _ = crate::private::create_dir_all(dir);
             }
             let delay = delay.min(MAX_LOGIN_DELAY);
-            let _ = fs::write(&path, format!("{} {delay}\n", now()));
+            let _ = crate::private::file_options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .and_then(|mut file| file.write_all(format!("{} {delay}\n", now()).as_bytes()));
         }
         _ => {
             let _ = fs::remove_file(&path);

@@ -107,6 +107,19 @@ pub(crate) fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Where `pop3` keeps what it remembers when no `--state` (or Maildir or
+/// mbox beside which to keep it) says otherwise: `$XDG_STATE_HOME/pop3`,
+/// or `~/.local/state/pop3`; `None` without either variable.
+pub(crate) fn state_dir() -> Option<PathBuf> {
+    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?)
+            .join(".local")
+            .join("state"),
+    };
+    Some(base.join("pop3"))
+}
+
 /// A file name for the account: `%XX` for everything but
 /// `[A-Za-z0-9._@:+-]` (and a leading `.`).
 pub(crate) fn file_name_for(account: &str) -> String {
@@ -184,7 +197,7 @@ pub(crate) fn parse_uids(bytes: &[u8], default_time: u64) -> Vec<(String, u64)> 
 
 /// The lines of a file this command appends to, without what follows the
 /// last `\n` (nothing, or a write a crash cut short).
-fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub(crate) fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
     let complete = bytes
         .iter()
         .rposition(|&b| b == b'\n')
@@ -406,8 +419,11 @@ pub(crate) fn read_maildir_intent(path: &Path) -> io::Result<Vec<(String, String
 }
 
 /// The entries (UID, file name) of a Maildir intent's bytes. Only names
-/// this command gives (`pop3-…`, no space or `/`) are taken: the name is
-/// joined to the Maildir's `new/`.
+/// this command gives (`pop3-…`, no space, `/` or NUL) are taken. A name
+/// is never opened as a path: it is only looked up among the names of the
+/// files found in `new/` and `cur/` (`Maildir::recover`), so one that is
+/// not such a name could match nothing, and is refused should it ever be
+/// made a path.
 pub(crate) fn parse_maildir_intent(bytes: &[u8]) -> Vec<(String, String)> {
     let mut entries = Vec::new();
     for line in whole_lines(bytes) {

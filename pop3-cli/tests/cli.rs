@@ -1487,6 +1487,21 @@ fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
     let first = stat(port, &[]);
     server.join().expect("script followed");
     assert_code(&first, 0);
+    // Private like every file pop3 makes, whatever the umask: it tells
+    // when the user last fetched mail.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &std::path::Path| {
+            fs::metadata(path).expect("exists").permissions().mode() & 0o777
+        };
+        let login = dir.path().join("pop3").join("login");
+        assert_eq!(mode(&dir.path().join("pop3")), 0o700);
+        assert_eq!(mode(&login), 0o700);
+        for entry in fs::read_dir(&login).expect("login dir") {
+            assert_eq!(mode(&entry.expect("entry").path()), 0o600);
+        }
+    }
     // Asked for: the refusal comes before connecting (nothing listens now).
     let out = stat(port, &["--respect-login-delay"]);
     assert_code(&out, 75);

@@ -162,6 +162,47 @@ fn a_filter_that_fails_deletes_nothing() {
     }
 }
 
+/// A filter that never finishes (stuck on a lookup, or a background child
+/// that kept its stdout open) is killed at its time limit, with what it
+/// started, and stops the fetch with exit 75 and nothing fetched or
+/// deleted: it used to hold the fetch, and the account's lock, for ever.
+#[test]
+fn a_filter_that_never_finishes_is_stopped() {
+    let m = message("kept");
+    for filter in ["sleep 1000", "echo fetch; sleep 1000 & exit 0"] {
+        let mut steps = login_steps();
+        steps.extend(listing(&[("uid-1", &m)]));
+        steps.extend([
+            Step::expect_line("TOP 1 0"),
+            Step::Send(headers(&m)),
+            Step::ExpectClose,
+        ]);
+        let server = ScriptedServer::start(steps);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let started = std::time::Instant::now();
+        let out = scripted_pop3(&server)
+            .env("POP3_TEST_FILTER_LIMIT", "1")
+            .args(["fetch", "--delete", "--filter", filter, "--maildir"])
+            .arg(dir.path().join("Mail"))
+            .output()
+            .expect("run pop3");
+        let (received, _) = server.join_all();
+        let received = String::from_utf8_lossy(&received);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{filter}"
+        );
+        assert_code(&out, 75);
+        assert!(
+            !received.contains("DELE") && !received.contains("RETR"),
+            "{filter}: {received}"
+        );
+        let err = stderr(&out);
+        assert!(err.contains("did not finish within 1 s"), "{filter}: {err}");
+        assert!(err.contains("nothing was fetched or deleted"), "{err}");
+    }
+}
+
 /// The verdicts are words on stdout with exit 0: `delete` deletes unfetched
 /// (with `--delete`), `skip` leaves the message, `fetch` or nothing fetches.
 #[test]

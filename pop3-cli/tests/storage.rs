@@ -396,8 +396,8 @@ fn a_failing_fsync_records_nothing_and_deletes_nothing() {
 }
 
 /// Point 2: an mbox whose directory the user cannot write to cannot be
-/// dotlocked: the fetch says so (exit 74), appends nothing, records and
-/// deletes nothing. As root (who writes anywhere) the fetch runs as
+/// dotlocked: the fetch says so (exit 74) before it connects, so nothing
+/// is downloaded, appended, recorded or deleted. As root (who writes anywhere) the fetch runs as
 /// `nobody` through `setpriv`.
 #[cfg(unix)]
 #[test]
@@ -419,7 +419,14 @@ fn an_mbox_directory_that_cannot_be_written_is_named() {
     let mut steps = session_start(&[body.len()]);
     steps.extend(retr(1, &body));
     steps.push(Step::ExpectClose);
-    let server = ScriptedServer::start(steps);
+    // Found before connecting: the server waits for no one for long.
+    let server = ScriptedServer::start_with(
+        steps,
+        ScriptConfig {
+            timeout: std::time::Duration::from_secs(1),
+            ..ScriptConfig::default()
+        },
+    );
     let mut command = fetch(&server, &["--delete", "--state"]);
     command
         .arg(state_dir.join("alice"))
@@ -444,7 +451,16 @@ fn an_mbox_directory_that_cannot_be_written_is_named() {
     };
     fs::set_permissions(&mail_dir, fs::Permissions::from_mode(0o755)).expect("chmod");
     assert_code(&out, 74);
-    server.join().expect("no DELE, no QUIT");
+    let (received, connected) = server.join_all();
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        connected.is_err_and(|e| e.contains("no client connection")),
+        "found before connecting, not after downloading"
+    );
     let err = stderr(&out);
     assert!(
         err.contains("in.mbox.lock") && err.contains("is not writable"),

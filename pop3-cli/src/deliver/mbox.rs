@@ -13,37 +13,46 @@ use super::mbox_entry::{EntryBuilder, MboxStaged};
 use super::mbox_lock::{LockWait, MboxLock};
 use super::{hex, Deliver, Incoming, NotStored, Staged, Stored};
 use crate::error::Failure;
-use crate::state::{sync_dir, State};
+use crate::state::{sync_dir, whole_lines, State};
 
 /// Checks, before anything connects, that the mbox `path` can be appended
-/// to: a regular file, or a missing one in an existing directory.
+/// to: a regular file, or a missing one in an existing directory, and that
+/// directory writable (for the dotlock).
 pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
     match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => Ok(()),
+        Ok(meta) if meta.is_file() => writable_for_dotlock(path, dir),
         Ok(_) => Err(Failure::new(
             crate::error::Exit::IoErr,
             format!("mbox {}: not a regular file", path.display()),
         )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
-            if parent.is_dir() {
-                Ok(())
+            if dir.is_dir() {
+                writable_for_dotlock(path, dir)
             } else {
                 Err(Failure::new(
                     crate::error::Exit::IoErr,
                     format!(
                         "mbox {}: the directory {} does not exist",
                         path.display(),
-                        parent.display()
+                        dir.display()
                     ),
                 ))
             }
         }
         Err(e) => Err(Failure::io(format_args!("mbox {}", path.display()), &e)),
     }
+}
+
+/// Refuses, before anything is downloaded, an mbox whose directory `dir`
+/// cannot be written: its dotlock (`FILE.lock`) could not be created, and
+/// the fetch would find it out only with the first batch in hand.
+fn writable_for_dotlock(mbox: &Path, dir: &Path) -> Result<(), Failure> {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK)
+        .map_err(|e| super::mbox_lock::cannot_create_dotlock(mbox, &e.into()))
 }
 
 /// An mbox file (mboxrd): each message becomes an entry ([`EntryBuilder`]):
@@ -54,8 +63,6 @@ pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
 pub(crate) struct Mbox {
     path: PathBuf,
     current: Option<EntryBuilder>,
-    /// Names this process's spill files apart.
-    seq: u64,
 }
 
 impl Mbox {
@@ -64,7 +71,6 @@ impl Mbox {
         Mbox {
             path: path.to_owned(),
             current: None,
-            seq: 0,
         }
     }
 
@@ -168,17 +174,11 @@ pub(crate) fn mbox_entry(message: &[u8], received: SystemTime) -> Vec<u8> {
 
 impl Deliver for Mbox {
     fn begin(&mut self, _incoming: Incoming) -> io::Result<()> {
-        self.seq += 1;
         let dir = match self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             Some(dir) => dir,
             None => Path::new("."),
         };
-        let name = self
-            .path
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let spill = format!(".{name}.pop3-spill.{}.{}", std::process::id(), self.seq);
-        self.current = Some(EntryBuilder::new(dir, &spill));
+        self.current = Some(EntryBuilder::new(dir));
         Ok(())
     }
 
@@ -221,7 +221,8 @@ pub(crate) struct MboxEntry<'a> {
 
 /// Appends batches of entries to an mbox so that a fetch killed at any
 /// point neither loses nor repeats one. Per batch, under the mbox's locks
-/// (a dotlock, fcntl and flock: [`MboxLock`]), its length then being the
+/// (a dotlock, fcntl, and flock where it is a lock of its own:
+/// [`MboxLock`]), its length then being the
 /// batch's offset:
 ///
 /// 1. the intent file (next to the state) gets, per entry with a UID, its
@@ -419,8 +420,16 @@ pub(crate) fn intent_path(state: &Path) -> PathBuf {
     crate::state::with_suffix(state, ".mbox-pending")
 }
 
+/// The entries (offset, length, SHA-256, UID) of an mbox intent's bytes.
+/// What follows the last `\n` is not read: empty, or a write a crash cut
+/// short, before the intent was synced and so before anything of its batch
+/// was appended. A line that is not an entry is skipped.
+pub(crate) fn parse_intent(text: &[u8]) -> Vec<(u64, u64, &str, &str)> {
+    whole_lines(text).filter_map(parse_intent_line).collect()
+}
+
 /// One line of an intent: offset, length, SHA-256 (hex) and UID.
-pub(crate) fn parse_intent_line(line: &[u8]) -> Option<(u64, u64, &str, &str)> {
+fn parse_intent_line(line: &[u8]) -> Option<(u64, u64, &str, &str)> {
     let line = std::str::from_utf8(line).ok()?;
     let mut parts = line.splitn(4, ' ');
     let offset = parts.next()?.parse().ok()?;
@@ -485,16 +494,7 @@ pub(crate) fn recover_mbox(
     if let Some(lock) = &lock {
         let file = lock.file();
         let size = file.metadata().map_err(ctx)?.len();
-        let mut lines = text.split(|&b| b == b'\n').peekable();
-        while let Some(line) = lines.next() {
-            if lines.peek().is_none() {
-                // After the last '\n': empty, or a write cut short (before
-                // the intent was synced, so nothing of it was appended).
-                break;
-            }
-            let Some((offset, len, hash, uid)) = parse_intent_line(line) else {
-                continue;
-            };
+        for (offset, len, hash, uid) in parse_intent(&text) {
             if state.contains(uid) || found.contains(&uid) {
                 continue;
             }
@@ -524,6 +524,21 @@ pub(crate) fn recover_mbox(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An intent is read as the next fetch reads it: whole lines only (the
+    /// last one, cut short by a crash before the intent was synced, is
+    /// not an entry even when it parses), lines that are not entries
+    /// skipped.
+    #[test]
+    fn an_intent_s_torn_last_line_is_not_an_entry() {
+        let hash = "a".repeat(64);
+        let text = format!("0 10 {hash} u1\njunk\n10 20 {hash} u2\n30 5 {hash} u3");
+        assert_eq!(
+            parse_intent(text.as_bytes()),
+            vec![(0, 10, hash.as_str(), "u1"), (10, 20, hash.as_str(), "u2")]
+        );
+        assert!(parse_intent(b"").is_empty());
+    }
     use std::fs::OpenOptions;
 
     #[test]
@@ -654,7 +669,7 @@ fcntl.lockf(f, fcntl.LOCK_UN)
 
     /// A message's entry as staged, and its bytes.
     fn staged(dir: &Path, message: &[u8]) -> (Vec<u8>, MboxStaged) {
-        let mut builder = EntryBuilder::new(dir, "spill");
+        let mut builder = EntryBuilder::new(dir);
         builder.write(message).expect("write");
         let staged = builder.finish().expect("finish");
         let bytes = staged.in_memory().expect("small").to_vec();

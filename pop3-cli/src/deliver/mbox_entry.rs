@@ -8,8 +8,10 @@
 //! and the MTA would wait that long). So each entry is complete before its
 //! batch is appended; entries up to [`SPILL_AT`] are kept in memory, and a
 //! bigger one goes on to an unlinked file in the mbox's own directory (not
-//! `/tmp`, often memory itself), read back once when it is appended. A kill
-//! at any point leaves no spill file behind: it has no name.
+//! `/tmp`, often memory itself), read back once when it is appended. On
+//! Linux the spill file is made without a name (`O_TMPFILE`), so a kill at
+//! any point leaves none behind; where that is not available it is named
+//! for the instant between its creation and its unlinking.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
@@ -121,8 +123,8 @@ struct Output {
     spill: Option<BufWriter<File>>,
     len: u64,
     hasher: Sha256,
-    /// Where a spill file is made (then unlinked at once).
-    spill_path: PathBuf,
+    /// Where a spill file is made.
+    spill_dir: PathBuf,
 }
 
 impl Output {
@@ -139,13 +141,15 @@ impl Output {
             self.memory.extend_from_slice(bytes);
             return Ok(());
         }
-        let file = crate::private::file_options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&self.spill_path)?;
-        // Nameless from now on: nothing to clean up after a kill.
-        std::fs::remove_file(&self.spill_path)?;
+        // Created nameless: nothing to clean up after a kill.
+        let file = tempfile::tempfile_in(&self.spill_dir)?;
+        // O_TMPFILE gives the umask's mode (0644 under 022), which a
+        // `linkat` through /proc would publish; 0600 like all mail here.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(crate::private::FILE_MODE))?;
+        }
         let mut spill = BufWriter::with_capacity(256 * 1024, file);
         spill.write_all(&self.memory)?;
         spill.write_all(bytes)?;
@@ -157,8 +161,8 @@ impl Output {
 
 impl EntryBuilder {
     /// A new entry for an mbox in `dir`; a spill file, if needed, is
-    /// created there as `name`.
-    pub(crate) fn new(dir: &Path, name: &str) -> EntryBuilder {
+    /// created there.
+    pub(crate) fn new(dir: &Path) -> EntryBuilder {
         EntryBuilder {
             head: Some(Vec::new()),
             line: Line::Start {
@@ -172,7 +176,7 @@ impl EntryBuilder {
                 spill: None,
                 len: 0,
                 hasher: Sha256::new(),
-                spill_path: dir.join(name),
+                spill_dir: dir.to_path_buf(),
             },
         }
     }
@@ -338,7 +342,7 @@ mod tests {
     }
 
     fn built(dir: &Path, chunks: &[&[u8]]) -> Vec<u8> {
-        let mut builder = EntryBuilder::new(dir, "spill");
+        let mut builder = EntryBuilder::new(dir);
         for chunk in chunks {
             builder.write(chunk).expect("write");
         }
@@ -400,7 +404,7 @@ mod tests {
         while message.len() < 3 * SPILL_AT {
             message.extend_from_slice(line);
         }
-        let mut builder = EntryBuilder::new(dir.path(), "spill");
+        let mut builder = EntryBuilder::new(dir.path());
         for chunk in message.chunks(4096) {
             builder.write(chunk).expect("write");
         }
@@ -409,6 +413,18 @@ mod tests {
             0,
             "the spill file has no name"
         );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let spill = builder.out.spill.as_ref().expect("spilled");
+            let mode = spill
+                .get_ref()
+                .metadata()
+                .expect("metadata")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, crate::private::FILE_MODE);
+        }
         let staged = builder.finish().expect("finish");
         assert!(staged.in_memory().is_none());
         let mut out = Vec::new();

@@ -8,6 +8,13 @@
 //! programs that use only that one, so all three are taken, in that order,
 //! and none is given up before the last write and its sync are done.
 //!
+//! Except flock where it is not a lock of its own: on the BSDs and macOS,
+//! and on Linux over NFS, flock is carried out as an fcntl lock on the
+//! whole file, owned by the open file rather than the process, so our own
+//! fcntl lock would make our flock wait, and the append give up after the
+//! whole wait. There flock adds nothing that fcntl does not hold already,
+//! and only the dotlock and fcntl are taken (as Postfix and Dovecot do).
+//!
 //! Waiting is bounded: each lock is tried without blocking and retried with
 //! a growing pause until [`LockWait::total`] has passed, then the append is
 //! refused (exit 75, nothing written) rather than hanging a cron job behind
@@ -95,6 +102,9 @@ impl MboxLock {
         if !got {
             return Err(busy("fcntl"));
         }
+        if !flock_is_its_own_lock(&file) {
+            return Ok(MboxLock { file, dotlock });
+        }
         let got = retry(deadline, || {
             let tried = if exclusive {
                 file.try_lock()
@@ -121,6 +131,21 @@ impl MboxLock {
     /// Keeps the dotlock from looking stale during a long append.
     pub(crate) fn touch(&self) {
         self.dotlock.touch();
+    }
+}
+
+/// Whether flock on `file` is a lock apart from fcntl: only on Linux, and
+/// not over NFS, where Linux turns flock into fcntl locks (see the module's
+/// documentation). When the file system cannot be told, it is not taken.
+fn flock_is_its_own_lock(file: &File) -> bool {
+    #[cfg(target_os = "linux")]
+    {
+        rustix::fs::fstatfs(file).is_ok_and(|fs| fs.f_type != rustix::fs::NFS_SUPER_MAGIC)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        false
     }
 }
 
@@ -157,27 +182,7 @@ struct DotLock {
 impl DotLock {
     fn acquire(mbox: &Path, deadline: Instant, wait: LockWait) -> Result<DotLock, Failure> {
         let path = with_suffix(mbox, ".lock");
-        let failed = |e: io::Error| {
-            let dir = match mbox.parent().filter(|d| !d.as_os_str().is_empty()) {
-                Some(dir) => dir.display().to_string(),
-                None => ".".to_owned(),
-            };
-            let why = match e.kind() {
-                io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
-                    "the directory {dir} is not writable, and mail programs lock an \
-                     mbox with a FILE.lock beside it"
-                ),
-                _ => e.to_string(),
-            };
-            Failure::new(
-                Exit::IoErr,
-                format!(
-                    "mbox {}: cannot create {}: {why}; nothing was appended",
-                    mbox.display(),
-                    path.display()
-                ),
-            )
-        };
+        let failed = |e: io::Error| cannot_create_dotlock(mbox, &e);
         let mut taken = None;
         retry(deadline, || {
             match crate::private::file_options()
@@ -227,6 +232,30 @@ impl DotLock {
     }
 }
 
+/// The error for a dotlock of `mbox` that cannot be created: its directory
+/// not writable is said as such, the usual cause.
+pub(crate) fn cannot_create_dotlock(mbox: &Path, e: &io::Error) -> Failure {
+    let dir = match mbox.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => dir.display().to_string(),
+        None => ".".to_owned(),
+    };
+    let why = match e.kind() {
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => format!(
+            "the directory {dir} is not writable, and mail programs lock an \
+             mbox with a FILE.lock beside it"
+        ),
+        _ => e.to_string(),
+    };
+    Failure::new(
+        Exit::IoErr,
+        format!(
+            "mbox {}: cannot create {}: {why}; nothing was appended",
+            mbox.display(),
+            with_suffix(mbox, ".lock").display()
+        ),
+    )
+}
+
 /// This host's name, as written in a dotlock.
 fn host_name() -> String {
     rustix::system::uname()
@@ -251,12 +280,40 @@ fn gone_holder(content: &[u8]) -> Option<i32> {
     }
 }
 
+/// What a dotlock was when it was judged stale: the same file, untouched
+/// since, is the only one that may be removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Judged {
+    dev: u64,
+    ino: u64,
+    modified: Option<SystemTime>,
+}
+
+impl Judged {
+    fn of(meta: &fs::Metadata) -> Judged {
+        use std::os::unix::fs::MetadataExt;
+        Judged {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            modified: meta.modified().ok(),
+        }
+    }
+}
+
 /// Removes the dotlock at `path` if it was not modified for `stale_after`,
-/// or if its holder is a process of this host that is gone. Two processes
-/// may find the same lock stale at once; the `O_EXCL` create after the
-/// removal still lets only one of them in.
+/// or if its holder is a process of this host that is gone.
 fn remove_if_stale(path: &Path, stale_after: Duration) {
-    let Ok(meta) = fs::metadata(path) else { return };
+    let Some((judged, why)) = judge_stale(path, stale_after) else {
+        return;
+    };
+    if remove_judged(path, judged) {
+        eprintln!("pop3: removed the stale lock {} ({why})", path.display());
+    }
+}
+
+/// The identity of the dotlock at `path` and why it is stale, if it is.
+fn judge_stale(path: &Path, stale_after: Duration) -> Option<(Judged, String)> {
+    let meta = fs::metadata(path).ok()?;
     let age = meta
         .modified()
         .ok()
@@ -267,14 +324,49 @@ fn remove_if_stale(path: &Path, stale_after: Duration) {
     } else {
         let mut content = Vec::new();
         let read = File::open(path).and_then(|f| f.take(256).read_to_end(&mut content));
-        match read.ok().and_then(|_| gone_holder(&content)) {
-            Some(pid) => format!("its holder, process {pid}, is gone"),
-            None => return,
-        }
+        let pid = read.ok().and_then(|_| gone_holder(&content))?;
+        format!("its holder, process {pid}, is gone")
     };
-    if fs::remove_file(path).is_ok() {
-        eprintln!("pop3: removed the stale lock {} ({why})", path.display());
+    Some((Judged::of(&meta), why))
+}
+
+/// Removes the dotlock at `path` if it is still the file `judged` stale.
+///
+/// Removing it by name would not do: two processes may judge the same lock
+/// stale; the first removes it and takes a fresh one, which the second then
+/// removes by the same name, and both hold the lock (`O_EXCL` only keeps
+/// two creations apart, not a removal from a creation). So the lock is
+/// first renamed to a name of this process's own, which takes it away from
+/// every other process atomically, and only then looked at: the stale one
+/// is removed, anything else (a fresh lock taken in between, or the stale
+/// one touched by a holder that was alive after all) is linked back under
+/// the lock's name.
+fn remove_judged(path: &Path, judged: Judged) -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static TRIES: AtomicU64 = AtomicU64::new(0);
+    let aside = with_suffix(
+        path,
+        &format!(
+            ".stale.{}.{}",
+            std::process::id(),
+            TRIES.fetch_add(1, Ordering::Relaxed)
+        ),
+    );
+    if fs::rename(path, &aside).is_err() {
+        return false;
     }
+    let stale = fs::metadata(&aside).is_ok_and(|meta| Judged::of(&meta) == judged);
+    if !stale {
+        // Linked, not renamed, back: a rename would replace a lock created
+        // at the name meanwhile. Should the link fail (the name was taken
+        // again), the renamed lock's holder has lost it already.
+        if fs::hard_link(&aside, path).is_err() && !path.exists() {
+            let _ = fs::rename(&aside, path);
+            return false;
+        }
+    }
+    let _ = fs::remove_file(&aside);
+    stale
 }
 
 impl Drop for DotLock {
@@ -386,6 +478,55 @@ mod tests {
         }
         let _ = alive.kill();
         let _ = alive.wait();
+    }
+
+    /// A lock judged stale but replaced before it is removed (another
+    /// process removed it and took a fresh one) is left in place: removing
+    /// by name used to let two processes hold the lock.
+    #[test]
+    fn a_lock_replaced_after_it_was_judged_stale_is_left() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lock = dir.path().join("box.lock");
+        let old = File::create(&lock).expect("create");
+        old.set_modified(SystemTime::now() - Duration::from_secs(600))
+            .expect("mtime");
+        drop(old);
+        let (judged, _) = judge_stale(&lock, Duration::from_secs(60)).expect("stale");
+        // Meanwhile another process removes it and takes a fresh one.
+        fs::remove_file(&lock).expect("rm");
+        fs::write(&lock, "fresh\n").expect("fresh");
+        assert!(!remove_judged(&lock, judged));
+        assert_eq!(fs::read_to_string(&lock).expect("kept"), "fresh\n");
+        // The same file touched since it was judged is left too.
+        let (judged, _) = judge_stale(&lock, Duration::ZERO).expect("stale");
+        File::options()
+            .write(true)
+            .open(&lock)
+            .expect("open")
+            .set_modified(SystemTime::now() + Duration::from_secs(5))
+            .expect("touch");
+        assert!(!remove_judged(&lock, judged));
+        assert!(lock.exists());
+        // Untouched, it goes; nothing is left aside either way.
+        let (judged, _) = judge_stale(&lock, Duration::ZERO).expect("stale");
+        assert!(remove_judged(&lock, judged));
+        assert!(!lock.exists());
+        assert_eq!(fs::read_dir(dir.path()).expect("ls").count(), 0);
+    }
+
+    /// On a local Linux file system flock is taken along with fcntl: a
+    /// second exclusive flock on the mbox is refused while it is held.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn flock_is_taken_where_it_is_a_lock_of_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mbox = dir.path().join("box");
+        let held = MboxLock::acquire(&mbox, open(&mbox), true, quick()).expect("taken");
+        assert!(flock_is_its_own_lock(held.file()));
+        assert!(matches!(
+            open(&mbox).try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
     }
 
     #[cfg(unix)]

@@ -112,6 +112,6 @@ pub(crate) use mbox_entry::MboxStaged;
 
 pub(crate) use maildir::{make_durable, prepare_maildir, Maildir, StagedFile};
 pub(crate) use mbox::{
-    intent_path, parse_intent_line, prepare_mbox, recover_mbox, Mbox, MboxAppender, MboxEntry,
+    intent_path, parse_intent, prepare_mbox, recover_mbox, Mbox, MboxAppender, MboxEntry,
 };
 pub(crate) use mda::Mda;

@@ -64,7 +64,7 @@ use crate::deliver::{
 use crate::error::{Exit, Failure};
 use crate::policy::{run_filter, Verdict};
 use crate::state::{
-    clear_maildir_intent, file_name_for, maildir_intent_path, now, read_maildir_intent,
+    clear_maildir_intent, file_name_for, maildir_intent_path, now, read_maildir_intent, state_dir,
     with_suffix, State,
 };
 use crate::transport::{Exec, Session};
@@ -187,18 +187,12 @@ fn state_path(args: &FetchOptions, account: &str) -> Result<PathBuf, Failure> {
     if let Some(mbox) = &args.mbox {
         return Ok(with_suffix(mbox, ".pop3-state").join(name));
     }
-    let base = match std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
-            Some(home) => PathBuf::from(home).join(".local").join("state"),
-            None => {
-                return Err(Failure::usage(
-                    "no place for the state: set XDG_STATE_HOME or HOME, or use --state FILE",
-                ))
-            }
-        },
-    };
-    Ok(base.join("pop3").join(name))
+    match state_dir() {
+        Some(dir) => Ok(dir.join(name)),
+        None => Err(Failure::usage(
+            "no place for the state: set XDG_STATE_HOME or HOME, or use --state FILE",
+        )),
+    }
 }
 
 /// What a fetch did (the `--json` output).
