@@ -144,9 +144,13 @@ impl fmt::Debug for PeerCertificates {
 /// `SSL_CERT_FILE` names a file that cannot be read or holds no usable
 /// certificate (with [`TrustRoots::System`]). It reaches the caller as
 /// `Error::Io(e)` of kind `InvalidData`, where
-/// `e.get_ref().and_then(|e| e.downcast_ref::<CertFileError>())` finds it;
-/// nothing was connected. There is no fallback to other roots: the variable
-/// says which roots to trust, and a mistake in it must not widen them.
+/// `e.get_ref().and_then(|e| e.downcast_ref::<CertFileError>())` finds it.
+/// The `connect_*` functions (STARTTLS included) build the TLS
+/// configuration before connecting, so from them it comes with nothing
+/// connected; [`Connection::start_tls`](crate::Connection::start_tls) on an
+/// open plaintext connection returns it before sending `STLS`. There is
+/// no fallback to other roots: the variable says which roots to trust, and
+/// a mistake in it must not widen them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFileError {
     /// The file `SSL_CERT_FILE` named.
