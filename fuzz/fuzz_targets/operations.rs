@@ -445,8 +445,13 @@ impl Driver {
     fn step(&mut self, step: Step, with_binding: bool) {
         match step {
             Step::Login(method) => {
-                let mut credentials =
-                    Credentials::new(USER, SECRET.to_string()).scram_nonce("fuzzNonce0123");
+                // The phrasebook's server-first asks for 1..=64 iterations,
+                // to keep each exchange cheap: below the default minimum,
+                // every SCRAM login would stop there and the client-final,
+                // server-final and unbound-retry paths would go unexplored.
+                let mut credentials = Credentials::new(USER, SECRET.to_string())
+                    .scram_nonce("fuzzNonce0123")
+                    .scram_min_iterations(1);
                 if with_binding {
                     credentials =
                         credentials.channel_binding(ChannelBinding::tls_exporter(vec![7; 32]));

@@ -54,17 +54,32 @@ impl Text {
     /// U+2066–U+2069); an invisible one (the zero-width space, non-joiner
     /// and joiner U+200B–U+200D, the word joiner, invisible operators and
     /// deprecated format characters U+2060–U+206F, the byte order mark
-    /// U+FEFF); or a line or paragraph
-    /// separator (U+2028, U+2029), which some terminals break lines at.
+    /// U+FEFF, the soft hyphen U+00AD, the Mongolian vowel separator
+    /// U+180E, the interlinear annotation marks U+FFF9–U+FFFB, the tag
+    /// characters U+E0000–U+E007F, the variation selectors U+FE00–U+FE0F
+    /// and U+E0100–U+E01EF, the Hangul fillers U+115F, U+1160, U+3164 and
+    /// U+FFA0), which can hide or alter what a name or message seems to
+    /// say; or a line or paragraph separator (U+2028, U+2029), which some
+    /// terminals break lines at.
     pub fn is_unsafe_char(c: char) -> bool {
         c.is_control()
             || matches!(
                 c,
-                '\u{061C}'
+                '\u{00AD}'
+                    | '\u{061C}'
+                    | '\u{115F}'
+                    | '\u{1160}'
+                    | '\u{180E}'
                     | '\u{200B}'..='\u{200F}'
                     | '\u{2028}'..='\u{202E}'
                     | '\u{2060}'..='\u{206F}'
+                    | '\u{3164}'
+                    | '\u{FE00}'..='\u{FE0F}'
                     | '\u{FEFF}'
+                    | '\u{FFA0}'
+                    | '\u{FFF9}'..='\u{FFFB}'
+                    | '\u{E0000}'..='\u{E007F}'
+                    | '\u{E0100}'..='\u{E01EF}'
             )
     }
 
@@ -115,12 +130,19 @@ mod tests {
 
     #[test]
     fn bidi_and_invisible_characters_are_replaced() {
+        // The format characters that only hide or alter what text seems
+        // to say, as one string: soft hyphen, Hangul and Mongolian fillers,
+        // variation selectors, annotation marks, tags.
+        let format = "\u{AD}\u{115F}\u{1160}\u{180E}\u{3164}\u{FE00}\u{FE0F}\u{FFA0}\u{FFF9}\u{FFFA}\u{FFFB}\u{E0000}\u{E0001}\u{E0041}\u{E007F}\u{E0100}\u{E01EF}";
         for c in [
             '\u{061C}', '\u{200B}', '\u{200C}', '\u{200D}', '\u{200E}', '\u{200F}', '\u{2028}',
             '\u{2029}', '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2060}',
             '\u{2061}', '\u{2064}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{FEFF}',
             '\u{1b}', '\u{7f}', '\u{9b}', '\0',
-        ] {
+        ]
+        .into_iter()
+        .chain(format.chars())
+        {
             let mut raw = [0u8; 4];
             let text = format!("a{}b", c.encode_utf8(&mut raw));
             assert_eq!(
@@ -136,7 +158,7 @@ mod tests {
     fn ordinary_text_is_kept() {
         // Neighbours of the replaced ranges, and scripts written right to
         // left (the characters themselves are fine; only the overrides are not).
-        let kept = "caf\u{e9} \u{2010}\u{2027}\u{202F}\u{205F}\u{2070} \u{5e9}\u{5dc}\u{5d5}\u{5dd} \u{fffd}";
+        let kept = "caf\u{e9} \u{2010}\u{2027}\u{202F}\u{205F}\u{2070} \u{5e9}\u{5dc}\u{5d5}\u{5dd} \u{fffd} \u{AC} \u{AE} \u{FDFF}\u{FE10} \u{FFFC} \u{E0080} \u{E01F0}";
         assert_eq!(Text::sanitize_str(kept).as_str(), kept);
         assert_eq!(Text::sanitize_str("a\tb").as_str(), "a b");
     }

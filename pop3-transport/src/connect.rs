@@ -36,6 +36,12 @@ pub async fn connect<R: Runtime, S: StartTls>(
     tcp: impl AsyncFnOnce(&str, u16) -> Result<S>,
 ) -> Result<Connection<S, R>> {
     let implicit = security == Security::ImplicitTls;
+    // As for implicit TLS, a TLS configuration that cannot be built (an
+    // unusable `SSL_CERT_FILE`, say) fails before anything is connected.
+    let starttls = match security {
+        Security::StartTls => Some((options.tls.client_config()?, options.tls_server_name(host)?)),
+        Security::Plain | Security::ImplicitTls => None,
+    };
     // The overall limit counts from here: connecting is part of the session.
     let session = SessionDeadline::starting_now(options.timeouts.session);
     let mut conn = Connection::traced(host, port, async {
@@ -43,9 +49,8 @@ pub async fn connect<R: Runtime, S: StartTls>(
         Connection::start(stream, options, implicit, session).await
     })
     .await?;
-    if security == Security::StartTls {
-        let name = options.server_name.as_deref().unwrap_or(host).to_owned();
-        conn.start_tls(&name).await?;
+    if let Some((config, name)) = starttls {
+        conn.start_tls_with(config, name).await?;
     }
     Ok(conn)
 }

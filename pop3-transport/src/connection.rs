@@ -4,12 +4,15 @@
 use std::fmt;
 use std::future::poll_fn;
 use std::io;
+use std::sync::Arc;
 
 use pop3_proto::sasl::Mechanism;
 use pop3_proto::{
     AuthMethod, Capabilities, Client, Command, Credentials, Event, Greeting, Handle, Language,
     ListEntry, MsgNum, ProtocolError, Reply, Secret, Stat, Text, UidlEntry,
 };
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 mod bulk;
 mod pump;
@@ -968,6 +971,16 @@ impl<S: StartTls, R: Runtime> Connection<S, R> {
     pub async fn start_tls(&mut self, server_name: &str) -> Result<()> {
         let config = self.options.tls.client_config()?;
         let name = parse_server_name(server_name)?;
+        self.start_tls_with(config, name).await
+    }
+
+    /// [`Connection::start_tls`] with the TLS configuration and server name
+    /// made beforehand (by [`crate::connect`], before connecting).
+    pub(crate) async fn start_tls_with(
+        &mut self,
+        config: Arc<ClientConfig>,
+        name: ServerName<'static>,
+    ) -> Result<()> {
         self.operation(async |conn| {
             let handle = conn.client.start_tls()?;
             let started = conn

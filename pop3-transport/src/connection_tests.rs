@@ -240,6 +240,11 @@ fn a_session_past_its_deadline_sends_nothing_more() {
             Err(Error::Timeout(Phase::Session))
         ));
         assert!(matches!(conn.noop().await, Err(Error::Closed)));
+        // Neither NOOP (nor a QUIT) went out: only the login did.
+        assert_eq!(
+            String::from_utf8_lossy(&conn.get_ref().written),
+            "USER u\r\nPASS p\r\n"
+        );
     });
 }
 
@@ -521,4 +526,40 @@ fn uidl_and_list_report_each_result() {
         Ok::<_, Error>(())
     })
     .expect("the session goes on");
+}
+
+/// The in-memory server cannot do TLS: enough for a connect that must fail
+/// before it ever gets there.
+impl StartTls for Server {
+    fn start_tls(
+        &mut self,
+        _: std::sync::Arc<rustls::ClientConfig>,
+        _: rustls::pki_types::ServerName<'static>,
+        _: Option<Duration>,
+    ) -> impl Future<Output = io::Result<()>> + Send {
+        std::future::ready(Err(io::ErrorKind::Unsupported.into()))
+    }
+}
+
+/// In STARTTLS mode the TLS configuration and server name are made before
+/// the TCP connect, as for implicit TLS: a setting that cannot work (here
+/// a server name that is no name) fails with nothing connected, not after
+/// the greeting and CAPA.
+#[test]
+fn starttls_settings_fail_before_anything_is_connected() {
+    use crate::connect::{connect, Security};
+    let options = options().server_name("not a host name");
+    let mut connected = false;
+    let result = run(connect::<Never, Server>(
+        "mail.example.org",
+        110,
+        &options,
+        Security::StartTls,
+        async |_, _| {
+            connected = true;
+            Ok(Server::new("+OK ready\r\n", Vec::new()))
+        },
+    ));
+    assert!(matches!(result, Err(Error::Io(ref e)) if e.kind() == io::ErrorKind::InvalidInput));
+    assert!(!connected, "it connected before failing");
 }

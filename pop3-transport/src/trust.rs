@@ -10,7 +10,9 @@
 //! - **roots**: rustls' WebPKI verifier over the chosen [`TrustRoots`] plus
 //!   those certificates added with `add_root_*` that are CAs (see
 //!   `may_issue`: CA:TRUE, allowed to sign certificates, and not a
-//!   self-signed certificate naming hosts). When it refuses a certificate
+//!   self-signed certificate naming a host, by a subject alternative name
+//!   or, without a key usage extension, by a common name that reads as a
+//!   host name). When it refuses a certificate
 //!   that is byte for byte one of the added certificates (CA or not), that
 //!   certificate is checked on its own instead: validity period, extended key
 //!   usage and host name still apply, only the chain rules (a CA certificate
@@ -142,9 +144,13 @@ impl fmt::Debug for PeerCertificates {
 /// `SSL_CERT_FILE` names a file that cannot be read or holds no usable
 /// certificate (with [`TrustRoots::System`]). It reaches the caller as
 /// `Error::Io(e)` of kind `InvalidData`, where
-/// `e.get_ref().and_then(|e| e.downcast_ref::<CertFileError>())` finds it;
-/// nothing was connected. There is no fallback to other roots: the variable
-/// says which roots to trust, and a mistake in it must not widen them.
+/// `e.get_ref().and_then(|e| e.downcast_ref::<CertFileError>())` finds it.
+/// The `connect_*` functions (STARTTLS included) build the TLS
+/// configuration before connecting, so from them it comes with nothing
+/// connected; [`Connection::start_tls`](crate::Connection::start_tls) on an
+/// open plaintext connection returns it before sending `STLS`. There is
+/// no fallback to other roots: the variable says which roots to trust, and
+/// a mistake in it must not widen them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertFileError {
     /// The file `SSL_CERT_FILE` named.
@@ -233,29 +239,59 @@ fn chain_verifier(
 /// not checked by WebPKI, so without this a server's self-signed
 /// certificate shared in a CA file would let that server's key holder sign
 /// certificates for any other name. It may issue only when it says it is a
-/// CA: `basicConstraints` with CA:TRUE, a key usage (if it has one) that
-/// allows signing certificates, and, when it is self-signed, no subject
-/// alternative names (a self-signed certificate that names hosts is a
-/// server's own, as `openssl req -x509 -addext subjectAltName=...` makes it:
-/// `openssl req -x509` sets CA:TRUE on every certificate it makes). A
-/// certificate that cannot be parsed is left to the root store to refuse.
+/// CA: `basicConstraints` with CA:TRUE and a key usage (if it has one) that
+/// allows signing certificates. A self-signed certificate must also name no
+/// host (see [`names_a_host`]): `openssl req -x509` sets CA:TRUE on every
+/// certificate it makes, the server's own included, so CA:TRUE alone does
+/// not make one an authority. A certificate that cannot be parsed is left
+/// to the root store to refuse.
 fn may_issue(cert: &CertificateDer<'_>) -> bool {
     let Ok((_, parsed)) = X509Certificate::from_der(cert.as_ref()) else {
         return true;
     };
     let is_ca = matches!(parsed.basic_constraints(), Ok(Some(bc)) if bc.value.ca);
-    let signs_certificates = match parsed.key_usage() {
+    let key_usage = parsed.key_usage();
+    let signs_certificates = match &key_usage {
         Ok(Some(usage)) => usage.value.key_cert_sign(),
         Ok(None) => true,
         Err(_) => false,
     };
     let self_issued = parsed.subject().as_raw() == parsed.issuer().as_raw();
-    let names_hosts = match parsed.subject_alternative_name() {
-        Ok(Some(names)) => !names.value.general_names.is_empty(),
+    let has_key_usage = !matches!(key_usage, Ok(None));
+    is_ca && signs_certificates && !(self_issued && names_a_host(&parsed, has_key_usage))
+}
+
+/// Whether a self-signed certificate is a server's own rather than an
+/// authority's: it has a DNS name or IP address among its subject
+/// alternative names (`openssl req -x509 -addext subjectAltName=...`), or,
+/// without a key usage extension (which an authority made on purpose
+/// carries, with keyCertSign), a common name that reads as a host name
+/// (`openssl req -x509 -subj /CN=mail.example.org`) rather than as an
+/// authority's name ("Example Root CA").
+fn names_a_host(cert: &X509Certificate<'_>, has_key_usage: bool) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let san_names_host = match cert.subject_alternative_name() {
+        Ok(Some(names)) => names
+            .value
+            .general_names
+            .iter()
+            .any(|name| matches!(name, GeneralName::DNSName(_) | GeneralName::IPAddress(_))),
         Ok(None) => false,
         Err(_) => true,
     };
-    is_ca && signs_certificates && !(self_issued && names_hosts)
+    san_names_host || (!has_key_usage && common_names(cert).iter().any(|cn| looks_like_host(cn)))
+}
+
+/// A name made of host-name characters only (letters, digits, `-`, `_`,
+/// `*` of a wildcard, and dots) that has a dot or is `localhost`, or an IP
+/// address.
+fn looks_like_host(name: &str) -> bool {
+    let host_characters = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '*'));
+    let dotted_or_local = name.contains('.') || name.eq_ignore_ascii_case("localhost");
+    (host_characters && dotted_or_local) || name.parse::<std::net::IpAddr>().is_ok()
 }
 
 /// The chosen roots; `system` gives the operating system's store. A store
@@ -822,6 +858,85 @@ mod tests {
                 ),
                 "{i}: a certificate it signed must be refused: {at:?}"
             );
+        }
+    }
+
+    /// A self-signed CA:TRUE certificate with the common name `cn`, no
+    /// subject alternative name, and `usages`.
+    fn self_signed_named(
+        cn: &str,
+        usages: Vec<rcgen::KeyUsagePurpose>,
+    ) -> (rcgen::KeyPair, rcgen::Certificate) {
+        let (key, mut params) =
+            params(&[], rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained));
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, cn);
+        params.key_usages = usages;
+        let Ok(cert) = params.self_signed(&key) else {
+            panic!("rcgen could not sign");
+        };
+        (key, cert)
+    }
+
+    #[test]
+    fn a_given_certificate_naming_a_host_by_common_name_vouches_for_itself_only() {
+        let now = UnixTime::now();
+        // As `openssl req -x509 -subj /CN=mail.example.org` makes it:
+        // CA:TRUE, no subject alternative name, no key usage.
+        for host in ["mail.example.org", "localhost", "127.0.0.1"] {
+            let server = self_signed_named(host, Vec::new());
+            let own = server.1.der().clone();
+            let verifier = only_given(&own);
+            if host != "127.0.0.1" {
+                let at = verifier.verify_server_cert(&own, &[], &name(host), &[], now);
+                assert!(at.is_ok(), "{host}: its own certificate: {at:?}");
+            }
+            let forged = signed_by("b.example", &server);
+            let at = verifier.verify_server_cert(&forged, &[], &name("b.example"), &[], now);
+            assert!(
+                matches!(
+                    at,
+                    Err(rustls::Error::InvalidCertificate(
+                        CertificateError::UnknownIssuer
+                    ))
+                ),
+                "{host}: a certificate it signed must be refused: {at:?}"
+            );
+        }
+        // An authority's name, or a host-like name with keyCertSign: a CA.
+        let authorities = [
+            self_signed_named("Example Root CA", Vec::new()),
+            self_signed_named("ca.example.org", vec![rcgen::KeyUsagePurpose::KeyCertSign]),
+        ];
+        for (i, authority) in authorities.iter().enumerate() {
+            let verifier = only_given(authority.1.der());
+            let leaf = signed_by("b.example", authority);
+            let at = verifier.verify_server_cert(&leaf, &[], &name("b.example"), &[], now);
+            assert!(at.is_ok(), "{i}: {at:?}");
+        }
+    }
+
+    #[test]
+    fn host_names_are_told_from_authority_names() {
+        for host in [
+            "mail.example.org",
+            "LOCALHOST",
+            "*.example.org",
+            "::1",
+            "10.0.0.1",
+        ] {
+            assert!(looks_like_host(host), "{host}");
+        }
+        for other in [
+            "Example Root CA",
+            "test certificate",
+            "My-CA",
+            "",
+            "ca.example.org/x",
+        ] {
+            assert!(!looks_like_host(other), "{other}");
         }
     }
 

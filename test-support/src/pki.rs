@@ -177,14 +177,21 @@ pub fn certificate_named(hostile: &str, dns: &str) -> CertKey {
     CertKey::from_rcgen(&cert, &key)
 }
 
-/// A server's self-signed certificate as `openssl req -x509 -addext
-/// subjectAltName=DNS:shared.example` makes it (CA:TRUE, a host name), and a
-/// certificate for `localhost` signed with that server's key: what the holder
-/// of that key could forge if a CA file that holds its certificate made it
-/// an authority.
-pub fn self_signed_server_and_forgery() -> (CertKey, CertKey) {
+/// A server's self-signed certificate as `openssl req -x509` makes it
+/// (CA:TRUE, no key usage) for `shared.example`, and a certificate for
+/// `localhost` signed with that server's key: what the holder of that key
+/// could forge if a CA file that holds its certificate made it an
+/// authority. With `subject_alt_name` the host is named as `-addext
+/// subjectAltName=DNS:shared.example` names it; without, by the common
+/// name alone, as `-subj /CN=shared.example` does.
+pub fn self_signed_server_and_forgery(subject_alt_name: bool) -> (CertKey, CertKey) {
     let key = KeyPair::generate().expect("rcgen: generate server key");
-    let mut params = leaf_params("shared.example", &["shared.example"]);
+    let sans: &[&str] = if subject_alt_name {
+        &["shared.example"]
+    } else {
+        &[]
+    };
+    let mut params = leaf_params("shared.example", sans);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.key_usages = Vec::new();
     params.extended_key_usages = Vec::new();

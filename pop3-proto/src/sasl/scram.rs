@@ -495,15 +495,19 @@ impl Scram {
             parsed.iterations,
         ));
         let client_key = Secret::new(hash.hmac(salted.expose(), b"Client Key")?);
-        let stored_key = hash.digest(client_key.expose());
-        let client_signature = hash.hmac(&stored_key, auth_message.as_bytes())?;
+        // The stored key is what the server keeps to check logins, and the
+        // client signature XORed with the proof gives the client key back:
+        // both are wiped like the keys they come from.
+        let stored_key = Secret::new(hash.digest(client_key.expose()));
+        let client_signature =
+            Secret::new(hash.hmac(stored_key.expose(), auth_message.as_bytes())?);
         // With the proof and the exchange, anyone could recover the
         // client key and log in: it is wiped, and so is its encoding.
         let proof: Secret<Vec<u8>> = Secret::new(
             client_key
                 .expose()
                 .iter()
-                .zip(&client_signature)
+                .zip(client_signature.expose())
                 .map(|(k, s)| k ^ s)
                 .collect(),
         );

@@ -24,6 +24,10 @@ pub(crate) struct SessionDeadline {
 
 /// The shortest time limit a blocking socket accepts (zero means "never").
 const SHORTEST_SOCKET_LIMIT: Duration = Duration::from_millis(1);
+/// How much earlier than asked a socket's time limit may fire: the kernel
+/// keeps it in timer ticks (up to 10 ms each), and a limit that starts
+/// mid-tick ends up to a tick early.
+const SOCKET_TIMER_SLACK: Duration = Duration::from_millis(20);
 
 impl SessionDeadline {
     /// A session that starts now and may last `limit`.
@@ -78,10 +82,18 @@ impl SessionDeadline {
     }
 
     /// A time-out reported by a step of `phase` (a blocking socket's limit,
-    /// or the runtime's timer): the session's when its deadline has passed.
+    /// or the runtime's timer): the session's when its deadline has passed,
+    /// or is within [`SOCKET_TIMER_SLACK`] of passing, since a socket limit
+    /// shrunk to what remained of the session may fire that much early.
     pub(crate) fn blame(&self, error: Error) -> Error {
         match error {
-            Error::Timeout(_) if self.check().is_err() => Error::Timeout(Phase::Session),
+            Error::Timeout(_)
+                if self
+                    .remaining()
+                    .is_some_and(|remaining| remaining <= SOCKET_TIMER_SLACK) =>
+            {
+                Error::Timeout(Phase::Session)
+            }
             other => other,
         }
     }
@@ -350,5 +362,26 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             })
             .await?;
         reply.ok_or_else(|| self.lost())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A socket limit shrunk to what remains of the session may fire a
+    /// timer tick before the deadline: that time-out is still the session's.
+    #[test]
+    fn a_time_out_just_before_the_deadline_is_the_sessions() {
+        let ending = SessionDeadline::starting_now(Some(Duration::from_millis(15)));
+        assert!(matches!(
+            ending.blame(Error::Timeout(Phase::Read)),
+            Error::Timeout(Phase::Session)
+        ));
+        let far = SessionDeadline::starting_now(Some(Duration::from_secs(60)));
+        assert!(matches!(
+            far.blame(Error::Timeout(Phase::Read)),
+            Error::Timeout(Phase::Read)
+        ));
     }
 }

@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, StreamOwned};
@@ -50,27 +50,78 @@ fn socket_timeouts<S: 'static>(
     Ok(())
 }
 
-/// Switches a plaintext stream to TLS and runs the handshake, within `limit`
-/// per socket operation when `S` is a [`TcpStream`].
+/// The shortest time limit a socket accepts (zero means "never").
+const SHORTEST_SOCKET_LIMIT: Duration = Duration::from_millis(1);
+
+/// The socket while rustls runs the handshake: `complete_io` reads and
+/// writes as often as the server makes it, so a per-read limit alone lets a
+/// server that sends one byte at a time keep the handshake going for ever.
+/// Before each read and write this checks the handshake's deadline and
+/// shrinks the socket's limits to what remains of it.
+struct Deadlined<'a, S> {
+    socket: &'a mut S,
+    /// `None`: no limit.
+    ends: Option<Instant>,
+}
+
+impl<S: 'static> Deadlined<'_, S> {
+    fn bound(&mut self) -> io::Result<()> {
+        let Some(ends) = self.ends else {
+            return Ok(());
+        };
+        let remaining = ends.saturating_duration_since(Instant::now());
+        if remaining.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        let limit = Some(remaining.max(SHORTEST_SOCKET_LIMIT));
+        socket_timeouts(&*self.socket, limit, limit)
+    }
+}
+
+impl<S: Read + 'static> Read for Deadlined<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.bound()?;
+        self.socket.read(buf)
+    }
+}
+
+impl<S: Write + 'static> Write for Deadlined<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bound()?;
+        self.socket.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.bound()?;
+        self.socket.flush()
+    }
+}
+
+/// Switches a plaintext stream to TLS and runs the handshake, all of it
+/// within `limit` when `S` is a [`TcpStream`].
 fn handshake<S: Read + Write + 'static>(
     stream: &mut MaybeTls<S, Tls<S>>,
     config: Arc<ClientConfig>,
     name: ServerName<'static>,
     limit: Option<Duration>,
 ) -> io::Result<()> {
-    let connection = ClientConnection::new(config, name).map_err(io::Error::other)?;
-    let socket = stream.take_plain()?;
-    socket_timeouts(&socket, limit, limit)?;
-    let mut tls = StreamOwned::new(connection, socket);
-    while tls.conn.is_handshaking() {
-        match tls.conn.complete_io(&mut tls.sock) {
+    let mut connection = ClientConnection::new(config, name).map_err(io::Error::other)?;
+    let mut socket = stream.take_plain()?;
+    // A limit too far away to represent is no limit.
+    let ends = limit.and_then(|limit| Instant::now().checked_add(limit));
+    let mut deadlined = Deadlined {
+        socket: &mut socket,
+        ends,
+    };
+    while connection.is_handshaking() {
+        match connection.complete_io(&mut deadlined) {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             // The stream stays `Broken`: the session cannot go on.
             Err(e) => return Err(e),
         }
     }
-    *stream = MaybeTls::Tls(Box::new(tls));
+    *stream = MaybeTls::Tls(Box::new(StreamOwned::new(connection, socket)));
     Ok(())
 }
 

@@ -117,9 +117,9 @@ pub trait StartTls: IoStream {
     /// Runs the TLS handshake over the plaintext stream, verifying the
     /// certificate for `name`; afterwards reads and writes go through TLS.
     /// Fails if the stream is TLS already.
-    /// `limit` is the handshake time limit, for streams that keep time
-    /// themselves (the caller also bounds the whole future with the
-    /// runtime's timer).
+    /// `limit` is the whole handshake's time limit, for streams that keep
+    /// time themselves and so must bound every read and write of it (the
+    /// caller also bounds the whole future with the runtime's timer).
     fn start_tls(
         &mut self,
         config: Arc<ClientConfig>,

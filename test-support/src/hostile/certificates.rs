@@ -164,12 +164,21 @@ pub async fn wrong_fingerprint_pin<T: Transport>(t: &T) {
 }
 
 /// A CA file that holds a server's self-signed certificate (CA:TRUE, as
-/// `openssl req -x509` makes it, naming `shared.example`) trusts that
-/// certificate alone: a certificate for `localhost` signed with that
-/// server's key is refused with `UnknownIssuer` before any POP3 byte; the
-/// server's own certificate, as the control, connects.
+/// `openssl req -x509` makes it, naming `shared.example` in a subject
+/// alternative name or by its common name alone) trusts that certificate
+/// alone: a certificate for `localhost` signed with that server's key is
+/// refused with `UnknownIssuer` before any POP3 byte; the server's own
+/// certificate, as the control, connects.
 pub async fn trusted_self_signed_certificate_is_no_authority<T: Transport>(t: &T) {
-    let (shared, forged) = self_signed_server_and_forgery();
+    for subject_alt_name in [true, false] {
+        trusted_self_signed_shape_is_no_authority(t, subject_alt_name).await;
+    }
+}
+
+/// [`trusted_self_signed_certificate_is_no_authority`] for one shape.
+async fn trusted_self_signed_shape_is_no_authority<T: Transport>(t: &T, subject_alt_name: bool) {
+    let what = format!("subjectAltName: {subject_alt_name}");
+    let (shared, forged) = self_signed_server_and_forgery(subject_alt_name);
     let trusting_shared = || {
         opts().tls(
             TlsOptions::new()
@@ -185,7 +194,7 @@ pub async fn trusted_self_signed_certificate_is_no_authority<T: Transport>(t: &T
     let e = expect_connect_err(
         t.connect_tls("localhost", port(&server), &trusting_shared())
             .await,
-        "a certificate signed by a trusted server's key",
+        &format!("{what}: a certificate signed by a trusted server's key"),
     );
     assert!(
         matches!(
@@ -194,12 +203,12 @@ pub async fn trusted_self_signed_certificate_is_no_authority<T: Transport>(t: &T
                 rustls::CertificateError::UnknownIssuer
             ))
         ),
-        "{e:?}"
+        "{what}: {e:?}"
     );
     let (received, _) = finish(server);
     assert!(
         !received.windows(4).any(|w| w == b"QUIT"),
-        "{}",
+        "{what}: {}",
         show(&received)
     );
 
@@ -216,7 +225,7 @@ pub async fn trusted_self_signed_certificate_is_no_authority<T: Transport>(t: &T
             &trusting_shared().server_name("shared.example"),
         )
         .await,
-        "the trusted certificate itself",
+        &format!("{what}: the trusted certificate itself"),
     );
     expect_ok(s.quit().await, "quit");
     finish(server).1.expect("script followed");

@@ -97,3 +97,26 @@ pub async fn silence_meets_the_idle_limit_first<T: Transport>(t: &T) {
     let (sent, _) = finish_logged_in(server);
     assert_eq!(sent, b"NOOP\r\n");
 }
+
+/// A TLS handshake trickled one byte every 200 ms: the header of a
+/// handshake record of 16 KiB, then its body a byte at a time. No read
+/// waits as long as the 1 s idle limit and the handshake's own limit is
+/// longer than the session, so only the 2 s session deadline ends it. A
+/// blocking socket's limit bounds one read, not the whole handshake.
+pub async fn trickled_tls_handshake_meets_the_session_deadline<T: Transport>(t: &T) {
+    let mut steps = vec![Step::Send(vec![0x16, 0x03, 0x03, 0x40, 0x00])];
+    steps.extend(trickle(&[0], Duration::from_millis(200), 25));
+    let server = script(steps);
+    let options = deadline_opts().timeouts(Timeouts {
+        session: Some(SESSION),
+        tls_handshake: Some(Duration::from_secs(30)),
+        ..timeouts(IDLE)
+    });
+    let started = Instant::now();
+    let e = expect_connect_err(
+        t.connect_tls("localhost", port(&server), &options).await,
+        "a trickled TLS handshake",
+    );
+    assert_session_deadline(&e, started, "a trickled TLS handshake");
+    drop(finish(server));
+}
