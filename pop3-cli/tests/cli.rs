@@ -13,7 +13,7 @@ use test_support::dovecot::{unique_user, Dovecot, Mailbox};
 use test_support::scripted::{ScriptConfig, ScriptedServer, Step};
 
 mod common;
-use common::{assert_code, run, stderr, summary};
+use common::{assert_code, run, stderr, stuffed, summary};
 
 const RUNTIMES: [&str; 3] = ["blocking", "tokio", "smol"];
 const PASSWORD_VAR: &str = "POP3_TEST_PASSWORD";
@@ -523,19 +523,6 @@ fn fetch_into_mbox() {
     assert_eq!(text.matches("\n>From the start of a line\n").count(), 2);
     assert!(!text.contains('\r'));
     assert!(text.contains(&String::from_utf8_lossy(&messages[1][..40]).replace("\r\n", "\n")));
-}
-
-/// The message as a server sends it after `+OK`: dot-stuffed, ending `.`.
-fn stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b".") {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 fn login_steps() -> Vec<Step> {

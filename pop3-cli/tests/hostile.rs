@@ -1099,6 +1099,24 @@ fn bare_lf_terminator_during_retr() {
     }
 }
 
+/// One message listed as 100 bytes whose `RETR` reply starts with `start`
+/// and then trickles one byte every 200 ms (for ten seconds).
+fn trickled_retr(start: &[u8]) -> Vec<Step> {
+    let mut steps = vec![
+        Step::expect_line("UIDL"),
+        Step::Send(b"+OK\r\n1 uid-trickle\r\n.\r\n".to_vec()),
+        Step::expect_line("LIST"),
+        Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
+        Step::expect_line("RETR 1"),
+        Step::Send(start.to_vec()),
+    ];
+    for _ in 0..50 {
+        steps.push(Step::Send(b"x".to_vec()));
+        steps.push(Step::Sleep(Duration::from_millis(200)));
+    }
+    steps
+}
+
 /// A message trickled one byte every 200 ms, without end: no read waits as
 /// long as `--timeout`, so only `--session-timeout 2` ends the fetch: exit
 /// 75 (try again later) after about 2 s, a message naming the overall
@@ -1108,19 +1126,9 @@ fn trickled_message_meets_the_session_timeout() {
     let session = Duration::from_secs(2);
     for runtime in RUNTIMES {
         let what = format!("{runtime}: a message trickled without end");
-        let mut steps = vec![
-            Step::expect_line("UIDL"),
-            Step::Send(b"+OK\r\n1 uid-trickle\r\n.\r\n".to_vec()),
-            Step::expect_line("LIST"),
-            Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
-            Step::expect_line("RETR 1"),
-            Step::Send(b"+OK\r\nSubject: slow\r\n\r\n".to_vec()),
-        ];
-        for _ in 0..50 {
-            steps.push(Step::Send(b"x".to_vec()));
-            steps.push(Step::Sleep(Duration::from_millis(200)));
-        }
-        let server = script(login_steps_then(steps));
+        let server = script(login_steps_then(trickled_retr(
+            b"+OK\r\nSubject: slow\r\n\r\n",
+        )));
         let dir = tempfile::tempdir().expect("tempdir");
         let maildir = dir.path().join("Mail");
         let mut command = fetch(&server, runtime, &maildir, &["--session-timeout", "2"]);
@@ -1139,19 +1147,7 @@ fn trickled_message_meets_the_session_timeout() {
     }
     // The same limit from a config file's `session_timeout` key.
     let what = "config key session_timeout";
-    let mut steps = vec![
-        Step::expect_line("UIDL"),
-        Step::Send(b"+OK\r\n1 uid-trickle\r\n.\r\n".to_vec()),
-        Step::expect_line("LIST"),
-        Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
-        Step::expect_line("RETR 1"),
-        Step::Send(b"+OK\r\n".to_vec()),
-    ];
-    for _ in 0..50 {
-        steps.push(Step::Send(b"x".to_vec()));
-        steps.push(Step::Sleep(Duration::from_millis(200)));
-    }
-    let server = script(login_steps_then(steps));
+    let server = script(login_steps_then(trickled_retr(b"+OK\r\n")));
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.toml");
     fs::write(&config, "[defaults]\nsession_timeout = 2\n").expect("write config");

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use test_support::scripted::{ScriptConfig, ScriptedServer, Step};
 
 mod common;
-use common::{assert_code, run, stderr, summary};
+use common::{assert_code, run, stderr, stuffed, summary};
 
 const PASSWORD_VAR: &str = "POP3_STORAGE_TEST_PASSWORD";
 
@@ -46,19 +46,6 @@ fn message(tag: &str, size: usize) -> Vec<u8> {
         line += 1;
     }
     m
-}
-
-/// The message as a server sends it after `+OK`: dot-stuffed, ending `.`.
-fn stuffed(message: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for line in message.split_inclusive(|&b| b == b'\n') {
-        if line.starts_with(b".") {
-            out.push(b'.');
-        }
-        out.extend_from_slice(line);
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 /// Login, then UIDL and LIST for `messages` (UIDs `u1`, `u2`, ...; LIST

@@ -33,3 +33,16 @@ pub(crate) fn assert_code(output: &Output, code: i32) {
 pub(crate) fn summary(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).expect("--json summary")
 }
+
+/// The message as a server sends it after `+OK`: dot-stuffed, ending `.`.
+pub(crate) fn stuffed(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in message.split_inclusive(|&b| b == b'\n') {
+        if line.starts_with(b".") {
+            out.push(b'.');
+        }
+        out.extend_from_slice(line);
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
