@@ -435,6 +435,12 @@ pub(crate) struct FetchArgs {
     /// what a crashing script returns.
     #[arg(long, value_name = "CMD")]
     pub(crate) filter: Option<String>,
+
+    /// Store messages (Maildir) and feed them (MDA, filter) as RETR sent
+    /// them, with CRLF line endings, instead of LF. Not for an mbox, which
+    /// is always LF.
+    #[arg(long)]
+    pub(crate) exact_bytes: bool,
 }
 
 /// Whether `arg` is a `pop3s://`, `pop3://` or `pop://` URL.

@@ -12,6 +12,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, Command, ConnArgs, Generate, Runtime};
 use crate::config::{expand_home, Config, Settings};
+use crate::deliver::LineEndings;
 use crate::error::{auth_failure, Exit, Failure};
 use crate::fetch::{fetch, prepare, FetchOptions, Prepared};
 use crate::policy::{check_login_delay, remember_login};
@@ -246,6 +247,12 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         delete_bigger_than: args.delete_bigger_than.map(|s| s.0),
         max_messages: args.max_messages,
         filter: args.filter.clone(),
+        line_endings: if args.exact_bytes || file.exact_bytes.as_ref().is_some_and(|e| *e.get_ref())
+        {
+            LineEndings::AsReceived
+        } else {
+            LineEndings::Unix
+        },
     };
     if options.maildir.is_none() && options.mbox.is_none() && options.mda.is_none() {
         options.maildir = file.maildir.as_ref().map(|p| expand_home(p.get_ref()));

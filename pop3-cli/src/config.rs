@@ -70,6 +70,7 @@ pub(crate) struct Settings {
     pub(crate) delete_bigger_than: Option<Spanned<Size>>,
     pub(crate) max_messages: Option<Spanned<u32>>,
     pub(crate) filter: Option<Spanned<String>>,
+    pub(crate) exact_bytes: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -363,7 +364,8 @@ impl Settings {
             max_size,
             delete_bigger_than,
             max_messages,
-            filter
+            filter,
+            exact_bytes
         );
     }
 }

@@ -38,27 +38,53 @@ pub(crate) fn at(step: &str) {
 }
 
 /// `POP3_TEST_FAIL_AT=STEP:N` (debug builds only): the N-th time the fetch
-/// reaches STEP, an I/O error (EIO) is returned as the disk would: for the
-/// tests that prove a failing sync records nothing and deletes nothing.
-/// Steps: `fsync-message` (a Maildir message's file), `mbox-sync`.
+/// reaches STEP, an I/O error is returned as the disk would: for the tests
+/// that prove a failing sync records nothing and deletes nothing, and that
+/// what a fetch counts saved is what is there. Steps: `fsync-message` (a
+/// Maildir message's file) and `mbox-sync` fail with EIO; `link-message`
+/// (a Maildir message moved into `new/`) and `record` (UIDs appended to
+/// the state) with ENOSPC. `disk-full:N`: the disk fills up while the N-th
+/// message is stored: from then on every write fails with ENOSPC (a
+/// message's bytes, `write-message`; a Maildir intent, `write-intent`;
+/// `link-message`; `record`), syncs and reads still work.
 #[cfg(debug_assertions)]
 pub(crate) fn fail(step: &str) -> std::io::Result<()> {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::OnceLock;
 
+    const EIO: i32 = 5;
+    const ENOSPC: i32 = 28;
     static SPEC: OnceLock<Option<(String, u64)>> = OnceLock::new();
     static SEEN: AtomicU64 = AtomicU64::new(0);
+    static FULL: AtomicBool = AtomicBool::new(false);
     let spec = SPEC.get_or_init(|| {
         let value = std::env::var("POP3_TEST_FAIL_AT").ok()?;
         let (name, n) = value.split_once(':')?;
         Some((name.to_owned(), n.parse().ok()?))
     });
-    match spec {
-        Some((name, n)) if name == step && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n => {
-            Err(std::io::Error::from_raw_os_error(5))
+    let Some((name, n)) = spec else {
+        return Ok(());
+    };
+    let nth = |counted: &str| step == counted && SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n;
+    if name == "disk-full" {
+        if nth("message") {
+            FULL.store(true, Ordering::SeqCst);
         }
-        _ => Ok(()),
+        let writes = ["write-message", "write-intent", "link-message", "record"];
+        return if FULL.load(Ordering::SeqCst) && writes.contains(&step) {
+            Err(std::io::Error::from_raw_os_error(ENOSPC))
+        } else {
+            Ok(())
+        };
     }
+    if !nth(name) {
+        return Ok(());
+    }
+    let errno = match step {
+        "fsync-message" | "mbox-sync" => EIO,
+        _ => ENOSPC,
+    };
+    Err(std::io::Error::from_raw_os_error(errno))
 }
 
 /// Release builds: never fails.

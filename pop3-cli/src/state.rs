@@ -336,6 +336,7 @@ impl State {
         if added.is_empty() {
             return Ok(());
         }
+        crate::crash::fail("record")?;
         self.journal.write_all(&text)?;
         crate::crash::at("appended");
         self.journal.sync_data()?;
@@ -396,6 +397,7 @@ pub(crate) fn maildir_intent_path(state: &Path) -> PathBuf {
 /// Replaces the intent at `path` with `entries` (UID, file name), before
 /// the batch is linked into the Maildir. Not synced: see the module docs.
 pub(crate) fn write_maildir_intent(path: &Path, entries: &[(&str, &str)]) -> io::Result<()> {
+    crate::crash::fail("write-intent")?;
     let mut text = Vec::new();
     for (uid, name) in entries {
         text.extend_from_slice(format!("{uid} {name}\n").as_bytes());

@@ -6,11 +6,12 @@ use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use super::{digest, hex, Deliver, Incoming, NotStored, Staged, Stored};
+use super::{digest, hex, Deliver, Incoming, LineEndings, NotStored, Staged, Stored, ToUnix};
 use crate::error::Failure;
 use crate::state::sync_dir;
 
@@ -48,12 +49,15 @@ pub(crate) struct Maildir {
     tmp_prefix: String,
     seq: u64,
     current: Option<MaildirMessage>,
+    line_endings: LineEndings,
 }
 
 struct MaildirMessage {
     tmp: PathBuf,
     file: BufWriter<File>,
     name: Naming,
+    /// `None`: the bytes as received.
+    to_unix: Option<ToUnix>,
 }
 
 /// Where the final file name comes from.
@@ -65,17 +69,49 @@ enum Naming {
     Content(Sha256),
 }
 
-/// Checks, before anything connects, that `root` is a Maildir or can
-/// become one: an existing directory with `new/`, `cur/` and `tmp/` (or
-/// empty), or a missing one whose parent exists, which is then created. A
+/// Whether the directory `dir` exists and this process may create and
+/// remove files in it (write and search permission, a file system mounted
+/// read-write), as `access(2)` says: the check that root passes
+/// everywhere except on a read-only file system.
+fn check_writable_dir(dir: &Path, what: &str) -> Result<(), Failure> {
+    let refuse = |why: String| Failure::new(crate::error::Exit::IoErr, why);
+    match fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return Err(refuse(format!("{what} {}: not a directory", dir.display()))),
+        Err(e) => return Err(Failure::io(format_args!("{what} {}", dir.display()), &e)),
+    }
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .map_err(|e| {
+        refuse(format!(
+            "{what} {}: not writable ({}); nothing was downloaded",
+            dir.display(),
+            io::Error::from(e)
+        ))
+    })
+}
+
+/// Checks, before anything connects, that `root` is a Maildir this process
+/// can deliver into, or can become one; creates nothing (a new Maildir is
+/// made only once the server has accepted the login: [`Maildir::open`]).
+/// An existing directory must hold `new/`, `cur/` and `tmp/`, each
+/// writable (a missing part is created, so the directory must then be
+/// writable), or be empty; a missing one needs a writable parent. A
 /// mistyped path whose parent does not exist is an error, not a new tree.
-pub(crate) fn prepare_maildir(root: &Path) -> Result<(), Failure> {
+/// Returns whether the Maildir exists already.
+pub(crate) fn check_maildir(root: &Path) -> Result<bool, Failure> {
     let ctx = |e: io::Error| Failure::io(format_args!("Maildir {}", root.display()), &e);
     match fs::metadata(root) {
         Ok(meta) if meta.is_dir() => {
-            let parts = ["new", "cur", "tmp"].map(|d| root.join(d).is_dir());
+            let parts = ["new", "cur", "tmp"].map(|d| root.join(d));
+            let present = parts
+                .iter()
+                .filter(|p| p.symlink_metadata().is_ok())
+                .count();
             let empty = fs::read_dir(root).map_err(ctx)?.next().is_none();
-            if !parts.iter().any(|&p| p) && !empty {
+            if present == 0 && !empty {
                 return Err(Failure::new(
                     crate::error::Exit::IoErr,
                     format!(
@@ -84,18 +120,22 @@ pub(crate) fn prepare_maildir(root: &Path) -> Result<(), Failure> {
                     ),
                 ));
             }
+            for part in &parts {
+                if part.symlink_metadata().is_ok() {
+                    check_writable_dir(part, "Maildir")?;
+                }
+            }
+            if present < parts.len() {
+                check_writable_dir(root, "Maildir")?;
+            }
+            Ok(true)
         }
-        Ok(_) => {
-            return Err(Failure::new(
-                crate::error::Exit::IoErr,
-                format!("Maildir {}: not a directory", root.display()),
-            ))
-        }
+        Ok(_) => Err(Failure::new(
+            crate::error::Exit::IoErr,
+            format!("Maildir {}: not a directory", root.display()),
+        )),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let parent = match root.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => Path::new("."),
-            };
+            let parent = parent_of(root);
             if !parent.is_dir() {
                 return Err(Failure::new(
                     crate::error::Exit::IoErr,
@@ -106,20 +146,30 @@ pub(crate) fn prepare_maildir(root: &Path) -> Result<(), Failure> {
                     ),
                 ));
             }
-            crate::private::create_dir(root).map_err(ctx)?;
+            check_writable_dir(parent, "the Maildir's parent directory")?;
+            Ok(false)
         }
-        Err(e) => return Err(ctx(e)),
+        Err(e) => Err(ctx(e)),
     }
-    for sub in ["tmp", "new", "cur"] {
-        let dir = root.join(sub);
-        if !dir.is_dir() {
-            crate::private::create_dir(&dir).map_err(ctx)?;
-        }
+}
+
+/// The directory `path` is in (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
     }
-    Ok(())
+}
+
+/// `error` with `path` in front of its text (its kind kept), so that every
+/// message about a file says which one.
+fn at_path(path: &Path, error: io::Error) -> io::Error {
+    io::Error::new(error.kind(), format!("{}: {error}", path.display()))
 }
 
 /// A message written completely into `tmp/`, not yet synced nor visible.
+/// Dropped before it was moved into `new/` (its batch failed, or was never
+/// committed), its file is removed from `tmp/`.
 #[derive(Debug)]
 pub(crate) struct StagedFile {
     /// The file in `tmp/`.
@@ -131,34 +181,94 @@ pub(crate) struct StagedFile {
     /// happens, and the sync before the close reports what the close would
     /// (which `drop` ignores).
     file: File,
+    /// Moved into `new/` (or found there already, and removed from `tmp/`).
+    published: AtomicBool,
+}
+
+impl Drop for StagedFile {
+    fn drop(&mut self) {
+        if !self.published.load(Ordering::Relaxed) {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
+}
+
+/// What [`make_durable`] did with a batch.
+#[derive(Debug)]
+pub(crate) struct MadeDurable {
+    /// The first messages of the batch, each now in `new/` (or found there
+    /// already): all of them unless `failure` says why not.
+    pub(crate) linked: Vec<Stored>,
+    /// Whether `new/` was synced after they were linked: only then may
+    /// their UIDs be recorded.
+    pub(crate) durable: bool,
+    /// What stopped the batch.
+    pub(crate) failure: Option<Failure>,
 }
 
 /// Makes a batch of staged messages durable together, in the order that
 /// keeps every promise: each file synced (`fsync` through the descriptor
 /// it was written with, several at once so that the file system can
 /// commit them together), then each linked into `new/` (never replacing a
-/// file), then `new/` synced once. Only after this returns may their UIDs
-/// be recorded. Returns, per message, whether it is new or was there
-/// already.
+/// file), then `new/` synced once. Only the messages it reports
+/// [`MadeDurable::linked`] and `durable` may have their UIDs recorded. A
+/// link that fails (a full disk, ...) stops the batch there, and the files
+/// linked before it are still synced into `new/`, so that what is counted
+/// saved is what is there.
 ///
 /// Not `syncfs(2)`: before Linux 5.8 it reports no write-back error at
 /// all, and since then an error it reports may already have been taken by
 /// another caller; an `fsync` of the file itself is the one answer that
 /// speaks of this file.
-pub(crate) fn make_durable(root: &Path, batch: &[&StagedFile]) -> Result<Vec<Stored>, Failure> {
-    let fail = |what: &str, e: io::Error| Failure::io(format_args!("Maildir {what}"), &e);
-    sync_files(batch).map_err(|e| fail("fsync", e))?;
-    crate::crash::at("synced");
+pub(crate) fn make_durable(root: &Path, batch: &[&StagedFile]) -> MadeDurable {
     let new_dir = root.join("new");
-    let mut stored = Vec::with_capacity(batch.len());
+    if let Err(e) = sync_files(batch) {
+        return MadeDurable {
+            linked: Vec::new(),
+            durable: false,
+            failure: Some(Failure::io("Maildir fsync", &e)),
+        };
+    }
+    crate::crash::at("synced");
+    let mut linked = Vec::with_capacity(batch.len());
+    let mut failure = None;
     for staged in batch {
         let target = new_dir.join(&staged.name);
-        stored.push(publish(&staged.tmp, &target).map_err(|e| fail("rename into new/", e))?);
+        match publish(&staged.tmp, &target) {
+            Ok(how) => {
+                staged.published.store(true, Ordering::Relaxed);
+                linked.push(how);
+            }
+            Err(e) => {
+                failure = Some(Failure::io(
+                    format_args!(
+                        "Maildir: moving {} into {}",
+                        staged.tmp.display(),
+                        new_dir.display()
+                    ),
+                    &e,
+                ));
+                break;
+            }
+        }
     }
     crate::crash::at("linked");
-    sync_dir(&new_dir).map_err(|e| fail("fsync new/", e))?;
+    let mut durable = true;
+    if !linked.is_empty() {
+        if let Err(e) = sync_dir(&new_dir) {
+            durable = false;
+            failure.get_or_insert(Failure::io(
+                format_args!("Maildir fsync {}", new_dir.display()),
+                &e,
+            ));
+        }
+    }
     crate::crash::at("dir-synced");
-    Ok(stored)
+    MadeDurable {
+        linked,
+        durable,
+        failure,
+    }
 }
 
 /// How many files are synced at once: concurrent `fsync`s on one file
@@ -169,8 +279,9 @@ const SYNC_THREADS: usize = 8;
 /// wins.
 fn sync_files(batch: &[&StagedFile]) -> io::Result<()> {
     let sync = |staged: &StagedFile| -> io::Result<()> {
-        crate::crash::fail("fsync-message")?;
-        staged.file.sync_all()
+        crate::crash::fail("fsync-message")
+            .and_then(|()| staged.file.sync_all())
+            .map_err(|e| at_path(&staged.tmp, e))
     };
     if batch.len() <= 1 {
         return batch.iter().try_for_each(|staged| sync(staged));
@@ -201,6 +312,7 @@ fn sync_files(batch: &[&StagedFile]) -> io::Result<()> {
 /// it, `link(2)` and `unlink(2)` (the classic Maildir delivery), and plain
 /// rename where hard links do not work either.
 fn publish(tmp: &Path, target: &Path) -> io::Result<Stored> {
+    crate::crash::fail("link-message")?;
     #[cfg(target_os = "linux")]
     {
         use rustix::fs::{renameat_with, RenameFlags, CWD};
@@ -245,20 +357,33 @@ impl Maildir {
                 &io::Error::other("no message started"),
             )));
         };
-        let tmp = current.tmp.clone();
+        let MaildirMessage {
+            tmp,
+            file,
+            name,
+            to_unix,
+        } = current;
         let fatal = |what: &str, e: io::Error| {
             let _ = fs::remove_file(&tmp);
-            NotStored::Fatal(Failure::io(format_args!("Maildir {what}"), &e))
+            NotStored::Fatal(Failure::io(
+                format_args!("Maildir {what} {}", tmp.display()),
+                &e,
+            ))
         };
-        let file = current
-            .file
+        let mut file = file;
+        if let Some(mut to_unix) = to_unix {
+            to_unix
+                .finish(|end| file.write_all(end))
+                .map_err(|e| fatal("write", e))?;
+        }
+        let file = file
             .into_inner()
             .map_err(|e| fatal("write", e.into_error()))?;
         if sync {
             crate::crash::fail("fsync-message").map_err(|e| fatal("fsync", e))?;
             file.sync_all().map_err(|e| fatal("fsync", e))?;
         }
-        let name = match current.name {
+        let name = match name {
             Naming::Uid(prefix, hasher) => format!("{prefix}.{}", hex(&hasher.finalize()[..8])),
             Naming::Content(hasher) => format!(
                 "pop3-{}",
@@ -270,19 +395,35 @@ impl Maildir {
             let _ = fs::remove_file(&tmp);
             return Ok(None);
         }
-        Ok(Some(StagedFile { tmp, name, file }))
+        Ok(Some(StagedFile {
+            tmp,
+            name,
+            file,
+            published: AtomicBool::new(false),
+        }))
     }
 
-    /// Opens (creating if needed) the Maildir at `root`, and removes the
-    /// temporary files an interrupted fetch of `account` left in `tmp/`.
-    /// The caller holds the account's state lock, so none of them is in use.
-    pub(crate) fn open(root: &Path, account: &str) -> Result<Maildir, Failure> {
+    /// Opens the Maildir at `root` (creating it, or its missing parts; its
+    /// parent must exist), and removes the temporary files an interrupted
+    /// fetch of `account` left in `tmp/`. The caller holds the account's
+    /// state lock, so none of them is in use. Messages are stored with
+    /// `line_endings`.
+    pub(crate) fn open(
+        root: &Path,
+        account: &str,
+        line_endings: LineEndings,
+    ) -> Result<Maildir, Failure> {
         let ctx =
             |what: &Path, e: io::Error| Failure::io(format_args!("Maildir {}", what.display()), &e);
         let existed = root.join("new").is_dir();
+        if !root.is_dir() {
+            crate::private::create_dir(root).map_err(|e| ctx(root, e))?;
+        }
         for sub in ["tmp", "new", "cur"] {
             let dir = root.join(sub);
-            crate::private::create_dir_all(&dir).map_err(|e| ctx(&dir, e))?;
+            if !dir.is_dir() {
+                crate::private::create_dir(&dir).map_err(|e| ctx(&dir, e))?;
+            }
         }
         if !existed {
             // A new Maildir: make its directories durable before any message.
@@ -330,6 +471,7 @@ impl Maildir {
             tmp_prefix,
             seq: 0,
             current: None,
+            line_endings,
         })
     }
 
@@ -380,10 +522,12 @@ impl Deliver for Maildir {
             self.seq,
             incoming.msg
         ));
+        crate::crash::fail("message").map_err(|e| at_path(&tmp, e))?;
         let file = crate::private::file_options()
             .write(true)
             .create_new(true)
-            .open(&tmp)?;
+            .open(&tmp)
+            .map_err(|e| at_path(&tmp, e))?;
         let name = match incoming.uid.as_deref() {
             Some(uid) => Naming::Uid(self.uid_name(uid), Sha256::new()),
             None => Naming::Content(Sha256::new()),
@@ -392,6 +536,7 @@ impl Deliver for Maildir {
             tmp,
             file: BufWriter::with_capacity(64 * 1024, file),
             name,
+            to_unix: (self.line_endings == LineEndings::Unix).then(ToUnix::default),
         });
         Ok(())
     }
@@ -401,26 +546,44 @@ impl Deliver for Maildir {
             .current
             .as_mut()
             .ok_or_else(|| io::Error::other("no message started"))?;
+        // The name hashes the bytes as received, whatever is stored: a
+        // message is recognised whichever line endings it was stored
+        // with (by an older pop3, or with --exact-bytes), and the names in
+        // an intent file stay what they were.
         match &mut current.name {
             Naming::Uid(_, hasher) | Naming::Content(hasher) => hasher.update(data),
         }
-        current.file.write_all(data)
+        let file = &mut current.file;
+        let written =
+            crate::crash::fail("write-message").and_then(|()| match &mut current.to_unix {
+                Some(to_unix) => to_unix.convert(data, |piece| file.write_all(piece)),
+                None => file.write_all(data),
+            });
+        written.map_err(|e| at_path(&current.tmp, e))
     }
 
     fn commit(&mut self) -> Result<Stored, NotStored> {
-        let Some(StagedFile { tmp, name, .. }) = self.finish_file(true)? else {
+        let Some(staged) = self.finish_file(true)? else {
             return Ok(Stored::AlreadyThere);
         };
-        let fatal = |what: &str, e: io::Error| {
-            let _ = fs::remove_file(&tmp);
-            NotStored::Fatal(Failure::io(format_args!("Maildir {what}"), &e))
-        };
         let new_dir = self.root.join("new");
-        let how = publish(&tmp, &new_dir.join(&name)).map_err(|e| fatal("rename into new/", e))?;
+        let fatal = |what: String, e: io::Error| NotStored::Fatal(Failure::io(what, &e));
+        let how = publish(&staged.tmp, &new_dir.join(&staged.name)).map_err(|e| {
+            fatal(
+                format!(
+                    "Maildir: moving {} into {}",
+                    staged.tmp.display(),
+                    new_dir.display()
+                ),
+                e,
+            )
+        })?;
+        staged.published.store(true, Ordering::Relaxed);
         if how == Stored::New {
-            sync_dir(&new_dir).map_err(|e| fatal("fsync new/", e))?;
+            sync_dir(&new_dir)
+                .map_err(|e| fatal(format!("Maildir fsync {}", new_dir.display()), e))?;
         }
-        self.present.insert(name);
+        self.present.insert(staged.name.clone());
         Ok(how)
     }
 
@@ -482,7 +645,7 @@ mod tests {
     #[test]
     fn maildir_names_are_stable_and_tmp_is_cleaned() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        let mut md = Maildir::open(dir.path(), "u@h:995", LineEndings::Unix).expect("open");
         assert_eq!(store(&mut md, 1, Some("X1"), b"hello\r\n"), Stored::New);
         let [name] = &names_in(&dir.path().join("new"))[..] else {
             panic!("one file")
@@ -500,7 +663,7 @@ mod tests {
         md.write(b"partial").expect("write");
         std::mem::forget(md.current.take());
         assert_eq!(names_in(&dir.path().join("tmp")).len(), 1);
-        let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        let mut md = Maildir::open(dir.path(), "u@h:995", LineEndings::Unix).expect("open");
         assert!(names_in(&dir.path().join("tmp")).is_empty());
         // A file alone does not say its UID is stored: only an intent does.
         md.recover([], Some(SystemTime::now()));
@@ -511,7 +674,7 @@ mod tests {
             dir.path().join("cur").join(format!("{name}:2,S")),
         )
         .expect("rename");
-        let mut md2 = Maildir::open(dir.path(), "u@h:995").expect("open");
+        let mut md2 = Maildir::open(dir.path(), "u@h:995", LineEndings::Unix).expect("open");
         md2.recover(
             [
                 ("X1".to_owned(), name.clone()),
@@ -539,7 +702,7 @@ mod tests {
     #[test]
     fn older_names_count_only_when_written_after_the_state() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let md = Maildir::open(dir.path(), "u@h:995").expect("open");
+        let md = Maildir::open(dir.path(), "u@h:995", LineEndings::Unix).expect("open");
         let old = md.uid_name("OLD");
         fs::write(dir.path().join("cur").join(format!("{old}:2,S")), "x").expect("write");
         let written = fs::metadata(dir.path().join("cur").join(format!("{old}:2,S")))
@@ -550,7 +713,7 @@ mod tests {
         for (state_written, recognised) in
             [(Some(earlier), true), (Some(later), false), (None, true)]
         {
-            let mut md = Maildir::open(dir.path(), "u@h:995").expect("open");
+            let mut md = Maildir::open(dir.path(), "u@h:995", LineEndings::Unix).expect("open");
             md.recover([], state_written);
             assert_eq!(md.has_uid("OLD"), recognised, "{state_written:?}");
             assert!(!md.has_uid("NEW"));

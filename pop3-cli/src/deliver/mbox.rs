@@ -178,15 +178,26 @@ impl Deliver for Mbox {
             Some(dir) => dir,
             None => Path::new("."),
         };
+        crate::crash::fail("message")?;
         self.current = Some(EntryBuilder::new(dir));
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
-        match &mut self.current {
+        let written = match &mut self.current {
             Some(builder) => builder.write(data),
             None => Err(io::Error::other("no message started")),
-        }
+        };
+        // Only a big message's spill file is written here.
+        written.map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "mbox {} (spill file of a message): {e}",
+                    self.path.display()
+                ),
+            )
+        })
     }
 
     fn commit(&mut self) -> Result<Stored, NotStored> {
@@ -199,7 +210,7 @@ impl Deliver for Mbox {
         MboxAppender::new(&self.path, None)
             .append(&entries, || Ok(()))
             .map(|()| Stored::New)
-            .map_err(NotStored::Fatal)
+            .map_err(|failed| NotStored::Fatal(failed.failure))
     }
 
     fn stage(&mut self) -> Result<Option<Staged>, NotStored> {
@@ -249,6 +260,16 @@ pub(crate) struct MboxAppender {
     wait: LockWait,
 }
 
+/// Why [`MboxAppender::append`] did not append and record a batch.
+#[derive(Debug)]
+pub(crate) struct AppendFailed {
+    /// What failed.
+    pub(crate) failure: Failure,
+    /// Whether the batch is in the mbox all the same (synced; only its UIDs
+    /// are not recorded, which the next fetch does from the intent).
+    pub(crate) appended: bool,
+}
+
 /// How many bytes to write before an entry appended to an mbox whose last
 /// bytes are `tail`: mboxrd wants a blank line before each `From ` line,
 /// and an mbox left without one (by another program, or by a torn append)
@@ -283,13 +304,18 @@ impl MboxAppender {
     }
 
     /// Appends one batch: steps 1 and 2, then `record` (which records the
-    /// UIDs durably), then step 4. On an error before `record` nothing of
-    /// the batch is left in the mbox, and nothing is to be recorded.
+    /// UIDs durably), then step 4. On an error before the batch is synced
+    /// nothing of it is left in the mbox, and nothing is to be recorded;
+    /// [`AppendFailed::appended`] says whether the error came after.
     pub(crate) fn append(
         &mut self,
         entries: &[MboxEntry<'_>],
         record: impl FnOnce() -> Result<(), Failure>,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), AppendFailed> {
+        let not_appended = |failure: Failure| AppendFailed {
+            failure,
+            appended: false,
+        };
         let path = self.path.clone();
         let mbox = |e: io::Error| Failure::io(format_args!("mbox {}", path.display()), &e);
         // A new mbox is private; an existing one keeps its mode.
@@ -298,18 +324,36 @@ impl MboxAppender {
             .read(true)
             .append(true)
             .open(&path)
-            .map_err(mbox)?;
-        let lock = MboxLock::acquire(&path, file, true, self.wait)?;
+            .map_err(|e| not_appended(mbox(e)))?;
+        let lock = MboxLock::acquire(&path, file, true, self.wait).map_err(not_appended)?;
+        self.append_locked(&lock, entries, record)
+    }
+
+    /// [`MboxAppender::append`] under the mbox's locks.
+    fn append_locked(
+        &mut self,
+        lock: &MboxLock,
+        entries: &[MboxEntry<'_>],
+        record: impl FnOnce() -> Result<(), Failure>,
+    ) -> Result<(), AppendFailed> {
+        let not_appended = |failure: Failure| AppendFailed {
+            failure,
+            appended: false,
+        };
+        let path = self.path.clone();
+        let mbox = |e: io::Error| Failure::io(format_args!("mbox {}", path.display()), &e);
         let mut file = lock.file();
-        let before = file.metadata().map_err(mbox)?.len();
+        let before = file.metadata().map_err(|e| not_appended(mbox(e)))?.len();
         let mut tail = [0u8; 2];
         let tail = if before >= 2 {
-            file.seek(SeekFrom::Start(before - 2)).map_err(mbox)?;
-            file.read_exact(&mut tail).map_err(mbox)?;
+            file.seek(SeekFrom::Start(before - 2))
+                .and_then(|_| file.read_exact(&mut tail))
+                .map_err(|e| not_appended(mbox(e)))?;
             &tail[..]
         } else if before == 1 {
-            file.seek(SeekFrom::Start(0)).map_err(mbox)?;
-            file.read_exact(&mut tail[..1]).map_err(mbox)?;
+            file.seek(SeekFrom::Start(0))
+                .and_then(|_| file.read_exact(&mut tail[..1]))
+                .map_err(|e| not_appended(mbox(e)))?;
             &tail[..1]
         } else {
             &tail[..0]
@@ -328,7 +372,7 @@ impl MboxAppender {
         }
         let with_intent = self.intent_path.is_some() && !text.is_empty();
         if with_intent {
-            self.write_intent(text.as_bytes())?;
+            self.write_intent(text.as_bytes()).map_err(not_appended)?;
             crate::crash::at("intent");
         }
 
@@ -336,6 +380,7 @@ impl MboxAppender {
         // its write-back errors are ours to see).
         let written = (|| {
             let mut out = BufWriter::with_capacity(256 * 1024, lock.file());
+            crate::crash::fail("write-message")?;
             out.write_all(separator)?;
             for entry in entries {
                 entry.staged.write_to(&mut out)?;
@@ -359,18 +404,28 @@ impl MboxAppender {
                 let _ = file.set_len(before);
                 let _ = file.sync_data();
             }
-            return Err(mbox(e));
+            return Err(not_appended(mbox(e)));
         }
+        // From here on the batch is in the mbox, synced: a failure leaves
+        // it there, and the intent settles its UIDs at the next fetch.
+        let appended = |failure: Failure| AppendFailed {
+            failure,
+            appended: true,
+        };
         if before == 0 {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                sync_dir(dir).map_err(mbox)?;
+                sync_dir(dir).map_err(|e| {
+                    appended(Failure::io(
+                        format_args!("mbox {}: fsync {}", path.display(), dir.display()),
+                        &e,
+                    ))
+                })?;
             }
         }
         crate::crash::at("synced");
 
         // 3. The caller records the UIDs; the locks are held meanwhile.
-        record()?;
-        drop(lock);
+        record().map_err(appended)?;
 
         // 4. Not synced, and a failure is harmless: the entries are all
         // recorded now, and recovery skips recorded UIDs.

@@ -3,11 +3,12 @@
 use std::io::{self, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 
-use super::{Deliver, Incoming, NotStored, Stored};
+use super::{Deliver, Incoming, LineEndings, NotStored, Stored, ToUnix};
 use crate::error::Failure;
 
-/// Runs a command per message (`sh -c CMD`) with the message, as received,
-/// on its stdin; exit status 0 means delivered. Its stdout and stderr go to
+/// Runs a command per message (`sh -c CMD`) with the message on its stdin
+/// (LF line endings unless `--exact-bytes`: [`LineEndings`]); exit status
+/// 0 means delivered. Its stdout and stderr go to
 /// pop3's stderr. `POP3_ACCOUNT`, `POP3_MSG` and `POP3_UID` (when known) are
 /// set in its environment.
 ///
@@ -24,7 +25,10 @@ use crate::error::Failure;
 pub(crate) struct Mda {
     command: String,
     account: String,
+    line_endings: LineEndings,
     running: Option<Running>,
+    /// The converted bytes of a chunk, written to the pipe at once.
+    converted: Vec<u8>,
 }
 
 /// The command for the current message.
@@ -34,15 +38,19 @@ struct Running {
     stdin: Option<ChildStdin>,
     /// Writing to it failed other than by its closing its stdin.
     broken: Option<io::Error>,
+    /// `None`: the bytes as received.
+    to_unix: Option<ToUnix>,
 }
 
 impl Mda {
-    /// An MDA running `command`.
-    pub(crate) fn new(command: &str, account: &str) -> Mda {
+    /// An MDA running `command`, fed messages with `line_endings`.
+    pub(crate) fn new(command: &str, account: &str, line_endings: LineEndings) -> Mda {
         Mda {
             command: command.to_owned(),
             account: account.to_owned(),
+            line_endings,
             running: None,
+            converted: Vec::new(),
         }
     }
 
@@ -79,6 +87,7 @@ impl Deliver for Mda {
             child,
             stdin,
             broken: None,
+            to_unix: (self.line_endings == LineEndings::Unix).then(ToUnix::default),
         });
         Ok(())
     }
@@ -87,18 +96,19 @@ impl Deliver for Mda {
         let Some(running) = &mut self.running else {
             return Err(io::Error::other("no message started"));
         };
-        if let Some(stdin) = &mut running.stdin {
-            match stdin.write_all(data) {
-                Ok(()) => {}
-                // An MDA that exits without reading everything is judged
-                // by its exit status alone: the rest is dropped.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => running.stdin = None,
-                Err(e) => {
-                    running.stdin = None;
-                    running.broken = Some(e);
-                }
+        let data = match &mut running.to_unix {
+            Some(to_unix) => {
+                self.converted.clear();
+                let converted = &mut self.converted;
+                to_unix.convert(data, |piece| {
+                    converted.extend_from_slice(piece);
+                    Ok(())
+                })?;
+                &self.converted[..]
             }
-        }
+            None => data,
+        };
+        running.feed(data);
         Ok(())
     }
 
@@ -109,13 +119,60 @@ impl Deliver for Mda {
                 "--mda: no message started",
             )));
         };
+        // A lone CR at the very end, held back until now.
+        if let Some(mut to_unix) = running.to_unix.take() {
+            let mut end = Vec::new();
+            let _ = to_unix.finish(|cr| {
+                end.extend_from_slice(cr);
+                Ok(())
+            });
+            running.feed(&end);
+        }
+        running.commit()
+    }
+
+    fn abort(&mut self) {
+        if let Some(running) = self.running.take() {
+            // Killed before its stdin is closed: it never sees the end of
+            // an incomplete message.
+            if let Ok(mut child) = running.child {
+                kill(&mut child);
+                drop(running.stdin);
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Writes `data` to the MDA's stdin.
+    fn feed(&mut self, data: &[u8]) {
+        if data.is_empty() {
+            return;
+        }
+        if let Some(stdin) = &mut self.stdin {
+            match stdin.write_all(data) {
+                Ok(()) => {}
+                // An MDA that exits without reading everything is judged
+                // by its exit status alone: the rest is dropped.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => self.stdin = None,
+                Err(e) => {
+                    self.stdin = None;
+                    self.broken = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Ends the MDA's input and judges it by its exit status.
+    fn commit(mut self) -> Result<Stored, NotStored> {
         // End of file: the message is complete.
-        drop(running.stdin.take());
-        let mut child = match running.child {
+        drop(self.stdin.take());
+        let mut child = match self.child {
             Ok(child) => child,
             Err(e) => return Err(NotStored::Fatal(Failure::io("--mda: cannot run sh", &e))),
         };
-        if let Some(e) = running.broken.take() {
+        if let Some(e) = self.broken.take() {
             kill(&mut child);
             let _ = child.wait();
             return Err(NotStored::Refused(format!("writing to the MDA: {e}")));
@@ -140,18 +197,6 @@ impl Deliver for Mda {
             ))))
         } else {
             Err(NotStored::Refused(format!("the MDA failed ({status})")))
-        }
-    }
-
-    fn abort(&mut self) {
-        if let Some(running) = self.running.take() {
-            // Killed before its stdin is closed: it never sees the end of
-            // an incomplete message.
-            if let Ok(mut child) = running.child {
-                kill(&mut child);
-                drop(running.stdin);
-                let _ = child.wait();
-            }
         }
     }
 }

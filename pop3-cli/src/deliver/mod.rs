@@ -18,6 +18,82 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Exit, Failure};
 
+/// The line endings a destination receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LineEndings {
+    /// CRLF turned into LF (a lone CR is kept): the default.
+    #[default]
+    Unix,
+    /// The bytes exactly as `RETR` sent them (dot-unstuffed, CRLF kept):
+    /// `--exact-bytes`.
+    AsReceived,
+}
+
+/// Turns CRLF into LF in a stream of chunks. A CR that ends a chunk is
+/// held until the next one shows whether an LF follows; a lone CR is kept.
+#[derive(Debug, Default)]
+pub(crate) struct ToUnix {
+    held_cr: bool,
+}
+
+impl ToUnix {
+    /// Converts `data`, handing the converted bytes to `emit` in pieces.
+    pub(crate) fn convert(
+        &mut self,
+        mut data: &[u8],
+        mut emit: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if std::mem::take(&mut self.held_cr) && data[0] != b'\n' {
+            emit(b"\r")?;
+        }
+        while let Some(at) = memchr::memchr(b'\r', data) {
+            match data.get(at + 1) {
+                // CRLF: the CR goes, the LF starts the next piece.
+                Some(b'\n') => {
+                    emit(&data[..at])?;
+                    data = &data[at + 1..];
+                }
+                // A lone CR stays.
+                Some(_) => {
+                    emit(&data[..=at])?;
+                    data = &data[at + 1..];
+                }
+                None => {
+                    emit(&data[..at])?;
+                    self.held_cr = true;
+                    return Ok(());
+                }
+            }
+        }
+        emit(data)
+    }
+
+    /// The end of the message: a CR held back is a lone one, and is kept.
+    pub(crate) fn finish(&mut self, emit: impl FnOnce(&[u8]) -> io::Result<()>) -> io::Result<()> {
+        if std::mem::take(&mut self.held_cr) {
+            emit(b"\r")?;
+        }
+        Ok(())
+    }
+
+    /// A whole buffer converted at once (the filter's header view).
+    pub(crate) fn whole(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(bytes.len());
+        let mut to_unix = ToUnix::default();
+        let mut put = |piece: &[u8]| {
+            out.extend_from_slice(piece);
+            Ok(())
+        };
+        // Writing into a Vec cannot fail.
+        let _ = to_unix.convert(bytes, &mut put);
+        let _ = to_unix.finish(put);
+        out
+    }
+}
+
 /// What [`Deliver::commit`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Stored {
@@ -110,8 +186,9 @@ mod mda;
 
 pub(crate) use mbox_entry::MboxStaged;
 
-pub(crate) use maildir::{make_durable, prepare_maildir, Maildir, StagedFile};
+pub(crate) use maildir::{check_maildir, make_durable, MadeDurable, Maildir, StagedFile};
 pub(crate) use mbox::{
-    intent_path, parse_intent, prepare_mbox, recover_mbox, Mbox, MboxAppender, MboxEntry,
+    intent_path, parse_intent, prepare_mbox, recover_mbox, AppendFailed, Mbox, MboxAppender,
+    MboxEntry,
 };
 pub(crate) use mda::Mda;

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use pop3_proto::MsgNum;
 
-use crate::deliver::{make_durable, MboxAppender, MboxEntry, Staged, StagedFile, Stored};
+use crate::deliver::{
+    make_durable, AppendFailed, MadeDurable, MboxAppender, MboxEntry, Staged, StagedFile, Stored,
+};
 use crate::error::{Exit, Failure};
 use crate::interrupt;
 use crate::state::{clear_maildir_intent, write_maildir_intent, State};
@@ -75,25 +77,32 @@ impl Store {
         }
     }
 
-    /// Makes `batch` durable, then runs `record` (which records its UIDs
-    /// durably). `with_uids`: whether there are UIDs to record.
+    /// Makes `batch` durable, then runs `record` on the part of it that is
+    /// (which records their UIDs durably). `with_uids`: whether there are
+    /// UIDs to record.
     fn commit(
         &mut self,
         batch: &[Pending],
         with_uids: bool,
-        record: impl FnOnce() -> Result<(), Failure>,
-    ) -> Result<Vec<Stored>, Failure> {
+        record: impl FnOnce(&[Pending]) -> Result<(), Failure>,
+    ) -> Committed {
         let mixed = || Failure::new(Exit::Software, "a batch staged for another destination");
+        let nothing = |failure: Failure| Committed {
+            saved: Vec::new(),
+            failure: Some(failure),
+        };
         match self {
             Store::Maildir(root, intent) => {
-                let files = batch
+                let Some(files) = batch
                     .iter()
                     .map(|p| match &p.staged {
                         Staged::File(file) => Some(file),
                         Staged::Entry(_) => None,
                     })
                     .collect::<Option<Vec<&StagedFile>>>()
-                    .ok_or_else(mixed)?;
+                else {
+                    return nothing(mixed());
+                };
                 if with_uids {
                     // Which UIDs the batch stores under which names, for the
                     // next fetch if this one dies before recording them.
@@ -102,22 +111,46 @@ impl Store {
                         .zip(&files)
                         .filter_map(|(p, f)| Some((p.uid.as_deref()?, f.name.as_str())))
                         .collect();
-                    write_maildir_intent(intent, &named).map_err(|e| {
-                        Failure::io(format_args!("intent file {}", intent.display()), &e)
-                    })?;
+                    if let Err(e) = write_maildir_intent(intent, &named) {
+                        return nothing(Failure::io(
+                            format_args!("intent file {}", intent.display()),
+                            &e,
+                        ));
+                    }
                 }
-                let stored = make_durable(root, &files)?;
-                record()?;
-                if with_uids {
-                    // Recorded: the intent has nothing left to vouch for.
-                    clear_maildir_intent(intent).map_err(|e| {
-                        Failure::io(format_args!("intent file {}", intent.display()), &e)
-                    })?;
+                let MadeDurable {
+                    linked,
+                    durable,
+                    mut failure,
+                } = make_durable(root, &files);
+                // What is in new/ and synced is recorded, even when the
+                // batch stopped part way; what is in new/ and not recorded
+                // (a failed sync or record) is named in the intent, which
+                // the next fetch settles.
+                if durable && !linked.is_empty() {
+                    match record(&batch[..linked.len()]) {
+                        Ok(()) if with_uids && failure.is_none() => {
+                            // Recorded: the intent has nothing left to vouch for.
+                            if let Err(e) = clear_maildir_intent(intent) {
+                                failure = Some(Failure::io(
+                                    format_args!("intent file {}", intent.display()),
+                                    &e,
+                                ));
+                            }
+                        }
+                        Ok(()) => {}
+                        Err(f) => {
+                            failure.get_or_insert(f);
+                        }
+                    }
                 }
-                Ok(stored)
+                Committed {
+                    saved: linked,
+                    failure,
+                }
             }
             Store::Mbox(mbox) => {
-                let entries = batch
+                let Some(entries) = batch
                     .iter()
                     .map(|p| match &p.staged {
                         Staged::Entry(staged) => Some(MboxEntry {
@@ -127,12 +160,36 @@ impl Store {
                         Staged::File(_) => None,
                     })
                     .collect::<Option<Vec<MboxEntry<'_>>>>()
-                    .ok_or_else(mixed)?;
-                mbox.append(&entries, record)?;
-                Ok(vec![Stored::New; batch.len()])
+                else {
+                    return nothing(mixed());
+                };
+                match mbox.append(&entries, || record(batch)) {
+                    Ok(()) => Committed {
+                        saved: vec![Stored::New; batch.len()],
+                        failure: None,
+                    },
+                    // In the mbox, synced, its UIDs not recorded: the next
+                    // fetch records them from the intent.
+                    Err(AppendFailed {
+                        failure,
+                        appended: true,
+                    }) => Committed {
+                        saved: vec![Stored::New; batch.len()],
+                        failure: Some(failure),
+                    },
+                    Err(AppendFailed { failure, .. }) => nothing(failure),
+                }
             }
         }
     }
+}
+
+/// What the committer did with a batch: its first `saved.len()` messages
+/// are in the destination (all of them, unless `failure` stopped it), and
+/// recorded unless `failure` says that recording failed.
+pub(super) struct Committed {
+    pub(super) saved: Vec<Stored>,
+    pub(super) failure: Option<Failure>,
 }
 
 /// A complete message, waiting for its batch to be made durable.
@@ -146,7 +203,7 @@ pub(super) struct Pending {
 /// What the committer did with a batch.
 pub(super) struct Done {
     pub(super) batch: Vec<Pending>,
-    pub(super) result: Result<Vec<Stored>, Failure>,
+    pub(super) committed: Committed,
 }
 
 /// Messages staged by the retrieval, taken in batches by the committer.
@@ -223,10 +280,10 @@ pub(super) fn committer(
             shared.changed.notify_all();
             batch
         };
-        let record = || {
+        let record = |saved: &[Pending]| {
             if let Some(state) = state {
                 let mut state = locked(state);
-                let uids = batch.iter().filter_map(|p| p.uid.as_deref());
+                let uids = saved.iter().filter_map(|p| p.uid.as_deref());
                 state.record_many(uids).map_err(|e| {
                     Failure::io(format_args!("state file {}", state.path().display()), &e)
                 })?;
@@ -234,17 +291,14 @@ pub(super) fn committer(
             }
             Ok(())
         };
-        let result = store
-            .commit(&batch, state.is_some(), record)
-            .inspect(|stored| {
-                // Counted here, not when the retrieval next looks: it may be
-                // waiting on a silent server when a signal comes.
-                for _ in stored {
-                    interrupt::saved_one();
-                }
-            });
-        let failed = result.is_err();
-        let gone = done.send(Done { batch, result }).is_err();
+        let committed = store.commit(&batch, state.is_some(), record);
+        // Counted here, not when the retrieval next looks: it may be
+        // waiting on a silent server when a signal comes.
+        for _ in &committed.saved {
+            interrupt::saved_one();
+        }
+        let failed = committed.failure.is_some();
+        let gone = done.send(Done { batch, committed }).is_err();
         if failed || gone {
             locked(&shared.queue).failed = true;
             shared.changed.notify_all();

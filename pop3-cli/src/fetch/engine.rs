@@ -11,7 +11,7 @@ use pop3_proto::MsgNum;
 use pop3_transport::runtime::{IoStream, MessageSink, Runtime};
 use pop3_transport::{Connection, Error};
 
-use super::commit::{locked, Done, Group, Pending, BATCH_BYTES, BATCH_MESSAGES};
+use super::commit::{locked, Committed, Done, Group, Pending, BATCH_BYTES, BATCH_MESSAGES};
 use super::Summary;
 use crate::deliver::{Deliver, Incoming, NotStored, Stored};
 use crate::error::{net_failure, Exit, Failure};
@@ -100,7 +100,7 @@ impl Engine<'_> {
         self.current = Some(msg);
         self.deliver
             .begin(incoming)
-            .map_err(|e| self.stop(Failure::io("storing a message", &e)))
+            .map_err(|e| self.stop(Failure::io(format_args!("storing message {msg}"), &e)))
     }
 
     /// A signal asks to stop: end here, keeping what is stored.
@@ -233,21 +233,22 @@ impl Engine<'_> {
         Ok(())
     }
 
+    /// Counts what a batch saved: only the messages that are in the
+    /// destination now, so that the summary says what is there. The rest
+    /// of a batch that failed is dropped (a Maildir's files are removed
+    /// from `tmp/`; an mbox batch was cut off again) and fetched again next
+    /// time.
     fn finish_batch(&mut self, done: Done) {
-        match done.result {
-            Ok(stored) => {
-                for (pending, how) in done.batch.into_iter().zip(stored) {
-                    self.deliver.committed(&pending.staged);
-                    self.counted(pending.msg, how, pending.bytes);
-                }
-            }
-            Err(failure) => {
-                // A Maildir batch's files stay in tmp/: the next fetch
-                // removes them and fetches those messages again. An mbox
-                // batch was cut off again, or is settled by its intent.
-                self.commit_failed = true;
-                self.fatal = Some(failure);
-            }
+        let Committed { saved, failure } = done.committed;
+        for (pending, how) in done.batch.into_iter().zip(saved) {
+            self.deliver.committed(&pending.staged);
+            self.counted(pending.msg, how, pending.bytes);
+        }
+        if let Some(failure) = failure {
+            self.commit_failed = true;
+            // The first failure is the cause (a full disk shows first in
+            // the message being written).
+            self.fatal.get_or_insert(failure);
         }
     }
 
@@ -321,7 +322,7 @@ impl Engine<'_> {
         }
         self.deliver
             .write(data)
-            .map_err(|e| self.stop(Failure::io("storing a message", &e)))
+            .map_err(|e| self.stop(Failure::io(format_args!("storing message {msg}"), &e)))
     }
 
     fn end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> Result<(), Stop> {

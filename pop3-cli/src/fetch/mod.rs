@@ -47,7 +47,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
@@ -58,8 +58,8 @@ use pop3_transport::{Error, MaybeTls};
 use serde::Serialize;
 
 use crate::deliver::{
-    intent_path, prepare_maildir, prepare_mbox, recover_mbox, Deliver, Maildir, Mbox, MboxAppender,
-    Mda,
+    check_maildir, intent_path, prepare_mbox, recover_mbox, Deliver, LineEndings, Maildir, Mbox,
+    MboxAppender, Mda, ToUnix,
 };
 use crate::error::{Exit, Failure};
 use crate::policy::{run_filter, Verdict};
@@ -100,30 +100,57 @@ pub(crate) struct FetchOptions {
     pub(crate) max_messages: Option<u32>,
     /// `--filter`.
     pub(crate) filter: Option<String>,
+    /// LF (the default) or, with `--exact-bytes`, the bytes as received.
+    pub(crate) line_endings: LineEndings,
 }
 
-/// A fetch made ready before connecting: the destination checked (and a
-/// missing Maildir created), the state locked and loaded.
+/// A fetch made ready before connecting: the destination checked, the
+/// state locked and loaded (unless it is to be kept in a Maildir not made
+/// yet).
 pub(crate) struct Prepared {
     account: String,
-    state: State,
-    deliver: Box<dyn Deliver>,
-    /// Where batches are made durable (`None`: one message at a time).
-    store: Option<Store>,
+    /// `None` while it waits for the new Maildir it is to be kept in.
+    state: Option<State>,
+    state_path: PathBuf,
+    destination: Destination,
     /// UIDs of an mbox batch, interrupted before they were recorded, found
     /// stored in the mbox and recorded now.
     recovered: usize,
+}
+
+enum Destination {
+    Ready(Ready),
+    /// A Maildir that does not exist yet, made only once the server has
+    /// accepted the login: a refused login leaves no empty Maildir behind.
+    NewMaildir(PathBuf, LineEndings),
+}
+
+/// A destination ready to receive.
+struct Ready {
+    deliver: Box<dyn Deliver>,
+    /// Where batches are made durable (`None`: one message at a time).
+    store: Option<Store>,
     /// A Maildir's intent file: emptied once what it names is recorded.
     maildir_intent: Option<PathBuf>,
 }
 
 /// Checks the destination and takes the account's state, before anything
-/// connects: a mistyped path or a fetch already running stops here.
+/// connects: a mistyped path, a destination that cannot be written or a
+/// fetch already running stops here, before anything is downloaded.
 pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Failure> {
-    match (&args.maildir, &args.mbox, &args.mda) {
-        (Some(dir), None, None) => prepare_maildir(dir)?,
-        (None, Some(mbox), None) => prepare_mbox(mbox)?,
-        (None, None, Some(_)) => {}
+    let maildir_exists = match (&args.maildir, &args.mbox, &args.mda) {
+        (Some(dir), None, None) => check_maildir(dir)?,
+        (None, Some(mbox), None) => {
+            if args.line_endings == LineEndings::AsReceived {
+                return Err(Failure::usage(
+                    "--exact-bytes: an mbox is always written with LF line endings \
+                     (mboxrd); use --maildir or --mda for the bytes as received",
+                ));
+            }
+            prepare_mbox(mbox)?;
+            true
+        }
+        (None, None, Some(_)) => true,
         (None, None, None) => {
             return Err(Failure::usage(
                 "fetch needs a destination: --maildir DIR, --mbox FILE or --mda CMD",
@@ -134,44 +161,101 @@ pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Fa
                 "give only one of --maildir, --mbox and --mda",
             ))
         }
-    }
+    };
     let path = state_path(args, account)?;
-    let mut state = State::open(&path)?;
     let mut recovered = 0;
-    let mut maildir_intent = None;
-    let (deliver, store): (Box<dyn Deliver>, _) = match (&args.maildir, &args.mbox, &args.mda) {
+    if let (Some(dir), false) = (&args.maildir, maildir_exists) {
+        // Its state may be kept in it: opened with it, once logged in.
+        let state = if path.starts_with(dir) {
+            None
+        } else {
+            Some(State::open(&path)?)
+        };
+        return Ok(Prepared {
+            account: account.to_owned(),
+            state,
+            state_path: path,
+            destination: Destination::NewMaildir(dir.clone(), args.line_endings),
+            recovered,
+        });
+    }
+    let mut state = State::open(&path)?;
+    let ready = match (&args.maildir, &args.mbox, &args.mda) {
         (Some(dir), _, _) => {
-            let mut maildir = Maildir::open(dir, account)?;
-            let intent = maildir_intent_path(&path);
-            let named = read_maildir_intent(&intent)
-                .map_err(|e| Failure::io(format_args!("intent file {}", intent.display()), &e))?;
-            maildir.recover(
-                named.into_iter().filter(|(uid, _)| !state.contains(uid)),
-                state.written_before(),
-            );
-            maildir_intent = Some(intent.clone());
-            (Box::new(maildir), Some(Store::Maildir(dir.clone(), intent)))
+            let maildir = Maildir::open(dir, account, args.line_endings)?;
+            maildir_ready(maildir, dir, &state)?
         }
         (_, Some(mbox), _) => {
             // The lock is held: no other fetch of the account is appending.
             let intent = intent_path(&path);
             recovered = recover_mbox(mbox, &intent, &mut state)?;
-            (
-                Box::new(Mbox::new(mbox)),
-                Some(Store::Mbox(MboxAppender::new(mbox, Some(intent)))),
-            )
+            Ready {
+                deliver: Box::new(Mbox::new(mbox)),
+                store: Some(Store::Mbox(MboxAppender::new(mbox, Some(intent)))),
+                maildir_intent: None,
+            }
         }
-        (_, _, Some(command)) => (Box::new(Mda::new(command, account)), None),
+        (_, _, Some(command)) => Ready {
+            deliver: Box::new(Mda::new(command, account, args.line_endings)),
+            store: None,
+            maildir_intent: None,
+        },
         _ => return Err(Failure::usage("fetch needs --maildir, --mbox or --mda")),
     };
     Ok(Prepared {
         account: account.to_owned(),
-        state,
-        deliver,
-        store,
+        state: Some(state),
+        state_path: path,
+        destination: Destination::Ready(ready),
         recovered,
-        maildir_intent,
     })
+}
+
+/// The Maildir `maildir` at `dir`, told what an interrupted fetch left in
+/// the intent beside `state`.
+fn maildir_ready(mut maildir: Maildir, dir: &Path, state: &State) -> Result<Ready, Failure> {
+    let intent = maildir_intent_path(state.path());
+    let named = read_maildir_intent(&intent)
+        .map_err(|e| Failure::io(format_args!("intent file {}", intent.display()), &e))?;
+    maildir.recover(
+        named.into_iter().filter(|(uid, _)| !state.contains(uid)),
+        state.written_before(),
+    );
+    Ok(Ready {
+        deliver: Box::new(maildir),
+        store: Some(Store::Maildir(dir.to_owned(), intent.clone())),
+        maildir_intent: Some(intent),
+    })
+}
+
+impl Prepared {
+    /// Once logged in: makes a new Maildir (then opens the state kept in
+    /// it).
+    fn ready(self) -> Result<(String, State, Ready, usize), Failure> {
+        let Prepared {
+            account,
+            state,
+            state_path,
+            destination,
+            recovered,
+        } = self;
+        let (state, ready) = match destination {
+            Destination::Ready(ready) => match state {
+                Some(state) => (state, ready),
+                None => (State::open(&state_path)?, ready),
+            },
+            Destination::NewMaildir(dir, line_endings) => {
+                let maildir = Maildir::open(&dir, &account, line_endings)?;
+                let state = match state {
+                    Some(state) => state,
+                    None => State::open(&state_path)?,
+                };
+                let ready = maildir_ready(maildir, &dir, &state)?;
+                (state, ready)
+            }
+        };
+        Ok((account, state, ready, recovered))
+    }
 }
 
 /// Where the state of `account` is kept for these arguments.
@@ -220,6 +304,10 @@ pub(crate) struct Summary {
     deleted: usize,
     /// Messages left on the server after this fetch.
     left_on_server: usize,
+    /// Messages the next fetch will download: those this one was to fetch
+    /// and did not store (it failed or stopped), and those
+    /// `--max-messages` left for later.
+    left_to_fetch: usize,
     /// Whether the server has UIDL (without it every fetch gets everything).
     uidl: bool,
 }
@@ -282,14 +370,49 @@ impl Summary {
         }
     }
 
-    /// What was kept, for the message of an interrupted fetch.
-    fn saved_note(&self, to_fetch: usize) -> String {
-        let left = to_fetch.saturating_sub(self.fetched + self.recovered);
-        format!(
-            "{} message(s) saved ({}), {left} left for the next fetch, nothing deleted",
-            self.fetched + self.recovered,
-            human(self.bytes)
-        )
+    /// What was kept, for the message of an interrupted fetch: what is in
+    /// the destination, and what the next fetch will download.
+    fn saved_note(&self) -> String {
+        let mut note = format!("{} message(s) saved ({})", self.fetched, human(self.bytes));
+        if self.recovered > 0 {
+            note.push_str(&format!(
+                ", {} found stored by an earlier fetch",
+                self.recovered
+            ));
+        }
+        note.push_str(&format!(
+            ", {} left for the next fetch, nothing deleted",
+            self.left_to_fetch
+        ));
+        note
+    }
+
+    /// Prints the summary: the `--json` object on stdout, or the line on
+    /// stderr when someone may read it.
+    fn report(&self, json: bool, verbose: bool, label: Option<&str>) -> Result<(), Failure> {
+        if json {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer(&mut out, self)
+                .map_err(|e| Failure::io("stdout", &io::Error::other(e)))?;
+            writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
+        } else if verbose || io::stderr().is_terminal() {
+            eprintln!("pop3: {}", self.line(label));
+        }
+        Ok(())
+    }
+
+    /// A fetch that stopped: nothing was deleted. With `--json` the summary
+    /// is printed all the same (before the error), so that what was saved
+    /// is counted there too.
+    fn stopped(&mut self, failure: Failure, json: bool) -> Failure {
+        self.deleted = 0;
+        self.left_on_server = self.on_server;
+        if json {
+            if let Err(e) = self.report(true, false, None) {
+                return e;
+            }
+        }
+        failure.note(self.saved_note())
     }
 }
 
@@ -308,14 +431,16 @@ where
     MaybeTls<X, Y>: StartTls,
     R: LibraryRuntime + WriteTo<Vec<u8>>,
 {
-    let Prepared {
+    let (
         account,
         mut state,
-        mut deliver,
-        store,
-        recovered: recovered_before,
-        maildir_intent,
-    } = prepared;
+        Ready {
+            mut deliver,
+            store,
+            maildir_intent,
+        },
+        recovered_before,
+    ) = prepared.ready()?;
     let path = state.path().to_owned();
 
     // One round trip for both when the server pipelines.
@@ -378,6 +503,7 @@ where
         for &msg in &to_fetch {
             if chosen.len() >= limit {
                 summary.skipped += 1;
+                summary.left_to_fetch += 1;
                 continue;
             }
             let Some(command) = &args.filter else {
@@ -389,6 +515,11 @@ where
                 .map_err(|e| {
                     Failure::from(e).context(format_args!("TOP {msg} 0 (for --filter)"))
                 })?;
+            // The filter sees the headers as the destination will.
+            let headers = match args.line_endings {
+                LineEndings::Unix => ToUnix::whole(&headers),
+                LineEndings::AsReceived => headers,
+            };
             let uid = uids.get(&msg).map(String::as_str);
             match run_filter(
                 command,
@@ -513,14 +644,14 @@ where
     });
     let mut state = state.into_inner().unwrap_or_else(|p| p.into_inner());
     summary.failed = failures.len();
+    // What was to be fetched and is not in the destination now.
+    summary.left_to_fetch += to_fetch.len().saturating_sub(stored_now.len());
     if let Some(failure) = fatal {
-        return Err(failure.note(summary.saved_note(to_fetch.len())));
+        return Err(summary.stopped(failure, json));
     }
-    retrieved.map_err(|e| {
-        Failure::from(e)
-            .context("RETR")
-            .note(summary.saved_note(to_fetch.len()))
-    })?;
+    if let Err(e) = retrieved {
+        return Err(summary.stopped(Failure::from(e).context("RETR"), json));
+    }
 
     // Deletion: only what is durably stored, only now.
     let mut deleted = Vec::new();
@@ -540,7 +671,11 @@ where
                 // The DELEs and the QUIT that commits them: one round trip.
                 let deleting = session.finish(|c| c.dele_many_and_quit(&deletable));
                 let deletion = deleting.map_err(|e| {
-                    Failure::from(e).context("DELE (nothing was deleted; the messages are saved)")
+                    summary.stopped(
+                        Failure::from(e)
+                            .context("DELE (nothing was deleted; the messages are saved)"),
+                        json,
+                    )
                 })?;
                 for (msg, result) in deletable.iter().zip(deletion.per_message) {
                     match result {
@@ -579,14 +714,7 @@ where
         .map_err(state_failure)?;
     }
 
-    if json {
-        let mut out = io::stdout().lock();
-        serde_json::to_writer(&mut out, &summary)
-            .map_err(|e| Failure::io("stdout", &io::Error::other(e)))?;
-        writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
-    } else if verbose || io::stderr().is_terminal() {
-        eprintln!("pop3: {}", summary.line(label));
-    }
+    summary.report(json, verbose, label)?;
     if let Some((msg, why)) = failures.first() {
         return Err(Failure::new(
             Exit::TempFail,
