@@ -91,10 +91,12 @@ fn maildir_contents(dir: &Path) -> BTreeMap<Vec<u8>, usize> {
     contents
 }
 
+/// The messages as a Maildir holds them (LF line endings), counted.
 fn counted(messages: &[Vec<u8>]) -> BTreeMap<Vec<u8>, usize> {
     let mut contents = BTreeMap::new();
     for m in messages {
-        *contents.entry(m.clone()).or_insert(0) += 1;
+        let stored = String::from_utf8_lossy(m).replace("\r\n", "\n");
+        *contents.entry(stored.into_bytes()).or_insert(0) += 1;
     }
     contents
 }

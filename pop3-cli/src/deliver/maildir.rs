@@ -699,6 +699,107 @@ mod tests {
         assert!(names_in(&dir.path().join("tmp")).is_empty());
     }
 
+    /// LF by default, the bytes as received with `AsReceived`, under one
+    /// name either way (it hashes the bytes received), so that a message
+    /// stored before the change, or with the other setting, is not stored
+    /// twice.
+    #[test]
+    fn line_endings_change_the_bytes_not_the_name() {
+        let message = b"Subject: one\r\n\r\nbody\r\nlone\rcr\r";
+        let unix_dir = tempfile::tempdir().expect("tempdir");
+        let exact_dir = tempfile::tempdir().expect("tempdir");
+        let mut unix = Maildir::open(unix_dir.path(), "u@h", LineEndings::Unix).expect("open");
+        let mut exact =
+            Maildir::open(exact_dir.path(), "u@h", LineEndings::AsReceived).expect("open");
+        for md in [&mut unix, &mut exact] {
+            md.begin(Incoming {
+                msg: 1,
+                uid: Some("U".into()),
+            })
+            .expect("begin");
+            // Split inside a CRLF.
+            md.write(&message[..13]).expect("write");
+            md.write(&message[13..]).expect("write");
+            assert_eq!(md.commit().expect("commit"), Stored::New);
+        }
+        let [unix_name] = &names_in(&unix_dir.path().join("new"))[..] else {
+            panic!("one file")
+        };
+        let [exact_name] = &names_in(&exact_dir.path().join("new"))[..] else {
+            panic!("one file")
+        };
+        assert_eq!(unix_name, exact_name);
+        let read = |dir: &Path, name: &str| fs::read(dir.join("new").join(name)).expect("read");
+        assert_eq!(
+            read(unix_dir.path(), unix_name),
+            b"Subject: one\n\nbody\nlone\rcr\r"
+        );
+        assert_eq!(read(exact_dir.path(), exact_name), message);
+        // Stored as received earlier: the same message is there already.
+        fs::rename(
+            exact_dir.path().join("new").join(exact_name),
+            unix_dir.path().join("new").join(unix_name),
+        )
+        .expect("swap");
+        let mut unix = Maildir::open(unix_dir.path(), "u@h", LineEndings::Unix).expect("open");
+        assert_eq!(
+            store(&mut unix, 1, Some("U"), message),
+            Stored::AlreadyThere
+        );
+    }
+
+    /// A staged file its batch never moved into `new/` is removed from
+    /// `tmp/`; a published one is left alone.
+    #[test]
+    fn an_unpublished_staged_file_is_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut md = Maildir::open(dir.path(), "u@h", LineEndings::Unix).expect("open");
+        let mut stage = |msg: u32| {
+            md.begin(Incoming {
+                msg,
+                uid: Some(format!("U{msg}")),
+            })
+            .expect("begin");
+            md.write(format!("m{msg}\r\n").as_bytes()).expect("write");
+            md.stage_file().expect("stage").expect("new")
+        };
+        let (one, two) = (stage(1), stage(2));
+        assert_eq!(names_in(&dir.path().join("tmp")).len(), 2);
+        let made = make_durable(dir.path(), &[&one]);
+        assert_eq!(made.linked, [Stored::New]);
+        assert!(made.durable && made.failure.is_none());
+        drop((one, two));
+        assert!(names_in(&dir.path().join("tmp")).is_empty());
+        assert_eq!(names_in(&dir.path().join("new")).len(), 1);
+    }
+
+    /// Before connecting: a Maildir part that is a file, or a missing
+    /// Maildir whose parent is a file, is refused with its path; nothing
+    /// is created by the check.
+    #[test]
+    fn the_check_names_the_path_and_creates_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fresh = dir.path().join("Mail");
+        assert!(!check_maildir(&fresh).expect("can be made"));
+        assert!(!fresh.exists(), "the check creates nothing");
+        Maildir::open(&fresh, "u@h", LineEndings::Unix).expect("open");
+        assert!(check_maildir(&fresh).expect("a Maildir"));
+        fs::remove_dir(fresh.join("new")).expect("rmdir");
+        fs::write(fresh.join("new"), b"").expect("a file");
+        let refused = check_maildir(&fresh).expect_err("new/ is a file");
+        assert!(
+            refused
+                .message
+                .contains(&format!("{}: not a directory", fresh.join("new").display())),
+            "{}",
+            refused.message
+        );
+        let file = dir.path().join("file");
+        fs::write(&file, b"").expect("file");
+        let refused = check_maildir(&file.join("Mail")).expect_err("parent is a file");
+        assert!(refused.message.contains("file"), "{}", refused.message);
+    }
+
     #[test]
     fn older_names_count_only_when_written_after_the_state() {
         let dir = tempfile::tempdir().expect("tempdir");

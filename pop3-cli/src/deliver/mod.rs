@@ -192,3 +192,76 @@ pub(crate) use mbox::{
     MboxEntry,
 };
 pub(crate) use mda::Mda;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole-buffer conversion every split must equal.
+    fn reference(bytes: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\r' && bytes.get(i + 1) == Some(&b'\n') {
+                i += 1;
+                continue;
+            }
+            out.push(bytes[i]);
+            i += 1;
+        }
+        out
+    }
+
+    fn streamed(chunks: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut to_unix = ToUnix::default();
+        for chunk in chunks {
+            to_unix
+                .convert(chunk, |piece| {
+                    out.extend_from_slice(piece);
+                    Ok(())
+                })
+                .expect("into a Vec");
+        }
+        to_unix
+            .finish(|piece| {
+                out.extend_from_slice(piece);
+                Ok(())
+            })
+            .expect("into a Vec");
+        out
+    }
+
+    /// A CR at the end of a chunk (the next one starting with LF, or not,
+    /// or empty) converts as in one piece, at every pair of splits.
+    #[test]
+    fn crlf_becomes_lf_whatever_the_chunks() {
+        let samples: [&[u8]; 6] = [
+            b"Subject: message 1\r\n\r\nbody\r\n",
+            b"a\r\rb\r\n\r\n\r",
+            b"\r",
+            b"\r\r\n\n\r\n",
+            b"no line end",
+            b"",
+        ];
+        for message in samples {
+            let expected = reference(message);
+            assert_eq!(ToUnix::whole(message), expected);
+            for at in 0..=message.len() {
+                for at2 in at..=message.len() {
+                    let got = streamed(&[&message[..at], b"", &message[at..at2], &message[at2..]]);
+                    assert_eq!(
+                        got,
+                        expected,
+                        "{:?} split at {at} {at2}",
+                        String::from_utf8_lossy(message)
+                    );
+                }
+            }
+        }
+        assert_eq!(
+            ToUnix::whole(b"Subject: message 1\r\n"),
+            b"Subject: message 1\n"
+        );
+    }
+}
