@@ -374,6 +374,13 @@ fn a_failing_fsync_records_nothing_and_deletes_nothing() {
     let state = maildir.join("pop3-state").join("alice@127.0.0.1");
     assert_eq!(fs::read_to_string(&state).unwrap_or_default(), "");
     assert_eq!(fs::read_dir(maildir.join("new")).expect("new").count(), 0);
+    // Issue 23, point 6: the failed batch's file is removed from tmp/ at
+    // once, not left for the next fetch; the error names it.
+    assert_eq!(count(&maildir.join("tmp")), 0, "no debris");
+    assert!(
+        err.contains(&maildir.join("tmp").display().to_string()),
+        "{err}"
+    );
     let started = Instant::now();
     let out = run(fetch(&server, &["--delete", "--maildir"]).arg(&maildir));
     assert_code(&out, 0);
@@ -508,4 +515,313 @@ fn a_big_message_is_streamed_in_bounded_memory() {
     }
     // CRLF became LF: a little shorter than the message.
     assert!(fs::metadata(dir.path().join("box")).expect("mbox").len() > 60 << 20);
+}
+
+/// `message` as a local tool expects it: CRLF turned into LF.
+fn unix(message: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(message.len());
+    for (i, &b) in message.iter().enumerate() {
+        if !(b == b'\r' && message.get(i + 1) == Some(&b'\n')) {
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The files in `dir/new`, sorted by content.
+fn new_files(maildir: &Path) -> Vec<Vec<u8>> {
+    let mut files: Vec<Vec<u8>> = fs::read_dir(maildir.join("new"))
+        .expect("new/")
+        .map(|e| fs::read(e.expect("entry").path()).expect("read"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn count(dir: &Path) -> usize {
+    fs::read_dir(dir).map_or(0, |d| d.count())
+}
+
+/// `TOP n 0` answered with the headers of `message`.
+fn top(n: usize, message: &[u8]) -> [Step; 2] {
+    let end = message
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(message.len(), |i| i + 4);
+    [
+        Step::expect_line(&format!("TOP {n} 0")),
+        Step::Send([&b"+OK\r\n"[..], &stuffed(&message[..end])].concat()),
+    ]
+}
+
+/// Issue 23, point 1: a header filter written as for any local tool
+/// (`grep '^Subject: message 1$'`) matches, so with `--delete` the message
+/// it picks is fetched and deleted and the other stays. Before, the filter
+/// saw `Subject: message 1\r`, matched nothing, and the script's RETR 1
+/// never came.
+#[test]
+fn a_header_filter_matches_whole_lines() {
+    let one = b"From: a@example.org\r\nSubject: message 1\r\n\r\nbody 1\r\n".to_vec();
+    let two = b"From: a@example.org\r\nSubject: message 2\r\n\r\nbody 2\r\n".to_vec();
+    let mut steps = session_start(&[one.len(), two.len()]);
+    steps.extend(top(1, &one));
+    steps.extend(top(2, &two));
+    steps.extend(retr(1, &one));
+    steps.extend([Step::expect_line("DELE 1"), Step::send_line("+OK")]);
+    steps.extend(quit());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let filter = "if grep -q '^Subject: message 1$'; then echo fetch; else echo skip; fi";
+    let server = ScriptedServer::start(steps);
+    let out = run(fetch(&server, &["--delete", "--filter", filter, "--maildir"]).arg(&maildir));
+    assert_code(&out, 0);
+    server
+        .join()
+        .expect("RETR 1 and DELE 1, nothing of message 2");
+    let json = summary(&out);
+    assert_eq!(
+        (json["fetched"].as_u64(), json["skipped"].as_u64()),
+        (Some(1), Some(1)),
+        "{json}"
+    );
+    assert_eq!(new_files(&maildir), [unix(&one)]);
+}
+
+/// A message with everything line endings can hold: CRLF, a lone CR, a
+/// line that needs dot-stuffing, a `From ` line, and lines long enough to
+/// cross the reads' chunk boundaries.
+fn mixed_message() -> Vec<u8> {
+    let mut m = b"Return-Path: <a@example.org>\r\nSubject: endings\r\n\r\nFrom the start\r\n\
+        .leading dot\r\nlone\rcarriage return\r\n"
+        .to_vec();
+    for i in 0..4000 {
+        m.extend_from_slice(format!("line {i:05} {}\r\n", "y".repeat(i % 97)).as_bytes());
+    }
+    m
+}
+
+/// Issue 23, point 1: a Maildir, an mbox and an MDA receive LF line
+/// endings (a lone CR kept, the mbox still mboxrd-quoted), and
+/// `--exact-bytes` (or `exact_bytes = true` in the config file) gives a
+/// Maildir and an MDA the bytes exactly as RETR sent them. An mbox is
+/// always LF: `--exact-bytes` with one is refused before connecting.
+#[test]
+fn destinations_receive_lf_unless_exact_bytes() {
+    let body = mixed_message();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.toml");
+    fs::write(&config, "[defaults]\nexact_bytes = true\n").expect("config");
+    let config_arg = config.display().to_string();
+    for (exact, extra) in [
+        (false, vec![]),
+        (true, vec!["--exact-bytes"]),
+        (true, vec!["--config", config_arg.as_str()]),
+    ] {
+        let what = format!("{extra:?}");
+        let sub = dir.path().join(format!("run-{}", extra.len()));
+        fs::create_dir(&sub).expect("mkdir");
+        let want = if exact { body.clone() } else { unix(&body) };
+
+        let maildir = sub.join("Mail");
+        let server = ScriptedServer::start(one_message_session(&body));
+        let out = run(fetch(&server, &["--maildir"]).arg(&maildir).args(&extra));
+        assert_code(&out, 0);
+        server.join().expect("script followed");
+        assert!(new_files(&maildir) == [want.clone()], "{what}: Maildir");
+
+        let delivered = sub.join("delivered");
+        let mda = format!("cat > '{}'", delivered.display());
+        let server = ScriptedServer::start(one_message_session(&body));
+        let out = run(fetch(&server, &["--mda", &mda, "--state"])
+            .arg(sub.join("state"))
+            .args(&extra));
+        assert_code(&out, 0);
+        server.join().expect("script followed");
+        assert!(
+            fs::read(&delivered).expect("delivered") == want,
+            "{what}: MDA"
+        );
+
+        let mbox = sub.join("in.mbox");
+        let server = ScriptedServer::start_with(
+            one_message_session(&body),
+            ScriptConfig {
+                timeout: Duration::from_secs(1),
+                ..ScriptConfig::default()
+            },
+        );
+        let out = run(fetch(&server, &["--mbox"]).arg(&mbox).args(&extra));
+        if exact {
+            assert_code(&out, 64);
+            assert!(stderr(&out).contains("--exact-bytes"), "{}", stderr(&out));
+            let (_, connected) = server.join_all();
+            assert!(connected.is_err(), "{what}: refused before connecting");
+            continue;
+        }
+        assert_code(&out, 0);
+        server.join().expect("script followed");
+        let text = fs::read(&mbox).expect("mbox");
+        let from_line = text.iter().position(|&b| b == b'\n').expect("From line") + 1;
+        assert!(text.starts_with(b"From a@example.org "));
+        // mboxrd: the `From ` line quoted, a blank line after the message.
+        let lf = unix(&body);
+        let at = lf.windows(6).position(|w| w == b"\nFrom ").expect("From") + 1;
+        let entry = [&lf[..at], b">", &lf[at..], b"\n"].concat();
+        assert!(text[from_line..] == entry[..], "{what}: mbox");
+    }
+}
+
+/// Issue 23, point 8 (last clause) and point 6: a login the server refuses
+/// leaves no new Maildir behind (nor its state directory): the Maildir is
+/// made only once logged in. Before, it was made before connecting.
+#[test]
+fn a_refused_login_leaves_no_new_maildir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let server = ScriptedServer::start(vec![
+        Step::send_line("+OK scripted POP3 ready"),
+        Step::expect_line("CAPA"),
+        Step::send_line("-ERR no CAPA here"),
+        Step::expect_line("USER alice"),
+        Step::send_line("+OK"),
+        Step::expect_line("PASS hunter2"),
+        Step::send_line("-ERR [AUTH] invalid password"),
+        Step::ExpectClose,
+    ]);
+    let out = run(fetch(&server, &["--maildir"]).arg(&maildir));
+    assert_code(&out, 77);
+    server.join().expect("script followed");
+    assert!(!maildir.exists(), "no Maildir after a refused login");
+    assert_eq!(count(dir.path()), 0, "nothing at all");
+}
+
+/// `command` as `nobody` when the tests run as root (who may write
+/// anywhere, so that permission bits would prove nothing), through
+/// `setpriv`; `None` when that is not possible.
+#[cfg(unix)]
+fn as_unprivileged(command: &Command) -> Option<Command> {
+    if !rustix::process::geteuid().is_root() {
+        let mut same = Command::new(command.get_program());
+        same.args(command.get_args())
+            .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .env_remove("XDG_STATE_HOME")
+            .stdin(Stdio::null());
+        return Some(same);
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        return None;
+    }
+    let mut as_nobody = Command::new("setpriv");
+    as_nobody
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .arg(command.get_program())
+        .args(command.get_args())
+        .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
+        .env_remove("XDG_STATE_HOME")
+        .stdin(Stdio::null());
+    Some(as_nobody)
+}
+
+/// A server that fails the test if anyone connects: the destination is
+/// refused before connecting, so nothing is downloaded.
+fn server_never_reached() -> ScriptedServer {
+    let body = message("never", 1_000);
+    let mut steps = session_start(&[body.len()]);
+    steps.extend(retr(1, &body));
+    steps.push(Step::ExpectClose);
+    ScriptedServer::start_with(
+        steps,
+        ScriptConfig {
+            timeout: Duration::from_secs(1),
+            ..ScriptConfig::default()
+        },
+    )
+}
+
+#[track_caller]
+fn assert_not_connected(server: ScriptedServer) {
+    let (received, connected) = server.join_all();
+    assert!(
+        received.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    assert!(
+        connected.is_err_and(|e| e.contains("no client connection")),
+        "found before connecting, not after downloading"
+    );
+}
+
+/// Issue 23, point 6: a Maildir that cannot be delivered into is found
+/// before connecting (exit 74, the path named), whatever makes it so: a
+/// part that is a file, `new/` not writable, or a new Maildir whose parent
+/// is not writable. Permission bits are tested as `nobody` when the tests
+/// run as root (root writes anywhere); the shapes (a file where a directory
+/// belongs) hold for root too. Before, an unwritable `new/` was found only
+/// after the whole download ("Maildir rename into new/: Permission
+/// denied", without the path), with the files left in `tmp/`.
+#[cfg(unix)]
+#[test]
+fn an_undeliverable_maildir_is_refused_before_connecting() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &Path, mode: u32| {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).expect("chmod");
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    chmod(dir.path(), 0o755);
+
+    // new/ is a file: refused as root too.
+    let shaped = dir.path().join("Shaped");
+    for sub in ["cur", "tmp"] {
+        fs::create_dir_all(shaped.join(sub)).expect("mkdir");
+    }
+    fs::write(shaped.join("new"), b"").expect("a file");
+    let server = server_never_reached();
+    let out = run(fetch(&server, &["--maildir"]).arg(&shaped));
+    assert_code(&out, 74);
+    assert_not_connected(server);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{}: not a directory",
+            shaped.join("new").display()
+        )),
+        "{err}"
+    );
+
+    // new/ not writable.
+    let locked = dir.path().join("Locked");
+    for sub in ["new", "cur", "tmp"] {
+        fs::create_dir_all(locked.join(sub)).expect("mkdir");
+        chmod(&locked.join(sub), 0o777);
+    }
+    chmod(&locked, 0o777);
+    chmod(&locked.join("new"), 0o555);
+    // A new Maildir in a directory that cannot be written.
+    let parent = dir.path().join("readonly");
+    fs::create_dir(&parent).expect("mkdir");
+    chmod(&parent, 0o555);
+    let fresh = parent.join("Mail");
+    for (maildir, named) in [(&locked, locked.join("new")), (&fresh, parent.clone())] {
+        let server = server_never_reached();
+        let mut command = fetch(&server, &["--state"]);
+        command
+            .arg(dir.path().join("state-of-nobody"))
+            .arg("--maildir")
+            .arg(maildir);
+        let Some(mut command) = as_unprivileged(&command) else {
+            eprintln!("root without setpriv: the permission cases are skipped");
+            return;
+        };
+        let out = run(&mut command);
+        assert_code(&out, 74);
+        assert_not_connected(server);
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!("{}: not writable", named.display())),
+            "{err}"
+        );
+        assert!(!fresh.exists());
+        assert_eq!(count(&locked.join("tmp")), 0);
+    }
 }
