@@ -377,8 +377,8 @@ pub(crate) struct FetchArgs {
     #[arg(value_name = "NAME")]
     pub(crate) accounts: Vec<String>,
 
-    /// Deliver into this Maildir (created if missing). State is kept in
-    /// DIR/pop3-state/.
+    /// Deliver into this Maildir (created if missing, once logged in; LF
+    /// line endings). State is kept in DIR/pop3-state/.
     #[arg(long, value_name = "DIR")]
     pub(crate) maildir: Option<PathBuf>,
 
@@ -388,7 +388,7 @@ pub(crate) struct FetchArgs {
     pub(crate) mbox: Option<PathBuf>,
 
     /// Run this command with `sh -c` once per message, message on stdin
-    /// (bytes as received); exit status 0 means delivered. State is kept in
+    /// (LF line endings); exit status 0 means delivered. State is kept in
     /// $XDG_STATE_HOME/pop3/ (~/.local/state/pop3/).
     #[arg(long, value_name = "CMD")]
     pub(crate) mda: Option<String>,
