@@ -480,10 +480,11 @@ fn a_big_message_is_streamed_in_bounded_memory() {
     }
     let body = message("big", 64 << 20);
     let dir = tempfile::tempdir().expect("tempdir");
-    for destination in ["--mbox", "--mda"] {
+    for destination in ["--mbox", "--mda", "--maildir"] {
         let server = ScriptedServer::start(one_message_session(&body));
         let target = match destination {
             "--mbox" => dir.path().join("box").display().to_string(),
+            "--maildir" => dir.path().join("Mail").display().to_string(),
             _ => "cat >/dev/null".to_owned(),
         };
         let command = fetch(&server, &["--state"]);
@@ -508,6 +509,7 @@ fn a_big_message_is_streamed_in_bounded_memory() {
             .last()
             .and_then(|l| l.trim().parse().ok())
             .expect("peak RSS");
+        eprintln!("{destination}: peak RSS {peak_kib} KiB for a 64 MiB message");
         assert!(
             peak_kib < 40 * 1024,
             "{destination}: peak RSS {peak_kib} KiB for a 64 MiB message"
