@@ -96,6 +96,13 @@ fn quit() -> [Step; 3] {
 }
 
 /// The contents of the files in `dir/new` and `dir/cur`, sorted.
+/// `message` as a Maildir or an MDA gets it: LF line endings.
+fn lf(message: &[u8]) -> Vec<u8> {
+    String::from_utf8_lossy(message)
+        .replace("\r\n", "\n")
+        .into_bytes()
+}
+
 fn maildir_contents(dir: &Path) -> Vec<Vec<u8>> {
     let mut contents = Vec::new();
     for sub in ["new", "cur"] {
@@ -256,7 +263,7 @@ fn the_filter_s_words_decide() {
     server.join().expect("script followed");
     assert_eq!(
         maildir_contents(&maildir),
-        vec![messages[2].clone(), messages[3].clone()]
+        vec![lf(&messages[2]), lf(&messages[3])]
     );
 }
 
@@ -296,7 +303,7 @@ fn a_reused_uid_is_a_new_message() {
         assert_code(&out, 0);
     }
     server.join().expect("both messages retrieved");
-    let mut expected = vec![first, second];
+    let mut expected = vec![lf(&first), lf(&second)];
     expected.sort();
     assert_eq!(maildir_contents(&maildir), expected);
 }
@@ -332,7 +339,7 @@ fn an_empty_listing_forgets_nothing() {
         assert_code(&out, 0);
     }
     server.join().expect("nothing downloaded twice");
-    assert_eq!(fs::read(&delivered).expect("delivered"), m);
+    assert_eq!(fs::read(&delivered).expect("delivered"), lf(&m));
 }
 
 /// What an empty listing kept does not vouch for the message later listed
@@ -378,7 +385,7 @@ fn a_uid_kept_across_an_empty_listing_is_downloaded_before_a_deletion() {
     server.join().expect("downloaded before deleted");
     assert_eq!(
         fs::read(&delivered).expect("delivered"),
-        [old.as_slice(), reused.as_slice()].concat()
+        lf(&[old.as_slice(), reused.as_slice()].concat())
     );
 }
 
@@ -452,7 +459,7 @@ fn older_file_names_are_recovered_only_when_left_by_an_interrupted_fetch() {
         "{summary}"
     );
     assert_eq!(maildir_contents(&maildir).len(), 3);
-    assert!(maildir_contents(&maildir).contains(&reused));
+    assert!(maildir_contents(&maildir).contains(&lf(&reused)));
 }
 
 // ----- §8: the config file, the proxy password, the children's environment -----
