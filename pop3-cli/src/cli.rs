@@ -132,6 +132,13 @@ pub(crate) struct ConnArgs {
     #[arg(long, value_name = "SHA256", global = true)]
     pub(crate) tls_fingerprint: Option<String>,
 
+    /// Check the server's certificate against NAME instead of the host
+    /// connected to (and ask for NAME's certificate): for a server reached
+    /// by an address or an alias that its certificate does not carry. Its
+    /// dates and issuer are still checked.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) tls_server_name: Option<String>,
+
     /// Connect through a SOCKS5 proxy: socks5://[user@]host:port
     /// (RFC 1928/1929). The proxy resolves the mail server's name (as Tor
     /// needs); TLS still checks the mail server's certificate for its own

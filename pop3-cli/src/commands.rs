@@ -216,6 +216,9 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     if conn.tls_fingerprint.is_none() {
         conn.tls_fingerprint = value(&file.tls_fingerprint);
     }
+    if conn.tls_server_name.is_none() {
+        conn.tls_server_name = value(&file.tls_server_name);
+    }
     if conn.proxy.is_none() {
         conn.proxy = value(&file.proxy);
     }
@@ -319,7 +322,13 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
                 )),
                 (None, None) => Settings::default(),
             };
-        return run_one(&cli, &settings, None);
+        let result = run_one(&cli, &settings, None);
+        if let (Err(failure), true, Command::Fetch(_)) = (&result, cli.json, &cli.command) {
+            // The same object as for one of several accounts, so that a
+            // script reads every fetch's outcome from stdout alike.
+            print_json_failure(cli.account.as_deref(), failure);
+        }
+        return result;
     };
     let Some(config) = &config else {
         return Err(Failure::usage(
@@ -339,11 +348,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     for (name, settings) in accounts {
         if let Err(failure) = run_one(&cli, &settings, Some(name)) {
             if cli.json {
-                let _ = print_json(&serde_json::json!({
-                    "account": name,
-                    "error": failure.to_string(),
-                    "exit": failure.exit.code(),
-                }));
+                print_json_failure(Some(name), &failure);
             }
             eprintln!("pop3: {name}: {failure}");
             first_failure.get_or_insert(failure.exit);
@@ -359,6 +364,20 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
             "not every account was fetched (see above)",
         )),
     }
+}
+
+/// A failed fetch for `--json`: `{"account": NAME, "error": ..., "exit":
+/// N}`, without `account` when no account of the config file is named
+/// (as the summary of a fetch that worked). Printed on a best-effort basis:
+/// the failure is also on stderr, and is the exit status.
+fn print_json_failure(account: Option<&str>, failure: &Failure) {
+    let mut object = serde_json::Map::new();
+    if let Some(name) = account {
+        object.insert("account".to_owned(), name.into());
+    }
+    object.insert("error".to_owned(), failure.to_string().into());
+    object.insert("exit".to_owned(), failure.exit.code().into());
+    let _ = print_json(&object);
 }
 
 /// Runs the command for one account (`label` names it when several are

@@ -25,6 +25,7 @@ mod fetch;
 mod interrupt;
 mod policy;
 mod private;
+mod progress;
 mod secrets;
 mod serverinfo;
 mod state;
