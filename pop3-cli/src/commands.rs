@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, ConnArgs, Generate, Runtime};
+use crate::cli::{Cli, Command, ConnArgs, Generate, ManPage, Runtime};
 use crate::config::{expand_home, Config, Settings};
 use crate::error::{auth_failure, Exit, Failure};
 use crate::fetch::{fetch, prepare, FetchOptions, Prepared};
@@ -126,9 +126,21 @@ fn generate(what: &Generate) -> Result<(), Failure> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     match what {
-        Generate::Man => clap_mangen::Man::new(command)
-            .render(&mut out)
-            .map_err(|e| Failure::io("man page", &e))?,
+        Generate::Man { dir: Some(dir), .. } => {
+            let written = crate::manual::write_pages(dir)
+                .map_err(|e| Failure::io(format_args!("man pages in {}", dir.display()), &e))?;
+            for path in written {
+                out.extend_from_slice(format!("{}\n", path.display()).as_bytes());
+            }
+        }
+        Generate::Man {
+            page: ManPage::Pop3,
+            dir: None,
+        } => out = crate::manual::pop3_page().map_err(|e| Failure::io("man page", &e))?,
+        Generate::Man {
+            page: ManPage::Pop3Config,
+            dir: None,
+        } => out = crate::manual::config_page(),
         Generate::Completions { shell } => {
             clap_complete::generate(*shell, &mut command, "pop3", &mut out);
         }

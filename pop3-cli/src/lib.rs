@@ -23,6 +23,7 @@ mod deliver;
 mod error;
 mod fetch;
 mod interrupt;
+mod manual;
 mod policy;
 mod private;
 mod progress;
