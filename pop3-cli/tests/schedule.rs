@@ -38,8 +38,8 @@ fn readme_blocks(lang: &str) -> Vec<String> {
 /// The value of `key=` in a unit file (the last one given).
 fn unit_value(unit: &str, key: &str) -> Option<String> {
     unit.lines()
-        .filter_map(|line| line.trim().strip_prefix(&format!("{key}=")))
-        .last()
+        .rev()
+        .find_map(|line| line.trim().strip_prefix(&format!("{key}=")))
         .map(str::to_owned)
 }
 
