@@ -473,11 +473,15 @@ fn stls_then_untrusted_certificate() {
             Step::ExpectClose,
         ]);
         let out = run(starttls(server.addr().port(), runtime).arg("stat"), &what);
-        assert_fails(
+        let line = assert_fails(
             &out,
             78,
             "issued by an authority this client does not trust",
             &what,
+        );
+        assert!(
+            line.contains("--ca-file FILE") && !line.contains("::"),
+            "{what}: {line}"
         );
         let (received, result) = server.join_all();
         assert_eq!(received, b"CAPA\r\nSTLS\r\n", "{what}: {}", show(&received));
