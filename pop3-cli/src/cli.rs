@@ -375,8 +375,9 @@ pub(crate) enum Generate {
         #[arg(value_enum, default_value = "pop3")]
         page: ManPage,
         /// Write every page under DIR instead (DIR/man1/pop3.1,
-        /// DIR/man5/pop3-config.5), e.g. ~/.local/share/man.
-        #[arg(long, value_name = "DIR")]
+        /// DIR/man5/pop3-config.5), e.g. ~/.cargo/share/man beside
+        /// ~/.cargo/bin, and list the files written.
+        #[arg(long, value_name = "DIR", conflicts_with = "page")]
         dir: Option<PathBuf>,
     },
     /// Completions for this shell.

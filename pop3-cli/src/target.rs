@@ -482,6 +482,7 @@ mod tests {
         let u = Url::parse("pop3s://recent%3Aalice%40gmail.com;AUTH=*@h:995").expect("valid");
         assert_eq!(u.user.as_deref(), Some("recent:alice@gmail.com"));
         assert_eq!(u.port, Some(995));
+        crate::fuzzing::url("pop3s://recent:alice@gmail.com;AUTH=+APOP@h/");
         for bad in [
             "imap://h",
             "pop3s://",
