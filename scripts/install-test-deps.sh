@@ -12,15 +12,26 @@
 # * Cyrus pop3d, a second real POP3 server (test-support's `cyrus` module),
 #   unpacked into a private prefix by install-cyrus.sh (its package conflicts
 #   with dovecot-pop3d).
+# * man-db and groff-base — pop3-cli's tests render the man pages it
+#   generates with `man -l` and check that `man pop3` finds them where its
+#   README says to put them.
+# * systemd — for `systemd-analyze verify` of the systemd unit in
+#   pop3-cli/README.md (no systemd needs to run).
 set -eu
 
 "$(dirname "$0")/install-cyrus.sh"
 
 DOVECOT=/usr/sbin/dovecot
 POP3=/usr/lib/dovecot/pop3
-PACKAGES="dovecot-pop3d openssl"
+PACKAGES="dovecot-pop3d openssl man-db groff-base systemd"
 
-if [ -x "$DOVECOT" ] && [ -x "$POP3" ] && command -v openssl >/dev/null 2>&1; then
+all_present() {
+    [ -x "$DOVECOT" ] && [ -x "$POP3" ] && command -v openssl >/dev/null 2>&1 &&
+        command -v man >/dev/null 2>&1 && command -v groff >/dev/null 2>&1 &&
+        command -v systemd-analyze >/dev/null 2>&1
+}
+
+if all_present; then
     echo "install-test-deps: $PACKAGES already installed ($("$DOVECOT" --version))"
     exit 0
 fi
@@ -48,8 +59,8 @@ if ! apt_install; then
     apt_install
 fi
 
-if [ ! -x "$DOVECOT" ] || [ ! -x "$POP3" ] || ! command -v openssl >/dev/null 2>&1; then
-    echo "install-test-deps: $DOVECOT, $POP3 or openssl still missing after install" >&2
+if ! all_present; then
+    echo "install-test-deps: some of $PACKAGES still missing after install" >&2
     exit 1
 fi
 echo "install-test-deps: installed $("$DOVECOT" --version)"

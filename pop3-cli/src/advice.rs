@@ -54,8 +54,9 @@ pub(crate) fn tls_advice(diagnosis: &TlsDiagnosis) -> String {
             };
             format!(
                 "the server's certificate is not valid for the name{expected}: {carried}. \
-                 Connect with one of the names it carries, or ask the server's administrator \
-                 for a certificate with the right name."
+                 Connect with one of the names it carries, or check the certificate against \
+                 one of them with --tls-server-name NAME (config key tls_server_name), or ask \
+                 the server's administrator for a certificate with the right name."
             )
         }
         TlsDiagnosis::PinMismatch { presented, pinned } => {
@@ -63,7 +64,8 @@ pub(crate) fn tls_advice(diagnosis: &TlsDiagnosis) -> String {
             format!(
                 "the server's certificate has SHA-256 fingerprint {presented}, not the pinned \
                  {}. If the server's certificate was replaced on purpose, check the new \
-                 fingerprint with its administrator and pin that one; otherwise someone may be \
+                 fingerprint with its administrator and pin that one with --tls-fingerprint \
+                 (config key tls_fingerprint); otherwise someone may be \
                  intercepting the connection.",
                 pinned.join(" or ")
             )
@@ -89,7 +91,8 @@ pub(crate) fn tls_advice(diagnosis: &TlsDiagnosis) -> String {
         }
         TlsDiagnosis::NotTls(why) => format!(
             "the server did not answer with TLS ({why}). A port for plain POP3 (110) answers \
-             this way: use STLS there, and implicit TLS on the POP3S port (995)."
+             this way: use pop3:// (--tls starttls) there, and pop3s:// (--tls implicit) on \
+             the POP3S port (995)."
         ),
         TlsDiagnosis::Alert(alert) => format!(
             "the server ended the TLS handshake with the alert {alert}; its log may say why."
@@ -131,7 +134,7 @@ fn how_to_trust(presented: Option<&CertificateInfo>) -> String {
         "If you trust this server, add the certificate of the authority that issued it (or the \
          server's own certificate) with --ca-file FILE, or pin the server's certificate with \
          --tls-fingerprint {fingerprint} after checking that fingerprint with the server's \
-         administrator."
+         administrator (config keys ca_file and tls_fingerprint)."
     )
 }
 
@@ -185,6 +188,7 @@ mod tests {
             ),
             "{text}"
         );
+        assert!(text.contains("--tls-server-name NAME"), "{text}");
         let presented = Sha256Fingerprint::from_bytes([0xAB; 32]);
         let pinned = Sha256Fingerprint::from_bytes([0x01; 32]);
         let text = tls_advice(&TlsDiagnosis::PinMismatch {

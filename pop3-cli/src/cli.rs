@@ -99,7 +99,7 @@ pub(crate) struct ConnArgs {
     pub(crate) auth: Option<AuthName>,
 
     /// Allow sending credentials over a connection that is not encrypted
-    /// (refused otherwise, exit code 77). Formerly --allow-plaintext-credentials,
+    /// (refused otherwise, exit code 77). Formerly --allow-plaintext-auth,
     /// which still works.
     #[arg(long, global = true, alias = "allow-plaintext-auth")]
     pub(crate) allow_plaintext_credentials: bool,
@@ -131,6 +131,13 @@ pub(crate) struct ConnArgs {
     /// certificate fails before a command is sent (exit 78).
     #[arg(long, value_name = "SHA256", global = true)]
     pub(crate) tls_fingerprint: Option<String>,
+
+    /// Check the server's certificate against NAME instead of the host
+    /// connected to (and ask for NAME's certificate): for a server reached
+    /// by an address or an alias that its certificate does not carry. Its
+    /// dates and issuer are still checked.
+    #[arg(long, value_name = "NAME", global = true)]
+    pub(crate) tls_server_name: Option<String>,
 
     /// Connect through a SOCKS5 proxy: socks5://[user@]host:port
     /// (RFC 1928/1929). The proxy resolves the mail server's name (as Tor
@@ -345,10 +352,11 @@ pub(crate) enum Command {
     /// an old one.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
-    /// Write the man page or shell completions to stdout.
+    /// Write the man pages or shell completions.
     ///
-    /// No server is needed: `pop3 generate man > pop3.1`, `pop3 generate
-    /// completions bash > /etc/bash_completion.d/pop3`.
+    /// No server is needed: `pop3 generate man --dir ~/.local/share/man`
+    /// (then `man pop3`, `man pop3-config`), `pop3 generate completions
+    /// bash > ~/.local/share/bash-completion/completions/pop3`.
     Generate {
         /// What to write.
         #[command(subcommand)]
@@ -359,13 +367,34 @@ pub(crate) enum Command {
 /// `generate`.
 #[derive(Debug, Subcommand)]
 pub(crate) enum Generate {
-    /// The man page, pop3(1), in roff.
-    Man,
+    /// A man page in roff on stdout: pop3(1), every command and option,
+    /// or pop3-config(5), every key of the config file; with --dir, both
+    /// into DIR/man1 and DIR/man5.
+    Man {
+        /// Which page.
+        #[arg(value_enum, default_value = "pop3")]
+        page: ManPage,
+        /// Write every page under DIR instead (DIR/man1/pop3.1,
+        /// DIR/man5/pop3-config.5), e.g. ~/.cargo/share/man beside
+        /// ~/.cargo/bin, and list the files written.
+        #[arg(long, value_name = "DIR", conflicts_with = "page")]
+        dir: Option<PathBuf>,
+    },
     /// Completions for this shell.
     Completions {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+}
+
+/// `generate man`'s pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ManPage {
+    /// pop3(1): the command, every command and option.
+    Pop3,
+    /// pop3-config(5): the config file and every key.
+    #[value(name = "pop3-config")]
+    Pop3Config,
 }
 
 /// `fetch`.

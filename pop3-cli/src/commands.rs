@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, ConnArgs, Generate, Runtime};
+use crate::cli::{Cli, Command, ConnArgs, Generate, ManPage, Runtime};
 use crate::config::{expand_home, Config, Settings};
 use crate::deliver::LineEndings;
 use crate::error::{auth_failure, Exit, Failure};
@@ -127,9 +127,21 @@ fn generate(what: &Generate) -> Result<(), Failure> {
     let mut command = Cli::command();
     let mut out = Vec::new();
     match what {
-        Generate::Man => clap_mangen::Man::new(command)
-            .render(&mut out)
-            .map_err(|e| Failure::io("man page", &e))?,
+        Generate::Man { dir: Some(dir), .. } => {
+            let written = crate::manual::write_pages(dir)
+                .map_err(|e| Failure::io(format_args!("man pages in {}", dir.display()), &e))?;
+            for path in written {
+                out.extend_from_slice(format!("{}\n", path.display()).as_bytes());
+            }
+        }
+        Generate::Man {
+            page: ManPage::Pop3,
+            dir: None,
+        } => out = crate::manual::pop3_page().map_err(|e| Failure::io("man page", &e))?,
+        Generate::Man {
+            page: ManPage::Pop3Config,
+            dir: None,
+        } => out = crate::manual::config_page(),
         Generate::Completions { shell } => {
             clap_complete::generate(*shell, &mut command, "pop3", &mut out);
         }
@@ -216,6 +228,9 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     }
     if conn.tls_fingerprint.is_none() {
         conn.tls_fingerprint = value(&file.tls_fingerprint);
+    }
+    if conn.tls_server_name.is_none() {
+        conn.tls_server_name = value(&file.tls_server_name);
     }
     if conn.proxy.is_none() {
         conn.proxy = value(&file.proxy);
@@ -326,7 +341,13 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
                 )),
                 (None, None) => Settings::default(),
             };
-        return run_one(&cli, &settings, None);
+        let result = run_one(&cli, &settings, None);
+        if let (Err(failure), true, Command::Fetch(_)) = (&result, cli.json, &cli.command) {
+            // The same object as for one of several accounts, so that a
+            // script reads every fetch's outcome from stdout alike.
+            print_json_failure(cli.account.as_deref(), failure);
+        }
+        return result;
     };
     let Some(config) = &config else {
         return Err(Failure::usage(
@@ -346,11 +367,7 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
     for (name, settings) in accounts {
         if let Err(failure) = run_one(&cli, &settings, Some(name)) {
             if cli.json {
-                let _ = print_json(&serde_json::json!({
-                    "account": name,
-                    "error": failure.to_string(),
-                    "exit": failure.exit.code(),
-                }));
+                print_json_failure(Some(name), &failure);
             }
             eprintln!("pop3: {name}: {failure}");
             first_failure.get_or_insert(failure.exit);
@@ -366,6 +383,20 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
             "not every account was fetched (see above)",
         )),
     }
+}
+
+/// A failed fetch for `--json`: `{"account": NAME, "error": ..., "exit":
+/// N}`, without `account` when no account of the config file is named
+/// (as the summary of a fetch that worked). Printed on a best-effort basis:
+/// the failure is also on stderr, and is the exit status.
+fn print_json_failure(account: Option<&str>, failure: &Failure) {
+    let mut object = serde_json::Map::new();
+    if let Some(name) = account {
+        object.insert("account".to_owned(), name.into());
+    }
+    object.insert("error".to_owned(), failure.to_string().into());
+    object.insert("exit".to_owned(), failure.exit.code().into());
+    let _ = print_json(&object);
 }
 
 /// Runs the command for one account (`label` names it when several are

@@ -53,6 +53,7 @@ pub(crate) struct Settings {
     pub(crate) ca_file: Option<Spanned<String>>,
     pub(crate) trust: Option<Spanned<Trust>>,
     pub(crate) tls_fingerprint: Option<Spanned<String>>,
+    pub(crate) tls_server_name: Option<Spanned<String>>,
     pub(crate) proxy: Option<Spanned<String>>,
     pub(crate) proxy_password_env: Option<Spanned<String>>,
     pub(crate) proxy_password_command: Option<Spanned<String>>,
@@ -249,6 +250,12 @@ impl Config {
                 return Err(self.error_at(pin.span(), "tls_fingerprint", &e.to_string()));
             }
         }
+        if let Some(name) = &table.tls_server_name {
+            if let Err(e) = crate::target::tls_server_name(name.get_ref()) {
+                let why = e.message.replace("--tls-server-name ", "");
+                return Err(self.error_at(name.span(), "tls_server_name", &why));
+            }
+        }
         if let Some(proxy) = &table.proxy {
             if let Err(e) = crate::target::parse_proxy(proxy.get_ref()) {
                 let why = e.message.strip_prefix("--proxy: ").unwrap_or(&e.message);
@@ -348,6 +355,7 @@ impl Settings {
             ca_file,
             trust,
             tls_fingerprint,
+            tls_server_name,
             proxy,
             proxy_password_env,
             proxy_password_command,

@@ -19,18 +19,21 @@ pub(crate) enum Exit {
     /// 65 `EX_DATAERR`: the server broke the protocol (a malformed or
     /// unexpected reply).
     DataErr = 65,
-    /// 69 `EX_UNAVAILABLE`: no connection: resolving, connecting, a time
-    /// limit, or the server closed the connection.
+    /// 69 `EX_UNAVAILABLE`: the server is there but unusable: it closed
+    /// the connection, rejected the greeting, said nothing after
+    /// connecting, or a proxy failed its handshake.
     Unavailable = 69,
     /// 70 `EX_SOFTWARE`: a bug in pop3 (the library refused a call).
     Software = 70,
     /// 74 `EX_IOERR`: a local file or stream failed (the Maildir, the mbox,
     /// the state file, stdout, the CA file).
     IoErr = 74,
-    /// 75 `EX_TEMPFAIL`: try again later: some messages were not delivered
-    /// (MDA failure, a message the server would not send), the mailbox is in
-    /// use (`[IN-USE]`, `[LOGIN-DELAY]`, `[SYS/TEMP]`), or another fetch for
-    /// the same account is running.
+    /// 75 `EX_TEMPFAIL`: try again later: the network is not there now
+    /// (the name does not resolve, the connection is refused, no route, a
+    /// time limit ran out), some messages were not delivered (MDA failure,
+    /// a message the server would not send), the mailbox is in use
+    /// (`[IN-USE]`, `[LOGIN-DELAY]`, `[SYS/TEMP]`), or another fetch for the
+    /// same account is running.
     TempFail = 75,
     /// 76 `EX_PROTOCOL`: the server refused a command with `-ERR` (for
     /// example no such message).
@@ -60,12 +63,14 @@ Exit codes:
   0   success
   64  usage error (bad command line)
   65  the server broke the protocol
-  69  network: cannot connect, timed out, or the connection was lost
+  69  the server is unusable: it closed the connection, rejected the
+      greeting, or said nothing at all (a TLS port without pop3s://?)
   70  internal error (a bug in pop3)
   74  local I/O error (Maildir, mbox, state file, stdout, CA file)
-  75  temporary: some messages not delivered (retried next time), the
-      session ran past --session-timeout (what was stored is kept), mailbox
-      in use, or another fetch for this account is running
+  75  temporary: offline (unknown host, connection refused, no route, a
+      time limit ran out), some messages not delivered (retried next
+      time), the session ran past --session-timeout (what was stored is
+      kept), mailbox in use, or another fetch for this account is running
   76  the server refused a command (-ERR), e.g. no such message
   77  credentials refused, or not sent over an unencrypted connection
       (see --allow-plaintext-credentials)
@@ -144,7 +149,7 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
     let (exit, message) = match error {
         Error::Io(e) if cert_file_error(e).is_some() => (Exit::Tls, format!("TLS: {e}")),
         Error::Io(e) if is_lost(e) => (Exit::Unavailable, format!("the connection was lost: {e}")),
-        Error::Io(e) => (Exit::Unavailable, format!("network: {e}")),
+        Error::Io(e) => (network_exit(e), format!("network: {e}")),
         Error::Tls(e) => {
             let advice = error
                 .tls_diagnosis(presented)
@@ -184,8 +189,9 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
              run goes on from there"
                 .to_owned(),
         ),
+        // A slow or absent network: the next run may well get through.
         Error::Timeout(phase) => (
-            Exit::Unavailable,
+            Exit::TempFail,
             format!("timed out ({phase}; the idle limit of --timeout)"),
         ),
         Error::Closed => (
@@ -196,7 +202,21 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
             Exit::Tls,
             "the server does not offer STLS (refusing to continue without TLS)".to_owned(),
         ),
-        Error::Proxy(e) => (Exit::Unavailable, format!("proxy: {e}")),
+        Error::Proxy(e) => {
+            use pop3_transport::socks5::{ReplyCode, Socks5ConnectError, Socks5Error};
+            let exit = match e {
+                Socks5ConnectError::Io(e) => network_exit(e),
+                // The proxy could not reach the mail server: as offline.
+                Socks5ConnectError::Socks5(Socks5Error::ConnectFailed(
+                    ReplyCode::NetworkUnreachable
+                    | ReplyCode::HostUnreachable
+                    | ReplyCode::ConnectionRefused
+                    | ReplyCode::TtlExpired,
+                )) => Exit::TempFail,
+                _ => Exit::Unavailable,
+            };
+            (exit, format!("proxy: {e}"))
+        }
         other => (Exit::Software, other.to_string()),
     };
     Failure::new(exit, message)
@@ -222,6 +242,26 @@ fn temporary_or(error: &ServerError, otherwise: Exit) -> Exit {
     match &error.code {
         Some(code) if code.is_temporary() => Exit::TempFail,
         _ => otherwise,
+    }
+}
+
+/// How a socket error that is not a lost connection exits: 75 when it may
+/// pass by itself (no network now: the name does not resolve, the
+/// connection is refused, no route, a time limit), so that cron and systemd
+/// count an offline laptop's run as "later" rather than failed; 69 for what
+/// will not (the firewall forbids it, an address that cannot be used).
+fn network_exit(error: &io::Error) -> Exit {
+    match error.kind() {
+        io::ErrorKind::PermissionDenied
+        | io::ErrorKind::InvalidInput
+        | io::ErrorKind::InvalidData
+        | io::ErrorKind::Unsupported
+        | io::ErrorKind::AddrInUse => Exit::Unavailable,
+        // Lost mid-session: the server's doing as often as the network's.
+        _ if is_lost(error) => Exit::Unavailable,
+        // Refused, unreachable, timed out, and the resolver's failures
+        // (which std reports without a kind of their own).
+        _ => Exit::TempFail,
     }
 }
 

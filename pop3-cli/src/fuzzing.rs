@@ -10,7 +10,8 @@ use crate::target::Url;
 /// Parses a `pop3://` / `pop3s://` URL as the command line and the config
 /// do. Checked: what is accepted has a host, no control character in the
 /// host or the user (they reach a socket address, a command line and a
-/// terminal), and parses the same twice.
+/// terminal), keeps a colon of the user part in the user name (no password
+/// is read from a URL), and parses the same twice.
 pub fn url(text: &str) {
     let Ok(url) = Url::parse(text) else { return };
     assert!(!url.host.is_empty(), "empty host accepted: {text:?}");
@@ -26,6 +27,19 @@ pub fn url(text: &str) {
             !user.chars().any(|c| c == '\r' || c == '\n' || c == '\0'),
             "user with CR, LF or NUL: {user:?}"
         );
+    }
+    // No password is ever taken from a URL: a colon written in the user
+    // part stays in the user name.
+    if let Some((_, rest)) = text.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if let Some((info, _)) = authority.rsplit_once('@') {
+            let name = info.split(';').next().unwrap_or_default();
+            assert!(
+                !name.contains(':') || url.user.as_deref().is_some_and(|u| u.contains(':')),
+                "a colon of the user part was dropped: {text:?} gave {:?}",
+                url.user
+            );
+        }
     }
     assert_eq!(Url::parse(text).ok(), Some(url), "not deterministic");
 }

@@ -180,7 +180,7 @@ impl WithSession for Probe<'_> {
         let mut can_quit = true;
         if config.tls == TlsMode::Starttls {
             report.before_tls = ask_capa(&mut session).map_err(context)?;
-            match session.run(|c| c.start_tls(&config.host)) {
+            match session.run(|c| c.start_tls(config.tls_name())) {
                 Ok(()) => {}
                 Err(e) => match refusal(&e, config) {
                     Some(problem) => {
@@ -204,7 +204,7 @@ impl WithSession for Probe<'_> {
                 report.tls = Some(TlsReport {
                     problem: None,
                     details: tls_details(tls),
-                    host: config.host.clone(),
+                    host: config.tls_name().to_owned(),
                     pinned: config.fingerprint.is_some(),
                 });
             }
@@ -290,7 +290,7 @@ fn untrusted(config: &ConnectConfig, problem: Refusal) -> TlsReport {
             cipher: None,
             chain,
         },
-        host: config.host.clone(),
+        host: config.tls_name().to_owned(),
         pinned: config.fingerprint.is_some(),
     }
 }

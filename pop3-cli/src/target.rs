@@ -71,12 +71,8 @@ impl Url {
         let mut user = None;
         let mut auth = None;
         if let Some(info) = userinfo {
-            if info.contains(':') {
-                return Err(Failure::usage(
-                    "passwords are never taken from the command line: \
-                     use --password-env VAR or --password-command CMD",
-                ));
-            }
+            // No password is ever read from a URL, so a colon is part of
+            // the user name, as in Gmail's `recent:alice@gmail.com`.
             let (name, params) = match info.split_once(';') {
                 Some((n, p)) => (n, Some(p)),
                 None => (info, None),
@@ -215,6 +211,20 @@ pub(crate) fn parse_proxy(url: &str) -> Result<pop3_transport::socks5::Socks5Pro
     Ok(proxy)
 }
 
+/// `--tls-server-name`'s value: a DNS name or an IP address, checked before
+/// connecting.
+pub(crate) fn tls_server_name(name: &str) -> Result<String, Failure> {
+    pop3_transport::Options::new()
+        .server_name(name)
+        .tls_server_name(name)
+        .map(|_| name.to_owned())
+        .map_err(|_| {
+            Failure::usage(format!(
+                "--tls-server-name {name:?}: not a host name or an IP address"
+            ))
+        })
+}
+
 /// Combines the URL (if any) and the flags.
 pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Failure> {
     let url = url.map(Url::parse).transpose()?;
@@ -283,6 +293,15 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
             "--tls-fingerprint needs TLS: use --tls implicit or --tls starttls",
         ));
     }
+    let server_name = match &args.tls_server_name {
+        Some(name) => Some(tls_server_name(name)?),
+        None => None,
+    };
+    if server_name.is_some() && tls == TlsMode::None {
+        return Err(Failure::usage(
+            "--tls-server-name needs TLS: use --tls implicit or --tls starttls",
+        ));
+    }
     let proxy = match &args.proxy {
         Some(url) => Some(parse_proxy(url)?),
         None => None,
@@ -308,6 +327,7 @@ pub(crate) fn resolve(url: Option<&str>, args: &ConnArgs) -> Result<Target, Fail
             ca_pem,
             trust,
             fingerprint,
+            server_name,
             proxy,
             presented: PeerCertificates::new(),
             timeout: args.timeout.map(Duration::from_secs),
@@ -456,10 +476,16 @@ mod tests {
         let u = Url::parse("pop3s://carol@example.org@host").expect("valid");
         assert_eq!(u.user.as_deref(), Some("carol@example.org"));
         assert_eq!(u.host, "host");
+        let u = Url::parse("pop3s://recent:alice@gmail.com@pop.gmail.com").expect("valid");
+        assert_eq!(u.user.as_deref(), Some("recent:alice@gmail.com"));
+        assert_eq!(u.host, "pop.gmail.com");
+        let u = Url::parse("pop3s://recent%3Aalice%40gmail.com;AUTH=*@h:995").expect("valid");
+        assert_eq!(u.user.as_deref(), Some("recent:alice@gmail.com"));
+        assert_eq!(u.port, Some(995));
+        crate::fuzzing::url("pop3s://recent:alice@gmail.com;AUTH=+APOP@h/");
         for bad in [
             "imap://h",
             "pop3s://",
-            "pop3s://u:secret@h",
             "pop3s://h:0",
             "pop3s://h:99999",
             "pop3s://h/INBOX",

@@ -33,6 +33,9 @@ pub(crate) struct ConnectConfig {
     pub(crate) trust: Trust,
     /// `--tls-fingerprint`: trust exactly this server certificate instead.
     pub(crate) fingerprint: Option<Sha256Fingerprint>,
+    /// `--tls-server-name`: the name the certificate is checked against
+    /// (and sent in SNI) instead of `host`.
+    pub(crate) server_name: Option<String>,
     /// `--proxy`: the SOCKS5 proxy to connect through.
     pub(crate) proxy: Option<pop3_transport::socks5::Socks5Proxy>,
     /// Where every handshake records the certificates the server presented,
@@ -58,6 +61,12 @@ impl ConnectConfig {
         } else {
             format!("{}:{}", self.host, self.port)
         }
+    }
+
+    /// The name the server's certificate must carry: `--tls-server-name`,
+    /// else the host connected to.
+    pub(crate) fn tls_name(&self) -> &str {
+        self.server_name.as_deref().unwrap_or(&self.host)
     }
 
     /// What the server's own certificate from the latest handshake says.
@@ -121,7 +130,11 @@ pub(crate) fn options(config: &ConnectConfig) -> Result<Options, Failure> {
     if let Some(fingerprint) = config.fingerprint {
         tls = tls.pin_sha256(fingerprint);
     }
-    let mut options = Options::new()
+    let mut options = Options::new();
+    if let Some(name) = &config.server_name {
+        options = options.server_name(name.clone());
+    }
+    let mut options = options
         .tls(tls)
         .allow_plaintext_credentials(config.allow_plaintext_credentials);
     let mut timeouts = config
@@ -172,7 +185,7 @@ impl<C: WithSession<Output = Result<T, Failure>>, T> WithSession for Connected<'
         let mut session = opened.map_err(context)?;
         if config.tls == TlsMode::Starttls {
             session
-                .run(|c| c.start_tls(&config.host))
+                .run(|c| c.start_tls(config.tls_name()))
                 .map_err(context)?;
         }
         self.command.with(Ok(session))

@@ -329,7 +329,6 @@ fn usage_errors_are_64() {
         &["stat"][..],                              // no server
         &["retr"],                                  // no message number
         &["--host", "h", "retr", "0"],              // message 0
-        &["pop3s://u:pw@h", "stat"],                // password in the URL
         &["fetch", "pop3s://u@h"],                  // no sink
         &["--host", "h", "--tls", "bogus", "stat"], // bad value
         &[
@@ -358,26 +357,115 @@ fn usage_errors_are_64() {
     }
 }
 
+/// Issue 23, point 4: what an offline laptop meets (a refused connection,
+/// a name that does not resolve) may pass by itself: exit 75
+/// (`EX_TEMPFAIL`), which cron and systemd can tell from a failure.
 #[test]
-fn connection_refused_is_69() {
+fn offline_is_temporary_75() {
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     };
     for runtime in RUNTIMES {
-        let out = run(pop3()
-            .env(PASSWORD_VAR, "x")
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--user",
-                "u",
-            ])
-            .args(["--password-env", PASSWORD_VAR, "--runtime", runtime, "stat"]));
-        assert_code(&out, 69);
+        for host in ["127.0.0.1", "pop.example.invalid"] {
+            let out = run(pop3()
+                .env(PASSWORD_VAR, "x")
+                .args(["--host", host, "--port", &port.to_string(), "--user", "u"])
+                .args(["--password-env", PASSWORD_VAR, "--runtime", runtime, "stat"]));
+            assert_code(&out, 75);
+            let err = stderr(&out);
+            assert!(
+                err.starts_with(&format!("pop3: {host}:{port}: network: ")),
+                "{runtime} {host}: {err}"
+            );
+        }
     }
+}
+
+/// Issue 23, point 5: Gmail's user names have a colon
+/// (`recent:alice@gmail.com`). No password is ever read from a URL, so the
+/// colon is the user's, and the last `@` ends the user name; written with
+/// %-escapes, it is the same user.
+#[test]
+fn a_colon_in_the_urls_user_is_part_of_the_user_name() {
+    for url_user in ["recent:alice@gmail.com", "recent%3Aalice%40gmail.com"] {
+        let server = ScriptedServer::start(vec![
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("-ERR no CAPA here"),
+            Step::expect_line("USER recent:alice@gmail.com"),
+            Step::send_line("+OK"),
+            Step::expect_line("PASS app-password"),
+            Step::send_line("+OK in"),
+            Step::expect_line("STAT"),
+            Step::send_line("+OK 3 300"),
+            Step::expect_line("QUIT"),
+            Step::send_line("+OK bye"),
+        ]);
+        let out = run(pop3()
+            .env(PASSWORD_VAR, "app-password")
+            .arg(format!(
+                "pop3://{url_user}@127.0.0.1:{}",
+                server.addr().port()
+            ))
+            .args(["--tls", "none", "--allow-plaintext-credentials"])
+            .args(["--password-env", PASSWORD_VAR, "stat"]));
+        assert_code(&out, 0);
+        assert_eq!(common::stdout(&out), "3 300\n", "{url_user}");
+        server.join().expect("script followed");
+    }
+}
+
+/// Issue 23, point 8: a fetch of one account that fails prints the same
+/// JSON error object on stdout as one account of several does.
+#[test]
+fn a_single_fetch_that_fails_prints_its_json_error() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = run(pop3()
+        .env(PASSWORD_VAR, "x")
+        .arg(format!("pop3s://u@127.0.0.1:{port}"))
+        .args([
+            "--password-env",
+            PASSWORD_VAR,
+            "--json",
+            "fetch",
+            "--maildir",
+        ])
+        .arg(dir.path().join("Mail")));
+    assert_code(&out, 75);
+    let object = summary(&out);
+    assert_eq!(object["exit"], 75, "{object}");
+    let error = object["error"].as_str().expect("error text");
+    assert!(error.contains("network"), "{object}");
+    assert!(object.get("account").is_none(), "{object}");
+    // Named from the config file, the object names the account, as when
+    // several are fetched.
+    let config = dir.path().join("pop3.toml");
+    fs::write(
+        &config,
+        format!(
+            "[accounts.home]\nurl = \"pop3s://u@127.0.0.1:{port}\"\npassword_env = \"{PASSWORD_VAR}\"\n\
+             maildir = {:?}\n",
+            dir.path().join("Home")
+        ),
+    )
+    .expect("write config");
+    let out = run(pop3()
+        .env(PASSWORD_VAR, "x")
+        .arg("--config")
+        .arg(&config)
+        .args(["--account", "home", "--json", "fetch"]));
+    assert_code(&out, 75);
+    let object = summary(&out);
+    assert_eq!(
+        (&object["account"], &object["exit"]),
+        (&"home".into(), &75.into()),
+        "{object}"
+    );
 }
 
 // ----- fetch -----
@@ -443,7 +531,7 @@ fn dele_is_all_or_nothing() {
 }
 
 #[test]
-fn silent_server_times_out_with_69() {
+fn silent_server_times_out_with_75() {
     for runtime in RUNTIMES {
         let server = ScriptedServer::start(vec![Step::send_line("+OK hi"), Step::Stall]);
         let started = Instant::now();
@@ -459,7 +547,7 @@ fn silent_server_times_out_with_69() {
                 runtime,
                 "capa",
             ]));
-        assert_code(&out, 69);
+        assert_code(&out, 75);
         assert!(stderr(&out).contains("timed out"), "{}", stderr(&out));
         assert!(started.elapsed() < Duration::from_secs(8));
         let _ = server.join();
@@ -799,7 +887,7 @@ fn state_is_keyed_by_user_and_host_and_older_files_migrate() {
 #[test]
 fn destinations_are_checked_before_connecting() {
     let dir = tempfile::tempdir().expect("tempdir");
-    // Nothing listens there: a connection attempt would be exit 69.
+    // Nothing listens there: a connection attempt would be exit 75.
     let port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
@@ -822,14 +910,14 @@ fn destinations_are_checked_before_connecting() {
     // created only once logged in: the connection fails, nothing is made.
     let fresh = dir.path().join("Fresh");
     let out = base("--maildir", &fresh);
-    assert_code(&out, 69);
+    assert_code(&out, 75);
     assert!(!fresh.exists());
     // IPv6 addresses are written with brackets.
     let out = run(pop3()
         .env(PASSWORD_VAR, "x")
         .arg(format!("pop3s://u@[::1]:{port}"))
         .args(["--password-env", PASSWORD_VAR, "stat"]));
-    assert_code(&out, 69);
+    assert_code(&out, 75);
     assert!(
         stderr(&out).contains(&format!("[::1]:{port}")),
         "{}",
@@ -1504,9 +1592,15 @@ fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no wait in {err}"));
     assert!((3590..=3600).contains(&wait), "{err}");
-    // Not asked for: it connects (and finds nothing listening).
+    // Not asked for: it connects (and finds nothing listening, which is
+    // also 75, but says so).
     let out = stat(port, &[]);
-    assert_ne!(out.status.code(), Some(75), "{}", stderr(&out));
+    assert_code(&out, 75);
+    let err = stderr(&out);
+    assert!(
+        err.contains("network") && !err.contains("LOGIN-DELAY"),
+        "{err}"
+    );
     // Another server on the same host is not held back by this one's delay.
     let other = login_delay_session("900");
     let out = stat(other.addr().port(), &["--respect-login-delay"]);
@@ -1543,6 +1637,107 @@ fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
 }
 
 // ----- packaging -----
+
+/// Issue 23, point 2: `generate man` writes pop3(1) with every command's
+/// options and pop3-config(5) with the config keys, and names no page it
+/// does not write; put where README.md says, `man pop3` finds them, and
+/// `man` renders them (where man is installed).
+#[test]
+fn man_pages_are_complete_and_found_where_the_readme_says() {
+    let out = run(pop3().args(["generate", "man"]));
+    assert_code(&out, 0);
+    let page = String::from_utf8_lossy(&out.stdout).into_owned();
+    for needle in [
+        ".SS \"pop3 fetch\"",
+        "\\-\\-max\\-size",
+        "\\-\\-keep\\-days",
+        "\\-\\-tls\\-server\\-name",
+        "pop3\\-config",
+    ] {
+        assert!(page.contains(needle), "{needle} in pop3(1)");
+    }
+    assert!(!page.contains("pop3\\-fetch("), "no page for each command");
+    let out = run(pop3().args(["generate", "man", "pop3-config"]));
+    assert_code(&out, 0);
+    let config = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(config.starts_with(".TH pop3-config 5"), "{config}");
+    for key in [
+        "maildir",
+        "password_command",
+        "tls_server_name",
+        "max_size",
+        "url",
+    ] {
+        assert!(
+            config.contains(&format!("\\fB{key}\\fR")),
+            "{key} in pop3-config(5)"
+        );
+    }
+
+    // `cargo install` puts pop3 in ~/.cargo/bin; the pages go beside it.
+    let home = tempfile::tempdir().expect("tempdir");
+    let bin = home.path().join(".cargo/bin");
+    fs::create_dir_all(&bin).expect("mkdir");
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_pop3"), bin.join("pop3")).expect("symlink");
+    let man_dir = home.path().join(".cargo/share/man");
+    let out = run(pop3().args(["generate", "man", "--dir"]).arg(&man_dir));
+    assert_code(&out, 0);
+    let pop3_1 = man_dir.join("man1/pop3.1");
+    let config_5 = man_dir.join("man5/pop3-config.5");
+    assert_eq!(fs::read_to_string(&pop3_1).expect("pop3.1"), page);
+    assert_eq!(
+        fs::read_to_string(&config_5).expect("pop3-config.5"),
+        config
+    );
+
+    let man = || {
+        let mut command = Command::new("man");
+        command
+            .env_clear()
+            .env("HOME", home.path())
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("LANG", "C")
+            .env("MANWIDTH", "100")
+            .stdin(Stdio::null());
+        command
+    };
+    if Command::new("man").arg("--version").output().is_err() {
+        eprintln!("man is not installed: skipped rendering the pages");
+        return;
+    }
+    let out = run(man().args(["-w", "pop3", "pop3-config"]));
+    assert_code(&out, 0);
+    assert_eq!(
+        common::stdout(&out),
+        format!("{}\n{}\n", pop3_1.display(), config_5.display())
+    );
+    for (file, needles) in [
+        (
+            &pop3_1,
+            &[
+                "--max-size <SIZE>",
+                "--tls-server-name <NAME>",
+                "pop3 fetch",
+            ][..],
+        ),
+        (
+            &config_5,
+            &["tls_server_name = NAME", "max_size = SIZE", "keep_days = N"],
+        ),
+    ] {
+        let out = run(man().arg("-l").arg(file));
+        assert_code(&out, 0);
+        let text = common::stdout(&out);
+        for needle in needles {
+            assert!(
+                text.contains(needle),
+                "{needle} in {}: {text}",
+                file.display()
+            );
+        }
+        assert!(stderr(&out).is_empty(), "{}", stderr(&out));
+    }
+}
 
 #[test]
 fn man_page_and_completions() {
@@ -1676,7 +1871,7 @@ fn a_failing_account_does_not_stop_the_others() {
         .arg("--config")
         .arg(&config)
         .args(["--json", "fetch"]));
-    assert_code(&out, 69);
+    assert_code(&out, 75);
     let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))
@@ -1684,7 +1879,7 @@ fn a_failing_account_does_not_stop_the_others() {
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert_eq!(
         (&lines[0]["account"], &lines[0]["exit"]),
-        (&"dead".into(), &69.into())
+        (&"dead".into(), &75.into())
     );
     assert_eq!(
         (&lines[1]["account"], &lines[1]["fetched"]),

@@ -473,11 +473,15 @@ fn stls_then_untrusted_certificate() {
             Step::ExpectClose,
         ]);
         let out = run(starttls(server.addr().port(), runtime).arg("stat"), &what);
-        assert_fails(
+        let line = assert_fails(
             &out,
             78,
             "issued by an authority this client does not trust",
             &what,
+        );
+        assert!(
+            line.contains("--ca-file FILE") && !line.contains("::"),
+            "{what}: {line}"
         );
         let (received, result) = server.join_all();
         assert_eq!(received, b"CAPA\r\nSTLS\r\n", "{what}: {}", show(&received));
@@ -488,6 +492,133 @@ fn stls_then_untrusted_certificate() {
 // ---------------------------------------------------------------------------
 // Implicit TLS certificates
 // ---------------------------------------------------------------------------
+
+/// Issue 23, point 3: a certificate valid for another name than the one
+/// connected to (here `wrong.example`, reached as 127.0.0.1) fails with
+/// advice in the command's words (`--tls-server-name`, no `::`), and
+/// verifies with `--tls-server-name wrong.example`, over implicit TLS and
+/// STLS alike; its issuer is still checked.
+#[test]
+fn tls_server_name_checks_the_certificate_against_another_name() {
+    let pki = TestPki::shared();
+    let stat_steps = || {
+        login_steps_then(vec![
+            Step::expect_line("STAT"),
+            Step::send_line("+OK 2 30"),
+            Step::expect_line("QUIT"),
+            Step::send_line("+OK bye"),
+        ])
+    };
+    let stls_steps = |cert: &CertKey, then: Vec<Step>| {
+        [
+            vec![
+                Step::send_line(GREETING),
+                Step::expect_line("CAPA"),
+                Step::Send(CAPA_WITH_STLS.to_vec()),
+                Step::expect_line("STLS"),
+                Step::send_line("+OK begin TLS"),
+                Step::StartTls(rustls_server_config(cert)),
+            ],
+            then,
+        ]
+        .concat()
+    };
+    for runtime in RUNTIMES {
+        let what = format!("{runtime}: pop3s, another name, no --tls-server-name");
+        let server = script(
+            [
+                vec![Step::StartTls(rustls_server_config(&pki.wrong_host))],
+                login_steps(),
+            ]
+            .concat(),
+        );
+        let out = run(
+            implicit_tls(server.addr().port(), runtime).arg("stat"),
+            &what,
+        );
+        let line = assert_fails(&out, 78, "--tls-server-name NAME", &what);
+        assert!(line.contains("wrong.example"), "{what}: {line}");
+        assert!(!line.contains("::"), "{what}: {line}");
+        let _ = server.join_all();
+
+        let what = format!("{runtime}: pop3s --tls-server-name wrong.example");
+        let server = script(
+            [
+                vec![Step::StartTls(rustls_server_config(&pki.wrong_host))],
+                stat_steps(),
+            ]
+            .concat(),
+        );
+        let out = run(
+            implicit_tls(server.addr().port(), runtime).args([
+                "--tls-server-name",
+                "wrong.example",
+                "stat",
+            ]),
+            &what,
+        );
+        assert_success(&out, &what);
+        assert_eq!(out.stdout, b"2 30\n", "{what}");
+        server
+            .join_all()
+            .1
+            .unwrap_or_else(|e| panic!("{what}: {e}"));
+
+        let what = format!("{runtime}: STLS --tls-server-name wrong.example");
+        let server = script(stls_steps(
+            &pki.wrong_host,
+            [
+                // The core asks again over TLS, and after the login.
+                vec![
+                    Step::expect_line("CAPA"),
+                    Step::Send(b"+OK\r\nUSER\r\n.\r\n".to_vec()),
+                ],
+                login_steps()[1..].to_vec(),
+                vec![
+                    Step::expect_line("CAPA"),
+                    Step::Send(b"+OK\r\nUSER\r\n.\r\n".to_vec()),
+                ],
+                stat_steps()[5..].to_vec(),
+            ]
+            .concat(),
+        ));
+        let out = run(
+            starttls(server.addr().port(), runtime).args([
+                "--tls-server-name",
+                "wrong.example",
+                "stat",
+            ]),
+            &what,
+        );
+        let (received, result) = server.join_all();
+        result.unwrap_or_else(|e| panic!("{what}: {e}: {}", show(&received)));
+        assert_success(&out, &what);
+
+        // The name moves the check, not the trust: an unknown issuer is
+        // refused whatever the name.
+        let what = format!("{runtime}: pop3s --tls-server-name, unknown CA");
+        let server = script(vec![
+            Step::StartTls(rustls_server_config(&pki.unknown_ca)),
+            Step::ExpectClose,
+        ]);
+        let out = run(
+            implicit_tls(server.addr().port(), runtime).args([
+                "--tls-server-name",
+                "localhost",
+                "stat",
+            ]),
+            &what,
+        );
+        let line = assert_fails(&out, 78, "--ca-file FILE", &what);
+        assert!(!line.contains("::"), "{what}: {line}");
+        let _ = server.join_all();
+    }
+    let out = run(
+        implicit_tls(1, "blocking").args(["--tls-server-name", "not a name!", "stat"]),
+        "a bad --tls-server-name",
+    );
+    assert_fails(&out, 64, "--tls-server-name", "a bad --tls-server-name");
+}
 
 /// `pop3s://` to a server whose certificate is for another host, from an
 /// unknown CA, expired, or self-signed: exit 78 and no POP3 byte received.
@@ -526,7 +657,9 @@ fn implicit_tls_bad_certificates() {
                 implicit_tls(server.addr().port(), runtime).arg("stat"),
                 &what,
             );
-            assert_fails(&out, 78, needle, &what);
+            let line = assert_fails(&out, 78, needle, &what);
+            // The command's words: options, never the library's API.
+            assert!(!line.contains("::"), "{what}: {line}");
             let (received, result) = server.join_all();
             assert!(received.is_empty(), "{what}: {}", show(&received));
             let e = result.expect_err("the handshake cannot complete");
@@ -818,7 +951,7 @@ fn user_command(
 // ---------------------------------------------------------------------------
 
 /// A 1 MiB `+OK` line to STAT that never ends: a status line is read to its
-/// end (without being held), so the read limit fires: exit 69 after about
+/// end (without being held), so the read limit fires: exit 75 after about
 /// `--timeout`. 1 MiB that is no status line at all: exit 65 at once.
 #[test]
 fn reply_line_of_one_mib_without_crlf() {
@@ -830,7 +963,7 @@ fn reply_line_of_one_mib_without_crlf() {
             Step::Stall,
         ]));
         let out = run(plain_user(&server, runtime).arg("stat"), &what);
-        assert_fails(&out, 69, "timed out", &what);
+        assert_fails(&out, 75, "timed out", &what);
         assert!(out.took >= TIMEOUT.mul_f32(0.9), "{what}: {:?}", out.took);
         assert!(out.stdout.is_empty(), "{what}");
         let (received, _) = server.join_all();
@@ -1072,7 +1205,7 @@ fn disconnect_mid_message_during_fetch() {
 // ---------------------------------------------------------------------------
 
 /// A dot after a bare LF is message data (control: exact body, exit 0); a
-/// body "ending" in `.\n` never ends: exit 69 after the read limit.
+/// body "ending" in `.\n` never ends: exit 75 after the read limit.
 #[test]
 fn bare_lf_terminator_during_retr() {
     for runtime in RUNTIMES {
@@ -1098,7 +1231,7 @@ fn bare_lf_terminator_during_retr() {
             Step::Stall,
         ]));
         let out = run(plain_user(&server, runtime).args(["retr", "1"]), &what);
-        assert_fails(&out, 69, "timed out", &what);
+        assert_fails(&out, 75, "timed out", &what);
         assert!(out.took >= TIMEOUT.mul_f32(0.9), "{what}: {:?}", out.took);
         let (received, _) = server.join_all();
         assert_eq!(after_login(&received, &what), b"RETR 1\r\n");

@@ -498,8 +498,8 @@ fn a_config_file_others_can_write_is_refused() {
         .args(["--account", "a", "--timeout", "5", "capa"])
         .output()
         .expect("run pop3");
-    // Read, then nothing listens on port 9.
-    assert_code(&out, 69);
+    // Read, then nothing listens on port 9: offline, for now.
+    assert_code(&out, 75);
     if rustix::process::geteuid().is_root() {
         // Owned by someone else (not root): refused whatever its mode.
         rustix::fs::chown(&config, Some(rustix::fs::Uid::from_raw(4242)), None).expect("chown");

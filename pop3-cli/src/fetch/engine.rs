@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use indicatif::ProgressBar;
+use crate::progress::Progress;
 use pop3_proto::MsgNum;
 use pop3_transport::runtime::{IoStream, MessageSink, Runtime};
 use pop3_transport::{Connection, Error};
@@ -70,7 +70,7 @@ pub(super) struct Engine<'a> {
     /// The committer failed: stage nothing more.
     pub(super) commit_failed: bool,
     pub(super) summary: &'a mut Summary,
-    pub(super) progress: Option<ProgressBar>,
+    pub(super) progress: Option<Progress>,
     pub(super) to_fetch: usize,
     /// Messages whose retrieval ended (stored or not).
     pub(super) ended: usize,
@@ -129,11 +129,7 @@ impl Engine<'_> {
             Stored::AlreadyThere => self.summary.recovered += 1,
         }
         if let Some(bar) = &self.progress {
-            bar.set_message(format!(
-                "{}/{}",
-                self.stored.len() + self.failures.len(),
-                self.to_fetch
-            ));
+            bar.set_done(self.stored.len() + self.failures.len());
         }
     }
 

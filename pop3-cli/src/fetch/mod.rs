@@ -51,7 +51,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
-use indicatif::{ProgressBar, ProgressStyle};
 use pop3_proto::MsgNum;
 use pop3_transport::runtime::{Runtime as LibraryRuntime, StartTls, WriteTo};
 use pop3_transport::{Error, MaybeTls};
@@ -370,6 +369,30 @@ impl Summary {
         }
     }
 
+    /// What the limits left on the server, if anything: the one line a
+    /// fetch prints when stderr is not a terminal and it succeeded.
+    fn left_behind(&self, label: Option<&str>) -> Option<String> {
+        let mut parts = Vec::new();
+        if self.too_big > 0 {
+            parts.push(format!("{} over --max-size", self.too_big));
+        }
+        if self.skipped > 0 {
+            parts.push(format!(
+                "{} skipped by --filter or kept for later by --max-messages",
+                self.skipped
+            ));
+        }
+        if parts.is_empty() {
+            return None;
+        }
+        let prefix = label.map_or_else(String::new, |label| format!("{label}: "));
+        Some(format!(
+            "{prefix}{} message(s) left on the server, not fetched: {}",
+            self.too_big + self.skipped,
+            parts.join(", ")
+        ))
+    }
+
     /// What was kept, for the message of an interrupted fetch: what is in
     /// the destination, and what the next fetch will download.
     fn saved_note(&self) -> String {
@@ -397,6 +420,10 @@ impl Summary {
             writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
         } else if verbose || io::stderr().is_terminal() {
             eprintln!("pop3: {}", self.line(label));
+        } else if let Some(note) = self.left_behind(label) {
+            // Under cron the summary is not printed: mail left on the server
+            // by a limit would otherwise go unnoticed.
+            eprintln!("pop3: {note}");
         }
         Ok(())
     }
@@ -552,15 +579,8 @@ where
 
     let progress = (io::stderr().is_terminal() && !verbose && !to_fetch.is_empty()).then(|| {
         let total: u64 = to_fetch.iter().filter_map(|m| sizes.get(m)).sum();
-        let bar = ProgressBar::new(total);
-        // At most about 75 columns, whatever the numbers.
-        if let Ok(style) = ProgressStyle::with_template(
-            "{msg} [{bar:20}] {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} {eta}",
-        ) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        bar.set_message(format!("0/{}", to_fetch.len()));
-        bar
+        // As wide as the terminal, redrawn to its width as it changes.
+        crate::progress::Progress::new(total, to_fetch.len())
     });
 
     let state = Mutex::new(state);
