@@ -144,7 +144,7 @@ mod types;
 pub use client::RandomUnavailable;
 pub use client::{
     Action, AuthMethod, Client, Config, Credentials, Direction, Event, Handle, Limits, Reply,
-    State, TraceLine, MAX_WRITE_AHEAD,
+    State, TraceLine, MAX_READ_SIZE, MAX_WRITE_AHEAD,
 };
 pub use command::Command;
 pub use error::{ProtocolError, UsageError};

@@ -920,6 +920,13 @@ impl Client {
         self.release_backlog();
     }
 
+    /// The active operation ends with `error` as its [`Event::Failed`].
+    pub(super) fn fail_operation_with(&mut self, error: ProtocolError) {
+        if let Some(handle) = self.operation.as_ref().map(|op| op.handle) {
+            self.fail_operation(Event::Failed { handle, error });
+        }
+    }
+
     /// The operation failed: report it, and drop what was submitted after it,
     /// which assumed it would succeed.
     fn fail_operation(&mut self, event: Event<'static>) {
