@@ -561,3 +561,61 @@ fn a_trickling_server_meets_the_session_deadline() {
     );
     drop(server.join_all());
 }
+
+/// A server that claims four billion messages cannot make `fetch.c` allocate
+/// for them (the old code asked for ~48 GiB), and what it says reaches the
+/// terminal without escape sequences: one plain line on stderr.
+#[test]
+fn a_huge_stat_count_is_refused_and_server_text_is_printed_safely() {
+    let (run, received, script) = scripted_fetch_result(
+        "implicit",
+        vec![
+            Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+            Step::send_line("+OK \x1b]0;owned\x07 ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("USER alice"),
+            Step::send_line("+OK"),
+            Step::expect_line("PASS secret"),
+            Step::send_line("+OK logged in"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("STAT"),
+            Step::send_line("+OK 4000000000 1"),
+            Step::ExpectClose,
+        ],
+    );
+    assert_eq!(script, Ok(()), "the client left the script");
+    let stderr = run.stderr();
+    assert!(stderr.contains("4000000000 messages"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&received).contains("RETR"));
+    assert!(run.files().is_empty());
+
+    // A refusal full of terminal controls prints as one safe line.
+    let (run, _, script) = scripted_fetch_result(
+        "implicit",
+        vec![
+            Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("USER alice"),
+            Step::send_line("+OK"),
+            Step::expect_line("PASS secret"),
+            Step::send_line(
+                "-ERR [AUTH\x1b[2J] no \x1b]0;owned\x07\x1b[31mred\u{9b}1m \u{202e}desrever\u{202c}",
+            ),
+            Step::ExpectClose,
+        ],
+    );
+    assert_eq!(script, Ok(()), "the client left the script");
+    let stderr = run.stderr();
+    assert!(stderr.starts_with("fetch: login refused"), "{stderr}");
+    assert!(
+        !stderr
+            .trim_end_matches('\n')
+            .chars()
+            .any(|c| c.is_control() || pop3_proto::Text::is_unsafe_char(c)),
+        "{stderr:?}"
+    );
+}
