@@ -9,6 +9,8 @@
 #   test log.
 # * openssl — test-support's `pki::HomemadeCerts` makes self-signed server
 #   certificates with `openssl req -x509`, as people do for home servers.
+# * libuv1-dev — the C ABI's libuv example (pop3-ffi/examples/uv_fetch.c),
+#   which the pop3-ffi tests build and run under AddressSanitizer.
 # * Cyrus pop3d, a second real POP3 server (test-support's `cyrus` module),
 #   unpacked into a private prefix by install-cyrus.sh (its package conflicts
 #   with dovecot-pop3d).
@@ -18,9 +20,10 @@ set -eu
 
 DOVECOT=/usr/sbin/dovecot
 POP3=/usr/lib/dovecot/pop3
-PACKAGES="dovecot-pop3d openssl"
+PACKAGES="dovecot-pop3d openssl libuv1-dev"
+UV_HEADER=/usr/include/uv.h
 
-if [ -x "$DOVECOT" ] && [ -x "$POP3" ] && command -v openssl >/dev/null 2>&1; then
+if [ -x "$DOVECOT" ] && [ -x "$POP3" ] && [ -f "$UV_HEADER" ] && command -v openssl >/dev/null 2>&1; then
     echo "install-test-deps: $PACKAGES already installed ($("$DOVECOT" --version))"
     exit 0
 fi
@@ -48,8 +51,8 @@ if ! apt_install; then
     apt_install
 fi
 
-if [ ! -x "$DOVECOT" ] || [ ! -x "$POP3" ] || ! command -v openssl >/dev/null 2>&1; then
-    echo "install-test-deps: $DOVECOT, $POP3 or openssl still missing after install" >&2
+if [ ! -x "$DOVECOT" ] || [ ! -x "$POP3" ] || [ ! -f "$UV_HEADER" ] || ! command -v openssl >/dev/null 2>&1; then
+    echo "install-test-deps: $DOVECOT, $POP3, $UV_HEADER or openssl still missing after install" >&2
     exit 1
 fi
 echo "install-test-deps: installed $("$DOVECOT" --version)"
