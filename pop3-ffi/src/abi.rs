@@ -112,11 +112,12 @@ pub struct pop3_config {
 ///
 /// # Channel binding with STLS
 ///
-/// `pop3_client_set_channel_binding` applies to logins submitted after it.
-/// A login submitted before `pop3_client_tls_established` (right after
-/// `pop3_client_start_tls`, say) was submitted before the binding could be
-/// known, so it cannot use the `-PLUS` mechanisms: submit the login after
-/// the handshake, once the binding is set.
+/// A login submitted right after `pop3_client_start_tls` waits for TLS;
+/// the binding only exists once the handshake is done. Call
+/// `pop3_client_set_channel_binding` right after
+/// `pop3_client_tls_established`, before handling more events: the waiting
+/// login takes the binding then and may use the `-PLUS` mechanisms. Set
+/// later (once the login has started), it applies to later logins only.
 ///
 /// # Threads
 ///
@@ -1643,8 +1644,9 @@ pub unsafe extern "C" fn pop3_client_discard(
 /// `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
 /// `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
 /// octets) is copied. `kind` 0 clears the binding. Call it after the TLS
-/// handshake and before `pop3_client_login` — with STLS, submit the login
-/// after `pop3_client_tls_established`.
+/// handshake; with STLS, right after `pop3_client_tls_established`, and a
+/// login submitted before (queued behind `pop3_client_start_tls`) takes the
+/// binding too, as long as it has not started.
 ///
 /// # Safety
 ///

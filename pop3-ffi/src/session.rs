@@ -296,8 +296,13 @@ impl Session {
         self.submit(|core| core.login_with(credentials, method))
     }
 
-    /// Sets (or, with `None`, clears) the channel binding later logins use.
+    /// Sets (or, with `None`, clears) the channel binding later logins use;
+    /// a login already submitted without one that has not started (queued
+    /// behind STLS) takes it too, from the core.
     pub(crate) fn set_channel_binding(&mut self, binding: Option<ChannelBinding>) {
+        if let Some(binding) = &binding {
+            self.core.bind_pending_logins(binding);
+        }
         self.binding = binding;
     }
 

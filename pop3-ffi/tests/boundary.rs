@@ -966,3 +966,58 @@ fn lent_output_stays_put_until_reported_and_is_wiped() {
         "{rest:?}"
     );
 }
+
+/// A login submitted right after `pop3_client_start_tls` (before the TLS
+/// channel exists) still gets the channel binding set once the handshake is
+/// done, so that "auto" chooses SCRAM-SHA-256-PLUS; before, it stayed
+/// unbound and chose plain SCRAM-SHA-256.
+#[test]
+fn a_login_queued_behind_stls_takes_the_binding_set_after_the_handshake() {
+    let client = Client::new(false);
+    let (mut stls, mut login) = (0, 0);
+    // SAFETY: live client, C strings, valid out-pointers.
+    unsafe {
+        assert_eq!(pop3_client_start_tls(client.0, &mut stls), POP3_OK);
+        assert_eq!(
+            pop3_client_login(
+                client.0,
+                c"alice".as_ptr(),
+                c"pw".as_ptr(),
+                c"auto".as_ptr(),
+                &mut login
+            ),
+            POP3_OK
+        );
+    }
+    client.receive(b"+OK hi\r\n");
+    assert_eq!(client.drain_output(), b"CAPA\r\n");
+    client.events();
+    client.receive(b"+OK\r\nSTLS\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n");
+    assert_eq!(client.drain_output(), b"STLS\r\n");
+    client.events();
+    client.receive(b"+OK go\r\n");
+    let kinds: Vec<_> = client.events().iter().map(|e| e.0.kind).collect();
+    assert!(
+        kinds.contains(&pop3_event_kind::POP3_EVENT_START_TLS),
+        "{kinds:?}"
+    );
+    let exporter = [7u8; 32];
+    // SAFETY: live client; `exporter` is 32 readable bytes.
+    unsafe {
+        assert_eq!(pop3_client_tls_established(client.0), POP3_OK);
+        assert_eq!(
+            pop3_client_set_channel_binding(
+                client.0,
+                POP3_CHANNEL_BINDING_TLS_EXPORTER,
+                exporter.as_ptr(),
+                exporter.len()
+            ),
+            POP3_OK
+        );
+    }
+    assert_eq!(client.drain_output(), b"CAPA\r\n");
+    client.receive(b"+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n");
+    client.events();
+    let sent = String::from_utf8(client.drain_output()).expect("ASCII");
+    assert!(sent.starts_with("AUTH SCRAM-SHA-256-PLUS "), "{sent:?}");
+}

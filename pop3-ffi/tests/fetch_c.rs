@@ -637,7 +637,15 @@ fn uv_fetch_binary() -> &'static Path {
             .arg(crate_dir.join("include"))
             .arg(crate_dir.join("examples/uv_fetch.c"))
             .arg(&lib)
-            .args(["-luv", "-lssl", "-lcrypto", "-lpthread", "-ldl", "-lm", "-o"])
+            .args([
+                "-luv",
+                "-lssl",
+                "-lcrypto",
+                "-lpthread",
+                "-ldl",
+                "-lm",
+                "-o",
+            ])
             .arg(&out)
             .output()
             .expect("run the C compiler");
