@@ -223,9 +223,10 @@ pub enum pop3_trace_direction {
 /// (`pop3_client_list_entry`, `pop3_client_uidl_entry`,
 /// `pop3_client_capability`, `pop3_client_is_encrypted`); copy what you need
 /// to keep. A body chunk points straight into the client's receive buffer,
-/// so that writing it out is the only copy. Text is UTF-8 with control
-/// characters already replaced, NUL-terminated, and its length leaves the
-/// NUL out.
+/// so that writing it out is the only copy. Text is UTF-8 that has passed
+/// the core's one rule for server text (control characters, so terminal
+/// escapes, bidirectional overrides and invisible characters become
+/// U+FFFD), NUL-terminated, and its length leaves the NUL out.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pop3_event {
