@@ -245,11 +245,12 @@ typedef enum {
 
  # Channel binding with STLS
 
- `pop3_client_set_channel_binding` applies to logins submitted after it.
- A login submitted before `pop3_client_tls_established` (right after
- `pop3_client_start_tls`, say) was submitted before the binding could be
- known, so it cannot use the `-PLUS` mechanisms: submit the login after
- the handshake, once the binding is set.
+ A login submitted right after `pop3_client_start_tls` waits for TLS;
+ the binding only exists once the handshake is done. Call
+ `pop3_client_set_channel_binding` right after
+ `pop3_client_tls_established`, before handling more events: the waiting
+ login takes the binding then and may use the `-PLUS` mechanisms. Set
+ later (once the login has started), it applies to later logins only.
 
  # Threads
 
@@ -290,9 +291,10 @@ typedef uint64_t pop3_handle;
  (`pop3_client_list_entry`, `pop3_client_uidl_entry`,
  `pop3_client_capability`, `pop3_client_is_encrypted`); copy what you need
  to keep. A body chunk points straight into the client's receive buffer,
- so that writing it out is the only copy. Text is UTF-8 with control
- characters already replaced, NUL-terminated, and its length leaves the
- NUL out.
+ so that writing it out is the only copy. Text is UTF-8 that has passed
+ the core's one rule for server text (control characters, so terminal
+ escapes, bidirectional overrides and invisible characters become
+ U+FFFD), NUL-terminated, and its length leaves the NUL out.
  */
 typedef struct {
   /*
@@ -1019,8 +1021,9 @@ pop3_result pop3_client_discard(pop3_client *client, pop3_handle handle);
  `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
  `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
  octets) is copied. `kind` 0 clears the binding. Call it after the TLS
- handshake and before `pop3_client_login` — with STLS, submit the login
- after `pop3_client_tls_established`.
+ handshake; with STLS, right after `pop3_client_tls_established`, and a
+ login submitted before (queued behind `pop3_client_start_tls`) takes the
+ binding too, as long as it has not started.
 
  # Safety
 
