@@ -682,7 +682,7 @@ fn limits_at_usize_max_survive_split_reads() {
                         pop3_client_input_buffer(client.0, &mut buf, &mut cap),
                         POP3_OK
                     );
-                    assert!(cap >= 1 && cap < 17 * 1024 * 1024, "{cap}");
+                    assert!((1..17 * 1024 * 1024).contains(&cap), "{cap}");
                     *buf = byte;
                     assert_eq!(pop3_client_input_written(client.0, 1), POP3_OK);
                 }
