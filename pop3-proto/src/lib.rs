@@ -25,7 +25,8 @@
 //!      [`Client::input_written`] (or pass bytes to [`Client::receive`]); on
 //!      end of stream call [`Client::receive_eof`];
 //!    - [`Action::StartTls`]: run the TLS handshake, then call
-//!      [`Client::tls_established`];
+//!      [`Client::tls_established`] (or [`Client::tls_failed`] if it failed;
+//!      end of stream meanwhile ends the session too);
 //!    - [`Action::Closed`]: the session is over; close the connection.
 //! 4. An `Err` from `poll` means the server broke the protocol. It is fatal and
 //!    sticky: close the connection.
