@@ -9,6 +9,8 @@
 #   test log.
 # * openssl — test-support's `pki::HomemadeCerts` makes self-signed server
 #   certificates with `openssl req -x509`, as people do for home servers.
+# * libuv1-dev — the C ABI's libuv example (pop3-ffi/examples/uv_fetch.c),
+#   which the pop3-ffi tests build and run under AddressSanitizer.
 # * Cyrus pop3d, a second real POP3 server (test-support's `cyrus` module),
 #   unpacked into a private prefix by install-cyrus.sh (its package conflicts
 #   with dovecot-pop3d).
@@ -23,10 +25,12 @@ set -eu
 
 DOVECOT=/usr/sbin/dovecot
 POP3=/usr/lib/dovecot/pop3
-PACKAGES="dovecot-pop3d openssl man-db groff-base systemd"
+PACKAGES="dovecot-pop3d openssl libuv1-dev man-db groff-base systemd"
+UV_HEADER=/usr/include/uv.h
 
 all_present() {
-    [ -x "$DOVECOT" ] && [ -x "$POP3" ] && command -v openssl >/dev/null 2>&1 &&
+    [ -x "$DOVECOT" ] && [ -x "$POP3" ] && [ -f "$UV_HEADER" ] &&
+        command -v openssl >/dev/null 2>&1 &&
         command -v man >/dev/null 2>&1 && command -v groff >/dev/null 2>&1 &&
         command -v systemd-analyze >/dev/null 2>&1
 }

@@ -105,7 +105,7 @@ const METHODS: [&str; 12] = [
 const SENTINEL: u64 = 0x5EED_5EED;
 
 fn documented(code: pop3_result) -> bool {
-    (POP3_ERR_USAGE..=POP3_DONE).contains(&code) && code != POP3_ERR_PANIC
+    (POP3_ERR_INPUT_FULL..=POP3_DONE).contains(&code) && code != POP3_ERR_PANIC
 }
 
 /// A C string from arbitrary bytes: cut at the first NUL, as C would see it.

@@ -47,6 +47,11 @@
 
 /* How long the server may stay silent (and a connect may take). */
 #define IDLE_TIMEOUT_MS 30000
+/* The most messages one run retrieves: the server's STAT count decides how
+ * much this program allocates (a handle per message), and a server must not
+ * be able to make it ask for gigabytes ("+OK 4000000000 0"). */
+#define MAX_MESSAGES 1000000
+
 /* How long a whole session may take by default: a server that trickles a
  * byte now and then never trips the idle limit, only this. The library has
  * no clock; the loop keeps this deadline. */
@@ -108,6 +113,19 @@ static void fail(struct fetch *f, const char *fmt, ...)
 static void fail_pop3(struct fetch *f, const char *what, pop3_result r)
 {
     fail(f, "%s: %s", what, pop3_result_message(r));
+}
+
+/* Prints text on stderr with every control byte (C0 and DEL) shown as '?'.
+ * Server text comes from the library already made safe (no escape sequence,
+ * no bidi override); this guards the rest of the line too (file names, what
+ * the system says), so that nothing printed can drive the terminal. */
+static void print_safe(const char *prefix, const char *text)
+{
+    const unsigned char *p;
+    fputs(prefix, stderr);
+    for (p = (const unsigned char *)text; *p != '\0'; p++)
+        fputc(*p < 0x20 || *p == 0x7f ? '?' : *p, stderr);
+    fputc('\n', stderr);
 }
 
 static const char *tls_error(void)
@@ -216,6 +234,11 @@ static void submit_start(struct fetch *f, const char *password)
 static void submit_retrieval(struct fetch *f, uint32_t count)
 {
     pop3_result r;
+    if (count > MAX_MESSAGES) {
+        fail(f, "the server reports %u messages, more than the %u this program retrieves", count,
+             (unsigned)MAX_MESSAGES);
+        return;
+    }
     f->count = count;
     f->stat_known = 1;
     if (count > 0) {
@@ -340,8 +363,7 @@ static void handle_event(struct fetch *f, const pop3_event *ev)
         break;
     case POP3_EVENT_TRACE:
         if (f->trace)
-            fprintf(stderr, "%s %s\n",
-                    ev->direction == POP3_TRACE_SENT ? "C:" : "S:", ev->text);
+            print_safe(ev->direction == POP3_TRACE_SENT ? "C: " : "S: ", ev->text);
         break;
     case POP3_EVENT_CLOSED:
         discard_file(f);
@@ -623,6 +645,10 @@ static void handshake(struct fetch *f, const char *password)
         f->ssl_wants_write = 1;
         return;
     }
+    /* After STLS, the client ends the session (the login queued behind the
+     * upgrade is cancelled); the first failure, this one, is reported. */
+    if (f->client != NULL)
+        pop3_client_tls_failed(f->client);
     long verify = SSL_get_verify_result(f->ssl);
     if (verify != X509_V_OK)
         fail(f, "TLS handshake failed: certificate rejected: %s",
@@ -735,7 +761,7 @@ int main(int argc, char **argv)
     if (f.fd >= 0)
         close(f.fd);
     if (!ok) {
-        fprintf(stderr, "fetch: %s\n", f.error);
+        print_safe("fetch: ", f.error);
         return 1;
     }
     return 0;

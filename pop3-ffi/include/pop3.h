@@ -7,716 +7,1035 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// `tls-exporter` channel binding (RFC 9266), for TLS 1.3: the 32 bytes of
-// keying material exported with the label `EXPORTER-Channel-Binding` and no
-// context.
+/*
+ `tls-exporter` channel binding (RFC 9266), for TLS 1.3: the 32 bytes of
+ keying material exported with the label `EXPORTER-Channel-Binding` and no
+ context.
+ */
 #define POP3_CHANNEL_BINDING_TLS_EXPORTER 1
 
-// `tls-server-end-point` channel binding (RFC 5929), for TLS 1.2: the hash
-// of the server's certificate with the hash of its signature algorithm
-// (SHA-256 in place of MD5 and SHA-1).
+/*
+ `tls-server-end-point` channel binding (RFC 5929), for TLS 1.2: the hash
+ of the server's certificate with the hash of its signature algorithm
+ (SHA-256 in place of MD5 and SHA-1).
+ */
 #define POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT 2
 
-// What kind of event `pop3_client_next_event` returned.
+/*
+ What kind of event `pop3_client_next_event` returned.
+ */
 typedef enum {
-  // The server's `+OK` greeting; `text` holds its text.
+  /*
+   The server's `+OK` greeting; `text` holds its text.
+   */
   POP3_EVENT_GREETING = 1,
-  // A command succeeded; `reply` says what the `+OK` carried.
+  /*
+   A command succeeded; `reply` says what the `+OK` carried.
+   */
   POP3_EVENT_OK = 2,
-  // The server refused a command with `-ERR`. `code` is the response code
-  // in brackets (such as `AUTH`, `IN-USE`, `SYS/TEMP`) or NULL, `text` the
-  // rest. The session goes on.
+  /*
+   The server refused a command with `-ERR`. `code` is the response code
+   in brackets (such as `AUTH`, `IN-USE`, `SYS/TEMP`) or NULL, `text` the
+   rest. The session goes on.
+   */
   POP3_EVENT_ERR = 3,
-  // A RETR or TOP was accepted; its body follows as `POP3_EVENT_BODY`
-  // events, then `POP3_EVENT_BODY_END`.
+  /*
+   A RETR or TOP was accepted; its body follows as `POP3_EVENT_BODY`
+   events, then `POP3_EVENT_BODY_END`.
+   */
   POP3_EVENT_BODY_START = 4,
-  // A piece of a message body (`data`, `data_len`), dot-unstuffed, line
-  // endings exactly as the server sent them.
+  /*
+   A piece of a message body (`data`, `data_len`), dot-unstuffed, line
+   endings exactly as the server sent them.
+   */
   POP3_EVENT_BODY = 5,
-  // The body of `handle` is complete.
+  /*
+   The body of `handle` is complete.
+   */
   POP3_EVENT_BODY_END = 6,
-  // The reply to `handle` was unusable (malformed, too long); `text` says
-  // why. Body pieces already delivered for it must be discarded. The
-  // session goes on.
+  /*
+   The reply to `handle` was unusable (malformed, too long); `text` says
+   why. Body pieces already delivered for it must be discarded. The
+   session goes on.
+   */
   POP3_EVENT_FAILED = 7,
-  // The command `handle` was never sent (a STLS or login before it
-  // failed); `result` and `text` say why.
+  /*
+   The command `handle` was never sent (a STLS or login before it
+   failed); `result` and `text` say why.
+   */
   POP3_EVENT_CANCELLED = 8,
-  // The capabilities, re-read by the client itself after TLS or login;
-  // `count` lines, read them with `pop3_client_capability`.
+  /*
+   The capabilities, re-read by the client itself after TLS or login;
+   `count` lines, read them with `pop3_client_capability`.
+   */
   POP3_EVENT_CAPABILITIES = 9,
-  // Run the TLS handshake now, then call `pop3_client_tls_established`.
-  // Any byte received before that is an injection attempt and ends the
-  // session.
+  /*
+   Run the TLS handshake now, then call `pop3_client_tls_established`
+   (or `pop3_client_tls_failed`). Any byte received before that is an
+   injection attempt and ends the session; so does end of stream.
+   */
   POP3_EVENT_START_TLS = 10,
-  // A line sent or received (`direction`), secrets replaced by
-  // `<redacted>`; only with `pop3_config_set_trace`.
+  /*
+   A line sent or received (`direction`), secrets replaced by
+   `<redacted>`; only with `pop3_config_set_trace`.
+   */
   POP3_EVENT_TRACE = 11,
-  // The session is over; close the connection. `result` is `POP3_OK`
-  // after QUIT or a clean close, or a negative code (`POP3_ERR_PROTOCOL`)
-  // when the server broke the protocol, with `text` saying how. Always
-  // the last event.
-  POP3_EVENT_CLOSED = 12,
+  /*
+   The session is over; close the connection. `result` is `POP3_OK`
+   after QUIT or a clean close, or a negative code (`POP3_ERR_PROTOCOL`
+   when the server broke the protocol or closed too early,
+   `POP3_ERR_TLS` after `pop3_client_tls_failed`), with `text` saying
+   how. Every session that ends gets exactly one, always the last event.
+   */
+  POP3_EVENT_CLOSED = 12
 } pop3_event_kind;
 
-// What the `+OK` of a `POP3_EVENT_OK` carried.
+/*
+ What the `+OK` of a `POP3_EVENT_OK` carried.
+ */
 typedef enum {
-  // Not a `POP3_EVENT_OK` event.
+  /*
+   Not a `POP3_EVENT_OK` event.
+   */
   POP3_REPLY_NONE = 0,
-  // A one-line `+OK` with `text` (USER, DELE, NOOP, RSET, QUIT, UTF8).
+  /*
+   A one-line `+OK` with `text` (USER, DELE, NOOP, RSET, QUIT, UTF8).
+   */
   POP3_REPLY_TEXT = 1,
-  // Logged in; `text` is the server's text.
+  /*
+   Logged in; `text` is the server's text.
+   */
   POP3_REPLY_AUTHENTICATED = 2,
-  // STAT: `count` messages, `size` octets.
+  /*
+   STAT: `count` messages, `size` octets.
+   */
   POP3_REPLY_STAT = 3,
-  // LIST: `count` entries, read with `pop3_client_list_entry`.
+  /*
+   LIST: `count` entries, read with `pop3_client_list_entry`.
+   */
   POP3_REPLY_LIST = 4,
-  // LIST n: `msg` and `size` (also entry 0 of `pop3_client_list_entry`).
+  /*
+   LIST n: `msg` and `size` (also entry 0 of `pop3_client_list_entry`).
+   */
   POP3_REPLY_LIST_ONE = 5,
-  // UIDL: `count` entries, read with `pop3_client_uidl_entry`.
+  /*
+   UIDL: `count` entries, read with `pop3_client_uidl_entry`.
+   */
   POP3_REPLY_UIDL = 6,
-  // UIDL n: `msg`, and the unique id in `text` (also entry 0 of
-  // `pop3_client_uidl_entry`).
+  /*
+   UIDL n: `msg`, and the unique id in `text` (also entry 0 of
+   `pop3_client_uidl_entry`).
+   */
   POP3_REPLY_UIDL_ONE = 7,
-  // CAPA: `count` lines, read with `pop3_client_capability`.
+  /*
+   CAPA: `count` lines, read with `pop3_client_capability`.
+   */
   POP3_REPLY_CAPABILITIES = 8,
-  // STLS accepted: `POP3_EVENT_START_TLS` follows.
+  /*
+   STLS accepted: `POP3_EVENT_START_TLS` follows.
+   */
   POP3_REPLY_START_TLS = 9,
-  // The TLS upgrade of `pop3_client_start_tls` is complete.
+  /*
+   The TLS upgrade of `pop3_client_start_tls` is complete.
+   */
   POP3_REPLY_TLS_ESTABLISHED = 10,
-  // A reply this version of the header has no kind for.
-  POP3_REPLY_OTHER = 11,
+  /*
+   A reply this version of the header has no kind for.
+   */
+  POP3_REPLY_OTHER = 11
 } pop3_reply_kind;
 
-// Which way a traced line went.
+/*
+ Which way a traced line went.
+ */
 typedef enum {
-  // Not a trace event.
+  /*
+   Not a trace event.
+   */
   POP3_TRACE_NONE = 0,
-  // A command line the client sent.
+  /*
+   A command line the client sent.
+   */
   POP3_TRACE_SENT = 1,
-  // A status line the client received.
-  POP3_TRACE_RECEIVED = 2,
+  /*
+   A status line the client received.
+   */
+  POP3_TRACE_RECEIVED = 2
 } pop3_trace_direction;
 
-// One POP3 session over a connection the caller owns. The client does no
-// I/O: the caller moves bytes between it and the socket (and TLS).
-//
-// # The run loop
-//
-// 1. Connect the socket (for implicit TLS, port 995, run the TLS handshake
-//    first and set `pop3_config_set_encrypted`). Create the client with
-//    `pop3_client_new`.
-// 2. Submit commands whenever you like (`pop3_client_login`,
-//    `pop3_client_stat`, `pop3_client_retr`, ...). Each writes a
-//    `pop3_handle` naming the reply to come, or returns a negative
-//    `pop3_result` with nothing queued. Commands may be submitted before the
-//    greeting; they go out when the session allows.
-// 3. Write: while `pop3_client_pending_output` returns `POP3_OK`, write the
-//    bytes to the connection and report how many were written with
-//    `pop3_client_output_written` (a partial write keeps the rest pending).
-// 4. Handle events: call `pop3_client_next_event` until it returns
-//    `POP3_DONE`. Data the event points to is valid until your next call
-//    on this client (the `const` accessors excepted): use or copy it first.
-//    On `POP3_EVENT_START_TLS`, stop reading
-//    plaintext, run the TLS handshake on the connection, then call
-//    `pop3_client_tls_established`. On `POP3_EVENT_CLOSED`, the session is
-//    over: close the connection.
-// 5. Read: when the connection is readable, pass the bytes to
-//    `pop3_client_receive` (or read straight into `pop3_client_input_buffer`
-//    and report the count with `pop3_client_input_written`); at end of
-//    stream call `pop3_client_receive_eof`. Go back to step 3.
-//
-// Handling an event may submit commands, which queue output: always run
-// step 3 again before waiting for the socket.
-//
-// # Time limits
-//
-// The client has no clock: the loop keeps time. Keep an idle limit for
-// each wait and an overall deadline for the session, read from a monotonic
-// clock before connecting: a server that trickles a byte now and then never
-// stays silent long enough for the idle limit. Before each wait, stop if
-// the deadline has passed, and wait at most the shorter of the idle limit
-// and what remains (`examples/fetch.c` shows it).
-//
-// # Threads
-//
-// A client may move between threads but must not be used by two threads at
-// once. Different clients are independent.
+/*
+ One POP3 session over a connection the caller owns. The client does no
+ I/O: the caller moves bytes between it and the socket (and TLS).
+
+ # The run loop
+
+ 1. Connect the socket (for implicit TLS, port 995, run the TLS handshake
+    first and set `pop3_config_set_encrypted`). Create the client with
+    `pop3_client_new`.
+ 2. Submit commands whenever you like (`pop3_client_login`,
+    `pop3_client_stat`, `pop3_client_retr`, ...). Each writes a
+    `pop3_handle` naming the reply to come, or returns a negative
+    `pop3_result` with nothing queued. Commands may be submitted before the
+    greeting; they go out when the session allows.
+ 3. Write: while `pop3_client_pending_output` returns `POP3_OK`, write the
+    bytes to the connection and report how many were written with
+    `pop3_client_output_written` (a partial write keeps the rest pending).
+    The bytes stay valid until reported, so a completion-based loop
+    (`uv_write`) hands them to the kernel as they are and reports when the
+    write completes.
+ 4. Handle events: call `pop3_client_next_event` until it returns
+    `POP3_DONE`. Data the event points to is valid until your next call
+    on this client (the `const` accessors excepted): use or copy it first.
+    On `POP3_EVENT_START_TLS`, stop reading plaintext and run the TLS
+    handshake on the connection, then call `pop3_client_tls_established`,
+    or `pop3_client_tls_failed` if it failed. On `POP3_EVENT_CLOSED`, the
+    session is over: close the connection.
+ 5. Read: when the connection is readable, pass the bytes to
+    `pop3_client_receive` (or read straight into `pop3_client_input_buffer`
+    and report the count with `pop3_client_input_written`); at end of
+    stream call `pop3_client_receive_eof`. Go back to step 3.
+
+ Handling an event may submit commands, which queue output: always run
+ step 3 again before waiting for the socket.
+
+ # How a session ends
+
+ Every session that ends produces exactly one `POP3_EVENT_CLOSED`, the
+ last event: after QUIT is answered or the server closes while idle
+ (`result` `POP3_OK`); when the server breaks the protocol, closes in the
+ middle of a reply, or closes between `POP3_EVENT_START_TLS` and
+ `pop3_client_tls_established` (`POP3_ERR_PROTOCOL`); after
+ `pop3_client_tls_failed` (`POP3_ERR_TLS`). Commands that can no longer
+ be answered complete first, with `POP3_EVENT_FAILED` (the STLS operation)
+ or `POP3_EVENT_CANCELLED` (what was queued behind it). The only
+ exception is `POP3_ERR_PANIC`, a bug in the library: that client
+ answers nothing more and must be freed.
+
+ # Over-long lines
+
+ A reply line longer than `pop3_config_set_max_line_len` is skipped to its
+ CRLF without being held, and its command completes with
+ `POP3_EVENT_FAILED` (a multi-line reply is read to its end first); the
+ session goes on. Where such a line cannot be skipped in step (an
+ over-long greeting, a line that is no reply at all, or the reply to STLS,
+ a login or QUIT), the session ends with `POP3_EVENT_CLOSED`
+ (`POP3_ERR_PROTOCOL`).
+
+ # Memory: input back-pressure
+
+ The client holds at most one read of unprocessed input on top of a
+ partial line (`pop3_config_set_read_size` plus
+ `pop3_config_set_max_line_len`, about 72 KiB by default). Input passed
+ while it already holds that much without the events having been handled
+ is refused with `POP3_ERR_INPUT_FULL` and nothing taken: handle events
+ until `POP3_DONE`, which always makes room, then pass it again. A loop
+ that follows the steps above never meets it. Output waiting to be
+ written is bounded by the core too: at most 8 KiB of commands go
+ unanswered.
+
+ # Time limits
+
+ The client has no clock: the loop keeps time. Keep an idle limit for
+ each wait and an overall deadline for the session, read from a monotonic
+ clock before connecting: a server that trickles a byte now and then never
+ stays silent long enough for the idle limit. Before each wait, stop if
+ the deadline has passed, and wait at most the shorter of the idle limit
+ and what remains (`examples/fetch.c` shows it with poll(2),
+ `examples/uv_fetch.c` with a libuv timer).
+
+ # Channel binding with STLS
+
+ A login submitted right after `pop3_client_start_tls` waits for TLS;
+ the binding only exists once the handshake is done. Call
+ `pop3_client_set_channel_binding` right after
+ `pop3_client_tls_established`, before handling more events: the waiting
+ login takes the binding then and may use the `-PLUS` mechanisms. Set
+ later (once the login has started), it applies to later logins only.
+
+ # Threads
+
+ A client may move between threads but must not be used by two threads at
+ once. Different clients are independent.
+ */
 typedef struct pop3_client pop3_client;
 
-// Settings for new clients. Create with `pop3_config_new`, change with the
-// `pop3_config_set_*` functions, free with `pop3_config_free`. A client
-// copies the settings when it is created, so the config can be freed (or
-// reused) right after `pop3_client_new`.
+/*
+ Settings for new clients. Create with `pop3_config_new`, change with the
+ `pop3_config_set_*` functions, free with `pop3_config_free`. A client
+ copies the settings when it is created, so the config can be freed (or
+ reused) right after `pop3_client_new`.
+ */
 typedef struct pop3_config pop3_config;
 
-// What a call did: `POP3_OK` (0), `POP3_DONE` (1, nothing to report now), or
-// a negative error code. Turn any value into text with
-// `pop3_result_message`.
+/*
+ What a call did: `POP3_OK` (0), `POP3_DONE` (1, nothing to report now), or
+ a negative error code. Turn any value into text with
+ `pop3_result_message`.
+ */
 typedef int32_t pop3_result;
 
-// Names one submitted command; the events of its reply carry the same value.
-// Handles are never 0: an event with handle 0 belongs to no command the
-// caller submitted (the greeting, capabilities the client asked for itself,
-// trace lines, the end of the session).
+/*
+ Names one submitted command; the events of its reply carry the same value.
+ Handles are never 0: an event with handle 0 belongs to no command the
+ caller submitted (the greeting, capabilities the client asked for itself,
+ trace lines, the end of the session).
+ */
 typedef uint64_t pop3_handle;
 
-// One event, filled in by `pop3_client_next_event`. Fields that do not apply
-// to the kind are 0 or NULL.
-//
-// Every pointer in it is borrowed from the client and valid until the next
-// call on that client other than the `const` accessors
-// (`pop3_client_list_entry`, `pop3_client_uidl_entry`,
-// `pop3_client_capability`, `pop3_client_is_encrypted`); copy what you need
-// to keep. A body chunk points straight into the client's receive buffer,
-// so that writing it out is the only copy. Text is UTF-8 with control
-// characters already replaced, NUL-terminated, and its length leaves the
-// NUL out.
+/*
+ One event, filled in by `pop3_client_next_event`. Fields that do not apply
+ to the kind are 0 or NULL.
+
+ Every pointer in it is borrowed from the client and valid until the next
+ call on that client other than the `const` accessors
+ (`pop3_client_list_entry`, `pop3_client_uidl_entry`,
+ `pop3_client_capability`, `pop3_client_is_encrypted`); copy what you need
+ to keep. A body chunk points straight into the client's receive buffer,
+ so that writing it out is the only copy. Text is UTF-8 that has passed
+ the core's one rule for server text (control characters, so terminal
+ escapes, bidirectional overrides and invisible characters become
+ U+FFFD), NUL-terminated, and its length leaves the NUL out.
+ */
 typedef struct {
-  // What happened.
+  /*
+   What happened.
+   */
   pop3_event_kind kind;
-  // The command this event belongs to, or 0.
+  /*
+   The command this event belongs to, or 0.
+   */
   pop3_handle handle;
-  // For `POP3_EVENT_OK`: what the reply carried.
+  /*
+   For `POP3_EVENT_OK`: what the reply carried.
+   */
   pop3_reply_kind reply;
-  // For `POP3_EVENT_CANCELLED` and `POP3_EVENT_CLOSED`: why, as a code.
+  /*
+   For `POP3_EVENT_CANCELLED` and `POP3_EVENT_CLOSED`: why, as a code.
+   */
   pop3_result result;
-  // Greeting text, `+OK`/`-ERR` text, UIDL id, failure reason or trace
-  // line; never NULL (empty when there is none).
+  /*
+   Greeting text, `+OK`/`-ERR` text, UIDL id, failure reason or trace
+   line; never NULL (empty when there is none).
+   */
   const char *text;
-  // Length of `text` in octets.
+  /*
+   Length of `text` in octets.
+   */
   size_t text_len;
-  // For `POP3_EVENT_ERR`: the response code, or NULL.
+  /*
+   For `POP3_EVENT_ERR`: the response code, or NULL.
+   */
   const char *code;
-  // Length of `code` in octets.
+  /*
+   Length of `code` in octets.
+   */
   size_t code_len;
-  // For `POP3_EVENT_BODY`: the bytes (not NUL-terminated).
+  /*
+   For `POP3_EVENT_BODY`: the bytes (not NUL-terminated).
+   */
   const uint8_t *data;
-  // Length of `data` in octets.
+  /*
+   Length of `data` in octets.
+   */
   size_t data_len;
-  // STAT message count, or number of entries of a listing.
+  /*
+   STAT message count, or number of entries of a listing.
+   */
   uint64_t count;
-  // STAT maildrop size, or LIST n message size, in octets.
+  /*
+   STAT maildrop size, or LIST n message size, in octets.
+   */
   uint64_t size;
-  // LIST n / UIDL n message number.
+  /*
+   LIST n / UIDL n message number.
+   */
   uint32_t msg;
-  // For `POP3_EVENT_TRACE`: which way the line went.
+  /*
+   For `POP3_EVENT_TRACE`: which way the line went.
+   */
   pop3_trace_direction direction;
 } pop3_event;
 
-// The call succeeded.
+/*
+ The call succeeded.
+ */
 #define POP3_OK 0
 
-// Nothing to report now: no event is ready, or no bytes are waiting to be
-// written. Not an error; the out-parameters were not written.
+/*
+ Nothing to report now: no event is ready, or no bytes are waiting to be
+ written. Not an error; the out-parameters were not written.
+ */
 #define POP3_DONE 1
 
-// A pointer argument that must not be NULL was NULL.
+/*
+ A pointer argument that must not be NULL was NULL.
+ */
 #define POP3_ERR_NULL -1
 
-// An argument is invalid: not UTF-8, empty, containing CR, LF or NUL,
-// message number 0, an unknown login method name, an index out of range, or
-// more bytes reported than were offered.
+/*
+ An argument is invalid: not UTF-8, empty, containing CR, LF or NUL,
+ message number 0, an unknown login method name, an index out of range, or
+ more bytes reported than were offered.
+ */
 #define POP3_ERR_INVALID_ARGUMENT -2
 
-// The command does not fit the session's state (for example RETR before
-// login, STLS after login, or tls_established with no TLS upgrade pending).
+/*
+ The command does not fit the session's state (for example RETR before
+ login, STLS after login, or tls_established with no TLS upgrade pending).
+ */
 #define POP3_ERR_WRONG_STATE -3
 
-// The command would send credentials over an unencrypted connection and the
-// configuration does not allow it.
+/*
+ The command would send credentials over an unencrypted connection and the
+ configuration does not allow it.
+ */
 #define POP3_ERR_PLAINTEXT_CREDENTIALS -4
 
-// APOP needs a timestamp in the server's greeting and there is none.
+/*
+ APOP needs a timestamp in the server's greeting and there is none.
+ */
 #define POP3_ERR_NO_APOP_TIMESTAMP -5
 
-// The SASL mechanism failed on the client's side.
+/*
+ The SASL mechanism failed on the client's side.
+ */
 #define POP3_ERR_SASL -6
 
-// The session is over: QUIT was answered, the connection closed, or the
-// `POP3_EVENT_CLOSED` event was already delivered.
+/*
+ The session is over: QUIT was answered, the connection closed, or the
+ `POP3_EVENT_CLOSED` event was already delivered.
+ */
 #define POP3_ERR_CLOSED -7
 
-// The server broke the protocol. Fatal for the session.
+/*
+ The server broke the protocol. Fatal for the session.
+ */
 #define POP3_ERR_PROTOCOL -8
 
-// The command was dropped unsent because a STLS or login before it failed.
+/*
+ The command was dropped unsent because a STLS or login before it failed.
+ */
 #define POP3_ERR_CANCELLED -9
 
-// The server does not offer STLS.
+/*
+ The server does not offer STLS.
+ */
 #define POP3_ERR_STLS_UNAVAILABLE -10
 
-// The call was made out of order: `pop3_client_input_written` without a
-// `pop3_client_input_buffer` just before it, or `pop3_client_output_written`
-// with nothing pending.
+/*
+ The call was made out of order: `pop3_client_input_written` without a
+ `pop3_client_input_buffer` just before it, or `pop3_client_output_written`
+ with nothing pending.
+ */
 #define POP3_ERR_CALL_ORDER -11
 
-// The library hit an internal bug (a Rust panic, caught at the boundary).
-// The client it happened in refuses every later call except
-// `pop3_client_free`.
+/*
+ The library hit an internal bug (a Rust panic, caught at the boundary).
+ The client it happened in refuses every later call except
+ `pop3_client_free`.
+ */
 #define POP3_ERR_PANIC -12
 
-// The system's random number generator failed (needed for SCRAM nonces).
+/*
+ The system's random number generator failed (needed for SCRAM nonces).
+ */
 #define POP3_ERR_RANDOM -13
 
-// A usage error this version of the library has no dedicated code for.
+/*
+ A usage error this version of the library has no dedicated code for.
+ */
 #define POP3_ERR_USAGE -14
+
+/*
+ The TLS handshake after STLS failed (`pop3_client_tls_failed`): the
+ `result` of the `POP3_EVENT_CLOSED` that ends such a session.
+ */
+#define POP3_ERR_TLS -15
+
+/*
+ The client already holds as much unprocessed input as it takes (one read
+ on top of a partial line): handle events with `pop3_client_next_event`
+ until `POP3_DONE`, then pass the input again. Nothing was taken.
+ */
+#define POP3_ERR_INPUT_FULL -16
 
 #ifdef __cplusplus
 extern "C" {
-#endif // __cplusplus
+#endif /* __cplusplus */
 
-// A static, NUL-terminated English description of any `pop3_result` value
-// (unknown values included). Never NULL; never free it.
+/*
+ A static, NUL-terminated English description of any `pop3_result` value
+ (unknown values included). Never NULL; never free it.
+ */
 const char *pop3_result_message(pop3_result result);
 
-// Creates a config with the defaults: not encrypted, no credentials in
-// plaintext, 1024 commands (8 KiB) in flight when pipelining, the core's limits, no
-// trace. On success writes it to `*out`; free it with `pop3_config_free`.
-//
-// # Safety
-//
-// `out` is NULL or writable.
+/*
+ Creates a config with the defaults: not encrypted, no credentials in
+ plaintext, 1024 commands (8 KiB) in flight when pipelining, the core's limits, no
+ trace. On success writes it to `*out`; free it with `pop3_config_free`.
+
+ # Safety
+
+ `out` is NULL or writable.
+ */
 pop3_result pop3_config_new(pop3_config **out);
 
-// Frees a config. NULL is ignored.
-//
-// # Safety
-//
-// `config` is NULL or from `pop3_config_new`, not freed before, and not used
-// after.
+/*
+ Frees a config. NULL is ignored.
+
+ # Safety
+
+ `config` is NULL or from `pop3_config_new`, not freed before, and not used
+ after.
+ */
 void pop3_config_free(pop3_config *config);
 
-// The connection is already encrypted (implicit TLS, port 995).
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ The connection is already encrypted (implicit TLS, port 995).
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_encrypted(pop3_config *config, bool encrypted);
 
-// Allows passwords and other credentials on an unencrypted connection.
-// Off by default; turn it on only for test servers on loopback.
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Allows passwords and other credentials on an unencrypted connection.
+ Off by default; turn it on only for test servers on loopback.
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_allow_plaintext_credentials(pop3_config *config, bool allow);
 
-// Most commands in flight when the server offers PIPELINING (at least 1;
-// default 1024; at most 8 KiB of commands unanswered whatever the window).
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Most commands in flight when the server offers PIPELINING (at least 1;
+ default 1024; at most 8 KiB of commands unanswered whatever the window).
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_pipeline_window(pop3_config *config, size_t window);
 
-// Longest status or listing line in octets (default 8192).
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Longest status or listing line in octets (default 8192).
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_max_line_len(pop3_config *config, size_t octets);
 
-// Most lines in a LIST or UIDL listing (default 100000; one listing is
-// also held to 8 MiB of lines, the core's `Limits::max_listing_bytes`).
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Most lines in a LIST or UIDL listing (default 100000; one listing is
+ also held to 8 MiB of lines, the core's `Limits::max_listing_bytes`).
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_max_listing_lines(pop3_config *config, size_t lines);
 
-// Most octets in the lines of one listing (LIST, UIDL, LANG, CAPA), CRLFs
-// excluded (default 8 MiB); a longer listing fails that command alone.
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Most octets in the lines of one listing (LIST, UIDL, LANG, CAPA), CRLFs
+ excluded (default 8 MiB); a longer listing fails that command alone.
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_max_listing_bytes(pop3_config *config, size_t octets);
 
-// Most lines in a CAPA reply (default 1000).
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Most lines in a CAPA reply (default 1000).
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_max_capa_lines(pop3_config *config, size_t lines);
 
-// Longest line inside a message body, or 0 for no limit (the default:
-// bodies are streamed, so long lines cost no memory).
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Longest line inside a message body, or 0 for no limit (the default:
+ bodies are streamed, so long lines cost no memory).
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_max_body_line_len(pop3_config *config, size_t octets);
 
-// Free space `pop3_client_input_buffer` offers, in octets (default 65536).
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Free space `pop3_client_input_buffer` offers, in octets (default 65536).
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_read_size(pop3_config *config, size_t octets);
 
-// Reports every command line sent and status line received as
-// `POP3_EVENT_TRACE`, with secrets replaced by `<redacted>`. Off by default.
-//
-// # Safety
-//
-// `config` is NULL or live.
+/*
+ Reports every command line sent and status line received as
+ `POP3_EVENT_TRACE`, with secrets replaced by `<redacted>`. Off by default.
+
+ # Safety
+
+ `config` is NULL or live.
+ */
 pop3_result pop3_config_set_trace(pop3_config *config, bool trace);
 
-// Creates a client for a connection that has just been opened (and, for
-// implicit TLS, whose handshake is done). The settings are copied from
-// `config`. On success writes the client to `*out`; free it with
-// `pop3_client_free`.
-//
-// # Safety
-//
-// `config` is NULL or live; `out` is NULL or writable.
+/*
+ Creates a client for a connection that has just been opened (and, for
+ implicit TLS, whose handshake is done). The settings are copied from
+ `config`. On success writes the client to `*out`; free it with
+ `pop3_client_free`.
+
+ # Safety
+
+ `config` is NULL or live; `out` is NULL or writable.
+ */
 pop3_result pop3_client_new(const pop3_config *config, pop3_client **out);
 
-// Frees a client, wiping any unsent bytes (they may hold a password). Every
-// pointer borrowed from it becomes invalid. NULL is ignored.
-//
-// # Safety
-//
-// `client` is NULL or from `pop3_client_new`, not freed before, and not used
-// after.
+/*
+ Frees a client, wiping any unsent bytes (they may hold a password). Every
+ pointer borrowed from it becomes invalid. NULL is ignored.
+
+ # Safety
+
+ `client` is NULL or from `pop3_client_new`, not freed before, and not used
+ after.
+ */
 void pop3_client_free(pop3_client *client);
 
-// Hands `len` bytes received from the server to the client, which copies
-// them. `data` may be NULL when `len` is 0.
-//
-// # Safety
-//
-// `client` is NULL or live; `data` points to `len` readable bytes.
+/*
+ Hands `len` bytes received from the server to the client, which copies
+ them. `data` may be NULL when `len` is 0.
+
+ # Safety
+
+ `client` is NULL or live; `data` points to `len` readable bytes.
+ */
 pop3_result pop3_client_receive(pop3_client *client, const uint8_t *data, size_t len);
 
-// The server closed its side of the connection (a read returned 0).
-//
-// # Safety
-//
-// `client` is NULL or live.
+/*
+ The server closed its side of the connection (a read returned 0).
+
+ # Safety
+
+ `client` is NULL or live.
+ */
 pop3_result pop3_client_receive_eof(pop3_client *client);
 
-// Free space inside the client to read server bytes into, saving the copy
-// `pop3_client_receive` makes. Writes its address to `*buf` and its size
-// to `*cap`. The space is valid only until the next call on this client,
-// which must be `pop3_client_input_written` reporting how many bytes were
-// stored (0 if none).
-//
-// # Safety
-//
-// `client` is NULL or live; `buf` and `cap` are NULL or writable.
+/*
+ Free space inside the client to read server bytes into, saving the copy
+ `pop3_client_receive` makes. Writes its address to `*buf` and its size
+ to `*cap`. The space is valid only until the next call on this client,
+ which must be `pop3_client_input_written` reporting how many bytes were
+ stored (0 if none).
+
+ # Safety
+
+ `client` is NULL or live; `buf` and `cap` are NULL or writable.
+ */
 pop3_result pop3_client_input_buffer(pop3_client *client, uint8_t **buf, size_t *cap);
 
-// Reports that `n` bytes were stored at the start of the space the previous
-// call, `pop3_client_input_buffer`, offered. `POP3_ERR_CALL_ORDER` if that
-// was not the previous call; `POP3_ERR_INVALID_ARGUMENT` if `n` exceeds
-// the space.
-//
-// # Safety
-//
-// `client` is NULL or live.
+/*
+ Reports that `n` bytes were stored at the start of the space the previous
+ call, `pop3_client_input_buffer`, offered. `POP3_ERR_CALL_ORDER` if that
+ was not the previous call; `POP3_ERR_INVALID_ARGUMENT` if `n` exceeds
+ the space.
+
+ # Safety
+
+ `client` is NULL or live.
+ */
 pop3_result pop3_client_input_written(pop3_client *client, size_t n);
 
-// TLS is up after `POP3_EVENT_START_TLS` (the handshake succeeded and the
-// certificate was verified). `POP3_ERR_WRONG_STATE` when no upgrade is
-// pending.
-//
-// # Safety
-//
-// `client` is NULL or live.
+/*
+ The TLS handshake after `POP3_EVENT_START_TLS` failed (or its
+ certificate was refused), so the session cannot go on. The
+ `pop3_client_start_tls` handle completes with `POP3_EVENT_FAILED`, every
+ command submitted behind it with `POP3_EVENT_CANCELLED`, and then
+ `POP3_EVENT_CLOSED` follows with `result` `POP3_ERR_TLS`: read events
+ until then as usual. `POP3_ERR_WRONG_STATE` when no upgrade is pending.
+
+ # Safety
+
+ `client` is NULL or live.
+ */
+pop3_result pop3_client_tls_failed(pop3_client *client);
+
+/*
+ TLS is up after `POP3_EVENT_START_TLS` (the handshake succeeded and the
+ certificate was verified). `POP3_ERR_WRONG_STATE` when no upgrade is
+ pending.
+
+ # Safety
+
+ `client` is NULL or live.
+ */
 pop3_result pop3_client_tls_established(pop3_client *client);
 
-// The bytes to write to the server next. On `POP3_OK` writes their address
-// to `*out` and their length (never 0) to `*len`; `POP3_DONE` when there is
-// nothing to write. The bytes are borrowed from the client and valid until
-// the next `pop3_client_pending_output`, `pop3_client_output_written`,
-// `pop3_client_next_event` or `pop3_client_free`. Report what was written
-// with `pop3_client_output_written`; until then the same bytes stay
-// pending (more may be appended).
-//
-// # Safety
-//
-// `client` is NULL or live; `out` and `len` are NULL or writable.
+/*
+ The bytes to write to the server next. On `POP3_OK` writes their address
+ to `*out` and their length (never 0) to `*len`; `POP3_DONE` when there is
+ nothing to write.
+
+ The bytes are lent until they are reported written: they stay valid and
+ unchanged until `pop3_client_output_written` has reported all of them,
+ whatever other calls are made meanwhile (events, input, new commands),
+ and until `pop3_client_free`. Until then this function returns the
+ unwritten rest of the same bytes (after a partial report, the pointer
+ advanced by the octets reported); output queued meanwhile comes next.
+ So both styles of loop work without a copy:
+
+ - readiness (poll, epoll, kqueue): when the socket is writable, write
+   what this returns and report what the write took, in a loop;
+ - completion (libuv `uv_write`, io_uring, IOCP): hand the bytes to the
+   kernel, make no other write until it completes, then report the count
+   and ask again (`examples/uv_fetch.c`).
+
+ Each byte is wiped as soon as it is reported written, and what is left
+ when the client is freed, since a line may carry a password.
+
+ # Safety
+
+ `client` is NULL or live; `out` and `len` are NULL or writable.
+ */
 pop3_result pop3_client_pending_output(pop3_client *client, const uint8_t **out, size_t *len);
 
-// Reports that the first `n` pending bytes were written (a partial write
-// leaves the rest pending). The bytes are wiped once all are written.
-// `POP3_ERR_CALL_ORDER` when nothing is pending; `POP3_ERR_INVALID_ARGUMENT`
-// when `n` is more than is pending.
-//
-// # Safety
-//
-// `client` is NULL or live.
+/*
+ Reports that the first `n` of the bytes `pop3_client_pending_output`
+ lent were written (a partial write leaves the rest lent, unmoved). The
+ written bytes are wiped at once. `POP3_ERR_CALL_ORDER` when nothing is
+ lent; `POP3_ERR_INVALID_ARGUMENT` when `n` is more than is lent.
+
+ # Safety
+
+ `client` is NULL or live.
+ */
 pop3_result pop3_client_output_written(pop3_client *client, size_t n);
 
-// The next event. On `POP3_OK` fills `*event`; its pointers, and what the
-// listing accessors give for it, stay valid until the next call on this
-// client other than a `const` accessor. `POP3_DONE` when no event is ready (write pending
-// output, then read); `POP3_ERR_CLOSED` once `POP3_EVENT_CLOSED` was
-// delivered.
-//
-// # Safety
-//
-// `client` is NULL or live; `event` is NULL or writable.
+/*
+ The next event. On `POP3_OK` fills `*event`; its pointers, and what the
+ listing accessors give for it, stay valid until the next call on this
+ client other than a `const` accessor. `POP3_DONE` when no event is ready (write pending
+ output, then read); `POP3_ERR_CLOSED` once `POP3_EVENT_CLOSED` was
+ delivered.
+
+ # Safety
+
+ `client` is NULL or live; `event` is NULL or writable.
+ */
 pop3_result pop3_client_next_event(pop3_client *client, pop3_event *event);
 
-// Entry `index` of the LIST listing of the current event
-// (`POP3_REPLY_LIST` or `POP3_REPLY_LIST_ONE`): writes the message number
-// and its size in octets. `POP3_ERR_CALL_ORDER` when the current event is
-// no LIST reply, `POP3_ERR_INVALID_ARGUMENT` when `index >= count`.
-//
-// # Safety
-//
-// `client` is NULL or live; `msg` and `size` are NULL or writable.
+/*
+ Entry `index` of the LIST listing of the current event
+ (`POP3_REPLY_LIST` or `POP3_REPLY_LIST_ONE`): writes the message number
+ and its size in octets. `POP3_ERR_CALL_ORDER` when the current event is
+ no LIST reply, `POP3_ERR_INVALID_ARGUMENT` when `index >= count`.
+
+ # Safety
+
+ `client` is NULL or live; `msg` and `size` are NULL or writable.
+ */
 pop3_result pop3_client_list_entry(const pop3_client *client,
                                    size_t index,
                                    uint32_t *msg,
                                    uint64_t *size);
 
-// Entry `index` of the UIDL listing of the current event (`POP3_REPLY_UIDL`
-// or `POP3_REPLY_UIDL_ONE`): writes the message number and its unique id
-// (NUL-terminated, borrowed like the event's text).
-//
-// # Safety
-//
-// `client` is NULL or live; `msg`, `uid` and `uid_len` are NULL or writable.
+/*
+ Entry `index` of the UIDL listing of the current event (`POP3_REPLY_UIDL`
+ or `POP3_REPLY_UIDL_ONE`): writes the message number and its unique id
+ (NUL-terminated, borrowed like the event's text).
+
+ # Safety
+
+ `client` is NULL or live; `msg`, `uid` and `uid_len` are NULL or writable.
+ */
 pop3_result pop3_client_uidl_entry(const pop3_client *client,
                                    size_t index,
                                    uint32_t *msg,
                                    const char **uid,
                                    size_t *uid_len);
 
-// Line `index` of the capabilities of the current event
-// (`POP3_EVENT_CAPABILITIES`, or `POP3_EVENT_OK` with
-// `POP3_REPLY_CAPABILITIES`), as the server's CAPA line would read
-// (`"SASL PLAIN SCRAM-SHA-256"`, `"PIPELINING"`); NUL-terminated, borrowed
-// like the event's text.
-//
-// # Safety
-//
-// `client` is NULL or live; `line` and `line_len` are NULL or writable.
+/*
+ Line `index` of the capabilities of the current event
+ (`POP3_EVENT_CAPABILITIES`, or `POP3_EVENT_OK` with
+ `POP3_REPLY_CAPABILITIES`), as the server's CAPA line would read
+ (`"SASL PLAIN SCRAM-SHA-256"`, `"PIPELINING"`); NUL-terminated, borrowed
+ like the event's text.
+
+ # Safety
+
+ `client` is NULL or live; `line` and `line_len` are NULL or writable.
+ */
 pop3_result pop3_client_capability(const pop3_client *client,
                                    size_t index,
                                    const char **line,
                                    size_t *line_len);
 
-// Why the server refused an OAuth 2.0 token, for the current event: a
-// `POP3_EVENT_ERR` of an `"xoauth2"` or `"oauthbearer"` login after which
-// the server had sent its JSON error report (Gmail does). Writes the
-// refusal in words (`"the token was refused (expired, or lacks the scope
-// https://mail.google.com/)"`), NUL-terminated and borrowed like the
-// event's text, and returns `POP3_OK`; `POP3_DONE` when this `-ERR` carries
-// no such report; `POP3_ERR_CALL_ORDER` when the current event is no
-// `POP3_EVENT_ERR`.
-//
-// # Safety
-//
-// `client` is NULL or live; `text` and `text_len` are NULL or writable.
+/*
+ Why the server refused an OAuth 2.0 token, for the current event: a
+ `POP3_EVENT_ERR` of an `"xoauth2"` or `"oauthbearer"` login after which
+ the server had sent its JSON error report (Gmail does). Writes the
+ refusal in words (`"the token was refused (expired, or lacks the scope
+ https://mail.google.com/)"`), NUL-terminated and borrowed like the
+ event's text, and returns `POP3_OK`; `POP3_DONE` when this `-ERR` carries
+ no such report; `POP3_ERR_CALL_ORDER` when the current event is no
+ `POP3_EVENT_ERR`.
+
+ # Safety
+
+ `client` is NULL or live; `text` and `text_len` are NULL or writable.
+ */
 pop3_result pop3_client_token_refusal(const pop3_client *client,
                                       const char **text,
                                       size_t *text_len);
 
-// Whether the connection is encrypted (implicit TLS, or STLS completed).
-//
-// # Safety
-//
-// `client` is NULL or live; `encrypted` is NULL or writable.
+/*
+ Whether the connection is encrypted (implicit TLS, or STLS completed).
+
+ # Safety
+
+ `client` is NULL or live; `encrypted` is NULL or writable.
+ */
 pop3_result pop3_client_is_encrypted(const pop3_client *client, bool *encrypted);
 
-// `USER name`.
-//
-// # Safety
-//
-// `client` is NULL or live; `name` is NULL or a C string; `handle` is NULL
-// or writable.
+/*
+ `USER name`.
+
+ # Safety
+
+ `client` is NULL or live; `name` is NULL or a C string; `handle` is NULL
+ or writable.
+ */
 pop3_result pop3_client_user(pop3_client *client, const char *name, pop3_handle *handle);
 
-// `PASS password`. The bytes of the PASS line are wiped once they have
-// been written; the caller should wipe its own copy of the password.
-//
-// # Safety
-//
-// `client` is NULL or live; `password` is NULL or a C string; `handle` is
-// NULL or writable.
+/*
+ `PASS password`. The bytes of the PASS line are wiped once they have
+ been written; the caller should wipe its own copy of the password.
+
+ # Safety
+
+ `client` is NULL or live; `password` is NULL or a C string; `handle` is
+ NULL or writable.
+ */
 pop3_result pop3_client_pass(pop3_client *client, const char *password, pop3_handle *handle);
 
-// `STAT`: the reply is `POP3_REPLY_STAT`.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `STAT`: the reply is `POP3_REPLY_STAT`.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_stat(pop3_client *client, pop3_handle *handle);
 
-// `NOOP`.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `NOOP`.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_noop(pop3_client *client, pop3_handle *handle);
 
-// `RSET`: unmarks messages marked for deletion.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `RSET`: unmarks messages marked for deletion.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_rset(pop3_client *client, pop3_handle *handle);
 
-// `QUIT`: in the transaction state, deletions are committed; then
-// `POP3_EVENT_CLOSED` follows.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `QUIT`: in the transaction state, deletions are committed; then
+ `POP3_EVENT_CLOSED` follows.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_quit(pop3_client *client, pop3_handle *handle);
 
-// `CAPA`: the reply is `POP3_REPLY_CAPABILITIES`.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `CAPA`: the reply is `POP3_REPLY_CAPABILITIES`.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_capa(pop3_client *client, pop3_handle *handle);
 
-// `UTF8` (RFC 6856).
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `UTF8` (RFC 6856).
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_utf8(pop3_client *client, pop3_handle *handle);
 
-// STLS as one operation (RFC 2595): asks CAPA first when the
-// capabilities are not known, and sends STLS only if they list it —
-// otherwise the handle completes with `POP3_EVENT_CANCELLED` and
-// `POP3_ERR_STLS_UNAVAILABLE`, nothing but CAPA having been sent. After the
-// server's `+OK`, `POP3_EVENT_START_TLS` asks for the handshake; once
-// `pop3_client_tls_established` is called, the client asks CAPA again and
-// the handle completes with `POP3_EVENT_OK` and `POP3_REPLY_TLS_ESTABLISHED`.
-// Commands submitted after it (a login) wait for TLS, and are cancelled if
-// the upgrade fails.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ STLS as one operation (RFC 2595): asks CAPA first when the
+ capabilities are not known, and sends STLS only if they list it —
+ otherwise the handle completes with `POP3_EVENT_CANCELLED` and
+ `POP3_ERR_STLS_UNAVAILABLE`, nothing but CAPA having been sent. After the
+ server's `+OK`, `POP3_EVENT_START_TLS` asks for the handshake; once
+ `pop3_client_tls_established` is called, the client asks CAPA again and
+ the handle completes with `POP3_EVENT_OK` and `POP3_REPLY_TLS_ESTABLISHED`.
+ Commands submitted after it (a login) wait for TLS, and are cancelled if
+ the upgrade fails.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_start_tls(pop3_client *client, pop3_handle *handle);
 
-// `LIST` (msg 0: every message, `POP3_REPLY_LIST`) or `LIST msg`
-// (`POP3_REPLY_LIST_ONE`).
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `LIST` (msg 0: every message, `POP3_REPLY_LIST`) or `LIST msg`
+ (`POP3_REPLY_LIST_ONE`).
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_list(pop3_client *client, uint32_t msg, pop3_handle *handle);
 
-// `UIDL` (msg 0: every message, `POP3_REPLY_UIDL`) or `UIDL msg`
-// (`POP3_REPLY_UIDL_ONE`).
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `UIDL` (msg 0: every message, `POP3_REPLY_UIDL`) or `UIDL msg`
+ (`POP3_REPLY_UIDL_ONE`).
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_uidl(pop3_client *client, uint32_t msg, pop3_handle *handle);
 
-// `RETR msg` (msg >= 1): `POP3_EVENT_BODY_START`, `POP3_EVENT_BODY`
-// pieces, `POP3_EVENT_BODY_END`; or `POP3_EVENT_ERR`.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `RETR msg` (msg >= 1): `POP3_EVENT_BODY_START`, `POP3_EVENT_BODY`
+ pieces, `POP3_EVENT_BODY_END`; or `POP3_EVENT_ERR`.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_retr(pop3_client *client, uint32_t msg, pop3_handle *handle);
 
-// `DELE msg` (msg >= 1): marks the message; QUIT commits.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `DELE msg` (msg >= 1): marks the message; QUIT commits.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_dele(pop3_client *client, uint32_t msg, pop3_handle *handle);
 
-// `TOP msg lines` (msg >= 1): the headers, the blank line and the first
-// `lines` body lines, delivered like RETR.
-//
-// # Safety
-//
-// `client` is NULL or live; `handle` is NULL or writable.
+/*
+ `TOP msg lines` (msg >= 1): the headers, the blank line and the first
+ `lines` body lines, delivered like RETR.
+
+ # Safety
+
+ `client` is NULL or live; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_top(pop3_client *client, uint32_t msg, uint32_t lines, pop3_handle *handle);
 
-// Logs in as one operation. `method` names the mechanism: `"auto"` (the
-// strongest the server offers), `"user"` (USER/PASS), `"apop"`, `"plain"`,
-// `"login"`, `"cram-md5"`, `"scram-sha-1"`, `"scram-sha-256"`, `"xoauth2"`,
-// `"oauthbearer"` (for the last two `secret` is an OAuth 2.0 token); any
-// case. Everything is checked before anything is queued: credentials on an
-// unencrypted connection (`POP3_ERR_PLAINTEXT_CREDENTIALS`), CR/LF/NUL in
-// `user` or `secret`, an unknown method (`POP3_ERR_INVALID_ARGUMENT`).
-//
-// The handle completes with `POP3_EVENT_OK` (`POP3_REPLY_AUTHENTICATED`),
-// `POP3_EVENT_ERR` (the refusal of the failing step), `POP3_EVENT_FAILED`
-// or `POP3_EVENT_CANCELLED`. Events of the steps inside (CAPA, USER, PASS,
-// AUTH) are not reported. A SCRAM nonce comes from the operating system's
-// random number generator (`POP3_ERR_RANDOM` if it fails). The bytes of the
-// lines that carried the secret are wiped once written; the caller should
-// wipe its own copy.
-//
-// # Safety
-//
-// `client` is NULL or live; `user`, `secret` and `method` are NULL or C
-// strings; `handle` is NULL or writable.
+/*
+ Logs in as one operation. `method` names the mechanism: `"auto"` (the
+ strongest the server offers), `"user"` (USER/PASS), `"apop"`, `"plain"`,
+ `"login"`, `"cram-md5"`, `"scram-sha-1"`, `"scram-sha-256"`, `"xoauth2"`,
+ `"oauthbearer"` (for the last two `secret` is an OAuth 2.0 token); any
+ case. Everything is checked before anything is queued: credentials on an
+ unencrypted connection (`POP3_ERR_PLAINTEXT_CREDENTIALS`), CR/LF/NUL in
+ `user` or `secret`, an unknown method (`POP3_ERR_INVALID_ARGUMENT`).
+
+ The handle completes with `POP3_EVENT_OK` (`POP3_REPLY_AUTHENTICATED`),
+ `POP3_EVENT_ERR` (the refusal of the failing step), `POP3_EVENT_FAILED`
+ or `POP3_EVENT_CANCELLED`. Events of the steps inside (CAPA, USER, PASS,
+ AUTH) are not reported. A SCRAM nonce comes from the operating system's
+ random number generator (`POP3_ERR_RANDOM` if it fails). The bytes of the
+ lines that carried the secret are wiped once written; the caller should
+ wipe its own copy.
+
+ # Safety
+
+ `client` is NULL or live; `user`, `secret` and `method` are NULL or C
+ strings; `handle` is NULL or writable.
+ */
 pop3_result pop3_client_login(pop3_client *client,
                               const char *user,
                               const char *secret,
                               const char *method,
                               pop3_handle *handle);
 
-// `RETR` for each of `count` message numbers, pipelined when the server
-// allows it. All are checked first: on an error nothing is queued. Writes
-// one handle per message, in order, to `handles[0..count]`; each completes
-// as a single `pop3_client_retr` does.
-//
-// # Safety
-//
-// `client` is NULL or live; `msgs` points to `count` numbers and `handles`
-// to room for `count` handles (NULL allowed when `count` is 0).
+/*
+ `RETR` for each of `count` message numbers, pipelined when the server
+ allows it. All are checked first: on an error nothing is queued. Writes
+ one handle per message, in order, to `handles[0..count]`; each completes
+ as a single `pop3_client_retr` does.
+
+ # Safety
+
+ `client` is NULL or live; `msgs` points to `count` numbers and `handles`
+ to room for `count` handles (NULL allowed when `count` is 0).
+ */
 pop3_result pop3_client_retr_many(pop3_client *client,
                                   const uint32_t *msgs,
                                   size_t count,
                                   pop3_handle *handles);
 
-// `DELE` for each of `count` message numbers, like `pop3_client_retr_many`.
-// Deletions take effect at QUIT.
-//
-// # Safety
-//
-// As for `pop3_client_retr_many`.
+/*
+ `DELE` for each of `count` message numbers, like `pop3_client_retr_many`.
+ Deletions take effect at QUIT.
+
+ # Safety
+
+ As for `pop3_client_retr_many`.
+ */
 pop3_result pop3_client_dele_many(pop3_client *client,
                                   const uint32_t *msgs,
                                   size_t count,
                                   pop3_handle *handles);
 
-// Stops reporting a command (a RETR whose message is no longer wanted, say):
-// the rest of its reply is read and dropped and no more events come for it.
-// `POP3_ERR_INVALID_ARGUMENT` for a handle that is unknown or complete.
-//
-// # Safety
-//
-// `client` is NULL or live.
+/*
+ Stops reporting a command (a RETR whose message is no longer wanted, say):
+ the rest of its reply is read and dropped and no more events come for it.
+ `POP3_ERR_INVALID_ARGUMENT` for a handle that is unknown or complete.
+
+ # Safety
+
+ `client` is NULL or live.
+ */
 pop3_result pop3_client_discard(pop3_client *client, pop3_handle handle);
 
-// The TLS channel binding for the logins submitted after this call, so that
-// `"auto"` prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS, which prove to
-// the server that no one relays the TLS session. `kind` is
-// `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
-// `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
-// octets) is copied. `kind` 0 clears the binding. Call it after the TLS
-// handshake and before `pop3_client_login` — with STLS, submit the login
-// after `pop3_client_tls_established`.
-//
-// # Safety
-//
-// `client` is NULL or live; `data` points to `len` readable bytes.
+/*
+ The TLS channel binding for the logins submitted after this call, so that
+ `"auto"` prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS, which prove to
+ the server that no one relays the TLS session. `kind` is
+ `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
+ `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
+ octets) is copied. `kind` 0 clears the binding. Call it after the TLS
+ handshake; with STLS, right after `pop3_client_tls_established`, and a
+ login submitted before (queued behind `pop3_client_start_tls`) takes the
+ binding too, as long as it has not started.
+
+ # Safety
+
+ `client` is NULL or live; `data` points to `len` readable bytes.
+ */
 pop3_result pop3_client_set_channel_binding(pop3_client *client,
                                             uint32_t kind,
                                             const uint8_t *data,
                                             size_t len);
 
 #ifdef __cplusplus
-}  // extern "C"
-#endif  // __cplusplus
+}  /* extern "C" */
+#endif  /* __cplusplus */
 
 #endif  /* POP3_H */

@@ -47,13 +47,16 @@ pub struct pop3_config {
 /// 3. Write: while `pop3_client_pending_output` returns `POP3_OK`, write the
 ///    bytes to the connection and report how many were written with
 ///    `pop3_client_output_written` (a partial write keeps the rest pending).
+///    The bytes stay valid until reported, so a completion-based loop
+///    (`uv_write`) hands them to the kernel as they are and reports when the
+///    write completes.
 /// 4. Handle events: call `pop3_client_next_event` until it returns
 ///    `POP3_DONE`. Data the event points to is valid until your next call
 ///    on this client (the `const` accessors excepted): use or copy it first.
-///    On `POP3_EVENT_START_TLS`, stop reading
-///    plaintext, run the TLS handshake on the connection, then call
-///    `pop3_client_tls_established`. On `POP3_EVENT_CLOSED`, the session is
-///    over: close the connection.
+///    On `POP3_EVENT_START_TLS`, stop reading plaintext and run the TLS
+///    handshake on the connection, then call `pop3_client_tls_established`,
+///    or `pop3_client_tls_failed` if it failed. On `POP3_EVENT_CLOSED`, the
+///    session is over: close the connection.
 /// 5. Read: when the connection is readable, pass the bytes to
 ///    `pop3_client_receive` (or read straight into `pop3_client_input_buffer`
 ///    and report the count with `pop3_client_input_written`); at end of
@@ -62,6 +65,41 @@ pub struct pop3_config {
 /// Handling an event may submit commands, which queue output: always run
 /// step 3 again before waiting for the socket.
 ///
+/// # How a session ends
+///
+/// Every session that ends produces exactly one `POP3_EVENT_CLOSED`, the
+/// last event: after QUIT is answered or the server closes while idle
+/// (`result` `POP3_OK`); when the server breaks the protocol, closes in the
+/// middle of a reply, or closes between `POP3_EVENT_START_TLS` and
+/// `pop3_client_tls_established` (`POP3_ERR_PROTOCOL`); after
+/// `pop3_client_tls_failed` (`POP3_ERR_TLS`). Commands that can no longer
+/// be answered complete first, with `POP3_EVENT_FAILED` (the STLS operation)
+/// or `POP3_EVENT_CANCELLED` (what was queued behind it). The only
+/// exception is `POP3_ERR_PANIC`, a bug in the library: that client
+/// answers nothing more and must be freed.
+///
+/// # Over-long lines
+///
+/// A reply line longer than `pop3_config_set_max_line_len` is skipped to its
+/// CRLF without being held, and its command completes with
+/// `POP3_EVENT_FAILED` (a multi-line reply is read to its end first); the
+/// session goes on. Where such a line cannot be skipped in step (an
+/// over-long greeting, a line that is no reply at all, or the reply to STLS,
+/// a login or QUIT), the session ends with `POP3_EVENT_CLOSED`
+/// (`POP3_ERR_PROTOCOL`).
+///
+/// # Memory: input back-pressure
+///
+/// The client holds at most one read of unprocessed input on top of a
+/// partial line (`pop3_config_set_read_size` plus
+/// `pop3_config_set_max_line_len`, about 72 KiB by default). Input passed
+/// while it already holds that much without the events having been handled
+/// is refused with `POP3_ERR_INPUT_FULL` and nothing taken: handle events
+/// until `POP3_DONE`, which always makes room, then pass it again. A loop
+/// that follows the steps above never meets it. Output waiting to be
+/// written is bounded by the core too: at most 8 KiB of commands go
+/// unanswered.
+///
 /// # Time limits
 ///
 /// The client has no clock: the loop keeps time. Keep an idle limit for
@@ -69,7 +107,17 @@ pub struct pop3_config {
 /// clock before connecting: a server that trickles a byte now and then never
 /// stays silent long enough for the idle limit. Before each wait, stop if
 /// the deadline has passed, and wait at most the shorter of the idle limit
-/// and what remains (`examples/fetch.c` shows it).
+/// and what remains (`examples/fetch.c` shows it with poll(2),
+/// `examples/uv_fetch.c` with a libuv timer).
+///
+/// # Channel binding with STLS
+///
+/// A login submitted right after `pop3_client_start_tls` waits for TLS;
+/// the binding only exists once the handshake is done. Call
+/// `pop3_client_set_channel_binding` right after
+/// `pop3_client_tls_established`, before handling more events: the waiting
+/// login takes the binding then and may use the `-PLUS` mechanisms. Set
+/// later (once the login has started), it applies to later logins only.
 ///
 /// # Threads
 ///
@@ -109,17 +157,18 @@ pub enum pop3_event_kind {
     /// The capabilities, re-read by the client itself after TLS or login;
     /// `count` lines, read them with `pop3_client_capability`.
     POP3_EVENT_CAPABILITIES = 9,
-    /// Run the TLS handshake now, then call `pop3_client_tls_established`.
-    /// Any byte received before that is an injection attempt and ends the
-    /// session.
+    /// Run the TLS handshake now, then call `pop3_client_tls_established`
+    /// (or `pop3_client_tls_failed`). Any byte received before that is an
+    /// injection attempt and ends the session; so does end of stream.
     POP3_EVENT_START_TLS = 10,
     /// A line sent or received (`direction`), secrets replaced by
     /// `<redacted>`; only with `pop3_config_set_trace`.
     POP3_EVENT_TRACE = 11,
     /// The session is over; close the connection. `result` is `POP3_OK`
-    /// after QUIT or a clean close, or a negative code (`POP3_ERR_PROTOCOL`)
-    /// when the server broke the protocol, with `text` saying how. Always
-    /// the last event.
+    /// after QUIT or a clean close, or a negative code (`POP3_ERR_PROTOCOL`
+    /// when the server broke the protocol or closed too early,
+    /// `POP3_ERR_TLS` after `pop3_client_tls_failed`), with `text` saying
+    /// how. Every session that ends gets exactly one, always the last event.
     POP3_EVENT_CLOSED = 12,
 }
 
@@ -174,9 +223,10 @@ pub enum pop3_trace_direction {
 /// (`pop3_client_list_entry`, `pop3_client_uidl_entry`,
 /// `pop3_client_capability`, `pop3_client_is_encrypted`); copy what you need
 /// to keep. A body chunk points straight into the client's receive buffer,
-/// so that writing it out is the only copy. Text is UTF-8 with control
-/// characters already replaced, NUL-terminated, and its length leaves the
-/// NUL out.
+/// so that writing it out is the only copy. Text is UTF-8 that has passed
+/// the core's one rule for server text (control characters, so terminal
+/// escapes, bidirectional overrides and invisible characters become
+/// U+FFFD), NUL-terminated, and its length leaves the NUL out.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pop3_event {
@@ -788,10 +838,7 @@ pub unsafe extern "C" fn pop3_client_receive(
     };
     // SAFETY: `client` is NULL or live and unaliased (this function's contract).
     let client = unsafe { client_mut(client) };
-    run(client, |s, _| {
-        s.receive(data);
-        POP3_OK
-    })
+    run(client, |s, _| s.receive(data))
 }
 
 /// The server closed its side of the connection (a read returned 0).
@@ -830,7 +877,10 @@ pub unsafe extern "C" fn pop3_client_input_buffer(
     // SAFETY: `client` is NULL or live and unaliased (this function's contract).
     let client = unsafe { client_mut(client) };
     run(client, |s, _| {
-        let space = s.input_buffer();
+        let space = match s.input_buffer() {
+            Ok(space) => space,
+            Err(code) => return code,
+        };
         let (ptr, len) = (space.as_mut_ptr(), space.len());
         // SAFETY: both checked not NULL above and writable (contract).
         unsafe {
@@ -859,6 +909,23 @@ pub unsafe extern "C" fn pop3_client_input_written(
     run(client, |s, offer| s.input_written(offer, n))
 }
 
+/// The TLS handshake after `POP3_EVENT_START_TLS` failed (or its
+/// certificate was refused), so the session cannot go on. The
+/// `pop3_client_start_tls` handle completes with `POP3_EVENT_FAILED`, every
+/// command submitted behind it with `POP3_EVENT_CANCELLED`, and then
+/// `POP3_EVENT_CLOSED` follows with `result` `POP3_ERR_TLS`: read events
+/// until then as usual. `POP3_ERR_WRONG_STATE` when no upgrade is pending.
+///
+/// # Safety
+///
+/// `client` is NULL or live.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_tls_failed(client: *mut pop3_client) -> pop3_result {
+    // SAFETY: `client` is NULL or live and unaliased (this function's contract).
+    let client = unsafe { client_mut(client) };
+    run(client, |s, _| s.tls_failed())
+}
+
 /// TLS is up after `POP3_EVENT_START_TLS` (the handshake succeeded and the
 /// certificate was verified). `POP3_ERR_WRONG_STATE` when no upgrade is
 /// pending.
@@ -877,11 +944,24 @@ pub unsafe extern "C" fn pop3_client_tls_established(client: *mut pop3_client) -
 
 /// The bytes to write to the server next. On `POP3_OK` writes their address
 /// to `*out` and their length (never 0) to `*len`; `POP3_DONE` when there is
-/// nothing to write. The bytes are borrowed from the client and valid until
-/// the next `pop3_client_pending_output`, `pop3_client_output_written`,
-/// `pop3_client_next_event` or `pop3_client_free`. Report what was written
-/// with `pop3_client_output_written`; until then the same bytes stay
-/// pending (more may be appended).
+/// nothing to write.
+///
+/// The bytes are lent until they are reported written: they stay valid and
+/// unchanged until `pop3_client_output_written` has reported all of them,
+/// whatever other calls are made meanwhile (events, input, new commands),
+/// and until `pop3_client_free`. Until then this function returns the
+/// unwritten rest of the same bytes (after a partial report, the pointer
+/// advanced by the octets reported); output queued meanwhile comes next.
+/// So both styles of loop work without a copy:
+///
+/// - readiness (poll, epoll, kqueue): when the socket is writable, write
+///   what this returns and report what the write took, in a loop;
+/// - completion (libuv `uv_write`, io_uring, IOCP): hand the bytes to the
+///   kernel, make no other write until it completes, then report the count
+///   and ask again (`examples/uv_fetch.c`).
+///
+/// Each byte is wiped as soon as it is reported written, and what is left
+/// when the client is freed, since a line may carry a password.
 ///
 /// # Safety
 ///
@@ -910,10 +990,10 @@ pub unsafe extern "C" fn pop3_client_pending_output(
     })
 }
 
-/// Reports that the first `n` pending bytes were written (a partial write
-/// leaves the rest pending). The bytes are wiped once all are written.
-/// `POP3_ERR_CALL_ORDER` when nothing is pending; `POP3_ERR_INVALID_ARGUMENT`
-/// when `n` is more than is pending.
+/// Reports that the first `n` of the bytes `pop3_client_pending_output`
+/// lent were written (a partial write leaves the rest lent, unmoved). The
+/// written bytes are wiped at once. `POP3_ERR_CALL_ORDER` when nothing is
+/// lent; `POP3_ERR_INVALID_ARGUMENT` when `n` is more than is lent.
 ///
 /// # Safety
 ///
@@ -1565,8 +1645,9 @@ pub unsafe extern "C" fn pop3_client_discard(
 /// `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
 /// `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
 /// octets) is copied. `kind` 0 clears the binding. Call it after the TLS
-/// handshake and before `pop3_client_login` — with STLS, submit the login
-/// after `pop3_client_tls_established`.
+/// handshake; with STLS, right after `pop3_client_tls_established`, and a
+/// login submitted before (queued behind `pop3_client_start_tls`) takes the
+/// binding too, as long as it has not started.
 ///
 /// # Safety
 ///

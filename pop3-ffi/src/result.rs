@@ -52,6 +52,13 @@ pub const POP3_ERR_PANIC: pop3_result = -12;
 pub const POP3_ERR_RANDOM: pop3_result = -13;
 /// A usage error this version of the library has no dedicated code for.
 pub const POP3_ERR_USAGE: pop3_result = -14;
+/// The TLS handshake after STLS failed (`pop3_client_tls_failed`): the
+/// `result` of the `POP3_EVENT_CLOSED` that ends such a session.
+pub const POP3_ERR_TLS: pop3_result = -15;
+/// The client already holds as much unprocessed input as it takes (one read
+/// on top of a partial line): handle events with `pop3_client_next_event`
+/// until `POP3_DONE`, then pass the input again. Nothing was taken.
+pub const POP3_ERR_INPUT_FULL: pop3_result = -16;
 
 /// `tls-exporter` channel binding (RFC 9266), for TLS 1.3: the 32 bytes of
 /// keying material exported with the label `EXPORTER-Channel-Binding` and no
@@ -99,6 +106,8 @@ pub(crate) fn message(code: pop3_result) -> &'static [u8] {
         POP3_ERR_PANIC => b"internal error in the POP3 library\0",
         POP3_ERR_RANDOM => b"the system random number generator failed\0",
         POP3_ERR_USAGE => b"the command was refused\0",
+        POP3_ERR_TLS => b"the TLS handshake after STLS failed\0",
+        POP3_ERR_INPUT_FULL => b"input refused: handle the pending events first\0",
         _ => b"unknown result code\0",
     }
 }

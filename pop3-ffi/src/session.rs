@@ -7,13 +7,14 @@ use std::collections::VecDeque;
 use pop3_proto::sasl::ChannelBinding;
 use pop3_proto::{
     Action, AuthMethod, Capabilities, Capability, Client, Config, Credentials, Direction, Event,
-    Handle, ListEntry, MsgNum, ProtocolError, Reply, Secret, TraceLine, UidlEntry, UsageError,
+    Handle, ListEntry, MsgNum, ProtocolError, Reply, Secret, Text, TraceLine, UidlEntry,
+    UsageError,
 };
 use zeroize::Zeroize;
 
 use crate::result::{
-    pop3_result, usage_code, POP3_DONE, POP3_ERR_CALL_ORDER, POP3_ERR_CLOSED,
-    POP3_ERR_INVALID_ARGUMENT, POP3_ERR_PROTOCOL, POP3_ERR_RANDOM, POP3_OK,
+    pop3_result, usage_code, POP3_DONE, POP3_ERR_CALL_ORDER, POP3_ERR_CLOSED, POP3_ERR_INPUT_FULL,
+    POP3_ERR_INVALID_ARGUMENT, POP3_ERR_PROTOCOL, POP3_ERR_RANDOM, POP3_ERR_TLS, POP3_OK,
 };
 
 /// Text handed to C: UTF-8, followed by a NUL that the length leaves out.
@@ -21,11 +22,17 @@ use crate::result::{
 pub(crate) struct CText(Box<[u8]>);
 
 impl CText {
+    /// Every text C receives passes the core's one rule for server text
+    /// (`Text::sanitize_str`) here, whatever produced it: the core's events
+    /// already follow it, and passing them again changes nothing, but a
+    /// text assembled on the way (an error's description, a capability
+    /// written back as its line) can never carry a terminal escape past
+    /// this point. The rule also replaces NUL, so the C string and its
+    /// length agree.
     pub(crate) fn new(text: &str) -> CText {
-        let mut bytes = Vec::with_capacity(text.len() + 1);
-        // Sanitised server text never holds a NUL; replacing one anyway keeps
-        // the C string and its length in agreement.
-        bytes.extend(text.bytes().map(|b| if b == 0 { b'?' } else { b }));
+        let safe = Text::sanitize_str(text);
+        let mut bytes = Vec::with_capacity(safe.as_str().len() + 1);
+        bytes.extend_from_slice(safe.as_str().as_bytes());
         bytes.push(0);
         CText(bytes.into_boxed_slice())
     }
@@ -123,59 +130,86 @@ pub(crate) enum Owned {
     },
 }
 
-/// Bytes waiting to be written, wiped whenever they are released, since they
-/// may carry a password.
+/// Bytes waiting to be written, in two parts: the block lent to C (what
+/// `pending_output` handed out), and what the core queued since. The lent
+/// block never moves or changes until C reports all of it written, whatever
+/// other calls C makes meanwhile, so that a completion-based loop (libuv's
+/// `uv_write`, io_uring, IOCP) can hand it to the kernel without a copy.
+/// Every byte is wiped once reported written, and whatever is left is wiped
+/// when the client is freed, since command lines may carry a password.
 #[derive(Default)]
 pub(crate) struct Outbox {
-    bytes: Vec<u8>,
+    /// Handed to C; `written` of its bytes are reported written (and wiped).
+    lent: Option<Box<[u8]>>,
     written: usize,
+    /// Queued since the lent block was handed out; lent next.
+    queued: Vec<u8>,
 }
 
 impl Outbox {
     fn push(&mut self, data: &[u8]) {
-        if self.written > 0 {
-            // Move the unwritten rest to the front; the stale tail stays in
-            // the spare capacity, which `zeroize` covers.
-            self.bytes.copy_within(self.written.., 0);
-            self.bytes.truncate(self.bytes.len() - self.written);
-            self.written = 0;
-        }
-        let needed = self.bytes.len() + data.len();
-        if needed > self.bytes.capacity() {
+        let needed = self.queued.len() + data.len();
+        if needed > self.queued.capacity() {
             // Grow by hand: a plain `extend` would free the old allocation
             // with its secrets still in it.
-            let mut bigger = Vec::with_capacity(needed.max(self.bytes.capacity() * 2).max(256));
-            bigger.extend_from_slice(&self.bytes);
-            self.bytes.zeroize();
-            self.bytes = bigger;
+            let mut bigger = Vec::with_capacity(needed.max(self.queued.capacity() * 2).max(256));
+            bigger.extend_from_slice(&self.queued);
+            self.queued.zeroize();
+            self.queued = bigger;
         }
-        self.bytes.extend_from_slice(data);
+        self.queued.extend_from_slice(data);
     }
 
-    pub(crate) fn pending(&self) -> &[u8] {
-        &self.bytes[self.written..]
+    /// The unwritten rest of the lent block, lending the queued bytes first
+    /// when nothing is lent.
+    pub(crate) fn pending(&mut self) -> &[u8] {
+        if self.lent.is_none() && !self.queued.is_empty() {
+            // `into_boxed_slice` would reallocate (and leave a copy behind)
+            // when the capacity is larger than the length: copy exactly once
+            // into a block of the right size, then wipe the queue.
+            let block: Box<[u8]> = self.queued.as_slice().into();
+            self.queued.zeroize();
+            self.queued.clear();
+            self.lent = Some(block);
+            self.written = 0;
+        }
+        match &self.lent {
+            Some(block) => &block[self.written..],
+            None => &[],
+        }
     }
 
     fn consume(&mut self, n: usize) -> Result<(), pop3_result> {
-        let left = self.bytes.len() - self.written;
-        if left == 0 {
+        let Some(block) = &mut self.lent else {
             return Err(POP3_ERR_CALL_ORDER);
-        }
+        };
+        let left = block.len() - self.written;
         if n > left {
             return Err(POP3_ERR_INVALID_ARGUMENT);
         }
+        // Written bytes are the kernel's now: wipe them at once.
+        block[self.written..self.written + n].zeroize();
         self.written += n;
-        if self.written == self.bytes.len() {
-            self.bytes.zeroize();
+        if self.written == block.len() {
+            self.lent = None;
             self.written = 0;
         }
         Ok(())
+    }
+
+    /// Octets queued or lent and not yet reported written.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lent.as_ref().map_or(0, |b| b.len() - self.written) + self.queued.len()
     }
 }
 
 impl Drop for Outbox {
     fn drop(&mut self) {
-        self.bytes.zeroize();
+        if let Some(block) = &mut self.lent {
+            block.zeroize();
+        }
+        self.queued.zeroize();
     }
 }
 
@@ -199,6 +233,9 @@ pub(crate) struct Session {
     pub(crate) poisoned: bool,
     /// The TLS channel binding for the logins submitted from now on.
     binding: Option<ChannelBinding>,
+    /// Octets of the body chunks copied into `queue`: input taken from the
+    /// core's buffer but not yet handed to C.
+    queued_body_bytes: usize,
 }
 
 impl Session {
@@ -214,6 +251,7 @@ impl Session {
             input_offer: None,
             poisoned: false,
             binding: None,
+            queued_body_bytes: 0,
         }
     }
 
@@ -258,8 +296,13 @@ impl Session {
         self.submit(|core| core.login_with(credentials, method))
     }
 
-    /// Sets (or, with `None`, clears) the channel binding later logins use.
+    /// Sets (or, with `None`, clears) the channel binding later logins use;
+    /// a login already submitted without one that has not started (queued
+    /// behind STLS) takes it too, from the core.
     pub(crate) fn set_channel_binding(&mut self, binding: Option<ChannelBinding>) {
+        if let Some(binding) = &binding {
+            self.core.bind_pending_logins(binding);
+        }
         self.binding = binding;
     }
 
@@ -289,18 +332,43 @@ impl Session {
         }
     }
 
-    pub(crate) fn receive(&mut self, data: &[u8]) {
+    /// Input the client holds and C has not yet seen as events: what the
+    /// core has not framed, and the body chunks already queued.
+    fn held_input(&self) -> usize {
+        self.core
+            .buffered_input()
+            .saturating_add(self.queued_body_bytes)
+    }
+
+    /// More input is refused while the client holds the core's bound
+    /// (`Client::input_bound`: one read on top of a partial line) unseen, so
+    /// that a caller who reads without handling events cannot make it grow
+    /// without end. Handling events until `POP3_DONE` always brings it
+    /// below the bound again.
+    pub(crate) fn check_input_room(&self) -> Result<(), pop3_result> {
+        if self.held_input() >= self.core.input_bound() {
+            return Err(POP3_ERR_INPUT_FULL);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn receive(&mut self, data: &[u8]) -> pop3_result {
+        if let Err(code) = self.check_input_room() {
+            return code;
+        }
         self.core.receive(data);
+        POP3_OK
     }
 
     pub(crate) fn receive_eof(&mut self) {
         self.core.receive_eof();
     }
 
-    pub(crate) fn input_buffer(&mut self) -> &mut [u8] {
+    pub(crate) fn input_buffer(&mut self) -> Result<&mut [u8], pop3_result> {
+        self.check_input_room()?;
         let buffer = self.core.input_buffer();
         self.input_offer = Some(buffer.len());
-        buffer
+        Ok(buffer)
     }
 
     pub(crate) fn input_written(&mut self, offer: Option<usize>, n: usize) -> pop3_result {
@@ -311,6 +379,15 @@ impl Session {
                 self.core.input_written(n);
                 POP3_OK
             }
+        }
+    }
+
+    /// The TLS handshake after `POP3_EVENT_START_TLS` failed: the core
+    /// cancels what waited for it and ends the session.
+    pub(crate) fn tls_failed(&mut self) -> pop3_result {
+        match self.core.tls_failed() {
+            Ok(()) => POP3_OK,
+            Err(e) => usage_code(&e),
         }
     }
 
@@ -346,7 +423,12 @@ impl Session {
     pub(crate) fn next_event(&mut self) -> Result<&Owned, pop3_result> {
         self.current = None;
         let event = match self.queue.pop_front() {
-            Some(event) => Some(event),
+            Some(event) => {
+                if let Owned::Body { data, .. } = &event {
+                    self.queued_body_bytes -= data.ptr_len().1;
+                }
+                Some(event)
+            }
             None => self.poll_event(true),
         };
         match event {
@@ -369,6 +451,9 @@ impl Session {
     /// to the outbox and events, with copies of any body chunks, to the queue.
     fn pump(&mut self) {
         while let Some(event) = self.poll_event(false) {
+            if let Owned::Body { data, .. } = &event {
+                self.queued_body_bytes += data.ptr_len().1;
+            }
             self.queue.push_back(event);
         }
     }
@@ -425,8 +510,12 @@ impl Session {
 }
 
 fn closed_by(error: &ProtocolError) -> Owned {
+    let result = match error {
+        ProtocolError::TlsFailed => POP3_ERR_TLS,
+        _ => POP3_ERR_PROTOCOL,
+    };
     Owned::Closed {
-        result: POP3_ERR_PROTOCOL,
+        result,
         text: CText::new(&error.to_string()),
     }
 }
@@ -517,14 +606,36 @@ mod tests {
     fn outbox_keeps_the_rest_of_a_partial_write() {
         let mut out = Outbox::default();
         out.push(b"USER a\r\n");
+        assert_eq!(out.pending(), b"USER a\r\n");
         assert_eq!(out.consume(3), Ok(()));
         assert_eq!(out.pending(), b"R a\r\n");
         out.push(b"PASS b\r\n");
-        assert_eq!(out.pending(), b"R a\r\nPASS b\r\n");
+        // The lent block stays as it was; the new line waits behind it.
+        assert_eq!(out.pending(), b"R a\r\n");
+        assert_eq!(out.len(), 13);
         assert_eq!(out.consume(99), Err(POP3_ERR_INVALID_ARGUMENT));
-        assert_eq!(out.consume(13), Ok(()));
+        assert_eq!(out.consume(5), Ok(()));
+        assert_eq!(out.pending(), b"PASS b\r\n");
+        assert_eq!(out.consume(8), Ok(()));
         assert_eq!(out.pending(), b"");
         assert_eq!(out.consume(1), Err(POP3_ERR_CALL_ORDER));
+    }
+
+    #[test]
+    fn the_lent_block_never_moves_and_is_wiped_as_written() {
+        let mut out = Outbox::default();
+        out.push(b"PASS secret\r\n");
+        let lent = out.pending().as_ptr();
+        // Much more output arrives while the block is with the kernel.
+        for _ in 0..100 {
+            out.push(&[b'x'; 1000]);
+        }
+        assert_eq!(out.pending().as_ptr(), lent);
+        assert_eq!(out.consume(5), Ok(()));
+        let block = out.lent.as_deref().expect("still lent");
+        assert_eq!(&block[..5], &[0; 5], "written bytes are wiped");
+        assert_eq!(&block[5..], b"secret\r\n");
+        assert_eq!(out.pending().as_ptr(), lent.wrapping_add(5));
     }
 
     #[test]

@@ -618,3 +618,406 @@ fn body_chunks_are_the_same_lent_or_copied() {
     assert_eq!(retrieve(reply, false), b"A: b\r\n\r\n.one\r\ntwo\r\n");
     assert_eq!(retrieve(reply, true), b"A: b\r\n\r\n.one\r\ntwo\r\n");
 }
+
+/// A client with every `pop3_config_set_*` limit at its extreme.
+fn client_with_max_limits() -> Client {
+    let mut config = ptr::null_mut();
+    // SAFETY: valid out-pointer; the config is freed below.
+    unsafe {
+        assert_eq!(pop3_config_new(&mut config), POP3_OK);
+        assert_eq!(pop3_config_set_encrypted(config, true), POP3_OK);
+        for set in [
+            pop3_config_set_max_line_len,
+            pop3_config_set_max_listing_lines,
+            pop3_config_set_max_listing_bytes,
+            pop3_config_set_max_capa_lines,
+            pop3_config_set_max_body_line_len,
+            pop3_config_set_read_size,
+            pop3_config_set_pipeline_window,
+        ] {
+            assert_eq!(set(config, usize::MAX), POP3_OK);
+        }
+        let mut client = ptr::null_mut();
+        assert_eq!(pop3_client_new(config, &mut client), POP3_OK);
+        pop3_config_free(config);
+        Client(client)
+    }
+}
+
+/// Limits of `usize::MAX` mean "no limit": no overflow panic (debug), no
+/// wrapped limit of 0 that fails every line split across reads (release).
+/// Every reply here arrives one byte per read, through `input_buffer` (whose
+/// read size is held to the core's maximum) and through `receive`.
+#[test]
+fn limits_at_usize_max_survive_split_reads() {
+    let script: &[u8] = b"+OK ready\r\n+OK\r\nUSER\r\n.\r\n+OK\r\n+OK in\r\n\
+        +OK\r\nUSER\r\n.\r\n+OK 1 5\r\n+OK\r\nab\r\n..c\r\n.\r\n";
+    for through_buffer in [false, true] {
+        let client = client_with_max_limits();
+        let (mut capa, mut login, mut stat, mut retr) = (0, 0, 0, 0);
+        // SAFETY: live client, C strings, valid out-pointers.
+        unsafe {
+            assert_eq!(pop3_client_capa(client.0, &mut capa), POP3_OK);
+            assert_eq!(
+                pop3_client_login(
+                    client.0,
+                    c"a".as_ptr(),
+                    c"b".as_ptr(),
+                    c"user".as_ptr(),
+                    &mut login
+                ),
+                POP3_OK
+            );
+            assert_eq!(pop3_client_stat(client.0, &mut stat), POP3_OK);
+            assert_eq!(pop3_client_retr(client.0, 1, &mut retr), POP3_OK);
+        }
+        let mut events = Vec::new();
+        for &byte in script {
+            if through_buffer {
+                let (mut buf, mut cap) = (ptr::null_mut(), 0usize);
+                // SAFETY: live client; the space is written within its size
+                // and reported at once.
+                unsafe {
+                    assert_eq!(
+                        pop3_client_input_buffer(client.0, &mut buf, &mut cap),
+                        POP3_OK
+                    );
+                    assert!((1..17 * 1024 * 1024).contains(&cap), "{cap}");
+                    *buf = byte;
+                    assert_eq!(pop3_client_input_written(client.0, 1), POP3_OK);
+                }
+            } else {
+                client.receive(&[byte]);
+            }
+            client.drain_output();
+            events.extend(client.events());
+        }
+        let kinds: Vec<_> = events.iter().map(|e| e.0.kind).collect();
+        use pop3_event_kind::*;
+        assert!(
+            !kinds.contains(&POP3_EVENT_FAILED) && !kinds.contains(&POP3_EVENT_CLOSED),
+            "{kinds:?}"
+        );
+        let stat_event = events.iter().find(|e| e.0.handle == stat).expect("STAT");
+        assert_eq!((stat_event.0.count, stat_event.0.size), (1, 5));
+        let body: Vec<u8> = events
+            .iter()
+            .filter(|e| e.0.kind == POP3_EVENT_BODY)
+            .flat_map(|e| e.2.clone())
+            .collect();
+        assert_eq!(body, b"ab\r\n.c\r\n");
+        assert!(kinds.contains(&POP3_EVENT_BODY_END), "{kinds:?}");
+    }
+}
+
+/// Whatever the server sends, no text reaching C — greeting, `-ERR` text and
+/// its response code, failure reasons, SCRAM `e=`, capability lines, UIDs,
+/// trace lines — holds a character the core's rule (`Text::is_unsafe_char`)
+/// replaces: no terminal escape, no bidi override, no NUL.
+#[test]
+fn every_text_reaching_c_is_terminal_safe() {
+    let nasty = "\x1b]0;owned\x07\x1b[2J\u{9b}31m\u{202e}desrever\u{202c}\u{200b}\0";
+    let mut config = ptr::null_mut();
+    let client;
+    // SAFETY: valid out-pointers; the config is freed at once.
+    unsafe {
+        assert_eq!(pop3_config_new(&mut config), POP3_OK);
+        assert_eq!(pop3_config_set_encrypted(config, true), POP3_OK);
+        assert_eq!(pop3_config_set_trace(config, true), POP3_OK);
+        let mut c = ptr::null_mut();
+        assert_eq!(pop3_client_new(config, &mut c), POP3_OK);
+        pop3_config_free(config);
+        client = Client(c);
+    }
+    let mut h = 0;
+    // SAFETY: live client, C strings, valid out-pointers.
+    unsafe {
+        assert_eq!(pop3_client_capa(client.0, &mut h), POP3_OK);
+        assert_eq!(
+            pop3_client_login(
+                client.0,
+                c"alice".as_ptr(),
+                c"pw".as_ptr(),
+                c"scram-sha-256".as_ptr(),
+                &mut h
+            ),
+            POP3_OK
+        );
+    }
+    let mut texts: Vec<Vec<u8>> = Vec::new();
+    fn collect(client: &Client, texts: &mut Vec<Vec<u8>>) {
+        let mut ev = std::mem::MaybeUninit::<pop3_event>::uninit();
+        // SAFETY: live client; the event's text (and code, when not NULL)
+        // is read before the next call on the client.
+        unsafe {
+            while pop3_client_next_event(client.0, ev.as_mut_ptr()) == POP3_OK {
+                let ev = ev.assume_init_ref();
+                texts.push(std::slice::from_raw_parts(ev.text.cast::<u8>(), ev.text_len).to_vec());
+                if !ev.code.is_null() {
+                    texts.push(
+                        std::slice::from_raw_parts(ev.code.cast::<u8>(), ev.code_len).to_vec(),
+                    );
+                }
+            }
+        }
+    }
+    client.receive(format!("+OK {nasty} <1.2@host>\r\n").as_bytes());
+    client.drain_output();
+    collect(&client, &mut texts);
+    client.receive(
+        format!(
+            "+OK\r\nSASL SCRAM-SHA-256\r\nX-{nasty} a{nasty}\r\nIMPLEMENTATION {nasty}\r\n.\r\n"
+        )
+        .as_bytes(),
+    );
+    // The capability lines of the CAPA reply, read before anything else.
+    let mut ev = std::mem::MaybeUninit::<pop3_event>::uninit();
+    // SAFETY: live client; the event and its lines are read before the next call.
+    unsafe {
+        loop {
+            assert_eq!(pop3_client_next_event(client.0, ev.as_mut_ptr()), POP3_OK);
+            let ev = ev.assume_init_ref();
+            texts.push(std::slice::from_raw_parts(ev.text.cast::<u8>(), ev.text_len).to_vec());
+            if ev.reply == pop3_reply_kind::POP3_REPLY_CAPABILITIES {
+                for i in 0..ev.count as usize {
+                    let (mut line, mut len) = (ptr::null(), 0);
+                    assert_eq!(
+                        pop3_client_capability(client.0, i, &mut line, &mut len),
+                        POP3_OK
+                    );
+                    texts.push(std::slice::from_raw_parts(line.cast::<u8>(), len).to_vec());
+                }
+                break;
+            }
+        }
+    }
+    collect(&client, &mut texts);
+    let sent = client.drain_output();
+    assert!(String::from_utf8_lossy(&sent).starts_with("AUTH SCRAM-SHA-256"));
+    // The server's SCRAM error, then a refusal with a response code.
+    use base64::Engine as _;
+    let e = base64::engine::general_purpose::STANDARD.encode(format!("e={nasty}"));
+    client.receive(format!("+ {e}\r\n").as_bytes());
+    client.drain_output();
+    collect(&client, &mut texts);
+    client.receive(format!("-ERR [SYS/{nasty}] no {nasty}\r\n").as_bytes());
+    client.drain_output();
+    collect(&client, &mut texts);
+    client.receive(format!("{nasty}\r\n").as_bytes());
+    collect(&client, &mut texts);
+    assert!(texts.len() > 10, "{texts:?}");
+    let mut saw_replacement = 0;
+    for text in &texts {
+        let text = std::str::from_utf8(text).expect("UTF-8");
+        assert!(
+            !text.chars().any(pop3_proto::Text::is_unsafe_char),
+            "unsafe text reached C: {text:?}"
+        );
+        saw_replacement += usize::from(text.contains('\u{fffd}'));
+    }
+    // The nasty text did arrive (replaced), in several places.
+    assert!(saw_replacement >= 5, "{texts:?}");
+}
+
+/// Input back-pressure: a caller who keeps passing input without handling
+/// events is refused once the client holds one read on top of a partial
+/// line, with nothing taken; handling events makes room again.
+#[test]
+fn input_is_refused_while_events_wait_and_accepted_after() {
+    let mut config = ptr::null_mut();
+    let client;
+    // SAFETY: valid out-pointers; the config is freed at once.
+    unsafe {
+        assert_eq!(pop3_config_new(&mut config), POP3_OK);
+        assert_eq!(pop3_config_set_encrypted(config, true), POP3_OK);
+        assert_eq!(pop3_config_set_read_size(config, 1024), POP3_OK);
+        assert_eq!(pop3_config_set_max_line_len(config, 512), POP3_OK);
+        let mut c = ptr::null_mut();
+        assert_eq!(pop3_client_new(config, &mut c), POP3_OK);
+        pop3_config_free(config);
+        client = Client(c);
+    }
+    let mut login = 0;
+    let mut retr = 0;
+    // SAFETY: live client, C strings, valid out-pointers.
+    unsafe {
+        assert_eq!(
+            pop3_client_login(
+                client.0,
+                c"a".as_ptr(),
+                c"b".as_ptr(),
+                c"user".as_ptr(),
+                &mut login
+            ),
+            POP3_OK
+        );
+    }
+    client.receive(b"+OK hi\r\n");
+    client.drain_output();
+    client.events();
+    client.receive(b"+OK\r\n");
+    client.drain_output();
+    client.events();
+    client.receive(b"+OK in\r\n");
+    client.drain_output();
+    client.events();
+    // SAFETY: live client, valid out-pointer.
+    unsafe { assert_eq!(pop3_client_retr(client.0, 1, &mut retr), POP3_OK) };
+    client.drain_output();
+    client.receive(b"+OK\r\n");
+    let chunk = [b'x'; 700];
+    let mut taken = 0usize;
+    let refused = loop {
+        // SAFETY: live client; the slice is valid for the call.
+        let code = unsafe { pop3_client_receive(client.0, chunk.as_ptr(), chunk.len()) };
+        if code != POP3_OK {
+            break code;
+        }
+        taken += chunk.len();
+        // Output may be written meanwhile: that drains the core into the
+        // client's own queue, which counts too.
+        client.drain_output();
+        assert!(taken < 100_000, "input never refused");
+    };
+    assert_eq!(refused, POP3_ERR_INPUT_FULL);
+    assert!(taken <= 1024 + 512 + 2 + 700, "{taken}");
+    let (mut buf, mut cap) = (ptr::null_mut(), 0usize);
+    // SAFETY: live client, valid out-pointers.
+    unsafe {
+        assert_eq!(
+            pop3_client_input_buffer(client.0, &mut buf, &mut cap),
+            POP3_ERR_INPUT_FULL
+        );
+    }
+    let body: usize = client.events().iter().map(|e| e.2.len()).sum();
+    assert_eq!(body, taken);
+    client.receive(b"\r\n.\r\n");
+    let kinds: Vec<_> = client.events().iter().map(|e| e.0.kind).collect();
+    assert!(
+        kinds.contains(&pop3_event_kind::POP3_EVENT_BODY_END),
+        "{kinds:?}"
+    );
+}
+
+/// The completion contract: the bytes `pop3_client_pending_output` lends
+/// stay where they are and unchanged until reported written, through other
+/// calls that queue more output, take input and deliver events; what was
+/// reported written is wiped at once.
+#[test]
+fn lent_output_stays_put_until_reported_and_is_wiped() {
+    let client = Client::new(true);
+    let mut h = 0;
+    // SAFETY: live client, C strings, valid out-pointers.
+    unsafe {
+        assert_eq!(
+            pop3_client_login(
+                client.0,
+                c"alice".as_ptr(),
+                c"hunter2".as_ptr(),
+                c"user".as_ptr(),
+                &mut h
+            ),
+            POP3_OK
+        );
+    }
+    client.receive(b"+OK hi\r\n");
+    client.events();
+    assert_eq!(client.drain_output(), b"USER alice\r\n");
+    client.receive(b"+OK\r\n");
+    client.events();
+    let (mut out, mut len) = (ptr::null(), 0usize);
+    // SAFETY: live client; `out` stays valid until reported written, which
+    // is what this test checks, reading it between other calls.
+    unsafe {
+        assert_eq!(
+            pop3_client_pending_output(client.0, &mut out, &mut len),
+            POP3_OK
+        );
+        assert_eq!(std::slice::from_raw_parts(out, len), b"PASS hunter2\r\n");
+        // Other calls happen while the write is "in the kernel".
+        let mut more = 0;
+        client.receive(b"+OK in\r\n");
+        client.events();
+        assert_eq!(pop3_client_noop(client.0, &mut more), POP3_OK);
+        assert_eq!(pop3_client_stat(client.0, &mut more), POP3_OK);
+        let (mut again, mut again_len) = (ptr::null(), 0usize);
+        assert_eq!(
+            pop3_client_pending_output(client.0, &mut again, &mut again_len),
+            POP3_OK
+        );
+        assert_eq!((again, again_len), (out, len));
+        assert_eq!(std::slice::from_raw_parts(out, len), b"PASS hunter2\r\n");
+        // A partial completion: the rest is the same memory, further on,
+        // and the written part is wiped.
+        assert_eq!(pop3_client_output_written(client.0, 5), POP3_OK);
+        assert_eq!(
+            pop3_client_pending_output(client.0, &mut again, &mut again_len),
+            POP3_OK
+        );
+        assert_eq!((again, again_len), (out.add(5), len - 5));
+        assert_eq!(std::slice::from_raw_parts(out, 5), &[0u8; 5]);
+        assert_eq!(std::slice::from_raw_parts(again, again_len), b"hunter2\r\n");
+        assert_eq!(pop3_client_output_written(client.0, len - 5), POP3_OK);
+    }
+    // The output queued meanwhile comes next.
+    let rest = client.drain_output();
+    assert!(
+        rest.starts_with(b"CAPA\r\n") || rest.starts_with(b"NOOP\r\n"),
+        "{rest:?}"
+    );
+}
+
+/// A login submitted right after `pop3_client_start_tls` (before the TLS
+/// channel exists) still gets the channel binding set once the handshake is
+/// done, so that "auto" chooses SCRAM-SHA-256-PLUS; before, it stayed
+/// unbound and chose plain SCRAM-SHA-256.
+#[test]
+fn a_login_queued_behind_stls_takes_the_binding_set_after_the_handshake() {
+    let client = Client::new(false);
+    let (mut stls, mut login) = (0, 0);
+    // SAFETY: live client, C strings, valid out-pointers.
+    unsafe {
+        assert_eq!(pop3_client_start_tls(client.0, &mut stls), POP3_OK);
+        assert_eq!(
+            pop3_client_login(
+                client.0,
+                c"alice".as_ptr(),
+                c"pw".as_ptr(),
+                c"auto".as_ptr(),
+                &mut login
+            ),
+            POP3_OK
+        );
+    }
+    client.receive(b"+OK hi\r\n");
+    assert_eq!(client.drain_output(), b"CAPA\r\n");
+    client.events();
+    client.receive(b"+OK\r\nSTLS\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n");
+    assert_eq!(client.drain_output(), b"STLS\r\n");
+    client.events();
+    client.receive(b"+OK go\r\n");
+    let kinds: Vec<_> = client.events().iter().map(|e| e.0.kind).collect();
+    assert!(
+        kinds.contains(&pop3_event_kind::POP3_EVENT_START_TLS),
+        "{kinds:?}"
+    );
+    let exporter = [7u8; 32];
+    // SAFETY: live client; `exporter` is 32 readable bytes.
+    unsafe {
+        assert_eq!(pop3_client_tls_established(client.0), POP3_OK);
+        assert_eq!(
+            pop3_client_set_channel_binding(
+                client.0,
+                POP3_CHANNEL_BINDING_TLS_EXPORTER,
+                exporter.as_ptr(),
+                exporter.len()
+            ),
+            POP3_OK
+        );
+    }
+    assert_eq!(client.drain_output(), b"CAPA\r\n");
+    client.receive(b"+OK\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n");
+    client.events();
+    let sent = String::from_utf8(client.drain_output()).expect("ASCII");
+    assert!(sent.starts_with("AUTH SCRAM-SHA-256-PLUS "), "{sent:?}");
+}

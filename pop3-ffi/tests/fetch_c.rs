@@ -561,3 +561,197 @@ fn a_trickling_server_meets_the_session_deadline() {
     );
     drop(server.join_all());
 }
+
+/// A server that claims four billion messages cannot make `fetch.c` allocate
+/// for them (the old code asked for ~48 GiB), and what it says reaches the
+/// terminal without escape sequences: one plain line on stderr.
+#[test]
+fn a_huge_stat_count_is_refused_and_server_text_is_printed_safely() {
+    let (run, received, script) = scripted_fetch_result(
+        "implicit",
+        vec![
+            Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+            Step::send_line("+OK \x1b]0;owned\x07 ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("USER alice"),
+            Step::send_line("+OK"),
+            Step::expect_line("PASS secret"),
+            Step::send_line("+OK logged in"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("STAT"),
+            Step::send_line("+OK 4000000000 1"),
+            Step::ExpectClose,
+        ],
+    );
+    assert_eq!(script, Ok(()), "the client left the script");
+    let stderr = run.stderr();
+    assert!(stderr.contains("4000000000 messages"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&received).contains("RETR"));
+    assert!(run.files().is_empty());
+
+    // A refusal full of terminal controls prints as one safe line.
+    let (run, _, script) = scripted_fetch_result(
+        "implicit",
+        vec![
+            Step::StartTls(rustls_server_config(&TestPki::shared().server)),
+            Step::send_line("+OK ready"),
+            Step::expect_line("CAPA"),
+            Step::send_line("+OK\r\nUSER\r\n."),
+            Step::expect_line("USER alice"),
+            Step::send_line("+OK"),
+            Step::expect_line("PASS secret"),
+            Step::send_line(
+                "-ERR [AUTH\x1b[2J] no \x1b]0;owned\x07\x1b[31mred\u{9b}1m \u{202e}desrever\u{202c}",
+            ),
+            Step::ExpectClose,
+        ],
+    );
+    assert_eq!(script, Ok(()), "the client left the script");
+    let stderr = run.stderr();
+    assert!(stderr.starts_with("fetch: login refused"), "{stderr}");
+    assert!(
+        !stderr
+            .trim_end_matches('\n')
+            .chars()
+            .any(|c| c.is_control() || pop3_proto::Text::is_unsafe_char(c)),
+        "{stderr:?}"
+    );
+}
+
+/// `examples/uv_fetch.c`, built once per test binary with AddressSanitizer
+/// against the static library, libuv and OpenSSL.
+fn uv_fetch_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let lib = target_dir().join("libpop3.a");
+        assert!(lib.exists(), "{} was not built", lib.display());
+        let out = target_dir().join("uv-fetch-asan");
+        let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+        let result = Command::new(&cc)
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g", "-O1"])
+            .args(["-fsanitize=address", "-fno-omit-frame-pointer"])
+            .arg("-I")
+            .arg(crate_dir.join("include"))
+            .arg(crate_dir.join("examples/uv_fetch.c"))
+            .arg(&lib)
+            .args([
+                "-luv",
+                "-lssl",
+                "-lcrypto",
+                "-lpthread",
+                "-ldl",
+                "-lm",
+                "-o",
+            ])
+            .arg(&out)
+            .output()
+            .expect("run the C compiler");
+        assert!(
+            result.status.success(),
+            "{cc} failed (libuv1-dev installed? scripts/install-test-deps.sh):\n{}",
+            String::from_utf8_lossy(&result.stderr)
+        );
+        out
+    })
+}
+
+/// Runs `uv_fetch` with one session per `(mode, port, user)`; OUTDIR holds
+/// one directory per session.
+fn run_uv_fetch(ca_pem: &str, password: &str, sessions: &[(&str, u16, &str)]) -> Run {
+    let outdir = tempfile::tempdir().expect("OUTDIR");
+    for i in 1..=sessions.len() {
+        fs::create_dir(outdir.path().join(i.to_string())).expect("session directory");
+    }
+    let ca_dir = tempfile::tempdir().expect("CA directory");
+    let ca = ca_dir.path().join("ca.pem");
+    fs::write(&ca, ca_pem).expect("write CA file");
+    let output = Command::new(uv_fetch_binary())
+        .arg("127.0.0.1")
+        .arg(&ca)
+        .arg(outdir.path())
+        .args(
+            sessions
+                .iter()
+                .map(|(mode, port, user)| format!("{mode}:{port}:{user}")),
+        )
+        .env("POP3_PASSWORD", password)
+        .env("POP3_ALLOW_PLAINTEXT", "1")
+        .env(
+            "ASAN_OPTIONS",
+            "detect_leaks=1:halt_on_error=1:exitcode=86:strict_string_checks=1",
+        )
+        .output()
+        .expect("run uv_fetch");
+    Run { output, outdir }
+}
+
+/// The libuv example: three sessions on one loop — plain, STLS and implicit
+/// TLS over OpenSSL memory BIOs — against the real Dovecot, under
+/// AddressSanitizer; output goes to `uv_write` straight from the client's
+/// lent bytes (the completion contract). Every message byte for byte.
+#[test]
+fn libuv_example_runs_three_sessions_on_one_loop_clean_under_asan() {
+    let dovecot = Dovecot::shared();
+    let mailboxes: Vec<Mailbox> = (0..3).map(|_| mailbox_with_samples(dovecot)).collect();
+    let plain = dovecot.plain_addr().port();
+    let tls = dovecot.tls_addr().port();
+    let run = run_uv_fetch(
+        dovecot.ca_pem(),
+        mailboxes[0].password(),
+        &[
+            ("none", plain, mailboxes[0].user()),
+            ("starttls", plain, mailboxes[1].user()),
+            ("implicit", tls, mailboxes[2].user()),
+        ],
+    );
+    let stderr = run.stderr();
+    assert!(run.ok(), "uv_fetch failed: {stderr}");
+    assert!(!stderr.contains("Sanitizer"), "{stderr}");
+    for (i, mailbox) in mailboxes.iter().enumerate() {
+        let files = mailbox.message_files();
+        assert!(!files.is_empty());
+        for (n, path) in files.iter().enumerate() {
+            let want = fs::read(path).expect("read Maildir file");
+            let got = fs::read(
+                run.outdir
+                    .path()
+                    .join((i + 1).to_string())
+                    .join(format!("{}.eml", n + 1)),
+            )
+            .unwrap_or_else(|e| panic!("session {}: message {} missing: {e}", i + 1, n + 1));
+            assert!(got == want, "session {}: message {} differs", i + 1, n + 1);
+        }
+    }
+}
+
+/// In the libuv example, a certificate refused after STLS goes through
+/// `pop3_client_tls_failed`: no credentials are sent, the session ends
+/// (with one `POP3_EVENT_CLOSED`), and the loop finishes clean under ASan.
+#[test]
+fn libuv_example_ends_a_session_whose_stls_handshake_fails() {
+    let pki = TestPki::shared();
+    let server = ScriptedServer::start(vec![
+        Step::send_line("+OK ready"),
+        Step::expect_line("CAPA"),
+        Step::send_line(CAPA_STLS),
+        Step::expect_line("STLS"),
+        Step::send_line("+OK begin TLS"),
+        Step::StartTls(rustls_server_config(&pki.wrong_host)),
+        Step::Stall,
+    ]);
+    let run = run_uv_fetch(
+        &pki.ca_pem,
+        "secret",
+        &[("starttls", server.addr().port(), "alice")],
+    );
+    let (received, _) = server.join_all();
+    let stderr = run.stderr();
+    assert!(!run.ok());
+    assert!(!stderr.contains("Sanitizer"), "{stderr}");
+    assert!(stderr.contains("TLS handshake failed"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert_no_credentials(&received);
+}

@@ -38,7 +38,8 @@ use receive::{Reading, Step};
 use submit::{Backlog, Projection};
 use types::next_client_id;
 pub use types::{
-    Action, Config, Direction, Event, Handle, Limits, Reply, State, TraceLine, MAX_WRITE_AHEAD,
+    Action, Config, Direction, Event, Handle, Limits, Reply, State, TraceLine, MAX_READ_SIZE,
+    MAX_WRITE_AHEAD,
 };
 
 /// The sans-IO POP3 client. See the [crate documentation](crate) for the run loop.
@@ -83,6 +84,9 @@ pub struct Client {
     trace: VecDeque<TraceLine>,
     /// An event read while trace lines were waiting.
     deferred: Option<Event<'static>>,
+    /// The session ends with this error once the events queued before it
+    /// (the cancellations of a failed TLS upgrade) have been reported.
+    ending: Option<ProtocolError>,
 }
 
 impl fmt::Debug for Client {
@@ -102,6 +106,7 @@ impl Client {
     pub fn new(config: Config) -> Client {
         let config = Config {
             pipeline_window: config.pipeline_window.max(1),
+            read_size: config.read_size.clamp(1, MAX_READ_SIZE),
             ..config
         };
         Client {
@@ -137,6 +142,7 @@ impl Client {
             discarded: Vec::new(),
             trace: VecDeque::new(),
             deferred: None,
+            ending: None,
             config,
         }
     }
@@ -215,6 +221,28 @@ impl Client {
         self.rx.spare(self.config.read_size)
     }
 
+    /// Received bytes not yet turned into events. After [`Client::poll`]
+    /// has returned [`Action::NeedInput`] this is at most a partial line
+    /// (up to [`Limits::max_line_len`] + 1 octets) or a few octets of a body.
+    pub fn buffered_input(&self) -> usize {
+        self.rx.unread().len()
+    }
+
+    /// The most unread input a driver should let the client hold before it
+    /// polls again: one read ([`Config::read_size`]) on top of the partial
+    /// line that polling to [`Action::NeedInput`] may leave. A driver that
+    /// takes input without polling (C's `pop3_client_receive`, say) refuses
+    /// more once [`Client::buffered_input`] reaches it, so that memory stays
+    /// bounded when events are not drained; polling always brings the
+    /// buffer below it again. Saturating, so that limits of `usize::MAX`
+    /// mean "no bound" rather than a wrapped one.
+    pub fn input_bound(&self) -> usize {
+        self.config
+            .read_size
+            .saturating_add(self.config.limits.max_line_len)
+            .saturating_add(2)
+    }
+
     /// Records that `n` bytes were read into [`Client::input_buffer`].
     pub fn input_written(&mut self, n: usize) {
         if n == 0 || self.fatal.is_some() {
@@ -266,6 +294,40 @@ impl Client {
         Ok(())
     }
 
+    /// The TLS handshake after [`Action::StartTls`] failed (or the
+    /// certificate was refused): the session cannot go on. The STLS
+    /// operation ([`Client::start_tls`]) completes with [`Event::Failed`]
+    /// ([`ProtocolError::TlsFailed`]), every command submitted behind it with
+    /// [`Event::Cancelled`], and then [`Client::poll`] returns that error,
+    /// fatal like any other. `Err` when no upgrade is pending.
+    pub fn tls_failed(&mut self) -> Result<(), UsageError> {
+        if let Some(error) = &self.fatal {
+            return Err(UsageError::Failed(error.clone()));
+        }
+        if !self.tls_pending {
+            return Err(UsageError::WrongState {
+                command: "STLS",
+                reason: "no TLS upgrade is pending",
+            });
+        }
+        self.end_upgrade(ProtocolError::TlsFailed);
+        Ok(())
+    }
+
+    /// Ends a TLS upgrade that will never complete: the operation fails, what
+    /// waited for it is cancelled (events the caller still gets), and the
+    /// session then ends with `error`.
+    fn end_upgrade(&mut self, error: ProtocolError) {
+        self.tls_pending = false;
+        if self.operation.is_some() {
+            self.fail_operation_with(error.clone());
+        }
+        self.cancel_all(UsageError::Cancelled);
+        self.state = State::Closed;
+        self.projection.state = State::Closed;
+        self.ending = Some(error);
+    }
+
     /// Returns the next thing to do. Call it in a loop until it returns
     /// [`Action::NeedInput`] (then read) or [`Action::Closed`].
     ///
@@ -300,7 +362,18 @@ impl Client {
                     None => continue,
                 }
             }
+            if let Some(error) = self.ending.take() {
+                self.fail();
+                self.fatal = Some(error.clone());
+                return Err(error);
+            }
             if self.tls_pending {
+                if self.eof {
+                    // The server hung up before the handshake could finish:
+                    // the upgrade ends like a failed handshake.
+                    self.end_upgrade(ProtocolError::UnexpectedEof);
+                    continue;
+                }
                 return Ok(Action::StartTls);
             }
             self.advance_operation();

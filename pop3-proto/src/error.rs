@@ -55,6 +55,9 @@ pub enum ProtocolError {
     /// Bytes arrived after the `+OK` to STLS and before TLS was established:
     /// a response-injection attempt (like CVE-2021-22947). They were not processed.
     DataAfterStls,
+    /// The TLS handshake after STLS failed, as the caller reported with
+    /// [`Client::tls_failed`](crate::Client::tls_failed).
+    TlsFailed,
     /// The SASL exchange failed on our side: a bad challenge, or the server
     /// could not prove that it knows the password.
     Sasl(SaslError),
@@ -93,6 +96,7 @@ impl fmt::Display for ProtocolError {
             ProtocolError::DataAfterStls => {
                 f.write_str("server sent data after +OK to STLS before TLS (injection attempt)")
             }
+            ProtocolError::TlsFailed => f.write_str("the TLS handshake after STLS failed"),
             ProtocolError::Sasl(e) => write!(f, "authentication failed: {e}"),
             ProtocolError::AuthenticationAccepted => {
                 f.write_str("server accepted an authentication exchange that was not complete")

@@ -25,7 +25,8 @@
 //!      [`Client::input_written`] (or pass bytes to [`Client::receive`]); on
 //!      end of stream call [`Client::receive_eof`];
 //!    - [`Action::StartTls`]: run the TLS handshake, then call
-//!      [`Client::tls_established`];
+//!      [`Client::tls_established`] (or [`Client::tls_failed`] if it failed;
+//!      end of stream meanwhile ends the session too);
 //!    - [`Action::Closed`]: the session is over; close the connection.
 //! 4. An `Err` from `poll` means the server broke the protocol. It is fatal and
 //!    sticky: close the connection.
@@ -144,7 +145,7 @@ mod types;
 pub use client::RandomUnavailable;
 pub use client::{
     Action, AuthMethod, Client, Config, Credentials, Direction, Event, Handle, Limits, Reply,
-    State, TraceLine, MAX_WRITE_AHEAD,
+    State, TraceLine, MAX_READ_SIZE, MAX_WRITE_AHEAD,
 };
 pub use command::Command;
 pub use error::{ProtocolError, UsageError};

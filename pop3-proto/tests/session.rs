@@ -901,3 +901,131 @@ fn a_burst_of_commands_asks_for_pipelining_once() {
     drain(&mut c, &mut seen);
     assert_eq!(seen.sent, b"DELE 1\r\nCAPA\r\nDELE 2\r\nDELE 3\r\n");
 }
+
+/// Greeted, STLS accepted through the `start_tls` operation, a login queued
+/// behind it: the core waits for the handshake.
+fn upgrade_pending() -> (Client, Seen, pop3_proto::Handle, pop3_proto::Handle) {
+    let (mut c, mut seen) = greeted(Config::default());
+    let stls = c.start_tls().unwrap();
+    let login = c.user("alice").unwrap();
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK\r\nSTLS\r\nUSER\r\n.\r\n");
+    drain(&mut c, &mut seen);
+    c.receive(b"+OK go\r\n");
+    drain(&mut c, &mut seen);
+    assert!(seen.start_tls);
+    (c, seen, stls, login)
+}
+
+/// A failed handshake after STLS: the operation fails, the login queued
+/// behind it is cancelled, then the session ends with the fatal
+/// `TlsFailed` — the events first, so every driver can report them.
+#[test]
+fn a_failed_tls_handshake_fails_the_upgrade_and_ends_the_session() {
+    let (mut c, _, stls, login) = upgrade_pending();
+    c.tls_failed().unwrap();
+    let mut order = Vec::new();
+    loop {
+        match c.poll() {
+            Ok(Action::Event(Event::Failed { handle, error })) => {
+                assert_eq!((handle, error), (stls, ProtocolError::TlsFailed));
+                order.push("failed");
+            }
+            Ok(Action::Event(Event::Cancelled { handle, reason })) => {
+                assert_eq!((handle, reason), (login, UsageError::Cancelled));
+                order.push("cancelled");
+            }
+            Err(error) => {
+                assert_eq!(error, ProtocolError::TlsFailed);
+                break;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(order, ["failed", "cancelled"]);
+    assert_eq!(c.poll().unwrap_err(), ProtocolError::TlsFailed);
+    assert_eq!(c.state(), State::Closed);
+    assert!(matches!(c.tls_established(), Err(UsageError::Failed(_))));
+    assert!(matches!(c.tls_failed(), Err(UsageError::Failed(_))));
+    // Nothing pending: `tls_failed` is refused and changes nothing.
+    let (mut idle, _) = greeted(Config::encrypted());
+    assert!(matches!(
+        idle.tls_failed(),
+        Err(UsageError::WrongState { .. })
+    ));
+    assert_eq!(idle.state(), State::Authorization);
+}
+
+/// End of stream while the core waits for the handshake ends the upgrade
+/// the same way, instead of asking for the handshake for ever.
+#[test]
+fn end_of_stream_during_the_tls_upgrade_ends_the_session() {
+    let (mut c, mut seen, _, _) = upgrade_pending();
+    c.receive_eof();
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.fatal, Some(ProtocolError::UnexpectedEof));
+    assert!(
+        seen.events.iter().any(|e| e.starts_with("Failed")),
+        "{:?}",
+        seen.events
+    );
+    assert!(
+        seen.events.iter().any(|e| e.starts_with("Cancelled")),
+        "{:?}",
+        seen.events
+    );
+}
+
+/// Limits of `usize::MAX` mean "no limit": no overflow (a panic in debug
+/// builds, a limit wrapped to 0 in release that fails every line split
+/// across reads); the read size is held to `MAX_READ_SIZE`.
+#[test]
+fn limits_at_usize_max_do_not_overflow() {
+    let mut limits = Limits::default();
+    limits.max_line_len = usize::MAX;
+    limits.max_listing_lines = usize::MAX;
+    limits.max_listing_bytes = usize::MAX;
+    limits.max_capa_lines = usize::MAX;
+    limits.max_body_line_len = Some(usize::MAX);
+    let mut config = Config::encrypted()
+        .limits(limits)
+        .pipeline_window(usize::MAX);
+    config.read_size = usize::MAX;
+    let mut c = Client::new(config);
+    assert_eq!(c.config().read_size, pop3_proto::MAX_READ_SIZE);
+    assert_eq!(c.input_bound(), usize::MAX);
+    c.user("a").unwrap();
+    c.pass(Secret::new("b".into())).unwrap();
+    c.submit(Command::Retr(n(1))).unwrap();
+    let mut seen = Seen::default();
+    let script = b"+OK hi\r\n+OK\r\n+OK in\r\n+OK\r\nbody line\r\n..dot\r\n.\r\n";
+    for &byte in script {
+        let spare = c.input_buffer();
+        assert!(!spare.is_empty() && spare.len() <= pop3_proto::MAX_READ_SIZE + 64);
+        spare[0] = byte;
+        c.input_written(1);
+        drain(&mut c, &mut seen);
+        assert_eq!(seen.fatal, None);
+    }
+    assert_eq!(seen.bodies, b"body line\r\n.dot\r\n");
+    assert!(
+        !seen.events.iter().any(|e| e.starts_with("Failed")),
+        "{:?}",
+        seen.events
+    );
+}
+
+/// After polling to `NeedInput`, what the client holds unread is below
+/// `input_bound`, so a driver that bounds input by it can always read.
+#[test]
+fn polling_always_brings_buffered_input_below_the_bound() {
+    let mut config = Config::encrypted();
+    config.read_size = 1024;
+    config.limits.max_line_len = 100;
+    let mut c = Client::new(config);
+    let mut seen = Seen::default();
+    c.receive(b"+OK hi\r\n+OK partial line not ended yet");
+    drain(&mut c, &mut seen);
+    assert!(c.buffered_input() < c.input_bound());
+    assert_eq!(c.input_bound(), 1024 + 100 + 2);
+}

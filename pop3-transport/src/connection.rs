@@ -1005,12 +1005,19 @@ impl<S: StartTls, R: Runtime> Connection<S, R> {
             let socket_limit = conn.session.bound_socket(limit);
             let handshake = conn.stream.start_tls(config, name, socket_limit);
             let session = conn.session;
-            with_timeout::<R, _>(limit, phase, handshake)
+            let handshake = with_timeout::<R, _>(limit, phase, handshake)
                 .await
                 .map_err(|error| match error {
                     Error::Io(e) => session.blame(from_io(e, Phase::TlsHandshake)),
                     other => other,
-                })?;
+                });
+            if let Err(error) = handshake {
+                // The core ends the session as every driver's does after a
+                // failed upgrade (what waited for it is cancelled); the
+                // caller gets the typed TLS error.
+                let _ = conn.client.tls_failed();
+                return Err(error);
+            }
             conn.stream
                 .set_timeouts(conn.options.timeouts.read, conn.options.timeouts.write)
                 .map_err(Error::Io)?;

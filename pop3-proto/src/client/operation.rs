@@ -574,6 +574,33 @@ fn mechanism(
 }
 
 impl Client {
+    /// Gives the TLS channel binding to the logins submitted without one
+    /// that have not chosen their mechanism yet: a login queued behind
+    /// [`Client::start_tls`], submitted before the handshake could yield
+    /// the binding, so that it can still use the `-PLUS` mechanisms. Call it
+    /// right after [`Client::tls_established`]. Returns how many logins
+    /// took it.
+    pub fn bind_pending_logins(&mut self, binding: &ChannelBinding) -> usize {
+        let active = self
+            .operation
+            .iter_mut()
+            .filter(|op| matches!(op.stage, Stage::Waiting | Stage::Capabilities));
+        let waiting = self.backlog.iter_mut().filter_map(|item| match item {
+            super::Backlog::Operation(op) => Some(op),
+            super::Backlog::Command(_) => None,
+        });
+        let mut bound = 0;
+        for op in active.chain(waiting) {
+            if let Kind::Login { credentials, .. } = &mut op.kind {
+                if credentials.binding.is_none() {
+                    credentials.binding = Some(binding.clone());
+                    bound += 1;
+                }
+            }
+        }
+        bound
+    }
+
     /// The core's own `CAPA` is queued or waiting for its reply.
     fn internal_capa_pending(&self) -> bool {
         let internal = |e: &Expect| matches!(e, Expect::Capa { internal: true });
@@ -918,6 +945,13 @@ impl Client {
             });
         }
         self.release_backlog();
+    }
+
+    /// The active operation ends with `error` as its [`Event::Failed`].
+    pub(super) fn fail_operation_with(&mut self, error: ProtocolError) {
+        if let Some(handle) = self.operation.as_ref().map(|op| op.handle) {
+            self.fail_operation(Event::Failed { handle, error });
+        }
     }
 
     /// The operation failed: report it, and drop what was submitted after it,

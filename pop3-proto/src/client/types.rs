@@ -51,6 +51,11 @@ impl Default for Limits {
 /// about 800 `RETR` commands.
 pub const MAX_WRITE_AHEAD: usize = 8 * 1024;
 
+/// The most free space [`Client::input_buffer`] offers, whatever
+/// [`Config::read_size`] asks (16 MiB): a read size of `usize::MAX` is taken
+/// as "as much as is sensible", never as an allocation that cannot succeed.
+pub const MAX_READ_SIZE: usize = 16 * 1024 * 1024;
+
 /// How a [`Client`] behaves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -69,7 +74,8 @@ pub struct Config {
     /// Allow USER/PASS, APOP and credential-revealing SASL mechanisms on an
     /// unencrypted connection. Off by default.
     pub allow_plaintext_credentials: bool,
-    /// Free space asked of [`Client::input_buffer`] (default 64 KiB).
+    /// Free space asked of [`Client::input_buffer`] (default 64 KiB; held
+    /// to 1..=[`MAX_READ_SIZE`]).
     pub read_size: usize,
     /// Report every line sent and every status line received as
     /// [`Event::Trace`], secrets already replaced by `<redacted>`. Off by
