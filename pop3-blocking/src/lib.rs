@@ -68,6 +68,22 @@
 //! # Ok::<(), pop3_blocking::Error>(())
 //! ```
 //!
+//! # Every operation ends in `.wait()`
+//!
+//! The operations are the same `async fn`s the tokio and smol crates use;
+//! [`Wait::wait`] runs one to completion on the calling thread. An operation
+//! without `.wait()` does nothing at all: `pop3.quit();` sends no `QUIT`, so
+//! the server commits no deletions. The compiler says so ("nothing is sent
+//! until this is awaited (`.await`, or `.wait()` with pop3-blocking)"), and a
+//! crate that denies `unused_must_use` refuses to build:
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! fn close(pop3: pop3_blocking::Connection) {
+//!     pop3.quit(); // forgot `.wait()`: QUIT is never sent
+//! }
+//! ```
+//!
 //! # Connecting
 //!
 //! - [`connect_tls`]: implicit TLS (port 995), the recommended way.
@@ -125,7 +141,7 @@ use std::future::Future;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls};
 pub use pop3_transport::runtime::blocking::{Blocking, Tls};
-pub use pop3_transport::runtime::MessageSink;
+pub use pop3_transport::runtime::{IoResult, MessageSink};
 pub use pop3_transport::{
     BulkDeletion, BulkRetrieval, CertFileError, CertificateInfo, Error, FingerprintError,
     FingerprintMismatch, Options, PeerCertificates, Phase, Result, Sha256Fingerprint, Timeouts,

@@ -182,7 +182,9 @@ impl Client {
             .is_some_and(Capabilities::pipelining)
     }
 
-    /// Commands sent and not yet answered.
+    /// Commands handed out to be sent (in an [`Action::Send`], whether or not
+    /// the caller's socket has written them yet) and not yet answered. Commands
+    /// still queued behind the pipelining window are not counted.
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }

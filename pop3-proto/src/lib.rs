@@ -31,6 +31,24 @@
 //! 4. An `Err` from `poll` means the server broke the protocol. It is fatal and
 //!    sticky: close the connection.
 //!
+//! **Partial writes.** The bytes of an [`Action::Send`] are the client's
+//! until the next call on it: the next `poll` takes them as written. A
+//! blocking loop writes them all (`write_all`) before polling again. A
+//! non-blocking socket may take only part: keep the rest in a buffer of your
+//! own (they may hold a password: wipe it once written, as the core wipes
+//! its own) and write it before anything the core hands out later (append
+//! later `Send` bytes behind it). [`Client::in_flight`] counts the commands handed
+//! out in a `Send`, whether or not your socket has written them yet. (The C
+//! ABI offers this bookkeeping as `pop3_client_output_written`.)
+//!
+//! **Logging in.** [`Client::login_with`] with [`AuthMethod::Auto`] chooses the
+//! strongest mechanism the server offers that the [`Credentials`] can do.
+//! SCRAM needs a client nonce, which this crate cannot make without a source
+//! of randomness: without one ([`Credentials::scram_nonce`], or the
+//! `getrandom` feature's `Credentials::with_random_scram_nonce`), `Auto`
+//! skips SCRAM and goes on down the list of [`AuthMethod::Auto`] (CRAM-MD5
+//! next).
+//!
 //! The core also sends commands of its own, which the loop pumps like any
 //! other: a `CAPA` right after TLS starts, after a login (when the server
 //! answered `CAPA` before) and before a burst of commands whose pipelining

@@ -109,7 +109,7 @@ mod connect;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls, TcpStream};
 pub use pop3_transport::runtime::smol::{Smol, Tls};
-pub use pop3_transport::runtime::MessageSink;
+pub use pop3_transport::runtime::{IoResult, MessageSink};
 pub use pop3_transport::{
     BulkDeletion, BulkRetrieval, CertFileError, CertificateInfo, Error, FingerprintError,
     FingerprintMismatch, Options, PeerCertificates, Phase, Result, Sha256Fingerprint, Timeouts,

@@ -93,7 +93,7 @@ mod connect;
 
 pub use connect::{connect_plain, connect_starttls, connect_tls};
 pub use pop3_transport::runtime::tokio::{Tls, Tokio};
-pub use pop3_transport::runtime::MessageSink;
+pub use pop3_transport::runtime::{IoResult, MessageSink};
 pub use pop3_transport::{
     BulkDeletion, BulkRetrieval, CertFileError, CertificateInfo, Error, FingerprintError,
     FingerprintMismatch, Options, PeerCertificates, Phase, Result, Sha256Fingerprint, Timeouts,

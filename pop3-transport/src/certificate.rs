@@ -38,11 +38,8 @@ pub struct Sha256Fingerprint([u8; 32]);
 impl Sha256Fingerprint {
     /// The fingerprint of a DER-encoded certificate.
     pub fn of(der: &[u8]) -> Sha256Fingerprint {
-        let digest = ring::digest::digest(&ring::digest::SHA256, der);
-        let mut bytes = [0u8; 32];
-        // SHA-256 digests are always 32 bytes long.
-        bytes.copy_from_slice(digest.as_ref());
-        Sha256Fingerprint(bytes)
+        use sha2::Digest;
+        Sha256Fingerprint(sha2::Sha256::digest(der).into())
     }
 
     /// A fingerprint from its 32 raw bytes.

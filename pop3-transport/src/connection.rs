@@ -23,7 +23,7 @@ pub(crate) use pump::SessionDeadline;
 use pump::{from_io, Deadline};
 
 use crate::reader::{body_event, MessageReader};
-use crate::runtime::{with_timeout, IoStream, MessageSink, Runtime, StartTls, WriteTo};
+use crate::runtime::{with_timeout, IoResult, IoStream, MessageSink, Runtime, StartTls, WriteTo};
 use crate::{parse_server_name, Error, Options, Phase, Result, Timeouts};
 
 /// A POP3 session over a stream `S`, on the runtime `R`: the sans-IO
@@ -135,7 +135,7 @@ pub(crate) const COPY_BUFFER: usize = 64 * 1024;
 /// The writer of a message, opened with `open` on first use.
 fn open_writer<'w, W>(
     slot: &'w mut Option<W>,
-    open: &mut impl FnMut(MsgNum) -> io::Result<W>,
+    open: &mut impl FnMut(MsgNum) -> IoResult<W>,
     msg: MsgNum,
 ) -> io::Result<&'w mut W> {
     if slot.is_none() {
@@ -248,6 +248,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// overall limit ([`Timeouts::session`]) counts from this call.
     ///
     /// Cancel-safety: the stream is dropped with the future.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn new(stream: S, options: &Options) -> Result<Self> {
         let session = SessionDeadline::starting_now(options.timeouts.session);
         Self::start(stream, options, options.encrypted, session).await
@@ -340,6 +341,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: dropping the future after its first poll poisons the
     /// connection.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn capa(&mut self) -> Result<Capabilities> {
         match self.command(Command::Capa).await? {
             Reply::Capabilities(capabilities) => Ok(capabilities),
@@ -357,6 +359,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// connection.
     ///
     /// [`UsageError::PlaintextCredentials`]: pop3_proto::UsageError::PlaintextCredentials
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn login(&mut self, user: &str, password: impl Into<Secret<String>>) -> Result<()> {
         self.login_with(user, password, AuthMethod::UserPass).await
     }
@@ -371,6 +374,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// ...).
     ///
     /// Cancel-safety: as [`Connection::login`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn login_with(
         &mut self,
         user: &str,
@@ -390,6 +394,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// Cancel-safety: as [`Connection::login`].
     ///
     /// [`UsageError::NoApopTimestamp`]: pop3_proto::UsageError::NoApopTimestamp
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn apop(&mut self, user: &str, password: impl Into<Secret<String>>) -> Result<()> {
         self.login_with(user, password, AuthMethod::Apop).await
     }
@@ -397,6 +402,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `AUTH` with your own SASL mechanism (RFC 5034).
     ///
     /// Cancel-safety: as [`Connection::login`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn auth(&mut self, mechanism: Box<dyn Mechanism>) -> Result<()> {
         let credentials = Credentials::new("", "");
         self.authenticate(credentials, AuthMethod::Mechanism(mechanism))
@@ -428,6 +434,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: dropping the future after its first poll poisons the
     /// connection.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn stat(&mut self) -> Result<Stat> {
         match self.command(Command::Stat).await? {
             Reply::Stat(stat) => Ok(stat),
@@ -438,6 +445,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `LIST`: every message's size.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn list(&mut self) -> Result<Vec<ListEntry>> {
         match self.command(Command::List(None)).await? {
             Reply::List(entries) => Ok(entries),
@@ -448,6 +456,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `LIST n`: one message's size.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn list_one(&mut self, msg: MsgNum) -> Result<ListEntry> {
         match self.command(Command::List(Some(msg))).await? {
             Reply::ListOne(entry) => Ok(entry),
@@ -459,6 +468,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `/` or `..`, so never use it as a file name as it is.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn uidl(&mut self) -> Result<Vec<UidlEntry>> {
         match self.command(Command::Uidl(None)).await? {
             Reply::Uidl(entries) => Ok(entries),
@@ -472,6 +482,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// fatal.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn uidl_and_list(
         &mut self,
     ) -> Result<(Result<Vec<UidlEntry>>, Result<Vec<ListEntry>>)> {
@@ -499,6 +510,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `UIDL n`: one message's unique id.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn uidl_one(&mut self, msg: MsgNum) -> Result<UidlEntry> {
         match self.command(Command::Uidl(Some(msg))).await? {
             Reply::UidlOne(entry) => Ok(entry),
@@ -510,6 +522,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// [`Connection::quit`].
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn dele(&mut self, msg: MsgNum) -> Result<()> {
         self.command(Command::Dele(msg)).await.map(drop)
     }
@@ -517,6 +530,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `RSET`: unmarks every message marked for deletion.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn rset(&mut self) -> Result<()> {
         self.command(Command::Rset).await.map(drop)
     }
@@ -524,6 +538,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `NOOP`.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn noop(&mut self) -> Result<()> {
         self.command(Command::Noop).await.map(drop)
     }
@@ -531,6 +546,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `UTF8` (RFC 6856): user names, passwords and replies in UTF-8.
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn utf8(&mut self) -> Result<()> {
         self.command(Command::Utf8).await.map(drop)
     }
@@ -539,6 +555,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// tag, chooses that language (and returns an empty list).
     ///
     /// Cancel-safety: as [`Connection::stat`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn lang(&mut self, tag: Option<&str>) -> Result<Vec<Language>> {
         match self.command(Command::Lang(tag.map(str::to_owned))).await? {
             Reply::Languages(languages) => Ok(languages),
@@ -553,6 +570,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: dropping this future after its first poll poisons the
     /// connection; the returned [`MessageReader`] may be dropped at any time.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn retr(&mut self, msg: MsgNum) -> Result<MessageReader<'_, S, R>> {
         self.open_body(Command::Retr(msg), msg).await
     }
@@ -561,6 +579,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// of the body, as a reader (see [`Connection::retr`]).
     ///
     /// Cancel-safety: as [`Connection::retr`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn top(&mut self, msg: MsgNum, lines: u32) -> Result<MessageReader<'_, S, R>> {
         self.open_body(Command::Top(msg, lines), msg).await
     }
@@ -573,6 +592,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// connection; after it, the core drops the rest of the message. The same
     /// holds when the writer fails: [`Error::Sink`], and the connection stays
     /// usable.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn retr_to<W: ?Sized>(&mut self, msg: MsgNum, writer: &mut W) -> Result<u64>
     where
         R: WriteTo<W>,
@@ -583,6 +603,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `TOP n lines` into a writer; returns the byte count.
     ///
     /// Cancel-safety: as [`Connection::retr_to`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn top_to<W: ?Sized>(
         &mut self,
         msg: MsgNum,
@@ -632,6 +653,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: dropping the future after its first poll poisons the
     /// connection.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn retr_many(
         &mut self,
         msgs: &[MsgNum],
@@ -660,6 +682,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// waiting for `QUIT`'s reply.
     ///
     /// Cancel-safety: consumes the connection.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn retr_many_and_quit(
         mut self,
         msgs: &[MsgNum],
@@ -737,6 +760,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// failed half-way is dropped holding part of it, so check the result
     /// before keeping what it wrote.
     ///
+    /// `open` returns an [`IoResult`] (`std::io::Result`, as `File::create`
+    /// does), not this crate's `Result`.
+    ///
     /// If `open` or a writer fails, the retrieval stops cleanly: the core
     /// reads and drops the rest of the messages asked for, the connection
     /// stays usable, and the error comes back as [`Error::Sink`].
@@ -769,13 +795,14 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// `tokio::fs::File::from_std(std::fs::File::create(path)?)`.
     ///
     /// Cancel-safety: as [`Connection::retr_many`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn retr_many_to<W, F>(
         &mut self,
         msgs: &[MsgNum],
         mut open: F,
     ) -> Result<Vec<Result<u64>>>
     where
-        F: FnMut(MsgNum) -> io::Result<W>,
+        F: FnMut(MsgNum) -> IoResult<W>,
         R: WriteTo<W>,
     {
         self.operation(async |conn| conn.retr_many_to_steps(msgs, &mut open).await)
@@ -788,7 +815,55 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         open: &mut F,
     ) -> Result<Vec<Result<u64>>>
     where
-        F: FnMut(MsgNum) -> io::Result<W>,
+        F: FnMut(MsgNum) -> IoResult<W>,
+        R: WriteTo<W>,
+    {
+        let handles = self.client.retr_many(msgs)?;
+        self.bodies_to(msgs, &handles, open).await
+    }
+
+    /// [`Connection::retr_many_to`] with `QUIT` sent right behind the last
+    /// `RETR`, as [`Connection::retr_many_and_quit`] does for a sink: each
+    /// message goes to a writer of its own, and the session ends with the
+    /// last message. Returns the per-message results and `QUIT`'s own result
+    /// ([`BulkRetrieval`]); the stream is then shut down as by
+    /// [`Connection::quit`]. An outer `Err` (fatal, or `open`'s or a writer's
+    /// error) drops the connection without waiting for `QUIT`'s reply.
+    ///
+    /// Cancel-safety: consumes the connection.
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
+    pub async fn retr_many_to_and_quit<W, F>(
+        mut self,
+        msgs: &[MsgNum],
+        mut open: F,
+    ) -> Result<BulkRetrieval>
+    where
+        F: FnMut(MsgNum) -> IoResult<W>,
+        R: WriteTo<W>,
+    {
+        let retrieval = self
+            .operation(async |conn| {
+                let handles = conn.client.retr_many(msgs)?;
+                let quit = conn.client.submit(Command::Quit)?;
+                let per_message = conn.bodies_to(msgs, &handles, &mut open).await?;
+                let quit = conn.reply(quit).await.and_then(plain_ok);
+                Ok(BulkRetrieval { per_message, quit })
+            })
+            .await?;
+        self.shut_down().await;
+        Ok(retrieval)
+    }
+
+    /// Receives the bodies of the `RETR`s `handles` (for `msgs`), each into
+    /// the writer `open` gives for it.
+    async fn bodies_to<W, F>(
+        &mut self,
+        msgs: &[MsgNum],
+        handles: &[Handle],
+        open: &mut F,
+    ) -> Result<Vec<Result<u64>>>
+    where
+        F: FnMut(MsgNum) -> IoResult<W>,
         R: WriteTo<W>,
     {
         /// What `drive` stopped for.
@@ -798,8 +873,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             Chunk(usize, usize),
             End(usize, Result<()>),
         }
-        let handles = self.client.retr_many(msgs)?;
-        let mut bulk = Bulk::new(&handles);
+        let mut bulk = Bulk::new(handles);
         let mut writers: Vec<Option<W>> = msgs.iter().map(|_| None).collect();
         let mut sizes = vec![0u64; msgs.len()];
         // Writers of the async runtimes may make us wait, and the core's
@@ -868,6 +942,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// and the connection stays usable.
     ///
     /// Cancel-safety: as [`Connection::retr`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn retr_vec(&mut self, msg: MsgNum, limit: usize) -> Result<Vec<u8>> {
         let mut reader = self.retr(msg).await?;
         let mut message = Vec::new();
@@ -893,6 +968,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// [`Connection::retr_many`]. Returns one result per message.
     ///
     /// Cancel-safety: as [`Connection::retr_many`].
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn dele_many(&mut self, msgs: &[MsgNum]) -> Result<Vec<Result<()>>> {
         self.operation(async |conn| {
             let handles = conn.client.dele_many(msgs)?;
@@ -910,6 +986,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: consumes the connection; dropping the future drops
     /// it (whether deletions were committed is then unknown).
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn dele_many_and_quit(mut self, msgs: &[MsgNum]) -> Result<BulkDeletion> {
         let (replies, quit) = self
             .operation(async |conn| {
@@ -933,6 +1010,7 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     ///
     /// Cancel-safety: consumes the connection; dropping the future drops it
     /// (whether deletions were committed is then unknown).
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn quit(mut self) -> Result<()> {
         let reply = self.command(Command::Quit).await?;
         self.shut_down().await;
@@ -968,6 +1046,7 @@ impl<S: StartTls, R: Runtime> Connection<S, R> {
     /// ABI's `pop3_client_start_tls` and Python's `start_tls`: the upgrade
     /// of an open connection. (`STLS` is the command it sends; "starttls" is
     /// the mode of [`crate::connect`]ing plain and upgrading.)
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn start_tls(&mut self, server_name: &str) -> Result<()> {
         let config = self.options.tls.client_config()?;
         let name = parse_server_name(server_name)?;
@@ -1034,6 +1113,7 @@ impl<S: StartTls, R: Runtime> Connection<S, R> {
 
     /// The former name of [`Connection::start_tls`].
     #[deprecated(note = "renamed to `start_tls`, the name every surface uses")]
+    #[must_use = "nothing is sent until this is awaited (`.await`, or `.wait()` with pop3-blocking)"]
     pub async fn stls(&mut self, server_name: &str) -> Result<()> {
         self.start_tls(server_name).await
     }

@@ -488,7 +488,7 @@ impl Error {
     /// time-out (blocking sockets report them as `WouldBlock` or `TimedOut`)
     /// becomes [`Error::Timeout`]; a TLS error inside stays typed
     /// ([`Error::Tls`]); anything else is [`Error::Io`].
-    pub fn from_io(error: io::Error, phase: Phase) -> Error {
+    pub(crate) fn from_io(error: io::Error, phase: Phase) -> Error {
         let ours = error.get_ref().is_some_and(|inner| inner.is::<Error>());
         if !ours
             && matches!(

@@ -11,7 +11,7 @@
 //! - [`Options`], [`TlsOptions`] and [`Timeouts`]: how to connect, which
 //!   certificates to trust (the system's roots, [`TrustRoots`], certificates
 //!   trusted by their exact bytes, [`Sha256Fingerprint`] pins; building the
-//!   rustls [`ClientConfig`] with the `ring` provider), the time limits, and
+//!   rustls [`ClientConfig`] with the [`crypto_provider`]), the time limits, and
 //!   the [`pop3_proto::Config`] of the core;
 //! - [`CertificateInfo`] and [`PeerCertificates`]: what a server's
 //!   certificate says, recorded even when it is not trusted;
@@ -57,7 +57,7 @@ pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256
 pub use connection::{BulkDeletion, BulkRetrieval, Connection};
 pub use error::{Error, Phase, Result, TlsDiagnosis, UtcTime};
 pub use maybe_tls::{MaybeTls, TlsStream};
-pub use options::{parse_server_name, Options, Timeouts, TlsOptions};
+pub use options::{crypto_provider, parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;
 pub use trust::{CertFileError, FingerprintMismatch, PeerCertificates, TrustRoots};
 

@@ -519,7 +519,7 @@ impl TlsOptions {
         self
     }
 
-    /// Builds the rustls configuration: the `ring` provider, rustls' safe
+    /// Builds the rustls configuration: the [`crypto_provider`], rustls' safe
     /// default protocol versions (TLS 1.2 and 1.3), the certificate
     /// verification described [above](TlsOptions), the client certificate if
     /// one was given, SNI on. [`TrustRoots::System`] reads the system's store
@@ -532,7 +532,7 @@ impl TlsOptions {
         if let Some(config) = &self.config {
             return Ok(Arc::clone(config));
         }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = crypto_provider();
         let verifier = trust::verifier(
             self.roots,
             &self.extra_roots,
@@ -550,6 +550,27 @@ impl TlsOptions {
         };
         Ok(Arc::new(config))
     }
+}
+
+/// The cryptography every TLS connection of the transports uses: rustls'
+/// `aws-lc-rs` provider, which offers (and prefers) the post-quantum key
+/// exchange X25519MLKEM768 besides X25519 and the NIST curves, so that mail
+/// recorded today cannot be decrypted by a quantum computer later.
+///
+/// It is passed explicitly to every configuration this crate builds, never
+/// installed as the process default: a program that links another provider
+/// as well keeps working. To use another provider (FIPS, `ring`), build your
+/// own [`ClientConfig`] and give it to [`TlsOptions::rustls_config`].
+///
+/// ```
+/// let provider = pop3_transport::crypto_provider();
+/// let first = provider.kx_groups.first().map(|group| group.name());
+/// assert_eq!(first, Some(rustls::NamedGroup::X25519MLKEM768));
+/// ```
+pub fn crypto_provider() -> Arc<rustls::crypto::CryptoProvider> {
+    static PROVIDER: std::sync::OnceLock<Arc<rustls::crypto::CryptoProvider>> =
+        std::sync::OnceLock::new();
+    Arc::clone(PROVIDER.get_or_init(|| Arc::new(rustls::crypto::aws_lc_rs::default_provider())))
 }
 
 #[cfg(test)]

@@ -562,7 +562,7 @@ mod tests {
     }
 
     fn provider() -> Arc<CryptoProvider> {
-        Arc::new(rustls::crypto::ring::default_provider())
+        crate::crypto_provider()
     }
 
     fn check(

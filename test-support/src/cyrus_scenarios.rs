@@ -84,10 +84,10 @@ pub fn options(cyrus: &Cyrus, tls: Tls) -> Options {
         Tls::V12 => {
             let mut roots = rustls::RootCertStore::empty();
             roots.add(cyrus.ca_der().clone()).expect("the test CA");
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let provider = pop3_transport::crypto_provider();
             let config = rustls::ClientConfig::builder_with_provider(provider)
                 .with_protocol_versions(&[&rustls::version::TLS12])
-                .expect("ring does TLS 1.2")
+                .expect("the crypto provider does TLS 1.2")
                 .with_root_certificates(roots)
                 .with_no_client_auth();
             TlsOptions::new().rustls_config(Arc::new(config))

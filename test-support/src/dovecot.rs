@@ -864,11 +864,11 @@ fn probe_config_accepting_any_certificate() -> Arc<rustls::ClientConfig> {
             self.0.supported_schemes()
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = pop3_transport::crypto_provider();
     let verifier = Arc::new(AnyCertificate(provider.signature_verification_algorithms));
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .expect("ring provider supports the default protocol versions")
+        .expect("the crypto provider supports the default protocol versions")
         .dangerous()
         .with_custom_certificate_verifier(verifier)
         .with_no_client_auth();

@@ -258,16 +258,14 @@ impl TestPki {
         roots
     }
 
-    /// A rustls client configuration (ring provider, safe default protocol
+    /// A rustls client configuration (the transports' crypto provider, safe default protocol
     /// versions, no client auth) that trusts only the test CA.
     pub fn rustls_client_config(&self) -> Arc<rustls::ClientConfig> {
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring provider supports the default protocol versions")
-        .with_root_certificates(self.root_store())
-        .with_no_client_auth();
+        let config = rustls::ClientConfig::builder_with_provider(pop3_transport::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("the crypto provider supports the default protocol versions")
+            .with_root_certificates(self.root_store())
+            .with_no_client_auth();
         Arc::new(config)
     }
 
@@ -425,17 +423,15 @@ fn expired_self_signed_ca(common_name: &str) -> CertKey {
 }
 
 /// A rustls server configuration presenting `cert` (without chain), using the
-/// ring provider explicitly and rustls' safe default protocol versions
+/// transports' crypto provider explicitly and rustls' safe default protocol versions
 /// (TLS 1.2 and 1.3), without client authentication.
 pub fn rustls_server_config(cert: &CertKey) -> Arc<rustls::ServerConfig> {
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("ring provider supports the default protocol versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.cert_der.clone()], cert.key_der.clone_key())
-    .expect("generated certificate and key match");
+    let config = rustls::ServerConfig::builder_with_provider(pop3_transport::crypto_provider())
+        .with_safe_default_protocol_versions()
+        .expect("the crypto provider supports the default protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![cert.cert_der.clone()], cert.key_der.clone_key())
+        .expect("generated certificate and key match");
     Arc::new(config)
 }
 
@@ -574,13 +570,11 @@ mod tests {
         roots
             .add(certs.localhost.cert_der.clone())
             .expect("a CA:TRUE certificate is a valid anchor");
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = rustls::ClientConfig::builder_with_provider(pop3_transport::crypto_provider())
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_root_certificates(roots)
+            .with_no_client_auth();
         let server_name = rustls_pki_types::ServerName::try_from("localhost").expect("name");
         let mut client = ClientConnection::new(Arc::new(config), server_name).expect("client");
         let mut server =

@@ -1683,43 +1683,58 @@ fn pipelining_login_steps() -> Vec<Step> {
     steps
 }
 
-/// `retr_many_and_quit`: `QUIT` goes out with the `RETR`s (the script reads
+/// `retr_many_and_quit` (chunks to a sink) and `retr_many_to_and_quit` (a
+/// writer per message): `QUIT` goes out with the `RETR`s (the script reads
 /// all of them before it answers any, so waiting for a reply first would
 /// time out), the bodies arrive whole, and the session ends.
 pub async fn retr_many_and_quit_in_one_flight<T: Transport>(t: &T) {
-    let mut steps = pipelining_login_steps();
-    steps.extend([
-        Step::expect_line("RETR 1"),
-        Step::expect_line("RETR 2"),
-        Step::expect_line("QUIT"),
-        Step::Send(b"+OK\r\nfirst\r\n.\r\n-ERR no such message\r\n+OK bye\r\n".to_vec()),
-    ]);
-    let server = script(steps);
-    let s = scripted_login(t, &server, &fault_opts()).await;
-    let msgs = [n(1), n(2)];
-    let mut sink = Collect {
-        msgs: msgs.to_vec(),
-        messages: vec![Vec::new(); msgs.len()],
-    };
-    let pop3_transport::BulkRetrieval {
-        per_message: results,
-        quit,
-    } = expect_ok(
-        s.retr_many_and_quit(&msgs, &mut sink).await,
-        "retr_many_and_quit",
-    );
-    assert_eq!(sink.messages[0], b"first\r\n");
-    assert!(matches!(results[0], Ok(7)), "{results:?}");
-    assert!(matches!(results[1], Err(Error::Server(_))), "{results:?}");
-    expect_ok(quit, "QUIT");
-    let (received, result) = finish(server);
-    assert_eq!(
-        received,
-        b"USER alice\r\nPASS secret\r\nCAPA\r\nRETR 1\r\nRETR 2\r\nQUIT\r\n",
-        "{}",
-        show(&received)
-    );
-    result.expect("script followed");
+    for to_writers in [false, true] {
+        let mut steps = pipelining_login_steps();
+        steps.extend([
+            Step::expect_line("RETR 1"),
+            Step::expect_line("RETR 2"),
+            Step::expect_line("QUIT"),
+            Step::Send(b"+OK\r\nfirst\r\n.\r\n-ERR no such message\r\n+OK bye\r\n".to_vec()),
+        ]);
+        let server = script(steps);
+        let s = scripted_login(t, &server, &fault_opts()).await;
+        let msgs = [n(1), n(2)];
+        let retrieval = if to_writers {
+            let mut opened = Vec::new();
+            let retrieval = s
+                .retr_many_to_and_quit(&msgs, |msg| {
+                    opened.push(msg);
+                    Ok(Vec::new())
+                })
+                .await;
+            // A writer is opened when its message starts: never for the refused one.
+            assert_eq!(opened, [n(1)]);
+            retrieval
+        } else {
+            let mut sink = Collect {
+                msgs: msgs.to_vec(),
+                messages: vec![Vec::new(); msgs.len()],
+            };
+            let retrieval = s.retr_many_and_quit(&msgs, &mut sink).await;
+            assert_eq!(sink.messages[0], b"first\r\n");
+            retrieval
+        };
+        let pop3_transport::BulkRetrieval {
+            per_message: results,
+            quit,
+        } = expect_ok(retrieval, "retr_many_and_quit");
+        assert!(matches!(results[0], Ok(7)), "{results:?}");
+        assert!(matches!(results[1], Err(Error::Server(_))), "{results:?}");
+        expect_ok(quit, "QUIT");
+        let (received, result) = finish(server);
+        assert_eq!(
+            received,
+            b"USER alice\r\nPASS secret\r\nCAPA\r\nRETR 1\r\nRETR 2\r\nQUIT\r\n",
+            "{}",
+            show(&received)
+        );
+        result.expect("script followed");
+    }
 }
 
 /// `dele_many_and_quit`: the `DELE`s and the `QUIT` that commits them in

@@ -188,23 +188,32 @@ pub(crate) fn poll_write_all_with(
 /// cleanly — the messages already asked for are read and dropped, so the
 /// connection stays usable — and `retr_many` returns that error.
 pub trait MessageSink {
-    /// The next piece of message `msg`.
-    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) -> io::Result<()>;
+    /// The next piece of message `msg`. Returns an [`IoResult`] (the
+    /// standard `std::io::Result`, as a writer's), not this crate's `Result`.
+    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) -> IoResult<()>;
 
     /// Message `msg` is complete (`Ok` with its size), or failed: then the
-    /// chunks given for it must be discarded.
-    fn on_end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> io::Result<()> {
+    /// chunks given for it must be discarded. Returns an [`IoResult`].
+    fn on_end(&mut self, msg: MsgNum, result: Result<u64, &Error>) -> IoResult<()> {
         let _ = (msg, result);
         Ok(())
     }
 }
 
 impl<F: FnMut(MsgNum, &[u8])> MessageSink for F {
-    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) -> io::Result<()> {
+    fn on_chunk(&mut self, msg: MsgNum, chunk: &[u8]) -> IoResult<()> {
         self(msg, chunk);
         Ok(())
     }
 }
+
+/// What the caller's own code returns to the transports: a [`MessageSink`]'s
+/// methods and the closure that opens a writer for
+/// [`Connection::retr_many_to`](crate::Connection::retr_many_to). It is the
+/// standard [`std::io::Result`], named apart from this crate's
+/// [`Result`] so that the two are told apart where they
+/// meet: your I/O error comes back to you as [`Error::Sink`].
+pub type IoResult<T> = io::Result<T>;
 
 /// Runs a future to completion on the current thread, parking it while the
 /// future waits. The blocking transport's executor: its streams never wait,
