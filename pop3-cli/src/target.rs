@@ -71,12 +71,22 @@ impl Url {
         let mut user = None;
         let mut auth = None;
         if let Some(info) = userinfo {
-            // No password is ever read from a URL, so a colon is part of
-            // the user name, as in Gmail's `recent:alice@gmail.com`.
             let (name, params) = match info.split_once(';') {
                 Some((n, p)) => (n, Some(p)),
                 None => (info, None),
             };
+            // A colon reads as `user:password`, and a password is never taken
+            // from a URL (nor sent as a user name, where it would land in the
+            // server's log). Gmail's documented `recent:` prefix is the one
+            // unambiguous case; any other colon must be written %3A.
+            if name.contains(':') && !has_recent_prefix(name) {
+                return Err(Failure::usage(
+                    "a colon in the URL's user part reads as user:password, and passwords \
+                     are never taken from the command line: if the colon belongs to the \
+                     user name, write it %3A (recent%3Aalice%40gmail.com) or use --user; \
+                     give the password with --password-env VAR or --password-command CMD",
+                ));
+            }
             if let Some(params) = params {
                 let value = params
                     .strip_prefix("AUTH=")
@@ -193,6 +203,14 @@ fn merge<T: PartialEq + std::fmt::Debug>(
         (Some(a), _) => Ok(Some(a)),
         (None, b) => Ok(b),
     }
+}
+
+/// Gmail's `recent:` mode prefix (`recent:alice@gmail.com`), whose colon
+/// is part of the user name.
+fn has_recent_prefix(name: &str) -> bool {
+    name.get(..7)
+        .is_some_and(|prefix| prefix.eq_ignore_ascii_case("recent:"))
+        && name[7..].find(':').is_none()
 }
 
 /// `--proxy`'s URL, which must not hold a password: the command line is
@@ -495,10 +513,22 @@ mod tests {
             "pop3s://mail example.org",
             "pop3s://[not-v6]:995",
             "pop3s://a%0Ab@h",
+            // A password in the URL is neither used nor sent as a user name.
+            "pop3s://alice:secret@h",
+            "pop3s://alice:s@cret@h",
+            "pop3s://recent:alice:secret@h",
         ] {
             let f = Url::parse(bad).expect_err(bad);
             assert_eq!(f.exit, Exit::Usage, "{bad}");
             assert!(!f.message.contains("secret"));
         }
+        let f = Url::parse("pop3s://alice:secret@h").expect_err("a password");
+        assert!(
+            f.message.contains("%3A") && f.message.contains("--user"),
+            "{}",
+            f.message
+        );
+        let u = Url::parse("pop3s://Recent:bob@example.org@h").expect("the prefix in any case");
+        assert_eq!(u.user.as_deref(), Some("Recent:bob@example.org"));
     }
 }

@@ -357,7 +357,7 @@ fn usage_errors_are_64() {
     }
 }
 
-/// Issue 23, point 4: what an offline laptop meets (a refused connection,
+/// What an offline laptop meets (a refused connection,
 /// a name that does not resolve) may pass by itself: exit 75
 /// (`EX_TEMPFAIL`), which cron and systemd can tell from a failure.
 #[test]
@@ -382,10 +382,10 @@ fn offline_is_temporary_75() {
     }
 }
 
-/// Issue 23, point 5: Gmail's user names have a colon
-/// (`recent:alice@gmail.com`). No password is ever read from a URL, so the
-/// colon is the user's, and the last `@` ends the user name; written with
-/// %-escapes, it is the same user.
+/// Gmail's user names have a colon (`recent:alice@gmail.com`). That prefix
+/// is unambiguous, so its colon is the user's and the last `@` ends the user
+/// name; written with %-escapes, it is the same user. (Any other colon reads
+/// as a password and is refused: see `target::tests::urls`.)
 #[test]
 fn a_colon_in_the_urls_user_is_part_of_the_user_name() {
     for url_user in ["recent:alice@gmail.com", "recent%3Aalice%40gmail.com"] {
@@ -416,7 +416,7 @@ fn a_colon_in_the_urls_user_is_part_of_the_user_name() {
     }
 }
 
-/// Issue 23, point 8: a fetch of one account that fails prints the same
+/// A fetch of one account that fails prints the same
 /// JSON error object on stdout as one account of several does.
 #[test]
 fn a_single_fetch_that_fails_prints_its_json_error() {
@@ -1638,7 +1638,7 @@ fn login_delay_is_remembered_and_busy_mailboxes_are_75() {
 
 // ----- packaging -----
 
-/// Issue 23, point 2: `generate man` writes pop3(1) with every command's
+/// `generate man` writes pop3(1) with every command's
 /// options and pop3-config(5) with the config keys, and names no page it
 /// does not write; put where README.md says, `man pop3` finds them, and
 /// `man` renders them (where man is installed).

@@ -1,7 +1,6 @@
 //! What a fetch that stops part way says it saved, against a real
 //! Dovecot: the summary, `--json` and the error's note count what is in the
-//! destination, and "left" is what the next fetch downloads (issue 23,
-//! point 7). A full disk and other local failures are injected (debug
+//! destination, and "left" is what the next fetch downloads. A full disk and other local failures are injected (debug
 //! builds read `POP3_TEST_FAIL_AT`): `disk-full:N` fails every write from
 //! the N-th message on with ENOSPC, `link-message:N` the N-th move into
 //! `new/`, `record:N` the N-th append to the state.

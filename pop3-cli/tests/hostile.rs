@@ -493,7 +493,7 @@ fn stls_then_untrusted_certificate() {
 // Implicit TLS certificates
 // ---------------------------------------------------------------------------
 
-/// Issue 23, point 3: a certificate valid for another name than the one
+/// A certificate valid for another name than the one
 /// connected to (here `wrong.example`, reached as 127.0.0.1) fails with
 /// advice in the command's words (`--tls-server-name`, no `::`), and
 /// verifies with `--tls-server-name wrong.example`, over implicit TLS and

@@ -124,7 +124,7 @@ fn one_message_session(message: &[u8]) -> Vec<Step> {
 
 const MESSAGE: &[u8] = b"From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n";
 
-/// Issue 23, point 4: the README's systemd unit is valid (`systemd-analyze
+/// The README's systemd unit is valid (`systemd-analyze
 /// verify`, where it exists), and its ExecStart, run as written, ends in
 /// a status the unit counts as success when offline (75, through
 /// `SuccessExitStatus`) and when the fetch works (0).
@@ -197,7 +197,7 @@ fn the_readmes_systemd_unit_counts_offline_as_success() {
     assert_eq!(new.len(), 1, "{new:?}");
 }
 
-/// Issue 23, point 4: the README's cron line stays quiet when offline (exit
+/// The README's cron line stays quiet when offline (exit
 /// 75) and passes on what pop3 said about any other failure.
 #[test]
 fn the_readmes_cron_line_is_quiet_only_about_temporary_failures() {
@@ -234,7 +234,7 @@ fn the_readmes_cron_line_is_quiet_only_about_temporary_failures() {
     let _ = server.join();
 }
 
-/// Issue 23, point 8: under cron (stderr not a terminal) a fetch that
+/// Under cron (stderr not a terminal) a fetch that
 /// leaves mail on the server because of a limit says so, in one line.
 #[test]
 fn mail_left_behind_by_a_limit_is_reported_without_a_terminal() {

@@ -374,7 +374,7 @@ fn a_failing_fsync_records_nothing_and_deletes_nothing() {
     let state = maildir.join("pop3-state").join("alice@127.0.0.1");
     assert_eq!(fs::read_to_string(&state).unwrap_or_default(), "");
     assert_eq!(fs::read_dir(maildir.join("new")).expect("new").count(), 0);
-    // Issue 23, point 6: the failed batch's file is removed from tmp/ at
+    // The failed batch's file is removed from tmp/ at
     // once, not left for the next fetch; the error names it.
     assert_eq!(count(&maildir.join("tmp")), 0, "no debris");
     assert!(
@@ -556,7 +556,7 @@ fn top(n: usize, message: &[u8]) -> [Step; 2] {
     ]
 }
 
-/// Issue 23, point 1: a header filter written as for any local tool
+/// A header filter written as for any local tool
 /// (`grep '^Subject: message 1$'`) matches, so with `--delete` the message
 /// it picks is fetched and deleted and the other stays. Before, the filter
 /// saw `Subject: message 1\r`, matched nothing, and the script's RETR 1
@@ -602,7 +602,7 @@ fn mixed_message() -> Vec<u8> {
     m
 }
 
-/// Issue 23, point 1: a Maildir, an mbox and an MDA receive LF line
+/// A Maildir, an mbox and an MDA receive LF line
 /// endings (a lone CR kept, the mbox still mboxrd-quoted), and
 /// `--exact-bytes` (or `exact_bytes = true` in the config file) gives a
 /// Maildir and an MDA the bytes exactly as RETR sent them. An mbox is
@@ -673,7 +673,7 @@ fn destinations_receive_lf_unless_exact_bytes() {
     }
 }
 
-/// Issue 23, point 8 (last clause) and point 6: a login the server refuses
+/// A login the server refuses
 /// leaves no new Maildir behind (nor its state directory): the Maildir is
 /// made only once logged in. Before, it was made before connecting.
 #[test]
@@ -754,7 +754,7 @@ fn assert_not_connected(server: ScriptedServer) {
     );
 }
 
-/// Issue 23, point 6: a Maildir that cannot be delivered into is found
+/// A Maildir that cannot be delivered into is found
 /// before connecting (exit 74, the path named), whatever makes it so: a
 /// part that is a file, `new/` not writable, or a new Maildir whose parent
 /// is not writable. Permission bits are tested as `nobody` when the tests
