@@ -175,6 +175,17 @@ class _Protocol(asyncio.Protocol):
         self.size = 0
         return data
 
+    def take(self) -> bytes:
+        """The oldest chunk received (there must be one). Every way a chunk
+        leaves the buffer goes through here, so that reading resumes once
+        the caller has caught up, however the chunk was taken."""
+        data = self.chunks.popleft()
+        self.size -= len(data)
+        if self._read_paused and self.size < _LOW_WATER and self.transport:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
     async def read(self, timeout: Optional[float]) -> bytes:
         while not self.chunks:
             if self.eof:
@@ -184,12 +195,7 @@ class _Protocol(asyncio.Protocol):
                 await asyncio.wait_for(self._waiter, timeout)
             finally:
                 self._waiter = None
-        data = self.chunks.popleft()
-        self.size -= len(data)
-        if self._read_paused and self.size < _LOW_WATER and self.transport:
-            self._read_paused = False
-            self.transport.resume_reading()
-        return data
+        return self.take()
 
     async def drain(self, timeout: Optional[float]) -> None:
         if self.exc is not None:
@@ -439,8 +445,7 @@ class Connection:
                     # Checked here too: a server that never pauses never
                     # makes a read wait.
                     self._limit()
-                    data = protocol.chunks.popleft()
-                    protocol.size -= len(data)
+                    data = protocol.take()
                 else:
                     try:
                         data = await self._bounded(protocol.read)
