@@ -66,3 +66,158 @@ def test_slow_consumer_of_a_20_mib_message_completes(scripted):
 
     assert run(main()) == len(LINE) * BIG_LINES
     assert not server.errors
+
+
+def mailbox(messages, pause_after=None):
+    """A script serving `messages` (1-based) to any command order: CAPA,
+    STAT, RETR, DELE, NOOP, QUIT. With `pause_after=(n, octets)`, RETR n
+    sends its first `octets` octets, then waits (up to 3 s) for the next
+    command line before sending the rest: the client is then waiting in
+    the middle of a message when that command arrives."""
+
+    def serve(peer):
+        pending = None
+        while True:
+            line = pending if pending is not None else peer.line()
+            pending = None
+            if not line:
+                return
+            verb, _, arg = line.partition(b" ")
+            verb = verb.upper()
+            if verb == b"CAPA":
+                peer.send(b"+OK\r\nUSER\r\nPIPELINING\r\n.\r\n")
+            elif verb == b"STAT":
+                peer.send(b"+OK %d %d\r\n" % (len(messages), sum(map(len, messages))))
+            elif verb == b"RETR":
+                n = int(arg)
+                reply = b"+OK\r\n" + messages[n - 1] + b".\r\n"
+                if pause_after is not None and pause_after[0] == n:
+                    cut = pause_after[1]
+                    peer.send(reply[:cut])
+                    peer.sock.settimeout(3)
+                    try:
+                        pending = peer.line()
+                    except OSError:
+                        pending = None
+                    peer.sock.settimeout(30)
+                    peer.send(reply[cut:])
+                else:
+                    peer.send(reply)
+            elif verb in (b"DELE", b"NOOP", b"RSET"):
+                peer.send(b"+OK\r\n")
+            elif verb == b"QUIT":
+                peer.send(b"+OK bye\r\n")
+                return
+            else:
+                peer.send(b"-ERR unknown\r\n")
+
+    return login_then(serve)
+
+
+SMALL = [b"Subject: %d\r\n\r\nbody %d\r\n" % (n, n) for n in range(1, 4)]
+
+
+def test_dele_inside_retr_many_raises_at_once(scripted):
+    """Point 6: the task iterating retr_many holds the connection; an
+    operation it starts inside the loop would wait for itself. It is refused
+    at once, with nothing sent, and the connection goes on."""
+    server = scripted(mailbox(SMALL))
+
+    async def main():
+        conn = await logged_in(server, timeout=5)
+        seen = []
+        with pytest.raises(pop3.aio.ConcurrentUseError):
+            async for msg, data in conn.retr_many([1, 2, 3]):
+                seen.append((msg, data))
+                await conn.dele(msg)
+        assert seen == [(1, SMALL[0])]
+        # The loop is over: what it left unread is dropped, and the way the
+        # issue's loop should be written works.
+        got = [m async for m, _ in conn.retr_many([1, 2, 3])]
+        assert await conn.dele_many(got) == [None, None, None]
+        assert await conn.stat() == (3, sum(map(len, SMALL)))
+        await conn.quit()
+
+    run(main(), timeout=30)
+    assert not server.errors
+
+
+def test_retr_many_left_with_break_lets_the_next_operation_run(scripted):
+    """Point 6: leaving the loop with ``break`` is not concurrent use: the
+    generator is closed by the event loop a turn later, and the next
+    operation of the same task goes on (no error, no deadlock)."""
+    server = scripted(mailbox(SMALL))
+
+    async def main():
+        conn = await logged_in(server, timeout=5)
+        async for msg, _ in conn.retr_many([1, 2, 3]):
+            break
+        assert await asyncio.wait_for(conn.stat(), 5) == (3, sum(map(len, SMALL)))
+        await conn.quit()
+
+    run(main(), timeout=30)
+
+
+BIG = b"Subject: big\r\n\r\n" + LINE * 2048
+
+
+def test_operation_of_another_task_while_a_reader_waits(scripted):
+    """Point 6: one task iterates a MessageReader and is waiting for more of
+    the message when another task runs STAT. The reads never interleave: STAT
+    gets its answer, the reader gets ConcurrentUseError (its rest was
+    dropped), nobody hangs, and the connection goes on."""
+    server = scripted(mailbox([BIG], pause_after=(1, 64 * 1024)))
+
+    async def main():
+        conn = await logged_in(server, timeout=10)
+        reader = conn.retr(1)
+        first = await reader.__anext__()
+        assert first
+
+        async def read_rest():
+            rest = []
+            async for chunk in reader:
+                rest.append(chunk)
+            return rest
+
+        reading = asyncio.ensure_future(read_rest())
+        await asyncio.sleep(0.05)  # the reader is now waiting for the server
+        stat = await asyncio.wait_for(conn.stat(), 10)
+        assert stat == (1, len(BIG))
+        with pytest.raises(pop3.aio.ConcurrentUseError):
+            await asyncio.wait_for(reading, 10)
+        assert await conn.retr(1).read() == BIG
+        await conn.quit()
+
+    run(main(), timeout=60)
+    assert not server.errors
+
+
+def test_retr_to_awaits_an_asynchronous_write(scripted):
+    """Point 7: a file object whose write is a coroutine (aiofiles-style)
+    gets every chunk written, each awaited before the next."""
+    server = scripted(mailbox([BIG]))
+
+    class AsyncFile:
+        def __init__(self):
+            self.parts = []
+            self.writing = False
+
+        async def write(self, data):
+            assert not self.writing
+            self.writing = True
+            await asyncio.sleep(0)
+            self.parts.append(bytes(data))
+            self.writing = False
+            return len(data)
+
+    async def main():
+        conn = await logged_in(server, timeout=5)
+        sink = AsyncFile()
+        written = await conn.retr_to(1, sink)
+        await conn.quit()
+        return written, b"".join(sink.parts)
+
+    written, data = run(main(), timeout=30)
+    assert written == len(BIG)
+    assert data == BIG

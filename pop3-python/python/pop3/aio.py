@@ -34,12 +34,23 @@ Cancellation: cancelling a task that is waiting for a reply leaves the
 connection usable. The abandoned command's reply (or the rest of an abandoned
 message) is read and dropped by the next operation. The one exception is a
 cancelled TLS handshake: the connection is then closed, and every later call
-raises :class:`pop3.Error`. Operations on one connection from several tasks
-run one after the other.
+raises :class:`pop3.Error`.
+
+Concurrency: operations on one connection from several tasks run one after
+the other; only one of them reads the socket at a time. Two shapes cannot
+both go on and raise :class:`ConcurrentUseError` instead of hanging: an
+operation started by the task iterating :meth:`Connection.retr_many` inside
+its loop (that task holds the connection until the loop ends), and a
+:class:`MessageReader` iterated after another operation started on its
+connection (that operation dropped the rest of the message). (On Python
+3.11 and older, ``asyncio.wait_for`` runs its operation in a task of its
+own, which then waits for the loop like any other task.)
 """
 
 import asyncio
 import collections
+import contextlib
+import inspect
 import ssl as _ssl
 import warnings
 from typing import (
@@ -87,12 +98,27 @@ from . import (
     UsageError,
 )
 
-__all__ = ["connect", "Connection", "MessageReader", "SessionTimeout"]
+__all__ = ["connect", "Connection", "ConcurrentUseError", "MessageReader", "SessionTimeout"]
 
 
 class SessionTimeout(asyncio.TimeoutError):
     """The session ran past its overall time limit (``session_timeout``),
     however busy the server kept it. The connection is closed."""
+
+class ConcurrentUseError(UsageError):
+    """An operation met another one on the same connection where the two
+    cannot both go on, raised at once instead of waiting for ever:
+
+    * an operation started inside the loop of :meth:`Connection.retr_many`
+      (or :meth:`Connection.retr_many_and_quit`) by the task iterating it,
+      which holds the connection until the loop ends (nothing was sent for
+      the new operation; collect the numbers and call
+      :meth:`Connection.dele_many` after the loop);
+    * a :class:`MessageReader` iterated after another operation started on
+      its connection (in this task or another): the rest of its message
+      was dropped when that operation began.
+    """
+
 
 POP3_PORT = 110
 POP3_SSL_PORT = 995
@@ -263,24 +289,32 @@ class MessageReader:
         if self._done:
             raise StopAsyncIteration
         conn = self._conn
-        if conn._reader is not self:
-            self._done = True
-            raise UsageError("another operation started before this message was read")
-        try:
-            while True:
-                event = await conn._wait(self._handle)
-                if isinstance(event, BodyChunk):
-                    return event.data
-                if isinstance(event, BodyStart):
-                    continue
-                self._finish()
-                if isinstance(event, BodyEnd):
-                    raise StopAsyncIteration
-                _raise_for(event)
-        except (Exception, asyncio.CancelledError) as exc:
-            if not isinstance(exc, StopAsyncIteration):
-                self.abandon()
-            raise
+        # Each step holds the connection, so that an operation of another
+        # task never reads the socket at the same time (one of the two would
+        # take the other's replies); an operation that started in between
+        # has taken the connection from this reader for good.
+        async with conn._exclusive(begin=False):
+            if conn._reader is not self:
+                self._done = True
+                raise ConcurrentUseError(
+                    "another operation started on the connection before this message was read "
+                    "to its end; the rest of the message was dropped"
+                )
+            try:
+                while True:
+                    event = await conn._wait(self._handle)
+                    if isinstance(event, BodyChunk):
+                        return event.data
+                    if isinstance(event, BodyStart):
+                        continue
+                    self._finish()
+                    if isinstance(event, BodyEnd):
+                        raise StopAsyncIteration
+                    _raise_for(event)
+            except (Exception, asyncio.CancelledError) as exc:
+                if not isinstance(exc, StopAsyncIteration):
+                    self.abandon()
+                raise
 
     def _finish(self) -> None:
         self._done = True
@@ -324,6 +358,8 @@ class Connection:
         self._reader: Optional[MessageReader] = None
         self._closed_reason: Optional[str] = None
         self._lock = asyncio.Lock()
+        #: The task holding the lock, to tell a deadlock from a queue.
+        self._holder: Optional["asyncio.Task[Any]"] = None
         #: The server's greeting text.
         self.greeting: str = ""
         #: Wire trace lines ``(direction, line)`` when ``trace=True``.
@@ -496,9 +532,42 @@ class Connection:
         if self._reader is not None:
             self._reader.abandon()
 
-    async def _simple(self, submit) -> object:
+    # How many turns of the event loop an operation gives a bulk generator
+    # of its own task to finish closing. A loop left with ``break`` is
+    # closed by the event loop's finaliser a turn or two later; a loop still
+    # running never lets go.
+    _RELEASE_TURNS = 8
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, begin: bool = True):
+        """Holds the connection for one operation. Operations of other tasks
+        wait their turn; the task that already holds it (from inside a
+        ``retr_many`` loop) would wait for itself, so it gets
+        :class:`ConcurrentUseError` instead. With ``begin``, an unfinished
+        :class:`MessageReader` is abandoned first."""
+        task = asyncio.current_task()
+        turns = 0
+        while self._lock.locked() and self._holder is task:
+            if turns == self._RELEASE_TURNS:
+                raise ConcurrentUseError(
+                    "this task is inside a retr_many loop, which holds the connection until "
+                    "the loop ends; nothing was sent (use dele_many after the loop)"
+                )
+            turns += 1
+            await asyncio.sleep(0)
         async with self._lock:
-            self._begin()
+            self._holder = task
+            try:
+                if begin:
+                    self._begin()
+                else:
+                    self._check_open()
+                yield
+            finally:
+                self._holder = None
+
+    async def _simple(self, submit) -> object:
+        async with self._exclusive():
             return await self._complete(submit(self._client))
 
     # ----- session -----
@@ -578,8 +647,7 @@ class Connection:
         return event.entries[0] if msg is not None else list(event.entries)
 
     async def _open_body(self, submit) -> MessageReader:
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             reader = MessageReader(self, submit(self._client))
             self._reader = reader
             await self._flush()
@@ -599,29 +667,36 @@ class Connection:
         """Runs a RETR/TOP to its end under the lock, passing each chunk to
         ``sink``; returns the octet count."""
         written = 0
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             handle = submit(self._client)
             while True:
                 event = await self._wait(handle)
                 if isinstance(event, BodyChunk):
-                    sink(event.data)
+                    result = sink(event.data)
+                    if inspect.isawaitable(result):
+                        # An asynchronous file (aiofiles and the like):
+                        # the chunk is written only once this is awaited.
+                        await result
                     written += len(event.data)
                 elif isinstance(event, BodyEnd):
                     return written
                 elif not isinstance(event, BodyStart):
                     _raise_for(event)
 
-    async def retr_to(self, msg: int, file: IO[bytes]) -> int:
+    async def retr_to(self, msg: int, file: Union[IO[bytes], Any]) -> int:
         """Streams message ``msg`` into a binary file object; returns the number
-        of octets written."""
+        of octets written. An asynchronous file object (whose ``write``
+        returns an awaitable, as aiofiles' does) has each write awaited
+        before the next chunk is taken."""
         return await self._collect(lambda c: c.retr(msg), file.write)
 
     async def retr_many(self, msgs: Iterable[int]) -> AsyncIterator[Tuple[int, bytes]]:
         """Retrieves several messages, pipelined when the server allows it,
         yielding ``(msg, content)`` in order. A ``-ERR`` for one message raises
         :class:`ServerError` (with ``.msg`` set); the rest are abandoned.
-        Other operations on the connection wait until the iteration ends;
+        Other tasks' operations on the connection wait until the iteration
+        ends; one started inside the loop by the iterating task raises
+        :class:`ConcurrentUseError` (nothing sent);
         leaving the loop early abandons the rest when the generator is
         closed (at once with ``contextlib.aclosing``)."""
         async for item in self._retr_many(msgs, then_quit=False):
@@ -638,8 +713,7 @@ class Connection:
 
     async def _retr_many(self, msgs: Iterable[int], then_quit: bool) -> AsyncIterator[Tuple[int, bytes]]:
         msgs = [int(m) for m in msgs]
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             bulk = _Bulk(self, msgs, self._client.retr_many(msgs))
             quit_handle = self._client.quit() if then_quit else None
             try:
@@ -680,8 +754,7 @@ class Connection:
 
     async def _dele_many(self, msgs: Iterable[int], then_quit: bool) -> List[Optional[ServerError]]:
         msgs = [int(m) for m in msgs]
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             bulk = _Bulk(self, msgs, self._client.dele_many(msgs))
             quit_handle = self._client.quit() if then_quit else None
             try:
