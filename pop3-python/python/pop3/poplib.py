@@ -68,6 +68,11 @@ LF = b"\n"
 CRLF = CR + LF
 #: TLS is always available (the standard module's flag).
 HAVE_SSL = True
+#: Longest reply line accepted (status, listing and CAPA lines), CRLF
+#: excluded, as in the standard module; read when a connection opens, so a
+#: program that raises it for its server keeps working. Message lines are
+#: not limited by it (bodies stream; the standard module refuses them).
+_MAXLINE = 2048
 
 # Bytes asked of the socket per read: large reads keep the per-call overhead
 # small for big messages.
@@ -95,8 +100,9 @@ class POP3:
     """
 
     encoding = "UTF-8"
-    #: Longest reply line accepted, CRLF excluded.
-    max_line_len = 8 * 1024
+    #: Longest reply line accepted, CRLF excluded; None: the module's
+    #: ``_MAXLINE`` when the connection opens.
+    max_line_len: Optional[int] = None
     #: Most lines accepted in a LIST or UIDL listing.
     max_listing_lines = 100_000
 
@@ -121,7 +127,7 @@ class POP3:
         self._client = Client(
             encrypted=self._tls_established,
             allow_plaintext_credentials=True,
-            max_line_len=self.max_line_len,
+            max_line_len=self.max_line_len if self.max_line_len is not None else _MAXLINE,
             max_listing_lines=self.max_listing_lines,
             trace=True,
         )
@@ -383,10 +389,15 @@ class POP3:
 
     def capa(self) -> Dict[str, List[str]]:
         """``CAPA``: ``{'NAME': ['arg', ...], ...}``."""
+        handle = self._submit("CAPA", lambda c: c.capa())
         try:
-            event = self._complete(self._submit("CAPA", lambda c: c.capa()))
-        except error_proto:
-            raise error_proto("-ERR CAPA not supported by server") from None
+            event = self._complete(handle)
+        except error_proto as exc:
+            # A -ERR gets the standard module's words; a listing past the
+            # core's limits says so.
+            if isinstance(exc.args[0], bytes) and exc.args[0].startswith(b"-ERR"):
+                raise error_proto("-ERR CAPA not supported by server") from None
+            raise
         # The core parsed the listing (and keeps it for its own decisions);
         # the dictionary is a copy the caller may change.
         return {name: list(args) for name, args in event.capabilities.items()}
@@ -474,27 +485,42 @@ class _LineSplitter:
     """Splits a body into lines as it streams in, as the standard module
     returns them: split at LF, a CR before the LF dropped. Splitting each
     chunk while it is in the CPU cache is several times faster than joining
-    the message and splitting it once."""
+    the message and splitting it once.
+
+    The unfinished last line is kept as a list of pieces and joined once,
+    when its LF arrives: a line spread over many chunks costs its length,
+    not its length times the number of chunks."""
 
     def __init__(self) -> None:
         self.lines: List[bytes] = []
         self.octets = 0
-        self._carry = b""
+        self._carry: List[bytes] = []
 
     def feed(self, data: bytes) -> None:
         self.octets += len(data)
-        buf = self._carry + data if self._carry else data
-        parts = buf.split(b"\r\n")
-        if buf.count(b"\n") != len(parts) - 1:
+        if b"\n" not in data:
+            if data:
+                self._carry.append(data)
+            return
+        if self._carry:
+            # Only up to this chunk's first LF is joined with the carry.
+            head, _, data = data.partition(b"\n")
+            self._carry.append(head)
+            line = b"".join(self._carry)
+            self._carry = []
+            self.lines.append(line[:-1] if line.endswith(b"\r") else line)
+        parts = data.split(b"\r\n")
+        if data.count(b"\n") != len(parts) - 1:
             # A bare LF in this chunk: the slow, exact path.
-            parts = [p[:-1] if p.endswith(b"\r") else p for p in buf.split(b"\n")]
-            last = buf.rpartition(b"\n")[2]
-            parts[-1] = last
-        self._carry = parts.pop()
+            parts = [p[:-1] if p.endswith(b"\r") else p for p in data.split(b"\n")]
+            parts[-1] = data.rpartition(b"\n")[2]
+        last = parts.pop()
+        if last:
+            self._carry.append(last)
         self.lines += parts
 
     def finish(self) -> List[bytes]:
         if self._carry:
-            self.lines.append(self._carry)
-            self._carry = b""
+            self.lines.append(b"".join(self._carry))
+            self._carry = []
         return self.lines
