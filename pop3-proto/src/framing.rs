@@ -181,7 +181,7 @@ impl Rx {
             None => {
                 if self.skipping.is_some() {
                     self.start = self.end;
-                } else if data.len() > max + 1 {
+                } else if data.len() > max.saturating_add(1) {
                     // Too long whatever follows (one byte may be the CR).
                     self.skipping = Some(Prefix::of(data));
                     self.start = self.end;
@@ -248,8 +248,8 @@ impl Rx {
             let range = self.start..self.start + len;
             self.start += len;
             if let Some(max) = max_line {
-                dec.line_len += len;
-                let too_long = dec.line_len > max + 2;
+                dec.line_len = dec.line_len.saturating_add(len);
+                let too_long = dec.line_len > max.saturating_add(2);
                 if dec.at_line_start {
                     dec.line_len = 0;
                 }
