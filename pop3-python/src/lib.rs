@@ -39,8 +39,14 @@ create_exception!(
     "The caller asked for something the session does not allow now; nothing was sent."
 );
 
+/// A command refused by the core. Refused because the server broke the
+/// protocol earlier, it is that `ProtocolError` again (the server's doing),
+/// not a `UsageError` (the caller's).
 fn usage(error: pop3_proto::UsageError) -> PyErr {
-    UsageError::new_err(error.to_string())
+    match error {
+        pop3_proto::UsageError::Failed(_) => ProtocolError::new_err(error.to_string()),
+        _ => UsageError::new_err(error.to_string()),
+    }
 }
 
 fn msg_num(n: u32) -> PyResult<MsgNum> {
@@ -513,10 +519,25 @@ impl Client {
     }
 }
 
+/// Server text made safe to print, by the core's one rule: invalid UTF-8,
+/// control characters (terminal escapes), bidirectional overrides and
+/// invisible characters become U+FFFD, tabs spaces. Every text the package
+/// hands over from the server has been through it already.
+#[pyfunction]
+fn safe_text(text: &Bound<'_, PyAny>) -> PyResult<String> {
+    let safe = if let Ok(bytes) = text.downcast::<PyBytes>() {
+        pop3_proto::Text::sanitize(bytes.as_bytes())
+    } else {
+        pop3_proto::Text::sanitize_str(&text.extract::<String>()?)
+    };
+    Ok(safe.as_str().to_owned())
+}
+
 /// The native part of the `pop3` package.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add_function(wrap_pyfunction!(safe_text, m)?)?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("ProtocolError", py.get_type::<ProtocolError>())?;
     m.add("UsageError", py.get_type::<UsageError>())?;

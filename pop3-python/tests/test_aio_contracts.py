@@ -221,3 +221,25 @@ def test_retr_to_awaits_an_asynchronous_write(scripted):
     written, data = run(main(), timeout=30)
     assert written == len(BIG)
     assert data == BIG
+
+
+def test_login_argument_is_called_method_as_in_client(scripted):
+    """Point 11: aio's login takes `method=` like pop3.Client.login;
+    `mechanism=` still works, deprecated."""
+    server = scripted(mailbox(SMALL), connections=2)
+
+    async def main():
+        conn = await pop3.aio.connect(
+            server.host, server.port, tls="none", allow_plaintext_credentials=True, timeout=5
+        )
+        assert await conn.login("alice", "secret", method="user") == "logged in"
+        await conn.quit()
+        conn = await pop3.aio.connect(
+            server.host, server.port, tls="none", allow_plaintext_credentials=True, timeout=5
+        )
+        with pytest.warns(DeprecationWarning):
+            await conn.login("alice", "secret", mechanism="user")
+        await conn.quit()
+
+    run(main(), timeout=30)
+    assert not server.errors

@@ -11,6 +11,9 @@ class ProtocolError(Error):
 class UsageError(Error):
     """The caller asked for something the session does not allow now; nothing was sent."""
 
+def safe_text(text: Union[bytes, str]) -> str:
+    """Server text made safe to print, by the core's one rule."""
+
 @final
 class NeedData:
     """Read from the server and call ``receive_data``."""
@@ -115,6 +118,7 @@ class Failed:
 class Cancelled:
     handle: Optional[int]
     reason: str
+    session_ended: bool
 
 Event = Union[
     NeedData,

@@ -247,6 +247,9 @@ def _raise_for(event: object, msg: Optional[int] = None) -> None:
     if isinstance(event, Failed):
         raise ProtocolError(event.error)
     if isinstance(event, Cancelled):
+        if event.session_ended:
+            # The server hung up or broke the protocol under the command.
+            raise ProtocolError(event.reason)
         raise UsageError(event.reason)
     raise ProtocolError(f"unexpected reply: {event!r}")
 
@@ -605,14 +608,26 @@ class Connection:
         self,
         user: str,
         password: str,
-        mechanism: str = "auto",
+        method: Optional[str] = None,
+        *,
+        mechanism: Optional[str] = None,
     ) -> str:
-        """Logs in. ``mechanism`` is "auto" (the strongest the server offers),
-        "user", "apop", "plain", "login", "cram-md5", "scram-sha-1",
-        "scram-sha-256", "xoauth2" or "oauthbearer" (the password is then an
-        OAuth 2.0 token). Returns the server's text; raises
-        :class:`ServerError` on refusal."""
-        event = await self._simple(lambda c: c.login(user, password, mechanism))
+        """Logs in. ``method`` is "auto" (the default: the strongest the
+        server offers), "user", "apop", "plain", "login", "cram-md5",
+        "scram-sha-1", "scram-sha-256", "xoauth2" or "oauthbearer" (the
+        password is then an OAuth 2.0 token): the same name as
+        :meth:`pop3.Client.login`'s and the C ``pop3_client_login``'s
+        argument. Returns the server's text; raises :class:`ServerError` on
+        refusal. ``mechanism=`` is the former name, deprecated."""
+        if mechanism is not None:
+            warnings.warn(
+                "login(mechanism=...) is renamed login(method=...)", DeprecationWarning, stacklevel=2
+            )
+            if method is not None and method != mechanism:
+                raise UsageError("login() got both method and mechanism")
+            method = mechanism
+        chosen = method if method is not None else "auto"
+        event = await self._simple(lambda c: c.login(user, password, chosen))
         return getattr(event, "text", "")
 
     async def stat(self) -> Tuple[int, int]:
