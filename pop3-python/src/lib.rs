@@ -182,7 +182,7 @@ fn flush_body(
 impl Client {
     /// Creates a client for a connection that has just been opened.
     #[new]
-    #[pyo3(signature = (*, encrypted=false, allow_plaintext_credentials=false, pipeline_window=None, max_line_len=None, max_listing_lines=None, max_listing_bytes=None, max_body_line_len=None, read_size=None, trace=false))]
+    #[pyo3(signature = (*, encrypted=false, allow_plaintext_credentials=false, pipeline_window=None, max_line_len=None, max_listing_lines=None, max_listing_bytes=None, max_body_line_len=None, read_size=None, trace=false, state_checks=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         encrypted: bool,
@@ -194,6 +194,7 @@ impl Client {
         max_body_line_len: Option<usize>,
         read_size: Option<usize>,
         trace: bool,
+        state_checks: bool,
     ) -> Client {
         let mut limits = Limits::default();
         if let Some(n) = max_line_len {
@@ -219,7 +220,7 @@ impl Client {
         if let Some(n) = read_size {
             config.read_size = n.max(1);
         }
-        config = config.trace(trace);
+        config = config.trace(trace).state_checks(state_checks);
         Client {
             inner: Mutex::new(Box::new(pop3_proto::Client::new(config))),
             events: VecDeque::new(),
