@@ -93,7 +93,7 @@ impl Client {
 
     /// Polls the core until it waits for input, for TLS or has closed,
     /// collecting bytes to send and events.
-    fn pump(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn pump(&mut self, py: Python<'_>, release_gil: bool) -> PyResult<()> {
         if self.fatal.is_some() {
             return Ok(());
         }
@@ -113,7 +113,15 @@ impl Client {
         // the bytes. Consecutive slices are joined into one BodyChunk.
         let mut body: Option<(Handle, Vec<u8>)> = None;
         let result = loop {
-            let action = match inner.poll() {
+            // Releasing the GIL lets a caller run this on a worker thread
+            // while its event loop goes on: a SCRAM key derivation inside
+            // `poll` may take a fifth of a second.
+            let polled = if release_gil {
+                py.allow_threads(|| inner.poll())
+            } else {
+                inner.poll()
+            };
+            let action = match polled {
                 Err(error) => {
                     *fatal = Some(error.to_string());
                     break Ok(());
@@ -161,6 +169,26 @@ impl Client {
         };
         flush_body(py, body.take(), events)?;
         result
+    }
+}
+
+impl Client {
+    fn next_event_inner(&mut self, py: Python<'_>, release_gil: bool) -> PyResult<PyObject> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        self.pump(py, release_gil)?;
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        if let Some(error) = &self.fatal {
+            return Err(ProtocolError::new_err(error.clone()));
+        }
+        match self.stopped {
+            Some(Stop::StartTls) => events::start_tls(py, self.stls_handle),
+            Some(Stop::Closed) => events::closed(py),
+            None => events::need_data(py),
+        }
     }
 }
 
@@ -245,27 +273,21 @@ impl Client {
     /// (repeated) until `tls_established()`; `Closed` (repeated) at the end.
     /// Raises `ProtocolError` once the server has broken the protocol.
     fn next_event(&mut self, py: Python<'_>) -> PyResult<PyObject> {
-        if let Some(event) = self.events.pop_front() {
-            return Ok(event);
-        }
-        self.pump(py)?;
-        if let Some(event) = self.events.pop_front() {
-            return Ok(event);
-        }
-        if let Some(error) = &self.fatal {
-            return Err(ProtocolError::new_err(error.clone()));
-        }
-        match self.stopped {
-            Some(Stop::StartTls) => events::start_tls(py, self.stls_handle),
-            Some(Stop::Closed) => events::closed(py),
-            None => events::need_data(py),
-        }
+        self.next_event_inner(py, false)
+    }
+
+    /// `next_event()` with the GIL released while the core computes, for a
+    /// worker thread (`loop.run_in_executor`) during a login, whose SCRAM key
+    /// derivation would otherwise hold up the event loop. Nothing else may
+    /// use the client meanwhile.
+    fn next_event_off_loop(&mut self, py: Python<'_>) -> PyResult<PyObject> {
+        self.next_event_inner(py, true)
     }
 
     /// The bytes to write to the server now (may be empty). Events produced
     /// while collecting them wait for `next_event()`.
     fn data_to_send<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.pump(py)?;
+        self.pump(py, false)?;
         let bytes = PyBytes::new(py, &self.out);
         self.out.clear();
         Ok(bytes)

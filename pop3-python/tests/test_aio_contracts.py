@@ -3,6 +3,7 @@ control for slow consumers, what concurrent use of one connection does,
 file objects whose write is a coroutine."""
 
 import asyncio
+import base64
 
 import pytest
 
@@ -243,3 +244,77 @@ def test_login_argument_is_called_method_as_in_client(scripted):
 
     run(main(), timeout=30)
     assert not server.errors
+
+
+def scram_server(iterations):
+    """Offers SCRAM-SHA-256 with `iterations`, then refuses the proof (the
+    client has derived its key by then)."""
+
+    def script(peer):
+        # A debug build derives the key slowly: wait for it.
+        peer.sock.settimeout(300)
+        peer.send(GREETING)
+        while True:
+            line = peer.line()
+            if not line:
+                return
+            verb = line.split(b" ")[0].upper()
+            if verb == b"CAPA":
+                peer.send(b"+OK\r\nSASL SCRAM-SHA-256\r\n.\r\n")
+            elif verb == b"AUTH":
+                words = line.split(b" ")
+                initial = words[2] if len(words) > 2 else None
+                if initial is None:
+                    peer.send(b"+ \r\n")
+                    initial = peer.line()
+                client_first = base64.b64decode(initial)
+                nonce = client_first.split(b"r=", 1)[1]
+                first = b"r=" + nonce + b"SERVER,s=" + base64.b64encode(b"salt") + b",i=%d" % iterations
+                peer.send(b"+ " + base64.b64encode(first) + b"\r\n")
+                peer.line()
+                peer.send(b"-ERR [AUTH] no\r\n")
+            elif verb == b"QUIT":
+                peer.send(b"+OK\r\n")
+                return
+            else:
+                peer.send(b"-ERR\r\n")
+
+    return script
+
+
+def test_scram_key_derivation_runs_off_the_event_loop(scripted):
+    """Point 11: at the largest iteration count the core accepts, the key
+    derivation takes a fifth of a second (more in a debug build); the event
+    loop keeps turning meanwhile."""
+    server = scripted(scram_server(1_000_000))
+
+    async def main():
+        conn = await pop3.aio.connect(
+            server.host, server.port, tls="none", allow_plaintext_credentials=True, timeout=300
+        )
+        gaps = []
+        stop = asyncio.Event()
+
+        async def tick():
+            loop = asyncio.get_running_loop()
+            last = loop.time()
+            while not stop.is_set():
+                await asyncio.sleep(0.005)
+                now = loop.time()
+                gaps.append(now - last)
+                last = now
+
+        ticker = asyncio.ensure_future(tick())
+        start = asyncio.get_running_loop().time()
+        with pytest.raises(pop3.ServerError):
+            await conn.login("alice", "secret", "scram-sha-256")
+        took = asyncio.get_running_loop().time() - start
+        stop.set()
+        await ticker
+        await conn.quit()
+        return took, max(gaps)
+
+    took, longest_gap = run(main(), timeout=600)
+    assert took > 0.1  # the derivation was real work
+    # On the loop, the longest gap was the whole derivation.
+    assert longest_gap < took / 2, (took, longest_gap)

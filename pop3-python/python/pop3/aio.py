@@ -363,6 +363,8 @@ class Connection:
         self._lock = asyncio.Lock()
         #: The task holding the lock, to tell a deadlock from a queue.
         self._holder: Optional["asyncio.Task[Any]"] = None
+        #: Events are computed off the event loop (during a login).
+        self._off_loop = False
         #: The server's greeting text.
         self.greeting: str = ""
         #: Wire trace lines ``(direction, line)`` when ``trace=True``.
@@ -474,7 +476,7 @@ class Connection:
         protocol = self._protocol
         while True:
             try:
-                event = client.next_event()
+                event = await self._next_event() if self._off_loop else client.next_event()
             except ProtocolError as exc:
                 self._close_transport(f"protocol error: {exc}")
                 raise
@@ -504,6 +506,24 @@ class Connection:
                 self._close_transport("closed")
                 return event
             return event
+
+    async def _next_event(self) -> object:
+        """The client's next event, computed on a worker thread (with the GIL
+        released) so that a login's SCRAM key derivation (a fifth of a
+        second at the largest iteration count the core accepts) does not
+        hold up the event loop."""
+        call = asyncio.get_running_loop().run_in_executor(None, self._client.next_event_off_loop)
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The worker still holds the client: nothing may touch it (the
+            # cancellation discards the command) before it lets go.
+            while not call.done():
+                try:
+                    await asyncio.wait([call])
+                except asyncio.CancelledError:
+                    pass
+            raise
 
     async def _wait(self, handle: int) -> object:
         """The next event of ``handle``. Events of other commands are
@@ -569,9 +589,13 @@ class Connection:
             finally:
                 self._holder = None
 
-    async def _simple(self, submit) -> object:
+    async def _simple(self, submit, off_loop: bool = False) -> object:
         async with self._exclusive():
-            return await self._complete(submit(self._client))
+            self._off_loop = off_loop
+            try:
+                return await self._complete(submit(self._client))
+            finally:
+                self._off_loop = False
 
     # ----- session -----
 
@@ -627,7 +651,7 @@ class Connection:
                 raise UsageError("login() got both method and mechanism")
             method = mechanism
         chosen = method if method is not None else "auto"
-        event = await self._simple(lambda c: c.login(user, password, chosen))
+        event = await self._simple(lambda c: c.login(user, password, chosen), off_loop=True)
         return getattr(event, "text", "")
 
     async def stat(self) -> Tuple[int, int]:
