@@ -31,7 +31,7 @@ import importlib
 import socket
 import ssl
 import sys
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from . import (
     BodyChunk,
@@ -453,6 +453,31 @@ class POP3:
             raise error_proto("-ERR APOP not supported by server")
         return self._command(f"APOP {user} <redacted>", lambda c: c.apop(user, password))
 
+    def auth(self, mechanism: str, authobject: Callable[[Optional[bytes]], Any]) -> bytes:
+        """SASL login (RFC 5034) in the shape of ``smtplib.SMTP.auth``:
+        ``authobject(None)`` returns the client's message before base64 (str
+        or bytes), for XOAUTH2 ``"user=NAME\\x01auth=Bearer TOKEN\\x01\\x01"``.
+        The core runs the exchange, as for every login here: XOAUTH2 and
+        OAUTHBEARER always in two steps (a server's refusal report is
+        answered), PLAIN with its initial response. Those three mechanisms
+        are supported (others raise :class:`error_proto`, nothing sent).
+        Returns the ``+OK`` line; a refusal raises :class:`error_proto`.
+        ``_shortcmd`` stays raw, as in the standard module."""
+        name = mechanism.upper()
+        message = authobject(None)
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        parsed = _sasl_credentials(name, bytes(message))
+        if parsed is None:
+            raise error_proto(f"-ERR AUTH {name}: unsupported mechanism or malformed message")
+        user, secret = parsed
+        event = self._complete(
+            self._submit(f"AUTH {name} <redacted>", lambda c: c.login(user, secret, name.lower()))
+        )
+        self._last_status = None
+        text = getattr(event, "text", "")
+        return b"+OK " + text.encode("utf-8", "replace") if text else b"+OK"
+
     def top(self, which: Any, howmuch: int) -> Tuple[bytes, List[bytes], int]:
         """``TOP``: the headers and ``howmuch`` body lines, as :meth:`retr`."""
         n = _msg(which)
@@ -583,6 +608,41 @@ def _msg_strict(which: Any) -> int:
     if n is None:
         raise error_proto(f"-ERR not a message number: {which!r}")
     return n
+
+
+def _sasl_credentials(mechanism: str, message: bytes) -> Optional[Tuple[str, str]]:
+    """``(user, secret)`` from a caller's SASL client message, for the core
+    to rebuild and send; None when it is not in the mechanism's format."""
+    try:
+        text = message.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if mechanism == "PLAIN":
+        parts = text.split("\0")
+        if len(parts) != 3 or parts[0] not in ("", parts[1]):
+            return None
+        return parts[1], parts[2]
+    if mechanism not in ("XOAUTH2", "OAUTHBEARER") or not text.endswith("\x01\x01"):
+        return None
+    fields = text[:-2].split("\x01")
+    user = None
+    if mechanism == "XOAUTH2":
+        head = fields.pop(0)
+        if head.startswith("user="):
+            user = head[len("user="):]
+    else:
+        # The GS2 header: "n,a=NAME," (RFC 7628).
+        head = fields.pop(0)
+        for part in head.split(",")[1:]:
+            if part.startswith("a="):
+                user = part[2:]
+    token = None
+    for field in fields:
+        if field.startswith("auth=Bearer "):
+            token = field[len("auth=Bearer "):]
+    if not user or not token:
+        return None
+    return user, token
 
 
 def _raw_submitter(verb: str, args: List[str], multiline: bool):
