@@ -2,7 +2,7 @@
 //! allow are sent and the server decides (the standard Python `poplib`'s
 //! way, which the drop-in keeps); argument, credential and TLS checks stay.
 
-use pop3_proto::{Action, Client, Command, Config, Event, MsgNum, Reply, UsageError};
+use pop3_proto::{Action, Client, Command, Config, Event, Reply, UsageError};
 
 fn sent_and_events(client: &mut Client, replies: &[&[u8]]) -> (Vec<u8>, Vec<String>) {
     let mut sent = Vec::new();
@@ -71,8 +71,12 @@ fn stls_stays_refused_after_login_without_state_checks() {
             .allow_plaintext_credentials(true),
     );
     client.receive(b"+OK ready\r\n");
-    client.submit(Command::User("u".to_owned())).unwrap();
-    client.submit(Command::Pass("p".to_owned().into())).unwrap();
+    client
+        .submit(Command::User("u".to_owned()))
+        .expect("USER before login");
+    client
+        .submit(Command::Pass("p".to_owned().into()))
+        .expect("PASS after USER");
     let _ = sent_and_events(&mut client, &[b"+OK\r\n", b"+OK in\r\n"]);
     assert!(matches!(
         client.submit(Command::Stls),
