@@ -477,14 +477,18 @@ impl Client {
     /// "xoauth2" or "oauthbearer" (the password is then an OAuth 2.0 token).
     /// SCRAM uses `scram_nonce`, a fresh random printable string of at least
     /// 16 characters; without one, the core makes one from the operating
-    /// system's random generator.
-    #[pyo3(signature = (user, password, method="auto", scram_nonce=None))]
+    /// system's random generator. `tls_certificate` is the server's
+    /// certificate as received (DER, `SSLObject.getpeercert(binary_form=True)`):
+    /// it gives the `tls-server-end-point` channel binding, with which "auto"
+    /// prefers the SCRAM `-PLUS` mechanisms.
+    #[pyo3(signature = (user, password, method="auto", scram_nonce=None, tls_certificate=None))]
     fn login(
         &mut self,
         user: &str,
         password: String,
         method: &str,
         scram_nonce: Option<String>,
+        tls_certificate: Option<Vec<u8>>,
     ) -> PyResult<u64> {
         let method = AuthMethod::from_name(method)
             .ok_or_else(|| UsageError::new_err(format!("unknown login method {method:?}")))?;
@@ -494,6 +498,15 @@ impl Client {
             None => credentials
                 .with_random_scram_nonce()
                 .map_err(|error| PyOSError::new_err(error.to_string()))?,
+        };
+        // The certificate's signature algorithm is read by the core, the one
+        // place every binding shares.
+        let binding = tls_certificate
+            .as_deref()
+            .and_then(pop3_proto::sasl::ChannelBinding::from_server_certificate);
+        let credentials = match binding {
+            Some(binding) => credentials.channel_binding(binding),
+            None => credentials,
         };
         let h = self.core().login_with(credentials, method).map_err(usage)?;
         Ok(h.id())

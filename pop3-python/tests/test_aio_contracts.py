@@ -318,3 +318,70 @@ def test_scram_key_derivation_runs_off_the_event_loop(scripted):
     assert took > 0.1  # the derivation was real work
     # On the loop, the longest gap was the whole derivation.
     assert longest_gap < took / 2, (took, longest_gap)
+
+
+def test_scram_plus_over_tls_binds_to_the_server_certificate(scripted, certs, dovecot):
+    """Point 10: over TLS, "auto" picks SCRAM-SHA-256-PLUS with the
+    tls-server-end-point binding: the hash of the server's certificate as
+    received, the hash function read from its signature algorithm by the
+    core (sha256WithRSAEncryption here)."""
+    import hashlib
+    import ssl
+
+    from conftest import server_context
+
+    ssl_dir = certs["ssl_dir"]
+    cert_pem = (ssl_dir / "server.pem").read_text()
+    cert_der = ssl.PEM_cert_to_DER_cert(cert_pem[cert_pem.index("-----BEGIN") :])
+    seen = {}
+
+    def script(peer):
+        peer.send(GREETING)
+        while True:
+            line = peer.line()
+            if not line:
+                return
+            words = line.split(b" ")
+            verb = words[0].upper()
+            if verb == b"CAPA":
+                peer.send(b"+OK\r\nSASL SCRAM-SHA-256-PLUS SCRAM-SHA-256\r\nUSER\r\n.\r\n")
+            elif verb == b"AUTH" and words[1] == b"SCRAM-SHA-256-PLUS" and "first" not in seen:
+                initial = words[2] if len(words) > 2 else None
+                if initial is None:
+                    peer.send(b"+ \r\n")
+                    initial = peer.line()
+                client_first = base64.b64decode(initial)
+                seen["first"] = client_first
+                nonce = client_first.split(b"r=", 1)[1]
+                first = b"r=" + nonce + b"S,s=" + base64.b64encode(b"salt") + b",i=4096"
+                peer.send(b"+ " + base64.b64encode(first) + b"\r\n")
+                seen["final"] = base64.b64decode(peer.line())
+                peer.send(b"-ERR [AUTH] no\r\n")
+            elif verb == b"AUTH":
+                if len(words) == 2:
+                    peer.send(b"+ \r\n")
+                    peer.line()
+                peer.send(b"-ERR [AUTH] no\r\n")
+            elif verb == b"QUIT":
+                peer.send(b"+OK\r\n")
+                return
+            else:
+                peer.send(b"-ERR\r\n")
+
+    server = scripted(
+        script,
+        tls_context=server_context(str(ssl_dir / "server.pem"), str(ssl_dir / "server-key.pem")),
+    )
+
+    async def main():
+        conn = await pop3.aio.connect(
+            server.host, server.port, tls="implicit", ssl_context=dovecot.context(), timeout=30
+        )
+        with pytest.raises(pop3.ServerError):
+            await conn.login("alice", "secret")
+        await conn.quit()
+
+    run(main(), timeout=120)
+    assert seen["first"].startswith(b"p=tls-server-end-point,,n=alice,r="), seen
+    channel = dict(part.split(b"=", 1) for part in seen["final"].split(b","))[b"c"]
+    assert base64.b64decode(channel) == b"p=tls-server-end-point,," + hashlib.sha256(cert_der).digest()

@@ -387,6 +387,16 @@ class Connection:
         """The latest capabilities the server listed, or None."""
         return self._client.capabilities
 
+    def _peer_certificate(self) -> Optional[bytes]:
+        """The server's certificate as received (DER), for the
+        ``tls-server-end-point`` channel binding of SCRAM ``-PLUS``."""
+        transport = self._protocol.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None:
+            return None
+        certificate: Optional[bytes] = ssl_object.getpeercert(binary_form=True)
+        return certificate
+
     def _abandon(self, handle: int) -> None:
         """The core reads the rest of this command's reply and drops it."""
         self._client.discard(handle)
@@ -641,8 +651,11 @@ class Connection:
         "scram-sha-1", "scram-sha-256", "xoauth2" or "oauthbearer" (the
         password is then an OAuth 2.0 token): the same name as
         :meth:`pop3.Client.login`'s and the C ``pop3_client_login``'s
-        argument. Returns the server's text; raises :class:`ServerError` on
-        refusal. ``mechanism=`` is the former name, deprecated."""
+        argument. Over TLS the server's certificate gives SCRAM the
+        ``tls-server-end-point`` channel binding, so "auto" prefers
+        ``SCRAM-SHA-256-PLUS`` where the server offers it. Returns the
+        server's text; raises :class:`ServerError` on refusal.
+        ``mechanism=`` is the former name, deprecated."""
         if mechanism is not None:
             warnings.warn(
                 "login(mechanism=...) is renamed login(method=...)", DeprecationWarning, stacklevel=2
@@ -651,7 +664,10 @@ class Connection:
                 raise UsageError("login() got both method and mechanism")
             method = mechanism
         chosen = method if method is not None else "auto"
-        event = await self._simple(lambda c: c.login(user, password, chosen), off_loop=True)
+        certificate = self._peer_certificate()
+        event = await self._simple(
+            lambda c: c.login(user, password, chosen, tls_certificate=certificate), off_loop=True
+        )
         return getattr(event, "text", "")
 
     async def stat(self) -> Tuple[int, int]:
