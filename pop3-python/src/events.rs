@@ -222,6 +222,9 @@ event_class! {
         handle: Option<u64>,
         /// Why.
         reason: String,
+        /// Whether the session ended under it (the server hung up or broke
+        /// the protocol): the server's doing, not the caller's.
+        session_ended: bool,
     }
 }
 
@@ -421,6 +424,10 @@ pub(crate) fn convert(py: Python<'_>, event: Event<'_>) -> PyResult<Option<PyObj
                 py,
                 Cancelled {
                     handle: h,
+                    session_ended: matches!(
+                        reason,
+                        pop3_proto::UsageError::Closed | pop3_proto::UsageError::Failed(_)
+                    ),
                     reason: reason.to_string(),
                 },
             )?

@@ -39,8 +39,14 @@ create_exception!(
     "The caller asked for something the session does not allow now; nothing was sent."
 );
 
+/// A command refused by the core. Refused because the server broke the
+/// protocol earlier, it is that `ProtocolError` again (the server's doing),
+/// not a `UsageError` (the caller's).
 fn usage(error: pop3_proto::UsageError) -> PyErr {
-    UsageError::new_err(error.to_string())
+    match error {
+        pop3_proto::UsageError::Failed(_) => ProtocolError::new_err(error.to_string()),
+        _ => UsageError::new_err(error.to_string()),
+    }
 }
 
 fn msg_num(n: u32) -> PyResult<MsgNum> {
@@ -87,7 +93,7 @@ impl Client {
 
     /// Polls the core until it waits for input, for TLS or has closed,
     /// collecting bytes to send and events.
-    fn pump(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn pump(&mut self, py: Python<'_>, release_gil: bool) -> PyResult<()> {
         if self.fatal.is_some() {
             return Ok(());
         }
@@ -107,7 +113,15 @@ impl Client {
         // the bytes. Consecutive slices are joined into one BodyChunk.
         let mut body: Option<(Handle, Vec<u8>)> = None;
         let result = loop {
-            let action = match inner.poll() {
+            // Releasing the GIL lets a caller run this on a worker thread
+            // while its event loop goes on: a SCRAM key derivation inside
+            // `poll` may take a fifth of a second.
+            let polled = if release_gil {
+                py.allow_threads(|| inner.poll())
+            } else {
+                inner.poll()
+            };
+            let action = match polled {
                 Err(error) => {
                     *fatal = Some(error.to_string());
                     break Ok(());
@@ -158,6 +172,26 @@ impl Client {
     }
 }
 
+impl Client {
+    fn next_event_inner(&mut self, py: Python<'_>, release_gil: bool) -> PyResult<PyObject> {
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        self.pump(py, release_gil)?;
+        if let Some(event) = self.events.pop_front() {
+            return Ok(event);
+        }
+        if let Some(error) = &self.fatal {
+            return Err(ProtocolError::new_err(error.clone()));
+        }
+        match self.stopped {
+            Some(Stop::StartTls) => events::start_tls(py, self.stls_handle),
+            Some(Stop::Closed) => events::closed(py),
+            None => events::need_data(py),
+        }
+    }
+}
+
 /// Largest joined body chunk.
 const MAX_CHUNK: usize = 1024 * 1024;
 
@@ -176,7 +210,7 @@ fn flush_body(
 impl Client {
     /// Creates a client for a connection that has just been opened.
     #[new]
-    #[pyo3(signature = (*, encrypted=false, allow_plaintext_credentials=false, pipeline_window=None, max_line_len=None, max_listing_lines=None, max_listing_bytes=None, max_body_line_len=None, read_size=None, trace=false))]
+    #[pyo3(signature = (*, encrypted=false, allow_plaintext_credentials=false, pipeline_window=None, max_line_len=None, max_listing_lines=None, max_listing_bytes=None, max_body_line_len=None, read_size=None, trace=false, state_checks=true))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         encrypted: bool,
@@ -188,6 +222,7 @@ impl Client {
         max_body_line_len: Option<usize>,
         read_size: Option<usize>,
         trace: bool,
+        state_checks: bool,
     ) -> Client {
         let mut limits = Limits::default();
         if let Some(n) = max_line_len {
@@ -213,7 +248,7 @@ impl Client {
         if let Some(n) = read_size {
             config.read_size = n.max(1);
         }
-        config = config.trace(trace);
+        config = config.trace(trace).state_checks(state_checks);
         Client {
             inner: Mutex::new(Box::new(pop3_proto::Client::new(config))),
             events: VecDeque::new(),
@@ -238,27 +273,21 @@ impl Client {
     /// (repeated) until `tls_established()`; `Closed` (repeated) at the end.
     /// Raises `ProtocolError` once the server has broken the protocol.
     fn next_event(&mut self, py: Python<'_>) -> PyResult<PyObject> {
-        if let Some(event) = self.events.pop_front() {
-            return Ok(event);
-        }
-        self.pump(py)?;
-        if let Some(event) = self.events.pop_front() {
-            return Ok(event);
-        }
-        if let Some(error) = &self.fatal {
-            return Err(ProtocolError::new_err(error.clone()));
-        }
-        match self.stopped {
-            Some(Stop::StartTls) => events::start_tls(py, self.stls_handle),
-            Some(Stop::Closed) => events::closed(py),
-            None => events::need_data(py),
-        }
+        self.next_event_inner(py, false)
+    }
+
+    /// `next_event()` with the GIL released while the core computes, for a
+    /// worker thread (`loop.run_in_executor`) during a login, whose SCRAM key
+    /// derivation would otherwise hold up the event loop. Nothing else may
+    /// use the client meanwhile.
+    fn next_event_off_loop(&mut self, py: Python<'_>) -> PyResult<PyObject> {
+        self.next_event_inner(py, true)
     }
 
     /// The bytes to write to the server now (may be empty). Events produced
     /// while collecting them wait for `next_event()`.
     fn data_to_send<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
-        self.pump(py)?;
+        self.pump(py, false)?;
         let bytes = PyBytes::new(py, &self.out);
         self.out.clear();
         Ok(bytes)
@@ -448,14 +477,18 @@ impl Client {
     /// "xoauth2" or "oauthbearer" (the password is then an OAuth 2.0 token).
     /// SCRAM uses `scram_nonce`, a fresh random printable string of at least
     /// 16 characters; without one, the core makes one from the operating
-    /// system's random generator.
-    #[pyo3(signature = (user, password, method="auto", scram_nonce=None))]
+    /// system's random generator. `tls_certificate` is the server's
+    /// certificate as received (DER, `SSLObject.getpeercert(binary_form=True)`):
+    /// it gives the `tls-server-end-point` channel binding, with which "auto"
+    /// prefers the SCRAM `-PLUS` mechanisms.
+    #[pyo3(signature = (user, password, method="auto", scram_nonce=None, tls_certificate=None))]
     fn login(
         &mut self,
         user: &str,
         password: String,
         method: &str,
         scram_nonce: Option<String>,
+        tls_certificate: Option<Vec<u8>>,
     ) -> PyResult<u64> {
         let method = AuthMethod::from_name(method)
             .ok_or_else(|| UsageError::new_err(format!("unknown login method {method:?}")))?;
@@ -465,6 +498,15 @@ impl Client {
             None => credentials
                 .with_random_scram_nonce()
                 .map_err(|error| PyOSError::new_err(error.to_string()))?,
+        };
+        // The certificate's signature algorithm is read by the core, the one
+        // place every binding shares.
+        let binding = tls_certificate
+            .as_deref()
+            .and_then(pop3_proto::sasl::ChannelBinding::from_server_certificate);
+        let credentials = match binding {
+            Some(binding) => credentials.channel_binding(binding),
+            None => credentials,
         };
         let h = self.core().login_with(credentials, method).map_err(usage)?;
         Ok(h.id())
@@ -513,10 +555,25 @@ impl Client {
     }
 }
 
+/// Server text made safe to print, by the core's one rule: invalid UTF-8,
+/// control characters (terminal escapes), bidirectional overrides and
+/// invisible characters become U+FFFD, tabs spaces. Every text the package
+/// hands over from the server has been through it already.
+#[pyfunction]
+fn safe_text(text: &Bound<'_, PyAny>) -> PyResult<String> {
+    let safe = if let Ok(bytes) = text.downcast::<PyBytes>() {
+        pop3_proto::Text::sanitize(bytes.as_bytes())
+    } else {
+        pop3_proto::Text::sanitize_str(&text.extract::<String>()?)
+    };
+    Ok(safe.as_str().to_owned())
+}
+
 /// The native part of the `pop3` package.
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    m.add_function(wrap_pyfunction!(safe_text, m)?)?;
     m.add("Error", py.get_type::<Error>())?;
     m.add("ProtocolError", py.get_type::<ProtocolError>())?;
     m.add("UsageError", py.get_type::<UsageError>())?;

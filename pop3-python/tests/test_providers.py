@@ -509,3 +509,42 @@ def test_sans_io_events_without_a_refusal_have_none():
     err = drain(c)[0]
     assert isinstance(err, pop3.Err)
     assert (err.token_status, err.token_scope, err.token_schemes) == (None, None, None)
+
+
+@pytest.mark.parametrize("provider", ["microsoft", "gmail"])
+def test_poplib_auth_xoauth2_runs_the_cores_exchange(serve, tls, provider):
+    """Point 8: the drop-in's auth() (smtplib's shape, which CPython's poplib
+    is gaining) takes the caller's XOAUTH2 message and the core runs the
+    exchange: two steps, whatever the provider, the token never traced."""
+    from pop3 import poplib as ours
+
+    if provider == "microsoft":
+        user, token = MS_USER, ms_token(1200)
+        profile: Profile = ms_profile(token)
+    else:
+        user, token = GMAIL_USER, gmail_token(1200)
+        profile = gmail_profile(token)
+    server = serve(profile)
+    conn = ours.POP3_SSL(server.host, server.port, context=tls[1], timeout=10)
+    resp = conn.auth("XOAUTH2", lambda challenge=None: xoauth2_message(user, token))
+    assert resp.startswith(b"+OK")
+    assert conn.stat()[0] == len(profile.messages)
+    conn.quit()
+    server.close()
+    assert profile.exchanges == [[b"AUTH XOAUTH2", encoded("xoauth2", user, token)]]
+    assert_clean(profile, server)
+
+
+def test_poplib_auth_refused_and_unsupported(serve, tls):
+    from pop3 import poplib as ours
+
+    token = ms_token(100)
+    profile = ms_profile(token)
+    server = serve(profile)
+    conn = ours.POP3_SSL(server.host, server.port, context=tls[1], timeout=10)
+    with pytest.raises(ours.error_proto):
+        conn.auth("GSSAPI", lambda challenge=None: b"whatever")
+    with pytest.raises(ours.error_proto):
+        conn.auth("XOAUTH2", lambda challenge=None: xoauth2_message(MS_USER, "wrong-token"))
+    conn.close()
+    server.close()

@@ -376,10 +376,7 @@ fn date_from_days(days: i64) -> (i64, i64, i64) {
 pub fn channel_binding(
     connection: &rustls::ClientConnection,
 ) -> Option<pop3_proto::sasl::ChannelBinding> {
-    use pop3_proto::sasl::{
-        tls_server_end_point_hash, ChannelBinding, HashKind, TLS_EXPORTER_LABEL,
-        TLS_EXPORTER_LENGTH,
-    };
+    use pop3_proto::sasl::{ChannelBinding, TLS_EXPORTER_LABEL, TLS_EXPORTER_LENGTH};
     match connection.protocol_version()? {
         rustls::ProtocolVersion::TLSv1_3 => {
             let data = connection
@@ -388,18 +385,10 @@ pub fn channel_binding(
             Some(ChannelBinding::tls_exporter(data))
         }
         _ => {
+            // The signature algorithm is read by the core, the one place
+            // every driver and binding shares.
             let cert = connection.peer_certificates()?.first()?;
-            let (_, parsed) = X509Certificate::from_der(cert.as_ref()).ok()?;
-            let hash = match parsed.signature_algorithm.algorithm.to_id_string().as_str() {
-                "1.2.840.113549.1.1.4" => HashKind::Md5,
-                "1.2.840.113549.1.1.5" | "1.2.840.10045.4.1" => HashKind::Sha1,
-                "1.2.840.113549.1.1.11" | "1.2.840.10045.4.3.2" => HashKind::Sha256,
-                "1.2.840.113549.1.1.12" | "1.2.840.10045.4.3.3" => HashKind::Sha384,
-                "1.2.840.113549.1.1.13" | "1.2.840.10045.4.3.4" => HashKind::Sha512,
-                _ => return None,
-            };
-            let data = tls_server_end_point_hash(cert.as_ref(), hash);
-            Some(ChannelBinding::tls_server_end_point(data))
+            ChannelBinding::from_server_certificate(cert.as_ref())
         }
     }
 }

@@ -378,8 +378,10 @@ impl Client {
     /// State and argument checks; nothing is changed.
     pub(super) fn check(&self, command: &Command) -> Result<(), UsageError> {
         let p = self.projection;
-        let authorization = p.state == State::Authorization;
-        let transaction = p.state == State::Transaction;
+        // Without state checks the server decides (Config::state_checks).
+        let lenient = !self.config.state_checks;
+        let authorization = lenient || p.state == State::Authorization;
+        let transaction = lenient || p.state == State::Transaction;
         let credentials_ok = p.encrypted || self.config.allow_plaintext_credentials;
         let need = |ok: bool, reason| {
             if ok {
@@ -398,7 +400,7 @@ impl Client {
             }
             Command::Pass(password) => {
                 need(authorization, "only before login")?;
-                need(p.user_given, "needs an accepted USER first")?;
+                need(lenient || p.user_given, "needs an accepted USER first")?;
                 check_argument(password.expose(), "empty password")?;
                 if !credentials_ok {
                     return Err(UsageError::PlaintextCredentials);
@@ -444,7 +446,9 @@ impl Client {
                 }
             }
             Command::Stls => {
-                need(authorization, "only before login")?;
+                // Kept whatever Config::state_checks says: TLS is not
+                // negotiated mid-session.
+                need(p.state == State::Authorization, "only before login")?;
                 need(
                     !p.encrypted && !p.tls_queued,
                     "TLS is already active or requested",

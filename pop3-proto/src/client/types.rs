@@ -81,6 +81,13 @@ pub struct Config {
     /// [`Event::Trace`], secrets already replaced by `<redacted>`. Off by
     /// default.
     pub trace: bool,
+    /// Refuse a command the session's state does not allow (`STAT` before
+    /// login, `PASS` without `USER`, `USER` after login) before sending it.
+    /// On by default. Off, such a command is sent and the server decides,
+    /// as the standard Python `poplib` lets it: for drop-in replacements of
+    /// modules that did. Argument checks, credentials over plaintext and
+    /// the TLS rules are kept either way.
+    pub state_checks: bool,
 }
 
 impl Default for Config {
@@ -92,6 +99,7 @@ impl Default for Config {
             allow_plaintext_credentials: false,
             read_size: 64 * 1024,
             trace: false,
+            state_checks: true,
         }
     }
 }
@@ -126,6 +134,12 @@ impl Config {
     /// Sets [`Config::pipeline_window`] (at least 1).
     pub fn pipeline_window(mut self, window: usize) -> Config {
         self.pipeline_window = window.max(1);
+        self
+    }
+
+    /// Sets [`Config::state_checks`].
+    pub fn state_checks(mut self, check: bool) -> Config {
+        self.state_checks = check;
         self
     }
 }

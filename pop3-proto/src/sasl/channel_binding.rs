@@ -18,9 +18,10 @@
 //!   server's end-entity certificate, exactly as received (DER). The hash is the
 //!   one the certificate's signature algorithm uses, except that MD5 and SHA-1
 //!   are replaced by SHA-256. Finding that algorithm means reading the
-//!   certificate's `signatureAlgorithm`, which the transport's X.509 code does;
-//!   [`tls_server_end_point_hash`] then computes the data from the DER bytes and
-//!   the hash it names. Certificates signed without a separate hash (Ed25519,
+//!   certificate's `signatureAlgorithm`: [`certificate_signature_hash`] does
+//!   (for every binding: C, Python), and [`tls_server_end_point_hash`] computes
+//!   the data from the DER bytes and the hash it names;
+//!   [`ChannelBinding::from_server_certificate`] does both. Certificates signed without a separate hash (Ed25519,
 //!   Ed448) have no `tls-server-end-point` binding; use `tls-exporter` with them.
 //!
 //! `tls-exporter` is only unique per connection on TLS 1.3 (or TLS 1.2 with the
@@ -97,6 +98,17 @@ impl ChannelBinding {
             data,
         }
     }
+
+    /// The `tls-server-end-point` binding of the server's end-entity
+    /// certificate `cert_der` (DER, exactly as received), or None when its
+    /// signature algorithm names no hash this crate knows (Ed25519, RSASSA-PSS,
+    /// a malformed certificate).
+    pub fn from_server_certificate(cert_der: &[u8]) -> Option<Self> {
+        let hash = certificate_signature_hash(cert_der)?;
+        Some(Self::tls_server_end_point(tls_server_end_point_hash(
+            cert_der, hash,
+        )))
+    }
 }
 
 impl fmt::Debug for ChannelBinding {
@@ -152,10 +164,131 @@ pub fn tls_server_end_point_hash(cert_der: &[u8], sig_hash: HashKind) -> Vec<u8>
     }
 }
 
+/// One DER element: its tag, its contents and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (bytes, rest) = rest.split_at(count);
+        let len = bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, rest)
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (contents, rest) = rest.split_at(len);
+    Some((tag, contents, rest))
+}
+
+/// The hash function of a certificate's `signatureAlgorithm` (RFC 5280:
+/// `Certificate ::= SEQUENCE { tbsCertificate, signatureAlgorithm, ... }`),
+/// read from its DER, for [`tls_server_end_point_hash`]: RSA PKCS #1 v1.5
+/// and ECDSA with MD5, SHA-1 or SHA-2. None for anything else (Ed25519 has
+/// no separate hash; RSASSA-PSS names it in parameters not read here) and
+/// for bytes that are no certificate. The one place every binding finds it.
+pub fn certificate_signature_hash(cert_der: &[u8]) -> Option<HashKind> {
+    const SEQUENCE: u8 = 0x30;
+    const OID: u8 = 0x06;
+    let (SEQUENCE, certificate, _) = der_element(cert_der)? else {
+        return None;
+    };
+    let (SEQUENCE, _, rest) = der_element(certificate)? else {
+        return None;
+    };
+    let (SEQUENCE, algorithm, _) = der_element(rest)? else {
+        return None;
+    };
+    let (OID, oid, _) = der_element(algorithm)? else {
+        return None;
+    };
+    // 1.2.840.113549.1.1.x (PKCS #1) and 1.2.840.10045.4.x (ECDSA).
+    const PKCS1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04];
+    if let Some(last) = oid.strip_prefix(PKCS1) {
+        return match last {
+            [0x04] => Some(HashKind::Md5),
+            [0x05] => Some(HashKind::Sha1),
+            [0x0b] => Some(HashKind::Sha256),
+            [0x0c] => Some(HashKind::Sha384),
+            [0x0d] => Some(HashKind::Sha512),
+            [0x0e] => Some(HashKind::Sha224),
+            _ => None,
+        };
+    }
+    match oid.strip_prefix(ECDSA)? {
+        [0x01] => Some(HashKind::Sha1),
+        [0x03, 0x01] => Some(HashKind::Sha224),
+        [0x03, 0x02] => Some(HashKind::Sha256),
+        [0x03, 0x03] => Some(HashKind::Sha384),
+        [0x03, 0x04] => Some(HashKind::Sha512),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use alloc::format;
+
+    /// A certificate's outline: the three elements of `Certificate`, with
+    /// only the signature algorithm's OID filled in.
+    fn outline(oid: &[u8]) -> Vec<u8> {
+        let mut algorithm = alloc::vec![0x06, oid.len() as u8];
+        algorithm.extend_from_slice(oid);
+        algorithm.extend_from_slice(&[0x05, 0x00]);
+        let mut inner = alloc::vec![0x30, 0x03, 0x02, 0x01, 0x01, 0x30, algorithm.len() as u8];
+        inner.extend_from_slice(&algorithm);
+        inner.extend_from_slice(&[0x03, 0x01, 0x00]);
+        let mut cert = alloc::vec![0x30, 0x81, inner.len() as u8];
+        cert.extend_from_slice(&inner);
+        cert
+    }
+
+    #[test]
+    fn signature_hash_from_the_certificate() {
+        let pkcs1 = [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+        for (last, kind) in [
+            (0x04, HashKind::Md5),
+            (0x05, HashKind::Sha1),
+            (0x0b, HashKind::Sha256),
+            (0x0c, HashKind::Sha384),
+            (0x0d, HashKind::Sha512),
+            (0x0e, HashKind::Sha224),
+        ] {
+            let mut oid = pkcs1.to_vec();
+            oid.push(last);
+            assert_eq!(certificate_signature_hash(&outline(&oid)), Some(kind));
+        }
+        let ecdsa_sha384 = [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03];
+        assert_eq!(
+            certificate_signature_hash(&outline(&ecdsa_sha384)),
+            Some(HashKind::Sha384)
+        );
+        // Ed25519 (1.3.101.112) and RSASSA-PSS have no hash to read here.
+        assert_eq!(
+            certificate_signature_hash(&outline(&[0x2b, 0x65, 0x70])),
+            None
+        );
+        let mut pss = pkcs1.to_vec();
+        pss.push(0x0a);
+        assert_eq!(certificate_signature_hash(&outline(&pss)), None);
+        let good = outline(&[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]);
+        // Every truncation is refused, never a panic.
+        for end in 0..good.len() {
+            assert_eq!(certificate_signature_hash(&good[..end]), None, "{end}");
+        }
+        let binding = ChannelBinding::from_server_certificate(&good).expect("ECDSA SHA-256");
+        assert_eq!(binding.kind, ChannelBindingKind::TlsServerEndPoint);
+        assert_eq!(binding.data, Sha256::digest(&good).to_vec());
+    }
 
     #[test]
     fn names() {

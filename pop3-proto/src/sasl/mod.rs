@@ -25,8 +25,8 @@ pub mod plain;
 pub mod scram;
 
 pub use channel_binding::{
-    tls_server_end_point_hash, ChannelBinding, ChannelBindingKind, HashKind, TLS_EXPORTER_LABEL,
-    TLS_EXPORTER_LENGTH,
+    certificate_signature_hash, tls_server_end_point_hash, ChannelBinding, ChannelBindingKind,
+    HashKind, TLS_EXPORTER_LABEL, TLS_EXPORTER_LENGTH,
 };
 pub use cram_md5::CramMd5;
 pub use login::Login;

@@ -19,7 +19,7 @@ token the server refused with a JSON report, the report's parts in
 ``.token_status``, ``.token_scope`` and ``.token_schemes``).
 """
 
-from typing import Optional
+from typing import Optional, Union
 
 from ._core import (
     BodyChunk,
@@ -47,7 +47,33 @@ from ._core import (
     UidListing,
     UidlEntry,
     UsageError,
+    safe_text,
 )
+
+#: Every event :meth:`Client.next_event` can return, as one type for
+#: annotations; ``typing.get_args(pop3.Event)`` gives the classes, for
+#: ``isinstance``.
+Event = Union[
+    NeedData,
+    Closed,
+    Greeting,
+    Ok,
+    LoggedIn,
+    Err,
+    Stat,
+    Listing,
+    UidListing,
+    Capabilities,
+    Languages,
+    BodyStart,
+    BodyChunk,
+    BodyEnd,
+    StartTls,
+    TlsEstablished,
+    Trace,
+    Failed,
+    Cancelled,
+]
 
 __all__ = [
     "BodyChunk",
@@ -59,6 +85,7 @@ __all__ = [
     "Closed",
     "Err",
     "Error",
+    "Event",
     "Failed",
     "Greeting",
     "Languages",
@@ -76,6 +103,7 @@ __all__ = [
     "UidListing",
     "UidlEntry",
     "UsageError",
+    "safe_text",
 ]
 
 

@@ -11,6 +11,9 @@ class ProtocolError(Error):
 class UsageError(Error):
     """The caller asked for something the session does not allow now; nothing was sent."""
 
+def safe_text(text: Union[bytes, str]) -> str:
+    """Server text made safe to print, by the core's one rule."""
+
 @final
 class NeedData:
     """Read from the server and call ``receive_data``."""
@@ -115,6 +118,7 @@ class Failed:
 class Cancelled:
     handle: Optional[int]
     reason: str
+    session_ended: bool
 
 Event = Union[
     NeedData,
@@ -154,9 +158,11 @@ class Client:
         max_body_line_len: Optional[int] = None,
         read_size: Optional[int] = None,
         trace: bool = False,
+        state_checks: bool = True,
     ) -> None: ...
     def receive_data(self, data: bytes) -> None: ...
     def next_event(self) -> Event: ...
+    def next_event_off_loop(self) -> Event: ...
     def data_to_send(self) -> bytes: ...
     def tls_established(self) -> None: ...
     @property
@@ -200,6 +206,7 @@ class Client:
         password: str,
         method: str = "auto",
         scram_nonce: Optional[str] = None,
+        tls_certificate: Optional[bytes] = None,
     ) -> int: ...
     def start_tls(self) -> int: ...
     def retr_many(self, msgs: Sequence[int]) -> List[int]: ...

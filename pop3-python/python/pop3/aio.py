@@ -34,12 +34,23 @@ Cancellation: cancelling a task that is waiting for a reply leaves the
 connection usable. The abandoned command's reply (or the rest of an abandoned
 message) is read and dropped by the next operation. The one exception is a
 cancelled TLS handshake: the connection is then closed, and every later call
-raises :class:`pop3.Error`. Operations on one connection from several tasks
-run one after the other.
+raises :class:`pop3.Error`.
+
+Concurrency: operations on one connection from several tasks run one after
+the other; only one of them reads the socket at a time. Two shapes cannot
+both go on and raise :class:`ConcurrentUseError` instead of hanging: an
+operation started by the task iterating :meth:`Connection.retr_many` inside
+its loop (that task holds the connection until the loop ends), and a
+:class:`MessageReader` iterated after another operation started on its
+connection (that operation dropped the rest of the message). (On Python
+3.11 and older, ``asyncio.wait_for`` runs its operation in a task of its
+own, which then waits for the loop like any other task.)
 """
 
 import asyncio
 import collections
+import contextlib
+import inspect
 import ssl as _ssl
 import warnings
 from typing import (
@@ -87,12 +98,27 @@ from . import (
     UsageError,
 )
 
-__all__ = ["connect", "Connection", "MessageReader", "SessionTimeout"]
+__all__ = ["connect", "Connection", "ConcurrentUseError", "MessageReader", "SessionTimeout"]
 
 
 class SessionTimeout(asyncio.TimeoutError):
     """The session ran past its overall time limit (``session_timeout``),
     however busy the server kept it. The connection is closed."""
+
+class ConcurrentUseError(UsageError):
+    """An operation met another one on the same connection where the two
+    cannot both go on, raised at once instead of waiting for ever:
+
+    * an operation started inside the loop of :meth:`Connection.retr_many`
+      (or :meth:`Connection.retr_many_and_quit`) by the task iterating it,
+      which holds the connection until the loop ends (nothing was sent for
+      the new operation; collect the numbers and call
+      :meth:`Connection.dele_many` after the loop);
+    * a :class:`MessageReader` iterated after another operation started on
+      its connection (in this task or another): the rest of its message
+      was dropped when that operation began.
+    """
+
 
 POP3_PORT = 110
 POP3_SSL_PORT = 995
@@ -175,6 +201,17 @@ class _Protocol(asyncio.Protocol):
         self.size = 0
         return data
 
+    def take(self) -> bytes:
+        """The oldest chunk received (there must be one). Every way a chunk
+        leaves the buffer goes through here, so that reading resumes once
+        the caller has caught up, however the chunk was taken."""
+        data = self.chunks.popleft()
+        self.size -= len(data)
+        if self._read_paused and self.size < _LOW_WATER and self.transport:
+            self._read_paused = False
+            self.transport.resume_reading()
+        return data
+
     async def read(self, timeout: Optional[float]) -> bytes:
         while not self.chunks:
             if self.eof:
@@ -184,12 +221,7 @@ class _Protocol(asyncio.Protocol):
                 await asyncio.wait_for(self._waiter, timeout)
             finally:
                 self._waiter = None
-        data = self.chunks.popleft()
-        self.size -= len(data)
-        if self._read_paused and self.size < _LOW_WATER and self.transport:
-            self._read_paused = False
-            self.transport.resume_reading()
-        return data
+        return self.take()
 
     async def drain(self, timeout: Optional[float]) -> None:
         if self.exc is not None:
@@ -215,6 +247,9 @@ def _raise_for(event: object, msg: Optional[int] = None) -> None:
     if isinstance(event, Failed):
         raise ProtocolError(event.error)
     if isinstance(event, Cancelled):
+        if event.session_ended:
+            # The server hung up or broke the protocol under the command.
+            raise ProtocolError(event.reason)
         raise UsageError(event.reason)
     raise ProtocolError(f"unexpected reply: {event!r}")
 
@@ -257,24 +292,32 @@ class MessageReader:
         if self._done:
             raise StopAsyncIteration
         conn = self._conn
-        if conn._reader is not self:
-            self._done = True
-            raise UsageError("another operation started before this message was read")
-        try:
-            while True:
-                event = await conn._wait(self._handle)
-                if isinstance(event, BodyChunk):
-                    return event.data
-                if isinstance(event, BodyStart):
-                    continue
-                self._finish()
-                if isinstance(event, BodyEnd):
-                    raise StopAsyncIteration
-                _raise_for(event)
-        except (Exception, asyncio.CancelledError) as exc:
-            if not isinstance(exc, StopAsyncIteration):
-                self.abandon()
-            raise
+        # Each step holds the connection, so that an operation of another
+        # task never reads the socket at the same time (one of the two would
+        # take the other's replies); an operation that started in between
+        # has taken the connection from this reader for good.
+        async with conn._exclusive(begin=False):
+            if conn._reader is not self:
+                self._done = True
+                raise ConcurrentUseError(
+                    "another operation started on the connection before this message was read "
+                    "to its end; the rest of the message was dropped"
+                )
+            try:
+                while True:
+                    event = await conn._wait(self._handle)
+                    if isinstance(event, BodyChunk):
+                        return event.data
+                    if isinstance(event, BodyStart):
+                        continue
+                    self._finish()
+                    if isinstance(event, BodyEnd):
+                        raise StopAsyncIteration
+                    _raise_for(event)
+            except (Exception, asyncio.CancelledError) as exc:
+                if not isinstance(exc, StopAsyncIteration):
+                    self.abandon()
+                raise
 
     def _finish(self) -> None:
         self._done = True
@@ -318,6 +361,10 @@ class Connection:
         self._reader: Optional[MessageReader] = None
         self._closed_reason: Optional[str] = None
         self._lock = asyncio.Lock()
+        #: The task holding the lock, to tell a deadlock from a queue.
+        self._holder: Optional["asyncio.Task[Any]"] = None
+        #: Events are computed off the event loop (during a login).
+        self._off_loop = False
         #: The server's greeting text.
         self.greeting: str = ""
         #: Wire trace lines ``(direction, line)`` when ``trace=True``.
@@ -339,6 +386,16 @@ class Connection:
     def capabilities(self) -> Optional[Dict[str, List[str]]]:
         """The latest capabilities the server listed, or None."""
         return self._client.capabilities
+
+    def _peer_certificate(self) -> Optional[bytes]:
+        """The server's certificate as received (DER), for the
+        ``tls-server-end-point`` channel binding of SCRAM ``-PLUS``."""
+        transport = self._protocol.transport
+        ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+        if ssl_object is None:
+            return None
+        certificate: Optional[bytes] = ssl_object.getpeercert(binary_form=True)
+        return certificate
 
     def _abandon(self, handle: int) -> None:
         """The core reads the rest of this command's reply and drops it."""
@@ -429,7 +486,7 @@ class Connection:
         protocol = self._protocol
         while True:
             try:
-                event = client.next_event()
+                event = await self._next_event() if self._off_loop else client.next_event()
             except ProtocolError as exc:
                 self._close_transport(f"protocol error: {exc}")
                 raise
@@ -439,8 +496,7 @@ class Connection:
                     # Checked here too: a server that never pauses never
                     # makes a read wait.
                     self._limit()
-                    data = protocol.chunks.popleft()
-                    protocol.size -= len(data)
+                    data = protocol.take()
                 else:
                     try:
                         data = await self._bounded(protocol.read)
@@ -460,6 +516,24 @@ class Connection:
                 self._close_transport("closed")
                 return event
             return event
+
+    async def _next_event(self) -> object:
+        """The client's next event, computed on a worker thread (with the GIL
+        released) so that a login's SCRAM key derivation (a fifth of a
+        second at the largest iteration count the core accepts) does not
+        hold up the event loop."""
+        call = asyncio.get_running_loop().run_in_executor(None, self._client.next_event_off_loop)
+        try:
+            return await asyncio.shield(call)
+        except asyncio.CancelledError:
+            # The worker still holds the client: nothing may touch it (the
+            # cancellation discards the command) before it lets go.
+            while not call.done():
+                try:
+                    await asyncio.wait([call])
+                except asyncio.CancelledError:
+                    pass
+            raise
 
     async def _wait(self, handle: int) -> object:
         """The next event of ``handle``. Events of other commands are
@@ -491,10 +565,47 @@ class Connection:
         if self._reader is not None:
             self._reader.abandon()
 
-    async def _simple(self, submit) -> object:
+    # How many turns of the event loop an operation gives a bulk generator
+    # of its own task to finish closing. A loop left with ``break`` is
+    # closed by the event loop's finaliser a turn or two later; a loop still
+    # running never lets go.
+    _RELEASE_TURNS = 8
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self, begin: bool = True):
+        """Holds the connection for one operation. Operations of other tasks
+        wait their turn; the task that already holds it (from inside a
+        ``retr_many`` loop) would wait for itself, so it gets
+        :class:`ConcurrentUseError` instead. With ``begin``, an unfinished
+        :class:`MessageReader` is abandoned first."""
+        task = asyncio.current_task()
+        turns = 0
+        while self._lock.locked() and self._holder is task:
+            if turns == self._RELEASE_TURNS:
+                raise ConcurrentUseError(
+                    "this task is inside a retr_many loop, which holds the connection until "
+                    "the loop ends; nothing was sent (use dele_many after the loop)"
+                )
+            turns += 1
+            await asyncio.sleep(0)
         async with self._lock:
-            self._begin()
-            return await self._complete(submit(self._client))
+            self._holder = task
+            try:
+                if begin:
+                    self._begin()
+                else:
+                    self._check_open()
+                yield
+            finally:
+                self._holder = None
+
+    async def _simple(self, submit, off_loop: bool = False) -> object:
+        async with self._exclusive():
+            self._off_loop = off_loop
+            try:
+                return await self._complete(submit(self._client))
+            finally:
+                self._off_loop = False
 
     # ----- session -----
 
@@ -531,14 +642,32 @@ class Connection:
         self,
         user: str,
         password: str,
-        mechanism: str = "auto",
+        method: Optional[str] = None,
+        *,
+        mechanism: Optional[str] = None,
     ) -> str:
-        """Logs in. ``mechanism`` is "auto" (the strongest the server offers),
-        "user", "apop", "plain", "login", "cram-md5", "scram-sha-1",
-        "scram-sha-256", "xoauth2" or "oauthbearer" (the password is then an
-        OAuth 2.0 token). Returns the server's text; raises
-        :class:`ServerError` on refusal."""
-        event = await self._simple(lambda c: c.login(user, password, mechanism))
+        """Logs in. ``method`` is "auto" (the default: the strongest the
+        server offers), "user", "apop", "plain", "login", "cram-md5",
+        "scram-sha-1", "scram-sha-256", "xoauth2" or "oauthbearer" (the
+        password is then an OAuth 2.0 token): the same name as
+        :meth:`pop3.Client.login`'s and the C ``pop3_client_login``'s
+        argument. Over TLS the server's certificate gives SCRAM the
+        ``tls-server-end-point`` channel binding, so "auto" prefers
+        ``SCRAM-SHA-256-PLUS`` where the server offers it. Returns the
+        server's text; raises :class:`ServerError` on refusal.
+        ``mechanism=`` is the former name, deprecated."""
+        if mechanism is not None:
+            warnings.warn(
+                "login(mechanism=...) is renamed login(method=...)", DeprecationWarning, stacklevel=2
+            )
+            if method is not None and method != mechanism:
+                raise UsageError("login() got both method and mechanism")
+            method = mechanism
+        chosen = method if method is not None else "auto"
+        certificate = self._peer_certificate()
+        event = await self._simple(
+            lambda c: c.login(user, password, chosen, tls_certificate=certificate), off_loop=True
+        )
         return getattr(event, "text", "")
 
     async def stat(self) -> Tuple[int, int]:
@@ -573,8 +702,7 @@ class Connection:
         return event.entries[0] if msg is not None else list(event.entries)
 
     async def _open_body(self, submit) -> MessageReader:
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             reader = MessageReader(self, submit(self._client))
             self._reader = reader
             await self._flush()
@@ -594,29 +722,36 @@ class Connection:
         """Runs a RETR/TOP to its end under the lock, passing each chunk to
         ``sink``; returns the octet count."""
         written = 0
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             handle = submit(self._client)
             while True:
                 event = await self._wait(handle)
                 if isinstance(event, BodyChunk):
-                    sink(event.data)
+                    result = sink(event.data)
+                    if inspect.isawaitable(result):
+                        # An asynchronous file (aiofiles and the like):
+                        # the chunk is written only once this is awaited.
+                        await result
                     written += len(event.data)
                 elif isinstance(event, BodyEnd):
                     return written
                 elif not isinstance(event, BodyStart):
                     _raise_for(event)
 
-    async def retr_to(self, msg: int, file: IO[bytes]) -> int:
+    async def retr_to(self, msg: int, file: Union[IO[bytes], Any]) -> int:
         """Streams message ``msg`` into a binary file object; returns the number
-        of octets written."""
+        of octets written. An asynchronous file object (whose ``write``
+        returns an awaitable, as aiofiles' does) has each write awaited
+        before the next chunk is taken."""
         return await self._collect(lambda c: c.retr(msg), file.write)
 
     async def retr_many(self, msgs: Iterable[int]) -> AsyncIterator[Tuple[int, bytes]]:
         """Retrieves several messages, pipelined when the server allows it,
         yielding ``(msg, content)`` in order. A ``-ERR`` for one message raises
         :class:`ServerError` (with ``.msg`` set); the rest are abandoned.
-        Other operations on the connection wait until the iteration ends;
+        Other tasks' operations on the connection wait until the iteration
+        ends; one started inside the loop by the iterating task raises
+        :class:`ConcurrentUseError` (nothing sent);
         leaving the loop early abandons the rest when the generator is
         closed (at once with ``contextlib.aclosing``)."""
         async for item in self._retr_many(msgs, then_quit=False):
@@ -633,8 +768,7 @@ class Connection:
 
     async def _retr_many(self, msgs: Iterable[int], then_quit: bool) -> AsyncIterator[Tuple[int, bytes]]:
         msgs = [int(m) for m in msgs]
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             bulk = _Bulk(self, msgs, self._client.retr_many(msgs))
             quit_handle = self._client.quit() if then_quit else None
             try:
@@ -675,8 +809,7 @@ class Connection:
 
     async def _dele_many(self, msgs: Iterable[int], then_quit: bool) -> List[Optional[ServerError]]:
         msgs = [int(m) for m in msgs]
-        async with self._lock:
-            self._begin()
+        async with self._exclusive():
             bulk = _Bulk(self, msgs, self._client.dele_many(msgs))
             quit_handle = self._client.quit() if then_quit else None
             try:

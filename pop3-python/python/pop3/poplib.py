@@ -27,10 +27,11 @@ Beyond the standard module: :meth:`POP3.retr_to` streams a message into a
 file without building a list of lines.
 """
 
+import importlib
 import socket
 import ssl
 import sys
-from typing import IO, Any, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
 
 from . import (
     BodyChunk,
@@ -68,6 +69,11 @@ LF = b"\n"
 CRLF = CR + LF
 #: TLS is always available (the standard module's flag).
 HAVE_SSL = True
+#: Longest reply line accepted (status, listing and CAPA lines), CRLF
+#: excluded, as in the standard module; read when a connection opens, so a
+#: program that raises it for its server keeps working. Message lines are
+#: not limited by it (bodies stream; the standard module refuses them).
+_MAXLINE = 2048
 
 # Bytes asked of the socket per read: large reads keep the per-call overhead
 # small for big messages.
@@ -76,10 +82,28 @@ _READ_SIZE = 256 * 1024
 _TERMINAL = (Ok, LoggedIn, Err, Stat, Listing, UidListing, Capabilities, BodyEnd, Failed, Cancelled, TlsEstablished)
 
 
-class error_proto(Error):
+def _standard_error_proto() -> type:
+    """The standard module's exception, so that ``except poplib.error_proto``
+    in code that still imports the standard module catches this module's
+    errors too. (When this module was put in its place in ``sys.modules``
+    before the standard one was ever imported, there is none to extend.)"""
+    standard: Any = sys.modules.get("poplib")
+    if standard is None:
+        try:
+            standard = importlib.import_module("poplib")
+        except ImportError:
+            return Exception
+    if standard.__name__ == __name__ or not hasattr(standard, "error_proto"):
+        return Exception
+    base: type = standard.error_proto
+    return base
+
+
+class error_proto(Error, _standard_error_proto()):  # type: ignore[misc]
     """Raised on any error of this module: a ``-ERR`` reply (the argument is
     the reply line as ``bytes``, as in the standard module), a reply the server
-    got wrong, or a refused argument. Socket errors are not caught."""
+    got wrong, or a refused argument. Socket errors are not caught. A
+    subclass of the standard module's ``error_proto`` too."""
 
 
 def _err_line(event: Err) -> bytes:
@@ -95,8 +119,9 @@ class POP3:
     """
 
     encoding = "UTF-8"
-    #: Longest reply line accepted, CRLF excluded.
-    max_line_len = 8 * 1024
+    #: Longest reply line accepted, CRLF excluded; None: the module's
+    #: ``_MAXLINE`` when the connection opens.
+    max_line_len: Optional[int] = None
     #: Most lines accepted in a LIST or UIDL listing.
     max_listing_lines = 100_000
 
@@ -117,13 +142,19 @@ class POP3:
         self._sent_stls = False
         sys.audit("poplib.connect", self, host, port)
         self.sock: Any = self._create_socket(timeout)
-        self.file = None
+        # The standard module's reading file; every read here goes through
+        # the core, so it is only there for code that checks it.
+        self.file: Any = self.sock.makefile("rb")
+        self._pending_line: Optional[str] = None
         self._client = Client(
             encrypted=self._tls_established,
             allow_plaintext_credentials=True,
-            max_line_len=self.max_line_len,
+            max_line_len=self.max_line_len if self.max_line_len is not None else _MAXLINE,
             max_listing_lines=self.max_listing_lines,
             trace=True,
+            # As the standard module: the server decides whether a command
+            # fits the session's state.
+            state_checks=False,
         )
         self.welcome = self._read_greeting()
 
@@ -217,15 +248,66 @@ class POP3:
             if isinstance(event, _TERMINAL):
                 return event
 
-    def _shortcmd(self, what: str, submit) -> bytes:
+    def _command(self, what: str, submit) -> bytes:
         event = self._complete(self._submit(what, submit))
         text = getattr(event, "text", "")
         return self._status(b"+OK " + text.encode("utf-8", "replace") if text else b"+OK")
 
-    def _longcmd(self, what: str, submit) -> Tuple[bytes, List[bytes], int]:
+    def _long_command(self, what: str, submit) -> Tuple[bytes, List[bytes], int]:
         splitter = _LineSplitter()
         self._complete(self._submit(what, submit), splitter.feed)
         return self._status(b"+OK"), splitter.finish(), splitter.octets
+
+    def _raw_command(self, line: str, multiline: bool) -> Any:
+        """Sends ``line`` as it is (a command the core does not model, or
+        an argument that is no message number) and reads the reply: the
+        status line, or with ``multiline`` ``(status, lines, octets)``."""
+        verb, _, rest = line.partition(" ")
+        args = rest.split(" ") if rest else []
+        submit = _raw_submitter(verb, args, multiline)
+        shown = f"{verb} <redacted>" if verb.upper() in ("PASS", "APOP") else line
+        if multiline:
+            return self._long_command(shown, submit)
+        return self._command(shown, submit)
+
+    # ----- the standard module's internal names, which programs use -----
+
+    def _putline(self, line: bytes) -> None:
+        """Sends one command line (``bytes`` without CRLF); its reply is read
+        by :meth:`_getresp` or :meth:`_getlongresp`."""
+        self._putcmd(line.decode(self.encoding))
+
+    def _putcmd(self, line: str) -> None:
+        """Sends one command; its reply is read by :meth:`_getresp` or
+        :meth:`_getlongresp` (which say whether it is multi-line)."""
+        self._pending_line = line
+
+    def _take_pending(self) -> str:
+        line, self._pending_line = self._pending_line, None
+        if line is None:
+            raise error_proto("-ERR no command sent")
+        return line
+
+    def _getresp(self) -> bytes:
+        """The status line of the command sent by :meth:`_putcmd`."""
+        return self._raw_command(self._take_pending(), multiline=False)
+
+    def _getlongresp(self) -> Tuple[bytes, List[bytes], int]:
+        """``(status, lines, octets)`` of the multi-line reply to the command
+        sent by :meth:`_putcmd`."""
+        return self._raw_command(self._take_pending(), multiline=True)
+
+    def _shortcmd(self, line: str) -> bytes:
+        """Sends a command line and returns its status line, as the standard
+        module's does; ``-ERR`` raises :class:`error_proto`."""
+        self._putcmd(line)
+        return self._getresp()
+
+    def _longcmd(self, line: str) -> Tuple[bytes, List[bytes], int]:
+        """Sends a command line and returns ``(status, lines, octets)`` of its
+        multi-line reply, as the standard module's does."""
+        self._putcmd(line)
+        return self._getlongresp()
 
     def _read_greeting(self) -> bytes:
         while True:
@@ -254,6 +336,9 @@ class POP3:
             if early:
                 return
         self.sock = self._stls_context.wrap_socket(self.sock, server_hostname=self.host)
+        if self.file is not None:
+            self.file.close()
+        self.file = self.sock.makefile("rb")
         self._tls_established = True
         self._client.tls_established()
 
@@ -270,11 +355,11 @@ class POP3:
 
     def user(self, user: str) -> bytes:
         """``USER``: returns the response."""
-        return self._shortcmd(f"USER {user}", lambda c: c.user(user))
+        return self._command(f"USER {user}", lambda c: c.user(user))
 
     def pass_(self, pswd: str) -> bytes:
         """``PASS``: returns the response; the maildrop is locked until :meth:`quit`."""
-        return self._shortcmd("PASS <redacted>", lambda c: c.pass_(pswd))
+        return self._command("PASS <redacted>", lambda c: c.pass_(pswd))
 
     def stat(self) -> Tuple[int, int]:
         """``STAT``: ``(message count, mailbox size)``."""
@@ -287,6 +372,8 @@ class POP3:
         ``which``, that message's response line."""
         if which is not None:
             n = _msg(which)
+            if n is None:
+                return self._raw_command(f"LIST {which}", multiline=False)
             event = self._complete(self._submit(f"LIST {which}", lambda c: c.list(n)))
             e = event.entries[0]
             return self._status(b"+OK %d %d" % (e.msg, e.size))
@@ -298,13 +385,15 @@ class POP3:
         """``RETR``: ``(response, [line, ...], octets)``; lines without their
         line endings."""
         n = _msg(which)
-        return self._longcmd(f"RETR {which}", lambda c: c.retr(n))
+        if n is None:
+            return self._raw_command(f"RETR {which}", multiline=True)
+        return self._long_command(f"RETR {which}", lambda c: c.retr(n))
 
     def retr_to(self, which: Any, file: IO[bytes]) -> Tuple[bytes, int]:
         """Streams message ``which`` into a binary file object, line endings as
         sent, without building a list of lines (not in the standard module).
         Returns ``(response, octets written)``."""
-        n = _msg(which)
+        n = _msg_strict(which)
         written = 0
         write = file.write
 
@@ -319,26 +408,31 @@ class POP3:
     def dele(self, which: Any) -> bytes:
         """``DELE``: marks the message deleted (committed by :meth:`quit`)."""
         n = _msg(which)
-        return self._shortcmd(f"DELE {which}", lambda c: c.dele(n))
+        if n is None:
+            return self._raw_command(f"DELE {which}", multiline=False)
+        return self._command(f"DELE {which}", lambda c: c.dele(n))
 
     def noop(self) -> bytes:
         """``NOOP``."""
-        return self._shortcmd("NOOP", lambda c: c.noop())
+        return self._command("NOOP", lambda c: c.noop())
 
     def rset(self) -> bytes:
         """``RSET``: unmarks deleted messages."""
-        return self._shortcmd("RSET", lambda c: c.rset())
+        return self._command("RSET", lambda c: c.rset())
 
     def quit(self) -> bytes:
         """``QUIT``: commits deletions and closes the connection."""
         try:
-            resp = self._shortcmd("QUIT", lambda c: c.quit())
+            resp = self._command("QUIT", lambda c: c.quit())
         finally:
             self.close()
         return resp
 
     def close(self) -> None:
         """Closes the connection without QUIT."""
+        file, self.file = self.file, None
+        if file is not None:
+            file.close()
         sock, self.sock = self.sock, None
         if sock is not None:
             try:
@@ -350,26 +444,55 @@ class POP3:
 
     def rpop(self, user: str) -> bytes:
         """``RPOP`` (obsolete; few servers accept it)."""
-        return self._shortcmd(f"RPOP {user}", lambda c: c.raw("RPOP", [user]))
+        return self._command(f"RPOP {user}", lambda c: c.raw("RPOP", [user]))
 
     def apop(self, user: str, password: str) -> bytes:
         """``APOP`` with the greeting's timestamp. Raises :class:`error_proto`
         when the greeting has none."""
         if self._client.apop_timestamp is None:
             raise error_proto("-ERR APOP not supported by server")
-        return self._shortcmd(f"APOP {user} <redacted>", lambda c: c.apop(user, password))
+        return self._command(f"APOP {user} <redacted>", lambda c: c.apop(user, password))
+
+    def auth(self, mechanism: str, authobject: Callable[[Optional[bytes]], Any]) -> bytes:
+        """SASL login (RFC 5034) in the shape of ``smtplib.SMTP.auth``:
+        ``authobject(None)`` returns the client's message before base64 (str
+        or bytes), for XOAUTH2 ``"user=NAME\\x01auth=Bearer TOKEN\\x01\\x01"``.
+        The core runs the exchange, as for every login here: XOAUTH2 and
+        OAUTHBEARER always in two steps (a server's refusal report is
+        answered), PLAIN with its initial response. Those three mechanisms
+        are supported (others raise :class:`error_proto`, nothing sent).
+        Returns the ``+OK`` line; a refusal raises :class:`error_proto`.
+        ``_shortcmd`` stays raw, as in the standard module."""
+        name = mechanism.upper()
+        message = authobject(None)
+        if isinstance(message, str):
+            message = message.encode("utf-8")
+        parsed = _sasl_credentials(name, bytes(message))
+        if parsed is None:
+            raise error_proto(f"-ERR AUTH {name}: unsupported mechanism or malformed message")
+        user, secret = parsed
+        event = self._complete(
+            self._submit(f"AUTH {name} <redacted>", lambda c: c.login(user, secret, name.lower()))
+        )
+        self._last_status = None
+        text = getattr(event, "text", "")
+        return b"+OK " + text.encode("utf-8", "replace") if text else b"+OK"
 
     def top(self, which: Any, howmuch: int) -> Tuple[bytes, List[bytes], int]:
         """``TOP``: the headers and ``howmuch`` body lines, as :meth:`retr`."""
         n = _msg(which)
+        if n is None:
+            return self._raw_command(f"TOP {which} {howmuch}", multiline=True)
         lines = int(howmuch)
-        return self._longcmd(f"TOP {which} {howmuch}", lambda c: c.top(n, lines))
+        return self._long_command(f"TOP {which} {howmuch}", lambda c: c.top(n, lines))
 
     def uidl(self, which: Any = None) -> Any:
         """``UIDL``: ``(response, [b'msg uid', ...], octets)``; with ``which``,
         that message's response line."""
         if which is not None:
             n = _msg(which)
+            if n is None:
+                return self._raw_command(f"UIDL {which}", multiline=False)
             event = self._complete(self._submit(f"UIDL {which}", lambda c: c.uidl(n)))
             e = event.entries[0]
             return self._status(b"+OK %d %s" % (e.msg, e.uid.encode("ascii")))
@@ -379,14 +502,19 @@ class POP3:
 
     def utf8(self) -> bytes:
         """``UTF8`` (RFC 6856): returns the response or raises :class:`error_proto`."""
-        return self._shortcmd("UTF8", lambda c: c.utf8())
+        return self._command("UTF8", lambda c: c.utf8())
 
     def capa(self) -> Dict[str, List[str]]:
         """``CAPA``: ``{'NAME': ['arg', ...], ...}``."""
+        handle = self._submit("CAPA", lambda c: c.capa())
         try:
-            event = self._complete(self._submit("CAPA", lambda c: c.capa()))
-        except error_proto:
-            raise error_proto("-ERR CAPA not supported by server") from None
+            event = self._complete(handle)
+        except error_proto as exc:
+            # A -ERR gets the standard module's words; a listing past the
+            # core's limits says so.
+            if isinstance(exc.args[0], bytes) and exc.args[0].startswith(b"-ERR"):
+                raise error_proto("-ERR CAPA not supported by server") from None
+            raise
         # The core parsed the listing (and keeps it for its own decisions);
         # the dictionary is a copy the caller may change.
         return {name: list(args) for name, args in event.capabilities.items()}
@@ -460,41 +588,120 @@ class POP3_SSL(POP3):
         raise error_proto("-ERR TLS session already established")
 
 
-def _msg(which: Any) -> int:
-    try:
-        n = int(which)
-    except (TypeError, ValueError):
-        raise error_proto(f"-ERR not a message number: {which!r}") from None
-    if n < 1 or n > 0xFFFFFFFF:
+def _msg(which: Any) -> Optional[int]:
+    """The message number ``which`` names, or None when it is not one: the
+    standard module passes whatever it is given through as text, and the
+    server answers it (the core still refuses CR, LF and NUL in it)."""
+    if isinstance(which, int) and not isinstance(which, bool):
+        text = str(which)
+    elif isinstance(which, (str, bytes)):
+        text = which.decode("ascii", "replace") if isinstance(which, bytes) else which
+    else:
+        text = str(which)
+    if text.isascii() and text.isdigit() and 1 <= int(text) <= 0xFFFFFFFF and text == str(int(text)):
+        return int(text)
+    return None
+
+
+def _msg_strict(which: Any) -> int:
+    n = _msg(which)
+    if n is None:
         raise error_proto(f"-ERR not a message number: {which!r}")
     return n
+
+
+def _sasl_credentials(mechanism: str, message: bytes) -> Optional[Tuple[str, str]]:
+    """``(user, secret)`` from a caller's SASL client message, for the core
+    to rebuild and send; None when it is not in the mechanism's format."""
+    try:
+        text = message.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if mechanism == "PLAIN":
+        parts = text.split("\0")
+        if len(parts) != 3 or parts[0] not in ("", parts[1]):
+            return None
+        return parts[1], parts[2]
+    if mechanism not in ("XOAUTH2", "OAUTHBEARER") or not text.endswith("\x01\x01"):
+        return None
+    fields = text[:-2].split("\x01")
+    user = None
+    if mechanism == "XOAUTH2":
+        head = fields.pop(0)
+        if head.startswith("user="):
+            user = head[len("user="):]
+    else:
+        # The GS2 header: "n,a=NAME," (RFC 7628).
+        head = fields.pop(0)
+        for part in head.split(",")[1:]:
+            if part.startswith("a="):
+                user = part[2:]
+    token = None
+    for field in fields:
+        if field.startswith("auth=Bearer "):
+            token = field[len("auth=Bearer "):]
+    if not user or not token:
+        return None
+    return user, token
+
+
+def _raw_submitter(verb: str, args: List[str], multiline: bool):
+    """How a raw command line is submitted: the commands that change the
+    session's state go through their typed commands, so the core keeps
+    track (and redacts the password); the rest as the core's raw command."""
+    name = verb.upper()
+    if name == "USER" and len(args) == 1:
+        return lambda c: c.user(args[0])
+    if name == "PASS" and args:
+        password = " ".join(args)
+        return lambda c: c.pass_(password)
+    if name == "QUIT" and not args:
+        return lambda c: c.quit()
+    if name == "UTF8" and not args:
+        return lambda c: c.utf8()
+    return lambda c: c.raw(verb, args, multiline)
 
 
 class _LineSplitter:
     """Splits a body into lines as it streams in, as the standard module
     returns them: split at LF, a CR before the LF dropped. Splitting each
     chunk while it is in the CPU cache is several times faster than joining
-    the message and splitting it once."""
+    the message and splitting it once.
+
+    The unfinished last line is kept as a list of pieces and joined once,
+    when its LF arrives: a line spread over many chunks costs its length,
+    not its length times the number of chunks."""
 
     def __init__(self) -> None:
         self.lines: List[bytes] = []
         self.octets = 0
-        self._carry = b""
+        self._carry: List[bytes] = []
 
     def feed(self, data: bytes) -> None:
         self.octets += len(data)
-        buf = self._carry + data if self._carry else data
-        parts = buf.split(b"\r\n")
-        if buf.count(b"\n") != len(parts) - 1:
+        if b"\n" not in data:
+            if data:
+                self._carry.append(data)
+            return
+        if self._carry:
+            # Only up to this chunk's first LF is joined with the carry.
+            head, _, data = data.partition(b"\n")
+            self._carry.append(head)
+            line = b"".join(self._carry)
+            self._carry = []
+            self.lines.append(line[:-1] if line.endswith(b"\r") else line)
+        parts = data.split(b"\r\n")
+        if data.count(b"\n") != len(parts) - 1:
             # A bare LF in this chunk: the slow, exact path.
-            parts = [p[:-1] if p.endswith(b"\r") else p for p in buf.split(b"\n")]
-            last = buf.rpartition(b"\n")[2]
-            parts[-1] = last
-        self._carry = parts.pop()
+            parts = [p[:-1] if p.endswith(b"\r") else p for p in data.split(b"\n")]
+            parts[-1] = data.rpartition(b"\n")[2]
+        last = parts.pop()
+        if last:
+            self._carry.append(last)
         self.lines += parts
 
     def finish(self) -> List[bytes]:
         if self._carry:
-            self.lines.append(self._carry)
-            self._carry = b""
+            self.lines.append(b"".join(self._carry))
+            self._carry = []
         return self.lines
