@@ -73,9 +73,21 @@ pub(crate) fn tls_advice(diagnosis: &TlsDiagnosis) -> String {
         TlsDiagnosis::UnsupportedCriticalExtension => "the server's certificate has a critical \
             extension this client does not understand, so it cannot be accepted."
             .to_owned(),
-        TlsDiagnosis::BadSignature => "a signature in the server's certificate chain does not \
-            verify: the certificate is damaged or forged."
-            .to_owned(),
+        TlsDiagnosis::NotSignedByTrusted { presented } => {
+            let fingerprint = presented
+                .as_ref()
+                .map_or_else(String::new, |c| format!(" (SHA-256 fingerprint {})", c.sha256));
+            format!(
+                "the server's certificate{fingerprint} names a trusted certificate as its \
+                 issuer, but that one did not sign it. Most likely the server presents \
+                 another certificate than the one trusted for it: a renewed certificate, the \
+                 wrong file given with --ca-file, or an unrelated trusted certificate of the \
+                 same name (such as Debian's snakeoil certificate for localhost). Compare the \
+                 fingerprint with the server's administrator, then trust the new certificate \
+                 with --ca-file FILE or pin it with --tls-fingerprint (config keys ca_file and \
+                 tls_fingerprint); a forged certificate fails this way too."
+            )
+        }
         TlsDiagnosis::Revoked => "the server's certificate has been revoked by its issuer. Its \
             administrator must replace it."
             .to_owned(),
@@ -154,6 +166,18 @@ mod tests {
         assert!(plain.contains("--tls-fingerprint SHA256 after"), "{plain}");
         let ca = tls_advice(&TlsDiagnosis::CaUsedAsEndEntity { presented: None });
         assert!(ca.contains("CA:TRUE") && ca.contains("--ca-file"), "{ca}");
+    }
+
+    #[test]
+    fn a_namesake_issuer_is_explained_with_the_fingerprint() {
+        let der = &test_support::TestPki::shared().impostor.cert_der;
+        let presented = CertificateInfo::from_der(der).ok();
+        let text = tls_advice(&TlsDiagnosis::NotSignedByTrusted { presented });
+        let fingerprint = Sha256Fingerprint::of(der).to_string();
+        assert!(text.contains(&format!("(SHA-256 fingerprint {fingerprint})")), "{text}");
+        assert!(text.contains("another certificate than the one trusted"), "{text}");
+        assert!(text.contains("--ca-file") && text.contains("--tls-fingerprint"), "{text}");
+        assert!(!text.contains("::"), "{text}");
     }
 
     #[test]

@@ -169,13 +169,18 @@ fn tls_hint(error: &rustls::Error) -> Option<&'static str> {
     match error {
         rustls::Error::InvalidCertificate(problem) => match problem {
             CertificateError::UnknownIssuer => Some(
-                "to trust this server, add its CA (or its own certificate) with \
-                 TlsOptions::add_root_pem_file, or pin it with TlsOptions::pin_sha256",
+                "to trust this server, trust its CA (or its own certificate), or pin the \
+                 certificate's SHA-256 fingerprint",
+            ),
+            CertificateError::BadSignature => Some(
+                "not signed by the trusted certificate of that name: most likely the server \
+                 presents another certificate than the one trusted (renewed, or the wrong \
+                 file trusted); compare their SHA-256 fingerprints",
             ),
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
                 Some(
-                    "connect with a name the certificate carries, or set \
-                     Options::server_name",
+                    "connect with a name the certificate carries, or check it against one \
+                     of those names",
                 )
             }
             CertificateError::Expired
@@ -188,7 +193,7 @@ fn tls_hint(error: &rustls::Error) -> Option<&'static str> {
                 "not the pinned certificate: check the new fingerprint with the server's \
                  administrator before pinning it",
             ),
-            _ => Some("Error::tls_diagnosis tells more"),
+            _ => None,
         },
         rustls::Error::InvalidMessage(_) => Some(
             "the server did not answer with TLS: a plain POP3 port (110) needs STLS, \
@@ -254,8 +259,17 @@ pub enum TlsDiagnosis {
     /// The certificate has a critical extension this client does not
     /// understand.
     UnsupportedCriticalExtension,
-    /// A signature in the chain does not verify.
-    BadSignature,
+    /// The certificate names as its issuer a certificate that is trusted,
+    /// but that one did not sign it (rustls' `BadSignature`). Most likely
+    /// the server presents another certificate than the one trusted for it:
+    /// a renewed certificate, the wrong file trusted, or an unrelated trusted
+    /// certificate of the same name (Debian's `ssl-cert-snakeoil.pem` is
+    /// `CN=localhost`). A forgery fails this way too.
+    NotSignedByTrusted {
+        /// The certificate the server presented, if it was recorded: its
+        /// fingerprint tells it from the one trusted.
+        presented: Option<CertificateInfo>,
+    },
     /// The issuer revoked the certificate.
     Revoked,
     /// The certificate is not meant for TLS servers (no `serverAuth`).
@@ -386,7 +400,9 @@ fn diagnose_certificate(
             }
         }
         CertificateError::UnhandledCriticalExtension => TlsDiagnosis::UnsupportedCriticalExtension,
-        CertificateError::BadSignature => TlsDiagnosis::BadSignature,
+        CertificateError::BadSignature => TlsDiagnosis::NotSignedByTrusted {
+            presented: presented.cloned(),
+        },
         CertificateError::Revoked => TlsDiagnosis::Revoked,
         CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
             TlsDiagnosis::NotForServers

@@ -112,6 +112,11 @@ pub struct TestPki {
     pub unknown_ca: CertKey,
     /// Self-signed certificate for localhost.
     pub self_signed: CertKey,
+    /// Certificate for localhost whose issuer has the trusted CA's name but
+    /// another key: what a client trusting the CA meets when the server's
+    /// certificate comes from another CA of the same name (a CA file out of
+    /// date, a snakeoil certificate of the same subject).
+    pub impostor: CertKey,
 }
 
 impl Default for TestPki {
@@ -230,6 +235,13 @@ impl TestPki {
             CertKey::from_rcgen(&cert, &key)
         };
 
+        let (namesake_cert, namesake_key) = ca("pop3 test-support trusted CA");
+        let impostor = leaf_signed(
+            leaf_params("localhost", &LOCALHOST_SANS),
+            &namesake_cert,
+            &namesake_key,
+        );
+
         TestPki {
             ca_pem: ca_cert.pem(),
             ca_der: ca_cert.der().clone(),
@@ -240,6 +252,7 @@ impl TestPki {
             expired,
             unknown_ca,
             self_signed,
+            impostor,
         }
     }
 

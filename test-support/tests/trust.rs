@@ -288,6 +288,39 @@ fn another_self_signed_certificate_is_refused() {
     }
 }
 
+/// A certificate whose issuer bears the trusted CA's name but was signed by
+/// another key: the diagnosis says another certificate than the trusted one
+/// is presented, with its fingerprint, rather than "damaged or forged".
+#[test]
+fn a_namesake_of_the_trusted_ca_is_told_apart() {
+    static CELL: OnceLock<Dovecot> = OnceLock::new();
+    let pki = TestPki::shared();
+    let dovecot = dovecot_presenting(&CELL, &pki.impostor);
+    let presented = PeerCertificates::new();
+    let tls = TlsOptions::new()
+        .trust_roots(TrustRoots::OnlyGiven)
+        .add_root_pem(pki.ca_pem.as_bytes())
+        .expect("PEM")
+        .capture_peer_certificates(&presented);
+    let errors = assert_sessions_refused(&Target::on(dovecot), &options(tls), |problem| {
+        *problem == CertificateError::BadSignature
+    });
+    let end_entity = presented.end_entity().expect("the chain was recorded");
+    let info = CertificateInfo::from_der(&end_entity).expect("parse");
+    assert_eq!(info.sha256, Sha256Fingerprint::of(&pki.impostor.cert_der));
+    for error in errors {
+        let line = error.to_string();
+        assert!(line.contains("another certificate than the one trusted"), "{line}");
+        assert!(!line.contains("::"), "a Rust name in the message: {line}");
+        assert_eq!(
+            error.tls_diagnosis(Some(&info)),
+            Some(TlsDiagnosis::NotSignedByTrusted {
+                presented: Some(info.clone())
+            })
+        );
+    }
+}
+
 #[test]
 fn a_wrong_fingerprint_is_refused() {
     let certs = HomemadeCerts::shared();
