@@ -74,9 +74,9 @@ pub(crate) fn tls_advice(diagnosis: &TlsDiagnosis) -> String {
             extension this client does not understand, so it cannot be accepted."
             .to_owned(),
         TlsDiagnosis::NotSignedByTrusted { presented } => {
-            let fingerprint = presented
-                .as_ref()
-                .map_or_else(String::new, |c| format!(" (SHA-256 fingerprint {})", c.sha256));
+            let fingerprint = presented.as_ref().map_or_else(String::new, |c| {
+                format!(" (SHA-256 fingerprint {})", c.sha256)
+            });
             format!(
                 "the server's certificate{fingerprint} names a trusted certificate as its \
                  issuer, but that one did not sign it. Most likely the server presents \
@@ -174,9 +174,18 @@ mod tests {
         let presented = CertificateInfo::from_der(der).ok();
         let text = tls_advice(&TlsDiagnosis::NotSignedByTrusted { presented });
         let fingerprint = Sha256Fingerprint::of(der).to_string();
-        assert!(text.contains(&format!("(SHA-256 fingerprint {fingerprint})")), "{text}");
-        assert!(text.contains("another certificate than the one trusted"), "{text}");
-        assert!(text.contains("--ca-file") && text.contains("--tls-fingerprint"), "{text}");
+        assert!(
+            text.contains(&format!("(SHA-256 fingerprint {fingerprint})")),
+            "{text}"
+        );
+        assert!(
+            text.contains("another certificate than the one trusted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("--ca-file") && text.contains("--tls-fingerprint"),
+            "{text}"
+        );
         assert!(!text.contains("::"), "{text}");
     }
 

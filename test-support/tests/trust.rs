@@ -310,7 +310,10 @@ fn a_namesake_of_the_trusted_ca_is_told_apart() {
     assert_eq!(info.sha256, Sha256Fingerprint::of(&pki.impostor.cert_der));
     for error in errors {
         let line = error.to_string();
-        assert!(line.contains("another certificate than the one trusted"), "{line}");
+        assert!(
+            line.contains("another certificate than the one trusted"),
+            "{line}"
+        );
         assert!(!line.contains("::"), "a Rust name in the message: {line}");
         assert_eq!(
             error.tls_diagnosis(Some(&info)),
