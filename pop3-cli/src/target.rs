@@ -205,12 +205,16 @@ fn merge<T: PartialEq + std::fmt::Debug>(
     }
 }
 
-/// Gmail's `recent:` mode prefix (`recent:alice@gmail.com`), whose colon
-/// is part of the user name.
+/// Gmail's `recent:` mode prefix before an address (`recent:alice@gmail.com`),
+/// whose colon is part of the user name. Without the `@` of an address,
+/// `recent:hunter2` may well be a user `recent` and a password.
 fn has_recent_prefix(name: &str) -> bool {
     name.get(..7)
         .is_some_and(|prefix| prefix.eq_ignore_ascii_case("recent:"))
-        && name[7..].find(':').is_none()
+        && name.get(7..).is_some_and(|address| {
+            let at = address.contains('@') || address.to_ascii_lowercase().contains("%40");
+            at && !address.contains(':') && !address.starts_with('@')
+        })
 }
 
 /// `--proxy`'s URL, which must not hold a password: the command line is
@@ -517,6 +521,7 @@ mod tests {
             "pop3s://alice:secret@h",
             "pop3s://alice:s@cret@h",
             "pop3s://recent:alice:secret@h",
+            "pop3s://recent:secret@mail.example.org",
         ] {
             let f = Url::parse(bad).expect_err(bad);
             assert_eq!(f.exit, Exit::Usage, "{bad}");

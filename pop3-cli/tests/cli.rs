@@ -1242,6 +1242,46 @@ fn a_crash_between_any_two_steps_of_a_batch_loses_and_repeats_nothing() {
     }
 }
 
+/// Files an interrupted fetch linked into new/ without syncing the
+/// directory are made durable before they count as stored: when that sync
+/// fails, `--delete` deletes nothing; once it succeeds, they are recovered
+/// and deleted from the server.
+#[test]
+fn recovered_files_are_synced_before_a_delete() {
+    const COUNT: usize = 6;
+    let (mailbox, messages) = mailbox_with("recover-sync", COUNT, 1500);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let out = run(dovecot_pop3(&mailbox, "blocking")
+        .env("POP3_TEST_CRASH_AT", "linked:1")
+        .env("POP3_TEST_BATCH", "3")
+        .args(["--json", "fetch", "--maildir"])
+        .arg(&maildir));
+    assert_eq!(
+        out.status.code(),
+        None,
+        "it did not crash: {}",
+        stderr(&out)
+    );
+    assert_eq!(count_files(&maildir.join("new")), 3);
+    let out = run(dovecot_pop3(&mailbox, "blocking")
+        .env("POP3_TEST_FAIL_AT", "recover-sync:1")
+        .args(["--json", "fetch", "--delete", "--maildir"])
+        .arg(&maildir));
+    assert_code(&out, 74);
+    assert!(stderr(&out).contains("new"), "{}", stderr(&out));
+    assert_eq!(
+        mailbox.message_files().len(),
+        COUNT,
+        "deleted before the sync"
+    );
+    let out = fetch(&mailbox, "blocking", &maildir, &["--delete"]);
+    assert_code(&out, 0);
+    assert_eq!(summary(&out)["recovered"], 3, "{}", common::stdout(&out));
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+    assert!(mailbox.message_files().is_empty());
+}
+
 /// `message` as an mbox entry holds it: LF line ends, `>*From ` lines
 /// quoted with one more `>`.
 fn mboxrd_body(message: &[u8]) -> String {

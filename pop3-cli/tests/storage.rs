@@ -396,6 +396,15 @@ fn a_failing_fsync_records_nothing_and_deletes_nothing() {
 #[cfg(unix)]
 #[test]
 fn an_mbox_directory_that_cannot_be_written_is_named() {
+    // The directory (no dotlock), then the mbox file itself.
+    for (dir_mode, mbox_mode) in [(0o555, 0o666), (0o755, 0o444)] {
+        an_unwritable_mbox_is_named(dir_mode, mbox_mode);
+    }
+}
+
+/// [`an_mbox_directory_that_cannot_be_written_is_named`] with these modes
+/// for the mbox's directory and the mbox.
+fn an_unwritable_mbox_is_named(dir_mode: u32, mbox_mode: u32) {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let body = message("rodir", 2_000);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -407,8 +416,8 @@ fn an_mbox_directory_that_cannot_be_written_is_named() {
     fs::set_permissions(&state_dir, fs::Permissions::from_mode(0o777)).expect("chmod");
     let mbox = mail_dir.join("in.mbox");
     fs::write(&mbox, b"").expect("mbox");
-    fs::set_permissions(&mbox, fs::Permissions::from_mode(0o666)).expect("chmod");
-    fs::set_permissions(&mail_dir, fs::Permissions::from_mode(0o555)).expect("chmod");
+    fs::set_permissions(&mbox, fs::Permissions::from_mode(mbox_mode)).expect("chmod");
+    fs::set_permissions(&mail_dir, fs::Permissions::from_mode(dir_mode)).expect("chmod");
     let root = fs::metadata(&mbox).expect("mbox").uid() == 0;
     let mut steps = session_start(&[body.len()]);
     steps.extend(retr(1, &body));
@@ -456,10 +465,17 @@ fn an_mbox_directory_that_cannot_be_written_is_named() {
         "found before connecting, not after downloading"
     );
     let err = stderr(&out);
-    assert!(
-        err.contains("in.mbox.lock") && err.contains("is not writable"),
-        "{err}"
-    );
+    if dir_mode == 0o555 {
+        assert!(
+            err.contains("in.mbox.lock") && err.contains("is not writable"),
+            "{err}"
+        );
+    } else {
+        assert!(
+            err.contains(&format!("mbox {}", mbox.display())) && err.contains("denied"),
+            "{err}"
+        );
+    }
     assert_eq!(fs::metadata(&mbox).expect("mbox").len(), 0);
     assert_eq!(
         fs::read_to_string(state_dir.join("alice")).unwrap_or_default(),

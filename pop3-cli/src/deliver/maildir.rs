@@ -491,17 +491,28 @@ impl Maildir {
     /// `state_written` is when the state was last written before this fetch:
     /// a file with an older name written after it was left by an
     /// interrupted fetch of an older pop3, which kept no intent.
+    ///
+    /// The interrupted fetch may have stopped before it synced `new/`, so
+    /// the files it linked are made durable here (both directories synced)
+    /// before anything counts them as stored, and so before a `--delete`
+    /// could remove them from the server.
     pub(crate) fn recover(
         &mut self,
         intent: impl IntoIterator<Item = (String, String)>,
         state_written: Option<SystemTime>,
-    ) {
+    ) -> io::Result<()> {
         for (uid, name) in intent {
             if self.present.contains(&name) {
                 self.recovered.insert(uid);
             }
         }
         self.legacy_after = state_written;
+        for dir in ["new", "cur"] {
+            let dir = self.root.join(dir);
+            crate::crash::fail("recover-sync").map_err(|e| at_path(&dir, e))?;
+            sync_dir(&dir).map_err(|e| at_path(&dir, e))?;
+        }
+        Ok(())
     }
 }
 
@@ -666,7 +677,7 @@ mod tests {
         let mut md = Maildir::open(dir.path(), "u@h:995", LineEndings::Unix).expect("open");
         assert!(names_in(&dir.path().join("tmp")).is_empty());
         // A file alone does not say its UID is stored: only an intent does.
-        md.recover([], Some(SystemTime::now()));
+        md.recover([], Some(SystemTime::now())).expect("sync");
         assert!(!md.has_uid("X1"));
         // A mail reader moved it to cur/ with flags: still recognised.
         fs::rename(
@@ -681,7 +692,8 @@ mod tests {
                 ("X2".to_owned(), "pop3-x".into()),
             ],
             Some(SystemTime::now()),
-        );
+        )
+        .expect("sync");
         assert!(md2.has_uid("X1") && !md2.has_uid("X2"));
         // The same message again (fetched again after a crash): not stored twice.
         assert_eq!(
@@ -815,7 +827,7 @@ mod tests {
             [(Some(earlier), true), (Some(later), false), (None, true)]
         {
             let mut md = Maildir::open(dir.path(), "u@h:995", LineEndings::Unix).expect("open");
-            md.recover([], state_written);
+            md.recover([], state_written).expect("sync");
             assert_eq!(md.has_uid("OLD"), recognised, "{state_written:?}");
             assert!(!md.has_uid("NEW"));
         }

@@ -24,7 +24,11 @@ pub(crate) fn prepare_mbox(path: &Path) -> Result<(), Failure> {
         _ => Path::new("."),
     };
     match fs::metadata(path) {
-        Ok(meta) if meta.is_file() => writable_for_dotlock(path, dir),
+        Ok(meta) if meta.is_file() => {
+            rustix::fs::access(path, rustix::fs::Access::WRITE_OK)
+                .map_err(|e| Failure::io(format_args!("mbox {}", path.display()), &e.into()))?;
+            writable_for_dotlock(path, dir)
+        }
         Ok(_) => Err(Failure::new(
             crate::error::Exit::IoErr,
             format!("mbox {}: not a regular file", path.display()),

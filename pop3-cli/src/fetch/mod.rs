@@ -165,7 +165,8 @@ pub(crate) fn prepare(args: &FetchOptions, account: &str) -> Result<Prepared, Fa
     let mut recovered = 0;
     if let (Some(dir), false) = (&args.maildir, maildir_exists) {
         // Its state may be kept in it: opened with it, once logged in.
-        let state = if path.starts_with(dir) {
+        let absolute = |path: &Path| std::path::absolute(path).unwrap_or_else(|_| path.to_owned());
+        let state = if absolute(&path).starts_with(absolute(dir)) {
             None
         } else {
             Some(State::open(&path)?)
@@ -216,10 +217,12 @@ fn maildir_ready(mut maildir: Maildir, dir: &Path, state: &State) -> Result<Read
     let intent = maildir_intent_path(state.path());
     let named = read_maildir_intent(&intent)
         .map_err(|e| Failure::io(format_args!("intent file {}", intent.display()), &e))?;
-    maildir.recover(
-        named.into_iter().filter(|(uid, _)| !state.contains(uid)),
-        state.written_before(),
-    );
+    maildir
+        .recover(
+            named.into_iter().filter(|(uid, _)| !state.contains(uid)),
+            state.written_before(),
+        )
+        .map_err(|e| Failure::io("Maildir fsync", &e))?;
     Ok(Ready {
         deliver: Box::new(maildir),
         store: Some(Store::Maildir(dir.to_owned(), intent.clone())),
@@ -244,11 +247,19 @@ impl Prepared {
                 None => (State::open(&state_path)?, ready),
             },
             Destination::NewMaildir(dir, line_endings) => {
-                let maildir = Maildir::open(&dir, &account, line_endings)?;
+                // The state (and the account's lock) before the Maildir:
+                // opening it removes the account's files in tmp/, which
+                // must not be those of another fetch under way.
                 let state = match state {
                     Some(state) => state,
-                    None => State::open(&state_path)?,
+                    None => {
+                        crate::private::create_dir_all(&dir).map_err(|e| {
+                            Failure::io(format_args!("Maildir {}", dir.display()), &e)
+                        })?;
+                        State::open(&state_path)?
+                    }
                 };
+                let maildir = Maildir::open(&dir, &account, line_endings)?;
                 let ready = maildir_ready(maildir, &dir, &state)?;
                 (state, ready)
             }
