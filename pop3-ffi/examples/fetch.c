@@ -596,15 +596,15 @@ static void bind_channel(struct fetch *f)
             len = 32;
         }
     } else {
+        /* The client derives tls-server-end-point from the certificate
+         * itself (which hash, per RFC 5929): hand it the DER bytes. */
         X509 *cert = SSL_get1_peer_certificate(f->ssl);
-        int md_nid = NID_undef;
-        if (cert != NULL && OBJ_find_sigid_algs(X509_get_signature_nid(cert), &md_nid, NULL) == 1) {
-            if (md_nid == NID_md5 || md_nid == NID_sha1)
-                md_nid = NID_sha256; /* RFC 5929 section 4.1 */
-            const EVP_MD *md = EVP_get_digestbynid(md_nid);
-            if (md != NULL && X509_digest(cert, md, data, &len) == 1)
-                kind = POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT;
-        }
+        unsigned char *der = NULL;
+        int der_len = cert != NULL ? i2d_X509(cert, &der) : -1;
+        if (der_len > 0)
+            pop3_client_set_channel_binding(f->client, POP3_CHANNEL_BINDING_SERVER_CERTIFICATE,
+                                            der, (size_t)der_len);
+        OPENSSL_free(der);
         X509_free(cert);
     }
     /* Without a binding the login still works, without the -PLUS mechanisms. */

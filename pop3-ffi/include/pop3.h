@@ -22,6 +22,14 @@
 #define POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT 2
 
 /*
+ `tls-server-end-point` channel binding computed by the client from the
+ server's end-entity certificate, given as the DER bytes received in the
+ handshake: the client picks the hash (RFC 5929's rule, the same as every
+ driver of this library), so the application need not.
+ */
+#define POP3_CHANNEL_BINDING_SERVER_CERTIFICATE 3
+
+/*
  What kind of event `pop3_client_next_event` returned.
  */
 typedef enum {
@@ -1019,8 +1027,11 @@ pop3_result pop3_client_discard(pop3_client *client, pop3_handle handle);
  `"auto"` prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS, which prove to
  the server that no one relays the TLS session. `kind` is
  `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
- `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
- octets) is copied. `kind` 0 clears the binding. Call it after the TLS
+ `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2; or
+ `POP3_CHANNEL_BINDING_SERVER_CERTIFICATE` with the server's certificate
+ in DER, from which the client computes it: `POP3_ERR_INVALID_ARGUMENT`
+ when its signature algorithm names no hash the client knows); `data`
+ (`len` > 0 octets) is copied. `kind` 0 clears the binding. Call it after the TLS
  handshake; with STLS, right after `pop3_client_tls_established`, and a
  login submitted before (queued behind `pop3_client_start_tls`) takes the
  binding too, as long as it has not started.

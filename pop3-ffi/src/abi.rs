@@ -1643,8 +1643,11 @@ pub unsafe extern "C" fn pop3_client_discard(
 /// `"auto"` prefers SCRAM-SHA-256-PLUS and SCRAM-SHA-1-PLUS, which prove to
 /// the server that no one relays the TLS session. `kind` is
 /// `POP3_CHANNEL_BINDING_TLS_EXPORTER` (TLS 1.3) or
-/// `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2); `data` (`len` > 0
-/// octets) is copied. `kind` 0 clears the binding. Call it after the TLS
+/// `POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT` (TLS 1.2; or
+/// `POP3_CHANNEL_BINDING_SERVER_CERTIFICATE` with the server's certificate
+/// in DER, from which the client computes it: `POP3_ERR_INVALID_ARGUMENT`
+/// when its signature algorithm names no hash the client knows); `data`
+/// (`len` > 0 octets) is copied. `kind` 0 clears the binding. Call it after the TLS
 /// handshake; with STLS, right after `pop3_client_tls_established`, and a
 /// login submitted before (queued behind `pop3_client_start_tls`) takes the
 /// binding too, as long as it has not started.
@@ -1670,6 +1673,12 @@ pub unsafe extern "C" fn pop3_client_set_channel_binding(
         POP3_CHANNEL_BINDING_TLS_EXPORTER => Some(ChannelBinding::tls_exporter(data.to_vec())),
         POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT => {
             Some(ChannelBinding::tls_server_end_point(data.to_vec()))
+        }
+        POP3_CHANNEL_BINDING_SERVER_CERTIFICATE => {
+            match ChannelBinding::from_server_certificate(data) {
+                Some(binding) => Some(binding),
+                None => return POP3_ERR_INVALID_ARGUMENT,
+            }
         }
         _ => return POP3_ERR_INVALID_ARGUMENT,
     };

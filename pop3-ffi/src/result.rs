@@ -68,6 +68,11 @@ pub const POP3_CHANNEL_BINDING_TLS_EXPORTER: u32 = 1;
 /// of the server's certificate with the hash of its signature algorithm
 /// (SHA-256 in place of MD5 and SHA-1).
 pub const POP3_CHANNEL_BINDING_TLS_SERVER_END_POINT: u32 = 2;
+/// `tls-server-end-point` channel binding computed by the client from the
+/// server's end-entity certificate, given as the DER bytes received in the
+/// handshake: the client picks the hash (RFC 5929's rule, the same as every
+/// driver of this library), so the application need not.
+pub const POP3_CHANNEL_BINDING_SERVER_CERTIFICATE: u32 = 3;
 
 /// The code for a usage error of the core.
 pub(crate) fn usage_code(error: &UsageError) -> pop3_result {

@@ -260,6 +260,27 @@ fn invalid_arguments_queue_nothing() {
             ),
             POP3_OK
         );
+        // From the server's certificate: the client picks the hash itself;
+        // bytes that are no certificate are refused.
+        let cert = &test_support::TestPki::shared().server.cert_der;
+        assert_eq!(
+            pop3_client_set_channel_binding(
+                client.0,
+                POP3_CHANNEL_BINDING_SERVER_CERTIFICATE,
+                cert.as_ptr(),
+                cert.len()
+            ),
+            POP3_OK
+        );
+        assert_eq!(
+            pop3_client_set_channel_binding(
+                client.0,
+                POP3_CHANNEL_BINDING_SERVER_CERTIFICATE,
+                data.as_ptr(),
+                32
+            ),
+            POP3_ERR_INVALID_ARGUMENT
+        );
         assert_eq!(
             pop3_client_set_channel_binding(client.0, 0, ptr::null(), 0),
             POP3_OK
