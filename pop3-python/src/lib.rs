@@ -65,8 +65,6 @@ pub struct Client {
     out: Vec<u8>,
     /// The fatal protocol error, once `poll` returned one.
     fatal: Option<String>,
-    /// The handle whose `+OK` asked for TLS, reported with the StartTls event.
-    stls_handle: Option<u64>,
     /// The core is waiting for TLS or has closed: what to repeat on each call.
     stopped: Option<Stop>,
 }
@@ -103,7 +101,6 @@ impl Client {
             events,
             out,
             fatal,
-            stls_handle,
             stopped,
             ..
         } = self;
@@ -144,14 +141,9 @@ impl Client {
                 }
                 Action::Event(event) => {
                     flush_body(py, body.take(), events)?;
-                    if let Event::Ok {
-                        handle,
-                        reply: pop3_proto::Reply::StartTls,
-                    } = &event
-                    {
-                        *stls_handle = Some(handle.id());
-                        continue;
-                    }
+                    // A STLS submitted on its own completes here, with its
+                    // `+OK`, as C's POP3_EVENT_OK (POP3_REPLY_START_TLS) does;
+                    // StartTls, which asks for the handshake, follows.
                     if let Some(object) = events::convert(py, event)? {
                         events.push_back(object);
                     }
@@ -185,7 +177,7 @@ impl Client {
             return Err(ProtocolError::new_err(error.clone()));
         }
         match self.stopped {
-            Some(Stop::StartTls) => events::start_tls(py, self.stls_handle),
+            Some(Stop::StartTls) => events::start_tls(py),
             Some(Stop::Closed) => events::closed(py),
             None => events::need_data(py),
         }
@@ -254,7 +246,6 @@ impl Client {
             events: VecDeque::new(),
             out: Vec::new(),
             fatal: None,
-            stls_handle: None,
             stopped: None,
         }
     }
@@ -294,14 +285,55 @@ impl Client {
     }
 
     /// Reports that the TLS handshake asked for by `StartTls` has completed.
-    fn tls_established(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn tls_established(&mut self) -> PyResult<()> {
         self.core().tls_established().map_err(usage)?;
         self.stopped = None;
-        // A STLS submitted on its own completes here, with the handshake.
-        if let Some(handle) = self.stls_handle.take() {
-            self.events.push_back(events::tls_established(py, handle)?);
-        }
         Ok(())
+    }
+
+    /// Reports that the TLS handshake asked for by `StartTls` failed (or its
+    /// certificate was refused): the session cannot go on. The `start_tls()`
+    /// operation then completes with `Failed`, every command queued behind
+    /// it with `Cancelled`, and `next_event()` raises `ProtocolError`. (End
+    /// of stream, `receive_data(b"")`, during the upgrade does the same by
+    /// itself.) Raises `UsageError` when no upgrade is pending.
+    fn tls_failed(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.core().tls_failed().map_err(usage)?;
+        // Collected now, so that `error` says why at once; the events still
+        // come from `next_event()` first.
+        self.pump(py, false)
+    }
+
+    /// Gives the channel binding of the server's certificate (DER, as
+    /// `SSLObject.getpeercert(binary_form=True)` returns it) to the logins
+    /// submitted before the handshake (queued behind `start_tls()`) that
+    /// have not chosen their mechanism yet, so that "auto" can still prefer
+    /// the SCRAM `-PLUS` mechanisms. Call it right after
+    /// `tls_established()`. Returns how many logins took it: 0 too when the
+    /// certificate's signature algorithm gives no `tls-server-end-point`
+    /// binding (as `login(tls_certificate=...)` then uses none).
+    fn bind_pending_logins(&mut self, tls_certificate: &[u8]) -> usize {
+        match pop3_proto::sasl::ChannelBinding::from_server_certificate(tls_certificate) {
+            Some(binding) => self.core().bind_pending_logins(&binding),
+            None => 0,
+        }
+    }
+
+    /// Octets received and not yet consumed by `next_event()`.
+    #[getter]
+    fn buffered_input(&self) -> usize {
+        self.shared().buffered_input()
+    }
+
+    /// The most received input a driver should hold for this client before
+    /// it next calls `next_event()` (what it has not handed over yet
+    /// included): one read of `read_size` on top of the longest partial
+    /// line. A driver that reads without being asked (an asyncio protocol)
+    /// pauses reading there, so that memory stays bounded when the caller
+    /// is slow; `next_event()` always brings `buffered_input` below it.
+    #[getter]
+    fn input_bound(&self) -> usize {
+        self.shared().input_bound()
     }
 
     /// The session state: "greeting", "authorization", "transaction" or "closed".

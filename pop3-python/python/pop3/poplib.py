@@ -221,6 +221,10 @@ class POP3:
         except UsageError as exc:
             # Refused before sending: nothing went to the server.
             raise error_proto(f"-ERR {exc}".encode("utf-8", "replace")) from exc
+        except ProtocolError as exc:
+            # The session ended earlier (the server broke the protocol, or
+            # the TLS handshake failed): nothing can be sent any more.
+            raise error_proto(str(exc)) from exc
 
     def _complete(self, handle: int, sink=None, cancelled: Optional[bytes] = None) -> Any:
         """Pumps until ``handle`` completes; raises :class:`error_proto` for
@@ -335,7 +339,18 @@ class POP3:
             self._client.receive_data(early)
             if early:
                 return
-        self.sock = self._stls_context.wrap_socket(self.sock, server_hostname=self.host)
+        try:
+            self.sock = self._stls_context.wrap_socket(self.sock, server_hostname=self.host)
+        except BaseException:
+            # The core ends the session: every later command raises
+            # error_proto at once instead of asking for a handshake again.
+            # The handshake's own exception is raised, as the standard
+            # module does.
+            try:
+                self._client.tls_failed()
+            except Error:
+                pass
+            raise
         if self.file is not None:
             self.file.close()
         self.file = self.sock.makefile("rb")
