@@ -61,7 +61,11 @@ pub struct Client {
     /// not `Sync` (it may hold a SASL mechanism), and Python objects may be
     /// shared between threads; `&mut self` methods reach it without locking.
     inner: Mutex<Box<pop3_proto::Client>>,
-    events: VecDeque<PyObject>,
+    /// Events not yet returned, each with the status line of the reply it
+    /// came from (the core's, read when the event was produced).
+    events: VecDeque<(PyObject, Option<String>)>,
+    /// The status line of the event `next_event` returned last.
+    status_line: Option<String>,
     out: Vec<u8>,
     /// The fatal protocol error, once `poll` returned one.
     fatal: Option<String>,
@@ -145,7 +149,11 @@ impl Client {
                     // `+OK`, as C's POP3_EVENT_OK (POP3_REPLY_START_TLS) does;
                     // StartTls, which asks for the handshake, follows.
                     if let Some(object) = events::convert(py, event)? {
-                        events.push_back(object);
+                        // The core reads one reply at a time, so its latest
+                        // status line is this event's, even when more
+                        // replies wait in its buffer.
+                        let status = inner.status_line().map(|t| t.as_str().to_owned());
+                        events.push_back((object, status));
                     }
                 }
                 Action::NeedInput => break Ok(()),
@@ -166,16 +174,19 @@ impl Client {
 
 impl Client {
     fn next_event_inner(&mut self, py: Python<'_>, release_gil: bool) -> PyResult<PyObject> {
-        if let Some(event) = self.events.pop_front() {
-            return Ok(event);
+        if self.events.is_empty() {
+            self.pump(py, release_gil)?;
         }
-        self.pump(py, release_gil)?;
-        if let Some(event) = self.events.pop_front() {
+        if let Some((event, status)) = self.events.pop_front() {
+            self.status_line = status;
             return Ok(event);
         }
         if let Some(error) = &self.fatal {
             return Err(ProtocolError::new_err(error.clone()));
         }
+        // The core has read nothing since: during StartTls, the +OK to STLS.
+        let status = self.core().status_line().map(|t| t.as_str().to_owned());
+        self.status_line = status;
         match self.stopped {
             Some(Stop::StartTls) => events::start_tls(py),
             Some(Stop::Closed) => events::closed(py),
@@ -190,10 +201,10 @@ const MAX_CHUNK: usize = 1024 * 1024;
 fn flush_body(
     py: Python<'_>,
     body: Option<(Handle, Vec<u8>)>,
-    events: &mut VecDeque<PyObject>,
+    events: &mut VecDeque<(PyObject, Option<String>)>,
 ) -> PyResult<()> {
     if let Some((handle, data)) = body {
-        events.push_back(events::body_chunk(py, Some(handle.id()), &data)?);
+        events.push_back((events::body_chunk(py, Some(handle.id()), &data)?, None));
     }
     Ok(())
 }
@@ -244,6 +255,7 @@ impl Client {
         Client {
             inner: Mutex::new(Box::new(pop3_proto::Client::new(config))),
             events: VecDeque::new(),
+            status_line: None,
             out: Vec::new(),
             fatal: None,
             stopped: None,
@@ -345,6 +357,16 @@ impl Client {
             State::Transaction => "transaction",
             State::Closed => "closed",
         }
+    }
+
+    /// The status line (`+OK ...`, `-ERR ...`, the greeting) of the reply
+    /// that the event `next_event()` returned last came from, as received
+    /// without its CRLF, sanitised by the core: for a completion, that
+    /// reply's first line (the one that opened a body or listing); with
+    /// `StartTls`, the `+OK` to STLS. None for a body chunk, or before any.
+    #[getter]
+    fn status_line(&self) -> Option<String> {
+        self.status_line.clone()
     }
 
     /// The fatal protocol error as text, if the server broke the protocol.
