@@ -34,7 +34,8 @@ Cancellation: cancelling a task that is waiting for a reply leaves the
 connection usable. The abandoned command's reply (or the rest of an abandoned
 message) is read and dropped by the next operation. The one exception is a
 cancelled TLS handshake: the connection is then closed, and every later call
-raises :class:`pop3.Error`.
+raises :class:`pop3.Error` (as after a failed one, whose own exception, such
+as :class:`ssl.SSLCertVerificationError`, is raised).
 
 Concurrency: operations on one connection from several tasks run one after
 the other; only one of them reads the socket at a time. Two shapes cannot
