@@ -18,6 +18,7 @@ use core::fmt;
 
 use crate::framing::Rx;
 use crate::types::{Capabilities, Greeting};
+use crate::Text;
 use crate::{ProtocolError, UsageError};
 
 mod capa;
@@ -62,6 +63,8 @@ pub struct Client {
     tls_pending: bool,
     utf8: bool,
     greeting: Option<Greeting>,
+    /// The latest status line received, sanitised ([`Client::status_line`]).
+    status_line: Option<Text>,
     capabilities: Option<Capabilities>,
     /// What the session knows of the server's `CAPA`: when to ask on its own.
     capa: CapaState,
@@ -131,6 +134,7 @@ impl Client {
             tls_pending: false,
             utf8: false,
             greeting: None,
+            status_line: None,
             capabilities: None,
             capa: CapaState::NotAsked,
             stat_count: None,
@@ -157,6 +161,18 @@ impl Client {
     /// The greeting, once received.
     pub fn greeting(&self) -> Option<&Greeting> {
         self.greeting.as_ref()
+    }
+
+    /// The latest status line received (`+OK ...`, `-ERR ...`, a SASL `+`
+    /// challenge, or the greeting) without its CRLF, sanitised by the one
+    /// text rule. Replies are read one at a time, each as [`Client::poll`]
+    /// reaches it: read right after the event that answers a command, it is
+    /// that reply's first line (for a body or a listing, the line that
+    /// opened it; during [`Action::StartTls`], the `+OK` to `STLS`). For a
+    /// caller that hands status lines on as they came, as Python's `poplib`
+    /// does; the events carry what the lines mean.
+    pub fn status_line(&self) -> Option<&Text> {
+        self.status_line.as_ref()
     }
 
     /// The capabilities from the latest `CAPA` valid in the current state.

@@ -182,10 +182,12 @@ event_class! {
     }
 }
 event_class! {
-    /// Start the TLS handshake now, then call `tls_established()`. Repeated
-    /// until then. Do not read plaintext before.
+    /// Start the TLS handshake now, then call `tls_established()` (or
+    /// `tls_failed()`). Repeated until then. Do not read plaintext before.
     StartTls {
-        /// The STLS command's handle, when it was submitted on its own.
+        /// Always None, as C's POP3_EVENT_START_TLS names no command: a STLS
+        /// submitted on its own has completed with `Ok` just before, and
+        /// `start_tls()` completes later with `TlsEstablished`.
         handle: Option<u64>,
     }
 }
@@ -268,15 +270,6 @@ pub(crate) fn closed(py: Python<'_>) -> PyResult<PyObject> {
     object(py, Closed {})
 }
 
-pub(crate) fn tls_established(py: Python<'_>, handle: u64) -> PyResult<PyObject> {
-    object(
-        py,
-        TlsEstablished {
-            handle: Some(handle),
-        },
-    )
-}
-
 pub(crate) fn body_chunk(py: Python<'_>, handle: Option<u64>, data: &[u8]) -> PyResult<PyObject> {
     object(
         py,
@@ -287,8 +280,8 @@ pub(crate) fn body_chunk(py: Python<'_>, handle: Option<u64>, data: &[u8]) -> Py
     )
 }
 
-pub(crate) fn start_tls(py: Python<'_>, handle: Option<u64>) -> PyResult<PyObject> {
-    object(py, StartTls { handle })
+pub(crate) fn start_tls(py: Python<'_>) -> PyResult<PyObject> {
+    object(py, StartTls { handle: None })
 }
 
 /// `{name: [arguments]}` in the shape `poplib.POP3.capa()` returns.

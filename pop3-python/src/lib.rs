@@ -61,12 +61,14 @@ pub struct Client {
     /// not `Sync` (it may hold a SASL mechanism), and Python objects may be
     /// shared between threads; `&mut self` methods reach it without locking.
     inner: Mutex<Box<pop3_proto::Client>>,
-    events: VecDeque<PyObject>,
+    /// Events not yet returned, each with the status line of the reply it
+    /// came from (the core's, read when the event was produced).
+    events: VecDeque<(PyObject, Option<String>)>,
+    /// The status line of the event `next_event` returned last.
+    status_line: Option<String>,
     out: Vec<u8>,
     /// The fatal protocol error, once `poll` returned one.
     fatal: Option<String>,
-    /// The handle whose `+OK` asked for TLS, reported with the StartTls event.
-    stls_handle: Option<u64>,
     /// The core is waiting for TLS or has closed: what to repeat on each call.
     stopped: Option<Stop>,
 }
@@ -103,7 +105,6 @@ impl Client {
             events,
             out,
             fatal,
-            stls_handle,
             stopped,
             ..
         } = self;
@@ -144,16 +145,15 @@ impl Client {
                 }
                 Action::Event(event) => {
                     flush_body(py, body.take(), events)?;
-                    if let Event::Ok {
-                        handle,
-                        reply: pop3_proto::Reply::StartTls,
-                    } = &event
-                    {
-                        *stls_handle = Some(handle.id());
-                        continue;
-                    }
+                    // A STLS submitted on its own completes here, with its
+                    // `+OK`, as C's POP3_EVENT_OK (POP3_REPLY_START_TLS) does;
+                    // StartTls, which asks for the handshake, follows.
                     if let Some(object) = events::convert(py, event)? {
-                        events.push_back(object);
+                        // The core reads one reply at a time, so its latest
+                        // status line is this event's, even when more
+                        // replies wait in its buffer.
+                        let status = inner.status_line().map(|t| t.as_str().to_owned());
+                        events.push_back((object, status));
                     }
                 }
                 Action::NeedInput => break Ok(()),
@@ -174,18 +174,21 @@ impl Client {
 
 impl Client {
     fn next_event_inner(&mut self, py: Python<'_>, release_gil: bool) -> PyResult<PyObject> {
-        if let Some(event) = self.events.pop_front() {
-            return Ok(event);
+        if self.events.is_empty() {
+            self.pump(py, release_gil)?;
         }
-        self.pump(py, release_gil)?;
-        if let Some(event) = self.events.pop_front() {
+        if let Some((event, status)) = self.events.pop_front() {
+            self.status_line = status;
             return Ok(event);
         }
         if let Some(error) = &self.fatal {
             return Err(ProtocolError::new_err(error.clone()));
         }
+        // The core has read nothing since: during StartTls, the +OK to STLS.
+        let status = self.core().status_line().map(|t| t.as_str().to_owned());
+        self.status_line = status;
         match self.stopped {
-            Some(Stop::StartTls) => events::start_tls(py, self.stls_handle),
+            Some(Stop::StartTls) => events::start_tls(py),
             Some(Stop::Closed) => events::closed(py),
             None => events::need_data(py),
         }
@@ -198,10 +201,10 @@ const MAX_CHUNK: usize = 1024 * 1024;
 fn flush_body(
     py: Python<'_>,
     body: Option<(Handle, Vec<u8>)>,
-    events: &mut VecDeque<PyObject>,
+    events: &mut VecDeque<(PyObject, Option<String>)>,
 ) -> PyResult<()> {
     if let Some((handle, data)) = body {
-        events.push_back(events::body_chunk(py, Some(handle.id()), &data)?);
+        events.push_back((events::body_chunk(py, Some(handle.id()), &data)?, None));
     }
     Ok(())
 }
@@ -252,9 +255,9 @@ impl Client {
         Client {
             inner: Mutex::new(Box::new(pop3_proto::Client::new(config))),
             events: VecDeque::new(),
+            status_line: None,
             out: Vec::new(),
             fatal: None,
-            stls_handle: None,
             stopped: None,
         }
     }
@@ -294,14 +297,55 @@ impl Client {
     }
 
     /// Reports that the TLS handshake asked for by `StartTls` has completed.
-    fn tls_established(&mut self, py: Python<'_>) -> PyResult<()> {
+    fn tls_established(&mut self) -> PyResult<()> {
         self.core().tls_established().map_err(usage)?;
         self.stopped = None;
-        // A STLS submitted on its own completes here, with the handshake.
-        if let Some(handle) = self.stls_handle.take() {
-            self.events.push_back(events::tls_established(py, handle)?);
-        }
         Ok(())
+    }
+
+    /// Reports that the TLS handshake asked for by `StartTls` failed (or its
+    /// certificate was refused): the session cannot go on. The `start_tls()`
+    /// operation then completes with `Failed`, every command queued behind
+    /// it with `Cancelled`, and `next_event()` raises `ProtocolError`. (End
+    /// of stream, `receive_data(b"")`, during the upgrade does the same by
+    /// itself.) Raises `UsageError` when no upgrade is pending.
+    fn tls_failed(&mut self, py: Python<'_>) -> PyResult<()> {
+        self.core().tls_failed().map_err(usage)?;
+        // Collected now, so that `error` says why at once; the events still
+        // come from `next_event()` first.
+        self.pump(py, false)
+    }
+
+    /// Gives the channel binding of the server's certificate (DER, as
+    /// `SSLObject.getpeercert(binary_form=True)` returns it) to the logins
+    /// submitted before the handshake (queued behind `start_tls()`) that
+    /// have not chosen their mechanism yet, so that "auto" can still prefer
+    /// the SCRAM `-PLUS` mechanisms. Call it right after
+    /// `tls_established()`. Returns how many logins took it: 0 too when the
+    /// certificate's signature algorithm gives no `tls-server-end-point`
+    /// binding (as `login(tls_certificate=...)` then uses none).
+    fn bind_pending_logins(&mut self, tls_certificate: &[u8]) -> usize {
+        match pop3_proto::sasl::ChannelBinding::from_server_certificate(tls_certificate) {
+            Some(binding) => self.core().bind_pending_logins(&binding),
+            None => 0,
+        }
+    }
+
+    /// Octets received and not yet consumed by `next_event()`.
+    #[getter]
+    fn buffered_input(&self) -> usize {
+        self.shared().buffered_input()
+    }
+
+    /// The most received input a driver should hold for this client before
+    /// it next calls `next_event()` (what it has not handed over yet
+    /// included): one read of `read_size` on top of the longest partial
+    /// line. A driver that reads without being asked (an asyncio protocol)
+    /// pauses reading there, so that memory stays bounded when the caller
+    /// is slow; `next_event()` always brings `buffered_input` below it.
+    #[getter]
+    fn input_bound(&self) -> usize {
+        self.shared().input_bound()
     }
 
     /// The session state: "greeting", "authorization", "transaction" or "closed".
@@ -313,6 +357,16 @@ impl Client {
             State::Transaction => "transaction",
             State::Closed => "closed",
         }
+    }
+
+    /// The status line (`+OK ...`, `-ERR ...`, the greeting) of the reply
+    /// that the event `next_event()` returned last came from, as received
+    /// without its CRLF, sanitised by the core: for a completion, that
+    /// reply's first line (the one that opened a body or listing); with
+    /// `StartTls`, the `+OK` to STLS. None for a body chunk, or before any.
+    #[getter]
+    fn status_line(&self) -> Option<String> {
+        self.status_line.clone()
     }
 
     /// The fatal protocol error as text, if the server broke the protocol.

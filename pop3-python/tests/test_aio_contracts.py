@@ -69,6 +69,41 @@ def test_slow_consumer_of_a_20_mib_message_completes(scripted):
     assert not server.errors
 
 
+def test_slow_consumer_holds_no_more_than_the_clients_input_bound(scripted):
+    """The protocol takes input without being asked: it pauses reading once
+    what it holds and what the client holds reach the client's
+    input_bound (the core's figure), not at a bound of its own; one read
+    of the transport may overshoot it."""
+    lines = 8 * 1024 * 1024 // len(LINE) + 1
+
+    def serve(peer):
+        peer.expect(b"RETR 1")
+        peer.send(b"+OK\r\n" + LINE * lines + b".\r\n")
+        peer.expect(b"QUIT")
+        peer.send(b"+OK bye\r\n")
+
+    server = scripted(login_then(serve))
+
+    async def main():
+        conn = await logged_in(server, timeout=10)
+        bound = conn.client.input_bound
+        held = []
+        total = 0
+        async for chunk in conn.retr(1):
+            total += len(chunk)
+            await asyncio.sleep(0.01)
+            # What waits for the caller: in the protocol and in the core.
+            held.append(conn._protocol.size + conn.client.buffered_input)
+        await conn.quit()
+        return total, bound, max(held)
+
+    total, bound, most = run(main())
+    assert total == len(LINE) * lines
+    one_read = pop3.aio._READ_SIZE
+    assert most <= bound + one_read, (most, bound)
+    assert not server.errors
+
+
 def mailbox(messages, pause_after=None):
     """A script serving `messages` (1-based) to any command order: CAPA,
     STAT, RETR, DELE, NOOP, QUIT. With `pause_after=(n, octets)`, RETR n

@@ -155,13 +155,14 @@ def test_stls_then_tls_established():
     c.data_to_send()
     c.receive_data(b"+OK go\r\n")
     events = drain(c)
+    # The STLS completes with its +OK, as in C (test_tls_upgrade.py).
+    assert isinstance(events[0], pop3.Ok) and events[0].handle == h
     assert isinstance(events[-1], pop3.StartTls)
     # Repeated until the handshake is reported.
     assert isinstance(c.next_event(), pop3.StartTls)
     c.tls_established()
     assert c.is_encrypted
-    events = drain(c)
-    assert any(isinstance(e, pop3.TlsEstablished) and e.handle == h for e in events)
+    assert c.data_to_send() == b"CAPA\r\n"
 
 
 def test_eof_in_the_middle_of_a_reply():
@@ -276,3 +277,40 @@ def test_discard_and_trace():
     events = [e for e in drain(c) if not isinstance(e, (pop3.Trace, pop3.NeedData))]
     assert not any(getattr(e, "handle", None) == r and isinstance(e, pop3.BodyEnd) for e in events)
     assert any(isinstance(e, pop3.Ok) and e.handle == n for e in events)
+
+
+def test_status_line_of_each_event_from_the_core():
+    """Client.status_line is the status line of the reply the event last
+    returned came from, as the core read it (sanitised), even when several
+    pipelined replies arrived at once: the drop-in returns it as the
+    standard module returns the line."""
+    c = pop3.Client(encrypted=True)
+    assert c.status_line is None
+    c.receive_data(b"+OK ready <1.2@host>\r\n")
+    drain(c)
+    assert c.status_line == "+OK ready <1.2@host>"
+    logged_in(c)
+    c.capa()
+    c.data_to_send()
+    c.receive_data(b"+OK\r\nPIPELINING\r\n.\r\n")
+    drain(c)
+    stat, retr, lst, bad = c.stat(), c.retr(1), c.list(), c.dele(9)
+    assert c.data_to_send() == b"STAT\r\nRETR 1\r\nLIST\r\nDELE 9\r\n"
+    c.receive_data(
+        b"+OK 1 10\r\n+OK 10 octets\r\nHi\r\n.\r\n+OK 1 messages (10 octets)\r\n1 10\r\n.\r\n"
+        b"-ERR [SYS/TEMP] \x1b[2Jno such message\r\n"
+    )
+    seen = {}
+    while True:
+        event = c.next_event()
+        if isinstance(event, pop3.NeedData):
+            break
+        if isinstance(event, (pop3.Stat, pop3.BodyEnd, pop3.Listing, pop3.Err)):
+            seen[event.handle] = c.status_line
+    assert seen == {
+        stat: "+OK 1 10",
+        retr: "+OK 10 octets",
+        lst: "+OK 1 messages (10 octets)",
+        # The terminal escape is replaced, by the core's one rule.
+        bad: "-ERR [SYS/TEMP] \ufffd[2Jno such message",
+    }

@@ -122,6 +122,7 @@ impl Client {
             self.trace_received(&line);
         }
         let line = self.rx.bytes(range);
+        self.status_line = Some(Text::sanitize(line));
         match parse::status(line) {
             Some(Status::Ok(text)) => {
                 let greeting = Greeting {
@@ -169,6 +170,7 @@ impl Client {
             self.trace_received(&line);
         }
         let line = self.rx.bytes(range.clone());
+        self.status_line = Some(Text::sanitize(line));
         let status = parse::status(line);
         let text_range = match &status {
             Some(Status::Ok(t) | Status::Err(t) | Status::Continuation(t)) => {

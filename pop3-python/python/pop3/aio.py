@@ -34,7 +34,8 @@ Cancellation: cancelling a task that is waiting for a reply leaves the
 connection usable. The abandoned command's reply (or the rest of an abandoned
 message) is read and dropped by the next operation. The one exception is a
 cancelled TLS handshake: the connection is then closed, and every later call
-raises :class:`pop3.Error`.
+raises :class:`pop3.Error` (as after a failed one, whose own exception, such
+as :class:`ssl.SSLCertVerificationError`, is raised).
 
 Concurrency: operations on one connection from several tasks run one after
 the other; only one of them reads the socket at a time. Two shapes cannot
@@ -123,10 +124,10 @@ class ConcurrentUseError(UsageError):
 POP3_PORT = 110
 POP3_SSL_PORT = 995
 
-# Stop reading from the socket while this much received data waits for the
-# caller; resume below the low mark. Keeps memory bounded for slow consumers.
-_HIGH_WATER = 4 * 1024 * 1024
-_LOW_WATER = 1024 * 1024
+# What asyncio's socket transports read at most at once; the client is told
+# so (its ``read_size``), so that the input it bounds is one such read on top
+# of a partial line.
+_READ_SIZE = 256 * 1024
 
 _TERMINAL = (
     Ok,
@@ -145,10 +146,19 @@ _TERMINAL = (
 
 
 class _Protocol(asyncio.Protocol):
-    """Buffers received chunks for the connection, with flow control both ways."""
+    """Buffers received chunks for the connection, with flow control both
+    ways. The transport hands data over without being asked, so reading
+    pauses once what waits here and in the client reaches the client's
+    ``input_bound`` (the core's figure), and resumes when the client asks
+    for more with room below it: memory stays bounded when the caller is
+    slow."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, input_bound: int) -> None:
         self._loop = loop
+        self._input_bound = input_bound
+        #: What the client held when it last asked for input (read on the
+        #: event loop's thread only, never while a worker computes).
+        self._client_buffered = 0
         self.transport: Optional[asyncio.Transport] = None
         self.chunks: Deque[bytes] = collections.deque()
         self.size = 0
@@ -165,7 +175,8 @@ class _Protocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.size += len(data)
-        if self.size > _HIGH_WATER and not self._read_paused and self.transport:
+        held = self.size + self._client_buffered
+        if held >= self._input_bound and not self._read_paused and self.transport:
             self._read_paused = True
             self.transport.pause_reading()
         self._wake()
@@ -201,15 +212,22 @@ class _Protocol(asyncio.Protocol):
         self.size = 0
         return data
 
-    def take(self) -> bytes:
-        """The oldest chunk received (there must be one). Every way a chunk
-        leaves the buffer goes through here, so that reading resumes once
-        the caller has caught up, however the chunk was taken."""
-        data = self.chunks.popleft()
-        self.size -= len(data)
-        if self._read_paused and self.size < _LOW_WATER and self.transport:
+    def client_wants_input(self, client_buffered: int) -> None:
+        """The client needs input and holds ``client_buffered`` octets: the
+        one moment to resume reading (every way of taking input comes
+        through here first, so a paused transport is never forgotten). The
+        client's partial line is below its bound, so with nothing waiting
+        here reading always resumes."""
+        self._client_buffered = client_buffered
+        if self._read_paused and self.size + client_buffered < self._input_bound and self.transport:
             self._read_paused = False
             self.transport.resume_reading()
+
+    def take(self) -> bytes:
+        """The oldest chunk received (there must be one), for the client."""
+        data = self.chunks.popleft()
+        self.size -= len(data)
+        self._client_buffered += len(data)
         return data
 
     async def read(self, timeout: Optional[float]) -> bytes:
@@ -475,9 +493,20 @@ class Connection:
             )
         except BaseException as exc:
             self._close_transport(f"TLS handshake failed: {exc!r}")
+            # The core ends the session: the STLS operation fails, what
+            # waited behind it is cancelled, and every later call raises
+            # instead of asking for a handshake again. The handshake's own
+            # exception (ssl.SSLCertVerificationError, ...) is raised.
+            with contextlib.suppress(Error):
+                self._client.tls_failed()
             raise
         protocol.transport = transport  # type: ignore[assignment]
         self._client.tls_established()
+        # A login submitted before the handshake gets the channel binding
+        # it could not have then (SCRAM -PLUS).
+        certificate = self._peer_certificate()
+        if certificate is not None:
+            self._client.bind_pending_logins(certificate)
 
     async def _next(self) -> object:
         """The next event that is not an instruction to the driver."""
@@ -491,6 +520,7 @@ class Connection:
                 self._close_transport(f"protocol error: {exc}")
                 raise
             if isinstance(event, NeedData):
+                protocol.client_wants_input(client.buffered_input)
                 await self._flush()
                 if protocol.chunks:
                     # Checked here too: a server that never pauses never
@@ -947,7 +977,16 @@ async def connect(
         port = POP3_SSL_PORT if tls == "implicit" else POP3_PORT
     loop = asyncio.get_running_loop()
     deadline = None if session_timeout is None else loop.time() + session_timeout
-    protocol = _Protocol(loop)
+    client = Client(
+        encrypted=tls == "implicit",
+        allow_plaintext_credentials=allow_plaintext_credentials,
+        trace=trace,
+        max_line_len=max_line_len,
+        max_listing_lines=max_listing_lines,
+        max_listing_bytes=max_listing_bytes,
+        read_size=_READ_SIZE,
+    )
+    protocol = _Protocol(loop, client.input_bound)
     context = None
     if tls != "none":
         context = ssl_context or _ssl.create_default_context()
@@ -970,14 +1009,6 @@ async def connect(
         if deadline_first:
             raise SessionTimeout("the session ran past its overall time limit") from None
         raise
-    client = Client(
-        encrypted=tls == "implicit",
-        allow_plaintext_credentials=allow_plaintext_credentials,
-        trace=trace,
-        max_line_len=max_line_len,
-        max_listing_lines=max_listing_lines,
-        max_listing_bytes=max_listing_bytes,
-    )
     conn = Connection(protocol, client, host, context, timeout, deadline)
     try:
         await conn._read_greeting()

@@ -44,6 +44,7 @@ from . import (
     Err,
     Error,
     Failed,
+    Greeting,
     Listing,
     LoggedIn,
     NeedData,
@@ -106,11 +107,6 @@ class error_proto(Error, _standard_error_proto()):  # type: ignore[misc]
     subclass of the standard module's ``error_proto`` too."""
 
 
-def _err_line(event: Err) -> bytes:
-    text = f"[{event.code}] {event.text}" if event.code else event.text
-    return ("-ERR " + text).rstrip().encode("utf-8", "replace")
-
-
 class POP3:
     """A POP3 connection in plaintext, like :class:`poplib.POP3`.
 
@@ -136,10 +132,8 @@ class POP3:
         self.timeout = timeout
         self._tls_established = False
         self._debugging = 0
-        self._last_status: Optional[bytes] = None
-        # The reply to STLS, which stls() returns as the standard module does.
+        # The +OK to STLS, which stls() returns as the standard module does.
         self._stls_status: Optional[bytes] = None
-        self._sent_stls = False
         sys.audit("poplib.connect", self, host, port)
         self.sock: Any = self._create_socket(timeout)
         # The standard module's reading file; every read here goes through
@@ -183,44 +177,45 @@ class POP3:
                 client.receive_data(self.sock.recv(_READ_SIZE))
                 continue
             if isinstance(event, StartTls):
+                # The core has read nothing after the +OK to STLS.
+                self._stls_status = self._status()
                 self._flush()
                 self._start_tls()
                 continue
             if isinstance(event, Trace):
-                # The core's wire trace, secrets already redacted.
+                # The core's wire trace, secrets already redacted: for the
+                # debug output and the audit hook only.
                 line = event.line.encode("utf-8", "replace")
                 if event.direction == "sent":
-                    self._sent_stls = line == b"STLS"
                     if self._debugging > 1:
                         print("*put*", repr(line))
                     sys.audit("poplib.putline", self, line)
-                else:
-                    if line[:1] in (b"+", b"-"):
-                        self._last_status = line
-                        if self._sent_stls:
-                            self._stls_status, self._sent_stls = line, False
-                    if self._debugging > 1:
-                        print("*get*", repr(line))
+                elif self._debugging > 1:
+                    print("*get*", repr(line))
                 continue
             if isinstance(event, Closed):
                 raise error_proto("-ERR connection closed")
             return event
 
-    def _status(self, fallback: bytes) -> bytes:
-        """The status line just received, exactly; or ``fallback`` when the
-        core reports no wire trace."""
-        status, self._last_status = self._last_status, None
-        return status if status is not None else fallback
+    def _status(self) -> bytes:
+        """The status line of the reply the latest event came from, as the
+        core read it (sanitised by its one rule, CRLF removed): what the
+        standard module returns."""
+        line = self._client.status_line
+        return line.encode("utf-8", "replace") if line is not None else b""
 
     def _submit(self, what: str, submit) -> int:
         if self._debugging:
             print("*cmd*", repr(what))
-        self._last_status = None
         try:
             return submit(self._client)
         except UsageError as exc:
             # Refused before sending: nothing went to the server.
             raise error_proto(f"-ERR {exc}".encode("utf-8", "replace")) from exc
+        except ProtocolError as exc:
+            # The session ended earlier (the server broke the protocol, or
+            # the TLS handshake failed): nothing can be sent any more.
+            raise error_proto(str(exc)) from exc
 
     def _complete(self, handle: int, sink=None, cancelled: Optional[bytes] = None) -> Any:
         """Pumps until ``handle`` completes; raises :class:`error_proto` for
@@ -237,7 +232,7 @@ class POP3:
             if isinstance(event, BodyStart):
                 continue
             if isinstance(event, Err):
-                line = self._status(_err_line(event))
+                line = self._status()
                 if self._debugging > 1:
                     print("*resp*", repr(line))
                 raise error_proto(line)
@@ -249,14 +244,13 @@ class POP3:
                 return event
 
     def _command(self, what: str, submit) -> bytes:
-        event = self._complete(self._submit(what, submit))
-        text = getattr(event, "text", "")
-        return self._status(b"+OK " + text.encode("utf-8", "replace") if text else b"+OK")
+        self._complete(self._submit(what, submit))
+        return self._status()
 
     def _long_command(self, what: str, submit) -> Tuple[bytes, List[bytes], int]:
         splitter = _LineSplitter()
         self._complete(self._submit(what, submit), splitter.feed)
-        return self._status(b"+OK"), splitter.finish(), splitter.octets
+        return self._status(), splitter.finish(), splitter.octets
 
     def _raw_command(self, line: str, multiline: bool) -> Any:
         """Sends ``line`` as it is (a command the core does not model, or
@@ -316,9 +310,8 @@ class POP3:
             except error_proto:
                 self.close()
                 raise
-            text = getattr(event, "text", None)
-            if text is not None:
-                return self._status(b"+OK " + text.encode("utf-8", "replace"))
+            if isinstance(event, Greeting):
+                return self._status()
 
     def _start_tls(self) -> None:
         # Anything already waiting on the socket came before our ClientHello:
@@ -335,7 +328,18 @@ class POP3:
             self._client.receive_data(early)
             if early:
                 return
-        self.sock = self._stls_context.wrap_socket(self.sock, server_hostname=self.host)
+        try:
+            self.sock = self._stls_context.wrap_socket(self.sock, server_hostname=self.host)
+        except BaseException:
+            # The core ends the session: every later command raises
+            # error_proto at once instead of asking for a handshake again.
+            # The handshake's own exception is raised, as the standard
+            # module does.
+            try:
+                self._client.tls_failed()
+            except Error:
+                pass
+            raise
         if self.file is not None:
             self.file.close()
         self.file = self.sock.makefile("rb")
@@ -364,7 +368,6 @@ class POP3:
     def stat(self) -> Tuple[int, int]:
         """``STAT``: ``(message count, mailbox size)``."""
         event = self._complete(self._submit("STAT", lambda c: c.stat()))
-        self._status(b"")
         return event.count, event.size
 
     def list(self, which: Any = None) -> Any:
@@ -374,12 +377,11 @@ class POP3:
             n = _msg(which)
             if n is None:
                 return self._raw_command(f"LIST {which}", multiline=False)
-            event = self._complete(self._submit(f"LIST {which}", lambda c: c.list(n)))
-            e = event.entries[0]
-            return self._status(b"+OK %d %d" % (e.msg, e.size))
+            self._complete(self._submit(f"LIST {which}", lambda c: c.list(n)))
+            return self._status()
         event = self._complete(self._submit("LIST", lambda c: c.list()))
         lines = [b"%d %d" % (e.msg, e.size) for e in event.entries]
-        return self._status(b"+OK"), lines, sum(len(line) + 2 for line in lines)
+        return self._status(), lines, sum(len(line) + 2 for line in lines)
 
     def retr(self, which: Any) -> Tuple[bytes, List[bytes], int]:
         """``RETR``: ``(response, [line, ...], octets)``; lines without their
@@ -403,7 +405,7 @@ class POP3:
             written += len(data)
 
         self._complete(self._submit(f"RETR {which}", lambda c: c.retr(n)), sink)
-        return self._status(b"+OK"), written
+        return self._status(), written
 
     def dele(self, which: Any) -> bytes:
         """``DELE``: marks the message deleted (committed by :meth:`quit`)."""
@@ -471,12 +473,10 @@ class POP3:
         if parsed is None:
             raise error_proto(f"-ERR AUTH {name}: unsupported mechanism or malformed message")
         user, secret = parsed
-        event = self._complete(
+        self._complete(
             self._submit(f"AUTH {name} <redacted>", lambda c: c.login(user, secret, name.lower()))
         )
-        self._last_status = None
-        text = getattr(event, "text", "")
-        return b"+OK " + text.encode("utf-8", "replace") if text else b"+OK"
+        return self._status()
 
     def top(self, which: Any, howmuch: int) -> Tuple[bytes, List[bytes], int]:
         """``TOP``: the headers and ``howmuch`` body lines, as :meth:`retr`."""
@@ -493,12 +493,11 @@ class POP3:
             n = _msg(which)
             if n is None:
                 return self._raw_command(f"UIDL {which}", multiline=False)
-            event = self._complete(self._submit(f"UIDL {which}", lambda c: c.uidl(n)))
-            e = event.entries[0]
-            return self._status(b"+OK %d %s" % (e.msg, e.uid.encode("ascii")))
+            self._complete(self._submit(f"UIDL {which}", lambda c: c.uidl(n)))
+            return self._status()
         event = self._complete(self._submit("UIDL", lambda c: c.uidl()))
         lines = [b"%d %s" % (e.msg, e.uid.encode("ascii")) for e in event.entries]
-        return self._status(b"+OK"), lines, sum(len(line) + 2 for line in lines)
+        return self._status(), lines, sum(len(line) + 2 for line in lines)
 
     def utf8(self) -> bytes:
         """``UTF8`` (RFC 6856): returns the response or raises :class:`error_proto`."""
@@ -534,9 +533,9 @@ class POP3:
             self._submit("STLS", lambda c: c.start_tls()),
             cancelled=b"-ERR STLS not supported by server",
         )
-        # The +OK to STLS itself, not to the CAPA that followed it.
+        # The +OK to STLS itself (kept when the handshake was asked for),
+        # not to the CAPA that followed it.
         status, self._stls_status = self._stls_status, None
-        self._last_status = None
         return status if status is not None else b"+OK"
 
     def __enter__(self) -> "POP3":
