@@ -72,9 +72,12 @@ pub struct pop3_config {
 /// (`result` `POP3_OK`); when the server breaks the protocol, closes in the
 /// middle of a reply, or closes between `POP3_EVENT_START_TLS` and
 /// `pop3_client_tls_established` (`POP3_ERR_PROTOCOL`); after
-/// `pop3_client_tls_failed` (`POP3_ERR_TLS`). Commands that can no longer
-/// be answered complete first, with `POP3_EVENT_FAILED` (the STLS operation)
-/// or `POP3_EVENT_CANCELLED` (what was queued behind it). The only
+/// `pop3_client_tls_failed` (`POP3_ERR_TLS`). When the TLS upgrade ends the
+/// session, the commands waiting on it complete first, with
+/// `POP3_EVENT_FAILED` (the STLS operation) or `POP3_EVENT_CANCELLED` (what
+/// was queued behind it). When the server breaks the protocol or closes in
+/// the middle of a reply, the commands still outstanding get no event of
+/// their own: `POP3_EVENT_CLOSED` ends them all. The only
 /// exception is `POP3_ERR_PANIC`, a bug in the library: that client
 /// answers nothing more and must be freed.
 ///
