@@ -229,6 +229,66 @@ def test_operation_of_another_task_while_a_reader_waits(scripted):
     assert not server.errors
 
 
+def test_an_operation_between_two_chunks_is_not_a_silent_end(scripted):
+    """The task iterating a MessageReader starts another operation between
+    two chunks: that operation drops the rest of the message, and the next
+    step of the loop raises ConcurrentUseError; the message never looks
+    complete when it is not."""
+    server = scripted(mailbox([BIG]))
+
+    async def main():
+        conn = await logged_in(server, timeout=10)
+        chunks = []
+        with pytest.raises(pop3.aio.ConcurrentUseError):
+            async for chunk in conn.retr(1):
+                chunks.append(chunk)
+                await conn.noop()
+        assert chunks and len(b"".join(chunks)) < len(BIG)
+        assert await conn.retr(1).read() == BIG
+        await conn.quit()
+
+    run(main(), timeout=60)
+    assert not server.errors
+
+
+def test_a_task_waiting_for_a_parked_retr_many_loop_is_refused(scripted):
+    """Task A's retr_many loop waits for task B inside its body while B
+    waits for the connection A holds: instead of both waiting for ever, B's
+    operation raises ConcurrentUseError after the idle limit, nothing sent,
+    and A's loop then finishes."""
+    server = scripted(mailbox(SMALL))
+
+    async def main():
+        conn = await logged_in(server, timeout=1)
+        handed = asyncio.Queue(maxsize=1)
+        done = asyncio.Event()
+
+        async def loop_a():
+            seen = []
+            async for msg, _ in conn.retr_many([1, 2, 3]):
+                seen.append(msg)
+                if msg == 1:
+                    await handed.put(msg)
+                    await done.wait()
+            return seen
+
+        async def task_b():
+            msg = await handed.get()
+            try:
+                with pytest.raises(pop3.aio.ConcurrentUseError):
+                    await conn.dele(msg)
+            finally:
+                done.set()
+
+        seen, _ = await asyncio.gather(loop_a(), task_b())
+        assert seen == [1, 2, 3]
+        assert await conn.stat() == (3, sum(map(len, SMALL)))
+        await conn.quit()
+
+    run(main(), timeout=30)
+    assert not server.errors
+
+
 def test_retr_to_awaits_an_asynchronous_write(scripted):
     """Point 7: a file object whose write is a coroutine (aiofiles-style)
     gets every chunk written, each awaited before the next."""

@@ -302,11 +302,18 @@ class MessageReader:
         self._conn = conn
         self._handle = handle
         self._done = False
+        # Another operation began before the message was read to its end.
+        self._taken = False
 
     def __aiter__(self) -> "MessageReader":
         return self
 
     async def __anext__(self) -> bytes:
+        if self._taken:
+            raise ConcurrentUseError(
+                "another operation started on the connection before this message was read "
+                "to its end; the rest of the message was dropped"
+            )
         if self._done:
             raise StopAsyncIteration
         conn = self._conn
@@ -348,6 +355,13 @@ class MessageReader:
             self._conn._abandon(self._handle)
             self._finish()
 
+    def _take_over(self) -> None:
+        """Another operation begins: the rest is dropped, and reading on
+        raises :class:`ConcurrentUseError` rather than end as if complete."""
+        if not self._done:
+            self._taken = True
+        self.abandon()
+
     async def aclose(self) -> None:
         """Same as :meth:`abandon` (for ``contextlib.aclosing``)."""
         self.abandon()
@@ -379,6 +393,9 @@ class Connection:
         self._reader: Optional[MessageReader] = None
         self._closed_reason: Optional[str] = None
         self._lock = asyncio.Lock()
+        # A retr_many loop's body is running: its task holds the connection
+        # and does not use it.
+        self._parked = False
         #: The task holding the lock, to tell a deadlock from a queue.
         self._holder: Optional["asyncio.Task[Any]"] = None
         #: Events are computed off the event loop (during a login).
@@ -476,9 +493,13 @@ class Connection:
         loop = asyncio.get_running_loop()
         context = self._ssl_context or _ssl.create_default_context()
         protocol = self._protocol
-        if protocol._read_paused and protocol.transport is not None:
-            protocol._read_paused = False
-            protocol.transport.resume_reading()
+        # Not one read between the check above and the handshake: on Python
+        # 3.11 and older `wait_for` starts `start_tls` in a task of its own,
+        # and plaintext read meanwhile would be taken as if it came over TLS.
+        # `start_tls` resumes reading itself once TLS sits in between.
+        if protocol.transport is not None and not protocol._read_paused:
+            protocol.transport.pause_reading()
+        protocol._read_paused = False
         try:
             transport = await self._bounded(
                 lambda limit: asyncio.wait_for(
@@ -593,7 +614,7 @@ class Connection:
     def _begin(self) -> None:
         self._check_open()
         if self._reader is not None:
-            self._reader.abandon()
+            self._reader._take_over()
 
     # How many turns of the event loop an operation gives a bulk generator
     # of its own task to finish closing. A loop left with ``break`` is
@@ -618,7 +639,11 @@ class Connection:
                 )
             turns += 1
             await asyncio.sleep(0)
-        async with self._lock:
+        if self._lock.locked():
+            await self._wait_for_lock()
+        else:
+            await self._lock.acquire()  # free: taken without suspending
+        try:
             self._holder = task
             try:
                 if begin:
@@ -628,6 +653,34 @@ class Connection:
                 yield
             finally:
                 self._holder = None
+        finally:
+            self._lock.release()
+
+    async def _wait_for_lock(self) -> None:
+        """Takes the connection from another task's operation once it ends.
+        Waiting is unbounded while that operation works; a retr_many loop
+        parked in its body for a whole idle limit may be waiting for this
+        very task, which would then wait for ever: ConcurrentUseError.
+        (Not `wait_for`, which on Python 3.11 can swallow a cancellation
+        that meets the lock being taken.)"""
+        acquiring = asyncio.ensure_future(self._lock.acquire())
+        try:
+            while True:
+                limit, _ = self._limit()
+                done, _ = await asyncio.wait({acquiring}, timeout=limit)
+                if done:
+                    return
+                if self._parked:
+                    raise ConcurrentUseError(
+                        "another task's retr_many loop held the connection for the whole "
+                        "time limit without using it (waiting for this task?); nothing was sent"
+                    )
+        except BaseException:
+            if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
+                self._lock.release()
+            else:
+                acquiring.cancel()
+            raise
 
     async def _simple(self, submit, off_loop: bool = False) -> object:
         async with self._exclusive():
@@ -815,7 +868,13 @@ class Connection:
                             bulk.pending.popleft()
                             _raise_for(event, msg)
                     bulk.pending.popleft()
-                    yield msg, b"".join(parts)
+                    # While the loop's body runs, this task holds the
+                    # connection without using it (see `_exclusive`).
+                    self._parked = True
+                    try:
+                        yield msg, b"".join(parts)
+                    finally:
+                        self._parked = False
                 if quit_handle is not None:
                     await self._complete(quit_handle)
             finally:
