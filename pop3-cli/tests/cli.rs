@@ -1181,6 +1181,23 @@ fn recorded_in(dir: &Path) -> Vec<String> {
     uids
 }
 
+/// A blocking fetch into `destination` (`--maildir` or `--mbox`) `path`, in
+/// batches of 3, that dies at `step` (`POP3_TEST_CRASH_AT`, debug builds)
+/// and so must not exit.
+fn fetch_crashing_at(mailbox: &Mailbox, step: &str, destination: &str, path: &Path) {
+    let out = run(dovecot_pop3(mailbox, "blocking")
+        .env("POP3_TEST_CRASH_AT", step)
+        .env("POP3_TEST_BATCH", "3")
+        .args(["--json", "fetch", destination])
+        .arg(path));
+    assert_eq!(
+        out.status.code(),
+        None,
+        "{step}: it did not crash: {}",
+        stderr(&out)
+    );
+}
+
 /// A fetch that dies between any two steps of storing a batch (files
 /// written, synced, linked into new/, new/ synced, UIDs appended, state
 /// synced), at the first and at a later batch, followed by a normal fetch:
@@ -1203,17 +1220,7 @@ fn a_crash_between_any_two_steps_of_a_batch_loses_and_repeats_nothing() {
         for n in [1, 3] {
             let what = format!("crash at {step}:{n}");
             let maildir = dir.path().join(format!("{step}-{n}"));
-            let out = run(dovecot_pop3(&mailbox, "blocking")
-                .env("POP3_TEST_CRASH_AT", format!("{step}:{n}"))
-                .env("POP3_TEST_BATCH", "3")
-                .args(["--json", "fetch", "--maildir"])
-                .arg(&maildir));
-            assert_eq!(
-                out.status.code(),
-                None,
-                "{what}: it did not crash: {}",
-                stderr(&out)
-            );
+            fetch_crashing_at(&mailbox, &format!("{step}:{n}"), "--maildir", &maildir);
             let before = maildir_contents(&maildir);
             assert!(before.values().all(|&c| c == 1), "{what}");
             let out = fetch(&mailbox, "blocking", &maildir, &[]);
@@ -1252,17 +1259,7 @@ fn recovered_files_are_synced_before_a_delete() {
     let (mailbox, messages) = mailbox_with("recover-sync", COUNT, 1500);
     let dir = tempfile::tempdir().expect("tempdir");
     let maildir = dir.path().join("Mail");
-    let out = run(dovecot_pop3(&mailbox, "blocking")
-        .env("POP3_TEST_CRASH_AT", "linked:1")
-        .env("POP3_TEST_BATCH", "3")
-        .args(["--json", "fetch", "--maildir"])
-        .arg(&maildir));
-    assert_eq!(
-        out.status.code(),
-        None,
-        "it did not crash: {}",
-        stderr(&out)
-    );
+    fetch_crashing_at(&mailbox, "linked:1", "--maildir", &maildir);
     assert_eq!(count_files(&maildir.join("new")), 3);
     let out = run(dovecot_pop3(&mailbox, "blocking")
         .env("POP3_TEST_FAIL_AT", "recover-sync:1")
@@ -1387,12 +1384,7 @@ fn an_mbox_intent_is_checked_against_the_mbox() {
     let mbox = dir.path().join("in.mbox");
     // A fetch that dies right after its second batch is written: its
     // entries are in the mbox, their UIDs are not recorded.
-    let out = run(dovecot_pop3(&mailbox, "blocking")
-        .env("POP3_TEST_CRASH_AT", "written:2")
-        .env("POP3_TEST_BATCH", "3")
-        .args(["--json", "fetch", "--mbox"])
-        .arg(&mbox));
-    assert_eq!(out.status.code(), None, "{}", stderr(&out));
+    fetch_crashing_at(&mailbox, "written:2", "--mbox", &mbox);
     let state = dir.path().join("in.mbox.pop3-state");
     let intent = fs::read_dir(&state)
         .expect("state dir")

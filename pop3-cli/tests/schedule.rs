@@ -101,8 +101,8 @@ fn closed_port() -> u16 {
     listener.local_addr().expect("addr").port()
 }
 
-/// A session that logs in and fetches one message of `message`.
-fn one_message_session(message: &[u8]) -> Vec<Step> {
+/// A session that logs in and lists one message of `size` octets.
+fn listing_session(size: usize) -> Vec<Step> {
     vec![
         Step::send_line("+OK scripted POP3 ready"),
         Step::expect_line("CAPA"),
@@ -114,12 +114,20 @@ fn one_message_session(message: &[u8]) -> Vec<Step> {
         Step::expect_line("UIDL"),
         Step::send_line("+OK\r\n1 uid-one\r\n."),
         Step::expect_line("LIST"),
-        Step::send_line(&format!("+OK\r\n1 {}\r\n.", message.len())),
+        Step::send_line(&format!("+OK\r\n1 {size}\r\n.")),
+    ]
+}
+
+/// A session that logs in and fetches one message of `message`.
+fn one_message_session(message: &[u8]) -> Vec<Step> {
+    let mut steps = listing_session(message.len());
+    steps.extend([
         Step::expect_line("RETR 1"),
         Step::Send([&b"+OK\r\n"[..], &stuffed(message)].concat()),
         Step::expect_line("QUIT"),
         Step::send_line("+OK bye"),
-    ]
+    ]);
+    steps
 }
 
 const MESSAGE: &[u8] = b"From: a@example.org\r\nSubject: hello\r\n\r\nbody\r\n";
@@ -243,21 +251,9 @@ fn the_readmes_cron_line_is_quiet_only_about_temporary_failures() {
 
 /// A session that lists `big` and is asked for nothing but QUIT.
 fn left_behind_session(big: &[u8]) -> Vec<Step> {
-    vec![
-        Step::send_line("+OK scripted POP3 ready"),
-        Step::expect_line("CAPA"),
-        Step::send_line("-ERR no CAPA here"),
-        Step::expect_line("USER alice"),
-        Step::send_line("+OK"),
-        Step::expect_line("PASS hunter2"),
-        Step::send_line("+OK logged in"),
-        Step::expect_line("UIDL"),
-        Step::send_line("+OK\r\n1 uid-big\r\n."),
-        Step::expect_line("LIST"),
-        Step::send_line(&format!("+OK\r\n1 {}\r\n.", big.len())),
-        Step::expect_line("QUIT"),
-        Step::send_line("+OK bye"),
-    ]
+    let mut steps = listing_session(big.len());
+    steps.extend([Step::expect_line("QUIT"), Step::send_line("+OK bye")]);
+    steps
 }
 
 /// Under cron (stderr not a terminal) a fetch that
