@@ -123,7 +123,8 @@
 //! [`Options::pipeline_window`] of them in flight, which saves a round trip
 //! per message. [`Connection::retr_many_and_quit`] and
 //! [`Connection::dele_many_and_quit`] send the `QUIT` that ends the session
-//! in the same flight, saving one more. For one message in memory,
+//! as soon as the last reply is in (not before: a server may drop replies it
+//! has not yet sent when it reads `QUIT`). For one message in memory,
 //! [`Connection::retr_vec`] takes a size limit.
 //!
 //! # How it works

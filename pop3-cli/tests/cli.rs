@@ -803,6 +803,19 @@ fn sigkill_mid_fetch_loses_nothing_and_duplicates_nothing() {
             "{runtime}: the fetch finished before the kill"
         );
         let out = fetch(&mailbox, runtime, &maildir, &[]);
+        if out.status.code() != Some(0) {
+            // Which side ended the session, and how, is only in Dovecot's
+            // log (a flake on a loaded machine is otherwise undiagnosable).
+            let log = Dovecot::shared().log();
+            let ours: Vec<&str> = log
+                .lines()
+                .filter(|l| l.contains(mailbox.user()) || l.contains("master:"))
+                .collect();
+            eprintln!(
+                "{runtime}: Dovecot's log of this user:\n{}",
+                ours.join("\n")
+            );
+        }
         assert_code(&out, 0);
         let s = summary(&out);
         let fetched = s["fetched"].as_u64().expect("n") as usize;

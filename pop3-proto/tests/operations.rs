@@ -372,6 +372,52 @@ fn retr_many_and_dele_many_pipeline_with_one_result_per_message() {
     assert_eq!(fresh.queued(), 0);
 }
 
+/// A server may act on QUIT as soon as it reads it and drop whatever of
+/// the earlier replies is still in its output buffer (Dovecot 2.3 does: the
+/// last message of a pipelined fetch arrived cut short when the reader was
+/// slow). So the retrievals are pipelined, but QUIT goes out only once the
+/// last of their replies is in.
+#[test]
+fn quit_waits_for_every_earlier_reply() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("CAPA", b"+OK\r\nPIPELINING\r\n.\r\n"),
+            ("USER a", b"+OK\r\n"),
+            ("PASS b", b"+OK\r\n"),
+            ("CAPA", b"+OK\r\nPIPELINING\r\n.\r\n"),
+            ("RETR 1", b"+OK\r\none\r\n.\r\n"),
+            ("RETR 2", b"+OK\r\ntwo\r\n.\r\n"),
+            ("QUIT", b"+OK bye\r\n"),
+        ],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    client.submit(pop3_proto::Command::Capa).unwrap();
+    client
+        .login_with(Credentials::new("a", "b"), AuthMethod::UserPass)
+        .unwrap();
+    let msgs: Vec<MsgNum> = [1, 2].iter().map(|&n| MsgNum::new(n).unwrap()).collect();
+    client.retr_many(&msgs).unwrap();
+    let quit = client.submit(pop3_proto::Command::Quit).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, quit));
+    assert_eq!(seen.bodies.len(), 2);
+    let sent_at = |line: &str| seen.trace.iter().position(|l| l == line).unwrap();
+    // The RETRs still go out together, before any reply.
+    assert_eq!(sent_at("C: RETR 2"), sent_at("C: RETR 1") + 1);
+    // QUIT only after the end of the last body.
+    let last_reply = seen
+        .trace
+        .iter()
+        .rposition(|l| l.starts_with("S: +OK") && !l.contains("bye"))
+        .unwrap();
+    assert!(
+        sent_at("C: QUIT") > last_reply,
+        "{trace:?}",
+        trace = seen.trace
+    );
+}
+
 fn client_with_greeting() -> Client {
     let mut client = client();
     client.receive(b"+OK\r\n");

@@ -656,7 +656,12 @@ fn after_quit_nothing_more_is_accepted() {
     c.submit(Command::Quit).unwrap();
     assert_eq!(c.submit(Command::Noop), Err(UsageError::Closed));
     drain(&mut c, &mut seen);
-    c.receive(b"+OK\r\n+OK bye\r\n");
+    // QUIT waits for the DELE's reply.
+    assert_eq!(seen.sent, b"DELE 1\r\n");
+    c.receive(b"+OK\r\n");
+    drain(&mut c, &mut seen);
+    assert_eq!(seen.sent, b"DELE 1\r\nQUIT\r\n");
+    c.receive(b"+OK bye\r\n");
     drain(&mut c, &mut seen);
     assert!(seen.closed);
     assert!(seen.events.iter().any(|e| e.contains("bye")));

@@ -1,8 +1,9 @@
-"""Bulk operations of the asyncio layer with the session's QUIT in the same
-flight (`retr_many_and_quit`, `dele_many_and_quit`), and `dele_many`: the
-scripted server reads every command before it answers any, so a client that
-waited for a reply before sending the next would time out; then the same
-against the real Dovecot."""
+"""Bulk operations of the asyncio layer (`retr_many_and_quit`,
+`dele_many_and_quit`, `dele_many`): the scripted server reads every command
+of the bulk before it answers any, so a client that waited for a reply
+before sending the next would time out; the session's QUIT goes out only
+once those replies are in (a server may drop unsent replies when it reads
+QUIT); then the same against the real Dovecot."""
 
 import asyncio
 
@@ -17,9 +18,10 @@ def run(coro, timeout=60):
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
-def one_flight(commands, replies):
+def one_flight(commands, replies, quit_reply=None):
     """Login, the core's CAPA (answered with PIPELINING), then `commands`
-    all read before `replies` is sent."""
+    all read before `replies` is sent; with `quit_reply`, then QUIT is read
+    and answered."""
 
     def script(peer):
         peer.send(GREETING)
@@ -32,6 +34,9 @@ def one_flight(commands, replies):
         got = [peer.line() for _ in commands]
         assert got == commands, got
         peer.send(replies)
+        if quit_reply is not None:
+            peer.expect(b"QUIT")
+            peer.send(quit_reply)
 
     return script
 
@@ -44,11 +49,12 @@ async def login(server):
     return conn
 
 
-def test_retr_many_and_quit_in_one_flight(scripted):
+def test_retr_many_and_quit_after_the_replies(scripted):
     server = scripted(
         one_flight(
-            [b"RETR 1", b"RETR 2", b"QUIT"],
-            b"+OK\r\nfirst\r\n.\r\n+OK\r\nsecond\r\n.\r\n+OK bye\r\n",
+            [b"RETR 1", b"RETR 2"],
+            b"+OK\r\nfirst\r\n.\r\n+OK\r\nsecond\r\n.\r\n",
+            b"+OK bye\r\n",
         )
     )
 
@@ -63,11 +69,12 @@ def test_retr_many_and_quit_in_one_flight(scripted):
     assert not server.errors, server.errors
 
 
-def test_dele_many_and_quit_in_one_flight(scripted):
+def test_dele_many_and_quit_after_the_replies(scripted):
     server = scripted(
         one_flight(
-            [b"DELE 1", b"DELE 2", b"QUIT"],
-            b"+OK\r\n-ERR already deleted\r\n-ERR [SYS/TEMP] not committed\r\n",
+            [b"DELE 1", b"DELE 2"],
+            b"+OK\r\n-ERR already deleted\r\n",
+            b"-ERR [SYS/TEMP] not committed\r\n",
         )
     )
 

@@ -672,9 +672,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         self.bodies(msgs, &handles, sink).await
     }
 
-    /// [`Connection::retr_many`] with `QUIT` sent right behind the last
-    /// `RETR`: the session ends with the last message instead of one round
-    /// trip after it. Meant for a session that deletes nothing. Returns the
+    /// [`Connection::retr_many`] with `QUIT` sent as soon as the last reply
+    /// is in (the core never pipelines `QUIT`: a server may drop replies it
+    /// has not yet sent when it reads it). Meant for a session that deletes nothing. Returns the
     /// per-message results, as `retr_many` does, and `QUIT`'s own result
     /// ([`BulkRetrieval`]);
     /// the stream is then shut down as by [`Connection::quit`]. An outer
@@ -822,8 +822,8 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         self.bodies_to(msgs, &handles, open).await
     }
 
-    /// [`Connection::retr_many_to`] with `QUIT` sent right behind the last
-    /// `RETR`, as [`Connection::retr_many_and_quit`] does for a sink: each
+    /// [`Connection::retr_many_to`] with `QUIT` sent once the last reply is
+    /// in, as [`Connection::retr_many_and_quit`] does for a sink: each
     /// message goes to a writer of its own, and the session ends with the
     /// last message. Meant for a session that deletes nothing: `QUIT` is in
     /// flight before any message is saved, so deletions marked earlier are
@@ -980,8 +980,8 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
         .await
     }
 
-    /// [`Connection::dele_many`] with `QUIT` in the same flight: the
-    /// deletions and their commit take one round trip. Returns one result
+    /// [`Connection::dele_many`] with `QUIT` sent once the last `DELE` reply
+    /// is in. Returns one result
     /// per `DELE` and `QUIT`'s own result ([`BulkDeletion`]): only when that
     /// is `Ok` did the server commit the deletions. The stream is then shut down as by
     /// [`Connection::quit`].

@@ -53,9 +53,18 @@ impl Expect {
         }
     }
 
-    /// Nothing is pipelined across these: their outcome changes what may follow.
+    /// Nothing is pipelined across these: the outcome of a login or STLS
+    /// changes what may follow. QUIT waits until every earlier reply has
+    /// arrived: a server may end the session the moment it reads QUIT and
+    /// drop the part of earlier replies its socket has not yet taken
+    /// (Dovecot 2.3 does so: its QUIT flushes once without waiting, then
+    /// closes), which truncated the last message of a pipelined fetch when
+    /// the reader was slow.
     fn is_barrier(self) -> bool {
-        matches!(self, Expect::Login | Expect::Auth | Expect::Stls)
+        matches!(
+            self,
+            Expect::Login | Expect::Auth | Expect::Stls | Expect::Quit
+        )
     }
 
     pub(super) fn is_multiline(self) -> bool {

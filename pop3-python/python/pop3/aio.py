@@ -841,9 +841,9 @@ class Connection:
             yield item
 
     async def retr_many_and_quit(self, msgs: Iterable[int]) -> AsyncIterator[Tuple[int, bytes]]:
-        """Like :meth:`retr_many`, with ``QUIT`` sent right behind the last
-        ``RETR``: the session ends with the last message instead of one round
-        trip later. For a session that deletes nothing. The connection is
+        """Like :meth:`retr_many`, with ``QUIT`` sent as soon as the last
+        message is in (not before: a server may drop replies it has not yet
+        sent when it reads ``QUIT``). For a session that deletes nothing. The connection is
         closed when the iteration ends, whichever way it ends; a ``-ERR`` to
         ``QUIT`` raises :class:`ServerError` after the last message."""
         async for item in self._retr_many(msgs, then_quit=True):
@@ -891,7 +891,7 @@ class Connection:
 
     async def dele_many_and_quit(self, msgs: Iterable[int]) -> List[Optional[ServerError]]:
         """Like :meth:`dele_many`, with the ``QUIT`` that commits the
-        deletions in the same flight: one round trip for all of it. Returns
+        deletions sent as soon as the last ``DELE`` reply is in. Returns
         the same list; a ``-ERR`` to ``QUIT`` raises :class:`ServerError`
         (then nothing was committed). The connection is closed afterwards."""
         return await self._dele_many(msgs, then_quit=True)
