@@ -825,9 +825,11 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     /// [`Connection::retr_many_to`] with `QUIT` sent once the last reply is
     /// in, as [`Connection::retr_many_and_quit`] does for a sink: each
     /// message goes to a writer of its own, and the session ends with the
-    /// last message. Meant for a session that deletes nothing: `QUIT` is in
-    /// flight before any message is saved, so deletions marked earlier are
-    /// committed even if a writer then fails. Returns the per-message results and `QUIT`'s own result
+    /// last message. Meant for a session that deletes nothing: `QUIT` goes
+    /// out as soon as the last reply has arrived, which may be before the
+    /// last message is written, so deletions marked earlier in the session
+    /// may be committed even if that write then fails. Returns the
+    /// per-message results and `QUIT`'s own result
     /// ([`BulkRetrieval`]); the stream is then shut down as by
     /// [`Connection::quit`]. An outer `Err` (fatal, or `open`'s or a writer's
     /// error) drops the connection without waiting for `QUIT`'s reply.
