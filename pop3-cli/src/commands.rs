@@ -274,6 +274,12 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         options.mbox = file.mbox.as_ref().map(|p| expand_home(p.get_ref()));
         options.mda = value(&file.mda);
     }
+    // An mbox is always LF (mboxrd): `exact_bytes` from the file (say, in
+    // `[defaults]` for the Maildir accounts) does not apply to it; only the
+    // flag given with `--mbox` is refused.
+    if options.mbox.is_some() && !args.exact_bytes {
+        options.line_endings = LineEndings::Unix;
+    }
     if !args.delete && !args.keep {
         options.delete = file.delete.as_ref().is_some_and(|d| *d.get_ref());
     }
