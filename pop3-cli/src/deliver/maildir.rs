@@ -809,7 +809,12 @@ mod tests {
         let file = dir.path().join("file");
         fs::write(&file, b"").expect("file");
         let refused = check_maildir(&file.join("Mail")).expect_err("parent is a file");
-        assert!(refused.message.contains("file"), "{}", refused.message);
+        let named = format!("Maildir {}: ", file.join("Mail").display());
+        assert!(
+            refused.message.starts_with(&named) && refused.message.contains("Not a directory"),
+            "{}",
+            refused.message
+        );
     }
 
     #[test]
