@@ -535,6 +535,32 @@ def test_poplib_auth_xoauth2_runs_the_cores_exchange(serve, tls, provider):
     assert_clean(profile, server)
 
 
+@pytest.mark.parametrize("one_line", [False, True])
+def test_poplib_shortcmd_auth_xoauth2_as_programs_send_it(serve, tls, one_line):
+    """Programs written for the standard module log in to Gmail and
+    Outlook.com with `_shortcmd("AUTH XOAUTH2")` then `_shortcmd(message)`
+    (or the message on the AUTH line): the drop-in hands both shapes to the
+    core's exchange, so they work and the token is never traced."""
+    from pop3 import poplib as ours
+
+    token = ms_token(1200)
+    profile = ms_profile(token)
+    server = serve(profile)
+    conn = ours.POP3_SSL(server.host, server.port, context=tls[1], timeout=10)
+    message = base64.b64encode(xoauth2_message(MS_USER, token)).decode("ascii")
+    if one_line:
+        resp = conn._shortcmd("AUTH XOAUTH2 " + message)
+    else:
+        assert conn._shortcmd("AUTH XOAUTH2") == b"+ "
+        resp = conn._shortcmd(message)
+    assert resp.startswith(b"+OK")
+    assert conn.stat()[0] == len(profile.messages)
+    conn.quit()
+    server.close()
+    assert profile.exchanges == [[b"AUTH XOAUTH2", encoded("xoauth2", MS_USER, token)]]
+    assert_clean(profile, server)
+
+
 def test_poplib_auth_refused_and_unsupported(serve, tls):
     from pop3 import poplib as ours
 

@@ -27,6 +27,8 @@ Beyond the standard module: :meth:`POP3.retr_to` streams a message into a
 file without building a list of lines.
 """
 
+import base64
+import binascii
 import importlib
 import socket
 import ssl
@@ -140,6 +142,9 @@ class POP3:
         # the core, so it is only there for code that checks it.
         self.file: Any = self.sock.makefile("rb")
         self._pending_line: Optional[str] = None
+        # `_shortcmd("AUTH XOAUTH2")` answered `+ `: the mechanism whose
+        # client message the next `_shortcmd` carries.
+        self._sasl_waiting: Optional[str] = None
         self._client = Client(
             encrypted=self._tls_established,
             allow_plaintext_credentials=True,
@@ -284,7 +289,45 @@ class POP3:
 
     def _getresp(self) -> bytes:
         """The status line of the command sent by :meth:`_putcmd`."""
-        return self._raw_command(self._take_pending(), multiline=False)
+        line = self._take_pending()
+        sasl = self._sasl_line(line)
+        if sasl is not None:
+            return sasl
+        return self._raw_command(line, multiline=False)
+
+    def _sasl_line(self, line: str) -> Optional[bytes]:
+        """``AUTH XOAUTH2`` / ``OAUTHBEARER`` / ``PLAIN`` sent with
+        :meth:`_shortcmd`, as programs written for the standard module do:
+        with the client message on the same line, or answered ``+ `` and the
+        message in the next ``_shortcmd``. The core runs the exchange, as for
+        :meth:`auth` (the token is never traced, never sent in the clear
+        unless allowed). None for any other line."""
+        if self._sasl_waiting is not None:
+            name, self._sasl_waiting = self._sasl_waiting, None
+            if line.strip() == "*":
+                raise error_proto(b"-ERR authentication cancelled (nothing was sent)")
+            return self._sasl_login(name, line)
+        verb, _, rest = line.partition(" ")
+        name, _, message = rest.strip().partition(" ")
+        name = name.upper()
+        if verb.upper() != "AUTH" or name not in ("XOAUTH2", "OAUTHBEARER", "PLAIN"):
+            return None
+        if not message.strip():
+            # Nothing goes out yet: the core sends AUTH and the message
+            # together with the next line, in its own two steps.
+            self._sasl_waiting = name
+            return b"+ "
+        return self._sasl_login(name, message)
+
+    def _sasl_login(self, name: str, encoded: str) -> bytes:
+        try:
+            message = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise error_proto(f"-ERR AUTH {name}: the client message is not base64") from None
+        def client_message(_challenge: Optional[bytes] = None) -> bytes:
+            return message
+
+        return self.auth(name, client_message)
 
     def _getlongresp(self) -> Tuple[bytes, List[bytes], int]:
         """``(status, lines, octets)`` of the multi-line reply to the command
@@ -464,7 +507,8 @@ class POP3:
         answered), PLAIN with its initial response. Those three mechanisms
         are supported (others raise :class:`error_proto`, nothing sent).
         Returns the ``+OK`` line; a refusal raises :class:`error_proto`.
-        ``_shortcmd`` stays raw, as in the standard module."""
+        ``_shortcmd("AUTH XOAUTH2")`` and the message after its ``+ `` (or on
+        the same line) come here too."""
         name = mechanism.upper()
         message = authobject(None)
         if isinstance(message, str):
