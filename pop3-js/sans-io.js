@@ -1,0 +1,255 @@
+// The sans-IO client for any JavaScript host: bytes in, events out, commands
+// in, bytes out. Every decision is the WebAssembly core's (pop3-proto); this
+// file only converts values. It uses no Node.js API, so it runs wherever
+// WebAssembly does (Node, Bun, Deno, Cloudflare Workers, browsers).
+
+import { initSync, Client as Core } from "./wasm/pop3_wasm.js";
+import { ProtocolError, UsageError } from "./errors.js";
+
+let initialised = false;
+
+/**
+ * Instantiates the WebAssembly core from its bytes or a compiled
+ * `WebAssembly.Module` (once; later calls do nothing). The Node entry point
+ * does it by itself; on other hosts, import the `.wasm` file and pass it here.
+ */
+export function init(module) {
+  if (!initialised) {
+    initSync({ module });
+    initialised = true;
+  }
+}
+
+/** A SCRAM client nonce: 144 random bits from the Web Crypto API, as hex. */
+function scramNonce() {
+  const bytes = new Uint8Array(18);
+  globalThis.crypto.getRandomValues(bytes);
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function refused(json) {
+  const error = json ? JSON.parse(json) : { kind: "usage", message: "refused" };
+  return error.kind === "protocol" ? new ProtocolError(error.message) : new UsageError(error.message);
+}
+
+function msgNumber(n) {
+  if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
+    throw new UsageError(`message numbers are integers from 1, not ${n}`);
+  }
+  return n;
+}
+
+const optional = (n) => (n === undefined || n === null ? undefined : n);
+
+/**
+ * The sans-IO POP3 client. Feed what the server sent to `receiveData`,
+ * write what `dataToSend` returns, and handle `nextEvent()` until it says
+ * `needInput`, `startTls` or `closed`.
+ */
+export class Client {
+  #core;
+
+  constructor({
+    encrypted = false,
+    allowPlaintextCredentials = false,
+    trace = false,
+    pipelineWindow,
+    readSize,
+    maxLineLen,
+    maxListingLines,
+    maxListingBytes,
+    maxBodyLineLen,
+  } = {}) {
+    if (!initialised) {
+      throw new UsageError("the WebAssembly core is not initialised: call init(module) first");
+    }
+    this.#core = new Core(
+      encrypted,
+      allowPlaintextCredentials,
+      trace,
+      optional(pipelineWindow),
+      optional(readSize),
+      optional(maxLineLen),
+      optional(maxListingLines),
+      optional(maxListingBytes),
+      optional(maxBodyLineLen),
+    );
+  }
+
+  /** Bytes received from the server; an empty array means it closed the connection. */
+  receiveData(bytes) {
+    if (bytes.length === 0) this.#core.receive_eof();
+    else this.#core.receive(bytes);
+  }
+
+  /** The server closed its side of the connection. */
+  receiveEof() {
+    this.#core.receive_eof();
+  }
+
+  /** The next event, as a plain object with a `kind` (see the type declarations). */
+  nextEvent() {
+    const event = JSON.parse(this.#core.next_event());
+    if (event.handle !== undefined && event.handle !== null) event.handle = BigInt(event.handle);
+    switch (event.kind) {
+      case "body":
+        event.data = this.#core.take_body();
+        break;
+      case "listing":
+        event.entries = event.entries.map(([msg, size]) => ({ msg, size }));
+        break;
+      case "uidListing":
+        event.entries = event.entries.map(([msg, uid]) => ({ msg, uid }));
+        break;
+    }
+    return event;
+  }
+
+  /** The bytes to write to the server now (may be empty). */
+  dataToSend() {
+    return this.#core.data_to_send();
+  }
+
+  /** The TLS handshake asked for by `startTls` has completed. */
+  tlsEstablished() {
+    if (!this.#core.tls_established()) throw refused(this.#core.last_error());
+  }
+
+  /** The TLS handshake asked for by `startTls` failed: the session ends. */
+  tlsFailed() {
+    if (!this.#core.tls_failed()) throw refused(this.#core.last_error());
+  }
+
+  /** The server certificate (DER) for logins queued behind the upgrade (SCRAM -PLUS). */
+  bindPendingLogins(certificate) {
+    return this.#core.bind_pending_logins(certificate);
+  }
+
+  get bufferedInput() {
+    return this.#core.buffered_input();
+  }
+  /** The most input a driver should hold before asking for events again. */
+  get inputBound() {
+    return this.#core.input_bound();
+  }
+  get state() {
+    return this.#core.state();
+  }
+  get isEncrypted() {
+    return this.#core.is_encrypted();
+  }
+  get isPipelining() {
+    return this.#core.is_pipelining();
+  }
+  get isIdle() {
+    return this.#core.is_idle();
+  }
+  get loginMechanism() {
+    return this.#core.login_mechanism() ?? null;
+  }
+  get capabilities() {
+    const json = this.#core.capabilities();
+    return json === undefined ? null : JSON.parse(json);
+  }
+  get apopTimestamp() {
+    return this.#core.apop_timestamp() ?? null;
+  }
+
+  #handle(h) {
+    if (h === 0n) throw refused(this.#core.last_error());
+    return h;
+  }
+
+  user(name) {
+    return this.#handle(this.#core.user(name));
+  }
+  pass(password) {
+    return this.#handle(this.#core.pass(password));
+  }
+  apop(user, password) {
+    return this.#handle(this.#core.apop(user, password));
+  }
+  capa() {
+    return this.#handle(this.#core.capa());
+  }
+  stls() {
+    return this.#handle(this.#core.stls());
+  }
+  stat() {
+    return this.#handle(this.#core.stat());
+  }
+  list(msg) {
+    return this.#handle(this.#core.list(msg === undefined ? 0 : msgNumber(msg)));
+  }
+  uidl(msg) {
+    return this.#handle(this.#core.uidl(msg === undefined ? 0 : msgNumber(msg)));
+  }
+  retr(msg) {
+    return this.#handle(this.#core.retr(msgNumber(msg)));
+  }
+  top(msg, lines) {
+    return this.#handle(this.#core.top(msgNumber(msg), lines >>> 0));
+  }
+  dele(msg) {
+    return this.#handle(this.#core.dele(msgNumber(msg)));
+  }
+  noop() {
+    return this.#handle(this.#core.noop());
+  }
+  rset() {
+    return this.#handle(this.#core.rset());
+  }
+  quit() {
+    return this.#handle(this.#core.quit());
+  }
+  utf8() {
+    return this.#handle(this.#core.utf8());
+  }
+
+  /**
+   * The whole login as one handle. `method`: "auto" (the strongest the server
+   * offers) or a mechanism name; `tlsCertificate`: the server certificate
+   * (DER), which lets "auto" choose SCRAM -PLUS.
+   */
+  login(user, secret, { method = "auto", scramNonce: nonce, tlsCertificate } = {}) {
+    return this.#handle(
+      this.#core.login(user, secret, method, nonce ?? scramNonce(), tlsCertificate ?? undefined),
+    );
+  }
+
+  /** RETR of each message, pipelined when the server allows: one handle per message. */
+  retrMany(msgs) {
+    const handles = this.#core.retr_many(Uint32Array.from(msgs, msgNumber));
+    if (handles.length === 0 && msgs.length > 0) throw refused(this.#core.last_error());
+    return Array.from(handles);
+  }
+
+  /** DELE of each message, pipelined like `retrMany`. */
+  deleMany(msgs) {
+    const handles = this.#core.dele_many(Uint32Array.from(msgs, msgNumber));
+    if (handles.length === 0 && msgs.length > 0) throw refused(this.#core.last_error());
+    return Array.from(handles);
+  }
+
+  /** The whole STLS upgrade as one handle. */
+  startTls() {
+    return this.#handle(this.#core.start_tls());
+  }
+
+  /** Stops reporting a command: the rest of its reply is read and dropped. */
+  discard(handle) {
+    this.#core.discard(BigInt(handle));
+  }
+
+  /** Frees the WebAssembly memory of this client now. */
+  free() {
+    if (this.#core) {
+      this.#core.free();
+      this.#core = undefined;
+    }
+  }
+
+  [Symbol.dispose]() {
+    this.free();
+  }
+}

@@ -1,0 +1,189 @@
+// Scripted hostile servers against the Node.js driver: STLS injection,
+// refused STLS, wrong certificates, a disconnect in the middle of a
+// message, over-long lines, floods, silence.
+
+import { test, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  connect,
+  ConnectionError,
+  Pop3Error,
+  ProtocolError,
+  ReplyError,
+  TimeoutError,
+  TlsError,
+} from "../index.js";
+import { scripted, serve, wrongCertificate } from "./helpers.js";
+
+const CAPA_STLS = "+OK\r\nSTLS\r\nUSER\r\n.\r\n";
+const CAPA_NO_STLS = "+OK\r\nUSER\r\nTOP\r\n.\r\n";
+const LOGIN = { USER: "+OK\r\n", PASS: "+OK logged in\r\n", CAPA: "-ERR no\r\n", QUIT: "+OK bye\r\n" };
+
+const servers = [];
+after(async () => {
+  for (const server of servers) await server.close();
+});
+
+async function start(script, options) {
+  const server = await scripted(script, options);
+  servers.push(server);
+  return server;
+}
+
+function plain(server, extra = {}) {
+  return connect({ host: server.host, port: server.port, tls: "none", allowPlaintextCredentials: true, timeout: 10_000, ...extra });
+}
+
+async function loggedIn(server, extra) {
+  const session = await plain(server, extra);
+  await session.login("u", "p", { method: "user" });
+  return session;
+}
+
+test("STLS injection: a reply sent with the +OK to STLS, before TLS, ends the session", async () => {
+  const log = [];
+  const server = await start(
+    serve(
+      {
+        CAPA: CAPA_STLS,
+        STLS: async (peer) => {
+          await peer.send("+OK begin TLS\r\n+OK 1 2\r\n");
+          await peer.line();
+          return null;
+        },
+      },
+      { log },
+    ),
+  );
+  await assert.rejects(
+    connect({ host: server.host, port: server.port, tls: "starttls", timeout: 10_000 }),
+    (error) => error instanceof ProtocolError && /injection/.test(error.message),
+  );
+  assert.deepEqual(log, ["CAPA", "STLS"], "nothing is sent after the injected bytes");
+});
+
+test("refused STLS: -ERR to STLS, or STLS not offered, fails with TlsError and never falls back", async () => {
+  for (const replies of [{ CAPA: CAPA_STLS, STLS: "-ERR not now\r\n" }, { CAPA: CAPA_NO_STLS }]) {
+    const log = [];
+    const server = await start(serve(replies, { log }));
+    await assert.rejects(
+      connect({ host: server.host, port: server.port, tls: "starttls", timeout: 10_000 }),
+      (error) => error instanceof TlsError && error.code === "ERR_POP3_TLS",
+    );
+    assert.ok(!log.some((line) => /^(USER|PASS|AUTH)/i.test(line)), `no credentials: ${log}`);
+  }
+});
+
+test("wrong certificate: implicit TLS and STLS refuse a certificate for another name", async () => {
+  const wrong = wrongCertificate();
+  const implicit = await start(serve(LOGIN), { tlsIdentity: wrong });
+  await assert.rejects(
+    connect({ host: implicit.host, port: implicit.port, tls: "implicit", timeout: 10_000 }),
+    (error) => error instanceof TlsError && typeof error.cause?.code === "string",
+  );
+  // Trusted as a CA but not for this name: the name check still applies.
+  await assert.rejects(
+    connect({ host: implicit.host, port: implicit.port, tls: "implicit", ca: wrong.cert, timeout: 10_000 }),
+    (error) => error instanceof TlsError && error.cause?.code === "ERR_TLS_CERT_ALTNAME_INVALID",
+  );
+  const log = [];
+  const upgrading = await start(
+    serve(
+      {
+        CAPA: CAPA_STLS,
+        STLS: async (peer) => {
+          await peer.send("+OK begin TLS\r\n");
+          await peer.startTls(wrong);
+          return null;
+        },
+      },
+      { log },
+    ),
+  );
+  await assert.rejects(
+    connect({ host: upgrading.host, port: upgrading.port, tls: "starttls", timeout: 10_000 }),
+    TlsError,
+  );
+  assert.deepEqual(log, ["CAPA", "STLS"]);
+});
+
+test("disconnect in the middle of a message: the retr loop throws, nothing is passed off as complete", async () => {
+  const server = await start(
+    serve({
+      ...LOGIN,
+      RETR: async (peer) => {
+        await peer.send("+OK 100000 octets\r\n" + "x".repeat(5000) + "\r\npart");
+        return null;
+      },
+    }),
+  );
+  const session = await loggedIn(server);
+  let received = 0;
+  await assert.rejects(
+    (async () => {
+      for await (const chunk of session.retr(1)) received += chunk.length;
+    })(),
+    (error) => error instanceof Pop3Error && (error instanceof ProtocolError || error instanceof ConnectionError),
+  );
+  assert.ok(received < 100000);
+  await assert.rejects(session.noop(), Pop3Error, "the session is over");
+});
+
+test("an over-long status line is refused without holding it", async () => {
+  const server = await start(
+    serve({
+      ...LOGIN,
+      STAT: async (peer) => {
+        // 4 MiB without a line end.
+        const block = "+OK " + "9".repeat(64 * 1024);
+        for (let i = 0; i < 64; i++) await peer.send(block);
+        await peer.send("\r\n");
+        return "+OK\r\n";
+      },
+    }),
+  );
+  const session = await loggedIn(server);
+  await assert.rejects(session.stat(), (error) => error instanceof ReplyError || error instanceof ProtocolError);
+  session.close();
+});
+
+test("a listing flood is cut at the core's limit, read to its end, and the session goes on", async () => {
+  const lines = 200_000;
+  const server = await start(
+    serve({
+      ...LOGIN,
+      NOOP: "+OK\r\n",
+      UIDL: async (peer) => {
+        await peer.send("+OK\r\n");
+        let batch = "";
+        for (let i = 1; i <= lines; i++) {
+          batch += `${i} uid-${i}\r\n`;
+          if (batch.length > 60_000) {
+            await peer.send(batch);
+            batch = "";
+          }
+        }
+        return batch + ".\r\n";
+      },
+    }),
+  );
+  const session = await loggedIn(server);
+  await assert.rejects(session.uidl(), ReplyError);
+  await session.noop();
+  await session.quit();
+});
+
+test("a server that goes silent times out", async () => {
+  const server = await start(serve({ ...LOGIN, STAT: async () => new Promise((resolve) => setTimeout(() => resolve(null), 3000)) }));
+  const session = await loggedIn(server, { timeout: 300 });
+  await assert.rejects(session.stat(), (error) => error instanceof TimeoutError && error.code === "ERR_POP3_TIMEOUT");
+});
+
+test("a -ERR greeting or an early hang-up is an error, not a session", async () => {
+  const refusing = await start(async (peer) => {
+    await peer.send("-ERR go away\r\n");
+  });
+  await assert.rejects(plain(refusing), Pop3Error);
+  const silent = await start(async () => {});
+  await assert.rejects(plain(silent), Pop3Error);
+});

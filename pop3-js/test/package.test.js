@@ -1,0 +1,55 @@
+// The package as shipped: the WebAssembly file's size, no runtime
+// dependencies, and the sans-IO client usable without any socket.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, statSync } from "node:fs";
+import { Client, UsageError } from "../index.js";
+
+const root = new URL("../", import.meta.url);
+
+test("the .wasm file stays under 1 MiB", () => {
+  const size = statSync(new URL("wasm/pop3_wasm_bg.wasm", root)).size;
+  assert.ok(size > 100_000, `suspiciously small: ${size}`);
+  assert.ok(size < 1024 * 1024, `the core grew to ${size} octets`);
+});
+
+test("package.json declares no runtime dependencies and ships its types", () => {
+  const pkg = JSON.parse(readFileSync(new URL("package.json", root), "utf8"));
+  assert.equal(pkg.dependencies, undefined);
+  assert.equal(pkg.peerDependencies, undefined);
+  assert.equal(pkg.optionalDependencies, undefined);
+  assert.equal(pkg.type, "module");
+  for (const file of pkg.files.filter((f) => f.endsWith(".d.ts") || f.endsWith(".js") || f.endsWith(".wasm"))) {
+    assert.ok(statSync(new URL(file, root)).isFile(), `${file} is missing`);
+  }
+});
+
+test("the sans-IO client: bytes in, events out, without a socket", () => {
+  const client = new Client({ allowPlaintextCredentials: true });
+  const encoder = new TextEncoder();
+  client.receiveData(encoder.encode("+OK hello <1.2@host>\r\n"));
+  const greeting = client.nextEvent();
+  assert.equal(greeting.kind, "greeting");
+  assert.equal(greeting.apopTimestamp, "<1.2@host>");
+  assert.equal(client.nextEvent().kind, "needInput");
+  assert.throws(() => client.stat(), UsageError, "STAT before login is refused by the core");
+  assert.throws(() => client.retr(0), UsageError);
+  const login = client.login("u", "p", { method: "user" });
+  assert.equal(typeof login, "bigint");
+  assert.equal(new TextDecoder().decode(client.dataToSend()), "USER u\r\n");
+  client.receiveData(encoder.encode("+OK\r\n"));
+  assert.equal(new TextDecoder().decode(client.dataToSend()), "PASS p\r\n");
+  client.receiveData(encoder.encode("+OK in\r\n"));
+  const done = client.nextEvent();
+  assert.deepEqual([done.kind, done.handle], ["loggedIn", login]);
+  const retr = client.retr(1);
+  client.dataToSend();
+  client.receiveData(encoder.encode("+OK\r\na\r\n..b\r\n.\r\n"));
+  const events = [];
+  for (let e = client.nextEvent(); e.kind !== "needInput"; e = client.nextEvent()) events.push(e);
+  assert.deepEqual(events.map((e) => e.kind), ["bodyStart", "body", "bodyEnd"]);
+  assert.equal(events[1].handle, retr);
+  assert.equal(new TextDecoder().decode(events[1].data), "a\r\n.b\r\n");
+  client.free();
+});
