@@ -187,3 +187,62 @@ test("a -ERR greeting or an early hang-up is an error, not a session", async () 
   const silent = await start(async () => {});
   await assert.rejects(plain(silent), Pop3Error);
 });
+
+test("a slow consumer holds the server back: a 64 MiB message is not read ahead of the loop", async () => {
+  let flushed = 0;
+  let stalled;
+  const server = await start(
+    serve({
+      ...LOGIN,
+      RETR: async (peer) => {
+        await peer.send("+OK\r\n");
+        const line = Buffer.from("x".repeat(1022) + "\r\n");
+        const block = Buffer.concat(Array.from({ length: 64 }, () => line));
+        // Counted when the kernel took them: what the client let through.
+        for (let i = 0; i < 1024; i++) {
+          await peer.send(block);
+          flushed += block.length;
+        }
+        return ".\r\n";
+      },
+    }),
+  );
+  const session = await loggedIn(server, { timeout: 20_000 });
+  let received = 0;
+  for await (const chunk of session.retr(1)) {
+    received += chunk.length;
+    if (stalled === undefined) {
+      // The consumer stops for a while: the server must stall too.
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      stalled = flushed;
+    }
+  }
+  assert.equal(received, 64 * 1024 * 1024);
+  assert.ok(stalled < 16 * 1024 * 1024, `${stalled} octets left the server while the loop waited`);
+  await session.quit();
+});
+
+test("an exact self-signed certificate given as `ca` is trusted, for its own name only", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, readFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const path = await import("node:path");
+  const dir = mkdtempSync(path.join(tmpdir(), "pop3-js-"));
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-keyout", path.join(dir, "k"), "-out", path.join(dir, "c"),
+      "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+    { stdio: "ignore" },
+  );
+  const identity = { key: readFileSync(path.join(dir, "k")), cert: readFileSync(path.join(dir, "c")) };
+  rmSync(dir, { recursive: true });
+  const server = await start(serve(LOGIN), { tlsIdentity: identity });
+  const session = await connect({ host: server.host, port: server.port, tls: "implicit", ca: identity.cert, timeout: 10_000 });
+  assert.ok(session.isEncrypted);
+  await session.login("u", "p", { method: "user" });
+  await session.quit();
+  await assert.rejects(
+    connect({ host: server.host, port: server.port, tls: "implicit", ca: identity.cert, servername: "other.example", timeout: 10_000 }),
+    TlsError,
+  );
+});
