@@ -131,6 +131,23 @@ test("100 concurrent sessions in one process", async () => {
   await Promise.all(sessions);
 });
 
+test("calls made together run one after another, each with its own reply", async () => {
+  const session = await open("implicit");
+  await session.login(dovecot.user, dovecot.password);
+  const [stat, listing, first, uids] = await Promise.all([
+    session.stat(),
+    session.list(),
+    gather(session.retr(1)),
+    session.uidl(),
+  ]);
+  assert.equal(stat.count, dovecot.messages.length);
+  assert.equal(listing.length, dovecot.messages.length);
+  assert.ok(equalBytes(first, dovecot.messages[0]));
+  assert.equal(uids.length, dovecot.messages.length);
+  await session.quit();
+  await assert.rejects(session.stat(), (error) => error.code === "ERR_POP3_CONNECTION");
+});
+
 test("dele then rset leaves the maildrop as it was; Symbol.asyncDispose quits", async () => {
   const session = await open("implicit");
   await session.login(dovecot.user, dovecot.password);
