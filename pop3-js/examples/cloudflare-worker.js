@@ -11,8 +11,8 @@ import wasm from "pop3/wasm";
 
 init(wasm);
 
-async function run(host, user, secret) {
-  let socket = connect({ hostname: host, port: 110 }, { secureTransport: "starttls" });
+async function run(host, port, user, secret) {
+  let socket = connect({ hostname: host, port }, { secureTransport: "starttls" });
   let writer = socket.writable.getWriter();
   let reader = socket.readable.getReader();
   const client = new Client();
@@ -62,7 +62,7 @@ async function run(host, user, secret) {
 
 export default {
   async fetch(request, env) {
-    const stat = await run(env.POP3_HOST, env.POP3_USER, env.POP3_SECRET);
+    const stat = await run(env.POP3_HOST, Number(env.POP3_PORT ?? 110), env.POP3_USER, env.POP3_SECRET);
     return Response.json({ messages: stat.count, octets: stat.size });
   },
 };
