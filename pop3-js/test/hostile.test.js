@@ -246,3 +246,14 @@ test("an exact self-signed certificate given as `ca` is trusted, for its own nam
     TlsError,
   );
 });
+
+test("the wire trace comes from the core with the secret redacted", async () => {
+  const server = await start(serve(LOGIN));
+  const lines = [];
+  const session = await plain(server, { onTrace: (direction, line) => lines.push(`${direction} ${line}`) });
+  await session.login("u", "hunter2-secret", { method: "user" });
+  await session.quit();
+  assert.ok(lines.includes("sent USER u"), lines.join("\n"));
+  assert.ok(lines.some((line) => line.startsWith("sent PASS") && line.includes("redacted")), lines.join("\n"));
+  assert.ok(!lines.some((line) => line.includes("hunter2")), "the secret never reaches the trace");
+});
