@@ -4,7 +4,7 @@
 
 import { spawn, execFileSync } from "node:child_process";
 import { createInterface } from "node:readline";
-import { readdirSync, readFileSync, mkdtempSync } from "node:fs";
+import { readdirSync, readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import * as path from "node:path";
 import * as net from "node:net";
@@ -60,7 +60,9 @@ export function wrongCertificate() {
       "-subj", "/CN=wrong.example", "-addext", "subjectAltName=DNS:wrong.example"],
     { stdio: "ignore" },
   );
-  return { key: readFileSync(key), cert: readFileSync(cert) };
+  const identity = { key: readFileSync(key), cert: readFileSync(cert) };
+  rmSync(dir, { recursive: true });
+  return identity;
 }
 
 /** The server's side of one scripted connection. */
