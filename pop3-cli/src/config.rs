@@ -383,7 +383,15 @@ impl Settings {
             delete_bigger_than,
             max_messages,
             filter,
-            exact_bytes
+            exact_bytes,
+            provider,
+            client_id,
+            client_secret,
+            tenant,
+            scopes,
+            authorization_endpoint,
+            token_endpoint,
+            device_endpoint
         );
     }
 }

@@ -212,7 +212,12 @@ impl TokenStore {
         }
         let _lock = self.lock(account)?;
         let stored = self.load(account)?.ok_or(Error::NotLoggedIn)?;
-        if stored.tokens.fresh_for(margin) {
+        // Another process refreshed while this one waited: its token is
+        // used even if the provider's lifetimes are shorter than `margin`
+        // (else each process would refresh in turn), as long as a login
+        // fits in what is left.
+        let changed = stored.tokens.access_token != unlocked.tokens.access_token;
+        if stored.tokens.fresh_for(margin) || (changed && stored.tokens.fresh_for(margin.min(30))) {
             return Ok((stored, Refreshed::ByAnother));
         }
         let refresh_token = stored
