@@ -358,3 +358,60 @@ fn concurrent_refreshes_never_present_a_rotated_token() {
     assert_eq!(server.stale_refreshes(), 0);
     let _ = std::fs::remove_dir_all(store.dir());
 }
+
+/// A one-answer HTTPS token endpoint with the test CA's certificate.
+fn https_endpoint() -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("address").port();
+    let config = test_support::rustls_server_config(&test_support::TestPki::shared().server);
+    let server = std::thread::spawn(move || {
+        let Ok((socket, _)) = listener.accept() else {
+            return;
+        };
+        let _ = socket.set_read_timeout(Some(Duration::from_secs(5)));
+        let Ok(connection) = rustls::ServerConnection::new(config) else {
+            return;
+        };
+        let mut tls = rustls::StreamOwned::new(connection, socket);
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") {
+            match tls.read(&mut byte) {
+                Ok(1) => request.push(byte[0]),
+                _ => return,
+            }
+        }
+        let body = r#"{"access_token":"at-tls","token_type":"Bearer","expires_in":3600}"#;
+        let _ = write!(
+            tls,
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        tls.conn.send_close_notify();
+        let _ = tls.flush();
+    });
+    (port, server)
+}
+
+#[test]
+fn https_endpoints_work_over_the_workspace_provider_and_verify_certificates() {
+    let (port, server) = https_endpoint();
+    let trusting =
+        HttpClient::with_roots(test_support::TestPki::shared().root_store()).expect("a client");
+    let answer = trusting
+        .post_form(
+            &format!("https://localhost:{port}/token"),
+            &[("grant_type", "refresh_token")],
+        )
+        .expect("an answer over TLS");
+    assert_eq!(answer.status, 200);
+    assert!(answer.body.starts_with(b"{\"access_token\":\"at-tls\""));
+    let _ = server.join();
+
+    // The built-in roots do not hold the test CA: the handshake fails.
+    let (port, server) = https_endpoint();
+    let refused = http().post_form(&format!("https://127.0.0.1:{port}/token"), &[]);
+    assert!(matches!(refused, Err(HttpError::Tls(_))), "{refused:?}");
+    let _ = server.join();
+}
