@@ -4,7 +4,6 @@
 //! the token files and the refresh lock are `pop3-oauth`'s; this module
 //! chooses the words and the exit codes.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::{Command as Process, Stdio};
 use std::time::Duration;
@@ -304,11 +303,8 @@ fn login(cli: &Cli, account: &OAuthAccount, device: bool, no_browser: bool) -> R
         };
         if opened {
             eprintln!("(a browser was started)");
-        }
-        if account.settings.device_endpoint.is_some() && !std::io::stderr().is_terminal() {
-            // Nothing more: the URL is the whole instruction.
         } else if account.settings.device_endpoint.is_some() {
-            eprintln!("No browser here? Run it again with --device.");
+            eprintln!("No browser on this machine? Run the login again with --device.");
         }
         eprintln!("Waiting for the browser at {} ...", request.redirect_uri());
         request

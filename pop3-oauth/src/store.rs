@@ -275,6 +275,7 @@ mod tests {
                 expires_at: Some(5),
                 refresh_token: Some(Secret::new("rt")),
                 scope: None,
+                obtained_at: None,
             },
         };
         let path = store.save("work/x y", &stored).ok();

@@ -28,14 +28,27 @@ pub struct Tokens {
     pub refresh_token: Option<Secret>,
     /// The scopes granted, as the endpoint said (or as asked).
     pub scope: Option<String>,
+    /// When the access token was received, in seconds since 1970.
+    #[serde(default)]
+    pub obtained_at: Option<u64>,
 }
 
 impl Tokens {
-    /// Whether the access token is still good for at least `margin` seconds
-    /// (a token without an expiry is taken as good).
+    /// Whether the access token is still good for at least `margin` seconds,
+    /// or half its lifetime when that is shorter (a provider handing out
+    /// tokens that live less than the margin must not be asked again at
+    /// every use). A token without an expiry is taken as good.
     pub fn fresh_for(&self, margin: u64) -> bool {
-        self.expires_at
-            .is_none_or(|expires_at| expires_at > now().saturating_add(margin))
+        let Some(expires_at) = self.expires_at else {
+            return true;
+        };
+        let margin = match self.obtained_at {
+            Some(obtained_at) if expires_at > obtained_at => {
+                margin.min((expires_at - obtained_at) / 2)
+            }
+            _ => margin,
+        };
+        expires_at > now().saturating_add(margin)
     }
 }
 
@@ -122,6 +135,7 @@ pub(crate) fn parse_answer(response: &Response, asked_scope: &str) -> Result<Ans
                 .refresh_token
                 .filter(|token| !token.expose().is_empty()),
             scope: granted.scope.or_else(|| Some(asked_scope.to_owned())),
+            obtained_at: Some(now()),
         }));
     }
     match serde_json::from_slice::<OAuthErrorBody>(&response.body) {
@@ -235,7 +249,15 @@ mod tests {
         assert_eq!(tokens.access_token.expose(), "at");
         assert!(tokens.expires_at.is_some_and(|at| at >= now() + 3598));
         assert_eq!(tokens.scope.as_deref(), Some("s"));
-        assert!(tokens.fresh_for(60) && !tokens.fresh_for(4000));
+        assert!(tokens.fresh_for(60) && tokens.fresh_for(1700));
+        // Half the lifetime is the most margin asked of a token.
+        assert!(tokens.fresh_for(4000));
+        let near_end = Tokens {
+            obtained_at: tokens.obtained_at.map(|at| at - 3500),
+            expires_at: tokens.expires_at.map(|at| at - 3500),
+            ..tokens.clone()
+        };
+        assert!(!near_end.fresh_for(300) && near_end.fresh_for(60));
     }
 
     #[test]

@@ -51,6 +51,7 @@ fn stale_login(server: &OAuthServer, store: &TokenStore, account: &str) -> Strin
             expires_at: Some(pop3_oauth::now().saturating_sub(10)),
             refresh_token: Some(Secret::new(refresh.clone())),
             scope: None,
+            obtained_at: None,
         },
     );
     store.save(account, &stored).expect("saved");
