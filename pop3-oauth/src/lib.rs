@@ -56,6 +56,11 @@
 
 #![forbid(unsafe_code)]
 
+/// The README's example, compiled as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
+
 mod authorization;
 mod device;
 mod error;
