@@ -27,9 +27,11 @@
 //!
 //! OAuth needs one thing of HTTP here: post a small form, read a small JSON
 //! answer. The crate does that with its own HTTP/1.1 client ([`http`]),
-//! about 300 lines over `std::net::TcpStream` and rustls, rather than a
-//! general client, because the rules a token client must keep are easier to
-//! hold in 300 lines than to configure in a large dependency:
+//! a few hundred lines over `std::net::TcpStream` and rustls (one `POST`,
+//! `Content-Length`, chunked or read-to-close bodies; nothing else), rather
+//! than a general client, because the rules a token client must keep are
+//! easier to read and test in one small file than to configure in a large
+//! dependency:
 //!
 //! * it uses the workspace's single rustls crypto provider
 //!   ([`pop3_transport::crypto_provider`], aws-lc-rs) and can never pull in
