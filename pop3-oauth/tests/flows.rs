@@ -416,3 +416,34 @@ fn https_endpoints_work_over_the_workspace_provider_and_verify_certificates() {
     assert!(matches!(refused, Err(HttpError::Tls(_))), "{refused:?}");
     let _ = server.join();
 }
+
+#[test]
+fn a_long_lived_session_gets_a_fresh_token_from_its_source() {
+    use pop3_oauth::{AccessTokenSource, StoredAccount};
+    let server = OAuthServer::start(OAuthConfig::default());
+    let store = scratch("source");
+    stale_login(&server, &store, "frank");
+    let source = StoredAccount {
+        store: store.clone(),
+        account: "frank".into(),
+        http: http(),
+        settings: settings_for(&server),
+        client: client_for(&server),
+    };
+    // The stored token has expired: the source refreshes it, once.
+    let first = source.access_token().expect("a token");
+    assert_ne!(first.expose(), "at-old");
+    assert_eq!(source.access_token().expect("a token"), first);
+    assert_eq!(server.refreshes(), 1);
+    // Any closure is a source too (a token from elsewhere).
+    let fixed = || Ok::<_, Error>(Secret::new("from-a-vault"));
+    assert_eq!(
+        fixed
+            .access_token()
+            .map(|t| t.expose().to_owned())
+            .ok()
+            .as_deref(),
+        Some("from-a-vault")
+    );
+    let _ = std::fs::remove_dir_all(store.dir());
+}
