@@ -439,12 +439,14 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         proxy.password = proxy_password(&conn)?;
     }
     // Ask for the password before connecting: a prompt can take a while.
-    let oauth = crate::oauth::account(label.or(cli.account.as_deref()), settings)?;
     let secret = if needs_login {
-        Some(match &oauth {
-            Some(account) => account.access_token(cli)?,
-            None => password(&conn, &target.account()?)?,
-        })
+        // An account with a provider logs in with its stored OAuth token.
+        Some(
+            match crate::oauth::account(label.or(cli.account.as_deref()), settings)? {
+                Some(account) => account.access_token(cli)?,
+                None => password(&conn, &target.account()?)?,
+            },
+        )
     } else {
         None
     };
