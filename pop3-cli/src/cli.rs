@@ -352,6 +352,13 @@ pub(crate) enum Command {
     /// an old one.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
+    /// Get an OAuth 2.0 token for an account with a provider key (Gmail,
+    /// Outlook.com, Microsoft 365), or show the tokens kept.
+    Oauth {
+        /// What to do.
+        #[command(subcommand)]
+        what: OauthCommand,
+    },
     /// Write the man pages or shell completions.
     ///
     /// No server is needed: `pop3 generate man --dir ~/.local/share/man`
@@ -361,6 +368,35 @@ pub(crate) enum Command {
         /// What to write.
         #[command(subcommand)]
         what: Generate,
+    },
+}
+
+/// `oauth`.
+#[derive(Debug, Subcommand)]
+pub(crate) enum OauthCommand {
+    /// Sign in: prints the provider's URL (and opens a browser when there is
+    /// one) and waits on 127.0.0.1 for the browser to come back; the tokens
+    /// are kept in $XDG_STATE_HOME/pop3/NAME.oauth.json (mode 0600), and
+    /// `pop3 fetch` refreshes them from then on.
+    Login {
+        /// The account of the config file.
+        #[arg(value_name = "NAME")]
+        account: String,
+        /// Sign in on another device with a code instead (Microsoft; for SSH
+        /// sessions and machines without a browser). Google does not allow
+        /// it for mail.
+        #[arg(long)]
+        device: bool,
+        /// Print the URL only; do not start a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// For each OAuth account: provider, scopes, when the access token
+    /// expires, whether a refresh token is kept and where; never a token.
+    Status {
+        /// These accounts [default: every account with a provider key].
+        #[arg(value_name = "NAME")]
+        accounts: Vec<String>,
     },
 }
 

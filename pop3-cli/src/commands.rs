@@ -208,6 +208,17 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
             .map(|a| a.get_ref().clone())
             .or_else(|| file_url.and_then(|u| u.auth.clone()));
     }
+    // An OAuth provider's server, for what the file does not say.
+    if let (false, Some((host, port, tls, auth))) =
+        (server_here, crate::oauth::server_defaults(file))
+    {
+        if conn.host.is_none() {
+            conn.host = Some(host);
+            conn.port = conn.port.or(Some(port));
+            conn.tls = conn.tls.or(Some(tls));
+        }
+        conn.auth = conn.auth.or(Some(auth));
+    }
     if conn.password_env.is_none() && conn.password_command.is_none() {
         conn.password_env = value(&file.password_env);
         conn.password_command = value(&file.password_command);
@@ -310,6 +321,9 @@ pub(crate) fn run(cli: Cli) -> Result<(), Failure> {
         return generate(what);
     }
     let config = Config::load(cli.config.as_deref())?;
+    if let Command::Oauth { what } = &cli.command {
+        return crate::oauth::run(&cli, config.as_ref(), what);
+    }
     // Before any program runs: none of them sees any account's secrets.
     let named = [&cli.conn.password_env, &cli.conn.proxy_password_env];
     for var in named.into_iter().flatten() {
@@ -426,7 +440,13 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
     }
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {
-        Some(password(&conn, &target.account()?)?)
+        // An account with a provider logs in with its stored OAuth token.
+        Some(
+            match crate::oauth::account(label.or(cli.account.as_deref()), settings)? {
+                Some(account) => account.access_token(cli)?,
+                None => password(&conn, &target.account()?)?,
+            },
+        )
     } else {
         None
     };
@@ -608,6 +628,8 @@ where
             }
         }
         Command::Generate { what } => generate(what)?,
+        // Handled before any connection.
+        Command::Oauth { .. } => {}
         // Returned above, before connecting.
         Command::Serverinfo => {}
         Command::Fetch(_) => {

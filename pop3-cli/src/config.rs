@@ -14,7 +14,8 @@
 //! ```
 //!
 //! Every long option of the connection and of `fetch` is a key, with `-`
-//! written `_`. No key holds a password. An account's table is laid over
+//! written `_`; OAuth accounts add `provider` and its keys (see
+//! `pop3-config(5)`). No key holds a password. An account's table is laid over
 //! `[defaults]`, and options on the command line over both. Every mistake
 //! (an unknown key, a value of the wrong type, a bad URL) is reported with
 //! the file, the line and the key, before anything connects.
@@ -72,6 +73,15 @@ pub(crate) struct Settings {
     pub(crate) max_messages: Option<Spanned<u32>>,
     pub(crate) filter: Option<Spanned<String>>,
     pub(crate) exact_bytes: Option<Spanned<bool>>,
+    /// OAuth 2.0: `gmail`, `outlook` or `custom`.
+    pub(crate) provider: Option<Spanned<String>>,
+    pub(crate) client_id: Option<Spanned<String>>,
+    pub(crate) client_secret: Option<Spanned<String>>,
+    pub(crate) tenant: Option<Spanned<String>>,
+    pub(crate) scopes: Option<Spanned<String>>,
+    pub(crate) authorization_endpoint: Option<Spanned<String>>,
+    pub(crate) token_endpoint: Option<Spanned<String>>,
+    pub(crate) device_endpoint: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,7 +383,15 @@ impl Settings {
             delete_bigger_than,
             max_messages,
             filter,
-            exact_bytes
+            exact_bytes,
+            provider,
+            client_id,
+            client_secret,
+            tenant,
+            scopes,
+            authorization_endpoint,
+            token_endpoint,
+            device_endpoint
         );
     }
 }

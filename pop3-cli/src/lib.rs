@@ -24,6 +24,7 @@ mod error;
 mod fetch;
 mod interrupt;
 mod manual;
+mod oauth;
 mod policy;
 mod private;
 mod progress;

@@ -56,7 +56,7 @@ pub(crate) fn accepted_keys() -> &'static [&'static str] {
 }
 
 /// What the config page says of the keys that are no option's name.
-const KEYS_WITHOUT_OPTION: [(&str, &str, &str); 3] = [
+const KEYS_WITHOUT_OPTION: [(&str, &str, &str); 11] = [
     (
         "url",
         "URL",
@@ -75,6 +75,57 @@ const KEYS_WITHOUT_OPTION: [(&str, &str, &str); 3] = [
         "blocking | tokio | smol",
         "Which of the library's transports runs the session: pop3-blocking (the default), \
          pop3-tokio or pop3-smol. All behave the same; it exists to test them.",
+    ),
+    (
+        "provider",
+        "gmail | outlook | custom",
+        "Log in with OAuth 2.0 (SASL XOAUTH2) instead of a password. gmail: pop.gmail.com:995, \
+         scope https://mail.google.com/; outlook: Outlook.com and Microsoft 365, \
+         outlook.office365.com:995, scopes https://outlook.office.com/POP.AccessAsUser.All \
+         offline_access; custom: the endpoints and scopes given. host, port, tls and auth \
+         override the preset's server. Needs client_id and a user; get the token once with \
+         `pop3 oauth login NAME`, after which every fetch refreshes it.",
+    ),
+    (
+        "client_id",
+        "ID",
+        "OAuth: the client (application) ID of the app you registered with the provider. \
+         pop3 ships none.",
+    ),
+    (
+        "client_secret",
+        "SECRET",
+        "OAuth: the client secret Google issues to desktop apps (Google does not treat it as \
+         confidential; it is never printed). Microsoft public clients have none.",
+    ),
+    (
+        "tenant",
+        "NAME",
+        "OAuth, outlook only: the Microsoft tenant (common, the default; consumers; \
+         organizations; or a tenant's ID or domain for a single-tenant app).",
+    ),
+    (
+        "scopes",
+        "\"SCOPE ...\"",
+        "OAuth: the scopes to ask for, separated by spaces, instead of the provider's.",
+    ),
+    (
+        "authorization_endpoint",
+        "URL",
+        "OAuth: the authorization endpoint (https; plain http only to a loopback address) \
+         instead of the provider's.",
+    ),
+    (
+        "token_endpoint",
+        "URL",
+        "OAuth: the token endpoint instead of the provider's. Redirects from it are never \
+         followed.",
+    ),
+    (
+        "device_endpoint",
+        "URL",
+        "OAuth: the device authorization endpoint (for `pop3 oauth login --device`) instead of \
+         the provider's.",
     ),
 ];
 

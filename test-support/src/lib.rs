@@ -15,6 +15,8 @@
 //! * [`providers`] — scripted profiles of Microsoft 365, Gmail and a
 //!   Courier-like server (OAuth logins, refusals, LOGIN-DELAY), and
 //!   [`provider_scenarios`], the suite every transport runs against them.
+//! * [`oauth`] — a scripted OAuth 2.0 authorization server (authorization,
+//!   token and device endpoints, with faults) and a test browser.
 //! * [`scripted`] — a thread-based scripted POP3 server for fault injection.
 //! * [`socks5`] — a SOCKS5 proxy on loopback, working or faulty.
 //! * [`transcript`] — RFC-style `C:`/`S:` transcripts that can drive the
@@ -24,6 +26,7 @@ pub mod cyrus;
 pub mod cyrus_scenarios;
 pub mod dovecot;
 pub mod hostile;
+pub mod oauth;
 pub mod pki;
 pub mod provider_scenarios;
 pub mod providers;

@@ -1,0 +1,191 @@
+//! The crate's error. No variant holds a token, a code or a secret; the
+//! texts taken from a provider's answer are cut short and cleaned of
+//! control characters.
+
+use std::path::PathBuf;
+
+use crate::http::HttpError;
+
+/// What went wrong getting, refreshing or storing a token.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Talking to an endpoint failed.
+    Http(HttpError),
+    /// The endpoint answered with something other than JSON.
+    UnexpectedContentType {
+        /// The HTTP status.
+        status: u16,
+        /// The media type it sent, if any.
+        content_type: Option<String>,
+    },
+    /// The JSON answer lacks a field or has the wrong shape.
+    MalformedAnswer {
+        /// What was wrong.
+        why: String,
+    },
+    /// The endpoint refused with an OAuth error other than the ones below.
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// The `error` code (`invalid_client`, `unauthorized_client`...).
+        error: String,
+        /// The `error_description`, shortened.
+        description: Option<String>,
+    },
+    /// The refresh token no longer works: the user must log in again.
+    RefreshTokenDead {
+        /// Why, when the provider says.
+        reason: DeadReason,
+        /// The `error_description`, shortened.
+        description: Option<String>,
+    },
+    /// Nothing is stored for this account, or what is stored has expired
+    /// and holds no refresh token.
+    NotLoggedIn,
+    /// The browser came back with a different `state`: another page or
+    /// program answered on the loopback port.
+    StateMismatch,
+    /// The user (or the provider) refused the consent.
+    AuthorizationDenied {
+        /// The `error` code of the redirect.
+        error: String,
+        /// The `error_description`, shortened.
+        description: Option<String>,
+    },
+    /// Listening for the browser on 127.0.0.1 failed.
+    Loopback(std::io::Error),
+    /// No browser came back before the deadline.
+    AuthorizationTimedOut,
+    /// The provider offers no device flow for these settings.
+    DeviceFlowUnavailable {
+        /// Why, in words.
+        why: String,
+    },
+    /// The device code expired before the user entered it.
+    DeviceCodeExpired,
+    /// The token store could not be read or written.
+    Storage {
+        /// The file or directory.
+        path: PathBuf,
+        /// The failure.
+        source: std::io::Error,
+    },
+    /// The stored token file is not one this crate wrote.
+    CorruptStore {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The account name cannot name a file.
+    BadAccountName,
+    /// The operating system's random generator failed.
+    Random,
+}
+
+/// Why a refresh token is dead, as far as the provider's answer tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadReason {
+    /// `invalid_grant` with nothing more specific.
+    InvalidGrant,
+    /// Microsoft `AADSTS700082`: unused for 90 days.
+    Inactive,
+    /// Google's "expired or revoked", which is what an app in test mode
+    /// gets after 7 days.
+    ExpiredOrRevoked,
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let described =
+            |f: &mut std::fmt::Formatter<'_>, description: &Option<String>| match description {
+                Some(text) => write!(f, ": {text}"),
+                None => Ok(()),
+            };
+        match self {
+            Error::Http(error) => write!(f, "{error}"),
+            Error::UnexpectedContentType {
+                status,
+                content_type,
+            } => write!(
+                f,
+                "the endpoint answered HTTP {status} with {} instead of JSON",
+                content_type.as_deref().unwrap_or("no content type")
+            ),
+            Error::MalformedAnswer { why } => write!(f, "malformed answer from the endpoint: {why}"),
+            Error::Refused {
+                status,
+                error,
+                description,
+            } => {
+                write!(f, "the endpoint refused (HTTP {status}, {error})")?;
+                described(f, description)
+            }
+            Error::RefreshTokenDead {
+                reason,
+                description: _,
+            } => f.write_str(match reason {
+                DeadReason::InvalidGrant => "the refresh token is no longer valid",
+                DeadReason::Inactive => {
+                    "the refresh token expired after 90 days without use (AADSTS700082)"
+                }
+                DeadReason::ExpiredOrRevoked => {
+                    "the refresh token expired or was revoked (an app in Google's testing mode gets 7 days)"
+                }
+            }),
+            Error::NotLoggedIn => f.write_str("no usable token is stored for this account"),
+            Error::StateMismatch => f.write_str(
+                "the browser came back with a different state: another page answered the login; try again",
+            ),
+            Error::AuthorizationDenied { error, description } => {
+                write!(f, "the authorization was refused ({error})")?;
+                described(f, description)
+            }
+            Error::Loopback(error) => write!(f, "listening on 127.0.0.1 for the browser: {error}"),
+            Error::AuthorizationTimedOut => {
+                f.write_str("no browser came back to the loopback redirect in time")
+            }
+            Error::DeviceFlowUnavailable { why } => f.write_str(why),
+            Error::DeviceCodeExpired => {
+                f.write_str("the device code expired before the sign-in was completed")
+            }
+            Error::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::CorruptStore { path } => {
+                write!(f, "{}: not a token file this program wrote", path.display())
+            }
+            Error::BadAccountName => f.write_str("the account name cannot name a token file"),
+            Error::Random => f.write_str("the system's random generator failed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Http(error) => Some(error),
+            Error::Storage { source, .. } => Some(source),
+            Error::Loopback(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl From<HttpError> for Error {
+    fn from(error: HttpError) -> Error {
+        Error::Http(error)
+    }
+}
+
+/// A provider's text made safe to show: printable, on one line, at most
+/// 300 characters.
+pub(crate) fn clean_text(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(300)
+        .collect();
+    if text.chars().count() > 300 {
+        out.push('…');
+    }
+    out
+}

@@ -1,0 +1,328 @@
+//! Tokens kept per account in files of their own, and the refresh done
+//! under a lock so that processes sharing an account never present a
+//! refresh token another has already rotated away.
+//!
+//! The store is a directory (`$XDG_STATE_HOME/pop3/`, else
+//! `~/.local/state/pop3/`) made 0700, holding per account
+//! `NAME.oauth.json` (0600, replaced atomically: written to a temporary
+//! file, flushed to disk, renamed over the old one, the directory synced)
+//! and `NAME.oauth.lock`, the file whose lock a refresh holds.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::http::HttpClient;
+use crate::provider::{Client, ProviderSettings};
+use crate::token::{refresh, Tokens};
+
+/// Refresh when the access token has less than this many seconds left: a
+/// POP3 login and a long download fit in what remains.
+pub const REFRESH_MARGIN: u64 = 300;
+
+/// What is stored for one account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredTokens {
+    /// Format version, so that a later program can read an older file.
+    pub version: u32,
+    /// The provider preset's name, or `custom`.
+    pub provider: String,
+    /// The token endpoint the tokens came from: a refresh token is only
+    /// ever sent back there.
+    pub token_endpoint: String,
+    /// The tokens.
+    #[serde(flatten)]
+    pub tokens: Tokens,
+}
+
+/// The directory of token files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenStore {
+    dir: PathBuf,
+}
+
+/// What [`TokenStore::access_token`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refreshed {
+    /// The stored access token was still fresh.
+    No,
+    /// This call refreshed it.
+    Yes,
+    /// Another process refreshed it while this one waited for the lock.
+    ByAnother,
+}
+
+impl TokenStore {
+    /// The store in `dir`.
+    pub fn new(dir: impl Into<PathBuf>) -> TokenStore {
+        TokenStore { dir: dir.into() }
+    }
+
+    /// `$XDG_STATE_HOME/pop3`, else `$HOME/.local/state/pop3`; `None` when
+    /// neither variable is set.
+    pub fn default_dir() -> Option<PathBuf> {
+        let non_empty = |name| std::env::var_os(name).filter(|value| !value.is_empty());
+        match non_empty("XDG_STATE_HOME") {
+            Some(dir) => Some(PathBuf::from(dir).join("pop3")),
+            None => Some(PathBuf::from(non_empty("HOME")?).join(".local/state/pop3")),
+        }
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The token file of `account`. Account names are written as they are
+    /// when they are plain (letters, digits, `.`, `_`, `-`, `@`, `+`), and
+    /// percent-encoded otherwise, so two names never share a file.
+    pub fn path(&self, account: &str) -> Result<PathBuf, Error> {
+        Ok(self.dir.join(format!("{}.oauth.json", file_stem(account)?)))
+    }
+
+    fn lock_path(&self, account: &str) -> Result<PathBuf, Error> {
+        Ok(self.dir.join(format!("{}.oauth.lock", file_stem(account)?)))
+    }
+
+    fn ensure_dir(&self) -> Result<(), Error> {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|source| Error::Storage {
+                path: self.dir.clone(),
+                source,
+            })
+    }
+
+    /// What is stored for `account`; `None` if nothing is.
+    pub fn load(&self, account: &str) -> Result<Option<StoredTokens>, Error> {
+        let path = self.path(account)?;
+        let text = match fs::read(&path) {
+            Ok(text) => zeroize::Zeroizing::new(text),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Storage { path, source }),
+        };
+        serde_json::from_slice(&text)
+            .map(Some)
+            .map_err(|_| Error::CorruptStore { path })
+    }
+
+    /// Replaces what is stored for `account`, atomically and durably.
+    pub fn save(&self, account: &str, stored: &StoredTokens) -> Result<PathBuf, Error> {
+        self.ensure_dir()?;
+        let path = self.path(account)?;
+        let storage = |source| Error::Storage {
+            path: path.clone(),
+            source,
+        };
+        let text = zeroize::Zeroizing::new(serde_json::to_vec_pretty(stored).map_err(|_| {
+            Error::MalformedAnswer {
+                why: "the tokens cannot be written as JSON".into(),
+            }
+        })?);
+        let suffix = crate::authorization::random_token(6)?;
+        let temporary = path.with_extension(format!("json.{suffix}.tmp"));
+        let written = (|| {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temporary)?;
+            // The mode given at creation is masked by the umask; 0600 is
+            // set again explicitly.
+            file.set_permissions(fs::Permissions::from_mode(0o600))?;
+            file.write_all(&text)?;
+            file.sync_all()?;
+            fs::rename(&temporary, &path)?;
+            File::open(&self.dir)?.sync_all()
+        })();
+        if let Err(source) = written {
+            let _ = fs::remove_file(&temporary);
+            return Err(storage(source));
+        }
+        Ok(path)
+    }
+
+    /// Removes what is stored for `account`.
+    pub fn remove(&self, account: &str) -> Result<bool, Error> {
+        let path = self.path(account)?;
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(Error::Storage { path, source }),
+        }
+    }
+
+    /// Takes the refresh lock of `account`, waiting for another holder.
+    /// The lock is released when the returned file is dropped.
+    pub fn lock(&self, account: &str) -> Result<File, Error> {
+        self.ensure_dir()?;
+        let path = self.lock_path(account)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|source| Error::Storage {
+                path: path.clone(),
+                source,
+            })?;
+        file.lock()
+            .map_err(|source| Error::Storage { path, source })?;
+        Ok(file)
+    }
+
+    /// An access token for `account` good for at least [`REFRESH_MARGIN`]
+    /// seconds, refreshed if needed.
+    ///
+    /// The refresh runs under the account's lock, and the stored tokens are
+    /// read again once the lock is held: if another process refreshed (and
+    /// perhaps rotated the refresh token) meanwhile, its result is used and
+    /// the old refresh token is never presented. A rotated refresh token is
+    /// saved before this returns, so before the POP3 login.
+    pub fn access_token(
+        &self,
+        account: &str,
+        http: &HttpClient,
+        settings: &ProviderSettings,
+        client: &Client,
+    ) -> Result<(StoredTokens, Refreshed), Error> {
+        self.access_token_within(account, http, settings, client, REFRESH_MARGIN)
+    }
+
+    /// [`TokenStore::access_token`] with another margin.
+    pub fn access_token_within(
+        &self,
+        account: &str,
+        http: &HttpClient,
+        settings: &ProviderSettings,
+        client: &Client,
+        margin: u64,
+    ) -> Result<(StoredTokens, Refreshed), Error> {
+        let unlocked = self.load(account)?.ok_or(Error::NotLoggedIn)?;
+        if unlocked.tokens.fresh_for(margin) {
+            return Ok((unlocked, Refreshed::No));
+        }
+        let _lock = self.lock(account)?;
+        let stored = self.load(account)?.ok_or(Error::NotLoggedIn)?;
+        // Another process refreshed while this one waited: its token is
+        // used even if the provider's lifetimes are shorter than `margin`
+        // (else each process would refresh in turn), as long as a login
+        // fits in what is left.
+        let changed = stored.tokens.access_token != unlocked.tokens.access_token;
+        if stored.tokens.fresh_for(margin) || (changed && stored.tokens.fresh_for(margin.min(30))) {
+            return Ok((stored, Refreshed::ByAnother));
+        }
+        let refresh_token = stored
+            .tokens
+            .refresh_token
+            .clone()
+            .ok_or(Error::NotLoggedIn)?;
+        // The refresh token goes back only to the endpoint that issued it,
+        // whatever the settings say now.
+        let mut settings = settings.clone();
+        settings.token_endpoint.clone_from(&stored.token_endpoint);
+        let tokens = refresh(http, &settings, client, &refresh_token)?;
+        let renewed = StoredTokens { tokens, ..stored };
+        self.save(account, &renewed)?;
+        Ok((renewed, Refreshed::Yes))
+    }
+}
+
+fn file_stem(account: &str) -> Result<String, Error> {
+    if account.is_empty() || account.len() > 200 || account.starts_with('.') {
+        return Err(Error::BadAccountName);
+    }
+    let mut stem = String::new();
+    for byte in account.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b'_' | b'-' | b'@' | b'+') {
+            stem.push(char::from(byte));
+        } else {
+            stem.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(stem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Secret;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("pop3-oauth-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn saved_tokens_are_0600_and_read_back() {
+        let dir = scratch("save");
+        let store = TokenStore::new(dir.join("nested"));
+        let stored = StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new("at"),
+                expires_at: Some(5),
+                refresh_token: Some(Secret::new("rt")),
+                scope: None,
+                obtained_at: None,
+            },
+        };
+        let path = store.save("work/x y", &stored).ok();
+        assert_eq!(path, store.path("work/x y").ok());
+        let mode = path
+            .as_ref()
+            .and_then(|p| fs::metadata(p).ok())
+            .map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode, Some(0o600));
+        let dir_mode = fs::metadata(store.dir())
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(dir_mode, Some(0o700));
+        assert!(path.is_some_and(|p| p.ends_with("work%2Fx%20y.oauth.json")));
+        assert_eq!(store.load("work/x y").ok().flatten(), Some(stored));
+        assert!(store.load("other").is_ok_and(|s| s.is_none()));
+        // Nothing but the token file and no temporary is left behind.
+        let names: Vec<_> = fs::read_dir(store.dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "{names:?}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn odd_account_names_are_refused_or_encoded() {
+        let store = TokenStore::new("/x");
+        assert!(matches!(store.path(""), Err(Error::BadAccountName)));
+        assert!(matches!(store.path(".."), Err(Error::BadAccountName)));
+        assert_ne!(store.path("a/b").ok(), store.path("a%2Fb").ok());
+    }
+
+    #[test]
+    fn a_corrupt_file_is_reported_with_its_path() {
+        let dir = scratch("corrupt");
+        let store = TokenStore::new(&dir);
+        let _ = fs::create_dir_all(&dir);
+        let _ = fs::write(
+            dir.join("a.oauth.json"),
+            "{\"access_token\":\"secret-value\"",
+        );
+        let error = store.load("a").err();
+        assert!(matches!(&error, Some(Error::CorruptStore { .. })));
+        assert!(!format!("{error:?}").contains("secret-value"));
+        let _ = fs::remove_dir_all(dir);
+    }
+}
