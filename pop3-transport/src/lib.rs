@@ -55,7 +55,7 @@ use std::io;
 
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::{BulkDeletion, BulkRetrieval, Connection};
-pub use error::{Error, Phase, Result, TlsDiagnosis, UtcTime};
+pub use error::{Error, ErrorKind, IoContext, IoSubject, Phase, Result, TlsDiagnosis, UtcTime};
 pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{crypto_provider, parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;

@@ -14,7 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use crate::certificate::Sha256Fingerprint;
 use crate::socks5::Socks5Proxy;
 use crate::trust::{self, PeerCertificates, TrustRoots};
-use crate::{Error, Result};
+use crate::{Error, IoContext, IoSubject, Result};
 
 /// Time limits: one for each I/O step, and one for the whole session;
 /// `None` waits forever.
@@ -446,12 +446,10 @@ impl TlsOptions {
     /// holds no certificate.
     pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<TlsOptions> {
         let path = path.as_ref();
-        let named = |e: &dyn fmt::Display, kind| {
-            Error::Io(io::Error::new(kind, format!("{}: {e}", path.display())))
-        };
-        let pem = std::fs::read(path).map_err(|e| named(&e, e.kind()))?;
+        let named = |e| Error::Io(IoContext::wrap(IoSubject::File(path.to_owned()), e));
+        let pem = std::fs::read(path).map_err(named)?;
         self.add_root_pem(pem).map_err(|error| match error {
-            Error::Io(e) => named(&e, e.kind()),
+            Error::Io(e) => named(e),
             other => other,
         })
     }
