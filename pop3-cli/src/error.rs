@@ -179,11 +179,13 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
         Error::Usage(e @ UsageError::Closed) => (Exit::Unavailable, e.to_string()),
         Error::Usage(e) => (Exit::Software, e.to_string()),
         Error::Server(e) => (temporary_or(e, Exit::Refused), server_said(e)),
+        // Only without TLS (the library's `Phase::Greeting`), and on port 995
+        // after ten seconds rather than the idle limit: the library decides.
         Error::Timeout(phase @ Phase::Greeting) => (
             Exit::Unavailable,
             format!(
-                "timed out {phase}: the server said nothing; if this port expects TLS \
-                 (POP3S, port 995), use pop3s:// or --tls implicit"
+                "timed out {phase}: the server said nothing; this port may expect TLS \
+                 (implicit TLS, 995): use pop3s:// or --tls implicit"
             ),
         ),
         // The overall deadline is no sign of a dead server: what was stored

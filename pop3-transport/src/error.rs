@@ -120,7 +120,9 @@ impl fmt::Display for Phase {
 #[non_exhaustive]
 pub enum Error {
     /// Reading, writing or connecting failed (or a name could not be
-    /// resolved, or a PEM file could not be read or parsed).
+    /// resolved, or a PEM file could not be read or parsed). A failure to
+    /// connect names the `host:port`, a PEM file's its path
+    /// ([`Error::io_context`]).
     Io(io::Error),
     /// TLS failed: the certificate could not be verified, the handshake failed,
     /// or a TLS record was bad. Certificate errors are
