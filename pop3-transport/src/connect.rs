@@ -63,7 +63,7 @@ const IMPLICIT_TLS_PORT: u16 = 995;
 
 /// How long a connection without TLS to [`IMPLICIT_TLS_PORT`] waits for
 /// the greeting before it says that the port may expect TLS.
-pub const IMPLICIT_TLS_PORT_SILENCE: Duration = Duration::from_secs(10);
+const IMPLICIT_TLS_PORT_SILENCE: Duration = Duration::from_secs(10);
 
 /// How long to wait for the greeting: the read limit, except on a
 /// connection without TLS (plain, or `STLS` to come) to port 995, where at
