@@ -28,12 +28,9 @@ fn tcp_connect(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream> 
             Err(error) => last_error = Some(error),
         }
     }
-    let error = last_error.unwrap_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::NotFound,
-            format!("{host}: no address to connect to"),
-        )
-    });
+    // The caller names the host and port (pop3_transport::connect).
+    let error = last_error
+        .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the host name has no address"));
     if error.kind() == io::ErrorKind::TimedOut {
         return Err(Error::Timeout(Phase::Connect));
     }

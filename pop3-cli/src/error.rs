@@ -4,7 +4,7 @@ use std::fmt;
 use std::io;
 
 use pop3_proto::{ProtocolError, ResponseCode, ServerError, UsageError};
-use pop3_transport::{CertificateInfo, Error, Phase};
+use pop3_transport::{CertificateInfo, Error, IoSubject, Phase};
 
 use crate::advice::tls_advice;
 
@@ -148,8 +148,14 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
     let lost_in_reply = "the connection was lost (the server closed it in the middle of a reply)";
     let (exit, message) = match error {
         Error::Io(e) if cert_file_error(e).is_some() => (Exit::Tls, format!("TLS: {e}")),
-        Error::Io(e) if is_lost(e) => (Exit::Unavailable, format!("the connection was lost: {e}")),
-        Error::Io(e) => (network_exit(e), format!("network: {e}")),
+        Error::Io(e) if is_lost(e) => (
+            Exit::Unavailable,
+            format!("the connection was lost: {}", without_server(error, e)),
+        ),
+        Error::Io(e) => (
+            network_exit(e),
+            format!("network: {}", without_server(error, e)),
+        ),
         Error::Tls(e) => {
             let advice = error
                 .tls_diagnosis(presented)
@@ -173,11 +179,13 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
         Error::Usage(e @ UsageError::Closed) => (Exit::Unavailable, e.to_string()),
         Error::Usage(e) => (Exit::Software, e.to_string()),
         Error::Server(e) => (temporary_or(e, Exit::Refused), server_said(e)),
+        // Only without TLS (the library's `Phase::Greeting`), and on port 995
+        // after ten seconds rather than the idle limit: the library decides.
         Error::Timeout(phase @ Phase::Greeting) => (
             Exit::Unavailable,
             format!(
-                "timed out {phase}: the server said nothing; if this port expects TLS \
-                 (POP3S, port 995), use pop3s:// or --tls implicit"
+                "timed out {phase}: the server said nothing; this port may expect TLS \
+                 (implicit TLS, 995): use pop3s:// or --tls implicit"
             ),
         ),
         // The overall deadline is no sign of a dead server: what was stored
@@ -220,6 +228,18 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
         other => (Exit::Software, other.to_string()),
     };
     Failure::new(exit, message)
+}
+
+/// An I/O error's text without the `host:port` the library puts first:
+/// the command names the server itself (`host:port: network: ...`), and
+/// would otherwise say it twice.
+fn without_server(error: &Error, io: &io::Error) -> String {
+    match error.io_context() {
+        Some(context) if matches!(context.subject, IoSubject::Server { .. }) => {
+            context.error.to_string()
+        }
+        _ => io.to_string(),
+    }
 }
 
 impl From<Error> for Failure {

@@ -378,6 +378,12 @@ fn offline_is_temporary_75() {
                 err.starts_with(&format!("pop3: {host}:{port}: network: ")),
                 "{runtime} {host}: {err}"
             );
+            // Said once, though the library names it too.
+            assert_eq!(
+                err.matches(&format!("{host}:{port}")).count(),
+                1,
+                "{runtime} {host}: {err}"
+            );
         }
     }
 }

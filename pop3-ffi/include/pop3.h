@@ -807,6 +807,21 @@ pop3_result pop3_client_token_refusal(const pop3_client *client,
                                       size_t *text_len);
 
 /*
+ Whether the current event, a `POP3_EVENT_ERR`, refused the credentials:
+ a login step (`USER`, `PASS`, `APOP`, `AUTH`) refused with `[AUTH]`,
+ without a response code (as Microsoft's servers refuse a bad password)
+ or with one the core does not know. A temporary code (`IN-USE`,
+ `LOGIN-DELAY`, `SYS/TEMP`) is not: the credentials were not the problem.
+ Writes it and returns `POP3_OK`; `POP3_ERR_CALL_ORDER` when the current
+ event is no `POP3_EVENT_ERR`.
+
+ # Safety
+
+ `client` is NULL or live; `refused` is NULL or writable.
+ */
+pop3_result pop3_client_authentication_refused(const pop3_client *client, bool *refused);
+
+/*
  Whether the connection is encrypted (implicit TLS, or STLS completed).
 
  # Safety

@@ -1212,6 +1212,41 @@ pub unsafe extern "C" fn pop3_client_token_refusal(
     })
 }
 
+/// Whether the current event, a `POP3_EVENT_ERR`, refused the credentials:
+/// a login step (`USER`, `PASS`, `APOP`, `AUTH`) refused with `[AUTH]`,
+/// without a response code (as Microsoft's servers refuse a bad password)
+/// or with one the core does not know. A temporary code (`IN-USE`,
+/// `LOGIN-DELAY`, `SYS/TEMP`) is not: the credentials were not the problem.
+/// Writes it and returns `POP3_OK`; `POP3_ERR_CALL_ORDER` when the current
+/// event is no `POP3_EVENT_ERR`.
+///
+/// # Safety
+///
+/// `client` is NULL or live; `refused` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pop3_client_authentication_refused(
+    client: *const pop3_client,
+    refused: *mut bool,
+) -> pop3_result {
+    if refused.is_null() {
+        return POP3_ERR_NULL;
+    }
+    // SAFETY: `client` is NULL or live and unaliased (this function's contract).
+    let client = unsafe { client_ref(client) };
+    run_const(client, |s| {
+        let Some(Owned::Err {
+            authentication_refused,
+            ..
+        }) = s.current()
+        else {
+            return POP3_ERR_CALL_ORDER;
+        };
+        // SAFETY: checked not NULL above and writable (contract).
+        unsafe { put(refused, *authentication_refused) };
+        POP3_OK
+    })
+}
+
 /// Whether the connection is encrypted (implicit TLS, or STLS completed).
 ///
 /// # Safety

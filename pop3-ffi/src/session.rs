@@ -98,6 +98,9 @@ pub(crate) enum Owned {
         text: CText,
         /// For a refused OAuth token: the refusal in words.
         refusal: Option<CText>,
+        /// The server refused the credentials (the core's
+        /// `ServerError::is_authentication_refusal`).
+        authentication_refused: bool,
     },
     BodyStart {
         handle: u64,
@@ -535,6 +538,7 @@ fn own(event: Event<'_>) -> Option<Owned> {
         },
         Event::Err { handle, error } => Owned::Err {
             handle: handle.id(),
+            authentication_refused: error.is_authentication_refusal(),
             code: error.code.map(|c| CText::new(&c.to_string())),
             text: CText::new(error.text.as_str()),
             refusal: error.token_refusal.map(|r| CText::new(&r.to_string())),

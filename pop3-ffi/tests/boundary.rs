@@ -1042,3 +1042,52 @@ fn a_login_queued_behind_stls_takes_the_binding_set_after_the_handshake() {
     let sent = String::from_utf8(client.drain_output()).expect("ASCII");
     assert!(sent.starts_with("AUTH SCRAM-SHA-256-PLUS "), "{sent:?}");
 }
+
+/// A refused login is told from other `-ERR` replies, with or without
+/// `[AUTH]`; a busy mailbox is not one; only an `-ERR` event can say.
+#[test]
+fn a_refused_login_is_told_from_other_refusals() {
+    for (refusal, expected) in [
+        (
+            &b"-ERR Logon failure: unknown user name or bad password.\r\n"[..],
+            true,
+        ),
+        (b"-ERR [AUTH] Authentication failed.\r\n", true),
+        (b"-ERR [IN-USE] locked\r\n", false),
+    ] {
+        let client = Client::new(true);
+        client.receive(b"+OK hi\r\n");
+        let mut login = 0;
+        // SAFETY: live client, C strings, valid out-pointer.
+        unsafe {
+            assert_eq!(
+                pop3_client_login(
+                    client.0,
+                    c"alice".as_ptr(),
+                    c"pw".as_ptr(),
+                    c"user".as_ptr(),
+                    &mut login
+                ),
+                POP3_OK
+            );
+        }
+        let mut refused = !expected;
+        while client.event().is_ok() {
+            // SAFETY: live client, valid out-pointer.
+            let code = unsafe { pop3_client_authentication_refused(client.0, &mut refused) };
+            assert_eq!(code, POP3_ERR_CALL_ORDER, "the greeting is no -ERR");
+        }
+        assert_eq!(client.drain_output(), b"USER alice\r\n");
+        client.receive(b"+OK\r\n");
+        while client.event().is_ok() {}
+        assert_eq!(client.drain_output(), b"PASS pw\r\n");
+        client.receive(refusal);
+        let (ev, _, _) = client.event().expect("the -ERR");
+        assert_eq!(ev.kind, pop3_event_kind::POP3_EVENT_ERR);
+        assert_eq!(ev.handle, login);
+        // SAFETY: live client, valid out-pointer; this event is current.
+        let code = unsafe { pop3_client_authentication_refused(client.0, &mut refused) };
+        assert_eq!(code, POP3_OK);
+        assert_eq!(refused, expected, "{}", String::from_utf8_lossy(refusal));
+    }
+}

@@ -194,6 +194,13 @@ pub struct ServerError {
     /// [`TokenRefusal`]).
     /// Boxed: it is rare, and a `ServerError` travels inside every error.
     pub token_refusal: Option<Box<TokenRefusal>>,
+    /// The refused command was a login step (`USER`, `PASS`, `APOP` or
+    /// `AUTH`, sent alone or by a login operation). Many servers refuse a bad
+    /// password with no response code at all (Microsoft's:
+    /// `-ERR Logon failure: unknown user name or bad password.`), so this,
+    /// not the code, is what tells a refused login from other refusals; see
+    /// [`ServerError::is_authentication_refusal`].
+    pub during_login: bool,
 }
 
 impl ServerError {
@@ -209,7 +216,39 @@ impl ServerError {
             code,
             text,
             token_refusal: None,
+            during_login: false,
         }
+    }
+
+    /// Whether the server refused the credentials (or the login as such):
+    /// an `[AUTH]` code (RFC 3206), or a login step refused without a code
+    /// or with one this library does not know. A temporary code (`[IN-USE]`,
+    /// `[LOGIN-DELAY]`, `[SYS/TEMP]`) or `[SYS/PERM]` says the credentials
+    /// were not the problem, so those are not authentication refusals.
+    ///
+    /// ```
+    /// use pop3_proto::{ResponseCode, ServerError, Text};
+    /// let mut refused = ServerError::new(None, Text::sanitize(b"Logon failure"));
+    /// assert!(!refused.is_authentication_refusal()); // not known to be a login step
+    /// refused.during_login = true;
+    /// assert!(refused.is_authentication_refusal());
+    /// let mut busy = ServerError::new(Some(ResponseCode::InUse), Text::sanitize(b"locked"));
+    /// busy.during_login = true;
+    /// assert!(!busy.is_authentication_refusal() && busy.is_temporary());
+    /// ```
+    pub fn is_authentication_refusal(&self) -> bool {
+        match &self.code {
+            Some(ResponseCode::Auth) => true,
+            None | Some(ResponseCode::Other(_)) => self.during_login,
+            Some(_) => false,
+        }
+    }
+
+    /// Whether the server says to try again later: a temporary response
+    /// code (`[IN-USE]`, `[LOGIN-DELAY]`, `[SYS/TEMP]`; see
+    /// [`ResponseCode::is_temporary`]).
+    pub fn is_temporary(&self) -> bool {
+        self.code.as_ref().is_some_and(ResponseCode::is_temporary)
     }
 }
 

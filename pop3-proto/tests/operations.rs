@@ -953,3 +953,106 @@ fn a_completion_not_yet_reported_can_still_be_discarded() {
         "{events:?}"
     );
 }
+
+/// Runs the client against `server` until it is idle, and returns every
+/// `-ERR` the caller was told of.
+fn refusals(client: &mut Client, server: &mut Server) -> Vec<pop3_proto::ServerError> {
+    let mut refused = Vec::new();
+    for _ in 0..10_000 {
+        match client.poll().unwrap() {
+            Action::Send(bytes) => {
+                let bytes = bytes.to_vec();
+                server.take(&bytes);
+            }
+            Action::Event(Event::Err { error, .. }) => refused.push(error),
+            Action::Event(_) => {}
+            Action::NeedInput if !server.pending.is_empty() => {
+                let bytes = std::mem::take(&mut server.pending);
+                client.receive(&bytes);
+            }
+            Action::StartTls => client.tls_established().unwrap(),
+            Action::NeedInput | Action::Closed => return refused,
+        }
+    }
+    panic!("no progress");
+}
+
+#[test]
+fn a_refused_login_step_is_told_from_other_refusals_with_or_without_a_code() {
+    // Microsoft's wording has no code; Dovecot and Gmail send [AUTH].
+    for (method, replies) in [
+        (
+            AuthMethod::UserPass,
+            &[
+                ("USER bob", &b"+OK\r\n"[..]),
+                (
+                    "PASS pw",
+                    &b"-ERR Logon failure: unknown user name or bad password.\r\n"[..],
+                ),
+            ][..],
+        ),
+        (
+            AuthMethod::UserPass,
+            &[
+                ("USER bob", &b"+OK\r\n"[..]),
+                ("PASS pw", &b"-ERR [AUTH] Authentication failed.\r\n"[..]),
+            ][..],
+        ),
+        (
+            AuthMethod::UserPass,
+            &[("USER bob", &b"-ERR no such user\r\n"[..])][..],
+        ),
+        (
+            AuthMethod::Plain,
+            &[(
+                "AUTH PLAIN AGJvYgBwdw==",
+                &b"-ERR [AUTH] Invalid credentials\r\n"[..],
+            )][..],
+        ),
+    ] {
+        let mut server = Server::new(b"+OK ready\r\n", replies);
+        let mut session = client();
+        session
+            .login_with(Credentials::new("bob", "pw"), method)
+            .unwrap();
+        let refused = refusals(&mut session, &mut server);
+        assert_eq!(refused.len(), 1, "{replies:?}");
+        assert!(refused[0].during_login, "{replies:?}");
+        assert!(refused[0].is_authentication_refusal(), "{replies:?}");
+        assert!(!refused[0].is_temporary(), "{replies:?}");
+    }
+    // A mailbox in use is not a wrong password: try again later.
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("USER bob", b"+OK\r\n"),
+            ("PASS pw", b"-ERR [IN-USE] Mailbox is locked\r\n"),
+        ],
+    );
+    let mut session = client();
+    session
+        .login_with(Credentials::new("bob", "pw"), AuthMethod::UserPass)
+        .unwrap();
+    let refused = refusals(&mut session, &mut server);
+    assert!(refused[0].during_login && refused[0].is_temporary());
+    assert!(!refused[0].is_authentication_refusal());
+    // The same text outside a login is an ordinary refusal.
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[
+            ("USER bob", b"+OK\r\n"),
+            ("PASS pw", b"+OK\r\n"),
+            ("DELE 9", b"-ERR no such message\r\n"),
+        ],
+    );
+    let mut session = client();
+    session
+        .login_with(Credentials::new("bob", "pw"), AuthMethod::UserPass)
+        .unwrap();
+    session
+        .submit(pop3_proto::Command::Dele(MsgNum::new(9).unwrap()))
+        .unwrap();
+    let refused = refusals(&mut session, &mut server);
+    assert_eq!(refused.len(), 1);
+    assert!(!refused[0].during_login && !refused[0].is_authentication_refusal());
+}

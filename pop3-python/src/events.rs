@@ -90,6 +90,10 @@ event_class! {
         token_scope: Option<String>,
         /// The report's `schemes` (`"Bearer"`).
         token_schemes: Option<String>,
+        /// The server refused the credentials: a login step (`USER`, `PASS`,
+        /// `APOP`, `AUTH`) refused with `[AUTH]`, without a code (as
+        /// Microsoft's servers do) or with one the core does not know.
+        authentication_refused: bool,
     }
 }
 event_class! {
@@ -388,6 +392,7 @@ pub(crate) fn convert(py: Python<'_>, event: Event<'_>) -> PyResult<Option<PyObj
                     token_status: part(refusal.map(|r| &r.status)),
                     token_scope: part(refusal.and_then(|r| r.scope.as_ref())),
                     token_schemes: part(refusal.and_then(|r| r.schemes.as_ref())),
+                    authentication_refused: error.is_authentication_refusal(),
                 },
             )?
         }

@@ -314,3 +314,43 @@ def test_status_line_of_each_event_from_the_core():
         # The terminal escape is replaced, by the core's one rule.
         bad: "-ERR [SYS/TEMP] \ufffd[2Jno such message",
     }
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        b"-ERR Logon failure: unknown user name or bad password.\r\n",
+        b"-ERR [AUTH] Authentication failed.\r\n",
+    ],
+)
+def test_a_refused_login_is_authentication_refused_with_or_without_a_code(refusal):
+    c = pop3.Client(encrypted=True)
+    c.receive_data(b"+OK ready\r\n")
+    drain(c)
+    login = c.login("alice", "secret", "user")
+    assert c.data_to_send() == b"USER alice\r\n"
+    c.receive_data(b"+OK\r\n")
+    drain(c)
+    assert c.data_to_send() == b"PASS secret\r\n"
+    c.receive_data(refusal)
+    [err, _] = drain(c)
+    assert isinstance(err, pop3.Err) and err.handle == login
+    assert err.authentication_refused
+    error = pop3.ServerError.from_event(err)
+    assert isinstance(error, pop3.AuthenticationRefused)
+    assert isinstance(error, pop3.ServerError)
+
+
+def test_a_busy_mailbox_and_other_refusals_are_not_authentication_refused():
+    c = pop3.Client(encrypted=True)
+    c.receive_data(b"+OK ready\r\n")
+    drain(c)
+    c.login("alice", "secret", "user")
+    c.data_to_send()
+    c.receive_data(b"+OK\r\n")
+    drain(c)
+    c.data_to_send()
+    c.receive_data(b"-ERR [IN-USE] locked\r\n")
+    [busy, _] = drain(c)
+    assert not busy.authentication_refused
+    assert type(pop3.ServerError.from_event(busy)) is pop3.ServerError

@@ -99,6 +99,7 @@ pub use pop3_transport::{
     FingerprintMismatch, Options, PeerCertificates, Phase, Result, Sha256Fingerprint, Timeouts,
     TlsOptions, TrustRoots,
 };
+pub use pop3_transport::{ErrorKind, IoContext, IoSubject};
 
 pub use pop3_proto;
 pub use pop3_proto::sasl::{self, Mechanism, SaslError};

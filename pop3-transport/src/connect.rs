@@ -7,10 +7,12 @@
 //! and `pop3-smol`, whose `connect_*` functions are [`connect`] with their
 //! TCP connect: users call those.
 
+use std::time::Duration;
+
 use crate::connection::SessionDeadline;
 use crate::runtime::{with_timeout, IoStream, Runtime, StartTls};
 use crate::socks5::{socks5_connect_async, Socks5ConnectError, Socks5Proxy};
-use crate::{Connection, Error, Options, Phase, Result};
+use crate::{Connection, Error, IoContext, IoSubject, Options, Phase, Result};
 
 /// How a new connection is secured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,13 +48,46 @@ pub async fn connect<R: Runtime, S: StartTls>(
     let session = SessionDeadline::starting_now(options.timeouts.session);
     let mut conn = Connection::traced(host, port, async {
         let stream = open_stream::<R, S>(host, port, options, implicit, &session, tcp).await?;
-        Connection::start(stream, options, implicit, session).await
+        let greeting_wait = greeting_wait(options, port, security);
+        Connection::start_waiting(stream, options, implicit, session, greeting_wait).await
     })
     .await?;
     if let Some((config, name)) = starttls {
         conn.start_tls_with(config, name).await?;
     }
     Ok(conn)
+}
+
+/// The port of POP3 over implicit TLS (POP3S, RFC 8314).
+const IMPLICIT_TLS_PORT: u16 = 995;
+
+/// How long a connection without TLS to [`IMPLICIT_TLS_PORT`] waits for
+/// the greeting before it says that the port may expect TLS.
+const IMPLICIT_TLS_PORT_SILENCE: Duration = Duration::from_secs(10);
+
+/// How long to wait for the greeting: the read limit, except on a
+/// connection without TLS (plain, or `STLS` to come) to port 995, where at
+/// most [`IMPLICIT_TLS_PORT_SILENCE`].
+///
+/// A server that speaks implicit TLS waits for the client's TLS hello and
+/// never greets, so a plaintext client would sit out the whole read limit
+/// (60 s by default) before [`Phase::Greeting`]'s "this port may expect
+/// TLS". Cutting the wait short everywhere would break real servers that
+/// greet slowly (a reverse DNS lookup that has to time out first, a busy
+/// or deliberately slow server): those are on 110 or a port of their own,
+/// while a plaintext POP3 server on 995 is almost unheard of, so there ten
+/// seconds of silence are enough to say so. On other ports the same error
+/// comes at the read limit. A server that answers with TLS records instead
+/// of a greeting is recognised at its first bytes, whatever the port
+/// ([`ProtocolError::TlsInsteadOfGreeting`](pop3_proto::ProtocolError::TlsInsteadOfGreeting)).
+fn greeting_wait(options: &Options, port: u16, security: Security) -> Option<Duration> {
+    let read = options.timeouts.read;
+    if security == Security::ImplicitTls || port != IMPLICIT_TLS_PORT {
+        return read;
+    }
+    Some(read.map_or(IMPLICIT_TLS_PORT_SILENCE, |limit| {
+        limit.min(IMPLICIT_TLS_PORT_SILENCE)
+    }))
 }
 
 /// Opens the stream to the mail server `host`:`port`, ready for the
@@ -84,10 +119,11 @@ async fn open_stream<R: Runtime, S: StartTls>(
         None
     };
     let mut stream = match &options.proxy {
-        None => tcp(host, port).await?,
+        None => tcp(host, port).await.map_err(|e| naming(e, host, port))?,
         Some(proxy) => {
             let mut stream = tcp(&proxy.host, proxy.port)
                 .await
+                .map_err(|e| naming(e, &proxy.host, proxy.port))
                 .map_err(|error| match error {
                     Error::Io(e) => Error::Proxy(Socks5ConnectError::Io(e)),
                     Error::Timeout(_) => Error::Timeout(Phase::Proxy),
@@ -111,6 +147,22 @@ async fn open_stream<R: Runtime, S: StartTls>(
         tracing::debug!("TLS established");
     }
     Ok(stream)
+}
+
+/// A failure to open the TCP connection to `host`:`port`, naming them
+/// (`localhost:995: Connection refused`): with several accounts or a
+/// proxy, the bare cause does not say which connection failed.
+fn naming(error: Error, host: &str, port: u16) -> Error {
+    match error {
+        Error::Io(e) => {
+            let subject = IoSubject::Server {
+                host: host.to_owned(),
+                port,
+            };
+            Error::Io(IoContext::wrap(subject, e))
+        }
+        other => other,
+    }
 }
 
 /// Asks the SOCKS5 `proxy` at the other end of `stream` to connect to

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::poll_fn;
 use std::io;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pop3_proto::sasl::Mechanism;
 use pop3_proto::{
@@ -255,22 +256,37 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
     }
 
     /// [`Connection::new`], saying whether the stream is encrypted and when
-    /// the session started: for [`connect`](crate::connect::connect).
+    /// the session started.
     pub(crate) async fn start(
-        mut stream: S,
+        stream: S,
         options: &Options,
         encrypted: bool,
         session: SessionDeadline,
     ) -> Result<Self> {
+        let greeting_wait = options.timeouts.read;
+        Self::start_waiting(stream, options, encrypted, session, greeting_wait).await
+    }
+
+    /// [`Connection::start`], waiting `greeting_wait` for the greeting
+    /// instead of the read limit: for [`connect`](crate::connect::connect).
+    pub(crate) async fn start_waiting(
+        mut stream: S,
+        options: &Options,
+        encrypted: bool,
+        session: SessionDeadline,
+        greeting_wait: Option<Duration>,
+    ) -> Result<Self> {
         let mut config = options.core_config(encrypted);
         config.trace = tracing::enabled!(target: "pop3::wire", tracing::Level::TRACE);
         stream
-            .set_timeouts(options.timeouts.read, options.timeouts.write)
+            .set_timeouts(greeting_wait, options.timeouts.write)
             .map_err(Error::Io)?;
+        let mut waiting = options.clone();
+        waiting.timeouts.read = greeting_wait;
         let mut conn = Connection {
             client: Client::new(config),
             stream,
-            options: options.clone(),
+            options: waiting,
             greeting: Greeting {
                 text: Text::default(),
                 apop_timestamp: None,
@@ -290,6 +306,9 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
             })
             .await?;
         conn.greeting = greeting.ok_or(Error::Closed)?;
+        if greeting_wait != options.timeouts.read {
+            conn.set_timeouts(options.timeouts)?;
+        }
         tracing::debug!(encrypted, "greeting received");
         Ok(conn)
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::io;
+use std::path::PathBuf;
 
 use pop3_proto::{ProtocolError, ServerError, UsageError};
 use rustls::CertificateError;
@@ -24,8 +25,10 @@ pub enum Phase {
     Connect,
     /// The TLS handshake (implicit TLS or after `STLS`).
     TlsHandshake,
-    /// Waiting for the server's greeting. A server that says nothing at all
-    /// is often a POP3S (implicit TLS) port reached without TLS.
+    /// Waiting for the server's greeting on a connection without TLS (yet).
+    /// A server that says nothing at all is often a POP3S (implicit TLS)
+    /// port reached without TLS, and the error says so. The wait is the
+    /// read limit, except on port 995 (see `pop3_transport::connect`).
     Greeting,
     /// Waiting for bytes from the server.
     Read,
@@ -39,6 +42,10 @@ pub enum Phase {
     /// busy (a byte now and then, a line or message without end) or it was
     /// simply longer than allowed. Every other phase is an idle limit.
     Session,
+    /// Waiting for the server's greeting over TLS: after the implicit TLS
+    /// handshake, or on a stream given as encrypted
+    /// ([`Options::encrypted`](crate::Options::encrypted)).
+    GreetingOverTls,
 }
 
 impl Phase {
@@ -54,7 +61,7 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Connect => "connect",
             Phase::TlsHandshake => "TLS handshake",
-            Phase::Greeting => "waiting for the greeting",
+            Phase::Greeting | Phase::GreetingOverTls => "waiting for the greeting",
             Phase::Read => "read",
             Phase::Write => "write",
             Phase::Proxy => "connecting through the SOCKS5 proxy",
@@ -76,7 +83,30 @@ impl fmt::Display for Phase {
 /// | [`Error::Protocol`], [`Error::Io`], [`Error::Tls`], [`Error::Timeout`], [`Error::Closed`] | ended: later calls return [`Error::Closed`] |
 /// | [`Error::Proxy`] | never connected |
 ///
-/// [`Error::is_fatal`] tells the two apart.
+/// [`Error::is_fatal`] tells the two apart, and [`Error::kind`] says what
+/// kind of failure it is (the credentials refused, the network, TLS, ...),
+/// so that a program need not match variants and response codes itself:
+///
+/// ```
+/// use pop3_transport::{Error, ErrorKind};
+///
+/// /// What a mail fetcher run from a timer does about a failed session.
+/// fn next_step(error: &Error) -> &'static str {
+///     match error.kind() {
+///         ErrorKind::AuthenticationRefused => "ask the user for the password again",
+///         kind if kind.is_transient() => "try again at the next run",
+///         ErrorKind::Tls => "show the certificate problem to the user",
+///         ErrorKind::Usage => "a bug in this program: report it",
+///         _ => "report the error and stop",
+///     }
+/// }
+/// # use pop3_proto::{ResponseCode, ServerError, Text};
+/// # let mut refused = ServerError::new(None, Text::sanitize(b"Logon failure"));
+/// # refused.during_login = true;
+/// # assert_eq!(next_step(&Error::Server(refused)), "ask the user for the password again");
+/// # let busy = ServerError::new(Some(ResponseCode::InUse), Text::sanitize(b"locked"));
+/// # assert_eq!(next_step(&Error::Server(busy)), "try again at the next run");
+/// ```
 ///
 /// # Display and `source`
 ///
@@ -90,7 +120,9 @@ impl fmt::Display for Phase {
 #[non_exhaustive]
 pub enum Error {
     /// Reading, writing or connecting failed (or a name could not be
-    /// resolved, or a PEM file could not be read or parsed).
+    /// resolved, or a PEM file could not be read or parsed). A failure to
+    /// connect names the `host:port`, a PEM file's its path
+    /// ([`Error::io_context`]).
     Io(io::Error),
     /// TLS failed: the certificate could not be verified, the handshake failed,
     /// or a TLS record was bad. Certificate errors are
@@ -136,9 +168,157 @@ pub enum Error {
     },
 }
 
+/// What kind of failure an [`Error`] is ([`Error::kind`]), with what a
+/// caller usually does about it. More kinds may come, so a `match` needs a
+/// catch-all arm. [`ErrorKind::is_transient`] groups the kinds worth trying
+/// again later, unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The server refused the credentials: a login step (`USER`, `PASS`,
+    /// `APOP`, `AUTH`) refused with `[AUTH]` or without a response code
+    /// (Microsoft's servers send none), a SCRAM exchange the server ended
+    /// with an error, or the SOCKS5 proxy refusing its own credentials.
+    /// Do not retry with the same credentials (servers lock accounts after
+    /// a few failures): ask for new ones.
+    AuthenticationRefused,
+    /// The server refused for now: `[IN-USE]` (another session holds the
+    /// mailbox), `[LOGIN-DELAY]` (logged in too recently) or `[SYS/TEMP]`,
+    /// in reply to a command or in its greeting (RFC 2449, RFC 3206). Retry
+    /// later, unchanged.
+    TemporarilyUnavailable,
+    /// The server refused with `-ERR` for another reason: no such message,
+    /// `[SYS/PERM]`, a greeting with `-ERR`, a refused `STLS`. Retrying the
+    /// same command will not help; the connection is usable unless the
+    /// greeting was refused.
+    ServerRefused,
+    /// TLS failed or cannot be had: the certificate is not trusted or not
+    /// valid for the name, the handshake failed, the server answered
+    /// with TLS where plain POP3 was expected (or the reverse), it does not
+    /// offer `STLS`, or the roots `SSL_CERT_FILE` names cannot be used. A
+    /// retry fails the same way until the trust settings, the TLS mode or
+    /// the server changes.
+    Tls,
+    /// The server could not be reached or the connection was lost: the
+    /// name does not resolve, the connection was refused or reset, no
+    /// route, the server closed it in the middle of a reply, or the SOCKS5
+    /// proxy could not be reached or could not reach the server. Often
+    /// passes by itself: retry later.
+    Network,
+    /// A time limit of [`Timeouts`](crate::Timeouts) ran out
+    /// ([`Error::Timeout`] says which). Retry later; after
+    /// [`Phase::Session`], raise the limit or go on from what was done.
+    Timeout,
+    /// The server (or the SOCKS5 proxy) broke the protocol: a malformed or
+    /// unexpected reply, a hostile one, a SCRAM server that cannot prove it
+    /// knows the password. A retry reaches the same server: report it.
+    Protocol,
+    /// The call was a mistake of the caller's, and nothing was sent: a
+    /// command that does not fit the session's state, an argument with CR,
+    /// LF or NUL, credentials over a connection without TLS when
+    /// [`Options::allow_plaintext_credentials`](crate::Options::allow_plaintext_credentials)
+    /// is not set, an invalid server name; also a command dropped unsent
+    /// because a login or `STLS` before it failed. Fix the program; the
+    /// connection stays usable.
+    Usage,
+    /// Something on this side failed: a writer or
+    /// [`MessageSink`](crate::runtime::MessageSink) of the caller's, a
+    /// certificate or key file that cannot be read or holds none, a message
+    /// over the caller's size limit. Fix it locally.
+    Local,
+    /// The session had already ended (`QUIT` was answered, the server closed
+    /// it, or an earlier fatal error or cancelled operation broke it). Open
+    /// a new connection.
+    Closed,
+}
+
+impl ErrorKind {
+    /// Whether trying again later, unchanged, may well work:
+    /// [`ErrorKind::Network`], [`ErrorKind::Timeout`] and
+    /// [`ErrorKind::TemporarilyUnavailable`].
+    pub fn is_transient(self) -> bool {
+        matches!(
+            self,
+            ErrorKind::Network | ErrorKind::Timeout | ErrorKind::TemporarilyUnavailable
+        )
+    }
+}
+
+/// What an [`Error::Io`] was about, when the library knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IoSubject {
+    /// Connecting to this server, or to the SOCKS5 proxy, as given to the
+    /// connect function.
+    Server {
+        /// The host name or address.
+        host: String,
+        /// The port.
+        port: u16,
+    },
+    /// Reading this file (a PEM file of certificates).
+    File(PathBuf),
+}
+
+impl fmt::Display for IoSubject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IoSubject::Server { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            IoSubject::Server { host, port } => write!(f, "{host}:{port}"),
+            IoSubject::File(path) => path.display().fmt(f),
+        }
+    }
+}
+
+/// An I/O error with what failed: the `io::Error` inside [`Error::Io`]
+/// holds one when the library knows ([`Error::io_context`] finds it), and
+/// its text starts with the subject: `localhost:995: Connection refused
+/// (os error 111)`. The `io::Error`'s kind is `error`'s.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct IoContext {
+    /// What failed.
+    pub subject: IoSubject,
+    /// How.
+    pub error: io::Error,
+}
+
+impl IoContext {
+    /// `error` about `subject`; `io::Error::new(error.kind(), context)`
+    /// makes it the `io::Error` of an [`Error::Io`].
+    pub fn new(subject: IoSubject, error: io::Error) -> IoContext {
+        IoContext { subject, error }
+    }
+
+    /// `error` about `subject`, as the `io::Error` for [`Error::Io`]; an
+    /// error that already has a context keeps it.
+    pub(crate) fn wrap(subject: IoSubject, error: io::Error) -> io::Error {
+        if io_context(&error).is_some() {
+            return error;
+        }
+        io::Error::new(error.kind(), IoContext { subject, error })
+    }
+}
+
+impl fmt::Display for IoContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.subject, self.error)
+    }
+}
+
+/// `source()` is `None`, as for [`Error`]: the `Display` line already
+/// includes the cause.
+impl std::error::Error for IoContext {}
+
+fn io_context(error: &io::Error) -> Option<&IoContext> {
+    error.get_ref()?.downcast_ref()
+}
+
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // The context already says what failed: `localhost:995: Connection refused`.
+            Error::Io(e) if io_context(e).is_some() => e.fmt(f),
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::Tls(e) => match tls_hint(e) {
                 Some(hint) => write!(f, "TLS error: {e} ({hint})"),
@@ -147,11 +327,20 @@ impl fmt::Display for Error {
             Error::Protocol(e) => write!(f, "protocol error: {e}"),
             Error::BadReply(e) => write!(f, "unusable reply: {e}"),
             Error::Sink(e) => write!(f, "writing the message failed: {e}"),
+            Error::Usage(e @ UsageError::PlaintextCredentials) => write!(
+                f,
+                "usage error: {e}: connect with TLS (connect_tls, or connect_starttls), or \
+                 allow it with Options::allow_plaintext_credentials(true)"
+            ),
             Error::Usage(e) => write!(f, "usage error: {e}"),
             Error::Server(e) => e.fmt(f),
             Error::Timeout(Phase::Session) => {
                 f.write_str("the session ran past its overall time limit")
             }
+            Error::Timeout(Phase::Greeting) => f.write_str(
+                "waiting for the greeting timed out: the server said nothing; this port \
+                 may expect TLS (implicit TLS, 995)",
+            ),
             Error::Timeout(phase) => write!(f, "{phase} timed out"),
             Error::Closed => f.write_str("the POP3 session has ended"),
             Error::StlsUnavailable => f.write_str("the server does not offer STLS"),
@@ -517,6 +706,37 @@ impl Error {
         Error::from(error)
     }
 
+    /// What kind of failure this is, with what a caller usually does about
+    /// it (see [`ErrorKind`]): whether the credentials were refused, the
+    /// server is busy, the network or TLS failed, ... A refused login is
+    /// told from other `-ERR` replies by the command it answered, not only
+    /// by an `[AUTH]` code ([`ServerError::is_authentication_refusal`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Io(e) => io_kind(e),
+            Error::Tls(_) | Error::StlsUnavailable => ErrorKind::Tls,
+            Error::Protocol(e) | Error::BadReply(e) => protocol_kind(e),
+            Error::Sink(_) | Error::MessageTooLarge { .. } => ErrorKind::Local,
+            Error::Usage(UsageError::Closed) | Error::Closed => ErrorKind::Closed,
+            Error::Usage(UsageError::Failed(e)) => protocol_kind(e),
+            Error::Usage(UsageError::StlsUnavailable) => ErrorKind::Tls,
+            Error::Usage(_) => ErrorKind::Usage,
+            Error::Server(e) => server_kind(e),
+            Error::Timeout(_) => ErrorKind::Timeout,
+            Error::Proxy(e) => proxy_kind(e),
+        }
+    }
+
+    /// For an [`Error::Io`] that the library knows the subject of (the
+    /// server or proxy it connected to, the file it read), that subject
+    /// and the bare error.
+    pub fn io_context(&self) -> Option<&IoContext> {
+        match self {
+            Error::Io(e) | Error::Proxy(Socks5ConnectError::Io(e)) => io_context(e),
+            _ => None,
+        }
+    }
+
     /// Whether the session is over after this error (see the table on
     /// [`Error`]): `false` for a refused command, a caller's mistake, one
     /// unusable reply or a failed writer of the caller's.
@@ -533,6 +753,66 @@ impl Error {
     }
 }
 
+/// An I/O error's kind: a file's or a certificate's problem is local (or
+/// the trust settings'), a bad name the caller's, the rest the network's
+/// (the resolver's failures have no kind of their own).
+fn io_kind(error: &io::Error) -> ErrorKind {
+    if let Some(context) = io_context(error) {
+        return match context.subject {
+            IoSubject::Server { .. } => ErrorKind::Network,
+            IoSubject::File(_) => ErrorKind::Local,
+        };
+    }
+    let inner = error.get_ref();
+    if inner.is_some_and(|e| e.is::<crate::CertFileError>()) {
+        return ErrorKind::Tls;
+    }
+    match error.kind() {
+        io::ErrorKind::InvalidInput => ErrorKind::Usage,
+        io::ErrorKind::InvalidData | io::ErrorKind::NotFound => ErrorKind::Local,
+        _ => ErrorKind::Network,
+    }
+}
+
+fn protocol_kind(error: &ProtocolError) -> ErrorKind {
+    use pop3_proto::sasl::SaslError;
+    match error {
+        ProtocolError::GreetingRejected(e) if e.is_temporary() => ErrorKind::TemporarilyUnavailable,
+        ProtocolError::GreetingRejected(_) => ErrorKind::ServerRefused,
+        ProtocolError::UnexpectedEof => ErrorKind::Network,
+        ProtocolError::TlsInsteadOfGreeting | ProtocolError::TlsFailed => ErrorKind::Tls,
+        // SCRAM's `e=invalid-proof` and its kin: the server's refusal.
+        ProtocolError::Sasl(SaslError::ServerError(_)) => ErrorKind::AuthenticationRefused,
+        _ => ErrorKind::Protocol,
+    }
+}
+
+fn server_kind(error: &ServerError) -> ErrorKind {
+    if error.is_authentication_refusal() {
+        ErrorKind::AuthenticationRefused
+    } else if error.is_temporary() {
+        ErrorKind::TemporarilyUnavailable
+    } else {
+        ErrorKind::ServerRefused
+    }
+}
+
+fn proxy_kind(error: &Socks5ConnectError) -> ErrorKind {
+    use crate::socks5::Socks5Error;
+    match error {
+        Socks5ConnectError::Io(_) => ErrorKind::Network,
+        Socks5ConnectError::Socks5(e) => match e {
+            Socks5Error::ConnectFailed(_) | Socks5Error::Truncated(_) => ErrorKind::Network,
+            Socks5Error::AuthRefused { .. } | Socks5Error::NoAcceptableMethod => {
+                ErrorKind::AuthenticationRefused
+            }
+            Socks5Error::InvalidTarget(_) | Socks5Error::InvalidCredentials(_) => ErrorKind::Usage,
+            _ => ErrorKind::Protocol,
+        },
+        _ => ErrorKind::Network,
+    }
+}
+
 impl From<ServerError> for Error {
     fn from(error: ServerError) -> Error {
         Error::Server(error)
@@ -542,6 +822,7 @@ impl From<ServerError> for Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pop3_proto::ResponseCode;
 
     #[test]
     fn rustls_errors_stay_typed_through_io_error() {
@@ -603,6 +884,190 @@ mod tests {
         let error = Error::Proxy(crate::socks5::Socks5ConnectError::Socks5(refused));
         assert!(error.is_fatal());
         assert!(error.to_string().starts_with("SOCKS5: "), "{error}");
+    }
+
+    fn refusal(code: Option<ResponseCode>, during_login: bool) -> Error {
+        let mut error = ServerError::new(code, pop3_proto::Text::sanitize(b"no"));
+        error.during_login = during_login;
+        Error::Server(error)
+    }
+
+    fn io(kind: io::ErrorKind) -> Error {
+        Error::Io(io::Error::from(kind))
+    }
+
+    #[test]
+    fn every_variant_has_a_kind() {
+        use crate::socks5::{ReplyCode, Socks5Error, Stage};
+        use pop3_proto::sasl::SaslError;
+        use ErrorKind::*;
+        let server = |host: &str| IoSubject::Server {
+            host: host.to_owned(),
+            port: 995,
+        };
+        let refused = || io::Error::from(io::ErrorKind::ConnectionRefused);
+        let cert_file = crate::CertFileError {
+            path: "/etc/ssl/none.pem".into(),
+            reason: "no certificate".to_owned(),
+        };
+        let greeting = |code| {
+            ProtocolError::GreetingRejected(ServerError::new(code, pop3_proto::Text::default()))
+        };
+        let proxy = |e| Error::Proxy(Socks5ConnectError::Socks5(e));
+        let cases: Vec<(Error, ErrorKind)> = vec![
+            (
+                refusal(Some(ResponseCode::Auth), true),
+                AuthenticationRefused,
+            ),
+            (refusal(None, true), AuthenticationRefused),
+            (
+                refusal(Some(ResponseCode::Other("X-BAD".into())), true),
+                AuthenticationRefused,
+            ),
+            (
+                refusal(Some(ResponseCode::Auth), false),
+                AuthenticationRefused,
+            ),
+            (
+                refusal(Some(ResponseCode::InUse), true),
+                TemporarilyUnavailable,
+            ),
+            (
+                refusal(Some(ResponseCode::LoginDelay), true),
+                TemporarilyUnavailable,
+            ),
+            (
+                refusal(Some(ResponseCode::SysTemp), false),
+                TemporarilyUnavailable,
+            ),
+            (refusal(Some(ResponseCode::SysPerm), true), ServerRefused),
+            (refusal(None, false), ServerRefused),
+            (
+                Error::Io(IoContext::wrap(server("localhost"), refused())),
+                Network,
+            ),
+            (
+                Error::Io(IoContext::wrap(
+                    IoSubject::File("/x/ca.pem".into()),
+                    refused(),
+                )),
+                Local,
+            ),
+            (io(io::ErrorKind::ConnectionReset), Network),
+            (io(io::ErrorKind::UnexpectedEof), Network),
+            (io(io::ErrorKind::InvalidInput), Usage),
+            (io(io::ErrorKind::InvalidData), Local),
+            (
+                Error::Io(io::Error::new(io::ErrorKind::InvalidData, cert_file)),
+                Tls,
+            ),
+            (Error::Tls(rustls::Error::DecryptError), Tls),
+            (tls(CertificateError::UnknownIssuer), Tls),
+            (Error::StlsUnavailable, Tls),
+            (Error::Protocol(ProtocolError::TlsInsteadOfGreeting), Tls),
+            (Error::Protocol(ProtocolError::TlsFailed), Tls),
+            (Error::Protocol(ProtocolError::UnexpectedEof), Network),
+            (Error::Protocol(ProtocolError::UnsolicitedData), Protocol),
+            (
+                Error::Protocol(greeting(Some(ResponseCode::SysTemp))),
+                TemporarilyUnavailable,
+            ),
+            (Error::Protocol(greeting(None)), ServerRefused),
+            (
+                Error::Protocol(ProtocolError::Sasl(SaslError::ServerError(
+                    "invalid-proof".into(),
+                ))),
+                AuthenticationRefused,
+            ),
+            (
+                Error::Protocol(ProtocolError::Sasl(SaslError::ServerSignatureMismatch)),
+                Protocol,
+            ),
+            (Error::BadReply(ProtocolError::Malformed("bad")), Protocol),
+            (
+                Error::Sink(io::Error::from(io::ErrorKind::StorageFull)),
+                Local,
+            ),
+            (Error::MessageTooLarge { limit: 10 }, Local),
+            (Error::Usage(UsageError::PlaintextCredentials), Usage),
+            (Error::Usage(UsageError::InvalidArgument("CR")), Usage),
+            (Error::Usage(UsageError::Cancelled), Usage),
+            (Error::Usage(UsageError::Closed), Closed),
+            (Error::Usage(UsageError::StlsUnavailable), Tls),
+            (
+                Error::Usage(UsageError::Failed(ProtocolError::UnsolicitedData)),
+                Protocol,
+            ),
+            (Error::Closed, Closed),
+            (Error::Timeout(Phase::Greeting), Timeout),
+            (Error::Timeout(Phase::Session), Timeout),
+            (Error::Proxy(Socks5ConnectError::Io(refused())), Network),
+            (
+                proxy(Socks5Error::ConnectFailed(ReplyCode::HostUnreachable)),
+                Network,
+            ),
+            (
+                proxy(Socks5Error::AuthRefused { status: 1 }),
+                AuthenticationRefused,
+            ),
+            (proxy(Socks5Error::InvalidTarget("empty")), Usage),
+            (
+                proxy(Socks5Error::NotSocks5 {
+                    stage: Stage::MethodSelection,
+                    version: 4,
+                }),
+                Protocol,
+            ),
+        ];
+        for (error, kind) in cases {
+            assert_eq!(error.kind(), kind, "{error:?}");
+            let transient = matches!(kind, Network | Timeout | TemporarilyUnavailable);
+            assert_eq!(kind.is_transient(), transient, "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn io_errors_name_what_failed_once() {
+        let subject = IoSubject::Server {
+            host: "localhost".to_owned(),
+            port: 995,
+        };
+        let refused = io::Error::from_raw_os_error(111);
+        let wrapped = IoContext::wrap(subject.clone(), refused);
+        assert_eq!(wrapped.kind(), io::ErrorKind::ConnectionRefused);
+        // Wrapping again keeps the first subject, said once.
+        let error = Error::Io(IoContext::wrap(subject.clone(), wrapped));
+        let shown = error.to_string();
+        assert!(shown.starts_with("localhost:995: "), "{shown}");
+        assert_eq!(shown.matches("localhost:995").count(), 1, "{shown}");
+        let context = error.io_context().map(|c| (&c.subject, c.error.kind()));
+        assert_eq!(context, Some((&subject, io::ErrorKind::ConnectionRefused)));
+        let v6 = IoSubject::Server {
+            host: "::1".to_owned(),
+            port: 110,
+        };
+        assert_eq!(v6.to_string(), "[::1]:110");
+        assert!(io(io::ErrorKind::BrokenPipe).io_context().is_none());
+    }
+
+    #[test]
+    fn the_plaintext_refusal_says_how_to_allow_it_and_suggests_tls() {
+        let shown = Error::Usage(UsageError::PlaintextCredentials).to_string();
+        assert!(
+            shown.contains("Options::allow_plaintext_credentials") && shown.contains("TLS"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_silent_greeting_suggests_implicit_tls_only_without_tls() {
+        let plain = Error::Timeout(Phase::Greeting).to_string();
+        assert!(
+            plain.contains("may expect TLS (implicit TLS, 995)"),
+            "{plain}"
+        );
+        let over_tls = Error::Timeout(Phase::GreetingOverTls).to_string();
+        assert_eq!(over_tls, "waiting for the greeting timed out");
     }
 
     fn tls(problem: CertificateError) -> Error {

@@ -16,7 +16,9 @@
 //! - [`CertificateInfo`] and [`PeerCertificates`]: what a server's
 //!   certificate says, recorded even when it is not trusted;
 //! - [`Error`], [`Phase`] and [`Result`], with the conversions to and from
-//!   [`std::io::Error`], and [`Error::tls_diagnosis`] for what a TLS failure comes to;
+//!   [`std::io::Error`], [`Error::kind`] for what kind of failure it is
+//!   ([`ErrorKind`]: credentials refused, temporarily unavailable, network,
+//!   TLS, ...), and [`Error::tls_diagnosis`] for what a TLS failure comes to;
 //! - the SOCKS5 tunnel of [`Options::proxy`] ([`socks5`]) and the implicit
 //!   TLS handshake, which every transport's connect functions run after their
 //!   TCP connection;
@@ -31,6 +33,32 @@
 //!
 //! let options = Options::new().timeouts(Timeouts::none());
 //! assert_eq!(options.timeouts.read, None);
+//! ```
+//!
+//! # Errors by kind
+//!
+//! A program decides what to do about a failure from [`Error::kind`], not
+//! from variants and response codes: a refused login is
+//! [`ErrorKind::AuthenticationRefused`] whether or not the server sent
+//! `[AUTH]` (the core knows which replies answered a login step), a busy
+//! mailbox [`ErrorKind::TemporarilyUnavailable`].
+//!
+//! ```
+//! use pop3_transport::{Error, ErrorKind};
+//!
+//! fn explain(error: &Error) -> String {
+//!     match error.kind() {
+//!         ErrorKind::AuthenticationRefused => format!("wrong user name or password ({error})"),
+//!         ErrorKind::Tls => format!("the connection could not be secured: {error}"),
+//!         kind if kind.is_transient() => format!("not now, trying again later: {error}"),
+//!         _ => error.to_string(),
+//!     }
+//! }
+//!
+//! # let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+//! let offline = Error::Io(refused);
+//! assert_eq!(offline.kind(), ErrorKind::Network);
+//! assert!(explain(&offline).starts_with("not now"));
 //! ```
 //!
 //! [`ClientConfig`]: rustls::ClientConfig
@@ -55,7 +83,7 @@ use std::io;
 
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::{BulkDeletion, BulkRetrieval, Connection};
-pub use error::{Error, Phase, Result, TlsDiagnosis, UtcTime};
+pub use error::{Error, ErrorKind, IoContext, IoSubject, Phase, Result, TlsDiagnosis, UtcTime};
 pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{crypto_provider, parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;

@@ -14,7 +14,7 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use crate::certificate::Sha256Fingerprint;
 use crate::socks5::Socks5Proxy;
 use crate::trust::{self, PeerCertificates, TrustRoots};
-use crate::{Error, Result};
+use crate::{Error, IoContext, IoSubject, Result};
 
 /// Time limits: one for each I/O step, and one for the whole session;
 /// `None` waits forever.
@@ -26,6 +26,15 @@ use crate::{Error, Result};
 /// | `read` | 60 s | each read from the server (time without *any* byte) |
 /// | `write` | 60 s | each write (and flush) to the server |
 /// | `session` | 1 hour | the whole session, from the start of connecting to the last reply |
+///
+/// The greeting is waited for as a read, with one exception: on a
+/// connection without TLS (`connect_plain`, `connect_starttls`) to port
+/// 995, at most 10 s. A port 995 server speaks implicit TLS and waits in
+/// silence for the client's TLS hello, so after 10 s the connect function
+/// fails with [`Phase::Greeting`](crate::Phase::Greeting), whose text says
+/// that the port may expect TLS, instead of after the whole read limit.
+/// Elsewhere a slow greeting (a server that looks up the client's name
+/// first) is waited for, and the same error comes at the read limit.
 ///
 /// `read` and `write` are idle limits: they apply to single reads and
 /// writes, not to whole commands. A 100 MiB message that keeps arriving never
@@ -446,12 +455,10 @@ impl TlsOptions {
     /// holds no certificate.
     pub fn add_root_pem_file(self, path: impl AsRef<Path>) -> Result<TlsOptions> {
         let path = path.as_ref();
-        let named = |e: &dyn fmt::Display, kind| {
-            Error::Io(io::Error::new(kind, format!("{}: {e}", path.display())))
-        };
-        let pem = std::fs::read(path).map_err(|e| named(&e, e.kind()))?;
+        let named = |e| Error::Io(IoContext::wrap(IoSubject::File(path.to_owned()), e));
+        let pem = std::fs::read(path).map_err(named)?;
         self.add_root_pem(pem).map_err(|error| match error {
-            Error::Io(e) => named(&e, e.kind()),
+            Error::Io(e) => named(e),
             other => other,
         })
     }

@@ -38,6 +38,16 @@ fn transport_errors() -> Vec<Error> {
     vec![
         Error::Io(io::Error::new(io::ErrorKind::ConnectionRefused, "refused")),
         Error::Io(io::Error::from(io::ErrorKind::UnexpectedEof)),
+        Error::Io(io::Error::new(
+            io::ErrorKind::ConnectionRefused,
+            pop3_transport::IoContext::new(
+                pop3_transport::IoSubject::Server {
+                    host: "localhost".to_owned(),
+                    port: 995,
+                },
+                io::Error::from_raw_os_error(111),
+            ),
+        )),
         Error::Tls(rustls::Error::DecryptError),
         certificate(CertificateError::UnknownIssuer),
         certificate(CertificateError::NotValidForName),
@@ -156,6 +166,13 @@ fn certificate_errors_say_what_to_do() {
 #[test]
 fn a_missing_ca_file_is_named() {
     let result = pop3_transport::TlsOptions::new().add_root_pem_file("/nope/ca.pem");
-    let shown = result.err().map(|e| e.to_string()).unwrap_or_default();
-    assert!(shown.starts_with("I/O error: /nope/ca.pem: "), "{shown}");
+    let shown = result
+        .as_ref()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(shown.starts_with("/nope/ca.pem: "), "{shown}");
+    assert_eq!(shown.matches("/nope/ca.pem").count(), 1, "{shown}");
+    let kind = result.err().map(|e| e.kind());
+    assert_eq!(kind, Some(pop3_transport::ErrorKind::Local));
 }

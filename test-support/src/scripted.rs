@@ -187,6 +187,16 @@ impl ScriptedServer {
     /// reconnect tests). [`ScriptedServer::received`] covers all sessions.
     pub fn start_sessions(sessions: Vec<Vec<Step>>, config: ScriptConfig) -> ScriptedServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        ScriptedServer::start_on(listener, sessions, config)
+    }
+
+    /// [`ScriptedServer::start_sessions`] on a socket of the caller's (a
+    /// given port, such as 995).
+    pub fn start_on(
+        listener: TcpListener,
+        sessions: Vec<Vec<Step>>,
+        config: ScriptConfig,
+    ) -> ScriptedServer {
         let addr = listener.local_addr().expect("local_addr");
         let received = Arc::new(Mutex::new(Vec::new()));
         let rec = Arc::clone(&received);
@@ -218,7 +228,7 @@ impl ScriptedServer {
         }
     }
 
-    /// The address to connect to (always on 127.0.0.1).
+    /// The address to connect to (on 127.0.0.1, unless the caller bound it).
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }

@@ -392,6 +392,7 @@ impl Client {
             .as_mut()
             .and_then(|a| a.refusal.take())
             .map(Box::new);
+        error.during_login = matches!(expect, Expect::User | Expect::Login | Expect::Auth);
         if matches!(expect, Expect::Capa { .. }) {
             self.capa = self.capa.refused();
         }

@@ -16,7 +16,10 @@ means the server broke the protocol (the connection is unusable);
 (nothing was sent); :class:`ServerError` is a ``-ERR`` reply, with its
 response code in ``.code`` and its text in ``.text`` (and, for an OAuth
 token the server refused with a JSON report, the report's parts in
-``.token_status``, ``.token_scope`` and ``.token_schemes``).
+``.token_status``, ``.token_scope`` and ``.token_schemes``);
+:class:`AuthenticationRefused`, a :class:`ServerError`, is a refused login
+(``[AUTH]``, or a ``-ERR`` to a login step without a code, as Microsoft's
+servers send).
 """
 
 from typing import Optional, Union
@@ -76,6 +79,7 @@ Event = Union[
 ]
 
 __all__ = [
+    "AuthenticationRefused",
     "BodyChunk",
     "BodyEnd",
     "BodyStart",
@@ -144,8 +148,12 @@ class ServerError(Error):
 
     @classmethod
     def from_event(cls, event: Err) -> "ServerError":
-        """The exception for an ``Err`` event."""
-        return cls(
+        """The exception for an ``Err`` event: :class:`AuthenticationRefused`
+        when it refused the credentials."""
+        exception: "type[ServerError]" = cls
+        if event.authentication_refused and cls is ServerError:
+            exception = AuthenticationRefused
+        return exception(
             event.text,
             event.code,
             token_refusal=event.token_refusal,
@@ -153,3 +161,12 @@ class ServerError(Error):
             token_scope=event.token_scope,
             token_schemes=event.token_schemes,
         )
+
+
+class AuthenticationRefused(ServerError):
+    """The server refused the credentials: a login step (``USER``, ``PASS``,
+    ``APOP``, ``AUTH``) refused with ``[AUTH]``, without a response code (as
+    Microsoft's servers refuse a bad password) or with one the core does not
+    know. A temporary code (``IN-USE``, ``LOGIN-DELAY``, ``SYS/TEMP``) is a
+    plain :class:`ServerError`: the credentials were not the problem. Do not
+    retry with the same credentials."""

@@ -46,6 +46,7 @@ class Err:
     token_status: Optional[str]
     token_scope: Optional[str]
     token_schemes: Optional[str]
+    authentication_refused: bool
 
 @final
 class Stat:

@@ -288,10 +288,10 @@ impl<S: IoStream, R: Runtime> Connection<S, R> {
 
     /// Reads once into the core's input buffer.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<Result<()>> {
-        let phase = if self.client.state() == pop3_proto::State::Greeting {
-            Phase::Greeting
-        } else {
-            Phase::Read
+        let phase = match self.client.state() {
+            pop3_proto::State::Greeting if self.client.is_encrypted() => Phase::GreetingOverTls,
+            pop3_proto::State::Greeting => Phase::Greeting,
+            _ => Phase::Read,
         };
         if let Err(error) = self.before_io() {
             return Poll::Ready(Err(error));

@@ -13,7 +13,7 @@
 //! ```
 //!
 //! The cases live in one file per section ([`stls`], [`capabilities`], [`deadlines`],
-//! [`certificates`], [`floods`], [`termination`], [`proxy`]). Every
+//! [`certificates`], [`floods`], [`termination`], [`proxy`], [`errors`]). Every
 //! `pub async fn name<T: Transport>(t: &T)` of a section file is a case:
 //! `build.rs` lists them, and the macro makes one `#[test]` per case, named
 //! `section::case`, so adding a case is writing the function. Helpers in a
@@ -53,6 +53,7 @@ use crate::scripted::{show, ScriptConfig, ScriptedServer, Step};
 pub mod capabilities;
 pub mod certificates;
 pub mod deadlines;
+pub mod errors;
 pub mod floods;
 pub mod proxy;
 pub mod stls;
