@@ -236,9 +236,9 @@ fn fetch_blocking(args: &Args, options: &Options, password: String) -> Result<Re
 
     let (host, port) = (args.host.as_str(), args.port);
     let connect = async || match args.tls {
-        Tls::Implicit => connect_tls(host, port, options),
-        Tls::Starttls => connect_starttls(host, port, options),
-        Tls::None => connect_plain(host, port, options),
+        Tls::Implicit => connect_tls(host, port, options).await,
+        Tls::Starttls => connect_starttls(host, port, options).await,
+        Tls::None => connect_plain(host, port, options).await,
     };
     let create = async |path: &str| {
         let file = std::fs::File::create(path)?;

@@ -32,9 +32,9 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let options = Options::new().tls(tls);
 
     let mut pop3 = if port == 995 {
-        connect_tls(&host, port, &options)?
+        connect_tls(&host, port, &options).wait()?
     } else {
-        connect_starttls(&host, port, &options)?
+        connect_starttls(&host, port, &options).wait()?
     };
     eprintln!("connected: {}", pop3.greeting().text);
     pop3.login(&user, password).wait()?;

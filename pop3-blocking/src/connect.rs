@@ -4,7 +4,6 @@ use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
 
 use pop3_transport::connect::{connect, Security};
-use pop3_transport::runtime::block_on;
 use pop3_transport::runtime::blocking::Blocking;
 
 use crate::{Connection, Error, MaybeTls, Options, Phase, Result, Timeouts};
@@ -43,14 +42,15 @@ fn tcp_connect(host: &str, port: u16, timeouts: &Timeouts) -> Result<TcpStream> 
 ///
 /// With [`Options::proxy`] set, the connection goes through that SOCKS5
 /// proxy, which resolves `host`.
-pub fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
-    block_on(connect::<Blocking, _>(
-        host,
-        port,
-        options,
-        Security::Plain,
-        async |h, p| tcp(h, p, options),
-    ))
+///
+/// Like every operation, it is run with `.wait()`:
+/// `let mut pop3 = connect_plain(host, 110, &options).wait()?;`.
+#[must_use = "no connection is made until this is run: add `.wait()` (or `.await`)"]
+pub async fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
+    connect::<Blocking, _>(host, port, options, Security::Plain, async |h, p| {
+        tcp(h, p, options)
+    })
+    .await
 }
 
 /// Connects with implicit TLS (POP3S, port 995): the TLS handshake comes
@@ -59,14 +59,15 @@ pub fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connect
 ///
 /// With [`Options::proxy`] set, the connection goes through that SOCKS5
 /// proxy, which resolves `host`; TLS is still for `host`.
-pub fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
-    block_on(connect::<Blocking, _>(
-        host,
-        port,
-        options,
-        Security::ImplicitTls,
-        async |h, p| tcp(h, p, options),
-    ))
+///
+/// Like every operation, it is run with `.wait()`:
+/// `let mut pop3 = connect_tls(host, 995, &options).wait()?;`.
+#[must_use = "no connection is made until this is run: add `.wait()` (or `.await`)"]
+pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
+    connect::<Blocking, _>(host, port, options, Security::ImplicitTls, async |h, p| {
+        tcp(h, p, options)
+    })
+    .await
 }
 
 /// Connects without TLS, then upgrades with `STLS` (RFC 2595) before anything
@@ -78,14 +79,15 @@ pub fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connectio
 ///
 /// With [`Options::proxy`] set, the connection goes through that SOCKS5
 /// proxy, which resolves `host`.
-pub fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
-    block_on(connect::<Blocking, _>(
-        host,
-        port,
-        options,
-        Security::StartTls,
-        async |h, p| tcp(h, p, options),
-    ))
+///
+/// Like every operation, it is run with `.wait()`:
+/// `let mut pop3 = connect_starttls(host, 110, &options).wait()?;`.
+#[must_use = "no connection is made until this is run: add `.wait()` (or `.await`)"]
+pub async fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
+    connect::<Blocking, _>(host, port, options, Security::StartTls, async |h, p| {
+        tcp(h, p, options)
+    })
+    .await
 }
 
 /// The transport's own part: a TCP connection, each address tried within the

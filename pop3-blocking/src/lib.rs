@@ -57,7 +57,7 @@
 //! ```no_run
 //! use pop3_blocking::{connect_tls, Options, Wait};
 //!
-//! let mut pop3 = connect_tls("pop.example.com", 995, &Options::new())?;
+//! let mut pop3 = connect_tls("pop.example.com", 995, &Options::new()).wait()?;
 //! pop3.login("alice", "secret").wait()?;
 //! for entry in pop3.list().wait()? {
 //!     let mut out = std::io::stdout().lock();
@@ -68,19 +68,68 @@
 //! # Ok::<(), pop3_blocking::Error>(())
 //! ```
 //!
-//! # Every operation ends in `.wait()`
+//! # Every call ends in `.wait()`, connecting too
 //!
 //! The operations are the same `async fn`s the tokio and smol crates use;
-//! [`Wait::wait`] runs one to completion on the calling thread. An operation
-//! without `.wait()` does nothing at all: `pop3.quit();` sends no `QUIT`, so
-//! the server commits no deletions. The compiler says so ("nothing is sent
-//! until this is awaited (`.await`, or `.wait()` with pop3-blocking)"), and a
-//! crate that denies `unused_must_use` refuses to build:
+//! [`Wait::wait`] runs one to completion on the calling thread. The connect
+//! functions are `async fn`s as well, so a session reads the same from its
+//! first line to its last, and the same as on tokio with `.await` in place
+//! of `.wait()`:
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::TcpListener;
+//! use pop3_blocking::{connect_plain, Options, Wait};
+//!
+//! // A pretend server on a local port: a greeting, then `+OK` to each line.
+//! let listener = TcpListener::bind("127.0.0.1:0")?;
+//! let port = listener.local_addr()?.port();
+//! std::thread::spawn(move || -> std::io::Result<()> {
+//!     let (socket, _) = listener.accept()?;
+//!     let mut replies = socket.try_clone()?;
+//!     replies.write_all(b"+OK POP3 server ready\r\n")?;
+//!     for line in BufReader::new(socket).lines() {
+//!         line?;
+//!         replies.write_all(b"+OK\r\n")?;
+//!     }
+//!     Ok(())
+//! });
+//!
+//! let pop3 = connect_plain("127.0.0.1", port, &Options::new()).wait()?;
+//! assert_eq!(pop3.greeting().text.to_string(), "POP3 server ready");
+//! pop3.quit().wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! A call without `.wait()` does nothing at all: `connect_tls(..);` opens no
+//! connection, and `pop3.quit();` sends no `QUIT`, so the server commits no
+//! deletions. The compiler says so ("no connection is made until this is
+//! run: add `.wait()` (or `.await`)", "nothing is sent until this is awaited
+//! (`.await`, or `.wait()` with pop3-blocking)"), and a crate that denies
+//! `unused_must_use` refuses to build:
 //!
 //! ```compile_fail
 //! #![deny(unused_must_use)]
 //! fn close(pop3: pop3_blocking::Connection) {
 //!     pop3.quit(); // forgot `.wait()`: QUIT is never sent
+//! }
+//! ```
+//!
+//! ```compile_fail
+//! #![deny(unused_must_use)]
+//! fn open(options: &pop3_blocking::Options) {
+//!     pop3_blocking::connect_tls("pop.example.com", 995, options); // forgot `.wait()`
+//! }
+//! ```
+//!
+//! Until it has run, what a connect function returns is not a connection:
+//!
+//! ```compile_fail
+//! use pop3_blocking::{connect_tls, Options, Result, Wait};
+//!
+//! fn session(options: &Options) -> Result<()> {
+//!     let pop3 = connect_tls("pop.example.com", 995, options)?; // `.wait()?` is needed
+//!     pop3.quit().wait()
 //! }
 //! ```
 //!
@@ -93,6 +142,9 @@
 //!   [`Options::allow_plaintext_credentials`].
 //! - [`Connection::new`]: any stream you opened yourself, as
 //!   `Connection::new(MaybeTls::Plain(stream), &options).wait()`.
+//!
+//! Each returns a pending connection, run with `.wait()` like any operation:
+//! `let mut pop3 = connect_tls("pop.example.com", 995, &options).wait()?;`.
 //!
 //! Certificates are always verified, against the operating system's roots by
 //! default (the Mozilla roots where it has none); [`TlsOptions`] adds your

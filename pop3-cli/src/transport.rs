@@ -9,6 +9,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use pop3_blocking::Wait;
 use pop3_transport::runtime::{Runtime as LibraryRuntime, StartTls, WriteTo};
 use pop3_transport::{
     CertificateInfo, Connection, Error, MaybeTls, Options, PeerCertificates, Sha256Fingerprint,
@@ -224,9 +225,9 @@ pub(crate) fn open<C: WithSession>(
     Ok(match runtime {
         Runtime::Blocking => {
             let conn = if implicit {
-                pop3_blocking::connect_tls(host, port, options)
+                pop3_blocking::connect_tls(host, port, options).wait()
             } else {
-                pop3_blocking::connect_plain(host, port, options)
+                pop3_blocking::connect_plain(host, port, options).wait()
             };
             command.with(conn.map(|conn| Session::new(conn, BlockingExec)))
         }

@@ -111,8 +111,9 @@ fn retr_64_mib_c_abi_vs_pop3_blocking() {
                 let path = dir.path().join(format!("rust-{run}.eml"));
                 let start = Instant::now();
                 let options = Options::new().allow_plaintext_credentials(true);
-                let mut pop3 =
-                    pop3_blocking::connect_plain("127.0.0.1", port, &options).expect("connect");
+                let mut pop3 = pop3_blocking::connect_plain("127.0.0.1", port, &options)
+                    .wait()
+                    .expect("connect");
                 pop3.login(mailbox.user(), mailbox.password())
                     .wait()
                     .expect("login");

@@ -84,6 +84,8 @@
 //! - [`Connection::new`]: over any futures-io `AsyncRead + AsyncWrite + Unpin`
 //!   stream.
 //!
+//! Each is awaited like any operation: `connect_tls(host, 995, &options).await?`.
+//!
 //! Certificates are always verified, against the operating system's roots by
 //! default (your own, or a pinned certificate: [`TlsOptions`]). Each read, write, connect and handshake has a time limit
 //! ([`Timeouts`]), kept with [`async_io::Timer`].

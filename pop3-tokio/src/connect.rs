@@ -26,6 +26,7 @@ async fn tcp(host: &str, port: u16, options: &Options) -> Result<MaybeTls<TcpStr
 /// proxy, which resolves `host`.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+#[must_use = "no connection is made until this is awaited"]
 pub async fn connect_plain(host: &str, port: u16, options: &Options) -> Result<Connection> {
     connect::<Tokio, _>(host, port, options, Security::Plain, async |h, p| {
         tcp(h, p, options).await
@@ -41,6 +42,7 @@ pub async fn connect_plain(host: &str, port: u16, options: &Options) -> Result<C
 /// proxy, which resolves `host`; TLS is still for `host`.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+#[must_use = "no connection is made until this is awaited"]
 pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     connect::<Tokio, _>(host, port, options, Security::ImplicitTls, async |h, p| {
         tcp(h, p, options).await
@@ -59,6 +61,7 @@ pub async fn connect_tls(host: &str, port: u16, options: &Options) -> Result<Con
 /// proxy, which resolves `host`.
 ///
 /// Cancel-safety: nothing is shared; dropping the future drops the socket.
+#[must_use = "no connection is made until this is awaited"]
 pub async fn connect_starttls(host: &str, port: u16, options: &Options) -> Result<Connection> {
     connect::<Tokio, _>(host, port, options, Security::StartTls, async |h, p| {
         tcp(h, p, options).await

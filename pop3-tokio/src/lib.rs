@@ -67,7 +67,9 @@
 //! - [`connect_plain`]: no TLS; logins are refused unless
 //!   [`Options::allow_plaintext_credentials`].
 //! - [`Connection::new`]: over any `AsyncRead + AsyncWrite + Unpin` stream,
-//!   as `Connection::new(MaybeTls::Plain(stream), &options)`.
+//!   as `Connection::new(MaybeTls::Plain(stream), &options).await`.
+//!
+//! Each is awaited like any operation: `connect_tls(host, 995, &options).await?`.
 //!
 //! Certificates are always verified, against the operating system's roots by
 //! default (your own, or a pinned certificate: [`TlsOptions`]). Each read, write, connect and handshake has a time limit

@@ -22,8 +22,9 @@ fn cyrus_starts_and_logs() {
     );
     let mailbox = cyrus_scenarios::user("log");
     let options = cyrus_scenarios::options(cyrus, Tls::V13);
-    let mut conn =
-        pop3_blocking::connect_tls("127.0.0.1", cyrus.tls_addr().port(), &options).unwrap();
+    let mut conn = pop3_blocking::connect_tls("127.0.0.1", cyrus.tls_addr().port(), &options)
+        .wait()
+        .unwrap();
     conn.login_with(mailbox.user(), mailbox.password(), AuthMethod::UserPass)
         .wait()
         .unwrap();

@@ -106,8 +106,8 @@ fn session(
     match runtime {
         Runtime::Blocking => {
             let mut conn = match mode {
-                Mode::Implicit => pop3_blocking::connect_tls(host, port, options)?,
-                Mode::Stls => pop3_blocking::connect_starttls(host, port, options)?,
+                Mode::Implicit => pop3_blocking::connect_tls(host, port, options).wait()?,
+                Mode::Stls => pop3_blocking::connect_starttls(host, port, options).wait()?,
             };
             conn.login(user, password).wait()?;
             let stat = conn.stat().wait()?;

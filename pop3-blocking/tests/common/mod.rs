@@ -2,7 +2,7 @@
 //! pop3-blocking: its stream, the blocking runtime, and its connect
 //! functions, whose futures complete in one poll.
 
-use std::future::{ready, Future};
+use std::future::Future;
 use std::net::TcpStream;
 
 use pop3_blocking::{Blocking as Runtime, MaybeTls, Options, Result, Wait};
@@ -25,7 +25,7 @@ impl Transport for Blocking {
         port: u16,
         o: &Options,
     ) -> impl Future<Output = Result<Conn<Self>>> {
-        ready(pop3_blocking::connect_plain(host, port, o))
+        pop3_blocking::connect_plain(host, port, o)
     }
 
     fn connect_tls(
@@ -34,7 +34,7 @@ impl Transport for Blocking {
         port: u16,
         o: &Options,
     ) -> impl Future<Output = Result<Conn<Self>>> {
-        ready(pop3_blocking::connect_tls(host, port, o))
+        pop3_blocking::connect_tls(host, port, o)
     }
 
     fn connect_starttls(
@@ -43,6 +43,6 @@ impl Transport for Blocking {
         port: u16,
         o: &Options,
     ) -> impl Future<Output = Result<Conn<Self>>> {
-        ready(pop3_blocking::connect_starttls(host, port, o))
+        pop3_blocking::connect_starttls(host, port, o)
     }
 }
