@@ -247,10 +247,3 @@ impl<F: Future> Wait for F {}
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;
-
-/// The workspace README's examples (the library quick starts for blocking and
-/// tokio, and the core), compiled as doctests exactly as written; those that
-/// need a server are `no_run`.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct WorkspaceReadmeDoctests;

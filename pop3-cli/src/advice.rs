@@ -170,7 +170,11 @@ mod tests {
 
     #[test]
     fn a_namesake_issuer_is_explained_with_the_fingerprint() {
-        let der = &test_support::TestPki::shared().impostor.cert_der;
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]);
+        let Ok(generated) = generated else {
+            panic!("rcgen could not make a certificate");
+        };
+        let der = generated.cert.der();
         let presented = CertificateInfo::from_der(der).ok();
         let text = tls_advice(&TlsDiagnosis::NotSignedByTrusted { presented });
         let fingerprint = Sha256Fingerprint::of(der).to_string();

@@ -473,7 +473,7 @@ mod tests {
 
     #[test]
     fn certificate_info_reads_the_test_certificates() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let info = CertificateInfo::from_der(&pki.server.cert_der);
         let Ok(info) = info else {
             panic!("the test server certificate must parse: {info:?}");

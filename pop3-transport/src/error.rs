@@ -1094,7 +1094,7 @@ mod tests {
 
     #[test]
     fn unknown_issuer_carries_the_certificate_presented() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let error = tls(CertificateError::UnknownIssuer);
         assert_eq!(
             diagnosis(&error, None),
@@ -1141,7 +1141,7 @@ mod tests {
                 now: Some(UtcTime(0)),
             }
         );
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let info = CertificateInfo::from_der(&pki.expired.cert_der).ok();
         let TlsDiagnosis::Expired {
             not_after: Some(when),
@@ -1169,7 +1169,7 @@ mod tests {
                 presented: vec!["wrong.example".to_owned(), "odd".to_owned()],
             }
         );
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let info = CertificateInfo::from_der(&pki.server.cert_der).ok();
         assert_eq!(
             diagnosis(&tls(CertificateError::NotValidForName), info.as_ref()),

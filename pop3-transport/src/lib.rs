@@ -77,6 +77,8 @@ mod options;
 mod reader;
 pub mod runtime;
 pub mod socks5;
+#[cfg(test)]
+mod test_certificates;
 mod trust;
 
 use std::io;

@@ -142,7 +142,7 @@ impl Timeouts {
 /// use std::time::Duration;
 /// use pop3_transport::{Options, Timeouts, TlsOptions, TrustRoots};
 ///
-/// # let ca = test_support::pki::TestPki::shared().ca_pem.clone();
+/// # let ca = rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).expect("rcgen").cert.pem();
 /// let options = Options::new()
 ///     .server_name("mail.example.com") // the name the certificate must carry
 ///     .tls(TlsOptions::new().trust_roots(TrustRoots::Mozilla).add_root_pem(&ca)?)
@@ -343,7 +343,9 @@ pub fn parse_server_name(name: &str) -> Result<ServerName<'static>> {
 /// let tls = TlsOptions::new()
 ///     .trust_roots(TrustRoots::OnlyGiven)
 ///     .add_root_pem(pem.as_bytes())?;
-/// # fn test_pem() -> String { test_support::pki::TestPki::shared().ca_pem.clone() }
+/// # fn test_pem() -> String {
+/// #     rcgen::generate_simple_self_signed(vec!["ca.example".to_owned()]).expect("rcgen").cert.pem()
+/// # }
 /// # Ok::<(), pop3_transport::Error>(())
 /// ```
 #[derive(Clone, Default)]
@@ -672,7 +674,7 @@ mod tests {
 
     #[test]
     fn extra_roots_and_client_cert_are_used() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let tls = TlsOptions::new()
             .webpki_roots(false)
             .add_root_pem(pki.ca_pem.as_bytes())

@@ -576,7 +576,7 @@ mod tests {
 
     #[test]
     fn the_ca_signed_certificate_passes_and_others_fail() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let verifier = verifier(
             TrustRoots::OnlyGiven,
             std::slice::from_ref(&pki.ca_der),
@@ -596,7 +596,7 @@ mod tests {
 
     #[test]
     fn a_given_leaf_is_trusted_but_still_checked() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let given = [
             pki.self_signed.cert_der.clone(),
             pki.expired.cert_der.clone(),
@@ -624,7 +624,7 @@ mod tests {
 
     #[test]
     fn pins_decide_alone_and_the_chain_is_recorded() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let capture = PeerCertificates::new();
         let pin = Sha256Fingerprint::of(&pki.self_signed.cert_der);
         let verifier = verifier(
@@ -654,7 +654,7 @@ mod tests {
 
     #[test]
     fn nothing_to_trust_means_unknown_issuer() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let verifier = verifier(TrustRoots::OnlyGiven, &[], &[], None, &provider());
         let Ok(verifier) = verifier else {
             panic!("verifier: {verifier:?}");
@@ -669,7 +669,7 @@ mod tests {
 
     #[test]
     fn the_system_store_is_used_and_mozilla_stands_in_for_an_empty_one() {
-        let pki = test_support::TestPki::shared();
+        let pki = crate::test_certificates::shared();
         let mozilla = webpki_roots::TLS_SERVER_ROOTS.len();
         let only_test_ca = || {
             let mut store = RootCertStore::empty();
@@ -725,7 +725,7 @@ mod tests {
         refused(&junk, "a file without a usable certificate");
         refused(&dir, "a directory");
         let good = dir.join("ca.pem");
-        let written = std::fs::write(&good, &test_support::TestPki::shared().ca_pem);
+        let written = std::fs::write(&good, &crate::test_certificates::shared().ca_pem);
         assert!(written.is_ok(), "{written:?}");
         assert!(matches!(cert_file_roots(&good).as_deref(), Ok([_])));
         let _ = std::fs::remove_dir_all(&dir);
@@ -733,7 +733,7 @@ mod tests {
 
     #[test]
     fn a_certificate_without_alternative_names_is_checked_by_common_name() {
-        let cert = &test_support::HomemadeCerts::shared().localhost.cert_der;
+        let cert = &crate::test_certificates::shared().common_name_only.cert_der;
         let verifier = verifier(
             TrustRoots::OnlyGiven,
             std::slice::from_ref(cert),

@@ -39,3 +39,11 @@ pub use dovecot::{unique_user, Dovecot, DovecotOptions, Mailbox};
 pub use pki::{rustls_server_config, CertKey, HomemadeCerts, TestPki};
 pub use scripted::{ScriptConfig, ScriptedServer, Step};
 pub use transcript::{Dir, Transcript};
+
+/// The workspace README's examples (the library quick starts for blocking and
+/// tokio, and the core), compiled as doctests exactly as written; those that
+/// need a server are `no_run`. They are compiled here, in a crate that is
+/// never published, because the README lies outside every published package.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct WorkspaceReadmeDoctests;
