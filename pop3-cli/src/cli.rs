@@ -490,6 +490,14 @@ pub(crate) struct FetchArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_messages: Option<u32>,
 
+    /// Open at most N sessions in this run [default: 20]. A server that
+    /// hands out its mail a batch per session (Gmail: about 250 messages,
+    /// then none until the next login) gets another session as long as the
+    /// last one listed only new mail and all of it was stored, and the
+    /// server advertises EXPIRE 0; 1 fetches one batch per run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_sessions: Option<u32>,
+
     /// Run this command with `sh -c` for each new message, its headers
     /// (TOP n 0) on stdin. It prints its verdict on stdout and exits 0:
     /// `fetch` (or nothing), `skip` (leave on the server), or `delete`
