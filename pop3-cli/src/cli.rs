@@ -350,6 +350,11 @@ pub(crate) enum Command {
     /// derived from the account, the UID and the content, so nothing is
     /// stored twice and a new message under a reused UID is not taken for
     /// an old one.
+    ///
+    /// A server that hands out its mail a batch per session (Gmail: about
+    /// 250 messages) gets further sessions in a row while each brings only
+    /// new mail and stores all of it, up to --max-sessions; each session
+    /// deletes (with --delete) only what it stored.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
     /// Get an OAuth 2.0 token for an account with a provider key (Gmail,

@@ -953,3 +953,20 @@ fn a_completion_not_yet_reported_can_still_be_discarded() {
         "{events:?}"
     );
 }
+
+/// A refused `CAPA` is remembered for the session, so that a caller that
+/// wants the capabilities does not ask a server that has none.
+#[test]
+fn a_refused_capa_is_remembered() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[("CAPA", b"-ERR no CAPA here\r\n"), ("NOOP", b"+OK\r\n")],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    assert!(!client.capa_refused(), "not asked yet");
+    let capa = client.submit(pop3_proto::Command::Capa).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, capa));
+    assert!(client.capa_refused());
+    assert!(client.capabilities().is_none());
+}

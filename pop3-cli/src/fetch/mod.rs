@@ -520,6 +520,8 @@ pub(crate) struct Run {
     gone: HashSet<String>,
     /// The summary was printed already, by a session that stopped.
     reported: bool,
+    /// Sessions that ended well.
+    completed: usize,
 }
 
 impl Run {
@@ -536,6 +538,7 @@ impl Run {
             first_failure: None,
             gone: HashSet::new(),
             reported: false,
+            completed: 0,
         }
     }
 
@@ -544,10 +547,11 @@ impl Run {
         self.totals.sessions
     }
 
-    /// A later session failed before it began to fetch (connecting,
-    /// logging in): what the earlier ones saved is said with the failure.
+    /// A later session failed outside the retrieval (connecting, logging
+    /// in, listing): what the earlier ones saved is said with the failure.
+    /// The failure of a first session is returned as it is.
     pub(crate) fn failed(&mut self, failure: Failure, json: bool) -> Failure {
-        if self.reported || self.totals.sessions == 0 {
+        if self.reported || self.completed == 0 {
             return failure;
         }
         self.reported = true;
@@ -629,14 +633,14 @@ fn hands_out_in_turns(capabilities: Option<&Capabilities>) -> bool {
 /// of sessions.
 fn another_session(
     turns: bool,
-    listed: usize,
     new_listed: usize,
     session: &Summary,
     stored: usize,
     deleted_unfetched: usize,
-    args: &FetchOptions,
+    max_messages: Option<u32>,
     fetched_in_all: usize,
 ) -> bool {
+    let listed = session.on_server;
     turns
         && listed > 0
         && new_listed == listed
@@ -647,9 +651,7 @@ fn another_session(
         && session.left_to_fetch == 0
         && session.fetched > 0
         && stored + deleted_unfetched >= listed
-        && args
-            .max_messages
-            .is_none_or(|most| fetched_in_all < most as usize)
+        && max_messages.is_none_or(|most| fetched_in_all < most as usize)
 }
 
 /// Runs one session of `fetch` on a logged-in session: `Ok(true)` when the
@@ -725,6 +727,7 @@ where
                 // means no).
                 turns = match session.conn().capabilities() {
                     Some(caps) => hands_out_in_turns(Some(caps)),
+                    None if session.conn().client().capa_refused() => false,
                     None => session
                         .run(|c| c.capa())
                         .is_ok_and(|caps| hands_out_in_turns(Some(&caps))),
@@ -1002,12 +1005,11 @@ where
     run.totals.absorb(&summary, first_listed);
     let more = another_session(
         turns,
-        summary.on_server,
         new_listed,
         &summary,
         stored_now.len(),
         delete_unfetched.len(),
-        args,
+        args.max_messages,
         run.totals.fetched,
     );
     // Kept, with the state's lock, for the next session.
@@ -1022,6 +1024,7 @@ where
         }),
         recovered: 0,
     });
+    run.completed += 1;
     Ok(more)
 }
 
@@ -1054,5 +1057,11 @@ mod tests {
         let line = summary.line(Some(label));
         assert!(line.chars().count() + 6 <= 80, "{line}");
         assert!(line.starts_with("a-very-long-acc"), "{line}");
+        // Several sessions (a server that hands out mail in turns) are
+        // counted on the line, which still fits.
+        summary.sessions = 40;
+        let line = summary.line(Some(label));
+        assert!(line.ends_with("; 40 sessions"), "{line}");
+        assert!(line.chars().count() + 6 <= 80, "{line}");
     }
 }
