@@ -553,3 +553,34 @@ fn a_server_without_a_window_gets_one_session() {
     assert_eq!(summary["fetched"], 5, "{summary}");
     assert_eq!(logs.len(), 1, "{logs:#?}");
 }
+
+/// Gmail's own window, 250 messages per session: 600 new messages take
+/// three sessions, and a fourth finds nothing more.
+#[test]
+fn gmail_default_window_of_250() {
+    let messages = numbered(600);
+    let server = start(
+        Provider::gmail(GMAIL_USER, "tok")
+            .password("app-pw")
+            .messages(messages.clone()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let (_, summary) = gmail_fetch(
+        &server,
+        GMAIL_USER,
+        &dir.path().join("state"),
+        &maildir,
+        &[],
+    );
+    let logs = server.finish();
+    assert_eq!(summary["sessions"], 4, "{summary}");
+    assert_eq!(summary["fetched"], 600, "{summary}");
+    clean_sessions(&logs);
+    let retrs: Vec<usize> = logs
+        .iter()
+        .map(|l| l.lines.iter().filter(|l| l.starts_with("RETR")).count())
+        .collect();
+    assert_eq!(retrs, [250, 250, 100, 0]);
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+}
