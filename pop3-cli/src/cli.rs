@@ -350,6 +350,11 @@ pub(crate) enum Command {
     /// derived from the account, the UID and the content, so nothing is
     /// stored twice and a new message under a reused UID is not taken for
     /// an old one.
+    ///
+    /// A server that hands out its mail a batch per session (Gmail: about
+    /// 250 messages) gets further sessions in a row while each brings only
+    /// new mail and stores all of it, up to --max-sessions; each session
+    /// deletes (with --delete) only what it stored.
     #[command(after_help = EXIT_CODES_HELP)]
     Fetch(FetchArgs),
     /// Get an OAuth 2.0 token for an account with a provider key (Gmail,
@@ -489,6 +494,14 @@ pub(crate) struct FetchArgs {
     /// Fetch at most N new messages in this run (the oldest first).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) max_messages: Option<u32>,
+
+    /// Open at most N sessions in this run [default: 20]. A server that
+    /// hands out its mail a batch per session (Gmail: about 250 messages,
+    /// then none until the next login) gets another session as long as the
+    /// last one listed only new mail and all of it was stored, and the
+    /// server advertises EXPIRE 0; 1 fetches one batch per run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_sessions: Option<u32>,
 
     /// Run this command with `sh -c` for each new message, its headers
     /// (TOP n 0) on stdin. It prints its verdict on stdout and exits 0:

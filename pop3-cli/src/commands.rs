@@ -14,7 +14,7 @@ use crate::cli::{Cli, Command, ConnArgs, Generate, ManPage, Runtime};
 use crate::config::{expand_home, Config, Settings};
 use crate::deliver::LineEndings;
 use crate::error::{auth_failure, Exit, Failure};
-use crate::fetch::{fetch, prepare, FetchOptions, Prepared};
+use crate::fetch::{fetch, prepare, FetchOptions, Run, DEFAULT_MAX_SESSIONS};
 use crate::policy::{check_login_delay, remember_login};
 use crate::serverinfo::serverinfo;
 use crate::target::{password, proxy_password, resolve, Target, Url};
@@ -272,6 +272,7 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
         max_size: args.max_size.map(|s| s.0),
         delete_bigger_than: args.delete_bigger_than.map(|s| s.0),
         max_messages: args.max_messages,
+        max_sessions: args.max_sessions,
         filter: args.filter.clone(),
         line_endings: if args.exact_bytes || file.exact_bytes.as_ref().is_some_and(|e| *e.get_ref())
         {
@@ -311,6 +312,9 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
     }
     if options.filter.is_none() {
         options.filter = value(&file.filter);
+    }
+    if options.max_sessions.is_none() {
+        options.max_sessions = file.max_sessions.as_ref().map(|m| *m.get_ref());
     }
     Ok((conn, Some(options)))
 }
@@ -438,15 +442,18 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
     if let Some(proxy) = target.connect.proxy.as_mut() {
         proxy.password = proxy_password(&conn)?;
     }
+    // An account with a provider logs in with its stored OAuth token.
+    let oauth = if needs_login {
+        crate::oauth::account(label.or(cli.account.as_deref()), settings)?
+    } else {
+        None
+    };
     // Ask for the password before connecting: a prompt can take a while.
     let secret = if needs_login {
-        // An account with a provider logs in with its stored OAuth token.
-        Some(
-            match crate::oauth::account(label.or(cli.account.as_deref()), settings)? {
-                Some(account) => account.access_token(cli)?,
-                None => password(&conn, &target.account()?)?,
-            },
-        )
+        Some(match &oauth {
+            Some(account) => account.access_token(cli)?,
+            None => password(&conn, &target.account()?)?,
+        })
     } else {
         None
     };
@@ -470,17 +477,68 @@ fn run_one(cli: &Cli, settings: &Settings, label: Option<&str>) -> Result<(), Fa
         // show, not only an error.
         return serverinfo(&target, runtime, cli.json);
     }
-    connect(
-        runtime,
-        &target.connect,
-        OnServer {
-            cli,
-            target: &target,
-            secret,
-            prepared,
-            label,
-        },
-    )
+    let Some((prepared, options)) = prepared else {
+        return connect(
+            runtime,
+            &target.connect,
+            OnServer {
+                cli,
+                target: &target,
+                secret,
+                fetching: None,
+            },
+        )
+        .map(|_| ());
+    };
+    let mut run = Run::new(prepared, label);
+    let max_sessions = options.max_sessions.unwrap_or(DEFAULT_MAX_SESSIONS) as usize;
+    // A password is asked once (a prompt, a command) and used again.
+    let password = secret.clone().filter(|_| oauth.is_none());
+    let mut secret = secret;
+    let more_waiting = loop {
+        let more = connect(
+            runtime,
+            &target.connect,
+            OnServer {
+                cli,
+                target: &target,
+                secret: secret.take(),
+                fetching: Some((&mut run, &options)),
+            },
+        )
+        .map_err(|f| run.failed(f, cli.json))?;
+        if !more {
+            break None;
+        }
+        if run.sessions() >= max_sessions {
+            break Some("max_sessions");
+        }
+        // Asked for, the advertised delay holds between these sessions too:
+        // the next fetch continues once it has passed.
+        if conn.respect_login_delay && check_login_delay(&target.login_key()?).is_err() {
+            break Some("login_delay");
+        }
+        if let Some((exit, what)) = crate::interrupt::pending() {
+            return Err(run.failed(Failure::new(exit, what), cli.json));
+        }
+        if cli.verbose {
+            eprintln!(
+                "*  the server handed out a full batch of new mail: session {} for more",
+                run.sessions() + 1
+            );
+        }
+        // A fresh OAuth token (refreshed if it is about to expire), or the
+        // same password.
+        secret = match &oauth {
+            Some(account) => Some(
+                account
+                    .access_token(cli)
+                    .map_err(|f| run.failed(f, cli.json))?,
+            ),
+            None => password.clone(),
+        };
+    };
+    run.finish(cli.json, cli.verbose, label, more_waiting)
 }
 
 /// The command on the server, once connected, on any runtime.
@@ -488,12 +546,13 @@ struct OnServer<'a> {
     cli: &'a Cli,
     target: &'a Target,
     secret: Option<Secret<String>>,
-    prepared: Option<(Prepared, FetchOptions)>,
-    label: Option<&'a str>,
+    /// For `fetch`: the fetch its sessions share.
+    fetching: Option<(&'a mut Run, &'a FetchOptions)>,
 }
 
 impl WithSession for OnServer<'_> {
-    type Output = Result<(), Failure>;
+    /// For `fetch`: whether to open another session.
+    type Output = Result<bool, Failure>;
 
     fn with<X, Y, R, E>(self, opened: Result<Session<X, Y, R, E>, Error>) -> Self::Output
     where
@@ -506,11 +565,12 @@ impl WithSession for OnServer<'_> {
     }
 }
 
-/// Logs in if the command needs it, and runs it.
+/// Logs in if the command needs it, and runs it: `Ok(true)` when a fetch
+/// asks for another session.
 fn on_server<X, Y, R: LibraryRuntime + WriteTo<Vec<u8>>, E: Exec>(
     job: OnServer<'_>,
     mut session: Session<X, Y, R, E>,
-) -> Result<(), Failure>
+) -> Result<bool, Failure>
 where
     MaybeTls<X, Y>: StartTls,
 {
@@ -518,8 +578,7 @@ where
         cli,
         target,
         secret,
-        prepared,
-        label,
+        fetching,
     } = job;
     let needs_login = secret.is_some();
     if let Some(secret) = secret {
@@ -633,11 +692,11 @@ where
         // Returned above, before connecting.
         Command::Serverinfo => {}
         Command::Fetch(_) => {
-            let Some((prepared, options)) = prepared else {
+            let Some((run, options)) = fetching else {
                 return Err(Failure::new(Exit::Software, "fetch was not prepared"));
             };
             remember_login(&target.login_key()?, login_delay(session.conn()));
-            return fetch(session, prepared, &options, cli.verbose, cli.json, label);
+            return fetch(session, run, options, cli.verbose, cli.json);
         }
     }
     if needs_login {
@@ -650,5 +709,6 @@ where
         } else {
             failure.context("QUIT")
         }
-    })
+    })?;
+    Ok(false)
 }

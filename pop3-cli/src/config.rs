@@ -71,6 +71,7 @@ pub(crate) struct Settings {
     pub(crate) max_size: Option<Spanned<Size>>,
     pub(crate) delete_bigger_than: Option<Spanned<Size>>,
     pub(crate) max_messages: Option<Spanned<u32>>,
+    pub(crate) max_sessions: Option<Spanned<u32>>,
     pub(crate) filter: Option<Spanned<String>>,
     pub(crate) exact_bytes: Option<Spanned<bool>>,
     /// OAuth 2.0: `gmail`, `outlook` or `custom`.
@@ -255,6 +256,11 @@ impl Config {
                 return Err(self.error_at(max.span(), "max_messages", "must be at least 1"));
             }
         }
+        if let Some(max) = &table.max_sessions {
+            if *max.get_ref() == 0 {
+                return Err(self.error_at(max.span(), "max_sessions", "must be at least 1"));
+            }
+        }
         if let Some(pin) = &table.tls_fingerprint {
             if let Err(e) = pin.get_ref().parse::<pop3_transport::Sha256Fingerprint>() {
                 return Err(self.error_at(pin.span(), "tls_fingerprint", &e.to_string()));
@@ -382,6 +388,7 @@ impl Settings {
             max_size,
             delete_bigger_than,
             max_messages,
+            max_sessions,
             filter,
             exact_bytes,
             provider,

@@ -1101,6 +1101,10 @@ fn accounts_from_a_config_file() {
     assert_eq!(lines[1]["fetched"], 2);
     assert_eq!(lines[1]["deleted"], 2);
     assert_eq!(lines[1]["left_on_server"], 0);
+    // Dovecot keeps mail for later sessions (no EXPIRE 0): one session
+    // each, although every message was new.
+    assert_eq!(lines[0]["sessions"], 1);
+    assert_eq!(lines[1]["sessions"], 1);
     assert_eq!(alpha.count(), 0, "alpha has delete = true");
     assert_eq!(beta.count(), 3);
     assert_eq!(

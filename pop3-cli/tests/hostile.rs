@@ -1129,36 +1129,47 @@ fn disconnect_mid_message_during_fetch() {
     }
     let retr = stuffed(&message);
     let list = format!("+OK\r\n1 {}\r\n.\r\n", message.len());
-    let listing = |rest: Vec<Step>| {
-        login_steps_then(
-            [
-                vec![
-                    Step::expect_line("UIDL"),
-                    Step::Send(b"+OK\r\n1 uid-cut\r\n.\r\n".to_vec()),
-                    Step::expect_line("LIST"),
-                    Step::Send(list.clone().into_bytes()),
-                ],
-                rest,
-            ]
-            .concat(),
-        )
+    // `new`: uid-cut is not recorded yet.
+    let listing = |new: bool, rest: Vec<Step>| {
+        let mut steps = vec![
+            Step::expect_line("UIDL"),
+            Step::Send(b"+OK\r\n1 uid-cut\r\n.\r\n".to_vec()),
+            Step::expect_line("LIST"),
+            Step::Send(list.clone().into_bytes()),
+        ];
+        if new {
+            // Only new mail listed, and no CAPA at the login: the fetch asks
+            // whether the server hands out mail in turns (EXPIRE 0).
+            steps.push(Step::expect_line("CAPA"));
+            steps.push(Step::send_line("-ERR no CAPA here"));
+        }
+        login_steps_then([steps, rest].concat())
     };
     for runtime in RUNTIMES {
         let what = format!("{runtime}: disconnect mid-message");
         let server = ScriptedServer::start_sessions(
             vec![
-                listing(vec![
-                    Step::expect_line("RETR 1"),
-                    Step::Send(retr[..retr.len() / 2].to_vec()),
-                    Step::Close,
-                ]),
-                listing(vec![
-                    Step::expect_line("RETR 1"),
-                    Step::Send(retr.clone()),
-                    Step::expect_line("QUIT"),
-                    Step::send_line("+OK bye"),
-                ]),
-                listing(vec![Step::expect_line("QUIT"), Step::send_line("+OK bye")]),
+                listing(
+                    true,
+                    vec![
+                        Step::expect_line("RETR 1"),
+                        Step::Send(retr[..retr.len() / 2].to_vec()),
+                        Step::Close,
+                    ],
+                ),
+                listing(
+                    true,
+                    vec![
+                        Step::expect_line("RETR 1"),
+                        Step::Send(retr.clone()),
+                        Step::expect_line("QUIT"),
+                        Step::send_line("+OK bye"),
+                    ],
+                ),
+                listing(
+                    false,
+                    vec![Step::expect_line("QUIT"), Step::send_line("+OK bye")],
+                ),
             ],
             config(),
         );
@@ -1246,6 +1257,10 @@ fn trickled_retr(start: &[u8]) -> Vec<Step> {
         Step::Send(b"+OK\r\n1 uid-trickle\r\n.\r\n".to_vec()),
         Step::expect_line("LIST"),
         Step::Send(b"+OK\r\n1 100\r\n.\r\n".to_vec()),
+        // Only new mail listed, and no CAPA at the login: the fetch asks
+        // whether the server hands out mail in turns (EXPIRE 0).
+        Step::expect_line("CAPA"),
+        Step::send_line("-ERR no CAPA here"),
         Step::expect_line("RETR 1"),
         Step::Send(start.to_vec()),
     ];
@@ -1282,7 +1297,10 @@ fn trickled_message_meets_the_session_timeout() {
         assert_maildir_empty(&maildir, &what);
         assert!(recorded_uids(&maildir).is_empty(), "{what}");
         let (received, _) = server.join_all();
-        assert_eq!(after_login(&received, &what), b"UIDL\r\nLIST\r\nRETR 1\r\n");
+        assert_eq!(
+            after_login(&received, &what),
+            b"UIDL\r\nLIST\r\nCAPA\r\nRETR 1\r\n"
+        );
     }
     // The same limit from a config file's `session_timeout` key.
     let what = "config key session_timeout";

@@ -131,7 +131,18 @@ fn fetch_with_tokens(profile: &str, auth: &str) {
             !stderr(&out).contains(&tok),
             "{what}: the token is never shown"
         );
-        assert_eq!(logs.len(), 1, "{what}: {logs:#?}");
+        // Gmail hands out its mail a batch per session: the first brought
+        // only new mail, so a second one looked for more and found none.
+        let sessions = if profile == "gmail" { 2 } else { 1 };
+        assert_eq!(summary["sessions"], sessions, "{what}");
+        assert_eq!(logs.len(), sessions, "{what}: {logs:#?}");
+        if let Some(second) = logs.get(1) {
+            assert!(second.quit && second.violations.is_empty(), "{second:#?}");
+            assert!(
+                !second.lines.iter().any(|l| l.starts_with("RETR")),
+                "{second:#?}"
+            );
+        }
         let log = &logs[0];
         assert!(log.violations.is_empty(), "{what}: {log:#?}");
         assert!(log.authenticated && log.quit, "{what}: {log:#?}");
@@ -304,4 +315,272 @@ fn login_delay_refusal_is_75_and_says_to_try_again() {
     assert!(err.contains("try again"), "{err}");
     assert_eq!(logs.len(), 1);
     assert!(!logs[0].authenticated);
+}
+
+/// `n` small distinct messages.
+fn numbered(n: usize) -> Vec<Vec<u8>> {
+    (1..=n)
+        .map(|i| format!("Subject: message {i}\r\n\r\nbody {i}\r\n").into_bytes())
+        .collect()
+}
+
+/// `pop3 --json fetch` into `maildir` from a Gmail profile as `user`, with
+/// more options; the summary, parsed.
+fn gmail_fetch(
+    server: &ProviderServer,
+    user: &str,
+    state: &Path,
+    maildir: &Path,
+    more: &[&str],
+) -> (Output, serde_json::Value) {
+    let out = run(pop3(server, user, "app-pw", state, "blocking")
+        .args(["--json", "fetch"])
+        .args(more)
+        .arg("--maildir")
+        .arg(maildir));
+    assert_code(&out, 0, &server.sessions());
+    let summary = serde_json::from_slice(&out.stdout).expect("json summary");
+    (out, summary)
+}
+
+/// Every session logged in, quit, and did nothing the server objects to.
+#[track_caller]
+fn clean_sessions(logs: &[SessionLog]) {
+    for log in logs {
+        assert!(
+            log.authenticated && log.quit && log.violations.is_empty(),
+            "{log:#?}"
+        );
+    }
+}
+
+/// Gmail offers a window of its mail per session (here 4 for speed; about
+/// 250 for real): one `pop3 fetch` opens sessions in a row, without waiting
+/// for the LOGIN-DELAY Gmail advertises, until one brings nothing new; every
+/// message arrives once, and `--json` counts the sessions.
+#[test]
+fn gmail_window_is_fetched_whole_across_sessions() {
+    let messages = numbered(10);
+    let server = start(
+        Provider::gmail(GMAIL_USER, "tok")
+            .password("app-pw")
+            .window(4)
+            .messages(messages.clone()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let (_, summary) = gmail_fetch(
+        &server,
+        GMAIL_USER,
+        &dir.path().join("state"),
+        &maildir,
+        &[],
+    );
+    let logs = server.finish();
+    // 4 + 4 + 2 new, then a session that lists nothing.
+    assert_eq!(summary["sessions"], 4, "{summary}");
+    assert_eq!(summary["fetched"], 10, "{summary}");
+    assert_eq!(summary["on_server"], 10, "{summary}");
+    assert_eq!(summary["left_on_server"], 10, "{summary}");
+    assert!(summary.get("more_waiting").is_none(), "{summary}");
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+    assert_eq!(logs.len(), 4, "{logs:#?}");
+    clean_sessions(&logs);
+    let retrs: Vec<usize> = logs
+        .iter()
+        .map(|l| l.lines.iter().filter(|l| l.starts_with("RETR")).count())
+        .collect();
+    assert_eq!(retrs, [4, 4, 2, 0]);
+}
+
+/// `--max-sessions` bounds the run: it says in `--json` why it stopped and
+/// the next fetch continues where it left off, fetching nothing twice.
+#[test]
+fn gmail_sessions_stop_at_the_bound_and_the_next_fetch_continues() {
+    let messages = numbered(10);
+    let server = start(
+        Provider::gmail(GMAIL_USER, "tok")
+            .password("app-pw")
+            .window(4)
+            .messages(messages.clone()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let maildir = dir.path().join("Mail");
+    let (_, first) = gmail_fetch(
+        &server,
+        GMAIL_USER,
+        &state,
+        &maildir,
+        &["--max-sessions", "2"],
+    );
+    assert_eq!(first["sessions"], 2, "{first}");
+    assert_eq!(first["fetched"], 8, "{first}");
+    assert_eq!(first["more_waiting"], "max_sessions", "{first}");
+    assert_eq!(server.sessions().len(), 2);
+    // Without --json (and no terminal): the one line cron mails.
+    let out = run(pop3(&server, GMAIL_USER, "app-pw", &state, "tokio")
+        .args(["fetch", "--max-sessions", "1", "--maildir"])
+        .arg(&maildir));
+    assert_code(&out, 0, &server.sessions());
+    assert!(
+        stderr(&out).contains("stopped after 1 session(s) because of --max-sessions 1"),
+        "{}",
+        stderr(&out)
+    );
+    let (_, last) = gmail_fetch(&server, GMAIL_USER, &state, &maildir, &[]);
+    assert_eq!(last["fetched"], 0, "{last}");
+    assert_eq!(last["sessions"], 1, "{last}");
+    let logs = server.finish();
+    clean_sessions(&logs);
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+}
+
+/// A session that brings nothing new ends the fetch: a `recent:` name
+/// gets the same window in every session, so the second one, all of it
+/// fetched already, is the last; its messages count once on the server.
+#[test]
+fn a_session_with_nothing_new_is_the_last() {
+    let messages = numbered(3);
+    let server = start(
+        Provider::gmail(GMAIL_USER, "tok")
+            .password("app-pw")
+            .window(4)
+            .messages(messages.clone()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let recent = format!("recent:{GMAIL_USER}");
+    let (_, summary) = gmail_fetch(&server, &recent, &dir.path().join("state"), &maildir, &[]);
+    let logs = server.finish();
+    assert_eq!(summary["sessions"], 2, "{summary}");
+    assert_eq!(summary["fetched"], 3, "{summary}");
+    assert_eq!(summary["on_server"], 3, "{summary}");
+    assert_eq!(logs.len(), 2, "{logs:#?}");
+    clean_sessions(&logs);
+    assert!(!logs[1].lines.iter().any(|l| l.starts_with("RETR")));
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+}
+
+/// `--respect-login-delay` keeps the advertised delay between these
+/// sessions too: one session, and `--json` says why no more.
+#[test]
+fn a_respected_login_delay_holds_between_sessions() {
+    let messages = numbered(6);
+    let server = start(
+        Provider::gmail(GMAIL_USER, "tok")
+            .password("app-pw")
+            .window(4)
+            .messages(messages.clone()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let (_, summary) = gmail_fetch(
+        &server,
+        GMAIL_USER,
+        &dir.path().join("state"),
+        &maildir,
+        &["--respect-login-delay"],
+    );
+    let logs = server.finish();
+    assert_eq!(summary["sessions"], 1, "{summary}");
+    assert_eq!(summary["fetched"], 4, "{summary}");
+    assert_eq!(summary["more_waiting"], "login_delay", "{summary}");
+    assert_eq!(logs.len(), 1, "{logs:#?}");
+}
+
+/// With `--delete`, each session deletes only what it stored, and commits
+/// it with its own QUIT; the mailbox ends empty, every message stored once.
+/// `--max-messages` counts over all the sessions.
+#[test]
+fn gmail_sessions_delete_only_what_is_stored() {
+    let messages = numbered(10);
+    let server = start(
+        Provider::gmail(GMAIL_USER, "tok")
+            .password("app-pw")
+            .window(4)
+            .messages(messages.clone()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let state = dir.path().join("state");
+    let maildir = dir.path().join("Mail");
+    let (_, first) = gmail_fetch(
+        &server,
+        GMAIL_USER,
+        &state,
+        &maildir,
+        &["--delete", "--max-messages", "6"],
+    );
+    // 4, then 2 of the next window (2 left for later): the limit ends it.
+    assert_eq!(first["sessions"], 2, "{first}");
+    assert_eq!(first["fetched"], 6, "{first}");
+    assert_eq!(first["deleted"], 6, "{first}");
+    assert_eq!(server.uidls().len(), 4);
+    let (_, rest) = gmail_fetch(&server, GMAIL_USER, &state, &maildir, &["--delete"]);
+    assert_eq!(rest["fetched"], 4, "{rest}");
+    assert_eq!(rest["deleted"], 4, "{rest}");
+    assert_eq!(rest["left_on_server"], 0, "{rest}");
+    assert!(server.uidls().is_empty(), "{:?}", server.uidls());
+    let logs = server.finish();
+    clean_sessions(&logs);
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
+    // Each message was deleted once, by the session that stored it.
+    let deles: usize = logs
+        .iter()
+        .map(|l| l.lines.iter().filter(|l| l.starts_with("DELE")).count())
+        .sum();
+    assert_eq!(deles, 10);
+}
+
+/// A server without a window (here the Courier-like one, which does not
+/// advertise EXPIRE 0) is fetched in one session, even on the first
+/// fetch, when every message is new.
+#[test]
+fn a_server_without_a_window_gets_one_session() {
+    let messages = numbered(5);
+    let server = start(Provider::courier("bob", "b0b-pw").messages(messages.clone()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let out = run(
+        pop3(&server, "bob", "b0b-pw", &dir.path().join("state"), "smol")
+            .args(["--json", "fetch", "--maildir"])
+            .arg(&maildir),
+    );
+    let logs = server.finish();
+    assert_code(&out, 0, &logs);
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(summary["sessions"], 1, "{summary}");
+    assert_eq!(summary["fetched"], 5, "{summary}");
+    assert_eq!(logs.len(), 1, "{logs:#?}");
+}
+
+/// Gmail's own window, 250 messages per session: 600 new messages take
+/// three sessions, and a fourth finds nothing more.
+#[test]
+fn gmail_default_window_of_250() {
+    let messages = numbered(600);
+    let server = start(
+        Provider::gmail(GMAIL_USER, "tok")
+            .password("app-pw")
+            .messages(messages.clone()),
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let maildir = dir.path().join("Mail");
+    let (_, summary) = gmail_fetch(
+        &server,
+        GMAIL_USER,
+        &dir.path().join("state"),
+        &maildir,
+        &[],
+    );
+    let logs = server.finish();
+    assert_eq!(summary["sessions"], 4, "{summary}");
+    assert_eq!(summary["fetched"], 600, "{summary}");
+    clean_sessions(&logs);
+    let retrs: Vec<usize> = logs
+        .iter()
+        .map(|l| l.lines.iter().filter(|l| l.starts_with("RETR")).count())
+        .collect();
+    assert_eq!(retrs, [250, 250, 100, 0]);
+    assert_eq!(maildir_contents(&maildir), counted(&messages));
 }

@@ -181,6 +181,15 @@ impl Client {
         self.capabilities.as_ref()
     }
 
+    /// The server refused `CAPA` in this session (it does not implement
+    /// RFC 2449): asking again is pointless. `false` before it was asked.
+    pub fn capa_refused(&self) -> bool {
+        matches!(
+            self.capa,
+            CapaState::Refused | CapaState::AnsweredAndRefused
+        )
+    }
+
     /// The connection is encrypted (implicit TLS, or STLS completed).
     pub fn is_encrypted(&self) -> bool {
         self.encrypted

@@ -1056,3 +1056,20 @@ fn a_refused_login_step_is_told_from_other_refusals_with_or_without_a_code() {
     assert_eq!(refused.len(), 1);
     assert!(!refused[0].during_login && !refused[0].is_authentication_refusal());
 }
+
+/// A refused `CAPA` is remembered for the session, so that a caller that
+/// wants the capabilities does not ask a server that has none.
+#[test]
+fn a_refused_capa_is_remembered() {
+    let mut server = Server::new(
+        b"+OK ready\r\n",
+        &[("CAPA", b"-ERR no CAPA here\r\n"), ("NOOP", b"+OK\r\n")],
+    );
+    let mut client = client();
+    let mut seen = Seen::default();
+    assert!(!client.capa_refused(), "not asked yet");
+    let capa = client.submit(pop3_proto::Command::Capa).unwrap();
+    pump(&mut client, &mut server, &mut seen, |s| completed(s, capa));
+    assert!(client.capa_refused());
+    assert!(client.capabilities().is_none());
+}

@@ -16,6 +16,7 @@
 //! | bad token | `-ERR` | a `+ <base64 JSON>` challenge (status 400, scope `https://mail.google.com/`), the client's acknowledgement, then `-ERR [AUTH] ...` | — |
 //! | UIDLs | about 48 base64 characters | `GmailId` and 16 hex digits | short |
 //! | `LOGIN-DELAY` | — | advertised, not enforced | advertised, not enforced |
+//! | per session | the whole mailbox | at most [`GMAIL_WINDOW`] messages ([`Provider::window`]); a message retrieved in a session that ended with `QUIT` is not offered again, except to a `recent:` name | the whole mailbox |
 //!
 //! [`Provider::refuse_login_delay`] makes every login that would succeed end
 //! in `-ERR [LOGIN-DELAY] ...` instead (a server that enforces the delay).
@@ -37,6 +38,7 @@
 //! assert!(logs[0].authenticated && logs[0].violations.is_empty());
 //! ```
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -65,6 +67,10 @@ pub const GMAIL_SCOPE: &str = "https://mail.google.com/";
 /// refuses a token.
 pub const GMAIL_REFUSAL_JSON: &str =
     r#"{"status":"400","schemes":"Bearer","scope":"https://mail.google.com/"}"#;
+
+/// How many messages Gmail offers in one session: about 250, the oldest
+/// it has not handed out yet; the next session offers the next ones.
+pub const GMAIL_WINDOW: usize = 250;
 
 /// Gmail's final line after a refused token has been acknowledged.
 pub const GMAIL_REFUSAL_ERR: &str = "-ERR [AUTH] Invalid credentials (Failure)";
@@ -107,6 +113,9 @@ pub struct Provider {
     pub refuse_login_delay: bool,
     /// The limit of every read and write. Default 10 s.
     pub timeout: Duration,
+    /// The most messages one session lists (Gmail: [`GMAIL_WINDOW`]);
+    /// `None`: the whole mailbox.
+    pub window: Option<usize>,
 }
 
 impl Provider {
@@ -120,6 +129,7 @@ impl Provider {
             tls: true,
             refuse_login_delay: false,
             timeout: Duration::from_secs(10),
+            window: (profile == Profile::Gmail).then_some(GMAIL_WINDOW),
         }
     }
 
@@ -171,6 +181,19 @@ impl Provider {
         self
     }
 
+    /// At most `messages` per session (a smaller Gmail window keeps tests
+    /// fast).
+    pub fn window(mut self, messages: usize) -> Provider {
+        self.window = Some(messages);
+        self
+    }
+
+    /// Every session lists the whole mailbox.
+    pub fn without_window(mut self) -> Provider {
+        self.window = None;
+        self
+    }
+
     /// With a different read and write limit.
     pub fn timeout(mut self, timeout: Duration) -> Provider {
         self.timeout = timeout;
@@ -212,6 +235,9 @@ type Mailbox = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 struct Shared {
     provider: Provider,
     mailbox: Mailbox,
+    /// Gmail: the UIDs retrieved in a session that ended with `QUIT`, no
+    /// longer offered (except to a `recent:` name).
+    handed_out: Mutex<HashSet<String>>,
     logs: Mutex<Vec<SessionLog>>,
     stop: AtomicBool,
     sessions: Mutex<Vec<JoinHandle<()>>>,
@@ -254,6 +280,7 @@ impl ProviderServer {
         let shared = Arc::new(Shared {
             provider,
             mailbox: Arc::new(Mutex::new(mailbox)),
+            handed_out: Mutex::new(HashSet::new()),
             logs: Mutex::new(Vec::new()),
             stop: AtomicBool::new(false),
             sessions: Mutex::new(Vec::new()),
@@ -679,6 +706,10 @@ struct State {
     user: Option<String>,
     /// Once logged in: the messages as numbered at login, deleted or not.
     drop: Option<Vec<(String, Vec<u8>, bool)>>,
+    /// Logged in with a `recent:` name (Gmail).
+    recent: bool,
+    /// The UIDs retrieved in this session.
+    retrieved: HashSet<String>,
 }
 
 impl State {
@@ -687,6 +718,8 @@ impl State {
             profile,
             user: None,
             drop: None,
+            recent: false,
+            retrieved: HashSet::new(),
         }
     }
 }
@@ -847,7 +880,7 @@ fn authorization(
                 && same_user(profile, &user, &provider.user)
                 && provider.password.as_deref() == rest;
             if good {
-                return login_succeeded(s, st);
+                return login_succeeded(s, st, &user);
             }
             s.line(match profile {
                 Profile::Microsoft365 => "-ERR Logon failure: unknown user name or bad password.",
@@ -861,7 +894,7 @@ fn authorization(
     Ok(Next::Continue)
 }
 
-fn login_succeeded(s: &mut Session<'_>, st: &mut State) -> Result<Next, End> {
+fn login_succeeded(s: &mut Session<'_>, st: &mut State, user: &str) -> Result<Next, End> {
     if s.shared.provider.refuse_login_delay {
         s.line(match st.profile {
             Profile::Gmail => "-ERR [LOGIN-DELAY] Web login required or too many logins; wait 300 seconds and try again.",
@@ -870,10 +903,22 @@ fn login_succeeded(s: &mut Session<'_>, st: &mut State) -> Result<Next, End> {
         })?;
         return Ok(Next::Continue);
     }
+    st.recent = st.profile == Profile::Gmail
+        && user
+            .get(..7)
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case("recent:"));
+    // Gmail offers the oldest messages it has not handed out yet, a window
+    // at a time; a `recent:` name gets them whether handed out or not.
+    let handed_out = lock(&s.shared.handed_out);
+    let offered =
+        |uid: &String| st.recent || st.profile != Profile::Gmail || !handed_out.contains(uid);
     let snapshot = lock(&s.shared.mailbox)
         .iter()
+        .filter(|(u, _)| offered(u))
+        .take(s.shared.provider.window.unwrap_or(usize::MAX))
         .map(|(u, m)| (u.clone(), m.clone(), false))
         .collect();
+    drop(handed_out);
     st.drop = Some(snapshot);
     s.log(|l| l.authenticated = true);
     s.line(ok_text(st.profile))?;
@@ -979,7 +1024,8 @@ fn auth(s: &mut Session<'_>, st: &mut State, rest: Option<&str>) -> Result<Next,
             && same_user(profile, &String::from_utf8_lossy(parts[1]), &provider.user)
             && provider.password.as_deref().map(str::as_bytes) == Some(parts[2]);
         if good {
-            return login_succeeded(s, st);
+            let user = String::from_utf8_lossy(parts[1]).into_owned();
+            return login_succeeded(s, st, &user);
         }
         s.line(match profile {
             Profile::Microsoft365 => {
@@ -997,7 +1043,7 @@ fn auth(s: &mut Session<'_>, st: &mut State, rest: Option<&str>) -> Result<Next,
         }
     };
     if same_user(profile, &user, &provider.user) && token == provider.token && !token.is_empty() {
-        return login_succeeded(s, st);
+        return login_succeeded(s, st, &user);
     }
     if profile == Profile::Gmail {
         // The refusal: a JSON report as a challenge, the client's
@@ -1094,6 +1140,9 @@ fn transaction(
                         Some(n) => top(body, n),
                         None => body.clone(),
                     };
+                    if verb == "RETR" {
+                        st.retrieved.insert(drop[i].0.clone());
+                    }
                     let mut out = format!("+OK {} octets\r\n", drop[i].1.len()).into_bytes();
                     out.extend_from_slice(&stuff(&body));
                     s.send(&out)?;
@@ -1122,6 +1171,9 @@ fn transaction(
         "QUIT" => {
             let gone: Vec<String> = drop.iter().filter(|m| m.2).map(|m| m.0.clone()).collect();
             lock(&s.shared.mailbox).retain(|(u, _)| !gone.contains(u));
+            if profile == Profile::Gmail {
+                lock(&s.shared.handed_out).extend(st.retrieved.drain());
+            }
             s.line(match profile {
                 Profile::Microsoft365 => "+OK Microsoft Exchange Server POP3 server signing off.",
                 Profile::Gmail => "+OK Farewell.",

@@ -230,7 +230,7 @@ pub(super) struct Shared {
 /// the entries of an mbox), then appends their UIDs to the state and syncs
 /// it once. Meanwhile the connection keeps receiving.
 pub(super) fn committer(
-    mut store: Store,
+    store: &mut Store,
     state: Option<&Mutex<State>>,
     shared: &Shared,
     done: mpsc::Sender<Done>,

@@ -45,13 +45,13 @@
 //! decided in `plan.rs`, messages are received and staged by `engine.rs`,
 //! and made durable in batches by `commit.rs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Mutex};
 use std::thread;
 
-use pop3_proto::MsgNum;
+use pop3_proto::{Capabilities, Capability, MsgNum};
 use pop3_transport::runtime::{Runtime as LibraryRuntime, StartTls, WriteTo};
 use pop3_transport::{Error, MaybeTls};
 use serde::Serialize;
@@ -95,8 +95,10 @@ pub(crate) struct FetchOptions {
     pub(crate) max_size: Option<u64>,
     /// `--delete-bigger-than`, in bytes.
     pub(crate) delete_bigger_than: Option<u64>,
-    /// `--max-messages`.
+    /// `--max-messages`, over all the sessions of the fetch.
     pub(crate) max_messages: Option<u32>,
+    /// `--max-sessions` (else [`DEFAULT_MAX_SESSIONS`]).
+    pub(crate) max_sessions: Option<u32>,
     /// `--filter`.
     pub(crate) filter: Option<String>,
     /// LF (the default) or, with `--exact-bytes`, the bytes as received.
@@ -320,6 +322,13 @@ pub(crate) struct Summary {
     left_to_fetch: usize,
     /// Whether the server has UIDL (without it every fetch gets everything).
     uidl: bool,
+    /// Sessions this fetch opened: more than one with a server that hands
+    /// out its mail a batch per session ([`another_session`]).
+    sessions: usize,
+    /// Why no further session was opened although the last one brought a
+    /// full batch of new mail: `max_sessions` or `login_delay`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    more_waiting: Option<&'static str>,
 }
 
 /// Binary units, one decimal: `512 B`, `1.5 KiB`, `3.2 MiB`.
@@ -370,6 +379,9 @@ impl Summary {
             body.push_str(&format!("{} deleted, ", self.deleted));
         }
         body.push_str(&format!("{} left", self.left_on_server));
+        if self.sessions > 1 {
+            body.push_str(&format!("; {} sessions", self.sessions));
+        }
         match label {
             // "pop3: " + label + ": " + body within 80 columns.
             Some(label) => {
@@ -415,10 +427,34 @@ impl Summary {
             ));
         }
         note.push_str(&format!(
-            ", {} left for the next fetch, nothing deleted",
+            ", {} left for the next fetch, ",
             self.left_to_fetch
         ));
+        if self.deleted == 0 {
+            note.push_str("nothing deleted");
+        } else {
+            // Committed by the QUIT of an earlier session.
+            note.push_str(&format!(
+                "{} deleted by the earlier sessions, none by the last",
+                self.deleted
+            ));
+        }
         note
+    }
+
+    /// Why the fetch opened no further session although the server may
+    /// offer more, if so.
+    fn more_waiting_note(&self, label: Option<&str>) -> Option<String> {
+        let why = match self.more_waiting? {
+            "login_delay" => "the server's LOGIN-DELAY (--respect-login-delay)".to_owned(),
+            _ => format!("--max-sessions {}", self.sessions),
+        };
+        let prefix = label.map_or_else(String::new, |label| format!("{label}: "));
+        Some(format!(
+            "{prefix}stopped after {} session(s) because of {why}: the server may offer \
+             more new mail, which the next fetch gets",
+            self.sessions
+        ))
     }
 
     /// Prints the summary: the `--json` object on stdout, or the line on
@@ -431,20 +467,28 @@ impl Summary {
             writeln!(out).map_err(|e| Failure::io("stdout", &e))?;
         } else if verbose || io::stderr().is_terminal() {
             eprintln!("pop3: {}", self.line(label));
-        } else if let Some(note) = self.left_behind(label) {
+            if let Some(note) = self.more_waiting_note(label) {
+                eprintln!("pop3: {note}");
+            }
+        } else {
             // Under cron the summary is not printed: mail left on the server
             // by a limit would otherwise go unnoticed.
-            eprintln!("pop3: {note}");
+            for note in [self.left_behind(label), self.more_waiting_note(label)]
+                .into_iter()
+                .flatten()
+            {
+                eprintln!("pop3: {note}");
+            }
         }
         Ok(())
     }
 
-    /// A fetch that stopped: nothing was deleted. With `--json` the summary
-    /// is printed all the same (before the error), so that what was saved
-    /// is counted there too.
+    /// A fetch that stopped: its last session deleted nothing (what an
+    /// earlier session deleted is counted). With `--json` the summary is
+    /// printed all the same (before the error), so that what was saved is
+    /// counted there too.
     fn stopped(&mut self, failure: Failure, json: bool) -> Failure {
-        self.deleted = 0;
-        self.left_on_server = self.on_server;
+        self.left_on_server = self.on_server.saturating_sub(self.deleted);
         if json {
             if let Err(e) = self.report(true, false, None) {
                 return e;
@@ -454,27 +498,188 @@ impl Summary {
     }
 }
 
-/// Runs `fetch` on a logged-in session. Whether to pipeline is the
-/// library's decision (its core asks `CAPA` before a burst when needed).
-/// `label` names the account in the summary when several are fetched.
+/// How many sessions one fetch opens at most, unless `--max-sessions`
+/// says: enough for about 5,000 messages from a server that hands out 250
+/// per session (Gmail), while a cron job still ends in minutes.
+pub(crate) const DEFAULT_MAX_SESSIONS: u32 = 20;
+
+/// A fetch from one account: one session, or several in a row from a
+/// server that hands out its mail a batch per session ([`another_session`]).
+/// The destination and the state (and its lock) are kept from one session
+/// to the next; the summary counts them all.
+pub(crate) struct Run {
+    /// Taken by each session, given back when it ends well.
+    prepared: Option<Prepared>,
+    totals: Summary,
+    /// Every UID a session listed, so that a message listed again by a
+    /// later session counts once on the server.
+    listed: HashSet<String>,
+    /// The first message that could not be stored, for the exit status.
+    first_failure: Option<(MsgNum, String)>,
+    /// The UIDs the sessions deleted.
+    gone: HashSet<String>,
+    /// The summary was printed already, by a session that stopped.
+    reported: bool,
+    /// Sessions that ended well.
+    completed: usize,
+}
+
+impl Run {
+    /// A fetch about to open its first session; `label` names the account
+    /// in the summary when several are fetched.
+    pub(crate) fn new(prepared: Prepared, label: Option<&str>) -> Run {
+        Run {
+            prepared: Some(prepared),
+            totals: Summary {
+                account: label.map(str::to_owned),
+                ..Summary::default()
+            },
+            listed: HashSet::new(),
+            first_failure: None,
+            gone: HashSet::new(),
+            reported: false,
+            completed: 0,
+        }
+    }
+
+    /// The sessions opened so far.
+    pub(crate) fn sessions(&self) -> usize {
+        self.totals.sessions
+    }
+
+    /// A later session failed outside the retrieval (connecting, logging
+    /// in, listing): what the earlier ones saved is said with the failure.
+    /// The failure of a first session is returned as it is.
+    pub(crate) fn failed(&mut self, failure: Failure, json: bool) -> Failure {
+        if self.reported || self.completed == 0 {
+            return failure;
+        }
+        self.reported = true;
+        self.totals.stopped(failure, json)
+    }
+
+    /// The last session of a fetch that stopped: counted, and the summary
+    /// printed with `--json`.
+    fn stop(&mut self, session: &Summary, listed: usize, failure: Failure, json: bool) -> Failure {
+        self.totals.absorb(session, listed);
+        self.reported = true;
+        self.totals.stopped(failure, json)
+    }
+
+    /// Every session has ended: prints the summary. `more_waiting` says why
+    /// no further session was opened although the last one asked for it.
+    pub(crate) fn finish(
+        mut self,
+        json: bool,
+        verbose: bool,
+        label: Option<&str>,
+        more_waiting: Option<&'static str>,
+    ) -> Result<(), Failure> {
+        self.totals.more_waiting = more_waiting;
+        self.totals.report(json, verbose, label)?;
+        if let Some((msg, why)) = &self.first_failure {
+            return Err(Failure::new(
+                Exit::TempFail,
+                format!(
+                    "{} message(s) not stored, will be fetched again next time (message {msg}: {why})",
+                    self.totals.failed
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Summary {
+    /// Adds what one session did; `listed` is how many of its messages no
+    /// earlier session listed.
+    fn absorb(&mut self, session: &Summary, listed: usize) {
+        self.on_server += listed;
+        self.fetched += session.fetched;
+        self.bytes += session.bytes;
+        self.recovered += session.recovered;
+        self.failed += session.failed;
+        self.too_big += session.too_big;
+        self.skipped += session.skipped;
+        self.deleted += session.deleted;
+        self.left_to_fetch += session.left_to_fetch;
+        self.left_on_server = self.on_server.saturating_sub(self.deleted);
+        self.uidl = session.uidl;
+    }
+}
+
+/// Whether a server lets retrieved messages go from the sessions that
+/// follow: `EXPIRE 0` (RFC 2449), which Gmail advertises. Such a server can
+/// hand out mail in turns (Gmail: about 250 messages per session, then no
+/// more until the next session); a server that keeps mail lists the same
+/// mailbox again, and a second session would bring nothing.
+fn hands_out_in_turns(capabilities: Option<&Capabilities>) -> bool {
+    capabilities.is_some_and(|caps| {
+        caps.list
+            .iter()
+            .any(|c| matches!(c, Capability::Expire { days: Some(0), .. }))
+    })
+}
+
+/// Whether the session that just ended calls for another one, on its own
+/// evidence (the command cannot know the server's window in advance): the
+/// server hands out mail in turns ([`hands_out_in_turns`]); it listed
+/// something, with UIDs; every message it listed was new; and every one was
+/// stored (or deleted unfetched by a policy) — a full batch of new mail.
+/// A session that listed a message already fetched, left one on the server
+/// (a limit, a filter, a failure) or brought nothing new ends the fetch:
+/// the server is showing its whole mailbox, or nothing more comes now.
+/// `--max-messages` counts over all sessions. The caller bounds the number
+/// of sessions.
+fn another_session(
+    turns: bool,
+    new_listed: usize,
+    session: &Summary,
+    stored: usize,
+    deleted_unfetched: usize,
+    max_messages: Option<u32>,
+    fetched_in_all: usize,
+) -> bool {
+    let listed = session.on_server;
+    turns
+        && listed > 0
+        && new_listed == listed
+        && session.uidl
+        && session.failed == 0
+        && session.too_big == 0
+        && session.skipped == 0
+        && session.left_to_fetch == 0
+        && session.fetched > 0
+        && stored + deleted_unfetched >= listed
+        && max_messages.is_none_or(|most| fetched_in_all < most as usize)
+}
+
+/// Runs one session of `fetch` on a logged-in session: `Ok(true)` when the
+/// server may offer more new mail to another session ([`another_session`]).
+/// Whether to pipeline is the library's decision (its core asks `CAPA`
+/// before a burst when needed).
 pub(crate) fn fetch<X, Y, R, E: Exec>(
     mut session: Session<X, Y, R, E>,
-    prepared: Prepared,
+    run: &mut Run,
     args: &FetchOptions,
     verbose: bool,
     json: bool,
-    label: Option<&str>,
-) -> Result<(), Failure>
+) -> Result<bool, Failure>
 where
     MaybeTls<X, Y>: StartTls,
     R: LibraryRuntime + WriteTo<Vec<u8>>,
 {
+    let prepared = run
+        .prepared
+        .take()
+        .ok_or_else(|| Failure::new(Exit::Software, "fetch was not prepared"))?;
+    run.totals.sessions += 1;
     let (
         account,
         mut state,
         Ready {
             mut deliver,
-            store,
+            mut store,
             maildir_intent,
         },
         recovered_before,
@@ -496,16 +701,38 @@ where
         Err(e) => return Err(Failure::from(e).context("LIST")),
     };
     let mut summary = Summary {
-        account: label.map(str::to_owned),
         uidl: listing.is_some(),
         recovered: recovered_before,
         ..Summary::default()
     };
+    // Of what this session lists: how many no earlier session listed, and
+    // how many are new (not fetched before).
+    let first_listed;
+    let mut new_listed = 0;
+    let mut turns = false;
     let (uids, mut to_fetch, recovered) = match &listing {
         Some(entries) => {
             summary.on_server = entries.len();
+            first_listed = entries
+                .iter()
+                .filter(|e| !run.listed.contains(&e.uid))
+                .count();
+            run.listed.extend(entries.iter().map(|e| e.uid.clone()));
             let deletes = args.delete || args.keep_days.is_some();
             let new = plan::new_messages(entries, &state, deliver.as_ref(), deletes);
+            new_listed = new.to_fetch.len();
+            if new_listed == entries.len() && new_listed > 0 {
+                // Only new mail: the server may be handing it out in turns.
+                // Its CAPA says; asked now if the login did not (a refusal
+                // means no).
+                turns = match session.conn().capabilities() {
+                    Some(caps) => hands_out_in_turns(Some(caps)),
+                    None if session.conn().client().capa_refused() => false,
+                    None => session
+                        .run(|c| c.capa())
+                        .is_ok_and(|caps| hands_out_in_turns(Some(&caps))),
+                };
+            }
             (new.uids, new.to_fetch, new.recovered)
         }
         None => {
@@ -528,6 +755,7 @@ where
             }
             all.sort_unstable();
             summary.on_server = all.len();
+            first_listed = all.len();
             (HashMap::new(), all, Vec::new())
         }
     };
@@ -535,7 +763,10 @@ where
     // Policies: what is too big, what the filter says, how many.
     let mut delete_unfetched =
         plan::size_limits(&mut to_fetch, &sizes, args, verbose, &mut summary);
-    let limit = args.max_messages.map_or(usize::MAX, |n| n as usize);
+    // Over all the sessions of this fetch.
+    let limit = args.max_messages.map_or(usize::MAX, |n| {
+        (n as usize).saturating_sub(run.totals.fetched)
+    });
     if args.filter.is_some() || to_fetch.len() > limit {
         let mut chosen = Vec::new();
         for &msg in &to_fetch {
@@ -606,7 +837,7 @@ where
     let may_delete = args.delete || cutoff.is_some() || !delete_unfetched.is_empty();
     let mut session = Some(session);
     let (retrieved, stored_now, failures, fatal, quit_sent) = thread::scope(|scope| {
-        let group = store.map(|store| {
+        let group = store.as_mut().map(|store| {
             let (done_tx, done_rx) = mpsc::channel();
             let shared = &shared;
             scope.spawn(move || committer(store, state_ref, shared, done_tx));
@@ -678,10 +909,15 @@ where
     // What was to be fetched and is not in the destination now.
     summary.left_to_fetch += to_fetch.len().saturating_sub(stored_now.len());
     if let Some(failure) = fatal {
-        return Err(summary.stopped(failure, json));
+        return Err(run.stop(&summary, first_listed, failure, json));
     }
     if let Err(e) = retrieved {
-        return Err(summary.stopped(Failure::from(e).context("RETR"), json));
+        return Err(run.stop(
+            &summary,
+            first_listed,
+            Failure::from(e).context("RETR"),
+            json,
+        ));
     }
 
     // Deletion: only what is durably stored, only now.
@@ -702,7 +938,9 @@ where
                 // The DELEs and the QUIT that commits them: one round trip.
                 let deleting = session.finish(|c| c.dele_many_and_quit(&deletable));
                 let deletion = deleting.map_err(|e| {
-                    summary.stopped(
+                    run.stop(
+                        &summary,
+                        first_listed,
                         Failure::from(e)
                             .context("DELE (nothing was deleted; the messages are saved)"),
                         json,
@@ -737,25 +975,57 @@ where
     // message (`state::UNVERIFIED`).
     let state_failure =
         |e: io::Error| Failure::io(format_args!("state file {}", path.display()), &e);
+    run.gone
+        .extend(deleted.iter().filter_map(|msg| uids.get(msg).cloned()));
     if let Some(entries) = listing.as_deref() {
-        match plan::still_listed(entries, &deleted) {
-            Some(remaining) => state.retain(|uid| remaining.contains(uid)),
-            None => state.mark_unverified(),
+        if run.totals.sessions == 1 {
+            match plan::still_listed(entries, &deleted) {
+                Some(remaining) => state.retain(|uid| remaining.contains(uid)),
+                None => state.mark_unverified(),
+            }
+            .map_err(state_failure)?;
+        } else {
+            // A later session lists only what the server offers it: what
+            // the earlier sessions listed is still on the server too.
+            let remaining: HashSet<&str> = run
+                .listed
+                .iter()
+                .filter(|uid| !run.gone.contains(*uid))
+                .map(String::as_str)
+                .collect();
+            state
+                .retain(|uid| remaining.contains(uid))
+                .map_err(state_failure)?;
         }
-        .map_err(state_failure)?;
     }
 
-    summary.report(json, verbose, label)?;
-    if let Some((msg, why)) = failures.first() {
-        return Err(Failure::new(
-            Exit::TempFail,
-            format!(
-                "{} message(s) not stored, will be fetched again next time (message {msg}: {why})",
-                failures.len()
-            ),
-        ));
+    if let Some(first) = failures.into_iter().next() {
+        run.first_failure.get_or_insert(first);
     }
-    Ok(())
+    run.totals.absorb(&summary, first_listed);
+    let more = another_session(
+        turns,
+        new_listed,
+        &summary,
+        stored_now.len(),
+        delete_unfetched.len(),
+        args.max_messages,
+        run.totals.fetched,
+    );
+    // Kept, with the state's lock, for the next session.
+    run.prepared = Some(Prepared {
+        account,
+        state: Some(state),
+        state_path: path,
+        destination: Destination::Ready(Ready {
+            deliver,
+            store,
+            maildir_intent,
+        }),
+        recovered: 0,
+    });
+    run.completed += 1;
+    Ok(more)
 }
 
 #[cfg(test)]
@@ -787,5 +1057,11 @@ mod tests {
         let line = summary.line(Some(label));
         assert!(line.chars().count() + 6 <= 80, "{line}");
         assert!(line.starts_with("a-very-long-acc"), "{line}");
+        // Several sessions (a server that hands out mail in turns) are
+        // counted on the line, which still fits.
+        summary.sessions = 40;
+        let line = summary.line(Some(label));
+        assert!(line.ends_with("; 40 sessions"), "{line}");
+        assert!(line.chars().count() + 6 <= 80, "{line}");
     }
 }
