@@ -5,12 +5,12 @@ use std::io::{self, Write};
 use pop3_transport::runtime::{IoStream, Runtime as LibraryRuntime, StartTls, WriteTo};
 use pop3_transport::{Connection, Error, MaybeTls, MessageReader, TlsStream};
 
-use pop3_proto::{Capabilities, MsgNum, Secret};
+use pop3_proto::{AuthMethod, Capabilities, MsgNum, Secret};
 use serde::Serialize;
 
 use clap::CommandFactory;
 
-use crate::cli::{Cli, Command, ConnArgs, Generate, ManPage, Runtime};
+use crate::cli::{AuthName, Cli, Command, ConnArgs, Generate, ManPage, Runtime};
 use crate::config::{expand_home, Config, Settings};
 use crate::deliver::LineEndings;
 use crate::error::{auth_failure, Exit, Failure};
@@ -218,6 +218,30 @@ fn lay_over(cli: &Cli, file: &Settings) -> Result<(ConnArgs, Option<FetchOptions
             conn.tls = conn.tls.or(Some(tls));
         }
         conn.auth = conn.auth.or(Some(auth));
+    }
+    // An OAuth account's secret is an access token: it goes out through a
+    // token mechanism whatever server is named (`--host`, a URL, a custom
+    // provider), never as a password through USER/PASS, PLAIN or SCRAM.
+    if file.provider.is_some() {
+        let token_mechanism = |auth: &AuthName| {
+            matches!(
+                auth.method(),
+                Some(AuthMethod::XOAuth2 | AuthMethod::OAuthBearer)
+            )
+        };
+        match &conn.auth {
+            None => conn.auth = AuthName::try_from("xoauth2".to_owned()).ok(),
+            Some(auth) if auth.is_auto() => {
+                conn.auth = AuthName::try_from("xoauth2".to_owned()).ok();
+            }
+            Some(auth) if token_mechanism(auth) => {}
+            Some(_) => {
+                return Err(Failure::usage(
+                    "an OAuth account (provider = ...) logs in with a token: \
+                     auth must be xoauth2 or oauthbearer",
+                ))
+            }
+        }
     }
     if conn.password_env.is_none() && conn.password_command.is_none() {
         conn.password_env = value(&file.password_env);

@@ -351,3 +351,42 @@ fn status_shows_everything_but_the_tokens() {
         );
     }
 }
+
+/// The token goes out through XOAUTH2 even when the server is named on the
+/// command line (so the provider's defaults are not laid over it), and a
+/// password mechanism named for an OAuth account is refused before anything
+/// is sent, rather than presenting the token as a password.
+#[test]
+fn an_oauth_account_logs_in_with_a_token_mechanism_only() {
+    let home = Home::new();
+    let oauth = OAuthServer::start(OAuthConfig::default());
+    oauth.device_script(&[DeviceStep::Granted]);
+    let pop = start(Provider::microsoft365(MS_USER, "at-2"));
+    home.account("work", "outlook", MS_USER, &oauth, pop.port());
+    assert_code(
+        &run(home.pop3().args(["oauth", "login", "work", "--device"])),
+        0,
+    );
+    let port = pop.port().to_string();
+    let named_here = ["--host", "127.0.0.1", "--port", &port, "--tls", "implicit"];
+    let fetch = run(home
+        .pop3()
+        .args(["--account", "work"])
+        .args(named_here)
+        .arg("fetch"));
+    assert_code(&fetch, 0);
+    assert_eq!(delivered(&home), 2);
+    for mechanism in ["plain", "user", "scram-sha-256"] {
+        let refused = run(home
+            .pop3()
+            .args(["--account", "work", "--auth", mechanism])
+            .arg("stat"));
+        assert_code(&refused, 64);
+        assert!(
+            stderr(&refused).contains("auth must be xoauth2 or oauthbearer"),
+            "{}",
+            stderr(&refused)
+        );
+    }
+    drop(pop);
+}
