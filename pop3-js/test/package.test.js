@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { Client, UsageError } from "../index.js";
 
 const root = new URL("../", import.meta.url);
@@ -52,4 +53,16 @@ test("the sans-IO client: bytes in, events out, without a socket", () => {
   assert.equal(events[1].handle, retr);
   assert.equal(new TextDecoder().decode(events[1].data), "a\r\n.b\r\n");
   client.free();
+});
+
+test("the packed tarball holds both licence texts, the same as the workspace's", () => {
+  // Copies, not links: npm pack leaves symbolic links out.
+  const [pack] = JSON.parse(
+    execFileSync("npm", ["pack", "--dry-run", "--json", "--silent"], { cwd: root, encoding: "utf8" }),
+  );
+  const packed = pack.files.map((f) => f.path);
+  for (const licence of ["LICENSE-MIT", "LICENSE-APACHE"]) {
+    assert.ok(packed.includes(licence), `${licence} is not in the tarball: ${packed.join(", ")}`);
+    assert.equal(readFileSync(new URL(licence, root), "utf8"), readFileSync(new URL(`../${licence}`, root), "utf8"));
+  }
 });
