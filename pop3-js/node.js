@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { Client } from "./sans-io.js";
 import {
@@ -483,7 +484,13 @@ export class Session {
   /** Logs in; `method` "auto" chooses the strongest mechanism the server offers. */
   async login(user, secret, { method = "auto" } = {}) {
     const certificate = this.#socket.getPeerCertificate?.()?.raw;
-    const event = await this.#simple((c) => c.login(user, secret, { method, tlsCertificate: certificate }));
+    const event = await this.#simple((c) => c.login(user, secret, {
+        method,
+        tlsCertificate: certificate,
+        // From node:crypto: Node 18, the declared minimum, has no
+        // globalThis.crypto unless started with --experimental-global-webcrypto.
+        scramNonce: randomBytes(18).toString("hex"),
+      }));
     return { mechanism: this.#client.loginMechanism, text: event.text };
   }
 

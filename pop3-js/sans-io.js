@@ -20,10 +20,18 @@ export function init(module) {
   }
 }
 
-/** A SCRAM client nonce: 144 random bits from the Web Crypto API, as hex. */
+/**
+ * A SCRAM client nonce: 144 random bits from the Web Crypto API, as hex.
+ * Hosts without it (Node 18 has no `globalThis.crypto` by default) pass
+ * their own `scramNonce` to `login`, as the Node driver does.
+ */
 function scramNonce() {
+  const crypto = globalThis.crypto;
+  if (typeof crypto?.getRandomValues !== "function") {
+    throw new UsageError("this host has no Web Crypto API (globalThis.crypto): pass login a scramNonce");
+  }
   const bytes = new Uint8Array(18);
-  globalThis.crypto.getRandomValues(bytes);
+  crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
