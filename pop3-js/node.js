@@ -269,6 +269,14 @@ export class Session {
         throw new ConnectionError(`connection failed: ${this.#socketError.message}`, { cause: this.#socketError });
       }
       if (this.#eof) return null;
+      // The core asks for input only below its bound, so whatever paused
+      // the socket is gone: one chunk (64 KiB on loopback, a 16 KiB TLS
+      // record) can alone exceed a small bound, and then no later check
+      // would find room while the inbox is empty and nothing arrives.
+      if (this.#paused) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
       let timer;
       const timedOut = await new Promise((resolve) => {
         this.#wake = () => resolve(false);

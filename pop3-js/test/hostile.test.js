@@ -257,3 +257,23 @@ test("the wire trace comes from the core with the secret redacted", async () => 
   assert.ok(lines.some((line) => line.startsWith("sent PASS") && line.includes("redacted")), lines.join("\n"));
   assert.ok(!lines.some((line) => line.includes("hunter2")), "the secret never reaches the trace");
 });
+
+test("a small readSize whose bound one socket chunk exceeds still reads a 1 MiB message through", async () => {
+  const line = Buffer.from("y".repeat(1022) + "\r\n");
+  const body = Buffer.concat(Array.from({ length: 1024 }, () => line));
+  const server = await start(
+    serve({
+      ...LOGIN,
+      RETR: async (peer) => {
+        // One write: loopback hands it over in chunks far above the bound.
+        await peer.send(Buffer.concat([Buffer.from("+OK\r\n"), body]));
+        return ".\r\n";
+      },
+    }),
+  );
+  const session = await loggedIn(server, { readSize: 4096, timeout: 5_000 });
+  let received = 0;
+  for await (const chunk of session.retr(1)) received += chunk.length;
+  assert.equal(received, body.length);
+  await session.quit();
+});
