@@ -265,6 +265,7 @@ export class Session {
   /** The next chunk from the server, or null at its end. */
   async #read() {
     while (this.#inbox.length === 0) {
+      this.#ensureOpen();
       if (this.#socketError) {
         throw new ConnectionError(`connection failed: ${this.#socketError.message}`, { cause: this.#socketError });
       }
@@ -332,19 +333,31 @@ export class Session {
     this.#closed = true;
     this.#socket.destroy();
     this.#client.free();
+    // A call waiting for input learns of it now, not at the timeout.
+    this.#notify();
+  }
+
+  /**
+   * Throws if the session ended: checked after every wait, since `close()`
+   * (a caller's deadline timer, say) may free the core meanwhile.
+   */
+  #ensureOpen() {
+    if (this.#fatal) throw this.#fatal;
+    if (this.#closed) throw new ConnectionError("the session was closed");
   }
 
   /** The next event that is not an instruction to the driver. */
   async #next() {
-    if (this.#fatal) throw this.#fatal;
-    if (this.#closed) throw new ConnectionError("the session is closed");
+    this.#ensureOpen();
     const client = this.#client;
     for (;;) {
       const event = client.nextEvent();
       switch (event.kind) {
         case "needInput": {
           await this.#flush();
+          this.#ensureOpen();
           const chunk = await this.#read();
+          this.#ensureOpen();
           if (chunk === null) client.receiveEof();
           else client.receiveData(chunk);
           this.#resumeIfRoom();
@@ -352,7 +365,9 @@ export class Session {
         }
         case "startTls":
           await this.#flush();
+          this.#ensureOpen();
           await this.#upgrade();
+          this.#ensureOpen();
           continue;
         case "trace":
           this.#onTrace?.(event.direction, event.line);
@@ -387,11 +402,16 @@ export class Session {
     } catch (error) {
       secure.destroy();
       this.#socket = plain;
+      this.#ensureOpen();
       // The core ends the session (the upgrade fails, what waited is
       // cancelled); the handshake's own error is what the caller sees.
       client.tlsFailed();
       this.#fail(tlsFailure(error));
       throw this.#fatal;
+    }
+    if (this.#closed) {
+      secure.destroy();
+      this.#ensureOpen();
     }
     this.#paused = false;
     this.#attach(secure);
@@ -439,8 +459,7 @@ export class Session {
   }
 
   #submit(fn) {
-    if (this.#fatal) throw this.#fatal;
-    if (this.#closed) throw new ConnectionError("the session is closed");
+    this.#ensureOpen();
     return fn(this.#client);
   }
 

@@ -5,6 +5,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import {
+  Client,
   connect,
   ConnectionError,
   Pop3Error,
@@ -276,4 +277,44 @@ test("a small readSize whose bound one socket chunk exceeds still reads a 1 MiB 
   for await (const chunk of session.retr(1)) received += chunk.length;
   assert.equal(received, body.length);
   await session.quit();
+});
+
+test("close() from a deadline timer during a call ends the call with ConnectionError", async () => {
+  const server = await start(
+    serve({
+      ...LOGIN,
+      // Part of a message, then silence; STAT is never answered.
+      RETR: async (peer) => {
+        await peer.send("+OK\r\nfirst line\r\n");
+        await peer.line();
+        return null;
+      },
+      STAT: async (peer) => {
+        await peer.line();
+        return null;
+      },
+    }),
+  );
+  const closedByTimer = (error) => error instanceof ConnectionError && error.code === "ERR_POP3_CONNECTION";
+
+  const retrieving = await loggedIn(server);
+  setTimeout(() => retrieving.close(), 200);
+  await assert.rejects(async () => {
+    for await (const chunk of retrieving.retr(1)) assert.ok(chunk.length > 0);
+  }, closedByTimer);
+  assert.equal(retrieving.closed, true);
+
+  const counting = await loggedIn(server);
+  setTimeout(() => counting.close(), 200);
+  await assert.rejects(counting.stat(), closedByTimer);
+  await assert.rejects(counting.noop(), closedByTimer, "and so does every later call");
+});
+
+test("a freed sans-IO client refuses every call with a coded error", () => {
+  const client = new Client();
+  client.free();
+  assert.throws(() => client.receiveData(new Uint8Array([43])), (error) => error.code === "ERR_POP3_USAGE");
+  assert.throws(() => client.receiveEof(), (error) => error.code === "ERR_POP3_USAGE");
+  assert.throws(() => client.nextEvent(), (error) => error.code === "ERR_POP3_USAGE");
+  client.free();
 });
