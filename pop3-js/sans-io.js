@@ -6,6 +6,10 @@
 import { initSync, Client as Core } from "./wasm/pop3_wasm.js";
 import { ProtocolError, UsageError } from "./errors.js";
 
+// Hosts other than Node import only this module: the errors it and its
+// callers throw come with it.
+export * from "./errors.js";
+
 let initialised = false;
 
 /**

@@ -66,3 +66,12 @@ test("the packed tarball holds both licence texts, the same as the workspace's",
     assert.equal(readFileSync(new URL(licence, root), "utf8"), readFileSync(new URL(`../${licence}`, root), "utf8"));
   }
 });
+
+test("pop3/sans-io exports the error classes its type declarations promise", async () => {
+  const sansIo = await import("../sans-io.js");
+  const errors = await import("../errors.js");
+  for (const [name, value] of Object.entries(errors)) {
+    assert.equal(sansIo[name], value, `${name} is not exported by sans-io.js`);
+  }
+  assert.ok(sansIo.UsageError && sansIo.ServerError && sansIo.ConnectionError);
+});
