@@ -660,7 +660,12 @@ export class Session {
 function throwFor(event) {
   switch (event.kind) {
     case "err":
-      throw new ServerError(event.text, { responseCode: event.code, tokenRefusal: event.tokenRefusal });
+      throw new ServerError(event.text, {
+        responseCode: event.code,
+        tokenRefusal: event.tokenRefusal,
+        authenticationRefused: event.authenticationRefused,
+        temporary: event.temporary,
+      });
     case "failed":
       throw new ReplyError(event.error);
     case "cancelled":
