@@ -198,6 +198,8 @@ export class Session {
   #closed = false;
   #queue = Promise.resolve();
   #listeners = null;
+  /** A retr or retrMany loop holds the session and its consumer has control. */
+  #insideLoop = false;
   /** The core's input bound (fixed by its configuration). */
   #bound;
 
@@ -438,8 +440,29 @@ export class Session {
     }
   }
 
+  /**
+   * A call made from inside an open retr loop would wait for the loop, which
+   * waits for that call: refused at once rather than left to hang.
+   */
+  #refuseInsideLoop() {
+    if (this.#insideLoop) {
+      throw new UsageError("leave the retr loop first: the session is busy with the message being read");
+    }
+  }
+
+  /** Yields `value` to the loop's consumer, marking the session as held by it. */
+  async *#handOver(value) {
+    this.#insideLoop = true;
+    try {
+      yield value;
+    } finally {
+      this.#insideLoop = false;
+    }
+  }
+
   /** Runs `fn` when the commands before it are done. */
   #exclusive(fn) {
+    this.#refuseInsideLoop();
     const run = this.#queue.then(fn);
     this.#queue = run.then(
       () => undefined,
@@ -450,6 +473,7 @@ export class Session {
 
   /** A lock held across an iterator's life. */
   async #acquire() {
+    this.#refuseInsideLoop();
     let release;
     const held = new Promise((resolve) => (release = resolve));
     const previous = this.#queue;
@@ -552,7 +576,7 @@ export class Session {
   async *retr(msg) {
     const release = await this.#acquire();
     try {
-      yield* this.#body(this.#submit((c) => c.retr(msg)));
+      for await (const chunk of this.#body(this.#submit((c) => c.retr(msg)))) yield* this.#handOver(chunk);
     } finally {
       release();
     }
@@ -601,9 +625,10 @@ export class Session {
       for (; next < handles.length; next++) {
         const msg = msgs[next];
         try {
-          yield { msg, data: await collect(this.#body(handles[next])) };
+          const data = await collect(this.#body(handles[next]));
+          yield* this.#handOver({ msg, data });
         } catch (error) {
-          if (error instanceof ServerError || error instanceof ReplyError) yield { msg, error };
+          if (error instanceof ServerError || error instanceof ReplyError) yield* this.#handOver({ msg, error });
           else throw error;
         }
       }

@@ -13,6 +13,7 @@ import {
   ReplyError,
   TimeoutError,
   TlsError,
+  UsageError,
 } from "../index.js";
 import { scripted, serve, wrongCertificate } from "./helpers.js";
 
@@ -317,4 +318,30 @@ test("a freed sans-IO client refuses every call with a coded error", () => {
   assert.throws(() => client.receiveEof(), (error) => error.code === "ERR_POP3_USAGE");
   assert.throws(() => client.nextEvent(), (error) => error.code === "ERR_POP3_USAGE");
   client.free();
+});
+
+test("a call made inside an open retr or retrMany loop is refused at once, not left to hang", { timeout: 10_000 }, async () => {
+  const server = await start(
+    serve({
+      ...LOGIN,
+      RETR: "+OK\r\nbody line\r\n.\r\n",
+      STAT: "+OK 2 22\r\n",
+      NOOP: "+OK\r\n",
+    }),
+  );
+  const session = await loggedIn(server, { timeout: 3_000 });
+  const insideLoop = (error) => error instanceof UsageError && /retr loop/.test(error.message);
+  for await (const chunk of session.retr(1)) {
+    assert.ok(chunk.length > 0);
+    await assert.rejects(session.stat(), insideLoop);
+    await assert.rejects(async () => {
+      for await (const _ of session.retr(2)) assert.fail("a nested retr ran");
+    }, insideLoop);
+  }
+  for await (const { data } of session.retrMany([1, 2])) {
+    assert.ok(data.length > 0);
+    await assert.rejects(session.noop(), insideLoop);
+  }
+  assert.deepEqual(await session.stat(), { count: 2, size: 22 }, "after the loop the session goes on");
+  await session.quit();
 });
