@@ -133,7 +133,10 @@ fn a_refusal_carries_the_cores_verdicts() {
     c.receive(b"-ERR no such user or wrong password\r\n");
     let (events, _) = drain(&mut c);
     let refusal = format!(r#""kind":"err","handle":"{login}""#);
-    let err = events.iter().find(|e| e.contains(&refusal)).expect("the login's -ERR");
+    let err = events
+        .iter()
+        .find(|e| e.contains(&refusal))
+        .expect("the login's -ERR");
     assert!(err.contains(r#""authenticationRefused":true"#), "{err}");
     assert!(err.contains(r#""temporary":false"#), "{err}");
 }
@@ -150,7 +153,10 @@ fn a_temporary_refusal_is_not_an_authentication_refusal() {
     c.receive(b"-ERR [IN-USE] mailbox locked\r\n");
     let (events, _) = drain(&mut c);
     let refusal = format!(r#""kind":"err","handle":"{login}""#);
-    let err = events.iter().find(|e| e.contains(&refusal)).expect("the login's -ERR");
+    let err = events
+        .iter()
+        .find(|e| e.contains(&refusal))
+        .expect("the login's -ERR");
     assert!(err.contains(r#""authenticationRefused":false"#), "{err}");
     assert!(err.contains(r#""temporary":true"#), "{err}");
 }
