@@ -51,6 +51,13 @@ function msgNumber(n) {
   return n;
 }
 
+function lineCount(n) {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+    throw new UsageError(`TOP takes a line count from 0, not ${n}`);
+  }
+  return n;
+}
+
 const optional = (n) => (n === undefined || n === null ? undefined : n);
 
 /**
@@ -206,7 +213,7 @@ export class Client {
     return this.#handle(this.#live().retr(msgNumber(msg)));
   }
   top(msg, lines) {
-    return this.#handle(this.#live().top(msgNumber(msg), lines >>> 0));
+    return this.#handle(this.#live().top(msgNumber(msg), lineCount(lines)));
   }
   dele(msg) {
     return this.#handle(this.#live().dele(msgNumber(msg)));

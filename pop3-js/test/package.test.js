@@ -75,3 +75,23 @@ test("pop3/sans-io exports the error classes its type declarations promise", asy
   }
   assert.ok(sansIo.UsageError && sansIo.ServerError && sansIo.ConnectionError);
 });
+
+test("top refuses a line count that is not a whole number from 0, instead of wrapping it", () => {
+  const client = new Client({ allowPlaintextCredentials: true });
+  const encoder = new TextEncoder();
+  client.receiveData(encoder.encode("+OK hello\r\n"));
+  client.nextEvent();
+  client.login("u", "p", { method: "user", scramNonce: "00" });
+  client.dataToSend();
+  client.receiveData(encoder.encode("+OK\r\n"));
+  client.dataToSend();
+  client.receiveData(encoder.encode("+OK in\r\n"));
+  assert.equal(client.nextEvent().kind, "loggedIn");
+  for (const lines of [-1, 1.5, 2 ** 32, NaN, "3", undefined]) {
+    assert.throws(() => client.top(1, lines), UsageError, `top(1, ${String(lines)})`);
+  }
+  assert.equal(client.dataToSend().length, 0, "nothing was sent");
+  client.top(1, 0);
+  assert.equal(new TextDecoder().decode(client.dataToSend()), "TOP 1 0\r\n");
+  client.free();
+});
