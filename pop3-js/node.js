@@ -534,10 +534,12 @@ export class Session {
 
   /** Logs in; `method` "auto" chooses the strongest mechanism the server offers. */
   async login(user, secret, { method = "auto" } = {}) {
-    const certificate = this.#socket.getPeerCertificate?.()?.raw;
     const event = await this.#simple((c) => c.login(user, secret, {
         method,
-        tlsCertificate: certificate,
+        // Read when the login's turn comes: an upgrade queued before it
+        // (startTls() not awaited) has replaced the socket by then, and its
+        // certificate is what SCRAM -PLUS binds to.
+        tlsCertificate: this.#socket.getPeerCertificate?.()?.raw,
         // From node:crypto: Node 18, the declared minimum, has no
         // globalThis.crypto unless started with --experimental-global-webcrypto.
         scramNonce: randomBytes(18).toString("hex"),

@@ -345,3 +345,41 @@ test("a call made inside an open retr or retrMany loop is refused at once, not l
   assert.deepEqual(await session.stat(), { count: 2, size: 22 }, "after the loop the session goes on");
   await session.quit();
 });
+
+test("a login queued behind a startTls() not awaited binds to the upgraded connection (SCRAM -PLUS)", async () => {
+  const { X509Certificate } = await import("node:crypto");
+  const identity = wrongCertificate();
+  const mechanisms = [];
+  const server = await start(async (peer) => {
+    await peer.send("+OK ready\r\n");
+    for (;;) {
+      const line = await peer.line();
+      if (!line) return;
+      const verb = line.split(" ")[0].toUpperCase();
+      if (verb === "CAPA") {
+        await peer.send("+OK\r\nSTLS\r\nSASL SCRAM-SHA-256 SCRAM-SHA-256-PLUS\r\n.\r\n");
+      } else if (verb === "STLS") {
+        await peer.send("+OK begin TLS\r\n");
+        await peer.startTls(identity);
+      } else if (verb === "AUTH") {
+        mechanisms.push(line.split(" ")[1]);
+        return;
+      } else {
+        await peer.send("-ERR no\r\n");
+      }
+    }
+  });
+  const session = await connect({
+    host: server.host,
+    port: server.port,
+    tls: "none",
+    pinSha256: new X509Certificate(identity.cert).fingerprint256,
+    timeout: 10_000,
+  });
+  const upgrade = session.startTls();
+  const login = session.login("u", "p");
+  await upgrade;
+  await assert.rejects(login, Pop3Error, "the scripted server hangs up after AUTH");
+  assert.deepEqual(mechanisms, ["SCRAM-SHA-256-PLUS"]);
+  session.close();
+});
