@@ -153,11 +153,13 @@ export async function connect({
   const trust = tlsOptions({ host, servername, ca, caFile, pinSha256 });
   let socket = await tcpConnect(host, port, timeout);
   if (mode === "implicit") {
-    const secure = tls.connect({ socket, ...trust.options });
+    let secure;
     try {
+      // Inside the try: tls.connect throws at once on options it refuses.
+      secure = tls.connect({ socket, ...trust.options });
       await handshake(secure, trust.pins, timeout);
     } catch (error) {
-      secure.destroy();
+      secure?.destroy();
       socket.destroy();
       throw tlsFailure(error);
     }
@@ -398,11 +400,14 @@ export class Session {
     const plain = this.#socket;
     this.#detach();
     plain.pause();
-    const secure = tls.connect({ socket: plain, ...this.#trust.options });
+    let secure;
     try {
+      // Inside the try: tls.connect throws at once on options it refuses,
+      // and the core must still hear that the upgrade failed.
+      secure = tls.connect({ socket: plain, ...this.#trust.options });
       await handshake(secure, this.#trust.pins, this.#timeout);
     } catch (error) {
-      secure.destroy();
+      secure?.destroy();
       this.#socket = plain;
       this.#ensureOpen();
       // The core ends the session (the upgrade fails, what waited is

@@ -383,3 +383,26 @@ test("a login queued behind a startTls() not awaited binds to the upgraded conne
   assert.deepEqual(mechanisms, ["SCRAM-SHA-256-PLUS"]);
   session.close();
 });
+
+test("TLS options that tls.connect refuses at once fail as TlsError, leak nothing and leave no call waiting", { timeout: 10_000 }, async () => {
+  const unusable = { ca: {} };
+  let hungUp;
+  const hangUp = new Promise((resolve) => (hungUp = resolve));
+  const implicit = await start(async (peer) => {
+    await peer.line();
+    hungUp();
+  });
+  await assert.rejects(
+    connect({ host: implicit.host, port: implicit.port, tls: "implicit", timeout: 5_000, ...unusable }),
+    (error) => error instanceof TlsError && error.code === "ERR_POP3_TLS",
+  );
+  await hangUp;
+
+  const upgrading = await start(serve({ CAPA: CAPA_STLS, STLS: "+OK begin TLS\r\n" }));
+  const session = await plain(upgrading, unusable);
+  const upgrade = session.startTls();
+  const after = session.stat();
+  await assert.rejects(upgrade, (error) => error instanceof TlsError && error.code === "ERR_POP3_TLS");
+  await assert.rejects(after, Pop3Error);
+  assert.ok(session.closed);
+});
