@@ -312,16 +312,33 @@ export class Session {
     const socket = this.#socket;
     if (socket.destroyed) throw new ConnectionError("the connection is closed");
     if (!socket.write(data)) {
-      // Whichever comes first; the other listener is removed.
+      // Whichever comes first; the other listeners are removed. A server
+      // that stops reading is bounded by the timeout like a silent one.
       const abandon = new AbortController();
+      let timer;
       try {
         await Promise.race([
           once(socket, "drain", { signal: abandon.signal }),
           once(socket, "close", { signal: abandon.signal }).then(() => {
             throw new ConnectionError("the connection closed while writing");
           }),
+          new Promise((_, reject) => {
+            timer = setTimeout(
+              () => reject(new TimeoutError(`the server took nothing for ${this.#timeout} ms`)),
+              this.#timeout,
+            );
+          }),
         ]);
+      } catch (error) {
+        // once() rejects with the socket's own error, which has no POP3 code.
+        this.#fail(
+          error instanceof Pop3Error
+            ? error
+            : new ConnectionError(`writing failed: ${error.message}`, { cause: error }),
+        );
+        throw this.#fatal;
       } finally {
+        clearTimeout(timer);
         abandon.abort();
       }
     }

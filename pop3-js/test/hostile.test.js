@@ -13,8 +13,10 @@ import {
   ReplyError,
   TimeoutError,
   TlsError,
+  Session,
   UsageError,
 } from "../index.js";
+import { EventEmitter } from "node:events";
 import { scripted, serve, wrongCertificate } from "./helpers.js";
 
 const CAPA_STLS = "+OK\r\nSTLS\r\nUSER\r\n.\r\n";
@@ -405,4 +407,41 @@ test("TLS options that tls.connect refuses at once fail as TlsError, leak nothin
   await assert.rejects(upgrade, (error) => error instanceof TlsError && error.code === "ERR_POP3_TLS");
   await assert.rejects(after, Pop3Error);
   assert.ok(session.closed);
+});
+
+/** A socket whose writes never drain: the server takes nothing. */
+class StuckSocket extends EventEmitter {
+  destroyed = false;
+  write() {
+    return false;
+  }
+  pause() {}
+  resume() {}
+  destroy() {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    queueMicrotask(() => this.emit("close"));
+  }
+}
+
+async function stuckSession(timeout) {
+  const socket = new StuckSocket();
+  const session = new Session(socket, new Client({ allowPlaintextCredentials: true }), { trust: null, timeout });
+  const greeting = session._greeting();
+  socket.emit("data", new TextEncoder().encode("+OK hi\r\n"));
+  await greeting;
+  return { socket, session };
+}
+
+test("a write waiting for drain fails with a coded error: the socket's error as cause, or the timeout", { timeout: 10_000 }, async () => {
+  const failing = await stuckSession(5_000);
+  const login = failing.session.login("u", "p", { method: "user" });
+  const reset = Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" });
+  setTimeout(() => failing.socket.emit("error", reset), 50);
+  await assert.rejects(login, (error) => error instanceof ConnectionError && error.cause === reset);
+  assert.ok(failing.session.closed);
+
+  const stalled = await stuckSession(300);
+  await assert.rejects(stalled.session.login("u", "p", { method: "user" }), TimeoutError);
+  assert.ok(stalled.session.closed);
 });
