@@ -29,6 +29,8 @@ export interface ConnectOptions {
 /** What `retrTo` uses of a Node.js writable stream (`events.once` listens with `on`/`removeListener`). */
 export interface Writable {
   write(chunk: Uint8Array): boolean;
+  readonly destroyed?: boolean;
+  readonly closed?: boolean;
   on(event: "drain" | "error" | "close", listener: (...args: any[]) => void): unknown;
   once(event: "drain" | "error" | "close", listener: (...args: any[]) => void): unknown;
   removeListener(event: "drain" | "error" | "close", listener: (...args: any[]) => void): unknown;

@@ -628,8 +628,7 @@ export class Session {
     let total = 0;
     for await (const chunk of this.retr(msg)) {
       total += chunk.length;
-      // `once` rejects if the stream emits "error" meanwhile.
-      if (!writable.write(chunk)) await once(writable, "drain");
+      if (!writable.write(chunk)) await drained(writable);
     }
     return total;
   }
@@ -720,6 +719,28 @@ function throwFor(event) {
     case "cancelled":
       if (event.sessionEnded) throw new ConnectionError(event.reason);
       throw new CancelledError(event.reason);
+  }
+}
+
+/**
+ * Waits for a writable's "drain"; rejects on its "error" (which `once`
+ * turns into a rejection) or when it closes without one, which would
+ * otherwise never drain.
+ */
+async function drained(writable) {
+  const closed = () =>
+    new Pop3Error("the writable closed before the message was written", { code: "ERR_STREAM_PREMATURE_CLOSE" });
+  if (writable.destroyed || writable.closed) throw closed();
+  const abandon = new AbortController();
+  try {
+    await Promise.race([
+      once(writable, "drain", { signal: abandon.signal }),
+      once(writable, "close", { signal: abandon.signal }).then(() => {
+        throw closed();
+      }),
+    ]);
+  } finally {
+    abandon.abort();
   }
 }
 

@@ -445,3 +445,27 @@ test("a write waiting for drain fails with a coded error: the socket's error as 
   await assert.rejects(stalled.session.login("u", "p", { method: "user" }), TimeoutError);
   assert.ok(stalled.session.closed);
 });
+
+test("retrTo fails, rather than waits forever, when the writable closes without an error", { timeout: 10_000 }, async () => {
+  const { Writable } = await import("node:stream");
+  const server = await start(
+    serve({
+      ...LOGIN,
+      RETR: async (peer) => {
+        await peer.send("+OK\r\n" + "z".repeat(1000) + "\r\n");
+        await peer.send("z".repeat(1000) + "\r\n.\r\n");
+        return "";
+      },
+      NOOP: "+OK\r\n",
+    }),
+  );
+  const session = await loggedIn(server, { timeout: 5_000 });
+  // Takes nothing; closes (emitting "close", never "error") once full.
+  const sink = new Writable({ highWaterMark: 16, write() {} });
+  sink.once("close", () => {});
+  const writing = session.retrTo(1, sink);
+  setTimeout(() => sink.destroy(), 100);
+  await assert.rejects(writing, (error) => error instanceof Pop3Error && error.code === "ERR_STREAM_PREMATURE_CLOSE");
+  await session.noop();
+  await session.quit();
+});
