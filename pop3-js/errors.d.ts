@@ -10,6 +10,10 @@ export class ServerError extends Pop3Error {
   responseCode: string | null;
   text: string;
   tokenRefusal: string | null;
+  /** The server refused the credentials (a login step, without a temporary code): retrying them unchanged will not help. */
+  authenticationRefused: boolean;
+  /** A code (IN-USE, LOGIN-DELAY, SYS/TEMP) saying a later attempt may succeed. */
+  temporary: boolean;
 }
 export class CancelledError extends Pop3Error { code: "ERR_POP3_CANCELLED" }
 export class TlsError extends Pop3Error { code: "ERR_POP3_TLS" }

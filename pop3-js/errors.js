@@ -34,15 +34,23 @@ export class UsageError extends Pop3Error {
 /**
  * The server answered `-ERR`. `responseCode` is the bracketed code (`AUTH`,
  * `IN-USE`, `SYS/TEMP`, ...) if any, `text` the rest, both sanitised by the core.
+ * `authenticationRefused` (the credentials were refused: do not retry them
+ * unchanged) and `temporary` (a later attempt may succeed) are the core's
+ * verdicts.
  */
 export class ServerError extends Pop3Error {
-  constructor(text, { responseCode = null, tokenRefusal = null } = {}) {
+  constructor(
+    text,
+    { responseCode = null, tokenRefusal = null, authenticationRefused = false, temporary = false } = {},
+  ) {
     super(responseCode ? `-ERR [${responseCode}] ${text}` : `-ERR ${text}`, {
       code: "ERR_POP3_SERVER",
     });
     this.responseCode = responseCode;
     this.text = text;
     this.tokenRefusal = tokenRefusal;
+    this.authenticationRefused = authenticationRefused;
+    this.temporary = temporary;
   }
 }
 

@@ -26,9 +26,14 @@ export interface ConnectOptions {
   readSize?: number;
 }
 
+/** What `retrTo` uses of a Node.js writable stream (`events.once` listens with `on`/`removeListener`). */
 export interface Writable {
   write(chunk: Uint8Array): boolean;
-  once(event: "drain" | "error", listener: (...args: any[]) => void): unknown;
+  readonly destroyed?: boolean;
+  readonly closed?: boolean;
+  on(event: "drain" | "error" | "close", listener: (...args: any[]) => void): unknown;
+  once(event: "drain" | "error" | "close", listener: (...args: any[]) => void): unknown;
+  removeListener(event: "drain" | "error" | "close", listener: (...args: any[]) => void): unknown;
 }
 
 export type RetrManyResult = { msg: number; data: Uint8Array; error?: undefined } | { msg: number; error: Error; data?: undefined };

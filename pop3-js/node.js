@@ -6,6 +6,7 @@
 import * as net from "node:net";
 import * as tls from "node:tls";
 import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { once } from "node:events";
 import { Client } from "./sans-io.js";
 import {
@@ -152,11 +153,13 @@ export async function connect({
   const trust = tlsOptions({ host, servername, ca, caFile, pinSha256 });
   let socket = await tcpConnect(host, port, timeout);
   if (mode === "implicit") {
-    const secure = tls.connect({ socket, ...trust.options });
+    let secure;
     try {
+      // Inside the try: tls.connect throws at once on options it refuses.
+      secure = tls.connect({ socket, ...trust.options });
       await handshake(secure, trust.pins, timeout);
     } catch (error) {
-      secure.destroy();
+      secure?.destroy();
       socket.destroy();
       throw tlsFailure(error);
     }
@@ -197,6 +200,8 @@ export class Session {
   #closed = false;
   #queue = Promise.resolve();
   #listeners = null;
+  /** A retr or retrMany loop holds the session and its consumer has control. */
+  #insideLoop = false;
   /** The core's input bound (fixed by its configuration). */
   #bound;
 
@@ -264,10 +269,19 @@ export class Session {
   /** The next chunk from the server, or null at its end. */
   async #read() {
     while (this.#inbox.length === 0) {
+      this.#ensureOpen();
       if (this.#socketError) {
         throw new ConnectionError(`connection failed: ${this.#socketError.message}`, { cause: this.#socketError });
       }
       if (this.#eof) return null;
+      // The core asks for input only below its bound, so whatever paused
+      // the socket is gone: one chunk (64 KiB on loopback, a 16 KiB TLS
+      // record) can alone exceed a small bound, and then no later check
+      // would find room while the inbox is empty and nothing arrives.
+      if (this.#paused) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
       let timer;
       const timedOut = await new Promise((resolve) => {
         this.#wake = () => resolve(false);
@@ -298,16 +312,33 @@ export class Session {
     const socket = this.#socket;
     if (socket.destroyed) throw new ConnectionError("the connection is closed");
     if (!socket.write(data)) {
-      // Whichever comes first; the other listener is removed.
+      // Whichever comes first; the other listeners are removed. A server
+      // that stops reading is bounded by the timeout like a silent one.
       const abandon = new AbortController();
+      let timer;
       try {
         await Promise.race([
           once(socket, "drain", { signal: abandon.signal }),
           once(socket, "close", { signal: abandon.signal }).then(() => {
             throw new ConnectionError("the connection closed while writing");
           }),
+          new Promise((_, reject) => {
+            timer = setTimeout(
+              () => reject(new TimeoutError(`the server took nothing for ${this.#timeout} ms`)),
+              this.#timeout,
+            );
+          }),
         ]);
+      } catch (error) {
+        // once() rejects with the socket's own error, which has no POP3 code.
+        this.#fail(
+          error instanceof Pop3Error
+            ? error
+            : new ConnectionError(`writing failed: ${error.message}`, { cause: error }),
+        );
+        throw this.#fatal;
       } finally {
+        clearTimeout(timer);
         abandon.abort();
       }
     }
@@ -323,19 +354,31 @@ export class Session {
     this.#closed = true;
     this.#socket.destroy();
     this.#client.free();
+    // A call waiting for input learns of it now, not at the timeout.
+    this.#notify();
+  }
+
+  /**
+   * Throws if the session ended: checked after every wait, since `close()`
+   * (a caller's deadline timer, say) may free the core meanwhile.
+   */
+  #ensureOpen() {
+    if (this.#fatal) throw this.#fatal;
+    if (this.#closed) throw new ConnectionError("the session was closed");
   }
 
   /** The next event that is not an instruction to the driver. */
   async #next() {
-    if (this.#fatal) throw this.#fatal;
-    if (this.#closed) throw new ConnectionError("the session is closed");
+    this.#ensureOpen();
     const client = this.#client;
     for (;;) {
       const event = client.nextEvent();
       switch (event.kind) {
         case "needInput": {
           await this.#flush();
+          this.#ensureOpen();
           const chunk = await this.#read();
+          this.#ensureOpen();
           if (chunk === null) client.receiveEof();
           else client.receiveData(chunk);
           this.#resumeIfRoom();
@@ -343,7 +386,9 @@ export class Session {
         }
         case "startTls":
           await this.#flush();
+          this.#ensureOpen();
           await this.#upgrade();
+          this.#ensureOpen();
           continue;
         case "trace":
           this.#onTrace?.(event.direction, event.line);
@@ -372,17 +417,25 @@ export class Session {
     const plain = this.#socket;
     this.#detach();
     plain.pause();
-    const secure = tls.connect({ socket: plain, ...this.#trust.options });
+    let secure;
     try {
+      // Inside the try: tls.connect throws at once on options it refuses,
+      // and the core must still hear that the upgrade failed.
+      secure = tls.connect({ socket: plain, ...this.#trust.options });
       await handshake(secure, this.#trust.pins, this.#timeout);
     } catch (error) {
-      secure.destroy();
+      secure?.destroy();
       this.#socket = plain;
+      this.#ensureOpen();
       // The core ends the session (the upgrade fails, what waited is
       // cancelled); the handshake's own error is what the caller sees.
       client.tlsFailed();
       this.#fail(tlsFailure(error));
       throw this.#fatal;
+    }
+    if (this.#closed) {
+      secure.destroy();
+      this.#ensureOpen();
     }
     this.#paused = false;
     this.#attach(secure);
@@ -409,8 +462,29 @@ export class Session {
     }
   }
 
+  /**
+   * A call made from inside an open retr loop would wait for the loop, which
+   * waits for that call: refused at once rather than left to hang.
+   */
+  #refuseInsideLoop() {
+    if (this.#insideLoop) {
+      throw new UsageError("leave the retr loop first: the session is busy with the message being read");
+    }
+  }
+
+  /** Yields `value` to the loop's consumer, marking the session as held by it. */
+  async *#handOver(value) {
+    this.#insideLoop = true;
+    try {
+      yield value;
+    } finally {
+      this.#insideLoop = false;
+    }
+  }
+
   /** Runs `fn` when the commands before it are done. */
   #exclusive(fn) {
+    this.#refuseInsideLoop();
     const run = this.#queue.then(fn);
     this.#queue = run.then(
       () => undefined,
@@ -421,6 +495,7 @@ export class Session {
 
   /** A lock held across an iterator's life. */
   async #acquire() {
+    this.#refuseInsideLoop();
     let release;
     const held = new Promise((resolve) => (release = resolve));
     const previous = this.#queue;
@@ -430,8 +505,7 @@ export class Session {
   }
 
   #submit(fn) {
-    if (this.#fatal) throw this.#fatal;
-    if (this.#closed) throw new ConnectionError("the session is closed");
+    this.#ensureOpen();
     return fn(this.#client);
   }
 
@@ -482,8 +556,16 @@ export class Session {
 
   /** Logs in; `method` "auto" chooses the strongest mechanism the server offers. */
   async login(user, secret, { method = "auto" } = {}) {
-    const certificate = this.#socket.getPeerCertificate?.()?.raw;
-    const event = await this.#simple((c) => c.login(user, secret, { method, tlsCertificate: certificate }));
+    const event = await this.#simple((c) => c.login(user, secret, {
+        method,
+        // Read when the login's turn comes: an upgrade queued before it
+        // (startTls() not awaited) has replaced the socket by then, and its
+        // certificate is what SCRAM -PLUS binds to.
+        tlsCertificate: this.#socket.getPeerCertificate?.()?.raw,
+        // From node:crypto: Node 18, the declared minimum, has no
+        // globalThis.crypto unless started with --experimental-global-webcrypto.
+        scramNonce: randomBytes(18).toString("hex"),
+      }));
     return { mechanism: this.#client.loginMechanism, text: event.text };
   }
 
@@ -518,7 +600,7 @@ export class Session {
   async *retr(msg) {
     const release = await this.#acquire();
     try {
-      yield* this.#body(this.#submit((c) => c.retr(msg)));
+      for await (const chunk of this.#body(this.#submit((c) => c.retr(msg)))) yield* this.#handOver(chunk);
     } finally {
       release();
     }
@@ -546,8 +628,7 @@ export class Session {
     let total = 0;
     for await (const chunk of this.retr(msg)) {
       total += chunk.length;
-      // `once` rejects if the stream emits "error" meanwhile.
-      if (!writable.write(chunk)) await once(writable, "drain");
+      if (!writable.write(chunk)) await drained(writable);
     }
     return total;
   }
@@ -567,9 +648,10 @@ export class Session {
       for (; next < handles.length; next++) {
         const msg = msgs[next];
         try {
-          yield { msg, data: await collect(this.#body(handles[next])) };
+          const data = await collect(this.#body(handles[next]));
+          yield* this.#handOver({ msg, data });
         } catch (error) {
-          if (error instanceof ServerError || error instanceof ReplyError) yield { msg, error };
+          if (error instanceof ServerError || error instanceof ReplyError) yield* this.#handOver({ msg, error });
           else throw error;
         }
       }
@@ -626,12 +708,39 @@ export class Session {
 function throwFor(event) {
   switch (event.kind) {
     case "err":
-      throw new ServerError(event.text, { responseCode: event.code, tokenRefusal: event.tokenRefusal });
+      throw new ServerError(event.text, {
+        responseCode: event.code,
+        tokenRefusal: event.tokenRefusal,
+        authenticationRefused: event.authenticationRefused,
+        temporary: event.temporary,
+      });
     case "failed":
       throw new ReplyError(event.error);
     case "cancelled":
       if (event.sessionEnded) throw new ConnectionError(event.reason);
       throw new CancelledError(event.reason);
+  }
+}
+
+/**
+ * Waits for a writable's "drain"; rejects on its "error" (which `once`
+ * turns into a rejection) or when it closes without one, which would
+ * otherwise never drain.
+ */
+async function drained(writable) {
+  const closed = () =>
+    new Pop3Error("the writable closed before the message was written", { code: "ERR_STREAM_PREMATURE_CLOSE" });
+  if (writable.destroyed || writable.closed) throw closed();
+  const abandon = new AbortController();
+  try {
+    await Promise.race([
+      once(writable, "drain", { signal: abandon.signal }),
+      once(writable, "close", { signal: abandon.signal }).then(() => {
+        throw closed();
+      }),
+    ]);
+  } finally {
+    abandon.abort();
   }
 }
 

@@ -40,7 +40,15 @@ export type Event =
   | { kind: "bodyEnd"; handle: Handle }
   | { kind: "tlsEstablished"; handle: Handle }
   | { kind: "trace"; direction: "sent" | "received"; line: string }
-  | { kind: "err"; handle: Handle; code: string | null; text: string; tokenRefusal: string | null }
+  | {
+      kind: "err";
+      handle: Handle;
+      code: string | null;
+      text: string;
+      tokenRefusal: string | null;
+      authenticationRefused: boolean;
+      temporary: boolean;
+    }
   | { kind: "failed"; handle: Handle; error: string }
   | { kind: "cancelled"; handle: Handle; reason: string; sessionEnded: boolean };
 

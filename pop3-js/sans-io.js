@@ -6,6 +6,10 @@
 import { initSync, Client as Core } from "./wasm/pop3_wasm.js";
 import { ProtocolError, UsageError } from "./errors.js";
 
+// Hosts other than Node import only this module: the errors it and its
+// callers throw come with it.
+export * from "./errors.js";
+
 let initialised = false;
 
 /**
@@ -20,10 +24,18 @@ export function init(module) {
   }
 }
 
-/** A SCRAM client nonce: 144 random bits from the Web Crypto API, as hex. */
+/**
+ * A SCRAM client nonce: 144 random bits from the Web Crypto API, as hex.
+ * Hosts without it (Node 18 has no `globalThis.crypto` by default) pass
+ * their own `scramNonce` to `login`, as the Node driver does.
+ */
 function scramNonce() {
+  const crypto = globalThis.crypto;
+  if (typeof crypto?.getRandomValues !== "function") {
+    throw new UsageError("this host has no Web Crypto API (globalThis.crypto): pass login a scramNonce");
+  }
   const bytes = new Uint8Array(18);
-  globalThis.crypto.getRandomValues(bytes);
+  crypto.getRandomValues(bytes);
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
@@ -35,6 +47,13 @@ function refused(json) {
 function msgNumber(n) {
   if (!Number.isInteger(n) || n < 1 || n > 0xffffffff) {
     throw new UsageError(`message numbers are integers from 1, not ${n}`);
+  }
+  return n;
+}
+
+function lineCount(n) {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffffffff) {
+    throw new UsageError(`TOP takes a line count from 0, not ${n}`);
   }
   return n;
 }
@@ -76,24 +95,30 @@ export class Client {
     );
   }
 
+  /** The core, or a coded error once `free()` has run. */
+  #live() {
+    if (this.#core === undefined) throw new UsageError("this client was freed");
+    return this.#core;
+  }
+
   /** Bytes received from the server; an empty array means it closed the connection. */
   receiveData(bytes) {
-    if (bytes.length === 0) this.#core.receive_eof();
-    else this.#core.receive(bytes);
+    if (bytes.length === 0) this.#live().receive_eof();
+    else this.#live().receive(bytes);
   }
 
   /** The server closed its side of the connection. */
   receiveEof() {
-    this.#core.receive_eof();
+    this.#live().receive_eof();
   }
 
   /** The next event, as a plain object with a `kind` (see the type declarations). */
   nextEvent() {
-    const event = JSON.parse(this.#core.next_event());
+    const event = JSON.parse(this.#live().next_event());
     if (event.handle !== undefined && event.handle !== null) event.handle = BigInt(event.handle);
     switch (event.kind) {
       case "body":
-        event.data = this.#core.take_body();
+        event.data = this.#live().take_body();
         break;
       case "listing":
         event.entries = event.entries.map(([msg, size]) => ({ msg, size }));
@@ -107,103 +132,103 @@ export class Client {
 
   /** The bytes to write to the server now (may be empty). */
   dataToSend() {
-    return this.#core.data_to_send();
+    return this.#live().data_to_send();
   }
 
   /** The TLS handshake asked for by `startTls` has completed. */
   tlsEstablished() {
-    if (!this.#core.tls_established()) throw refused(this.#core.last_error());
+    if (!this.#live().tls_established()) throw refused(this.#live().last_error());
   }
 
   /** The TLS handshake asked for by `startTls` failed: the session ends. */
   tlsFailed() {
-    if (!this.#core.tls_failed()) throw refused(this.#core.last_error());
+    if (!this.#live().tls_failed()) throw refused(this.#live().last_error());
   }
 
   /** The server certificate (DER) for logins queued behind the upgrade (SCRAM -PLUS). */
   bindPendingLogins(certificate) {
-    return this.#core.bind_pending_logins(certificate);
+    return this.#live().bind_pending_logins(certificate);
   }
 
   get bufferedInput() {
-    return this.#core.buffered_input();
+    return this.#live().buffered_input();
   }
   /** The most input a driver should hold before asking for events again. */
   get inputBound() {
-    return this.#core.input_bound();
+    return this.#live().input_bound();
   }
   get state() {
-    return this.#core.state();
+    return this.#live().state();
   }
   get isEncrypted() {
-    return this.#core.is_encrypted();
+    return this.#live().is_encrypted();
   }
   get isPipelining() {
-    return this.#core.is_pipelining();
+    return this.#live().is_pipelining();
   }
   get isIdle() {
-    return this.#core.is_idle();
+    return this.#live().is_idle();
   }
   get loginMechanism() {
-    return this.#core.login_mechanism() ?? null;
+    return this.#live().login_mechanism() ?? null;
   }
   get capabilities() {
-    const json = this.#core.capabilities();
+    const json = this.#live().capabilities();
     return json === undefined ? null : JSON.parse(json);
   }
   get apopTimestamp() {
-    return this.#core.apop_timestamp() ?? null;
+    return this.#live().apop_timestamp() ?? null;
   }
 
   #handle(h) {
-    if (h === 0n) throw refused(this.#core.last_error());
+    if (h === 0n) throw refused(this.#live().last_error());
     return h;
   }
 
   user(name) {
-    return this.#handle(this.#core.user(name));
+    return this.#handle(this.#live().user(name));
   }
   pass(password) {
-    return this.#handle(this.#core.pass(password));
+    return this.#handle(this.#live().pass(password));
   }
   apop(user, password) {
-    return this.#handle(this.#core.apop(user, password));
+    return this.#handle(this.#live().apop(user, password));
   }
   capa() {
-    return this.#handle(this.#core.capa());
+    return this.#handle(this.#live().capa());
   }
   stls() {
-    return this.#handle(this.#core.stls());
+    return this.#handle(this.#live().stls());
   }
   stat() {
-    return this.#handle(this.#core.stat());
+    return this.#handle(this.#live().stat());
   }
   list(msg) {
-    return this.#handle(this.#core.list(msg === undefined ? 0 : msgNumber(msg)));
+    return this.#handle(this.#live().list(msg === undefined ? 0 : msgNumber(msg)));
   }
   uidl(msg) {
-    return this.#handle(this.#core.uidl(msg === undefined ? 0 : msgNumber(msg)));
+    return this.#handle(this.#live().uidl(msg === undefined ? 0 : msgNumber(msg)));
   }
   retr(msg) {
-    return this.#handle(this.#core.retr(msgNumber(msg)));
+    return this.#handle(this.#live().retr(msgNumber(msg)));
   }
   top(msg, lines) {
-    return this.#handle(this.#core.top(msgNumber(msg), lines >>> 0));
+    return this.#handle(this.#live().top(msgNumber(msg), lineCount(lines)));
   }
   dele(msg) {
-    return this.#handle(this.#core.dele(msgNumber(msg)));
+    return this.#handle(this.#live().dele(msgNumber(msg)));
   }
   noop() {
-    return this.#handle(this.#core.noop());
+    return this.#handle(this.#live().noop());
   }
   rset() {
-    return this.#handle(this.#core.rset());
+    return this.#handle(this.#live().rset());
   }
   quit() {
-    return this.#handle(this.#core.quit());
+    return this.#handle(this.#live().quit());
   }
   utf8() {
-    return this.#handle(this.#core.utf8());
+    return this.#handle(this.#live().utf8());
   }
 
   /**
@@ -213,32 +238,32 @@ export class Client {
    */
   login(user, secret, { method = "auto", scramNonce: nonce, tlsCertificate } = {}) {
     return this.#handle(
-      this.#core.login(user, secret, method, nonce ?? scramNonce(), tlsCertificate ?? undefined),
+      this.#live().login(user, secret, method, nonce ?? scramNonce(), tlsCertificate ?? undefined),
     );
   }
 
   /** RETR of each message, pipelined when the server allows: one handle per message. */
   retrMany(msgs) {
-    const handles = this.#core.retr_many(Uint32Array.from(msgs, msgNumber));
-    if (handles.length === 0 && msgs.length > 0) throw refused(this.#core.last_error());
+    const handles = this.#live().retr_many(Uint32Array.from(msgs, msgNumber));
+    if (handles.length === 0 && msgs.length > 0) throw refused(this.#live().last_error());
     return Array.from(handles);
   }
 
   /** DELE of each message, pipelined like `retrMany`. */
   deleMany(msgs) {
-    const handles = this.#core.dele_many(Uint32Array.from(msgs, msgNumber));
-    if (handles.length === 0 && msgs.length > 0) throw refused(this.#core.last_error());
+    const handles = this.#live().dele_many(Uint32Array.from(msgs, msgNumber));
+    if (handles.length === 0 && msgs.length > 0) throw refused(this.#live().last_error());
     return Array.from(handles);
   }
 
   /** The whole STLS upgrade as one handle. */
   startTls() {
-    return this.#handle(this.#core.start_tls());
+    return this.#handle(this.#live().start_tls());
   }
 
   /** Stops reporting a command: the rest of its reply is read and dropped. */
   discard(handle) {
-    this.#core.discard(BigInt(handle));
+    this.#live().discard(BigInt(handle));
   }
 
   /** Frees the WebAssembly memory of this client now. */

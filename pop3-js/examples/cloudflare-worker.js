@@ -21,6 +21,7 @@ async function run(host, port, user, secret) {
   const login = client.login(user, secret);
   const stat = client.stat();
   const quit = client.quit();
+  let tlsError = null;
   try {
     for (;;) {
       const event = client.nextEvent();
@@ -38,6 +39,15 @@ async function run(host, port, user, secret) {
         socket = socket.startTls();
         writer = socket.writable.getWriter();
         reader = socket.readable.getReader();
+        // The core learns of the upgrade only once the handshake is done;
+        // if it fails, the core ends the session and cancels what waited.
+        try {
+          await socket.opened;
+        } catch (error) {
+          tlsError = error;
+          client.tlsFailed();
+          continue;
+        }
         client.tlsEstablished();
       } else if (event.kind === "closed") {
         break;
@@ -51,6 +61,7 @@ async function run(host, port, user, secret) {
     await socket.close();
     client.free();
   }
+  if (tlsError) throw new Error(`TLS failed: ${tlsError.message}`, { cause: tlsError });
   for (const handle of [upgrade, login, quit]) {
     const event = results.get(handle);
     if (!event || ["err", "failed", "cancelled"].includes(event.kind)) {

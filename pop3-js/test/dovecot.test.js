@@ -192,3 +192,15 @@ test("a SHA-256 pin trusts exactly that certificate; another pin is refused", as
     (error) => error instanceof TlsError && error.cause?.code === "ERR_POP3_FINGERPRINT_MISMATCH",
   );
 });
+
+test("a wrong password is a ServerError the core calls an authentication refusal, not temporary", async () => {
+  const session = await open("implicit");
+  await assert.rejects(
+    session.login(dovecot.user, `${dovecot.password}-wrong`),
+    (error) =>
+      error instanceof ServerError &&
+      error.authenticationRefused === true &&
+      error.temporary === false,
+  );
+  session.close();
+});

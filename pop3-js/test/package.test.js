@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, statSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { Client, UsageError } from "../index.js";
 
 const root = new URL("../", import.meta.url);
@@ -51,5 +52,46 @@ test("the sans-IO client: bytes in, events out, without a socket", () => {
   assert.deepEqual(events.map((e) => e.kind), ["bodyStart", "body", "bodyEnd"]);
   assert.equal(events[1].handle, retr);
   assert.equal(new TextDecoder().decode(events[1].data), "a\r\n.b\r\n");
+  client.free();
+});
+
+test("the packed tarball holds both licence texts, the same as the workspace's", () => {
+  // Copies, not links: npm pack leaves symbolic links out.
+  const [pack] = JSON.parse(
+    execFileSync("npm", ["pack", "--dry-run", "--json", "--silent"], { cwd: root, encoding: "utf8" }),
+  );
+  const packed = pack.files.map((f) => f.path);
+  for (const licence of ["LICENSE-MIT", "LICENSE-APACHE"]) {
+    assert.ok(packed.includes(licence), `${licence} is not in the tarball: ${packed.join(", ")}`);
+    assert.equal(readFileSync(new URL(licence, root), "utf8"), readFileSync(new URL(`../${licence}`, root), "utf8"));
+  }
+});
+
+test("pop3/sans-io exports the error classes its type declarations promise", async () => {
+  const sansIo = await import("../sans-io.js");
+  const errors = await import("../errors.js");
+  for (const [name, value] of Object.entries(errors)) {
+    assert.equal(sansIo[name], value, `${name} is not exported by sans-io.js`);
+  }
+  assert.ok(sansIo.UsageError && sansIo.ServerError && sansIo.ConnectionError);
+});
+
+test("top refuses a line count that is not a whole number from 0, instead of wrapping it", () => {
+  const client = new Client({ allowPlaintextCredentials: true });
+  const encoder = new TextEncoder();
+  client.receiveData(encoder.encode("+OK hello\r\n"));
+  client.nextEvent();
+  client.login("u", "p", { method: "user", scramNonce: "00" });
+  client.dataToSend();
+  client.receiveData(encoder.encode("+OK\r\n"));
+  client.dataToSend();
+  client.receiveData(encoder.encode("+OK in\r\n"));
+  assert.equal(client.nextEvent().kind, "loggedIn");
+  for (const lines of [-1, 1.5, 2 ** 32, NaN, "3", undefined]) {
+    assert.throws(() => client.top(1, lines), UsageError, `top(1, ${String(lines)})`);
+  }
+  assert.equal(client.dataToSend().length, 0, "nothing was sent");
+  client.top(1, 0);
+  assert.equal(new TextDecoder().decode(client.dataToSend()), "TOP 1 0\r\n");
   client.free();
 });

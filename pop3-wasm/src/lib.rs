@@ -610,6 +610,10 @@ fn convert(event: Event<'_>) -> Option<String> {
                 .optional_string("code", code.as_deref())
                 .string("text", error.text.as_str())
                 .optional_string("tokenRefusal", refusal_text.as_deref())
+                // The core's verdicts, so that callers branch on them
+                // rather than on codes and login state of their own.
+                .boolean("authenticationRefused", error.is_authentication_refusal())
+                .boolean("temporary", error.is_temporary())
                 .finish()
         }
         Event::BodyStart { handle } => Object::new("bodyStart").handle(Some(handle.id())).finish(),

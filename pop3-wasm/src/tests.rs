@@ -120,3 +120,43 @@ fn a_failed_handshake_fails_the_upgrade_and_cancels_what_waited() {
     assert!(events[1].contains(&format!(r#""kind":"cancelled","handle":"{login}""#)));
     assert!(events[2].starts_with(r#"{"kind":"protocolError""#));
 }
+
+#[test]
+fn a_refusal_carries_the_cores_verdicts() {
+    let mut c = client();
+    c.receive(b"+OK ready\r\n");
+    let _ = drain(&mut c);
+    let login = c.login("u", "p".into(), "user", "n".repeat(24), None);
+    assert_eq!(c.data_to_send(), b"USER u\r\n");
+    c.receive(b"+OK\r\n");
+    assert_eq!(c.data_to_send(), b"PASS p\r\n");
+    c.receive(b"-ERR no such user or wrong password\r\n");
+    let (events, _) = drain(&mut c);
+    let refusal = format!(r#""kind":"err","handle":"{login}""#);
+    let err = events
+        .iter()
+        .find(|e| e.contains(&refusal))
+        .expect("the login's -ERR");
+    assert!(err.contains(r#""authenticationRefused":true"#), "{err}");
+    assert!(err.contains(r#""temporary":false"#), "{err}");
+}
+
+#[test]
+fn a_temporary_refusal_is_not_an_authentication_refusal() {
+    let mut c = client();
+    c.receive(b"+OK ready\r\n");
+    let _ = drain(&mut c);
+    let login = c.login("u", "p".into(), "user", "n".repeat(24), None);
+    assert_eq!(c.data_to_send(), b"USER u\r\n");
+    c.receive(b"+OK\r\n");
+    assert_eq!(c.data_to_send(), b"PASS p\r\n");
+    c.receive(b"-ERR [IN-USE] mailbox locked\r\n");
+    let (events, _) = drain(&mut c);
+    let refusal = format!(r#""kind":"err","handle":"{login}""#);
+    let err = events
+        .iter()
+        .find(|e| e.contains(&refusal))
+        .expect("the login's -ERR");
+    assert!(err.contains(r#""authenticationRefused":false"#), "{err}");
+    assert!(err.contains(r#""temporary":true"#), "{err}");
+}

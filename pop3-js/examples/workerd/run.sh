@@ -11,9 +11,12 @@ set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 PKG="$(cd "$HERE/../.." && pwd)"
 HOST=$1 PORT=$2 USER_NAME=$3 SECRET=$4 CA=$5
+# Pinned: a new runtime must not change what the test proves unannounced;
+# raise it (and compatibilityDate below, if wanted) on purpose.
+WORKERD_VERSION=1.20261123.1
 WORK=$(mktemp -d)
 trap 'kill "${SERVER:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-(cd "$WORK" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent workerd)
+(cd "$WORK" && npm init -y >/dev/null && npm install --no-audit --no-fund --silent "workerd@$WORKERD_VERSION")
 cp "$PKG/examples/cloudflare-worker.js" "$PKG/sans-io.js" "$PKG/errors.js" \
     "$PKG/wasm/pop3_wasm.js" "$PKG/wasm/pop3_wasm_bg.wasm" "$CA" "$WORK/"
 LISTEN=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
