@@ -444,7 +444,7 @@ fn an_unwritable_mbox_is_named(dir_mode: u32, mbox_mode: u32) {
         as_nobody
             .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
             .arg(command.get_program())
-            .args(command.get_args())
+            .args(args_for_nobody(&command))
             .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
             .env_remove("XDG_STATE_HOME")
             .stdin(Stdio::null());
@@ -716,6 +716,48 @@ fn a_refused_login_leaves_no_new_maildir() {
     assert_eq!(count(dir.path()), 0, "nothing at all");
 }
 
+/// The `pop3` binary where `nobody` may run it: the build's own when every
+/// folder above it lets others through, else a copy in a folder that does
+/// (a checkout under a private `mktemp -d` folder, or under `/root`).
+#[cfg(unix)]
+fn pop3_for_nobody() -> &'static std::ffi::OsStr {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::PathBuf;
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        let built = Path::new(env!("CARGO_BIN_EXE_pop3"));
+        let reachable = built
+            .ancestors()
+            .skip(1)
+            .all(|dir| fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+        if reachable {
+            return built.to_path_buf();
+        }
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).expect("chmod");
+        let copy = dir.join("pop3");
+        fs::copy(built, &copy).expect("copy of pop3");
+        copy
+    })
+    .as_os_str()
+}
+
+/// `command`'s arguments, with the `pop3` binary swapped for one `nobody`
+/// may run.
+#[cfg(unix)]
+fn args_for_nobody(command: &Command) -> Vec<std::ffi::OsString> {
+    command
+        .get_args()
+        .map(|arg| {
+            if arg == std::ffi::OsStr::new(env!("CARGO_BIN_EXE_pop3")) {
+                pop3_for_nobody().to_owned()
+            } else {
+                arg.to_owned()
+            }
+        })
+        .collect()
+}
+
 /// `command` as `nobody` when the tests run as root (who may write
 /// anywhere, so that permission bits would prove nothing), through
 /// `setpriv`; `None` when that is not possible.
@@ -736,7 +778,7 @@ fn as_unprivileged(command: &Command) -> Option<Command> {
     as_nobody
         .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
         .arg(command.get_program())
-        .args(command.get_args())
+        .args(args_for_nobody(command))
         .envs(command.get_envs().filter_map(|(k, v)| Some((k, v?))))
         .env_remove("XDG_STATE_HOME")
         .stdin(Stdio::null());
