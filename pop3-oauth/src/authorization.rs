@@ -199,8 +199,12 @@ impl AuthorizationRequest {
             state.as_bytes() == self.state.expose().as_bytes()
         });
         if !state_matches {
+            // Anything on this machine can reach the port (another page, a
+            // stale tab of an earlier login): only the redirect carrying this
+            // login's state may end the wait, so anything else is answered
+            // and the wait goes on until the deadline.
             respond(&mut stream, "400 Bad Request", "The sign-in did not match this login; it was ignored. Close this page and try again.");
-            return Some(Err(Error::StateMismatch));
+            return None;
         }
         if let Some(error) = field("error") {
             respond(

@@ -43,8 +43,11 @@ pub enum Error {
     /// Nothing is stored for this account, or what is stored has expired
     /// and holds no refresh token.
     NotLoggedIn,
-    /// The browser came back with a different `state`: another page or
-    /// program answered on the loopback port.
+    /// The browser came back with a different `state`. The loopback wait
+    /// no longer ends with this: a request without this login's state is
+    /// answered 400 and ignored, and only the deadline
+    /// ([`Error::AuthorizationTimedOut`]) or the matching redirect end it.
+    /// Kept so that code matching on it still compiles.
     StateMismatch,
     /// The user (or the provider) refused the consent.
     AuthorizationDenied {

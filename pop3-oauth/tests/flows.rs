@@ -85,14 +85,44 @@ fn login_with_pkce_and_a_loopback_redirect() {
 }
 
 #[test]
-fn a_redirect_with_another_state_is_refused() {
+fn a_redirect_with_another_state_is_ignored_and_the_real_one_still_counts() {
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let forged = format!("{}?code=code-1&state=forged", request.redirect_uri());
+    let stateless = format!("{}?code=code-1", request.redirect_uri());
+    let url = request.url().to_owned();
+    let browser = std::thread::spawn(move || {
+        let forged = browse(&forged).map(|(status, _)| status);
+        let stateless = browse(&stateless).map(|(status, _)| status);
+        (forged, stateless, browse(&url))
+    });
+    let outcome = request.finish(&http(), &settings, &client, Duration::from_secs(10));
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let (forged, stateless, real) = browser.join().expect("the browser");
+    assert_eq!((forged, stateless), (Ok(400), Ok(400)));
+    assert_eq!(real.map(|(status, _)| status), Ok(200));
+    assert_eq!(
+        server.grants(),
+        ["authorization_code"],
+        "only the real code"
+    );
+}
+
+#[test]
+fn only_a_forged_redirect_waits_until_the_deadline() {
     let server = OAuthServer::start(OAuthConfig::default());
     let (settings, client) = (settings_for(&server), client_for(&server));
     let request = AuthorizationRequest::start(&settings, &client).expect("listening");
     let forged = format!("{}?code=code-1&state=forged", request.redirect_uri());
     let browser = std::thread::spawn(move || browse(&forged));
-    let outcome = request.finish(&http(), &settings, &client, Duration::from_secs(10));
-    assert!(matches!(outcome, Err(Error::StateMismatch)), "{outcome:?}");
+    let started = std::time::Instant::now();
+    let outcome = request.finish(&http(), &settings, &client, Duration::from_millis(1500));
+    assert!(
+        matches!(outcome, Err(Error::AuthorizationTimedOut)),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1400));
     assert_eq!(
         browser.join().ok().and_then(Result::ok).map(|(s, _)| s),
         Some(400)
