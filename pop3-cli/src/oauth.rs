@@ -176,11 +176,12 @@ fn failure(cli: &Cli, account: &str, error: &OAuthError) -> Failure {
                 ),
             )
         }
+        // The one place a provider outage (5xx, 429, `temporarily_unavailable`,
+        // a gateway's HTML page) or a network failure becomes "try later".
+        _ if error.is_transient() => Exit::TempFail,
         OAuthError::Http(pop3_oauth::http::HttpError::Tls(_)) => Exit::Tls,
-        OAuthError::Http(
-            pop3_oauth::http::HttpError::Timeout | pop3_oauth::http::HttpError::Io(_),
-        ) => Exit::TempFail,
         OAuthError::Http(_)
+        | OAuthError::UnexplainedStatus { .. }
         | OAuthError::UnexpectedContentType { .. }
         | OAuthError::MalformedAnswer { .. } => Exit::Unavailable,
         OAuthError::Refused { .. }

@@ -24,6 +24,12 @@ pub enum Error {
         /// What was wrong.
         why: String,
     },
+    /// The endpoint answered an error status with a JSON body that is not
+    /// an OAuth error (a gateway's own `503` page in JSON, for example).
+    UnexplainedStatus {
+        /// The HTTP status.
+        status: u16,
+    },
     /// The endpoint refused with an OAuth error other than the ones below.
     Refused {
         /// The HTTP status.
@@ -116,6 +122,9 @@ impl std::fmt::Display for Error {
                 content_type.as_deref().unwrap_or("no content type")
             ),
             Error::MalformedAnswer { why } => write!(f, "malformed answer from the endpoint: {why}"),
+            Error::UnexplainedStatus { status } => {
+                write!(f, "the endpoint answered HTTP {status} without an OAuth error")
+            }
             Error::Refused {
                 status,
                 error,
@@ -158,6 +167,37 @@ impl std::fmt::Display for Error {
             }
             Error::BadAccountName => f.write_str("the account name cannot name a token file"),
             Error::Random => f.write_str("the system's random generator failed"),
+        }
+    }
+}
+
+/// Whether an HTTP status says "the provider is in trouble now": too many
+/// requests, or any server error (5xx).
+fn status_is_transient(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+impl Error {
+    /// Whether trying the same thing again later may work without anyone
+    /// changing anything: the provider is down or overloaded (`5xx`, `429`,
+    /// the OAuth errors `temporarily_unavailable` and `server_error`, a
+    /// gateway's HTML error page), or the network failed or timed out.
+    /// Refusals, dead refresh tokens, bad configuration, TLS failures and
+    /// local storage faults are not transient: retrying them changes
+    /// nothing.
+    pub fn is_transient(&self) -> bool {
+        use crate::http::HttpError;
+        match self {
+            Error::Http(HttpError::Timeout | HttpError::Io(_)) => true,
+            Error::Http(_) => false,
+            Error::UnexpectedContentType { status, .. } | Error::UnexplainedStatus { status } => {
+                status_is_transient(*status)
+            }
+            Error::Refused { status, error, .. } => {
+                matches!(error.as_str(), "temporarily_unavailable" | "server_error")
+                    || status_is_transient(*status)
+            }
+            _ => false,
         }
     }
 }
