@@ -24,6 +24,14 @@ pub(crate) fn random_token(bytes: usize) -> Result<String, Error> {
     Ok(URL_SAFE_NO_PAD.encode(&*buffer))
 }
 
+/// Listens for the browser at `address`; a failure is the loopback's, not
+/// the token store's.
+fn listen_on(address: SocketAddr) -> Result<(TcpListener, u16), Error> {
+    let listener = TcpListener::bind(address).map_err(Error::Loopback)?;
+    let port = listener.local_addr().map_err(Error::Loopback)?.port();
+    Ok((listener, port))
+}
+
 /// The PKCE S256 challenge of `verifier`.
 pub fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
@@ -47,18 +55,7 @@ impl AuthorizationRequest {
         settings: &ProviderSettings,
         client: &Client,
     ) -> Result<AuthorizationRequest, Error> {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| Error::Storage {
-                path: "127.0.0.1".into(),
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| Error::Storage {
-                path: "127.0.0.1".into(),
-                source,
-            })?
-            .port();
+        let (listener, port) = listen_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let redirect_uri = format!("http://127.0.0.1:{port}/");
         // 32 random bytes: 43 characters, the shortest verifier RFC 7636 allows
         // at full strength.
@@ -269,6 +266,14 @@ fn respond(stream: &mut TcpStream, status: &str, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loopback_that_cannot_listen_is_a_loopback_error() {
+        let (_taken, port) =
+            listen_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("a free port");
+        let again = listen_on(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        assert!(matches!(again, Err(Error::Loopback(_))), "{again:?}");
+    }
 
     #[test]
     fn the_challenge_is_rfc_7636_s256() {
