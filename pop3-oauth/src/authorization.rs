@@ -116,7 +116,7 @@ impl AuthorizationRequest {
         client: &Client,
         timeout: Duration,
     ) -> Result<Tokens, Error> {
-        let code = self.wait_for_code(Instant::now() + timeout)?;
+        let code = self.wait_for_code(crate::http::deadline_after(timeout))?;
         let answer = post_grant(
             http,
             settings,

@@ -280,7 +280,7 @@ impl HttpClient {
                 host: endpoint.host,
             });
         }
-        let deadline = Instant::now() + self.limits.timeout;
+        let deadline = deadline_after(self.limits.timeout);
         let body = form_encode(form);
         let host_header = if endpoint.host.contains(':') {
             format!("[{}]", endpoint.host)
@@ -319,6 +319,16 @@ impl HttpClient {
             exchange(socket, &request, &self.limits)
         }
     }
+}
+
+/// The instant `timeout` from now. A timeout the clock cannot add
+/// (`Duration::MAX` meaning "no limit") is a century rather than a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(timeout.min(CENTURY)))
+        .unwrap_or(now)
 }
 
 /// A TCP stream whose every read and write waits at most until one

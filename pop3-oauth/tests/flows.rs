@@ -110,6 +110,25 @@ fn a_redirect_with_another_state_is_ignored_and_the_real_one_still_counts() {
 }
 
 #[test]
+fn a_timeout_without_limit_is_no_panic() {
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let unlimited = HttpClient::new().expect("a client").limits(Limits {
+        timeout: Duration::MAX,
+        ..Limits::default()
+    });
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let url = request.url().to_owned();
+    let browser = std::thread::spawn(move || browse(&url));
+    let tokens = request.finish(&unlimited, &settings, &client, Duration::MAX);
+    assert!(tokens.is_ok(), "{tokens:?}");
+    assert_eq!(
+        browser.join().ok().and_then(Result::ok).map(|(s, _)| s),
+        Some(200)
+    );
+}
+
+#[test]
 fn only_a_forged_redirect_waits_until_the_deadline() {
     let server = OAuthServer::start(OAuthConfig::default());
     let (settings, client) = (settings_for(&server), client_for(&server));
