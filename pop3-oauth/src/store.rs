@@ -236,8 +236,13 @@ impl TokenStore {
     }
 }
 
+/// The longest file stem an account name may become. Percent-encoding can
+/// triple a name, and the temporary file adds about 25 bytes to the stem:
+/// 200 keeps every name under the 255 bytes most file systems allow.
+const MAX_STEM: usize = 200;
+
 fn file_stem(account: &str) -> Result<String, Error> {
-    if account.is_empty() || account.len() > 200 || account.starts_with('.') {
+    if account.is_empty() || account.len() > MAX_STEM || account.starts_with('.') {
         return Err(Error::BadAccountName);
     }
     let mut stem = String::new();
@@ -247,6 +252,10 @@ fn file_stem(account: &str) -> Result<String, Error> {
         } else {
             stem.push_str(&format!("%{byte:02X}"));
         }
+    }
+    // Checked after encoding: the name's own length says too little.
+    if stem.len() > MAX_STEM {
+        return Err(Error::BadAccountName);
     }
     Ok(stem)
 }
@@ -309,6 +318,34 @@ mod tests {
         assert!(matches!(store.path(""), Err(Error::BadAccountName)));
         assert!(matches!(store.path(".."), Err(Error::BadAccountName)));
         assert_ne!(store.path("a/b").ok(), store.path("a%2Fb").ok());
+    }
+
+    #[test]
+    fn a_name_too_long_once_encoded_is_a_bad_account_name() {
+        let dir = scratch("long");
+        let store = TokenStore::new(&dir);
+        // 200 bytes as given, 600 once percent-encoded.
+        let long = "é".repeat(100);
+        assert!(matches!(store.path(&long), Err(Error::BadAccountName)));
+        let stored = StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new("at"),
+                expires_at: None,
+                refresh_token: None,
+                scope: None,
+                obtained_at: None,
+            },
+        };
+        assert!(matches!(
+            store.save(&long, &stored),
+            Err(Error::BadAccountName)
+        ));
+        // The longest plain name still fits, temporary file included.
+        assert!(store.save(&"a".repeat(200), &stored).is_ok());
+        let _ = fs::remove_dir_all(dir);
     }
 
     #[test]
