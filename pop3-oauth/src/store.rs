@@ -88,15 +88,27 @@ impl TokenStore {
         Ok(self.dir.join(format!("{}.oauth.lock", file_stem(account)?)))
     }
 
+    /// Makes the directory if needed, and makes it 0700 if it was not: a
+    /// directory made earlier by hand, or by a program under a looser
+    /// umask, keeps its mode otherwise, and others could list the token
+    /// files' names. Tightening the mode of a directory owned by someone
+    /// else fails (only the owner may change it), which is reported rather
+    /// than ignored.
     fn ensure_dir(&self) -> Result<(), Error> {
+        let storage = |source| Error::Storage {
+            path: self.dir.clone(),
+            source,
+        };
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .map_err(|source| Error::Storage {
-                path: self.dir.clone(),
-                source,
-            })
+            .map_err(storage)?;
+        let metadata = fs::metadata(&self.dir).map_err(storage)?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).map_err(storage)?;
+        }
+        Ok(())
     }
 
     /// What is stored for `account`; `None` if nothing is.
@@ -309,6 +321,38 @@ mod tests {
             .map(|e| e.file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_existing_open_directory_is_made_0700() {
+        let dir = scratch("open-dir");
+        let _ = fs::create_dir_all(&dir);
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
+        let store = TokenStore::new(&dir);
+        let stored = StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new("at"),
+                expires_at: None,
+                refresh_token: None,
+                scope: None,
+                obtained_at: None,
+            },
+        };
+        assert!(store.save("a", &stored).is_ok());
+        let mode = fs::metadata(&dir)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode, Some(0o700));
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
+        assert!(store.lock("a").is_ok());
+        let mode = fs::metadata(&dir)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode, Some(0o700));
         let _ = fs::remove_dir_all(dir);
     }
 
