@@ -80,6 +80,12 @@ pub enum Error {
         /// The failure.
         source: std::io::Error,
     },
+    /// Another process held the account's refresh lock for longer than
+    /// the wait allowed.
+    LockTimedOut {
+        /// The lock file.
+        path: PathBuf,
+    },
     /// The stored token file is not one this crate wrote.
     CorruptStore {
         /// The file.
@@ -162,6 +168,11 @@ impl std::fmt::Display for Error {
                 f.write_str("the device code expired before the sign-in was completed")
             }
             Error::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::LockTimedOut { path } => write!(
+                f,
+                "{}: another process held the refresh lock too long",
+                path.display()
+            ),
             Error::CorruptStore { path } => {
                 write!(f, "{}: not a token file this program wrote", path.display())
             }
@@ -193,6 +204,8 @@ impl Error {
             Error::UnexpectedContentType { status, .. } | Error::UnexplainedStatus { status } => {
                 status_is_transient(*status)
             }
+            // The holder finishes or dies in the end; nothing needs changing.
+            Error::LockTimedOut { .. } => true,
             Error::Refused { status, error, .. } => {
                 matches!(error.as_str(), "temporarily_unavailable" | "server_error")
                     || status_is_transient(*status)

@@ -78,7 +78,7 @@ pub use error::{DeadReason, Error};
 pub use http::HttpClient;
 pub use provider::{Client, Preset, ProviderSettings};
 pub use secret::Secret;
-pub use store::{Refreshed, StoredTokens, TokenStore, REFRESH_MARGIN};
+pub use store::{Refreshed, StoredTokens, TokenStore, LOCK_WAIT, REFRESH_MARGIN};
 pub use token::{now, refresh, Tokens};
 
 /// The version of the token file format this crate writes.

@@ -24,6 +24,13 @@ use crate::token::{refresh, Tokens};
 /// POP3 login and a long download fit in what remains.
 pub const REFRESH_MARGIN: u64 = 300;
 
+/// How long [`TokenStore::lock`] waits for another process's refresh: a
+/// refresh is one HTTP exchange, at most [`crate::http::Limits::timeout`]
+/// (30 s by default), and a few may queue.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What is stored for one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredTokens {
@@ -170,9 +177,17 @@ impl TokenStore {
         }
     }
 
-    /// Takes the refresh lock of `account`, waiting for another holder.
-    /// The lock is released when the returned file is dropped.
+    /// Takes the refresh lock of `account`, waiting up to [`LOCK_WAIT`]
+    /// for another holder. The lock is released when the returned file is
+    /// dropped.
     pub fn lock(&self, account: &str) -> Result<File, Error> {
+        self.lock_within(account, LOCK_WAIT)
+    }
+
+    /// [`TokenStore::lock`] waiting up to `wait`; still held then is
+    /// [`Error::LockTimedOut`], naming the lock file (a hung process that
+    /// holds it, or a lock on a network file system that never frees).
+    pub fn lock_within(&self, account: &str, wait: std::time::Duration) -> Result<File, Error> {
         self.ensure_dir()?;
         let path = self.lock_path(account)?;
         let file = OpenOptions::new()
@@ -186,9 +201,23 @@ impl TokenStore {
                 path: path.clone(),
                 source,
             })?;
-        file.lock()
-            .map_err(|source| Error::Storage { path, source })?;
-        Ok(file)
+        let deadline = crate::http::deadline_after(wait);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(Error::Storage { path, source })
+                }
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(Error::LockTimedOut { path });
+            }
+            // A refresh takes a second or so: polling ten times a second
+            // costs nothing and adds little to the wait.
+            std::thread::sleep(deadline.duration_since(now).min(LOCK_POLL));
+        }
     }
 
     /// An access token for `account` good for at least [`REFRESH_MARGIN`]
@@ -353,6 +382,29 @@ mod tests {
             .ok()
             .map(|m| m.permissions().mode() & 0o777);
         assert_eq!(mode, Some(0o700));
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_is_waited_for_then_named() {
+        let dir = scratch("lock-wait");
+        let store = TokenStore::new(&dir);
+        let held = store.lock("a").ok();
+        assert!(held.is_some());
+        let started = std::time::Instant::now();
+        let second = store.lock_within("a", std::time::Duration::from_millis(300));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        let shown = second.as_ref().err().map(ToString::to_string);
+        assert!(
+            matches!(&second, Err(Error::LockTimedOut { path }) if path.ends_with("a.oauth.lock")),
+            "{second:?}"
+        );
+        assert!(shown.is_some_and(|text| text.contains("a.oauth.lock")));
+        assert!(second.err().is_some_and(|e| e.is_transient()));
+        drop(held);
+        assert!(store
+            .lock_within("a", std::time::Duration::from_millis(300))
+            .is_ok());
         let _ = fs::remove_dir_all(dir);
     }
 
