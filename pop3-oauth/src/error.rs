@@ -199,7 +199,7 @@ impl Error {
     pub fn is_transient(&self) -> bool {
         use crate::http::HttpError;
         match self {
-            Error::Http(HttpError::Timeout | HttpError::Io(_)) => true,
+            Error::Http(HttpError::Timeout | HttpError::Io(_) | HttpError::Connect { .. }) => true,
             Error::Http(_) => false,
             Error::UnexpectedContentType { status, .. } | Error::UnexplainedStatus { status } => {
                 status_is_transient(*status)

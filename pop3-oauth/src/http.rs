@@ -14,9 +14,15 @@
 //!   bytes and the body [`Limits::max_body`]; a larger answer is refused
 //!   before it is read whole.
 //! * **Timed.** Connecting, writing and reading share one deadline
-//!   ([`Limits::timeout`]).
+//!   ([`Limits::timeout`]); each of the host's addresses gets a share of
+//!   the connect time, so one that never answers does not keep the next
+//!   from being tried. Resolving the name comes before the deadline and is
+//!   bounded only by the system resolver's own settings (std offers no
+//!   timeout for it).
 //! * **Encrypted.** `http://` is refused unless the host is a loopback
-//!   address (a test server, or a local proxy the user runs).
+//!   address (a test server, or a local proxy the user runs); a name such
+//!   as `localhost` must resolve to loopback addresses, and only those are
+//!   used.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
@@ -144,7 +150,17 @@ pub enum HttpError {
         /// The host.
         host: String,
     },
-    /// Resolving, connecting, sending or receiving failed.
+    /// Resolving the endpoint's name or connecting to it failed (a
+    /// connection that timed out has the kind `TimedOut`).
+    Connect {
+        /// The host as the URL names it.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The failure (of the last address tried).
+        source: io::Error,
+    },
+    /// Sending or receiving failed.
     Io(io::Error),
     /// The TLS handshake or session failed.
     Tls(rustls::Error),
@@ -177,6 +193,13 @@ impl std::fmt::Display for HttpError {
                 f,
                 "refusing plain http:// to {host}: only https is allowed except on this machine"
             ),
+            HttpError::Connect { host, port, source } => {
+                if host.contains(':') {
+                    write!(f, "connecting to [{host}]:{port}: {source}")
+                } else {
+                    write!(f, "connecting to {host}:{port}: {source}")
+                }
+            }
             HttpError::Io(error) => write!(f, "{error}"),
             HttpError::Tls(error) => write!(f, "TLS: {error}"),
             HttpError::Timeout => f.write_str("the endpoint did not answer in time"),
@@ -195,7 +218,7 @@ impl std::fmt::Display for HttpError {
 impl std::error::Error for HttpError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HttpError::Io(error) => Some(error),
+            HttpError::Io(error) | HttpError::Connect { source: error, .. } => Some(error),
             HttpError::Tls(error) => Some(error),
             _ => None,
         }
@@ -321,6 +344,39 @@ impl HttpClient {
     }
 }
 
+/// How long one connection attempt may take: what is left shared equally
+/// by the `remaining` addresses (this one included), so that a first
+/// address that never answers (an IPv6 route that black-holes) leaves the
+/// others time to be tried. The last address gets all that is left.
+fn attempt_budget(left: Duration, remaining: usize) -> Duration {
+    let remaining = u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
+    (left / remaining).max(Duration::from_millis(1))
+}
+
+/// The addresses worth connecting to. Plain `http://` is allowed to this
+/// machine only, so a host that is not an address literal (`localhost`)
+/// must resolve to loopback addresses: the others are dropped, and a name
+/// with no loopback address is refused, whatever the resolver (or a
+/// hosts file entry) says.
+fn usable_addresses(
+    endpoint: &Endpoint,
+    addresses: Vec<SocketAddr>,
+) -> Result<Vec<SocketAddr>, HttpError> {
+    if endpoint.tls {
+        return Ok(addresses);
+    }
+    let loopback: Vec<SocketAddr> = addresses
+        .into_iter()
+        .filter(|address| address.ip().is_loopback())
+        .collect();
+    if loopback.is_empty() {
+        return Err(HttpError::PlainHttpRefused {
+            host: endpoint.host.clone(),
+        });
+    }
+    Ok(loopback)
+}
+
 /// The instant `timeout` from now. A timeout the clock cannot add
 /// (`Duration::MAX` meaning "no limit") is a century rather than a panic.
 pub(crate) fn deadline_after(timeout: Duration) -> Instant {
@@ -340,29 +396,39 @@ struct DeadlineStream {
 
 impl DeadlineStream {
     fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<DeadlineStream, HttpError> {
+        let failed = |source| HttpError::Connect {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            source,
+        };
+        // The system resolver has no timeout to give it: resolving the name
+        // is not bounded by the deadline, only by the resolver's own
+        // settings (resolv.conf's timeout and attempts). The deadline
+        // starts counting for the connections.
         let addresses: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
             .to_socket_addrs()
-            .map_err(HttpError::Io)?
+            .map_err(failed)?
             .collect();
+        let addresses = usable_addresses(endpoint, addresses)?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
-        for address in addresses {
+        for (index, address) in addresses.iter().enumerate() {
             let left = deadline
                 .checked_duration_since(Instant::now())
                 .filter(|left| !left.is_zero())
-                .ok_or(HttpError::Timeout)?;
-            match TcpStream::connect_timeout(&address, left) {
+                .ok_or_else(|| failed(io::ErrorKind::TimedOut.into()))?;
+            let budget = attempt_budget(left, addresses.len() - index);
+            match TcpStream::connect_timeout(address, budget) {
                 Ok(socket) => {
                     // Small requests and answers: send without waiting for more.
                     let _ = socket.set_nodelay(true);
                     return Ok(DeadlineStream { socket, deadline });
                 }
-                Err(error) if error.kind() == io::ErrorKind::TimedOut => {
-                    return Err(HttpError::Timeout)
-                }
+                // An address that does not answer in its share of the time
+                // gives way to the next one, as one that refuses does.
                 Err(error) => last = error,
             }
         }
-        Err(HttpError::Io(last))
+        Err(failed(last))
     }
 
     fn arm(&self) -> io::Result<()> {
@@ -779,6 +845,62 @@ mod tests {
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn connection_failures_name_the_host_and_port() {
+        // A port just freed: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap_or(9);
+        let client = HttpClient::new().map(|client| {
+            client.limits(Limits {
+                timeout: Duration::from_secs(5),
+                ..Limits::default()
+            })
+        });
+        let error = client.ok().and_then(|client| {
+            client
+                .post_form(&format!("http://127.0.0.1:{port}/t"), &[])
+                .err()
+        });
+        let shown = error.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            matches!(error, Some(HttpError::Connect { .. })),
+            "{error:?}"
+        );
+        assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+    }
+
+    #[test]
+    fn localhost_over_plain_http_keeps_only_loopback_addresses() {
+        let plain = Endpoint::parse("http://localhost:8080/t").expect("parses");
+        let v4: SocketAddr = "127.0.0.1:8080".parse().expect("an address");
+        let v6: SocketAddr = "[::1]:8080".parse().expect("an address");
+        let outside: SocketAddr = "192.0.2.7:8080".parse().expect("an address");
+        assert_eq!(
+            usable_addresses(&plain, vec![outside, v6, v4]).ok(),
+            Some(vec![v6, v4])
+        );
+        assert!(matches!(
+            usable_addresses(&plain, vec![outside]),
+            Err(HttpError::PlainHttpRefused { .. })
+        ));
+        let tls = Endpoint::parse("https://login.example/t").expect("parses");
+        assert_eq!(
+            usable_addresses(&tls, vec![outside]).ok(),
+            Some(vec![outside])
+        );
+    }
+
+    #[test]
+    fn every_address_gets_a_share_of_the_connect_time() {
+        let left = Duration::from_secs(30);
+        assert_eq!(attempt_budget(left, 3), Duration::from_secs(10));
+        assert_eq!(attempt_budget(left, 1), left);
+        assert_eq!(attempt_budget(left, 0), left);
+        assert_eq!(attempt_budget(Duration::ZERO, 2), Duration::from_millis(1));
     }
 
     #[test]
