@@ -288,6 +288,36 @@ fn a_provider_outage_during_refresh_is_exit_75() {
 }
 
 #[test]
+fn the_token_refresh_goes_through_the_socks5_proxy_too() {
+    use test_support::socks5::{Socks5Config, Socks5Server};
+
+    let home = Home::new();
+    let oauth = OAuthServer::start(OAuthConfig::default());
+    let pop = start(Provider::microsoft365(MS_USER, "at-3"));
+    home.account("work", "outlook", MS_USER, &oauth, pop.port());
+    assert_code(&home.login("work"), 0);
+    home.age_token("work", -10);
+    let proxy = Socks5Server::start(Socks5Config::relay());
+    let fetch = run(home
+        .pop3()
+        .args(["--proxy", &proxy.url(None), "--account", "work", "fetch"]));
+    assert_code(&fetch, 0);
+    assert_eq!(oauth.refreshes(), 1);
+    let token_port = oauth
+        .token_url()
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next()?.parse::<u16>().ok());
+    let ports: Vec<u16> = proxy.requests().iter().map(|r| r.port).collect();
+    assert!(
+        token_port.is_some_and(|port| ports.contains(&port)),
+        "the proxy saw {ports:?}, the token endpoint is {}",
+        oauth.token_url()
+    );
+    assert!(ports.contains(&pop.port()), "{ports:?}");
+    drop(pop);
+}
+
+#[test]
 fn a_dead_refresh_token_is_one_line_and_exit_77() {
     let home = Home::new();
     let oauth = OAuthServer::start(OAuthConfig::default());

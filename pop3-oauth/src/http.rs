@@ -29,6 +29,7 @@ use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pop3_transport::socks5::{Next, Socks5Handshake, Socks5Proxy};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use rustls_pki_types::ServerName;
 
@@ -160,6 +161,13 @@ pub enum HttpError {
         /// The failure (of the last address tried).
         source: io::Error,
     },
+    /// The SOCKS5 proxy refused or failed the tunnel.
+    Proxy {
+        /// The proxy, without its password.
+        proxy: String,
+        /// What went wrong.
+        why: String,
+    },
     /// Sending or receiving failed.
     Io(io::Error),
     /// The TLS handshake or session failed.
@@ -200,6 +208,7 @@ impl std::fmt::Display for HttpError {
                     write!(f, "connecting to {host}:{port}: {source}")
                 }
             }
+            HttpError::Proxy { proxy, why } => write!(f, "SOCKS5 proxy {proxy}: {why}"),
             HttpError::Io(error) => write!(f, "{error}"),
             HttpError::Tls(error) => write!(f, "TLS: {error}"),
             HttpError::Timeout => f.write_str("the endpoint did not answer in time"),
@@ -246,17 +255,19 @@ impl std::fmt::Debug for Response {
     }
 }
 
-/// The client: trust roots and limits.
+/// The client: trust roots, limits, and the SOCKS5 proxy if any.
 #[derive(Clone)]
 pub struct HttpClient {
     tls: Arc<ClientConfig>,
     limits: Limits,
+    proxy: Option<Socks5Proxy>,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("limits", &self.limits)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
@@ -280,7 +291,17 @@ impl HttpClient {
         Ok(HttpClient {
             tls: Arc::new(tls),
             limits: Limits::default(),
+            proxy: None,
         })
+    }
+
+    /// The same client connecting through a SOCKS5 proxy: every request
+    /// goes through it, and the endpoint's name is resolved by the proxy,
+    /// never here (as Tor needs, so that neither the address nor the DNS
+    /// query leaves the machine directly).
+    pub fn through_proxy(mut self, proxy: Socks5Proxy) -> HttpClient {
+        self.proxy = Some(proxy);
+        self
     }
 
     /// The same client with other limits.
@@ -329,7 +350,10 @@ impl HttpClient {
         let request = zeroize::Zeroizing::new(request);
         drop(zeroize::Zeroizing::new(body));
 
-        let socket = DeadlineStream::connect(&endpoint, deadline)?;
+        let socket = match &self.proxy {
+            Some(proxy) => DeadlineStream::through_proxy(proxy, &endpoint, deadline)?,
+            None => DeadlineStream::connect(&endpoint, deadline)?,
+        };
         if endpoint.tls {
             let name =
                 ServerName::try_from(endpoint.host.clone()).map_err(|_| HttpError::BadUrl {
@@ -429,6 +453,61 @@ impl DeadlineStream {
             }
         }
         Err(failed(last))
+    }
+
+    /// Connects to `proxy` and asks it for a tunnel to the endpoint, all
+    /// within the deadline.
+    fn through_proxy(
+        proxy: &Socks5Proxy,
+        endpoint: &Endpoint,
+        deadline: Instant,
+    ) -> Result<DeadlineStream, HttpError> {
+        let proxy_endpoint = Endpoint {
+            tls: true,
+            host: proxy.host.clone(),
+            port: proxy.port,
+            target: "/".into(),
+        };
+        let mut stream = DeadlineStream::connect(&proxy_endpoint, deadline)?;
+        let failed = |why: String| HttpError::Proxy {
+            proxy: proxy.to_string(),
+            why,
+        };
+        let credentials = proxy.credentials();
+        let mut handshake = Socks5Handshake::new(&endpoint.host, endpoint.port, credentials)
+            .map_err(|error| failed(error.to_string()))?;
+        let mut buffer = [0u8; 512];
+        loop {
+            match handshake.next() {
+                Next::Send(bytes) => {
+                    let written = stream.write(bytes).map_err(io_error)?;
+                    if written == 0 {
+                        return Err(failed("the proxy closed the connection".into()));
+                    }
+                    handshake.sent(written);
+                }
+                Next::Receive { max } => {
+                    let read = stream.read(&mut buffer[..max.min(512)]).map_err(io_error)?;
+                    if read == 0 {
+                        let error = handshake.receive_eof();
+                        return Err(failed(error.map_or_else(
+                            || "the proxy closed the connection".into(),
+                            |error| error.to_string(),
+                        )));
+                    }
+                    handshake
+                        .receive(&buffer[..read])
+                        .map_err(|error| failed(error.to_string()))?;
+                }
+                Next::Connected(_) => return Ok(stream),
+                Next::Failed => {
+                    return Err(failed(handshake.error().map_or_else(
+                        || "the handshake failed".into(),
+                        ToString::to_string,
+                    )))
+                }
+            }
+        }
     }
 
     fn arm(&self) -> io::Result<()> {

@@ -496,3 +496,46 @@ fn a_long_lived_session_gets_a_fresh_token_from_its_source() {
     );
     let _ = std::fs::remove_dir_all(store.dir());
 }
+
+#[test]
+fn a_refresh_goes_through_the_socks5_proxy_when_one_is_set() {
+    use pop3_transport::socks5::Socks5Proxy;
+    use test_support::socks5::{Behaviour, Socks5Config, Socks5Server};
+
+    let server = OAuthServer::start(OAuthConfig::default());
+    let store = scratch("proxy");
+    stale_login(&server, &store, "a");
+    let proxy = Socks5Server::start(Socks5Config::relay().require_auth("tor", "circuit-7"));
+    let through = http().through_proxy(
+        Socks5Proxy::parse(&proxy.url(Some(("tor", "circuit-7")))).expect("a proxy URL"),
+    );
+    let (stored, refreshed) = store
+        .access_token("a", &through, &settings_for(&server), &client_for(&server))
+        .expect("refreshed through the proxy");
+    assert_eq!(refreshed, Refreshed::Yes);
+    assert!(stored.tokens.access_token.expose().starts_with("at-"));
+    let asked = proxy.requests();
+    let token_port = pop3_oauth::http::Endpoint::parse(&server.token_url())
+        .expect("a URL")
+        .port;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        (asked[0].host.as_str(), asked[0].port),
+        ("127.0.0.1", token_port)
+    );
+    assert!(asked[0].credentials.is_some());
+
+    // A proxy that refuses the tunnel is said, naming the proxy, and the
+    // endpoint is not reached directly instead.
+    let refusing = Socks5Server::start(Socks5Config::with_behaviour(Behaviour::Refuse(5)));
+    let through = http().through_proxy(Socks5Proxy::parse(&refusing.url(None)).expect("a URL"));
+    stale_login(&server, &store, "a");
+    let refreshes = server.refreshes();
+    let outcome = store.access_token("a", &through, &settings_for(&server), &client_for(&server));
+    assert!(
+        matches!(&outcome, Err(Error::Http(HttpError::Proxy { .. }))),
+        "{outcome:?}"
+    );
+    assert_eq!(server.refreshes(), refreshes);
+    let _ = std::fs::remove_dir_all(store.dir());
+}
