@@ -753,6 +753,24 @@ impl Error {
     }
 }
 
+/// The operating system's random generator failed (a SCRAM nonce could
+/// not be made). Carried inside [`Error::Io`] so that its kind is
+/// [`ErrorKind::Local`]: this machine is broken, and retrying against the
+/// network will not mend it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RandomFailure {
+    /// The generator's own words.
+    pub reason: String,
+}
+
+impl fmt::Display for RandomFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the system's random generator failed: {}", self.reason)
+    }
+}
+
+impl std::error::Error for RandomFailure {}
+
 /// An I/O error's kind: a file's or a certificate's problem is local (or
 /// the trust settings'), a bad name the caller's, the rest the network's
 /// (the resolver's failures have no kind of their own).
@@ -766,6 +784,9 @@ fn io_kind(error: &io::Error) -> ErrorKind {
     let inner = error.get_ref();
     if inner.is_some_and(|e| e.is::<crate::CertFileError>()) {
         return ErrorKind::Tls;
+    }
+    if inner.is_some_and(|e| e.is::<RandomFailure>()) {
+        return ErrorKind::Local;
     }
     match error.kind() {
         io::ErrorKind::InvalidInput => ErrorKind::Usage,
@@ -951,6 +972,12 @@ mod tests {
                     IoSubject::File("/x/ca.pem".into()),
                     refused(),
                 )),
+                Local,
+            ),
+            (
+                Error::Io(io::Error::other(RandomFailure {
+                    reason: "no entropy".into(),
+                })),
                 Local,
             ),
             (io(io::ErrorKind::ConnectionReset), Network),
