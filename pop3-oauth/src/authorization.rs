@@ -168,13 +168,17 @@ impl AuthorizationRequest {
             return None;
         }
         let _ = stream.set_nonblocking(false);
-        let wait = deadline
+        let left = deadline
             .saturating_duration_since(Instant::now())
-            .min(Duration::from_secs(10))
             .max(Duration::from_millis(1));
-        let _ = stream.set_read_timeout(Some(wait));
-        let _ = stream.set_write_timeout(Some(wait));
-        let line = read_request_line(&mut stream)?;
+        // A browser opens spare connections it may never use: one that says
+        // nothing for a second is dropped, so that it does not hold up the
+        // real redirect queued behind it. The redirect itself arrives at
+        // once.
+        let _ = stream.set_read_timeout(Some(left.min(IDLE_READ)));
+        let _ = stream.set_write_timeout(Some(left.min(Duration::from_secs(10))));
+        let head = read_request_head(&mut stream)?;
+        let line = head.split("\r\n").next().unwrap_or_default();
         let target = line
             .strip_prefix("GET ")
             .and_then(|rest| rest.split(' ').next())
@@ -233,19 +237,31 @@ impl AuthorizationRequest {
     }
 }
 
-/// The first line of a request, at most 8 KiB; `None` if it does not come.
-fn read_request_line(stream: &mut TcpStream) -> Option<String> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while buffer.len() < 8192 {
-        let read = stream.read(&mut chunk).ok()?;
+/// How long a connection to the loopback port may stay silent.
+const IDLE_READ: Duration = Duration::from_secs(1);
+
+/// The most bytes of request head read (a browser's request with its
+/// cookies and a Microsoft code of a few KiB fits many times).
+const MAX_REQUEST_HEAD: usize = 32 * 1024;
+
+/// The request line and headers, up to the empty line; `None` if they do
+/// not come whole within [`MAX_REQUEST_HEAD`] bytes. Reading all of them
+/// matters: closing a socket with unread bytes makes the kernel reset the
+/// connection, and the browser may then lose the page it was sent.
+fn read_request_head(stream: &mut TcpStream) -> Option<zeroize::Zeroizing<String>> {
+    let mut buffer = zeroize::Zeroizing::new(Vec::new());
+    let mut chunk = zeroize::Zeroizing::new([0u8; 4096]);
+    while buffer.len() < MAX_REQUEST_HEAD {
+        let read = stream.read(&mut chunk[..]).ok()?;
         if read == 0 {
             break;
         }
         buffer.extend_from_slice(&chunk[..read]);
-        if let Some(end) = buffer.windows(2).position(|pair| pair == b"\r\n") {
+        if let Some(end) = buffer.windows(4).position(|four| four == b"\r\n\r\n") {
             buffer.truncate(end);
-            return String::from_utf8(buffer).ok();
+            return std::str::from_utf8(&buffer)
+                .ok()
+                .map(|text| zeroize::Zeroizing::new(text.to_owned()));
         }
     }
     None
@@ -261,6 +277,19 @@ fn respond(stream: &mut TcpStream, status: &str, text: &str) {
     // The browser's page is a courtesy: the login's outcome does not depend on it.
     let _ = stream.write_all(answer.as_bytes());
     let _ = stream.flush();
+    // Say that nothing more comes, then read briefly what the browser may
+    // still send, so that closing does not reset the connection before the
+    // page is read.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < MAX_REQUEST_HEAD {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => drained += read,
+        }
+    }
 }
 
 #[cfg(test)]

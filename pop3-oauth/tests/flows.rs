@@ -539,3 +539,95 @@ fn a_refresh_goes_through_the_socks5_proxy_when_one_is_set() {
     assert_eq!(server.refreshes(), refreshes);
     let _ = std::fs::remove_dir_all(store.dir());
 }
+
+/// The loopback redirect the provider sends the browser to for `request`,
+/// read from the authorization endpoint's `Location` without following it.
+fn redirect_target(request: &AuthorizationRequest) -> String {
+    use std::io::{Read, Write};
+    let rest = request.url().strip_prefix("http://").expect("plain http");
+    let (authority, target) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = std::net::TcpStream::connect(authority).expect("the provider");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sent");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split("\r\n")
+        .find_map(|line| {
+            line.strip_prefix("Location: ")
+                .or_else(|| line.strip_prefix("location: "))
+        })
+        .expect("a redirect")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn idle_browser_connections_do_not_hold_up_the_redirect() {
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let port = request
+        .redirect_uri()
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse::<u16>()
+        .expect("a port");
+    // Two speculative connections that never say anything, opened first.
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects"))
+        .collect();
+    let url = request.url().to_owned();
+    let browser = std::thread::spawn(move || browse(&url));
+    let started = std::time::Instant::now();
+    let tokens = request.finish(&http(), &settings, &client, Duration::from_secs(30));
+    assert!(tokens.is_ok(), "{tokens:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        browser.join().ok().and_then(Result::ok).map(|(s, _)| s),
+        Some(200)
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_long_redirect_request_gets_its_whole_page() {
+    use std::io::{Read, Write};
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let target = redirect_target(&request);
+    let rest = target.strip_prefix("http://").expect("plain http");
+    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
+    let authority = authority.to_owned();
+    // A browser's request: the line, then kilobytes of headers (cookies,
+    // client hints) that the listener must read before it closes.
+    let mut sent = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    for index in 0..64 {
+        sent.push_str(&format!("X-Filler-{index}: {}\r\n", "v".repeat(100)));
+    }
+    sent.push_str("\r\n");
+    let browser = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(&authority).expect("connects");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        stream.write_all(sent.as_bytes()).expect("sent");
+        let mut page = Vec::new();
+        let read = stream.read_to_end(&mut page);
+        (
+            read.map(|_| ()),
+            String::from_utf8_lossy(&page).into_owned(),
+        )
+    });
+    let tokens = request.finish(&http(), &settings, &client, Duration::from_secs(10));
+    assert!(tokens.is_ok(), "{tokens:?}");
+    let (read, page) = browser.join().expect("the browser");
+    assert!(read.is_ok(), "{read:?}");
+    assert!(page.contains("Signed in"), "{page}");
+}
