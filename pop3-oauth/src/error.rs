@@ -232,16 +232,35 @@ impl From<HttpError> for Error {
     }
 }
 
-/// A provider's text made safe to show: printable, on one line, at most
-/// 300 characters.
+/// A provider's text made safe to show, by the core's rule for server
+/// text (control, bidirectional-override and invisible characters
+/// replaced, see [`pop3_proto::Text::is_unsafe_char`]), then cut to 300
+/// characters.
 pub(crate) fn clean_text(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect();
-    if text.chars().count() > 300 {
-        out.push('…');
+    let safe = pop3_proto::Text::sanitize_str(text).into_string();
+    if safe.chars().count() <= 300 {
+        return safe;
     }
+    let mut out: String = safe.chars().take(300).collect();
+    out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_text_loses_what_could_disguise_it() {
+        let shown = clean_text("go to https://micro\u{202E}moc.tfos\u{200B}\u{2066}x\ny");
+        assert!(
+            !shown.contains(['\u{202E}', '\u{200B}', '\u{2066}', '\n']),
+            "{shown:?}"
+        );
+        assert!(shown.starts_with("go to https://micro"));
+        let long = clean_text(&"a".repeat(400));
+        assert_eq!(long.chars().count(), 301);
+        assert!(long.ends_with('…'));
+        assert_eq!(clean_text("ABCD-EFGH"), "ABCD-EFGH");
+    }
 }
