@@ -355,7 +355,7 @@ fn login(cli: &Cli, account: &OAuthAccount, device: bool, no_browser: bool) -> R
         );
     }
     let path = store
-        .save(&account.name, &to_store(&account.settings, tokens))
+        .save_locked(&account.name, &to_store(&account.settings, tokens))
         .map_err(fail)?;
     eprintln!(
         "Logged in: the token of {} is in {}",

@@ -167,6 +167,16 @@ impl TokenStore {
         Ok(path)
     }
 
+    /// [`TokenStore::save`] under the account's refresh lock: what a login
+    /// stores is then never overwritten by a refresh that another process
+    /// had already started from the tokens before it (the refresh holds
+    /// the lock from reading to saving, so the login waits for it and
+    /// saves last).
+    pub fn save_locked(&self, account: &str, stored: &StoredTokens) -> Result<PathBuf, Error> {
+        let _lock = self.lock(account)?;
+        self.save(account, stored)
+    }
+
     /// Removes what is stored for `account`.
     pub fn remove(&self, account: &str) -> Result<bool, Error> {
         let path = self.path(account)?;
@@ -405,6 +415,48 @@ mod tests {
         assert!(store
             .lock_within("a", std::time::Duration::from_millis(300))
             .is_ok());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_locked_save_waits_for_a_refresh_in_progress() {
+        let dir = scratch("save-locked");
+        let store = TokenStore::new(&dir);
+        let stored = |token: &str| StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new(token),
+                expires_at: None,
+                refresh_token: None,
+                scope: None,
+                obtained_at: None,
+            },
+        };
+        let refreshing = store.lock("a").ok();
+        assert!(refreshing.is_some());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let login = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let saved = store.save_locked("a", &stored("at-login"));
+                let _ = tx.send(());
+                saved.is_ok()
+            })
+        };
+        // While the refresh holds the lock, the login's save waits.
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(400))
+            .is_err());
+        assert!(store.save("a", &stored("at-refresh")).is_ok());
+        drop(refreshing);
+        assert!(login.join().unwrap_or(false));
+        let kept = store.load("a").ok().flatten();
+        assert_eq!(
+            kept.map(|s| s.tokens.access_token.expose().to_owned()),
+            Some("at-login".to_owned())
+        );
         let _ = fs::remove_dir_all(dir);
     }
 
