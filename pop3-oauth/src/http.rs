@@ -822,32 +822,13 @@ pub fn percent_encode_into(out: &mut String, text: &str) {
 }
 
 /// Decodes one `application/x-www-form-urlencoded` value (`+` is a space).
-/// `None` for a bad escape or non-UTF-8.
+/// `None` for a bad escape or non-UTF-8. The escapes are decoded by the
+/// workspace's one percent-decoder (`socks5_client`'s, re-exported as
+/// [`pop3_transport::socks5::percent_decode`]); a literal `+` arrives as
+/// `%2B`, so turning every bare `+` into a space first is exact.
 pub fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'%' => {
-                let hex = text.get(index + 1..index + 3)?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                index += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                index += 1;
-            }
-            byte => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = text.replace('+', " ");
+    String::from_utf8(pop3_transport::socks5::percent_decode(&spaced)?).ok()
 }
 
 /// The `name=value` pairs of a query string, decoded; bad pairs skipped.
@@ -1093,5 +1074,8 @@ mod tests {
         assert_eq!(percent_decode("%4"), None);
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("a+b"), Some("a b".into()));
+        assert_eq!(percent_decode("a%2Bb"), Some("a+b".into()));
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%C3"), None);
     }
 }
