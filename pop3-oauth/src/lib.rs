@@ -23,6 +23,11 @@
 //! The project ships no client ID: users register their own application
 //! with each provider ([`Client`]).
 //!
+//! **Unix only.** The token store relies on Unix file modes (0600 files in
+//! a 0700 directory, set with `std::os::unix`) to keep tokens private, so
+//! the crate builds on Unix-like systems alone; on others it fails to
+//! compile rather than store tokens readable by anyone.
+//!
 //! # The HTTP client, and why it is this one
 //!
 //! OAuth needs one thing of HTTP here: post a small form, read a small JSON
