@@ -161,6 +161,9 @@ pub enum HttpError {
         /// The failure (of the last address tried).
         source: io::Error,
     },
+    /// The trust roots could not be loaded (`SSL_CERT_FILE` names a file
+    /// without a usable certificate).
+    Roots(pop3_transport::Error),
     /// The SOCKS5 proxy refused or failed the tunnel.
     Proxy {
         /// The proxy, without its password.
@@ -208,6 +211,7 @@ impl std::fmt::Display for HttpError {
                     write!(f, "connecting to {host}:{port}: {source}")
                 }
             }
+            HttpError::Roots(error) => write!(f, "trust roots: {error}"),
             HttpError::Proxy { proxy, why } => write!(f, "SOCKS5 proxy {proxy}: {why}"),
             HttpError::Io(error) => write!(f, "{error}"),
             HttpError::Tls(error) => write!(f, "TLS: {error}"),
@@ -229,6 +233,7 @@ impl std::error::Error for HttpError {
         match self {
             HttpError::Io(error) | HttpError::Connect { source: error, .. } => Some(error),
             HttpError::Tls(error) => Some(error),
+            HttpError::Roots(error) => Some(error),
             _ => None,
         }
     }
@@ -273,12 +278,18 @@ impl std::fmt::Debug for HttpClient {
 }
 
 impl HttpClient {
-    /// A client trusting the Mozilla root programme (`webpki-roots`), with
-    /// the default [`Limits`].
+    /// A client trusting what the POP3 connections trust by default
+    /// ([`pop3_transport::TrustRoots::System`]: the operating system's
+    /// store, `SSL_CERT_FILE` / `SSL_CERT_DIR`, the Mozilla roots when the
+    /// store is empty), so that a company's own root works for the token
+    /// endpoint as for the mail server; with the default [`Limits`].
     pub fn new() -> Result<HttpClient, HttpError> {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        HttpClient::with_roots(roots)
+        HttpClient::trusting(pop3_transport::TrustRoots::System)
+    }
+
+    /// A client trusting `roots`, built as the POP3 connections build them.
+    pub fn trusting(roots: pop3_transport::TrustRoots) -> Result<HttpClient, HttpError> {
+        HttpClient::with_roots(roots.root_store().map_err(HttpError::Roots)?)
     }
 
     /// A client trusting `roots` only.
