@@ -214,3 +214,42 @@ async fn socks5_tunnel<R: Runtime, S: IoStream + ?Sized>(
         Err(e) => Err(Error::Proxy(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading_for(read: Option<Duration>) -> Options {
+        let mut options = Options::new();
+        options.timeouts.read = read;
+        options
+    }
+
+    /// The decision the 995 scenario test checks end to end, checked here
+    /// without needing to listen on a privileged port.
+    #[test]
+    fn only_a_connection_without_tls_to_995_waits_less_for_the_greeting() {
+        let minute = Some(Duration::from_secs(60));
+        let options = reading_for(minute);
+        let short = Some(IMPLICIT_TLS_PORT_SILENCE);
+        assert_eq!(greeting_wait(&options, 995, Security::Plain), short);
+        assert_eq!(greeting_wait(&options, 995, Security::StartTls), short);
+        assert_eq!(greeting_wait(&options, 995, Security::ImplicitTls), minute);
+        assert_eq!(greeting_wait(&options, 110, Security::Plain), minute);
+        assert_eq!(greeting_wait(&options, 1995, Security::StartTls), minute);
+        // A read limit already shorter is kept; none at all still gets one.
+        let brief = Some(Duration::from_secs(3));
+        assert_eq!(
+            greeting_wait(&reading_for(brief), 995, Security::Plain),
+            brief
+        );
+        assert_eq!(
+            greeting_wait(&reading_for(None), 995, Security::Plain),
+            short
+        );
+        assert_eq!(
+            greeting_wait(&reading_for(None), 110, Security::Plain),
+            None
+        );
+    }
+}
