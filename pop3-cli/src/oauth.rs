@@ -251,7 +251,7 @@ impl OAuthAccount {
             };
             eprintln!("*  OAuth access token for {}: {how}, {left}", self.name);
         }
-        Ok(Secret::new(stored.tokens.access_token.expose().to_owned()))
+        Ok(stored.tokens.access_token.into())
     }
 }
 

@@ -188,7 +188,7 @@ impl AuthorizationRequest {
             respond(&mut stream, "404 Not Found", "Not the sign-in page.");
             return None;
         }
-        let pairs = parse_query(query);
+        let pairs = WipedPairs(parse_query(query));
         let field = |name: &str| {
             pairs
                 .iter()
@@ -233,6 +233,26 @@ impl AuthorizationRequest {
                     why: "the redirect holds neither a code nor an error".into(),
                 }))
             }
+        }
+    }
+}
+
+/// A redirect's query pairs, which hold the authorization code: wiped
+/// when dropped.
+struct WipedPairs(Vec<(String, String)>);
+
+impl std::ops::Deref for WipedPairs {
+    type Target = [(String, String)];
+    fn deref(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+impl Drop for WipedPairs {
+    fn drop(&mut self) {
+        for (name, value) in &mut self.0 {
+            zeroize::Zeroize::zeroize(name);
+            zeroize::Zeroize::zeroize(value);
         }
     }
 }

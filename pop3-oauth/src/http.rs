@@ -250,6 +250,14 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// A token answer's body holds the tokens: it is wiped when dropped, as
+/// the request that carried the secrets is.
+impl Drop for Response {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")
