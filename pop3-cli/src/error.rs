@@ -42,7 +42,8 @@ pub(crate) enum Exit {
     /// them over an unencrypted connection.
     NoPerm = 77,
     /// 78: TLS failed: the certificate could not be verified, the handshake
-    /// failed, or `--tls starttls` and the server does not offer STLS.
+    /// failed, `--tls starttls` and the server does not offer STLS, or port
+    /// 995 reached without TLS said nothing (it expects implicit TLS).
     Tls = 78,
     /// 130: stopped by Ctrl-C (SIGINT), after saying what was saved.
     Interrupted = 130,
@@ -64,7 +65,7 @@ Exit codes:
   64  usage error (bad command line)
   65  the server broke the protocol
   69  the server is unusable: it closed the connection, rejected the
-      greeting, or said nothing at all (a TLS port without pop3s://?)
+      greeting, or said nothing at all
   70  internal error (a bug in pop3)
   74  local I/O error (Maildir, mbox, state file, stdout, CA file)
   75  temporary: offline (unknown host, connection refused, no route, a
@@ -74,8 +75,8 @@ Exit codes:
   76  the server refused a command (-ERR), e.g. no such message
   77  credentials refused, or not sent over an unencrypted connection
       (see --allow-plaintext-credentials)
-  78  TLS failure: certificate not trusted, handshake failed, or STLS
-      not offered
+  78  TLS failure: certificate not trusted, handshake failed, STLS not
+      offered, or port 995 silent without TLS (use pop3s://)
   130  interrupted by Ctrl-C (what was saved is kept)
   143  stopped by SIGTERM (what was saved is kept)";
 
@@ -179,13 +180,22 @@ pub(crate) fn net_failure(error: &Error, presented: Option<&CertificateInfo>) ->
         Error::Usage(e @ UsageError::Closed) => (Exit::Unavailable, e.to_string()),
         Error::Usage(e) => (Exit::Software, e.to_string()),
         Error::Server(e) => (temporary_or(e, Exit::Refused), server_said(e)),
-        // Only without TLS (the library's `Phase::Greeting`), and on port 995
-        // after ten seconds rather than the idle limit: the library decides.
-        Error::Timeout(phase @ Phase::Greeting) => (
-            Exit::Unavailable,
+        // Without TLS on port 995, after ten seconds rather than the idle
+        // limit (the library decides): a misconfiguration, not a server to
+        // try again later.
+        Error::Timeout(phase @ Phase::GreetingOnImplicitTlsPort) => (
+            Exit::Tls,
             format!(
                 "timed out {phase}: the server said nothing; this port may expect TLS \
                  (implicit TLS, 995): use pop3s:// or --tls implicit"
+            ),
+        ),
+        // Elsewhere the whole read limit passed without a word.
+        Error::Timeout(phase @ Phase::Greeting) => (
+            Exit::Unavailable,
+            format!(
+                "timed out {phase}: the server said nothing; if this port expects \
+                 implicit TLS, use pop3s:// or --tls implicit"
             ),
         ),
         // The overall deadline is no sign of a dead server: what was stored

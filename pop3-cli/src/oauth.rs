@@ -26,6 +26,12 @@ pub(crate) struct OAuthAccount {
     name: String,
     settings: ProviderSettings,
     client: Client,
+    /// The account's `proxy`, `proxy_password_env` and
+    /// `proxy_password_command`: the token endpoint is reached through the
+    /// same SOCKS5 proxy as the POP3 server.
+    proxy: Option<String>,
+    proxy_password_env: Option<String>,
+    proxy_password_command: Option<String>,
 }
 
 fn text(value: &Option<toml::Spanned<String>>) -> Option<String> {
@@ -128,6 +134,9 @@ pub(crate) fn account(
             id,
             secret: text(&file.client_secret).map(OAuthSecret::new),
         },
+        proxy: text(&file.proxy),
+        proxy_password_env: text(&file.proxy_password_env),
+        proxy_password_command: text(&file.proxy_password_command),
     }))
 }
 
@@ -139,6 +148,28 @@ fn store() -> Result<TokenStore, Failure> {
 
 fn http() -> Result<HttpClient, Failure> {
     HttpClient::new().map_err(|e| Failure::new(Exit::Tls, format!("TLS for OAuth: {e}")))
+}
+
+/// The HTTP client for `account`: through the SOCKS5 proxy the POP3
+/// connection uses (`--proxy`, else the account's `proxy`), so that a Tor
+/// user's address does not reach the provider directly at the token
+/// endpoint. The proxy's password comes from where the POP3 connection
+/// takes it.
+fn http_for(cli: &Cli, account: &OAuthAccount) -> Result<HttpClient, Failure> {
+    let http = http()?;
+    let Some(url) = cli.conn.proxy.clone().or_else(|| account.proxy.clone()) else {
+        return Ok(http);
+    };
+    let mut proxy = crate::target::parse_proxy(&url)?;
+    let mut conn = cli.conn.clone();
+    if conn.proxy_password_env.is_none() && conn.proxy_password_command.is_none() {
+        conn.proxy_password_env
+            .clone_from(&account.proxy_password_env);
+        conn.proxy_password_command
+            .clone_from(&account.proxy_password_command);
+    }
+    proxy.password = crate::target::proxy_password(&conn)?;
+    Ok(http.through_proxy(proxy))
 }
 
 /// The command that logs `account` in again, exactly as to type it.
@@ -176,11 +207,12 @@ fn failure(cli: &Cli, account: &str, error: &OAuthError) -> Failure {
                 ),
             )
         }
+        // The one place a provider outage (5xx, 429, `temporarily_unavailable`,
+        // a gateway's HTML page) or a network failure becomes "try later".
+        _ if error.is_transient() => Exit::TempFail,
         OAuthError::Http(pop3_oauth::http::HttpError::Tls(_)) => Exit::Tls,
-        OAuthError::Http(
-            pop3_oauth::http::HttpError::Timeout | pop3_oauth::http::HttpError::Io(_),
-        ) => Exit::TempFail,
         OAuthError::Http(_)
+        | OAuthError::UnexplainedStatus { .. }
         | OAuthError::UnexpectedContentType { .. }
         | OAuthError::MalformedAnswer { .. } => Exit::Unavailable,
         OAuthError::Refused { .. }
@@ -200,7 +232,12 @@ impl OAuthAccount {
     pub(crate) fn access_token(&self, cli: &Cli) -> Result<Secret<String>, Failure> {
         let store = store()?;
         let (stored, refreshed) = store
-            .access_token(&self.name, &http()?, &self.settings, &self.client)
+            .access_token(
+                &self.name,
+                &http_for(cli, self)?,
+                &self.settings,
+                &self.client,
+            )
             .map_err(|e| failure(cli, &self.name, &e))?;
         if cli.verbose {
             let left = stored.tokens.expires_at.map_or_else(
@@ -214,7 +251,7 @@ impl OAuthAccount {
             };
             eprintln!("*  OAuth access token for {}: {how}, {left}", self.name);
         }
-        Ok(Secret::new(stored.tokens.access_token.expose().to_owned()))
+        Ok(stored.tokens.access_token.into())
     }
 }
 
@@ -263,7 +300,7 @@ pub(crate) fn run(cli: &Cli, config: Option<&Config>, what: &OauthCommand) -> Re
 }
 
 fn login(cli: &Cli, account: &OAuthAccount, device: bool, no_browser: bool) -> Result<(), Failure> {
-    let http = http()?;
+    let http = http_for(cli, account)?;
     let store = store()?;
     let fail = |e: OAuthError| failure(cli, &account.name, &e);
     let tokens = if device {
@@ -318,7 +355,7 @@ fn login(cli: &Cli, account: &OAuthAccount, device: bool, no_browser: bool) -> R
         );
     }
     let path = store
-        .save(&account.name, &to_store(&account.settings, tokens))
+        .save_locked(&account.name, &to_store(&account.settings, tokens))
         .map_err(fail)?;
     eprintln!(
         "Logged in: the token of {} is in {}",

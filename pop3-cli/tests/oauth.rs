@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use test_support::oauth::{browse, DeviceStep, OAuthConfig, OAuthServer};
+use test_support::oauth::{browse, DeviceStep, Fault, OAuthConfig, OAuthServer};
 use test_support::providers::{Provider, ProviderServer};
 use test_support::TestPki;
 
@@ -254,6 +254,81 @@ fn a_token_near_expiry_is_refreshed_and_the_rotated_one_kept() {
     assert_eq!(home.stored("work")["access_token"], "at-3");
     assert_eq!(oauth.live_refresh_tokens(), ["rt-3"]);
     assert!(!stderr(&fetch).contains("at-3") && !stderr(&fetch).contains("rt-3"));
+    drop(pop);
+}
+
+#[test]
+fn a_provider_outage_during_refresh_is_exit_75() {
+    let home = Home::new();
+    let oauth = OAuthServer::start(OAuthConfig::default());
+    home.account("gmail", "gmail", GMAIL_USER, &oauth, 9);
+    assert_code(&home.login("gmail"), 0);
+    home.age_token("gmail", -10);
+    let json = "application/json";
+    for (status, content_type, body) in [
+        (
+            "503 Service Unavailable",
+            json,
+            r#"{"error":"temporarily_unavailable"}"#,
+        ),
+        (
+            "500 Internal Server Error",
+            json,
+            r#"{"error":"server_error"}"#,
+        ),
+        (
+            "400 Bad Request",
+            json,
+            r#"{"error":"temporarily_unavailable"}"#,
+        ),
+        ("429 Too Many Requests", json, r#"{"error":"rate_limited"}"#),
+        (
+            "503 Service Unavailable",
+            json,
+            r#"{"message":"overloaded"}"#,
+        ),
+        ("502 Bad Gateway", "text/html", "<html>Bad gateway</html>"),
+    ] {
+        oauth.fault(Fault::Answer {
+            status,
+            content_type,
+            body,
+        });
+        let fetch = run(home.pop3().args(["--account", "gmail", "fetch"]));
+        assert_code(&fetch, 75);
+        assert!(stderr(&fetch).contains("account gmail"), "{status} {body}");
+    }
+    // The refresh token is still the one stored: nothing was lost.
+    assert_eq!(home.stored("gmail")["refresh_token"], "rt-2");
+}
+
+#[test]
+fn the_token_refresh_goes_through_the_socks5_proxy_too() {
+    use test_support::socks5::{Socks5Config, Socks5Server};
+
+    let home = Home::new();
+    let oauth = OAuthServer::start(OAuthConfig::default());
+    let pop = start(Provider::microsoft365(MS_USER, "at-3"));
+    home.account("work", "outlook", MS_USER, &oauth, pop.port());
+    assert_code(&home.login("work"), 0);
+    home.age_token("work", -10);
+    let proxy = Socks5Server::start(Socks5Config::relay());
+    let fetch = run(home
+        .pop3()
+        .args(["--proxy", &proxy.url(None), "--account", "work", "fetch"]));
+    assert_code(&fetch, 0);
+    assert_eq!(oauth.refreshes(), 1);
+    let token_port = oauth
+        .token_url()
+        .rsplit_once(':')
+        .and_then(|(_, rest)| rest.split('/').next()?.parse::<u16>().ok());
+    let ports: Vec<u16> = proxy.requests().iter().map(|r| r.port).collect();
+    assert!(
+        token_port.is_some_and(|port| ports.contains(&port)),
+        "the proxy saw {ports:?}, the token endpoint is {}",
+        oauth.token_url()
+    );
+    assert!(ports.contains(&pop.port()), "{ports:?}");
     drop(pop);
 }
 

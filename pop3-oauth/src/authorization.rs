@@ -24,6 +24,14 @@ pub(crate) fn random_token(bytes: usize) -> Result<String, Error> {
     Ok(URL_SAFE_NO_PAD.encode(&*buffer))
 }
 
+/// Listens for the browser at `address`; a failure is the loopback's, not
+/// the token store's.
+fn listen_on(address: SocketAddr) -> Result<(TcpListener, u16), Error> {
+    let listener = TcpListener::bind(address).map_err(Error::Loopback)?;
+    let port = listener.local_addr().map_err(Error::Loopback)?.port();
+    Ok((listener, port))
+}
+
 /// The PKCE S256 challenge of `verifier`.
 pub fn pkce_challenge(verifier: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
@@ -47,18 +55,7 @@ impl AuthorizationRequest {
         settings: &ProviderSettings,
         client: &Client,
     ) -> Result<AuthorizationRequest, Error> {
-        let listener =
-            TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).map_err(|source| Error::Storage {
-                path: "127.0.0.1".into(),
-                source,
-            })?;
-        let port = listener
-            .local_addr()
-            .map_err(|source| Error::Storage {
-                path: "127.0.0.1".into(),
-                source,
-            })?
-            .port();
+        let (listener, port) = listen_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
         let redirect_uri = format!("http://127.0.0.1:{port}/");
         // 32 random bytes: 43 characters, the shortest verifier RFC 7636 allows
         // at full strength.
@@ -119,7 +116,7 @@ impl AuthorizationRequest {
         client: &Client,
         timeout: Duration,
     ) -> Result<Tokens, Error> {
-        let code = self.wait_for_code(Instant::now() + timeout)?;
+        let code = self.wait_for_code(crate::http::deadline_after(timeout))?;
         let answer = post_grant(
             http,
             settings,
@@ -171,13 +168,17 @@ impl AuthorizationRequest {
             return None;
         }
         let _ = stream.set_nonblocking(false);
-        let wait = deadline
+        let left = deadline
             .saturating_duration_since(Instant::now())
-            .min(Duration::from_secs(10))
             .max(Duration::from_millis(1));
-        let _ = stream.set_read_timeout(Some(wait));
-        let _ = stream.set_write_timeout(Some(wait));
-        let line = read_request_line(&mut stream)?;
+        // A browser opens spare connections it may never use: one that says
+        // nothing for a second is dropped, so that it does not hold up the
+        // real redirect queued behind it. The redirect itself arrives at
+        // once.
+        let _ = stream.set_read_timeout(Some(left.min(IDLE_READ)));
+        let _ = stream.set_write_timeout(Some(left.min(Duration::from_secs(10))));
+        let head = read_request_head(&mut stream)?;
+        let line = head.split("\r\n").next().unwrap_or_default();
         let target = line
             .strip_prefix("GET ")
             .and_then(|rest| rest.split(' ').next())
@@ -187,7 +188,7 @@ impl AuthorizationRequest {
             respond(&mut stream, "404 Not Found", "Not the sign-in page.");
             return None;
         }
-        let pairs = parse_query(query);
+        let pairs = WipedPairs(parse_query(query));
         let field = |name: &str| {
             pairs
                 .iter()
@@ -199,8 +200,12 @@ impl AuthorizationRequest {
             state.as_bytes() == self.state.expose().as_bytes()
         });
         if !state_matches {
+            // Anything on this machine can reach the port (another page, a
+            // stale tab of an earlier login): only the redirect carrying this
+            // login's state may end the wait, so anything else is answered
+            // and the wait goes on until the deadline.
             respond(&mut stream, "400 Bad Request", "The sign-in did not match this login; it was ignored. Close this page and try again.");
-            return Some(Err(Error::StateMismatch));
+            return None;
         }
         if let Some(error) = field("error") {
             respond(
@@ -232,19 +237,51 @@ impl AuthorizationRequest {
     }
 }
 
-/// The first line of a request, at most 8 KiB; `None` if it does not come.
-fn read_request_line(stream: &mut TcpStream) -> Option<String> {
-    let mut buffer = Vec::new();
-    let mut chunk = [0u8; 1024];
-    while buffer.len() < 8192 {
-        let read = stream.read(&mut chunk).ok()?;
+/// A redirect's query pairs, which hold the authorization code: wiped
+/// when dropped.
+struct WipedPairs(Vec<(String, String)>);
+
+impl std::ops::Deref for WipedPairs {
+    type Target = [(String, String)];
+    fn deref(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+impl Drop for WipedPairs {
+    fn drop(&mut self) {
+        for (name, value) in &mut self.0 {
+            zeroize::Zeroize::zeroize(name);
+            zeroize::Zeroize::zeroize(value);
+        }
+    }
+}
+
+/// How long a connection to the loopback port may stay silent.
+const IDLE_READ: Duration = Duration::from_secs(1);
+
+/// The most bytes of request head read (a browser's request with its
+/// cookies and a Microsoft code of a few KiB fits many times).
+const MAX_REQUEST_HEAD: usize = 32 * 1024;
+
+/// The request line and headers, up to the empty line; `None` if they do
+/// not come whole within [`MAX_REQUEST_HEAD`] bytes. Reading all of them
+/// matters: closing a socket with unread bytes makes the kernel reset the
+/// connection, and the browser may then lose the page it was sent.
+fn read_request_head(stream: &mut TcpStream) -> Option<zeroize::Zeroizing<String>> {
+    let mut buffer = zeroize::Zeroizing::new(Vec::new());
+    let mut chunk = zeroize::Zeroizing::new([0u8; 4096]);
+    while buffer.len() < MAX_REQUEST_HEAD {
+        let read = stream.read(&mut chunk[..]).ok()?;
         if read == 0 {
             break;
         }
         buffer.extend_from_slice(&chunk[..read]);
-        if let Some(end) = buffer.windows(2).position(|pair| pair == b"\r\n") {
+        if let Some(end) = buffer.windows(4).position(|four| four == b"\r\n\r\n") {
             buffer.truncate(end);
-            return String::from_utf8(buffer).ok();
+            return std::str::from_utf8(&buffer)
+                .ok()
+                .map(|text| zeroize::Zeroizing::new(text.to_owned()));
         }
     }
     None
@@ -260,11 +297,32 @@ fn respond(stream: &mut TcpStream, status: &str, text: &str) {
     // The browser's page is a courtesy: the login's outcome does not depend on it.
     let _ = stream.write_all(answer.as_bytes());
     let _ = stream.flush();
+    // Say that nothing more comes, then read briefly what the browser may
+    // still send, so that closing does not reset the connection before the
+    // page is read.
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < MAX_REQUEST_HEAD {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => drained += read,
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_loopback_that_cannot_listen_is_a_loopback_error() {
+        let (_taken, port) =
+            listen_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).expect("a free port");
+        let again = listen_on(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+        assert!(matches!(again, Err(Error::Loopback(_))), "{again:?}");
+    }
 
     #[test]
     fn the_challenge_is_rfc_7636_s256() {

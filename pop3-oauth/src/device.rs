@@ -78,8 +78,8 @@ impl DeviceAuthorization {
         if response.status != 200 {
             return match serde_json::from_slice(&response.body) {
                 Ok(body) => Err(refused(response.status, body)),
-                Err(_) => Err(Error::MalformedAnswer {
-                    why: format!("HTTP {} without an OAuth error", response.status),
+                Err(_) => Err(Error::UnexplainedStatus {
+                    status: response.status,
                 }),
             };
         }

@@ -24,6 +24,12 @@ pub enum Error {
         /// What was wrong.
         why: String,
     },
+    /// The endpoint answered an error status with a JSON body that is not
+    /// an OAuth error (a gateway's own `503` page in JSON, for example).
+    UnexplainedStatus {
+        /// The HTTP status.
+        status: u16,
+    },
     /// The endpoint refused with an OAuth error other than the ones below.
     Refused {
         /// The HTTP status.
@@ -43,8 +49,11 @@ pub enum Error {
     /// Nothing is stored for this account, or what is stored has expired
     /// and holds no refresh token.
     NotLoggedIn,
-    /// The browser came back with a different `state`: another page or
-    /// program answered on the loopback port.
+    /// The browser came back with a different `state`. The loopback wait
+    /// no longer ends with this: a request without this login's state is
+    /// answered 400 and ignored, and only the deadline
+    /// ([`Error::AuthorizationTimedOut`]) or the matching redirect end it.
+    /// Kept so that code matching on it still compiles.
     StateMismatch,
     /// The user (or the provider) refused the consent.
     AuthorizationDenied {
@@ -70,6 +79,12 @@ pub enum Error {
         path: PathBuf,
         /// The failure.
         source: std::io::Error,
+    },
+    /// Another process held the account's refresh lock for longer than
+    /// the wait allowed.
+    LockTimedOut {
+        /// The lock file.
+        path: PathBuf,
     },
     /// The stored token file is not one this crate wrote.
     CorruptStore {
@@ -113,6 +128,9 @@ impl std::fmt::Display for Error {
                 content_type.as_deref().unwrap_or("no content type")
             ),
             Error::MalformedAnswer { why } => write!(f, "malformed answer from the endpoint: {why}"),
+            Error::UnexplainedStatus { status } => {
+                write!(f, "the endpoint answered HTTP {status} without an OAuth error")
+            }
             Error::Refused {
                 status,
                 error,
@@ -150,11 +168,49 @@ impl std::fmt::Display for Error {
                 f.write_str("the device code expired before the sign-in was completed")
             }
             Error::Storage { path, source } => write!(f, "{}: {source}", path.display()),
+            Error::LockTimedOut { path } => write!(
+                f,
+                "{}: another process held the refresh lock too long",
+                path.display()
+            ),
             Error::CorruptStore { path } => {
                 write!(f, "{}: not a token file this program wrote", path.display())
             }
             Error::BadAccountName => f.write_str("the account name cannot name a token file"),
             Error::Random => f.write_str("the system's random generator failed"),
+        }
+    }
+}
+
+/// Whether an HTTP status says "the provider is in trouble now": too many
+/// requests, or any server error (5xx).
+fn status_is_transient(status: u16) -> bool {
+    status == 429 || (500..600).contains(&status)
+}
+
+impl Error {
+    /// Whether trying the same thing again later may work without anyone
+    /// changing anything: the provider is down or overloaded (`5xx`, `429`,
+    /// the OAuth errors `temporarily_unavailable` and `server_error`, a
+    /// gateway's HTML error page), or the network failed or timed out.
+    /// Refusals, dead refresh tokens, bad configuration, TLS failures and
+    /// local storage faults are not transient: retrying them changes
+    /// nothing.
+    pub fn is_transient(&self) -> bool {
+        use crate::http::HttpError;
+        match self {
+            Error::Http(HttpError::Timeout | HttpError::Io(_) | HttpError::Connect { .. }) => true,
+            Error::Http(_) => false,
+            Error::UnexpectedContentType { status, .. } | Error::UnexplainedStatus { status } => {
+                status_is_transient(*status)
+            }
+            // The holder finishes or dies in the end; nothing needs changing.
+            Error::LockTimedOut { .. } => true,
+            Error::Refused { status, error, .. } => {
+                matches!(error.as_str(), "temporarily_unavailable" | "server_error")
+                    || status_is_transient(*status)
+            }
+            _ => false,
         }
     }
 }
@@ -176,16 +232,35 @@ impl From<HttpError> for Error {
     }
 }
 
-/// A provider's text made safe to show: printable, on one line, at most
-/// 300 characters.
+/// A provider's text made safe to show, by the core's rule for server
+/// text (control, bidirectional-override and invisible characters
+/// replaced, see [`pop3_proto::Text::is_unsafe_char`]), then cut to 300
+/// characters.
 pub(crate) fn clean_text(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect();
-    if text.chars().count() > 300 {
-        out.push('…');
+    let safe = pop3_proto::Text::sanitize_str(text).into_string();
+    if safe.chars().count() <= 300 {
+        return safe;
     }
+    let mut out: String = safe.chars().take(300).collect();
+    out.push('…');
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_text_loses_what_could_disguise_it() {
+        let shown = clean_text("go to https://micro\u{202E}moc.tfos\u{200B}\u{2066}x\ny");
+        assert!(
+            !shown.contains(['\u{202E}', '\u{200B}', '\u{2066}', '\n']),
+            "{shown:?}"
+        );
+        assert!(shown.starts_with("go to https://micro"));
+        let long = clean_text(&"a".repeat(400));
+        assert_eq!(long.chars().count(), 301);
+        assert!(long.ends_with('…'));
+        assert_eq!(clean_text("ABCD-EFGH"), "ABCD-EFGH");
+    }
 }

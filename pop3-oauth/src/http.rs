@@ -14,15 +14,22 @@
 //!   bytes and the body [`Limits::max_body`]; a larger answer is refused
 //!   before it is read whole.
 //! * **Timed.** Connecting, writing and reading share one deadline
-//!   ([`Limits::timeout`]).
+//!   ([`Limits::timeout`]); each of the host's addresses gets a share of
+//!   the connect time, so one that never answers does not keep the next
+//!   from being tried. Resolving the name comes before the deadline and is
+//!   bounded only by the system resolver's own settings (std offers no
+//!   timeout for it).
 //! * **Encrypted.** `http://` is refused unless the host is a loopback
-//!   address (a test server, or a local proxy the user runs).
+//!   address (a test server, or a local proxy the user runs); a name such
+//!   as `localhost` must resolve to loopback addresses, and only those are
+//!   used.
 
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use pop3_transport::socks5::{Next, Socks5Handshake, Socks5Proxy};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use rustls_pki_types::ServerName;
 
@@ -144,7 +151,27 @@ pub enum HttpError {
         /// The host.
         host: String,
     },
-    /// Resolving, connecting, sending or receiving failed.
+    /// Resolving the endpoint's name or connecting to it failed (a
+    /// connection that timed out has the kind `TimedOut`).
+    Connect {
+        /// The host as the URL names it.
+        host: String,
+        /// The port.
+        port: u16,
+        /// The failure (of the last address tried).
+        source: io::Error,
+    },
+    /// The trust roots could not be loaded (`SSL_CERT_FILE` names a file
+    /// without a usable certificate).
+    Roots(pop3_transport::Error),
+    /// The SOCKS5 proxy refused or failed the tunnel.
+    Proxy {
+        /// The proxy, without its password.
+        proxy: String,
+        /// What went wrong.
+        why: String,
+    },
+    /// Sending or receiving failed.
     Io(io::Error),
     /// The TLS handshake or session failed.
     Tls(rustls::Error),
@@ -177,6 +204,15 @@ impl std::fmt::Display for HttpError {
                 f,
                 "refusing plain http:// to {host}: only https is allowed except on this machine"
             ),
+            HttpError::Connect { host, port, source } => {
+                if host.contains(':') {
+                    write!(f, "connecting to [{host}]:{port}: {source}")
+                } else {
+                    write!(f, "connecting to {host}:{port}: {source}")
+                }
+            }
+            HttpError::Roots(error) => write!(f, "trust roots: {error}"),
+            HttpError::Proxy { proxy, why } => write!(f, "SOCKS5 proxy {proxy}: {why}"),
             HttpError::Io(error) => write!(f, "{error}"),
             HttpError::Tls(error) => write!(f, "TLS: {error}"),
             HttpError::Timeout => f.write_str("the endpoint did not answer in time"),
@@ -195,8 +231,9 @@ impl std::fmt::Display for HttpError {
 impl std::error::Error for HttpError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            HttpError::Io(error) => Some(error),
+            HttpError::Io(error) | HttpError::Connect { source: error, .. } => Some(error),
             HttpError::Tls(error) => Some(error),
+            HttpError::Roots(error) => Some(error),
             _ => None,
         }
     }
@@ -213,6 +250,14 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
+/// A token answer's body holds the tokens: it is wiped when dropped, as
+/// the request that carried the secrets is.
+impl Drop for Response {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.body);
+    }
+}
+
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")
@@ -223,28 +268,36 @@ impl std::fmt::Debug for Response {
     }
 }
 
-/// The client: trust roots and limits.
+/// The client: trust roots, limits, and the SOCKS5 proxy if any.
 #[derive(Clone)]
 pub struct HttpClient {
     tls: Arc<ClientConfig>,
     limits: Limits,
+    proxy: Option<Socks5Proxy>,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("HttpClient")
             .field("limits", &self.limits)
+            .field("proxy", &self.proxy)
             .finish_non_exhaustive()
     }
 }
 
 impl HttpClient {
-    /// A client trusting the Mozilla root programme (`webpki-roots`), with
-    /// the default [`Limits`].
+    /// A client trusting what the POP3 connections trust by default
+    /// ([`pop3_transport::TrustRoots::System`]: the operating system's
+    /// store, `SSL_CERT_FILE` / `SSL_CERT_DIR`, the Mozilla roots when the
+    /// store is empty), so that a company's own root works for the token
+    /// endpoint as for the mail server; with the default [`Limits`].
     pub fn new() -> Result<HttpClient, HttpError> {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        HttpClient::with_roots(roots)
+        HttpClient::trusting(pop3_transport::TrustRoots::System)
+    }
+
+    /// A client trusting `roots`, built as the POP3 connections build them.
+    pub fn trusting(roots: pop3_transport::TrustRoots) -> Result<HttpClient, HttpError> {
+        HttpClient::with_roots(roots.root_store().map_err(HttpError::Roots)?)
     }
 
     /// A client trusting `roots` only.
@@ -257,7 +310,17 @@ impl HttpClient {
         Ok(HttpClient {
             tls: Arc::new(tls),
             limits: Limits::default(),
+            proxy: None,
         })
+    }
+
+    /// The same client connecting through a SOCKS5 proxy: every request
+    /// goes through it, and the endpoint's name is resolved by the proxy,
+    /// never here (as Tor needs, so that neither the address nor the DNS
+    /// query leaves the machine directly).
+    pub fn through_proxy(mut self, proxy: Socks5Proxy) -> HttpClient {
+        self.proxy = Some(proxy);
+        self
     }
 
     /// The same client with other limits.
@@ -280,7 +343,7 @@ impl HttpClient {
                 host: endpoint.host,
             });
         }
-        let deadline = Instant::now() + self.limits.timeout;
+        let deadline = deadline_after(self.limits.timeout);
         let body = form_encode(form);
         let host_header = if endpoint.host.contains(':') {
             format!("[{}]", endpoint.host)
@@ -306,7 +369,10 @@ impl HttpClient {
         let request = zeroize::Zeroizing::new(request);
         drop(zeroize::Zeroizing::new(body));
 
-        let socket = DeadlineStream::connect(&endpoint, deadline)?;
+        let socket = match &self.proxy {
+            Some(proxy) => DeadlineStream::through_proxy(proxy, &endpoint, deadline)?,
+            None => DeadlineStream::connect(&endpoint, deadline)?,
+        };
         if endpoint.tls {
             let name =
                 ServerName::try_from(endpoint.host.clone()).map_err(|_| HttpError::BadUrl {
@@ -321,6 +387,49 @@ impl HttpClient {
     }
 }
 
+/// How long one connection attempt may take: what is left shared equally
+/// by the `remaining` addresses (this one included), so that a first
+/// address that never answers (an IPv6 route that black-holes) leaves the
+/// others time to be tried. The last address gets all that is left.
+fn attempt_budget(left: Duration, remaining: usize) -> Duration {
+    let remaining = u32::try_from(remaining.max(1)).unwrap_or(u32::MAX);
+    (left / remaining).max(Duration::from_millis(1))
+}
+
+/// The addresses worth connecting to. Plain `http://` is allowed to this
+/// machine only, so a host that is not an address literal (`localhost`)
+/// must resolve to loopback addresses: the others are dropped, and a name
+/// with no loopback address is refused, whatever the resolver (or a
+/// hosts file entry) says.
+fn usable_addresses(
+    endpoint: &Endpoint,
+    addresses: Vec<SocketAddr>,
+) -> Result<Vec<SocketAddr>, HttpError> {
+    if endpoint.tls {
+        return Ok(addresses);
+    }
+    let loopback: Vec<SocketAddr> = addresses
+        .into_iter()
+        .filter(|address| address.ip().is_loopback())
+        .collect();
+    if loopback.is_empty() {
+        return Err(HttpError::PlainHttpRefused {
+            host: endpoint.host.clone(),
+        });
+    }
+    Ok(loopback)
+}
+
+/// The instant `timeout` from now. A timeout the clock cannot add
+/// (`Duration::MAX` meaning "no limit") is a century rather than a panic.
+pub(crate) fn deadline_after(timeout: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    let now = Instant::now();
+    now.checked_add(timeout)
+        .or_else(|| now.checked_add(timeout.min(CENTURY)))
+        .unwrap_or(now)
+}
+
 /// A TCP stream whose every read and write waits at most until one
 /// deadline.
 struct DeadlineStream {
@@ -330,29 +439,94 @@ struct DeadlineStream {
 
 impl DeadlineStream {
     fn connect(endpoint: &Endpoint, deadline: Instant) -> Result<DeadlineStream, HttpError> {
+        let failed = |source| HttpError::Connect {
+            host: endpoint.host.clone(),
+            port: endpoint.port,
+            source,
+        };
+        // The system resolver has no timeout to give it: resolving the name
+        // is not bounded by the deadline, only by the resolver's own
+        // settings (resolv.conf's timeout and attempts). The deadline
+        // starts counting for the connections.
         let addresses: Vec<SocketAddr> = (endpoint.host.as_str(), endpoint.port)
             .to_socket_addrs()
-            .map_err(HttpError::Io)?
+            .map_err(failed)?
             .collect();
+        let addresses = usable_addresses(endpoint, addresses)?;
         let mut last = io::Error::new(io::ErrorKind::NotFound, "the host has no address");
-        for address in addresses {
+        for (index, address) in addresses.iter().enumerate() {
             let left = deadline
                 .checked_duration_since(Instant::now())
                 .filter(|left| !left.is_zero())
-                .ok_or(HttpError::Timeout)?;
-            match TcpStream::connect_timeout(&address, left) {
+                .ok_or_else(|| failed(io::ErrorKind::TimedOut.into()))?;
+            let budget = attempt_budget(left, addresses.len() - index);
+            match TcpStream::connect_timeout(address, budget) {
                 Ok(socket) => {
                     // Small requests and answers: send without waiting for more.
                     let _ = socket.set_nodelay(true);
                     return Ok(DeadlineStream { socket, deadline });
                 }
-                Err(error) if error.kind() == io::ErrorKind::TimedOut => {
-                    return Err(HttpError::Timeout)
-                }
+                // An address that does not answer in its share of the time
+                // gives way to the next one, as one that refuses does.
                 Err(error) => last = error,
             }
         }
-        Err(HttpError::Io(last))
+        Err(failed(last))
+    }
+
+    /// Connects to `proxy` and asks it for a tunnel to the endpoint, all
+    /// within the deadline.
+    fn through_proxy(
+        proxy: &Socks5Proxy,
+        endpoint: &Endpoint,
+        deadline: Instant,
+    ) -> Result<DeadlineStream, HttpError> {
+        let proxy_endpoint = Endpoint {
+            tls: true,
+            host: proxy.host.clone(),
+            port: proxy.port,
+            target: "/".into(),
+        };
+        let mut stream = DeadlineStream::connect(&proxy_endpoint, deadline)?;
+        let failed = |why: String| HttpError::Proxy {
+            proxy: proxy.to_string(),
+            why,
+        };
+        let credentials = proxy.credentials();
+        let mut handshake = Socks5Handshake::new(&endpoint.host, endpoint.port, credentials)
+            .map_err(|error| failed(error.to_string()))?;
+        let mut buffer = [0u8; 512];
+        loop {
+            match handshake.next() {
+                Next::Send(bytes) => {
+                    let written = stream.write(bytes).map_err(io_error)?;
+                    if written == 0 {
+                        return Err(failed("the proxy closed the connection".into()));
+                    }
+                    handshake.sent(written);
+                }
+                Next::Receive { max } => {
+                    let read = stream.read(&mut buffer[..max.min(512)]).map_err(io_error)?;
+                    if read == 0 {
+                        let error = handshake.receive_eof();
+                        return Err(failed(error.map_or_else(
+                            || "the proxy closed the connection".into(),
+                            |error| error.to_string(),
+                        )));
+                    }
+                    handshake
+                        .receive(&buffer[..read])
+                        .map_err(|error| failed(error.to_string()))?;
+                }
+                Next::Connected(_) => return Ok(stream),
+                Next::Failed => {
+                    return Err(failed(handshake.error().map_or_else(
+                        || "the handshake failed".into(),
+                        ToString::to_string,
+                    )))
+                }
+            }
+        }
     }
 
     fn arm(&self) -> io::Result<()> {
@@ -667,32 +841,13 @@ pub fn percent_encode_into(out: &mut String, text: &str) {
 }
 
 /// Decodes one `application/x-www-form-urlencoded` value (`+` is a space).
-/// `None` for a bad escape or non-UTF-8.
+/// `None` for a bad escape or non-UTF-8. The escapes are decoded by the
+/// workspace's one percent-decoder (`socks5_client`'s, re-exported as
+/// [`pop3_transport::socks5::percent_decode`]); a literal `+` arrives as
+/// `%2B`, so turning every bare `+` into a space first is exact.
 pub fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'%' => {
-                let hex = text.get(index + 1..index + 3)?;
-                if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return None;
-                }
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                index += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                index += 1;
-            }
-            byte => {
-                out.push(byte);
-                index += 1;
-            }
-        }
-    }
-    String::from_utf8(out).ok()
+    let spaced = text.replace('+', " ");
+    String::from_utf8(pop3_transport::socks5::percent_decode(&spaced)?).ok()
 }
 
 /// The `name=value` pairs of a query string, decoded; bad pairs skipped.
@@ -769,6 +924,62 @@ mod tests {
         ] {
             assert!(Endpoint::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn connection_failures_name_the_host_and_port() {
+        // A port just freed: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .map(|address| address.port())
+            .unwrap_or(9);
+        let client = HttpClient::new().map(|client| {
+            client.limits(Limits {
+                timeout: Duration::from_secs(5),
+                ..Limits::default()
+            })
+        });
+        let error = client.ok().and_then(|client| {
+            client
+                .post_form(&format!("http://127.0.0.1:{port}/t"), &[])
+                .err()
+        });
+        let shown = error.as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(
+            matches!(error, Some(HttpError::Connect { .. })),
+            "{error:?}"
+        );
+        assert!(shown.contains(&format!("127.0.0.1:{port}")), "{shown}");
+    }
+
+    #[test]
+    fn localhost_over_plain_http_keeps_only_loopback_addresses() {
+        let plain = Endpoint::parse("http://localhost:8080/t").expect("parses");
+        let v4: SocketAddr = "127.0.0.1:8080".parse().expect("an address");
+        let v6: SocketAddr = "[::1]:8080".parse().expect("an address");
+        let outside: SocketAddr = "192.0.2.7:8080".parse().expect("an address");
+        assert_eq!(
+            usable_addresses(&plain, vec![outside, v6, v4]).ok(),
+            Some(vec![v6, v4])
+        );
+        assert!(matches!(
+            usable_addresses(&plain, vec![outside]),
+            Err(HttpError::PlainHttpRefused { .. })
+        ));
+        let tls = Endpoint::parse("https://login.example/t").expect("parses");
+        assert_eq!(
+            usable_addresses(&tls, vec![outside]).ok(),
+            Some(vec![outside])
+        );
+    }
+
+    #[test]
+    fn every_address_gets_a_share_of_the_connect_time() {
+        let left = Duration::from_secs(30);
+        assert_eq!(attempt_budget(left, 3), Duration::from_secs(10));
+        assert_eq!(attempt_budget(left, 1), left);
+        assert_eq!(attempt_budget(left, 0), left);
+        assert_eq!(attempt_budget(Duration::ZERO, 2), Duration::from_millis(1));
     }
 
     #[test]
@@ -882,5 +1093,8 @@ mod tests {
         assert_eq!(percent_decode("%4"), None);
         assert_eq!(percent_decode("%zz"), None);
         assert_eq!(percent_decode("a+b"), Some("a b".into()));
+        assert_eq!(percent_decode("a%2Bb"), Some("a+b".into()));
+        assert_eq!(percent_decode("%+1"), None);
+        assert_eq!(percent_decode("%C3"), None);
     }
 }

@@ -23,6 +23,11 @@
 //! The project ships no client ID: users register their own application
 //! with each provider ([`Client`]).
 //!
+//! **Unix only.** The token store relies on Unix file modes (0600 files in
+//! a 0700 directory, set with `std::os::unix`) to keep tokens private, so
+//! the crate builds on Unix-like systems alone; on others it fails to
+//! compile rather than store tokens readable by anyone.
+//!
 //! # The HTTP client, and why it is this one
 //!
 //! OAuth needs one thing of HTTP here: post a small form, read a small JSON
@@ -78,7 +83,7 @@ pub use error::{DeadReason, Error};
 pub use http::HttpClient;
 pub use provider::{Client, Preset, ProviderSettings};
 pub use secret::Secret;
-pub use store::{Refreshed, StoredTokens, TokenStore, REFRESH_MARGIN};
+pub use store::{Refreshed, StoredTokens, TokenStore, LOCK_WAIT, REFRESH_MARGIN};
 pub use token::{now, refresh, Tokens};
 
 /// The version of the token file format this crate writes.

@@ -42,6 +42,14 @@ impl From<&str> for Secret {
     }
 }
 
+/// The core's secret, for a login: the token's buffer moves across, so no
+/// copy is left behind unwiped (`expose().to_owned()` would leave one).
+impl From<Secret> for pop3_proto::Secret<String> {
+    fn from(mut secret: Secret) -> pop3_proto::Secret<String> {
+        pop3_proto::Secret::new(std::mem::take(&mut *secret.0))
+    }
+}
+
 impl serde::Serialize for Secret {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.expose())
@@ -65,5 +73,16 @@ mod tests {
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("redacted"));
         assert_eq!(secret.expose(), "ya29.very-secret");
+    }
+
+    #[test]
+    fn becomes_the_cores_secret_without_a_copy() {
+        let secret = Secret::new("at-login");
+        let address = secret.expose().as_ptr();
+        let core: pop3_proto::Secret<String> = secret.into();
+        assert_eq!(core.expose(), "at-login");
+        // The same buffer, moved: nothing was copied to be left behind.
+        assert_eq!(core.expose().as_ptr(), address);
+        assert!(!format!("{core:?}").contains("at-login"));
     }
 }

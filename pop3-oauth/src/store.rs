@@ -24,6 +24,13 @@ use crate::token::{refresh, Tokens};
 /// POP3 login and a long download fit in what remains.
 pub const REFRESH_MARGIN: u64 = 300;
 
+/// How long [`TokenStore::lock`] waits for another process's refresh: a
+/// refresh is one HTTP exchange, at most [`crate::http::Limits::timeout`]
+/// (30 s by default), and a few may queue.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// What is stored for one account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredTokens {
@@ -88,15 +95,27 @@ impl TokenStore {
         Ok(self.dir.join(format!("{}.oauth.lock", file_stem(account)?)))
     }
 
+    /// Makes the directory if needed, and makes it 0700 if it was not: a
+    /// directory made earlier by hand, or by a program under a looser
+    /// umask, keeps its mode otherwise, and others could list the token
+    /// files' names. Tightening the mode of a directory owned by someone
+    /// else fails (only the owner may change it), which is reported rather
+    /// than ignored.
     fn ensure_dir(&self) -> Result<(), Error> {
+        let storage = |source| Error::Storage {
+            path: self.dir.clone(),
+            source,
+        };
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
-            .map_err(|source| Error::Storage {
-                path: self.dir.clone(),
-                source,
-            })
+            .map_err(storage)?;
+        let metadata = fs::metadata(&self.dir).map_err(storage)?;
+        if metadata.permissions().mode() & 0o077 != 0 {
+            fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700)).map_err(storage)?;
+        }
+        Ok(())
     }
 
     /// What is stored for `account`; `None` if nothing is.
@@ -148,6 +167,16 @@ impl TokenStore {
         Ok(path)
     }
 
+    /// [`TokenStore::save`] under the account's refresh lock: what a login
+    /// stores is then never overwritten by a refresh that another process
+    /// had already started from the tokens before it (the refresh holds
+    /// the lock from reading to saving, so the login waits for it and
+    /// saves last).
+    pub fn save_locked(&self, account: &str, stored: &StoredTokens) -> Result<PathBuf, Error> {
+        let _lock = self.lock(account)?;
+        self.save(account, stored)
+    }
+
     /// Removes what is stored for `account`.
     pub fn remove(&self, account: &str) -> Result<bool, Error> {
         let path = self.path(account)?;
@@ -158,9 +187,17 @@ impl TokenStore {
         }
     }
 
-    /// Takes the refresh lock of `account`, waiting for another holder.
-    /// The lock is released when the returned file is dropped.
+    /// Takes the refresh lock of `account`, waiting up to [`LOCK_WAIT`]
+    /// for another holder. The lock is released when the returned file is
+    /// dropped.
     pub fn lock(&self, account: &str) -> Result<File, Error> {
+        self.lock_within(account, LOCK_WAIT)
+    }
+
+    /// [`TokenStore::lock`] waiting up to `wait`; still held then is
+    /// [`Error::LockTimedOut`], naming the lock file (a hung process that
+    /// holds it, or a lock on a network file system that never frees).
+    pub fn lock_within(&self, account: &str, wait: std::time::Duration) -> Result<File, Error> {
         self.ensure_dir()?;
         let path = self.lock_path(account)?;
         let file = OpenOptions::new()
@@ -174,9 +211,23 @@ impl TokenStore {
                 path: path.clone(),
                 source,
             })?;
-        file.lock()
-            .map_err(|source| Error::Storage { path, source })?;
-        Ok(file)
+        let deadline = crate::http::deadline_after(wait);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(source)) => {
+                    return Err(Error::Storage { path, source })
+                }
+            }
+            let now = std::time::Instant::now();
+            if now >= deadline {
+                return Err(Error::LockTimedOut { path });
+            }
+            // A refresh takes a second or so: polling ten times a second
+            // costs nothing and adds little to the wait.
+            std::thread::sleep(deadline.duration_since(now).min(LOCK_POLL));
+        }
     }
 
     /// An access token for `account` good for at least [`REFRESH_MARGIN`]
@@ -236,8 +287,13 @@ impl TokenStore {
     }
 }
 
+/// The longest file stem an account name may become. Percent-encoding can
+/// triple a name, and the temporary file adds about 25 bytes to the stem:
+/// 200 keeps every name under the 255 bytes most file systems allow.
+const MAX_STEM: usize = 200;
+
 fn file_stem(account: &str) -> Result<String, Error> {
-    if account.is_empty() || account.len() > 200 || account.starts_with('.') {
+    if account.is_empty() || account.len() > MAX_STEM || account.starts_with('.') {
         return Err(Error::BadAccountName);
     }
     let mut stem = String::new();
@@ -247,6 +303,10 @@ fn file_stem(account: &str) -> Result<String, Error> {
         } else {
             stem.push_str(&format!("%{byte:02X}"));
         }
+    }
+    // Checked after encoding: the name's own length says too little.
+    if stem.len() > MAX_STEM {
+        return Err(Error::BadAccountName);
     }
     Ok(stem)
 }
@@ -304,11 +364,136 @@ mod tests {
     }
 
     #[test]
+    fn an_existing_open_directory_is_made_0700() {
+        let dir = scratch("open-dir");
+        let _ = fs::create_dir_all(&dir);
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
+        let store = TokenStore::new(&dir);
+        let stored = StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new("at"),
+                expires_at: None,
+                refresh_token: None,
+                scope: None,
+                obtained_at: None,
+            },
+        };
+        assert!(store.save("a", &stored).is_ok());
+        let mode = fs::metadata(&dir)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode, Some(0o700));
+        let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
+        assert!(store.lock("a").is_ok());
+        let mode = fs::metadata(&dir)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode, Some(0o700));
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_lock_held_elsewhere_is_waited_for_then_named() {
+        let dir = scratch("lock-wait");
+        let store = TokenStore::new(&dir);
+        let held = store.lock("a").ok();
+        assert!(held.is_some());
+        let started = std::time::Instant::now();
+        let second = store.lock_within("a", std::time::Duration::from_millis(300));
+        assert!(started.elapsed() >= std::time::Duration::from_millis(300));
+        let shown = second.as_ref().err().map(ToString::to_string);
+        assert!(
+            matches!(&second, Err(Error::LockTimedOut { path }) if path.ends_with("a.oauth.lock")),
+            "{second:?}"
+        );
+        assert!(shown.is_some_and(|text| text.contains("a.oauth.lock")));
+        assert!(second.err().is_some_and(|e| e.is_transient()));
+        drop(held);
+        assert!(store
+            .lock_within("a", std::time::Duration::from_millis(300))
+            .is_ok());
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_locked_save_waits_for_a_refresh_in_progress() {
+        let dir = scratch("save-locked");
+        let store = TokenStore::new(&dir);
+        let stored = |token: &str| StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new(token),
+                expires_at: None,
+                refresh_token: None,
+                scope: None,
+                obtained_at: None,
+            },
+        };
+        let refreshing = store.lock("a").ok();
+        assert!(refreshing.is_some());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let login = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let saved = store.save_locked("a", &stored("at-login"));
+                let _ = tx.send(());
+                saved.is_ok()
+            })
+        };
+        // While the refresh holds the lock, the login's save waits.
+        assert!(rx
+            .recv_timeout(std::time::Duration::from_millis(400))
+            .is_err());
+        assert!(store.save("a", &stored("at-refresh")).is_ok());
+        drop(refreshing);
+        assert!(login.join().unwrap_or(false));
+        let kept = store.load("a").ok().flatten();
+        assert_eq!(
+            kept.map(|s| s.tokens.access_token.expose().to_owned()),
+            Some("at-login".to_owned())
+        );
+        let _ = fs::remove_dir_all(dir);
+    }
+
+    #[test]
     fn odd_account_names_are_refused_or_encoded() {
         let store = TokenStore::new("/x");
         assert!(matches!(store.path(""), Err(Error::BadAccountName)));
         assert!(matches!(store.path(".."), Err(Error::BadAccountName)));
         assert_ne!(store.path("a/b").ok(), store.path("a%2Fb").ok());
+    }
+
+    #[test]
+    fn a_name_too_long_once_encoded_is_a_bad_account_name() {
+        let dir = scratch("long");
+        let store = TokenStore::new(&dir);
+        // 200 bytes as given, 600 once percent-encoded.
+        let long = "é".repeat(100);
+        assert!(matches!(store.path(&long), Err(Error::BadAccountName)));
+        let stored = StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new("at"),
+                expires_at: None,
+                refresh_token: None,
+                scope: None,
+                obtained_at: None,
+            },
+        };
+        assert!(matches!(
+            store.save(&long, &stored),
+            Err(Error::BadAccountName)
+        ));
+        // The longest plain name still fits, temporary file included.
+        assert!(store.save(&"a".repeat(200), &stored).is_ok());
+        let _ = fs::remove_dir_all(dir);
     }
 
     #[test]

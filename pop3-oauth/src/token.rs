@@ -143,8 +143,8 @@ pub(crate) fn parse_answer(response: &Response, asked_scope: &str) -> Result<Ans
             status: response.status,
             body,
         }),
-        Err(_) => Err(Error::MalformedAnswer {
-            why: format!("HTTP {} without an OAuth error", response.status),
+        Err(_) => Err(Error::UnexplainedStatus {
+            status: response.status,
         }),
     }
 }
@@ -225,6 +225,7 @@ pub fn refresh(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::HttpError;
 
     fn json(status: u16, body: &str) -> Response {
         Response {
@@ -258,6 +259,53 @@ mod tests {
             ..tokens.clone()
         };
         assert!(!near_end.fresh_for(300) && near_end.fresh_for(60));
+    }
+
+    /// The error a non-200 answer becomes, as the token endpoint's caller sees it.
+    fn failure(response: &Response) -> Error {
+        match parse_answer(response, "") {
+            Ok(Answer::Error { status, body }) => refused(status, body),
+            Ok(Answer::Granted(_)) => panic!("granted"),
+            Err(error) => error,
+        }
+    }
+
+    #[test]
+    fn provider_outages_are_transient_and_refusals_are_not() {
+        let html = |status| Response {
+            status,
+            content_type: Some("text/html".into()),
+            body: b"<html>down</html>".to_vec(),
+        };
+        for outage in [
+            json(503, r#"{"error":"temporarily_unavailable"}"#),
+            json(400, r#"{"error":"temporarily_unavailable"}"#),
+            json(500, r#"{"error":"server_error"}"#),
+            json(429, r#"{"error":"slow"}"#),
+            json(503, r#"{"message":"overloaded"}"#),
+            html(502),
+            html(503),
+        ] {
+            let error = failure(&outage);
+            assert!(error.is_transient(), "{outage:?}: {error:?}");
+        }
+        for lasting in [
+            json(400, r#"{"error":"invalid_client"}"#),
+            json(401, r#"{"error":"unauthorized_client"}"#),
+            json(400, r#"{"message":"no"}"#),
+            html(200),
+            html(404),
+        ] {
+            let error = failure(&lasting);
+            assert!(!error.is_transient(), "{lasting:?}: {error:?}");
+        }
+        assert!(Error::Http(HttpError::Timeout).is_transient());
+        assert!(
+            Error::Http(HttpError::Io(std::io::ErrorKind::ConnectionRefused.into())).is_transient()
+        );
+        assert!(!Error::Http(HttpError::Redirect { status: 302 }).is_transient());
+        assert!(!Error::Random.is_transient());
+        assert!(!Error::NotLoggedIn.is_transient());
     }
 
     #[test]

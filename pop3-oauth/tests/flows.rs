@@ -85,14 +85,63 @@ fn login_with_pkce_and_a_loopback_redirect() {
 }
 
 #[test]
-fn a_redirect_with_another_state_is_refused() {
+fn a_redirect_with_another_state_is_ignored_and_the_real_one_still_counts() {
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let forged = format!("{}?code=code-1&state=forged", request.redirect_uri());
+    let stateless = format!("{}?code=code-1", request.redirect_uri());
+    let url = request.url().to_owned();
+    let browser = std::thread::spawn(move || {
+        let forged = browse(&forged).map(|(status, _)| status);
+        let stateless = browse(&stateless).map(|(status, _)| status);
+        (forged, stateless, browse(&url))
+    });
+    let outcome = request.finish(&http(), &settings, &client, Duration::from_secs(10));
+    assert!(outcome.is_ok(), "{outcome:?}");
+    let (forged, stateless, real) = browser.join().expect("the browser");
+    assert_eq!((forged, stateless), (Ok(400), Ok(400)));
+    assert_eq!(real.map(|(status, _)| status), Ok(200));
+    assert_eq!(
+        server.grants(),
+        ["authorization_code"],
+        "only the real code"
+    );
+}
+
+#[test]
+fn a_timeout_without_limit_is_no_panic() {
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let unlimited = HttpClient::new().expect("a client").limits(Limits {
+        timeout: Duration::MAX,
+        ..Limits::default()
+    });
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let url = request.url().to_owned();
+    let browser = std::thread::spawn(move || browse(&url));
+    let tokens = request.finish(&unlimited, &settings, &client, Duration::MAX);
+    assert!(tokens.is_ok(), "{tokens:?}");
+    assert_eq!(
+        browser.join().ok().and_then(Result::ok).map(|(s, _)| s),
+        Some(200)
+    );
+}
+
+#[test]
+fn only_a_forged_redirect_waits_until_the_deadline() {
     let server = OAuthServer::start(OAuthConfig::default());
     let (settings, client) = (settings_for(&server), client_for(&server));
     let request = AuthorizationRequest::start(&settings, &client).expect("listening");
     let forged = format!("{}?code=code-1&state=forged", request.redirect_uri());
     let browser = std::thread::spawn(move || browse(&forged));
-    let outcome = request.finish(&http(), &settings, &client, Duration::from_secs(10));
-    assert!(matches!(outcome, Err(Error::StateMismatch)), "{outcome:?}");
+    let started = std::time::Instant::now();
+    let outcome = request.finish(&http(), &settings, &client, Duration::from_millis(1500));
+    assert!(
+        matches!(outcome, Err(Error::AuthorizationTimedOut)),
+        "{outcome:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(1400));
     assert_eq!(
         browser.join().ok().and_then(Result::ok).map(|(s, _)| s),
         Some(400)
@@ -446,4 +495,139 @@ fn a_long_lived_session_gets_a_fresh_token_from_its_source() {
         Some("from-a-vault")
     );
     let _ = std::fs::remove_dir_all(store.dir());
+}
+
+#[test]
+fn a_refresh_goes_through_the_socks5_proxy_when_one_is_set() {
+    use pop3_transport::socks5::Socks5Proxy;
+    use test_support::socks5::{Behaviour, Socks5Config, Socks5Server};
+
+    let server = OAuthServer::start(OAuthConfig::default());
+    let store = scratch("proxy");
+    stale_login(&server, &store, "a");
+    let proxy = Socks5Server::start(Socks5Config::relay().require_auth("tor", "circuit-7"));
+    let through = http().through_proxy(
+        Socks5Proxy::parse(&proxy.url(Some(("tor", "circuit-7")))).expect("a proxy URL"),
+    );
+    let (stored, refreshed) = store
+        .access_token("a", &through, &settings_for(&server), &client_for(&server))
+        .expect("refreshed through the proxy");
+    assert_eq!(refreshed, Refreshed::Yes);
+    assert!(stored.tokens.access_token.expose().starts_with("at-"));
+    let asked = proxy.requests();
+    let token_port = pop3_oauth::http::Endpoint::parse(&server.token_url())
+        .expect("a URL")
+        .port;
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(
+        (asked[0].host.as_str(), asked[0].port),
+        ("127.0.0.1", token_port)
+    );
+    assert!(asked[0].credentials.is_some());
+
+    // A proxy that refuses the tunnel is said, naming the proxy, and the
+    // endpoint is not reached directly instead.
+    let refusing = Socks5Server::start(Socks5Config::with_behaviour(Behaviour::Refuse(5)));
+    let through = http().through_proxy(Socks5Proxy::parse(&refusing.url(None)).expect("a URL"));
+    stale_login(&server, &store, "a");
+    let refreshes = server.refreshes();
+    let outcome = store.access_token("a", &through, &settings_for(&server), &client_for(&server));
+    assert!(
+        matches!(&outcome, Err(Error::Http(HttpError::Proxy { .. }))),
+        "{outcome:?}"
+    );
+    assert_eq!(server.refreshes(), refreshes);
+    let _ = std::fs::remove_dir_all(store.dir());
+}
+
+/// The loopback redirect the provider sends the browser to for `request`,
+/// read from the authorization endpoint's `Location` without following it.
+fn redirect_target(request: &AuthorizationRequest) -> String {
+    use std::io::{Read, Write};
+    let rest = request.url().strip_prefix("http://").expect("plain http");
+    let (authority, target) = rest.split_at(rest.find('/').expect("a path"));
+    let mut stream = std::net::TcpStream::connect(authority).expect("the provider");
+    write!(
+        stream,
+        "GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("sent");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+        .split("\r\n")
+        .find_map(|line| {
+            line.strip_prefix("Location: ")
+                .or_else(|| line.strip_prefix("location: "))
+        })
+        .expect("a redirect")
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn idle_browser_connections_do_not_hold_up_the_redirect() {
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let port = request
+        .redirect_uri()
+        .trim_start_matches("http://127.0.0.1:")
+        .trim_end_matches('/')
+        .parse::<u16>()
+        .expect("a port");
+    // Two speculative connections that never say anything, opened first.
+    let idle: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).expect("connects"))
+        .collect();
+    let url = request.url().to_owned();
+    let browser = std::thread::spawn(move || browse(&url));
+    let started = std::time::Instant::now();
+    let tokens = request.finish(&http(), &settings, &client, Duration::from_secs(30));
+    assert!(tokens.is_ok(), "{tokens:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        browser.join().ok().and_then(Result::ok).map(|(s, _)| s),
+        Some(200)
+    );
+    drop(idle);
+}
+
+#[test]
+fn a_long_redirect_request_gets_its_whole_page() {
+    use std::io::{Read, Write};
+    let server = OAuthServer::start(OAuthConfig::default());
+    let (settings, client) = (settings_for(&server), client_for(&server));
+    let request = AuthorizationRequest::start(&settings, &client).expect("listening");
+    let target = redirect_target(&request);
+    let rest = target.strip_prefix("http://").expect("plain http");
+    let (authority, path) = rest.split_at(rest.find('/').expect("a path"));
+    let authority = authority.to_owned();
+    // A browser's request: the line, then kilobytes of headers (cookies,
+    // client hints) that the listener must read before it closes.
+    let mut sent = format!("GET {path} HTTP/1.1\r\nHost: {authority}\r\n");
+    for index in 0..64 {
+        sent.push_str(&format!("X-Filler-{index}: {}\r\n", "v".repeat(100)));
+    }
+    sent.push_str("\r\n");
+    let browser = std::thread::spawn(move || {
+        let mut stream = std::net::TcpStream::connect(&authority).expect("connects");
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        stream.write_all(sent.as_bytes()).expect("sent");
+        let mut page = Vec::new();
+        let read = stream.read_to_end(&mut page);
+        (
+            read.map(|_| ()),
+            String::from_utf8_lossy(&page).into_owned(),
+        )
+    });
+    let tokens = request.finish(&http(), &settings, &client, Duration::from_secs(10));
+    assert!(tokens.is_ok(), "{tokens:?}");
+    let (read, page) = browser.join().expect("the browser");
+    assert!(read.is_ok(), "{read:?}");
+    assert!(page.contains("Signed in"), "{page}");
 }

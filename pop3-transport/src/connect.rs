@@ -49,7 +49,15 @@ pub async fn connect<R: Runtime, S: StartTls>(
     let mut conn = Connection::traced(host, port, async {
         let stream = open_stream::<R, S>(host, port, options, implicit, &session, tcp).await?;
         let greeting_wait = greeting_wait(options, port, security);
-        Connection::start_waiting(stream, options, implicit, session, greeting_wait).await
+        let on_implicit_tls_port = greeting_wait_is_shortened(port, security);
+        Connection::start_waiting(stream, options, implicit, session, greeting_wait)
+            .await
+            .map_err(|error| match error {
+                Error::Timeout(Phase::Greeting) if on_implicit_tls_port => {
+                    Error::Timeout(Phase::GreetingOnImplicitTlsPort)
+                }
+                error => error,
+            })
     })
     .await?;
     if let Some((config, name)) = starttls {
@@ -71,23 +79,32 @@ const IMPLICIT_TLS_PORT_SILENCE: Duration = Duration::from_secs(10);
 ///
 /// A server that speaks implicit TLS waits for the client's TLS hello and
 /// never greets, so a plaintext client would sit out the whole read limit
-/// (60 s by default) before [`Phase::Greeting`]'s "this port may expect
-/// TLS". Cutting the wait short everywhere would break real servers that
+/// (60 s by default) before being told that the port may expect TLS. Cutting the wait short everywhere would break real servers that
 /// greet slowly (a reverse DNS lookup that has to time out first, a busy
 /// or deliberately slow server): those are on 110 or a port of their own,
 /// while a plaintext POP3 server on 995 is almost unheard of, so there ten
-/// seconds of silence are enough to say so. On other ports the same error
-/// comes at the read limit. A server that answers with TLS records instead
+/// seconds of silence are enough to say so
+/// ([`Phase::GreetingOnImplicitTlsPort`], kind `Tls`: a misconfiguration
+/// that retrying would repeat). On other ports silence is
+/// [`Phase::Greeting`] at the read limit, a timeout like any other. A server that answers with TLS records instead
 /// of a greeting is recognised at its first bytes, whatever the port
 /// ([`ProtocolError::TlsInsteadOfGreeting`](pop3_proto::ProtocolError::TlsInsteadOfGreeting)).
 fn greeting_wait(options: &Options, port: u16, security: Security) -> Option<Duration> {
     let read = options.timeouts.read;
-    if security == Security::ImplicitTls || port != IMPLICIT_TLS_PORT {
+    if !greeting_wait_is_shortened(port, security) {
         return read;
     }
     Some(read.map_or(IMPLICIT_TLS_PORT_SILENCE, |limit| {
         limit.min(IMPLICIT_TLS_PORT_SILENCE)
     }))
+}
+
+/// Whether the greeting is awaited without TLS on the implicit-TLS port:
+/// the wait is then cut short, and silence is
+/// [`Phase::GreetingOnImplicitTlsPort`] (a misconfiguration) rather than
+/// [`Phase::Greeting`] (a slow server).
+fn greeting_wait_is_shortened(port: u16, security: Security) -> bool {
+    security != Security::ImplicitTls && port == IMPLICIT_TLS_PORT
 }
 
 /// Opens the stream to the mail server `host`:`port`, ready for the
@@ -212,5 +229,49 @@ async fn socks5_tunnel<R: Runtime, S: IoStream + ?Sized>(
             Err(Error::Timeout(Phase::Proxy))
         }
         Err(e) => Err(Error::Proxy(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading_for(read: Option<Duration>) -> Options {
+        let mut options = Options::new();
+        options.timeouts.read = read;
+        options
+    }
+
+    /// The decision the 995 scenario test checks end to end, checked here
+    /// without needing to listen on a privileged port.
+    #[test]
+    fn only_a_connection_without_tls_to_995_waits_less_for_the_greeting() {
+        let minute = Some(Duration::from_secs(60));
+        let options = reading_for(minute);
+        let short = Some(IMPLICIT_TLS_PORT_SILENCE);
+        assert_eq!(greeting_wait(&options, 995, Security::Plain), short);
+        assert_eq!(greeting_wait(&options, 995, Security::StartTls), short);
+        assert_eq!(greeting_wait(&options, 995, Security::ImplicitTls), minute);
+        assert_eq!(greeting_wait(&options, 110, Security::Plain), minute);
+        assert_eq!(greeting_wait(&options, 1995, Security::StartTls), minute);
+        // A read limit already shorter is kept; none at all still gets one.
+        let brief = Some(Duration::from_secs(3));
+        assert_eq!(
+            greeting_wait(&reading_for(brief), 995, Security::Plain),
+            brief
+        );
+        assert_eq!(
+            greeting_wait(&reading_for(None), 995, Security::Plain),
+            short
+        );
+        assert_eq!(
+            greeting_wait(&reading_for(None), 110, Security::Plain),
+            None
+        );
+        // Silence is named for the port only where the wait was cut short.
+        assert!(greeting_wait_is_shortened(995, Security::Plain));
+        assert!(greeting_wait_is_shortened(995, Security::StartTls));
+        assert!(!greeting_wait_is_shortened(995, Security::ImplicitTls));
+        assert!(!greeting_wait_is_shortened(110, Security::Plain));
     }
 }

@@ -25,11 +25,17 @@ pub enum Phase {
     Connect,
     /// The TLS handshake (implicit TLS or after `STLS`).
     TlsHandshake,
-    /// Waiting for the server's greeting on a connection without TLS (yet).
-    /// A server that says nothing at all is often a POP3S (implicit TLS)
-    /// port reached without TLS, and the error says so. The wait is the
-    /// read limit, except on port 995 (see `pop3_transport::connect`).
+    /// Waiting for the server's greeting on a connection without TLS (yet),
+    /// for the whole read limit, on a port other than 995: the server may
+    /// be slow or hung, and a later try may well get through.
     Greeting,
+    /// Waiting for the greeting without TLS on port 995, the implicit-TLS
+    /// port, where the wait is cut to ten seconds (see
+    /// `pop3_transport::connect`). A server there that says nothing is
+    /// waiting for the client's TLS hello: the connection is misconfigured
+    /// (use implicit TLS), so the kind is [`ErrorKind::Tls`], not a timeout
+    /// to retry.
+    GreetingOnImplicitTlsPort,
     /// Waiting for bytes from the server.
     Read,
     /// Writing (and flushing) bytes to the server.
@@ -61,7 +67,9 @@ impl fmt::Display for Phase {
         f.write_str(match self {
             Phase::Connect => "connect",
             Phase::TlsHandshake => "TLS handshake",
-            Phase::Greeting | Phase::GreetingOverTls => "waiting for the greeting",
+            Phase::Greeting | Phase::GreetingOverTls | Phase::GreetingOnImplicitTlsPort => {
+                "waiting for the greeting"
+            }
             Phase::Read => "read",
             Phase::Write => "write",
             Phase::Proxy => "connecting through the SOCKS5 proxy",
@@ -338,6 +346,10 @@ impl fmt::Display for Error {
                 f.write_str("the session ran past its overall time limit")
             }
             Error::Timeout(Phase::Greeting) => f.write_str(
+                "waiting for the greeting timed out: the server said nothing within the \
+                 read limit",
+            ),
+            Error::Timeout(Phase::GreetingOnImplicitTlsPort) => f.write_str(
                 "waiting for the greeting timed out: the server said nothing; this port \
                  may expect TLS (implicit TLS, 995)",
             ),
@@ -722,6 +734,9 @@ impl Error {
             Error::Usage(UsageError::StlsUnavailable) => ErrorKind::Tls,
             Error::Usage(_) => ErrorKind::Usage,
             Error::Server(e) => server_kind(e),
+            // Silence on the implicit-TLS port is a misconfiguration that a
+            // retry by cron would repeat for ever.
+            Error::Timeout(Phase::GreetingOnImplicitTlsPort) => ErrorKind::Tls,
             Error::Timeout(_) => ErrorKind::Timeout,
             Error::Proxy(e) => proxy_kind(e),
         }
@@ -753,6 +768,24 @@ impl Error {
     }
 }
 
+/// The operating system's random generator failed (a SCRAM nonce could
+/// not be made). Carried inside [`Error::Io`] so that its kind is
+/// [`ErrorKind::Local`]: this machine is broken, and retrying against the
+/// network will not mend it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RandomFailure {
+    /// The generator's own words.
+    pub reason: String,
+}
+
+impl fmt::Display for RandomFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the system's random generator failed: {}", self.reason)
+    }
+}
+
+impl std::error::Error for RandomFailure {}
+
 /// An I/O error's kind: a file's or a certificate's problem is local (or
 /// the trust settings'), a bad name the caller's, the rest the network's
 /// (the resolver's failures have no kind of their own).
@@ -766,6 +799,9 @@ fn io_kind(error: &io::Error) -> ErrorKind {
     let inner = error.get_ref();
     if inner.is_some_and(|e| e.is::<crate::CertFileError>()) {
         return ErrorKind::Tls;
+    }
+    if inner.is_some_and(|e| e.is::<RandomFailure>()) {
+        return ErrorKind::Local;
     }
     match error.kind() {
         io::ErrorKind::InvalidInput => ErrorKind::Usage,
@@ -953,6 +989,12 @@ mod tests {
                 )),
                 Local,
             ),
+            (
+                Error::Io(io::Error::other(RandomFailure {
+                    reason: "no entropy".into(),
+                })),
+                Local,
+            ),
             (io(io::ErrorKind::ConnectionReset), Network),
             (io(io::ErrorKind::UnexpectedEof), Network),
             (io(io::ErrorKind::InvalidInput), Usage),
@@ -1000,6 +1042,7 @@ mod tests {
             ),
             (Error::Closed, Closed),
             (Error::Timeout(Phase::Greeting), Timeout),
+            (Error::Timeout(Phase::GreetingOnImplicitTlsPort), Tls),
             (Error::Timeout(Phase::Session), Timeout),
             (Error::Proxy(Socks5ConnectError::Io(refused())), Network),
             (
@@ -1061,11 +1104,14 @@ mod tests {
 
     #[test]
     fn a_silent_greeting_suggests_implicit_tls_only_without_tls() {
-        let plain = Error::Timeout(Phase::Greeting).to_string();
+        let on_995 = Error::Timeout(Phase::GreetingOnImplicitTlsPort).to_string();
         assert!(
-            plain.contains("may expect TLS (implicit TLS, 995)"),
-            "{plain}"
+            on_995.contains("may expect TLS (implicit TLS, 995)"),
+            "{on_995}"
         );
+        // Elsewhere the whole read limit passed: no guess about TLS.
+        let plain = Error::Timeout(Phase::Greeting).to_string();
+        assert!(!plain.contains("TLS") && !plain.contains("995"), "{plain}");
         let over_tls = Error::Timeout(Phase::GreetingOverTls).to_string();
         assert_eq!(over_tls, "waiting for the greeting timed out");
     }

@@ -85,7 +85,9 @@ use std::io;
 
 pub use certificate::{channel_binding, CertificateInfo, FingerprintError, Sha256Fingerprint};
 pub use connection::{BulkDeletion, BulkRetrieval, Connection};
-pub use error::{Error, ErrorKind, IoContext, IoSubject, Phase, Result, TlsDiagnosis, UtcTime};
+pub use error::{
+    Error, ErrorKind, IoContext, IoSubject, Phase, RandomFailure, Result, TlsDiagnosis, UtcTime,
+};
 pub use maybe_tls::{MaybeTls, TlsStream};
 pub use options::{crypto_provider, parse_server_name, Options, Timeouts, TlsOptions};
 pub use reader::MessageReader;
@@ -96,10 +98,15 @@ pub use trust::{CertFileError, FingerprintMismatch, PeerCertificates, TrustRoots
 /// [`Credentials::random_scram_nonce`](pop3_proto::Credentials::random_scram_nonce),
 /// which every driver uses).
 ///
-/// Fails with [`Error::Io`] if the random generator fails.
+/// Fails with [`Error::Io`] holding a [`RandomFailure`] (kind
+/// [`ErrorKind::Local`], not a network error to retry) if the random
+/// generator fails.
 pub fn scram_nonce() -> Result<String> {
-    pop3_proto::Credentials::random_scram_nonce()
-        .map_err(|error| Error::Io(io::Error::other(error.to_string())))
+    pop3_proto::Credentials::random_scram_nonce().map_err(|error| {
+        Error::Io(io::Error::other(RandomFailure {
+            reason: error.to_string(),
+        }))
+    })
 }
 
 #[cfg(test)]

@@ -31,10 +31,12 @@ use crate::{Error, IoContext, IoSubject, Result};
 /// connection without TLS (`connect_plain`, `connect_starttls`) to port
 /// 995, at most 10 s. A port 995 server speaks implicit TLS and waits in
 /// silence for the client's TLS hello, so after 10 s the connect function
-/// fails with [`Phase::Greeting`](crate::Phase::Greeting), whose text says
-/// that the port may expect TLS, instead of after the whole read limit.
-/// Elsewhere a slow greeting (a server that looks up the client's name
-/// first) is waited for, and the same error comes at the read limit.
+/// fails with [`Phase::GreetingOnImplicitTlsPort`](crate::Phase::GreetingOnImplicitTlsPort)
+/// (kind `Tls`), whose text says that the port may expect TLS, instead of
+/// after the whole read limit. Elsewhere a slow greeting (a server that
+/// looks up the client's name first) is waited for, and silence is
+/// [`Phase::Greeting`](crate::Phase::Greeting) (kind `Timeout`) at the read
+/// limit, with no guess about TLS.
 ///
 /// `read` and `write` are idle limits: they apply to single reads and
 /// writes, not to whole commands. A 100 MiB message that keeps arriving never

@@ -67,6 +67,21 @@ pub enum TrustRoots {
     OnlyGiven,
 }
 
+impl TrustRoots {
+    /// The root store these roots make, as a connection builds it: for
+    /// [`TrustRoots::System`], the operating system's store (with
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`, and the Mozilla roots when the
+    /// store is empty). For another TLS client of the same program (an
+    /// OAuth token endpoint) that must trust what the POP3 connections
+    /// trust, such as a company's own root.
+    ///
+    /// Fails when `SSL_CERT_FILE` names a file without a usable
+    /// certificate ([`CertFileError`] inside [`Error::Io`]).
+    pub fn root_store(self) -> Result<RootCertStore> {
+        root_store(self, system_roots)
+    }
+}
+
 /// A place where a connection records the certificate chain the server
 /// presented, before it is verified, so it can be shown even after a failed
 /// handshake (as `pop3 serverinfo` does).

@@ -80,6 +80,17 @@ pub enum Fault {
     Redirect,
     /// `invalid_grant` with this `error_description`.
     InvalidGrant(String),
+    /// Exactly this answer: a status line's status (`503 Service
+    /// Unavailable`), a `Content-Type` and a body, as an overloaded provider
+    /// or the gateway in front of it sends.
+    Answer {
+        /// The status and its reason phrase.
+        status: &'static str,
+        /// The media type.
+        content_type: &'static str,
+        /// The body.
+        body: &'static str,
+    },
 }
 
 /// What one poll of a device code gets.
@@ -545,6 +556,18 @@ fn token(
         }
         Some(Fault::InvalidGrant(description)) => {
             return oauth_error(stream, "invalid_grant", &description)
+        }
+        Some(Fault::Answer {
+            status,
+            content_type,
+            body,
+        }) => {
+            return write_answer(
+                stream,
+                status,
+                &[("Content-Type", content_type)],
+                body.as_bytes(),
+            )
         }
         None => {}
     }

@@ -150,8 +150,11 @@ pub async fn silent_implicit_tls_port_is_named_within_seconds<T: Transport>(t: &
         };
         let e = expect_connect_err(result, "a silent port 995");
         let took = started.elapsed();
-        assert!(matches!(e, Error::Timeout(Phase::Greeting)), "{e:?}");
-        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(
+            matches!(e, Error::Timeout(Phase::GreetingOnImplicitTlsPort)),
+            "{e:?}"
+        );
+        assert_eq!(e.kind(), ErrorKind::Tls);
         let shown = e.to_string();
         assert!(
             shown.contains("this port may expect TLS (implicit TLS, 995)"),
