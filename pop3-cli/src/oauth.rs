@@ -215,9 +215,7 @@ fn failure(cli: &Cli, account: &str, error: &OAuthError) -> Failure {
         | OAuthError::UnexplainedStatus { .. }
         | OAuthError::UnexpectedContentType { .. }
         | OAuthError::MalformedAnswer { .. } => Exit::Unavailable,
-        OAuthError::Refused { .. }
-        | OAuthError::AuthorizationDenied { .. }
-        | OAuthError::StateMismatch => Exit::NoPerm,
+        OAuthError::Refused { .. } | OAuthError::AuthorizationDenied { .. } => Exit::NoPerm,
         OAuthError::Storage { .. } | OAuthError::CorruptStore { .. } => Exit::IoErr,
         OAuthError::AuthorizationTimedOut | OAuthError::DeviceCodeExpired => Exit::TempFail,
         OAuthError::DeviceFlowUnavailable { .. } | OAuthError::BadAccountName => Exit::Usage,

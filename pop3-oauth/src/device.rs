@@ -83,15 +83,8 @@ impl DeviceAuthorization {
                 }),
             };
         }
-        let answer: DeviceAnswer =
-            serde_json::from_slice(&response.body).map_err(|error| Error::MalformedAnswer {
-                why: format!(
-                    "{:?} JSON at line {} column {}",
-                    error.classify(),
-                    error.line(),
-                    error.column()
-                ),
-            })?;
+        let answer: DeviceAnswer = serde_json::from_slice(&response.body)
+            .map_err(|error| Error::malformed_json(&error))?;
         // Polling faster than every second helps nobody; a provider asking
         // for more than a minute is answered every minute at most.
         let interval = Duration::from_secs(answer.interval.unwrap_or(5).clamp(1, 60));

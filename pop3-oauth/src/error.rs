@@ -49,12 +49,6 @@ pub enum Error {
     /// Nothing is stored for this account, or what is stored has expired
     /// and holds no refresh token.
     NotLoggedIn,
-    /// The browser came back with a different `state`. The loopback wait
-    /// no longer ends with this: a request without this login's state is
-    /// answered 400 and ignored, and only the deadline
-    /// ([`Error::AuthorizationTimedOut`]) or the matching redirect end it.
-    /// Kept so that code matching on it still compiles.
-    StateMismatch,
     /// The user (or the provider) refused the consent.
     AuthorizationDenied {
         /// The `error` code of the redirect.
@@ -152,9 +146,6 @@ impl std::fmt::Display for Error {
                 }
             }),
             Error::NotLoggedIn => f.write_str("no usable token is stored for this account"),
-            Error::StateMismatch => f.write_str(
-                "the browser came back with a different state: another page answered the login; try again",
-            ),
             Error::AuthorizationDenied { error, description } => {
                 write!(f, "the authorization was refused ({error})")?;
                 described(f, description)
@@ -189,6 +180,19 @@ fn status_is_transient(status: u16) -> bool {
 }
 
 impl Error {
+    /// An answer that is not the JSON it should be. serde_json's message may
+    /// quote a value (a token, a code): only its kind and position are kept.
+    pub(crate) fn malformed_json(error: &serde_json::Error) -> Error {
+        Error::MalformedAnswer {
+            why: format!(
+                "{:?} JSON at line {} column {}",
+                error.classify(),
+                error.line(),
+                error.column()
+            ),
+        }
+    }
+
     /// Whether trying the same thing again later may work without anyone
     /// changing anything: the provider is down or overloaded (`5xx`, `429`,
     /// the OAuth errors `temporarily_unavailable` and `server_error`, a

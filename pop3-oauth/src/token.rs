@@ -98,17 +98,8 @@ pub(crate) fn require_json(response: &Response) -> Result<(), Error> {
 pub(crate) fn parse_answer(response: &Response, asked_scope: &str) -> Result<Answer, Error> {
     require_json(response)?;
     if response.status == 200 {
-        let granted: Granted =
-            serde_json::from_slice(&response.body).map_err(|error| Error::MalformedAnswer {
-                // serde_json's message may quote a value: only its kind and
-                // position are kept.
-                why: format!(
-                    "{:?} JSON at line {} column {}",
-                    error.classify(),
-                    error.line(),
-                    error.column()
-                ),
-            })?;
+        let granted: Granted = serde_json::from_slice(&response.body)
+            .map_err(|error| Error::malformed_json(&error))?;
         if let Some(kind) = &granted.token_type {
             if !kind.eq_ignore_ascii_case("bearer") {
                 return Err(Error::MalformedAnswer {
