@@ -322,6 +322,22 @@ mod tests {
         dir
     }
 
+    /// What a store holds at the least: an access token, nothing else.
+    fn access_token_only() -> StoredTokens {
+        StoredTokens {
+            version: 1,
+            provider: "gmail".into(),
+            token_endpoint: "https://t/".into(),
+            tokens: Tokens {
+                access_token: Secret::new("at"),
+                expires_at: None,
+                refresh_token: None,
+                scope: None,
+                obtained_at: None,
+            },
+        }
+    }
+
     #[test]
     fn saved_tokens_are_0600_and_read_back() {
         let dir = scratch("save");
@@ -369,18 +385,7 @@ mod tests {
         let _ = fs::create_dir_all(&dir);
         let _ = fs::set_permissions(&dir, fs::Permissions::from_mode(0o755));
         let store = TokenStore::new(&dir);
-        let stored = StoredTokens {
-            version: 1,
-            provider: "gmail".into(),
-            token_endpoint: "https://t/".into(),
-            tokens: Tokens {
-                access_token: Secret::new("at"),
-                expires_at: None,
-                refresh_token: None,
-                scope: None,
-                obtained_at: None,
-            },
-        };
+        let stored = access_token_only();
         assert!(store.save("a", &stored).is_ok());
         let mode = fs::metadata(&dir)
             .ok()
@@ -475,18 +480,7 @@ mod tests {
         // 200 bytes as given, 600 once percent-encoded.
         let long = "é".repeat(100);
         assert!(matches!(store.path(&long), Err(Error::BadAccountName)));
-        let stored = StoredTokens {
-            version: 1,
-            provider: "gmail".into(),
-            token_endpoint: "https://t/".into(),
-            tokens: Tokens {
-                access_token: Secret::new("at"),
-                expires_at: None,
-                refresh_token: None,
-                scope: None,
-                obtained_at: None,
-            },
-        };
+        let stored = access_token_only();
         assert!(matches!(
             store.save(&long, &stored),
             Err(Error::BadAccountName)
